@@ -1,0 +1,25 @@
+#include "parallel.h"
+
+void cnnc_parallel_range(int64_t n, int64_t grain, cnnc_range_fn body, void *ctx)
+{
+    int threads = cnnc_threads_for(n, grain);
+    if (threads <= 1) {
+        unsigned fpu = cnnc_fpu_enter();
+        body(0, n, ctx);
+        cnnc_fpu_restore(fpu);
+        return;
+    }
+    int64_t per_thread = cnnc_ceil_div(cnnc_ceil_div(n, threads), 64) * 64;
+#ifdef CNNC_OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static)
+#endif
+    for (int t = 0; t < threads; ++t) {
+        int64_t begin = (int64_t)t * per_thread;
+        int64_t end = cnnc_min_i64(n, begin + per_thread);
+        if (begin < end) {
+            unsigned fpu = cnnc_fpu_enter();
+            body(begin, end, ctx);
+            cnnc_fpu_restore(fpu);
+        }
+    }
+}

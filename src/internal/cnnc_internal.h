@@ -1,0 +1,76 @@
+/* Internal helpers shared by the drivers: errors, argument checks, size
+ * arithmetic, kernel-table dispatch, threading and scratch memory. */
+#ifndef CNNC_INTERNAL_H
+#define CNNC_INTERNAL_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "cnnc.h"
+
+#define CNNC_INTERNAL __attribute__((visibility("hidden")))
+#define CNNC_ALIGN 64
+
+/* ---- errors ------------------------------------------------------------ */
+/* Records a printf-style message for cnnc_last_error() and returns status,
+ * so that drivers can write `return cnnc_error(CNNC_ERR_SHAPE, "...")`. */
+CNNC_INTERNAL cnnc_status cnnc_error(cnnc_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define CNNC_CHECK_PTR(p) \
+    do { if ((p) == NULL) return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: %s is NULL", __func__, #p); } while (0)
+#define CNNC_CHECK_NONNEG(v) \
+    do { if ((v) < 0) return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: %s = %lld must be >= 0", __func__, #v, (long long)(v)); } while (0)
+#define CNNC_CHECK_POS(v) \
+    do { if ((v) <= 0) return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: %s = %lld must be > 0", __func__, #v, (long long)(v)); } while (0)
+#define CNNC_TRY(expr) \
+    do { cnnc_status cnnc_try_status_ = (expr); if (cnnc_try_status_ != CNNC_OK) return cnnc_try_status_; } while (0)
+
+/* ---- size arithmetic ---------------------------------------------------- */
+/* *out = a * b (then * c ...) with overflow detection; sets the error. */
+CNNC_INTERNAL cnnc_status cnnc_mul_sizes(int64_t *out, int count, ...);
+/* Bytes for count floats, checking that it fits size_t. */
+CNNC_INTERNAL cnnc_status cnnc_float_bytes(int64_t count, size_t *bytes);
+
+/* ---- dispatch ----------------------------------------------------------- */
+/* Each kernel family defines one table type and one table per ISA, in
+ * src/kernels/<isa>/. The driver picks one with CNNC_PICK, which returns the
+ * best table not above the active ISA. Tables missing from the build are NULL. */
+CNNC_INTERNAL const void *cnnc_pick_table(const void *scalar, const void *avx2, const void *avx512);
+#if defined(CNNC_HAVE_AVX2)
+#  define CNNC_IF_AVX2(x) (&(x))
+#else
+#  define CNNC_IF_AVX2(x) ((const void *)0)
+#endif
+#if defined(CNNC_HAVE_AVX512)
+#  define CNNC_IF_AVX512(x) (&(x))
+#else
+#  define CNNC_IF_AVX512(x) ((const void *)0)
+#endif
+/* Usage: const struct cnnc_foo_kernels *k = CNNC_PICK(cnnc_foo_kernels); with
+ * tables named cnnc_foo_kernels_scalar / _avx2 / _avx512. */
+#define CNNC_PICK(name) \
+    ((const struct name *)cnnc_pick_table(&name##_scalar, CNNC_IF_AVX2(name##_avx2), CNNC_IF_AVX512(name##_avx512)))
+
+/* ---- threads ------------------------------------------------------------ */
+/* Threads to use for `work` units of roughly `grain` units each, at least 1:
+ * small problems stay on the calling thread. */
+CNNC_INTERNAL int cnnc_threads_for(int64_t work, int64_t grain);
+/* Flush-to-zero / denormals-are-zero for the calling thread, returning the
+ * previous state for cnnc_fpu_restore. Called at the top of every parallel
+ * region so that backward passes never crawl through denormals. */
+CNNC_INTERNAL unsigned cnnc_fpu_enter(void);
+CNNC_INTERNAL void cnnc_fpu_restore(unsigned state);
+
+/* ---- memory ------------------------------------------------------------- */
+/* Per-thread scratch buffer `slot` (0 <= slot < CNNC_WORKSPACE_SLOTS) of at
+ * least `bytes` bytes, 64-byte aligned, kept between calls and grown as
+ * needed. NULL (with the error set) if allocation fails. Contents are not
+ * preserved when it grows. */
+#define CNNC_WORKSPACE_SLOTS 8
+CNNC_INTERNAL void *cnnc_workspace(int slot, size_t bytes);
+
+static inline int64_t cnnc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t cnnc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t cnnc_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+#endif

@@ -1,0 +1,16 @@
+/* Splitting a flat range [0, n) into contiguous chunks across threads, for
+ * the elementwise drivers. */
+#ifndef CNNC_PARALLEL_H
+#define CNNC_PARALLEL_H
+#include "cnnc_internal.h"
+
+/* Below this many elements per thread, threading costs more than it saves. */
+#define CNNC_ELEMENTWISE_GRAIN 32768
+
+/* Runs body(begin, end, ctx) over [0, n) in chunks, on as many threads as
+ * the size warrants; chunk boundaries are multiples of 64 elements so that
+ * each thread's vector loop starts aligned to the arrays' alignment. */
+typedef void (*cnnc_range_fn)(int64_t begin, int64_t end, void *ctx);
+CNNC_INTERNAL void cnnc_parallel_range(int64_t n, int64_t grain, cnnc_range_fn body, void *ctx);
+
+#endif

@@ -1,0 +1,42 @@
+#include <string.h>
+#include "check.h"
+
+static void test_conventions(void)
+{
+    CHECK(strlen(cnnc_version()) > 0);
+    CHECK(cnnc_get_isa() <= cnnc_max_isa());
+    CHECK_STATUS(cnnc_set_num_threads(0), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(cnnc_last_error(), "threads") != NULL);
+    CHECK_OK(cnnc_set_num_threads(2));
+    CHECK(cnnc_get_num_threads() == 2);
+    CHECK_STATUS(cnnc_set_isa((cnnc_isa)7), CNNC_ERR_INVALID_ARGUMENT);
+    void *p = cnnc_malloc(100);
+    CHECK(p != NULL && ((uintptr_t)p % 64) == 0);
+    cnnc_free(p);
+    cnnc_free(NULL);
+}
+
+static void test_relu(void)
+{
+    enum { N = 1027 };
+    float x[N], y[N], dy[N], dx[N];
+    unsigned seed = 1;
+    for (int i = 0; i < N; ++i) { x[i] = check_uniform(&seed); dy[i] = check_uniform(&seed); }
+    CHECK_OK(cnnc_relu_forward(N, x, y));
+    CHECK_OK(cnnc_relu_backward(N, x, dy, dx));
+    for (int i = 0; i < N; ++i) {
+        CHECK(y[i] == (x[i] > 0 ? x[i] : 0.0f));
+        CHECK(dx[i] == (x[i] > 0 ? dy[i] : 0.0f));
+    }
+    CHECK_STATUS(cnnc_relu_forward(-1, x, y), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cnnc_relu_forward(4, NULL, y), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK_OK(cnnc_relu_forward(0, NULL, NULL));
+}
+
+int main(void)
+{
+    test_conventions();
+    test_relu();
+    cnnc_release_workspace();
+    return check_finish("test_core");
+}

@@ -1,0 +1,31 @@
+"""Shared fixtures: every kernel test runs on every ISA path this machine
+supports and at 1 and 2 threads."""
+import numpy as np
+import pytest
+
+import cnnc
+
+_ORDER = ("scalar", "avx2", "avx512")
+AVAILABLE_ISAS = _ORDER[: _ORDER.index(cnnc.max_isa()) + 1]
+
+
+@pytest.fixture(params=AVAILABLE_ISAS)
+def isa(request):
+    """Run the test with this ISA path forced, restoring the default after."""
+    previous = cnnc.isa()
+    cnnc.set_isa(request.param)
+    yield request.param
+    cnnc.set_isa(previous)
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    previous = cnnc.get_num_threads()
+    cnnc.set_num_threads(request.param)
+    yield request.param
+    cnnc.set_num_threads(previous)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
