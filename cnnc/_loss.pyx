@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3, boundscheck=False
 """Losses: per-sample values and the gradient of their sum.
 
 Each function returns ``(loss, grad)``: ``loss`` of shape ``(N,)`` holds
