@@ -1,0 +1,1 @@
+"""The ``cnnc`` command line: ``cnnc info``, ``cnnc train``, ``cnnc predict``."""

@@ -1,0 +1,223 @@
+"""``cnnc train``: train a zoo model on a data set, evaluate it, save the
+model, its training curves (CSV and PNG) and its first layer's filters."""
+import csv
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+# --model name -> cnnc.applications constructor name
+MODELS = {"mnist_cnn": "MnistCNN", "lenet5": "LeNet5", "resnet18": "ResNet18",
+          "resnet34": "ResNet34", "resnet50": "ResNet50", "vgg16": "VGG16", "vgg19": "VGG19",
+          "alexnet": "AlexNet"}
+OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
+# Augmentations --augment may list (comma separated); "standard" is a good
+# default for small grayscale images such as Fashion-MNIST.
+AUGMENTATIONS = ("flip", "translate", "rotate", "zoom", "crop", "contrast", "brightness")
+STANDARD_AUGMENT = "flip,translate"
+# Default epochs: the full Fashion-MNIST is 20x the bundled sample, so the
+# no-argument run stays within a few minutes on two cores either way.
+DEFAULT_EPOCHS_FULL = 2
+DEFAULT_EPOCHS_SAMPLE = 8
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "train", help="train a model on a data set, evaluate it and save it",
+        description="Train a model of the cnnc zoo on a data set, evaluate it on the test set, "
+                    "and save the model, the training curves (CSV and PNG) and the first "
+                    "layer's filters. With no arguments: the classic MNIST CNN on Fashion-MNIST "
+                    "(the full set if found, else the sample bundled with cnnc).")
+    p.add_argument("--model", default="mnist_cnn", choices=sorted(MODELS), help="zoo model (default mnist_cnn)")
+    p.add_argument("--dataset", default="fashion_mnist",
+                   choices=("fashion_mnist", "mnist", "idx", "folder", "npz"),
+                   help="fashion_mnist (default), mnist, idx (a directory of IDX files), folder "
+                        "(one sub-folder of images per class) or npz")
+    p.add_argument("--data", metavar="PATH", help="where the data set is (directory or .npz)")
+    p.add_argument("--epochs", type=int, help=f"training epochs (default {DEFAULT_EPOCHS_FULL} on "
+                   f"the full Fashion-MNIST, {DEFAULT_EPOCHS_SAMPLE} on smaller sets; 5 is the "
+                   f"reference recipe)")
+    p.add_argument("--batch-size", type=int, default=32, help="default 32")
+    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS, help="default adam")
+    p.add_argument("--lr", type=float, help="learning rate (default: the optimizer's, 0.001 for adam)")
+    p.add_argument("--momentum", type=float, default=0.0, help="for sgd")
+    p.add_argument("--augment", nargs="?", const="standard", default=None, metavar="LIST",
+                   help=f"augment the training images; LIST is comma separated from "
+                        f"{', '.join(AUGMENTATIONS)} (alone: {STANDARD_AUGMENT})")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
+                   help="resize images of a folder data set")
+    p.add_argument("--grayscale", action="store_true", help="read folder images as grayscale")
+    p.add_argument("--max-samples", type=int, help="train on the first N training images only")
+    p.add_argument("--threads", type=int, help="threads for the C kernels (default: all cores)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default runs/MODEL-DATASET-TIME)")
+    p.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
+                   help="1: progress bar, 2: one line per epoch (default: 1 on a terminal)")
+    p.set_defaults(run=run)
+    return p
+
+
+def augmentation_layers(spec, seed, input_shape):
+    """The preprocessing layers an --augment LIST names (pixel values 0..255);
+    "crop" is a 2-pixel pad-and-crop at the input size."""
+    from cnnc import layers
+    if spec is None:
+        return []
+    names = [s.strip() for s in (STANDARD_AUGMENT if spec == "standard" else spec).split(",") if s.strip()]
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"--augment: unknown {unknown}; choose from {', '.join(AUGMENTATIONS)}")
+    make = {
+        "flip": lambda s: layers.RandomFlip("horizontal", seed=s),
+        "translate": lambda s: layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=s),
+        "rotate": lambda s: layers.RandomRotation(0.03, fill_mode="constant", seed=s),
+        "zoom": lambda s: layers.RandomZoom(0.1, fill_mode="constant", seed=s),
+        "crop": lambda s: layers.RandomCrop(input_shape[0], input_shape[1], padding=2, seed=s),
+        "contrast": lambda s: layers.RandomContrast(0.2, seed=s),
+        "brightness": lambda s: layers.RandomBrightness(0.1, seed=s),
+    }
+    return [make[n](seed + 101 * k) for k, n in enumerate(names)]
+
+
+def build_model(name, input_shape, num_classes, scale):
+    """Input -> Rescaling(scale) -> the zoo model: the saved model takes raw
+    pixel values."""
+    from cnnc import applications, layers
+    from cnnc.models import Model
+    base = getattr(applications, MODELS[name])(input_shape=input_shape, classes=num_classes)
+    inputs = layers.Input(shape=input_shape, name="image")
+    x = layers.Rescaling(scale, name="rescaling")(inputs)
+    return Model(inputs, base(x), name=name)
+
+
+class Augmenter:
+    """Applies the augmentation layers in training mode (the Dataset's hook,
+    run in its background thread)."""
+
+    def __init__(self, layer_list):
+        self.layers = layer_list
+
+    def __call__(self, x, training=True):
+        for layer in self.layers:
+            x = layer(x, training=True)
+        return x
+
+
+def write_history_csv(history, path):
+    keys = list(history)
+    rows = max((len(v) for v in history.values()), default=0)
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["epoch"] + keys)
+        for e in range(rows):
+            writer.writerow([e + 1] + [f"{history[k][e]:.6g}" if e < len(history[k]) else "" for k in keys])
+    os.replace(tmp, path)
+    return path
+
+
+def save_with_classes(model, path, class_names, pixel_scale=1.0):
+    """model.save(path), plus the class names and the input convention in the
+    file's metadata (read back by ``cnnc predict``)."""
+    from cnnc import _safetensors
+    model.save(path)
+    tensors, metadata = _safetensors.read(path)
+    metadata["class_names"] = json.dumps(list(class_names))
+    metadata["pixel_scale"] = json.dumps(pixel_scale)
+    _safetensors.write(path, tensors, metadata)
+    return path
+
+
+def first_conv_layer(model):
+    from cnnc.layers import Conv2D
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop(0)
+        if isinstance(layer, Conv2D):
+            return layer
+        if hasattr(layer, "layers"):
+            stack = list(layer.layers) + stack
+    return None
+
+
+def run(args):
+    import cnnc
+    from cnnc import optimizers, visualize
+    from cnnc.cli.data import default_out_dir, load, scale_for
+    from cnnc.data import Dataset
+    from cnnc.utils import set_random_seed
+
+    if args.threads is not None:
+        cnnc.set_num_threads(args.threads)
+    set_random_seed(args.seed)
+    data = load(args.dataset, args.data, image_size=args.image_size,
+                color_mode="grayscale" if args.grayscale else None, seed=args.seed)
+    x_train, y_train = data.x_train, data.y_train
+    if args.max_samples:
+        x_train, y_train = x_train[:args.max_samples], y_train[:args.max_samples]
+    full_fashion = args.dataset == "fashion_mnist" and not data.is_sample
+    epochs = args.epochs
+    if epochs is None:
+        epochs = DEFAULT_EPOCHS_FULL if len(x_train) >= 20000 else DEFAULT_EPOCHS_SAMPLE
+        print(f"cnnc: {epochs} epochs by default on {len(x_train)} training images "
+              f"(pass --epochs N to change; 5 is the reference recipe)", file=sys.stderr)
+    if epochs < 1 or args.batch_size < 1:
+        raise ValueError("--epochs and --batch-size must be >= 1")
+    print(f"cnnc: data: {data.description}", file=sys.stderr)
+
+    scale = scale_for(x_train)
+    model = build_model(args.model, data.input_shape, data.num_classes, scale)
+    opt_kwargs = {} if args.lr is None else {"learning_rate": args.lr}
+    if args.optimizer == "sgd" and args.momentum:
+        opt_kwargs["momentum"] = args.momentum
+    optimizer = optimizers.get({"class_name": args.optimizer, "config": opt_kwargs})
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    aug = augmentation_layers(args.augment, args.seed, data.input_shape)
+    train = Dataset(x_train, y_train, batch_size=args.batch_size, seed=args.seed,
+                    augment=Augmenter(aug) if aug else None)
+    out = args.out or default_out_dir(args.model, args.dataset)
+    os.makedirs(out, exist_ok=True)
+
+    verbose = args.verbose if args.verbose is not None else "auto"
+    start = time.perf_counter()
+    history = model.fit(train, epochs=epochs, validation_data=(data.x_test, data.y_test),
+                        verbose=verbose)
+    train_seconds = time.perf_counter() - start
+    loss, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=256, verbose=0)
+
+    model_path = save_with_classes(model, os.path.join(out, "model.safetensors"), data.class_names)
+    csv_path = write_history_csv(history.history, os.path.join(out, "history.csv"))
+    png_path = visualize.plot_history(history, os.path.join(out, "curves.png"),
+                                      title=f"{args.model} on {args.dataset}")
+    conv = first_conv_layer(model)
+    filters_path = (visualize.plot_filters(conv, os.path.join(out, "filters.png"))
+                    if conv is not None else None)
+    summary = {"model": args.model, "dataset": args.dataset, "data": data.description,
+               "bundled_sample": data.is_sample, "epochs": epochs, "batch_size": args.batch_size,
+               "optimizer": args.optimizer, "learning_rate": args.lr, "augment": args.augment,
+               "seed": args.seed, "threads": cnnc.get_num_threads(), "isa": cnnc.isa(),
+               "test_loss": float(loss), "test_accuracy": float(accuracy),
+               "train_seconds": train_seconds, "seconds_per_epoch": train_seconds / epochs,
+               "class_names": data.class_names}
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+
+    where = "the bundled Fashion-MNIST sample" if data.is_sample else args.dataset
+    print(f"\ntest accuracy {accuracy:.4f}, test loss {loss:.4f}  ({args.model} on {where}, "
+          f"{epochs} epochs, {train_seconds / epochs:.1f} s/epoch on {cnnc.get_num_threads()} threads)")
+    if data.is_sample:
+        print("  (trained on the 3,000-image sample bundled with cnnc; install dataset-fashion-mnist "
+              "or pass --data DIR for the full set)")
+    elif full_fashion and args.epochs is None:
+        print(f"  ({epochs} epochs by default to stay within a few minutes; --epochs 5 reaches ~0.91)")
+    print(f"  model:    {model_path}")
+    print(f"  curves:   {csv_path}")
+    print(f"            {png_path}")
+    if filters_path:
+        print(f"  filters:  {filters_path}")
+    print(f"  summary:  {os.path.join(out, 'summary.json')}")
+    print(f"  try:      cnnc predict {model_path} IMAGE.png")
+    return 0
