@@ -4,17 +4,13 @@ import json
 import numpy as np
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser("predict", help="print the top classes a saved model gives images",
-                              description="Classify image files with a model saved by cnnc "
-                                          "(e.g. by `cnnc train`).")
+def add_arguments(p):
     p.add_argument("model", help="a model file (model.safetensors)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, or anything Pillow reads)")
     p.add_argument("--top", type=int, default=3, help="classes to print per image (default 3)")
     p.add_argument("--invert", action="store_true",
                    help="invert the images first (dark objects on a light background, unlike "
                         "(Fashion-)MNIST)")
-    p.set_defaults(run=run)
     return p
 
 
@@ -40,6 +36,16 @@ def load_images(paths, input_shape, invert=False):
 
 
 def run(args):
+    """Print the top classes a saved model gives image files.
+
+    MODEL is a file saved by cnnc (e.g. by `cnnc train`); images are read as
+    the model's input (grayscale or colour, resized).
+    """
+    from cnnc.cli.train import guarded
+    return guarded("predict", _predict, args)
+
+
+def _predict(args):
     from cnnc.models import load_model
     model = load_model(args.model, compile=False)
     names, scale = model_metadata(args.model)

@@ -23,13 +23,7 @@ DEFAULT_EPOCHS_FULL = 2
 DEFAULT_EPOCHS_SAMPLE = 8
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser(
-        "train", help="train a model on a data set, evaluate it and save it",
-        description="Train a model of the cnnc zoo on a data set, evaluate it on the test set, "
-                    "and save the model, the training curves (CSV and PNG) and the first "
-                    "layer's filters. With no arguments: the classic MNIST CNN on Fashion-MNIST "
-                    "(the full set if found, else the sample bundled with cnnc).")
+def add_arguments(p):
     p.add_argument("--model", default="mnist_cnn", choices=sorted(MODELS), help="zoo model (default mnist_cnn)")
     p.add_argument("--dataset", default="fashion_mnist",
                    choices=("fashion_mnist", "mnist", "idx", "folder", "npz"),
@@ -55,7 +49,6 @@ def add_parser(subparsers):
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/MODEL-DATASET-TIME)")
     p.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
                    help="1: progress bar, 2: one line per epoch (default: 1 on a terminal)")
-    p.set_defaults(run=run)
     return p
 
 
@@ -143,6 +136,26 @@ def first_conv_layer(model):
 
 
 def run(args):
+    """Train a zoo model on a data set, evaluate it, save it and its curves.
+
+    Trains a model of cnnc.applications on a data set, evaluates it on the
+    test set, and saves the model, the training curves (CSV and PNG) and the
+    first layer's filters. With no arguments: the classic MNIST CNN on
+    Fashion-MNIST (the full set if found, else the sample bundled with cnnc).
+    """
+    return guarded("train", _train, args)
+
+
+def guarded(command, fn, args):
+    """Run a command, turning the errors a user can fix into one line."""
+    try:
+        return fn(args)
+    except (ValueError, FileNotFoundError, ImportError, OSError) as exc:
+        print(f"cnnc {command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _train(args):
     import cnnc
     from cnnc import optimizers, visualize
     from cnnc.cli.data import default_out_dir, load, scale_for

@@ -103,9 +103,11 @@ def read_image(path, color_mode="rgb", image_size=None):
     return image
 
 
-def list_image_folder(directory, class_names=None):
+def list_image_folder(directory, class_names=None, allow_missing=False):
     """``(paths, labels, class_names)`` of an image folder: one sub-folder per
-    class, classes in alphabetical order unless ``class_names`` is given."""
+    class, classes in alphabetical order unless ``class_names`` is given
+    (then every sub-folder must be one of them and, unless
+    ``allow_missing``, every one of them must have a sub-folder)."""
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{directory}: no such directory")
@@ -115,12 +117,17 @@ def list_image_folder(directory, class_names=None):
     else:
         class_names = list(class_names)
         missing = [c for c in class_names if c not in subdirs]
-        if missing:
+        if missing and not allow_missing:
             raise ValueError(f"{directory}: no sub-folder for class(es) {missing}")
+        unknown = [d for d in subdirs if d not in class_names] if allow_missing else []
+        if unknown:
+            raise ValueError(f"{directory}: sub-folder(s) {unknown} are not among the classes {class_names}")
     if not class_names:
         raise ValueError(f"{directory}: no class sub-folders (expected one folder of images per class)")
     paths, labels = [], []
     for label, name in enumerate(class_names):
+        if name not in subdirs:
+            continue
         for root, _, files in sorted(os.walk(os.path.join(directory, name))):
             for f in sorted(files):
                 if f.lower().endswith(IMAGE_EXTENSIONS):
@@ -132,7 +139,8 @@ def list_image_folder(directory, class_names=None):
     return paths, np.asarray(labels, np.int32), list(class_names)
 
 
-def load_image_folder(directory, image_size=None, color_mode="rgb", class_names=None):
+def load_image_folder(directory, image_size=None, color_mode="rgb", class_names=None,
+                      allow_missing=False):
     """Load every image of an image folder (``directory/<class>/<image>``).
 
     Returns ``(x, y, class_names)``: x uint8 of shape (N, H, W, C), y int32
@@ -141,7 +149,7 @@ def load_image_folder(directory, image_size=None, color_mode="rgb", class_names=
     must all have the same size.
     """
     _check_mode(color_mode)
-    paths, labels, class_names = list_image_folder(directory, class_names)
+    paths, labels, class_names = list_image_folder(directory, class_names, allow_missing)
     images = []
     for path in paths:
         image = read_image(path, color_mode, image_size)
@@ -162,7 +170,10 @@ def load_image_folders(directory, image_size=None, color_mode="rgb", validation_
                      if os.path.isdir(os.path.join(directory, d))), None)
     if os.path.isdir(os.path.join(directory, "train")) and test_dir is not None:
         x_train, y_train, names = load_image_folder(os.path.join(directory, "train"), image_size, color_mode)
-        x_test, y_test, _ = load_image_folder(test_dir, image_size, color_mode, class_names=names)
+        if image_size is None:  # the test images must match the training images
+            image_size = x_train.shape[1:3]
+        x_test, y_test, _ = load_image_folder(test_dir, image_size, color_mode, class_names=names,
+                                              allow_missing=True)
         return (x_train, y_train), (x_test, y_test), names
     if not 0.0 < validation_split < 1.0:
         raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")

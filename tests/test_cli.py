@@ -1,0 +1,97 @@
+"""The cnnc command: train on the bundled sample, predict, info; data
+loading for every --dataset kind."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cnnc import _png
+from cnnc.cli import data as cli_data
+from cnnc.datasets import _search, fashion_mnist, load_idx, save_npz
+
+
+@pytest.fixture
+def sample_only(monkeypatch, tmp_path):
+    """As on a machine without the full Fashion-MNIST."""
+    monkeypatch.setenv("CNNC_DATA", str(tmp_path / "nothing"))
+    monkeypatch.setattr(_search, "SYSTEM_ROOT", str(tmp_path / "nothing"))
+
+
+def test_info_runs():
+    out = subprocess.run([sys.executable, "-P", "-m", "cnnc", "info"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "isa" in out.stdout and "threads" in out.stdout
+
+
+def test_dataset_kinds(tmp_path, sample_only, rng):
+    data = cli_data.load("fashion_mnist")
+    assert data.is_sample and data.input_shape == (28, 28, 1) and data.num_classes == 10
+    assert data.class_names[9] == "Ankle boot"
+    (x, y), (xt, yt) = load_idx(fashion_mnist.SAMPLE_DIR)
+    data = cli_data.load("idx", fashion_mnist.SAMPLE_DIR)
+    assert data.class_names == [str(i) for i in range(10)] and len(data.x_test) == 1000
+    save_npz(tmp_path / "d.npz", x[:40], y[:40], xt[:10], yt[:10])
+    data = cli_data.load("npz", tmp_path / "d.npz")
+    assert data.x_train.shape == (40, 28, 28, 1)
+    pick = np.concatenate([np.flatnonzero(y == c)[:2] for c in range(3)])
+    pick_t = np.concatenate([np.flatnonzero(yt == c)[:2] for c in (0, 2)])
+    for split, imgs, labels in (("train", x[pick], y[pick]), ("test", xt[pick_t], yt[pick_t])):
+        for i, (img, label) in enumerate(zip(imgs, labels)):
+            folder = tmp_path / "folder" / split / fashion_mnist.CLASS_NAMES[label].replace("/", "-")
+            folder.mkdir(parents=True, exist_ok=True)
+            _png.write_png(folder / f"{i}.png", img)
+    data = cli_data.load("folder", tmp_path / "folder", color_mode="grayscale")
+    assert data.x_train.shape == (6, 28, 28, 1) and len(data.x_test) == 4
+    assert data.class_names == ["Pullover", "T-shirt-top", "Trouser"]
+    np.testing.assert_array_equal(data.y_test, [0, 0, 1, 1])
+    with pytest.raises(ValueError, match="--data"):
+        cli_data.load("npz")
+    with pytest.raises(ValueError, match="--dataset"):
+        cli_data.load("cifar")
+
+
+def test_train_then_predict_on_the_bundled_sample(tmp_path, sample_only, capsys):
+    pytest.importorskip("cnnc.models")
+    from cnnc.__main__ import main
+    from cnnc.models import load_model
+    out = tmp_path / "run"
+    status = main(["train", "--epochs", "2", "--max-samples", "600", "--out", str(out),
+                   "--verbose", "2", "--augment", "flip,translate,crop", "--seed", "3"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "bundled" in captured.err and "test accuracy" in captured.out
+    for name in ("model.safetensors", "history.csv", "curves.png", "filters.png", "summary.json"):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["bundled_sample"] and summary["epochs"] == 2
+    assert summary["test_accuracy"] > 0.5  # 600 images, 2 epochs: well above chance (0.1)
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,") and "val_accuracy" in rows[0] and len(rows) == 3
+
+    model = load_model(str(out / "model.safetensors"), compile=False)
+    (_, _), (xt, yt) = load_idx(fashion_mnist.SAMPLE_DIR)
+    probs = model.predict(xt[:200, :, :, None].astype(np.float32), verbose=0)
+    assert abs((probs.argmax(1) == yt[:200]).mean() - summary["test_accuracy"]) < 0.15
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"img{i}.png"))
+        _png.write_png(paths[-1], xt[i])
+    assert main(["predict", str(out / "model.safetensors"), *paths, "--top", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3
+    names = set(fashion_mnist.CLASS_NAMES)
+    for line in lines:
+        assert sum(name in line for name in names) >= 2
+    assert main(["predict", str(out / "model.safetensors"), str(tmp_path / "missing.png")]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_train_argument_errors(tmp_path, sample_only, capsys):
+    pytest.importorskip("cnnc.models")
+    from cnnc.__main__ import main
+    assert main(["train", "--augment", "spin", "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert "unknown" in capsys.readouterr().err
+    assert main(["train", "--dataset", "npz", "--out", str(tmp_path)]) == 2
