@@ -22,6 +22,11 @@
  * costs more than it saves: about 20 microseconds of one core's work. */
 #define GEMM_THREAD_GRAIN ((int64_t)1 << 21)
 
+/* op(B) with at most this many NR panels counts as skinny (strips_inplace);
+ * its packed K x N block is kept under GEMM_SKINNY_B_BYTES (a slice of L3). */
+#define GEMM_SKINNY_PANELS 4
+#define GEMM_SKINNY_B_BYTES ((int64_t)4 << 20)
+
 struct gemm_plan {
     const struct cnnc_gemm_kernels *kern;
     int64_t M, N, K;
@@ -31,6 +36,7 @@ struct gemm_plan {
     float *C; int64_t ldc;
     int64_t mc, kc, nc;                 /* block sizes used for this call */
     int threads, tm, tn;                /* threads = tm (over rows) x tn (over NR panels) */
+    int a_inplace;                      /* op(A) read in place, see strips_inplace */
     float *bp;                          /* packed B block, shared */
     int failed;
 };
@@ -54,6 +60,53 @@ static inline void split_range(int64_t count, int parts, int index, int64_t *beg
     *end = cnnc_min_i64(count, *begin + per);
 }
 
+/* The BLIS inner loops: A packed per MC block (kept in L2), jr outside ir
+ * so that each B micro-panel stays in L1 while the A micro-panels stream. */
+static void blocks_packed(const struct gemm_plan *plan, float *ap, int64_t row_begin, int64_t row_end,
+                          int64_t jb, int64_t je, int64_t jc, int64_t pc, int64_t kc, float beta)
+{
+    const struct cnnc_gemm_kernels *kern = plan->kern;
+    const int64_t MR = kern->mr, NR = kern->nr;
+    for (int64_t ic = row_begin; ic < row_end && jb < je; ic += plan->mc) {
+        const int64_t mc = cnnc_min_i64(plan->mc, row_end - ic);
+        kern->pack_a(mc, kc, plan->A + ic * plan->a_rs + pc * plan->a_cs, plan->a_rs, plan->a_cs, ap);
+        for (int64_t jr = jb; jr < je; ++jr) {
+            const float *bpanel = plan->bp + jr * NR * kc;
+            const int64_t j = jc + jr * NR;
+            const int64_t n = cnnc_min_i64(NR, plan->N - j);
+            for (int64_t ir = 0; ir < mc; ir += MR)
+                kern->ukernel(kc, ap + ir * kc, 1, MR, bpanel, plan->C + (ic + ir) * plan->ldc + j,
+                              plan->ldc, cnnc_min_i64(MR, mc - ir), n, plan->alpha, beta);
+        }
+    }
+}
+
+/* Skinny op(B) (few NR panels) with row-major op(A): packing A would cost
+ * about as much as the product, so the micro-kernel reads MR rows of A in
+ * place, and ir runs outside jr so that those rows are fetched from memory
+ * once and reused from L1 for every panel. Only a last strip of fewer than
+ * MR rows is packed (zero-padded), so nothing past A is read. */
+static void strips_inplace(const struct gemm_plan *plan, float *ap, int64_t row_begin, int64_t row_end,
+                           int64_t jb, int64_t je, int64_t jc, int64_t pc, int64_t kc, float beta)
+{
+    const struct cnnc_gemm_kernels *kern = plan->kern;
+    const int64_t MR = kern->mr, NR = kern->nr;
+    for (int64_t ir = row_begin; ir < row_end; ir += MR) {
+        const int64_t m = cnnc_min_i64(MR, row_end - ir);
+        const float *a = plan->A + ir * plan->a_rs + pc;
+        int64_t rs = plan->a_rs, cs = 1;
+        if (m < MR) {
+            kern->pack_a(m, kc, a, plan->a_rs, 1, ap);
+            a = ap, rs = 1, cs = MR;
+        }
+        for (int64_t jr = jb; jr < je; ++jr) {
+            const int64_t j = jc + jr * NR;
+            kern->ukernel(kc, a, rs, cs, plan->bp + jr * NR * kc, plan->C + ir * plan->ldc + j,
+                          plan->ldc, m, cnnc_min_i64(NR, plan->N - j), plan->alpha, beta);
+        }
+    }
+}
+
 static void gemm_thread(struct gemm_plan *plan, int tid)
 {
     const struct cnnc_gemm_kernels *kern = plan->kern;
@@ -61,7 +114,7 @@ static void gemm_thread(struct gemm_plan *plan, int tid)
     const int threads = plan->threads;
     const int ti = tid / plan->tn, tj = tid % plan->tn;
 
-    float *ap = cnnc_workspace(0, (size_t)plan->mc * (size_t)plan->kc * sizeof(float));
+    float *ap = cnnc_workspace(0, (size_t)(plan->a_inplace ? MR : plan->mc) * (size_t)plan->kc * sizeof(float));
     if (!ap)
         __atomic_store_n(&plan->failed, 1, __ATOMIC_RELAXED);
     team_barrier(threads);
@@ -90,20 +143,10 @@ static void gemm_thread(struct gemm_plan *plan, int tid)
 
             int64_t jb, je;
             split_range(n_panels, plan->tn, tj, &jb, &je);
-            for (int64_t ic = row_begin; ic < row_end && jb < je; ic += plan->mc) {
-                const int64_t mc = cnnc_min_i64(plan->mc, row_end - ic);
-                kern->pack_a(mc, kc, plan->A + ic * plan->a_rs + pc * plan->a_cs,
-                             plan->a_rs, plan->a_cs, ap);
-                for (int64_t jr = jb; jr < je; ++jr) {
-                    const float *bpanel = plan->bp + jr * NR * kc;
-                    const int64_t j = jc + jr * NR;
-                    const int64_t n = cnnc_min_i64(NR, plan->N - j);
-                    for (int64_t ir = 0; ir < mc; ir += MR)
-                        kern->ukernel(kc, ap + ir * kc, 1, MR, bpanel,
-                                      plan->C + (ic + ir) * plan->ldc + j, plan->ldc,
-                                      cnnc_min_i64(MR, mc - ir), n, plan->alpha, beta);
-                }
-            }
+            if (plan->a_inplace)
+                strips_inplace(plan, ap, row_begin, row_end, jb, je, jc, pc, kc, beta);
+            else
+                blocks_packed(plan, ap, row_begin, row_end, jb, je, jc, pc, kc, beta);
             team_barrier(threads); /* the B block is overwritten next */
         }
     }
@@ -186,8 +229,15 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
         .B = B, .b_rs = tb == CNNC_NO_TRANS ? ldb : 1, .b_cs = tb == CNNC_NO_TRANS ? 1 : ldb,
         .C = C, .ldc = ldc,
     };
-    plan.kc = balanced_block(K, kern->kc, 1);
     plan.nc = balanced_block(N, kern->nc, NR);
+    /* Skinny op(B): see strips_inplace. K is then blocked only to bound the
+     * packed B (GEMM_SKINNY_B_BYTES), so that C is written about once. */
+    const int64_t n_pad = cnnc_ceil_div(N, NR) * NR;
+    plan.a_inplace = ta == CNNC_NO_TRANS && n_pad <= GEMM_SKINNY_PANELS * NR;
+    if (plan.a_inplace)
+        plan.kc = balanced_block(K, cnnc_max_i64(kern->kc, GEMM_SKINNY_B_BYTES / (n_pad * (int64_t)sizeof(float))), 1);
+    else
+        plan.kc = balanced_block(K, kern->kc, 1);
 
     /* Threads: as many as the work warrants, arranged as tm x tn to split
      * the rows of C (preferred: B stays shared, A is packed once) or its NR
