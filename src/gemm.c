@@ -26,6 +26,8 @@
  * its packed K x N block is kept under GEMM_SKINNY_B_BYTES (a slice of L3). */
 #define GEMM_SKINNY_PANELS 4
 #define GEMM_SKINNY_B_BYTES ((int64_t)4 << 20)
+/* Strips of MR rows per unit of work on the skinny path. */
+#define GEMM_STRIP_UNIT 16
 
 struct gemm_plan {
     const struct cnnc_gemm_kernels *kern;
@@ -37,6 +39,8 @@ struct gemm_plan {
     int64_t mc, kc, nc;                 /* block sizes used for this call */
     int threads, tm, tn;                /* threads = tm (over rows) x tn (over NR panels) */
     int a_inplace;                      /* op(A) read in place, see strips_inplace */
+    int dynamic;                        /* threads take MC-row units from next_unit */
+    int64_t next_unit[2];               /* per (jc, pc) iteration, alternating */
     float *bp;                          /* packed B block, shared */
     int failed;
 };
@@ -121,10 +125,13 @@ static void gemm_thread(struct gemm_plan *plan, int tid)
     if (__atomic_load_n(&plan->failed, __ATOMIC_RELAXED))
         return;
 
+    /* Static split: rows [row_begin, row_end) of this thread's row group. */
     int64_t row_begin, row_end;
     split_range(cnnc_ceil_div(plan->M, MR), plan->tm, ti, &row_begin, &row_end);
     row_begin *= MR;
     row_end = cnnc_min_i64(plan->M, row_end * MR);
+    const int64_t units = cnnc_ceil_div(plan->M, plan->mc);
+    int64_t iteration = 0;
 
     for (int64_t jc = 0; jc < plan->N; jc += plan->nc) {
         const int64_t nc = cnnc_min_i64(plan->nc, plan->N - jc);
@@ -143,10 +150,28 @@ static void gemm_thread(struct gemm_plan *plan, int tid)
 
             int64_t jb, je;
             split_range(n_panels, plan->tn, tj, &jb, &je);
-            if (plan->a_inplace)
-                strips_inplace(plan, ap, row_begin, row_end, jb, je, jc, pc, kc, beta);
-            else
-                blocks_packed(plan, ap, row_begin, row_end, jb, je, jc, pc, kc, beta);
+            int64_t *next = &plan->next_unit[iteration & 1];
+            for (;;) {
+                int64_t rb = row_begin, re = row_end;
+                if (plan->dynamic) {
+                    int64_t u = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED);
+                    if (u >= units)
+                        break;
+                    rb = u * plan->mc;
+                    re = cnnc_min_i64(plan->M, rb + plan->mc);
+                }
+                if (plan->a_inplace)
+                    strips_inplace(plan, ap, rb, re, jb, je, jc, pc, kc, beta);
+                else
+                    blocks_packed(plan, ap, rb, re, jb, je, jc, pc, kc, beta);
+                if (!plan->dynamic)
+                    break;
+            }
+            /* The other counter was last used before the barrier above;
+             * ready it for the next iteration. */
+            if (tid == 0)
+                __atomic_store_n(&plan->next_unit[(iteration + 1) & 1], 0, __ATOMIC_RELAXED);
+            ++iteration;
             team_barrier(threads); /* the B block is overwritten next */
         }
     }
@@ -253,23 +278,37 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
     }
     const int64_t m_panels = cnnc_ceil_div(M, MR), n_panels = cnnc_ceil_div(plan.nc, NR);
     int tm = 1, tn = 1;
-    double best = -1.0;
-    for (int d = threads; d >= 1; --d) {
-        if (threads % d)
-            continue;
-        double score = balance(m_panels, d) * balance(n_panels, threads / d);
-        if (score > best + 1e-9) {
-            best = score;
-            tm = d;
-            tn = threads / d;
+    if (threads > 1 && m_panels >= 2 * (int64_t)threads) {
+        /* Enough rows: threads take row units of MC (or fewer) rows from a
+         * shared counter, about four per thread at least, so that a thread
+         * slowed by anything else on its core does less of the work. Which
+         * thread computes a tile does not change its value. */
+        plan.dynamic = 1;
+        tm = threads;
+        int64_t unit = cnnc_ceil_div(m_panels, 4 * (int64_t)threads) * MR;
+        plan.mc = cnnc_min_i64(plan.a_inplace ? GEMM_STRIP_UNIT * MR : kern->mc, unit);
+    } else {
+        /* Few rows: a static tm x tn split of the rows and the NR panels of
+         * C, whichever balances better (B stays shared; threads splitting
+         * panels pack the same small A). */
+        double best = -1.0;
+        for (int d = threads; d >= 1; --d) {
+            if (threads % d)
+                continue;
+            double score = balance(m_panels, d) * balance(n_panels, threads / d);
+            if (score > best + 1e-9) {
+                best = score;
+                tm = d;
+                tn = threads / d;
+            }
         }
+        if (m_panels < tm)
+            tm = 1, tn = 1;
+        plan.mc = balanced_block(cnnc_ceil_div(m_panels, tm) * MR, kern->mc, MR);
     }
-    if (tm * tn > 1 && m_panels < tm) tm = 1, tn = 1, threads = 1;
     plan.threads = threads = tm * tn;
     plan.tm = tm;
     plan.tn = tn;
-    int64_t rows_per_thread = cnnc_ceil_div(m_panels, tm) * MR;
-    plan.mc = balanced_block(cnnc_min_i64(rows_per_thread, M + MR - 1), kern->mc, MR);
 
     plan.bp = cnnc_workspace(1, (size_t)plan.kc * (size_t)(cnnc_ceil_div(plan.nc, NR) * NR) * sizeof(float));
     if (!plan.bp)
