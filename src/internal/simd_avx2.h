@@ -82,5 +82,7 @@ static inline __m256 v_scale2(__m256 p, __m256 n)
     (m) = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(xi_, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f800000))); \
 } while (0)
 
+#include "simd_tail.h"
+
 #include "simd_exp_log.h"
 #endif

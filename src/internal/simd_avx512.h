@@ -51,5 +51,7 @@ static inline __m512 v_sign(__m512 a)
     (m) = _mm512_getmant_ps((x), _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero); \
 } while (0)
 
+#include "simd_tail.h"
+
 #include "simd_exp_log.h"
 #endif

@@ -44,4 +44,6 @@ typedef int vmask;
 /* sign(a) with sign(0) = 0 (the subgradient TensorFlow and PyTorch use). */
 static inline float v_sign(float a) { return a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : 0.0f); }
 #define V_SIGN(a) v_sign(a)
+#include "simd_tail.h"
+
 #endif
