@@ -30,6 +30,10 @@ from cnnc.layers.merge import (Add, Average, Concatenate, Maximum, Minimum, Mult
 from cnnc.layers.zero_padding2d import ZeroPadding2D
 from cnnc.layers.cropping2d import Cropping2D
 from cnnc.layers.upsampling2d import UpSampling2D
+from cnnc.layers.sequence_resizing import Cropping1D, UpSampling1D, ZeroPadding1D
+from cnnc.layers.rescaling import Rescaling
+from cnnc.layers.spatial_dropout import SpatialDropout1D, SpatialDropout2D
+from cnnc.layers.permute import Permute
 
 Convolution1D = Conv1D
 Convolution2D = Conv2D
@@ -40,7 +44,9 @@ _LAYER_CLASSES = {cls.__name__: cls for cls in (
     AveragePooling2D, MaxPooling1D, MaxPooling2D, GlobalAveragePooling1D,
     GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Flatten, Reshape, Dropout,
     BatchNormalization, Activation, ReLU, LeakyReLU, ELU, Softmax, Add, Subtract, Multiply,
-    Average, Maximum, Minimum, Concatenate, ZeroPadding2D, Cropping2D, UpSampling2D)}
+    Average, Maximum, Minimum, Concatenate, ZeroPadding2D, Cropping2D, UpSampling2D,
+    ZeroPadding1D, Cropping1D, UpSampling1D, Rescaling, SpatialDropout1D, SpatialDropout2D,
+    Permute)}
 
 
 def register(cls):
