@@ -1,4 +1,4 @@
-"""Rescaling, SpatialDropout, Permute and the 1-D padding, cropping and
+"""Rescaling, Permute and the 1-D padding, cropping and
 upsampling layers."""
 import numpy as np
 import pytest
@@ -16,23 +16,6 @@ def test_rescaling(rng):
     check_config_round_trip(layer, x)
     with pytest.raises(ValueError, match="scale"):
         L.Rescaling(float("nan"))
-
-
-@pytest.mark.parametrize("cls, shape", [(L.SpatialDropout2D, (4, 3, 3, 8)),
-                                        (L.SpatialDropout1D, (4, 5, 8))])
-def test_spatial_dropout(cls, shape, rng):
-    layer = cls(0.5, seed=2)
-    x = rng.uniform(1, 2, size=shape).astype(np.float32)
-    np.testing.assert_array_equal(layer(x), x)
-    y, r, dx, _ = run_layer(layer, x, rng)
-    kept = y != 0
-    first = kept[(slice(None),) + (slice(0, 1),) * (len(shape) - 2)]
-    assert np.all(kept == first) and 0 < kept.mean() < 1
-    assert_close(y[kept], 2 * x[kept], rtol=1e-6, atol=0)
-    assert_close(dx, np.where(kept, 2 * r, 0), rtol=1e-6, atol=1e-7)
-    check_config_round_trip(layer)
-    with pytest.raises(ValueError, match="rank"):
-        cls(0.5)(np.ones((2, 3), np.float32), training=True)
 
 
 def test_permute(rng):
