@@ -1,21 +1,10 @@
-"""Rescaling, Permute and the 1-D padding, cropping and
+"""Permute and the 1-D padding, cropping and
 upsampling layers."""
 import numpy as np
 import pytest
 
 import cnnc.layers as L
 from layer_checks import assert_close, check_config_round_trip, numeric_grads, run_layer
-
-
-def test_rescaling(rng):
-    layer = L.Rescaling(1 / 255, offset=-0.5)
-    x = rng.integers(0, 256, size=(2, 4, 4, 1)).astype(np.float32)
-    y, r, dx, _ = run_layer(layer, x, rng)
-    assert_close(y, x / 255.0 - 0.5, rtol=1e-6, atol=1e-7)
-    assert_close(dx, r / 255.0, rtol=1e-6, atol=1e-9)
-    check_config_round_trip(layer, x)
-    with pytest.raises(ValueError, match="scale"):
-        L.Rescaling(float("nan"))
 
 
 def test_permute(rng):

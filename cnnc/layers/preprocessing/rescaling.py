@@ -1,19 +1,24 @@
-"""Rescaling of input values (e.g. pixels from [0, 255] to [0, 1])."""
+"""Rescaling of input values."""
+import numbers
+
 import numpy as np
 
 from cnnc.layers.base import Layer
 
 
 class Rescaling(Layer):
-    """``y = x * scale + offset``, any shape; ``Rescaling(1 / 255)`` turns
-    8-bit pixels into [0, 1] inside the model."""
+    """``y = x * scale + offset``, in training and inference alike: e.g.
+    ``Rescaling(1 / 255)`` maps [0, 255] to [0, 1], ``Rescaling(1 / 127.5,
+    offset=-1)`` maps it to [-1, 1]. Any input shape; output the same.
+    """
 
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("scale", scale), ("offset", offset)):
-            if np.ndim(value) != 0 or not np.isfinite(float(value)):
-                raise ValueError(f"{name} must be a finite scalar, got {value!r}")
-        self.scale, self.offset = float(scale), float(offset)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+        self.scale = float(scale)
+        self.offset = float(offset)
 
     def forward(self, x, training=False):
         y = np.multiply(x, np.float32(self.scale), dtype=np.float32)
