@@ -51,7 +51,7 @@ def write(path, tensors, metadata=None):
             raise ValueError(f"invalid tensor name {name!r}")
         array = np.asarray(array)
         dtype_name, dtype = _dtype_name(array)
-        array = np.ascontiguousarray(array, dtype=dtype)
+        array = np.asarray(array, dtype=dtype, order="C")
         header[name] = {"dtype": dtype_name, "shape": list(array.shape),
                         "data_offsets": [offset, offset + array.nbytes]}
         offset += array.nbytes

@@ -57,7 +57,7 @@ class Sequential(Model):
         self._rebuild()
         return layer
 
-    def _batch_input_shape(self):
+    def _stack_input_shape(self):
         if self._input_tensor is not None:
             return self._input_tensor.shape
         if self._stack and getattr(self._stack[0], "_batch_input_shape", None) is not None:
@@ -65,7 +65,7 @@ class Sequential(Model):
         return getattr(self, "_deferred_shape", None)
 
     def _rebuild(self):
-        shape = self._batch_input_shape()
+        shape = self._stack_input_shape()
         if shape is None or not self._stack:
             self._graph_ready = False
             self._layers = list(self._stack)
@@ -108,8 +108,8 @@ class Sequential(Model):
     def get_config(self):
         from cnnc.saving import serialize_layer
         return {"name": self.name, "trainable": self.trainable,
-                "batch_input_shape": (list(self._batch_input_shape())
-                                      if self._batch_input_shape() is not None else None),
+                "batch_input_shape": (list(self._stack_input_shape())
+                                      if self._stack_input_shape() is not None else None),
                 "layers": [serialize_layer(layer) for layer in self._stack]}
 
     @classmethod

@@ -47,13 +47,23 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, show_t
         headers.append("Connected to")
     if show_trainable:
         headers.append("Trainable")
-    line_length = line_length or (65 if sequential else 98)
-    positions = positions or ([0.45, 0.85, 1.0] if sequential else [0.33, 0.55, 0.67, 1.0])
-    if positions[-1] <= 1:
-        positions = [int(line_length * p) for p in positions]
-    if show_trainable:
-        positions = list(positions) + [positions[-1] + 11]
-        line_length = positions[-1]
+    table = []
+    for i, (name, shape, params, connected) in enumerate(rows):
+        layer = model.layers[i]
+        fields = [name, shape, f"{params:,}" if isinstance(params, int) else params]
+        if not sequential:
+            fields.append(connected)
+        if show_trainable:
+            fields.append("Y" if layer.trainable else "N")
+        table.append(fields)
+    if positions is None:
+        # Columns as wide as their content (the last one is never padded).
+        widths = [max([len(headers[c])] + [len(str(r[c])) for r in table]) + 3
+                  for c in range(len(headers))]
+        positions = [sum(widths[:c + 1]) for c in range(len(headers))]
+    elif positions[-1] <= 1:
+        positions = [int((line_length or 98) * p) for p in positions]
+    line_length = line_length or max(positions[-1], 65)
 
     def line(fields):
         text = ""
@@ -61,23 +71,17 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, show_t
             if i > 0:
                 text = text[:positions[i - 1] - 1] + " "
             text += str(field)
-            text = text.ljust(positions[i])
-        print_fn(" " + text.rstrip() if text.strip() else text)
+            if i < len(fields) - 1:
+                text = text.ljust(positions[i])
+        print_fn(" " + text.rstrip())
 
     print_fn(f'Model: "{model.name}"')
     print_fn("_" * line_length)
     line(headers)
     print_fn("=" * line_length)
-    trainable_ids = {id(layer) for layer in model.layers}
-    for i, (name, shape, params, connected) in enumerate(rows):
-        layer = model.layers[i]
-        fields = [name, shape, f"{params:,}" if isinstance(params, int) else params]
-        if not sequential:
-            fields.append(connected)
-        if show_trainable:
-            fields.append("Y" if layer.trainable and id(layer) in trainable_ids else "N")
+    for i, fields in enumerate(table):
         line(fields)
-        if i < len(rows) - 1:
+        if i < len(table) - 1:
             print_fn("")
     print_fn("=" * line_length)
     total = model.count_params()
