@@ -22,24 +22,13 @@ __all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
            "deserialize"]
 
 
-def _float_targets(y_true, y_pred, name):
-    y_true = np.asarray(y_true)
-    if y_true.dtype != np.float32 or not y_true.flags.c_contiguous:
-        y_true = np.ascontiguousarray(y_true, dtype=np.float32)
-    if y_true.shape != y_pred.shape:
-        if y_true.size == y_pred.size:
-            y_true = y_true.reshape(y_pred.shape)
-        else:
-            raise ValueError(f"{name}: targets have shape {y_true.shape} but predictions have "
-                             f"shape {y_pred.shape}")
-    return y_true
-
-
 class Loss:
-    """Base class. Subclasses implement ``compute(y_true, y_pred) ->
-    (per_sample_loss, grad)`` where grad is d(sum of per-sample losses)/d(y_pred).
+    """Base class. Subclasses implement ``compute(y_true, y_pred,
+    sample_weight=None, grad_scale=1.0, need_grad=True) -> (loss, grad)``:
+    ``loss[i] = w_i * L_i`` per sample ``(N,)`` and ``grad = grad_scale *
+    d(sum(loss)) / d(y_pred)`` (None when ``need_grad`` is false).
 
-    ``loss(y_true, y_pred, sample_weight=None)`` returns the reduced scalar
+    ``loss(y_true, y_pred, sample_weight=None)`` returns the reduced value
     like a Keras loss object.
     """
 
@@ -53,17 +42,15 @@ class Loss:
         self.name = name or _snake(type(self).__name__)
         self.reduction = reduction
 
-    def compute(self, y_true, y_pred):
+    def compute(self, y_true, y_pred, sample_weight=None, grad_scale=1.0, need_grad=True):
         raise NotImplementedError(f"{type(self).__name__} must implement compute")
 
-    def compute_from_logits(self, y_true, logits):
+    def compute_from_logits(self, y_true, logits, sample_weight=None, grad_scale=1.0,
+                            need_grad=True):
         raise TypeError(f"{type(self).__name__} has no fused logits form")
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        y_pred = ops_input(y_pred)
-        per_sample, _ = self.compute(y_true, y_pred)
-        if sample_weight is not None:
-            per_sample = per_sample * np.asarray(sample_weight, np.float32).reshape(-1)
+        per_sample, _ = self.compute(y_true, y_pred, sample_weight=sample_weight, need_grad=False)
         if self.reduction in ("none", None):
             return per_sample
         total = float(np.sum(per_sample, dtype=np.float64))
@@ -77,13 +64,6 @@ class Loss:
         return cls(**config)
 
 
-def ops_input(y_pred):
-    y_pred = np.asarray(y_pred)
-    if y_pred.dtype != np.float32 or not y_pred.flags.c_contiguous:
-        y_pred = np.ascontiguousarray(y_pred, dtype=np.float32)
-    return y_pred
-
-
 def _snake(name):
     out = []
     for i, ch in enumerate(name):
@@ -93,119 +73,111 @@ def _snake(name):
     return "".join(out)
 
 
-def _smooth(y_true, label_smoothing):
-    if not label_smoothing:
-        return y_true
-    classes = y_true.shape[-1]
-    return (y_true * np.float32(1.0 - label_smoothing)
-            + np.float32(label_smoothing / classes)).astype(np.float32)
+def _check_smoothing(label_smoothing):
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    return float(label_smoothing)
 
 
 class CategoricalCrossentropy(Loss):
-    """``-sum(y_true * log(y_pred))`` over the class axis; targets are
-    one-hot (or probability) rows. ``from_logits``: ``y_pred`` are logits."""
+    """``-sum(y_true * log(y_pred))`` over the last (class) axis, with
+    Keras's clipping of probabilities to ``[1e-7, 1 - 1e-7]``. Targets are
+    one-hot (or probability) rows, label-smoothed by ``label_smoothing``.
+    ``from_logits``: ``y_pred`` are logits (fused, stable softmax)."""
 
     fusable_activation = "softmax"
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
                  reduction="sum_over_batch_size", name="categorical_crossentropy"):
         super().__init__(name, reduction)
-        if axis not in (-1,):
+        if axis != -1:
             raise ValueError("cross-entropies are over the last axis (axis=-1)")
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
         self.from_logits = bool(from_logits)
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = _check_smoothing(label_smoothing)
         self.axis = axis
 
-    def compute(self, y_true, y_pred):
+    def compute(self, y_true, y_pred, sample_weight=None, grad_scale=1.0, need_grad=True):
         if self.from_logits:
-            return self.compute_from_logits(y_true, y_pred)
-        y_true = _smooth(_float_targets(y_true, y_pred, self.name), self.label_smoothing)
-        return ops.categorical_cross_entropy(y_pred, y_true)
+            return self.compute_from_logits(y_true, y_pred, sample_weight, grad_scale, need_grad)
+        return ops.categorical_cross_entropy(y_pred, y_true, label_smoothing=self.label_smoothing,
+                                             sample_weight=sample_weight, grad_scale=grad_scale,
+                                             need_grad=need_grad)
 
-    def compute_from_logits(self, y_true, logits):
-        y_true = _float_targets(y_true, logits, self.name)
-        return ops.softmax_cross_entropy(logits, y_true, label_smoothing=self.label_smoothing)
+    def compute_from_logits(self, y_true, logits, sample_weight=None, grad_scale=1.0,
+                            need_grad=True):
+        return ops.softmax_cross_entropy(logits, y_true, label_smoothing=self.label_smoothing,
+                                         sample_weight=sample_weight, grad_scale=grad_scale,
+                                         need_grad=need_grad)
 
     def get_config(self):
         return dict(super().get_config(), from_logits=self.from_logits,
                     label_smoothing=self.label_smoothing, axis=self.axis)
 
 
-def _int_labels(y_true, y_pred, name):
-    y_true = np.asarray(y_true)
-    n = y_pred.shape[0]
-    if y_true.shape not in ((n,), (n, 1)):
-        raise ValueError(f"{name}: integer targets must have shape ({n},) or ({n}, 1), "
-                         f"got {y_true.shape}")
-    labels = y_true.reshape(n)
-    if labels.dtype.kind == "f":
-        rounded = labels.astype(np.int64)
-        if not np.array_equal(rounded, labels):
-            raise ValueError(f"{name}: targets must be integer class indices")
-        labels = rounded
-    elif labels.dtype.kind not in "iu":
+def _labels(y_true, name):
+    labels = np.asarray(y_true)
+    if labels.dtype.kind not in "iuf":
         raise TypeError(f"{name}: targets must be integer class indices, got {labels.dtype}")
-    classes = y_pred.shape[-1]
-    if labels.size and (labels.min() < 0 or labels.max() >= classes):
-        raise ValueError(f"{name}: class indices must be in [0, {classes}), got values in "
-                         f"[{labels.min()}, {labels.max()}]")
-    return np.ascontiguousarray(labels, dtype=np.int64)
+    return labels
 
 
 class SparseCategoricalCrossentropy(Loss):
-    """Categorical cross-entropy with integer class targets ``(N,)``."""
+    """Categorical cross-entropy with integer class targets ``(N,)`` (or
+    ``(N, 1)``); ``ignore_class``: targets of that value contribute 0."""
 
     fusable_activation = "softmax"
 
-    def __init__(self, from_logits=False, reduction="sum_over_batch_size",
+    def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
                  name="sparse_categorical_crossentropy"):
         super().__init__(name, reduction)
         self.from_logits = bool(from_logits)
+        self.ignore_class = ignore_class
 
-    def compute(self, y_true, y_pred):
-        if self.from_logits:
-            return self.compute_from_logits(y_true, y_pred)
-        labels = _int_labels(y_true, y_pred, self.name)
-        one_hot = np.zeros(y_pred.shape, np.float32)
-        one_hot[np.arange(labels.shape[0]), labels] = 1.0
-        return ops.categorical_cross_entropy(y_pred, one_hot)
+    def compute(self, y_true, y_pred, sample_weight=None, grad_scale=1.0, need_grad=True):
+        if self.from_logits or self.ignore_class is not None:
+            if not self.from_logits:
+                raise ValueError("ignore_class needs from_logits=True or a fused softmax output")
+            return self.compute_from_logits(y_true, y_pred, sample_weight, grad_scale, need_grad)
+        return ops.categorical_cross_entropy(y_pred, _labels(y_true, self.name),
+                                             sample_weight=sample_weight, grad_scale=grad_scale,
+                                             need_grad=need_grad)
 
-    def compute_from_logits(self, y_true, logits):
-        return ops.softmax_cross_entropy(logits, _int_labels(y_true, logits, self.name))
+    def compute_from_logits(self, y_true, logits, sample_weight=None, grad_scale=1.0,
+                            need_grad=True):
+        return ops.softmax_cross_entropy(logits, _labels(y_true, self.name),
+                                         sample_weight=sample_weight, grad_scale=grad_scale,
+                                         ignore_index=self.ignore_class, need_grad=need_grad)
 
     def get_config(self):
-        return dict(super().get_config(), from_logits=self.from_logits)
+        return dict(super().get_config(), from_logits=self.from_logits,
+                    ignore_class=self.ignore_class)
 
 
 class BinaryCrossentropy(Loss):
-    """Mean over the last axes of ``-(y log p + (1 - y) log(1 - p))``."""
+    """Mean over the non-batch axes of ``-(y log p + (1 - y) log(1 - p))``
+    (p clipped to ``[1e-7, 1 - 1e-7]`` as Keras); ``from_logits``: stable
+    form on logits."""
 
     fusable_activation = "sigmoid"
 
     def __init__(self, from_logits=False, label_smoothing=0.0, reduction="sum_over_batch_size",
                  name="binary_crossentropy"):
         super().__init__(name, reduction)
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
         self.from_logits = bool(from_logits)
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = _check_smoothing(label_smoothing)
 
-    def _targets(self, y_true, y_pred):
-        y_true = _float_targets(y_true, y_pred, self.name)
-        if self.label_smoothing:
-            y_true = (y_true * np.float32(1.0 - self.label_smoothing)
-                      + np.float32(0.5 * self.label_smoothing)).astype(np.float32)
-        return y_true
-
-    def compute(self, y_true, y_pred):
+    def compute(self, y_true, y_pred, sample_weight=None, grad_scale=1.0, need_grad=True):
         if self.from_logits:
-            return self.compute_from_logits(y_true, y_pred)
-        return ops.binary_cross_entropy(y_pred, self._targets(y_true, y_pred))
+            return self.compute_from_logits(y_true, y_pred, sample_weight, grad_scale, need_grad)
+        return ops.binary_cross_entropy(y_pred, y_true, label_smoothing=self.label_smoothing,
+                                        sample_weight=sample_weight, grad_scale=grad_scale,
+                                        need_grad=need_grad)
 
-    def compute_from_logits(self, y_true, logits):
-        return ops.sigmoid_cross_entropy(logits, self._targets(y_true, logits))
+    def compute_from_logits(self, y_true, logits, sample_weight=None, grad_scale=1.0,
+                            need_grad=True):
+        return ops.sigmoid_cross_entropy(logits, y_true, label_smoothing=self.label_smoothing,
+                                         sample_weight=sample_weight, grad_scale=grad_scale,
+                                         need_grad=need_grad)
 
     def get_config(self):
         return dict(super().get_config(), from_logits=self.from_logits,
@@ -218,8 +190,9 @@ class MeanSquaredError(Loss):
     def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error"):
         super().__init__(name, reduction)
 
-    def compute(self, y_true, y_pred):
-        return ops.mean_squared_error(y_pred, _float_targets(y_true, y_pred, self.name))
+    def compute(self, y_true, y_pred, sample_weight=None, grad_scale=1.0, need_grad=True):
+        return ops.mean_squared_error(y_pred, y_true, sample_weight=sample_weight,
+                                      grad_scale=grad_scale, need_grad=need_grad)
 
 
 class MeanAbsoluteError(Loss):
@@ -228,8 +201,9 @@ class MeanAbsoluteError(Loss):
     def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error"):
         super().__init__(name, reduction)
 
-    def compute(self, y_true, y_pred):
-        return ops.mean_absolute_error(y_pred, _float_targets(y_true, y_pred, self.name))
+    def compute(self, y_true, y_pred, sample_weight=None, grad_scale=1.0, need_grad=True):
+        return ops.mean_absolute_error(y_pred, y_true, sample_weight=sample_weight,
+                                       grad_scale=grad_scale, need_grad=need_grad)
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):

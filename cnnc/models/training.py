@@ -199,7 +199,7 @@ class Trainer:
             compute = (out.loss.compute_from_logits if out.fused_step is not None
                        else out.loss.compute)
             per_sample, grad = compute(ys[k], outs[k], sample_weight=sample_weight,
-                                       grad_scale=out.weight / n)
+                                       grad_scale=out.weight / n, need_grad=with_grads)
             value = float(np.sum(per_sample, dtype=np.float64)) / n
             values.append(value)
             total += out.weight * value

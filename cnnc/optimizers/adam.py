@@ -32,14 +32,10 @@ class Adam(Optimizer):
             slots["vhat"] = np.zeros_like(weight.value)
         return slots
 
-    def _decay_factor(self, lr):
-        return None  # the kernel applies the decoupled decay
-
-    def _update(self, param, grad, slots, lr):
+    def _update(self, param, grad, slots, lr, options):
         ops.adam_update(param, grad, slots["m"], slots["v"], self.iterations + 1, lr,
                         beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
-                        weight_decay=self.weight_decay or 0.0, decoupled=True,
-                        vhat=slots.get("vhat"))
+                        vhat=slots.get("vhat"), **options)
 
     def get_config(self):
         return dict(super().get_config(), beta_1=self.beta_1, beta_2=self.beta_2,

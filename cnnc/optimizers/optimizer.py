@@ -9,7 +9,17 @@ import math
 
 import numpy as np
 
+from cnnc import ops
 from cnnc.optimizers import schedules as _schedules
+
+
+def _kernel_coefficients(regularizer):
+    """(l1, l2) when the regularizer is one of the built-in L1/L2 penalties,
+    which the update kernels apply themselves; None for any other."""
+    from cnnc import regularizers
+    if type(regularizer) in (regularizers.L1, regularizers.L2, regularizers.L1L2):
+        return regularizer.l1, regularizer.l2
+    return None
 
 
 class Optimizer:
@@ -102,68 +112,65 @@ class Optimizer:
         self.iterations = 0
 
     # -- updates -------------------------------------------------------------
-    def _clip(self, grads):
-        if self.clipnorm is not None:
-            for g in grads:
-                norm = math.sqrt(float(np.dot(g.reshape(-1), g.reshape(-1))))
-                if norm > self.clipnorm:
-                    np.multiply(g, np.float32(self.clipnorm / norm), out=g)
-        if self.global_clipnorm is not None:
-            total = math.sqrt(sum(float(np.dot(g.reshape(-1), g.reshape(-1))) for g in grads))
-            if total > self.global_clipnorm:
-                scale = np.float32(self.global_clipnorm / total)
-                for g in grads:
-                    np.multiply(g, scale, out=g)
-        if self.clipvalue is not None:
-            for g in grads:
-                np.clip(g, -self.clipvalue, self.clipvalue, out=g)
-
     def apply(self, weights):
-        """One update of every weight from its ``grad``, plus the gradient of
-        its regularizer's penalty (the training step of a model). Gradients
-        may be modified in place (regularization, clipping)."""
-        for w in weights:
-            if w.regularizer is not None:
-                np.add(w.grad, w.regularizer.gradient(w.value), out=w.grad)
-        self.apply_gradients([(w.grad, w) for w in weights])
+        """One update of every weight from its ``grad`` plus the gradient of
+        its regularizer's penalty: the training step of a model."""
+        self._apply([(w.grad, w) for w in weights], regularize=True)
 
     def apply_gradients(self, grads_and_vars):
-        """One update from ``(gradient, Weight)`` pairs (Keras's signature).
-        Gradients must be float32 C-contiguous arrays of the weights' shapes;
-        they may be modified in place by clipping."""
+        """One update from ``(gradient, Weight)`` pairs (Keras's signature)."""
+        self._apply(grads_and_vars, regularize=False)
+
+    def _apply(self, grads_and_vars, regularize):
         pairs = []
         for grad, weight in grads_and_vars:
             if grad is None:
                 continue
-            if not (isinstance(grad, np.ndarray) and grad.dtype == np.float32
-                    and grad.flags.c_contiguous and grad.flags.writeable):
-                grad = np.array(grad, dtype=np.float32, order="C")
+            grad = np.asarray(grad)
             if grad.shape != weight.value.shape:
                 raise ValueError(f"gradient of {weight.name!r} has shape {grad.shape}, "
                                  f"expected {weight.value.shape}")
             pairs.append((grad, weight))
         if not pairs:
             return
-        if self.clipnorm is not None or self.global_clipnorm is not None or self.clipvalue is not None:
-            self._clip([g for g, _ in pairs])
+        norm_clip = self.clipnorm is not None or self.global_clipnorm is not None
+        penalties = []
+        for i, (grad, weight) in enumerate(pairs):
+            l1 = l2 = 0.0
+            reg = weight.regularizer if regularize else None
+            if reg is not None:
+                folded = _kernel_coefficients(reg)
+                if folded is None or norm_clip:
+                    # The clipping norm must see the penalty's gradient.
+                    pairs[i] = (np.add(grad, reg.gradient(weight.value), dtype=np.float32),
+                                weight)
+                else:
+                    l1, l2 = folded
+            penalties.append((l1, l2))
+        scales = [1.0] * len(pairs)
+        if self.clipnorm is not None:
+            for i, (grad, _) in enumerate(pairs):
+                norm = math.sqrt(ops.sum_squares(grad))
+                if norm > self.clipnorm:
+                    scales[i] = self.clipnorm / norm
+        if self.global_clipnorm is not None:
+            norm = math.sqrt(ops.global_norm_sq([g for g, _ in pairs]))
+            if norm > self.global_clipnorm:
+                scales = [s * self.global_clipnorm / norm for s in scales]
         lr = self.learning_rate
-        decay = self._decay_factor(lr)
-        for grad, weight in pairs:
-            if id(weight) not in self._slots:
-                self._slots[id(weight)] = (weight, self._create_slots(weight))
-            if decay is not None:
-                np.multiply(weight.value, decay, out=weight.value)
-            self._update(weight.value, grad, self._slots[id(weight)][1], lr)
+        decay = self.weight_decay or 0.0
+        for (grad, weight), scale, (l1, l2) in zip(pairs, scales, penalties):
+            entry = self._slots.get(id(weight))
+            if entry is None:
+                entry = self._slots[id(weight)] = (weight, self._create_slots(weight))
+            self._update(weight.value, grad, entry[1], lr,
+                         dict(l1=l1, l2=l2, weight_decay=decay, decoupled=True,
+                              grad_scale=scale, clipvalue=self.clipvalue))
         self.iterations += 1
 
-    def _decay_factor(self, lr):
-        """Multiplier of the decoupled weight decay applied before the
-        kernel, or None when the kernel applies it (or there is none)."""
-        if not self.weight_decay:
-            return None
-        return np.float32(1.0 - lr * self.weight_decay)
-
-    def _update(self, param, grad, slots, lr):
+    def _update(self, param, grad, slots, lr, options):
+        """Run the C kernel: ``options`` are the common keyword arguments of
+        the ``cnnc.ops.*_update`` functions."""
         raise NotImplementedError(f"{type(self).__name__} must implement _update")
 
     # -- serialization ---------------------------------------------------------

@@ -34,10 +34,11 @@ class RMSprop(Optimizer):
             slots["average_gradient"] = np.zeros_like(weight.value)
         return slots
 
-    def _update(self, param, grad, slots, lr):
+    def _update(self, param, grad, slots, lr, options):
         ops.rmsprop_update(param, grad, slots["velocity"], lr, rho=self.rho,
                            momentum=self.momentum, epsilon=self.epsilon, centered=self.centered,
-                           mom=slots.get("momentum"), mg=slots.get("average_gradient"))
+                           mom=slots.get("momentum"), mg=slots.get("average_gradient"),
+                           **options)
 
     def get_config(self):
         return dict(super().get_config(), rho=self.rho, momentum=self.momentum,

@@ -21,11 +21,11 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
 
     def _create_slots(self, weight):
-        return {"momentum": np.zeros_like(weight.value)}
+        return {"momentum": np.zeros_like(weight.value)} if self.momentum > 0 else {}
 
-    def _update(self, param, grad, slots, lr):
-        ops.sgd_update(param, grad, slots["momentum"], lr, momentum=self.momentum,
-                       nesterov=self.nesterov)
+    def _update(self, param, grad, slots, lr, options):
+        ops.sgd_update(param, grad, slots.get("momentum"), lr, momentum=self.momentum,
+                       nesterov=self.nesterov, **options)
 
     def get_config(self):
         return dict(super().get_config(), momentum=self.momentum, nesterov=self.nesterov)
