@@ -25,11 +25,13 @@ def to_list(data, names, what):
         if missing:
             raise ValueError(f"{what}: missing entries {missing}; got keys {sorted(data)}")
         return [_as_array(data[n], what) for n in names]
+    # As Keras: a list of arrays is one array per model input/output.
     if isinstance(data, (list, tuple)) and (len(names) > 1 or (
-            len(data) == 1 and isinstance(data[0], np.ndarray))):
+            data and all(isinstance(d, np.ndarray) for d in data))):
         if len(data) != len(names):
-            raise ValueError(f"{what}: expected {len(names)} arrays (one per model "
-                             f"{'input' if what.startswith('x') else 'output'}), got {len(data)}")
+            kind = "input" if what.startswith("x") else "output"
+            raise ValueError(f"{what}: the model expects {len(names)} {kind} array(s), "
+                             f"got a list of {len(data)}")
         return [_as_array(d, what) for d in data]
     if len(names) > 1:
         raise ValueError(f"{what}: the model has {len(names)} of them; pass a list or a dict")

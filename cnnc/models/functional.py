@@ -419,8 +419,8 @@ class Model(Trainer, Layer):
         elif not isinstance(x, (list, tuple)):
             x = [x]
         if len(x) != len(self._input_tensors):
-            raise ValueError(f"model {self.name!r} expects {len(self._input_tensors)} input "
-                             f"array(s), got {len(x)}")
+            raise ValueError(f"model {self.name!r}: the model expects "
+                             f"{len(self._input_tensors)} input array(s), got {len(x)}")
         out = []
         for array in x:
             array = np.asarray(array)
