@@ -167,6 +167,7 @@ class Model(Trainer, Layer):
                 self._producer[s] = step
         self._grad_buffers = {}
         self._backward_key = None
+        self._compiled_outputs = None  # outputs changed: resolve losses/metrics again
         self._input_layers = [t.node.layer if t.node is not None else None for t in in_tensors]
         self._graph_ready = True
         self.built = True
