@@ -71,13 +71,15 @@ def image_grid(tiles, ncols=None, pad=1, scale=1, per_tile=True, background=1.0)
     return np.clip(np.rint(grid * 255), 0, 255).astype(np.uint8)
 
 
-def save_image_grid(tiles, path, ncols=None, title=None, cmap="viridis", scale=None, **kwargs):
+def save_image_grid(tiles, path, ncols=None, title=None, cmap="viridis", scale=None, pad=None, **kwargs):
     """Write an image_grid of ``tiles`` to ``path`` (PNG); returns the path."""
     path = os.fspath(path)
     tiles = np.asarray(tiles)
     if scale is None:
         scale = max(1, 96 // max(tiles.shape[1], tiles.shape[2]))
-    grid = image_grid(tiles, ncols=ncols, scale=scale, **kwargs)
+    if pad is None:  # separators that stay visible on enlarged tiles
+        pad = max(1, scale // 8)
+    grid = image_grid(tiles, ncols=ncols, scale=scale, pad=pad, **kwargs)
     if have_matplotlib():
         plt = _pyplot()
         height, width = grid.shape[:2]
