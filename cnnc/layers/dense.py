@@ -53,7 +53,7 @@ class Dense(Layer):
         x2 = x.reshape(-1, in_dim)
         z = ops.matmul(x2, self.kernel.value)
         if self.use_bias:
-            z = ops.bias_add(z, self.bias.value)
+            ops.bias_add(z, self.bias.value, out=z)
         self._x2 = x2 if training else None
         self._x_shape = x.shape
         y = self._activate(z, training)
