@@ -46,6 +46,7 @@ class BaseConv(Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.kernel = self.bias = None
         self._x = None
+        self._checked_shape = None
 
     # -- subclass hooks ------------------------------------------------------
     def _kernel_shape(self, in_channels):
@@ -95,9 +96,11 @@ class BaseConv(Layer):
         return (input_shape[0],) + spatial + (self._out_channels(input_shape[-1]),)
 
     def forward(self, x, training=False):
-        conv_utils.check_rank(self, x, self.rank + 2, f"{self.rank}-D")
-        conv_utils.check_channels(self, x, self._in_channels)
-        self.compute_output_shape(x.shape)  # clear error for inputs too small
+        if x.shape != self._checked_shape:  # validate each new input shape once
+            conv_utils.check_rank(self, x, self.rank + 2, f"{self.rank}-D")
+            conv_utils.check_channels(self, x, self._in_channels)
+            self.compute_output_shape(x.shape)  # clear error for inputs too small
+            self._checked_shape = x.shape
         z = self._conv(x, self.kernel.value, self.bias.value if self.use_bias else None)
         self._x = x if training else None
         return self._activate(z, training)
