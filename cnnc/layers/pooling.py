@@ -28,9 +28,7 @@ class BasePooling(Layer):
         return dict(pool_size=self.pool_size, strides=self.strides, padding=self.padding)
 
     def build(self, input_shape):
-        if len(tuple(input_shape)) != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} {self.name!r} expects inputs of rank "
-                             f"{self.rank + 2}, got shape {tuple(input_shape)}")
+        conv_utils.check_input_rank(self, input_shape, self.rank + 2)
         self.built = True
 
     def compute_output_shape(self, input_shape):
