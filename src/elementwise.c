@@ -47,7 +47,7 @@ struct bias_args {
 static void bias_range(int64_t begin, int64_t end, void *ctx)
 {
     struct bias_args *p = ctx;
-    CNNC_PICK(cnnc_elementwise_kernels)->scale_shift_rows(end - begin, p->c, p->x + begin * p->c, NULL,
+    CNNC_PICK(cnnc_elementwise_kernels)->scale_shift_rows(end - begin, p->c, p->x + begin * p->c, NULL, NULL,
                                                             p->bias, p->y + begin * p->c);
 }
 
@@ -93,19 +93,14 @@ cnnc_status cnnc_bias_add_backward(int64_t rows, int64_t c, const float *dy, flo
         CNNC_CHECK_PTR(dy);
     int64_t total;
     CNNC_TRY(cnnc_mul_sizes(&total, 2, rows, c));
-    size_t bytes = sizeof(double) * (size_t)c;
-    if (bytes / sizeof(double) != (size_t)c)
-        return cnnc_error(CNNC_ERR_OVERFLOW, "%s: c = %lld is too large", __func__, (long long)c);
-    double *sums = cnnc_malloc(bytes);
+    double *scratch, *sums = cnnc_column_reduce_workspace(c, rows, c, 1, &scratch);
     if (!sums)
-        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes", __func__, bytes);
+        return CNNC_ERR_OUT_OF_MEMORY;
     struct column_sum_args args = {dy, c};
-    cnnc_status status = cnnc_column_reduce(rows, c, 1, column_sum_block, &args, sums);
-    if (status == CNNC_OK)
-        for (int64_t j = 0; j < c; ++j)
-            dbias[j] = (float)sums[j];
-    cnnc_free(sums);
-    return status;
+    cnnc_column_reduce(rows, c, 1, column_sum_block, &args, scratch, sums);
+    for (int64_t j = 0; j < c; ++j)
+        dbias[j] = (float)sums[j];
+    return CNNC_OK;
 }
 
 /* ---- concatenation ------------------------------------------------------ */

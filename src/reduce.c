@@ -1,40 +1,51 @@
 #include <string.h>
 #include "reduce.h"
+#include "elementwise_kernels.h"
+#define CNNC_REDUCE_WORKSPACE CNNC_ELEMENTWISE_WORKSPACE
 
 #define REDUCE_GRAIN 32768          /* elements per partition, roughly */
 #define REDUCE_MAX_PARTS 32
 #define REDUCE_COLUMN_CHUNK 4096     /* columns per task, so wide rows still split */
-#define REDUCE_MAX_PARTIAL_BYTES (16u << 20)
-#define REDUCE_WORKSPACE_SLOT 5
+#define REDUCE_MAX_PARTIAL_DOUBLES (2 << 20)
 
-cnnc_status cnnc_column_reduce(int64_t rows, int64_t cols, int nq, cnnc_column_block_fn fn,
-                               const void *ctx, double *out)
+/* The partition count depends on the sizes only, never on the threads. */
+static int64_t partitions(int64_t rows, int64_t cols, int nq)
 {
-    if (nq < 1 || nq > 4)
-        return cnnc_error(CNNC_ERR_INTERNAL, "column reduction of %d quantities", nq);
-    if (cols <= 0)
-        return CNNC_OK;
-    if (rows <= 0) {
-        memset(out, 0, sizeof(double) * (size_t)nq * (size_t)cols);
-        return CNNC_OK;
-    }
-    int64_t elements;
-    CNNC_TRY(cnnc_mul_sizes(&elements, 2, rows, cols));
-    int64_t parts = cnnc_min_i64(cnnc_max_i64(elements / REDUCE_GRAIN, 1), REDUCE_MAX_PARTS);
+    if (rows <= 0 || cols <= 0)
+        return 1;
+    int64_t parts = cnnc_min_i64(cnnc_max_i64(rows * cols / REDUCE_GRAIN, 1), REDUCE_MAX_PARTS);
     parts = cnnc_min_i64(parts, rows);
-    int64_t per_part_bytes = (int64_t)sizeof(double) * nq * cols;
-    if (per_part_bytes > 0)
-        parts = cnnc_max_i64(1, cnnc_min_i64(parts, (int64_t)REDUCE_MAX_PARTIAL_BYTES / per_part_bytes));
+    return cnnc_max_i64(1, cnnc_min_i64(parts, REDUCE_MAX_PARTIAL_DOUBLES / (nq * cols)));
+}
+
+double *cnnc_column_reduce_workspace(int64_t extra, int64_t rows, int64_t cols, int nq, double **scratch)
+{
+    int64_t parts = partitions(rows, cols, nq);
+    int64_t doubles = extra + (parts > 1 ? parts * nq * cols : 0);
+    size_t bytes;
+    if (cnnc_float_bytes(doubles, &bytes) != CNNC_OK || bytes > SIZE_MAX / 2) {
+        cnnc_error(CNNC_ERR_OVERFLOW, "reduction workspace of %lld doubles", (long long)doubles);
+        return NULL;
+    }
+    double *base = cnnc_workspace(CNNC_REDUCE_WORKSPACE, 2 * bytes);
+    *scratch = base ? base + extra : NULL;
+    return base;
+}
+
+void cnnc_column_reduce(int64_t rows, int64_t cols, int nq, cnnc_column_block_fn fn, const void *ctx,
+                        double *scratch, double *out)
+{
+    if (cols <= 0)
+        return;
+    if (rows <= 0) {
+        memset(out, 0, sizeof(double) * (size_t)(nq * cols));
+        return;
+    }
+    int64_t parts = partitions(rows, cols, nq);
     int64_t chunks = cnnc_ceil_div(cols, REDUCE_COLUMN_CHUNK);
     int64_t tasks = parts * chunks;
-
-    double *partial = out;
-    if (parts > 1) {
-        partial = cnnc_workspace(REDUCE_WORKSPACE_SLOT, (size_t)per_part_bytes * (size_t)parts);
-        if (!partial)
-            return CNNC_ERR_OUT_OF_MEMORY;
-    }
-    int threads = (int)cnnc_min_i64(cnnc_threads_for(elements, REDUCE_GRAIN), tasks);
+    double *partial = parts > 1 ? scratch : out;
+    int threads = (int)cnnc_min_i64(cnnc_threads_for(rows * cols, REDUCE_GRAIN), tasks);
 #ifdef CNNC_OPENMP
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
 #endif
@@ -50,14 +61,13 @@ cnnc_status cnnc_column_reduce(int64_t rows, int64_t cols, int nq, cnnc_column_b
         fn(ctx, row0, row1, col0, col1, acc, cols);
         cnnc_fpu_restore(fpu);
     }
+    (void)threads;
     if (parts > 1) {
-        memcpy(out, partial, (size_t)per_part_bytes);
+        memcpy(out, partial, sizeof(double) * (size_t)(nq * cols));
         for (int64_t p = 1; p < parts; ++p) {
             const double *src = partial + p * nq * cols;
             for (int64_t i = 0; i < nq * cols; ++i)
                 out[i] += src[i];
         }
     }
-    (void)threads;
-    return CNNC_OK;
 }

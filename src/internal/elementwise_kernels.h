@@ -6,6 +6,9 @@
 #define CNNC_ELEMENTWISE_KERNELS_H
 #include "cnnc_internal.h"
 
+/* The workspace slot of the elementwise, pooling and normalization drivers. */
+#define CNNC_ELEMENTWISE_WORKSPACE 5
+
 struct cnnc_dropout_key {
     uint32_t k0, k1;      /* derived from the seed */
     uint32_t threshold;   /* element kept when its 32 random bits are >= threshold */
@@ -15,12 +18,13 @@ struct cnnc_dropout_key {
 struct cnnc_elementwise_kernels {
     void (*add)(int64_t n, const float *a, const float *b, float *y);
     void (*mul)(int64_t n, const float *a, const float *b, float *y);
-    /* y[i, j] = x[i, j] * scale[j] + shift[j]; scale NULL means 1. */
-    void (*scale_shift_rows)(int64_t rows, int64_t c, const float *x, const float *scale,
-                             const float *shift, float *y);
-    /* y[i, j] = a[j] * u[i, j] + b[j] * v[i, j] + d[j]. */
-    void (*affine2_rows)(int64_t rows, int64_t c, const float *u, const float *v, const float *a,
-                         const float *b, const float *d, float *y);
+    /* y[i, j] = (x[i, j] - center[j]) * scale[j] + shift[j], or x[i, j] +
+     * shift[j] when scale is NULL (center is then unused). */
+    void (*scale_shift_rows)(int64_t rows, int64_t c, const float *x, const float *center,
+                             const float *scale, const float *shift, float *y);
+    /* y[i, j] = a[j] * u[i, j] + b[j] * (v[i, j] - k[j]) + d[j]. */
+    void (*affine2_rows)(int64_t rows, int64_t c, const float *u, const float *v, const float *k,
+                         const float *a, const float *b, const float *d, float *y);
     /* y[i * ld + j] = v[j] for j < c */
     void (*broadcast_rows)(int64_t rows, int64_t ld, int64_t c, const float *v, float *y);
     /* Column sums over `rows` rows of leading dimension ld, added to acc (double). */

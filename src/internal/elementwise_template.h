@@ -28,17 +28,20 @@ static void ew_mul(int64_t n, const float *a, const float *b, float *y)
         vf_store_part(y + i, vf_mul(vf_load_part(a + i, n - i), vf_load_part(b + i, n - i)), n - i);
 }
 
-static void ew_scale_shift_rows(int64_t rows, int64_t c, const float *x, const float *scale,
-                                const float *shift, float *y)
+static void ew_scale_shift_rows(int64_t rows, int64_t c, const float *x, const float *center,
+                                const float *scale, const float *shift, float *y)
 {
     for (int64_t i = 0; i < rows; ++i, x += c, y += c) {
         int64_t j = 0;
         if (scale) {
             for (; j + VW <= c; j += VW)
-                vf_store(y + j, vf_fmadd(vf_load(x + j), vf_load(scale + j), vf_load(shift + j)));
-            if (j < c)
-                vf_store_part(y + j, vf_fmadd(vf_load_part(x + j, c - j), vf_load_part(scale + j, c - j),
-                                              vf_load_part(shift + j, c - j)), c - j);
+                vf_store(y + j, vf_fmadd(vf_sub(vf_load(x + j), vf_load(center + j)), vf_load(scale + j),
+                                         vf_load(shift + j)));
+            if (j < c) {
+                int64_t r = c - j;
+                vf_store_part(y + j, vf_fmadd(vf_sub(vf_load_part(x + j, r), vf_load_part(center + j, r)),
+                                              vf_load_part(scale + j, r), vf_load_part(shift + j, r)), r);
+            }
         } else {
             for (; j + VW <= c; j += VW)
                 vf_store(y + j, vf_add(vf_load(x + j), vf_load(shift + j)));
@@ -48,19 +51,20 @@ static void ew_scale_shift_rows(int64_t rows, int64_t c, const float *x, const f
     }
 }
 
-CNNC_INLINE vf affine2(vf u, vf v, vf a, vf b, vf d) { return vf_fmadd(a, u, vf_fmadd(b, v, d)); }
+CNNC_INLINE vf affine2(vf u, vf v, vf k, vf a, vf b, vf d) { return vf_fmadd(a, u, vf_fmadd(b, vf_sub(v, k), d)); }
 
-static void ew_affine2_rows(int64_t rows, int64_t c, const float *u, const float *v, const float *a,
-                            const float *b, const float *d, float *y)
+static void ew_affine2_rows(int64_t rows, int64_t c, const float *u, const float *v, const float *k,
+                            const float *a, const float *b, const float *d, float *y)
 {
     for (int64_t i = 0; i < rows; ++i, u += c, v += c, y += c) {
         int64_t j = 0;
         for (; j + VW <= c; j += VW)
-            vf_store(y + j, affine2(vf_load(u + j), vf_load(v + j), vf_load(a + j), vf_load(b + j), vf_load(d + j)));
+            vf_store(y + j, affine2(vf_load(u + j), vf_load(v + j), vf_load(k + j), vf_load(a + j),
+                                    vf_load(b + j), vf_load(d + j)));
         if (j < c) {
             int64_t r = c - j;
-            vf_store_part(y + j, affine2(vf_load_part(u + j, r), vf_load_part(v + j, r), vf_load_part(a + j, r),
-                                         vf_load_part(b + j, r), vf_load_part(d + j, r)), r);
+            vf_store_part(y + j, affine2(vf_load_part(u + j, r), vf_load_part(v + j, r), vf_load_part(k + j, r),
+                                         vf_load_part(a + j, r), vf_load_part(b + j, r), vf_load_part(d + j, r)), r);
         }
     }
 }
