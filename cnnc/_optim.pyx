@@ -1,4 +1,255 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Bridge to the C optim family (src/include/cnnc/optim.h)."""
+"""Fused optimizer updates, in place on float32 C-contiguous arrays.
 
-__all__ = []
+Every update first transforms the gradient, per element and in this order:
+``g += l1 * sign(p) + 2 * l2 * p`` (Keras L1/L2 regularizers, part of the
+loss); ``g *= grad_scale`` (a clip-by-norm factor, see ``global_norm_sq``);
+``g = clip(g, -clipvalue, clipvalue)``; then weight decay, coupled
+(``decoupled=False``: ``g += weight_decay * p``, PyTorch's ``weight_decay``)
+or decoupled (``decoupled=True``: ``p *= 1 - lr * weight_decay`` before the
+step, as AdamW and Keras's ``weight_decay`` of every optimizer).
+
+``torch_style=False`` applies Keras's update rule, ``True`` PyTorch's (see
+each function). The hyperparameter defaults are Keras's; PyTorch's differ
+(eps 1e-8, RMSprop alpha 0.99, AdamW weight_decay 0.01 vs Keras 0.004).
+"""
+import math
+
+import numpy as np
+from libc.stdint cimport int64_t
+from cnnc._common cimport cnnc_status, check_status
+from cnnc._arrays import as_float32
+
+cdef extern from "cnnc.h" nogil:
+    ctypedef struct cnnc_optim_common:
+        float lr
+        float l1
+        float l2
+        float weight_decay
+        int decoupled
+        float grad_scale
+        float clip_value
+        int torch_style
+    cnnc_status cnnc_sgd_update(int64_t n, float *param, const float *grad, float *velocity,
+                                const cnnc_optim_common *common, float momentum, int nesterov)
+    cnnc_status cnnc_adam_update(int64_t n, float *param, const float *grad, float *m, float *v,
+                                 float *vhat, int64_t step, const cnnc_optim_common *common,
+                                 float beta_1, float beta_2, float epsilon)
+    cnnc_status cnnc_rmsprop_update(int64_t n, float *param, const float *grad, float *ms,
+                                    float *mom, float *mg, const cnnc_optim_common *common,
+                                    float rho, float momentum, float epsilon)
+    cnnc_status cnnc_sum_squares(int64_t n, const float *x, double *out)
+
+__all__ = ["sgd_update", "adam_update", "rmsprop_update", "sum_squares", "global_norm_sq"]
+
+
+def _param(param):
+    if not isinstance(param, np.ndarray):
+        raise TypeError(f"param must be a numpy.ndarray updated in place, got {type(param).__name__}")
+    if param.dtype != np.float32:
+        raise TypeError(f"param must have dtype float32, got {param.dtype}")
+    if not param.flags.c_contiguous:
+        raise ValueError("param must be C-contiguous")
+    if not param.flags.writeable:
+        raise ValueError("param is read-only")
+    if param.size == 0:
+        raise ValueError("param is empty")
+    return param
+
+
+def _state(array, name, param):
+    """An optimizer state array: float32, C-contiguous, writable, param's shape."""
+    if array is None:
+        raise ValueError(f"{name} is required with these options")
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(array).__name__}")
+    if array.dtype != np.float32:
+        raise TypeError(f"{name} must have dtype float32, got {array.dtype}")
+    if not array.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if not array.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    if array.shape != param.shape:
+        raise ValueError(f"{name} has shape {array.shape}, expected the shape of param {param.shape}")
+    if np.may_share_memory(array, param):
+        raise ValueError(f"{name} overlaps param")
+    return array
+
+
+def _grad(grad, param):
+    grad = as_float32(grad, "grad")
+    if grad.shape != param.shape:
+        raise ValueError(f"grad has shape {grad.shape}, expected the shape of param {param.shape}")
+    return grad
+
+
+def _rate(value, name):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
+    if math.isnan(value):
+        raise ValueError(f"{name} is NaN")
+    return value
+
+
+cdef cnnc_optim_common _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style) except *:
+    cdef cnnc_optim_common c
+    c.lr = _rate(lr, "lr")
+    c.l1 = _rate(l1, "l1")
+    c.l2 = _rate(l2, "l2")
+    c.weight_decay = _rate(weight_decay, "weight_decay")
+    c.decoupled = 1 if decoupled else 0
+    c.grad_scale = _rate(grad_scale, "grad_scale")
+    if clipvalue is None:
+        c.clip_value = 0.0
+    else:
+        c.clip_value = _rate(clipvalue, "clipvalue")
+        if not c.clip_value > 0:
+            raise ValueError(f"clipvalue = {clipvalue} must be > 0 (or None)")
+    c.torch_style = 1 if torch_style else 0
+    return c
+
+
+cdef float *_ptr(a):
+    cdef float[::1] view
+    if a is None:
+        return NULL
+    view = a.reshape(-1)
+    return &view[0]
+
+
+def sgd_update(param, grad, velocity, lr, momentum=0.0, nesterov=False, l1=0.0, l2=0.0,
+               weight_decay=0.0, decoupled=False, grad_scale=1.0, clipvalue=None, torch_style=False):
+    """One SGD step on ``param`` (any shape), in place.
+
+    Keras rule (default): ``v = momentum * v - lr * g; p += v``, Nesterov
+    ``p += momentum * v - lr * g``. PyTorch rule (``torch_style=True``,
+    dampening 0): ``b = momentum * b + g; p -= lr * b``, Nesterov
+    ``p -= lr * (g + momentum * b)``; the trajectories agree for a constant
+    ``lr`` (v = -lr b). ``velocity`` (param's shape, zeros at first) may be
+    None when ``momentum`` is 0.
+    """
+    _param(param)
+    grad = _grad(grad, param)
+    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
+    cdef float mu = _rate(momentum, "momentum")
+    if mu > 0:
+        _state(velocity, "velocity", param)
+    else:
+        velocity = None
+    cdef int nest = 1 if nesterov else 0
+    cdef int64_t n = param.size
+    cdef float *p = _ptr(param)
+    cdef float *g = _ptr(grad)
+    cdef float *vel = _ptr(velocity)
+    cdef cnnc_status status
+    with nogil:
+        status = cnnc_sgd_update(n, p, g, vel, &c, mu, nest)
+    check_status(status)
+
+
+def adam_update(param, grad, m, v, step, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=0.0,
+                decoupled=False, vhat=None, l1=0.0, l2=0.0, grad_scale=1.0, clipvalue=None,
+                torch_style=False):
+    """One Adam step (AdamW with ``decoupled=True``; AMSGrad when ``vhat`` is given), in place.
+
+    ``step`` counts updates including this one (1 at the first call).
+    ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2`` (AMSGrad:
+    ``vhat = max(vhat, v)`` replaces v below). Keras rule:
+    ``p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + epsilon)``;
+    PyTorch rule (``torch_style=True``):
+    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + epsilon)``.
+    ``decoupled=False`` with ``weight_decay`` is PyTorch's Adam (L2 added to
+    the gradient); ``decoupled=True`` is AdamW (PyTorch) and Keras's
+    ``weight_decay`` of Adam/AdamW.
+    """
+    _param(param)
+    grad = _grad(grad, param)
+    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
+    _state(m, "m", param)
+    _state(v, "v", param)
+    if np.may_share_memory(m, v):
+        raise ValueError("m and v overlap")
+    if vhat is not None:
+        _state(vhat, "vhat", param)
+    if isinstance(step, float) and not step.is_integer():
+        raise ValueError(f"step = {step} must be an integer >= 1")
+    cdef int64_t t = int(step)
+    cdef float b1 = _rate(beta_1, "beta_1")
+    cdef float b2 = _rate(beta_2, "beta_2")
+    cdef float eps = _rate(epsilon, "epsilon")
+    cdef int64_t n = param.size
+    cdef float *p = _ptr(param)
+    cdef float *g = _ptr(grad)
+    cdef float *mp = _ptr(m)
+    cdef float *vp = _ptr(v)
+    cdef float *vh = _ptr(vhat)
+    cdef cnnc_status status
+    with nogil:
+        status = cnnc_adam_update(n, p, g, mp, vp, vh, t, &c, b1, b2, eps)
+    check_status(status)
+
+
+def rmsprop_update(param, grad, ms, lr, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, mom=None,
+                   mg=None, l1=0.0, l2=0.0, weight_decay=0.0, decoupled=False, grad_scale=1.0,
+                   clipvalue=None, torch_style=False):
+    """One RMSprop step, in place.
+
+    ``ms = rho ms + (1 - rho) g^2``; centered: ``mg = rho mg + (1 - rho) g``
+    and ``d = ms - mg^2``, else ``d = ms``. Keras rule:
+    ``u = lr g / sqrt(d + epsilon)``, with momentum ``mom = momentum mom + u;
+    p -= mom``, else ``p -= u``. PyTorch rule (``torch_style=True``; its
+    ``alpha`` is rho): ``u = g / (sqrt(d) + epsilon)``, with momentum
+    ``mom = momentum mom + u; p -= lr mom``, else ``p -= lr u``.
+    ``mom`` is required when momentum > 0, ``mg`` when centered.
+    """
+    _param(param)
+    grad = _grad(grad, param)
+    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
+    _state(ms, "ms", param)
+    cdef float mu = _rate(momentum, "momentum")
+    if mu > 0:
+        _state(mom, "mom", param)
+    else:
+        mom = None
+    if centered:
+        _state(mg, "mg", param)
+    else:
+        mg = None
+    cdef float r = _rate(rho, "rho")
+    cdef float eps = _rate(epsilon, "epsilon")
+    cdef int64_t n = param.size
+    cdef float *p = _ptr(param)
+    cdef float *g = _ptr(grad)
+    cdef float *msp = _ptr(ms)
+    cdef float *momp = _ptr(mom)
+    cdef float *mgp = _ptr(mg)
+    cdef cnnc_status status
+    with nogil:
+        status = cnnc_rmsprop_update(n, p, g, msp, momp, mgp, &c, r, mu, eps)
+    check_status(status)
+
+
+def sum_squares(x):
+    """Sum of the squares of x's values (float64), the same on any thread count."""
+    x = as_float32(x, "x", allow_empty=True)
+    cdef double out = 0.0
+    cdef float[::1] xv
+    cdef cnnc_status status
+    if x.size == 0:
+        return 0.0
+    xv = x.reshape(-1)
+    with nogil:
+        status = cnnc_sum_squares(xv.shape[0], &xv[0], &out)
+    check_status(status)
+    return out
+
+
+def global_norm_sq(arrays):
+    """Sum of squares over every array of ``arrays``, in order (for global
+    clip-by-norm: scale = clipnorm / max(sqrt(result), clipnorm))."""
+    total = 0.0
+    for a in arrays:
+        total += sum_squares(a)
+    return total

@@ -13,6 +13,23 @@ Shapes include the batch axis as ``None`` (e.g. ``(None, 28, 28, 1)``).
 Weights are :class:`Weight` objects whose ``value`` arrays are float32 and
 C-contiguous; optimizers update them in place, so layers must never rebind
 ``value``. ``backward`` *overwrites* each trainable weight's ``grad``.
+
+Conventions a trainer relies on:
+
+* ``backward`` returns arrays that may alias ``dy`` (Add returns ``dy`` itself
+  for every input): never modify them in place.
+* A frozen layer (``trainable = False``) still returns ``dx``; its grads are
+  zeros. A frozen BatchNormalization normalizes with its moving statistics
+  even when ``training=True``, as Keras does.
+* ``need_input_gradient = False`` (set by a model on layers fed directly by
+  its inputs) lets ``backward`` skip computing ``dx`` and return None.
+* Layers ending in an activation expose ``activation_name`` (e.g.
+  "softmax"); ``forward_logits(x, training)`` runs the layer without that
+  activation and the following ``backward(dz)`` takes the gradient with
+  respect to those logits, so a trainer can fuse softmax with the
+  cross-entropy.
+* Regularization: ``losses`` lists the weight penalties; the gradients of the
+  penalties are not added by ``backward`` (see :mod:`cnnc.regularizers`).
 """
 import re
 
@@ -23,7 +40,7 @@ _name_counters = {}
 
 def _snake_case(name):
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def unique_name(prefix):
@@ -121,6 +138,9 @@ class Layer:
         self.built = False
         self._weights = []
         self._inbound_nodes = []
+        self.need_input_gradient = True
+        self._logits_mode = False
+        self._act_state = None
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
         if batch_input_shape is not None:
@@ -180,6 +200,62 @@ class Layer:
 
     def count_params(self):
         return int(sum(w.value.size for w in self._weights))
+
+    @property
+    def losses(self):
+        """The regularization penalties of this layer's weights (floats)."""
+        return [w.regularizer(w.value) for w in self._weights if w.regularizer is not None]
+
+    def _zero_grads(self):
+        for w in self._weights:
+            w.grad.fill(0.0)
+
+    def _trains(self, weight):
+        """Whether backward must compute this weight's gradient."""
+        return self.trainable and weight.trainable
+
+    # -- output activation ---------------------------------------------------
+    @property
+    def activation_name(self):
+        """Name of the activation this layer ends with (None if it has none)."""
+        act = getattr(self, "activation", None)
+        if act is None or getattr(act, "is_linear", False):
+            return None
+        return getattr(act, "name", None)
+
+    def forward_logits(self, x, training=False):
+        """``forward`` without the final activation; the next ``backward``
+        takes the gradient with respect to this (pre-activation) output."""
+        if self.activation_name is None:
+            raise ValueError(f"layer {self.name!r} has no activation to leave out")
+        self._logits_mode = True
+        try:
+            return self(x, training=training)
+        finally:
+            self._logits_mode = False
+
+    def _activate(self, z, training, owned=True):
+        """Apply ``self.activation`` to the pre-activation ``z``, remembering
+        what its backward needs. ``owned``: z is a fresh buffer of this layer
+        and may be overwritten."""
+        act = self.activation
+        if self._logits_mode or act.is_linear:
+            self._act_state = None
+            return z
+        if act.uses_input:
+            y = act.forward(z)
+            self._act_state = (z, y) if training else None
+        else:
+            y = act.forward(z, inplace=owned)
+            self._act_state = (None, y) if training else None
+        return y
+
+    def _activate_backward(self, dy):
+        """Gradient with respect to the pre-activation, given dy = dL/dy."""
+        if self._act_state is None:
+            return dy
+        z, y = self._act_state
+        return self.activation.backward(z, y, dy)
 
     # -- computation -------------------------------------------------------
     def build(self, input_shape):

@@ -1,0 +1,28 @@
+"""Apply an activation function as a layer."""
+from cnnc import activations
+from cnnc.layers.base import Layer
+
+
+class Activation(Layer):
+    """``y = activation(x)``, any shape; activation: a name ("relu",
+    "softmax", ...) or a :mod:`cnnc.activations` function."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+        self._ran = False
+
+    def forward(self, x, training=False):
+        self._ran = training
+        return self._activate(x, training, owned=False)
+
+    def backward(self, dy):
+        if not self._ran:
+            raise RuntimeError(f"Activation {self.name!r}: backward needs a "
+                               f"forward(x, training=True) first")
+        return self._activate_backward(dy)
+
+    def get_config(self):
+        config = super().get_config()
+        config["activation"] = activations.serialize(self.activation)
+        return config

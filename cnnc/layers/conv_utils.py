@@ -1,0 +1,76 @@
+"""Argument checks and output-size arithmetic shared by the convolution and
+pooling layers (Keras's rules)."""
+import numbers
+
+
+def normalize_tuple(value, n, name, allow_zero=False):
+    """An int or a sequence of ``n`` ints -> tuple of ``n`` positive ints
+    (non-negative if ``allow_zero``), else ValueError naming ``name``."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        values = (int(value),) * n
+    else:
+        try:
+            values = tuple(value)
+        except TypeError:
+            raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {value!r}") from None
+        if len(values) != n or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                       for v in values):
+            raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
+        values = tuple(int(v) for v in values)
+    low = 0 if allow_zero else 1
+    if any(v < low for v in values):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return values
+
+
+def normalize_padding(value, allowed=("valid", "same")):
+    if not isinstance(value, str) or value.lower() not in allowed:
+        raise ValueError(f"padding must be one of {allowed}, got {value!r}")
+    return value.lower()
+
+
+def check_data_format(value):
+    if value not in (None, "channels_last"):
+        raise ValueError(f"data_format must be 'channels_last' (cnnc is channels-last), "
+                         f"got {value!r}")
+    return "channels_last"
+
+
+def conv_output_length(length, kernel, padding, stride, dilation=1):
+    """Output length of a convolution or pooling window along one axis
+    (None stays None)."""
+    if length is None:
+        return None
+    effective = (kernel - 1) * dilation + 1
+    if padding in ("same", "causal"):
+        out = (length + stride - 1) // stride
+    else:
+        out = (length - effective) // stride + 1
+    return out
+
+
+def deconv_output_length(length, kernel, padding, output_padding, stride, dilation=1):
+    """Output length of a transposed convolution along one axis, as Keras."""
+    if length is None:
+        return None
+    kernel = kernel + (kernel - 1) * (dilation - 1)
+    if output_padding is None:
+        if padding == "valid":
+            return length * stride + max(kernel - stride, 0)
+        return length * stride
+    pad = kernel // 2 if padding == "same" else 0
+    return (length - 1) * stride + kernel - 2 * pad + output_padding
+
+
+def check_rank(layer, x, rank, what):
+    """Raise a clear ValueError unless ``x`` has ``rank`` axes."""
+    if x.ndim != rank:
+        raise ValueError(f"layer {layer.name!r} expects {what} input of rank {rank}, "
+                         f"got shape {x.shape}")
+
+
+def check_channels(layer, x, channels):
+    if x.shape[-1] != channels:
+        raise ValueError(f"layer {layer.name!r} was built for {channels} input channels, "
+                         f"got input of shape {x.shape}")

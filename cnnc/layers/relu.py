@@ -1,0 +1,56 @@
+"""Rectified linear unit layer with Keras's options."""
+import numpy as np
+
+from cnnc import ops
+from cnnc.layers.base import Layer
+
+
+class ReLU(Layer):
+    """``y = max_value`` for ``x >= max_value``, ``x`` for ``threshold <= x <
+    max_value``, ``negative_slope * (x - threshold)`` below the threshold.
+    Defaults give ``max(x, 0)``; ``max_value=6`` gives ReLU6."""
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if max_value is not None and not float(max_value) >= 0.0:
+            raise ValueError(f"max_value must be None or >= 0, got {max_value!r}")
+        if not float(negative_slope) >= 0.0:
+            raise ValueError(f"negative_slope must be >= 0, got {negative_slope!r}")
+        if not np.isfinite(float(threshold)):
+            raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+        self.max_value = None if max_value is None else float(max_value)
+        self.negative_slope = float(negative_slope)
+        self.threshold = float(threshold)
+        self._x = None
+
+    def forward(self, x, training=False):
+        self._x = x if training else None
+        if self.max_value is None and self.threshold == 0.0:
+            if self.negative_slope == 0.0:
+                return ops.relu(x)
+            return ops.leaky_relu(x, alpha=self.negative_slope)
+        t = np.float32(self.threshold)
+        y = np.where(x >= t, x, np.float32(self.negative_slope) * (x - t)).astype(np.float32)
+        if self.max_value is not None:
+            np.minimum(y, np.float32(self.max_value), out=y)
+        return y
+
+    def backward(self, dy):
+        x = self._x
+        if x is None:
+            raise RuntimeError(f"ReLU {self.name!r}: backward needs a forward(x, training=True) first")
+        if self.max_value is None and self.threshold == 0.0:
+            if self.negative_slope == 0.0:
+                return ops.relu_backward(x, dy)
+            return ops.leaky_relu_backward(x, dy, alpha=self.negative_slope)
+        slope = np.where(x >= np.float32(self.threshold), np.float32(1.0),
+                         np.float32(self.negative_slope))
+        if self.max_value is not None:
+            slope[x >= np.float32(self.max_value)] = 0.0
+        return (dy * slope).astype(np.float32)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"max_value": self.max_value, "negative_slope": self.negative_slope,
+                       "threshold": self.threshold})
+        return config

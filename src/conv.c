@@ -1,0 +1,241 @@
+/* Convolution entry points: validation and the choice of algorithm.
+ *
+ * Algorithms (x NHWC, w (KH, KW, Cin/g, Cout), so that a patch of x in
+ * (kh, kw, c) order is a row that multiplies w viewed as a (KH*KW*Cin/g) x
+ * Cout matrix):
+ *
+ * - depthwise (groups == Cin, any multiplier): direct per-ISA kernels
+ *   (src/kernels/<isa>/conv_<isa>.c), vectorized over channels. Each output
+ *   pixel does only KH*KW*Cout multiply-adds, far too little work to amortize
+ *   an im2col copy, and GEMMs with K = KH*KW are hopeless.
+ *   Forward: parallel over output rows. Backward-data: a gather over the
+ *   taps that reach each input pixel, parallel over input rows (no write
+ *   conflicts). Backward-weights: per-thread partial dW over row ranges,
+ *   reduced in thread order.
+ * - everything else goes through GEMM (src/conv_gemm.c):
+ *   * 1x1, stride 1, unpadded: x itself is the (N*H*W) x Cin matrix, so
+ *     forward is one GEMM per group and per pixel chunk, backward-data is
+ *     dY * W^T and backward-weights X^T * dY, all without any copy.
+ *   * general forward: output pixels are split into one contiguous range per
+ *     thread; each thread im2cols tiles of its range into its own workspace
+ *     tile (sized to stay in L2) and multiplies by W with the single-threaded
+ *     GEMM.
+ *   * backward-data, stride 1: the gradient is itself a stride-1 convolution
+ *     of dy with the spatially flipped, channel-transposed kernel and padding
+ *     k_eff - 1 - pad, so it runs the forward path (im2col of dy + GEMM):
+ *     each thread writes whole dx pixels, nothing to scatter.
+ *   * backward-data, stride > 1: dcol = dY * W^T per tile, then col2im.
+ *     With at least as many images as threads each thread owns whole images
+ *     and scatter-adds tile by tile. With fewer images (batch 1 inference of
+ *     a transposed convolution) threads share each image: they compute the
+ *     image's whole dcol, then gather it per input row.
+ *   * backward-weights: each thread accumulates im2col(tile)^T * dY(tile)
+ *     into a private dW over its pixel range (thread 0 directly into dw),
+ *     then the partials are summed in thread order: deterministic for a
+ *     fixed thread count.
+ * - bias gradients are a channel sum of dy with the same partial scheme.
+ * - transposed convolution is the adjoint: its forward is backward-data
+ *   (with the bias as the initial value), its backward-data is forward and
+ *   its backward-weights is backward-weights with x and dy swapped.
+ */
+#include <string.h>
+#include "conv_internal.h"
+
+#define DESC_CHECK_POS(field) \
+    do { if (desc->field <= 0) return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: " #field " = %lld must be > 0", who, (long long)desc->field); } while (0)
+#define DESC_CHECK_NONNEG(field) \
+    do { if (desc->field < 0) return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: " #field " = %lld must be >= 0", who, (long long)desc->field); } while (0)
+
+/* Output length along one axis, or an error naming the axis. */
+static cnnc_status axis_output(const char *who, const char *axis, int64_t in, int64_t pad_before, int64_t pad_after,
+                               int64_t kernel, int64_t stride, int64_t dilation, int64_t *out)
+{
+    int64_t span, padded;
+    if (__builtin_mul_overflow(kernel - 1, dilation, &span) || __builtin_add_overflow(span, 1, &span) ||
+        __builtin_add_overflow(in, pad_before, &padded) || __builtin_add_overflow(padded, pad_after, &padded))
+        return cnnc_error(CNNC_ERR_OVERFLOW, "%s: %s size computation overflows", who, axis);
+    if (span > padded)
+        return cnnc_error(CNNC_ERR_SHAPE,
+                          "%s: the dilated kernel (%lld along %s) is larger than the padded input (%lld)", who,
+                          (long long)span, axis, (long long)padded);
+    *out = (padded - span) / stride + 1;
+    return CNNC_OK;
+}
+
+static cnnc_status resolve(const char *who, const cnnc_conv2d_desc *desc, struct cnnc_conv_geom *g)
+{
+    if (desc == NULL)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: desc is NULL", who);
+    DESC_CHECK_POS(batch);
+    DESC_CHECK_POS(in_h);
+    DESC_CHECK_POS(in_w);
+    DESC_CHECK_POS(in_channels);
+    DESC_CHECK_POS(out_channels);
+    DESC_CHECK_POS(kernel_h);
+    DESC_CHECK_POS(kernel_w);
+    DESC_CHECK_POS(stride_h);
+    DESC_CHECK_POS(stride_w);
+    DESC_CHECK_POS(dilation_h);
+    DESC_CHECK_POS(dilation_w);
+    DESC_CHECK_NONNEG(pad_top);
+    DESC_CHECK_NONNEG(pad_bottom);
+    DESC_CHECK_NONNEG(pad_left);
+    DESC_CHECK_NONNEG(pad_right);
+    DESC_CHECK_POS(groups);
+    if (desc->in_channels % desc->groups != 0)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: groups = %lld does not divide in_channels = %lld", who,
+                          (long long)desc->groups, (long long)desc->in_channels);
+    if (desc->out_channels % desc->groups != 0)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: groups = %lld does not divide out_channels = %lld", who,
+                          (long long)desc->groups, (long long)desc->out_channels);
+    struct cnnc_conv_geom r = {
+        .n = desc->batch, .h = desc->in_h, .w = desc->in_w, .cin = desc->in_channels, .cout = desc->out_channels,
+        .kh = desc->kernel_h, .kw = desc->kernel_w, .sh = desc->stride_h, .sw = desc->stride_w,
+        .dh = desc->dilation_h, .dw = desc->dilation_w, .pt = desc->pad_top, .pb = desc->pad_bottom,
+        .pl = desc->pad_left, .pr = desc->pad_right, .groups = desc->groups,
+        .cin_g = desc->in_channels / desc->groups, .cout_g = desc->out_channels / desc->groups,
+    };
+    CNNC_TRY(axis_output(who, "height", r.h, r.pt, r.pb, r.kh, r.sh, r.dh, &r.oh));
+    CNNC_TRY(axis_output(who, "width", r.w, r.pl, r.pr, r.kw, r.sw, r.dw, &r.ow));
+    /* Every buffer any path touches must be addressable: x, y, w, and the
+     * im2col row (KH*KW*Cin) times the larger image for the shared dcol. */
+    int64_t count;
+    size_t bytes;
+    CNNC_TRY(cnnc_mul_sizes(&count, 4, r.n, r.h, r.w, r.cin));
+    CNNC_TRY(cnnc_float_bytes(count, &bytes));
+    CNNC_TRY(cnnc_mul_sizes(&count, 4, r.n, r.oh, r.ow, r.cout));
+    CNNC_TRY(cnnc_float_bytes(count, &bytes));
+    CNNC_TRY(cnnc_mul_sizes(&count, 4, r.kh, r.kw, r.cin_g, r.cout));
+    CNNC_TRY(cnnc_float_bytes(count, &bytes));
+    CNNC_TRY(cnnc_mul_sizes(&count, 5, r.kh, r.kw, r.cin, cnnc_max_i64(r.oh, r.h), cnnc_max_i64(r.ow, r.w)));
+    CNNC_TRY(cnnc_float_bytes(count, &bytes));
+    CNNC_TRY(cnnc_mul_sizes(&count, 4, r.kh, r.kw, r.cout, cnnc_max_i64(r.cin, r.cout)));
+    CNNC_TRY(cnnc_float_bytes(count, &bytes));
+    *g = r;
+    return CNNC_OK;
+}
+
+cnnc_status cnnc_conv2d_output_size(const cnnc_conv2d_desc *desc, int64_t *out_h, int64_t *out_w)
+{
+    CNNC_CHECK_PTR(out_h);
+    CNNC_CHECK_PTR(out_w);
+    struct cnnc_conv_geom g;
+    CNNC_TRY(resolve(__func__, desc, &g));
+    *out_h = g.oh;
+    *out_w = g.ow;
+    return CNNC_OK;
+}
+
+cnnc_status cnnc_conv_same_padding(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
+                                   int64_t *pad_before, int64_t *pad_after)
+{
+    CNNC_CHECK_POS(in);
+    CNNC_CHECK_POS(kernel);
+    CNNC_CHECK_POS(stride);
+    CNNC_CHECK_POS(dilation);
+    CNNC_CHECK_PTR(pad_before);
+    CNNC_CHECK_PTR(pad_after);
+    int64_t out = cnnc_ceil_div(in, stride), total;
+    if (__builtin_mul_overflow(out - 1, stride, &total) || __builtin_add_overflow(total, (kernel - 1) * dilation, &total) ||
+        kernel - 1 > INT64_MAX / dilation)
+        return cnnc_error(CNNC_ERR_OVERFLOW, "%s: padding computation overflows", __func__);
+    total = cnnc_max_i64(total + 1 - in, 0);
+    *pad_before = total / 2;
+    *pad_after = total - total / 2;
+    return CNNC_OK;
+}
+
+static int is_depthwise(const struct cnnc_conv_geom *g) { return g->cin_g == 1 && g->groups == g->cin; }
+
+static cnnc_status forward(const struct cnnc_conv_geom *g, const float *x, const float *w, const float *bias, float *y)
+{
+    if (is_depthwise(g))
+        return cnnc_conv_depthwise_forward(g, x, w, bias, y);
+    return cnnc_conv_gemm_forward(g, x, w, bias, y);
+}
+
+static cnnc_status backward_data(const struct cnnc_conv_geom *g, const float *w, const float *dy, const float *bias,
+                                 float *dx)
+{
+    if (is_depthwise(g))
+        return cnnc_conv_depthwise_backward_data(g, w, dy, bias, dx);
+    return cnnc_conv_gemm_backward_data(g, w, dy, bias, dx);
+}
+
+static cnnc_status backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy, float *dw)
+{
+    if (is_depthwise(g))
+        return cnnc_conv_depthwise_backward_weights(g, x, dy, dw);
+    return cnnc_conv_gemm_backward_weights(g, x, dy, dw);
+}
+
+cnnc_status cnnc_conv2d_forward(const cnnc_conv2d_desc *desc, const float *x, const float *w, const float *bias,
+                                float *y)
+{
+    struct cnnc_conv_geom g;
+    CNNC_TRY(resolve(__func__, desc, &g));
+    CNNC_CHECK_PTR(x);
+    CNNC_CHECK_PTR(w);
+    CNNC_CHECK_PTR(y);
+    return forward(&g, x, w, bias, y);
+}
+
+cnnc_status cnnc_conv2d_backward_data(const cnnc_conv2d_desc *desc, const float *w, const float *dy, float *dx)
+{
+    struct cnnc_conv_geom g;
+    CNNC_TRY(resolve(__func__, desc, &g));
+    CNNC_CHECK_PTR(w);
+    CNNC_CHECK_PTR(dy);
+    CNNC_CHECK_PTR(dx);
+    return backward_data(&g, w, dy, NULL, dx);
+}
+
+cnnc_status cnnc_conv2d_backward_weights(const cnnc_conv2d_desc *desc, const float *x, const float *dy, float *dw,
+                                         float *db)
+{
+    struct cnnc_conv_geom g;
+    CNNC_TRY(resolve(__func__, desc, &g));
+    CNNC_CHECK_PTR(x);
+    CNNC_CHECK_PTR(dy);
+    CNNC_CHECK_PTR(dw);
+    CNNC_TRY(backward_weights(&g, x, dy, dw));
+    if (db)
+        CNNC_TRY(cnnc_conv_channel_sum(g.n * g.oh * g.ow, g.cout, dy, db));
+    return CNNC_OK;
+}
+
+cnnc_status cnnc_conv2d_transpose_forward(const cnnc_conv2d_desc *desc, const float *x, const float *w,
+                                          const float *bias, float *y)
+{
+    struct cnnc_conv_geom g;
+    CNNC_TRY(resolve(__func__, desc, &g));
+    CNNC_CHECK_PTR(x);
+    CNNC_CHECK_PTR(w);
+    CNNC_CHECK_PTR(y);
+    return backward_data(&g, w, x, bias, y);
+}
+
+cnnc_status cnnc_conv2d_transpose_backward_data(const cnnc_conv2d_desc *desc, const float *w, const float *dy,
+                                                float *dx)
+{
+    struct cnnc_conv_geom g;
+    CNNC_TRY(resolve(__func__, desc, &g));
+    CNNC_CHECK_PTR(w);
+    CNNC_CHECK_PTR(dy);
+    CNNC_CHECK_PTR(dx);
+    return forward(&g, dy, w, NULL, dx);
+}
+
+cnnc_status cnnc_conv2d_transpose_backward_weights(const cnnc_conv2d_desc *desc, const float *x, const float *dy,
+                                                   float *dw, float *db)
+{
+    struct cnnc_conv_geom g;
+    CNNC_TRY(resolve(__func__, desc, &g));
+    CNNC_CHECK_PTR(x);
+    CNNC_CHECK_PTR(dy);
+    CNNC_CHECK_PTR(dw);
+    CNNC_TRY(backward_weights(&g, dy, x, dw));
+    if (db)
+        CNNC_TRY(cnnc_conv_channel_sum(g.n * g.h * g.w, g.cin, dy, db));
+    return CNNC_OK;
+}

@@ -1,0 +1,471 @@
+/* Convolution through GEMM: im2col tiles (or the input itself for 1x1
+ * stride-1 unpadded convolutions) times the weight matrix. See src/conv.c
+ * for the choice of algorithm per case.
+ *
+ * im2col rows: one per output pixel, KH*KW*Cin floats ordered (group, kh,
+ * kw, channel within the group), so group g's block, KH*KW*Cin/g floats at
+ * offset g*KH*KW*Cin/g, multiplies the (KH*KW*Cin/g) x (Cout/g) block of w
+ * at column g*Cout/g (leading dimension Cout). */
+#include <string.h>
+#include "conv_internal.h"
+#include "gemm_internal.h"
+
+/* Floats in one thread's im2col tile: 512 KiB, half the L2, so that the tile
+ * written by im2col is still cached when the GEMM packs it. */
+#define COL_TILE_FLOATS ((int64_t)128 * 1024)
+/* Pixels per tile of the copy-free 1x1 path: bounds the rows of C that the
+ * bias pre-fill and the GEMM both touch. */
+#define DIRECT_TILE_PIXELS 1024
+/* Multiply-adds per thread below which a second thread does not pay. */
+#define CONV_THREAD_GRAIN ((int64_t)1 << 21)
+
+static int64_t tile_pixels(int64_t row)
+{
+    return cnnc_max_i64(64, cnnc_min_i64(4096, COL_TILE_FLOATS / row));
+}
+
+/* a * b * c, saturating: only used to decide how many threads to use. */
+static int64_t work_of(int64_t a, int64_t b, int64_t c)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r) || __builtin_mul_overflow(r, c, &r))
+        return INT64_MAX;
+    return r;
+}
+
+static int is_pointwise(const struct cnnc_conv_geom *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pb == 0 && g->pl == 0 &&
+           g->pr == 0;
+}
+
+static inline void copy_floats(float *dst, const float *src, int64_t n)
+{
+    if (n < 16) {
+        for (int64_t i = 0; i < n; ++i)
+            dst[i] = src[i];
+    } else {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    }
+}
+
+static inline void zero_floats(float *dst, int64_t n)
+{
+    if (n < 16) {
+        for (int64_t i = 0; i < n; ++i)
+            dst[i] = 0.0f;
+    } else {
+        memset(dst, 0, (size_t)n * sizeof(float));
+    }
+}
+
+static inline void add_floats(float *dst, const float *src, int64_t n)
+{
+    for (int64_t i = 0; i < n; ++i)
+        dst[i] += src[i];
+}
+
+/* Output pixel coordinates walked in flat order. */
+struct pixel {
+    int64_t n, oh, ow;
+};
+
+static inline struct pixel pixel_at(const struct cnnc_conv_geom *g, int64_t p)
+{
+    struct pixel px = {.ow = p % g->ow};
+    p /= g->ow;
+    px.oh = p % g->oh;
+    px.n = p / g->oh;
+    return px;
+}
+
+static inline void pixel_next(const struct cnnc_conv_geom *g, struct pixel *px)
+{
+    if (++px->ow == g->ow) {
+        px->ow = 0;
+        if (++px->oh == g->oh) {
+            px->oh = 0;
+            ++px->n;
+        }
+    }
+}
+
+/* col rows for output pixels [p0, p0 + count). */
+static void im2col(const struct cnnc_conv_geom *g, const float *x, int64_t p0, int64_t count, float *col)
+{
+    const int64_t row = g->kh * g->kw * g->cin, cg = g->cin_g;
+    struct pixel px = pixel_at(g, p0);
+    for (int64_t i = 0; i < count; ++i, pixel_next(g, &px)) {
+        float *dst = col + i * row;
+        const float *img = x + px.n * g->h * g->w * g->cin;
+        const int64_t ih0 = px.oh * g->sh - g->pt, iw0 = px.ow * g->sw - g->pl;
+        for (int64_t grp = 0; grp < g->groups; ++grp) {
+            for (int64_t kh = 0; kh < g->kh; ++kh) {
+                const int64_t ih = ih0 + kh * g->dh;
+                if (ih < 0 || ih >= g->h) {
+                    zero_floats(dst, g->kw * cg);
+                    dst += g->kw * cg;
+                    continue;
+                }
+                const float *src = img + ih * g->w * g->cin + grp * cg;
+                if (g->groups == 1 && g->dw == 1 && iw0 >= 0 && iw0 + g->kw <= g->w) {
+                    /* The whole kernel row is one contiguous run of x. */
+                    copy_floats(dst, src + iw0 * g->cin, g->kw * cg);
+                    dst += g->kw * cg;
+                    continue;
+                }
+                for (int64_t kw = 0; kw < g->kw; ++kw, dst += cg) {
+                    const int64_t iw = iw0 + kw * g->dw;
+                    if (iw < 0 || iw >= g->w)
+                        zero_floats(dst, cg);
+                    else
+                        copy_floats(dst, src + iw * g->cin, cg);
+                }
+            }
+        }
+    }
+}
+
+/* dx += the col rows of output pixels [p0, p0 + count), scattered back. */
+static void col2im_add(const struct cnnc_conv_geom *g, const float *col, int64_t p0, int64_t count, float *dx)
+{
+    const int64_t row = g->kh * g->kw * g->cin, cg = g->cin_g;
+    struct pixel px = pixel_at(g, p0);
+    for (int64_t i = 0; i < count; ++i, pixel_next(g, &px)) {
+        const float *src = col + i * row;
+        float *img = dx + px.n * g->h * g->w * g->cin;
+        const int64_t ih0 = px.oh * g->sh - g->pt, iw0 = px.ow * g->sw - g->pl;
+        for (int64_t grp = 0; grp < g->groups; ++grp) {
+            for (int64_t kh = 0; kh < g->kh; ++kh) {
+                const int64_t ih = ih0 + kh * g->dh;
+                if (ih < 0 || ih >= g->h) {
+                    src += g->kw * cg;
+                    continue;
+                }
+                float *dst = img + ih * g->w * g->cin + grp * cg;
+                for (int64_t kw = 0; kw < g->kw; ++kw, src += cg) {
+                    const int64_t iw = iw0 + kw * g->dw;
+                    if (iw >= 0 && iw < g->w)
+                        add_floats(dst + iw * g->cin, src, cg);
+                }
+            }
+        }
+    }
+}
+
+/* dx rows [r0, r1) of image n = bias (or 0) + the taps of one image's whole
+ * dcol (rows indexed by the image's output pixels) that reach them. */
+static void col2im_gather(const struct cnnc_conv_geom *g, const float *dcol, int64_t n, int64_t r0, int64_t r1,
+                          const float *bias, float *dx)
+{
+    const int64_t row = g->kh * g->kw * g->cin, cg = g->cin_g;
+    for (int64_t ih = r0; ih < r1; ++ih) {
+        for (int64_t iw = 0; iw < g->w; ++iw) {
+            float *dst = dx + ((n * g->h + ih) * g->w + iw) * g->cin;
+            if (bias)
+                copy_floats(dst, bias, g->cin);
+            else
+                zero_floats(dst, g->cin);
+            for (int64_t kh = 0; kh < g->kh; ++kh) {
+                const int64_t th = ih + g->pt - kh * g->dh;
+                if (th < 0 || th % g->sh != 0 || th / g->sh >= g->oh)
+                    continue;
+                for (int64_t kw = 0; kw < g->kw; ++kw) {
+                    const int64_t tw = iw + g->pl - kw * g->dw;
+                    if (tw < 0 || tw % g->sw != 0 || tw / g->sw >= g->ow)
+                        continue;
+                    const float *src = dcol + ((th / g->sh) * g->ow + tw / g->sw) * row + (kh * g->kw + kw) * cg;
+                    for (int64_t grp = 0; grp < g->groups; ++grp)
+                        add_floats(dst + grp * cg, src + grp * g->kh * g->kw * cg, cg);
+                }
+            }
+        }
+    }
+}
+
+static void fill_rows(float *dst, int64_t rows, const float *values, int64_t channels)
+{
+    for (int64_t r = 0; r < rows; ++r)
+        copy_floats(dst + r * channels, values, channels);
+}
+
+static inline void mark_failed(int *failed)
+{
+#ifdef CNNC_OPENMP
+#pragma omp atomic write
+#endif
+    *failed = 1;
+}
+
+static inline int has_failed(int *failed)
+{
+    int value;
+#ifdef CNNC_OPENMP
+#pragma omp atomic read
+#endif
+    value = *failed;
+    return value;
+}
+
+static inline void team_barrier(void)
+{
+#ifdef CNNC_OPENMP
+#pragma omp barrier
+#endif
+}
+
+/* y[p0 : p0 + count] (= bias) + a * w, group by group. a holds count rows of
+ * lda floats, group blocks of KH*KW*Cin/g floats. */
+static cnnc_status gemm_rows(const struct cnnc_conv_geom *g, int64_t count, const float *a, int64_t lda,
+                             const float *w, const float *bias, float *y)
+{
+    const int64_t kg = g->kh * g->kw * g->cin_g;
+    float beta = 0.0f;
+    if (bias) {
+        fill_rows(y, count, bias, g->cout);
+        beta = 1.0f;
+    }
+    for (int64_t grp = 0; grp < g->groups; ++grp)
+        CNNC_TRY(cnnc_sgemm_serial(CNNC_NO_TRANS, CNNC_NO_TRANS, count, g->cout_g, kg, 1.0f, a + grp * kg, lda,
+                                   w + grp * g->cout_g, g->cout, beta, y + grp * g->cout_g, g->cout));
+    return CNNC_OK;
+}
+
+/* dcol rows (ldc floats apart) = dy rows * w^T, group by group. */
+static cnnc_status gemm_dcol(const struct cnnc_conv_geom *g, int64_t count, const float *dy, const float *w,
+                             float *dcol, int64_t ldc)
+{
+    const int64_t kg = g->kh * g->kw * g->cin_g;
+    for (int64_t grp = 0; grp < g->groups; ++grp)
+        CNNC_TRY(cnnc_sgemm_serial(CNNC_NO_TRANS, CNNC_TRANS, count, kg, g->cout_g, 1.0f, dy + grp * g->cout_g,
+                                   g->cout, w + grp * g->cout_g, g->cout, 0.0f, dcol + grp * kg, ldc));
+    return CNNC_OK;
+}
+
+cnnc_status cnnc_conv_gemm_forward(const struct cnnc_conv_geom *g, const float *x, const float *w,
+                                   const float *bias, float *y)
+{
+    const int64_t pixels = g->n * g->oh * g->ow, row = g->kh * g->kw * g->cin;
+    const int direct = is_pointwise(g);
+    const int64_t tile = direct ? DIRECT_TILE_PIXELS : tile_pixels(row);
+    const int threads = cnnc_threads_for(work_of(pixels, row, g->cout_g), CONV_THREAD_GRAIN);
+    int failed = 0;
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        unsigned fpu = cnnc_fpu_enter();
+        int64_t p0, p1;
+        cnnc_conv_split(pixels, cnnc_conv_thread_id(), cnnc_conv_team_size(), &p0, &p1);
+        float *col = direct ? NULL : cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(tile * row) * sizeof(float));
+        if (!direct && !col)
+            mark_failed(&failed);
+        else
+            for (int64_t p = p0; p < p1; p += tile) {
+                const int64_t count = cnnc_min_i64(tile, p1 - p);
+                const float *a = x + p * g->cin;
+                if (!direct) {
+                    im2col(g, x, p, count, col);
+                    a = col;
+                }
+                if (gemm_rows(g, count, a, row, w, bias, y + p * g->cout) != CNNC_OK) {
+                    mark_failed(&failed);
+                    break;
+                }
+            }
+        cnnc_fpu_restore(fpu);
+    }
+    if (failed)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d forward: cannot allocate the im2col workspace");
+    return CNNC_OK;
+}
+
+/* Stride 1: dx is the stride-1 convolution of dy with w flipped in space
+ * and transposed in channels, (KH, KW, Cout/g, Cin), padded k_eff - 1 - pad
+ * (negative values crop). */
+static cnnc_status backward_data_as_forward(const struct cnnc_conv_geom *g, const float *w, const float *dy,
+                                            const float *bias, float *dx)
+{
+    const int64_t taps = g->kh * g->kw;
+    float *flipped = cnnc_workspace(CNNC_CONV_SLOT_SHARED, (size_t)(taps * g->cout_g * g->cin) * sizeof(float));
+    if (!flipped)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the flipped kernel");
+    for (int64_t t = 0; t < taps; ++t) {
+        const float *src_tap = w + (taps - 1 - t) * g->cin_g * g->cout;
+        float *dst_tap = flipped + t * g->cout_g * g->cin;
+        for (int64_t grp = 0; grp < g->groups; ++grp)
+            for (int64_t ci = 0; ci < g->cin_g; ++ci)
+                for (int64_t co = 0; co < g->cout_g; ++co)
+                    dst_tap[co * g->cin + grp * g->cin_g + ci] = src_tap[ci * g->cout + grp * g->cout_g + co];
+    }
+    const int64_t eh = (g->kh - 1) * g->dh, ew = (g->kw - 1) * g->dw;
+    struct cnnc_conv_geom t = {
+        .n = g->n, .h = g->oh, .w = g->ow, .cin = g->cout, .cout = g->cin,
+        .kh = g->kh, .kw = g->kw, .sh = 1, .sw = 1, .dh = g->dh, .dw = g->dw,
+        .pt = eh - g->pt, .pb = eh - g->pb, .pl = ew - g->pl, .pr = ew - g->pr,
+        .groups = g->groups, .cin_g = g->cout_g, .cout_g = g->cin_g, .oh = g->h, .ow = g->w,
+    };
+    return cnnc_conv_gemm_forward(&t, dy, flipped, bias, dx);
+}
+
+/* Stride > 1 with at least one image per thread: each thread owns whole
+ * images of dx and scatter-adds its dcol tiles into them. */
+static cnnc_status backward_data_scatter(const struct cnnc_conv_geom *g, int threads, const float *w,
+                                         const float *dy, const float *bias, float *dx)
+{
+    const int64_t row = g->kh * g->kw * g->cin, tile = tile_pixels(row);
+    const int64_t image_in = g->h * g->w * g->cin, image_px = g->oh * g->ow;
+    int failed = 0;
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        unsigned fpu = cnnc_fpu_enter();
+        int64_t n0, n1;
+        cnnc_conv_split(g->n, cnnc_conv_thread_id(), cnnc_conv_team_size(), &n0, &n1);
+        float *dcol = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(tile * row) * sizeof(float));
+        if (!dcol)
+            mark_failed(&failed);
+        else {
+            if (bias)
+                fill_rows(dx + n0 * image_in, (n1 - n0) * g->h * g->w, bias, g->cin);
+            else
+                memset(dx + n0 * image_in, 0, (size_t)((n1 - n0) * image_in) * sizeof(float));
+            for (int64_t p = n0 * image_px; p < n1 * image_px; p += tile) {
+                const int64_t count = cnnc_min_i64(tile, n1 * image_px - p);
+                if (gemm_dcol(g, count, dy + p * g->cout, w, dcol, row) != CNNC_OK) {
+                    mark_failed(&failed);
+                    break;
+                }
+                col2im_add(g, dcol, p, count, dx);
+            }
+        }
+        cnnc_fpu_restore(fpu);
+    }
+    if (failed)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the col2im workspace");
+    return CNNC_OK;
+}
+
+/* Stride > 1 with fewer images than threads: per image, the threads split
+ * its output pixels to compute the whole dcol, then its input rows to gather
+ * it. */
+static cnnc_status backward_data_shared(const struct cnnc_conv_geom *g, int threads, const float *w,
+                                        const float *dy, const float *bias, float *dx)
+{
+    const int64_t row = g->kh * g->kw * g->cin, image_px = g->oh * g->ow;
+    float *dcol = cnnc_workspace(CNNC_CONV_SLOT_SHARED, (size_t)(image_px * row) * sizeof(float));
+    if (!dcol)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the col2im buffer");
+    int failed = 0;
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        unsigned fpu = cnnc_fpu_enter();
+        const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
+        int64_t p0, p1, r0, r1;
+        cnnc_conv_split(image_px, t, team, &p0, &p1);
+        cnnc_conv_split(g->h, t, team, &r0, &r1);
+        for (int64_t n = 0; n < g->n; ++n) {
+            if (p1 > p0 && gemm_dcol(g, p1 - p0, dy + (n * image_px + p0) * g->cout, w, dcol + p0 * row, row) != CNNC_OK)
+                mark_failed(&failed);
+            team_barrier();
+            if (has_failed(&failed))
+                break;
+            col2im_gather(g, dcol, n, r0, r1, bias, dx);
+            team_barrier();
+        }
+        cnnc_fpu_restore(fpu);
+    }
+    if (failed)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the GEMM workspace");
+    return CNNC_OK;
+}
+
+cnnc_status cnnc_conv_gemm_backward_data(const struct cnnc_conv_geom *g, const float *w, const float *dy,
+                                         const float *bias, float *dx)
+{
+    if (is_pointwise(g)) {
+        /* dx = dy * w^T: the forward GEMM with the roles of the channel
+         * counts swapped and w read transposed. */
+        const int64_t pixels = g->n * g->h * g->w;
+        const int threads = cnnc_threads_for(work_of(pixels, g->cin, g->cout_g), CONV_THREAD_GRAIN);
+        int failed = 0;
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+        {
+            unsigned fpu = cnnc_fpu_enter();
+            int64_t p0, p1;
+            cnnc_conv_split(pixels, cnnc_conv_thread_id(), cnnc_conv_team_size(), &p0, &p1);
+            for (int64_t p = p0; p < p1; p += DIRECT_TILE_PIXELS) {
+                const int64_t count = cnnc_min_i64(DIRECT_TILE_PIXELS, p1 - p);
+                float *c = dx + p * g->cin;
+                float beta = 0.0f;
+                if (bias) {
+                    fill_rows(c, count, bias, g->cin);
+                    beta = 1.0f;
+                }
+                for (int64_t grp = 0; grp < g->groups; ++grp)
+                    if (cnnc_sgemm_serial(CNNC_NO_TRANS, CNNC_TRANS, count, g->cin_g, g->cout_g, 1.0f,
+                                          dy + p * g->cout + grp * g->cout_g, g->cout, w + grp * g->cout_g, g->cout,
+                                          beta, c + grp * g->cin_g, g->cin) != CNNC_OK)
+                        mark_failed(&failed);
+            }
+            cnnc_fpu_restore(fpu);
+        }
+        if (failed)
+            return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the GEMM workspace");
+        return CNNC_OK;
+    }
+    if (g->sh == 1 && g->sw == 1)
+        return backward_data_as_forward(g, w, dy, bias, dx);
+    const int64_t row = g->kh * g->kw * g->cin;
+    const int threads = cnnc_threads_for(work_of(g->n * g->oh * g->ow, row, g->cout_g), CONV_THREAD_GRAIN);
+    if (threads <= g->n)
+        return backward_data_scatter(g, threads, w, dy, bias, dx);
+    return backward_data_shared(g, threads, w, dy, bias, dx);
+}
+
+cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy,
+                                            float *dw)
+{
+    const int64_t pixels = g->n * g->oh * g->ow, row = g->kh * g->kw * g->cin, kg = g->kh * g->kw * g->cin_g;
+    const int direct = is_pointwise(g);
+    const int64_t tile = direct ? DIRECT_TILE_PIXELS : tile_pixels(row);
+    const int threads = cnnc_threads_for(work_of(pixels, row, g->cout_g), CONV_THREAD_GRAIN);
+    float *buffers[threads];
+    struct cnnc_conv_partials partials = {dw, buffers, kg * g->cout, 0};
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        unsigned fpu = cnnc_fpu_enter();
+        int64_t p0, p1;
+        cnnc_conv_split(pixels, cnnc_conv_thread_id(), cnnc_conv_team_size(), &p0, &p1);
+        float *sum = cnnc_conv_partial_begin(&partials);
+        float *col = direct ? NULL : cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(tile * row) * sizeof(float));
+        if (!direct && !col)
+            mark_failed(&partials.failed);
+        else if (sum)
+            for (int64_t p = p0; p < p1; p += tile) {
+                const int64_t count = cnnc_min_i64(tile, p1 - p);
+                const float *a = x + p * g->cin;
+                if (!direct) {
+                    im2col(g, x, p, count, col);
+                    a = col;
+                }
+                for (int64_t grp = 0; grp < g->groups; ++grp)
+                    if (cnnc_sgemm_serial(CNNC_TRANS, CNNC_NO_TRANS, kg, g->cout_g, count, 1.0f, a + grp * kg, row,
+                                          dy + p * g->cout + grp * g->cout_g, g->cout, 1.0f, sum + grp * g->cout_g,
+                                          g->cout) != CNNC_OK)
+                        mark_failed(&partials.failed);
+            }
+        cnnc_conv_partial_reduce(&partials);
+        cnnc_fpu_restore(fpu);
+    }
+    if (partials.failed)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the weight-gradient workspace");
+    return CNNC_OK;
+}

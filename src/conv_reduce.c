@@ -1,0 +1,81 @@
+/* Deterministic parallel sums for the gradient passes: per-thread partial
+ * buffers added in thread order, so the result depends on the thread count
+ * but never on scheduling. */
+#include <string.h>
+#include "conv_internal.h"
+
+float *cnnc_conv_partial_begin(struct cnnc_conv_partials *p)
+{
+    int t = cnnc_conv_thread_id();
+    float *buffer = p->out;
+    if (t > 0) {
+        size_t bytes = 0;
+        if (cnnc_float_bytes(p->count, &bytes) == CNNC_OK)
+            buffer = cnnc_workspace(CNNC_CONV_SLOT_PARTIAL, bytes);
+        else
+            buffer = NULL;
+    }
+    p->buffers[t] = buffer;
+    if (!buffer) {
+#ifdef CNNC_OPENMP
+#pragma omp atomic write
+#endif
+        p->failed = 1;
+        return NULL;
+    }
+    memset(buffer, 0, (size_t)p->count * sizeof(float));
+    return buffer;
+}
+
+void cnnc_conv_partial_reduce(struct cnnc_conv_partials *p)
+{
+#ifdef CNNC_OPENMP
+#pragma omp barrier
+#endif
+    int failed;
+#ifdef CNNC_OPENMP
+#pragma omp atomic read
+#endif
+    failed = p->failed;
+    int team = cnnc_conv_team_size();
+    if (failed || team == 1)
+        return;
+    /* Slices are multiples of 16 floats so that threads never share a
+     * cache line of out. */
+    int64_t blocks = cnnc_ceil_div(p->count, 16), b0, b1;
+    cnnc_conv_split(blocks, cnnc_conv_thread_id(), team, &b0, &b1);
+    int64_t begin = b0 * 16, end = cnnc_min_i64(b1 * 16, p->count);
+    for (int t = 1; t < team; ++t) {
+        const float *src = p->buffers[t];
+        for (int64_t i = begin; i < end; ++i)
+            p->out[i] += src[i];
+    }
+}
+
+cnnc_status cnnc_conv_channel_sum(int64_t rows, int64_t channels, const float *data, float *out)
+{
+    int threads = cnnc_threads_for(rows * channels, 1 << 16);
+    float *buffers[threads];
+    struct cnnc_conv_partials partials = {out, buffers, channels, 0};
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        unsigned fpu = cnnc_fpu_enter();
+        float *sum = cnnc_conv_partial_begin(&partials);
+        if (sum) {
+            int64_t r0, r1;
+            cnnc_conv_split(rows, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
+            for (int64_t r = r0; r < r1; ++r) {
+                const float *row = data + r * channels;
+                for (int64_t c = 0; c < channels; ++c)
+                    sum[c] += row[c];
+            }
+        }
+        cnnc_conv_partial_reduce(&partials);
+        cnnc_fpu_restore(fpu);
+    }
+    if (partials.failed)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "cannot allocate the partial sums of the bias gradient");
+    return CNNC_OK;
+}

@@ -1,0 +1,260 @@
+/* SGEMM driver in the BLIS structure:
+ *
+ *   for jc in N by NC        B block (KC x NC) lives in L3
+ *     for pc in K by KC        pack op(B)[pc:, jc:] once, shared by the threads
+ *       for ic in M by MC        pack op(A)[ic:, pc:] per thread, lives in L2
+ *         for jr in NC by NR       B micro-panel (KC x NR) lives in L1
+ *           for ir in MC by MR       micro-kernel: MR x NR tile of C in registers
+ *
+ * The kernel table of the active ISA (src/kernels/<isa>/gemm_<isa>.c)
+ * provides MR, NR, MC, KC, NC, the micro-kernel and the packing routines.
+ * Threads split the ic range (each packs its own A block) and, when op(A) is
+ * too short for that, the jr range; K is never split, so every element of C
+ * is summed in the same order whatever the thread count. */
+#include <string.h>
+#include "gemm_kernels.h"
+#include "gemm_internal.h"
+#ifdef CNNC_OPENMP
+#include <omp.h>
+#endif
+
+/* Work (M * N * K multiply-adds) per thread below which an extra thread
+ * costs more than it saves: about 20 microseconds of one core's work. */
+#define GEMM_THREAD_GRAIN ((int64_t)1 << 21)
+
+struct gemm_plan {
+    const struct cnnc_gemm_kernels *kern;
+    int64_t M, N, K;
+    float alpha, beta;
+    const float *A; int64_t a_rs, a_cs; /* op(A)(i, p) = A[i * a_rs + p * a_cs] */
+    const float *B; int64_t b_rs, b_cs; /* op(B)(p, j) = B[p * b_rs + j * b_cs] */
+    float *C; int64_t ldc;
+    int64_t mc, kc, nc;                 /* block sizes used for this call */
+    int threads, tm, tn;                /* threads = tm (over rows) x tn (over NR panels) */
+    float *bp;                          /* packed B block, shared */
+    int failed;
+};
+
+static inline void team_barrier(int threads)
+{
+#ifdef CNNC_OPENMP
+    if (threads > 1) {
+#pragma omp barrier
+    }
+#else
+    (void)threads;
+#endif
+}
+
+/* [begin, end) of `count` units split into `parts` near-equal chunks. */
+static inline void split_range(int64_t count, int parts, int index, int64_t *begin, int64_t *end)
+{
+    int64_t per = cnnc_ceil_div(count, parts);
+    *begin = cnnc_min_i64(count, per * index);
+    *end = cnnc_min_i64(count, *begin + per);
+}
+
+static void gemm_thread(struct gemm_plan *plan, int tid)
+{
+    const struct cnnc_gemm_kernels *kern = plan->kern;
+    const int64_t MR = kern->mr, NR = kern->nr;
+    const int threads = plan->threads;
+    const int ti = tid / plan->tn, tj = tid % plan->tn;
+
+    float *ap = cnnc_workspace(0, (size_t)plan->mc * (size_t)plan->kc * sizeof(float));
+    if (!ap)
+        __atomic_store_n(&plan->failed, 1, __ATOMIC_RELAXED);
+    team_barrier(threads);
+    if (__atomic_load_n(&plan->failed, __ATOMIC_RELAXED))
+        return;
+
+    int64_t row_begin, row_end;
+    split_range(cnnc_ceil_div(plan->M, MR), plan->tm, ti, &row_begin, &row_end);
+    row_begin *= MR;
+    row_end = cnnc_min_i64(plan->M, row_end * MR);
+
+    for (int64_t jc = 0; jc < plan->N; jc += plan->nc) {
+        const int64_t nc = cnnc_min_i64(plan->nc, plan->N - jc);
+        const int64_t n_panels = cnnc_ceil_div(nc, NR);
+        for (int64_t pc = 0; pc < plan->K; pc += plan->kc) {
+            const int64_t kc = cnnc_min_i64(plan->kc, plan->K - pc);
+            const float beta = pc == 0 ? plan->beta : 1.0f;
+
+            int64_t pb, pe;
+            split_range(n_panels, threads, tid, &pb, &pe);
+            if (pb < pe)
+                kern->pack_b(kc, cnnc_min_i64(nc, pe * NR) - pb * NR,
+                             plan->B + pc * plan->b_rs + (jc + pb * NR) * plan->b_cs,
+                             plan->b_rs, plan->b_cs, plan->bp + pb * NR * kc);
+            team_barrier(threads);
+
+            int64_t jb, je;
+            split_range(n_panels, plan->tn, tj, &jb, &je);
+            for (int64_t ic = row_begin; ic < row_end && jb < je; ic += plan->mc) {
+                const int64_t mc = cnnc_min_i64(plan->mc, row_end - ic);
+                kern->pack_a(mc, kc, plan->A + ic * plan->a_rs + pc * plan->a_cs,
+                             plan->a_rs, plan->a_cs, ap);
+                for (int64_t jr = jb; jr < je; ++jr) {
+                    const float *bpanel = plan->bp + jr * NR * kc;
+                    const int64_t j = jc + jr * NR;
+                    const int64_t n = cnnc_min_i64(NR, plan->N - j);
+                    for (int64_t ir = 0; ir < mc; ir += MR)
+                        kern->ukernel(kc, ap + ir * kc, 1, MR, bpanel,
+                                      plan->C + (ic + ir) * plan->ldc + j, plan->ldc,
+                                      cnnc_min_i64(MR, mc - ir), n, plan->alpha, beta);
+                }
+            }
+            team_barrier(threads); /* the B block is overwritten next */
+        }
+    }
+}
+
+/* Block size near `block` that splits `total` into equal parts, rounded up
+ * to a multiple of `unit`, so that no last block is a sliver. */
+static int64_t balanced_block(int64_t total, int64_t block, int64_t unit)
+{
+    int64_t parts = cnnc_ceil_div(total, block);
+    return cnnc_min_i64(block, cnnc_ceil_div(cnnc_ceil_div(total, parts), unit) * unit);
+}
+
+/* Load balance of `count` units over `parts` threads: 1 when even. */
+static double balance(int64_t count, int parts)
+{
+    return (double)count / (double)(parts * cnnc_ceil_div(count, parts));
+}
+
+static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc)
+{
+    if (beta == 1.0f)
+        return;
+    for (int64_t i = 0; i < M; ++i) {
+        float *row = C + i * ldc;
+        if (beta == 0.0f)
+            memset(row, 0, (size_t)N * sizeof(float));
+        else
+            for (int64_t j = 0; j < N; ++j)
+                row[j] *= beta;
+    }
+}
+
+static cnnc_status check_args(const char *fn, cnnc_transpose ta, cnnc_transpose tb, int64_t M,
+                              int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc)
+{
+    if (ta != CNNC_NO_TRANS && ta != CNNC_TRANS)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: trans_a = %d is not CNNC_NO_TRANS or CNNC_TRANS", fn, (int)ta);
+    if (tb != CNNC_NO_TRANS && tb != CNNC_TRANS)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: trans_b = %d is not CNNC_NO_TRANS or CNNC_TRANS", fn, (int)tb);
+    if (M < 0 || N < 0 || K < 0)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: sizes must be >= 0, got M = %lld, N = %lld, K = %lld",
+                          fn, (long long)M, (long long)N, (long long)K);
+    int64_t a_cols = ta == CNNC_NO_TRANS ? K : M, b_cols = tb == CNNC_NO_TRANS ? N : K;
+    if (lda < cnnc_max_i64(1, a_cols))
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: lda = %lld is smaller than a row of A (%lld)",
+                          fn, (long long)lda, (long long)cnnc_max_i64(1, a_cols));
+    if (ldb < cnnc_max_i64(1, b_cols))
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: ldb = %lld is smaller than a row of B (%lld)",
+                          fn, (long long)ldb, (long long)cnnc_max_i64(1, b_cols));
+    if (ldc < cnnc_max_i64(1, N))
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: ldc = %lld is smaller than a row of C (%lld)",
+                          fn, (long long)ldc, (long long)cnnc_max_i64(1, N));
+    return CNNC_OK;
+}
+
+static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc_transpose tb,
+                        int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    CNNC_TRY(check_args(fn, ta, tb, M, N, K, lda, ldb, ldc));
+    if (M == 0 || N == 0)
+        return CNNC_OK;
+    if (C == NULL)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: C is NULL", fn);
+    if (alpha == 0.0f || K == 0) {
+        scale_c(M, N, beta, C, ldc);
+        return CNNC_OK;
+    }
+    if (A == NULL)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: A is NULL", fn);
+    if (B == NULL)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: B is NULL", fn);
+
+    const struct cnnc_gemm_kernels *kern = CNNC_PICK(cnnc_gemm_kernels);
+    const int64_t MR = kern->mr, NR = kern->nr;
+    struct gemm_plan plan = {
+        .kern = kern, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
+        .A = A, .a_rs = ta == CNNC_NO_TRANS ? lda : 1, .a_cs = ta == CNNC_NO_TRANS ? 1 : lda,
+        .B = B, .b_rs = tb == CNNC_NO_TRANS ? ldb : 1, .b_cs = tb == CNNC_NO_TRANS ? 1 : ldb,
+        .C = C, .ldc = ldc,
+    };
+    plan.kc = balanced_block(K, kern->kc, 1);
+    plan.nc = balanced_block(N, kern->nc, NR);
+
+    /* Threads: as many as the work warrants, arranged as tm x tn to split
+     * the rows of C (preferred: B stays shared, A is packed once) or its NR
+     * panels (for short op(A)), whichever balances better. */
+    int threads = 1;
+    if (max_threads > 1) {
+        int64_t work;
+        if (cnnc_mul_sizes(&work, 3, M, N, K) != CNNC_OK)
+            work = INT64_MAX;
+        threads = cnnc_threads_for(work, GEMM_THREAD_GRAIN);
+        if (threads > max_threads)
+            threads = max_threads;
+    }
+    const int64_t m_panels = cnnc_ceil_div(M, MR), n_panels = cnnc_ceil_div(plan.nc, NR);
+    int tm = 1, tn = 1;
+    double best = -1.0;
+    for (int d = threads; d >= 1; --d) {
+        if (threads % d)
+            continue;
+        double score = balance(m_panels, d) * balance(n_panels, threads / d);
+        if (score > best + 1e-9) {
+            best = score;
+            tm = d;
+            tn = threads / d;
+        }
+    }
+    if (tm * tn > 1 && m_panels < tm) tm = 1, tn = 1, threads = 1;
+    plan.threads = threads = tm * tn;
+    plan.tm = tm;
+    plan.tn = tn;
+    int64_t rows_per_thread = cnnc_ceil_div(m_panels, tm) * MR;
+    plan.mc = balanced_block(cnnc_min_i64(rows_per_thread, M + MR - 1), kern->mc, MR);
+
+    plan.bp = cnnc_workspace(1, (size_t)plan.kc * (size_t)(cnnc_ceil_div(plan.nc, NR) * NR) * sizeof(float));
+    if (!plan.bp)
+        return CNNC_ERR_OUT_OF_MEMORY;
+
+    if (threads == 1) {
+        unsigned fpu = cnnc_fpu_enter();
+        gemm_thread(&plan, 0);
+        cnnc_fpu_restore(fpu);
+    } else {
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads)
+        {
+            unsigned fpu = cnnc_fpu_enter();
+            gemm_thread(&plan, omp_get_thread_num());
+            cnnc_fpu_restore(fpu);
+        }
+#endif
+    }
+    if (plan.failed)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "%s: cannot allocate the packing buffers", fn);
+    return CNNC_OK;
+}
+
+cnnc_status cnnc_sgemm(cnnc_transpose trans_a, cnnc_transpose trans_b, int64_t M, int64_t N, int64_t K,
+                       float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                       float beta, float *C, int64_t ldc)
+{
+    return gemm(__func__, cnnc_get_num_threads(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
+                beta, C, ldc);
+}
+
+cnnc_status cnnc_sgemm_serial(cnnc_transpose trans_a, cnnc_transpose trans_b, int64_t M, int64_t N,
+                              int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+                              int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    return gemm(__func__, 1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}

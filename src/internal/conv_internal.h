@@ -1,0 +1,106 @@
+/* Shared definitions of the convolution drivers (src/conv*.c) and of the
+ * per-ISA depthwise micro-kernels (src/kernels/<isa>/conv_<isa>.c). */
+#ifndef CNNC_CONV_INTERNAL_H
+#define CNNC_CONV_INTERNAL_H
+#include "cnnc_internal.h"
+#ifdef CNNC_OPENMP
+#include <omp.h>
+#endif
+
+/* A validated problem. Paddings may be negative here (cropping): the
+ * stride-1 backward-data pass runs a forward convolution whose padding is
+ * k_eff - 1 - pad. Everything else is as in cnnc_conv2d_desc. */
+struct cnnc_conv_geom {
+    int64_t n, h, w, cin, cout;
+    int64_t kh, kw, sh, sw, dh, dw;
+    int64_t pt, pb, pl, pr;
+    int64_t groups, cin_g, cout_g;
+    int64_t oh, ow;
+};
+
+/* Workspace slots owned by the convolution family. */
+enum {
+    CNNC_CONV_SLOT_COL = 2,     /* per-thread im2col / dcol tile */
+    CNNC_CONV_SLOT_PARTIAL = 3, /* per-thread partial dW (threads > 0) */
+    CNNC_CONV_SLOT_SHARED = 4   /* caller-thread buffers shared by a parallel region */
+};
+
+/* Depthwise (cin_g == 1, any multiplier cout / cin) direct kernels, per ISA.
+ * Rows are flat (image, output row) or (image, input row) indices. */
+struct cnnc_conv_kernels {
+    /* y rows [r0, r1) of (n * oh + oh_i), bias may be NULL. */
+    void (*depthwise_forward)(const struct cnnc_conv_geom *g, int64_t r0, int64_t r1, const float *x,
+                              const float *w, const float *bias, float *y);
+    /* dx rows [r0, r1) of (n * h + ih), overwritten (bias-initialized if bias). */
+    void (*depthwise_backward_data)(const struct cnnc_conv_geom *g, int64_t r0, int64_t r1, const float *w,
+                                    const float *dy, const float *bias, float *dx);
+    /* dw (kh, kw, 1, cout) += contributions of output rows [r0, r1). */
+    void (*depthwise_backward_weights)(const struct cnnc_conv_geom *g, int64_t r0, int64_t r1, const float *x,
+                                       const float *dy, float *dw);
+};
+
+extern CNNC_INTERNAL const struct cnnc_conv_kernels cnnc_conv_kernels_scalar;
+extern CNNC_INTERNAL const struct cnnc_conv_kernels cnnc_conv_kernels_avx2;
+extern CNNC_INTERNAL const struct cnnc_conv_kernels cnnc_conv_kernels_avx512;
+
+/* ---- threading helpers -------------------------------------------------- */
+static inline int cnnc_conv_thread_id(void)
+{
+#ifdef CNNC_OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static inline int cnnc_conv_team_size(void)
+{
+#ifdef CNNC_OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* Part t of n items split as evenly as possible into parts contiguous chunks. */
+static inline void cnnc_conv_split(int64_t n, int t, int parts, int64_t *begin, int64_t *end)
+{
+    int64_t q = n / parts, r = n % parts;
+    *begin = q * t + (t < r ? t : r);
+    *end = *begin + q + (t < r ? 1 : 0);
+}
+
+/* ---- drivers (src/conv_gemm.c, src/conv_depthwise.c) -------------------- */
+CNNC_INTERNAL cnnc_status cnnc_conv_gemm_forward(const struct cnnc_conv_geom *g, const float *x, const float *w,
+                                                 const float *bias, float *y);
+CNNC_INTERNAL cnnc_status cnnc_conv_gemm_backward_data(const struct cnnc_conv_geom *g, const float *w,
+                                                       const float *dy, const float *bias, float *dx);
+CNNC_INTERNAL cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, const float *x,
+                                                          const float *dy, float *dw);
+CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const float *x,
+                                                      const float *w, const float *bias, float *y);
+CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_data(const struct cnnc_conv_geom *g, const float *w,
+                                                            const float *dy, const float *bias, float *dx);
+CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g, const float *x,
+                                                               const float *dy, float *dw);
+
+/* Per-thread partial sums reduced in a fixed order: each thread of a team
+ * accumulates into its own buffer of `count` floats (thread 0's is `out`
+ * itself), then, after a barrier, adds the others into `out` slice by slice.
+ * Must be called by every thread of the team. */
+struct cnnc_conv_partials {
+    float *out;
+    float **buffers; /* team-size pointers */
+    int64_t count;
+    int failed;
+};
+/* Returns this thread's buffer, zeroed, or NULL (after marking failure). */
+CNNC_INTERNAL float *cnnc_conv_partial_begin(struct cnnc_conv_partials *p);
+/* Barrier, then the ordered reduction into p->out. */
+CNNC_INTERNAL void cnnc_conv_partial_reduce(struct cnnc_conv_partials *p);
+
+/* out[c] = sum over rows of data[row * channels + c], deterministic for a
+ * fixed thread count. */
+CNNC_INTERNAL cnnc_status cnnc_conv_channel_sum(int64_t rows, int64_t channels, const float *data, float *out);
+
+#endif

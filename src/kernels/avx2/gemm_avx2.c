@@ -1,0 +1,72 @@
+/* AVX2/FMA GEMM micro-kernel: 6 x 16 tile of C in 12 ymm accumulators, a
+ * packed B row in 2 registers and one broadcast A element: 15 of the 16
+ * ymm registers, 12 FMAs per 2 loads + 6 broadcasts. */
+#include <immintrin.h>
+#define GEMM_MR 6
+#define GEMM_NR 16
+#include "gemm_pack.h"
+
+static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp,
+                    float *c, int64_t ldc, int64_t m, int64_t n, float alpha, float beta)
+{
+    __m256 acc[GEMM_MR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < GEMM_MR; ++i)
+        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    if (rs_a == 1) {
+        for (int64_t p = 0; p < k; ++p, a += cs_a, bp += GEMM_NR) {
+            const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+#pragma GCC unroll 6
+            for (int i = 0; i < GEMM_MR; ++i) {
+                const __m256 ai = _mm256_broadcast_ss(a + i);
+                acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+                acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+            }
+        }
+    } else {
+        for (int64_t p = 0; p < k; ++p, a += cs_a, bp += GEMM_NR) {
+            const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+#pragma GCC unroll 6
+            for (int i = 0; i < GEMM_MR; ++i) {
+                const __m256 ai = _mm256_broadcast_ss(a + i * rs_a);
+                acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+                acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+            }
+        }
+    }
+    if (m == GEMM_MR && n == GEMM_NR) {
+        const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+        for (int i = 0; i < GEMM_MR; ++i) {
+            float *ci = c + i * ldc;
+            __m256 r0 = _mm256_mul_ps(va, acc[i][0]), r1 = _mm256_mul_ps(va, acc[i][1]);
+            if (beta != 0.0f) {
+                r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r0);
+                r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), r1);
+            }
+            _mm256_storeu_ps(ci, r0);
+            _mm256_storeu_ps(ci + 8, r1);
+        }
+    } else {
+        float t[GEMM_MR * GEMM_NR] __attribute__((aligned(32)));
+#pragma GCC unroll 6
+        for (int i = 0; i < GEMM_MR; ++i) {
+            _mm256_store_ps(t + i * GEMM_NR, acc[i][0]);
+            _mm256_store_ps(t + i * GEMM_NR + 8, acc[i][1]);
+        }
+        gemm_store_tile(t, c, ldc, m, n, alpha, beta);
+    }
+}
+
+/* Blocking for a 48 KiB L1d / 1 MiB L2 / 32 MiB L3 core: KC = 256 puts the
+ * 256 x 16 B micro-panel (16 KiB) in L1 next to two streaming 6 x 256 A
+ * micro-panels (6 KiB each); MC = 240 rows make a 240 KiB packed A block,
+ * a quarter of L2, leaving room for the B micro-panels and C; NC = 4096
+ * columns make a 4 MiB packed B block, shared by the threads, in L3. */
+const struct cnnc_gemm_kernels cnnc_gemm_kernels_avx2 = {
+    .mr = GEMM_MR, .nr = GEMM_NR,
+    .mc = 240, .kc = 256, .nc = 4096,
+    .ukernel = ukernel,
+    .pack_a = gemm_pack_a,
+    .pack_b = gemm_pack_b,
+};

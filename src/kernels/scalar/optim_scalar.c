@@ -1,0 +1,4 @@
+#include "simd_scalar.h"
+#include "optim_template.h"
+
+CNNC_OPTIM_TABLE(scalar);

@@ -1,0 +1,154 @@
+#include <stdint.h>
+#include <string.h>
+#include "check.h"
+
+/* Naive direct loops in double, the definition of the convolution. */
+static void naive_forward(const cnnc_conv2d_desc *d, int64_t oh, int64_t ow, const float *x, const float *w,
+                          const float *b, double *y)
+{
+    int64_t cin_g = d->in_channels / d->groups, cout_g = d->out_channels / d->groups;
+    for (int64_t n = 0; n < d->batch; ++n)
+        for (int64_t i = 0; i < oh; ++i)
+            for (int64_t j = 0; j < ow; ++j)
+                for (int64_t o = 0; o < d->out_channels; ++o) {
+                    double s = b ? b[o] : 0.0;
+                    int64_t g = o / cout_g;
+                    for (int64_t kh = 0; kh < d->kernel_h; ++kh)
+                        for (int64_t kw = 0; kw < d->kernel_w; ++kw) {
+                            int64_t ih = i * d->stride_h + kh * d->dilation_h - d->pad_top;
+                            int64_t iw = j * d->stride_w + kw * d->dilation_w - d->pad_left;
+                            if (ih < 0 || ih >= d->in_h || iw < 0 || iw >= d->in_w)
+                                continue;
+                            for (int64_t c = 0; c < cin_g; ++c)
+                                s += (double)x[((n * d->in_h + ih) * d->in_w + iw) * d->in_channels + g * cin_g + c] *
+                                     w[((kh * d->kernel_w + kw) * cin_g + c) * d->out_channels + o];
+                        }
+                    y[((n * oh + i) * ow + j) * d->out_channels + o] = s;
+                }
+}
+
+static void fill(float *a, int64_t n, unsigned *seed)
+{
+    for (int64_t i = 0; i < n; ++i)
+        a[i] = check_uniform(seed);
+}
+
+static double dot(const float *a, const float *b, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i)
+        s += (double)a[i] * b[i];
+    return s;
+}
+
+/* Forward against the loops; backward passes through the adjoint identities
+ * <conv(x, w), dy> = <x, dx(dy)> = <w, dw(x, dy)> and db = sum(dy). */
+static void check_case(cnnc_conv2d_desc d)
+{
+    int64_t oh, ow;
+    CHECK_OK(cnnc_conv2d_output_size(&d, &oh, &ow));
+    int64_t nx = d.batch * d.in_h * d.in_w * d.in_channels, ny = d.batch * oh * ow * d.out_channels;
+    int64_t nw = d.kernel_h * d.kernel_w * (d.in_channels / d.groups) * d.out_channels;
+    float *x = cnnc_malloc(nx * 4), *w = cnnc_malloc(nw * 4), *b = cnnc_malloc(d.out_channels * 4);
+    float *y = cnnc_malloc(ny * 4), *dy = cnnc_malloc(ny * 4), *dx = cnnc_malloc(nx * 4);
+    float *dw = cnnc_malloc(nw * 4), *db = cnnc_malloc(d.out_channels * 4), *yt = cnnc_malloc(nx * 4);
+    double *ref = malloc(ny * sizeof(double));
+    unsigned seed = 7;
+    fill(x, nx, &seed);
+    fill(w, nw, &seed);
+    fill(b, d.out_channels, &seed);
+    fill(dy, ny, &seed);
+    CHECK_OK(cnnc_conv2d_forward(&d, x, w, b, y));
+    naive_forward(&d, oh, ow, x, w, b, ref);
+    for (int64_t i = 0; i < ny; ++i)
+        CHECK_NEAR(y[i], ref[i], 1e-4);
+    CHECK_OK(cnnc_conv2d_backward_data(&d, w, dy, dx));
+    CHECK_OK(cnnc_conv2d_backward_weights(&d, x, dy, dw, db));
+    double ydy = 0, ysum = 0;
+    CHECK_OK(cnnc_conv2d_forward(&d, x, w, NULL, y));
+    ydy = dot(y, dy, ny);
+    CHECK_NEAR(dot(x, dx, nx), ydy, 1e-4);
+    CHECK_NEAR(dot(w, dw, nw), ydy, 1e-4);
+    for (int64_t o = 0; o < d.out_channels; ++o) {
+        double s = 0;
+        for (int64_t p = 0; p < ny / d.out_channels; ++p)
+            s += dy[p * d.out_channels + o];
+        CHECK_NEAR(db[o], s, 1e-4);
+        ysum += s;
+    }
+    /* The transposed convolution is the same pair of maps swapped. */
+    CHECK_OK(cnnc_conv2d_transpose_forward(&d, dy, w, NULL, yt));
+    for (int64_t i = 0; i < nx; ++i)
+        CHECK_NEAR(yt[i], dx[i], 1e-5);
+    CHECK_OK(cnnc_conv2d_transpose_backward_data(&d, w, x, dy));
+    for (int64_t i = 0; i < ny; ++i)
+        CHECK_NEAR(dy[i], y[i], 1e-5);
+    (void)ysum;
+    cnnc_free(x); cnnc_free(w); cnnc_free(b); cnnc_free(y); cnnc_free(dy); cnnc_free(dx);
+    cnnc_free(dw); cnnc_free(db); cnnc_free(yt);
+    free(ref);
+}
+
+static void test_cases(int threads)
+{
+    CHECK_OK(cnnc_set_num_threads(threads));
+    /* batch, h, w, cin, cout, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr, groups */
+    cnnc_conv2d_desc cases[] = {
+        {2, 9, 8, 3, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        {3, 10, 9, 4, 6, 3, 3, 2, 2, 1, 1, 0, 1, 0, 1, 2},
+        {1, 11, 7, 4, 6, 4, 2, 2, 3, 1, 2, 2, 1, 0, 3, 1},
+        {2, 6, 6, 8, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 2},
+        {2, 9, 9, 4, 8, 3, 3, 2, 1, 2, 1, 2, 2, 1, 1, 4},
+        {2, 12, 12, 1, 4, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+        {2, 5, 5, 2, 3, 3, 3, 1, 1, 1, 1, 4, 3, 3, 4, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
+        check_case(cases[i]);
+}
+
+static void test_errors(void)
+{
+    cnnc_conv2d_desc ok = {1, 8, 8, 4, 4, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1}, d;
+    float buf[4096];
+    int64_t oh, ow;
+    CHECK_OK(cnnc_conv2d_output_size(&ok, &oh, &ow));
+    CHECK(oh == 6 && ow == 6);
+    CHECK_STATUS(cnnc_conv2d_output_size(NULL, &oh, &ow), CNNC_ERR_INVALID_ARGUMENT);
+    d = ok; d.stride_w = 0;
+    CHECK_STATUS(cnnc_conv2d_forward(&d, buf, buf, NULL, buf), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(cnnc_last_error(), "stride_w") != NULL);
+    d = ok; d.dilation_h = -1;
+    CHECK_STATUS(cnnc_conv2d_forward(&d, buf, buf, NULL, buf), CNNC_ERR_INVALID_ARGUMENT);
+    d = ok; d.pad_left = -1;
+    CHECK_STATUS(cnnc_conv2d_forward(&d, buf, buf, NULL, buf), CNNC_ERR_INVALID_ARGUMENT);
+    d = ok; d.groups = 3;
+    CHECK_STATUS(cnnc_conv2d_forward(&d, buf, buf, NULL, buf), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(cnnc_last_error(), "groups") != NULL);
+    d = ok; d.kernel_h = 9;
+    CHECK_STATUS(cnnc_conv2d_forward(&d, buf, buf, NULL, buf), CNNC_ERR_SHAPE);
+    d = ok; d.kernel_h = 5; d.dilation_h = 2;
+    CHECK_STATUS(cnnc_conv2d_backward_data(&d, buf, buf, buf), CNNC_ERR_SHAPE);
+    CHECK_STATUS(cnnc_conv2d_forward(&ok, NULL, buf, NULL, buf), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cnnc_conv2d_backward_weights(&ok, buf, buf, NULL, NULL), CNNC_ERR_INVALID_ARGUMENT);
+    d = ok; d.batch = INT64_C(1) << 40; d.in_h = INT64_C(1) << 20; d.in_w = INT64_C(1) << 20;
+    CHECK_STATUS(cnnc_conv2d_forward(&d, buf, buf, NULL, buf), CNNC_ERR_OVERFLOW);
+    d = ok; d.kernel_w = INT64_C(1) << 62; d.dilation_w = 8;
+    CHECK_STATUS(cnnc_conv2d_forward(&d, buf, buf, NULL, buf), CNNC_ERR_OVERFLOW);
+    d = ok; d.pad_top = INT64_MAX;
+    CHECK_STATUS(cnnc_conv2d_forward(&d, buf, buf, NULL, buf), CNNC_ERR_OVERFLOW);
+    int64_t before, after;
+    CHECK_OK(cnnc_conv_same_padding(10, 4, 2, 1, &before, &after));
+    CHECK(before == 1 && after == 1);
+    CHECK_OK(cnnc_conv_same_padding(9, 4, 2, 1, &before, &after));
+    CHECK(before == 1 && after == 2);
+    CHECK_STATUS(cnnc_conv_same_padding(9, 4, 0, 1, &before, &after), CNNC_ERR_INVALID_ARGUMENT);
+}
+
+int main(void)
+{
+    test_cases(1);
+    test_cases(2);
+    test_errors();
+    cnnc_release_workspace();
+    return check_finish("test_conv");
+}

@@ -1,0 +1,100 @@
+#include <math.h>
+#include <string.h>
+#include "check.h"
+
+enum { N = 1029, STEPS = 10 };
+
+/* Keras Adam with decoupled decay and AMSGrad, in double, over STEPS steps. */
+static void test_adam(void)
+{
+    static float p[N], g[N], m[N], v[N], vhat[N];
+    static double rp[N], rm[N], rv[N], rvh[N];
+    unsigned seed = 9;
+    for (int i = 0; i < N; ++i) rp[i] = p[i] = check_uniform(&seed);
+    memset(m, 0, sizeof m); memset(v, 0, sizeof v); memset(vhat, 0, sizeof vhat);
+    memset(rm, 0, sizeof rm); memset(rv, 0, sizeof rv); memset(rvh, 0, sizeof rvh);
+    cnnc_optim_common c = cnnc_optim_common_init(0.01f);
+    c.weight_decay = 0.05f;
+    c.decoupled = 1;
+    for (int t = 1; t <= STEPS; ++t) {
+        for (int i = 0; i < N; ++i) g[i] = check_uniform(&seed);
+        CHECK_OK(cnnc_adam_update(N, p, g, m, v, vhat, t, &c, 0.9f, 0.999f, 1e-7f));
+        double alpha = 0.01 * sqrt(1 - pow(0.999f, t)) / (1 - pow(0.9f, t));
+        for (int i = 0; i < N; ++i) {
+            rp[i] *= 1 - (double)0.01f * 0.05f;
+            rm[i] = 0.9f * rm[i] + (1 - 0.9f) * g[i];
+            rv[i] = 0.999f * rv[i] + (1 - 0.999f) * (double)g[i] * g[i];
+            rvh[i] = rvh[i] > rv[i] ? rvh[i] : rv[i];
+            rp[i] -= alpha * rm[i] / (sqrt(rvh[i]) + 1e-7f);
+        }
+    }
+    for (int i = 0; i < N; ++i)
+        CHECK(fabs(p[i] - rp[i]) < 1e-5);
+}
+
+/* PyTorch-style Nesterov SGD and centered RMSprop with momentum. */
+static void test_sgd_rmsprop(void)
+{
+    static float p[N], g[N], b[N], q[N], ms[N], mom[N], mg[N];
+    static double rp[N], rb[N], rq[N], rms[N], rmom[N], rmg[N];
+    unsigned seed = 4;
+    for (int i = 0; i < N; ++i) rq[i] = q[i] = rp[i] = p[i] = check_uniform(&seed);
+    memset(b, 0, sizeof b); memset(ms, 0, sizeof ms); memset(mom, 0, sizeof mom); memset(mg, 0, sizeof mg);
+    memset(rb, 0, sizeof rb); memset(rms, 0, sizeof rms); memset(rmom, 0, sizeof rmom); memset(rmg, 0, sizeof rmg);
+    cnnc_optim_common c = cnnc_optim_common_init(0.05f);
+    c.torch_style = 1;
+    cnnc_optim_common k = cnnc_optim_common_init(0.001f);
+    k.l2 = 0.01f;
+    for (int t = 1; t <= STEPS; ++t) {
+        for (int i = 0; i < N; ++i) g[i] = check_uniform(&seed);
+        CHECK_OK(cnnc_sgd_update(N, p, g, b, &c, 0.9f, 1));
+        CHECK_OK(cnnc_rmsprop_update(N, q, g, ms, mom, mg, &k, 0.9f, 0.5f, 1e-7f));
+        for (int i = 0; i < N; ++i) {
+            rb[i] = 0.9f * rb[i] + g[i];
+            rp[i] -= 0.05f * (g[i] + 0.9f * rb[i]);
+            double gg = g[i] + 2 * 0.01f * rq[i];
+            rms[i] = 0.9f * rms[i] + (1 - 0.9f) * gg * gg;
+            rmg[i] = 0.9f * rmg[i] + (1 - 0.9f) * gg;
+            rmom[i] = 0.5f * rmom[i] + 0.001f * gg / sqrt(rms[i] - rmg[i] * rmg[i] + 1e-7f);
+            rq[i] -= rmom[i];
+        }
+    }
+    for (int i = 0; i < N; ++i) {
+        CHECK(fabs(p[i] - rp[i]) < 1e-5);
+        CHECK(fabs(q[i] - rq[i]) < 1e-5);
+    }
+    c.lr = NAN;
+    CHECK_STATUS(cnnc_sgd_update(N, p, g, b, &c, 0.9f, 0), CNNC_ERR_INVALID_ARGUMENT);
+    c.lr = 0.1f;
+    CHECK_STATUS(cnnc_sgd_update(N, p, g, NULL, &c, 0.9f, 0), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cnnc_sgd_update(N, p, g, b, NULL, 0.9f, 0), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cnnc_adam_update(N, p, g, b, ms, NULL, 0, &c, 0.9f, 0.999f, 1e-7f), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cnnc_rmsprop_update(N, p, g, ms, NULL, NULL, &c, 0.9f, 0.5f, 1e-7f), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cnnc_rmsprop_update(-1, p, g, ms, NULL, NULL, &c, 0.9f, 0.0f, 1e-7f), CNNC_ERR_INVALID_ARGUMENT);
+    c.clip_value = -1.0f;
+    CHECK_STATUS(cnnc_sgd_update(N, p, g, NULL, &c, 0.0f, 0), CNNC_ERR_INVALID_ARGUMENT);
+}
+
+static void test_sum_squares(void)
+{
+    static float x[5000];
+    unsigned seed = 2;
+    double want = 0.0, got = -1.0, got2 = -1.0;
+    for (int i = 0; i < 5000; ++i) { x[i] = check_uniform(&seed); want += (double)x[i] * x[i]; }
+    CHECK_OK(cnnc_set_num_threads(1));
+    CHECK_OK(cnnc_sum_squares(5000, x, &got));
+    CHECK_OK(cnnc_set_num_threads(2));
+    CHECK_OK(cnnc_sum_squares(5000, x, &got2));
+    CHECK_NEAR(got, want, 1e-6);
+    CHECK(got == got2);
+    CHECK_STATUS(cnnc_sum_squares(5, x, NULL), CNNC_ERR_INVALID_ARGUMENT);
+}
+
+int main(void)
+{
+    test_adam();
+    test_sgd_rmsprop();
+    test_sum_squares();
+    cnnc_release_workspace();
+    return check_finish("test_optim");
+}
