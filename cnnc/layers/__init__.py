@@ -30,6 +30,8 @@ from cnnc.layers.merge import (Add, Average, Concatenate, Maximum, Minimum, Mult
 from cnnc.layers.zero_padding2d import ZeroPadding2D
 from cnnc.layers.cropping2d import Cropping2D
 from cnnc.layers.upsampling2d import UpSampling2D
+from cnnc.layers.preprocessing import *  # noqa: F401,F403
+from cnnc.layers.preprocessing import PREPROCESSING_LAYERS
 
 Convolution1D = Conv1D
 Convolution2D = Conv2D
@@ -41,6 +43,7 @@ _LAYER_CLASSES = {cls.__name__: cls for cls in (
     GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Flatten, Reshape, Dropout,
     BatchNormalization, Activation, ReLU, LeakyReLU, ELU, Softmax, Add, Subtract, Multiply,
     Average, Maximum, Minimum, Concatenate, ZeroPadding2D, Cropping2D, UpSampling2D)}
+_LAYER_CLASSES.update({cls.__name__: cls for cls in PREPROCESSING_LAYERS})
 
 
 def register(cls):

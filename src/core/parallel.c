@@ -2,6 +2,11 @@
 
 void cnnc_parallel_range(int64_t n, int64_t grain, cnnc_range_fn body, void *ctx)
 {
+    cnnc_parallel_chunks(n, grain, 64, body, ctx);
+}
+
+void cnnc_parallel_chunks(int64_t n, int64_t grain, int64_t align, cnnc_range_fn body, void *ctx)
+{
     int threads = cnnc_threads_for(n, grain);
     if (threads <= 1) {
         unsigned fpu = cnnc_fpu_enter();
@@ -9,7 +14,9 @@ void cnnc_parallel_range(int64_t n, int64_t grain, cnnc_range_fn body, void *ctx
         cnnc_fpu_restore(fpu);
         return;
     }
-    int64_t per_thread = cnnc_ceil_div(cnnc_ceil_div(n, threads), 64) * 64;
+    if (align < 1)
+        align = 1;
+    int64_t per_thread = cnnc_ceil_div(cnnc_ceil_div(n, threads), align) * align;
 #ifdef CNNC_OPENMP
 #pragma omp parallel for num_threads(threads) schedule(static)
 #endif

@@ -12,5 +12,9 @@
  * each thread's vector loop starts aligned to the arrays' alignment. */
 typedef void (*cnnc_range_fn)(int64_t begin, int64_t end, void *ctx);
 CNNC_INTERNAL void cnnc_parallel_range(int64_t n, int64_t grain, cnnc_range_fn body, void *ctx);
+/* The same over [0, n) of any unit (rows, images, ...), with chunk
+ * boundaries at multiples of align (>= 1). */
+CNNC_INTERNAL void cnnc_parallel_chunks(int64_t n, int64_t grain, int64_t align, cnnc_range_fn body,
+                                        void *ctx);
 
 #endif

@@ -1,0 +1,162 @@
+/* The vector math of src/internal/vecmath_*.h (exp, expm1, erfc, log,
+ * log1p) on every ISA path this CPU has, against libm in double: relative
+ * error over wide sweeps and the special values. */
+#include <immintrin.h>
+#include <string.h>
+#include "check.h"
+#include "vecmath_scalar.h"
+
+enum { F_EXP, F_EXPM1, F_ERFC, F_LOG, F_LOG1P, F_COUNT };
+static const char *const names[F_COUNT] = {"exp", "expm1", "erfc", "log", "log1p"};
+typedef void (*eval_fn)(int f, int64_t n, const float *x, float *y);
+
+static void eval_scalar(int f, int64_t n, const float *x, float *y)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        switch (f) {
+        case F_EXP: y[i] = cnnc_exp_scalar(x[i]); break;
+        case F_EXPM1: y[i] = cnnc_expm1_scalar(x[i]); break;
+        case F_ERFC: y[i] = cnnc_erfc_scalar(x[i]); break;
+        case F_LOG: y[i] = cnnc_log_scalar(x[i]); break;
+        default: y[i] = cnnc_log1p_scalar(x[i]); break;
+        }
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#include "vecmath_avx2.h"
+static void eval_avx2(int f, int64_t n, const float *x, float *y)
+{
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i m = cnnc_tail_mask_avx2(n - i);
+        __m256 v = _mm256_maskload_ps(x + i, m), r;
+        switch (f) {
+        case F_EXP: r = cnnc_exp_avx2(v); break;
+        case F_EXPM1: r = cnnc_expm1_avx2(v); break;
+        case F_ERFC: r = cnnc_erfc_avx2(v); break;
+        case F_LOG: r = cnnc_log_avx2(v); break;
+        default: r = cnnc_log1p_avx2(v); break;
+        }
+        _mm256_maskstore_ps(y + i, m, r);
+    }
+}
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")
+#include "vecmath_avx512.h"
+static void eval_avx512(int f, int64_t n, const float *x, float *y)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = cnnc_tail_mask_avx512(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i), r;
+        switch (f) {
+        case F_EXP: r = cnnc_exp_avx512(v); break;
+        case F_EXPM1: r = cnnc_expm1_avx512(v); break;
+        case F_ERFC: r = cnnc_erfc_avx512(v); break;
+        case F_LOG: r = cnnc_log_avx512(v); break;
+        default: r = cnnc_log1p_avx512(v); break;
+        }
+        _mm512_mask_storeu_ps(y + i, m, r);
+    }
+}
+#pragma GCC pop_options
+#define HAVE_VECTOR_PATHS 1
+#endif
+
+static double reference(int f, double x)
+{
+    switch (f) {
+    case F_EXP: return exp(x);
+    case F_EXPM1: return expm1(x);
+    case F_ERFC: return erfc(x);
+    case F_LOG: return log(x);
+    default: return log1p(x);
+    }
+}
+
+/* Sweep [lo, hi] and check the relative error. Results below FLT_MIN may be
+ * flushed (the kernels run with FTZ), so they only need to be tiny. */
+static void sweep(const char *isa, eval_fn eval, int f, double lo, double hi, double max_rel)
+{
+    enum { N = 20001 };
+    static float x[N], y[N];
+    for (int i = 0; i < N; ++i)
+        x[i] = (float)(lo + (hi - lo) * i / (N - 1));
+    eval(f, N, x, y);
+    double worst = 0;
+    int worst_i = 0;
+    for (int i = 0; i < N; ++i) {
+        double want = reference(f, x[i]);
+        double err;
+        if (fabs(want) < 1.2e-38)
+            err = fabs(y[i]) < 1.2e-38 ? 0 : 1;
+        else if (isinf(want))
+            err = y[i] == want ? 0 : 1;
+        else
+            err = fabs(y[i] - want) / fabs(want);
+        if (!(err <= worst)) {
+            worst = err;
+            worst_i = i;
+        }
+    }
+    if (!(worst <= max_rel)) {
+        fprintf(stderr, "%s %s on [%g, %g]: rel err %g at x = %.9g (got %.9g, want %.9g)\n", isa, names[f],
+                lo, hi, worst, x[worst_i], y[worst_i], reference(f, x[worst_i]));
+        ++check_failures;
+    }
+}
+
+static void specials(const char *isa, eval_fn eval)
+{
+    const float inf = INFINITY;
+    float x[4] = {-inf, inf, NAN, 0.0f}, y[4];
+    eval(F_EXP, 4, x, y);
+    CHECK(y[0] == 0.0f && y[1] == inf && isnan(y[2]) && y[3] == 1.0f);
+    eval(F_EXPM1, 4, x, y);
+    CHECK(y[0] == -1.0f && y[1] == inf && isnan(y[2]) && y[3] == 0.0f);
+    eval(F_ERFC, 4, x, y);
+    CHECK(y[0] == 2.0f && y[1] == 0.0f && isnan(y[2]));
+    CHECK_NEAR(y[3], 1.0, 2e-7);
+    float lx[5] = {0.0f, -1.0f, inf, NAN, 1.0f}, ly[5];
+    eval(F_LOG, 5, lx, ly);
+    CHECK(ly[0] == -inf && isnan(ly[1]) && ly[2] == inf && isnan(ly[3]) && ly[4] == 0.0f);
+    float px[5] = {-1.0f, -2.0f, inf, NAN, 1e-30f}, py[5];
+    eval(F_LOG1P, 5, px, py);
+    CHECK(py[0] == -inf && isnan(py[1]) && py[2] == inf && isnan(py[3]) && py[4] == 1e-30f);
+    (void)isa;
+}
+
+static void check_path(const char *isa, eval_fn eval)
+{
+    sweep(isa, eval, F_EXP, -87.0, 88.7, 2e-7);
+    sweep(isa, eval, F_EXP, -1.0, 1.0, 2e-7);
+    sweep(isa, eval, F_EXP, -110.0, -80.0, 2e-7);
+    sweep(isa, eval, F_EXPM1, -0.6, 0.6, 2e-7);
+    sweep(isa, eval, F_EXPM1, -1e-4, 1e-4, 2e-7);
+    sweep(isa, eval, F_EXPM1, -30.0, 30.0, 2e-7);
+    sweep(isa, eval, F_ERFC, -5.0, 5.0, 5e-7);
+    sweep(isa, eval, F_ERFC, 3.0, 9.0, 5e-7);
+    sweep(isa, eval, F_LOG, 1e-37, 1e-30, 2e-7);
+    sweep(isa, eval, F_LOG, 0.5, 2.0, 3e-7);
+    sweep(isa, eval, F_LOG, 1e-3, 1e6, 2e-7);
+    sweep(isa, eval, F_LOG1P, -0.9, 3.0, 3e-7);
+    sweep(isa, eval, F_LOG1P, -1e-5, 1e-5, 3e-7);
+    specials(isa, eval);
+}
+
+int main(void)
+{
+    /* The kernels run with flush-to-zero, as cnnc's drivers set it. */
+    _mm_setcsr(_mm_getcsr() | 0x8040);
+    check_path("scalar", eval_scalar);
+#ifdef HAVE_VECTOR_PATHS
+    if (cnnc_max_isa() >= CNNC_ISA_AVX2)
+        check_path("avx2", eval_avx2);
+    if (cnnc_max_isa() >= CNNC_ISA_AVX512)
+        check_path("avx512", eval_avx512);
+#endif
+    return check_finish("test_vecmath");
+}
