@@ -9,8 +9,9 @@ ratio torch / cnnc (above 1: cnnc is faster).
 
 Adding a case: write a function that takes (rng, quick) and returns a dict
 with the callables "cnnc_forward", "torch_forward" and optionally
-"cnnc_backward", "torch_backward" (each taking no argument), then list it in
-CASES with a name and a group. Inputs are built once, outside the timing.
+"cnnc_<phase>", "torch_<phase>" for the other PHASES (each taking no
+argument), then list it in CASES with a name and a group. Inputs are built
+once, outside the timing.
 """
 import argparse
 import time
@@ -64,6 +65,42 @@ def relu_case(shape):
     return setup
 
 
+def conv2d_case(hw, cin, cout, k, stride=1, pad=0, batch=None):
+    """Conv2D with bias on an (hw x hw x cin) input, explicit symmetric padding
+    (the torch convention, so both sides compute the same shapes); the
+    backward passes are timed separately: data (dx) and weights (dw, db)."""
+    def setup(rng, quick):
+        n = batch or _batch(quick)
+        x = _nhwc(rng, (n, hw, hw, cin))
+        w = (rng.standard_normal((k, k, cin, cout), dtype=np.float32) / np.sqrt(k * k * cin)).astype(np.float32)
+        b = rng.standard_normal(cout, dtype=np.float32)
+        opts = dict(strides=stride, padding=pad)
+        y = cnnc.ops.conv2d(x, w, b, **opts)
+        dy = _nhwc(rng, y.shape)
+        out = {
+            "cnnc_forward": lambda: cnnc.ops.conv2d(x, w, b, **opts),
+            "cnnc_backward_data": lambda: cnnc.ops.conv2d_backward(x, w, dy, need_dw=False, **opts),
+            "cnnc_backward_weights": lambda: cnnc.ops.conv2d_backward(x, w, dy, need_dx=False, **opts),
+        }
+        if torch is not None:
+            tx, tdy = _torch_nhwc(x), _torch_nhwc(dy)
+            tw = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
+            tb = torch.from_numpy(b)
+            conv_args = ([cout], [stride] * 2, [pad] * 2, [1, 1], False, [0, 0], 1)
+
+            def torch_forward():
+                with torch.no_grad():
+                    return F.conv2d(tx, tw, tb, stride=stride, padding=pad)
+
+            out["torch_forward"] = torch_forward
+            out["torch_backward_data"] = lambda: torch.ops.aten.convolution_backward(
+                tdy, tx, tw, *conv_args, [True, False, False])
+            out["torch_backward_weights"] = lambda: torch.ops.aten.convolution_backward(
+                tdy, tx, tw, *conv_args, [False, True, True])
+        return out
+    return setup
+
+
 def _autograd_backward(forward, tx, tdy):
     """A callable timing only the backward of forward(tx)."""
     def run():
@@ -73,14 +110,111 @@ def _autograd_backward(forward, tx, tdy):
     return run
 
 
+# ---- losses and optimizer updates ------------------------------------------
+
+def softmax_xent_case(classes):
+    """forward: the per-sample loss alone; backward: loss and gradient of the
+    batch mean together (cnnc's fused call against torch's forward+backward)."""
+    def setup(rng, quick):
+        n = _batch(quick)
+        x = rng.standard_normal((n, classes), dtype=np.float32)
+        y = rng.integers(0, classes, n)
+        out = {
+            "cnnc_forward": lambda: cnnc.ops.softmax_cross_entropy(x, y, need_grad=False),
+            "cnnc_backward": lambda: cnnc.ops.softmax_cross_entropy(x, y, grad_scale=1.0 / n),
+        }
+        if torch is not None:
+            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+            tg = tx.detach().requires_grad_(True)
+
+            def both():
+                tg.grad = None
+                F.cross_entropy(tg, ty).backward()
+            out["torch_forward"] = lambda: F.cross_entropy(tx, ty, reduction="none")
+            out["torch_backward"] = both
+        return out
+    return setup
+
+
+def mnist_cnn_params():
+    """Parameter shapes of the classic MNIST CNN (PyTorch example): 1.2M."""
+    return [(3, 3, 1, 32), (32,), (3, 3, 32, 64), (64,), (9216, 128), (128,), (128, 10), (10,)]
+
+
+def resnet18_params():
+    """Parameter shapes of ResNet-18 (convolutions, batch-norm scale and
+    offset, classifier): 11.7M in 62 arrays."""
+    shapes = [(7, 7, 3, 64), (64,), (64,)]
+    cin = 64
+    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        for block in range(2):
+            first_in = cin if block == 0 else cout
+            shapes += [(3, 3, first_in, cout), (cout,), (cout,), (3, 3, cout, cout), (cout,), (cout,)]
+            if block == 0 and (stride != 1 or cin != cout):
+                shapes += [(1, 1, cin, cout), (cout,), (cout,)]
+        cin = cout
+    return shapes + [(512, 1000), (1000,)]
+
+
+def optimizer_case(kind, shapes, torch_impl):
+    """One update of every parameter array: cnnc's fused kernel called per
+    array against torch.optim's step (torch_impl "foreach" or "fused")."""
+    def setup(rng, quick):
+        params = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+        grads = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+        state = [[np.zeros_like(p) for _ in range(2)] for p in params]
+        if kind == "adam":
+            def mine():
+                for p, g, (m, v) in zip(params, grads, state):
+                    cnnc.ops.adam_update(p, g, m, v, 1, 1e-3)
+        else:
+            def mine():
+                for p, g, (v, _) in zip(params, grads, state):
+                    cnnc.ops.sgd_update(p, g, v, 1e-3, momentum=0.9)
+        out = {"cnnc_forward": mine}
+        if torch is not None:
+            tp = [torch.nn.Parameter(torch.from_numpy(p.copy())) for p in params]
+            for p, g in zip(tp, grads):
+                p.grad = torch.from_numpy(g)
+            opts = {torch_impl: True}
+            if kind == "adam":
+                opt = torch.optim.Adam(tp, lr=1e-3, **opts)
+            else:
+                opt = torch.optim.SGD(tp, lr=1e-3, momentum=0.9, **opts)
+            out["torch_forward"] = opt.step
+        return out
+    return setup
+
+
 CASES = [
     # (group, name, setup)
+    ("conv", "mnist conv 3x3 1->32 @28", conv2d_case(28, 1, 32, 3)),
+    ("conv", "mnist conv 3x3 32->64 @13", conv2d_case(13, 32, 64, 3)),
+    ("conv", "resnet18 conv1 7x7/2 3->64 @224", conv2d_case(224, 3, 64, 7, 2, 3)),
+    ("conv", "resnet18 3x3 64->64 @56", conv2d_case(56, 64, 64, 3, 1, 1)),
+    ("conv", "resnet18 3x3/2 64->128 @56", conv2d_case(56, 64, 128, 3, 2, 1)),
+    ("conv", "resnet18 1x1/2 64->128 @56", conv2d_case(56, 64, 128, 1, 2, 0)),
+    ("conv", "resnet18 3x3 128->128 @28", conv2d_case(28, 128, 128, 3, 1, 1)),
+    ("conv", "resnet18 3x3/2 128->256 @28", conv2d_case(28, 128, 256, 3, 2, 1)),
+    ("conv", "resnet18 1x1/2 128->256 @28", conv2d_case(28, 128, 256, 1, 2, 0)),
+    ("conv", "resnet18 3x3 256->256 @14", conv2d_case(14, 256, 256, 3, 1, 1)),
+    ("conv", "resnet18 3x3/2 256->512 @14", conv2d_case(14, 256, 512, 3, 2, 1)),
+    ("conv", "resnet18 1x1/2 256->512 @14", conv2d_case(14, 256, 512, 1, 2, 0)),
+    ("conv", "resnet18 3x3 512->512 @7", conv2d_case(7, 512, 512, 3, 1, 1)),
     ("relu", "relu 112x112x64", relu_case((112, 112, 64))),
     ("relu", "relu 56x56x64", relu_case((56, 56, 64))),
+    ("loss", "softmax-CE 32x10", softmax_xent_case(10)),
+    ("loss", "softmax-CE 32x1000", softmax_xent_case(1000)),
+    ("optim", "adam mnist-cnn 1.2M vs fused", optimizer_case("adam", mnist_cnn_params(), "fused")),
+    ("optim", "adam mnist-cnn 1.2M vs foreach", optimizer_case("adam", mnist_cnn_params(), "foreach")),
+    ("optim", "adam resnet18 11.7M vs fused", optimizer_case("adam", resnet18_params(), "fused")),
+    ("optim", "sgd-mom resnet18 11.7M vs fused", optimizer_case("sgd", resnet18_params(), "fused")),
 ]
 
 
 # ---- timing and table ---------------------------------------------------------
+
+PHASES = ("forward", "backward", "backward_data", "backward_weights")
 
 def best_time(fn, quick):
     fn()  # warm up: workspaces, page faults, first-touch
@@ -114,7 +248,7 @@ def main():
     rng = np.random.default_rng(0)
     print(f"cnnc {cnnc.__version__} isa={cnnc.isa()}; torch {torch.__version__ if torch else 'absent'}; "
           f"batch {_batch(args.quick)}")
-    header = f"{'case':34s} {'thr':>3s} {'pass':8s} {'cnnc ms':>9s} {'torch ms':>9s} {'torch/cnnc':>10s}"
+    header = f"{'case':34s} {'thr':>3s} {'pass':16s} {'cnnc ms':>9s} {'torch ms':>9s} {'torch/cnnc':>10s}"
     print(header)
     print("-" * len(header))
     for group, name, setup in CASES:
@@ -123,7 +257,7 @@ def main():
         calls = setup(rng, args.quick)
         for threads in args.threads:
             set_threads(threads)
-            for phase in ("forward", "backward"):
+            for phase in PHASES:
                 mine = calls.get(f"cnnc_{phase}")
                 if mine is None:
                     continue
@@ -135,7 +269,7 @@ def main():
                     torch_ms = f"{t_torch * 1e3:9.3f}"
                 else:
                     ratio, torch_ms = f"{'-':>10s}", f"{'-':>9s}"
-                print(f"{name:34s} {threads:3d} {phase:8s} {t_cnnc * 1e3:9.3f} {torch_ms} {ratio}", flush=True)
+                print(f"{name:34s} {threads:3d} {phase:16s} {t_cnnc * 1e3:9.3f} {torch_ms} {ratio}", flush=True)
 
 
 if __name__ == "__main__":
