@@ -82,9 +82,9 @@ def main():
     x_train, x_test = x_train[..., None], x_test[..., None]   # uint8 (N, 28, 28, 1)
 
     train = Dataset(x_train, y_train, batch_size=args.batch_size, seed=0, augment=Augment(seed=0))
-    steps = args.epochs * len(train)
-    schedule = CosineDecay(args.lr / 10, decay_steps=steps - len(train), warmup_target=args.lr,
-                           warmup_steps=len(train), alpha=0.01)
+    warmup = len(train) if args.epochs > 1 else 0      # one epoch of linear warm-up
+    schedule = CosineDecay(args.lr / 10, decay_steps=args.epochs * len(train) - warmup,
+                           warmup_target=args.lr, warmup_steps=warmup, alpha=0.01)
     model = small_resnet(width=args.width)
     model.summary()
     model.compile(optimizer=AdamW(learning_rate=schedule, weight_decay=1e-4),
