@@ -110,6 +110,82 @@ def _autograd_backward(forward, tx, tdy):
     return run
 
 
+# ---- losses and optimizer updates ------------------------------------------
+
+def softmax_xent_case(classes):
+    """forward: the per-sample loss alone; backward: loss and gradient of the
+    batch mean together (cnnc's fused call against torch's forward+backward)."""
+    def setup(rng, quick):
+        n = _batch(quick)
+        x = rng.standard_normal((n, classes), dtype=np.float32)
+        y = rng.integers(0, classes, n)
+        out = {
+            "cnnc_forward": lambda: cnnc.ops.softmax_cross_entropy(x, y, need_grad=False),
+            "cnnc_backward": lambda: cnnc.ops.softmax_cross_entropy(x, y, grad_scale=1.0 / n),
+        }
+        if torch is not None:
+            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+            tg = tx.detach().requires_grad_(True)
+
+            def both():
+                tg.grad = None
+                F.cross_entropy(tg, ty).backward()
+            out["torch_forward"] = lambda: F.cross_entropy(tx, ty, reduction="none")
+            out["torch_backward"] = both
+        return out
+    return setup
+
+
+def mnist_cnn_params():
+    """Parameter shapes of the classic MNIST CNN (PyTorch example): 1.2M."""
+    return [(3, 3, 1, 32), (32,), (3, 3, 32, 64), (64,), (9216, 128), (128,), (128, 10), (10,)]
+
+
+def resnet18_params():
+    """Parameter shapes of ResNet-18 (convolutions, batch-norm scale and
+    offset, classifier): 11.7M in 62 arrays."""
+    shapes = [(7, 7, 3, 64), (64,), (64,)]
+    cin = 64
+    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        for block in range(2):
+            first_in = cin if block == 0 else cout
+            shapes += [(3, 3, first_in, cout), (cout,), (cout,), (3, 3, cout, cout), (cout,), (cout,)]
+            if block == 0 and (stride != 1 or cin != cout):
+                shapes += [(1, 1, cin, cout), (cout,), (cout,)]
+        cin = cout
+    return shapes + [(512, 1000), (1000,)]
+
+
+def optimizer_case(kind, shapes, torch_impl):
+    """One update of every parameter array: cnnc's fused kernel called per
+    array against torch.optim's step (torch_impl "foreach" or "fused")."""
+    def setup(rng, quick):
+        params = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+        grads = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+        state = [[np.zeros_like(p) for _ in range(2)] for p in params]
+        if kind == "adam":
+            def mine():
+                for p, g, (m, v) in zip(params, grads, state):
+                    cnnc.ops.adam_update(p, g, m, v, 1, 1e-3)
+        else:
+            def mine():
+                for p, g, (v, _) in zip(params, grads, state):
+                    cnnc.ops.sgd_update(p, g, v, 1e-3, momentum=0.9)
+        out = {"cnnc_forward": mine}
+        if torch is not None:
+            tp = [torch.nn.Parameter(torch.from_numpy(p.copy())) for p in params]
+            for p, g in zip(tp, grads):
+                p.grad = torch.from_numpy(g)
+            opts = {torch_impl: True}
+            if kind == "adam":
+                opt = torch.optim.Adam(tp, lr=1e-3, **opts)
+            else:
+                opt = torch.optim.SGD(tp, lr=1e-3, momentum=0.9, **opts)
+            out["torch_forward"] = opt.step
+        return out
+    return setup
+
+
 CASES = [
     # (group, name, setup)
     ("conv", "mnist conv 3x3 1->32 @28", conv2d_case(28, 1, 32, 3)),
@@ -127,6 +203,12 @@ CASES = [
     ("conv", "resnet18 3x3 512->512 @7", conv2d_case(7, 512, 512, 3, 1, 1)),
     ("relu", "relu 112x112x64", relu_case((112, 112, 64))),
     ("relu", "relu 56x56x64", relu_case((56, 56, 64))),
+    ("loss", "softmax-CE 32x10", softmax_xent_case(10)),
+    ("loss", "softmax-CE 32x1000", softmax_xent_case(1000)),
+    ("optim", "adam mnist-cnn 1.2M vs fused", optimizer_case("adam", mnist_cnn_params(), "fused")),
+    ("optim", "adam mnist-cnn 1.2M vs foreach", optimizer_case("adam", mnist_cnn_params(), "foreach")),
+    ("optim", "adam resnet18 11.7M vs fused", optimizer_case("adam", resnet18_params(), "fused")),
+    ("optim", "sgd-mom resnet18 11.7M vs fused", optimizer_case("sgd", resnet18_params(), "fused")),
 ]
 
 

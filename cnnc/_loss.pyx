@@ -18,7 +18,7 @@ inputs. Label smoothing follows Keras: categorical targets become
 import numpy as np
 from libc.stdint cimport int64_t
 from cnnc._common cimport cnnc_status, check_status
-from cnnc._arrays import as_float32
+from cnnc._arrays import as_float32, real_scalar
 
 cdef extern from "cnnc.h" nogil:
     int64_t CNNC_NO_IGNORE
@@ -71,16 +71,6 @@ cdef const int64_t *_lptr(a):
         return NULL
     view = a.reshape(-1)
     return &view[0]
-
-
-def _real(value, name):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
-    if value != value:
-        raise ValueError(f"{name} is NaN")
-    return value
 
 
 def _weights(sample_weight, n):
@@ -136,9 +126,9 @@ def _categorical(kind, x, labels, name, label_smoothing, epsilon, ignore_index, 
     cdef int64_t c = x.shape[x.ndim - 1]
     cdef int64_t positions = x.size // (n * c) if n * c else 1
     w = _weights(sample_weight, n)
-    cdef float ls = _real(label_smoothing, "label_smoothing")
-    cdef float eps = _real(epsilon, "epsilon")
-    cdef float gs = _real(grad_scale, "grad_scale")
+    cdef float ls = real_scalar(label_smoothing, "label_smoothing")
+    cdef float eps = real_scalar(epsilon, "epsilon")
+    cdef float gs = real_scalar(grad_scale, "grad_scale")
     cdef int64_t ignore = CNNC_NO_IGNORE
     if ignore_index is not None:
         ignore = int(ignore_index)
@@ -196,9 +186,9 @@ def _elementwise(kind, x, target, xname, tname, label_smoothing, epsilon, sample
     cdef int64_t n = x.shape[0]
     cdef int64_t d = x.size // n if n else 1
     w = _weights(sample_weight, n)
-    cdef float ls = _real(label_smoothing, "label_smoothing")
-    cdef float eps = _real(epsilon, "epsilon")
-    cdef float gs = _real(grad_scale, "grad_scale")
+    cdef float ls = real_scalar(label_smoothing, "label_smoothing")
+    cdef float eps = real_scalar(epsilon, "epsilon")
+    cdef float gs = real_scalar(grad_scale, "grad_scale")
     loss = np.empty(n, dtype=np.float32)
     grad = np.empty(x.shape, dtype=np.float32) if need_grad else None
     cdef const float *xp = _fptr(x)

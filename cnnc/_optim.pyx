@@ -18,7 +18,7 @@ import math
 import numpy as np
 from libc.stdint cimport int64_t
 from cnnc._common cimport cnnc_status, check_status
-from cnnc._arrays import as_float32
+from cnnc._arrays import as_float32, check_out, real_scalar
 
 cdef extern from "cnnc.h" nogil:
     ctypedef struct cnnc_optim_common:
@@ -44,14 +44,8 @@ __all__ = ["sgd_update", "adam_update", "rmsprop_update", "sum_squares", "global
 
 
 def _param(param):
-    if not isinstance(param, np.ndarray):
-        raise TypeError(f"param must be a numpy.ndarray updated in place, got {type(param).__name__}")
-    if param.dtype != np.float32:
-        raise TypeError(f"param must have dtype float32, got {param.dtype}")
-    if not param.flags.c_contiguous:
-        raise ValueError("param must be C-contiguous")
-    if not param.flags.writeable:
-        raise ValueError("param is read-only")
+    """The parameter updated in place: float32, C-contiguous, writable."""
+    check_out(param, getattr(param, "shape", None), "param")
     if param.size == 0:
         raise ValueError("param is empty")
     return param
@@ -61,16 +55,7 @@ def _state(array, name, param):
     """An optimizer state array: float32, C-contiguous, writable, param's shape."""
     if array is None:
         raise ValueError(f"{name} is required with these options")
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(array).__name__}")
-    if array.dtype != np.float32:
-        raise TypeError(f"{name} must have dtype float32, got {array.dtype}")
-    if not array.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous")
-    if not array.flags.writeable:
-        raise ValueError(f"{name} is read-only")
-    if array.shape != param.shape:
-        raise ValueError(f"{name} has shape {array.shape}, expected the shape of param {param.shape}")
+    check_out(array, param.shape, name)
     if np.may_share_memory(array, param):
         raise ValueError(f"{name} overlaps param")
     return array
@@ -83,28 +68,18 @@ def _grad(grad, param):
     return grad
 
 
-def _rate(value, name):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
-    if math.isnan(value):
-        raise ValueError(f"{name} is NaN")
-    return value
-
-
 cdef cnnc_optim_common _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style) except *:
     cdef cnnc_optim_common c
-    c.lr = _rate(lr, "lr")
-    c.l1 = _rate(l1, "l1")
-    c.l2 = _rate(l2, "l2")
-    c.weight_decay = _rate(weight_decay, "weight_decay")
+    c.lr = real_scalar(lr, "lr")
+    c.l1 = real_scalar(l1, "l1")
+    c.l2 = real_scalar(l2, "l2")
+    c.weight_decay = real_scalar(weight_decay, "weight_decay")
     c.decoupled = 1 if decoupled else 0
-    c.grad_scale = _rate(grad_scale, "grad_scale")
+    c.grad_scale = real_scalar(grad_scale, "grad_scale")
     if clipvalue is None:
         c.clip_value = 0.0
     else:
-        c.clip_value = _rate(clipvalue, "clipvalue")
+        c.clip_value = real_scalar(clipvalue, "clipvalue")
         if not c.clip_value > 0:
             raise ValueError(f"clipvalue = {clipvalue} must be > 0 (or None)")
     c.torch_style = 1 if torch_style else 0
@@ -133,7 +108,7 @@ def sgd_update(param, grad, velocity, lr, momentum=0.0, nesterov=False, l1=0.0, 
     _param(param)
     grad = _grad(grad, param)
     cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
-    cdef float mu = _rate(momentum, "momentum")
+    cdef float mu = real_scalar(momentum, "momentum")
     if mu > 0:
         _state(velocity, "velocity", param)
     else:
@@ -176,9 +151,9 @@ def adam_update(param, grad, m, v, step, lr, beta_1=0.9, beta_2=0.999, epsilon=1
     if isinstance(step, float) and not step.is_integer():
         raise ValueError(f"step = {step} must be an integer >= 1")
     cdef int64_t t = int(step)
-    cdef float b1 = _rate(beta_1, "beta_1")
-    cdef float b2 = _rate(beta_2, "beta_2")
-    cdef float eps = _rate(epsilon, "epsilon")
+    cdef float b1 = real_scalar(beta_1, "beta_1")
+    cdef float b2 = real_scalar(beta_2, "beta_2")
+    cdef float eps = real_scalar(epsilon, "epsilon")
     cdef int64_t n = param.size
     cdef float *p = _ptr(param)
     cdef float *g = _ptr(grad)
@@ -208,7 +183,7 @@ def rmsprop_update(param, grad, ms, lr, rho=0.9, momentum=0.0, epsilon=1e-7, cen
     grad = _grad(grad, param)
     cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
     _state(ms, "ms", param)
-    cdef float mu = _rate(momentum, "momentum")
+    cdef float mu = real_scalar(momentum, "momentum")
     if mu > 0:
         _state(mom, "mom", param)
     else:
@@ -217,8 +192,8 @@ def rmsprop_update(param, grad, ms, lr, rho=0.9, momentum=0.0, epsilon=1e-7, cen
         _state(mg, "mg", param)
     else:
         mg = None
-    cdef float r = _rate(rho, "rho")
-    cdef float eps = _rate(epsilon, "epsilon")
+    cdef float r = real_scalar(rho, "rho")
+    cdef float eps = real_scalar(epsilon, "epsilon")
     cdef int64_t n = param.size
     cdef float *p = _ptr(param)
     cdef float *g = _ptr(grad)
