@@ -25,3 +25,10 @@ def get_include():
 def get_library_dir():
     """Directory holding the installed libcnnc shared library."""
     return _os.path.join(_PACKAGE_DIR, "lib")
+
+
+# The Keras-style API as attributes of the package (cnnc.layers.Dense, ...).
+from cnnc import (  # noqa: E402,F401
+    activations, applications, callbacks, initializers, layers, losses, metrics, models,
+    optimizers, regularizers, utils,
+)
