@@ -160,3 +160,22 @@ def test_normalization_adapt(rng, batch):
     np.testing.assert_allclose(clone(y), batch, rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="both"):
         L.Normalization(mean=1.0)
+
+
+def test_inside_a_model_train_save_load(tmp_path, rng):
+    models = pytest.importorskip("cnnc.models")
+    x = (rng.random((64, 8, 8, 1)) * 255).astype(np.float32)
+    y = (x.mean(axis=(1, 2, 3)) > 127).astype(np.int64)
+    norm = L.Normalization()
+    norm.adapt(x)
+    model = models.Sequential([
+        L.Input(shape=(8, 8, 1)), L.RandomFlip("horizontal", seed=1), L.RandomRotation(0.05, seed=2),
+        L.RandomZoom(0.1, seed=3), L.RandomContrast(0.1, seed=4), norm,
+        L.Conv2D(4, 3, activation="relu"), L.Flatten(), L.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    p1 = model.predict(x, verbose=0)
+    np.testing.assert_array_equal(p1, model.predict(x, verbose=0))  # inference is deterministic
+    model.save(str(tmp_path / "m.safetensors"))
+    loaded = models.load_model(str(tmp_path / "m.safetensors"))
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), p1, rtol=1e-6, atol=1e-7)

@@ -36,7 +36,6 @@ class Normalization(Layer):
         if self.input_variance is not None and (self.input_variance < 0).any():
             raise ValueError("variance must be >= 0")
         self.invert = bool(invert)
-        self._adapted = mean is not None
 
     def _stat_shape(self, input_shape):
         rank = len(input_shape)
@@ -52,7 +51,10 @@ class Normalization(Layer):
     def build(self, input_shape):
         shape, self._kept = self._stat_shape(input_shape)
         self.mean = self.add_weight("mean", shape, initializer="zeros", trainable=False)
-        self.variance = self.add_weight("variance", shape, initializer="ones", trainable=False)
+        # NaN marks "no statistics yet"; adapt(), given values or loaded
+        # weights replace it.
+        self.variance = self.add_weight("variance", shape, trainable=False,
+                                        initializer=lambda s: np.full(s, np.nan, np.float32))
         if self.input_mean is not None:
             self.mean.value[...] = np.broadcast_to(self.input_mean, shape)
             self.variance.value[...] = np.broadcast_to(self.input_variance, shape)
@@ -95,10 +97,9 @@ class Normalization(Layer):
             raise ValueError("Normalization.adapt: no data")
         self.mean.value[...] = mean
         self.variance.value[...] = m2 / count
-        self._adapted = True
 
     def _check_ready(self):
-        if not self._adapted:
+        if np.isnan(self.variance.value).any():
             raise ValueError(f"Normalization layer {self.name!r} has no statistics: call adapt(data) "
                              f"or pass mean= and variance=")
 
@@ -112,10 +113,6 @@ class Normalization(Layer):
     def backward(self, dy):
         std = np.maximum(np.sqrt(self.variance.value), np.float32(EPSILON))
         return (dy * std[None] if self.invert else dy / std[None]).astype(np.float32)
-
-    def set_weights(self, weights):
-        super().set_weights(weights)
-        self._adapted = True
 
     def get_config(self):
         config = super().get_config()
