@@ -18,6 +18,7 @@ inputs. Label smoothing follows Keras: categorical targets become
 import numpy as np
 from libc.stdint cimport int64_t
 from cnnc._common cimport cnnc_status, check_status
+from cnnc._pointers cimport data_ptr, in_ptr, out_ptr
 from cnnc._arrays import as_float32, real_scalar
 
 cdef extern from "cnnc.h" nogil:
@@ -32,7 +33,7 @@ cdef extern from "cnnc.h" nogil:
                                            float grad_scale, float *loss, float *grad)
     cnnc_status cnnc_categorical_cross_entropy(int64_t n, int64_t positions, int64_t c, const float *probs,
                                                const int64_t *labels, const float *targets,
-                                               float label_smoothing, float epsilon,
+                                               float label_smoothing, int64_t ignore_index, float epsilon,
                                                const float *sample_weight, float grad_scale,
                                                float *loss, float *grad)
     cnnc_status cnnc_binary_cross_entropy(int64_t n, int64_t d, const float *probs, const float *targets,
@@ -49,28 +50,10 @@ __all__ = ["softmax_cross_entropy", "sigmoid_cross_entropy", "categorical_cross_
            "binary_cross_entropy", "mean_squared_error", "mean_absolute_error"]
 
 
-cdef const float *_fptr(a):
-    cdef const float[::1] view
+cdef const int64_t *_lptr(a) except? NULL:
     if a is None:
         return NULL
-    view = a.reshape(-1)
-    return &view[0]
-
-
-cdef float *_wptr(a):
-    cdef float[::1] view
-    if a is None:
-        return NULL
-    view = a.reshape(-1)
-    return &view[0]
-
-
-cdef const int64_t *_lptr(a):
-    cdef const int64_t[::1] view
-    if a is None:
-        return NULL
-    view = a.reshape(-1)
-    return &view[0]
+    return <const int64_t *>data_ptr(a, False)
 
 
 def _weights(sample_weight, n):
@@ -134,19 +117,19 @@ def _categorical(kind, x, labels, name, label_smoothing, epsilon, ignore_index, 
         ignore = int(ignore_index)
     loss = np.empty(n, dtype=np.float32)
     grad = np.empty(x.shape, dtype=np.float32) if need_grad else None
-    cdef const float *xp = _fptr(x)
+    cdef const float *xp = in_ptr(x)
     cdef const int64_t *lp = _lptr(lab)
-    cdef const float *tp = _fptr(tgt)
-    cdef const float *wp = _fptr(w)
-    cdef float *outp = _wptr(loss)
-    cdef float *gp = _wptr(grad)
+    cdef const float *tp = in_ptr(tgt)
+    cdef const float *wp = in_ptr(w)
+    cdef float *outp = out_ptr(loss)
+    cdef float *gp = out_ptr(grad)
     cdef cnnc_status status
     cdef int softmax = kind == "softmax"
     with nogil:
         if softmax:
             status = cnnc_softmax_cross_entropy(n, positions, c, xp, lp, tp, ls, ignore, wp, gs, outp, gp)
         else:
-            status = cnnc_categorical_cross_entropy(n, positions, c, xp, lp, tp, ls, eps, wp, gs, outp, gp)
+            status = cnnc_categorical_cross_entropy(n, positions, c, xp, lp, tp, ls, ignore, eps, wp, gs, outp, gp)
     check_status(status)
     return loss, grad
 
@@ -169,13 +152,14 @@ def softmax_cross_entropy(logits, labels, label_smoothing=0.0, sample_weight=Non
 
 
 def categorical_cross_entropy(probs, targets, epsilon=1e-7, label_smoothing=0.0, sample_weight=None,
-                              grad_scale=1.0, need_grad=True):
+                              grad_scale=1.0, ignore_index=None, need_grad=True):
     """Cross-entropy on probabilities ``(N, ..., C)`` as Keras computes it:
     each row divided by its sum, clipped to ``[epsilon, 1 - epsilon]``, then
     ``-sum(t * log(q))``. ``targets``: probabilities of the same shape or
-    integer class indices (sparse categorical cross-entropy). The gradient
-    goes through the normalization and is zero where the clip is active."""
-    return _categorical("probs", probs, targets, "probs", label_smoothing, epsilon, None, sample_weight,
+    integer class indices (sparse categorical cross-entropy; ``ignore_index``
+    as in ``softmax_cross_entropy``). The gradient goes through the
+    normalization and is zero where the clip is active."""
+    return _categorical("probs", probs, targets, "probs", label_smoothing, epsilon, ignore_index, sample_weight,
                         grad_scale, need_grad)
 
 
@@ -191,11 +175,11 @@ def _elementwise(kind, x, target, xname, tname, label_smoothing, epsilon, sample
     cdef float gs = real_scalar(grad_scale, "grad_scale")
     loss = np.empty(n, dtype=np.float32)
     grad = np.empty(x.shape, dtype=np.float32) if need_grad else None
-    cdef const float *xp = _fptr(x)
-    cdef const float *tp = _fptr(t)
-    cdef const float *wp = _fptr(w)
-    cdef float *outp = _wptr(loss)
-    cdef float *gp = _wptr(grad)
+    cdef const float *xp = in_ptr(x)
+    cdef const float *tp = in_ptr(t)
+    cdef const float *wp = in_ptr(w)
+    cdef float *outp = out_ptr(loss)
+    cdef float *gp = out_ptr(grad)
     cdef int which = {"sigmoid": 0, "binary": 1, "mse": 2, "mae": 3}[kind]
     cdef cnnc_status status
     with nogil:
