@@ -9,8 +9,9 @@ ratio torch / cnnc (above 1: cnnc is faster).
 
 Adding a case: write a function that takes (rng, quick) and returns a dict
 with the callables "cnnc_forward", "torch_forward" and optionally
-"cnnc_backward", "torch_backward" (each taking no argument), then list it in
-CASES with a name and a group. Inputs are built once, outside the timing.
+"cnnc_<phase>", "torch_<phase>" for the other PHASES (each taking no
+argument), then list it in CASES with a name and a group. Inputs are built
+once, outside the timing.
 """
 import argparse
 import time
@@ -64,6 +65,42 @@ def relu_case(shape):
     return setup
 
 
+def conv2d_case(hw, cin, cout, k, stride=1, pad=0, batch=None):
+    """Conv2D with bias on an (hw x hw x cin) input, explicit symmetric padding
+    (the torch convention, so both sides compute the same shapes); the
+    backward passes are timed separately: data (dx) and weights (dw, db)."""
+    def setup(rng, quick):
+        n = batch or _batch(quick)
+        x = _nhwc(rng, (n, hw, hw, cin))
+        w = (rng.standard_normal((k, k, cin, cout), dtype=np.float32) / np.sqrt(k * k * cin)).astype(np.float32)
+        b = rng.standard_normal(cout, dtype=np.float32)
+        opts = dict(strides=stride, padding=pad)
+        y = cnnc.ops.conv2d(x, w, b, **opts)
+        dy = _nhwc(rng, y.shape)
+        out = {
+            "cnnc_forward": lambda: cnnc.ops.conv2d(x, w, b, **opts),
+            "cnnc_backward_data": lambda: cnnc.ops.conv2d_backward(x, w, dy, need_dw=False, **opts),
+            "cnnc_backward_weights": lambda: cnnc.ops.conv2d_backward(x, w, dy, need_dx=False, **opts),
+        }
+        if torch is not None:
+            tx, tdy = _torch_nhwc(x), _torch_nhwc(dy)
+            tw = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
+            tb = torch.from_numpy(b)
+            conv_args = ([cout], [stride] * 2, [pad] * 2, [1, 1], False, [0, 0], 1)
+
+            def torch_forward():
+                with torch.no_grad():
+                    return F.conv2d(tx, tw, tb, stride=stride, padding=pad)
+
+            out["torch_forward"] = torch_forward
+            out["torch_backward_data"] = lambda: torch.ops.aten.convolution_backward(
+                tdy, tx, tw, *conv_args, [True, False, False])
+            out["torch_backward_weights"] = lambda: torch.ops.aten.convolution_backward(
+                tdy, tx, tw, *conv_args, [False, True, True])
+        return out
+    return setup
+
+
 def _autograd_backward(forward, tx, tdy):
     """A callable timing only the backward of forward(tx)."""
     def run():
@@ -73,14 +110,222 @@ def _autograd_backward(forward, tx, tdy):
     return run
 
 
+# ---- losses and optimizer updates ------------------------------------------
+
+def softmax_xent_case(classes):
+    """forward: the per-sample loss alone; backward: loss and gradient of the
+    batch mean together (cnnc's fused call against torch's forward+backward)."""
+    def setup(rng, quick):
+        n = _batch(quick)
+        x = rng.standard_normal((n, classes), dtype=np.float32)
+        y = rng.integers(0, classes, n)
+        out = {
+            "cnnc_forward": lambda: cnnc.ops.softmax_cross_entropy(x, y, need_grad=False),
+            "cnnc_backward": lambda: cnnc.ops.softmax_cross_entropy(x, y, grad_scale=1.0 / n),
+        }
+        if torch is not None:
+            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+            tg = tx.detach().requires_grad_(True)
+
+            def both():
+                tg.grad = None
+                F.cross_entropy(tg, ty).backward()
+            out["torch_forward"] = lambda: F.cross_entropy(tx, ty, reduction="none")
+            out["torch_backward"] = both
+        return out
+    return setup
+
+
+def mnist_cnn_params():
+    """Parameter shapes of the classic MNIST CNN (PyTorch example): 1.2M."""
+    return [(3, 3, 1, 32), (32,), (3, 3, 32, 64), (64,), (9216, 128), (128,), (128, 10), (10,)]
+
+
+def resnet18_params():
+    """Parameter shapes of ResNet-18 (convolutions, batch-norm scale and
+    offset, classifier): 11.7M in 62 arrays."""
+    shapes = [(7, 7, 3, 64), (64,), (64,)]
+    cin = 64
+    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        for block in range(2):
+            first_in = cin if block == 0 else cout
+            shapes += [(3, 3, first_in, cout), (cout,), (cout,), (3, 3, cout, cout), (cout,), (cout,)]
+            if block == 0 and (stride != 1 or cin != cout):
+                shapes += [(1, 1, cin, cout), (cout,), (cout,)]
+        cin = cout
+    return shapes + [(512, 1000), (1000,)]
+
+
+def optimizer_case(kind, shapes, torch_impl):
+    """One update of every parameter array: cnnc's fused kernel called per
+    array against torch.optim's step (torch_impl "foreach" or "fused")."""
+    def setup(rng, quick):
+        params = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+        grads = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+        state = [[np.zeros_like(p) for _ in range(2)] for p in params]
+        if kind == "adam":
+            def mine():
+                for p, g, (m, v) in zip(params, grads, state):
+                    cnnc.ops.adam_update(p, g, m, v, 1, 1e-3)
+        else:
+            def mine():
+                for p, g, (v, _) in zip(params, grads, state):
+                    cnnc.ops.sgd_update(p, g, v, 1e-3, momentum=0.9)
+        out = {"cnnc_forward": mine}
+        if torch is not None:
+            tp = [torch.nn.Parameter(torch.from_numpy(p.copy())) for p in params]
+            for p, g in zip(tp, grads):
+                p.grad = torch.from_numpy(g)
+            opts = {torch_impl: True}
+            if kind == "adam":
+                opt = torch.optim.Adam(tp, lr=1e-3, **opts)
+            else:
+                opt = torch.optim.SGD(tp, lr=1e-3, momentum=0.9, **opts)
+            out["torch_forward"] = opt.step
+        return out
+    return setup
+
+
+def pool_case(h, c, k, s, p, kind="max"):
+    """k x k pooling with stride s; p = symmetric padding (TensorFlow's same
+    padding equals it for these shapes)."""
+    padding = "valid" if p == 0 else ((p, p), (p, p))
+
+    def setup(rng, quick):
+        x = _nhwc(rng, (_batch(quick), h, h, c))
+        fwd = cnnc.ops.max_pool2d if kind == "max" else cnnc.ops.avg_pool2d
+        y = fwd(x, k, s, padding)
+        dy = _nhwc(rng, y.shape)
+        if kind == "max":
+            back = lambda: cnnc.ops.max_pool2d_backward(x, dy, k, s, padding)
+        else:
+            back = lambda: cnnc.ops.avg_pool2d_backward(dy, x.shape, k, s, padding)
+        out = {"cnnc_forward": lambda: fwd(x, k, s, padding), "cnnc_backward": back}
+        if torch is not None:
+            tx, tdy = _torch_nhwc(x), _torch_nhwc(dy)
+            if kind == "max":
+                # Training needs the indices; the backward uses them.
+                _, idx = torch.ops.aten.max_pool2d_with_indices(tx, [k, k], [s, s], [p, p])
+                out["torch_forward"] = lambda: torch.ops.aten.max_pool2d_with_indices(tx, [k, k], [s, s], [p, p])
+                out["torch_backward"] = lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+                    tdy, tx, [k, k], [s, s], [p, p], [1, 1], False, idx)
+            else:
+                out["torch_forward"] = lambda: F.avg_pool2d(tx, k, s, p, count_include_pad=False)
+                out["torch_backward"] = lambda: torch.ops.aten.avg_pool2d_backward(
+                    tdy, tx, [k, k], [s, s], [p, p], False, False, None)
+        return out
+    return setup
+
+
+def global_avg_pool_case(h, c):
+    def setup(rng, quick):
+        x = _nhwc(rng, (_batch(quick), h, h, c))
+        dy = rng.standard_normal((x.shape[0], c), dtype=np.float32)
+        out = {"cnnc_forward": lambda: cnnc.ops.global_avg_pool2d(x),
+               "cnnc_backward": lambda: cnnc.ops.global_avg_pool2d_backward(dy, x.shape)}
+        if torch is not None:
+            tx = _torch_nhwc(x)
+            tdy = torch.from_numpy(dy)[:, :, None, None]
+            out["torch_forward"] = lambda: F.adaptive_avg_pool2d(tx, 1)
+            out["torch_backward"] = lambda: torch.ops.aten._adaptive_avg_pool2d_backward(tdy, tx)
+        return out
+    return setup
+
+
+def batch_norm_relu_case(h, c):
+    """Training-mode batch norm followed by ReLU, as in every ResNet block."""
+    def setup(rng, quick):
+        x = _nhwc(rng, (_batch(quick), h, h, c))
+        dy = _nhwc(rng, x.shape)
+        gamma = np.ones(c, np.float32)
+        beta = np.zeros(c, np.float32)
+        mm, mv = np.zeros(c, np.float32), np.ones(c, np.float32)
+        y, mean, inv_std = cnnc.ops.batch_norm_train(x, gamma, beta, mm, mv)
+        cnnc.ops.relu(y, out=y)
+
+        def forward():
+            out, _, _ = cnnc.ops.batch_norm_train(x, gamma, beta, mm, mv)
+            return cnnc.ops.relu(out, out=out)
+
+        def backward():
+            g = cnnc.ops.relu_backward(y, dy)
+            return cnnc.ops.batch_norm_backward(x, g, gamma, mean, inv_std)
+
+        out = {"cnnc_forward": forward, "cnnc_backward": backward}
+        if torch is not None:
+            tx, tdy = _torch_nhwc(x), _torch_nhwc(dy)
+            tg, tb = torch.from_numpy(gamma), torch.from_numpy(beta)
+            rm, rv = torch.zeros(c), torch.ones(c)
+            ty, save_mean, save_invstd = torch.ops.aten.native_batch_norm(tx, tg, tb, rm, rv, True, 0.01, 1e-3)
+            ty = torch.relu(ty)
+
+            def torch_forward():
+                z = torch.ops.aten.native_batch_norm(tx, tg, tb, rm, rv, True, 0.01, 1e-3)[0]
+                return torch.relu_(z)
+
+            def torch_backward():
+                g = torch.ops.aten.threshold_backward(tdy, ty, 0.0)
+                return torch.ops.aten.native_batch_norm_backward(g, tx, tg, rm, rv, save_mean, save_invstd,
+                                                                 True, 1e-3, [True, True, True])
+
+            out["torch_forward"] = torch_forward
+            out["torch_backward"] = torch_backward
+        return out
+    return setup
+
+
+def add_case(h, c):
+    def setup(rng, quick):
+        a = _nhwc(rng, (_batch(quick), h, h, c))
+        b = _nhwc(rng, a.shape)
+        out = {"cnnc_forward": lambda: cnnc.ops.add(a, b)}
+        if torch is not None:
+            ta, tb = _torch_nhwc(a), _torch_nhwc(b)
+            out["torch_forward"] = lambda: ta + tb
+        return out
+    return setup
+
+
 CASES = [
     # (group, name, setup)
+    ("conv", "mnist conv 3x3 1->32 @28", conv2d_case(28, 1, 32, 3)),
+    ("conv", "mnist conv 3x3 32->64 @13", conv2d_case(13, 32, 64, 3)),
+    ("conv", "resnet18 conv1 7x7/2 3->64 @224", conv2d_case(224, 3, 64, 7, 2, 3)),
+    ("conv", "resnet18 3x3 64->64 @56", conv2d_case(56, 64, 64, 3, 1, 1)),
+    ("conv", "resnet18 3x3/2 64->128 @56", conv2d_case(56, 64, 128, 3, 2, 1)),
+    ("conv", "resnet18 1x1/2 64->128 @56", conv2d_case(56, 64, 128, 1, 2, 0)),
+    ("conv", "resnet18 3x3 128->128 @28", conv2d_case(28, 128, 128, 3, 1, 1)),
+    ("conv", "resnet18 3x3/2 128->256 @28", conv2d_case(28, 128, 256, 3, 2, 1)),
+    ("conv", "resnet18 1x1/2 128->256 @28", conv2d_case(28, 128, 256, 1, 2, 0)),
+    ("conv", "resnet18 3x3 256->256 @14", conv2d_case(14, 256, 256, 3, 1, 1)),
+    ("conv", "resnet18 3x3/2 256->512 @14", conv2d_case(14, 256, 512, 3, 2, 1)),
+    ("conv", "resnet18 1x1/2 256->512 @14", conv2d_case(14, 256, 512, 1, 2, 0)),
+    ("conv", "resnet18 3x3 512->512 @7", conv2d_case(7, 512, 512, 3, 1, 1)),
     ("relu", "relu 112x112x64", relu_case((112, 112, 64))),
     ("relu", "relu 56x56x64", relu_case((56, 56, 64))),
+    ("pool", "mnist maxpool 2 @26x26x32", pool_case(26, 32, 2, 2, 0)),
+    ("pool", "mnist maxpool 2 @11x11x64", pool_case(11, 64, 2, 2, 0)),
+    ("pool", "resnet18 maxpool 3/2 @112x112x64", pool_case(112, 64, 3, 2, 1)),
+    ("pool", "avgpool 2 @56x56x64", pool_case(56, 64, 2, 2, 0, "avg")),
+    ("pool", "resnet18 global avgpool @7x7x512", global_avg_pool_case(7, 512)),
+    ("bn", "resnet18 bn+relu @112x112x64", batch_norm_relu_case(112, 64)),
+    ("bn", "resnet18 bn+relu @56x56x64", batch_norm_relu_case(56, 64)),
+    ("bn", "resnet18 bn+relu @28x28x128", batch_norm_relu_case(28, 128)),
+    ("bn", "resnet18 bn+relu @14x14x256", batch_norm_relu_case(14, 256)),
+    ("bn", "resnet18 bn+relu @7x7x512", batch_norm_relu_case(7, 512)),
+    ("add", "resnet18 residual add @56x56x64", add_case(56, 64)),
+    ("loss", "softmax-CE 32x10", softmax_xent_case(10)),
+    ("loss", "softmax-CE 32x1000", softmax_xent_case(1000)),
+    ("optim", "adam mnist-cnn 1.2M vs fused", optimizer_case("adam", mnist_cnn_params(), "fused")),
+    ("optim", "adam mnist-cnn 1.2M vs foreach", optimizer_case("adam", mnist_cnn_params(), "foreach")),
+    ("optim", "adam resnet18 11.7M vs fused", optimizer_case("adam", resnet18_params(), "fused")),
+    ("optim", "sgd-mom resnet18 11.7M vs fused", optimizer_case("sgd", resnet18_params(), "fused")),
 ]
 
 
 # ---- timing and table ---------------------------------------------------------
+
+PHASES = ("forward", "backward", "backward_data", "backward_weights")
 
 def best_time(fn, quick):
     fn()  # warm up: workspaces, page faults, first-touch
@@ -114,7 +359,7 @@ def main():
     rng = np.random.default_rng(0)
     print(f"cnnc {cnnc.__version__} isa={cnnc.isa()}; torch {torch.__version__ if torch else 'absent'}; "
           f"batch {_batch(args.quick)}")
-    header = f"{'case':34s} {'thr':>3s} {'pass':8s} {'cnnc ms':>9s} {'torch ms':>9s} {'torch/cnnc':>10s}"
+    header = f"{'case':34s} {'thr':>3s} {'pass':16s} {'cnnc ms':>9s} {'torch ms':>9s} {'torch/cnnc':>10s}"
     print(header)
     print("-" * len(header))
     for group, name, setup in CASES:
@@ -123,7 +368,7 @@ def main():
         calls = setup(rng, args.quick)
         for threads in args.threads:
             set_threads(threads)
-            for phase in ("forward", "backward"):
+            for phase in PHASES:
                 mine = calls.get(f"cnnc_{phase}")
                 if mine is None:
                     continue
@@ -135,7 +380,7 @@ def main():
                     torch_ms = f"{t_torch * 1e3:9.3f}"
                 else:
                     ratio, torch_ms = f"{'-':>10s}", f"{'-':>9s}"
-                print(f"{name:34s} {threads:3d} {phase:8s} {t_cnnc * 1e3:9.3f} {torch_ms} {ratio}", flush=True)
+                print(f"{name:34s} {threads:3d} {phase:16s} {t_cnnc * 1e3:9.3f} {torch_ms} {ratio}", flush=True)
 
 
 if __name__ == "__main__":

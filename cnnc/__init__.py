@@ -17,3 +17,9 @@ from cnnc._paths import (  # noqa: F401
 from cnnc import ops  # noqa: F401
 
 __version__ = _core_version()
+
+# The Keras-style API as attributes of the package (cnnc.layers.Dense, ...).
+from cnnc import (  # noqa: E402,F401
+    activations, applications, callbacks, initializers, layers, losses, metrics, models,
+    optimizers, regularizers, utils,
+)

@@ -45,3 +45,15 @@ def check_out(out, shape, name="out"):
 def same_shape(a, b, name_a, name_b):
     if a.shape != b.shape:
         raise ValueError(f"{name_b} has shape {b.shape}, expected the shape of {name_a} {a.shape}")
+
+
+def real_scalar(value, name):
+    """``value`` as a Python float: TypeError if it is not a real number,
+    ValueError if it is NaN (range checks are the C function's)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
+    if value != value:
+        raise ValueError(f"{name} is NaN")
+    return value

@@ -210,11 +210,11 @@ def _forward(geometry, x, w, b):
     return y
 
 
-def _backward(geometry, x, w, dy, need_dx):
+def _backward(geometry, x, w, dy, need_dx, need_dw):
     cdef cnnc_conv2d_desc d = _desc(geometry)
     dx = np.empty(geometry.x_shape, np.float32) if need_dx else None
-    dw = np.empty(geometry.w_shape, np.float32)
-    db = np.empty((geometry.w_shape[3],), np.float32)
+    dw = np.empty(geometry.w_shape, np.float32) if need_dw else None
+    db = np.empty((geometry.w_shape[3],), np.float32) if need_dw else None
     cdef float *px = _ptr(x)
     cdef float *pw = _ptr(w)
     cdef float *pdy = _ptr(dy)
@@ -225,7 +225,7 @@ def _backward(geometry, x, w, dy, need_dx):
     with nogil:
         if pdx != NULL:
             status = cnnc_conv2d_backward_data(&d, pw, pdy, pdx)
-        if status == CNNC_OK:
+        if status == CNNC_OK and pdw != NULL:
             status = cnnc_conv2d_backward_weights(&d, px, pdy, pdw, pdb)
     check_status(status)
     return dx, dw, db
@@ -249,14 +249,16 @@ def conv2d(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), group
     return _forward(geometry, x, w, _bias(b, w.shape[3]))
 
 
-def conv2d_backward(x, w, dy, strides=(1, 1), padding="valid", dilation=(1, 1), groups=1, need_dx=True):
+def conv2d_backward(x, w, dy, strides=(1, 1), padding="valid", dilation=(1, 1), groups=1, need_dx=True,
+                    need_dw=True):
     """Gradients of conv2d: returns (dx, dw, db) given dy (N, OH, OW, Cout);
-    dx is None when need_dx is False (e.g. for the first layer)."""
+    dx is None when need_dx is False (e.g. for the first layer), dw and db
+    are None when need_dw is False (frozen weights)."""
     x = _array(x, "x", 4, "(N, H, W, Cin)")
     w = _array(w, "w", 4, "(KH, KW, Cin // groups, Cout)")
     geometry = _geometry_2d(x, w, strides, padding, dilation, groups)
     dy = _check_dy(dy, geometry.y_shape)
-    return _backward(geometry, x, w, dy, need_dx)
+    return _backward(geometry, x, w, dy, need_dx, need_dw)
 
 
 # ---- Conv1D -------------------------------------------------------------------
@@ -280,15 +282,16 @@ def conv1d(x, w, b=None, stride=1, padding="valid", dilation=1, groups=1):
     return y.reshape(y.shape[0], y.shape[2], y.shape[3])
 
 
-def conv1d_backward(x, w, dy, stride=1, padding="valid", dilation=1, groups=1, need_dx=True):
-    """Gradients of conv1d: (dx, dw, db) given dy (N, OL, Cout)."""
+def conv1d_backward(x, w, dy, stride=1, padding="valid", dilation=1, groups=1, need_dx=True, need_dw=True):
+    """Gradients of conv1d: (dx, dw, db) given dy (N, OL, Cout); None for the
+    parts not needed."""
     x = _array(x, "x", 3, "(N, L, Cin)")
     w = _array(w, "w", 3, "(K, Cin // groups, Cout)")
     geometry = _geometry_1d(x, w, stride, padding, dilation, groups)
     n, _, length, cout = geometry.y_shape
     dy = _check_dy(dy, (n, length, cout))
-    dx, dw, db = _backward(geometry, x, w, dy, need_dx)
-    return (None if dx is None else dx.reshape(x.shape)), dw.reshape(w.shape), db
+    dx, dw, db = _backward(geometry, x, w, dy, need_dx, need_dw)
+    return (None if dx is None else dx.reshape(x.shape)), (None if dw is None else dw.reshape(w.shape)), db
 
 
 # ---- Conv2DTranspose -----------------------------------------------------------
@@ -372,16 +375,17 @@ def conv2d_transpose(x, w, b=None, strides=(1, 1), padding="valid", output_paddi
 
 
 def conv2d_transpose_backward(x, w, dy, strides=(1, 1), padding="valid", output_padding=None, dilation=(1, 1),
-                              groups=1, need_dx=True):
-    """Gradients of conv2d_transpose: (dx, dw, db) given dy (N, OH, OW, filters)."""
+                              groups=1, need_dx=True, need_dw=True):
+    """Gradients of conv2d_transpose: (dx, dw, db) given dy (N, OH, OW, filters);
+    None for the parts not needed."""
     x = _array(x, "x", 4, "(N, H, W, Cin)")
     w = _array(w, "w", 4, "(KH, KW, filters // groups, Cin)")
     geometry = _transpose_geometry(x, w, strides, padding, output_padding, dilation, groups)
     dy = _check_dy(dy, geometry.x_shape)
     cdef cnnc_conv2d_desc d = _desc(geometry)
     dx = np.empty(x.shape, np.float32) if need_dx else None
-    dw = np.empty(w.shape, np.float32)
-    db = np.empty((geometry.x_shape[3],), np.float32)
+    dw = np.empty(w.shape, np.float32) if need_dw else None
+    db = np.empty((geometry.x_shape[3],), np.float32) if need_dw else None
     cdef float *px = _ptr(x)
     cdef float *pw = _ptr(w)
     cdef float *pdy = _ptr(dy)
@@ -392,7 +396,7 @@ def conv2d_transpose_backward(x, w, dy, strides=(1, 1), padding="valid", output_
     with nogil:
         if pdx != NULL:
             status = cnnc_conv2d_transpose_backward_data(&d, pw, pdy, pdx)
-        if status == CNNC_OK:
+        if status == CNNC_OK and pdw != NULL:
             status = cnnc_conv2d_transpose_backward_weights(&d, px, pdy, pdw, pdb)
     check_status(status)
     return dx, dw, db

@@ -18,7 +18,8 @@ import math
 import numpy as np
 from libc.stdint cimport int64_t
 from cnnc._common cimport cnnc_status, check_status
-from cnnc._arrays import as_float32
+from cnnc._pointers cimport in_ptr, out_ptr
+from cnnc._arrays import as_float32, check_out, real_scalar
 
 cdef extern from "cnnc.h" nogil:
     ctypedef struct cnnc_optim_common:
@@ -44,14 +45,8 @@ __all__ = ["sgd_update", "adam_update", "rmsprop_update", "sum_squares", "global
 
 
 def _param(param):
-    if not isinstance(param, np.ndarray):
-        raise TypeError(f"param must be a numpy.ndarray updated in place, got {type(param).__name__}")
-    if param.dtype != np.float32:
-        raise TypeError(f"param must have dtype float32, got {param.dtype}")
-    if not param.flags.c_contiguous:
-        raise ValueError("param must be C-contiguous")
-    if not param.flags.writeable:
-        raise ValueError("param is read-only")
+    """The parameter updated in place: float32, C-contiguous, writable."""
+    check_out(param, getattr(param, "shape", None), "param")
     if param.size == 0:
         raise ValueError("param is empty")
     return param
@@ -61,16 +56,7 @@ def _state(array, name, param):
     """An optimizer state array: float32, C-contiguous, writable, param's shape."""
     if array is None:
         raise ValueError(f"{name} is required with these options")
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(array).__name__}")
-    if array.dtype != np.float32:
-        raise TypeError(f"{name} must have dtype float32, got {array.dtype}")
-    if not array.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous")
-    if not array.flags.writeable:
-        raise ValueError(f"{name} is read-only")
-    if array.shape != param.shape:
-        raise ValueError(f"{name} has shape {array.shape}, expected the shape of param {param.shape}")
+    check_out(array, param.shape, name)
     if np.may_share_memory(array, param):
         raise ValueError(f"{name} overlaps param")
     return array
@@ -83,40 +69,22 @@ def _grad(grad, param):
     return grad
 
 
-def _rate(value, name):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
-    if math.isnan(value):
-        raise ValueError(f"{name} is NaN")
-    return value
-
-
 cdef cnnc_optim_common _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style) except *:
     cdef cnnc_optim_common c
-    c.lr = _rate(lr, "lr")
-    c.l1 = _rate(l1, "l1")
-    c.l2 = _rate(l2, "l2")
-    c.weight_decay = _rate(weight_decay, "weight_decay")
+    c.lr = real_scalar(lr, "lr")
+    c.l1 = real_scalar(l1, "l1")
+    c.l2 = real_scalar(l2, "l2")
+    c.weight_decay = real_scalar(weight_decay, "weight_decay")
     c.decoupled = 1 if decoupled else 0
-    c.grad_scale = _rate(grad_scale, "grad_scale")
+    c.grad_scale = real_scalar(grad_scale, "grad_scale")
     if clipvalue is None:
         c.clip_value = 0.0
     else:
-        c.clip_value = _rate(clipvalue, "clipvalue")
+        c.clip_value = real_scalar(clipvalue, "clipvalue")
         if not c.clip_value > 0:
             raise ValueError(f"clipvalue = {clipvalue} must be > 0 (or None)")
     c.torch_style = 1 if torch_style else 0
     return c
-
-
-cdef float *_ptr(a):
-    cdef float[::1] view
-    if a is None:
-        return NULL
-    view = a.reshape(-1)
-    return &view[0]
 
 
 def sgd_update(param, grad, velocity, lr, momentum=0.0, nesterov=False, l1=0.0, l2=0.0,
@@ -133,16 +101,16 @@ def sgd_update(param, grad, velocity, lr, momentum=0.0, nesterov=False, l1=0.0, 
     _param(param)
     grad = _grad(grad, param)
     cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
-    cdef float mu = _rate(momentum, "momentum")
+    cdef float mu = real_scalar(momentum, "momentum")
     if mu > 0:
         _state(velocity, "velocity", param)
     else:
         velocity = None
     cdef int nest = 1 if nesterov else 0
     cdef int64_t n = param.size
-    cdef float *p = _ptr(param)
-    cdef float *g = _ptr(grad)
-    cdef float *vel = _ptr(velocity)
+    cdef float *p = out_ptr(param)
+    cdef const float *g = in_ptr(grad)
+    cdef float *vel = out_ptr(velocity)
     cdef cnnc_status status
     with nogil:
         status = cnnc_sgd_update(n, p, g, vel, &c, mu, nest)
@@ -176,15 +144,15 @@ def adam_update(param, grad, m, v, step, lr, beta_1=0.9, beta_2=0.999, epsilon=1
     if isinstance(step, float) and not step.is_integer():
         raise ValueError(f"step = {step} must be an integer >= 1")
     cdef int64_t t = int(step)
-    cdef float b1 = _rate(beta_1, "beta_1")
-    cdef float b2 = _rate(beta_2, "beta_2")
-    cdef float eps = _rate(epsilon, "epsilon")
+    cdef float b1 = real_scalar(beta_1, "beta_1")
+    cdef float b2 = real_scalar(beta_2, "beta_2")
+    cdef float eps = real_scalar(epsilon, "epsilon")
     cdef int64_t n = param.size
-    cdef float *p = _ptr(param)
-    cdef float *g = _ptr(grad)
-    cdef float *mp = _ptr(m)
-    cdef float *vp = _ptr(v)
-    cdef float *vh = _ptr(vhat)
+    cdef float *p = out_ptr(param)
+    cdef const float *g = in_ptr(grad)
+    cdef float *mp = out_ptr(m)
+    cdef float *vp = out_ptr(v)
+    cdef float *vh = out_ptr(vhat)
     cdef cnnc_status status
     with nogil:
         status = cnnc_adam_update(n, p, g, mp, vp, vh, t, &c, b1, b2, eps)
@@ -208,7 +176,7 @@ def rmsprop_update(param, grad, ms, lr, rho=0.9, momentum=0.0, epsilon=1e-7, cen
     grad = _grad(grad, param)
     cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
     _state(ms, "ms", param)
-    cdef float mu = _rate(momentum, "momentum")
+    cdef float mu = real_scalar(momentum, "momentum")
     if mu > 0:
         _state(mom, "mom", param)
     else:
@@ -217,14 +185,14 @@ def rmsprop_update(param, grad, ms, lr, rho=0.9, momentum=0.0, epsilon=1e-7, cen
         _state(mg, "mg", param)
     else:
         mg = None
-    cdef float r = _rate(rho, "rho")
-    cdef float eps = _rate(epsilon, "epsilon")
+    cdef float r = real_scalar(rho, "rho")
+    cdef float eps = real_scalar(epsilon, "epsilon")
     cdef int64_t n = param.size
-    cdef float *p = _ptr(param)
-    cdef float *g = _ptr(grad)
-    cdef float *msp = _ptr(ms)
-    cdef float *momp = _ptr(mom)
-    cdef float *mgp = _ptr(mg)
+    cdef float *p = out_ptr(param)
+    cdef const float *g = in_ptr(grad)
+    cdef float *msp = out_ptr(ms)
+    cdef float *momp = out_ptr(mom)
+    cdef float *mgp = out_ptr(mg)
     cdef cnnc_status status
     with nogil:
         status = cnnc_rmsprop_update(n, p, g, msp, momp, mgp, &c, r, mu, eps)
@@ -234,14 +202,14 @@ def rmsprop_update(param, grad, ms, lr, rho=0.9, momentum=0.0, epsilon=1e-7, cen
 def sum_squares(x):
     """Sum of the squares of x's values (float64), the same on any thread count."""
     x = as_float32(x, "x", allow_empty=True)
-    cdef double out = 0.0
-    cdef float[::1] xv
-    cdef cnnc_status status
     if x.size == 0:
         return 0.0
-    xv = x.reshape(-1)
+    cdef double out = 0.0
+    cdef int64_t n = x.size
+    cdef const float *xp = in_ptr(x)
+    cdef cnnc_status status
     with nogil:
-        status = cnnc_sum_squares(xv.shape[0], &xv[0], &out)
+        status = cnnc_sum_squares(n, xp, &out)
     check_status(status)
     return out
 

@@ -145,7 +145,7 @@ cnnc_status cnnc_conv_same_padding(int64_t in, int64_t kernel, int64_t stride, i
     return CNNC_OK;
 }
 
-static int is_depthwise(const struct cnnc_conv_geom *g) { return g->cin_g == 1 && g->groups == g->cin; }
+static int is_depthwise(const struct cnnc_conv_geom *g) { return g->cin_g == 1 && g->groups == g->cin && g->cin > 1; }
 
 static cnnc_status forward(const struct cnnc_conv_geom *g, const float *x, const float *w, const float *bias, float *y)
 {

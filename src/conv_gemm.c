@@ -9,6 +9,7 @@
 #include <string.h>
 #include "conv_internal.h"
 #include "gemm_internal.h"
+#include "gemm_kernels.h"
 
 /* Floats in one thread's im2col tile: 512 KiB, half the L2, so that the tile
  * written by im2col is still cached when the GEMM packs it. */
@@ -90,8 +91,7 @@ static inline void pixel_next(const struct cnnc_conv_geom *g, struct pixel *px)
     }
 }
 
-/* col rows for output pixels [p0, p0 + count). */
-static void im2col(const struct cnnc_conv_geom *g, const float *x, int64_t p0, int64_t count, float *col)
+void cnnc_conv_im2col(const struct cnnc_conv_geom *g, const float *x, int64_t p0, int64_t count, float *col)
 {
     const int64_t row = g->kh * g->kw * g->cin, cg = g->cin_g;
     struct pixel px = pixel_at(g, p0);
@@ -231,17 +231,6 @@ static cnnc_status gemm_rows(const struct cnnc_conv_geom *g, int64_t count, cons
     return CNNC_OK;
 }
 
-/* dcol rows (ldc floats apart) = dy rows * w^T, group by group. */
-static cnnc_status gemm_dcol(const struct cnnc_conv_geom *g, int64_t count, const float *dy, const float *w,
-                             float *dcol, int64_t ldc)
-{
-    const int64_t kg = g->kh * g->kw * g->cin_g;
-    for (int64_t grp = 0; grp < g->groups; ++grp)
-        CNNC_TRY(cnnc_sgemm_serial(CNNC_NO_TRANS, CNNC_TRANS, count, kg, g->cout_g, 1.0f, dy + grp * g->cout_g,
-                                   g->cout, w + grp * g->cout_g, g->cout, 0.0f, dcol + grp * kg, ldc));
-    return CNNC_OK;
-}
-
 cnnc_status cnnc_conv_gemm_forward(const struct cnnc_conv_geom *g, const float *x, const float *w,
                                    const float *bias, float *y)
 {
@@ -249,6 +238,8 @@ cnnc_status cnnc_conv_gemm_forward(const struct cnnc_conv_geom *g, const float *
     const int direct = is_pointwise(g);
     const int64_t tile = direct ? DIRECT_TILE_PIXELS : tile_pixels(row);
     const int threads = cnnc_threads_for(work_of(pixels, row, g->cout_g), CONV_THREAD_GRAIN);
+    if (!direct)
+        return cnnc_conv_implicit_forward(g, threads, x, w, 0, bias, y);
     int failed = 0;
 #ifdef CNNC_OPENMP
 #pragma omp parallel num_threads(threads)
@@ -265,7 +256,7 @@ cnnc_status cnnc_conv_gemm_forward(const struct cnnc_conv_geom *g, const float *
                 const int64_t count = cnnc_min_i64(tile, p1 - p);
                 const float *a = x + p * g->cin;
                 if (!direct) {
-                    im2col(g, x, p, count, col);
+                    cnnc_conv_im2col(g, x, p, count, col);
                     a = col;
                 }
                 if (gemm_rows(g, count, a, row, w, bias, y + p * g->cout) != CNNC_OK) {
@@ -282,22 +273,11 @@ cnnc_status cnnc_conv_gemm_forward(const struct cnnc_conv_geom *g, const float *
 
 /* Stride 1: dx is the stride-1 convolution of dy with w flipped in space
  * and transposed in channels, (KH, KW, Cout/g, Cin), padded k_eff - 1 - pad
- * (negative values crop). */
-static cnnc_status backward_data_as_forward(const struct cnnc_conv_geom *g, const float *w, const float *dy,
-                                            const float *bias, float *dx)
+ * (negative values crop); the implicit GEMM packs that kernel straight from
+ * w. */
+static cnnc_status backward_data_as_forward(const struct cnnc_conv_geom *g, int threads, const float *w,
+                                            const float *dy, const float *bias, float *dx)
 {
-    const int64_t taps = g->kh * g->kw;
-    float *flipped = cnnc_workspace(CNNC_CONV_SLOT_SHARED, (size_t)(taps * g->cout_g * g->cin) * sizeof(float));
-    if (!flipped)
-        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the flipped kernel");
-    for (int64_t t = 0; t < taps; ++t) {
-        const float *src_tap = w + (taps - 1 - t) * g->cin_g * g->cout;
-        float *dst_tap = flipped + t * g->cout_g * g->cin;
-        for (int64_t grp = 0; grp < g->groups; ++grp)
-            for (int64_t ci = 0; ci < g->cin_g; ++ci)
-                for (int64_t co = 0; co < g->cout_g; ++co)
-                    dst_tap[co * g->cin + grp * g->cin_g + ci] = src_tap[ci * g->cout + grp * g->cout_g + co];
-    }
     const int64_t eh = (g->kh - 1) * g->dh, ew = (g->kw - 1) * g->dw;
     struct cnnc_conv_geom t = {
         .n = g->n, .h = g->oh, .w = g->ow, .cin = g->cout, .cout = g->cin,
@@ -305,7 +285,23 @@ static cnnc_status backward_data_as_forward(const struct cnnc_conv_geom *g, cons
         .pt = eh - g->pt, .pb = eh - g->pb, .pl = ew - g->pl, .pr = ew - g->pr,
         .groups = g->groups, .cin_g = g->cout_g, .cout_g = g->cin_g, .oh = g->h, .ow = g->w,
     };
-    return cnnc_conv_gemm_forward(&t, dy, flipped, bias, dx);
+    return cnnc_conv_implicit_forward(&t, threads, dy, w, 1, bias, dx);
+}
+
+/* w^T packed by the team at the top of a backward-data region. */
+struct packed_wt {
+    const struct cnnc_gemm_kernels *kern;
+    float *bp;
+};
+
+static cnnc_status packed_wt_alloc(const struct cnnc_conv_geom *g, struct packed_wt *p)
+{
+    p->kern = CNNC_PICK(cnnc_gemm_kernels);
+    p->bp = cnnc_workspace(CNNC_CONV_SLOT_PACKED_WT,
+                           (size_t)cnnc_conv_packed_wt_floats(g, p->kern) * sizeof(float));
+    if (!p->bp)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the packed weights");
+    return CNNC_OK;
 }
 
 /* Stride > 1 with at least one image per thread: each thread owns whole
@@ -315,28 +311,31 @@ static cnnc_status backward_data_scatter(const struct cnnc_conv_geom *g, int thr
 {
     const int64_t row = g->kh * g->kw * g->cin, tile = tile_pixels(row);
     const int64_t image_in = g->h * g->w * g->cin, image_px = g->oh * g->ow;
+    struct packed_wt pw;
+    CNNC_TRY(packed_wt_alloc(g, &pw));
     int failed = 0;
 #ifdef CNNC_OPENMP
 #pragma omp parallel num_threads(threads)
 #endif
     {
         unsigned fpu = cnnc_fpu_enter();
+        const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
+        cnnc_conv_pack_wt(g, pw.kern, w, pw.bp, t, team);
         int64_t n0, n1;
-        cnnc_conv_split(g->n, cnnc_conv_thread_id(), cnnc_conv_team_size(), &n0, &n1);
-        float *dcol = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(tile * row) * sizeof(float));
+        cnnc_conv_split(g->n, t, team, &n0, &n1);
+        float *dcol = cnnc_workspace(CNNC_CONV_SLOT_COL,
+                                     (size_t)(tile * row + pw.kern->mr * g->cout_g) * sizeof(float));
         if (!dcol)
             mark_failed(&failed);
-        else {
+        team_barrier();
+        if (!has_failed(&failed)) {
             if (bias)
                 fill_rows(dx + n0 * image_in, (n1 - n0) * g->h * g->w, bias, g->cin);
             else
                 memset(dx + n0 * image_in, 0, (size_t)((n1 - n0) * image_in) * sizeof(float));
             for (int64_t p = n0 * image_px; p < n1 * image_px; p += tile) {
                 const int64_t count = cnnc_min_i64(tile, n1 * image_px - p);
-                if (gemm_dcol(g, count, dy + p * g->cout, w, dcol, row) != CNNC_OK) {
-                    mark_failed(&failed);
-                    break;
-                }
+                cnnc_conv_dcol_packed(g, pw.kern, pw.bp, count, dy + p * g->cout, dcol, row, dcol + tile * row);
                 col2im_add(g, dcol, p, count, dx);
             }
         }
@@ -354,6 +353,8 @@ static cnnc_status backward_data_shared(const struct cnnc_conv_geom *g, int thre
                                         const float *dy, const float *bias, float *dx)
 {
     const int64_t row = g->kh * g->kw * g->cin, image_px = g->oh * g->ow;
+    struct packed_wt pw;
+    CNNC_TRY(packed_wt_alloc(g, &pw));
     float *dcol = cnnc_workspace(CNNC_CONV_SLOT_SHARED, (size_t)(image_px * row) * sizeof(float));
     if (!dcol)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the col2im buffer");
@@ -364,15 +365,18 @@ static cnnc_status backward_data_shared(const struct cnnc_conv_geom *g, int thre
     {
         unsigned fpu = cnnc_fpu_enter();
         const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
+        cnnc_conv_pack_wt(g, pw.kern, w, pw.bp, t, team);
+        float *ap = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(pw.kern->mr * g->cout_g) * sizeof(float));
+        if (!ap)
+            mark_failed(&failed);
+        team_barrier();
         int64_t p0, p1, r0, r1;
         cnnc_conv_split(image_px, t, team, &p0, &p1);
         cnnc_conv_split(g->h, t, team, &r0, &r1);
-        for (int64_t n = 0; n < g->n; ++n) {
-            if (p1 > p0 && gemm_dcol(g, p1 - p0, dy + (n * image_px + p0) * g->cout, w, dcol + p0 * row, row) != CNNC_OK)
-                mark_failed(&failed);
+        for (int64_t n = 0; n < g->n && !has_failed(&failed); ++n) {
+            cnnc_conv_dcol_packed(g, pw.kern, pw.bp, p1 - p0, dy + (n * image_px + p0) * g->cout, dcol + p0 * row,
+                                  row, ap);
             team_barrier();
-            if (has_failed(&failed))
-                break;
             col2im_gather(g, dcol, n, r0, r1, bias, dx);
             team_barrier();
         }
@@ -419,10 +423,13 @@ cnnc_status cnnc_conv_gemm_backward_data(const struct cnnc_conv_geom *g, const f
             return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the GEMM workspace");
         return CNNC_OK;
     }
-    if (g->sh == 1 && g->sw == 1)
-        return backward_data_as_forward(g, w, dy, bias, dx);
     const int64_t row = g->kh * g->kw * g->cin;
     const int threads = cnnc_threads_for(work_of(g->n * g->oh * g->ow, row, g->cout_g), CONV_THREAD_GRAIN);
+    /* The gather form needs enough input channels to fill the GEMM's
+     * columns; with few (the first layer of an image network) the dcol
+     * product, whose columns are KH*KW*Cin/g, does better. */
+    if (g->sh == 1 && g->sw == 1 && g->cin_g >= 8)
+        return backward_data_as_forward(g, threads, w, dy, bias, dx);
     if (threads <= g->n)
         return backward_data_scatter(g, threads, w, dy, bias, dx);
     return backward_data_shared(g, threads, w, dy, bias, dx);
@@ -453,7 +460,7 @@ cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, cons
                 const int64_t count = cnnc_min_i64(tile, p1 - p);
                 const float *a = x + p * g->cin;
                 if (!direct) {
-                    im2col(g, x, p, count, col);
+                    cnnc_conv_im2col(g, x, p, count, col);
                     a = col;
                 }
                 for (int64_t grp = 0; grp < g->groups; ++grp)

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 #include "loss_kernels.h"
+#include "parallel.h"
 
 /* Elementwise losses cut each sample into blocks of this many values. */
 #define LOSS_BLOCK 16384
@@ -100,6 +101,12 @@ static float run_task(const struct loss_job *j, int64_t task)
     }
 }
 
+static void task_body(int64_t task, void *ctx)
+{
+    struct loss_job *j = ctx;
+    j->partial[task] = run_task(j, task);
+}
+
 static cnnc_status run_job(struct loss_job *j, int64_t n, int64_t values, float *loss)
 {
     int64_t tasks;
@@ -108,21 +115,7 @@ static cnnc_status run_job(struct loss_job *j, int64_t n, int64_t values, float 
     j->partial = cnnc_workspace(LOSS_WORKSPACE_SLOT, (size_t)tasks * sizeof(float));
     if (!j->partial)
         return CNNC_ERR_OUT_OF_MEMORY;
-    int threads = cnnc_threads_for(values, LOSS_GRAIN);
-    if (threads > tasks)
-        threads = (int)tasks;
-#ifdef CNNC_OPENMP
-#pragma omp parallel num_threads(threads) if (threads > 1)
-#endif
-    {
-        unsigned fpu = cnnc_fpu_enter();
-#ifdef CNNC_OPENMP
-#pragma omp for schedule(static)
-#endif
-        for (int64_t task = 0; task < tasks; ++task)
-            j->partial[task] = run_task(j, task);
-        cnnc_fpu_restore(fpu);
-    }
+    cnnc_parallel_for(tasks, cnnc_threads_for(values, LOSS_GRAIN), task_body, j);
     if (loss) {
         for (int64_t i = 0; i < n; ++i) {
             double total = 0.0;

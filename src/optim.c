@@ -164,6 +164,20 @@ cnnc_status cnnc_rmsprop_update(int64_t n, float *param, const float *grad, floa
     return CNNC_OK;
 }
 
+struct sumsq_args {
+    const struct cnnc_optim_kernels *k;
+    const float *x;
+    int64_t n;
+    double *partial;
+};
+
+static void sumsq_block(int64_t b, void *ctx)
+{
+    struct sumsq_args *a = ctx;
+    int64_t begin = b * CNNC_SUMSQ_BLOCK;
+    a->partial[b] = a->k->sum_squares(cnnc_min_i64(CNNC_SUMSQ_BLOCK, a->n - begin), a->x + begin);
+}
+
 cnnc_status cnnc_sum_squares(int64_t n, const float *x, double *out)
 {
     CNNC_CHECK_PTR(out);
@@ -177,21 +191,8 @@ cnnc_status cnnc_sum_squares(int64_t n, const float *x, double *out)
     double *partial = cnnc_workspace(6, (size_t)blocks * sizeof(double));
     if (!partial)
         return CNNC_ERR_OUT_OF_MEMORY;
-    int threads = cnnc_threads_for(n, CNNC_ELEMENTWISE_GRAIN);
-#ifdef CNNC_OPENMP
-#pragma omp parallel num_threads(threads) if (threads > 1)
-#endif
-    {
-        unsigned fpu = cnnc_fpu_enter();
-#ifdef CNNC_OPENMP
-#pragma omp for schedule(static)
-#endif
-        for (int64_t b = 0; b < blocks; ++b) {
-            int64_t begin = b * CNNC_SUMSQ_BLOCK;
-            partial[b] = k->sum_squares(cnnc_min_i64(CNNC_SUMSQ_BLOCK, n - begin), x + begin);
-        }
-        cnnc_fpu_restore(fpu);
-    }
+    struct sumsq_args args = {k, x, n, partial};
+    cnnc_parallel_for(blocks, cnnc_threads_for(n, CNNC_ELEMENTWISE_GRAIN), sumsq_block, &args);
     double total = 0.0;
     for (int64_t b = 0; b < blocks; ++b)
         total += partial[b];

@@ -95,3 +95,59 @@ def check_weights_round_trip(layer, rng):
         with pytest.raises(ValueError, match="shape"):
             layer.set_weights([np.zeros(w.shape + (1,), np.float32) for w in new])
     layer.set_weights(weights)
+
+
+# -- NumPy float64 references of the convolutions (TensorFlow "same" rule) ----
+def same_pads(n, k, s, d=1):
+    """(before, after) padding of a "same" window: the odd pixel goes after."""
+    eff = (k - 1) * d + 1
+    out = -(-n // s)
+    total = max((out - 1) * s + eff - n, 0)
+    return total // 2, total - total // 2
+
+
+def ref_conv2d(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), groups=1):
+    """Direct convolution: y[n,i,j,o] = sum xp[n, i*s + a*d, j*s + c*d, g-slice] w[a,c,:,o]."""
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    kh, kw, cin_g, cout = w.shape
+    if padding == "valid":
+        pads = ((0, 0), (0, 0))
+    elif padding == "same":
+        pads = (same_pads(x.shape[1], kh, strides[0], dilation[0]),
+                same_pads(x.shape[2], kw, strides[1], dilation[1]))
+    else:
+        pads = padding
+    xp = np.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
+    oh = (xp.shape[1] - (kh - 1) * dilation[0] - 1) // strides[0] + 1
+    ow = (xp.shape[2] - (kw - 1) * dilation[1] - 1) // strides[1] + 1
+    cout_g = cout // groups
+    y = np.zeros((x.shape[0], oh, ow, cout))
+    for a in range(kh):
+        for c in range(kw):
+            r0, c0 = a * dilation[0], c * dilation[1]
+            patch = xp[:, r0:r0 + strides[0] * (oh - 1) + 1:strides[0],
+                       c0:c0 + strides[1] * (ow - 1) + 1:strides[1], :]
+            for g in range(groups):
+                y[..., g * cout_g:(g + 1) * cout_g] += (
+                    patch[..., g * cin_g:(g + 1) * cin_g] @ w[a, c, :, g * cout_g:(g + 1) * cout_g])
+    return y if b is None else y + np.asarray(b, np.float64)
+
+
+def ref_conv2d_transpose(x, w, b, strides, out_hw, before, dilation=(1, 1)):
+    """Scatter form: every input pixel adds x * w at stride s into a full
+    canvas, then the window [before, before + out) is kept (Keras's size)."""
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    n, h, wd, cin = x.shape
+    kh, kw, cout, _ = w.shape
+    (sh, sw), (oh, ow), (bh, bw), (dh, dw) = strides, out_hw, before, dilation
+    full_h = max((h - 1) * sh + (kh - 1) * dh + 1, bh + oh)
+    full_w = max((wd - 1) * sw + (kw - 1) * dw + 1, bw + ow)
+    canvas = np.zeros((n, full_h, full_w, cout))
+    for a in range(kh):
+        for c in range(kw):
+            r0, c0 = a * dh, c * dw
+            canvas[:, r0:r0 + sh * (h - 1) + 1:sh, c0:c0 + sw * (wd - 1) + 1:sw, :] += x @ w[a, c].T
+    y = canvas[:, bh:bh + oh, bw:bw + ow, :]
+    return y if b is None else y + np.asarray(b, np.float64)

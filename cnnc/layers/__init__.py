@@ -30,6 +30,9 @@ from cnnc.layers.merge import (Add, Average, Concatenate, Maximum, Minimum, Mult
 from cnnc.layers.zero_padding2d import ZeroPadding2D
 from cnnc.layers.cropping2d import Cropping2D
 from cnnc.layers.upsampling2d import UpSampling2D
+from cnnc.layers.sequence_resizing import Cropping1D, UpSampling1D, ZeroPadding1D
+from cnnc.layers.spatial_dropout import SpatialDropout1D, SpatialDropout2D
+from cnnc.layers.permute import Permute
 from cnnc.layers.preprocessing import *  # noqa: F401,F403
 from cnnc.layers.preprocessing import PREPROCESSING_LAYERS
 
@@ -42,7 +45,8 @@ _LAYER_CLASSES = {cls.__name__: cls for cls in (
     AveragePooling2D, MaxPooling1D, MaxPooling2D, GlobalAveragePooling1D,
     GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Flatten, Reshape, Dropout,
     BatchNormalization, Activation, ReLU, LeakyReLU, ELU, Softmax, Add, Subtract, Multiply,
-    Average, Maximum, Minimum, Concatenate, ZeroPadding2D, Cropping2D, UpSampling2D)}
+    Average, Maximum, Minimum, Concatenate, ZeroPadding2D, Cropping2D, UpSampling2D,
+    ZeroPadding1D, Cropping1D, UpSampling1D, SpatialDropout1D, SpatialDropout2D, Permute)}
 _LAYER_CLASSES.update({cls.__name__: cls for cls in PREPROCESSING_LAYERS})
 
 

@@ -30,3 +30,23 @@ void cnnc_parallel_chunks(int64_t n, int64_t grain, int64_t align, cnnc_range_fn
         }
     }
 }
+
+void cnnc_parallel_for(int64_t count, int threads, cnnc_index_fn body, void *ctx)
+{
+    if (threads > count)
+        threads = (int)count;
+    if (threads < 1)
+        threads = 1;
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads) if (threads > 1)
+#endif
+    {
+        unsigned fpu = cnnc_fpu_enter();
+#ifdef CNNC_OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int64_t i = 0; i < count; ++i)
+            body(i, ctx);
+        cnnc_fpu_restore(fpu);
+    }
+}

@@ -21,7 +21,11 @@ struct cnnc_conv_geom {
 /* Workspace slots owned by the convolution family. */
 enum {
     CNNC_CONV_SLOT_COL = 2,     /* per-thread im2col / dcol tile */
-    CNNC_CONV_SLOT_PARTIAL = 3, /* per-thread partial dW (threads > 0) */
+    CNNC_CONV_SLOT_PARTIAL = 3, /* per-thread partial dW (team threads > 0) */
+    /* The caller is always thread 0 of its team, so its own slot 3 is free
+     * for the packed w^T of the backward-data passes, whose shared dcol
+     * buffer is in slot 4. */
+    CNNC_CONV_SLOT_PACKED_WT = 3,
     CNNC_CONV_SLOT_SHARED = 4   /* caller-thread buffers shared by a parallel region */
 };
 
@@ -83,6 +87,30 @@ CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_data(const struct cnnc_co
                                                             const float *dy, const float *bias, float *dx);
 CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g, const float *x,
                                                                const float *dy, float *dw);
+
+/* im2col rows (KH*KW*Cin floats, (group, kh, kw, channel) order) of the
+ * output pixels [p0, p0 + count), flat over (n, oh, ow). */
+CNNC_INTERNAL void cnnc_conv_im2col(const struct cnnc_conv_geom *g, const float *x, int64_t p0, int64_t count,
+                                    float *col);
+/* Forward pass of a non-pointwise convolution on `threads` threads
+ * (src/conv_implicit.c). With flipped, w is the kernel of the convolution
+ * whose stride-1 input gradient this is: (KH, KW, g->cout / groups,
+ * g->cin), used flipped in space and transposed in channels. */
+CNNC_INTERNAL cnnc_status cnnc_conv_implicit_forward(const struct cnnc_conv_geom *g, int threads, const float *x,
+                                                     const float *w, int flipped, const float *bias, float *y);
+/* dcol = dy * w^T through the GEMM micro-kernel with w^T packed once:
+ * cnnc_conv_pack_wt (thread t of team packs its share) fills
+ * cnnc_conv_packed_wt_floats floats; cnnc_conv_dcol_packed computes `count`
+ * rows (group blocks as in im2col, ldc floats apart) using ap (MR * Cout/g
+ * floats) for partial row blocks. */
+struct cnnc_gemm_kernels;
+CNNC_INTERNAL int64_t cnnc_conv_packed_wt_floats(const struct cnnc_conv_geom *g,
+                                                 const struct cnnc_gemm_kernels *kern);
+CNNC_INTERNAL void cnnc_conv_pack_wt(const struct cnnc_conv_geom *g, const struct cnnc_gemm_kernels *kern,
+                                     const float *w, float *bp, int t, int team);
+CNNC_INTERNAL void cnnc_conv_dcol_packed(const struct cnnc_conv_geom *g, const struct cnnc_gemm_kernels *kern,
+                                         const float *bp, int64_t count, const float *dy, float *dcol, int64_t ldc,
+                                         float *ap);
 
 /* Per-thread partial sums reduced in a fixed order: each thread of a team
  * accumulates into its own buffer of `count` floats (thread 0's is `out`

@@ -4,14 +4,6 @@
  * but never on threads. */
 #include "loss_kernels.h"
 
-static inline vf ldz(const float *p, int64_t rem) { return rem >= V_WIDTH ? V_LOAD(p) : V_LOADN(p, rem); }
-static inline void stn(float *p, vf v, int64_t rem)
-{
-    if (rem >= V_WIDTH)
-        V_STORE(p, v);
-    else
-        V_STOREN(p, v, rem);
-}
 /* Lanes past the end of a partial vector take `value` (0 for sums, -inf for
  * maxima) so that they never disturb a reduction. */
 static inline vf fill_tail(vf v, int64_t rem, float value)
@@ -36,7 +28,7 @@ static float row_max(int64_t n, const float *x)
     vf acc = V_SET1(-INFINITY);
     for (int64_t i = 0; i < n; i += V_WIDTH) {
         int64_t rem = n - i;
-        vf a = fill_tail(ldz(x + i, rem), rem, -INFINITY);
+        vf a = fill_tail(v_load_tail(x + i, rem), rem, -INFINITY);
         /* NaN must win so that a NaN logit gives a NaN loss. */
         acc = V_SELECT(V_NE(a, a), a, V_MAX(acc, a));
     }
@@ -59,17 +51,17 @@ static void softmax_exp(int64_t n, const float *x, float mx, const float *t, flo
     vf es = V_ZERO(), sh = V_ZERO(), dt = V_ZERO(), ts = V_ZERO();
     for (int64_t i = 0; i < n; i += V_WIDTH) {
         int64_t rem = n - i;
-        vf d = keep_lanes(V_SUB(ldz(x + i, rem), m), rem);
+        vf d = keep_lanes(V_SUB(v_load_tail(x + i, rem), m), rem);
         vf ex = keep_lanes(V_EXP(d), rem);
         es = V_ADD(es, ex);
         sh = V_ADD(sh, d);
         if (t) {
-            vf tv = ldz(t + i, rem);
+            vf tv = v_load_tail(t + i, rem);
             dt = V_FMA(tv, d, dt);
             ts = V_ADD(ts, tv);
         }
         if (e)
-            stn(e + i, ex, rem);
+            v_store_tail(e + i, ex, rem);
     }
     sums->exp_sum = V_REDUCE_ADD(es);
     sums->shifted = V_REDUCE_ADD(sh);
@@ -82,10 +74,10 @@ static void affine(int64_t n, const float *e, const float *t, float a, float b, 
     const vf va = V_SET1(a), vb = V_SET1(b), vc = V_SET1(c);
     for (int64_t i = 0; i < n; i += V_WIDTH) {
         int64_t rem = n - i;
-        vf r = V_FMA(va, ldz(e + i, rem), vc);
+        vf r = V_FMA(va, v_load_tail(e + i, rem), vc);
         if (t)
-            r = V_FMA(vb, ldz(t + i, rem), r);
-        stn(grad + i, r, rem);
+            r = V_FMA(vb, v_load_tail(t + i, rem), r);
+        v_store_tail(grad + i, r, rem);
     }
 }
 
@@ -96,15 +88,15 @@ static float sigmoid_xent(int64_t n, const float *x, const float *z, float smoot
     vf acc = V_ZERO();
     for (int64_t i = 0; i < n; i += V_WIDTH) {
         int64_t rem = n - i;
-        vf xv = ldz(x + i, rem);
-        vf zv = V_FMA(ldz(z + i, rem), keep, half_s);
+        vf xv = v_load_tail(x + i, rem);
+        vf zv = V_FMA(v_load_tail(z + i, rem), keep, half_s);
         vf e = V_EXP(V_SUB(zero, V_ABS(xv))); /* exp(-|x|) in (0, 1] */
         vf l = V_ADD(V_FNMA(xv, zv, V_MAX(xv, zero)), V_LOG1P(e));
         acc = V_ADD(acc, keep_lanes(l, rem));
         if (grad) {
             vf r = V_DIV(one, V_ADD(one, e));
             vf s = V_SELECT(V_LT(xv, zero), V_MUL(e, r), r); /* sigmoid(x) without overflow */
-            stn(grad + i, V_MUL(gf, V_SUB(s, zv)), rem);
+            v_store_tail(grad + i, V_MUL(gf, V_SUB(s, zv)), rem);
         }
     }
     return V_REDUCE_ADD(acc);
@@ -118,8 +110,8 @@ static float binary_xent(int64_t n, const float *p, const float *z, float smooth
     vf acc = V_ZERO();
     for (int64_t i = 0; i < n; i += V_WIDTH) {
         int64_t rem = n - i;
-        vf pv = ldz(p + i, rem);
-        vf zv = V_FMA(ldz(z + i, rem), keep, half_s);
+        vf pv = v_load_tail(p + i, rem);
+        vf zv = V_FMA(v_load_tail(z + i, rem), keep, half_s);
         vf c = V_MIN(V_MAX(pv, lo), hi);
         vf omc = V_SUB(one, c);
         vf l = V_FMA(zv, V_LOG(c), V_MUL(V_SUB(one, zv), V_LOG(omc)));
@@ -127,7 +119,7 @@ static float binary_xent(int64_t n, const float *p, const float *z, float smooth
         if (grad) {
             vf gv = V_SUB(V_DIV(V_SUB(one, zv), omc), V_DIV(zv, c));
             gv = V_SELECT(V_OR(V_LT(pv, lo), V_GT(pv, hi)), V_ZERO(), gv);
-            stn(grad + i, V_MUL(gf, gv), rem);
+            v_store_tail(grad + i, V_MUL(gf, gv), rem);
         }
     }
     return V_REDUCE_ADD(acc);
@@ -139,10 +131,10 @@ static float squared_error(int64_t n, const float *p, const float *t, float gfac
     vf acc = V_ZERO();
     for (int64_t i = 0; i < n; i += V_WIDTH) {
         int64_t rem = n - i;
-        vf d = V_SUB(ldz(p + i, rem), ldz(t + i, rem));
+        vf d = V_SUB(v_load_tail(p + i, rem), v_load_tail(t + i, rem));
         acc = V_FMA(d, d, acc);
         if (grad)
-            stn(grad + i, V_MUL(g2, d), rem);
+            v_store_tail(grad + i, V_MUL(g2, d), rem);
     }
     return V_REDUCE_ADD(acc);
 }
@@ -153,10 +145,10 @@ static float absolute_error(int64_t n, const float *p, const float *t, float gfa
     vf acc = V_ZERO();
     for (int64_t i = 0; i < n; i += V_WIDTH) {
         int64_t rem = n - i;
-        vf d = V_SUB(ldz(p + i, rem), ldz(t + i, rem));
+        vf d = V_SUB(v_load_tail(p + i, rem), v_load_tail(t + i, rem));
         acc = V_ADD(acc, V_ABS(d));
         if (grad)
-            stn(grad + i, V_MUL(gf, V_SIGN(d)), rem);
+            v_store_tail(grad + i, V_MUL(gf, V_SIGN(d)), rem);
     }
     return V_REDUCE_ADD(acc);
 }
@@ -169,7 +161,7 @@ static float categorical_xent(int64_t n, const float *p, const float *t, int64_t
 {
     vf sv = V_ZERO();
     for (int64_t i = 0; i < n; i += V_WIDTH)
-        sv = V_ADD(sv, ldz(p + i, n - i));
+        sv = V_ADD(sv, v_load_tail(p + i, n - i));
     const float inv_s = 1.0f / V_REDUCE_ADD(sv);
     const float p_label = (!t && label >= 0) ? p[label] : 0.0f; /* grad may alias p */
     const float floor_t = smoothing / (float)n, keep = 1.0f - smoothing;
@@ -178,15 +170,15 @@ static float categorical_xent(int64_t n, const float *p, const float *t, int64_t
     vf loss = V_ZERO(), big_a = V_ZERO();
     for (int64_t i = 0; i < n; i += V_WIDTH) {
         int64_t rem = n - i;
-        vf r = V_MUL(ldz(p + i, rem), inv);
+        vf r = V_MUL(v_load_tail(p + i, rem), inv);
         vf q = V_MIN(V_MAX(r, lo), hi);
-        vf tv = t ? V_FMA(ldz(t + i, rem), vkeep, vfloor) : vfloor;
+        vf tv = t ? V_FMA(v_load_tail(t + i, rem), vkeep, vfloor) : vfloor;
         tv = keep_lanes(tv, rem);
         loss = V_FNMA(tv, V_LOG(q), loss);
         vf a = V_SELECT(V_OR(V_LT(r, lo), V_GT(r, hi)), V_ZERO(), V_DIV(tv, q));
         big_a = V_FMA(a, r, big_a);
         if (grad)
-            stn(grad + i, a, rem);
+            v_store_tail(grad + i, a, rem);
     }
     float total = V_REDUCE_ADD(loss), sum_a = V_REDUCE_ADD(big_a);
     if (!t && label >= 0 && keep != 0.0f) {
@@ -205,7 +197,7 @@ static float categorical_xent(int64_t n, const float *p, const float *t, int64_t
         const vf gs = V_SET1(gfac * inv_s), va = V_SET1(sum_a);
         for (int64_t i = 0; i < n; i += V_WIDTH) {
             int64_t rem = n - i;
-            stn(grad + i, V_MUL(gs, V_SUB(va, ldz(grad + i, rem))), rem);
+            v_store_tail(grad + i, V_MUL(gs, V_SUB(va, v_load_tail(grad + i, rem))), rem);
         }
     }
     return total;

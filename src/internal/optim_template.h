@@ -5,15 +5,6 @@
  * arithmetic path. */
 #include "optim_kernels.h"
 
-static inline vf ld(const float *p, int64_t rem) { return rem >= V_WIDTH ? V_LOAD(p) : V_LOADN(p, rem); }
-static inline void st(float *p, vf v, int64_t rem)
-{
-    if (rem >= V_WIDTH)
-        V_STORE(p, v);
-    else
-        V_STOREN(p, v, rem);
-}
-
 /* Steps 1-4 of the gradient transform documented in optim.h, on one vector;
  * *p becomes the decoupled-decayed parameter. */
 static inline vf transform_grad(const struct cnnc_optim_params *o, vf g, vf *p)
@@ -39,20 +30,20 @@ static void sgd(int64_t n, float *param, const float *grad, float *vel, const st
     const vf lr = V_SET1(o->lr), mu = V_SET1(o->momentum);
     for (int64_t i = 0; i < n; i += V_WIDTH) {
         int64_t rem = n - i;
-        vf p = ld(param + i, rem);
-        vf g = transform_grad(o, ld(grad + i, rem), &p);
+        vf p = v_load_tail(param + i, rem);
+        vf g = transform_grad(o, v_load_tail(grad + i, rem), &p);
         if (!vel) {
             p = V_FNMA(lr, g, p);
         } else if (!o->torch_style) {
-            vf v = V_FNMA(lr, g, V_MUL(mu, ld(vel + i, rem)));
-            st(vel + i, v, rem);
+            vf v = V_FNMA(lr, g, V_MUL(mu, v_load_tail(vel + i, rem)));
+            v_store_tail(vel + i, v, rem);
             p = o->nesterov ? V_ADD(p, V_FNMA(lr, g, V_MUL(mu, v))) : V_ADD(p, v);
         } else {
-            vf b = V_FMA(mu, ld(vel + i, rem), g);
-            st(vel + i, b, rem);
+            vf b = V_FMA(mu, v_load_tail(vel + i, rem), g);
+            v_store_tail(vel + i, b, rem);
             p = V_FNMA(lr, o->nesterov ? V_FMA(mu, b, g) : b, p);
         }
-        st(param + i, p, rem);
+        v_store_tail(param + i, p, rem);
     }
 }
 
@@ -63,20 +54,20 @@ static void adam(int64_t n, float *param, const float *grad, float *m_, float *v
     const vf step = V_SET1(o->step_size), dscale = V_SET1(o->denom_scale), eps = V_SET1(o->eps);
     for (int64_t i = 0; i < n; i += V_WIDTH) {
         int64_t rem = n - i;
-        vf p = ld(param + i, rem);
-        vf g = transform_grad(o, ld(grad + i, rem), &p);
-        vf m = ld(m_ + i, rem);
+        vf p = v_load_tail(param + i, rem);
+        vf g = transform_grad(o, v_load_tail(grad + i, rem), &p);
+        vf m = v_load_tail(m_ + i, rem);
         m = V_FMA(c1, V_SUB(g, m), m);
-        vf v = V_FMA(b2, ld(v_ + i, rem), V_MUL(c2, V_MUL(g, g)));
-        st(m_ + i, m, rem);
-        st(v_ + i, v, rem);
+        vf v = V_FMA(b2, v_load_tail(v_ + i, rem), V_MUL(c2, V_MUL(g, g)));
+        v_store_tail(m_ + i, m, rem);
+        v_store_tail(v_ + i, v, rem);
         if (vhat) {
-            v = V_MAX(ld(vhat + i, rem), v);
-            st(vhat + i, v, rem);
+            v = V_MAX(v_load_tail(vhat + i, rem), v);
+            v_store_tail(vhat + i, v, rem);
         }
         vf denom = V_FMA(V_SQRT(v), dscale, eps);
         p = V_FNMA(step, V_DIV(m, denom), p);
-        st(param + i, p, rem);
+        v_store_tail(param + i, p, rem);
     }
 }
 
@@ -87,25 +78,25 @@ static void rmsprop(int64_t n, float *param, const float *grad, float *ms_, floa
     const vf eps = V_SET1(o->eps), mu = V_SET1(o->momentum);
     for (int64_t i = 0; i < n; i += V_WIDTH) {
         int64_t rem = n - i;
-        vf p = ld(param + i, rem);
-        vf g = transform_grad(o, ld(grad + i, rem), &p);
-        vf ms = V_FMA(rho, ld(ms_ + i, rem), V_MUL(c, V_MUL(g, g)));
-        st(ms_ + i, ms, rem);
+        vf p = v_load_tail(param + i, rem);
+        vf g = transform_grad(o, v_load_tail(grad + i, rem), &p);
+        vf ms = V_FMA(rho, v_load_tail(ms_ + i, rem), V_MUL(c, V_MUL(g, g)));
+        v_store_tail(ms_ + i, ms, rem);
         vf d = ms;
         if (mg_) {
-            vf mg = ld(mg_ + i, rem);
+            vf mg = v_load_tail(mg_ + i, rem);
             mg = V_FMA(c, V_SUB(g, mg), mg);
-            st(mg_ + i, mg, rem);
+            v_store_tail(mg_ + i, mg, rem);
             /* ms >= mg^2 in exact arithmetic; rounding must not make it negative. */
             d = V_MAX(V_FNMA(mg, mg, ms), V_ZERO());
         }
         vf u = o->torch_style ? V_DIV(g, V_ADD(V_SQRT(d), eps)) : V_DIV(V_MUL(lr, g), V_SQRT(V_ADD(d, eps)));
         if (mom_) {
-            u = V_FMA(mu, ld(mom_ + i, rem), u);
-            st(mom_ + i, u, rem);
+            u = V_FMA(mu, v_load_tail(mom_ + i, rem), u);
+            v_store_tail(mom_ + i, u, rem);
         }
         p = o->torch_style ? V_FNMA(lr, u, p) : V_SUB(p, u);
-        st(param + i, p, rem);
+        v_store_tail(param + i, p, rem);
     }
 }
 
@@ -115,7 +106,7 @@ static double sum_squares(int64_t n, const float *x)
 {
     vf acc = V_ZERO();
     for (int64_t i = 0; i < n; i += V_WIDTH) {
-        vf a = ld(x + i, n - i);
+        vf a = v_load_tail(x + i, n - i);
         acc = V_FMA(a, a, acc);
     }
     return (double)V_REDUCE_ADD(acc);

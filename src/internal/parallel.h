@@ -17,4 +17,10 @@ CNNC_INTERNAL void cnnc_parallel_range(int64_t n, int64_t grain, cnnc_range_fn b
 CNNC_INTERNAL void cnnc_parallel_chunks(int64_t n, int64_t grain, int64_t align, cnnc_range_fn body,
                                         void *ctx);
 
+/* Runs body(i, ctx) for every i in [0, count) on `threads` threads (a
+ * static split, FTZ/DAZ on in each): for work cut into tasks of fixed extent,
+ * whose results therefore do not depend on the thread count. */
+typedef void (*cnnc_index_fn)(int64_t i, void *ctx);
+CNNC_INTERNAL void cnnc_parallel_for(int64_t count, int threads, cnnc_index_fn body, void *ctx);
+
 #endif

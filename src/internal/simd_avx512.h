@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include "vecmath_avx512.h"
 
 typedef __m512 vf;
 typedef __mmask16 vmask;
@@ -13,9 +14,8 @@ typedef __mmask16 vmask;
 #define V_ZERO() _mm512_setzero_ps()
 #define V_LOAD(p) _mm512_loadu_ps(p)
 #define V_STORE(p, v) _mm512_storeu_ps((p), (v))
-#define V_TAIL(n) ((__mmask16)((1u << (n)) - 1u))
-#define V_LOADN(p, n) _mm512_maskz_loadu_ps(V_TAIL(n), (p))
-#define V_STOREN(p, v, n) _mm512_mask_storeu_ps((p), V_TAIL(n), (v))
+#define V_LOADN(p, n) _mm512_maskz_loadu_ps(cnnc_tail_mask_avx512(n), (p))
+#define V_STOREN(p, v, n) _mm512_mask_storeu_ps((p), cnnc_tail_mask_avx512(n), (v))
 
 #define V_ADD(a, b) _mm512_add_ps((a), (b))
 #define V_SUB(a, b) _mm512_sub_ps((a), (b))
@@ -27,7 +27,6 @@ typedef __mmask16 vmask;
 #define V_MIN(a, b) _mm512_min_ps((a), (b))
 #define V_SQRT(a) _mm512_sqrt_ps(a)
 #define V_ABS(a) _mm512_abs_ps(a)
-#define V_ROUND(a) _mm512_roundscale_ps((a), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define V_LT(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_LT_OQ)
 #define V_GT(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_GT_OQ)
 #define V_EQ(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_EQ_OQ)
@@ -45,11 +44,10 @@ static inline __m512 v_sign(__m512 a)
 }
 #define V_SIGN(a) v_sign(a)
 
-#define V_SCALE2(p, n) _mm512_scalef_ps((p), (n))
-#define V_FREXP(x, m, e) do { \
-    (e) = _mm512_getexp_ps(x); \
-    (m) = _mm512_getmant_ps((x), _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero); \
-} while (0)
+#define V_EXP(a) cnnc_exp_avx512(a)
+#define V_LOG(a) cnnc_log_avx512(a)
+#define V_LOG1P(a) cnnc_log1p_avx512(a)
 
-#include "simd_exp_log.h"
+#include "simd_tail.h"
+
 #endif

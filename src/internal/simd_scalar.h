@@ -5,6 +5,7 @@
 #define CNNC_SIMD_SCALAR_H
 #include <math.h>
 #include <stdint.h>
+#include "vecmath_scalar.h"
 
 typedef float vf;
 typedef int vmask;
@@ -32,16 +33,17 @@ typedef int vmask;
 #define V_EQ(a, b) ((a) == (b))
 #define V_NE(a, b) ((a) != (b))
 #define V_OR(m1, m2) ((m1) || (m2))
-#define V_ROUND(a) nearbyintf(a)
 /* mask ? a : b */
 #define V_SELECT(m, a, b) ((m) ? (a) : (b))
 #define V_REDUCE_ADD(a) (a)
 #define V_REDUCE_MAX(a) (a)
-#define V_EXP(a) expf(a)
-#define V_LOG(a) logf(a)
-#define V_LOG1P(a) log1pf(a)
+#define V_EXP(a) cnnc_exp_scalar(a)
+#define V_LOG(a) cnnc_log_scalar(a)
+#define V_LOG1P(a) cnnc_log1p_scalar(a)
 
 /* sign(a) with sign(0) = 0 (the subgradient TensorFlow and PyTorch use). */
 static inline float v_sign(float a) { return a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : 0.0f); }
 #define V_SIGN(a) v_sign(a)
+#include "simd_tail.h"
+
 #endif

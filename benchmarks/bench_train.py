@@ -1,0 +1,101 @@
+"""Training throughput of the classic Keras MNIST CNN (batch 32, Adam):
+cnnc against the same model in PyTorch on the CPU (channels_last, same
+thread count), in one run.
+
+    python benchmarks/bench_train.py [--steps 150] [--repeats 3] [--threads 1 2]
+
+Both train on the same synthetic 28x28x1 images for ``steps`` batches after
+a warm-up; cnnc through ``model.fit`` (data batching, loss, metrics and the
+optimizer included), PyTorch through the usual zero_grad/forward/backward/step
+loop. The best of ``repeats`` runs is reported, in images per second.
+"""
+import argparse
+import time
+
+import numpy as np
+
+import cnnc
+from cnnc.applications import MnistCNN
+
+
+def cnnc_images_per_second(x, y, batch_size, repeats):
+    model = MnistCNN()
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x[:batch_size * 10], y[:batch_size * 10], batch_size=batch_size, epochs=1,
+              verbose=0)
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
+        best = max(best, len(x) / (time.perf_counter() - start))
+    return best
+
+
+def torch_images_per_second(x, y, batch_size, repeats, threads):
+    import torch
+    from torch import nn
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU(), nn.Linear(128, 10),
+    ).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    loss_fn = nn.CrossEntropyLoss()
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    yt = torch.from_numpy(y.argmax(axis=1))
+
+    def epoch(count):
+        perm = torch.randperm(count)
+        for start in range(0, count, batch_size):
+            idx = perm[start:start + batch_size]
+            xb = xt[idx].contiguous(memory_format=torch.channels_last)
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xb), yt[idx])
+            loss.backward()
+            optimizer.step()
+
+    epoch(batch_size * 10)
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        epoch(len(x))
+        best = max(best, len(x) / (time.perf_counter() - start))
+    return best
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=150, help="batches per timed run")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    n = args.steps * args.batch_size
+    x = rng.random((n, 28, 28, 1), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
+
+    print(f"MNIST CNN (225,034 params), batch {args.batch_size}, Adam, {n} images per run, "
+          f"best of {args.repeats}; cnnc isa {cnnc.isa()}")
+    print(f"{'threads':>7} | {'cnnc img/s':>10} | {'torch img/s':>11} | {'cnnc/torch':>10}")
+    print("-" * 48)
+    for threads in args.threads:
+        cnnc.set_num_threads(threads)
+        ours = cnnc_images_per_second(x, y, args.batch_size, args.repeats)
+        if have_torch:
+            theirs = torch_images_per_second(x, y, args.batch_size, args.repeats, threads)
+            print(f"{threads:>7} | {ours:>10.0f} | {theirs:>11.0f} | {ours / theirs:>9.2f}x")
+        else:
+            print(f"{threads:>7} | {ours:>10.0f} | {'n/a':>11} | {'n/a':>10}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""Losses (``cnnc.losses``), Keras names and semantics.
+
+A loss object computes, for a batch, the per-sample loss ``(N,)`` and the
+gradient of ``sum(per-sample loss)`` with respect to the prediction, both in
+C kernels of ``cnnc.ops``. Models reduce as Keras's default
+``"sum_over_batch_size"``: ``sum(loss_i * sample_weight_i) / N``.
+
+Cross-entropies on a ``softmax`` (or ``sigmoid``) output are recognised by
+``Model.compile``: the model then hands the pre-activation logits to
+``compute_from_logits``, which runs the fused, numerically stable
+``softmax_cross_entropy`` (``sigmoid_cross_entropy``) kernel instead of
+taking the log of probabilities.
+"""
+import numpy as np
+
+from cnnc import ops
+
+__all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
+           "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError",
+           "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
+           "mean_squared_error", "mean_absolute_error", "mse", "mae", "get", "serialize",
+           "deserialize"]
+
+
+class Loss:
+    """Base class. Subclasses implement ``compute(y_true, y_pred,
+    sample_weight=None, grad_scale=1.0, need_grad=True) -> (loss, grad)``:
+    ``loss[i] = w_i * L_i`` per sample ``(N,)`` and ``grad = grad_scale *
+    d(sum(loss)) / d(y_pred)`` (None when ``need_grad`` is false).
+
+    ``loss(y_true, y_pred, sample_weight=None)`` returns the reduced value
+    like a Keras loss object.
+    """
+
+    #: ``"softmax"``/``"sigmoid"`` when a preceding activation of that name
+    #: can be fused into ``compute_from_logits``.
+    fusable_activation = None
+
+    def __init__(self, name=None, reduction="sum_over_batch_size"):
+        if reduction not in ("sum_over_batch_size", "sum", "none", None):
+            raise ValueError(f"unknown reduction {reduction!r}")
+        self.name = name or _snake(type(self).__name__)
+        self.reduction = reduction
+
+    def compute(self, y_true, y_pred, sample_weight=None, grad_scale=1.0, need_grad=True):
+        raise NotImplementedError(f"{type(self).__name__} must implement compute")
+
+    def compute_from_logits(self, y_true, logits, sample_weight=None, grad_scale=1.0,
+                            need_grad=True):
+        raise TypeError(f"{type(self).__name__} has no fused logits form")
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        per_sample, _ = self.compute(y_true, y_pred, sample_weight=sample_weight, need_grad=False)
+        if self.reduction in ("none", None):
+            return per_sample
+        total = float(np.sum(per_sample, dtype=np.float64))
+        return total if self.reduction == "sum" else total / max(per_sample.shape[0], 1)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _snake(name):
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+def _check_smoothing(label_smoothing):
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    return float(label_smoothing)
+
+
+class CategoricalCrossentropy(Loss):
+    """``-sum(y_true * log(y_pred))`` over the last (class) axis, with
+    Keras's clipping of probabilities to ``[1e-7, 1 - 1e-7]``. Targets are
+    one-hot (or probability) rows, label-smoothed by ``label_smoothing``.
+    ``from_logits``: ``y_pred`` are logits (fused, stable softmax)."""
+
+    fusable_activation = "softmax"
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
+                 reduction="sum_over_batch_size", name="categorical_crossentropy"):
+        super().__init__(name, reduction)
+        if axis != -1:
+            raise ValueError("cross-entropies are over the last axis (axis=-1)")
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _check_smoothing(label_smoothing)
+        self.axis = axis
+
+    def compute(self, y_true, y_pred, sample_weight=None, grad_scale=1.0, need_grad=True):
+        if self.from_logits:
+            return self.compute_from_logits(y_true, y_pred, sample_weight, grad_scale, need_grad)
+        return ops.categorical_cross_entropy(y_pred, y_true, label_smoothing=self.label_smoothing,
+                                             sample_weight=sample_weight, grad_scale=grad_scale,
+                                             need_grad=need_grad)
+
+    def compute_from_logits(self, y_true, logits, sample_weight=None, grad_scale=1.0,
+                            need_grad=True):
+        return ops.softmax_cross_entropy(logits, y_true, label_smoothing=self.label_smoothing,
+                                         sample_weight=sample_weight, grad_scale=grad_scale,
+                                         need_grad=need_grad)
+
+    def get_config(self):
+        return dict(super().get_config(), from_logits=self.from_logits,
+                    label_smoothing=self.label_smoothing, axis=self.axis)
+
+
+def _labels(y_true, name):
+    labels = np.asarray(y_true)
+    if labels.dtype.kind not in "iuf":
+        raise TypeError(f"{name}: targets must be integer class indices, got {labels.dtype}")
+    return labels
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """Categorical cross-entropy with integer class targets ``(N,)`` (or
+    ``(N, 1)``); ``ignore_class``: targets of that value contribute 0."""
+
+    fusable_activation = "softmax"
+
+    def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
+                 name="sparse_categorical_crossentropy"):
+        super().__init__(name, reduction)
+        self.from_logits = bool(from_logits)
+        self.ignore_class = ignore_class
+
+    def compute(self, y_true, y_pred, sample_weight=None, grad_scale=1.0, need_grad=True):
+        if self.from_logits or self.ignore_class is not None:
+            if not self.from_logits:
+                raise ValueError("ignore_class needs from_logits=True or a fused softmax output")
+            return self.compute_from_logits(y_true, y_pred, sample_weight, grad_scale, need_grad)
+        return ops.categorical_cross_entropy(y_pred, _labels(y_true, self.name),
+                                             sample_weight=sample_weight, grad_scale=grad_scale,
+                                             need_grad=need_grad)
+
+    def compute_from_logits(self, y_true, logits, sample_weight=None, grad_scale=1.0,
+                            need_grad=True):
+        return ops.softmax_cross_entropy(logits, _labels(y_true, self.name),
+                                         sample_weight=sample_weight, grad_scale=grad_scale,
+                                         ignore_index=self.ignore_class, need_grad=need_grad)
+
+    def get_config(self):
+        return dict(super().get_config(), from_logits=self.from_logits,
+                    ignore_class=self.ignore_class)
+
+
+class BinaryCrossentropy(Loss):
+    """Mean over the non-batch axes of ``-(y log p + (1 - y) log(1 - p))``
+    (p clipped to ``[1e-7, 1 - 1e-7]`` as Keras); ``from_logits``: stable
+    form on logits."""
+
+    fusable_activation = "sigmoid"
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, reduction="sum_over_batch_size",
+                 name="binary_crossentropy"):
+        super().__init__(name, reduction)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _check_smoothing(label_smoothing)
+
+    def compute(self, y_true, y_pred, sample_weight=None, grad_scale=1.0, need_grad=True):
+        if self.from_logits:
+            return self.compute_from_logits(y_true, y_pred, sample_weight, grad_scale, need_grad)
+        return ops.binary_cross_entropy(y_pred, y_true, label_smoothing=self.label_smoothing,
+                                        sample_weight=sample_weight, grad_scale=grad_scale,
+                                        need_grad=need_grad)
+
+    def compute_from_logits(self, y_true, logits, sample_weight=None, grad_scale=1.0,
+                            need_grad=True):
+        return ops.sigmoid_cross_entropy(logits, y_true, label_smoothing=self.label_smoothing,
+                                         sample_weight=sample_weight, grad_scale=grad_scale,
+                                         need_grad=need_grad)
+
+    def get_config(self):
+        return dict(super().get_config(), from_logits=self.from_logits,
+                    label_smoothing=self.label_smoothing)
+
+
+class MeanSquaredError(Loss):
+    """Mean over the non-batch axes of ``(y_true - y_pred) ** 2``."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error"):
+        super().__init__(name, reduction)
+
+    def compute(self, y_true, y_pred, sample_weight=None, grad_scale=1.0, need_grad=True):
+        return ops.mean_squared_error(y_pred, y_true, sample_weight=sample_weight,
+                                      grad_scale=grad_scale, need_grad=need_grad)
+
+
+class MeanAbsoluteError(Loss):
+    """Mean over the non-batch axes of ``|y_true - y_pred|``."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error"):
+        super().__init__(name, reduction)
+
+    def compute(self, y_true, y_pred, sample_weight=None, grad_scale=1.0, need_grad=True):
+        return ops.mean_absolute_error(y_pred, y_true, sample_weight=sample_weight,
+                                       grad_scale=grad_scale, need_grad=need_grad)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+    """Per-sample categorical cross-entropy ``(N,)``."""
+    return CategoricalCrossentropy(from_logits, label_smoothing, reduction="none")(y_true, y_pred)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    """Per-sample cross-entropy with integer targets ``(N,)``."""
+    return SparseCategoricalCrossentropy(from_logits, reduction="none")(y_true, y_pred)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+    """Per-sample binary cross-entropy ``(N,)``."""
+    return BinaryCrossentropy(from_logits, label_smoothing, reduction="none")(y_true, y_pred)
+
+
+def mean_squared_error(y_true, y_pred):
+    """Per-sample mean squared error ``(N,)``."""
+    return MeanSquaredError(reduction="none")(y_true, y_pred)
+
+
+def mean_absolute_error(y_true, y_pred):
+    """Per-sample mean absolute error ``(N,)``."""
+    return MeanAbsoluteError(reduction="none")(y_true, y_pred)
+
+
+mse = MSE = mean_squared_error
+mae = MAE = mean_absolute_error
+
+_BY_NAME = {
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
+}
+_CLASSES = {cls.__name__: cls for cls in (
+    CategoricalCrossentropy, SparseCategoricalCrossentropy, BinaryCrossentropy,
+    MeanSquaredError, MeanAbsoluteError)}
+_FUNCTIONS = {categorical_crossentropy: CategoricalCrossentropy,
+              sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+              binary_crossentropy: BinaryCrossentropy,
+              mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError}
+
+
+def get(identifier):
+    """A Loss object from a Keras name, a loss function of this module, a
+    class, a config dict, or a Loss (returned as is)."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _BY_NAME.get(identifier.lower()) or _CLASSES.get(identifier)
+        if cls is None:
+            raise ValueError(f"unknown loss {identifier!r}; known: {sorted(_BY_NAME)}")
+        return cls()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
+    if identifier in _FUNCTIONS:
+        return _FUNCTIONS[identifier]()
+    raise TypeError(f"cannot use {identifier!r} as a loss: cnnc has no automatic differentiation, "
+                    "so a custom loss must subclass cnnc.losses.Loss and return its gradient "
+                    "from compute(y_true, y_pred)")
+
+
+def serialize(loss):
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+
+
+def deserialize(config, custom_objects=None):
+    classes = dict(_CLASSES, **(custom_objects or {}))
+    cls = classes.get(config.get("class_name"))
+    if cls is None:
+        raise ValueError(f"unknown loss class {config.get('class_name')!r}")
+    return cls.from_config(config.get("config", {}))

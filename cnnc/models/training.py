@@ -1,0 +1,618 @@
+"""Training and inference of models: compile, fit, evaluate, predict,
+train_on_batch, test_on_batch, save/load.
+
+One training step: forward with ``training=True`` (the output layer without
+its softmax/sigmoid when that activation is fused with the loss), per-output
+losses and their gradients (reduced as ``sum(loss_i * w_i) / N``), backward
+through the graph, regularization penalties, one optimizer update of the
+trainable weights. The loss reported in the logs includes the penalties.
+"""
+import math
+import os
+
+import numpy as np
+
+from cnnc import losses as losses_module
+from cnnc import metrics as metrics_module
+from cnnc import optimizers
+from cnnc import random as cnnc_random
+from cnnc.callbacks import CallbackList, History, ProgbarLogger
+from cnnc.models import data_adapter
+
+_PROCESS_SEED = None
+
+
+def _shuffle_root():
+    """The root of the per-epoch shuffling streams: the global seed when
+    ``set_random_seed`` was called, else one random value per process."""
+    global _PROCESS_SEED
+    seed = cnnc_random.get_seed()
+    if seed is not None:
+        return seed
+    if _PROCESS_SEED is None:
+        _PROCESS_SEED = int.from_bytes(os.urandom(4), "little")
+    return _PROCESS_SEED
+
+
+class _CompiledOutput:
+    """Loss, weight, metrics and fusion of one model output."""
+
+    __slots__ = ("name", "loss", "weight", "metrics", "fused_step", "activation", "loss_tracker")
+
+    def __init__(self, name, loss, weight, metrics):
+        self.name = name
+        self.loss = loss
+        self.weight = weight
+        self.metrics = metrics
+        self.fused_step = None
+        self.activation = None
+        self.loss_tracker = metrics_module.Mean(name=f"{name}_loss")
+
+
+def _per_output(spec, names, what):
+    """Spread a compile argument over the outputs: a dict by output name, a
+    list with one entry per output, or one value for every output."""
+    if isinstance(spec, dict):
+        unknown = set(spec) - set(names)
+        if unknown:
+            raise ValueError(f"{what} names unknown outputs {sorted(unknown)}; outputs: {names}")
+        return [spec.get(n) for n in names]
+    if isinstance(spec, (list, tuple)) and len(names) > 1:
+        if len(spec) != len(names):
+            raise ValueError(f"{what} has {len(spec)} entries for {len(names)} outputs")
+        return list(spec)
+    return [spec] * len(names)
+
+
+class Trainer:
+    """The training API of Model (mixed into it)."""
+
+    def __init__(self):
+        self.optimizer = None
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self._compile_args = None
+        self._compiled_outputs = None
+        self._in_fit = False
+
+    # -- compile ----------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None, run_eagerly=None, steps_per_execution=1,
+                jit_compile=None, auto_scale_loss=None):
+        """Configure training.
+
+        optimizer: name or Optimizer. loss: name, Loss, or a list/dict with one
+        per output. metrics: list of names/Metrics (for several outputs: a list
+        per output or a dict). loss_weights: weights of the per-output losses.
+        weighted_metrics: metrics that take the sample weights into account.
+        ``run_eagerly``, ``steps_per_execution``, ``jit_compile`` and
+        ``auto_scale_loss`` are accepted for Keras compatibility; cnnc always
+        runs its C kernels step by step.
+        """
+        self.optimizer = optimizers.get(optimizer)
+        if loss is None:
+            raise ValueError("compile needs a loss")
+        self._compile_args = {"loss": loss, "metrics": metrics, "loss_weights": loss_weights,
+                              "weighted_metrics": weighted_metrics}
+        self._compiled_outputs = None
+        self.compiled = True
+        if self._graph_ready:
+            self._compiled()
+
+    def _compiled(self):
+        if not self.compiled:
+            raise RuntimeError(f"model {self.name!r} must be compiled before training or "
+                               f"evaluation: call model.compile(optimizer, loss, metrics)")
+        if self._compiled_outputs is not None:
+            return self._compiled_outputs
+        self._require_graph()
+        args = self._compile_args
+        names = self.output_names
+        loss_specs = _per_output(args["loss"], names, "loss")
+        weights = _per_output(args["loss_weights"] if args["loss_weights"] is not None else 1.0,
+                              names, "loss_weights")
+        metric_specs = self._metric_specs(args["metrics"], names)
+        weighted_specs = self._metric_specs(args["weighted_metrics"], names)
+        outputs = []
+        for k, name in enumerate(names):
+            loss = None if loss_specs[k] is None else losses_module.get(loss_specs[k])
+            shape = self._output_tensors[k].shape
+            metrics = [(metrics_module.get(m, loss, shape), False) for m in metric_specs[k]]
+            for m in weighted_specs[k]:
+                metric = metrics_module.get(m, loss, shape)
+                if any(existing.name == metric.name for existing, _ in metrics):
+                    metric.name = "weighted_" + metric.name
+                metrics.append((metric, True))
+            out = _CompiledOutput(name, loss, float(weights[k] if weights[k] is not None else 1.0),
+                                  metrics)
+            self._find_fusion(k, out)
+            outputs.append(out)
+        if all(out.loss is None for out in outputs):
+            raise ValueError("compile: every output's loss is None, nothing to train")
+        self._compiled_outputs = outputs
+        self._fused_steps = frozenset(out.fused_step for out in outputs
+                                      if out.fused_step is not None)
+        return outputs
+
+    def _metric_specs(self, spec, names):
+        if spec is None:
+            return [[] for _ in names]
+        if isinstance(spec, dict):
+            return [list(_as_sequence(spec.get(n, []))) for n in names]
+        spec = list(_as_sequence(spec))
+        if len(names) > 1 and spec and all(isinstance(s, (list, tuple)) for s in spec):
+            if len(spec) != len(names):
+                raise ValueError(f"metrics has {len(spec)} lists for {len(names)} outputs")
+            return [list(s) for s in spec]
+        return [list(spec) for _ in names]
+
+    def _find_fusion(self, k, out):
+        """Fuse a final softmax/sigmoid with a matching cross-entropy on
+        probabilities: the model then feeds logits to the loss."""
+        loss = out.loss
+        if loss is None or loss.fusable_activation is None or getattr(loss, "from_logits", True):
+            return
+        slot = self._output_slots[k]
+        step = self._producer.get(slot)
+        if step is None or step.multi_out or self._consumers[slot] or \
+                self._output_slots.count(slot) > 1:
+            return
+        if getattr(step.layer, "activation_name", None) != loss.fusable_activation:
+            return
+        if not hasattr(step.layer, "forward_logits"):
+            return
+        from cnnc import activations
+        out.fused_step = step.index
+        out.activation = activations.get(loss.fusable_activation)
+
+    def _metric_names(self):
+        outputs = self._compiled()
+        names = ["loss"]
+        single = len(outputs) == 1
+        if not single:
+            names += [f"{o.name}_loss" for o in outputs if o.loss is not None]
+        for o in outputs:
+            for metric, _ in o.metrics:
+                names.append(metric.name if single else f"{o.name}_{metric.name}")
+        return names
+
+    @property
+    def metrics_names(self):
+        return self._metric_names()
+
+    # -- one batch ------------------------------------------------------------------
+    def _losses_and_grads(self, outs, ys, sample_weight, with_grads):
+        """Per-output losses (batch means) and gradients w.r.t. the outputs."""
+        outputs = self._compiled_outputs
+        n = outs[0].shape[0]
+        total = 0.0
+        grads = []
+        values = []
+        for k, out in enumerate(outputs):
+            if out.loss is None:
+                grads.append(None)
+                values.append(None)
+                continue
+            if ys is None or ys[k] is None:
+                raise ValueError(f"targets are needed for output {out.name!r}")
+            compute = (out.loss.compute_from_logits if out.fused_step is not None
+                       else out.loss.compute)
+            per_sample, grad = compute(ys[k], outs[k], sample_weight=sample_weight,
+                                       grad_scale=out.weight / n, need_grad=with_grads)
+            value = float(np.sum(per_sample, dtype=np.float64)) / n
+            values.append(value)
+            total += out.weight * value
+            grads.append(grad if with_grads else None)
+        return total, values, grads
+
+    def _regularization_penalty(self):
+        penalty = 0.0
+        for weight in self.trainable_weights:
+            reg = weight.regularizer
+            if reg is None:
+                continue
+            l1 = getattr(reg, "l1", None)
+            l2 = getattr(reg, "l2", None)
+            if l1 is None or l2 is None:
+                penalty += float(reg(weight.value))
+                continue
+            flat = weight.value.reshape(-1)
+            if l1:
+                penalty += l1 * float(np.abs(flat).sum(dtype=np.float64))
+            if l2:
+                penalty += l2 * float(np.dot(flat.astype(np.float64, copy=False), flat))
+        return penalty
+
+    def _update_metrics(self, outs, ys, sample_weight, values, training_outputs=True):
+        outputs = self._compiled_outputs
+        n = outs[0].shape[0]
+        for k, out in enumerate(outputs):
+            if values[k] is not None:
+                out.loss_tracker.update_state(values[k], sample_weight=n)
+            if not out.metrics or ys is None or ys[k] is None:
+                continue
+            pred = outs[k]
+            if out.fused_step is not None:
+                pred = out.activation.forward(pred)
+            for metric, weighted in out.metrics:
+                metric.update_state(ys[k], pred, sample_weight if weighted else None)
+
+    def _logs(self, prefix=""):
+        outputs = self._compiled_outputs
+        single = len(outputs) == 1
+        logs = {prefix + "loss": self._loss_tracker.result()}
+        if not single:
+            for out in outputs:
+                if out.loss is not None:
+                    logs[f"{prefix}{out.name}_loss"] = out.loss_tracker.result()
+        for out in outputs:
+            for metric, _ in out.metrics:
+                name = metric.name if single else f"{out.name}_{metric.name}"
+                logs[prefix + name] = float(metric.result())
+        return logs
+
+    def _reset_metrics(self):
+        self._loss_tracker = metrics_module.Mean(name="loss")
+        for out in self._compiled_outputs:
+            out.loss_tracker.reset_state()
+            for metric, _ in out.metrics:
+                metric.reset_state()
+
+    def reset_metrics(self):
+        if self._compiled_outputs is not None:
+            self._reset_metrics()
+
+    def _train_batch(self, xs, ys, sample_weight):
+        outputs = self._compiled_outputs
+        outs = self._run_forward(xs, training=True, logits_steps=self._fused_steps)
+        total, values, grads = self._losses_and_grads(outs, ys, sample_weight, True)
+        self._run_backward(grads, need_input_gradients=False)
+        weights = self._trainable_for_update()
+        if self._has_regularizers:
+            total += self._regularization_penalty()
+        self.optimizer.apply(weights)
+        n = outs[0].shape[0]
+        self._loss_tracker.update_state(total, sample_weight=n)
+        if any(out.metrics for out in outputs) or len(outputs) > 1:
+            self._update_metrics(outs, ys, sample_weight, values)
+        return total
+
+    def _trainable_for_update(self):
+        key = self._backward_key
+        if getattr(self, "_update_key", None) != key:
+            self._update_weights = self.trainable_weights
+            self._has_regularizers = any(w.regularizer is not None for w in self._update_weights)
+            self._update_key = key
+        return self._update_weights
+
+    def _test_batch(self, xs, ys, sample_weight):
+        outs = self._run_forward(xs, training=False, logits_steps=self._fused_steps)
+        total, values, _ = self._losses_and_grads(outs, ys, sample_weight, False)
+        if self._has_regularizers_any():
+            total += self._regularization_penalty()
+        self._loss_tracker.update_state(total, sample_weight=outs[0].shape[0])
+        self._update_metrics(outs, ys, sample_weight, values)
+        return total
+
+    def _has_regularizers_any(self):
+        return any(w.regularizer is not None for w in self.trainable_weights)
+
+    # -- data ---------------------------------------------------------------------------
+    def _ensure_built_for(self, x):
+        if not self._graph_ready and hasattr(self, "_build_from_data"):
+            if data_adapter.is_array_like(x):
+                first = x
+                if isinstance(x, dict):
+                    first = next(iter(x.values()))
+                self._build_from_data(first)
+        self._require_graph()
+
+    def _sample_weights(self, ys, sample_weight, class_weight):
+        weights = None
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype=np.float32)
+            if weights.ndim != 1:
+                weights = weights.reshape(weights.shape[0], -1)
+                if weights.shape[1] != 1:
+                    raise ValueError(f"sample_weight must have shape (samples,), got "
+                                     f"{np.shape(sample_weight)}")
+                weights = weights[:, 0]
+        if class_weight is not None:
+            if ys is None or len(ys) != 1:
+                raise ValueError("class_weight needs a model with a single output and targets")
+            y = ys[0]
+            if y.ndim >= 2 and y.shape[-1] > 1:
+                labels = np.argmax(y.reshape(y.shape[0], -1), axis=1)
+            else:
+                labels = np.rint(y.reshape(y.shape[0])).astype(np.int64)
+            table = np.ones(int(max(labels.max(initial=0), max(class_weight) if class_weight
+                                    else 0)) + 1, np.float32)
+            for cls, w in class_weight.items():
+                if int(cls) < 0:
+                    raise ValueError(f"class_weight keys must be class indices >= 0, got {cls}")
+                table[int(cls)] = w
+            cw = table[labels]
+            weights = cw if weights is None else weights * cw
+        if weights is not None:
+            weights = np.ascontiguousarray(weights, dtype=np.float32)
+        return weights
+
+    def _make_data(self, x, y=None, sample_weight=None, class_weight=None, batch_size=None,
+                   shuffle=False, steps=None, need_targets=True):
+        if not data_adapter.is_array_like(x):
+            if y is not None:
+                raise ValueError("y must be None when x is an iterable of batches")
+            if sample_weight is not None or class_weight is not None:
+                raise ValueError("with an iterable of batches, give sample weights in the "
+                                 "batches (x, y, sample_weight)")
+            return data_adapter.IterableData(x, steps)
+        xs = data_adapter.to_list(x, self.input_names, "x")
+        ys = data_adapter.to_list(y, self.output_names, "y")
+        if need_targets and ys is None:
+            raise ValueError("targets y are needed")
+        sw = self._sample_weights(ys, sample_weight, class_weight)
+        data = data_adapter.ArrayData(xs, ys, sw, batch_size or 32, shuffle)
+        if steps is not None:
+            data.steps = min(data.steps, int(steps))
+        return data
+
+    def _standardize_batch(self, x, y, sw):
+        xs = self._as_input_list(x)
+        ys = None
+        if y is not None:
+            ys = data_adapter.to_list(y, self.output_names, "y")
+        if sw is not None:
+            sw = np.ascontiguousarray(sw, dtype=np.float32).reshape(-1)
+        return xs, ys, sw
+
+    # -- fit ------------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs - initial_epoch`` epochs; returns a History.
+
+        x, y: arrays (a list or dict of arrays for several inputs/outputs), or
+        x an iterable of (x, y[, sample_weight]) batches with y None.
+        validation_split: fraction of the arrays (taken from the end, before
+        shuffling) held out for validation. shuffle: reshuffle the samples
+        every epoch (a stream that depends on the global seed and on the
+        optimizer's step count, so a run resumed from a checkpoint sees the
+        same order as an uninterrupted one).
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch ("auto" = 1).
+        """
+        self._ensure_built_for(x)
+        outputs = self._compiled()
+        verbose = 1 if verbose == "auto" else int(verbose)
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        if validation_split and validation_data is not None:
+            validation_data = validation_data  # Keras: validation_data takes precedence
+            validation_split = 0.0
+        if validation_split:
+            if not data_adapter.is_array_like(x):
+                raise ValueError("validation_split needs arrays, not an iterable of batches")
+            xs = data_adapter.to_list(x, self.input_names, "x")
+            ys = data_adapter.to_list(y, self.output_names, "y")
+            n = xs[0].shape[0]
+            split = int(n * (1.0 - validation_split))
+            if split <= 0 or split >= n:
+                raise ValueError(f"validation_split={validation_split} leaves no training or no "
+                                 f"validation samples out of {n}")
+            validation_data = ([a[split:] for a in xs], [a[split:] for a in ys])
+            if sample_weight is not None:
+                validation_data += (np.asarray(sample_weight)[split:],)
+                sample_weight = np.asarray(sample_weight)[:split]
+            x, y = [a[:split] for a in xs], [a[:split] for a in ys]
+            if len(self.input_names) == 1:
+                x = x[0]
+            if len(self.output_names) == 1:
+                y = y[0]
+        data = self._make_data(x, y, sample_weight, class_weight, batch_size, shuffle,
+                               steps_per_epoch)
+        val_data = None
+        if validation_data is not None:
+            val_data = self._validation_data(validation_data,
+                                             validation_batch_size or batch_size,
+                                             validation_steps)
+
+        history = History()
+        cbs = [ProgbarLogger()] if verbose else []
+        cbs += list(callbacks or []) + [history]
+        params = {"verbose": verbose, "epochs": epochs, "steps": data.steps,
+                  "samples": data.num_samples, "batch_size": data.batch_size}
+        callbacks = CallbackList(cbs, model=self, params=params)
+
+        self._configure_backward(False)
+        self.optimizer.build(self._trainable_for_update())
+        self.stop_training = False
+        self._in_fit = True
+        root = _shuffle_root()
+        logs = {}
+        try:
+            callbacks.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                self._reset_metrics()
+                callbacks.on_epoch_begin(epoch)
+                rng = np.random.default_rng([root, self.optimizer.iterations, epoch])
+                self._samples_seen = 0
+                batch = -1
+                for batch, (xs, ys, sw) in enumerate(data.batches(rng)):
+                    callbacks.on_train_batch_begin(batch)
+                    if not isinstance(data, data_adapter.ArrayData):
+                        xs, ys, sw = self._standardize_batch(xs, ys, sw)
+                    self._train_batch(xs, ys, sw)
+                    self._samples_seen += xs[0].shape[0]
+                    callbacks.on_train_batch_end(batch, self._logs())
+                    if self.stop_training:
+                        break
+                if batch < 0:
+                    raise ValueError("the training data produced no batches")
+                logs = self._logs()
+                if val_data is not None and (epoch + 1) % validation_freq == 0:
+                    val_logs = self._evaluate_data(val_data, callbacks)
+                    logs.update({"val_" + k: v for k, v in val_logs.items()})
+                callbacks.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            callbacks.on_train_end(logs)
+        finally:
+            self._in_fit = False
+        self.history = history
+        return history
+
+    def _validation_data(self, validation_data, batch_size, steps):
+        if isinstance(validation_data, tuple) and len(validation_data) in (2, 3) and \
+                data_adapter.is_array_like(validation_data[0]):
+            vx, vy = validation_data[0], validation_data[1]
+            vsw = validation_data[2] if len(validation_data) == 3 else None
+            return self._make_data(vx, vy, vsw, None, batch_size, False, steps)
+        return self._make_data(validation_data, None, None, None, batch_size, False, steps)
+
+    def _evaluate_data(self, data, callbacks):
+        self._reset_metrics()
+        callbacks.on_test_begin()
+        self._samples_seen = 0
+        for batch, (xs, ys, sw) in enumerate(data.batches()):
+            callbacks.on_test_batch_begin(batch)
+            if not isinstance(data, data_adapter.ArrayData):
+                xs, ys, sw = self._standardize_batch(xs, ys, sw)
+            self._test_batch(xs, ys, sw)
+            self._samples_seen += xs[0].shape[0]
+            callbacks.on_test_batch_end(batch, self._logs())
+        logs = self._logs()
+        callbacks.on_test_end(logs)
+        return logs
+
+    # -- evaluate / predict ------------------------------------------------------------
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """Loss (and metrics) over the data, as fit reports them: a scalar
+        when there are no metrics and one output, else a list in
+        ``metrics_names`` order, or a dict with ``return_dict=True``."""
+        self._ensure_built_for(x)
+        self._compiled()
+        verbose = 1 if verbose == "auto" else int(verbose)
+        data = self._make_data(x, y, sample_weight, None, batch_size, False, steps)
+        cbs = ([ProgbarLogger()] if verbose else []) + list(callbacks or [])
+        callbacks = CallbackList(cbs, model=self, params={
+            "verbose": verbose, "epochs": 1, "steps": data.steps,
+            "samples": data.num_samples, "batch_size": data.batch_size})
+        logs = self._evaluate_data(data, callbacks)
+        return self._format_result(logs, return_dict)
+
+    def _format_result(self, logs, return_dict):
+        if return_dict:
+            return dict(logs)
+        values = [logs[name] for name in self._metric_names()]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Outputs for every sample, computed in batches (default 32): an array,
+        or a list of arrays for several outputs."""
+        self._ensure_built_for(x)
+        verbose = 1 if verbose == "auto" else int(verbose)
+        if data_adapter.is_array_like(x):
+            xs = data_adapter.to_list(x, self.input_names, "x")
+            data = data_adapter.ArrayData(xs, None, None, batch_size or 32, False)
+            if steps is not None:
+                data.steps = min(data.steps, int(steps))
+        else:
+            data = data_adapter.IterableData(x, steps)
+        cbs = ([ProgbarLogger()] if verbose else []) + list(callbacks or [])
+        callbacks = CallbackList(cbs, model=self, params={
+            "verbose": verbose, "epochs": 1, "steps": data.steps,
+            "samples": data.num_samples, "batch_size": data.batch_size})
+        callbacks.on_predict_begin()
+        self._samples_seen = 0
+        results = None
+        pieces = None
+        total = data.num_samples if data.steps is None or data.num_samples is None else min(
+            data.num_samples, data.steps * data.batch_size)
+        offset = 0
+        for batch, (xs, _, _) in enumerate(data.batches()):
+            callbacks.on_predict_batch_begin(batch)
+            if not isinstance(data, data_adapter.ArrayData):
+                xs = self._as_input_list(xs)
+            outs = self._run_forward(xs, training=False)
+            n = outs[0].shape[0]
+            if total is not None:
+                if results is None:
+                    results = [np.empty((total,) + o.shape[1:], np.float32) for o in outs]
+                for r, o in zip(results, outs):
+                    r[offset:offset + n] = o
+            else:
+                if pieces is None:
+                    pieces = [[] for _ in outs]
+                for p, o in zip(pieces, outs):
+                    p.append(o.copy())
+            offset += n
+            self._samples_seen += n
+            callbacks.on_predict_batch_end(batch, {"outputs": outs})
+        callbacks.on_predict_end()
+        if results is None:
+            if pieces is None:
+                raise ValueError("predict got no batches")
+            results = [np.concatenate(p) for p in pieces]
+        return results[0] if self._single_output else results
+
+    def predict_on_batch(self, x):
+        """Outputs for one batch (no batching)."""
+        self._ensure_built_for(x)
+        outs = self._run_forward(self._as_input_list(x), training=False)
+        outs = [o.copy() for o in outs]
+        return outs[0] if self._single_output else outs
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on one batch; returns the batch's loss (and
+        metrics) as evaluate does."""
+        self._ensure_built_for(x)
+        self._compiled()
+        xs = self._as_input_list(x)
+        ys = data_adapter.to_list(y, self.output_names, "y")
+        sw = self._sample_weights(ys, sample_weight, class_weight)
+        self._configure_backward(False)
+        self._reset_metrics()
+        self._train_batch(xs, ys, sw)
+        return self._format_result(self._logs(), return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Loss (and metrics) of one batch, without training."""
+        self._ensure_built_for(x)
+        self._compiled()
+        xs = self._as_input_list(x)
+        ys = data_adapter.to_list(y, self.output_names, "y")
+        sw = self._sample_weights(ys, sample_weight, None)
+        self._reset_metrics()
+        self._test_batch(xs, ys, sw)
+        return self._format_result(self._logs(), return_dict)
+
+    # -- saving ------------------------------------------------------------------------
+    def save(self, filepath, overwrite=True, include_optimizer=True):
+        """Save architecture, weights, training config and (by default)
+        optimizer state to one file (see docs/format.md)."""
+        from cnnc import saving
+        saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Save the weights alone (same file format)."""
+        from cnnc import saving
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """Load weights saved by save_weights or save (matched by name)."""
+        from cnnc import saving
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return None
+        from cnnc import saving
+        return saving.compile_config(self)
+
+
+def _as_sequence(spec):
+    if isinstance(spec, (list, tuple)):
+        return spec
+    return [spec]

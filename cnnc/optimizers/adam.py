@@ -1,0 +1,42 @@
+"""Adam (Kingma & Ba), with AMSGrad as an option."""
+import numpy as np
+
+from cnnc import ops
+from cnnc.optimizers.optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """Adam with the bias corrections of the paper, step ``t = iterations + 1``.
+    Slots: ``m`` (first moment), ``v`` (second moment) and, with
+    ``amsgrad``, ``vhat`` (running maximum of ``v``)."""
+
+    _default_name = "adam"
+    _decoupled = False
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
+        for arg, value in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{arg} must be in [0, 1), got {value!r}")
+        if not epsilon >= 0:
+            raise ValueError(f"epsilon must be >= 0, got {epsilon!r}")
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.epsilon = float(epsilon)
+        self.amsgrad = bool(amsgrad)
+
+    def _create_slots(self, weight):
+        slots = {"m": np.zeros_like(weight.value), "v": np.zeros_like(weight.value)}
+        if self.amsgrad:
+            slots["vhat"] = np.zeros_like(weight.value)
+        return slots
+
+    def _update(self, param, grad, slots, lr, options):
+        ops.adam_update(param, grad, slots["m"], slots["v"], self.iterations + 1, lr,
+                        beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+                        vhat=slots.get("vhat"), **options)
+
+    def get_config(self):
+        return dict(super().get_config(), beta_1=self.beta_1, beta_2=self.beta_2,
+                    epsilon=self.epsilon, amsgrad=self.amsgrad)

@@ -1,0 +1,192 @@
+"""The optimizer base class: learning rate (constant or schedule), gradient
+clipping, decoupled weight decay, per-weight state ("slots") and its saving.
+
+Subclasses create their slots in ``_create_slots`` and apply one update in
+``_update`` by calling a C kernel of ``cnnc.ops``; parameters are updated in
+place, so every reference to a weight array stays valid.
+"""
+import math
+
+import numpy as np
+
+from cnnc import ops
+from cnnc.optimizers import schedules as _schedules
+
+
+def _kernel_coefficients(regularizer):
+    """(l1, l2) when the regularizer is one of the built-in L1/L2 penalties,
+    which the update kernels apply themselves; None for any other."""
+    from cnnc import regularizers
+    if type(regularizer) in (regularizers.L1, regularizers.L2, regularizers.L1L2):
+        return regularizer.l1, regularizer.l2
+    return None
+
+
+class Optimizer:
+    """Base class of cnnc optimizers (Keras 3 arguments).
+
+    learning_rate: float or a ``LearningRateSchedule`` evaluated at
+        ``iterations`` (0 for the first update).
+    weight_decay: decoupled decay, ``w -= learning_rate * weight_decay * w``
+        before the gradient step.
+    clipnorm: clip each gradient to this L2 norm; global_clipnorm: scale all
+        gradients together so their joint L2 norm is at most this;
+        clipvalue: clip each gradient element to ``[-clipvalue, clipvalue]``.
+    """
+
+    _default_name = "optimizer"
+
+    def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None):
+        if clipnorm is not None and global_clipnorm is not None:
+            raise ValueError("use at most one of clipnorm and global_clipnorm")
+        for arg, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                           ("global_clipnorm", global_clipnorm)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{arg} must be > 0, got {value!r}")
+        if weight_decay is not None and weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        self.name = name or self._default_name
+        self.weight_decay = None if weight_decay is None else float(weight_decay)
+        self.clipnorm = None if clipnorm is None else float(clipnorm)
+        self.clipvalue = None if clipvalue is None else float(clipvalue)
+        self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
+        self.iterations = 0
+        self._slots = {}  # id(weight) -> (weight, {slot name: array})
+        self.learning_rate = learning_rate
+
+    # -- learning rate -----------------------------------------------------
+    @property
+    def learning_rate(self):
+        """The learning rate of the next update (a schedule is evaluated at
+        the current ``iterations``)."""
+        if self._schedule is not None:
+            return float(self._schedule(self.iterations))
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if isinstance(value, _schedules.LearningRateSchedule):
+            self._schedule = value
+            self._learning_rate = None
+            return
+        if getattr(self, "_schedule", None) is not None:
+            raise TypeError("this optimizer's learning rate is a schedule and cannot be set to "
+                            "a number; create a new optimizer instead")
+        value = float(value)
+        if not value >= 0 or not math.isfinite(value):
+            raise ValueError(f"learning_rate must be a finite number >= 0, got {value!r}")
+        self._schedule = None
+        self._learning_rate = value
+
+    @property
+    def lr(self):
+        return self.learning_rate
+
+    @lr.setter
+    def lr(self, value):
+        self.learning_rate = value
+
+    # -- state -------------------------------------------------------------
+    def _create_slots(self, weight):
+        """Return {slot name: zero array} for one weight."""
+        return {}
+
+    def build(self, weights):
+        """Create the state of every weight not seen yet."""
+        for weight in weights:
+            if id(weight) not in self._slots:
+                self._slots[id(weight)] = (weight, self._create_slots(weight))
+
+    def slots(self, weight):
+        """The state arrays of ``weight`` (name -> array), created if needed."""
+        self.build([weight])
+        return self._slots[id(weight)][1]
+
+    def has_slots(self, weight):
+        return id(weight) in self._slots
+
+    def reset(self):
+        """Forget all state and restart the step count."""
+        self._slots.clear()
+        self.iterations = 0
+
+    # -- updates -------------------------------------------------------------
+    def apply(self, weights):
+        """One update of every weight from its ``grad`` plus the gradient of
+        its regularizer's penalty: the training step of a model."""
+        self._apply([(w.grad, w) for w in weights], regularize=True)
+
+    def apply_gradients(self, grads_and_vars):
+        """One update from ``(gradient, Weight)`` pairs (Keras's signature)."""
+        self._apply(grads_and_vars, regularize=False)
+
+    def _apply(self, grads_and_vars, regularize):
+        pairs = []
+        for grad, weight in grads_and_vars:
+            if grad is None:
+                continue
+            grad = np.asarray(grad)
+            if grad.shape != weight.value.shape:
+                raise ValueError(f"gradient of {weight.name!r} has shape {grad.shape}, "
+                                 f"expected {weight.value.shape}")
+            pairs.append((grad, weight))
+        if not pairs:
+            return
+        norm_clip = self.clipnorm is not None or self.global_clipnorm is not None
+        penalties = []
+        for i, (grad, weight) in enumerate(pairs):
+            l1 = l2 = 0.0
+            reg = weight.regularizer if regularize else None
+            if reg is not None:
+                folded = _kernel_coefficients(reg)
+                if folded is None or norm_clip:
+                    # The clipping norm must see the penalty's gradient.
+                    pairs[i] = (np.add(grad, reg.gradient(weight.value), dtype=np.float32),
+                                weight)
+                else:
+                    l1, l2 = folded
+            penalties.append((l1, l2))
+        scales = [1.0] * len(pairs)
+        if self.clipnorm is not None:
+            for i, (grad, _) in enumerate(pairs):
+                norm = math.sqrt(ops.sum_squares(grad))
+                if norm > self.clipnorm:
+                    scales[i] = self.clipnorm / norm
+        if self.global_clipnorm is not None:
+            norm = math.sqrt(ops.global_norm_sq([g for g, _ in pairs]))
+            if norm > self.global_clipnorm:
+                scales = [s * self.global_clipnorm / norm for s in scales]
+        lr = self.learning_rate
+        decay = self.weight_decay or 0.0
+        for (grad, weight), scale, (l1, l2) in zip(pairs, scales, penalties):
+            entry = self._slots.get(id(weight))
+            if entry is None:
+                entry = self._slots[id(weight)] = (weight, self._create_slots(weight))
+            self._update(weight.value, grad, entry[1], lr,
+                         dict(l1=l1, l2=l2, weight_decay=decay, decoupled=True,
+                              grad_scale=scale, clipvalue=self.clipvalue))
+        self.iterations += 1
+
+    def _update(self, param, grad, slots, lr, options):
+        """Run the C kernel: ``options`` are the common keyword arguments of
+        the ``cnnc.ops.*_update`` functions."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _update")
+
+    # -- serialization ---------------------------------------------------------
+    def get_config(self):
+        lr = (_schedules.serialize(self._schedule) if self._schedule is not None
+              else self._learning_rate)
+        return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
+                "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm,
+                "clipvalue": self.clipvalue}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = _schedules.deserialize(config["learning_rate"], custom_objects)
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} learning_rate={self.learning_rate:g} iterations={self.iterations}>"

@@ -1,0 +1,257 @@
+/* Forward convolution as an implicit GEMM on the GEMM micro-kernels.
+ *
+ * The weights are packed once per call into the micro-kernel's B panels
+ * (K = KH*KW*Cin/g rows, NR columns each), shared by all threads. Output
+ * pixels are then processed in segments of MR:
+ * - a segment of MR pixels of one output row whose taps all land inside the
+ *   input horizontally is read IN PLACE: for a fixed kernel row kh (and
+ *   kernel column kw, unless dilation_w == 1 and groups == 1 make the whole
+ *   kernel row one contiguous run of x), pixel i's patch is the run of x at
+ *   a constant stride stride_w * Cin from pixel i - 1, which is exactly the
+ *   micro-kernel's unpacked-A form (row stride, unit column stride). Each
+ *   (kh[, kw]) adds its partial product into the output tile (beta = 1).
+ *   No copy of the input at all.
+ * - the other pixels (borders, row tails, rows narrower than MR) are
+ *   gathered MR at a time, possibly across rows, im2col'd into a small tile
+ *   and packed: one copy, no tile ever half empty.
+ * Threads split the flat output pixels; each thread sweeps blocks of pixels
+ * whose packed segments fit in L2, and runs every B panel over a block. */
+#include <string.h>
+#include "conv_internal.h"
+#include "gemm_kernels.h"
+
+
+struct implicit_plan {
+    const struct cnnc_conv_geom *g;
+    const struct cnnc_gemm_kernels *kern;
+    const float *x, *w, *bias;
+    float *y, *bp;
+    int64_t kg, panels;  /* rows of B per group, NR panels per group */
+    int merged;          /* one micro-kernel call per kernel row */
+    /* B is packed from the kernel of the convolution this one is the
+     * stride-1 gradient of: flipped in space, channels transposed. */
+    int flipped;
+    int failed;
+};
+
+/* True when output pixels [ow, ow + MR) of a row read only columns inside x. */
+static inline int interior(const struct cnnc_conv_geom *g, int64_t ow, int64_t mr)
+{
+    const int64_t first = ow * g->sw - g->pl, last = (ow + mr - 1) * g->sw - g->pl + (g->kw - 1) * g->dw;
+    return ow + mr <= g->ow && first >= 0 && last < g->w;
+}
+
+static void fill_bias(const struct cnnc_conv_geom *g, const float *bias, int64_t p, int64_t count, float *y)
+{
+    float *dst = y + p * g->cout;
+    if (!bias) {
+        memset(dst, 0, (size_t)(count * g->cout) * sizeof(float));
+        return;
+    }
+    for (int64_t i = 0; i < count; ++i)
+        memcpy(dst + i * g->cout, bias, (size_t)g->cout * sizeof(float));
+}
+
+/* Output pixels [p, p + MR) of one row, panel j of group grp. */
+static void segment_in_place(const struct implicit_plan *pl, int64_t p, int64_t grp, int64_t j)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const int64_t mr = pl->kern->mr, nr = pl->kern->nr;
+    const int64_t ow = p % g->ow, oh = (p / g->ow) % g->oh, n = p / (g->ow * g->oh);
+    const int64_t rs = g->sw * g->cin, iw0 = ow * g->sw - g->pl;
+    const float *bpanel = pl->bp + (grp * pl->panels + j) * pl->kg * nr;
+    const int64_t col = grp * g->cout_g + j * nr, cols = cnnc_min_i64(nr, g->cout_g - j * nr);
+    float *y = pl->y + p * g->cout + col;
+    for (int64_t kh = 0; kh < g->kh; ++kh) {
+        const int64_t ih = oh * g->sh - g->pt + kh * g->dh;
+        if (ih < 0 || ih >= g->h)
+            continue;
+        const float *row = pl->x + ((n * g->h + ih) * g->w + iw0) * g->cin + grp * g->cin_g;
+        if (pl->merged) {
+            pl->kern->ukernel(g->kw * g->cin, row, rs, 1, bpanel + kh * g->kw * g->cin * nr, y, g->cout, mr, cols,
+                              1.0f, 1.0f);
+            continue;
+        }
+        for (int64_t kw = 0; kw < g->kw; ++kw)
+            pl->kern->ukernel(g->cin_g, row + kw * g->dw * g->cin, rs, 1, bpanel + (kh * g->kw + kw) * g->cin_g * nr,
+                              y, g->cout, mr, cols, 1.0f, 1.0f);
+    }
+}
+
+/* A segment of a pixel block: MR pixels of one row read in place (packed ==
+ * NULL), or up to MR pixels packed (per group, MR * KH*KW*Cin/g floats). */
+struct segment {
+    int64_t p, count;
+    const float *packed;
+};
+
+/* Pixels per block: the packed segments of a block (at most all of it) stay
+ * in L2 while every B panel passes over them. */
+#define A_BLOCK_BYTES ((int64_t)512 * 1024)
+
+static int64_t block_pixels(const struct implicit_plan *pl)
+{
+    const int64_t mr = pl->kern->mr, row = pl->g->kh * pl->g->kw * pl->g->cin;
+    return cnnc_max_i64(1, A_BLOCK_BYTES / (row * mr * (int64_t)sizeof(float))) * mr;
+}
+
+static void implicit_thread(struct implicit_plan *pl)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const int64_t mr = pl->kern->mr, nr = pl->kern->nr;
+    const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
+    const int64_t row = g->kh * g->kw * g->cin, block = block_pixels(pl);
+
+    /* Pack this thread's share of the B panels (all groups). */
+    for (int64_t q = t; q < g->groups * pl->panels; q += team) {
+        const int64_t grp = q / pl->panels, j = q % pl->panels, cols = cnnc_min_i64(nr, g->cout_g - j * nr);
+        float *dst = pl->bp + q * pl->kg * nr;
+        if (!pl->flipped) {
+            pl->kern->pack_b(pl->kg, cols, pl->w + grp * g->cout_g + j * nr, g->cout, 1, dst);
+            continue;
+        }
+        /* Row (tap, co) column ci of this B is the original kernel's
+         * w[taps - 1 - tap][ci][co] (original Cin/g = cout_g here). */
+        const int64_t taps = g->kh * g->kw;
+        for (int64_t tap = 0; tap < taps; ++tap)
+            pl->kern->pack_b(g->cin_g, cols,
+                             pl->w + (taps - 1 - tap) * g->cout_g * g->cin + (j * nr) * g->cin + grp * g->cin_g, 1,
+                             g->cin, dst + tap * g->cin_g * nr);
+    }
+    /* im2col rows of one segment, then the packed segments of a block, then
+     * the segment list. */
+    const size_t bytes = (size_t)(mr * row + block * row) * sizeof(float) +
+                         (size_t)block * sizeof(struct segment);
+    float *col = cnnc_workspace(CNNC_CONV_SLOT_COL, bytes);
+    if (!col) {
+#ifdef CNNC_OPENMP
+#pragma omp atomic write
+#endif
+        pl->failed = 1;
+    }
+#ifdef CNNC_OPENMP
+#pragma omp barrier
+#endif
+    int failed;
+#ifdef CNNC_OPENMP
+#pragma omp atomic read
+#endif
+    failed = pl->failed;
+    if (failed)
+        return;
+    float *packed = col + mr * row;
+    struct segment *segs = (struct segment *)(packed + block * row);
+
+    int64_t p0, p1;
+    cnnc_conv_split(g->n * g->oh * g->ow, t, team, &p0, &p1);
+    for (int64_t b0 = p0; b0 < p1; b0 += block) {
+        const int64_t b1 = cnnc_min_i64(p1, b0 + block);
+        fill_bias(g, pl->bias, b0, b1 - b0, pl->y);
+        /* Plan the block: in-place runs where possible; the rest gathered
+         * up to MR at a time (across rows if need be) and packed now. */
+        int64_t nseg = 0;
+        float *next_packed = packed;
+        for (int64_t p = b0; p < b1;) {
+            if (p + mr <= b1 && interior(g, p % g->ow, mr)) {
+                segs[nseg++] = (struct segment){p, mr, NULL};
+                p += mr;
+                continue;
+            }
+            int64_t count = 1;
+            while (count < mr && p + count < b1 && !(p + count + mr <= b1 && interior(g, (p + count) % g->ow, mr)))
+                ++count;
+            cnnc_conv_im2col(g, pl->x, p, count, col);
+            for (int64_t grp = 0; grp < g->groups; ++grp)
+                pl->kern->pack_a(count, pl->kg, col + grp * pl->kg, row, 1, next_packed + grp * mr * pl->kg);
+            segs[nseg++] = (struct segment){p, count, next_packed};
+            next_packed += mr * row;
+            p += count;
+        }
+        for (int64_t grp = 0; grp < g->groups; ++grp)
+            for (int64_t j = 0; j < pl->panels; ++j) {
+                const float *bpanel = pl->bp + (grp * pl->panels + j) * pl->kg * nr;
+                const int64_t c0 = grp * g->cout_g + j * nr, cols = cnnc_min_i64(nr, g->cout_g - j * nr);
+                for (int64_t s = 0; s < nseg; ++s) {
+                    if (!segs[s].packed)
+                        segment_in_place(pl, segs[s].p, grp, j);
+                    else
+                        pl->kern->ukernel(pl->kg, segs[s].packed + grp * mr * pl->kg, 1, mr, bpanel,
+                                          pl->y + segs[s].p * g->cout + c0, g->cout, segs[s].count, cols, 1.0f,
+                                          1.0f);
+                }
+            }
+    }
+}
+
+cnnc_status cnnc_conv_implicit_forward(const struct cnnc_conv_geom *g, int threads, const float *x, const float *w,
+                                       int flipped, const float *bias, float *y)
+{
+    const struct cnnc_gemm_kernels *kern = CNNC_PICK(cnnc_gemm_kernels);
+    struct implicit_plan pl = {
+        .g = g, .kern = kern, .x = x, .w = w, .bias = bias, .y = y,
+        .kg = g->kh * g->kw * g->cin_g, .panels = cnnc_ceil_div(g->cout_g, kern->nr),
+        .merged = g->groups == 1 && g->dw == 1, .flipped = flipped,
+    };
+    pl.bp = cnnc_workspace(CNNC_CONV_SLOT_SHARED,
+                           (size_t)(g->groups * pl.panels * pl.kg * kern->nr) * sizeof(float));
+    if (!pl.bp)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate the packed weights");
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        unsigned fpu = cnnc_fpu_enter();
+        implicit_thread(&pl);
+        cnnc_fpu_restore(fpu);
+    }
+    if (pl.failed)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate the im2col tile");
+    return CNNC_OK;
+}
+
+/* ---- dcol = dy * w^T with w^T packed once per call ------------------------ */
+
+int64_t cnnc_conv_packed_wt_floats(const struct cnnc_conv_geom *g, const struct cnnc_gemm_kernels *kern)
+{
+    const int64_t kg = g->kh * g->kw * g->cin_g;
+    return g->groups * cnnc_ceil_div(kg, kern->nr) * kern->nr * g->cout_g;
+}
+
+void cnnc_conv_pack_wt(const struct cnnc_conv_geom *g, const struct cnnc_gemm_kernels *kern, const float *w,
+                       float *bp, int t, int team)
+{
+    const int64_t kg = g->kh * g->kw * g->cin_g, nr = kern->nr, panels = cnnc_ceil_div(kg, nr);
+    /* Row co, column k of group grp's w^T is w[k][grp * Cout/g + co]. */
+    for (int64_t q = t; q < g->groups * panels; q += team) {
+        const int64_t grp = q / panels, j = q % panels;
+        kern->pack_b(g->cout_g, cnnc_min_i64(nr, kg - j * nr), w + (j * nr) * g->cout + grp * g->cout_g, 1, g->cout,
+                     bp + q * g->cout_g * nr);
+    }
+}
+
+void cnnc_conv_dcol_packed(const struct cnnc_conv_geom *g, const struct cnnc_gemm_kernels *kern, const float *bp,
+                           int64_t count, const float *dy, float *dcol, int64_t ldc, float *ap)
+{
+    const int64_t kg = g->kh * g->kw * g->cin_g, mr = kern->mr, nr = kern->nr, panels = cnnc_ceil_div(kg, nr);
+    const int64_t block = cnnc_max_i64(1, A_BLOCK_BYTES / (g->cout_g * nr * (int64_t)sizeof(float)));
+    for (int64_t grp = 0; grp < g->groups; ++grp) {
+        const float *bg = bp + grp * panels * g->cout_g * nr;
+        for (int64_t j0 = 0; j0 < panels; j0 += block) {
+            const int64_t j1 = cnnc_min_i64(panels, j0 + block);
+            for (int64_t i0 = 0; i0 < count; i0 += mr) {
+                const int64_t rows = cnnc_min_i64(mr, count - i0);
+                const float *a = dy + i0 * g->cout + grp * g->cout_g;
+                int64_t rs = g->cout, cs = 1;
+                if (rows < mr) {
+                    kern->pack_a(rows, g->cout_g, a, g->cout, 1, ap);
+                    a = ap;
+                    rs = 1;
+                    cs = mr;
+                }
+                for (int64_t j = j0; j < j1; ++j)
+                    kern->ukernel(g->cout_g, a, rs, cs, bg + j * g->cout_g * nr, dcol + i0 * ldc + grp * kg + j * nr,
+                                  ldc, rows, cnnc_min_i64(nr, kg - j * nr), 1.0f, 0.0f);
+            }
+        }
+    }
+}
