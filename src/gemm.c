@@ -22,6 +22,13 @@
  * costs more than it saves: about 20 microseconds of one core's work. */
 #define GEMM_THREAD_GRAIN ((int64_t)1 << 21)
 
+/* op(B) with at most this many NR panels counts as skinny (strips_inplace);
+ * its packed K x N block is kept under GEMM_SKINNY_B_BYTES (a slice of L3). */
+#define GEMM_SKINNY_PANELS 4
+#define GEMM_SKINNY_B_BYTES ((int64_t)4 << 20)
+/* Strips of MR rows per unit of work on the skinny path. */
+#define GEMM_STRIP_UNIT 16
+
 struct gemm_plan {
     const struct cnnc_gemm_kernels *kern;
     int64_t M, N, K;
@@ -31,6 +38,9 @@ struct gemm_plan {
     float *C; int64_t ldc;
     int64_t mc, kc, nc;                 /* block sizes used for this call */
     int threads, tm, tn;                /* threads = tm (over rows) x tn (over NR panels) */
+    int a_inplace;                      /* op(A) read in place, see strips_inplace */
+    int dynamic;                        /* threads take MC-row units from next_unit */
+    int64_t next_unit[2];               /* per (jc, pc) iteration, alternating */
     float *bp;                          /* packed B block, shared */
     int failed;
 };
@@ -54,6 +64,53 @@ static inline void split_range(int64_t count, int parts, int index, int64_t *beg
     *end = cnnc_min_i64(count, *begin + per);
 }
 
+/* The BLIS inner loops: A packed per MC block (kept in L2), jr outside ir
+ * so that each B micro-panel stays in L1 while the A micro-panels stream. */
+static void blocks_packed(const struct gemm_plan *plan, float *ap, int64_t row_begin, int64_t row_end,
+                          int64_t jb, int64_t je, int64_t jc, int64_t pc, int64_t kc, float beta)
+{
+    const struct cnnc_gemm_kernels *kern = plan->kern;
+    const int64_t MR = kern->mr, NR = kern->nr;
+    for (int64_t ic = row_begin; ic < row_end && jb < je; ic += plan->mc) {
+        const int64_t mc = cnnc_min_i64(plan->mc, row_end - ic);
+        kern->pack_a(mc, kc, plan->A + ic * plan->a_rs + pc * plan->a_cs, plan->a_rs, plan->a_cs, ap);
+        for (int64_t jr = jb; jr < je; ++jr) {
+            const float *bpanel = plan->bp + jr * NR * kc;
+            const int64_t j = jc + jr * NR;
+            const int64_t n = cnnc_min_i64(NR, plan->N - j);
+            for (int64_t ir = 0; ir < mc; ir += MR)
+                kern->ukernel(kc, ap + ir * kc, 1, MR, bpanel, plan->C + (ic + ir) * plan->ldc + j,
+                              plan->ldc, cnnc_min_i64(MR, mc - ir), n, plan->alpha, beta);
+        }
+    }
+}
+
+/* Skinny op(B) (few NR panels) with row-major op(A): packing A would cost
+ * about as much as the product, so the micro-kernel reads MR rows of A in
+ * place, and ir runs outside jr so that those rows are fetched from memory
+ * once and reused from L1 for every panel. Only a last strip of fewer than
+ * MR rows is packed (zero-padded), so nothing past A is read. */
+static void strips_inplace(const struct gemm_plan *plan, float *ap, int64_t row_begin, int64_t row_end,
+                           int64_t jb, int64_t je, int64_t jc, int64_t pc, int64_t kc, float beta)
+{
+    const struct cnnc_gemm_kernels *kern = plan->kern;
+    const int64_t MR = kern->mr, NR = kern->nr;
+    for (int64_t ir = row_begin; ir < row_end; ir += MR) {
+        const int64_t m = cnnc_min_i64(MR, row_end - ir);
+        const float *a = plan->A + ir * plan->a_rs + pc;
+        int64_t rs = plan->a_rs, cs = 1;
+        if (m < MR) {
+            kern->pack_a(m, kc, a, plan->a_rs, 1, ap);
+            a = ap, rs = 1, cs = MR;
+        }
+        for (int64_t jr = jb; jr < je; ++jr) {
+            const int64_t j = jc + jr * NR;
+            kern->ukernel(kc, a, rs, cs, plan->bp + jr * NR * kc, plan->C + ir * plan->ldc + j,
+                          plan->ldc, m, cnnc_min_i64(NR, plan->N - j), plan->alpha, beta);
+        }
+    }
+}
+
 static void gemm_thread(struct gemm_plan *plan, int tid)
 {
     const struct cnnc_gemm_kernels *kern = plan->kern;
@@ -61,17 +118,20 @@ static void gemm_thread(struct gemm_plan *plan, int tid)
     const int threads = plan->threads;
     const int ti = tid / plan->tn, tj = tid % plan->tn;
 
-    float *ap = cnnc_workspace(0, (size_t)plan->mc * (size_t)plan->kc * sizeof(float));
+    float *ap = cnnc_workspace(0, (size_t)(plan->a_inplace ? MR : plan->mc) * (size_t)plan->kc * sizeof(float));
     if (!ap)
         __atomic_store_n(&plan->failed, 1, __ATOMIC_RELAXED);
     team_barrier(threads);
     if (__atomic_load_n(&plan->failed, __ATOMIC_RELAXED))
         return;
 
+    /* Static split: rows [row_begin, row_end) of this thread's row group. */
     int64_t row_begin, row_end;
     split_range(cnnc_ceil_div(plan->M, MR), plan->tm, ti, &row_begin, &row_end);
     row_begin *= MR;
     row_end = cnnc_min_i64(plan->M, row_end * MR);
+    const int64_t units = cnnc_ceil_div(plan->M, plan->mc);
+    int64_t iteration = 0;
 
     for (int64_t jc = 0; jc < plan->N; jc += plan->nc) {
         const int64_t nc = cnnc_min_i64(plan->nc, plan->N - jc);
@@ -90,20 +150,28 @@ static void gemm_thread(struct gemm_plan *plan, int tid)
 
             int64_t jb, je;
             split_range(n_panels, plan->tn, tj, &jb, &je);
-            for (int64_t ic = row_begin; ic < row_end && jb < je; ic += plan->mc) {
-                const int64_t mc = cnnc_min_i64(plan->mc, row_end - ic);
-                kern->pack_a(mc, kc, plan->A + ic * plan->a_rs + pc * plan->a_cs,
-                             plan->a_rs, plan->a_cs, ap);
-                for (int64_t jr = jb; jr < je; ++jr) {
-                    const float *bpanel = plan->bp + jr * NR * kc;
-                    const int64_t j = jc + jr * NR;
-                    const int64_t n = cnnc_min_i64(NR, plan->N - j);
-                    for (int64_t ir = 0; ir < mc; ir += MR)
-                        kern->ukernel(kc, ap + ir * kc, 1, MR, bpanel,
-                                      plan->C + (ic + ir) * plan->ldc + j, plan->ldc,
-                                      cnnc_min_i64(MR, mc - ir), n, plan->alpha, beta);
+            int64_t *next = &plan->next_unit[iteration & 1];
+            for (;;) {
+                int64_t rb = row_begin, re = row_end;
+                if (plan->dynamic) {
+                    int64_t u = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED);
+                    if (u >= units)
+                        break;
+                    rb = u * plan->mc;
+                    re = cnnc_min_i64(plan->M, rb + plan->mc);
                 }
+                if (plan->a_inplace)
+                    strips_inplace(plan, ap, rb, re, jb, je, jc, pc, kc, beta);
+                else
+                    blocks_packed(plan, ap, rb, re, jb, je, jc, pc, kc, beta);
+                if (!plan->dynamic)
+                    break;
             }
+            /* The other counter was last used before the barrier above;
+             * ready it for the next iteration. */
+            if (tid == 0)
+                __atomic_store_n(&plan->next_unit[(iteration + 1) & 1], 0, __ATOMIC_RELAXED);
+            ++iteration;
             team_barrier(threads); /* the B block is overwritten next */
         }
     }
@@ -186,8 +254,15 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
         .B = B, .b_rs = tb == CNNC_NO_TRANS ? ldb : 1, .b_cs = tb == CNNC_NO_TRANS ? 1 : ldb,
         .C = C, .ldc = ldc,
     };
-    plan.kc = balanced_block(K, kern->kc, 1);
     plan.nc = balanced_block(N, kern->nc, NR);
+    /* Skinny op(B): see strips_inplace. K is then blocked only to bound the
+     * packed B (GEMM_SKINNY_B_BYTES), so that C is written about once. */
+    const int64_t n_pad = cnnc_ceil_div(N, NR) * NR;
+    plan.a_inplace = ta == CNNC_NO_TRANS && n_pad <= GEMM_SKINNY_PANELS * NR;
+    if (plan.a_inplace)
+        plan.kc = balanced_block(K, cnnc_max_i64(kern->kc, GEMM_SKINNY_B_BYTES / (n_pad * (int64_t)sizeof(float))), 1);
+    else
+        plan.kc = balanced_block(K, kern->kc, 1);
 
     /* Threads: as many as the work warrants, arranged as tm x tn to split
      * the rows of C (preferred: B stays shared, A is packed once) or its NR
@@ -203,23 +278,37 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
     }
     const int64_t m_panels = cnnc_ceil_div(M, MR), n_panels = cnnc_ceil_div(plan.nc, NR);
     int tm = 1, tn = 1;
-    double best = -1.0;
-    for (int d = threads; d >= 1; --d) {
-        if (threads % d)
-            continue;
-        double score = balance(m_panels, d) * balance(n_panels, threads / d);
-        if (score > best + 1e-9) {
-            best = score;
-            tm = d;
-            tn = threads / d;
+    if (threads > 1 && m_panels >= 2 * (int64_t)threads) {
+        /* Enough rows: threads take row units of MC (or fewer) rows from a
+         * shared counter, about four per thread at least, so that a thread
+         * slowed by anything else on its core does less of the work. Which
+         * thread computes a tile does not change its value. */
+        plan.dynamic = 1;
+        tm = threads;
+        int64_t unit = cnnc_ceil_div(m_panels, 4 * (int64_t)threads) * MR;
+        plan.mc = cnnc_min_i64(plan.a_inplace ? GEMM_STRIP_UNIT * MR : kern->mc, unit);
+    } else {
+        /* Few rows: a static tm x tn split of the rows and the NR panels of
+         * C, whichever balances better (B stays shared; threads splitting
+         * panels pack the same small A). */
+        double best = -1.0;
+        for (int d = threads; d >= 1; --d) {
+            if (threads % d)
+                continue;
+            double score = balance(m_panels, d) * balance(n_panels, threads / d);
+            if (score > best + 1e-9) {
+                best = score;
+                tm = d;
+                tn = threads / d;
+            }
         }
+        if (m_panels < tm)
+            tm = 1, tn = 1;
+        plan.mc = balanced_block(cnnc_ceil_div(m_panels, tm) * MR, kern->mc, MR);
     }
-    if (tm * tn > 1 && m_panels < tm) tm = 1, tn = 1, threads = 1;
     plan.threads = threads = tm * tn;
     plan.tm = tm;
     plan.tn = tn;
-    int64_t rows_per_thread = cnnc_ceil_div(m_panels, tm) * MR;
-    plan.mc = balanced_block(cnnc_min_i64(rows_per_thread, M + MR - 1), kern->mc, MR);
 
     plan.bp = cnnc_workspace(1, (size_t)plan.kc * (size_t)(cnnc_ceil_div(plan.nc, NR) * NR) * sizeof(float));
     if (!plan.bp)
