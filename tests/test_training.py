@@ -144,8 +144,8 @@ def test_callbacks_in_fit(rng, tmp_path):
             seen.append(("test",))
 
     hist = model.fit(x, y, epochs=3, batch_size=20, verbose=0, validation_data=(x, y),
-                     callbacks=[Recorder(), callbacks.CSVLogger(log),
-                                callbacks.ReduceLROnPlateau(patience=1, factor=0.5)])
+                     callbacks=[Recorder(), callbacks.ReduceLROnPlateau(patience=1, factor=0.5),
+                                callbacks.CSVLogger(log)])
     assert seen[:5] == [("train_begin", 3, 2), ("epoch_begin", 0), ("batch", 0, True),
                         ("batch", 1, True), ("test",)]
     lines = log.read_text().splitlines()
