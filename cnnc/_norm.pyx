@@ -1,4 +1,170 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
-"""Bridge to the C norm family (src/include/cnnc/norm.h)."""
+# cython: language_level=3, boundscheck=False
+"""Batch normalization over the last (channel) axis (src/include/cnnc/norm.h).
 
-__all__ = []
+Statistics are taken over every axis but the last. Training normalizes with
+the batch mean and biased variance and updates the running averages by the
+Keras rule ``moving = moving * momentum + batch * (1 - momentum)``, folding
+in the biased batch variance as Keras does (``unbiased_moving_var=True``
+folds ``var * n / (n - 1)`` as PyTorch does; PyTorch's momentum m is
+Keras's 1 - m). Results do not depend on the thread count.
+"""
+import numpy as np
+from libc.stdint cimport int64_t
+from cnnc._common cimport cnnc_status, check_status
+from cnnc._arrays import as_float32, check_out
+
+cdef extern from "cnnc.h" nogil:
+    int CNNC_BN_UNBIASED_MOVING_VAR
+    cnnc_status cnnc_batch_norm_train_forward(int64_t rows, int64_t c, const float *x, const float *gamma,
+                                              const float *beta, float momentum, float epsilon, int flags,
+                                              float *moving_mean, float *moving_var, float *y,
+                                              float *mean, float *inv_std)
+    cnnc_status cnnc_batch_norm_inference(int64_t rows, int64_t c, const float *x, const float *gamma,
+                                          const float *beta, const float *moving_mean,
+                                          const float *moving_var, float epsilon, float *y)
+    cnnc_status cnnc_batch_norm_backward(int64_t rows, int64_t c, const float *x, const float *dy,
+                                         const float *gamma, const float *mean, const float *inv_std,
+                                         float *dx, float *dgamma, float *dbeta)
+
+__all__ = ["batch_norm_train", "batch_norm_inference", "batch_norm_backward"]
+
+
+cdef inline float *fptr(a):
+    if a is None:
+        return NULL
+    cdef float[::1] v = a.reshape(-1)
+    return &v[0]
+
+
+def _channels(x, name="x"):
+    if x.ndim < 1:
+        raise ValueError(f"{name} must have at least one axis")
+    return x.size // x.shape[x.ndim - 1], x.shape[x.ndim - 1]
+
+
+def _vector(v, c, name, optional=False):
+    if v is None:
+        if optional:
+            return None
+        raise ValueError(f"{name} is required")
+    v = as_float32(v, name)
+    if v.shape != (c,):
+        raise ValueError(f"{name} has shape {v.shape}, expected ({c},) (the channels of x)")
+    return v
+
+
+def _state(v, c, name):
+    """A running average updated in place: must be float32, contiguous, (c,)."""
+    if v is None:
+        return None
+    return check_out(v, (c,), name)
+
+
+def _float(value, name):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}") from None
+
+
+def _check_epsilon(epsilon):
+    epsilon = _float(epsilon, "epsilon")
+    if not 0.0 < epsilon < float("inf"):
+        raise ValueError(f"epsilon = {epsilon} must be > 0")
+    return epsilon
+
+
+def batch_norm_train(x, gamma, beta, moving_mean, moving_var, momentum=0.99, epsilon=1e-3,
+                     unbiased_moving_var=False):
+    """Training-mode batch normalization of x (..., C).
+
+    Returns (y, mean, inv_std) with inv_std = 1 / sqrt(var + epsilon), and
+    updates moving_mean / moving_var (float32 (C,) arrays, or None to skip)
+    in place. gamma / beta may be None (scale 1 / offset 0).
+    """
+    x = as_float32(x, "x")
+    rows, c = _channels(x)
+    gamma = _vector(gamma, c, "gamma", optional=True)
+    beta = _vector(beta, c, "beta", optional=True)
+    moving_mean = _state(moving_mean, c, "moving_mean")
+    moving_var = _state(moving_var, c, "moving_var")
+    momentum = _float(momentum, "momentum")
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"momentum = {momentum} must be in [0, 1]")
+    epsilon = _check_epsilon(epsilon)
+    y = np.empty(x.shape, np.float32)
+    mean = np.empty(c, np.float32)
+    inv_std = np.empty(c, np.float32)
+    cdef float *px = fptr(x)
+    cdef float *pg = fptr(gamma)
+    cdef float *pb = fptr(beta)
+    cdef float *pmm = fptr(moving_mean)
+    cdef float *pmv = fptr(moving_var)
+    cdef float *py = fptr(y)
+    cdef float *pm = fptr(mean)
+    cdef float *ps = fptr(inv_std)
+    cdef int64_t r = rows, cc = c
+    cdef float mom = momentum, eps = epsilon
+    cdef int flags = CNNC_BN_UNBIASED_MOVING_VAR if unbiased_moving_var else 0
+    cdef cnnc_status status
+    with nogil:
+        status = cnnc_batch_norm_train_forward(r, cc, px, pg, pb, mom, eps, flags, pmm, pmv, py, pm, ps)
+    check_status(status)
+    return y, mean, inv_std
+
+
+def batch_norm_inference(x, gamma, beta, moving_mean, moving_var, epsilon=1e-3):
+    """(x - moving_mean) / sqrt(moving_var + epsilon) * gamma + beta over the last axis."""
+    x = as_float32(x, "x")
+    rows, c = _channels(x)
+    gamma = _vector(gamma, c, "gamma", optional=True)
+    beta = _vector(beta, c, "beta", optional=True)
+    moving_mean = _vector(moving_mean, c, "moving_mean")
+    moving_var = _vector(moving_var, c, "moving_var")
+    epsilon = _check_epsilon(epsilon)
+    y = np.empty(x.shape, np.float32)
+    cdef float *px = fptr(x)
+    cdef float *pg = fptr(gamma)
+    cdef float *pb = fptr(beta)
+    cdef float *pmm = fptr(moving_mean)
+    cdef float *pmv = fptr(moving_var)
+    cdef float *py = fptr(y)
+    cdef int64_t r = rows, cc = c
+    cdef float eps = epsilon
+    cdef cnnc_status status
+    with nogil:
+        status = cnnc_batch_norm_inference(r, cc, px, pg, pb, pmm, pmv, eps, py)
+    check_status(status)
+    return y
+
+
+def batch_norm_backward(x, dy, gamma, mean, inv_std):
+    """Gradients of batch_norm_train: returns (dx, dgamma, dbeta).
+
+    mean and inv_std are those returned by the forward pass; gamma may be None.
+    """
+    x = as_float32(x, "x")
+    dy = as_float32(dy, "dy")
+    if dy.shape != x.shape:
+        raise ValueError(f"dy has shape {dy.shape}, expected the shape of x {x.shape}")
+    rows, c = _channels(x)
+    gamma = _vector(gamma, c, "gamma", optional=True)
+    mean = _vector(mean, c, "mean")
+    inv_std = _vector(inv_std, c, "inv_std")
+    dx = np.empty(x.shape, np.float32)
+    dgamma = np.empty(c, np.float32)
+    dbeta = np.empty(c, np.float32)
+    cdef float *px = fptr(x)
+    cdef float *pdy = fptr(dy)
+    cdef float *pg = fptr(gamma)
+    cdef float *pm = fptr(mean)
+    cdef float *ps = fptr(inv_std)
+    cdef float *pdx = fptr(dx)
+    cdef float *pdg = fptr(dgamma)
+    cdef float *pdb = fptr(dbeta)
+    cdef int64_t r = rows, cc = c
+    cdef cnnc_status status
+    with nogil:
+        status = cnnc_batch_norm_backward(r, cc, px, pdy, pg, pm, ps, pdx, pdg, pdb)
+    check_status(status)
+    return dx, dgamma, dbeta

@@ -1,4 +1,8 @@
-/* Elementwise arithmetic, bias, concatenation and dropout. */
+/* Elementwise operations on float32 arrays: residual add, multiply, bias add,
+ * concatenation along the last axis, and dropout; forward and backward.
+ *
+ * "rows x c" arguments describe a C-contiguous array whose last axis has c
+ * elements (channels, in NHWC), flattened to rows = product of the others. */
 #ifndef CNNC_ELEMENTWISE_H
 #define CNNC_ELEMENTWISE_H
 
@@ -7,6 +11,41 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* y = a + b over n elements; y may alias a or b. The backward of a sum is dy
+ * for both operands. */
+CNNC_API cnnc_status cnnc_add_forward(int64_t n, const float *a, const float *b, float *y);
+/* y = a * b over n elements; y may alias a or b. Backward: da = dy * b,
+ * db = dy * a (two calls of this function). */
+CNNC_API cnnc_status cnnc_multiply_forward(int64_t n, const float *a, const float *b, float *y);
+
+/* y[i, j] = x[i, j] + bias[j] for a rows x c array; y may alias x. */
+CNNC_API cnnc_status cnnc_bias_add_forward(int64_t rows, int64_t c, const float *x, const float *bias, float *y);
+/* dbias[j] = sum over i of dy[i, j], accumulated in double; the result is
+ * the same whatever the number of threads. */
+CNNC_API cnnc_status cnnc_bias_add_backward(int64_t rows, int64_t c, const float *dy, float *dbias);
+
+/* Concatenation of k arrays of shapes rows x widths[t] along the last axis
+ * into y, rows x sum(widths). (Concatenating along any axis is this with rows
+ * = the product of the axes before it and widths = the products of the axes
+ * from it on.) */
+CNNC_API cnnc_status cnnc_concat_forward(int64_t rows, int k, const int64_t *widths,
+                                         const float *const *inputs, float *y);
+/* The backward (a split): dinputs[t] = the columns of dy belonging to input t. */
+CNNC_API cnnc_status cnnc_concat_backward(int64_t rows, int k, const int64_t *widths, const float *dy,
+                                          float *const *dinputs);
+
+/* Inverted dropout of n elements: element i is kept when the 32-bit hash of
+ * (seed, offset + i) is at or above rate * 2^32, so the mask depends on
+ * nothing else (not on the thread count or the ISA) and consecutive calls
+ * can continue a stream through `offset`. y = x / (1 - rate) where kept, 0
+ * where dropped (a multiplication: NaN stays NaN); mask[i] = 1 or 0.
+ * 0 <= rate < 1. */
+CNNC_API cnnc_status cnnc_dropout_forward(int64_t n, float rate, uint64_t seed, uint64_t offset,
+                                          const float *x, float *y, uint8_t *mask);
+/* dx = dy / (1 - rate) where mask != 0, else 0. dx may alias dy. */
+CNNC_API cnnc_status cnnc_dropout_backward(int64_t n, float rate, const float *dy, const uint8_t *mask,
+                                           float *dx);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,244 @@
+/* The portable part of the elementwise micro-kernels, compiled once per ISA
+ * by src/kernels/<isa>/elementwise_<isa>.c (which defines CNNC_SIMD first and
+ * adds the dropout kernels, whose integer arithmetic is ISA specific). */
+#ifndef CNNC_ELEMENTWISE_TEMPLATE_H
+#define CNNC_ELEMENTWISE_TEMPLATE_H
+#include "elementwise_kernels.h"
+#include "simd.h"
+
+#define CNNC_INLINE static inline __attribute__((always_inline))
+#define EW_TILE 4       /* vectors per column tile of the reductions */
+#define EW_BLOCK 64     /* rows summed in float before flushing into double */
+
+static void ew_add(int64_t n, const float *a, const float *b, float *y)
+{
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW)
+        vf_store(y + i, vf_add(vf_load(a + i), vf_load(b + i)));
+    if (i < n)
+        vf_store_part(y + i, vf_add(vf_load_part(a + i, n - i), vf_load_part(b + i, n - i)), n - i);
+}
+
+static void ew_mul(int64_t n, const float *a, const float *b, float *y)
+{
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW)
+        vf_store(y + i, vf_mul(vf_load(a + i), vf_load(b + i)));
+    if (i < n)
+        vf_store_part(y + i, vf_mul(vf_load_part(a + i, n - i), vf_load_part(b + i, n - i)), n - i);
+}
+
+static void ew_scale_shift_rows(int64_t rows, int64_t c, const float *x, const float *center,
+                                const float *scale, const float *shift, float *y)
+{
+    for (int64_t i = 0; i < rows; ++i, x += c, y += c) {
+        int64_t j = 0;
+        if (scale) {
+            for (; j + VW <= c; j += VW)
+                vf_store(y + j, vf_fmadd(vf_sub(vf_load(x + j), vf_load(center + j)), vf_load(scale + j),
+                                         vf_load(shift + j)));
+            if (j < c) {
+                int64_t r = c - j;
+                vf_store_part(y + j, vf_fmadd(vf_sub(vf_load_part(x + j, r), vf_load_part(center + j, r)),
+                                              vf_load_part(scale + j, r), vf_load_part(shift + j, r)), r);
+            }
+        } else {
+            for (; j + VW <= c; j += VW)
+                vf_store(y + j, vf_add(vf_load(x + j), vf_load(shift + j)));
+            if (j < c)
+                vf_store_part(y + j, vf_add(vf_load_part(x + j, c - j), vf_load_part(shift + j, c - j)), c - j);
+        }
+    }
+}
+
+CNNC_INLINE vf affine2(vf u, vf v, vf k, vf a, vf b, vf d) { return vf_fmadd(a, u, vf_fmadd(b, vf_sub(v, k), d)); }
+
+static void ew_affine2_rows(int64_t rows, int64_t c, const float *u, const float *v, const float *k,
+                            const float *a, const float *b, const float *d, float *y)
+{
+    for (int64_t i = 0; i < rows; ++i, u += c, v += c, y += c) {
+        int64_t j = 0;
+        for (; j + VW <= c; j += VW)
+            vf_store(y + j, affine2(vf_load(u + j), vf_load(v + j), vf_load(k + j), vf_load(a + j),
+                                    vf_load(b + j), vf_load(d + j)));
+        if (j < c) {
+            int64_t r = c - j;
+            vf_store_part(y + j, affine2(vf_load_part(u + j, r), vf_load_part(v + j, r), vf_load_part(k + j, r),
+                                         vf_load_part(a + j, r), vf_load_part(b + j, r), vf_load_part(d + j, r)), r);
+        }
+    }
+}
+
+static void ew_broadcast_rows(int64_t rows, int64_t ld, int64_t c, const float *v, float *y)
+{
+    for (int64_t i = 0; i < rows; ++i, y += ld) {
+        int64_t j = 0;
+        for (; j + VW <= c; j += VW)
+            vf_store(y + j, vf_load(v + j));
+        if (j < c)
+            vf_store_part(y + j, vf_load_part(v + j, c - j), c - j);
+    }
+}
+
+/* Loads vector t of a tile of `full` full vectors and a final one of `rem`
+ * lanes (rem == 0: none). */
+CNNC_INLINE vf tile_load(const float *p, int t, int full, int64_t rem)
+{
+    return t < full ? vf_load(p + t * VW) : vf_load_part(p + t * VW, rem);
+}
+
+CNNC_INLINE void flush_block(const vf *s, int nvec, int64_t width, double *acc)
+{
+    float tmp[EW_TILE * VW];
+    for (int t = 0; t < nvec; ++t)
+        vf_store(tmp + t * VW, s[t]);
+    for (int64_t u = 0; u < width; ++u)
+        acc[u] += tmp[u];
+}
+
+CNNC_INLINE void column_sum_tile(int64_t rows, int64_t ld, const float *x, double *acc, int full, int64_t rem)
+{
+    int nvec = full + (rem > 0);
+    for (int64_t r0 = 0; r0 < rows; r0 += EW_BLOCK) {
+        int64_t r1 = cnnc_min_i64(rows, r0 + EW_BLOCK);
+        vf s[EW_TILE];
+        for (int t = 0; t < nvec; ++t)
+            s[t] = vf_zero();
+        for (int64_t i = r0; i < r1; ++i)
+            for (int t = 0; t < nvec; ++t)
+                s[t] = vf_add(s[t], tile_load(x + i * ld, t, full, rem));
+        flush_block(s, nvec, full * VW + rem, acc);
+    }
+}
+
+static void ew_column_sum(int64_t rows, int64_t ld, int64_t ncols, const float *x, double *acc)
+{
+    int64_t j = 0;
+    for (; j + EW_TILE * VW <= ncols; j += EW_TILE * VW)
+        column_sum_tile(rows, ld, x + j, acc + j, EW_TILE, 0);
+    if (j < ncols)
+        column_sum_tile(rows, ld, x + j, acc + j, (int)((ncols - j) / VW), (ncols - j) % VW);
+}
+
+CNNC_INLINE void column_moments_tile(int64_t rows, int64_t ld, const float *a, const float *b,
+                                     const float *k, double *acc0, double *acc1, int full, int64_t rem)
+{
+    int nvec = full + (rem > 0);
+    vf kv[EW_TILE];
+    for (int t = 0; t < nvec; ++t)
+        kv[t] = tile_load(k, t, full, rem);
+    for (int64_t r0 = 0; r0 < rows; r0 += EW_BLOCK) {
+        int64_t r1 = cnnc_min_i64(rows, r0 + EW_BLOCK);
+        vf s0[EW_TILE], s1[EW_TILE];
+        for (int t = 0; t < nvec; ++t)
+            s0[t] = s1[t] = vf_zero();
+        for (int64_t i = r0; i < r1; ++i) {
+            for (int t = 0; t < nvec; ++t) {
+                vf d = vf_sub(tile_load(a + i * ld, t, full, rem), kv[t]);
+                if (b) {
+                    vf w = tile_load(b + i * ld, t, full, rem);
+                    s0[t] = vf_add(s0[t], w);
+                    s1[t] = vf_fmadd(w, d, s1[t]);
+                } else {
+                    s0[t] = vf_add(s0[t], d);
+                    s1[t] = vf_fmadd(d, d, s1[t]);
+                }
+            }
+        }
+        flush_block(s0, nvec, full * VW + rem, acc0);
+        flush_block(s1, nvec, full * VW + rem, acc1);
+    }
+}
+
+static void ew_column_moments(int64_t rows, int64_t ld, int64_t ncols, const float *a, const float *b,
+                              const float *k, double *acc0, double *acc1)
+{
+    int64_t j = 0;
+    for (; j + EW_TILE * VW <= ncols; j += EW_TILE * VW) {
+        if (b)
+            column_moments_tile(rows, ld, a + j, b + j, k + j, acc0 + j, acc1 + j, EW_TILE, 0);
+        else
+            column_moments_tile(rows, ld, a + j, NULL, k + j, acc0 + j, acc1 + j, EW_TILE, 0);
+    }
+    if (j < ncols)
+        column_moments_tile(rows, ld, a + j, b ? b + j : NULL, k + j, acc0 + j, acc1 + j,
+                            (int)((ncols - j) / VW), (ncols - j) % VW);
+}
+
+CNNC_INLINE void column_max_tile(int64_t rows, int64_t ld, const float *x, float *y, int full, int64_t rem)
+{
+    int nvec = full + (rem > 0);
+    vf m[EW_TILE];
+    for (int t = 0; t < nvec; ++t)
+        m[t] = tile_load(x, t, full, rem);
+    for (int64_t i = 1; i < rows; ++i)
+        for (int t = 0; t < nvec; ++t)
+            m[t] = vf_max_nan(m[t], tile_load(x + i * ld, t, full, rem));
+    for (int t = 0; t < full; ++t)
+        vf_store(y + t * VW, m[t]);
+    if (rem)
+        vf_store_part(y + full * VW, m[full], rem);
+}
+
+static void ew_column_max(int64_t rows, int64_t ld, int64_t ncols, const float *x, float *y)
+{
+    int64_t j = 0;
+    for (; j + EW_TILE * VW <= ncols; j += EW_TILE * VW)
+        column_max_tile(rows, ld, x + j, y + j, EW_TILE, 0);
+    if (j < ncols)
+        column_max_tile(rows, ld, x + j, y + j, (int)((ncols - j) / VW), (ncols - j) % VW);
+}
+
+/* Row indices are tracked as floats: exact below 2^24 rows (the driver checks). */
+CNNC_INLINE void column_max_backward_tile(int64_t rows, int64_t ld, const float *x, const float *dy,
+                                          float *dx, int full, int64_t rem)
+{
+    int nvec = full + (rem > 0);
+    vf m[EW_TILE], at[EW_TILE], g[EW_TILE];
+    for (int t = 0; t < nvec; ++t) {
+        m[t] = tile_load(x, t, full, rem);
+        at[t] = vf_zero();
+        g[t] = tile_load(dy, t, full, rem);
+    }
+    for (int64_t i = 1; i < rows; ++i) {
+        vf row = vf_set1((float)i);
+        for (int t = 0; t < nvec; ++t) {
+            vf v = tile_load(x + i * ld, t, full, rem);
+            vm better = vf_better(v, m[t]);
+            m[t] = vf_select(better, v, m[t]);
+            at[t] = vf_select(better, row, at[t]);
+        }
+    }
+    const vf zero = vf_zero();
+    for (int64_t i = 0; i < rows; ++i) {
+        vf row = vf_set1((float)i);
+        float *out = dx + i * ld;
+        for (int t = 0; t < full; ++t)
+            vf_store(out + t * VW, vf_select(vf_eq(at[t], row), g[t], zero));
+        if (rem)
+            vf_store_part(out + full * VW, vf_select(vf_eq(at[full], row), g[full], zero), rem);
+    }
+}
+
+static void ew_column_max_backward(int64_t rows, int64_t ld, int64_t ncols, const float *x,
+                                   const float *dy, float *dx)
+{
+    int64_t j = 0;
+    for (; j + EW_TILE * VW <= ncols; j += EW_TILE * VW)
+        column_max_backward_tile(rows, ld, x + j, dy + j, dx + j, EW_TILE, 0);
+    if (j < ncols)
+        column_max_backward_tile(rows, ld, x + j, dy + j, dx + j, (int)((ncols - j) / VW), (ncols - j) % VW);
+}
+
+#define CNNC_ELEMENTWISE_TEMPLATE_MEMBERS                 \
+    .add = ew_add,                                        \
+    .mul = ew_mul,                                        \
+    .scale_shift_rows = ew_scale_shift_rows,              \
+    .affine2_rows = ew_affine2_rows,                      \
+    .broadcast_rows = ew_broadcast_rows,                  \
+    .column_sum = ew_column_sum,                          \
+    .column_moments = ew_column_moments,                  \
+    .column_max = ew_column_max,                          \
+    .column_max_backward = ew_column_max_backward
+
+#endif
