@@ -36,6 +36,7 @@ def _check_layer(layer, x, ref, rng, probe=True):
     dict(kernel_size=(3, 1), dilation_rate=(2, 1)),
     dict(kernel_size=3, groups=2, padding="same", activation="relu"),
     dict(kernel_size=4, strides=3, padding="same"),
+    dict(kernel_size=3, strides=2, dilation_rate=2, padding="same"),  # allowed, as PyTorch
 ])
 def test_conv2d(kw, rng):
     layer = L.Conv2D(4, bias_initializer="random_normal", **kw)
@@ -120,6 +121,7 @@ def _keras_transpose_geometry(n, k, s, d, padding, output_padding):
     dict(kernel_size=3, strides=2, padding="same", output_padding=1, activation="relu"),
     dict(kernel_size=(3, 2), strides=(2, 1), padding="valid", output_padding=(1, 0)),
     dict(kernel_size=3, dilation_rate=2, padding="same", use_bias=False),
+    dict(kernel_size=2, strides=2, dilation_rate=2),
 ])
 def test_conv2d_transpose(kw, rng):
     layer = L.Conv2DTranspose(5, bias_initializer="random_normal", **kw)

@@ -316,6 +316,11 @@ class Layer:
         return node.outputs[0] if len(node.outputs) == 1 else node.outputs
 
     @property
+    def input_shape(self):
+        inp = self.input
+        return inp.shape if isinstance(inp, SymbolicTensor) else [t.shape for t in inp]
+
+    @property
     def output_shape(self):
         out = self.output
         return out.shape if isinstance(out, SymbolicTensor) else [t.shape for t in out]

@@ -1,13 +1,10 @@
 """What all convolution layers share: arguments, kernel and bias, the
 activation, backward bookkeeping and the config."""
-import numbers
-
-from cnnc import activations, initializers, regularizers
 from cnnc.layers import conv_utils
-from cnnc.layers.base import Layer
+from cnnc.layers.kernel_layer import KernelLayer, positive_int
 
 
-class BaseConv(Layer):
+class BaseConv(KernelLayer):
     """A ``rank``-D convolution layer (channels last).
 
     Subclasses give the kernel shape (``_kernel_shape``), the output spatial
@@ -17,35 +14,25 @@ class BaseConv(Layer):
 
     rank = 2
     paddings = ("valid", "same")
-    kernel_name = "kernel"
-
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, groups=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, **kwargs):
-        super().__init__(**kwargs)
-        if filters is not None and (not isinstance(filters, numbers.Integral)
-                                    or isinstance(filters, bool) or filters <= 0):
-            raise ValueError(f"filters must be a positive integer, got {filters!r}")
-        self.filters = None if filters is None else int(filters)
+        super().__init__(activation=activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                         **kwargs)
+        self.filters = None if filters is None else positive_int(filters, "filters")
         self.kernel_size = conv_utils.normalize_tuple(kernel_size, self.rank, "kernel_size")
         self.strides = conv_utils.normalize_tuple(strides, self.rank, "strides")
         self.padding = conv_utils.normalize_padding(padding, self.paddings)
         self.data_format = conv_utils.check_data_format(data_format)
         self.dilation_rate = conv_utils.normalize_tuple(dilation_rate, self.rank, "dilation_rate")
-        if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups <= 0:
-            raise ValueError(f"groups must be a positive integer, got {groups!r}")
-        self.groups = int(groups)
+        self.groups = positive_int(groups, "groups")
         if self.filters is not None and self.filters % self.groups:
             raise ValueError(f"filters ({self.filters}) must be divisible by groups ({self.groups})")
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel = self.bias = None
         self._x = None
+        self._checked_shape = None
 
     # -- subclass hooks ------------------------------------------------------
     def _kernel_shape(self, in_channels):
@@ -78,12 +65,7 @@ class BaseConv(Layer):
             raise ValueError(f"{type(self).__name__} {self.name!r}: input channels ({channels}) "
                              f"must be divisible by groups ({self.groups})")
         self._in_channels = channels
-        self.kernel = self.add_weight(self.kernel_name, self._kernel_shape(channels),
-                                      self.kernel_initializer, self.kernel_regularizer)
-        if self.use_bias:
-            self.bias = self.add_weight("bias", (self._out_channels(channels),),
-                                        self.bias_initializer, self.bias_regularizer)
-        self.built = True
+        self._build_kernel(self._kernel_shape(channels), self._out_channels(channels))
 
     def compute_output_shape(self, input_shape):
         input_shape = tuple(input_shape)
@@ -95,9 +77,11 @@ class BaseConv(Layer):
         return (input_shape[0],) + spatial + (self._out_channels(input_shape[-1]),)
 
     def forward(self, x, training=False):
-        conv_utils.check_rank(self, x, self.rank + 2, f"{self.rank}-D")
-        conv_utils.check_channels(self, x, self._in_channels)
-        self.compute_output_shape(x.shape)  # clear error for inputs too small
+        if x.shape != self._checked_shape:  # validate each new input shape once
+            conv_utils.check_rank(self, x, self.rank + 2, f"{self.rank}-D")
+            conv_utils.check_channels(self, x, self._in_channels)
+            self.compute_output_shape(x.shape)  # clear error for inputs too small
+            self._checked_shape = x.shape
         z = self._conv(x, self.kernel.value, self.bias.value if self.use_bias else None)
         self._x = x if training else None
         return self._activate(z, training)
@@ -108,12 +92,7 @@ class BaseConv(Layer):
                                f"forward(x, training=True) first")
         dz = self._activate_backward(dy)
         dx, dw, db = self._conv_backward(self._x, self.kernel.value, dz, self.need_input_gradient)
-        if self.trainable:
-            self.kernel.grad[...] = dw.reshape(self.kernel.grad.shape)
-            if self.use_bias:
-                self.bias.grad[...] = db
-        else:
-            self._zero_grads()
+        self._store_gradients(dw, db)
         return dx
 
     def get_config(self):
@@ -126,11 +105,5 @@ class BaseConv(Layer):
             "data_format": self.data_format,
             "dilation_rate": list(self.dilation_rate),
             "groups": self.groups,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         })
         return config

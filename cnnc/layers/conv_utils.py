@@ -63,6 +63,13 @@ def deconv_output_length(length, kernel, padding, output_padding, stride, dilati
     return (length - 1) * stride + kernel - 2 * pad + output_padding
 
 
+def check_input_rank(layer, input_shape, rank):
+    """At build time: a clear ValueError unless the input shape has ``rank`` axes."""
+    if len(tuple(input_shape)) != rank:
+        raise ValueError(f"{type(layer).__name__} {layer.name!r} expects inputs of rank {rank}, "
+                         f"got shape {tuple(input_shape)}")
+
+
 def check_rank(layer, x, rank, what):
     """Raise a clear ValueError unless ``x`` has ``rank`` axes."""
     if x.ndim != rank:

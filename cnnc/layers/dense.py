@@ -1,13 +1,9 @@
 """Fully connected layer."""
-import numbers
-
-import numpy as np
-
-from cnnc import activations, initializers, ops, regularizers
-from cnnc.layers.base import Layer
+from cnnc import ops
+from cnnc.layers.kernel_layer import KernelLayer, positive_int
 
 
-class Dense(Layer):
+class Dense(KernelLayer):
     """``y = activation(x @ kernel + bias)`` on the last axis of ``x``.
 
     x: ``(..., input_dim)`` -> y: ``(..., units)``. Weights (Keras order):
@@ -17,17 +13,11 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(units, numbers.Integral) or isinstance(units, bool) or units <= 0:
-            raise ValueError(f"units must be a positive integer, got {units!r}")
-        self.units = int(units)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel = self.bias = None
+        super().__init__(activation=activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                         **kwargs)
+        self.units = positive_int(units, "units")
         self._x2 = None
 
     def build(self, input_shape):
@@ -35,12 +25,7 @@ class Dense(Layer):
         if len(input_shape) < 2 or input_shape[-1] is None:
             raise ValueError(f"Dense {self.name!r} needs an input with a defined last axis, "
                              f"got shape {input_shape}")
-        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units),
-                                      self.kernel_initializer, self.kernel_regularizer)
-        if self.use_bias:
-            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
-                                        self.bias_regularizer)
-        self.built = True
+        self._build_kernel((input_shape[-1], self.units), self.units)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)[:-1] + (self.units,)
@@ -53,7 +38,7 @@ class Dense(Layer):
         x2 = x.reshape(-1, in_dim)
         z = ops.matmul(x2, self.kernel.value)
         if self.use_bias:
-            z = ops.bias_add(z, self.bias.value)
+            ops.bias_add(z, self.bias.value, out=z)
         self._x2 = x2 if training else None
         self._x_shape = x.shape
         y = self._activate(z, training)
@@ -75,13 +60,5 @@ class Dense(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "units": self.units,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-        })
+        config["units"] = self.units
         return config

@@ -17,9 +17,7 @@ class BaseGlobalPooling(Layer):
         self._x = None
 
     def build(self, input_shape):
-        if len(tuple(input_shape)) != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} {self.name!r} expects inputs of rank "
-                             f"{self.rank + 2}, got shape {tuple(input_shape)}")
+        conv_utils.check_input_rank(self, input_shape, self.rank + 2)
         self.built = True
 
     def compute_output_shape(self, input_shape):

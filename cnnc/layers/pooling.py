@@ -19,6 +19,8 @@ class BasePooling(Layer):
         self.padding = conv_utils.normalize_padding(padding)
         self.data_format = conv_utils.check_data_format(data_format)
         self._x = None
+        self._checked_shape = None
+        self._kernel_args = self._args()
 
     def _args(self):
         if self.rank == 1:
@@ -26,9 +28,7 @@ class BasePooling(Layer):
         return dict(pool_size=self.pool_size, strides=self.strides, padding=self.padding)
 
     def build(self, input_shape):
-        if len(tuple(input_shape)) != self.rank + 2:
-            raise ValueError(f"{type(self).__name__} {self.name!r} expects inputs of rank "
-                             f"{self.rank + 2}, got shape {tuple(input_shape)}")
+        conv_utils.check_input_rank(self, input_shape, self.rank + 2)
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -41,8 +41,10 @@ class BasePooling(Layer):
         return (input_shape[0],) + spatial + (input_shape[-1],)
 
     def forward(self, x, training=False):
-        conv_utils.check_rank(self, x, self.rank + 2, f"{self.rank}-D")
-        self.compute_output_shape(x.shape)
+        if x.shape != self._checked_shape:  # validate each new input shape once
+            conv_utils.check_rank(self, x, self.rank + 2, f"{self.rank}-D")
+            self.compute_output_shape(x.shape)
+            self._checked_shape = x.shape
         self._x = x if training else None
         return self._pool(x)
 
@@ -64,20 +66,20 @@ class MaxPooling2D(BasePooling):
     the first maximum of each window."""
 
     def _pool(self, x):
-        return ops.max_pool2d(x, **self._args())
+        return ops.max_pool2d(x, **self._kernel_args)
 
     def _pool_backward(self, x, dy):
-        return ops.max_pool2d_backward(x, dy, **self._args())
+        return ops.max_pool2d_backward(x, dy, **self._kernel_args)
 
 
 class AveragePooling2D(BasePooling):
     """Mean over ``pool_size`` windows of ``(N, H, W, C)``."""
 
     def _pool(self, x):
-        return ops.avg_pool2d(x, **self._args())
+        return ops.avg_pool2d(x, **self._kernel_args)
 
     def _pool_backward(self, x, dy):
-        return ops.avg_pool2d_backward(dy, x.shape, **self._args())
+        return ops.avg_pool2d_backward(dy, x.shape, **self._kernel_args)
 
 
 class MaxPooling1D(BasePooling):
@@ -86,10 +88,10 @@ class MaxPooling1D(BasePooling):
     rank = 1
 
     def _pool(self, x):
-        return ops.max_pool1d(x, **self._args())
+        return ops.max_pool1d(x, **self._kernel_args)
 
     def _pool_backward(self, x, dy):
-        return ops.max_pool1d_backward(x, dy, **self._args())
+        return ops.max_pool1d_backward(x, dy, **self._kernel_args)
 
 
 class AveragePooling1D(BasePooling):
@@ -98,10 +100,10 @@ class AveragePooling1D(BasePooling):
     rank = 1
 
     def _pool(self, x):
-        return ops.avg_pool1d(x, **self._args())
+        return ops.avg_pool1d(x, **self._kernel_args)
 
     def _pool_backward(self, x, dy):
-        return ops.avg_pool1d_backward(dy, x.shape, **self._args())
+        return ops.avg_pool1d_backward(dy, x.shape, **self._kernel_args)
 
 
 MaxPool1D = MaxPooling1D

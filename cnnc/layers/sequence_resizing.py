@@ -7,9 +7,7 @@ from cnnc.layers.base import Layer
 
 class _Sequence(Layer):
     def build(self, input_shape):
-        if len(tuple(input_shape)) != 3:
-            raise ValueError(f"{type(self).__name__} {self.name!r} expects inputs of rank 3 "
-                             f"(batch, steps, channels), got shape {tuple(input_shape)}")
+        conv_utils.check_input_rank(self, input_shape, 3)
         self.built = True
 
     def forward(self, x, training=False):
