@@ -186,6 +186,106 @@ def optimizer_case(kind, shapes, torch_impl):
     return setup
 
 
+def pool_case(h, c, k, s, p, kind="max"):
+    """k x k pooling with stride s; p = symmetric padding (TensorFlow's same
+    padding equals it for these shapes)."""
+    padding = "valid" if p == 0 else ((p, p), (p, p))
+
+    def setup(rng, quick):
+        x = _nhwc(rng, (_batch(quick), h, h, c))
+        fwd = cnnc.ops.max_pool2d if kind == "max" else cnnc.ops.avg_pool2d
+        y = fwd(x, k, s, padding)
+        dy = _nhwc(rng, y.shape)
+        if kind == "max":
+            back = lambda: cnnc.ops.max_pool2d_backward(x, dy, k, s, padding)
+        else:
+            back = lambda: cnnc.ops.avg_pool2d_backward(dy, x.shape, k, s, padding)
+        out = {"cnnc_forward": lambda: fwd(x, k, s, padding), "cnnc_backward": back}
+        if torch is not None:
+            tx, tdy = _torch_nhwc(x), _torch_nhwc(dy)
+            if kind == "max":
+                # Training needs the indices; the backward uses them.
+                _, idx = torch.ops.aten.max_pool2d_with_indices(tx, [k, k], [s, s], [p, p])
+                out["torch_forward"] = lambda: torch.ops.aten.max_pool2d_with_indices(tx, [k, k], [s, s], [p, p])
+                out["torch_backward"] = lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+                    tdy, tx, [k, k], [s, s], [p, p], [1, 1], False, idx)
+            else:
+                out["torch_forward"] = lambda: F.avg_pool2d(tx, k, s, p, count_include_pad=False)
+                out["torch_backward"] = lambda: torch.ops.aten.avg_pool2d_backward(
+                    tdy, tx, [k, k], [s, s], [p, p], False, False, None)
+        return out
+    return setup
+
+
+def global_avg_pool_case(h, c):
+    def setup(rng, quick):
+        x = _nhwc(rng, (_batch(quick), h, h, c))
+        dy = rng.standard_normal((x.shape[0], c), dtype=np.float32)
+        out = {"cnnc_forward": lambda: cnnc.ops.global_avg_pool2d(x),
+               "cnnc_backward": lambda: cnnc.ops.global_avg_pool2d_backward(dy, x.shape)}
+        if torch is not None:
+            tx = _torch_nhwc(x)
+            tdy = torch.from_numpy(dy)[:, :, None, None]
+            out["torch_forward"] = lambda: F.adaptive_avg_pool2d(tx, 1)
+            out["torch_backward"] = lambda: torch.ops.aten._adaptive_avg_pool2d_backward(tdy, tx)
+        return out
+    return setup
+
+
+def batch_norm_relu_case(h, c):
+    """Training-mode batch norm followed by ReLU, as in every ResNet block."""
+    def setup(rng, quick):
+        x = _nhwc(rng, (_batch(quick), h, h, c))
+        dy = _nhwc(rng, x.shape)
+        gamma = np.ones(c, np.float32)
+        beta = np.zeros(c, np.float32)
+        mm, mv = np.zeros(c, np.float32), np.ones(c, np.float32)
+        y, mean, inv_std = cnnc.ops.batch_norm_train(x, gamma, beta, mm, mv)
+        cnnc.ops.relu(y, out=y)
+
+        def forward():
+            out, _, _ = cnnc.ops.batch_norm_train(x, gamma, beta, mm, mv)
+            return cnnc.ops.relu(out, out=out)
+
+        def backward():
+            g = cnnc.ops.relu_backward(y, dy)
+            return cnnc.ops.batch_norm_backward(x, g, gamma, mean, inv_std)
+
+        out = {"cnnc_forward": forward, "cnnc_backward": backward}
+        if torch is not None:
+            tx, tdy = _torch_nhwc(x), _torch_nhwc(dy)
+            tg, tb = torch.from_numpy(gamma), torch.from_numpy(beta)
+            rm, rv = torch.zeros(c), torch.ones(c)
+            ty, save_mean, save_invstd = torch.ops.aten.native_batch_norm(tx, tg, tb, rm, rv, True, 0.01, 1e-3)
+            ty = torch.relu(ty)
+
+            def torch_forward():
+                z = torch.ops.aten.native_batch_norm(tx, tg, tb, rm, rv, True, 0.01, 1e-3)[0]
+                return torch.relu_(z)
+
+            def torch_backward():
+                g = torch.ops.aten.threshold_backward(tdy, ty, 0.0)
+                return torch.ops.aten.native_batch_norm_backward(g, tx, tg, rm, rv, save_mean, save_invstd,
+                                                                 True, 1e-3, [True, True, True])
+
+            out["torch_forward"] = torch_forward
+            out["torch_backward"] = torch_backward
+        return out
+    return setup
+
+
+def add_case(h, c):
+    def setup(rng, quick):
+        a = _nhwc(rng, (_batch(quick), h, h, c))
+        b = _nhwc(rng, a.shape)
+        out = {"cnnc_forward": lambda: cnnc.ops.add(a, b)}
+        if torch is not None:
+            ta, tb = _torch_nhwc(a), _torch_nhwc(b)
+            out["torch_forward"] = lambda: ta + tb
+        return out
+    return setup
+
+
 CASES = [
     # (group, name, setup)
     ("conv", "mnist conv 3x3 1->32 @28", conv2d_case(28, 1, 32, 3)),
@@ -203,6 +303,17 @@ CASES = [
     ("conv", "resnet18 3x3 512->512 @7", conv2d_case(7, 512, 512, 3, 1, 1)),
     ("relu", "relu 112x112x64", relu_case((112, 112, 64))),
     ("relu", "relu 56x56x64", relu_case((56, 56, 64))),
+    ("pool", "mnist maxpool 2 @26x26x32", pool_case(26, 32, 2, 2, 0)),
+    ("pool", "mnist maxpool 2 @11x11x64", pool_case(11, 64, 2, 2, 0)),
+    ("pool", "resnet18 maxpool 3/2 @112x112x64", pool_case(112, 64, 3, 2, 1)),
+    ("pool", "avgpool 2 @56x56x64", pool_case(56, 64, 2, 2, 0, "avg")),
+    ("pool", "resnet18 global avgpool @7x7x512", global_avg_pool_case(7, 512)),
+    ("bn", "resnet18 bn+relu @112x112x64", batch_norm_relu_case(112, 64)),
+    ("bn", "resnet18 bn+relu @56x56x64", batch_norm_relu_case(56, 64)),
+    ("bn", "resnet18 bn+relu @28x28x128", batch_norm_relu_case(28, 128)),
+    ("bn", "resnet18 bn+relu @14x14x256", batch_norm_relu_case(14, 256)),
+    ("bn", "resnet18 bn+relu @7x7x512", batch_norm_relu_case(7, 512)),
+    ("add", "resnet18 residual add @56x56x64", add_case(56, 64)),
     ("loss", "softmax-CE 32x10", softmax_xent_case(10)),
     ("loss", "softmax-CE 32x1000", softmax_xent_case(1000)),
     ("optim", "adam mnist-cnn 1.2M vs fused", optimizer_case("adam", mnist_cnn_params(), "fused")),

@@ -212,9 +212,12 @@ def dropout(x, rate, seed, offset=0):
     mask (uint8, x's shape) keeps element i when a 32-bit hash of
     (seed, offset + i) is at or above rate * 2**32: the same seed gives the
     same mask whatever the thread count; ``offset`` continues a stream.
+    ``seed=None`` draws a fresh seed from the operating system.
     """
     x = as_float32(x, "x")
     rate = _check_rate(rate)
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
     seed = _check_uint64(seed, "seed")
     offset = _check_uint64(offset, "offset")
     y = np.empty(x.shape, np.float32)

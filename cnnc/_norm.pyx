@@ -54,10 +54,21 @@ def _vector(v, c, name, optional=False):
 
 
 def _state(v, c, name):
-    """A running average updated in place: must be float32, contiguous, (c,)."""
+    """A running average updated in place: a writable real ndarray of c
+    elements. Returns the float32 contiguous array the C code updates (v
+    itself when it already is one; otherwise a copy, written back after)."""
     if v is None:
         return None
-    return check_out(v, (c,), name)
+    if not isinstance(v, np.ndarray) or v.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point numpy.ndarray updated in place, "
+                        f"got {type(v).__name__ if not isinstance(v, np.ndarray) else v.dtype}")
+    if v.size != c or v.ndim != 1:
+        raise ValueError(f"{name} has shape {v.shape}, expected ({c},) (the channels of x)")
+    if not v.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    if v.dtype == np.float32 and v.flags.c_contiguous:
+        return v
+    return np.ascontiguousarray(v, dtype=np.float32)
 
 
 def _float(value, name):
@@ -79,15 +90,15 @@ def batch_norm_train(x, gamma, beta, moving_mean, moving_var, momentum=0.99, eps
     """Training-mode batch normalization of x (..., C).
 
     Returns (y, mean, inv_std) with inv_std = 1 / sqrt(var + epsilon), and
-    updates moving_mean / moving_var (float32 (C,) arrays, or None to skip)
+    updates moving_mean / moving_var ((C,) float arrays, or None to skip)
     in place. gamma / beta may be None (scale 1 / offset 0).
     """
     x = as_float32(x, "x")
     rows, c = _channels(x)
     gamma = _vector(gamma, c, "gamma", optional=True)
     beta = _vector(beta, c, "beta", optional=True)
-    moving_mean = _state(moving_mean, c, "moving_mean")
-    moving_var = _state(moving_var, c, "moving_var")
+    mm = _state(moving_mean, c, "moving_mean")
+    mv = _state(moving_var, c, "moving_var")
     momentum = _float(momentum, "momentum")
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"momentum = {momentum} must be in [0, 1]")
@@ -98,8 +109,8 @@ def batch_norm_train(x, gamma, beta, moving_mean, moving_var, momentum=0.99, eps
     cdef float *px = fptr(x)
     cdef float *pg = fptr(gamma)
     cdef float *pb = fptr(beta)
-    cdef float *pmm = fptr(moving_mean)
-    cdef float *pmv = fptr(moving_var)
+    cdef float *pmm = fptr(mm)
+    cdef float *pmv = fptr(mv)
     cdef float *py = fptr(y)
     cdef float *pm = fptr(mean)
     cdef float *ps = fptr(inv_std)
@@ -110,6 +121,9 @@ def batch_norm_train(x, gamma, beta, moving_mean, moving_var, momentum=0.99, eps
     with nogil:
         status = cnnc_batch_norm_train_forward(r, cc, px, pg, pb, mom, eps, flags, pmm, pmv, py, pm, ps)
     check_status(status)
+    for state, work in ((moving_mean, mm), (moving_var, mv)):
+        if state is not None and work is not state:
+            state[...] = work
     return y, mean, inv_std
 
 

@@ -76,7 +76,7 @@ static struct cnnc_pool_row make_row(const cnnc_pool2d_params *p, const float *i
                                      int64_t c0, int64_t cn, int64_t ow)
 {
     struct cnnc_pool_row r = {image + i0 * p->w * p->c, i1 - i0, p->w, p->c, c0, cn,
-                              ow, p->pool_w, p->stride_w, p->pad_left};
+                              ow, p->pool_w, p->stride_w, p->pad_left, 1};
     return r;
 }
 
@@ -163,6 +163,10 @@ static cnnc_status pool_backward(const char *fn, const cnnc_pool2d_params *p, co
     int64_t chunks = cnnc_ceil_div(p->c, chunk), tasks = p->n * chunks;
     threads = (int)cnnc_min_i64(threads, tasks);
     int64_t image_size = p->h * p->w * p->c;
+    /* Without overlap every input element lies in at most one window, so the
+     * kernels store instead of accumulating and dx needs no clearing pass
+     * except where no window reaches. */
+    int overwrite = p->stride_h >= p->pool_h && p->stride_w >= p->pool_w;
 #ifdef CNNC_OPENMP
 #pragma omp parallel num_threads(threads) if (threads > 1)
 #endif
@@ -177,24 +181,24 @@ static cnnc_status pool_backward(const char *fn, const cnnc_pool2d_params *p, co
             float *dx_image = dx + image * image_size;
             const float *x_image = max ? x + image * image_size : NULL;
             /* Input rows are zeroed just before the first window that
-             * touches them, while they are still in cache. */
+             * touches them, while they are still in cache (in overwrite
+             * mode only the rows between windows). */
             int64_t zeroed = 0;
             for (int64_t o = 0; o < oh; ++o) {
                 int64_t i0, i1;
                 window_rows(p, o, &i0, &i1);
-                if (zeroed < i1) {
-                    zero_rows(p, dx_image + zeroed * p->w * p->c, i1 - zeroed, c0, cn);
-                    zeroed = i1;
-                }
+                int64_t upto = overwrite ? i0 : i1;
+                if (zeroed < upto)
+                    zero_rows(p, dx_image + zeroed * p->w * p->c, upto - zeroed, c0, cn);
+                zeroed = cnnc_max_i64(zeroed, i1);
                 const float *g = dy + (image * oh + o) * ow * p->c;
                 float *d = dx_image + i0 * p->w * p->c;
-                if (max) {
-                    struct cnnc_pool_row r = make_row(p, x_image, i0, i1, c0, cn, ow);
+                struct cnnc_pool_row r = make_row(p, max ? x_image : dx_image, i0, i1, c0, cn, ow);
+                r.accumulate = !overwrite;
+                if (max)
                     k->max_row_backward(&r, g, d);
-                } else {
-                    struct cnnc_pool_row r = make_row(p, dx_image, i0, i1, c0, cn, ow);
+                else
                     k->avg_row_backward(&r, g, d);
-                }
             }
             if (zeroed < p->h)
                 zero_rows(p, dx_image + zeroed * p->w * p->c, p->h - zeroed, c0, cn);

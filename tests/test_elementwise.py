@@ -150,6 +150,12 @@ def test_dropout_high_word_of_the_index(isa):
     np.testing.assert_array_equal(mask, ref_dropout_mask(100, 0.5, 7, offset))
 
 
+def test_dropout_without_seed_draws_fresh_masks():
+    x = np.ones(4096, np.float32)
+    a, b = ops.dropout(x, 0.5, None)[1], ops.dropout(x, 0.5, None)[1]
+    assert not np.array_equal(a, b) and abs(a.mean() - 0.5) < 0.05
+
+
 def test_dropout_propagates_nan():
     x = np.full(64, np.nan, np.float32)
     y, mask = ops.dropout(x, 0.5, seed=1)

@@ -119,6 +119,15 @@ def test_results_independent_of_thread_count(rng):
         np.testing.assert_array_equal(a, b)
 
 
+def test_float64_and_strided_running_averages_are_updated(rng):
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    mm = np.zeros(3)  # float64
+    mv = np.ones(6, np.float32)[::2]  # not contiguous
+    _, mean, _ = ops.batch_norm_train(x, None, None, mm, mv, momentum=0.5)
+    np.testing.assert_allclose(mm, 0.5 * x.astype(np.float64).mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(mv, 0.5 + 0.5 * x.astype(np.float64).var(axis=0), rtol=1e-6)
+
+
 def test_inference(isa, threads, rng):
     x = rng.standard_normal((3, 5, 5, 19)).astype(np.float32)
     gamma, beta = rng.standard_normal(19).astype(np.float32), rng.standard_normal(19).astype(np.float32)
@@ -159,7 +168,11 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="moving_var"):
         ops.batch_norm_train(x, v, v, v.copy(), np.ones(5, np.float32))
     with pytest.raises(TypeError, match="moving_mean"):
-        ops.batch_norm_train(x, v, v, np.ones(4), v.copy())  # float64 state cannot be updated in place
+        ops.batch_norm_train(x, v, v, [0.0] * 4, v.copy())  # a list cannot be updated in place
+    with pytest.raises(ValueError, match="read-only"):
+        frozen = v.copy()
+        frozen.flags.writeable = False
+        ops.batch_norm_train(x, v, v, frozen, v.copy())
     with pytest.raises(ValueError, match="momentum"):
         ops.batch_norm_train(x, v, v, v.copy(), v.copy(), momentum=1.5)
     with pytest.raises(ValueError, match="epsilon"):

@@ -85,6 +85,7 @@ CONFIGS = [
     ((1, 4, 7, 33), (1, 1), (2, 3), "valid"),       # pool 1: sub-sampling
     ((1, 5, 6, 8), (3, 3), (1, 1), ((1, 1), (2, 0))),  # explicit asymmetric padding
     ((3, 9, 4, 2), (4, 2), (2, 2), "same"),
+    ((1, 9, 10, 20), (2, 2), (3, 4), "same"),       # gaps between windows in both axes
 ]
 
 

@@ -117,7 +117,7 @@ static void ew_column_sum(int64_t rows, int64_t ld, int64_t ncols, const float *
     for (; j + EW_TILE * VW <= ncols; j += EW_TILE * VW)
         column_sum_tile(rows, ld, x + j, acc + j, EW_TILE, 0);
     if (j < ncols)
-        column_sum_tile(rows, ld, x + j, acc + j, (int)((ncols - j) / VW), (ncols - j) % VW);
+        VF_TILE_REST(ncols - j, column_sum_tile(rows, ld, x + j, acc + j, FULL, REM));
 }
 
 CNNC_INLINE void column_moments_tile(int64_t rows, int64_t ld, const float *a, const float *b,
@@ -160,9 +160,10 @@ static void ew_column_moments(int64_t rows, int64_t ld, int64_t ncols, const flo
         else
             column_moments_tile(rows, ld, a + j, NULL, k + j, acc0 + j, acc1 + j, EW_TILE, 0);
     }
-    if (j < ncols)
-        column_moments_tile(rows, ld, a + j, b ? b + j : NULL, k + j, acc0 + j, acc1 + j,
-                            (int)((ncols - j) / VW), (ncols - j) % VW);
+    if (j < ncols && b)
+        VF_TILE_REST(ncols - j, column_moments_tile(rows, ld, a + j, b + j, k + j, acc0 + j, acc1 + j, FULL, REM));
+    else if (j < ncols)
+        VF_TILE_REST(ncols - j, column_moments_tile(rows, ld, a + j, NULL, k + j, acc0 + j, acc1 + j, FULL, REM));
 }
 
 CNNC_INLINE void column_max_tile(int64_t rows, int64_t ld, const float *x, float *y, int full, int64_t rem)
@@ -186,7 +187,7 @@ static void ew_column_max(int64_t rows, int64_t ld, int64_t ncols, const float *
     for (; j + EW_TILE * VW <= ncols; j += EW_TILE * VW)
         column_max_tile(rows, ld, x + j, y + j, EW_TILE, 0);
     if (j < ncols)
-        column_max_tile(rows, ld, x + j, y + j, (int)((ncols - j) / VW), (ncols - j) % VW);
+        VF_TILE_REST(ncols - j, column_max_tile(rows, ld, x + j, y + j, FULL, REM));
 }
 
 /* Row indices are tracked as floats: exact below 2^24 rows (the driver checks). */
@@ -227,7 +228,7 @@ static void ew_column_max_backward(int64_t rows, int64_t ld, int64_t ncols, cons
     for (; j + EW_TILE * VW <= ncols; j += EW_TILE * VW)
         column_max_backward_tile(rows, ld, x + j, dy + j, dx + j, EW_TILE, 0);
     if (j < ncols)
-        column_max_backward_tile(rows, ld, x + j, dy + j, dx + j, (int)((ncols - j) / VW), (ncols - j) % VW);
+        VF_TILE_REST(ncols - j, column_max_backward_tile(rows, ld, x + j, dy + j, dx + j, FULL, REM));
 }
 
 #define CNNC_ELEMENTWISE_TEMPLATE_MEMBERS                 \

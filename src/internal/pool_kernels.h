@@ -14,6 +14,10 @@ struct cnnc_pool_row {
     int64_t w, c;       /* input width and channels (the row stride is w * c) */
     int64_t c0, cn;     /* the channels [c0, c0 + cn) to process */
     int64_t ow, kw, sw, pad_left;
+    /* Backward: 1 adds into dx; 0 (windows that never overlap) stores the
+     * window gradients and zeroes the row's columns no window covers, so
+     * that dx need not be cleared first. */
+    int accumulate;
 };
 
 struct cnnc_pool_kernels {

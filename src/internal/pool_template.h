@@ -5,6 +5,7 @@
  * window is scanned. */
 #ifndef CNNC_POOL_TEMPLATE_H
 #define CNNC_POOL_TEMPLATE_H
+#include <string.h>
 #include "pool_kernels.h"
 #include "simd.h"
 
@@ -69,6 +70,12 @@ POOL_INLINE void avg_tile(const struct cnnc_pool_row *r, const float *x, int64_t
 
 /* ---- backward --------------------------------------------------------- */
 
+/* The gradient v of one window element: added to dx, or stored. */
+POOL_INLINE void put(float *out, vf v, int t, int full, int64_t rem, int accumulate)
+{
+    pool_store(out, accumulate ? vf_add(pool_load(out, t, full, rem), v) : v, t, full, rem);
+}
+
 POOL_INLINE void max_backward_tile(const struct cnnc_pool_row *r, const float *x, int64_t j0, int64_t j1,
                                    const float *dy, float *dx, int full, int64_t rem)
 {
@@ -100,10 +107,8 @@ POOL_INLINE void max_backward_tile(const struct cnnc_pool_row *r, const float *x
         for (int64_t j = j0; j < j1; ++j, pos += 1.0f) {
             vf p = vf_set1(pos);
             float *out = dx + i * rs + j * r->c;
-            for (int t = 0; t < nvec; ++t) {
-                vf add = vf_select(vf_eq(at[t], p), g[t], zero);
-                pool_store(out, vf_add(pool_load(out, t, full, rem), add), t, full, rem);
-            }
+            for (int t = 0; t < nvec; ++t)
+                put(out, vf_select(vf_eq(at[t], p), g[t], zero), t, full, rem, r->accumulate);
         }
 }
 
@@ -120,22 +125,24 @@ POOL_INLINE void avg_backward_tile(const struct cnnc_pool_row *r, int64_t j0, in
         for (int64_t j = j0; j < j1; ++j) {
             float *out = dx + i * rs + j * r->c;
             for (int t = 0; t < nvec; ++t)
-                pool_store(out, vf_add(pool_load(out, t, full, rem), g[t]), t, full, rem);
+                put(out, g[t], t, full, rem, r->accumulate);
         }
 }
 
 /* ---- row drivers: output columns, then channel tiles ------------------ */
 
-#define POOL_CHANNEL_TILES(call_full, call_rest)                                  \
+/* Runs the tile call over the channels [c0, c0 + cn): whole tiles, then
+ * the remainder with compile-time FULL. */
+#define POOL_CHANNEL_TILES(...)                                                   \
     do {                                                                          \
         int64_t cc = r->c0, cend = r->c0 + r->cn;                                 \
-        for (; cc + POOL_TILE * VW <= cend; cc += POOL_TILE * VW)                 \
-            call_full;                                                            \
-        if (cc < cend) {                                                          \
-            int full_ = (int)((cend - cc) / VW);                                  \
-            int64_t rem_ = (cend - cc) % VW;                                      \
-            call_rest;                                                            \
+        for (; cc + POOL_TILE * VW <= cend; cc += POOL_TILE * VW) {               \
+            enum { FULL = POOL_TILE };                                            \
+            const int64_t REM = 0;                                                \
+            __VA_ARGS__;                                                          \
         }                                                                         \
+        if (cc < cend)                                                            \
+            VF_TILE_REST(cend - cc, __VA_ARGS__);                                 \
     } while (0)
 
 static void pool_max_row(const struct cnnc_pool_row *r, float *y)
@@ -144,8 +151,7 @@ static void pool_max_row(const struct cnnc_pool_row *r, float *y)
         int64_t j0, j1;
         window_cols(r, o, &j0, &j1);
         float *yo = y + o * r->c;
-        POOL_CHANNEL_TILES(max_tile(r, r->x + cc, j0, j1, yo + cc, POOL_TILE, 0),
-                           max_tile(r, r->x + cc, j0, j1, yo + cc, full_, rem_));
+        POOL_CHANNEL_TILES(max_tile(r, r->x + cc, j0, j1, yo + cc, FULL, REM));
     }
 }
 
@@ -155,31 +161,48 @@ static void pool_avg_row(const struct cnnc_pool_row *r, float *y)
         int64_t j0, j1;
         window_cols(r, o, &j0, &j1);
         float *yo = y + o * r->c;
-        POOL_CHANNEL_TILES(avg_tile(r, r->x + cc, j0, j1, yo + cc, POOL_TILE, 0),
-                           avg_tile(r, r->x + cc, j0, j1, yo + cc, full_, rem_));
+        POOL_CHANNEL_TILES(avg_tile(r, r->x + cc, j0, j1, yo + cc, FULL, REM));
     }
+}
+
+/* Overwrite mode: zero the channels of columns [j0, j1) in every window row. */
+static void zero_columns(const struct cnnc_pool_row *r, float *dx, int64_t j0, int64_t j1)
+{
+    for (int64_t i = 0; i < r->rows; ++i)
+        for (int64_t j = j0; j < j1; ++j)
+            memset(dx + i * r->w * r->c + j * r->c + r->c0, 0, sizeof(float) * (size_t)r->cn);
 }
 
 static void pool_max_row_backward(const struct cnnc_pool_row *r, const float *dy, float *dx)
 {
+    int64_t covered = 0;
     for (int64_t o = 0; o < r->ow; ++o) {
         int64_t j0, j1;
         window_cols(r, o, &j0, &j1);
+        if (!r->accumulate && covered < j0)
+            zero_columns(r, dx, covered, j0);
+        covered = j1;
         const float *g = dy + o * r->c;
-        POOL_CHANNEL_TILES(max_backward_tile(r, r->x + cc, j0, j1, g + cc, dx + cc, POOL_TILE, 0),
-                           max_backward_tile(r, r->x + cc, j0, j1, g + cc, dx + cc, full_, rem_));
+        POOL_CHANNEL_TILES(max_backward_tile(r, r->x + cc, j0, j1, g + cc, dx + cc, FULL, REM));
     }
+    if (!r->accumulate && covered < r->w)
+        zero_columns(r, dx, covered, r->w);
 }
 
 static void pool_avg_row_backward(const struct cnnc_pool_row *r, const float *dy, float *dx)
 {
+    int64_t covered = 0;
     for (int64_t o = 0; o < r->ow; ++o) {
         int64_t j0, j1;
         window_cols(r, o, &j0, &j1);
+        if (!r->accumulate && covered < j0)
+            zero_columns(r, dx, covered, j0);
+        covered = j1;
         const float *g = dy + o * r->c;
-        POOL_CHANNEL_TILES(avg_backward_tile(r, j0, j1, g + cc, dx + cc, POOL_TILE, 0),
-                           avg_backward_tile(r, j0, j1, g + cc, dx + cc, full_, rem_));
+        POOL_CHANNEL_TILES(avg_backward_tile(r, j0, j1, g + cc, dx + cc, FULL, REM));
     }
+    if (!r->accumulate && covered < r->w)
+        zero_columns(r, dx, covered, r->w);
 }
 
 #define CNNC_POOL_TEMPLATE_MEMBERS                      \

@@ -94,6 +94,34 @@ static inline vf vf_select(vm m, vf a, vf b) { return m ? a : b; }
 static inline vm vf_better(vf v, vf b) { return !isnan(b) && !(v <= b); }
 #endif
 
+/* Tiles of up to 4 vectors kept in registers: VF_TILE_REST(width, body...)
+ * runs body with FULL (full vectors, a compile-time constant) and REM (lanes
+ * of a last partial vector, constant 0 when there is none) for a remainder of
+ * width < 4 * VW floats, so that the kernels' tile loops unroll. */
+#define VF_TILE_CASE_(F, rem_, ...)                                  \
+    case F:                                                         \
+        if ((rem_) == 0) {                                          \
+            enum { FULL = F };                                      \
+            const int64_t REM = 0;                                  \
+            __VA_ARGS__;                                            \
+        } else {                                                    \
+            enum { FULL = F };                                      \
+            const int64_t REM = (rem_);                             \
+            __VA_ARGS__;                                            \
+        }                                                           \
+        break;
+#define VF_TILE_REST(width, ...)                                     \
+    do {                                                            \
+        int64_t vf_rem_ = (width) % VW;                             \
+        switch ((int)((width) / VW)) {                              \
+            VF_TILE_CASE_(0, vf_rem_, __VA_ARGS__)                  \
+            VF_TILE_CASE_(1, vf_rem_, __VA_ARGS__)                  \
+            VF_TILE_CASE_(2, vf_rem_, __VA_ARGS__)                  \
+        default:                                                    \
+            VF_TILE_CASE_(3, vf_rem_, __VA_ARGS__)                  \
+        }                                                           \
+    } while (0)
+
 /* Running maximum that propagates NaN. */
 static inline vf vf_max_nan(vf acc, vf v) { return vf_select(vf_better(v, acc), v, acc); }
 
