@@ -5,8 +5,8 @@ import pytest
 
 import cnnc.layers as L
 from cnnc import random as cnnc_random
-from layer_checks import (assert_close, check_config_round_trip, check_weights_round_trip,
-                          numeric_grads, probe_through_layer, run_layer)
+from layer_checks import (assert_close, check_config_round_trip, check_weights_round_trip,  # noqa: F401
+                          numeric_grads, probe_through_layer, run_layer, seeded_weights)
 
 
 def ref_bn_train(x, gamma, beta, eps=1e-3, axis=-1):

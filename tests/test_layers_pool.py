@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import cnnc.layers as L
-from layer_checks import (assert_close, check_config_round_trip, numeric_grads, run_layer,
-                          same_pads)
+from layer_checks import (assert_close, check_config_round_trip, numeric_grads, run_layer,  # noqa: F401
+                          same_pads, seeded_weights)
 
 
 def ref_pool2d(x, pool, strides, padding, kind):

@@ -6,7 +6,7 @@ import pytest
 
 import cnnc.layers as L
 from cnnc import random as cnnc_random
-from layer_checks import assert_close
+from layer_checks import assert_close, seeded_weights  # noqa: F401
 
 
 def _mnist_layers():
