@@ -1,6 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Matrix multiply (src/include/cnnc/gemm.h)."""
 from libc.stdint cimport int64_t
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_RECORDS_RO, PyBUF_RECORDS
 from cnnc._common cimport cnnc_status, check_status
 import numpy as np
 
@@ -16,13 +17,14 @@ cdef extern from "cnnc.h" nogil:
 __all__ = ["matmul"]
 
 
-cdef int64_t _row_stride(x):
-    """Row stride in elements if x (2-D float32) can be passed in place:
-    unit column stride and a positive row stride covering a row; else -1."""
-    rows, cols = x.shape
-    s0, s1 = x.strides
+cdef int64_t _ld(const Py_buffer *view):
+    """Leading dimension (row stride in floats) of a 2-D float32 buffer if
+    cnnc_sgemm can read it in place: unit column stride and a positive row
+    stride covering a row. -1 otherwise."""
+    cdef int64_t rows = view.shape[0], cols = view.shape[1]
+    cdef int64_t s0 = view.strides[0], s1 = view.strides[1]
     if rows <= 1 or cols == 0:
-        return max(cols, 1)
+        return cols if cols > 1 else 1
     if cols > 1 and s1 != 4:
         return -1
     if s0 <= 0 or s0 % 4 or s0 // 4 < cols:
@@ -30,9 +32,21 @@ cdef int64_t _row_stride(x):
     return s0 // 4
 
 
-def _as_matrix(x, name):
-    """x as a 2-D float32 array in a layout cnnc_sgemm reads directly."""
-    if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+cdef bint _is_float32_2d(const Py_buffer *view):
+    return (view.ndim == 2 and view.itemsize == 4 and view.format != NULL
+            and (view.format[0] == b'f' or (view.format[0] in b'<=@' and view.format[1] == b'f'
+                                            and view.format[2] == 0)))
+
+
+cdef object _matrix(x, str name, Py_buffer *view):
+    """Acquire `view` on x as a 2-D float32 matrix that cnnc_sgemm reads in
+    place, converting or copying x when needed; returns the object viewed."""
+    if isinstance(x, np.ndarray) and (<object>x).dtype == np.float32:
+        PyObject_GetBuffer(x, view, PyBUF_RECORDS_RO)
+        if _is_float32_2d(view) and _ld(view) >= 0:
+            return x
+        PyBuffer_Release(view)
+    else:
         try:
             if isinstance(x, np.ndarray) and x.dtype.kind not in "biuf":
                 raise TypeError
@@ -42,8 +56,8 @@ def _as_matrix(x, name):
             raise TypeError(f"{name} must be a real numeric array, got {kind}") from None
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got shape {x.shape}")
-    if _row_stride(x) < 0:
-        x = np.ascontiguousarray(x)
+    x = np.ascontiguousarray(x)
+    PyObject_GetBuffer(x, view, PyBUF_RECORDS_RO)
     return x
 
 
@@ -65,52 +79,77 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0):
     NaN included, are ignored. Runs on ``cnnc.get_num_threads()`` threads with
     the GIL released.
     """
-    a = _as_matrix(a, "a")
-    b = _as_matrix(b, "b")
-    M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
-    Kb, N = (b.shape[1], b.shape[0]) if trans_b else b.shape
-    if Kb != K:
-        raise ValueError(
-            f"b: op(b) has {Kb} rows but op(a) has {K} columns "
-            f"(a {a.shape}{', transposed' if trans_a else ''}, b {b.shape}{', transposed' if trans_b else ''})")
-    alpha = float(alpha)
-    beta = float(beta)
-    if out is None:
-        if beta != 0.0:
-            raise ValueError("out: beta != 0 needs out, whose old value it scales")
-        out = np.empty((M, N), dtype=np.float32)
-    else:
-        if not isinstance(out, np.ndarray):
-            raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
-        if out.dtype != np.float32:
-            raise TypeError(f"out must have dtype float32, got {out.dtype}")
-        if out.shape != (M, N):
-            raise ValueError(f"out has shape {out.shape}, expected {(M, N)}")
-        if not out.flags.writeable:
-            raise ValueError("out is read-only")
-        if _row_stride(out) < 0:
-            raise ValueError("out must have contiguous columns and a positive row stride")
-        # The product reads a and b while writing out: give it private copies.
-        if np.may_share_memory(out, a):
-            a = a.copy()
-        if np.may_share_memory(out, b):
-            b = b.copy()
-    if M == 0 or N == 0:
-        return out
-
-    cdef const float[:, :] av = a if a.size else None
-    cdef const float[:, :] bv = b if b.size else None
-    cdef float[:, :] cv = out
-    cdef const float *ap = &av[0, 0] if a.size else NULL
-    cdef const float *bp = &bv[0, 0] if b.size else NULL
-    cdef float *cp = &cv[0, 0]
-    cdef int64_t lda = _row_stride(a), ldb = _row_stride(b), ldc = _row_stride(out)
-    cdef cnnc_transpose ta = CNNC_TRANS if trans_a else CNNC_NO_TRANS
-    cdef cnnc_transpose tb = CNNC_TRANS if trans_b else CNNC_NO_TRANS
-    cdef int64_t m = M, n = N, k = K
+    cdef Py_buffer va, vb, vc
+    cdef bint ta = bool(trans_a), tb = bool(trans_b)
     cdef float fa = alpha, fb = beta
+    cdef int64_t M, N, K, Kb, lda, ldb, ldc
     cdef cnnc_status status
-    with nogil:
-        status = cnnc_sgemm(ta, tb, m, n, k, fa, ap, lda, bp, ldb, fb, cp, ldc)
-    check_status(status)
-    return out
+    a = _matrix(a, "a", &va)
+    try:
+        b = _matrix(b, "b", &vb)
+    except BaseException:
+        PyBuffer_Release(&va)
+        raise
+    try:
+        M, K = (va.shape[1], va.shape[0]) if ta else (va.shape[0], va.shape[1])
+        Kb, N = (vb.shape[1], vb.shape[0]) if tb else (vb.shape[0], vb.shape[1])
+        if Kb != K:
+            raise ValueError(
+                f"b: op(b) has {Kb} rows but op(a) has {K} columns "
+                f"(a {a.shape}{', transposed' if ta else ''}, b {b.shape}{', transposed' if tb else ''})")
+        if out is None:
+            if fb != 0.0:
+                raise ValueError("out: beta != 0 needs out, whose old value it scales")
+            out = np.empty((M, N), dtype=np.float32)
+        else:
+            if not isinstance(out, np.ndarray):
+                raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+            if out.dtype != np.float32:
+                raise TypeError(f"out must have dtype float32, got {out.dtype}")
+            if out.shape != (M, N):
+                raise ValueError(f"out has shape {out.shape}, expected {(M, N)}")
+            if not out.flags.writeable:
+                raise ValueError("out is read-only")
+        PyObject_GetBuffer(out, &vc, PyBUF_RECORDS)
+        try:
+            ldc = _ld(&vc)
+            if ldc < 0:
+                raise ValueError("out must have contiguous columns and a positive row stride")
+            if M == 0 or N == 0:
+                return out
+            lda = _ld(&va)
+            ldb = _ld(&vb)
+            # The product reads a and b while writing out: give it private
+            # copies when the memory ranges overlap.
+            if _overlaps(&vc, &va):
+                PyBuffer_Release(&va)
+                a = _matrix(np.array(a, dtype=np.float32, order="C"), "a", &va)
+                lda = _ld(&va)
+            if _overlaps(&vc, &vb):
+                PyBuffer_Release(&vb)
+                b = _matrix(np.array(b, dtype=np.float32, order="C"), "b", &vb)
+                ldb = _ld(&vb)
+            with nogil:
+                status = cnnc_sgemm(CNNC_TRANS if ta else CNNC_NO_TRANS,
+                                    CNNC_TRANS if tb else CNNC_NO_TRANS, M, N, K, fa,
+                                    <const float *>va.buf if K else NULL, lda,
+                                    <const float *>vb.buf if K else NULL, ldb, fb,
+                                    <float *>vc.buf, ldc)
+            check_status(status)
+            return out
+        finally:
+            PyBuffer_Release(&vc)
+    finally:
+        PyBuffer_Release(&va)
+        PyBuffer_Release(&vb)
+
+
+cdef bint _overlaps(const Py_buffer *x, const Py_buffer *y):
+    """Whether the address ranges spanned by two 2-D buffers intersect."""
+    if x.len == 0 or y.len == 0:
+        return False
+    cdef char *x0 = <char *>x.buf
+    cdef char *y0 = <char *>y.buf
+    cdef char *x1 = x0 + (x.shape[0] - 1) * x.strides[0] + (x.shape[1] - 1) * x.strides[1] + x.itemsize
+    cdef char *y1 = y0 + (y.shape[0] - 1) * y.strides[0] + (y.shape[1] - 1) * y.strides[1] + y.itemsize
+    return x0 < y1 and y0 < x1

@@ -18,6 +18,7 @@ inputs. Label smoothing follows Keras: categorical targets become
 import numpy as np
 from libc.stdint cimport int64_t
 from cnnc._common cimport cnnc_status, check_status
+from cnnc._pointers cimport data_ptr, in_ptr, out_ptr
 from cnnc._arrays import as_float32, real_scalar
 
 cdef extern from "cnnc.h" nogil:
@@ -49,28 +50,10 @@ __all__ = ["softmax_cross_entropy", "sigmoid_cross_entropy", "categorical_cross_
            "binary_cross_entropy", "mean_squared_error", "mean_absolute_error"]
 
 
-cdef const float *_fptr(a):
-    cdef const float[::1] view
+cdef const int64_t *_lptr(a) except? NULL:
     if a is None:
         return NULL
-    view = a.reshape(-1)
-    return &view[0]
-
-
-cdef float *_wptr(a):
-    cdef float[::1] view
-    if a is None:
-        return NULL
-    view = a.reshape(-1)
-    return &view[0]
-
-
-cdef const int64_t *_lptr(a):
-    cdef const int64_t[::1] view
-    if a is None:
-        return NULL
-    view = a.reshape(-1)
-    return &view[0]
+    return <const int64_t *>data_ptr(a, False)
 
 
 def _weights(sample_weight, n):
@@ -134,12 +117,12 @@ def _categorical(kind, x, labels, name, label_smoothing, epsilon, ignore_index, 
         ignore = int(ignore_index)
     loss = np.empty(n, dtype=np.float32)
     grad = np.empty(x.shape, dtype=np.float32) if need_grad else None
-    cdef const float *xp = _fptr(x)
+    cdef const float *xp = in_ptr(x)
     cdef const int64_t *lp = _lptr(lab)
-    cdef const float *tp = _fptr(tgt)
-    cdef const float *wp = _fptr(w)
-    cdef float *outp = _wptr(loss)
-    cdef float *gp = _wptr(grad)
+    cdef const float *tp = in_ptr(tgt)
+    cdef const float *wp = in_ptr(w)
+    cdef float *outp = out_ptr(loss)
+    cdef float *gp = out_ptr(grad)
     cdef cnnc_status status
     cdef int softmax = kind == "softmax"
     with nogil:
@@ -191,11 +174,11 @@ def _elementwise(kind, x, target, xname, tname, label_smoothing, epsilon, sample
     cdef float gs = real_scalar(grad_scale, "grad_scale")
     loss = np.empty(n, dtype=np.float32)
     grad = np.empty(x.shape, dtype=np.float32) if need_grad else None
-    cdef const float *xp = _fptr(x)
-    cdef const float *tp = _fptr(t)
-    cdef const float *wp = _fptr(w)
-    cdef float *outp = _wptr(loss)
-    cdef float *gp = _wptr(grad)
+    cdef const float *xp = in_ptr(x)
+    cdef const float *tp = in_ptr(t)
+    cdef const float *wp = in_ptr(w)
+    cdef float *outp = out_ptr(loss)
+    cdef float *gp = out_ptr(grad)
     cdef int which = {"sigmoid": 0, "binary": 1, "mse": 2, "mae": 3}[kind]
     cdef cnnc_status status
     with nogil:

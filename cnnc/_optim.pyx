@@ -18,6 +18,7 @@ import math
 import numpy as np
 from libc.stdint cimport int64_t
 from cnnc._common cimport cnnc_status, check_status
+from cnnc._pointers cimport in_ptr, out_ptr
 from cnnc._arrays import as_float32, check_out, real_scalar
 
 cdef extern from "cnnc.h" nogil:
@@ -86,14 +87,6 @@ cdef cnnc_optim_common _common(lr, l1, l2, weight_decay, decoupled, grad_scale, 
     return c
 
 
-cdef float *_ptr(a):
-    cdef float[::1] view
-    if a is None:
-        return NULL
-    view = a.reshape(-1)
-    return &view[0]
-
-
 def sgd_update(param, grad, velocity, lr, momentum=0.0, nesterov=False, l1=0.0, l2=0.0,
                weight_decay=0.0, decoupled=False, grad_scale=1.0, clipvalue=None, torch_style=False):
     """One SGD step on ``param`` (any shape), in place.
@@ -115,9 +108,9 @@ def sgd_update(param, grad, velocity, lr, momentum=0.0, nesterov=False, l1=0.0, 
         velocity = None
     cdef int nest = 1 if nesterov else 0
     cdef int64_t n = param.size
-    cdef float *p = _ptr(param)
-    cdef float *g = _ptr(grad)
-    cdef float *vel = _ptr(velocity)
+    cdef float *p = out_ptr(param)
+    cdef const float *g = in_ptr(grad)
+    cdef float *vel = out_ptr(velocity)
     cdef cnnc_status status
     with nogil:
         status = cnnc_sgd_update(n, p, g, vel, &c, mu, nest)
@@ -155,11 +148,11 @@ def adam_update(param, grad, m, v, step, lr, beta_1=0.9, beta_2=0.999, epsilon=1
     cdef float b2 = real_scalar(beta_2, "beta_2")
     cdef float eps = real_scalar(epsilon, "epsilon")
     cdef int64_t n = param.size
-    cdef float *p = _ptr(param)
-    cdef float *g = _ptr(grad)
-    cdef float *mp = _ptr(m)
-    cdef float *vp = _ptr(v)
-    cdef float *vh = _ptr(vhat)
+    cdef float *p = out_ptr(param)
+    cdef const float *g = in_ptr(grad)
+    cdef float *mp = out_ptr(m)
+    cdef float *vp = out_ptr(v)
+    cdef float *vh = out_ptr(vhat)
     cdef cnnc_status status
     with nogil:
         status = cnnc_adam_update(n, p, g, mp, vp, vh, t, &c, b1, b2, eps)
@@ -195,11 +188,11 @@ def rmsprop_update(param, grad, ms, lr, rho=0.9, momentum=0.0, epsilon=1e-7, cen
     cdef float r = real_scalar(rho, "rho")
     cdef float eps = real_scalar(epsilon, "epsilon")
     cdef int64_t n = param.size
-    cdef float *p = _ptr(param)
-    cdef float *g = _ptr(grad)
-    cdef float *msp = _ptr(ms)
-    cdef float *momp = _ptr(mom)
-    cdef float *mgp = _ptr(mg)
+    cdef float *p = out_ptr(param)
+    cdef const float *g = in_ptr(grad)
+    cdef float *msp = out_ptr(ms)
+    cdef float *momp = out_ptr(mom)
+    cdef float *mgp = out_ptr(mg)
     cdef cnnc_status status
     with nogil:
         status = cnnc_rmsprop_update(n, p, g, msp, momp, mgp, &c, r, mu, eps)
@@ -209,14 +202,14 @@ def rmsprop_update(param, grad, ms, lr, rho=0.9, momentum=0.0, epsilon=1e-7, cen
 def sum_squares(x):
     """Sum of the squares of x's values (float64), the same on any thread count."""
     x = as_float32(x, "x", allow_empty=True)
-    cdef double out = 0.0
-    cdef float[::1] xv
-    cdef cnnc_status status
     if x.size == 0:
         return 0.0
-    xv = x.reshape(-1)
+    cdef double out = 0.0
+    cdef int64_t n = x.size
+    cdef const float *xp = in_ptr(x)
+    cdef cnnc_status status
     with nogil:
-        status = cnnc_sum_squares(xv.shape[0], &xv[0], &out)
+        status = cnnc_sum_squares(n, xp, &out)
     check_status(status)
     return out
 

@@ -268,6 +268,10 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
      * the rows of C (preferred: B stays shared, A is packed once) or its NR
      * panels (for short op(A)), whichever balances better. */
     int threads = 1;
+#ifdef CNNC_OPENMP
+    if (omp_in_parallel()) /* inside another kernel's region: stay on this thread */
+        max_threads = 1;
+#endif
     if (max_threads > 1) {
         int64_t work;
         if (cnnc_mul_sizes(&work, 3, M, N, K) != CNNC_OK)
@@ -320,12 +324,21 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
         cnnc_fpu_restore(fpu);
     } else {
 #ifdef CNNC_OPENMP
+        /* The runtime may grant fewer threads than asked (thread limits);
+         * the plan's split needs them all, so then one thread does it all. */
+        struct gemm_plan alone = plan;
+        alone.threads = alone.tm = alone.tn = 1;
+        alone.dynamic = 0;
 #pragma omp parallel num_threads(threads)
         {
             unsigned fpu = cnnc_fpu_enter();
-            gemm_thread(&plan, omp_get_thread_num());
+            if (omp_get_num_threads() == threads)
+                gemm_thread(&plan, omp_get_thread_num());
+            else if (omp_get_thread_num() == 0)
+                gemm_thread(&alone, 0);
             cnnc_fpu_restore(fpu);
         }
+        plan.failed |= alone.failed;
 #endif
     }
     if (plan.failed)

@@ -8,15 +8,80 @@
 #define GEMM_NR 32
 #include "gemm_pack.h"
 
+/* In-register transpose of a 16 x 16 block: r[i] holds row i on entry and
+ * column i on exit. */
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
+        t[4 + j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
+        t[8 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+        t[12 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
+    }
+}
+
+/* dst[p * dst_stride + i] = src[i * src_stride + p] for i < rows (<= 16),
+ * p < k, and 0 for rows <= i < 16 (stores only the first `width` lanes of
+ * each column: width = 14 for A panels, 16 for half a B panel). Blocks of
+ * 16 columns go through transpose16; the last partial block uses masked
+ * loads, so nothing past the rows is read. */
+static inline __attribute__((always_inline)) void
+transpose_rows(int64_t rows, int64_t k, const float *src, int64_t src_stride, float *dst,
+               int64_t dst_stride, const int width)
+{
+    const __mmask16 store = (__mmask16)((1u << width) - 1);
+    for (int64_t p0 = 0; p0 < k; p0 += 16) {
+        const int64_t cols = cnnc_min_i64(16, k - p0);
+        const __mmask16 load = cols == 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; ++i)
+            r[i] = i < rows ? _mm512_maskz_loadu_ps(load, src + i * src_stride + p0) : _mm512_setzero_ps();
+        transpose16(r);
+        if (cols == 16) {
+#pragma GCC unroll 16
+            for (int p = 0; p < 16; ++p)
+                _mm512_mask_storeu_ps(dst + (p0 + p) * dst_stride, store, r[p]);
+        } else {
+            for (int p = 0; p < cols; ++p)
+                _mm512_mask_storeu_ps(dst + (p0 + p) * dst_stride, store, r[p]);
+        }
+    }
+}
+
 /* Packing op(A) stored transposed (rs == 1): each k step of a panel is a
  * run of MR contiguous floats, copied with one masked load and store. The
  * loop walks A row by row (k outer), so that memory is read sequentially
  * and the hardware prefetcher streams it; the panels being written stay in
- * L2. Other layouts use the generic routine. */
+ * L2. Row-major op(A) (cs == 1) is transposed 16 columns at a time. */
 static void pack_a(int64_t m, int64_t k, const float *a, int64_t rs, int64_t cs, float *ap)
 {
     if (rs != 1) {
-        gemm_pack_a(m, k, a, rs, cs, ap);
+        if (cs != 1) {
+            gemm_pack_a(m, k, a, rs, cs, ap);
+            return;
+        }
+        for (int64_t i0 = 0; i0 < m; i0 += GEMM_MR, ap += k * GEMM_MR)
+            transpose_rows(cnnc_min_i64(GEMM_MR, m - i0), k, a + i0 * rs, rs, ap, GEMM_MR, GEMM_MR);
         return;
     }
     const __mmask16 full = (1u << GEMM_MR) - 1;
@@ -39,11 +104,19 @@ static void pack_a(int64_t m, int64_t k, const float *a, int64_t rs, int64_t cs,
 
 /* Packing row-major op(B) (cs == 1): each k step is NR contiguous floats,
  * two masked loads so that a partial panel is zero-filled without a
- * scalar loop. Transposed B uses the generic routine. */
+ * scalar loop. Transposed op(B) (rs == 1) is transposed 16 x 16 at a time. */
 static void pack_b(int64_t k, int64_t n, const float *b, int64_t rs, int64_t cs, float *bp)
 {
     if (cs != 1) {
-        gemm_pack_b(k, n, b, rs, cs, bp);
+        if (rs != 1) {
+            gemm_pack_b(k, n, b, rs, cs, bp);
+            return;
+        }
+        /* op(B) transposed: its columns are rows of memory. */
+        for (int64_t j0 = 0; j0 < n; j0 += GEMM_NR, bp += k * GEMM_NR)
+            for (int64_t h = 0; h < GEMM_NR; h += 16)
+                transpose_rows(cnnc_max_i64(0, cnnc_min_i64(16, n - j0 - h)), k, b + (j0 + h) * cs, cs,
+                               bp + h, GEMM_NR, 16);
         return;
     }
     for (int64_t j0 = 0; j0 < n; j0 += GEMM_NR, bp += k * GEMM_NR) {
