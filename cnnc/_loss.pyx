@@ -33,7 +33,7 @@ cdef extern from "cnnc.h" nogil:
                                            float grad_scale, float *loss, float *grad)
     cnnc_status cnnc_categorical_cross_entropy(int64_t n, int64_t positions, int64_t c, const float *probs,
                                                const int64_t *labels, const float *targets,
-                                               float label_smoothing, float epsilon,
+                                               float label_smoothing, int64_t ignore_index, float epsilon,
                                                const float *sample_weight, float grad_scale,
                                                float *loss, float *grad)
     cnnc_status cnnc_binary_cross_entropy(int64_t n, int64_t d, const float *probs, const float *targets,
@@ -129,7 +129,7 @@ def _categorical(kind, x, labels, name, label_smoothing, epsilon, ignore_index, 
         if softmax:
             status = cnnc_softmax_cross_entropy(n, positions, c, xp, lp, tp, ls, ignore, wp, gs, outp, gp)
         else:
-            status = cnnc_categorical_cross_entropy(n, positions, c, xp, lp, tp, ls, eps, wp, gs, outp, gp)
+            status = cnnc_categorical_cross_entropy(n, positions, c, xp, lp, tp, ls, ignore, eps, wp, gs, outp, gp)
     check_status(status)
     return loss, grad
 
@@ -152,13 +152,14 @@ def softmax_cross_entropy(logits, labels, label_smoothing=0.0, sample_weight=Non
 
 
 def categorical_cross_entropy(probs, targets, epsilon=1e-7, label_smoothing=0.0, sample_weight=None,
-                              grad_scale=1.0, need_grad=True):
+                              grad_scale=1.0, ignore_index=None, need_grad=True):
     """Cross-entropy on probabilities ``(N, ..., C)`` as Keras computes it:
     each row divided by its sum, clipped to ``[epsilon, 1 - epsilon]``, then
     ``-sum(t * log(q))``. ``targets``: probabilities of the same shape or
-    integer class indices (sparse categorical cross-entropy). The gradient
-    goes through the normalization and is zero where the clip is active."""
-    return _categorical("probs", probs, targets, "probs", label_smoothing, epsilon, None, sample_weight,
+    integer class indices (sparse categorical cross-entropy; ``ignore_index``
+    as in ``softmax_cross_entropy``). The gradient goes through the
+    normalization and is zero where the clip is active."""
+    return _categorical("probs", probs, targets, "probs", label_smoothing, epsilon, ignore_index, sample_weight,
                         grad_scale, need_grad)
 
 

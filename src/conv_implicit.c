@@ -88,6 +88,9 @@ struct segment {
 /* Pixels per block: the packed segments of a block (at most all of it) stay
  * in L2 while every B panel passes over them. */
 #define A_BLOCK_BYTES ((int64_t)512 * 1024)
+/* Bytes of zero-padded input rows per band: a quarter of L2, re-read KH
+ * times per panel. */
+#define BAND_BYTES ((int64_t)256 * 1024)
 
 static int64_t block_pixels(const struct implicit_plan *pl)
 {
@@ -95,14 +98,11 @@ static int64_t block_pixels(const struct implicit_plan *pl)
     return cnnc_max_i64(1, A_BLOCK_BYTES / (row * mr * (int64_t)sizeof(float))) * mr;
 }
 
-static void implicit_thread(struct implicit_plan *pl)
+/* Packs this thread's share of the B panels (all groups). */
+static void pack_weights(const struct implicit_plan *pl, int t, int team)
 {
     const struct cnnc_conv_geom *g = pl->g;
-    const int64_t mr = pl->kern->mr, nr = pl->kern->nr;
-    const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
-    const int64_t row = g->kh * g->kw * g->cin, block = block_pixels(pl);
-
-    /* Pack this thread's share of the B panels (all groups). */
+    const int64_t nr = pl->kern->nr;
     for (int64_t q = t; q < g->groups * pl->panels; q += team) {
         const int64_t grp = q / pl->panels, j = q % pl->panels, cols = cnnc_min_i64(nr, g->cout_g - j * nr);
         float *dst = pl->bp + q * pl->kg * nr;
@@ -118,12 +118,12 @@ static void implicit_thread(struct implicit_plan *pl)
                              pl->w + (taps - 1 - tap) * g->cout_g * g->cin + (j * nr) * g->cin + grp * g->cin_g, 1,
                              g->cin, dst + tap * g->cin_g * nr);
     }
-    /* im2col rows of one segment, then the packed segments of a block, then
-     * the segment list. */
-    const size_t bytes = (size_t)(mr * row + block * row) * sizeof(float) +
-                         (size_t)block * sizeof(struct segment);
-    float *col = cnnc_workspace(CNNC_CONV_SLOT_COL, bytes);
-    if (!col) {
+}
+
+static int claim_workspace(struct implicit_plan *pl, size_t bytes, float **buffer)
+{
+    *buffer = cnnc_workspace(CNNC_CONV_SLOT_COL, bytes);
+    if (!*buffer) {
 #ifdef CNNC_OPENMP
 #pragma omp atomic write
 #endif
@@ -137,7 +137,21 @@ static void implicit_thread(struct implicit_plan *pl)
 #pragma omp atomic read
 #endif
     failed = pl->failed;
-    if (failed)
+    return !failed;
+}
+
+/* Output rows narrower than MR: flat pixel blocks, see the file comment. */
+static void sweep_flat(struct implicit_plan *pl, int t, int team)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const int64_t mr = pl->kern->mr, nr = pl->kern->nr;
+    const int64_t row = g->kh * g->kw * g->cin, block = block_pixels(pl);
+    /* im2col rows of one segment, then the packed segments of a block, then
+     * the segment list. */
+    const size_t bytes = (size_t)(mr * row + block * row) * sizeof(float) +
+                         (size_t)block * sizeof(struct segment);
+    float *col;
+    if (!claim_workspace(pl, bytes, &col))
         return;
     float *packed = col + mr * row;
     struct segment *segs = (struct segment *)(packed + block * row);
@@ -181,6 +195,120 @@ static void implicit_thread(struct implicit_plan *pl)
                 }
             }
     }
+}
+
+
+/* Input rows a band of output rows reads, zero-padded: column c holds input
+ * column c - pad_left, rows and columns outside x are zeros, and the rows
+ * are wide enough for whole MR segments. */
+struct band {
+    float *buf;
+    int64_t width; /* columns per buffer row */
+    int64_t max_rows;
+};
+
+static void band_fill(const struct implicit_plan *pl, const struct band *b, int64_t n, int64_t oh0, int64_t rows)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const int64_t in_rows = (rows - 1) * g->sh + (g->kh - 1) * g->dh + 1, ih0 = oh0 * g->sh - g->pt;
+    const int64_t c_lo = cnnc_max_i64(0, g->pl), c_hi = cnnc_min_i64(b->width, g->pl + g->w);
+    for (int64_t r = 0; r < in_rows; ++r) {
+        float *dst = b->buf + r * b->width * g->cin;
+        const int64_t ih = ih0 + r;
+        if (ih < 0 || ih >= g->h || c_hi <= c_lo) {
+            memset(dst, 0, (size_t)(b->width * g->cin) * sizeof(float));
+            continue;
+        }
+        memset(dst, 0, (size_t)(c_lo * g->cin) * sizeof(float));
+        memcpy(dst + c_lo * g->cin, pl->x + ((n * g->h + ih) * g->w + (c_lo - g->pl)) * g->cin,
+               (size_t)((c_hi - c_lo) * g->cin) * sizeof(float));
+        memset(dst + c_hi * g->cin, 0, (size_t)((b->width - c_hi) * g->cin) * sizeof(float));
+    }
+}
+
+/* Adds the products of MR band pixels starting at buffer row `brow`, column
+ * `bcol` into c (ldc), storing m rows, panel j of group grp. */
+static void band_segment(const struct implicit_plan *pl, const struct band *b, int64_t brow, int64_t bcol,
+                         int64_t grp, int64_t j, float *c, int64_t ldc, int64_t m)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const int64_t nr = pl->kern->nr, rs = g->sw * g->cin;
+    const float *bpanel = pl->bp + (grp * pl->panels + j) * pl->kg * nr;
+    const int64_t cols = cnnc_min_i64(nr, g->cout_g - j * nr);
+    for (int64_t kh = 0; kh < g->kh; ++kh) {
+        const float *a = b->buf + ((brow + kh * g->dh) * b->width + bcol) * g->cin + grp * g->cin_g;
+        if (pl->merged) {
+            pl->kern->ukernel(g->kw * g->cin, a, rs, 1, bpanel + kh * g->kw * g->cin * nr, c, ldc, m, cols, 1.0f,
+                              1.0f);
+            continue;
+        }
+        for (int64_t kw = 0; kw < g->kw; ++kw)
+            pl->kern->ukernel(g->cin_g, a + kw * g->dw * g->cin, rs, 1, bpanel + (kh * g->kw + kw) * g->cin_g * nr,
+                              c, ldc, m, cols, 1.0f, 1.0f);
+    }
+}
+
+/* Output rows at least MR wide: bands of whole output rows of one image,
+ * read in place from a zero-padded copy of their input rows, so that no
+ * pixel needs im2col; a row's last partial segment goes through an MR x NR
+ * tile. */
+static void sweep_bands(struct implicit_plan *pl, int t, int team)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const int64_t mr = pl->kern->mr, nr = pl->kern->nr;
+    const int64_t eh = (g->kh - 1) * g->dh + 1;
+    struct band b;
+    b.width = (cnnc_ceil_div(g->ow, mr) * mr - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+    const int64_t row_floats = b.width * g->cin;
+    const int64_t fit = cnnc_max_i64(eh, BAND_BYTES / (row_floats * (int64_t)sizeof(float)));
+    const int64_t band_rows = cnnc_max_i64(1, (fit - eh) / g->sh + 1);
+    b.max_rows = (band_rows - 1) * g->sh + eh;
+    float *buffer;
+    if (!claim_workspace(pl, (size_t)(b.max_rows * row_floats + mr * nr) * sizeof(float), &buffer))
+        return;
+    b.buf = buffer;
+    float *tile = buffer + b.max_rows * row_floats;
+
+    int64_t r0, r1;
+    cnnc_conv_split(g->n * g->oh, t, team, &r0, &r1);
+    const int64_t full = g->ow / mr * mr;
+    for (int64_t r = r0; r < r1;) {
+        const int64_t n = r / g->oh, oh0 = r % g->oh;
+        const int64_t rows = cnnc_min_i64(band_rows, cnnc_min_i64(r1 - r, g->oh - oh0));
+        band_fill(pl, &b, n, oh0, rows);
+        fill_bias(g, pl->bias, r * g->ow, rows * g->ow, pl->y);
+        for (int64_t grp = 0; grp < g->groups; ++grp)
+            for (int64_t j = 0; j < pl->panels; ++j) {
+                const int64_t c0 = grp * g->cout_g + j * nr, cols = cnnc_min_i64(nr, g->cout_g - j * nr);
+                for (int64_t i = 0; i < rows; ++i) {
+                    float *yrow = pl->y + (r + i) * g->ow * g->cout + c0;
+                    for (int64_t s0 = 0; s0 < full; s0 += mr)
+                        band_segment(pl, &b, i * g->sh, s0 * g->sw, grp, j, yrow + s0 * g->cout, g->cout, mr);
+                    if (full == g->ow)
+                        continue;
+                    /* Partial segment: all MR rows are computed (the band
+                     * is wide enough), only the real ones are kept. */
+                    const int64_t m = g->ow - full;
+                    memset(tile, 0, (size_t)(mr * nr) * sizeof(float));
+                    for (int64_t q = 0; q < m; ++q)
+                        memcpy(tile + q * nr, yrow + (full + q) * g->cout, (size_t)cols * sizeof(float));
+                    band_segment(pl, &b, i * g->sh, full * g->sw, grp, j, tile, nr, mr);
+                    for (int64_t q = 0; q < m; ++q)
+                        memcpy(yrow + (full + q) * g->cout, tile + q * nr, (size_t)cols * sizeof(float));
+                }
+            }
+        r += rows;
+    }
+}
+
+static void implicit_thread(struct implicit_plan *pl)
+{
+    const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
+    pack_weights(pl, t, team);
+    if (pl->g->ow >= pl->kern->mr)
+        sweep_bands(pl, t, team);
+    else
+        sweep_flat(pl, t, team);
 }
 
 cnnc_status cnnc_conv_implicit_forward(const struct cnnc_conv_geom *g, int threads, const float *x, const float *w,

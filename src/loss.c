@@ -202,12 +202,12 @@ cnnc_status cnnc_softmax_cross_entropy(int64_t n, int64_t positions, int64_t c, 
 
 cnnc_status cnnc_categorical_cross_entropy(int64_t n, int64_t positions, int64_t c, const float *probs,
                                            const int64_t *labels, const float *targets, float label_smoothing,
-                                           float epsilon, const float *sample_weight, float grad_scale,
-                                           float *loss, float *grad)
+                                           int64_t ignore_index, float epsilon, const float *sample_weight,
+                                           float grad_scale, float *loss, float *grad)
 {
     CNNC_TRY(check_epsilon(__func__, epsilon));
     return categorical(CATEGORICAL_XENT, __func__, n, positions, c, probs, labels, targets, label_smoothing,
-                       CNNC_NO_IGNORE, epsilon, sample_weight, grad_scale, loss, grad);
+                       ignore_index, epsilon, sample_weight, grad_scale, loss, grad);
 }
 
 static cnnc_status elementwise(enum loss_kind kind, const char *fn, int64_t n, int64_t d, const float *x,

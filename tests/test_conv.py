@@ -134,6 +134,9 @@ CONV2D_CASES = [
     (3, 48, 48, 3, 5, (3, 3), (1, 1), "same", (1, 1), 1),          # several im2col tiles
     (2, 5, 5, 3, 4, (3, 3), (1, 1), ((4, 3), (3, 4)), (1, 1), 1),  # padding beyond the kernel
     (1, 5, 7, 2, 3, (5, 7), (3, 2), "valid", (1, 1), 1),           # kernel = input
+    (2, 13, 31, 4, 6, (3, 3), (2, 1), ((1, 2), (2, 1)), (1, 2), 2),  # wide rows, per-tap implicit GEMM
+    (1, 9, 40, 16, 8, (3, 3), (1, 1), "same", (1, 1), 1),         # wide rows, stride-1 gather backward
+    (2, 6, 33, 40, 36, (2, 3), (1, 1), ((0, 1), (3, 0)), (2, 1), 1),  # several weight panels, crop
 ]
 
 

@@ -210,6 +210,12 @@ def test_categorical_cross_entropy(isa, threads, rng, ls):
     loss2, grad2 = ops.categorical_cross_entropy(p, labels, label_smoothing=ls, sample_weight=sw)
     np.testing.assert_allclose(loss2, loss, rtol=1e-5)
     np.testing.assert_allclose(grad2, grad, rtol=1e-4, atol=1e-6)
+    labels[1] = -1
+    loss3, grad3 = ops.categorical_cross_entropy(p, labels, label_smoothing=ls, sample_weight=sw, ignore_index=-1)
+    assert loss3[1] == 0 and np.all(grad3[1] == 0)
+    np.testing.assert_array_equal(np.delete(loss3, 1), np.delete(loss2, 1))
+    with pytest.raises(ValueError, match="out of range"):
+        ops.categorical_cross_entropy(p, labels)
 
 
 def test_categorical_cross_entropy_clip_and_keras_example(isa):

@@ -50,11 +50,12 @@ CNNC_API cnnc_status cnnc_sigmoid_cross_entropy(int64_t n, int64_t d, const floa
  * Keras computes it: each row is divided by its sum, clipped to
  * [epsilon, 1 - epsilon], and L = -sum_j t_j log(q_j) averaged over positions.
  * The gradient goes through the normalization and is zero where the clip is
- * active. Targets as in cnnc_softmax_cross_entropy (labels XOR targets). */
+ * active. Targets and ignore_index as in cnnc_softmax_cross_entropy. */
 CNNC_API cnnc_status cnnc_categorical_cross_entropy(int64_t n, int64_t positions, int64_t c,
                                                     const float *probs, const int64_t *labels,
                                                     const float *targets, float label_smoothing,
-                                                    float epsilon, const float *sample_weight,
+                                                    int64_t ignore_index, float epsilon,
+                                                    const float *sample_weight,
                                                     float grad_scale, float *loss, float *grad);
 
 /* Binary cross-entropy on probabilities (n, d), as Keras: p clipped to
