@@ -428,7 +428,7 @@ cnnc_status cnnc_conv_gemm_backward_data(const struct cnnc_conv_geom *g, const f
     /* The gather form needs enough input channels to fill the GEMM's
      * columns; with few (the first layer of an image network) the dcol
      * product, whose columns are KH*KW*Cin/g, does better. */
-    if (g->sh == 1 && g->sw == 1 && g->cin_g >= 8)
+    if (g->sh == 1 && g->sw == 1 && g->cin_g >= 64)
         return backward_data_as_forward(g, threads, w, dy, bias, dx);
     if (threads <= g->n)
         return backward_data_scatter(g, threads, w, dy, bias, dx);

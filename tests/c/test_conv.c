@@ -101,6 +101,10 @@ static void test_cases(int threads)
         {2, 9, 9, 4, 8, 3, 3, 2, 1, 2, 1, 2, 2, 1, 1, 4},
         {2, 12, 12, 1, 4, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1},
         {2, 5, 5, 2, 3, 3, 3, 1, 1, 1, 1, 4, 3, 3, 4, 1},
+        /* rows wider than the micro-kernel: the padded-band paths */
+        {2, 9, 33, 16, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        {1, 8, 40, 6, 8, 3, 2, 1, 2, 2, 1, 0, 2, 3, 1, 2},
+        {1, 6, 64, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         check_case(cases[i]);
