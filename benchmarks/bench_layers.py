@@ -240,16 +240,15 @@ def batch_norm_relu_case(h, c):
         gamma = np.ones(c, np.float32)
         beta = np.zeros(c, np.float32)
         mm, mv = np.zeros(c, np.float32), np.ones(c, np.float32)
-        y, mean, inv_std = cnnc.ops.batch_norm_train(x, gamma, beta, mm, mv)
-        cnnc.ops.relu(y, out=y)
+        # The fused form: one pass normalizes and rectifies, and the backward
+        # applies the ReLU mask inside its two passes.
+        y, mean, inv_std = cnnc.ops.batch_norm_train(x, gamma, beta, mm, mv, activation="relu")
 
         def forward():
-            out, _, _ = cnnc.ops.batch_norm_train(x, gamma, beta, mm, mv)
-            return cnnc.ops.relu(out, out=out)
+            return cnnc.ops.batch_norm_train(x, gamma, beta, mm, mv, activation="relu")
 
         def backward():
-            g = cnnc.ops.relu_backward(y, dy)
-            return cnnc.ops.batch_norm_backward(x, g, gamma, mean, inv_std)
+            return cnnc.ops.batch_norm_backward(x, dy, gamma, mean, inv_std, relu_output=y)
 
         out = {"cnnc_forward": forward, "cnnc_backward": backward}
         if torch is not None:
