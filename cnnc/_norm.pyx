@@ -15,15 +15,16 @@ from cnnc._arrays import as_float32, check_out
 
 cdef extern from "cnnc.h" nogil:
     int CNNC_BN_UNBIASED_MOVING_VAR
+    int CNNC_BN_RELU
     cnnc_status cnnc_batch_norm_train_forward(int64_t rows, int64_t c, const float *x, const float *gamma,
                                               const float *beta, float momentum, float epsilon, int flags,
                                               float *moving_mean, float *moving_var, float *y,
                                               float *mean, float *inv_std)
     cnnc_status cnnc_batch_norm_inference(int64_t rows, int64_t c, const float *x, const float *gamma,
                                           const float *beta, const float *moving_mean,
-                                          const float *moving_var, float epsilon, float *y)
+                                          const float *moving_var, float epsilon, int flags, float *y)
     cnnc_status cnnc_batch_norm_backward(int64_t rows, int64_t c, const float *x, const float *dy,
-                                         const float *gamma, const float *mean, const float *inv_std,
+                                         const float *relu_y, const float *gamma, const float *mean, const float *inv_std,
                                          float *dx, float *dgamma, float *dbeta)
 
 __all__ = ["batch_norm_train", "batch_norm_inference", "batch_norm_backward"]
@@ -78,6 +79,14 @@ def _float(value, name):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}") from None
 
 
+def _activation_flag(activation):
+    if activation is None or activation == "linear":
+        return 0
+    if activation == "relu":
+        return CNNC_BN_RELU
+    raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+
+
 def _check_epsilon(epsilon):
     epsilon = _float(epsilon, "epsilon")
     if not 0.0 < epsilon < float("inf"):
@@ -86,8 +95,11 @@ def _check_epsilon(epsilon):
 
 
 def batch_norm_train(x, gamma, beta, moving_mean, moving_var, momentum=0.99, epsilon=1e-3,
-                     unbiased_moving_var=False):
+                     unbiased_moving_var=False, activation=None):
     """Training-mode batch normalization of x (..., C).
+
+    ``activation="relu"`` applies max(y, 0) in the same pass (then give y
+    to batch_norm_backward as ``relu_output``).
 
     Returns (y, mean, inv_std) with inv_std = 1 / sqrt(var + epsilon), and
     updates moving_mean / moving_var ((C,) float arrays, or None to skip)
@@ -116,7 +128,7 @@ def batch_norm_train(x, gamma, beta, moving_mean, moving_var, momentum=0.99, eps
     cdef float *ps = fptr(inv_std)
     cdef int64_t r = rows, cc = c
     cdef float mom = momentum, eps = epsilon
-    cdef int flags = CNNC_BN_UNBIASED_MOVING_VAR if unbiased_moving_var else 0
+    cdef int flags = (CNNC_BN_UNBIASED_MOVING_VAR if unbiased_moving_var else 0) | _activation_flag(activation)
     cdef cnnc_status status
     with nogil:
         status = cnnc_batch_norm_train_forward(r, cc, px, pg, pb, mom, eps, flags, pmm, pmv, py, pm, ps)
@@ -127,8 +139,9 @@ def batch_norm_train(x, gamma, beta, moving_mean, moving_var, momentum=0.99, eps
     return y, mean, inv_std
 
 
-def batch_norm_inference(x, gamma, beta, moving_mean, moving_var, epsilon=1e-3):
-    """(x - moving_mean) / sqrt(moving_var + epsilon) * gamma + beta over the last axis."""
+def batch_norm_inference(x, gamma, beta, moving_mean, moving_var, epsilon=1e-3, activation=None):
+    """(x - moving_mean) / sqrt(moving_var + epsilon) * gamma + beta over the
+    last axis; ``activation="relu"`` fuses a ReLU."""
     x = as_float32(x, "x")
     rows, c = _channels(x)
     gamma = _vector(gamma, c, "gamma", optional=True)
@@ -145,22 +158,29 @@ def batch_norm_inference(x, gamma, beta, moving_mean, moving_var, epsilon=1e-3):
     cdef float *py = fptr(y)
     cdef int64_t r = rows, cc = c
     cdef float eps = epsilon
+    cdef int flags = _activation_flag(activation)
     cdef cnnc_status status
     with nogil:
-        status = cnnc_batch_norm_inference(r, cc, px, pg, pb, pmm, pmv, eps, py)
+        status = cnnc_batch_norm_inference(r, cc, px, pg, pb, pmm, pmv, eps, flags, py)
     check_status(status)
     return y
 
 
-def batch_norm_backward(x, dy, gamma, mean, inv_std):
+def batch_norm_backward(x, dy, gamma, mean, inv_std, relu_output=None):
     """Gradients of batch_norm_train: returns (dx, dgamma, dbeta).
 
-    mean and inv_std are those returned by the forward pass; gamma may be None.
+    mean and inv_std are those returned by the forward pass; gamma may be
+    None. After a fused ReLU (activation="relu"), pass its output y as
+    relu_output: dy then counts only where y > 0.
     """
     x = as_float32(x, "x")
     dy = as_float32(dy, "dy")
     if dy.shape != x.shape:
         raise ValueError(f"dy has shape {dy.shape}, expected the shape of x {x.shape}")
+    if relu_output is not None:
+        relu_output = as_float32(relu_output, "relu_output")
+        if relu_output.shape != x.shape:
+            raise ValueError(f"relu_output has shape {relu_output.shape}, expected the shape of x {x.shape}")
     rows, c = _channels(x)
     gamma = _vector(gamma, c, "gamma", optional=True)
     mean = _vector(mean, c, "mean")
@@ -170,6 +190,7 @@ def batch_norm_backward(x, dy, gamma, mean, inv_std):
     dbeta = np.empty(c, np.float32)
     cdef float *px = fptr(x)
     cdef float *pdy = fptr(dy)
+    cdef float *pry = fptr(relu_output)
     cdef float *pg = fptr(gamma)
     cdef float *pm = fptr(mean)
     cdef float *ps = fptr(inv_std)
@@ -179,6 +200,6 @@ def batch_norm_backward(x, dy, gamma, mean, inv_std):
     cdef int64_t r = rows, cc = c
     cdef cnnc_status status
     with nogil:
-        status = cnnc_batch_norm_backward(r, cc, px, pdy, pg, pm, ps, pdx, pdg, pdb)
+        status = cnnc_batch_norm_backward(r, cc, px, pdy, pry, pg, pm, ps, pdx, pdg, pdb)
     check_status(status)
     return dx, dgamma, dbeta

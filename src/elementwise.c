@@ -48,7 +48,7 @@ static void bias_range(int64_t begin, int64_t end, void *ctx)
 {
     struct bias_args *p = ctx;
     CNNC_PICK(cnnc_elementwise_kernels)->scale_shift_rows(end - begin, p->c, p->x + begin * p->c, NULL, NULL,
-                                                            p->bias, p->y + begin * p->c);
+                                                            p->bias, 0, p->y + begin * p->c);
 }
 
 /* Rows per thread chunk so that a chunk holds about the elementwise grain. */

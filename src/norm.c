@@ -4,7 +4,7 @@
 #include "reduce.h"
 
 struct moments_args {
-    const float *a, *b, *k;
+    const float *a, *b, *m, *k;
     int64_t c;
 };
 
@@ -15,28 +15,30 @@ static void moments_block(const void *ctx, int64_t row0, int64_t row1, int64_t c
     CNNC_PICK(cnnc_elementwise_kernels)->column_moments(row1 - row0, p->c, col1 - col0,
                                                         p->a + row0 * p->c + col0,
                                                         p->b ? p->b + row0 * p->c + col0 : NULL,
+                                                        p->m ? p->m + row0 * p->c + col0 : NULL,
                                                         p->k + col0, acc, acc + acc_stride);
 }
 
 /* Per-row affine passes (normalize, or the input gradient), split by rows. */
 struct rows_args {
-    const float *x, *u, *center, *scale, *shift, *a;
+    const float *x, *u, *m, *center, *scale, *shift, *a;
     float *y;
     int64_t c;
+    int relu;
 };
 
 static void normalize_range(int64_t begin, int64_t end, void *ctx)
 {
     struct rows_args *p = ctx;
     CNNC_PICK(cnnc_elementwise_kernels)->scale_shift_rows(end - begin, p->c, p->x + begin * p->c, p->center,
-                                                          p->scale, p->shift, p->y + begin * p->c);
+                                                          p->scale, p->shift, p->relu, p->y + begin * p->c);
 }
 
 static void gradient_range(int64_t begin, int64_t end, void *ctx)
 {
     struct rows_args *p = ctx;
     CNNC_PICK(cnnc_elementwise_kernels)->affine2_rows(end - begin, p->c, p->u + begin * p->c,
-                                                      p->x + begin * p->c, p->center, p->a, p->scale,
+                                                      p->m ? p->m + begin * p->c : NULL, p->x + begin * p->c, p->center, p->a, p->scale,
                                                       p->shift, p->y + begin * p->c);
 }
 
@@ -68,7 +70,7 @@ cnnc_status cnnc_batch_norm_train_forward(int64_t rows, int64_t c, const float *
     if (!(momentum >= 0.0f && momentum <= 1.0f))
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: momentum = %g must be in [0, 1]", __func__,
                           (double)momentum);
-    if (flags & ~CNNC_BN_UNBIASED_MOVING_VAR)
+    if (flags & ~(CNNC_BN_UNBIASED_MOVING_VAR | CNNC_BN_RELU))
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: unknown flags 0x%x", __func__, (unsigned)flags);
     CNNC_CHECK_PTR(x);
     CNNC_CHECK_PTR(y);
@@ -85,7 +87,7 @@ cnnc_status cnnc_batch_norm_train_forward(int64_t rows, int64_t c, const float *
     float *scale = (float *)(ws + 2 * c), *shift = scale + c, *first = (float *)(ws + 3 * c);
     for (int64_t j = 0; j < c; ++j)
         first[j] = x[j];
-    struct moments_args margs = {x, NULL, first, c};
+    struct moments_args margs = {x, NULL, NULL, first, c};
     cnnc_column_reduce(rows, c, 2, moments_block, &margs, scratch, sums);
 
     double count = (double)rows;
@@ -107,14 +109,14 @@ cnnc_status cnnc_batch_norm_train_forward(int64_t rows, int64_t c, const float *
         if (moving_var)
             moving_var[j] = (float)((double)moving_var[j] * keep + var * correction * fold);
     }
-    struct rows_args args = {x, NULL, mean, scale, shift, NULL, y, c};
+    struct rows_args args = {x, NULL, NULL, mean, scale, shift, NULL, y, c, (flags & CNNC_BN_RELU) != 0};
     cnnc_parallel_range(rows, row_grain(c), normalize_range, &args);
     return CNNC_OK;
 }
 
 cnnc_status cnnc_batch_norm_inference(int64_t rows, int64_t c, const float *x, const float *gamma,
                                       const float *beta, const float *moving_mean, const float *moving_var,
-                                      float epsilon, float *y)
+                                      float epsilon, int flags, float *y)
 {
     CNNC_TRY(check_sizes(__func__, rows, c));
     CNNC_TRY(check_epsilon(__func__, epsilon));
@@ -122,6 +124,8 @@ cnnc_status cnnc_batch_norm_inference(int64_t rows, int64_t c, const float *x, c
     CNNC_CHECK_PTR(y);
     CNNC_CHECK_PTR(moving_mean);
     CNNC_CHECK_PTR(moving_var);
+    if (flags & ~CNNC_BN_RELU)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: unknown flags 0x%x", __func__, (unsigned)flags);
     double *scratch, *ws = cnnc_column_reduce_workspace(c, 0, c, 1, &scratch);
     if (!ws)
         return CNNC_ERR_OUT_OF_MEMORY;
@@ -131,13 +135,13 @@ cnnc_status cnnc_batch_norm_inference(int64_t rows, int64_t c, const float *x, c
         scale[j] = (float)(istd * (gamma ? (double)gamma[j] : 1.0));
         shift[j] = beta ? beta[j] : 0.0f;
     }
-    struct rows_args args = {x, NULL, moving_mean, scale, shift, NULL, y, c};
+    struct rows_args args = {x, NULL, NULL, moving_mean, scale, shift, NULL, y, c, (flags & CNNC_BN_RELU) != 0};
     cnnc_parallel_range(rows, row_grain(c), normalize_range, &args);
     return CNNC_OK;
 }
 
-cnnc_status cnnc_batch_norm_backward(int64_t rows, int64_t c, const float *x, const float *dy, const float *gamma,
-                                     const float *mean, const float *inv_std, float *dx, float *dgamma,
+cnnc_status cnnc_batch_norm_backward(int64_t rows, int64_t c, const float *x, const float *dy,
+                                     const float *relu_y, const float *gamma, const float *mean, const float *inv_std, float *dx, float *dgamma,
                                      float *dbeta)
 {
     CNNC_TRY(check_sizes(__func__, rows, c));
@@ -153,7 +157,7 @@ cnnc_status cnnc_batch_norm_backward(int64_t rows, int64_t c, const float *x, co
         return CNNC_ERR_OUT_OF_MEMORY;
     double *sums = ws;
     float *a = (float *)(ws + 2 * c), *b = a + c, *d = b + c;
-    struct moments_args margs = {x, dy, mean, c};
+    struct moments_args margs = {x, dy, relu_y, mean, c};
     cnnc_column_reduce(rows, c, 2, moments_block, &margs, scratch, sums);
 
     double count = (double)rows;
@@ -167,7 +171,7 @@ cnnc_status cnnc_batch_norm_backward(int64_t rows, int64_t c, const float *x, co
         d[j] = (float)(-g * istd * sum_dy / count);
     }
     if (dx) {
-        struct rows_args args = {x, dy, mean, b, d, a, dx, c};
+        struct rows_args args = {x, dy, relu_y, mean, b, d, a, dx, c, 0};
         cnnc_parallel_range(rows, row_grain(c), gradient_range, &args);
     }
     return CNNC_OK;

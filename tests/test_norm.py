@@ -68,6 +68,26 @@ def test_backward(isa, threads, rng, shape):
     np.testing.assert_allclose(dbeta, ref_dbeta, rtol=1e-5, atol=1e-5 * scale)
 
 
+@pytest.mark.parametrize("shape", [(2, 5, 7, 3), (3, 4, 4, 64), (37, 19)])
+def test_fused_relu(isa, threads, rng, shape):
+    x = rng.standard_normal(shape).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    c = shape[-1]
+    gamma = rng.uniform(0.5, 1.5, c).astype(np.float32)
+    beta = rng.standard_normal(c).astype(np.float32)
+    y, mean, inv_std = ops.batch_norm_train(x, gamma, beta, None, None)
+    yr, mean_r, inv_std_r = ops.batch_norm_train(x, gamma, beta, None, None, activation="relu")
+    np.testing.assert_array_equal(yr, np.maximum(y, 0))
+    masked = np.where(yr > 0, dy, 0).astype(np.float32)
+    expected = ops.batch_norm_backward(x, masked, gamma, mean, inv_std)
+    got = ops.batch_norm_backward(x, dy, gamma, mean_r, inv_std_r, relu_output=yr)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    mm, mv = rng.standard_normal(c).astype(np.float32), rng.uniform(0.5, 2, c).astype(np.float32)
+    np.testing.assert_array_equal(ops.batch_norm_inference(x, gamma, beta, mm, mv, activation="relu"),
+                                  np.maximum(ops.batch_norm_inference(x, gamma, beta, mm, mv), 0))
+
+
 def test_gradient_finite_differences(rng):
     shape, eps = (3, 2, 2, 4), 1e-3
     x = rng.standard_normal(shape)
@@ -181,5 +201,9 @@ def test_argument_errors():
         ops.batch_norm_inference(x, v, v, v, v, epsilon=-1.0)
     with pytest.raises(ValueError, match="dy"):
         ops.batch_norm_backward(x, np.ones((2, 3, 5), np.float32), v, v, v)
+    with pytest.raises(ValueError, match="activation"):
+        ops.batch_norm_train(x, v, v, None, None, activation="tanh")
+    with pytest.raises(ValueError, match="relu_output"):
+        ops.batch_norm_backward(x, x, v, v, v, relu_output=np.ones((2, 3), np.float32))
     with pytest.raises(ValueError, match="inv_std"):
         ops.batch_norm_backward(x, x, v, v, np.ones(2, np.float32))

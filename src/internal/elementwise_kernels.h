@@ -18,21 +18,24 @@ struct cnnc_dropout_key {
 struct cnnc_elementwise_kernels {
     void (*add)(int64_t n, const float *a, const float *b, float *y);
     void (*mul)(int64_t n, const float *a, const float *b, float *y);
-    /* y[i, j] = (x[i, j] - center[j]) * scale[j] + shift[j], or x[i, j] +
-     * shift[j] when scale is NULL (center is then unused). */
+    /* y[i, j] = (x[i, j] - center[j]) * scale[j] + shift[j], then max(y, 0)
+     * if relu; or x[i, j] + shift[j] when scale is NULL (center and relu
+     * are then unused). */
     void (*scale_shift_rows)(int64_t rows, int64_t c, const float *x, const float *center,
-                             const float *scale, const float *shift, float *y);
-    /* y[i, j] = a[j] * u[i, j] + b[j] * (v[i, j] - k[j]) + d[j]. */
-    void (*affine2_rows)(int64_t rows, int64_t c, const float *u, const float *v, const float *k,
-                         const float *a, const float *b, const float *d, float *y);
+                             const float *scale, const float *shift, int relu, float *y);
+    /* y[i, j] = a[j] * u'[i, j] + b[j] * (v[i, j] - k[j]) + d[j] with u' = u,
+     * or u where m > 0 and 0 elsewhere when m (rows x c) is given. */
+    void (*affine2_rows)(int64_t rows, int64_t c, const float *u, const float *m, const float *v,
+                         const float *k, const float *a, const float *b, const float *d, float *y);
     /* y[i * ld + j] = v[j] for j < c */
     void (*broadcast_rows)(int64_t rows, int64_t ld, int64_t c, const float *v, float *y);
     /* Column sums over `rows` rows of leading dimension ld, added to acc (double). */
     void (*column_sum)(int64_t rows, int64_t ld, int64_t ncols, const float *x, double *acc);
     /* With d = a - k[j]: acc0 += sum d, acc1 += sum d * d when b is NULL;
-     * otherwise acc0 += sum b, acc1 += sum b * d. */
+     * otherwise acc0 += sum w, acc1 += sum w * d with w = b, or w = b where
+     * m > 0 and 0 elsewhere when m is given (m, like a and b, has stride ld). */
     void (*column_moments)(int64_t rows, int64_t ld, int64_t ncols, const float *a, const float *b,
-                           const float *k, double *acc0, double *acc1);
+                           const float *m, const float *k, double *acc0, double *acc1);
     /* y[j] = max over rows (NaN propagates). */
     void (*column_max)(int64_t rows, int64_t ld, int64_t ncols, const float *x, float *y);
     /* dx[i, j] = dy[j] at the first row i holding the column maximum, else 0. */

@@ -28,45 +28,80 @@ static void ew_mul(int64_t n, const float *a, const float *b, float *y)
         vf_store_part(y + i, vf_mul(vf_load_part(a + i, n - i), vf_load_part(b + i, n - i)), n - i);
 }
 
-static void ew_scale_shift_rows(int64_t rows, int64_t c, const float *x, const float *center,
-                                const float *scale, const float *shift, float *y)
+CNNC_INLINE vf normalize(vf x, vf center, vf scale, vf shift, int relu)
+{
+    vf y = vf_fmadd(vf_sub(x, center), scale, shift);
+    return relu ? vf_max(y, vf_zero()) : y;
+}
+
+CNNC_INLINE void scale_shift_mode(int64_t rows, int64_t c, const float *x, const float *center,
+                                  const float *scale, const float *shift, float *y, int relu)
 {
     for (int64_t i = 0; i < rows; ++i, x += c, y += c) {
         int64_t j = 0;
-        if (scale) {
-            for (; j + VW <= c; j += VW)
-                vf_store(y + j, vf_fmadd(vf_sub(vf_load(x + j), vf_load(center + j)), vf_load(scale + j),
-                                         vf_load(shift + j)));
-            if (j < c) {
-                int64_t r = c - j;
-                vf_store_part(y + j, vf_fmadd(vf_sub(vf_load_part(x + j, r), vf_load_part(center + j, r)),
-                                              vf_load_part(scale + j, r), vf_load_part(shift + j, r)), r);
-            }
-        } else {
+        for (; j + VW <= c; j += VW)
+            vf_store(y + j, normalize(vf_load(x + j), vf_load(center + j), vf_load(scale + j), vf_load(shift + j),
+                                      relu));
+        if (j < c) {
+            int64_t r = c - j;
+            vf_store_part(y + j, normalize(vf_load_part(x + j, r), vf_load_part(center + j, r),
+                                           vf_load_part(scale + j, r), vf_load_part(shift + j, r), relu), r);
+        }
+    }
+}
+
+static void ew_scale_shift_rows(int64_t rows, int64_t c, const float *x, const float *center,
+                                const float *scale, const float *shift, int relu, float *y)
+{
+    if (!scale) {
+        for (int64_t i = 0; i < rows; ++i, x += c, y += c) {
+            int64_t j = 0;
             for (; j + VW <= c; j += VW)
                 vf_store(y + j, vf_add(vf_load(x + j), vf_load(shift + j)));
             if (j < c)
                 vf_store_part(y + j, vf_add(vf_load_part(x + j, c - j), vf_load_part(shift + j, c - j)), c - j);
         }
+    } else if (relu) {
+        scale_shift_mode(rows, c, x, center, scale, shift, y, 1);
+    } else {
+        scale_shift_mode(rows, c, x, center, scale, shift, y, 0);
     }
 }
 
 CNNC_INLINE vf affine2(vf u, vf v, vf k, vf a, vf b, vf d) { return vf_fmadd(a, u, vf_fmadd(b, vf_sub(v, k), d)); }
 
-static void ew_affine2_rows(int64_t rows, int64_t c, const float *u, const float *v, const float *k,
-                            const float *a, const float *b, const float *d, float *y)
+CNNC_INLINE vf relu_mask(vf u, const float *m, int64_t r)
 {
-    for (int64_t i = 0; i < rows; ++i, u += c, v += c, y += c) {
+    if (!m)
+        return u;
+    vf mv = r < VW ? vf_load_part(m, r) : vf_load(m);
+    return vf_select(vf_gt(mv, vf_zero()), u, vf_zero());
+}
+
+CNNC_INLINE void affine2_mode(int64_t rows, int64_t c, const float *u, const float *m, const float *v,
+                              const float *k, const float *a, const float *b, const float *d, float *y)
+{
+    for (int64_t i = 0; i < rows; ++i, u += c, v += c, y += c, m = m ? m + c : NULL) {
         int64_t j = 0;
         for (; j + VW <= c; j += VW)
-            vf_store(y + j, affine2(vf_load(u + j), vf_load(v + j), vf_load(k + j), vf_load(a + j),
-                                    vf_load(b + j), vf_load(d + j)));
+            vf_store(y + j, affine2(relu_mask(vf_load(u + j), m ? m + j : NULL, VW), vf_load(v + j),
+                                    vf_load(k + j), vf_load(a + j), vf_load(b + j), vf_load(d + j)));
         if (j < c) {
             int64_t r = c - j;
-            vf_store_part(y + j, affine2(vf_load_part(u + j, r), vf_load_part(v + j, r), vf_load_part(k + j, r),
-                                         vf_load_part(a + j, r), vf_load_part(b + j, r), vf_load_part(d + j, r)), r);
+            vf_store_part(y + j, affine2(relu_mask(vf_load_part(u + j, r), m ? m + j : NULL, r),
+                                         vf_load_part(v + j, r), vf_load_part(k + j, r), vf_load_part(a + j, r),
+                                         vf_load_part(b + j, r), vf_load_part(d + j, r)), r);
         }
     }
+}
+
+static void ew_affine2_rows(int64_t rows, int64_t c, const float *u, const float *m, const float *v,
+                            const float *k, const float *a, const float *b, const float *d, float *y)
+{
+    if (m)
+        affine2_mode(rows, c, u, m, v, k, a, b, d, y);
+    else
+        affine2_mode(rows, c, u, NULL, v, k, a, b, d, y);
 }
 
 static void ew_broadcast_rows(int64_t rows, int64_t ld, int64_t c, const float *v, float *y)
@@ -96,74 +131,92 @@ CNNC_INLINE void flush_block(const vf *s, int nvec, int64_t width, double *acc)
         acc[u] += tmp[u];
 }
 
+/* The column reductions walk the rows block by block and, inside a block,
+ * tile by tile, so that memory is read sequentially; each tile's float sums
+ * over one block are flushed into the double accumulators. */
 CNNC_INLINE void column_sum_tile(int64_t rows, int64_t ld, const float *x, double *acc, int full, int64_t rem)
 {
     int nvec = full + (rem > 0);
-    for (int64_t r0 = 0; r0 < rows; r0 += EW_BLOCK) {
-        int64_t r1 = cnnc_min_i64(rows, r0 + EW_BLOCK);
-        vf s[EW_TILE];
+    vf s[EW_TILE];
+    for (int t = 0; t < nvec; ++t)
+        s[t] = vf_zero();
+    for (int64_t i = 0; i < rows; ++i)
         for (int t = 0; t < nvec; ++t)
-            s[t] = vf_zero();
-        for (int64_t i = r0; i < r1; ++i)
-            for (int t = 0; t < nvec; ++t)
-                s[t] = vf_add(s[t], tile_load(x + i * ld, t, full, rem));
-        flush_block(s, nvec, full * VW + rem, acc);
-    }
+            s[t] = vf_add(s[t], tile_load(x + i * ld, t, full, rem));
+    flush_block(s, nvec, full * VW + rem, acc);
 }
 
 static void ew_column_sum(int64_t rows, int64_t ld, int64_t ncols, const float *x, double *acc)
 {
-    int64_t j = 0;
-    for (; j + EW_TILE * VW <= ncols; j += EW_TILE * VW)
-        column_sum_tile(rows, ld, x + j, acc + j, EW_TILE, 0);
-    if (j < ncols)
-        VF_TILE_REST(ncols - j, column_sum_tile(rows, ld, x + j, acc + j, FULL, REM));
+    for (int64_t r0 = 0; r0 < rows; r0 += EW_BLOCK) {
+        int64_t n = cnnc_min_i64(EW_BLOCK, rows - r0);
+        const float *xb = x + r0 * ld;
+        int64_t j = 0;
+        for (; j + EW_TILE * VW <= ncols; j += EW_TILE * VW)
+            column_sum_tile(n, ld, xb + j, acc + j, EW_TILE, 0);
+        if (j < ncols)
+            VF_TILE_REST(ncols - j, column_sum_tile(n, ld, xb + j, acc + j, FULL, REM));
+    }
 }
 
-CNNC_INLINE void column_moments_tile(int64_t rows, int64_t ld, const float *a, const float *b,
-                                     const float *k, double *acc0, double *acc1, int full, int64_t rem)
+/* mode 0: d = a - k, sums d and d * d. mode 1: w = b, sums w and w * d.
+ * mode 2: as 1 with w = 0 where m <= 0 (the gradient through a ReLU whose
+ * output is m). */
+CNNC_INLINE void column_moments_tile(int64_t rows, int64_t ld, const float *a, const float *b, const float *m,
+                                     const float *k, double *acc0, double *acc1, int mode, int full,
+                                     int64_t rem)
 {
     int nvec = full + (rem > 0);
-    vf kv[EW_TILE];
-    for (int t = 0; t < nvec; ++t)
+    vf kv[EW_TILE], s0[EW_TILE], s1[EW_TILE];
+    const vf zero = vf_zero();
+    for (int t = 0; t < nvec; ++t) {
         kv[t] = tile_load(k, t, full, rem);
-    for (int64_t r0 = 0; r0 < rows; r0 += EW_BLOCK) {
-        int64_t r1 = cnnc_min_i64(rows, r0 + EW_BLOCK);
-        vf s0[EW_TILE], s1[EW_TILE];
-        for (int t = 0; t < nvec; ++t)
-            s0[t] = s1[t] = vf_zero();
-        for (int64_t i = r0; i < r1; ++i) {
-            for (int t = 0; t < nvec; ++t) {
-                vf d = vf_sub(tile_load(a + i * ld, t, full, rem), kv[t]);
-                if (b) {
-                    vf w = tile_load(b + i * ld, t, full, rem);
-                    s0[t] = vf_add(s0[t], w);
-                    s1[t] = vf_fmadd(w, d, s1[t]);
-                } else {
-                    s0[t] = vf_add(s0[t], d);
-                    s1[t] = vf_fmadd(d, d, s1[t]);
-                }
+        s0[t] = s1[t] = zero;
+    }
+    for (int64_t i = 0; i < rows; ++i) {
+        for (int t = 0; t < nvec; ++t) {
+            vf d = vf_sub(tile_load(a + i * ld, t, full, rem), kv[t]);
+            if (mode == 0) {
+                s0[t] = vf_add(s0[t], d);
+                s1[t] = vf_fmadd(d, d, s1[t]);
+            } else {
+                vf w = tile_load(b + i * ld, t, full, rem);
+                if (mode == 2)
+                    w = vf_select(vf_gt(tile_load(m + i * ld, t, full, rem), zero), w, zero);
+                s0[t] = vf_add(s0[t], w);
+                s1[t] = vf_fmadd(w, d, s1[t]);
             }
         }
-        flush_block(s0, nvec, full * VW + rem, acc0);
-        flush_block(s1, nvec, full * VW + rem, acc1);
+    }
+    flush_block(s0, nvec, full * VW + rem, acc0);
+    flush_block(s1, nvec, full * VW + rem, acc1);
+}
+
+CNNC_INLINE void column_moments_mode(int64_t rows, int64_t ld, int64_t ncols, const float *a, const float *b,
+                                     const float *m, const float *k, double *acc0, double *acc1, int mode)
+{
+    for (int64_t r0 = 0; r0 < rows; r0 += EW_BLOCK) {
+        int64_t n = cnnc_min_i64(EW_BLOCK, rows - r0);
+        const float *ab = a + r0 * ld, *bb = b ? b + r0 * ld : NULL, *mb = m ? m + r0 * ld : NULL;
+        int64_t j = 0;
+        for (; j + EW_TILE * VW <= ncols; j += EW_TILE * VW)
+            column_moments_tile(n, ld, ab + j, bb ? bb + j : NULL, mb ? mb + j : NULL, k + j, acc0 + j, acc1 + j,
+                                mode, EW_TILE, 0);
+        if (j < ncols)
+            VF_TILE_REST(ncols - j, column_moments_tile(n, ld, ab + j, bb ? bb + j : NULL, mb ? mb + j : NULL,
+                                                        k + j, acc0 + j, acc1 + j, mode, FULL, REM));
     }
 }
 
 static void ew_column_moments(int64_t rows, int64_t ld, int64_t ncols, const float *a, const float *b,
-                              const float *k, double *acc0, double *acc1)
+                              const float *m, const float *k, double *acc0, double *acc1)
 {
-    int64_t j = 0;
-    for (; j + EW_TILE * VW <= ncols; j += EW_TILE * VW) {
-        if (b)
-            column_moments_tile(rows, ld, a + j, b + j, k + j, acc0 + j, acc1 + j, EW_TILE, 0);
-        else
-            column_moments_tile(rows, ld, a + j, NULL, k + j, acc0 + j, acc1 + j, EW_TILE, 0);
-    }
-    if (j < ncols && b)
-        VF_TILE_REST(ncols - j, column_moments_tile(rows, ld, a + j, b + j, k + j, acc0 + j, acc1 + j, FULL, REM));
-    else if (j < ncols)
-        VF_TILE_REST(ncols - j, column_moments_tile(rows, ld, a + j, NULL, k + j, acc0 + j, acc1 + j, FULL, REM));
+    if (!b)
+        column_moments_mode(rows, ld, ncols, a, NULL, NULL, k, acc0, acc1, 0);
+    else if (!m)
+        column_moments_mode(rows, ld, ncols, a, b, NULL, k, acc0, acc1, 1);
+    else
+        column_moments_mode(rows, ld, ncols, a, b, m, k, acc0, acc1, 2);
 }
 
 CNNC_INLINE void column_max_tile(int64_t rows, int64_t ld, const float *x, float *y, int full, int64_t rem)

@@ -127,7 +127,7 @@ static void test_batch_norm(void)
         for (int i = 0; i < ROWS; ++i)
             CHECK_NEAR(y[i * C + c], (x[i * C + c] - mu) / sqrt(var + 1e-3) * gamma[c] + beta[c], 1e-5);
     }
-    CHECK_OK(cnnc_batch_norm_backward(ROWS, C, x, dy, gamma, mean, istd, dx, dgamma, dbeta));
+    CHECK_OK(cnnc_batch_norm_backward(ROWS, C, x, dy, NULL, gamma, mean, istd, dx, dgamma, dbeta));
     for (int c = 0; c < C; ++c) {
         double sdy = 0, sdyx = 0;
         for (int i = 0; i < ROWS; ++i) {
@@ -143,7 +143,7 @@ static void test_batch_norm(void)
     }
     CHECK_STATUS(cnnc_batch_norm_train_forward(ROWS, C, x, gamma, beta, 0.9f, 0.0f, 0, mm, mv, y, mean, istd),
                  CNNC_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(cnnc_batch_norm_inference(0, C, x, gamma, beta, mm, mv, 1e-3f, y), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cnnc_batch_norm_inference(0, C, x, gamma, beta, mm, mv, 1e-3f, 0, y), CNNC_ERR_INVALID_ARGUMENT);
 }
 
 static void test_dropout_and_elementwise(void)

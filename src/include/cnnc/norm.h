@@ -20,7 +20,9 @@
 extern "C" {
 #endif
 
-#define CNNC_BN_UNBIASED_MOVING_VAR 1
+/* Flags. */
+#define CNNC_BN_UNBIASED_MOVING_VAR 1 /* fold var * rows / (rows - 1) into moving_var */
+#define CNNC_BN_RELU 2                /* y = max(batch norm, 0): the fused BN + ReLU of ResNets */
 
 /* y = (x - mean) * inv_std * gamma + beta with the batch statistics;
  * mean and inv_std = 1 / sqrt(var + epsilon) (c each) are returned for the
@@ -31,18 +33,21 @@ CNNC_API cnnc_status cnnc_batch_norm_train_forward(int64_t rows, int64_t c, cons
                                                    const float *beta, float momentum, float epsilon, int flags,
                                                    float *moving_mean, float *moving_var, float *y,
                                                    float *mean, float *inv_std);
-/* y = (x - moving_mean) / sqrt(moving_var + epsilon) * gamma + beta. */
+/* y = (x - moving_mean) / sqrt(moving_var + epsilon) * gamma + beta
+ * (flags: 0 or CNNC_BN_RELU). */
 CNNC_API cnnc_status cnnc_batch_norm_inference(int64_t rows, int64_t c, const float *x, const float *gamma,
                                                const float *beta, const float *moving_mean,
-                                               const float *moving_var, float epsilon, float *y);
+                                               const float *moving_var, float epsilon, int flags, float *y);
 /* Gradients of the training forward given mean and inv_std from it:
  *   dbeta = sum dy, dgamma = sum dy * xhat,
  *   dx = gamma * inv_std * (dy - dbeta / rows - xhat * dgamma / rows)
- * with xhat = (x - mean) * inv_std. dx may be NULL (not wanted) or alias dy;
- * dgamma and dbeta must be given. */
+ * with xhat = (x - mean) * inv_std. After a fused ReLU (CNNC_BN_RELU), pass
+ * its output as relu_y: dy is then taken as 0 where relu_y <= 0; otherwise
+ * relu_y is NULL. dx may be NULL (not wanted) or alias dy; dgamma and dbeta
+ * must be given. */
 CNNC_API cnnc_status cnnc_batch_norm_backward(int64_t rows, int64_t c, const float *x, const float *dy,
-                                              const float *gamma, const float *mean, const float *inv_std,
-                                              float *dx, float *dgamma, float *dbeta);
+                                              const float *relu_y, const float *gamma, const float *mean,
+                                              const float *inv_std, float *dx, float *dgamma, float *dbeta);
 
 #ifdef __cplusplus
 }
