@@ -14,7 +14,9 @@ __all__ = ["Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",
            "CategoricalAccuracy", "SparseCategoricalAccuracy", "TopKCategoricalAccuracy",
            "SparseTopKCategoricalAccuracy", "Precision", "Recall", "accuracy", "binary_accuracy",
            "categorical_accuracy", "sparse_categorical_accuracy", "top_k_categorical_accuracy",
-           "sparse_top_k_categorical_accuracy", "get", "resolve_accuracy"]
+           "sparse_top_k_categorical_accuracy", "MeanSquaredError", "MeanAbsoluteError",
+           "RootMeanSquaredError", "mean_squared_error", "mean_absolute_error", "get",
+           "resolve_accuracy"]
 
 
 class Metric:
@@ -153,6 +155,20 @@ def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
     return _in_top_k(_labels(y_true, y_pred.shape[0]).astype(np.int64), y_pred, k)
 
 
+def mean_squared_error(y_true, y_pred):
+    """Per-sample mean of ``(y_true - y_pred) ** 2``."""
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    diff = np.asarray(y_true, dtype=np.float64).reshape(y_pred.shape) - y_pred
+    return (diff * diff).reshape(diff.shape[0], -1).mean(axis=1)
+
+
+def mean_absolute_error(y_true, y_pred):
+    """Per-sample mean of ``|y_true - y_pred|``."""
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    diff = np.asarray(y_true, dtype=np.float64).reshape(y_pred.shape) - y_pred
+    return np.abs(diff).reshape(diff.shape[0], -1).mean(axis=1)
+
+
 # -- metric classes -------------------------------------------------------------
 
 class Accuracy(MeanMetricWrapper):
@@ -192,6 +208,32 @@ class TopKCategoricalAccuracy(MeanMetricWrapper):
 class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
     def __init__(self, k=5, name="sparse_top_k_categorical_accuracy"):
         super().__init__(sparse_top_k_categorical_accuracy, name, k=k)
+
+
+class MeanSquaredError(MeanMetricWrapper):
+    def __init__(self, name="mean_squared_error"):
+        super().__init__(mean_squared_error, name)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+class MeanAbsoluteError(MeanMetricWrapper):
+    def __init__(self, name="mean_absolute_error"):
+        super().__init__(mean_absolute_error, name)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+class RootMeanSquaredError(MeanSquaredError):
+    """``sqrt`` of the mean squared error over everything seen."""
+
+    def __init__(self, name="root_mean_squared_error"):
+        super().__init__(name)
+
+    def result(self):
+        return float(np.sqrt(super().result()))
 
 
 class _ConfusionMetric(Metric):
@@ -263,14 +305,19 @@ _BY_NAME = {
     "top_k_categorical_accuracy": TopKCategoricalAccuracy,
     "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
     "precision": Precision, "recall": Recall, "mean": Mean,
+    "mean_squared_error": MeanSquaredError, "mean_absolute_error": MeanAbsoluteError,
+    "root_mean_squared_error": RootMeanSquaredError,
 }
+_ALIASES = {"mse": MeanSquaredError, "mae": MeanAbsoluteError, "rmse": RootMeanSquaredError}
 _CLASSES = {cls.__name__: cls for cls in (
     Mean, Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
-    TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, Precision, Recall)}
+    TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, Precision, Recall,
+    MeanSquaredError, MeanAbsoluteError, RootMeanSquaredError)}
 _FUNCTIONS = {binary_accuracy: BinaryAccuracy, categorical_accuracy: CategoricalAccuracy,
               sparse_categorical_accuracy: SparseCategoricalAccuracy,
               top_k_categorical_accuracy: TopKCategoricalAccuracy,
-              sparse_top_k_categorical_accuracy: SparseTopKCategoricalAccuracy}
+              sparse_top_k_categorical_accuracy: SparseTopKCategoricalAccuracy,
+              mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError}
 
 
 def resolve_accuracy(name, loss, output_shape):
@@ -292,6 +339,8 @@ def get(identifier, loss=None, output_shape=None):
     if isinstance(identifier, str):
         if identifier in ("accuracy", "acc"):
             return resolve_accuracy(identifier, loss, output_shape)
+        if identifier.lower() in _ALIASES:
+            return _ALIASES[identifier.lower()](name=identifier)
         cls = _BY_NAME.get(identifier.lower()) or _CLASSES.get(identifier)
         if cls is None:
             raise ValueError(f"unknown metric {identifier!r}; known: "

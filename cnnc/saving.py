@@ -10,8 +10,6 @@ pickled: loading a file never runs code from it.
 import json
 import os
 
-import numpy as np
-
 from cnnc import _safetensors
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "serialize_layer",

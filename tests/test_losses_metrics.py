@@ -130,3 +130,13 @@ def test_mean_and_custom_metric_function(rng):
     assert metric(np.zeros((2, 2)), np.array([[1.0, 3.0], [2.0, 0.0]])) == pytest.approx(2.5)
     with pytest.raises(ValueError, match="unknown metric"):
         metrics.get("f7_score")
+
+
+def test_regression_metrics(rng):
+    y = rng.standard_normal((6, 3))
+    p = rng.standard_normal((6, 3))
+    assert metrics.get("mae")(y, p) == pytest.approx(np.abs(y - p).mean())
+    assert metrics.get("mse").name == "mse"
+    assert metrics.get("mse")(y, p) == pytest.approx(((y - p) ** 2).mean())
+    assert metrics.get("rmse")(y, p) == pytest.approx(np.sqrt(((y - p) ** 2).mean()))
+    assert metrics.get("mean_absolute_error").name == "mean_absolute_error"

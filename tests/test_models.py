@@ -1,12 +1,10 @@
 """The model graph: topological order, forward, backward with fan-out
 (skip connections), several inputs/outputs, nesting, errors and summary.
 Uses NumPy layers (tests/nplayers.py) as the independent reference."""
-import io
 
 import numpy as np
 import pytest
 
-from cnnc import layers, ops
 from cnnc.layers import Input
 from cnnc.models import Model, Sequential
 from nplayers import NpAdd, NpConcat, NpDense, NpSplit, softmax
@@ -42,10 +40,6 @@ def test_forward_matches_reference_and_order(rng):
     assert model.input_shape == (None, 6) and model.output_shape == (None, 3)
 
 
-needs_add = pytest.mark.skipif(not hasattr(ops, "add"), reason="elementwise kernels not built")
-
-
-@needs_add
 def test_backward_accumulates_skip_gradients(rng):
     model = _residual_model()
     x = rng.standard_normal((4, 6)).astype(np.float32)
@@ -208,3 +202,23 @@ def test_summary_counts_and_columns():
     lines = []
     model.summary(print_fn=lines.append)
     assert "Trainable params: 63" in lines[-3] and "Non-trainable params: 42" in lines[-2]
+
+
+def test_layers_shared_between_a_model_and_its_sub_model(rng):
+    inp = Input((4,), name="in")
+    d1 = NpDense(5, "tanh", name="d1")
+    d2 = NpDense(5, "tanh", name="d2")
+    mid = d1(inp)
+    full = Model(inp, NpDense(2, name="head")(d2(mid)))
+    tail = Model(mid, full.get_layer("head").output)  # starts at d2: its dx is not needed
+    assert [l.name for l in tail.layers] == ["d2", "head"]
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    y = rng.standard_normal((6, 2)).astype(np.float32)
+    tail.compile("sgd", "mse")
+    tail.fit(rng.standard_normal((6, 5)).astype(np.float32), y, verbose=0)
+    full.compile("sgd", "mse")
+    before = d1.get_weights()[0].copy()
+    full.fit(x, y, verbose=0)
+    assert not np.array_equal(before, d1.get_weights()[0])  # d2 still passed dx back
+    with pytest.raises(ValueError, match="expects arrays of shape"):
+        tail.predict(np.zeros((2, 4), np.float32), verbose=0)

@@ -4,14 +4,10 @@ output, regularization, freezing, sparse/binary losses, datasets."""
 import numpy as np
 import pytest
 
-from cnnc import callbacks, layers, ops, optimizers, regularizers
+from cnnc import callbacks, layers, optimizers, regularizers
 from cnnc.layers import Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D
 from cnnc.models import Model, Sequential
 from cnnc.utils import set_random_seed, to_categorical
-
-NEEDED = ("matmul", "bias_add", "max_pool2d", "add", "concatenate", "global_avg_pool2d")
-pytestmark = pytest.mark.skipif(not all(hasattr(ops, n) for n in NEEDED),
-                                reason="layer kernels not built")
 
 
 def _images(rng, n, classes=10):
@@ -27,7 +23,7 @@ def _images(rng, n, classes=10):
 
 def test_keras_example_runs_unchanged(rng):
     set_random_seed(0)
-    (x_train, y_train), (x_test, y_test) = _images(rng, 320), _images(rng, 64)
+    (x_train, y_train), (x_test, y_test) = _images(rng, 256), _images(rng, 64)
     y_train, y_test = to_categorical(y_train, 10), to_categorical(y_test, 10)
     # --- the issue's example, imports changed only ---
     model = Sequential([
@@ -144,8 +140,8 @@ def test_callbacks_in_fit(rng, tmp_path):
             seen.append(("test",))
 
     hist = model.fit(x, y, epochs=3, batch_size=20, verbose=0, validation_data=(x, y),
-                     callbacks=[Recorder(), callbacks.CSVLogger(log),
-                                callbacks.ReduceLROnPlateau(patience=1, factor=0.5)])
+                     callbacks=[Recorder(), callbacks.ReduceLROnPlateau(patience=1, factor=0.5),
+                                callbacks.CSVLogger(log)])
     assert seen[:5] == [("train_begin", 3, 2), ("epoch_begin", 0), ("batch", 0, True),
                         ("batch", 1, True), ("test",)]
     lines = log.read_text().splitlines()

@@ -5,7 +5,7 @@ only the 2 trainable ones), any input shape and class count, weights files."""
 import numpy as np
 import pytest
 
-from cnnc import applications, ops
+from cnnc import applications
 
 
 def _counts(model):
@@ -62,11 +62,6 @@ def test_shapes_classes_and_options():
         applications.ResNet18(include_top=False, pooling="median")
 
 
-NEEDED = ("matmul", "bias_add", "max_pool2d", "avg_pool2d", "add", "batch_norm_train",
-          "global_avg_pool2d")
-
-
-@pytest.mark.skipif(not all(hasattr(ops, n) for n in NEEDED), reason="layer kernels not built")
 def test_zoo_models_run_and_load_weights(tmp_path, rng):
     for build, shape in ((applications.LeNet5, (28, 28, 1)),
                          (lambda **kw: applications.ResNet18(classes=4, **kw), (32, 32, 3))):

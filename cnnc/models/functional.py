@@ -27,7 +27,7 @@ class _Step:
     """One node of the sorted graph: slot indices of its inputs/outputs."""
 
     __slots__ = ("layer", "node", "inputs", "outputs", "multi_in", "multi_out", "backward",
-                 "index")
+                 "needs_dx", "index")
 
     def __init__(self, index, layer, node, inputs, outputs):
         self.index = index
@@ -38,6 +38,7 @@ class _Step:
         self.multi_in = len(inputs) > 1
         self.multi_out = len(outputs) > 1
         self.backward = True
+        self.needs_dx = True
 
 
 def _flatten_tensors(structure, what):
@@ -137,10 +138,8 @@ class Model(Trainer, Layer):
         for tensor in out_tensors:
             slot(tensor)
 
-        layers = []
-        for tensor in in_tensors:
-            if tensor.node is not None and tensor.node.layer not in layers:
-                layers.append(tensor.node.layer)
+        input_layers = [t.node.layer if _is_input_node(t.node) else None for t in in_tensors]
+        layers = [layer for layer in input_layers if layer is not None]
         layers.extend(step.layer for step in steps)
         names = {}
         for layer in layers:
@@ -168,7 +167,7 @@ class Model(Trainer, Layer):
         self._grad_buffers = {}
         self._backward_key = None
         self._compiled_outputs = None  # outputs changed: resolve losses/metrics again
-        self._input_layers = [t.node.layer if t.node is not None else None for t in in_tensors]
+        self._input_layers = input_layers
         self._graph_ready = True
         self.built = True
         if self.trainable is False:
@@ -236,6 +235,12 @@ class Model(Trainer, Layer):
     def input_names(self):
         return [layer.name if layer is not None else f"input_{i}"
                 for i, layer in enumerate(self._input_layers)]
+
+    def _check_input(self, i, x):
+        shape = self._input_tensors[i].shape
+        if x.ndim != len(shape) or any(e is not None and e != d for e, d in zip(shape, x.shape)):
+            raise ValueError(f"model {self.name!r}: input {i} expects arrays of shape {shape}, "
+                             f"got {x.shape}")
 
     @property
     def output_names(self):
@@ -311,8 +316,12 @@ class Model(Trainer, Layer):
     # -- running the graph --------------------------------------------------------
     def _run_forward(self, xs, training, logits_steps=()):
         values = [None] * self._n_slots
-        for slot, layer, x in zip(self._input_slots, self._input_layers, xs):
-            values[slot] = layer.forward(x) if layer is not None else x
+        for i, (slot, layer, x) in enumerate(zip(self._input_slots, self._input_layers, xs)):
+            if layer is not None:
+                values[slot] = layer.forward(x)
+            else:
+                self._check_input(i, x)
+                values[slot] = x
         for step in self._steps:
             if step.multi_in:
                 arg = [values[s] for s in step.inputs]
@@ -344,7 +353,7 @@ class Model(Trainer, Layer):
             needs_dx = any(requires[s] for s in step.inputs)
             has_weights = bool(step.layer.trainable_weights) and self.trainable
             step.backward = needs_dx or has_weights
-            step.layer.need_input_gradient = needs_dx
+            step.needs_dx = needs_dx
             for s in step.outputs:
                 requires[s] = step.backward
         self._requires = requires
@@ -389,6 +398,9 @@ class Model(Trainer, Layer):
                 for w in step.layer.trainable_weights:
                     w.grad.fill(0.0)
                 continue
+            # Set at every step: the layer may also belong to another model
+            # (a sub-model sharing layers) that configured it differently.
+            step.layer.need_input_gradient = step.needs_dx
             dx = step.layer.backward(dy)
             if dx is None:
                 continue

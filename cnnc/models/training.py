@@ -7,7 +7,6 @@ losses and their gradients (reduced as ``sum(loss_i * w_i) / N``), backward
 through the graph, regularization penalties, one optimizer update of the
 trainable weights. The loss reported in the logs includes the penalties.
 """
-import math
 import os
 
 import numpy as np
@@ -383,13 +382,12 @@ class Trainer:
         verbose: 0 silent, 1 progress bar, 2 one line per epoch ("auto" = 1).
         """
         self._ensure_built_for(x)
-        outputs = self._compiled()
+        self._compiled()
         verbose = 1 if verbose == "auto" else int(verbose)
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         if validation_split and validation_data is not None:
-            validation_data = validation_data  # Keras: validation_data takes precedence
-            validation_split = 0.0
+            validation_split = 0.0  # as Keras: validation_data takes precedence
         if validation_split:
             if not data_adapter.is_array_like(x):
                 raise ValueError("validation_split needs arrays, not an iterable of batches")
