@@ -24,6 +24,12 @@ cdef extern from "cnnc.h" nogil:
         CNNC_ACTIVATION_TANH
         CNNC_ACTIVATION_GELU
         CNNC_ACTIVATION_GELU_TANH
+        CNNC_ACTIVATION_SILU
+        CNNC_ACTIVATION_SOFTPLUS
+        CNNC_ACTIVATION_RELU6
+        CNNC_ACTIVATION_HARD_SIGMOID
+        CNNC_ACTIVATION_HARD_SWISH
+        CNNC_ACTIVATION_SELU
     cnnc_status cnnc_activation_forward(cnnc_activation kind, int64_t n, const float *x, float *y,
                                         float alpha)
     cnnc_status cnnc_activation_backward(cnnc_activation kind, int64_t n, const float *x,
@@ -38,6 +44,9 @@ cdef extern from "cnnc.h" nogil:
 __all__ = [
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "elu", "elu_backward",
     "sigmoid", "sigmoid_backward", "tanh", "tanh_backward", "gelu", "gelu_backward",
+    "silu", "silu_backward", "softplus", "softplus_backward", "relu6", "relu6_backward",
+    "hard_sigmoid", "hard_sigmoid_backward", "hard_swish", "hard_swish_backward",
+    "selu", "selu_backward",
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
 ]
 
@@ -141,6 +150,67 @@ def gelu_backward(x, dy, approximate=False, out=None):
     """Gradient of gelu (same ``approximate`` as the forward call)."""
     kind = CNNC_ACTIVATION_GELU_TANH if _approximate(approximate) else CNNC_ACTIVATION_GELU
     return _backward(kind, x, dy, out)
+
+
+def silu(x, out=None):
+    """x * sigmoid(x) (swish); silu(-inf) = 0."""
+    return _forward(CNNC_ACTIVATION_SILU, x, out)
+
+
+def silu_backward(x, dy, out=None):
+    """Gradient of silu: dy * (s + x s (1 - s)), s = sigmoid(x)."""
+    return _backward(CNNC_ACTIVATION_SILU, x, dy, out)
+
+
+def softplus(x, out=None):
+    """log(1 + exp(x)), without overflow (softplus(x) = x for large x)."""
+    return _forward(CNNC_ACTIVATION_SOFTPLUS, x, out)
+
+
+def softplus_backward(x, dy, out=None):
+    """Gradient of softplus: dy * sigmoid(x)."""
+    return _backward(CNNC_ACTIVATION_SOFTPLUS, x, dy, out)
+
+
+def relu6(x, out=None):
+    """min(max(x, 0), 6)."""
+    return _forward(CNNC_ACTIVATION_RELU6, x, out)
+
+
+def relu6_backward(x, dy, out=None):
+    """Gradient of relu6: dy where 0 < x < 6, else 0."""
+    return _backward(CNNC_ACTIVATION_RELU6, x, dy, out)
+
+
+def hard_sigmoid(x, out=None):
+    """relu6(x + 3) / 6 (Keras 3 and PyTorch's hardsigmoid)."""
+    return _forward(CNNC_ACTIVATION_HARD_SIGMOID, x, out)
+
+
+def hard_sigmoid_backward(x, dy, out=None):
+    """Gradient of hard_sigmoid: dy / 6 where -3 < x < 3, else 0."""
+    return _backward(CNNC_ACTIVATION_HARD_SIGMOID, x, dy, out)
+
+
+def hard_swish(x, out=None):
+    """x * relu6(x + 3) / 6 (hard_silu)."""
+    return _forward(CNNC_ACTIVATION_HARD_SWISH, x, out)
+
+
+def hard_swish_backward(x, dy, out=None):
+    """Gradient of hard_swish: 0 up to -3, dy (x/3 + 1/2) between, dy from 3 on (as PyTorch)."""
+    return _backward(CNNC_ACTIVATION_HARD_SWISH, x, dy, out)
+
+
+def selu(x, out=None):
+    """scale * elu(x, alpha) with the self-normalizing constants
+    alpha = 1.67326324, scale = 1.05070099."""
+    return _forward(CNNC_ACTIVATION_SELU, x, out)
+
+
+def selu_backward(x, dy, out=None):
+    """Gradient of selu."""
+    return _backward(CNNC_ACTIVATION_SELU, x, dy, out)
 
 
 def _approximate(value):

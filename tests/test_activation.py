@@ -11,6 +11,8 @@ from cnnc import ops
 
 SIZES = (1, 7, 1023, 1_000_003)
 K0, K1 = math.sqrt(2 / math.pi), 0.044715
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+KINKS = (-3.0, 0.0, 3.0, 6.0)
 _erfc = np.frompyfunc(math.erfc, 1, 1)
 
 
@@ -38,6 +40,14 @@ REFERENCES = {
     # which do not cancel in float64 either.
     "gelu_tanh": (lambda x, a: x * sigmoid64(2 * K0 * (x + K1 * x ** 3)),
                   lambda x, a: gelu_tanh_terms(x)[0] + gelu_tanh_terms(x)[1]),
+    "silu": (lambda x, a: x * sigmoid64(x), lambda x, a: sigmoid64(x) + x * sigmoid64(x) * sigmoid64(-x)),
+    "softplus": (lambda x, a: np.logaddexp(0.0, x), lambda x, a: sigmoid64(x)),
+    "relu6": (lambda x, a: np.clip(x, 0, 6), lambda x, a: ((x > 0) & (x < 6)).astype(np.float64)),
+    "hard_sigmoid": (lambda x, a: np.clip(x / 6 + 0.5, 0, 1), lambda x, a: ((x > -3) & (x < 3)) / 6.0),
+    "hard_swish": (lambda x, a: np.where(x < -3, 0.0, x * np.clip(x / 6 + 0.5, 0, 1)),
+                   lambda x, a: np.where(x <= -3, 0.0, np.where(x < 3, x / 3 + 0.5, 1.0))),
+    "selu": (lambda x, a: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0))),
+             lambda x, a: SELU_SCALE * np.where(x > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(x, 0)))),
 }
 ALPHA = {"leaky_relu": 0.3, "elu": 1.0}
 
@@ -69,6 +79,10 @@ def gradient_scale(name, x):
     if name == "gelu_tanh":
         first, second = gelu_tanh_terms(x)
         return first + np.abs(second)
+    if name == "silu":
+        return sigmoid64(x) + np.abs(x * sigmoid64(x) * sigmoid64(-x))
+    if name == "hard_swish":
+        return np.where(x <= -3, 0.0, np.where(x < 3, np.abs(x) / 3 + 0.5, 1.0))
     return np.abs(REFERENCES[name][1](x, ALPHA.get(name, 0)))
 
 
@@ -135,9 +149,9 @@ def test_elementwise_matches_reference(name, data, isa, threads):
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_gradient_by_finite_differences(name, isa):
     rng = np.random.default_rng(7)
-    # Stay away from the kinks of relu-like functions.
-    x = rng.uniform(-6, 6, 1023)
-    x = x[np.abs(x) > 1e-3].astype(np.float32)
+    # Stay away from the kinks of the piecewise functions.
+    x = rng.uniform(-8, 8, 1023)
+    x = x[np.min(np.abs(x[:, None] - np.array(KINKS)), axis=1) > 1e-3].astype(np.float32)
     x64 = x.astype(np.float64)
     f = REFERENCES[name][0]
     a = ALPHA.get(name, 0)
@@ -170,6 +184,8 @@ SPECIAL = np.array([-np.inf, -1e30, -1e4, -104, -89, -88, -20, -1e-30, -0.0, 0.0
 LIMITS = {
     "relu": (0.0, np.inf), "leaky_relu": (-np.inf, np.inf), "elu": (-1.0, np.inf),
     "sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "gelu": (0.0, np.inf), "gelu_tanh": (0.0, np.inf),
+    "silu": (0.0, np.inf), "softplus": (0.0, np.inf), "relu6": (0.0, 6.0), "hard_sigmoid": (0.0, 1.0),
+    "hard_swish": (0.0, np.inf), "selu": (np.float32(-SELU_SCALE * SELU_ALPHA), np.inf),
 }
 
 
@@ -183,18 +199,18 @@ def test_special_values(name, isa):
     f, g = REFERENCES[name]
     with np.errstate(all="ignore"):
         assert_close(y[finite], f(x[finite].astype(np.float64), ALPHA.get(name, 0)),
-                     2e-6 * forward_condition(name, x[finite]), 1e-37, name)
+                     2e-6 * forward_condition(name, x[finite]), 1e-35, name)
     dx = call_backward(name, x, np.ones_like(x))
     assert np.all(np.isfinite(dx)), dx
     with np.errstate(all="ignore"):
         xf = x[finite].astype(np.float64)
         assert_close(dx[finite], g(xf, ALPHA.get(name, 0)), 0,
-                     4e-6 * gradient_scale(name, xf) * forward_condition(name, xf) + 1e-37, name)
+                     4e-6 * gradient_scale(name, xf) * forward_condition(name, xf) + 1e-35, name)
     # NaN propagates through every forward, and through every backward but
     # the piecewise-linear ones (whose gradient does not depend on x's value).
     nan = np.array([np.nan, 1.0, np.nan], np.float32)
     assert np.isnan(call_forward(name, nan)[[0, 2]]).all()
-    if name not in ("relu", "leaky_relu"):
+    if name not in ("relu", "leaky_relu", "relu6", "hard_sigmoid", "hard_swish"):
         assert np.isnan(call_backward(name, nan, np.ones(3, np.float32))[[0, 2]]).all()
     assert_close(call_forward(name, nan)[1:2], f(np.ones(1), ALPHA.get(name, 0)), 2e-6, 0, name)
 
@@ -351,6 +367,7 @@ def test_against_torch(isa):
     F = torch.nn.functional
     rng = np.random.default_rng(17)
     x = (rng.standard_normal((64, 33)) * 3).astype(np.float32)
+    x[0, :9] = [-3, 0, 3, 6, -6, -1e-3, 25, -25, 1e-3]  # kinks and saturation, as PyTorch defines them
     dy = rng.standard_normal(x.shape).astype(np.float32)
     cases = {
         "relu": (F.relu, ops.relu, ops.relu_backward),
@@ -361,6 +378,12 @@ def test_against_torch(isa):
         "gelu": (F.gelu, ops.gelu, ops.gelu_backward),
         "gelu_tanh": (lambda t: F.gelu(t, approximate="tanh"), lambda a: ops.gelu(a, approximate=True),
                       lambda a, g: ops.gelu_backward(a, g, approximate=True)),
+        "silu": (F.silu, ops.silu, ops.silu_backward),
+        "softplus": (F.softplus, ops.softplus, ops.softplus_backward),
+        "relu6": (F.relu6, ops.relu6, ops.relu6_backward),
+        "hard_sigmoid": (F.hardsigmoid, ops.hard_sigmoid, ops.hard_sigmoid_backward),
+        "hard_swish": (F.hardswish, ops.hard_swish, ops.hard_swish_backward),
+        "selu": (F.selu, ops.selu, ops.selu_backward),
         "softmax": (lambda t: torch.softmax(t, -1), ops.softmax, None),
         "log_softmax": (lambda t: torch.log_softmax(t, -1), ops.log_softmax, None),
     }

@@ -30,6 +30,13 @@ int cnnc_get_num_threads(void)
 
 int cnnc_threads_for(int64_t work, int64_t grain)
 {
+#ifndef CNNC_OPENMP
+    /* Without OpenMP there is no team to split work over, whatever
+     * cnnc_set_num_threads() said: drivers must run on the calling thread. */
+    (void)work;
+    (void)grain;
+    return 1;
+#endif
     int max = cnnc_get_num_threads();
     if (grain < 1)
         grain = 1;

@@ -56,14 +56,26 @@ extern CNNC_INTERNAL const struct cnnc_activation_kernels cnnc_activation_kernel
                     [CNNC_ACTIVATION_SIGMOID] = sigmoid_forward,                                \
                     [CNNC_ACTIVATION_TANH] = tanh_forward,                                      \
                     [CNNC_ACTIVATION_GELU] = gelu_forward,                                      \
-                    [CNNC_ACTIVATION_GELU_TANH] = gelu_tanh_forward},                           \
+                    [CNNC_ACTIVATION_GELU_TANH] = gelu_tanh_forward,                            \
+                    [CNNC_ACTIVATION_SILU] = silu_forward,                                      \
+                    [CNNC_ACTIVATION_SOFTPLUS] = softplus_forward,                              \
+                    [CNNC_ACTIVATION_RELU6] = relu6_forward,                                    \
+                    [CNNC_ACTIVATION_HARD_SIGMOID] = hard_sigmoid_forward,                      \
+                    [CNNC_ACTIVATION_HARD_SWISH] = hard_swish_forward,                          \
+                    [CNNC_ACTIVATION_SELU] = selu_forward},                                     \
         .backward = {[CNNC_ACTIVATION_RELU] = relu_backward,                                    \
                      [CNNC_ACTIVATION_LEAKY_RELU] = leaky_relu_backward,                        \
                      [CNNC_ACTIVATION_ELU] = elu_backward,                                      \
                      [CNNC_ACTIVATION_SIGMOID] = sigmoid_backward,                              \
                      [CNNC_ACTIVATION_TANH] = tanh_backward,                                    \
                      [CNNC_ACTIVATION_GELU] = gelu_backward,                                    \
-                     [CNNC_ACTIVATION_GELU_TANH] = gelu_tanh_backward},                         \
+                     [CNNC_ACTIVATION_GELU_TANH] = gelu_tanh_backward,                          \
+                     [CNNC_ACTIVATION_SILU] = silu_backward,                                    \
+                     [CNNC_ACTIVATION_SOFTPLUS] = softplus_backward,                            \
+                     [CNNC_ACTIVATION_RELU6] = relu6_backward,                                  \
+                     [CNNC_ACTIVATION_HARD_SIGMOID] = hard_sigmoid_backward,                    \
+                     [CNNC_ACTIVATION_HARD_SWISH] = hard_swish_backward,                        \
+                     [CNNC_ACTIVATION_SELU] = selu_backward},                                   \
         .row_max = row_max, .exp_sum = exp_sum, .affine = affine, .sum = sum, .dot = dot,       \
         .softmax_grad = softmax_grad, .log_softmax_grad = log_softmax_grad,                     \
     }
@@ -71,5 +83,7 @@ extern CNNC_INTERNAL const struct cnnc_activation_kernels cnnc_activation_kernel
 /* Constants of GELU shared by every path. */
 #define CNNC_GELU_K0 0.797884560802865355f        /* sqrt(2/pi) */
 #define CNNC_GELU_K1 0.044715f
+#define CNNC_SELU_ALPHA 1.67326324235437728f
+#define CNNC_SELU_SCALE 1.05070098735548049f
 
 #endif

@@ -53,7 +53,8 @@ CNNC_INTERNAL const void *cnnc_pick_table(const void *scalar, const void *avx2, 
 
 /* ---- threads ------------------------------------------------------------ */
 /* Threads to use for `work` units of roughly `grain` units each, at least 1:
- * small problems stay on the calling thread. */
+ * small problems stay on the calling thread. Always 1 in a build without
+ * OpenMP, so drivers size their teams with this, not cnnc_get_num_threads(). */
 CNNC_INTERNAL int cnnc_threads_for(int64_t work, int64_t grain);
 /* Flush-to-zero / denormals-are-zero for the calling thread, returning the
  * previous state for cnnc_fpu_restore. Called at the top of every parallel

@@ -23,14 +23,21 @@ typedef enum cnnc_activation {
     CNNC_ACTIVATION_TANH = 4,
     CNNC_ACTIVATION_GELU = 5,       /* x Phi(x), Phi the standard normal CDF (erf form) */
     CNNC_ACTIVATION_GELU_TANH = 6,  /* x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2 */
-    CNNC_ACTIVATION_COUNT = 7
+    CNNC_ACTIVATION_SILU = 7,       /* x sigmoid(x) (swish) */
+    CNNC_ACTIVATION_SOFTPLUS = 8,   /* log(1 + exp(x)) */
+    CNNC_ACTIVATION_RELU6 = 9,      /* min(max(x, 0), 6) */
+    CNNC_ACTIVATION_HARD_SIGMOID = 10, /* relu6(x + 3) / 6 */
+    CNNC_ACTIVATION_HARD_SWISH = 11,   /* x relu6(x + 3) / 6 */
+    CNNC_ACTIVATION_SELU = 12,      /* 1.0507 (x > 0 ? x : 1.67326 (exp(x) - 1)) */
+    CNNC_ACTIVATION_COUNT = 13
 } cnnc_activation;
 
 /* y = f(x) over n elements; alpha is used by LEAKY_RELU and ELU only. */
 CNNC_API cnnc_status cnnc_activation_forward(cnnc_activation kind, int64_t n, const float *x,
                                              float *y, float alpha);
-/* dx = dy * f'(x) over n elements. At the kinks (x = 0) ReLU and LeakyReLU
- * take the left derivative (0 and alpha), ELU alpha, as PyTorch does. */
+/* dx = dy * f'(x) over n elements. At the kinks the derivatives are those
+ * of PyTorch: ReLU 0 and LeakyReLU alpha at 0, ELU alpha at 0, ReLU6 and
+ * hard sigmoid 0 at both ends, hard swish 0 at -3 and 1 at 3. */
 CNNC_API cnnc_status cnnc_activation_backward(cnnc_activation kind, int64_t n, const float *x,
                                               const float *dy, float *dx, float alpha);
 

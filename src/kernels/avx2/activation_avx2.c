@@ -99,6 +99,56 @@ static inline __m256 gelu_tanh_b(__m256 x, __m256 dy, __m256 a)
     return _mm256_mul_ps(dy, _mm256_fmadd_ps(_mm256_mul_ps(xc, ds), dw, sg));
 }
 
+#define AND(a, b) _mm256_and_ps((a), (b))
+static inline __m256 silu_f(__m256 x, __m256 a) { return _mm256_mul_ps(_mm256_max_ps(V(-104.0f), x), sigmoid_f(x, a)); }
+static inline __m256 silu_b(__m256 x, __m256 dy, __m256 a)
+{
+    __m256 xc = _mm256_min_ps(V(104.0f), _mm256_max_ps(V(-104.0f), x));
+    __m256 e = cnnc_exp_avx2(_mm256_sub_ps(ZERO, cnnc_abs_avx2(x)));
+    __m256 s = _mm256_div_ps(V(1.0f), _mm256_add_ps(V(1.0f), e));
+    __m256 sg = SELECT(CMP(x, ZERO, _CMP_GE_OQ), _mm256_mul_ps(e, s), s);
+    return _mm256_mul_ps(dy, _mm256_fmadd_ps(xc, _mm256_mul_ps(_mm256_mul_ps(e, s), s), sg));
+}
+
+static inline __m256 softplus_f(__m256 x, __m256 a)
+{
+    __m256 e = cnnc_exp_avx2(_mm256_sub_ps(ZERO, cnnc_abs_avx2(x)));
+    return _mm256_add_ps(_mm256_max_ps(ZERO, x), cnnc_log1p_avx2(e));
+}
+static inline __m256 softplus_b(__m256 x, __m256 dy, __m256 a) { return _mm256_mul_ps(dy, sigmoid_f(x, a)); }
+
+static inline __m256 relu6_f(__m256 x, __m256 a) { return _mm256_min_ps(V(6.0f), _mm256_max_ps(ZERO, x)); }
+static inline __m256 relu6_b(__m256 x, __m256 dy, __m256 a)
+{
+    return SELECT(AND(CMP(x, ZERO, _CMP_GT_OQ), CMP(x, V(6.0f), _CMP_LT_OQ)), ZERO, dy);
+}
+
+static inline __m256 hard_sigmoid_f(__m256 x, __m256 a)
+{
+    return _mm256_mul_ps(relu6_f(_mm256_add_ps(x, V(3.0f)), a), V(1.0f / 6.0f));
+}
+static inline __m256 hard_sigmoid_b(__m256 x, __m256 dy, __m256 a)
+{
+    return SELECT(AND(CMP(x, V(-3.0f), _CMP_GT_OQ), CMP(x, V(3.0f), _CMP_LT_OQ)), ZERO, _mm256_mul_ps(dy, V(1.0f / 6.0f)));
+}
+
+static inline __m256 hard_swish_f(__m256 x, __m256 a)
+{
+    return SELECT(CMP(x, V(-3.0f), _CMP_LT_OQ), _mm256_mul_ps(x, hard_sigmoid_f(x, a)), ZERO);
+}
+static inline __m256 hard_swish_b(__m256 x, __m256 dy, __m256 a)
+{
+    __m256 mid = _mm256_mul_ps(dy, _mm256_fmadd_ps(x, V(1.0f / 3.0f), V(0.5f)));
+    __m256 r = SELECT(CMP(x, V(3.0f), _CMP_LT_OQ), dy, mid);
+    return SELECT(CMP(x, V(-3.0f), _CMP_LE_OQ), r, ZERO);
+}
+
+static inline __m256 selu_f(__m256 x, __m256 a) { return _mm256_mul_ps(V(CNNC_SELU_SCALE), elu_f(x, V(CNNC_SELU_ALPHA))); }
+static inline __m256 selu_b(__m256 x, __m256 dy, __m256 a)
+{
+    return _mm256_mul_ps(V(CNNC_SELU_SCALE), elu_b(x, dy, V(CNNC_SELU_ALPHA)));
+}
+
 #define ELEMENTWISE(name) CNNC_ACTIVATION_PAIR(name, cnnc_map1_avx2, cnnc_map2_avx2)
 ELEMENTWISE(relu)
 ELEMENTWISE(leaky_relu)
@@ -107,6 +157,12 @@ ELEMENTWISE(sigmoid)
 ELEMENTWISE(tanh)
 ELEMENTWISE(gelu)
 ELEMENTWISE(gelu_tanh)
+ELEMENTWISE(silu)
+ELEMENTWISE(softplus)
+ELEMENTWISE(relu6)
+ELEMENTWISE(hard_sigmoid)
+ELEMENTWISE(hard_swish)
+ELEMENTWISE(selu)
 
 /* ---- row primitives of softmax ---------------------------------------- */
 

@@ -98,6 +98,55 @@ static inline __m512 gelu_tanh_b(__m512 x, __m512 dy, __m512 a)
     return _mm512_mul_ps(dy, _mm512_fmadd_ps(_mm512_mul_ps(xc, ds), dw, sg));
 }
 
+static inline __m512 silu_f(__m512 x, __m512 a) { return _mm512_mul_ps(_mm512_max_ps(V(-104.0f), x), sigmoid_f(x, a)); }
+static inline __m512 silu_b(__m512 x, __m512 dy, __m512 a)
+{
+    __m512 xc = _mm512_min_ps(V(104.0f), _mm512_max_ps(V(-104.0f), x));
+    __m512 e = cnnc_exp_avx512(_mm512_sub_ps(ZERO, cnnc_abs_avx512(x)));
+    __m512 s = _mm512_div_ps(V(1.0f), _mm512_add_ps(V(1.0f), e));
+    __m512 sg = SELECT(CMP(x, ZERO, _CMP_GE_OQ), _mm512_mul_ps(e, s), s);
+    return _mm512_mul_ps(dy, _mm512_fmadd_ps(xc, _mm512_mul_ps(_mm512_mul_ps(e, s), s), sg));
+}
+
+static inline __m512 softplus_f(__m512 x, __m512 a)
+{
+    __m512 e = cnnc_exp_avx512(_mm512_sub_ps(ZERO, cnnc_abs_avx512(x)));
+    return _mm512_add_ps(_mm512_max_ps(ZERO, x), cnnc_log1p_avx512(e));
+}
+static inline __m512 softplus_b(__m512 x, __m512 dy, __m512 a) { return _mm512_mul_ps(dy, sigmoid_f(x, a)); }
+
+static inline __m512 relu6_f(__m512 x, __m512 a) { return _mm512_min_ps(V(6.0f), _mm512_max_ps(ZERO, x)); }
+static inline __m512 relu6_b(__m512 x, __m512 dy, __m512 a)
+{
+    return SELECT((__mmask16)(CMP(x, ZERO, _CMP_GT_OQ) & CMP(x, V(6.0f), _CMP_LT_OQ)), ZERO, dy);
+}
+
+static inline __m512 hard_sigmoid_f(__m512 x, __m512 a)
+{
+    return _mm512_mul_ps(relu6_f(_mm512_add_ps(x, V(3.0f)), a), V(1.0f / 6.0f));
+}
+static inline __m512 hard_sigmoid_b(__m512 x, __m512 dy, __m512 a)
+{
+    return SELECT((__mmask16)(CMP(x, V(-3.0f), _CMP_GT_OQ) & CMP(x, V(3.0f), _CMP_LT_OQ)), ZERO, _mm512_mul_ps(dy, V(1.0f / 6.0f)));
+}
+
+static inline __m512 hard_swish_f(__m512 x, __m512 a)
+{
+    return SELECT(CMP(x, V(-3.0f), _CMP_LT_OQ), _mm512_mul_ps(x, hard_sigmoid_f(x, a)), ZERO);
+}
+static inline __m512 hard_swish_b(__m512 x, __m512 dy, __m512 a)
+{
+    __m512 mid = _mm512_mul_ps(dy, _mm512_fmadd_ps(x, V(1.0f / 3.0f), V(0.5f)));
+    __m512 r = SELECT(CMP(x, V(3.0f), _CMP_LT_OQ), dy, mid);
+    return SELECT(CMP(x, V(-3.0f), _CMP_LE_OQ), r, ZERO);
+}
+
+static inline __m512 selu_f(__m512 x, __m512 a) { return _mm512_mul_ps(V(CNNC_SELU_SCALE), elu_f(x, V(CNNC_SELU_ALPHA))); }
+static inline __m512 selu_b(__m512 x, __m512 dy, __m512 a)
+{
+    return _mm512_mul_ps(V(CNNC_SELU_SCALE), elu_b(x, dy, V(CNNC_SELU_ALPHA)));
+}
+
 #define ELEMENTWISE(name) CNNC_ACTIVATION_PAIR(name, cnnc_map1_avx512, cnnc_map2_avx512)
 ELEMENTWISE(relu)
 ELEMENTWISE(leaky_relu)
@@ -106,6 +155,12 @@ ELEMENTWISE(sigmoid)
 ELEMENTWISE(tanh)
 ELEMENTWISE(gelu)
 ELEMENTWISE(gelu_tanh)
+ELEMENTWISE(silu)
+ELEMENTWISE(softplus)
+ELEMENTWISE(relu6)
+ELEMENTWISE(hard_sigmoid)
+ELEMENTWISE(hard_swish)
+ELEMENTWISE(selu)
 
 /* ---- row primitives of softmax ---------------------------------------- */
 

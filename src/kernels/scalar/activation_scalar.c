@@ -91,6 +91,55 @@ static inline float gelu_tanh_b(float x, float dy, float a)
     return dy * (sg + xc * (e * s * s) * dw);
 }
 
+/* x sigmoid(x); the clamp turns -inf * 0 into the limit 0 (sigmoid has
+ * underflowed long before -104). silu' = s + x s (1 - s). */
+static inline float silu_f(float x, float a)
+{
+    float xc = x < -104.0f ? -104.0f : x;
+    return xc * sigmoid_f(x, a);
+}
+static inline float silu_b(float x, float dy, float a)
+{
+    float xc = x < -104.0f ? -104.0f : x;
+    xc = xc > 104.0f ? 104.0f : xc;
+    float e = cnnc_exp_scalar(-cnnc_abs_scalar(x));
+    float s = 1.0f / (1.0f + e);
+    float sg = x >= 0.0f ? s : e * s;
+    return dy * (sg + xc * (e * s * s));
+}
+
+/* max(x, 0) + log1p(exp(-|x|)): no overflow, exact for large |x|. */
+static inline float softplus_f(float x, float a)
+{
+    float pos = x < 0.0f ? 0.0f : x;
+    return pos + cnnc_log1p_scalar(cnnc_exp_scalar(-cnnc_abs_scalar(x)));
+}
+static inline float softplus_b(float x, float dy, float a) { return dy * sigmoid_f(x, a); }
+
+static inline float relu6_f(float x, float a)
+{
+    x = x < 0.0f ? 0.0f : x;
+    return x > 6.0f ? 6.0f : x;
+}
+static inline float relu6_b(float x, float dy, float a) { return x > 0.0f && x < 6.0f ? dy : 0.0f; }
+
+static inline float hard_sigmoid_f(float x, float a) { return relu6_f(x + 3.0f, a) * (1.0f / 6.0f); }
+static inline float hard_sigmoid_b(float x, float dy, float a)
+{
+    return x > -3.0f && x < 3.0f ? dy * (1.0f / 6.0f) : 0.0f;
+}
+
+/* Zero below -3 stated outright, so that -inf gives 0, not -inf * 0. */
+static inline float hard_swish_f(float x, float a) { return x < -3.0f ? 0.0f : x * hard_sigmoid_f(x, a); }
+static inline float hard_swish_b(float x, float dy, float a)
+{
+    float mid = dy * (x * (1.0f / 3.0f) + 0.5f);
+    return x <= -3.0f ? 0.0f : (x < 3.0f ? mid : dy);
+}
+
+static inline float selu_f(float x, float a) { return CNNC_SELU_SCALE * elu_f(x, CNNC_SELU_ALPHA); }
+static inline float selu_b(float x, float dy, float a) { return CNNC_SELU_SCALE * elu_b(x, dy, CNNC_SELU_ALPHA); }
+
 #define ELEMENTWISE(name) CNNC_ACTIVATION_PAIR(name, cnnc_map1_scalar, cnnc_map2_scalar)
 ELEMENTWISE(relu)
 ELEMENTWISE(leaky_relu)
@@ -99,6 +148,12 @@ ELEMENTWISE(sigmoid)
 ELEMENTWISE(tanh)
 ELEMENTWISE(gelu)
 ELEMENTWISE(gelu_tanh)
+ELEMENTWISE(silu)
+ELEMENTWISE(softplus)
+ELEMENTWISE(relu6)
+ELEMENTWISE(hard_sigmoid)
+ELEMENTWISE(hard_swish)
+ELEMENTWISE(selu)
 
 /* ---- row primitives of softmax ---------------------------------------- */
 

@@ -1,0 +1,68 @@
+"""Where the installed C core lives, for building C programs against it.
+
+    python -m cnnc.config --cflags      # -I<include dir>
+    python -m cnnc.config --libs        # -L<lib dir> -lcnnc -Wl,-rpath,<lib dir>
+    python -m cnnc.config --cmakedir    # for -Dcnnc_DIR=... or CMAKE_PREFIX_PATH
+    python -m cnnc.config --pkgconfigdir  # for PKG_CONFIG_PATH
+    python -m cnnc.config --includedir | --libdir | --version
+
+Several options print their answers on one line, space-separated, in the
+order given (so ``cc $(python -m cnnc.config --cflags --libs)`` works).
+"""
+import argparse
+import os
+import shlex
+import sys
+
+from cnnc._paths import get_cmake_dir, get_include, get_library_dir, get_pkgconfig_dir
+
+
+def cflags():
+    """Compiler flags: the include directory."""
+    return "-I" + shlex.quote(get_include())
+
+
+def libs():
+    """Linker flags: the library, with an rpath so programs find it at run time."""
+    lib = shlex.quote(get_library_dir())
+    return f"-L{lib} -lcnnc -Wl,-rpath,{lib}"
+
+
+def _version():
+    """Version of the installed package."""
+    from cnnc import __version__
+    return __version__
+
+
+_QUERIES = {
+    "cflags": cflags,
+    "libs": libs,
+    "cmakedir": get_cmake_dir,
+    "pkgconfigdir": get_pkgconfig_dir,
+    "includedir": get_include,
+    "libdir": get_library_dir,
+    "version": _version,
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m cnnc.config",
+                                     description="Paths and flags of the installed cnnc C core.")
+    for name in _QUERIES:
+        parser.add_argument(f"--{name}", dest="queries", action="append_const", const=name,
+                            help=(_QUERIES[name].__doc__ or name).strip().splitlines()[0])
+    args = parser.parse_args(argv)
+    if not args.queries:
+        parser.print_help()
+        return 1
+    for name in args.queries:
+        path = _QUERIES[name]()
+        if name in ("cmakedir", "pkgconfigdir", "includedir", "libdir") and not os.path.isdir(path):
+            print(f"cnnc.config: {path} does not exist (is cnnc installed from a wheel?)", file=sys.stderr)
+            return 1
+    print(" ".join(_QUERIES[name]() for name in args.queries))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
