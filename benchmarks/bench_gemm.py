@@ -18,9 +18,17 @@ fraction of the machine's peak:
 
 for AVX-512 (8 lanes for AVX2, 1 FMA pipe x 1 lane for the scalar path is
 not meaningful and is not reported). The clock is measured by timing a
-chain of dependent integer additions (one per cycle) in a small C function
-compiled on the spot; without a C compiler the figure from /proc/cpuinfo
-is used instead.
+chain of dependent integer additions (one per cycle) against the thread's
+CPU time, in a small C function compiled on the spot; without a C compiler
+the figure from /proc/cpuinfo is used instead.
+
+Timing: ``--clock wall`` (default) takes the best wall-clock time of the
+repetitions. On a machine shared with other busy processes wall time
+partly measures the scheduler; ``--clock cpu`` then times calls by the
+process's CPU time (all threads, spinning at barriers included), for both
+libraries alike: at 1 thread that is the time on an idle machine, at 2
+threads the figures are GFLOP per CPU-second (efficiency, not speed-up).
+The load average is printed with the table.
 """
 import argparse
 import ctypes
@@ -75,20 +83,30 @@ QUICK_SQUARE = {"64", "256", "512", "1024"}
 QUICK_SKIP = ("layer2 3x3/2", "layer2 down", "layer3 down", "layer4 down")
 
 
-def best_time(fn, budget):
+def best_time(fn, budget, clock):
+    """Best time of one call over repetitions. By CPU time, calls are timed
+    in batches of at least 20 ms, since the process CPU clock of other
+    threads advances in scheduler ticks."""
     fn()
-    best, spent, reps = float("inf"), 0.0, 0
-    while reps < 3 or (spent < budget and reps < 200):
+    batch = 1
+    if clock == "cpu":
         t0 = time.perf_counter()
         fn()
-        dt = time.perf_counter() - t0
+        batch = max(1, int(0.02 / max(time.perf_counter() - t0, 1e-7)))
+    best, spent, reps = float("inf"), 0.0, 0
+    while reps < 3 or (spent < budget and reps < 200):
+        w0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(batch):
+            fn()
+        w1, c1 = time.perf_counter(), time.process_time()
+        dt = ((c1 - c0) if clock == "cpu" else (w1 - w0)) / batch
         best = min(best, dt)
-        spent += dt
+        spent += (w1 - w0)
         reps += 1
     return best
 
 
-def worker(threads, cases, budget):
+def worker(threads, cases, budget, clock):
     import numpy as np
     try:
         from threadpoolctl import threadpool_limits
@@ -104,8 +122,8 @@ def worker(threads, cases, budget):
         c1 = np.empty((M, N), np.float32)
         c2 = np.empty((M, N), np.float32)
         opa, opb = (a.T if ta else a), (b.T if tb else b)
-        t_cnnc = best_time(lambda: cnnc.ops.matmul(a, b, trans_a=ta, trans_b=tb, out=c1), budget)
-        t_np = best_time(lambda: np.matmul(opa, opb, out=c2), budget)
+        t_cnnc = best_time(lambda: cnnc.ops.matmul(a, b, trans_a=ta, trans_b=tb, out=c1), budget, clock)
+        t_np = best_time(lambda: np.matmul(opa, opb, out=c2), budget, clock)
         err = float(np.abs(c1 - c2).max() / max(1.0, float(np.abs(c2).max())))
         flops = 2.0 * M * N * K
         print(json.dumps({"label": label, "group": group, "threads": threads,
@@ -120,11 +138,11 @@ double ghz(void) {
     const long n = 200000000;
     struct timespec t0, t1;
     uint64_t x = 0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
     for (long i = 0; i < n; i += 8)
         __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
                          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0" : "+r"(x));
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
     return n / ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec));
 }
 """
@@ -159,6 +177,8 @@ def main():
     parser.add_argument("--filter", default="", help="only cases whose group or label contains this")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--budget", type=float, help="seconds of timing per case and library")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="time calls by wall clock or by process CPU time (shared machines)")
     args = parser.parse_args()
     budget = args.budget if args.budget is not None else (0.05 if args.quick else 0.3)
     cases = [c for c in all_cases() if args.filter in c[0] or args.filter in c[1]]
@@ -166,7 +186,7 @@ def main():
         cases = [c for c in cases if (c[0] != "square" or c[1] in QUICK_SQUARE)
                  and not c[1].startswith(QUICK_SKIP)]
     if args.worker:
-        worker(args.worker, cases, budget)
+        worker(args.worker, cases, budget, args.clock)
         return
 
     import cnnc
@@ -177,12 +197,15 @@ def main():
     if lanes:
         print(f"peak per core = {ghz:.2f} GHz x 2 FMA pipes x {lanes} lanes x 2 = "
               f"{ghz * 2 * lanes * 2:.0f} GFLOP/s")
+    load = os.getloadavg()
+    print(f"timing: best of repetitions by {args.clock} clock; load average before the run "
+          f"{load[0]:.1f} on {os.cpu_count()} CPUs")
     results = {}
     for t in args.threads:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t),
                    MKL_NUM_THREADS=str(t))
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(t), "--budget", str(budget),
-               "--filter", args.filter] + (["--quick"] if args.quick else [])
+               "--filter", args.filter, "--clock", args.clock] + (["--quick"] if args.quick else [])
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             sys.exit(f"worker for {t} threads failed:\n{proc.stderr}")

@@ -39,9 +39,11 @@ cdef extern from "cnnc.h" nogil:
     cnnc_status cnnc_rmsprop_update(int64_t n, float *param, const float *grad, float *ms,
                                     float *mom, float *mg, const cnnc_optim_common *common,
                                     float rho, float momentum, float epsilon)
+    cnnc_status cnnc_adagrad_update(int64_t n, float *param, const float *grad, float *acc,
+                                    const cnnc_optim_common *common, float epsilon)
     cnnc_status cnnc_sum_squares(int64_t n, const float *x, double *out)
 
-__all__ = ["sgd_update", "adam_update", "rmsprop_update", "sum_squares", "global_norm_sq"]
+__all__ = ["sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "sum_squares", "global_norm_sq"]
 
 
 def _param(param):
@@ -196,6 +198,29 @@ def rmsprop_update(param, grad, ms, lr, rho=0.9, momentum=0.0, epsilon=1e-7, cen
     cdef cnnc_status status
     with nogil:
         status = cnnc_rmsprop_update(n, p, g, msp, momp, mgp, &c, r, mu, eps)
+    check_status(status)
+
+
+def adagrad_update(param, grad, accumulator, lr, epsilon=1e-7, l1=0.0, l2=0.0, weight_decay=0.0,
+                   decoupled=False, grad_scale=1.0, clipvalue=None, torch_style=False):
+    """One Adagrad step, in place: ``acc += g^2``, then Keras's rule
+    ``p -= lr g / sqrt(acc + epsilon)`` or PyTorch's (``torch_style=True``)
+    ``p -= lr g / (sqrt(acc) + epsilon)``. Keras starts the accumulator at
+    0.1 (``initial_accumulator_value``), PyTorch at 0 with eps 1e-10;
+    PyTorch's ``lr_decay`` is the caller's: pass ``lr / (1 + (t - 1) lr_decay)``.
+    """
+    _param(param)
+    grad = _grad(grad, param)
+    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
+    _state(accumulator, "accumulator", param)
+    cdef float eps = real_scalar(epsilon, "epsilon")
+    cdef int64_t n = param.size
+    cdef float *p = out_ptr(param)
+    cdef const float *g = in_ptr(grad)
+    cdef float *accp = out_ptr(accumulator)
+    cdef cnnc_status status
+    with nogil:
+        status = cnnc_adagrad_update(n, p, g, accp, &c, eps)
     check_status(status)
 
 

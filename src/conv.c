@@ -12,27 +12,35 @@
  *   taps that reach each input pixel, parallel over input rows (no write
  *   conflicts). Backward-weights: per-thread partial dW over row ranges,
  *   reduced in thread order.
- * - everything else goes through GEMM (src/conv_gemm.c):
+ * - everything else runs on the GEMM micro-kernels (src/conv_gemm.c,
+ *   src/conv_implicit.c):
  *   * 1x1, stride 1, unpadded: x itself is the (N*H*W) x Cin matrix, so
  *     forward is one GEMM per group and per pixel chunk, backward-data is
  *     dY * W^T and backward-weights X^T * dY, all without any copy.
- *   * general forward: output pixels are split into one contiguous range per
- *     thread; each thread im2cols tiles of its range into its own workspace
- *     tile (sized to stay in L2) and multiplies by W with the single-threaded
- *     GEMM.
- *   * backward-data, stride 1: the gradient is itself a stride-1 convolution
- *     of dy with the spatially flipped, channel-transposed kernel and padding
- *     k_eff - 1 - pad, so it runs the forward path (im2col of dy + GEMM):
- *     each thread writes whole dx pixels, nothing to scatter.
- *   * backward-data, stride > 1: dcol = dY * W^T per tile, then col2im.
- *     With at least as many images as threads each thread owns whole images
- *     and scatter-adds tile by tile. With fewer images (batch 1 inference of
- *     a transposed convolution) threads share each image: they compute the
- *     image's whole dcol, then gather it per input row.
+ *   * general forward: implicit GEMM. The weights are packed once per call
+ *     into the micro-kernel's panels. When output rows are at least one
+ *     micro-tile (MR pixels) wide, each thread copies the input rows that a
+ *     band of output rows reads into a zero-padded buffer (about 256 KiB),
+ *     and the micro-kernel reads MR consecutive output pixels straight from
+ *     it (constant stride stride_w * Cin), one call per kernel row when the
+ *     kernel row is contiguous (dilation_w == 1, groups == 1), else per tap:
+ *     no im2col at all. Narrower rows are cut into MR-pixel segments across
+ *     rows, im2col'd and packed (one copy), in blocks that fit L2.
+ *   * backward-data, stride 1 with >= 64 channels per group: the gradient
+ *     is itself a stride-1 convolution of dy with the spatially flipped,
+ *     channel-transposed kernel and padding k_eff - 1 - pad, so it runs the
+ *     implicit-GEMM forward (which packs that kernel straight from w): each
+ *     thread writes whole dx pixels, nothing to scatter.
+ *   * backward-data otherwise: dcol = dY * W^T per tile (W^T packed once,
+ *     dY read in place), then col2im. With at least as many images as
+ *     threads each thread owns whole images and scatter-adds tile by tile.
+ *     With fewer images (batch-1 inference of a transposed convolution)
+ *     threads share each image: they compute the image's whole dcol, then
+ *     gather it per input row.
  *   * backward-weights: each thread accumulates im2col(tile)^T * dY(tile)
- *     into a private dW over its pixel range (thread 0 directly into dw),
- *     then the partials are summed in thread order: deterministic for a
- *     fixed thread count.
+ *     (tiles of >= 512 pixels, the GEMM's inner dimension) into a private
+ *     dW over its pixel range (thread 0 directly into dw), then the partials
+ *     are summed in thread order: deterministic for a fixed thread count.
  * - bias gradients are a channel sum of dy with the same partial scheme.
  * - transposed convolution is the adjoint: its forward is backward-data
  *   (with the bias as the initial value), its backward-data is forward and

@@ -25,6 +25,15 @@ static int64_t tile_pixels(int64_t row)
     return cnnc_max_i64(64, cnnc_min_i64(4096, COL_TILE_FLOATS / row));
 }
 
+/* Pixels per tile of the weight gradient: the GEMM's inner dimension, so
+ * each call reads and writes the whole partial dW once; at least 512 pixels
+ * keeps that traffic small next to the multiply-adds even for the largest
+ * kernels, while the tile stays under 16 MiB. */
+static int64_t weight_tile_pixels(int64_t row)
+{
+    return cnnc_max_i64(tile_pixels(row), cnnc_max_i64(64, cnnc_min_i64(512, ((int64_t)4 << 20) / row)));
+}
+
 /* a * b * c, saturating: only used to decide how many threads to use. */
 static int64_t work_of(int64_t a, int64_t b, int64_t c)
 {
@@ -440,7 +449,7 @@ cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, cons
 {
     const int64_t pixels = g->n * g->oh * g->ow, row = g->kh * g->kw * g->cin, kg = g->kh * g->kw * g->cin_g;
     const int direct = is_pointwise(g);
-    const int64_t tile = direct ? DIRECT_TILE_PIXELS : tile_pixels(row);
+    const int64_t tile = direct ? DIRECT_TILE_PIXELS : weight_tile_pixels(row);
     const int threads = cnnc_threads_for(work_of(pixels, row, g->cout_g), CONV_THREAD_GRAIN);
     float *buffers[threads];
     struct cnnc_conv_partials partials = {dw, buffers, kg * g->cout, 0};

@@ -119,11 +119,10 @@ static void gemm_thread(struct gemm_plan *plan, int tid)
     const int ti = tid / plan->tn, tj = tid % plan->tn;
 
     float *ap = cnnc_workspace(0, (size_t)(plan->a_inplace ? MR : plan->mc) * (size_t)plan->kc * sizeof(float));
+    /* A failure is seen by every thread after the first barrier below, so
+     * that they all leave at the same point. */
     if (!ap)
         __atomic_store_n(&plan->failed, 1, __ATOMIC_RELAXED);
-    team_barrier(threads);
-    if (__atomic_load_n(&plan->failed, __ATOMIC_RELAXED))
-        return;
 
     /* Static split: rows [row_begin, row_end) of this thread's row group. */
     int64_t row_begin, row_end;
@@ -147,6 +146,8 @@ static void gemm_thread(struct gemm_plan *plan, int tid)
                              plan->B + pc * plan->b_rs + (jc + pb * NR) * plan->b_cs,
                              plan->b_rs, plan->b_cs, plan->bp + pb * NR * kc);
             team_barrier(threads);
+            if (__atomic_load_n(&plan->failed, __ATOMIC_RELAXED))
+                return;
 
             int64_t jb, je;
             split_range(n_panels, plan->tn, tj, &jb, &je);
@@ -172,7 +173,10 @@ static void gemm_thread(struct gemm_plan *plan, int tid)
             if (tid == 0)
                 __atomic_store_n(&plan->next_unit[(iteration + 1) & 1], 0, __ATOMIC_RELAXED);
             ++iteration;
-            team_barrier(threads); /* the B block is overwritten next */
+            /* The B block is overwritten next; after the last one, the end of
+             * the parallel region waits for everybody. */
+            if (pc + kc < plan->K || jc + nc < plan->N)
+                team_barrier(threads);
         }
     }
 }

@@ -56,7 +56,7 @@ static cnnc_status check_arrays(const char *fn, int64_t n, const float *param, c
     return CNNC_OK;
 }
 
-enum which { SGD, ADAM, RMSPROP };
+enum which { SGD, ADAM, RMSPROP, ADAGRAD };
 
 struct update_args {
     enum which which;
@@ -79,6 +79,7 @@ static void update_range(int64_t begin, int64_t end, void *ctx)
     case SGD: a->k->sgd(n, p, g, at(a->s0, begin), a->o); break;
     case ADAM: a->k->adam(n, p, g, a->s0 + begin, a->s1 + begin, at(a->s2, begin), a->o); break;
     case RMSPROP: a->k->rmsprop(n, p, g, a->s0 + begin, at(a->s1, begin), at(a->s2, begin), a->o); break;
+    case ADAGRAD: a->k->adagrad(n, p, g, a->s0 + begin, a->o); break;
     }
 }
 
@@ -161,6 +162,21 @@ cnnc_status cnnc_rmsprop_update(int64_t n, float *param, const float *grad, floa
     o.momentum = momentum;
     o.eps = epsilon;
     run_update(RMSPROP, n, param, grad, ms, momentum > 0.0f ? mom : NULL, mg, &o);
+    return CNNC_OK;
+}
+
+cnnc_status cnnc_adagrad_update(int64_t n, float *param, const float *grad, float *acc,
+                                const cnnc_optim_common *common, float epsilon)
+{
+    struct cnnc_optim_params o;
+    CNNC_TRY(check_arrays(__func__, n, param, grad));
+    CNNC_TRY(check_common(__func__, common, &o));
+    CNNC_TRY(check_rate(__func__, "epsilon", epsilon, 0.0f, INFINITY, 1));
+    if (n == 0)
+        return CNNC_OK;
+    CNNC_CHECK_PTR(acc);
+    o.eps = epsilon;
+    run_update(ADAGRAD, n, param, grad, acc, NULL, NULL, &o);
     return CNNC_OK;
 }
 

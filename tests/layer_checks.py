@@ -3,8 +3,17 @@ functions, running a layer forward/backward, and round-trip checks."""
 import json
 
 import numpy as np
+import pytest
 
 import cnnc.layers as L
+from cnnc import random as cnnc_random
+
+
+@pytest.fixture(autouse=True)
+def seeded_weights():
+    """Deterministic weight initialization in every test of a module that
+    imports this fixture."""
+    cnnc_random.set_seed(1234)
 
 
 def numeric_grads(fn, arrays, r, eps=1e-6):
@@ -89,7 +98,6 @@ def check_weights_round_trip(layer, rng):
     if got:
         got[0] += 1.0  # a copy: the layer is unchanged
         np.testing.assert_array_equal(layer.get_weights()[0], new[0])
-        import pytest
         with pytest.raises(ValueError, match="expects"):
             layer.set_weights(new[:-1])
         with pytest.raises(ValueError, match="shape"):

@@ -46,9 +46,11 @@ def test_edge_shapes(isa, threads, rng, trans_a, trans_b):
         assert_close(got, a, b, reference(a, b, trans_a, trans_b), K)
 
 
-@pytest.mark.parametrize("M,N,K", [(341, 70, 520), (20, 4100, 7), (700, 33, 300), (3, 100, 2000)])
+@pytest.mark.parametrize("M,N,K", [(341, 70, 520), (20, 4100, 7), (700, 33, 300), (3, 100, 2000),
+                                   (300, 150, 513), (20, 1, 70000)])
 def test_block_boundaries(isa, threads, rng, M, N, K):
-    """Crosses MC, KC and NC, with every transpose pair."""
+    """Crosses MC, KC and NC (and the K split of the skinny path), with
+    every transpose pair."""
     for trans_a in (False, True):
         for trans_b in (False, True):
             a, b = operands(rng, M, N, K, trans_a, trans_b)

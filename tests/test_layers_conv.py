@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import cnnc.layers as L
-from layer_checks import (assert_close, check_config_round_trip, check_weights_round_trip,
+from layer_checks import (assert_close, check_config_round_trip, check_weights_round_trip,  # noqa: F401
                           numeric_grads, probe_through_layer, ref_conv2d, ref_conv2d_transpose,
-                          run_layer, same_pads)
+                          run_layer, same_pads, seeded_weights)
 
 ACT = {"linear": lambda z: z, "relu": lambda z: np.maximum(z, 0), "tanh": np.tanh,
        "softsign": lambda z: z / (1 + np.abs(z))}

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import cnnc.layers as L
-from layer_checks import assert_close, check_config_round_trip, numeric_grads, run_layer
+from layer_checks import (assert_close, check_config_round_trip, numeric_grads, run_layer,  # noqa: F401
+                          seeded_weights)
 
 
 def test_permute(rng):

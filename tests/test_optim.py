@@ -65,6 +65,13 @@ def ref_rmsprop(p, g, s, lr, rho=0.9, momentum=0.0, eps=1e-7, centered=False, to
     return (p - lr * u if torch_style else p - u), s
 
 
+def ref_adagrad(p, g, s, lr, eps=1e-7, torch_style=False, **kw):
+    g, p = ref_grad(p, g, lr=lr, **kw)
+    acc = s["acc"] + g * g
+    denom = np.sqrt(acc) + eps if torch_style else np.sqrt(acc + eps)
+    return p - lr * g / denom, {"acc": acc}
+
+
 def run(kind, p0, grads, lrs, shape=None, **opts):
     """cnnc and the float64 reference over len(grads) steps; returns both."""
     shape = shape or p0.shape
@@ -76,6 +83,8 @@ def run(kind, p0, grads, lrs, shape=None, **opts):
     elif kind == "adam":
         st = (z(), z(), z() if opts.get("amsgrad") else None)
         ref_s = {"m": np.zeros(shape), "v": np.zeros(shape), "vhat": np.zeros(shape)}
+    elif kind == "adagrad":
+        st, ref_s = np.full(shape, 0.1, np.float32), {"acc": np.full(shape, 0.1)}
     else:
         st = (z(), z() if opts.get("momentum", 0) > 0 else None, z() if opts.get("centered") else None)
         ref_s = {"ms": np.zeros(shape), "mom": np.zeros(shape), "mg": np.zeros(shape)}
@@ -91,6 +100,9 @@ def run(kind, p0, grads, lrs, shape=None, **opts):
         elif kind == "adam":
             ops.adam_update(p, g32, st[0], st[1], t, lr, vhat=st[2], **ours)
             ref_p, ref_s = ref_adam(ref_p, g32.astype(np.float64), ref_s, t, lr, **opts)
+        elif kind == "adagrad":
+            ops.adagrad_update(p, g32, st, lr, **ours)
+            ref_p, ref_s = ref_adagrad(ref_p, g32.astype(np.float64), ref_s, lr, **opts)
         else:
             ops.rmsprop_update(p, g32, st[0], lr, mom=st[1], mg=st[2], **ours)
             ref_p, ref_s = ref_rmsprop(ref_p, g32.astype(np.float64), ref_s, lr, **opts)
@@ -157,6 +169,14 @@ def test_rmsprop_matches_reference(isa, threads, rng, opts):
     np.testing.assert_allclose(p, ref, rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize("opts", [{}, {"torch_style": True, "eps": 1e-10, "wd": 0.01},
+                                  {"l2": 0.01, "wd": 0.004, "decoupled": True, "clip": 1.0}])
+def test_adagrad_matches_reference(isa, threads, rng, opts):
+    p0, grads = problem(rng, n=333)
+    p, ref = run("adagrad", p0, grads, [1e-2] * STEPS, **opts)
+    np.testing.assert_allclose(p, ref, rtol=2e-5, atol=2e-6)
+
+
 def test_large_arrays_threads_deterministic(rng):
     """Big enough for two threads: the update is bitwise the same on 1 or 2."""
     n = 200_003
@@ -216,6 +236,7 @@ def torch_run(torch, make_opt, p0, grads):
     ("adamw", {"epsilon": 1e-8, "torch_style": True, "weight_decay": 0.1, "decoupled": True, "amsgrad": True},
      {"eps": 1e-8, "weight_decay": 0.1, "amsgrad": True}),
     ("rmsprop", {"rho": 0.99, "epsilon": 1e-8, "torch_style": True}, {"alpha": 0.99, "eps": 1e-8}),
+    ("adagrad", {"epsilon": 1e-10, "torch_style": True, "weight_decay": 0.01}, {"eps": 1e-10, "weight_decay": 0.01}),
     ("rmsprop", {"rho": 0.9, "epsilon": 1e-8, "torch_style": True, "centered": True, "momentum": 0.9},
      {"alpha": 0.9, "eps": 1e-8, "centered": True, "momentum": 0.9}),
     ("rmsprop", {"rho": 0.99, "epsilon": 1e-8, "torch_style": True, "momentum": 0.5, "weight_decay": 0.01},
@@ -227,7 +248,7 @@ def test_matches_torch_optim(isa, threads, rng, case):
     lr = 0.01
     p0, grads = problem(rng, n=300)
     make = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-            "rmsprop": torch.optim.RMSprop}[kind]
+            "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}[kind]
     want = torch_run(torch, lambda ps: make(ps, lr=lr, **theirs), p0, grads)
     p = p0.astype(np.float32).copy()
     st = [np.zeros_like(p) for _ in range(3)]
@@ -239,6 +260,8 @@ def test_matches_torch_optim(isa, threads, rng, case):
             ops.sgd_update(p, g, st[0], lr, **opts)
         elif kind in ("adam", "adamw"):
             ops.adam_update(p, g, st[0], st[1], t, lr, vhat=st[2] if amsgrad else None, **opts)
+        elif kind == "adagrad":
+            ops.adagrad_update(p, g, st[0], lr, **opts)
         else:
             ops.rmsprop_update(p, g, st[0], lr, mom=st[1], mg=st[2], **opts)
     np.testing.assert_allclose(p, want, rtol=2e-5, atol=2e-6)
@@ -308,4 +331,8 @@ def test_bad_input():
         ops.rmsprop_update(p, g, z(), 0.1, rho=1.5)
     with pytest.raises(TypeError, match="lr"):
         ops.rmsprop_update(p, g, z(), "fast")
+    with pytest.raises(ValueError, match="epsilon"):
+        ops.adagrad_update(p, g, z(), 0.1, epsilon=-1.0)
+    with pytest.raises(ValueError, match="accumulator"):
+        ops.adagrad_update(p, g, None, 0.1)
     assert np.all(p == 1)  # nothing was updated by the failed calls

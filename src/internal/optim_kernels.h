@@ -28,6 +28,7 @@ struct cnnc_optim_kernels {
                  const struct cnnc_optim_params *o);
     void (*rmsprop)(int64_t n, float *p, const float *g, float *ms, float *mom, float *mg,
                     const struct cnnc_optim_params *o);
+    void (*adagrad)(int64_t n, float *p, const float *g, float *acc, const struct cnnc_optim_params *o);
     double (*sum_squares)(int64_t n, const float *x);
 };
 

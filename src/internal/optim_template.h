@@ -100,6 +100,21 @@ static void rmsprop(int64_t n, float *param, const float *grad, float *ms_, floa
     }
 }
 
+static void adagrad(int64_t n, float *param, const float *grad, float *acc_, const struct cnnc_optim_params *o)
+{
+    const vf lr = V_SET1(o->lr), eps = V_SET1(o->eps);
+    for (int64_t i = 0; i < n; i += V_WIDTH) {
+        int64_t rem = n - i;
+        vf p = v_load_tail(param + i, rem);
+        vf g = transform_grad(o, v_load_tail(grad + i, rem), &p);
+        vf acc = V_FMA(g, g, v_load_tail(acc_ + i, rem));
+        v_store_tail(acc_ + i, acc, rem);
+        vf denom = o->torch_style ? V_ADD(V_SQRT(acc), eps) : V_SQRT(V_ADD(acc, eps));
+        p = V_SUB(p, V_DIV(V_MUL(lr, g), denom));
+        v_store_tail(param + i, p, rem);
+    }
+}
+
 /* Lanes accumulate in float over at most CNNC_SUMSQ_BLOCK elements (the
  * driver's block size), then in double. */
 static double sum_squares(int64_t n, const float *x)
@@ -114,5 +129,6 @@ static double sum_squares(int64_t n, const float *x)
 
 #define CNNC_OPTIM_TABLE(isa) \
     const struct cnnc_optim_kernels cnnc_optim_kernels_##isa = { \
-        .sgd = sgd, .adam = adam, .rmsprop = rmsprop, .sum_squares = sum_squares, \
+        .sgd = sgd, .adam = adam, .rmsprop = rmsprop, .adagrad = adagrad, \
+        .sum_squares = sum_squares, \
     }

@@ -91,6 +91,9 @@ static void test_blocks(void)
     check_case(CNNC_NO_TRANS, CNNC_TRANS, 17, 4100, 3, 1.0f, 1.0f, 0, 2);
     check_case(CNNC_TRANS, CNNC_TRANS, 250, 37, 260, -1.0f, 0.5f, 1, 1);
     check_case(CNNC_NO_TRANS, CNNC_NO_TRANS, 3, 200, 300, 1.0f, 0.0f, 0, 2);
+    check_case(CNNC_NO_TRANS, CNNC_NO_TRANS, 281, 150, 513, 1.0f, 0.0f, 0, 2);
+    check_case(CNNC_TRANS, CNNC_TRANS, 281, 150, 513, 1.0f, 0.0f, 0, 1);
+    check_case(CNNC_NO_TRANS, CNNC_NO_TRANS, 15, 3, 70000, 1.0f, 0.5f, 0, 2);
 }
 
 static void test_alpha_beta(void)

@@ -75,6 +75,29 @@ static void test_sgd_rmsprop(void)
     CHECK_STATUS(cnnc_sgd_update(N, p, g, NULL, &c, 0.0f, 0), CNNC_ERR_INVALID_ARGUMENT);
 }
 
+/* Keras Adagrad with clipping, in double. */
+static void test_adagrad(void)
+{
+    static float p[N], g[N], acc[N];
+    static double rp[N], racc[N];
+    unsigned seed = 12;
+    for (int i = 0; i < N; ++i) { rp[i] = p[i] = check_uniform(&seed); racc[i] = acc[i] = 0.1f; }
+    cnnc_optim_common c = cnnc_optim_common_init(0.05f);
+    c.clip_value = 0.5f;
+    for (int t = 1; t <= STEPS; ++t) {
+        for (int i = 0; i < N; ++i) g[i] = check_uniform(&seed);
+        CHECK_OK(cnnc_adagrad_update(N, p, g, acc, &c, 1e-7f));
+        for (int i = 0; i < N; ++i) {
+            double gg = g[i] > 0.5f ? 0.5f : (g[i] < -0.5f ? -0.5f : g[i]);
+            racc[i] += gg * gg;
+            rp[i] -= 0.05f * gg / sqrt(racc[i] + 1e-7f);
+        }
+    }
+    for (int i = 0; i < N; ++i)
+        CHECK(fabs(p[i] - rp[i]) < 1e-5);
+    CHECK_STATUS(cnnc_adagrad_update(N, p, g, NULL, &c, 1e-7f), CNNC_ERR_INVALID_ARGUMENT);
+}
+
 static void test_sum_squares(void)
 {
     static float x[5000];
@@ -94,6 +117,7 @@ int main(void)
 {
     test_adam();
     test_sgd_rmsprop();
+    test_adagrad();
     test_sum_squares();
     cnnc_release_workspace();
     return check_finish("test_optim");

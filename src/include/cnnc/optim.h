@@ -71,6 +71,13 @@ CNNC_API cnnc_status cnnc_rmsprop_update(int64_t n, float *param, const float *g
                                          float *mom, float *mg, const cnnc_optim_common *common,
                                          float rho, float momentum, float epsilon);
 
+/* Adagrad: acc += g^2;
+ * Keras:   p -= lr g / sqrt(acc + eps)     (Keras starts acc at 0.1)
+ * PyTorch: p -= lr g / (sqrt(acc) + eps)   (PyTorch starts acc at 0; its
+ *          lr_decay is lr / (1 + (t - 1) lr_decay), the caller's to apply). */
+CNNC_API cnnc_status cnnc_adagrad_update(int64_t n, float *param, const float *grad, float *acc,
+                                         const cnnc_optim_common *common, float epsilon);
+
 /* *out = sum of x[i]^2, accumulated in blocks of fixed size whose partial
  * sums are added in order: the same result for any thread count. */
 CNNC_API cnnc_status cnnc_sum_squares(int64_t n, const float *x, double *out);

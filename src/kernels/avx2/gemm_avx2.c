@@ -6,6 +6,33 @@
 #define GEMM_NR 16
 #include "gemm_pack.h"
 
+/* acc += A * Bp over k steps; see the AVX-512 kernel for the conventions
+ * (rows: MR rows of A read in place, addressed from two bases as
+ * base + {0, 1, 2} * rs_a; halves == 1: only the first 8 columns). */
+static inline __attribute__((always_inline)) void
+accumulate(__m256 acc[GEMM_MR][2], int64_t k, const float *a, int64_t rs_a, int64_t cs_a,
+           const float *bp, const int rows, const int halves)
+{
+    const float *base[2] = {a, a + 3 * rs_a};
+    for (int64_t p = 0; p < k; ++p, bp += GEMM_NR) {
+        const __m256 b0 = _mm256_load_ps(bp);
+        const __m256 b1 = halves == 2 ? _mm256_load_ps(bp + 8) : b0;
+#pragma GCC unroll 6
+        for (int i = 0; i < GEMM_MR; ++i) {
+            const __m256 ai = _mm256_broadcast_ss(rows ? &base[i / 3][(i % 3) * rs_a] : a + i);
+            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+            if (halves == 2)
+                acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+        }
+        if (rows) {
+            base[0] += 1;
+            base[1] += 1;
+        } else {
+            a += cs_a;
+        }
+    }
+}
+
 static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp,
                     float *c, int64_t ldc, int64_t m, int64_t n, float alpha, float beta)
 {
@@ -13,27 +40,10 @@ static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const
 #pragma GCC unroll 6
     for (int i = 0; i < GEMM_MR; ++i)
         acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    if (rs_a == 1) {
-        for (int64_t p = 0; p < k; ++p, a += cs_a, bp += GEMM_NR) {
-            const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
-#pragma GCC unroll 6
-            for (int i = 0; i < GEMM_MR; ++i) {
-                const __m256 ai = _mm256_broadcast_ss(a + i);
-                acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-                acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
-            }
-        }
-    } else {
-        for (int64_t p = 0; p < k; ++p, a += cs_a, bp += GEMM_NR) {
-            const __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
-#pragma GCC unroll 6
-            for (int i = 0; i < GEMM_MR; ++i) {
-                const __m256 ai = _mm256_broadcast_ss(a + i * rs_a);
-                acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-                acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
-            }
-        }
-    }
+    if (rs_a == 1)
+        n > 8 ? accumulate(acc, k, a, 1, cs_a, bp, 0, 2) : accumulate(acc, k, a, 1, cs_a, bp, 0, 1);
+    else
+        n > 8 ? accumulate(acc, k, a, rs_a, 1, bp, 1, 2) : accumulate(acc, k, a, rs_a, 1, bp, 1, 1);
     if (m == GEMM_MR && n == GEMM_NR) {
         const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
 #pragma GCC unroll 6
