@@ -38,7 +38,7 @@
  *     threads share each image: they compute the image's whole dcol, then
  *     gather it per input row.
  *   * backward-weights: each thread accumulates im2col(tile)^T * dY(tile)
- *     (tiles of >= 512 pixels, the GEMM's inner dimension) into a private
+ *     (tiles of >= 256 pixels, the GEMM's inner dimension) into a private
  *     dW over its pixel range (thread 0 directly into dw), then the partials
  *     are summed in thread order: deterministic for a fixed thread count.
  * - bias gradients are a channel sum of dy with the same partial scheme.

@@ -38,7 +38,13 @@ CNNC_API cnnc_status cnnc_concat_backward(int64_t rows, int k, const int64_t *wi
 /* Inverted dropout of n elements: element i is kept when the 32-bit hash of
  * (seed, offset + i) is at or above rate * 2^32, so the mask depends on
  * nothing else (not on the thread count or the ISA) and consecutive calls
- * can continue a stream through `offset`. y = x / (1 - rate) where kept, 0
+ * can continue a stream through `offset`. The hash, for index j:
+ *     key = splitmix64(seed); k0 = low 32 bits of key, k1 = high 32 bits
+ *     bits = mix(mix(lo(j) ^ k0) + (hi(j) ^ k1))            (mod 2^32)
+ *     mix(h): h ^= h >> 16; h *= 0x85ebca6b; h ^= h >> 13; h *= 0xc2b2ae35; h ^= h >> 16
+ * with splitmix64 the finalizer of Steele et al. (z += 0x9e3779b97f4a7c15,
+ * then the 30/27/31 xor-shift-multiply steps); the threshold is
+ * round(rate * 2^32), capped at 2^32 - 1. y = x / (1 - rate) where kept, 0
  * where dropped (a multiplication: NaN stays NaN); mask[i] = 1 or 0.
  * 0 <= rate < 1. */
 CNNC_API cnnc_status cnnc_dropout_forward(int64_t n, float rate, uint64_t seed, uint64_t offset,
