@@ -53,14 +53,27 @@ def main():
         ("tanh", lambda: ops.tanh(x, out=out), lambda t: torch.tanh(t), lambda: np.tanh(x)),
         ("gelu", lambda: ops.gelu(x, out=out), lambda t: F.gelu(t), None),
         ("gelu_tanh", lambda: ops.gelu(x, approximate=True, out=out), lambda t: F.gelu(t, approximate="tanh"), None),
-        ("sigmoid_bwd", lambda: ops.sigmoid_backward(x, dy, out=out), None, None),
-        ("tanh_bwd", lambda: ops.tanh_backward(x, dy, out=out), None, None),
-        ("gelu_bwd", lambda: ops.gelu_backward(x, dy, out=out), None, None),
+        ("silu", lambda: ops.silu(x, out=out), lambda t: F.silu(t), None),
+        ("softplus", lambda: ops.softplus(x, out=out), lambda t: F.softplus(t), None),
+        ("hard_swish", lambda: ops.hard_swish(x, out=out), lambda t: F.hardswish(t), None),
+        # PyTorch's backward kernels, called directly (they take the forward output
+        # for sigmoid and tanh, which cnnc recomputes from x).
+        ("sigmoid_bwd", lambda: ops.sigmoid_backward(x, dy, out=out),
+         lambda t: torch.ops.aten.sigmoid_backward(tdy, ts), None),
+        ("tanh_bwd", lambda: ops.tanh_backward(x, dy, out=out),
+         lambda t: torch.ops.aten.tanh_backward(tdy, tt), None),
+        ("gelu_bwd", lambda: ops.gelu_backward(x, dy, out=out),
+         lambda t: torch.ops.aten.gelu_backward(tdy, t), None),
+        ("silu_bwd", lambda: ops.silu_backward(x, dy, out=out),
+         lambda t: torch.ops.aten.silu_backward(tdy, t), None),
         ("softmax", lambda: ops.softmax(rows), lambda t: torch.softmax(t, -1), None),
         ("log_softmax", lambda: ops.log_softmax(rows), lambda t: torch.log_softmax(t, -1), None),
         ("softmax_bwd", lambda: ops.softmax_backward(y_soft, drows), None, None),
     ]
     tx = torch.from_numpy(x) if torch else None
+    tdy = torch.from_numpy(dy) if torch else None
+    ts = torch.sigmoid(tx) if torch else None
+    tt = torch.tanh(tx) if torch else None
     trows = torch.from_numpy(rows) if torch else None
     print(f"cnnc {cnnc.__version__} [{cnnc.isa()}], {args.threads} thread(s), {args.size:,} elements "
           f"(softmax: rows of {args.cols}); best of {args.repeat}, ms")

@@ -236,6 +236,19 @@ def _rows_view(x, axis, name):
     return np.ascontiguousarray(np.moveaxis(x, axis, -1)), axis
 
 
+def _rows_result(result, axis, moved, out, shape):
+    """Undo _rows_view on a result: move the last axis back into place and
+    write it into ``out`` when given."""
+    if not moved:
+        return result
+    result = np.moveaxis(result, -1, axis)
+    if out is None:
+        return np.ascontiguousarray(result)
+    out = check_out(out, shape)
+    out[...] = result
+    return out
+
+
 cdef object _softmax(bint log, x, axis, out):
     x = as_float32(x, "x")
     rows_x, axis = _rows_view(x, axis, "x")
@@ -252,14 +265,7 @@ cdef object _softmax(bint log, x, axis, out):
         else:
             status = cnnc_softmax_forward(rows, cols, &xv[0], &yv[0])
     check_status(status)
-    if not moved:
-        return result
-    result = np.moveaxis(result, -1, axis)
-    if out is None:
-        return np.ascontiguousarray(result)
-    out = check_out(out, x.shape)
-    out[...] = result
-    return out
+    return _rows_result(result, axis, moved, out, x.shape)
 
 
 cdef object _softmax_backward(bint log, y, dy, axis, out):
@@ -282,14 +288,7 @@ cdef object _softmax_backward(bint log, y, dy, axis, out):
         else:
             status = cnnc_softmax_backward(rows, cols, &yv[0], &dyv[0], &dxv[0])
     check_status(status)
-    if not moved:
-        return result
-    result = np.moveaxis(result, -1, axis)
-    if out is None:
-        return np.ascontiguousarray(result)
-    out = check_out(out, y.shape)
-    out[...] = result
-    return out
+    return _rows_result(result, axis, moved, out, y.shape)
 
 
 def softmax(x, axis=-1, out=None):

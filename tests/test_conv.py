@@ -130,6 +130,7 @@ CONV2D_CASES = [
     (2, 12, 11, 4, 6, (3, 2), (1, 2), ((2, 0), (1, 3)), (2, 3), 2),  # asymmetric, dilation, groups
     (2, 9, 9, 6, 6, (3, 3), (1, 1), "same", (1, 1), 6),            # depthwise
     (2, 9, 8, 4, 12, (3, 3), (2, 1), "same", (2, 1), 4),           # depthwise, multiplier 3
+    (2, 6, 7, 70, 70, (3, 3), (2, 1), "same", (1, 2), 70),         # depthwise, register block + tail
     (3, 30, 30, 1, 8, (3, 3), (1, 1), "valid", (1, 1), 1),         # single input channel
     (3, 48, 48, 3, 5, (3, 3), (1, 1), "same", (1, 1), 1),          # several im2col tiles
     (2, 5, 5, 3, 4, (3, 3), (1, 1), ((4, 3), (3, 4)), (1, 1), 1),  # padding beyond the kernel

@@ -95,3 +95,15 @@ def test_example_builds_with_cmake(tmp_path):
          f"-DCMAKE_PREFIX_PATH={config('--cmakedir')}"])
     run(["cmake", "--build", str(build)])
     check_output(run([str(build / "activations_demo")], env={"PATH": os.environ.get("PATH", "")}))
+
+
+def test_library_exports_only_the_public_api():
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("nm not installed")
+    library = Path(cnnc.get_library_dir()) / "libcnnc.so"
+    symbols = [line.split()[-1] for line in run([nm, "-D", "--defined-only", str(library)]).splitlines()
+               if line.strip()]
+    assert symbols and all(name.startswith("cnnc_") for name in symbols), \
+        [name for name in symbols if not name.startswith("cnnc_")]
+    assert "cnnc_relu_forward" in symbols and "cnnc_error" not in symbols

@@ -26,6 +26,11 @@ static inline void dw_tap(int64_t c, int64_t m, const float *restrict xp, const 
     }
 }
 
+/* Channel block kept in registers: accumulating straight into y would
+ * store and reload the same lines once per tap, and those stores alias
+ * (modulo 4 KiB) the loads of x when x and y are laid out alike. */
+#define DW_BLOCK 64
+
 static void depthwise_forward(const struct cnnc_conv_geom *g, int64_t r0, int64_t r1, const float *x,
                               const float *w, const float *bias, float *y)
 {
@@ -35,7 +40,35 @@ static void depthwise_forward(const struct cnnc_conv_geom *g, int64_t r0, int64_
         const float *img = x + n * g->h * g->w * c;
         for (int64_t ow = 0; ow < g->ow; ++ow) {
             float *restrict acc = y + (r * g->ow + ow) * co;
-            for (int64_t i = 0; i < co; ++i)
+            int64_t c0 = 0;
+            if (m == 1) {
+                for (; c0 + DW_BLOCK <= c; c0 += DW_BLOCK) {
+                    float block[DW_BLOCK];
+                    for (int i = 0; i < DW_BLOCK; ++i)
+                        block[i] = bias ? bias[c0 + i] : 0.0f;
+                    for (int64_t kh = 0; kh < g->kh; ++kh) {
+                        const int64_t ih = oh * g->sh - g->pt + kh * g->dh;
+                        if (ih < 0 || ih >= g->h)
+                            continue;
+                        for (int64_t kw = 0; kw < g->kw; ++kw) {
+                            const int64_t iw = ow * g->sw - g->pl + kw * g->dw;
+                            if (iw < 0 || iw >= g->w)
+                                continue;
+                            const float *restrict xp = img + (ih * g->w + iw) * c + c0;
+                            const float *restrict wp = w + (kh * g->kw + kw) * co + c0;
+                            for (int i = 0; i < DW_BLOCK; ++i)
+                                block[i] += xp[i] * wp[i];
+                        }
+                    }
+                    for (int i = 0; i < DW_BLOCK; ++i)
+                        acc[c0 + i] = block[i];
+                }
+            }
+            if (c0 == c)
+                continue;
+            /* Remaining channels (all of them with a multiplier). */
+            const int64_t rest = c - c0;
+            for (int64_t i = c0 * m; i < co; ++i)
                 acc[i] = bias ? bias[i] : 0.0f;
             for (int64_t kh = 0; kh < g->kh; ++kh) {
                 const int64_t ih = oh * g->sh - g->pt + kh * g->dh;
@@ -45,7 +78,8 @@ static void depthwise_forward(const struct cnnc_conv_geom *g, int64_t r0, int64_
                     const int64_t iw = ow * g->sw - g->pl + kw * g->dw;
                     if (iw < 0 || iw >= g->w)
                         continue;
-                    dw_tap(c, m, img + (ih * g->w + iw) * c, w + (kh * g->kw + kw) * co, acc);
+                    dw_tap(rest, m, img + (ih * g->w + iw) * c + c0, w + (kh * g->kw + kw) * co + c0 * m,
+                           acc + c0 * m);
                 }
             }
         }
@@ -61,7 +95,33 @@ static void depthwise_backward_data(const struct cnnc_conv_geom *g, int64_t r0, 
         const float *dimg = dy + n * g->oh * g->ow * co;
         for (int64_t iw = 0; iw < g->w; ++iw) {
             float *restrict acc = dx + (r * g->w + iw) * c;
-            for (int64_t i = 0; i < c; ++i)
+            int64_t c0 = 0;
+            if (m == 1) {
+                for (; c0 + DW_BLOCK <= c; c0 += DW_BLOCK) {
+                    float block[DW_BLOCK];
+                    for (int i = 0; i < DW_BLOCK; ++i)
+                        block[i] = bias ? bias[c0 + i] : 0.0f;
+                    for (int64_t kh = 0; kh < g->kh; ++kh) {
+                        const int64_t th = ih + g->pt - kh * g->dh;
+                        if (th < 0 || th % g->sh != 0 || th / g->sh >= g->oh)
+                            continue;
+                        for (int64_t kw = 0; kw < g->kw; ++kw) {
+                            const int64_t tw = iw + g->pl - kw * g->dw;
+                            if (tw < 0 || tw % g->sw != 0 || tw / g->sw >= g->ow)
+                                continue;
+                            const float *restrict dp = dimg + ((th / g->sh) * g->ow + tw / g->sw) * co + c0;
+                            const float *restrict wp = w + (kh * g->kw + kw) * co + c0;
+                            for (int i = 0; i < DW_BLOCK; ++i)
+                                block[i] += dp[i] * wp[i];
+                        }
+                    }
+                    for (int i = 0; i < DW_BLOCK; ++i)
+                        acc[c0 + i] = block[i];
+                }
+            }
+            if (c0 == c)
+                continue;
+            for (int64_t i = c0; i < c; ++i)
                 acc[i] = bias ? bias[i] : 0.0f;
             for (int64_t kh = 0; kh < g->kh; ++kh) {
                 const int64_t th = ih + g->pt - kh * g->dh;
@@ -74,10 +134,10 @@ static void depthwise_backward_data(const struct cnnc_conv_geom *g, int64_t r0, 
                     const float *restrict dp = dimg + ((th / g->sh) * g->ow + tw / g->sw) * co;
                     const float *restrict wp = w + (kh * g->kw + kw) * co;
                     if (m == 1) {
-                        for (int64_t i = 0; i < c; ++i)
+                        for (int64_t i = c0; i < c; ++i)
                             acc[i] += dp[i] * wp[i];
                     } else {
-                        for (int64_t i = 0; i < c; ++i) {
+                        for (int64_t i = c0; i < c; ++i) {
                             float s = 0.0f;
                             for (int64_t j = 0; j < m; ++j)
                                 s += dp[i * m + j] * wp[i * m + j];

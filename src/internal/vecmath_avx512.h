@@ -35,11 +35,12 @@ static inline __m512 cnnc_exp_avx512(__m512 x)
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, CNNC_V16(CNNC_LN2_HI), x);
     r = _mm512_fnmadd_ps(n, CNNC_V16(CNNC_LN2_LO), r);
-    __m512 p = _mm512_fmadd_ps(CNNC_V16(CNNC_EXP_P4), r, CNNC_V16(CNNC_EXP_P3));
-    p = _mm512_fmadd_ps(p, r, CNNC_V16(CNNC_EXP_P2));
-    p = _mm512_fmadd_ps(p, r, CNNC_V16(CNNC_EXP_P1));
-    p = _mm512_fmadd_ps(p, r, CNNC_V16(CNNC_EXP_P0));
-    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), CNNC_V16(1.0f));
+    /* P(r) by Estrin's scheme (shorter dependency chain than Horner's). */
+    __m512 r2 = _mm512_mul_ps(r, r);
+    __m512 p01 = _mm512_fmadd_ps(CNNC_V16(CNNC_EXP_P1), r, CNNC_V16(CNNC_EXP_P0));
+    __m512 p23 = _mm512_fmadd_ps(CNNC_V16(CNNC_EXP_P3), r, CNNC_V16(CNNC_EXP_P2));
+    __m512 p = _mm512_fmadd_ps(_mm512_fmadd_ps(CNNC_V16(CNNC_EXP_P4), r2, p23), r2, p01);
+    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), CNNC_V16(1.0f));
     /* scalef computes y * 2^n with correct overflow and gradual underflow. */
     return _mm512_scalef_ps(y, n);
 }
@@ -75,16 +76,19 @@ static inline __m512 cnnc_erfc_core_avx512(__m512 z, __m512 q_hi, __m512 q_lo)
     z = _mm512_min_ps(CNNC_V16(CNNC_ERFC_ZMAX), z);
     __m512 t = _mm512_div_ps(CNNC_V16(1.0f), _mm512_fmadd_ps(z, CNNC_V16(0.5f), CNNC_V16(1.0f)));
     __m512 u = _mm512_fmsub_ps(t, CNNC_V16(2.4f), CNNC_V16(1.4f));
-    __m512 e = _mm512_fmadd_ps(CNNC_V16(CNNC_ERFC_E10), u, CNNC_V16(CNNC_ERFC_E9));
-    e = _mm512_fmadd_ps(e, u, CNNC_V16(CNNC_ERFC_E8));
-    e = _mm512_fmadd_ps(e, u, CNNC_V16(CNNC_ERFC_E7));
-    e = _mm512_fmadd_ps(e, u, CNNC_V16(CNNC_ERFC_E6));
-    e = _mm512_fmadd_ps(e, u, CNNC_V16(CNNC_ERFC_E5));
-    e = _mm512_fmadd_ps(e, u, CNNC_V16(CNNC_ERFC_E4));
-    e = _mm512_fmadd_ps(e, u, CNNC_V16(CNNC_ERFC_E3));
-    e = _mm512_fmadd_ps(e, u, CNNC_V16(CNNC_ERFC_E2));
-    e = _mm512_fmadd_ps(e, u, CNNC_V16(CNNC_ERFC_E1));
-    e = _mm512_fmadd_ps(e, u, CNNC_V16(CNNC_ERFC_E0));
+    /* Estrin's scheme: a dependency chain of 5 instead of Horner's 10. Long
+     * chains keep each store pending longer, and a store still pending stalls
+     * later loads that alias it modulo 4 KiB. */
+    __m512 u2 = _mm512_mul_ps(u, u), u4 = _mm512_mul_ps(u2, u2);
+    __m512 p01 = _mm512_fmadd_ps(CNNC_V16(CNNC_ERFC_E1), u, CNNC_V16(CNNC_ERFC_E0));
+    __m512 p23 = _mm512_fmadd_ps(CNNC_V16(CNNC_ERFC_E3), u, CNNC_V16(CNNC_ERFC_E2));
+    __m512 p45 = _mm512_fmadd_ps(CNNC_V16(CNNC_ERFC_E5), u, CNNC_V16(CNNC_ERFC_E4));
+    __m512 p67 = _mm512_fmadd_ps(CNNC_V16(CNNC_ERFC_E7), u, CNNC_V16(CNNC_ERFC_E6));
+    __m512 p89 = _mm512_fmadd_ps(CNNC_V16(CNNC_ERFC_E9), u, CNNC_V16(CNNC_ERFC_E8));
+    __m512 p0_3 = _mm512_fmadd_ps(p23, u2, p01);
+    __m512 p4_7 = _mm512_fmadd_ps(p67, u2, p45);
+    __m512 p8_10 = _mm512_fmadd_ps(CNNC_V16(CNNC_ERFC_E10), u2, p89);
+    __m512 e = _mm512_fmadd_ps(_mm512_fmadd_ps(p8_10, u4, p4_7), u4, p0_3);
     return _mm512_mul_ps(t, cnnc_exp_diff_avx512(e, q_hi, q_lo));
 }
 
