@@ -52,6 +52,7 @@ class Progbar:
         self._last_update = 0.0
         self._last_width = 0
         self._finished = False
+        self._rate = None  # (samples, elapsed) of the last progress update
 
     def _throughput(self, samples, elapsed):
         if samples is None or elapsed <= 0:
@@ -72,6 +73,12 @@ class Progbar:
         values = values or []
         suffix = "".join(f" - {name}: {_format_value(value)}" for name, value in values)
         throughput = self._throughput(samples, elapsed)
+        if samples is not None and not finalize:
+            self._rate = (samples, elapsed)
+        elif samples is None and self._rate is not None:
+            # The closing line of a training epoch comes after validation:
+            # the rate is that of the training steps alone.
+            throughput = self._throughput(*self._rate)
 
         if finalize:
             self._finished = True

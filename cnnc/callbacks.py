@@ -189,7 +189,9 @@ class ProgbarLogger(Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.progbar is not None:
             steps = getattr(self, "_last", (self.params.get("steps") or 0, None))[0]
-            self.progbar.update(steps, logs, samples=self._samples(steps - 1), finalize=True)
+            # Validation has run since the last batch and counted its own
+            # samples: the rate comes from the training batches' updates.
+            self.progbar.update(steps, logs, samples=None, finalize=True)
 
     def on_test_begin(self, logs=None):
         if self.model is not None and getattr(self.model, "_in_fit", False):

@@ -222,3 +222,18 @@ def test_progbar_terminal_and_log_file():
     for step in range(1, 11):
         bar.update(step, {"loss": 1.0})
     assert quiet.getvalue().count("\n") == 1 and "[" not in quiet.getvalue()
+
+
+def test_progbar_epoch_rate_counts_training_samples_only(monkeypatch):
+    """The closing line of an epoch is written after validation; its img/s is
+    the training rate, not the validation count over the whole epoch."""
+    import io
+
+    from cnnc import _progbar
+    clock = iter([0.0, 1.0, 3.0])
+    monkeypatch.setattr(_progbar.time, "perf_counter", lambda: next(clock))
+    stream = io.StringIO()
+    bar = _progbar.Progbar(2, verbose=2, stream=stream)
+    bar.update(2, {"loss": 0.5}, samples=1000, finalize=False)   # training ends at t = 1 s
+    bar.update(2, {"val_loss": 0.5}, samples=None, finalize=True)  # validation ends at t = 3 s
+    assert "1000 img/s" in stream.getvalue()

@@ -19,7 +19,7 @@ AUGMENTATIONS = ("flip", "translate", "rotate", "zoom", "crop", "contrast", "bri
 STANDARD_AUGMENT = "flip,translate"
 # Default epochs: the full Fashion-MNIST is 20x the bundled sample, so the
 # no-argument run stays within a few minutes on two cores either way.
-DEFAULT_EPOCHS_FULL = 2
+DEFAULT_EPOCHS_FULL = 5
 DEFAULT_EPOCHS_SAMPLE = 8
 
 
