@@ -54,7 +54,6 @@ def test_dataset_kinds(tmp_path, sample_only, rng):
 
 
 def test_train_then_predict_on_the_bundled_sample(tmp_path, sample_only, capsys):
-    pytest.importorskip("cnnc.models")
     from cnnc.__main__ import main
     from cnnc.models import load_model
     out = tmp_path / "run"
@@ -90,7 +89,6 @@ def test_train_then_predict_on_the_bundled_sample(tmp_path, sample_only, capsys)
 
 
 def test_train_argument_errors(tmp_path, sample_only, capsys):
-    pytest.importorskip("cnnc.models")
     from cnnc.__main__ import main
     assert main(["train", "--augment", "spin", "--epochs", "1", "--out", str(tmp_path)]) == 2
     assert "unknown" in capsys.readouterr().err

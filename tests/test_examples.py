@@ -5,9 +5,6 @@ import sys
 
 import pytest
 
-pytest.importorskip("cnnc.models")
-pytest.importorskip("cnnc.applications")
-
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 CASES = {
