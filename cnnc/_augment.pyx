@@ -247,9 +247,13 @@ def _clip(value_range):
     return lo, hi
 
 
-def random_brightness(x, lower, upper, value_range=None, seed=0, out=None):
-    """Add a per-image delta drawn uniformly in [lower, upper], then clip to
-    ``value_range`` (lo, hi) if given."""
+ctypedef cnnc_status (*photometric_fn)(int64_t, int64_t, int64_t, int64_t, const float *, float, float,
+                                       float, float, uint64_t, float *) noexcept nogil
+
+
+cdef object _photometric(photometric_fn fn, x, lower, upper, value_range, seed, out):
+    """Brightness and contrast share their arguments: a per-image factor drawn
+    in [lower, upper], then an optional clip to value_range."""
     cdef int64_t n, h, w, c
     x, n, h, w, c = _images(x)
     out = check_out(out, x.shape)
@@ -260,27 +264,21 @@ def random_brightness(x, lower, upper, value_range=None, seed=0, out=None):
     cdef uint64_t s = _seed(seed)
     cdef cnnc_status status
     with nogil:
-        status = cnnc_random_brightness(n, h, w, c, px, lo, hi, cl, ch, s, py)
+        status = fn(n, h, w, c, px, lo, hi, cl, ch, s, py)
     check_status(status)
     return out
+
+
+def random_brightness(x, lower, upper, value_range=None, seed=0, out=None):
+    """Add a per-image delta drawn uniformly in [lower, upper], then clip to
+    ``value_range`` (lo, hi) if given."""
+    return _photometric(cnnc_random_brightness, x, lower, upper, value_range, seed, out)
 
 
 def random_contrast(x, lower, upper, value_range=None, seed=0, out=None):
     """``(x - mean) * f + mean`` with f uniform in [lower, upper] per image and
     mean per image and channel, then clip to ``value_range`` if given."""
-    cdef int64_t n, h, w, c
-    x, n, h, w, c = _images(x)
-    out = check_out(out, x.shape)
-    clo, chi = _clip(value_range)
-    cdef float lo = lower, hi = upper, cl = clo, ch = chi
-    cdef float *px = _ptr(x)
-    cdef float *py = _ptr(out)
-    cdef uint64_t s = _seed(seed)
-    cdef cnnc_status status
-    with nogil:
-        status = cnnc_random_contrast(n, h, w, c, px, lo, hi, cl, ch, s, py)
-    check_status(status)
-    return out
+    return _photometric(cnnc_random_contrast, x, lower, upper, value_range, seed, out)
 
 
 def random_erasing(x, probability=0.5, area=(0.02, 0.33), ratio=(0.3, 3.3), value=0.0, seed=0,

@@ -33,6 +33,11 @@ cdef extern from "cnnc.h" nogil:
     cnnc_status cnnc_conv2d_transpose_backward_weights(const cnnc_conv2d_desc *desc, const float *x,
                                                        const float *dy, float *dw, float *db)
 
+ctypedef cnnc_status (*backward_data_fn)(const cnnc_conv2d_desc *, const float *, const float *,
+                                         float *) noexcept nogil
+ctypedef cnnc_status (*backward_weights_fn)(const cnnc_conv2d_desc *, const float *, const float *,
+                                            float *, float *) noexcept nogil
+
 __all__ = [
     "conv2d", "conv2d_backward", "conv1d", "conv1d_backward",
     "conv2d_transpose", "conv2d_transpose_backward", "conv_output_length", "same_padding",
@@ -210,11 +215,13 @@ def _forward(geometry, x, w, b):
     return y
 
 
-def _backward(geometry, x, w, dy, need_dx, need_dw):
-    cdef cnnc_conv2d_desc d = _desc(geometry)
-    dx = np.empty(geometry.x_shape, np.float32) if need_dx else None
-    dw = np.empty(geometry.w_shape, np.float32) if need_dw else None
-    db = np.empty((geometry.w_shape[3],), np.float32) if need_dw else None
+cdef tuple _run_backward(cnnc_conv2d_desc d, x, w, dy, dx_shape, dw_shape, int64_t db_len,
+                         need_dx, need_dw, backward_data_fn data_fn, backward_weights_fn weights_fn):
+    """The two backward passes shared by conv2d and its transpose: dx, then
+    dw and db, each skipped when not needed (None is returned for it)."""
+    dx = np.empty(dx_shape, np.float32) if need_dx else None
+    dw = np.empty(dw_shape, np.float32) if need_dw else None
+    db = np.empty((db_len,), np.float32) if need_dw else None
     cdef float *px = _ptr(x)
     cdef float *pw = _ptr(w)
     cdef float *pdy = _ptr(dy)
@@ -224,11 +231,17 @@ def _backward(geometry, x, w, dy, need_dx, need_dw):
     cdef cnnc_status status = CNNC_OK
     with nogil:
         if pdx != NULL:
-            status = cnnc_conv2d_backward_data(&d, pw, pdy, pdx)
+            status = data_fn(&d, pw, pdy, pdx)
         if status == CNNC_OK and pdw != NULL:
-            status = cnnc_conv2d_backward_weights(&d, px, pdy, pdw, pdb)
+            status = weights_fn(&d, px, pdy, pdw, pdb)
     check_status(status)
     return dx, dw, db
+
+
+def _backward(geometry, x, w, dy, need_dx, need_dw):
+    return _run_backward(_desc(geometry), x, w, dy, geometry.x_shape, geometry.w_shape,
+                         geometry.w_shape[3], need_dx, need_dw,
+                         cnnc_conv2d_backward_data, cnnc_conv2d_backward_weights)
 
 
 # ---- Conv2D -------------------------------------------------------------------
@@ -382,21 +395,6 @@ def conv2d_transpose_backward(x, w, dy, strides=(1, 1), padding="valid", output_
     w = _array(w, "w", 4, "(KH, KW, filters // groups, Cin)")
     geometry = _transpose_geometry(x, w, strides, padding, output_padding, dilation, groups)
     dy = _check_dy(dy, geometry.x_shape)
-    cdef cnnc_conv2d_desc d = _desc(geometry)
-    dx = np.empty(x.shape, np.float32) if need_dx else None
-    dw = np.empty(w.shape, np.float32) if need_dw else None
-    db = np.empty((geometry.x_shape[3],), np.float32) if need_dw else None
-    cdef float *px = _ptr(x)
-    cdef float *pw = _ptr(w)
-    cdef float *pdy = _ptr(dy)
-    cdef float *pdx = _ptr(dx)
-    cdef float *pdw = _ptr(dw)
-    cdef float *pdb = _ptr(db)
-    cdef cnnc_status status = CNNC_OK
-    with nogil:
-        if pdx != NULL:
-            status = cnnc_conv2d_transpose_backward_data(&d, pw, pdy, pdx)
-        if status == CNNC_OK and pdw != NULL:
-            status = cnnc_conv2d_transpose_backward_weights(&d, px, pdy, pdw, pdb)
-    check_status(status)
-    return dx, dw, db
+    return _run_backward(_desc(geometry), x, w, dy, x.shape, w.shape, geometry.x_shape[3],
+                         need_dx, need_dw, cnnc_conv2d_transpose_backward_data,
+                         cnnc_conv2d_transpose_backward_weights)
