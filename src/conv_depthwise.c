@@ -13,12 +13,15 @@ static int threads_for_rows(const struct cnnc_conv_geom *g, int64_t rows, int64_
     return cnnc_threads_for(work, DEPTHWISE_THREAD_GRAIN);
 }
 
-cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const float *x, const float *w,
-                                        const float *bias, float *y)
+/* Forward and backward-data both write whole rows of their output from two
+ * inputs and an optional bias: each thread takes a contiguous block of rows. */
+typedef void (*depthwise_rows_fn)(const struct cnnc_conv_geom *g, int64_t r0, int64_t r1, const float *a,
+                                  const float *b, const float *bias, float *out);
+
+static void run_rows(depthwise_rows_fn kernel, const struct cnnc_conv_geom *g, int64_t rows, int64_t row_len,
+                     const float *a, const float *b, const float *bias, float *out)
 {
-    const struct cnnc_conv_kernels *k = CNNC_PICK(cnnc_conv_kernels);
-    const int64_t rows = g->n * g->oh;
-    const int threads = threads_for_rows(g, rows, g->ow * g->cout);
+    const int threads = threads_for_rows(g, rows, row_len);
 #ifdef CNNC_OPENMP
 #pragma omp parallel num_threads(threads)
 #endif
@@ -26,28 +29,24 @@ cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const fl
         unsigned fpu = cnnc_fpu_enter();
         int64_t r0, r1;
         cnnc_conv_split(rows, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
-        k->depthwise_forward(g, r0, r1, x, w, bias, y);
+        kernel(g, r0, r1, a, b, bias, out);
         cnnc_fpu_restore(fpu);
     }
+    (void)threads;
+}
+
+cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const float *x, const float *w,
+                                        const float *bias, float *y)
+{
+    run_rows(CNNC_PICK(cnnc_conv_kernels)->depthwise_forward, g, g->n * g->oh, g->ow * g->cout, x, w, bias, y);
     return CNNC_OK;
 }
 
 cnnc_status cnnc_conv_depthwise_backward_data(const struct cnnc_conv_geom *g, const float *w, const float *dy,
                                               const float *bias, float *dx)
 {
-    const struct cnnc_conv_kernels *k = CNNC_PICK(cnnc_conv_kernels);
-    const int64_t rows = g->n * g->h;
-    const int threads = threads_for_rows(g, rows, g->w * g->cout);
-#ifdef CNNC_OPENMP
-#pragma omp parallel num_threads(threads)
-#endif
-    {
-        unsigned fpu = cnnc_fpu_enter();
-        int64_t r0, r1;
-        cnnc_conv_split(rows, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
-        k->depthwise_backward_data(g, r0, r1, w, dy, bias, dx);
-        cnnc_fpu_restore(fpu);
-    }
+    run_rows(CNNC_PICK(cnnc_conv_kernels)->depthwise_backward_data, g, g->n * g->h, g->w * g->cout, w, dy,
+             bias, dx);
     return CNNC_OK;
 }
 
