@@ -170,11 +170,14 @@ static cnnc_status backward_data(const struct cnnc_conv_geom *g, const float *w,
     return cnnc_conv_gemm_backward_data(g, w, dy, bias, dx);
 }
 
-static cnnc_status backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy, float *dw)
+/* db, unless NULL, gets the channel sums of dy (Cout). */
+static cnnc_status backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy, float *dw,
+                                    float *db)
 {
     if (is_depthwise(g))
-        return cnnc_conv_depthwise_backward_weights(g, x, dy, dw);
-    return cnnc_conv_gemm_backward_weights(g, x, dy, dw);
+        return cnnc_conv_depthwise_backward_weights(g, x, dy, dw, db);
+    CNNC_TRY(cnnc_conv_gemm_backward_weights(g, x, dy, dw));
+    return db ? cnnc_conv_channel_sum(g->n * g->oh * g->ow, g->cout, dy, db) : CNNC_OK;
 }
 
 cnnc_status cnnc_conv2d_forward(const cnnc_conv2d_desc *desc, const float *x, const float *w, const float *bias,
@@ -206,10 +209,7 @@ cnnc_status cnnc_conv2d_backward_weights(const cnnc_conv2d_desc *desc, const flo
     CNNC_CHECK_PTR(x);
     CNNC_CHECK_PTR(dy);
     CNNC_CHECK_PTR(dw);
-    CNNC_TRY(backward_weights(&g, x, dy, dw));
-    if (db)
-        CNNC_TRY(cnnc_conv_channel_sum(g.n * g.oh * g.ow, g.cout, dy, db));
-    return CNNC_OK;
+    return backward_weights(&g, x, dy, dw, db);
 }
 
 cnnc_status cnnc_conv2d_transpose_forward(const cnnc_conv2d_desc *desc, const float *x, const float *w,
@@ -242,7 +242,7 @@ cnnc_status cnnc_conv2d_transpose_backward_weights(const cnnc_conv2d_desc *desc,
     CNNC_CHECK_PTR(x);
     CNNC_CHECK_PTR(dy);
     CNNC_CHECK_PTR(dw);
-    CNNC_TRY(backward_weights(&g, dy, x, dw));
+    CNNC_TRY(backward_weights(&g, dy, x, dw, NULL));
     if (db)
         CNNC_TRY(cnnc_conv_channel_sum(g.n * g.h * g.w, g.cin, dy, db));
     return CNNC_OK;
