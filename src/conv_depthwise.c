@@ -61,10 +61,40 @@ static void place(struct cnnc_dw_run *r, const struct dw_line *l, int64_t t)
 /* Runs kernel over one row: the interior in runs of at most `block` pixels,
  * then each border pixel alone. Without taps, gathers still write their
  * initial values and gradients have nothing to add. */
+/* Whether the row's taps are kernel rows of tp->row consecutive source
+ * columns, all starting at the same column (the sliding kernels' form). */
+static int rows_slide(const struct dw_taps *tp)
+{
+    if (tp->n == 0 || tp->row < 1 || tp->n % tp->row != 0)
+        return 0;
+    for (int64_t k = 0; k < tp->n; ++k)
+        if (tp->dcol[k] != tp->dcol[0] + k % tp->row)
+            return 0;
+    return 1;
+}
+
 static void run_line(dw_kernel kernel, struct cnnc_dw_run *r, const struct dw_line *l, struct dw_taps *tp,
                      int64_t block)
 {
     int64_t lo = 0, hi = l->count;
+    if (r->row_taps) {
+        for (int64_t k = 0; k < tp->n; ++k)
+            tp->xoff[k] = tp->roff[k] + tp->dcol[k] * l->pix;
+        r->count = l->count;
+        r->x = l->src;
+        r->out = l->out;
+        r->xstep = l->xs * l->pix;
+        r->xoff = tp->xoff;
+        r->woff = tp->woff;
+        r->taps = tp->n;
+        r->stride = l->xs;
+        r->col = tp->dcol[0];
+        r->src_w = l->src_w;
+        r->pix = l->pix;
+        kernel(r);
+        r->row_taps = 0;
+        return;
+    }
     if (tp->n > 0) {
         int64_t dmin = tp->dcol[0], dmax = tp->dcol[0];
         for (int64_t k = 0; k < tp->n; ++k) {
@@ -81,17 +111,12 @@ static void run_line(dw_kernel kernel, struct cnnc_dw_run *r, const struct dw_li
     r->xoff = tp->xoff;
     r->woff = tp->woff;
     r->taps = tp->n;
-    r->row_taps = tp->row > 1 && tp->n % tp->row == 0 ? tp->row : 0;
-    for (int64_t k = 0; r->row_taps && k < tp->n; ++k)
-        if (k % tp->row != 0 && tp->xoff[k] - tp->xoff[k - 1] != r->xstep)
-            r->row_taps = 0;
     for (int64_t t = lo; t < hi; t += block) {
         r->count = cnnc_min_i64(block, hi - t);
         place(r, l, t);
         kernel(r);
     }
     r->count = 1;
-    r->row_taps = 0;
     r->xoff = tp->bxoff;
     r->woff = tp->bwoff;
     for (int64_t t = 0; t < l->count; ++t) {
@@ -189,6 +214,8 @@ cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const fl
                 forward_taps(g, row / g->oh, row % g->oh, &tp);
                 struct dw_line line = {.src = x, .src_w = g->w, .pix = g->cin, .xs = g->sw, .count = g->ow,
                                        .out = y + row * g->ow * g->cout, .ostep = g->cout};
+                if (run.multiplier == 1 && k->slides(tp.row, g->sw) && rows_slide(&tp))
+                    run.row_taps = tp.row;
                 run_line(k->forward, &run, &line, &tp, g->ow);
             }
         }
@@ -247,6 +274,8 @@ cnnc_status cnnc_conv_depthwise_backward_data(const struct cnnc_conv_geom *g, co
                     struct dw_line line = {.src = dy, .src_w = g->ow, .pix = g->cout, .xs = 1,
                                            .count = (g->w - phase + g->sw - 1) / g->sw,
                                            .out = dx + (row * g->w + phase) * g->cin, .ostep = g->sw * g->cin};
+                    if (run.multiplier == 1 && k->slides(tp.row, 1) && rows_slide(&tp))
+                        run.row_taps = tp.row;
                     run_line(k->backward_data, &run, &line, &tp, line.count);
                 }
             }

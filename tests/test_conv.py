@@ -181,6 +181,7 @@ DEPTHWISE_CASES = [
     (2, 9, 19, 48, 1, (5, 5), (1, 1), "same", (1, 1)),             # 5x5 sliding rows
     (1, 10, 23, 20, 1, (7, 7), (1, 1), "same", (1, 1)),            # 7x7 sliding rows
     (2, 8, 17, 33, 1, (3, 5), (2, 2), ((1, 2), (0, 3)), (1, 1)),   # 3x5, stride 2, asymmetric
+    (2, 9, 30, 21, 1, (3, 3), (2, 2), "same", (1, 1)),             # 3x3 stride 2, edge tiles both sides
     (1, 13, 26, 19, 1, (3, 3), (3, 3), "same", (1, 1)),            # stride 3: three backward phases
     (2, 12, 20, 24, 1, (3, 3), (1, 1), "same", (2, 2)),            # dilation 2, stride 1
     (1, 12, 20, 24, 1, (3, 3), (2, 2), "same", (2, 2)),            # stride == dilation == 2

@@ -17,6 +17,9 @@
 
 #define DW_INLINE static inline __attribute__((always_inline))
 #define DW_PX 8
+/* The register tiles index their accumulator arrays with the loop
+ * counters: unless every such loop is unrolled the arrays live in memory. */
+#define DW_UNROLL _Pragma("GCC unroll 32")
 #define DW_TB 9
 
 /* Channel vectors are whole (part 0) or the last `lanes` < VW channels. */
@@ -62,73 +65,138 @@ DW_INLINE void gather_tile(const int np, const int part, int64_t lanes, const st
     const float *w = r->w + c;
     vf acc[DW_PX];
     const vf init = r->bias ? dw_load(r->bias + c, part, lanes) : vf_zero();
+    DW_UNROLL
     for (int j = 0; j < np; ++j)
         acc[j] = init;
     /* One pointer per pixel: the loads then address base + tap offset
      * independently instead of through a chain of additions of xstep. */
     const float *xj[DW_PX];
+    DW_UNROLL
     for (int j = 0; j < np; ++j)
         xj[j] = x + c + j * xstep;
     for (int64_t t = 0; t < taps; ++t) {
         const int64_t off = xoff[t];
         const vf wv = dw_load(w + woff[t], part, lanes);
+        DW_UNROLL
         for (int j = 0; j < np; ++j)
             acc[j] = vf_fmadd(dw_load(xj[j] + off, part, lanes), wv, acc[j]);
     }
+    DW_UNROLL
     for (int j = 0; j < np; ++j)
         dw_store(out + j * ostep + c, acc[j], part, lanes);
 }
 
-/* DW_PX pixels of ncv channel vectors when the taps come in rows of kw
- * whose consecutive sources are one pixel apart (stride == dilation along
- * the row): each source vector of a kernel row is loaded once and feeds up
- * to kw pixels, a third of the loads of gather_tile for 3x3. Two channel
- * vectors where registers allow: each accumulator receives kw dependent
- * FMAs per kernel row, so 8 of them leave the FMA units waiting. */
-DW_INLINE void slide_tile(const int kw, const int ncv, const int part, int64_t lanes, const struct cnnc_dw_run *r,
-                          const float *x, float *out, int64_t c)
+/* ---- sliding kernel rows ------------------------------------------------
+ * When the taps come in kernel rows of kw sources one column apart (see
+ * cnnc_dw_run.row_taps), a tile of DW_PX pixels needs only
+ * (DW_PX - 1) * S + kw source vectors per kernel row, each loaded once and
+ * fed to every (pixel, tap) that reads it: a third of the loads of
+ * gather_tile for 3x3 at stride 1. Edge tiles skip the source columns
+ * outside the image, so one tile list covers a whole row, borders
+ * included; a last partial tile is shifted back to overlap its neighbour
+ * (recomputing identical values) or, on rows narrower than a tile, stores
+ * only the row's pixels. Two channel vectors per tile where registers
+ * allow: each accumulator receives kw dependent FMAs per kernel row, so 8
+ * of them would leave the FMA units waiting. */
+DW_INLINE void slide_tile(const int kw, const int S, const int ncv, const int part, const int edge, int64_t lanes,
+                          const struct cnnc_dw_run *r, int64_t j0, int64_t nstore, int64_t c)
 {
-    const int64_t taps = r->taps, xstep = r->xstep, ostep = r->ostep;
+    const int ni = (DW_PX - 1) * S + kw;
+    const int64_t taps = r->taps, pix = r->pix, ostep = r->ostep;
+    const int64_t col = r->col + j0 * S, src_w = r->src_w;
     const int64_t *xoff = r->xoff, *woff = r->woff;
     const float *w = r->w + c;
     vf acc[2][DW_PX];
+    DW_UNROLL
     for (int v = 0; v < ncv; ++v) {
         const vf init = r->bias ? dw_load(r->bias + c + v * VW, part, lanes) : vf_zero();
+        DW_UNROLL
         for (int j = 0; j < DW_PX; ++j)
             acc[v][j] = init;
     }
     for (int64_t t = 0; t < taps; t += kw) {
-        const float *xr = x + c + xoff[t];
+        /* Offset of source index 0; the address of an index outside the
+         * image is never formed. */
+        const int64_t base = xoff[t] + j0 * S * pix + c;
         vf wv[2][7];
+        DW_UNROLL
         for (int v = 0; v < ncv; ++v)
+            DW_UNROLL
             for (int k = 0; k < kw; ++k)
                 wv[v][k] = dw_load(w + woff[t + k] + v * VW, part, lanes);
-        for (int i = 0; i < DW_PX + kw - 1; ++i)
+        DW_UNROLL
+        for (int i = 0; i < ni; ++i) {
+            if (edge && (col + i < 0 || col + i >= src_w))
+                continue;
+            DW_UNROLL
             for (int v = 0; v < ncv; ++v) {
-                const vf xv = dw_keep(dw_load(xr + i * xstep + v * VW, part, lanes));
+                const vf xv = dw_keep(dw_load(r->x + base + i * pix + v * VW, part, lanes));
+                DW_UNROLL
                 for (int k = 0; k < kw; ++k)
-                    if (i - k >= 0 && i - k < DW_PX)
-                        acc[v][i - k] = vf_fmadd(xv, wv[v][k], acc[v][i - k]);
+                    if (i - k >= 0 && (i - k) % S == 0 && (i - k) / S < DW_PX)
+                        acc[v][(i - k) / S] = vf_fmadd(xv, wv[v][k], acc[v][(i - k) / S]);
             }
+        }
     }
+    DW_UNROLL
     for (int v = 0; v < ncv; ++v)
+        DW_UNROLL
         for (int j = 0; j < DW_PX; ++j)
-            dw_store(out + j * ostep + c + v * VW, acc[v][j], part, lanes);
+            if (!edge || j < nstore)
+                dw_store(r->out + (j0 + j) * ostep + c + v * VW, acc[v][j], part, lanes);
 }
 
 /* Two vectors per tile need 16 accumulators and 2 kw weights in registers. */
 #define DW_SLIDE_PAIRS(kw) (VW == 16 && (kw) <= 5)
 
-DW_INLINE void slide_pixels(const int kw, const struct cnnc_dw_run *r, const float *x, float *out)
+DW_INLINE void slide_run(const int kw, const int S, const struct cnnc_dw_run *r)
 {
-    int64_t c = 0;
-    if (DW_SLIDE_PAIRS(kw))
-        for (; c + 2 * VW <= r->channels; c += 2 * VW)
-            slide_tile(kw, 2, 0, VW, r, x, out, c);
-    for (; c + VW <= r->channels; c += VW)
-        slide_tile(kw, 1, 0, VW, r, x, out, c);
-    if (c < r->channels)
-        slide_tile(kw, 1, 1, r->channels - c, r, x, out, c);
+    const int64_t count = r->count, channels = r->channels;
+    for (int64_t j0 = 0;; j0 += DW_PX) {
+        if (j0 + DW_PX > count)
+            j0 = cnnc_max_i64(count - DW_PX, 0);
+        const int64_t nstore = cnnc_min_i64(DW_PX, count - j0);
+        const int64_t first = r->col + j0 * S, last = first + (DW_PX - 1) * S + kw - 1;
+        int64_t c = 0;
+        if (first >= 0 && last < r->src_w && nstore == DW_PX) {
+            if (DW_SLIDE_PAIRS(kw))
+                for (; c + 2 * VW <= channels; c += 2 * VW)
+                    slide_tile(kw, S, 2, 0, 0, VW, r, j0, nstore, c);
+            for (; c + VW <= channels; c += VW)
+                slide_tile(kw, S, 1, 0, 0, VW, r, j0, nstore, c);
+            if (c < channels)
+                slide_tile(kw, S, 1, 1, 0, channels - c, r, j0, nstore, c);
+        } else {
+            for (; c + VW <= channels; c += VW)
+                slide_tile(kw, S, 1, 0, 1, VW, r, j0, nstore, c);
+            if (c < channels)
+                slide_tile(kw, S, 1, 1, 1, channels - c, r, j0, nstore, c);
+        }
+        if (j0 + DW_PX >= count)
+            break;
+    }
+}
+
+/* The (kernel row width, stride) pairs with a sliding kernel. */
+#define DW_SLIDE_SHAPES(X) X(2, 1) X(3, 1) X(5, 1) X(7, 1) X(3, 2) X(5, 2)
+
+static int depthwise_slides(int64_t kw, int64_t stride)
+{
+#define DW_SLIDE_MATCH(k, s) if (kw == (k) && stride == (s)) return 1;
+    DW_SLIDE_SHAPES(DW_SLIDE_MATCH)
+#undef DW_SLIDE_MATCH
+    return 0;
+}
+
+static void slide(const struct cnnc_dw_run *r)
+{
+#define DW_SLIDE_CALL(k, s)                                 \
+    if (r->row_taps == (k) && r->stride == (s)) {           \
+        slide_run(k, s, r);                                 \
+        return;                                             \
+    }
+    DW_SLIDE_SHAPES(DW_SLIDE_CALL)
+#undef DW_SLIDE_CALL
 }
 
 DW_INLINE void gather_pixels(const int np, const struct cnnc_dw_run *r, const float *x, float *out)
@@ -145,17 +213,6 @@ static void gather(const struct cnnc_dw_run *r)
     const float *x = r->x;
     float *out = r->out;
     int64_t j = 0;
-    const int64_t kw = r->row_taps;
-#define DW_SLIDE(n)                                                                     \
-    for (; j + DW_PX <= r->count; j += DW_PX, x += DW_PX * r->xstep, out += DW_PX * r->ostep) \
-        slide_pixels(n, r, x, out)
-    if (kw == 3)
-        DW_SLIDE(3);
-    else if (kw == 5)
-        DW_SLIDE(5);
-    else if (kw == 7)
-        DW_SLIDE(7);
-#undef DW_SLIDE
     for (; j + DW_PX <= r->count; j += DW_PX, x += DW_PX * r->xstep, out += DW_PX * r->ostep)
         gather_pixels(DW_PX, r, x, out);
 #define DW_GATHER_REST(n) gather_pixels(n, r, x, out)
@@ -229,7 +286,9 @@ static void weights_multiplier(const struct cnnc_dw_run *r)
 
 static void depthwise_forward(const struct cnnc_dw_run *r)
 {
-    if (r->multiplier == 1)
+    if (r->row_taps)
+        slide(r);
+    else if (r->multiplier == 1)
         gather(r);
     else
         forward_multiplier(r);
@@ -237,7 +296,9 @@ static void depthwise_forward(const struct cnnc_dw_run *r)
 
 static void depthwise_backward_data(const struct cnnc_dw_run *r)
 {
-    if (r->multiplier == 1)
+    if (r->row_taps)
+        slide(r);
+    else if (r->multiplier == 1)
         gather(r);
     else
         backward_data_multiplier(r);
@@ -253,6 +314,7 @@ DW_INLINE void weights_tile(const int nt, const int part, int64_t lanes, const s
     const float *x = r->x + c;
     int64_t xo[DW_TB];
     vf acc[DW_TB];
+    DW_UNROLL
     for (int t = 0; t < nt; ++t) {
         xo[t] = r->xoff[t0 + t];
         acc[t] = vf_zero();
@@ -260,9 +322,11 @@ DW_INLINE void weights_tile(const int nt, const int part, int64_t lanes, const s
     for (int64_t j = 0; j < count; ++j) {
         const vf g = dw_load(dy + j * dystep, part, lanes);
         const float *xj = x + j * xstep;
+        DW_UNROLL
         for (int t = 0; t < nt; ++t)
             acc[t] = vf_fmadd(dw_load(xj + xo[t], part, lanes), g, acc[t]);
     }
+    DW_UNROLL
     for (int t = 0; t < nt; ++t) {
         float *o = r->out + r->woff[t0 + t] + c;
         dw_store(o, vf_add(dw_load(o, part, lanes), acc[t]), part, lanes);
@@ -322,6 +386,7 @@ static void depthwise_channel_sum(int64_t count, int64_t channels, const float *
     .forward = depthwise_forward,                          \
     .backward_data = depthwise_backward_data,              \
     .backward_weights = depthwise_backward_weights,        \
-    .channel_sum = depthwise_channel_sum
+    .channel_sum = depthwise_channel_sum,                  \
+    .slides = depthwise_slides
 
 #endif
