@@ -6,12 +6,17 @@ its softmax/sigmoid when that activation is fused with the loss), per-output
 losses and their gradients (reduced as ``sum(loss_i * w_i) / N``), backward
 through the graph, regularization penalties, one optimizer update of the
 trainable weights. The loss reported in the logs includes the penalties.
+
+fit, evaluate and predict run under ``cnnc._memory.reuse_buffers()``: the
+arrays a step allocates are the same every step, so freed ones are kept
+and handed back instead of faulting in fresh pages each step.
 """
 import os
 
 import numpy as np
 
 from cnnc import losses as losses_module
+from cnnc._memory import reuse_buffers
 from cnnc import metrics as metrics_module
 from cnnc import optimizers
 from cnnc import random as cnnc_random
@@ -429,36 +434,44 @@ class Trainer:
         root = _shuffle_root()
         logs = {}
         try:
-            callbacks.on_train_begin()
-            for epoch in range(initial_epoch, epochs):
-                self._reset_metrics()
-                callbacks.on_epoch_begin(epoch)
-                rng = np.random.default_rng([root, self.optimizer.iterations, epoch])
-                self._samples_seen = 0
-                batch = -1
-                for batch, (xs, ys, sw) in enumerate(data.batches(rng)):
-                    callbacks.on_train_batch_begin(batch)
-                    if not isinstance(data, data_adapter.ArrayData):
-                        xs, ys, sw = self._standardize_batch(xs, ys, sw)
-                    self._train_batch(xs, ys, sw)
-                    self._samples_seen += xs[0].shape[0]
-                    callbacks.on_train_batch_end(batch, self._logs())
-                    if self.stop_training:
-                        break
-                if batch < 0:
-                    raise ValueError("the training data produced no batches")
-                logs = self._logs()
-                if val_data is not None and (epoch + 1) % validation_freq == 0:
-                    val_logs = self._evaluate_data(val_data, callbacks)
-                    logs.update({"val_" + k: v for k, v in val_logs.items()})
-                callbacks.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
-            callbacks.on_train_end(logs)
+            with reuse_buffers():
+                logs = self._fit_epochs(data, val_data, callbacks, initial_epoch, epochs,
+                                        validation_freq, root)
         finally:
             self._in_fit = False
         self.history = history
         return history
+
+    def _fit_epochs(self, data, val_data, callbacks, initial_epoch, epochs, validation_freq,
+                    root):
+        logs = {}
+        callbacks.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            self._reset_metrics()
+            callbacks.on_epoch_begin(epoch)
+            rng = np.random.default_rng([root, self.optimizer.iterations, epoch])
+            self._samples_seen = 0
+            batch = -1
+            for batch, (xs, ys, sw) in enumerate(data.batches(rng)):
+                callbacks.on_train_batch_begin(batch)
+                if not isinstance(data, data_adapter.ArrayData):
+                    xs, ys, sw = self._standardize_batch(xs, ys, sw)
+                self._train_batch(xs, ys, sw)
+                self._samples_seen += xs[0].shape[0]
+                callbacks.on_train_batch_end(batch, self._logs())
+                if self.stop_training:
+                    break
+            if batch < 0:
+                raise ValueError("the training data produced no batches")
+            logs = self._logs()
+            if val_data is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate_data(val_data, callbacks)
+                logs.update({"val_" + k: v for k, v in val_logs.items()})
+            callbacks.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        callbacks.on_train_end(logs)
+        return logs
 
     def _validation_data(self, validation_data, batch_size, steps):
         if isinstance(validation_data, tuple) and len(validation_data) in (2, 3) and \
@@ -497,7 +510,8 @@ class Trainer:
         callbacks = CallbackList(cbs, model=self, params={
             "verbose": verbose, "epochs": 1, "steps": data.steps,
             "samples": data.num_samples, "batch_size": data.batch_size})
-        logs = self._evaluate_data(data, callbacks)
+        with reuse_buffers():
+            logs = self._evaluate_data(data, callbacks)
         return self._format_result(logs, return_dict)
 
     def _format_result(self, logs, return_dict):
@@ -522,6 +536,11 @@ class Trainer:
         callbacks = CallbackList(cbs, model=self, params={
             "verbose": verbose, "epochs": 1, "steps": data.steps,
             "samples": data.num_samples, "batch_size": data.batch_size})
+        with reuse_buffers():
+            results = self._predict_data(data, callbacks)
+        return results[0] if self._single_output else results
+
+    def _predict_data(self, data, callbacks):
         callbacks.on_predict_begin()
         self._samples_seen = 0
         results = None
@@ -553,13 +572,14 @@ class Trainer:
             if pieces is None:
                 raise ValueError("predict got no batches")
             results = [np.concatenate(p) for p in pieces]
-        return results[0] if self._single_output else results
+        return results
 
     def predict_on_batch(self, x):
         """Outputs for one batch (no batching)."""
         self._ensure_built_for(x)
-        outs = self._run_forward(self._as_input_list(x), training=False)
-        outs = [o.copy() for o in outs]
+        with reuse_buffers(drain=False):
+            outs = self._run_forward(self._as_input_list(x), training=False)
+            outs = [o.copy() for o in outs]
         return outs[0] if self._single_output else outs
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
@@ -572,7 +592,8 @@ class Trainer:
         sw = self._sample_weights(ys, sample_weight, class_weight)
         self._configure_backward(False)
         self._reset_metrics()
-        self._train_batch(xs, ys, sw)
+        with reuse_buffers(drain=False):
+            self._train_batch(xs, ys, sw)
         return self._format_result(self._logs(), return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
@@ -583,7 +604,8 @@ class Trainer:
         ys = data_adapter.to_list(y, self.output_names, "y")
         sw = self._sample_weights(ys, sample_weight, None)
         self._reset_metrics()
-        self._test_batch(xs, ys, sw)
+        with reuse_buffers(drain=False):
+            self._test_batch(xs, ys, sw)
         return self._format_result(self._logs(), return_dict)
 
     # -- saving ------------------------------------------------------------------------
