@@ -159,6 +159,8 @@ static cnnc_status forward(const struct cnnc_conv_geom *g, const float *x, const
 {
     if (is_depthwise(g))
         return cnnc_conv_depthwise_forward(g, x, w, bias, y);
+    if (cnnc_conv_winograd_chosen(g))
+        return cnnc_conv_winograd_forward(g, x, w, 0, bias, y);
     return cnnc_conv_gemm_forward(g, x, w, bias, y);
 }
 
@@ -167,6 +169,11 @@ static cnnc_status backward_data(const struct cnnc_conv_geom *g, const float *w,
 {
     if (is_depthwise(g))
         return cnnc_conv_depthwise_backward_data(g, w, dy, bias, dx);
+    if (g->sh == 1 && g->sw == 1) {
+        const struct cnnc_conv_geom t = cnnc_conv_data_gradient_geom(g);
+        if (cnnc_conv_winograd_chosen(&t))
+            return cnnc_conv_winograd_forward(&t, dy, w, 1, bias, dx);
+    }
     return cnnc_conv_gemm_backward_data(g, w, dy, bias, dx);
 }
 
