@@ -37,7 +37,9 @@
 #define MIN_BLOCK_ROWS 4
 #define MAX_BLOCK_ROWS 8
 /* Input channels per task of the kernel transform. */
-#define KERNEL_CHUNK 64
+#define KERNEL_CHUNK 16
+/* Floats of padding (one cache line) against cache-set aliasing. */
+#define PAD 16
 /* Multiply-adds (of the direct convolution) per thread below which a second
  * thread does not pay, as for the GEMM convolutions. */
 #define THREAD_GRAIN ((int64_t)1 << 21)
@@ -51,7 +53,9 @@ struct wino_plan {
     int flipped;
     float *up;                 /* packed U: panel (xi, j) holds Cin rows of NR */
     int64_t th, tw, tiles;     /* tiles per image column and row, in all */
-    int64_t panels, ldm;       /* NR panels of Cout, floats per row of M */
+    int64_t panels, u_stride;  /* NR panels of Cout, floats per plane xi of U */
+    int64_t ldv, v_stride;     /* floats per row (tile) and per plane of V */
+    int64_t ldm, m_stride;     /* the same for M */
     int64_t kc, tb, blocks;    /* input channels per block, tiles per block, blocks */
     int failed;
 };
@@ -75,25 +79,29 @@ int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g)
     return g->cin >= 32 && g->cout >= 32;
 }
 
-/* Panel (xi, j) of U for input channels [c0, c1), through a staging copy
- * of the kernel's 9 taps laid out like the panel ([ci][NR], zero past Cout). */
+/* Panels (xi, j) of U for input channels [c0, c1), columns past Cout zero.
+ * The flipped kernel goes through a staging copy of its 9 taps laid out
+ * like the panels ([ci][NR]); the plain one is read in place. */
 static void transform_kernel(const struct wino_plan *pl, int64_t j, int64_t c0, int64_t c1, float *stage)
 {
     const struct cnnc_conv_geom *g = pl->g;
     const int64_t nr = pl->gk->nr, co0 = j * nr, cols = cnnc_min_i64(nr, g->cout - co0), rows = c1 - c0;
-    const int64_t plane = rows * nr, taps = g->cin * g->cout;
+    const int64_t taps = g->cin * g->cout, u_stride = pl->u_stride;
+    float *u = pl->up + (j * g->cin + c0) * nr;
+    if (!pl->flipped) {
+        for (int64_t ci = c0; ci < c1; ++ci)
+            pl->wk->kernel(pl->w + ci * g->cout + co0, taps, cols, u + (ci - c0) * nr, u_stride);
+        if (cols < nr)
+            for (int64_t xi = 0; xi < XI; ++xi)
+                for (int64_t ci = c0; ci < c1; ++ci)
+                    memset(u + xi * u_stride + (ci - c0) * nr + cols, 0, (size_t)(nr - cols) * sizeof(float));
+        return;
+    }
+    /* The original kernel is (3, 3, Cout, Cin) in this geometry's terms:
+     * tap 8 - tap, row co, column ci. */
+    const int64_t plane = rows * nr;
     for (int64_t tap = 0; tap < 9; ++tap) {
         float *dst = stage + tap * plane;
-        if (!pl->flipped) {
-            for (int64_t ci = c0; ci < c1; ++ci) {
-                float *row = dst + (ci - c0) * nr;
-                memcpy(row, pl->w + tap * taps + ci * g->cout + co0, (size_t)cols * sizeof(float));
-                memset(row + cols, 0, (size_t)(nr - cols) * sizeof(float));
-            }
-            continue;
-        }
-        /* The original kernel is (3, 3, Cout, Cin) in this geometry's terms:
-         * tap 8 - tap, row co, column ci. */
         if (cols < nr)
             memset(dst, 0, (size_t)plane * sizeof(float));
         const float *src = pl->w + (8 - tap) * taps;
@@ -103,7 +111,7 @@ static void transform_kernel(const struct wino_plan *pl, int64_t j, int64_t c0, 
                 dst[(ci - c0) * nr + q] = col[ci];
         }
     }
-    pl->wk->kernel(stage, plane, plane, pl->up + (j * g->cin + c0) * nr, pl->panels * g->cin * nr);
+    pl->wk->kernel(stage, plane, plane, u, u_stride);
 }
 
 /* Input channels [k0, k0 + kcb) of the tiles [t0, t0 + count) into V (TB
@@ -129,7 +137,7 @@ static void transform_input(const struct wino_plan *pl, int64_t t0, int64_t coun
                                        : zeros;
                 }
         }
-        pl->wk->input(d, kcb, v + i * kcb, pl->tb * kcb);
+        pl->wk->input(d, kcb, v + i * pl->ldv, pl->v_stride);
     }
 }
 
@@ -147,7 +155,7 @@ static void transform_output(const struct wino_plan *pl, int64_t t0, int64_t cou
                 const int64_t oh = 2 * ty + r, ow = 2 * tx + s;
                 y[2 * r + s] = oh < g->oh && ow < g->ow ? pl->y + ((n * g->oh + oh) * g->ow + ow) * g->cout : scratch;
             }
-        pl->wk->output(m + i * pl->ldm, pl->tb * pl->ldm, g->cout, pl->bias, y);
+        pl->wk->output(m + i * pl->ldm, pl->m_stride, g->cout, pl->bias, y);
     }
 }
 
@@ -164,12 +172,12 @@ static void run_block(const struct wino_plan *pl, int64_t b, float *v, float *m,
         const float beta = k0 == 0 ? 0.0f : 1.0f;
         transform_input(pl, t0, count, k0, kcb, zeros, v);
         for (int64_t xi = 0; xi < XI; ++xi) {
-            const float *a = v + xi * tb * kcb;
-            float *c = m + xi * tb * pl->ldm;
+            const float *a = v + xi * pl->v_stride;
+            float *c = m + xi * pl->m_stride;
             for (int64_t j = 0; j < pl->panels; ++j) {
-                const float *bpanel = pl->up + ((xi * pl->panels + j) * g->cin + k0) * nr;
+                const float *bpanel = pl->up + xi * pl->u_stride + (j * g->cin + k0) * nr;
                 for (int64_t i0 = 0; i0 < rows; i0 += mr)
-                    gk->ukernel(kcb, a + i0 * kcb, kcb, 1, bpanel, c + i0 * pl->ldm + j * nr, pl->ldm, mr, nr, 1.0f,
+                    gk->ukernel(kcb, a + i0 * pl->ldv, pl->ldv, 1, bpanel, c + i0 * pl->ldm + j * nr, pl->ldm, mr, nr, 1.0f,
                                 beta);
             }
         }
@@ -183,7 +191,7 @@ static void wino_thread(struct wino_plan *pl)
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
     const int64_t nr = pl->gk->nr, tb = pl->tb;
     const int64_t stage_floats = 9 * KERNEL_CHUNK * nr;
-    const int64_t v_floats = XI * tb * pl->kc, m_floats = XI * tb * pl->ldm;
+    const int64_t v_floats = XI * pl->v_stride, m_floats = XI * pl->m_stride;
     const int64_t work_floats = v_floats + m_floats + cnnc_ceil_div(pl->kc, 16) * 16 + pl->ldm;
     float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL,
                                 (size_t)cnnc_max_i64(stage_floats, work_floats) * sizeof(float));
@@ -196,7 +204,7 @@ static void wino_thread(struct wino_plan *pl)
     const int64_t chunks = cnnc_ceil_div(g->cin, KERNEL_CHUNK);
     if (buf)
         for (int64_t q = t; q < pl->panels * chunks; q += team) {
-            const int64_t j = q / chunks, c0 = (q % chunks) * KERNEL_CHUNK;
+            const int64_t j = q % pl->panels, c0 = q / pl->panels * KERNEL_CHUNK;
             transform_kernel(pl, j, c0, cnnc_min_i64(g->cin, c0 + KERNEL_CHUNK), buf);
         }
 #ifdef CNNC_OPENMP
@@ -228,10 +236,16 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
     };
     const int64_t mr = gk->mr;
     pl.tiles = g->n * pl.th * pl.tw;
-    pl.ldm = pl.panels * gk->nr;
     const int64_t kblocks = cnnc_ceil_div(g->cin, gk->kc);
     pl.kc = cnnc_ceil_div(g->cin, kblocks);
-    const int64_t per_tile = XI * (pl.kc + pl.ldm) * (int64_t)sizeof(float);
+    if (getenv("WKC")) pl.kc = atoi(getenv("WKC"));
+    /* Rows and planes are padded off multiples of 4 KiB, which would map
+     * the 16 planes (and the micro-kernel's MR rows) onto the same cache
+     * sets. */
+    pl.ldv = cnnc_ceil_div(pl.kc, 16) * 16 + PAD;
+    pl.ldm = pl.panels * gk->nr + PAD;
+    pl.u_stride = pl.panels * g->cin * gk->nr + 2 * PAD;
+    const int64_t per_tile = XI * (pl.ldv + pl.ldm) * (int64_t)sizeof(float);
     int64_t block_rows = cnnc_max_i64(MIN_BLOCK_ROWS, cnnc_min_i64(MAX_BLOCK_ROWS, BLOCK_BYTES / (per_tile * mr)));
     /* Work for every thread before blocks grow past what L2 wants. */
     int64_t work;
@@ -242,10 +256,13 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
     else
         threads = cnnc_threads_for(INT64_MAX, THREAD_GRAIN);
     block_rows = cnnc_max_i64(1, cnnc_min_i64(block_rows, cnnc_ceil_div(pl.tiles, mr * threads)));
+    if (getenv("WTB")) block_rows = atoi(getenv("WTB"));
     pl.tb = block_rows * mr;
+    pl.v_stride = pl.tb * pl.ldv + 2 * PAD;
+    pl.m_stride = pl.tb * pl.ldm + 2 * PAD;
     pl.blocks = cnnc_ceil_div(pl.tiles, pl.tb);
     threads = (int)cnnc_min_i64(threads, pl.blocks);
-    pl.up = cnnc_workspace(CNNC_CONV_SLOT_SHARED, (size_t)(XI * pl.panels * g->cin * gk->nr) * sizeof(float));
+    pl.up = cnnc_workspace(CNNC_CONV_SLOT_SHARED, (size_t)(XI * pl.u_stride) * sizeof(float));
     if (!pl.up)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate the transformed kernel");
 #ifdef CNNC_OPENMP
