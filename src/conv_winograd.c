@@ -30,14 +30,19 @@
 #include "winograd_kernels.h"
 
 #define XI 16
-/* Per-thread bytes of V and M for one tile block: most of the 1 MiB L2. */
-#define BLOCK_BYTES ((int64_t)640 * 1024)
-/* At least this many MR tile rows per block, even when V and M then spill
- * to L3: every block streams all of U, which must be reused enough. */
-#define MIN_BLOCK_ROWS 4
+/* Per-thread bytes of V and M for one tile block: a quarter of L2, which
+ * leaves the rest to the streamed U panels (one MR row of tiles per block
+ * measured best on the ResNet-18 shapes, even with U in L3). */
+#define BLOCK_BYTES ((int64_t)256 * 1024)
 #define MAX_BLOCK_ROWS 8
-/* Input channels per task of the kernel transform. */
+/* Input channels per task of the kernel transform: few for the plain
+ * kernel, whose rows it reads whole across tasks; more for the flipped one,
+ * of whose rows (Cin long) a task reads a KERNEL_CHUNK_FLIPPED-float run. */
 #define KERNEL_CHUNK 16
+#define KERNEL_CHUNK_FLIPPED 128
+/* The selection thresholds of cnnc_conv_winograd_chosen. */
+#define MIN_CHANNELS 16
+#define MIN_TILES 48
 /* Floats of padding (one cache line) against cache-set aliasing. */
 #define PAD 16
 /* Multiply-adds (of the direct convolution) per thread below which a second
@@ -74,14 +79,21 @@ int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g)
         return 0;
     if (env && env[0] == '1' && env[1] == '\0')
         return 1;
-    /* Below these channel counts the transforms and the short GEMMs cost
-     * more than the multiplications they save. */
-    return g->cin >= 32 && g->cout >= 32;
+    /* Where it loses (measured against the implicit GEMM): with fewer than
+     * 16 channels on either side the transforms and the GEMM's padding to
+     * whole panels cost more than the multiplications saved; with few tiles
+     * the per-call kernel transform is not amortized; and where edge tiles
+     * would discard more than half of what they compute (outputs of 1 pixel
+     * along an axis), the saving is gone. */
+    const int64_t th = cnnc_ceil_div(g->oh, 2), tw = cnnc_ceil_div(g->ow, 2);
+    return g->cin >= MIN_CHANNELS && g->cout >= MIN_CHANNELS && g->n * th * tw >= MIN_TILES &&
+           2 * g->oh * g->ow >= 4 * th * tw;
 }
 
 /* Panels (xi, j) of U for input channels [c0, c1), columns past Cout zero.
- * The flipped kernel goes through a staging copy of its 9 taps laid out
- * like the panels ([ci][NR]); the plain one is read in place. */
+ * The plain kernel is transformed along its rows (Cout contiguous) straight
+ * into the panels; the flipped one along its columns (its Cin contiguous)
+ * into a staging block, which the GEMM's B packing then transposes. */
 static void transform_kernel(const struct wino_plan *pl, int64_t j, int64_t c0, int64_t c1, float *stage)
 {
     const struct cnnc_conv_geom *g = pl->g;
@@ -98,20 +110,12 @@ static void transform_kernel(const struct wino_plan *pl, int64_t j, int64_t c0, 
         return;
     }
     /* The original kernel is (3, 3, Cout, Cin) in this geometry's terms:
-     * tap 8 - tap, row co, column ci. */
-    const int64_t plane = rows * nr;
-    for (int64_t tap = 0; tap < 9; ++tap) {
-        float *dst = stage + tap * plane;
-        if (cols < nr)
-            memset(dst, 0, (size_t)plane * sizeof(float));
-        const float *src = pl->w + (8 - tap) * taps;
-        for (int64_t q = 0; q < cols; ++q) {
-            const float *col = src + (co0 + q) * g->cin;
-            for (int64_t ci = c0; ci < c1; ++ci)
-                dst[(ci - c0) * nr + q] = col[ci];
-        }
-    }
-    pl->wk->kernel(stage, plane, plane, u, u_stride);
+     * tap 8 - tap, row co, column ci, so its taps run backwards. */
+    const int64_t plane = cols * rows + PAD;
+    for (int64_t q = 0; q < cols; ++q)
+        pl->wk->kernel(pl->w + 8 * taps + (co0 + q) * g->cin + c0, -taps, rows, stage + q * rows, plane);
+    for (int64_t xi = 0; xi < XI; ++xi)
+        pl->gk->pack_b(rows, cols, stage + xi * plane, 1, rows, u + xi * u_stride);
 }
 
 /* Input channels [k0, k0 + kcb) of the tiles [t0, t0 + count) into V (TB
@@ -190,7 +194,8 @@ static void wino_thread(struct wino_plan *pl)
     const struct cnnc_conv_geom *g = pl->g;
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
     const int64_t nr = pl->gk->nr, tb = pl->tb;
-    const int64_t stage_floats = 9 * KERNEL_CHUNK * nr;
+    const int64_t chunk = pl->flipped ? KERNEL_CHUNK_FLIPPED : KERNEL_CHUNK;
+    const int64_t stage_floats = XI * (chunk * nr + PAD);
     const int64_t v_floats = XI * pl->v_stride, m_floats = XI * pl->m_stride;
     const int64_t work_floats = v_floats + m_floats + cnnc_ceil_div(pl->kc, 16) * 16 + pl->ldm;
     float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL,
@@ -201,11 +206,15 @@ static void wino_thread(struct wino_plan *pl)
 #endif
         pl->failed = 1;
     }
-    const int64_t chunks = cnnc_ceil_div(g->cin, KERNEL_CHUNK);
+    const int64_t chunks = cnnc_ceil_div(g->cin, chunk);
     if (buf)
         for (int64_t q = t; q < pl->panels * chunks; q += team) {
-            const int64_t j = q % pl->panels, c0 = q / pl->panels * KERNEL_CHUNK;
-            transform_kernel(pl, j, c0, cnnc_min_i64(g->cin, c0 + KERNEL_CHUNK), buf);
+            /* Along the rows of the kernel as stored: Cout (panels) fastest
+             * for the plain one, its Cin (input-channel chunks) for the
+             * flipped one. */
+            const int64_t j = pl->flipped ? q / chunks : q % pl->panels;
+            const int64_t c0 = (pl->flipped ? q % chunks : q / pl->panels) * chunk;
+            transform_kernel(pl, j, c0, cnnc_min_i64(g->cin, c0 + chunk), buf);
         }
 #ifdef CNNC_OPENMP
 #pragma omp barrier
@@ -238,7 +247,6 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
     pl.tiles = g->n * pl.th * pl.tw;
     const int64_t kblocks = cnnc_ceil_div(g->cin, gk->kc);
     pl.kc = cnnc_ceil_div(g->cin, kblocks);
-    if (getenv("WKC")) pl.kc = atoi(getenv("WKC"));
     /* Rows and planes are padded off multiples of 4 KiB, which would map
      * the 16 planes (and the micro-kernel's MR rows) onto the same cache
      * sets. */
@@ -246,23 +254,23 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
     pl.ldm = pl.panels * gk->nr + PAD;
     pl.u_stride = pl.panels * g->cin * gk->nr + 2 * PAD;
     const int64_t per_tile = XI * (pl.ldv + pl.ldm) * (int64_t)sizeof(float);
-    int64_t block_rows = cnnc_max_i64(MIN_BLOCK_ROWS, cnnc_min_i64(MAX_BLOCK_ROWS, BLOCK_BYTES / (per_tile * mr)));
-    /* Work for every thread before blocks grow past what L2 wants. */
+    int64_t block_rows = cnnc_max_i64(1, cnnc_min_i64(MAX_BLOCK_ROWS, BLOCK_BYTES / (per_tile * mr)));
     int64_t work;
-    int threads = 1;
-    if (!__builtin_mul_overflow(g->n * g->oh * g->ow, 9 * g->cin, &work) &&
-        !__builtin_mul_overflow(work, g->cout, &work))
-        threads = cnnc_threads_for(work, THREAD_GRAIN);
-    else
-        threads = cnnc_threads_for(INT64_MAX, THREAD_GRAIN);
+    if (__builtin_mul_overflow(g->n * g->oh * g->ow, 9 * g->cin, &work) || __builtin_mul_overflow(work, g->cout, &work))
+        work = INT64_MAX;
+    int threads = cnnc_threads_for(work, THREAD_GRAIN);
+    /* Every thread gets blocks, even if they are then smaller. */
     block_rows = cnnc_max_i64(1, cnnc_min_i64(block_rows, cnnc_ceil_div(pl.tiles, mr * threads)));
-    if (getenv("WTB")) block_rows = atoi(getenv("WTB"));
     pl.tb = block_rows * mr;
     pl.v_stride = pl.tb * pl.ldv + 2 * PAD;
     pl.m_stride = pl.tb * pl.ldm + 2 * PAD;
     pl.blocks = cnnc_ceil_div(pl.tiles, pl.tb);
     threads = (int)cnnc_min_i64(threads, pl.blocks);
-    pl.up = cnnc_workspace(CNNC_CONV_SLOT_SHARED, (size_t)(XI * pl.u_stride) * sizeof(float));
+    int64_t u_floats;
+    size_t u_bytes;
+    CNNC_TRY(cnnc_mul_sizes(&u_floats, 2, (int64_t)XI, pl.u_stride));
+    CNNC_TRY(cnnc_float_bytes(u_floats, &u_bytes));
+    pl.up = cnnc_workspace(CNNC_CONV_SLOT_SHARED, u_bytes);
     if (!pl.up)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate the transformed kernel");
 #ifdef CNNC_OPENMP
