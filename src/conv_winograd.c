@@ -193,7 +193,7 @@ static void wino_thread(struct wino_plan *pl)
 {
     const struct cnnc_conv_geom *g = pl->g;
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
-    const int64_t nr = pl->gk->nr, tb = pl->tb;
+    const int64_t nr = pl->gk->nr;
     const int64_t chunk = pl->flipped ? KERNEL_CHUNK_FLIPPED : KERNEL_CHUNK;
     const int64_t stage_floats = XI * (chunk * nr + PAD);
     const int64_t v_floats = XI * pl->v_stride, m_floats = XI * pl->m_stride;
