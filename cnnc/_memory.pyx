@@ -46,6 +46,8 @@ cdef extern from "pthread.h" nogil:
     int pthread_mutex_init(pthread_mutex_t *mutex, void *attr)
     int pthread_mutex_lock(pthread_mutex_t *mutex)
     int pthread_mutex_unlock(pthread_mutex_t *mutex)
+    int pthread_atfork(void (*prepare)() noexcept nogil, void (*parent)() noexcept nogil,
+                       void (*child)() noexcept nogil)
 
 _import_array()
 
@@ -76,6 +78,19 @@ cdef Py_ssize_t _active = 0
 cdef size_t _hits = 0
 cdef size_t _misses = 0
 pthread_mutex_init(&_lock, NULL)
+
+
+cdef void _lock_before_fork() noexcept nogil:
+    pthread_mutex_lock(&_lock)
+
+
+cdef void _unlock_after_fork() noexcept nogil:
+    pthread_mutex_unlock(&_lock)
+
+
+# A fork while another thread holds the lock would leave the child's copy
+# locked forever; holding it across fork() hands both sides an unlocked one.
+pthread_atfork(_lock_before_fork, _unlock_after_fork, _unlock_after_fork)
 
 
 cdef inline BlockHeader *_header(void *ptr) noexcept nogil:

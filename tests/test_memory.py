@@ -149,3 +149,17 @@ def test_fit_reuses_the_buffers_of_earlier_steps():
     model.fit(x, y, batch_size=32, epochs=2, verbose=0)
     assert cache_info()[2] > hits  # later steps got their arrays from the cache
     assert cache_info()[:2] == (0, 0)  # and nothing is held after fit
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_can_allocate():
+    import os
+    with reuse_buffers():
+        a = np.empty(BIG, np.float32)
+        del a
+        pid = os.fork()
+        if pid == 0:  # the child: exit status 0 only if allocation works
+            b = np.full(BIG, 3.0, np.float32)
+            os._exit(0 if b.sum() == 3.0 * BIG else 1)
+        _, status = os.waitpid(pid, 0)
+    assert status == 0

@@ -33,6 +33,9 @@ typedef __m256 vmask;
 #define V_NE(a, b) _mm256_cmp_ps((a), (b), _CMP_NEQ_UQ)
 #define V_OR(m1, m2) _mm256_or_ps((m1), (m2))
 #define V_SELECT(m, a, b) _mm256_blendv_ps((b), (a), (m))
+#define V_GE(a, b) _mm256_cmp_ps((a), (b), _CMP_GE_OQ)
+#define V_LE(a, b) _mm256_cmp_ps((a), (b), _CMP_LE_OQ)
+#define V_AND(m1, m2) _mm256_and_ps((m1), (m2))
 
 #define V_REDUCE_ADD(a) cnnc_hsum_avx2(a)
 #define V_REDUCE_MAX(a) cnnc_hmax_avx2(a)
@@ -49,6 +52,10 @@ static inline __m256 v_sign(__m256 a)
 #define V_EXP(a) cnnc_exp_avx2(a)
 #define V_LOG(a) cnnc_log_avx2(a)
 #define V_LOG1P(a) cnnc_log1p_avx2(a)
+#define V_EXPM1(a) cnnc_expm1_avx2(a)
+#define V_COPYSIGN(mag, sign) cnnc_copysign_avx2((mag), (sign))
+#define V_NORMAL_TAIL(a) cnnc_normal_tail_avx2(a)
+#define V_NORMAL_PDF(a) cnnc_normal_pdf_avx2(a)
 
 #include "simd_tail.h"
 

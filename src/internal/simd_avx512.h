@@ -33,6 +33,9 @@ typedef __mmask16 vmask;
 #define V_NE(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_NEQ_UQ)
 #define V_OR(m1, m2) ((__mmask16)((m1) | (m2)))
 #define V_SELECT(m, a, b) _mm512_mask_blend_ps((m), (b), (a))
+#define V_GE(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_GE_OQ)
+#define V_LE(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_LE_OQ)
+#define V_AND(m1, m2) ((__mmask16)((m1) & (m2)))
 #define V_REDUCE_ADD(a) _mm512_reduce_add_ps(a)
 #define V_REDUCE_MAX(a) _mm512_reduce_max_ps(a)
 
@@ -47,6 +50,10 @@ static inline __m512 v_sign(__m512 a)
 #define V_EXP(a) cnnc_exp_avx512(a)
 #define V_LOG(a) cnnc_log_avx512(a)
 #define V_LOG1P(a) cnnc_log1p_avx512(a)
+#define V_EXPM1(a) cnnc_expm1_avx512(a)
+#define V_COPYSIGN(mag, sign) cnnc_copysign_avx512((mag), (sign))
+#define V_NORMAL_TAIL(a) cnnc_normal_tail_avx512(a)
+#define V_NORMAL_PDF(a) cnnc_normal_pdf_avx512(a)
 
 #include "simd_tail.h"
 

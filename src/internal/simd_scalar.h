@@ -35,11 +35,18 @@ typedef int vmask;
 #define V_OR(m1, m2) ((m1) || (m2))
 /* mask ? a : b */
 #define V_SELECT(m, a, b) ((m) ? (a) : (b))
+#define V_GE(a, b) ((a) >= (b))
+#define V_LE(a, b) ((a) <= (b))
+#define V_AND(m1, m2) ((m1) && (m2))
 #define V_REDUCE_ADD(a) (a)
 #define V_REDUCE_MAX(a) (a)
 #define V_EXP(a) cnnc_exp_scalar(a)
 #define V_LOG(a) cnnc_log_scalar(a)
 #define V_LOG1P(a) cnnc_log1p_scalar(a)
+#define V_EXPM1(a) cnnc_expm1_scalar(a)
+#define V_COPYSIGN(mag, sign) cnnc_copysign_scalar((mag), (sign))
+#define V_NORMAL_TAIL(a) cnnc_normal_tail_scalar(a)
+#define V_NORMAL_PDF(a) cnnc_normal_pdf_scalar(a)
 
 /* sign(a) with sign(0) = 0 (the subgradient TensorFlow and PyTorch use). */
 static inline float v_sign(float a) { return a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : 0.0f); }

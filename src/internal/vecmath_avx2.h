@@ -189,35 +189,4 @@ static inline float cnnc_hmax_avx2(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* Loops applying an inline vector function, 8 lanes at a time with a masked
- * tail; the call through f is inlined at each use. */
-#ifndef CNNC_ALWAYS_INLINE
-#define CNNC_ALWAYS_INLINE static inline __attribute__((always_inline))
-#endif
-CNNC_ALWAYS_INLINE void cnnc_map1_avx2(int64_t n, const float *x, float *y, float alpha,
-                                       __m256 (*f)(__m256, __m256))
-{
-    const __m256 a = _mm256_set1_ps(alpha);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, f(_mm256_loadu_ps(x + i), a));
-    if (i < n) {
-        __m256i m = cnnc_tail_mask_avx2(n - i);
-        _mm256_maskstore_ps(y + i, m, f(_mm256_maskload_ps(x + i, m), a));
-    }
-}
-
-CNNC_ALWAYS_INLINE void cnnc_map2_avx2(int64_t n, const float *x, const float *dy, float *dx,
-                                       float alpha, __m256 (*f)(__m256, __m256, __m256))
-{
-    const __m256 a = _mm256_set1_ps(alpha);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dx + i, f(_mm256_loadu_ps(x + i), _mm256_loadu_ps(dy + i), a));
-    if (i < n) {
-        __m256i m = cnnc_tail_mask_avx2(n - i);
-        _mm256_maskstore_ps(dx + i, m, f(_mm256_maskload_ps(x + i, m), _mm256_maskload_ps(dy + i, m), a));
-    }
-}
-
 #endif

@@ -159,35 +159,4 @@ static inline __m512 cnnc_log1p_avx512(__m512 x)
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, CNNC_V16(INFINITY), _CMP_EQ_OQ), r, u);
 }
 
-/* Loops applying an inline vector function, 16 lanes at a time with a
- * masked tail; the call through f is inlined at each use. */
-#ifndef CNNC_ALWAYS_INLINE
-#define CNNC_ALWAYS_INLINE static inline __attribute__((always_inline))
-#endif
-CNNC_ALWAYS_INLINE void cnnc_map1_avx512(int64_t n, const float *x, float *y, float alpha,
-                                         __m512 (*f)(__m512, __m512))
-{
-    const __m512 a = _mm512_set1_ps(alpha);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(y + i, f(_mm512_loadu_ps(x + i), a));
-    if (i < n) {
-        __mmask16 m = cnnc_tail_mask_avx512(n - i);
-        _mm512_mask_storeu_ps(y + i, m, f(_mm512_maskz_loadu_ps(m, x + i), a));
-    }
-}
-
-CNNC_ALWAYS_INLINE void cnnc_map2_avx512(int64_t n, const float *x, const float *dy, float *dx,
-                                         float alpha, __m512 (*f)(__m512, __m512, __m512))
-{
-    const __m512 a = _mm512_set1_ps(alpha);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(dx + i, f(_mm512_loadu_ps(x + i), _mm512_loadu_ps(dy + i), a));
-    if (i < n) {
-        __mmask16 m = cnnc_tail_mask_avx512(n - i);
-        _mm512_mask_storeu_ps(dx + i, m, f(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, dy + i), a));
-    }
-}
-
 #endif

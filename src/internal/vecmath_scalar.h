@@ -162,23 +162,4 @@ static inline float cnnc_log1p_scalar(float x)
     return u == INFINITY ? u : r;
 }
 
-/* Loops applying an inline elementwise function; the call through f is
- * resolved and inlined at each use because these are always inlined. */
-#ifndef CNNC_ALWAYS_INLINE
-#define CNNC_ALWAYS_INLINE static inline __attribute__((always_inline))
-#endif
-CNNC_ALWAYS_INLINE void cnnc_map1_scalar(int64_t n, const float *x, float *y, float a,
-                                         float (*f)(float, float))
-{
-    for (int64_t i = 0; i < n; ++i)
-        y[i] = f(x[i], a);
-}
-
-CNNC_ALWAYS_INLINE void cnnc_map2_scalar(int64_t n, const float *x, const float *dy, float *dx,
-                                         float a, float (*f)(float, float, float))
-{
-    for (int64_t i = 0; i < n; ++i)
-        dx[i] = f(x[i], dy[i], a);
-}
-
 #endif
