@@ -288,13 +288,7 @@ cnnc_status cnnc_conv_gemm_forward(const struct cnnc_conv_geom *g, const float *
 static cnnc_status backward_data_as_forward(const struct cnnc_conv_geom *g, int threads, const float *w,
                                             const float *dy, const float *bias, float *dx)
 {
-    const int64_t eh = (g->kh - 1) * g->dh, ew = (g->kw - 1) * g->dw;
-    struct cnnc_conv_geom t = {
-        .n = g->n, .h = g->oh, .w = g->ow, .cin = g->cout, .cout = g->cin,
-        .kh = g->kh, .kw = g->kw, .sh = 1, .sw = 1, .dh = g->dh, .dw = g->dw,
-        .pt = eh - g->pt, .pb = eh - g->pb, .pl = ew - g->pl, .pr = ew - g->pr,
-        .groups = g->groups, .cin_g = g->cout_g, .cout_g = g->cin_g, .oh = g->h, .ow = g->w,
-    };
+    const struct cnnc_conv_geom t = cnnc_conv_data_gradient_geom(g);
     return cnnc_conv_implicit_forward(&t, threads, dy, w, 1, bias, dx);
 }
 

@@ -107,6 +107,21 @@ static inline void cnnc_conv_split(int64_t n, int t, int parts, int64_t *begin, 
     *end = *begin + q + (t < r ? 1 : 0);
 }
 
+/* The stride-1 input gradient of g as a forward convolution: dy convolved
+ * with the kernel flipped in space and transposed in channels, padded
+ * k_eff - 1 - pad (negative values crop). */
+static inline struct cnnc_conv_geom cnnc_conv_data_gradient_geom(const struct cnnc_conv_geom *g)
+{
+    const int64_t eh = (g->kh - 1) * g->dh, ew = (g->kw - 1) * g->dw;
+    struct cnnc_conv_geom t = {
+        .n = g->n, .h = g->oh, .w = g->ow, .cin = g->cout, .cout = g->cin,
+        .kh = g->kh, .kw = g->kw, .sh = 1, .sw = 1, .dh = g->dh, .dw = g->dw,
+        .pt = eh - g->pt, .pb = eh - g->pb, .pl = ew - g->pl, .pr = ew - g->pr,
+        .groups = g->groups, .cin_g = g->cout_g, .cout_g = g->cin_g, .oh = g->h, .ow = g->w,
+    };
+    return t;
+}
+
 /* ---- drivers (src/conv_gemm.c, src/conv_depthwise.c) -------------------- */
 CNNC_INTERNAL cnnc_status cnnc_conv_gemm_forward(const struct cnnc_conv_geom *g, const float *x, const float *w,
                                                  const float *bias, float *y);
@@ -134,6 +149,17 @@ CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc
 #define CNNC_CONV_WTILE_MAX_CIN 32
 CNNC_INTERNAL cnnc_status cnnc_conv_tiled_backward_weights(const struct cnnc_conv_geom *g, int threads,
                                                            const float *x, const float *dy, float *dw, float *db);
+
+/* Winograd F(2x2, 3x3) (src/conv_winograd.c). applies: the geometry is one
+ * it computes (3x3, stride 1, dilation 1, groups 1); chosen: it applies and
+ * is faster there, or forced by the environment variable CNNC_WINOGRAD
+ * ("1" wherever it applies, "0" never). flipped as for
+ * cnnc_conv_implicit_forward. */
+CNNC_INTERNAL int cnnc_conv_winograd_applies(const struct cnnc_conv_geom *g);
+CNNC_INTERNAL int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g);
+CNNC_INTERNAL cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const float *x,
+                                                     const float *w, int flipped, const float *bias, float *y);
+
 /* im2col rows (KH*KW*Cin floats, (group, kh, kw, channel) order) of the
  * output pixels [p0, p0 + count), flat over (n, oh, ow). */
 CNNC_INTERNAL void cnnc_conv_im2col(const struct cnnc_conv_geom *g, const float *x, int64_t p0, int64_t count,

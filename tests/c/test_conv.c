@@ -1,3 +1,5 @@
+/* setenv, to force the convolution algorithms. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <string.h>
 #include "check.h"
@@ -206,6 +208,14 @@ int main(void)
 {
     test_cases(1);
     test_cases(2);
+    /* Every 3x3 stride-1 case again with Winograd forced on, then off (the
+     * default above picks per shape). */
+    setenv("CNNC_WINOGRAD", "1", 1);
+    test_cases(1);
+    test_cases(2);
+    setenv("CNNC_WINOGRAD", "0", 1);
+    test_cases(2);
+    unsetenv("CNNC_WINOGRAD");
     test_errors();
     cnnc_release_workspace();
     return check_finish("test_conv");
