@@ -292,19 +292,10 @@ cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g,
     const struct cnnc_depthwise_kernels *k = CNNC_PICK(cnnc_depthwise_kernels);
     const int64_t rows = g->n * g->oh, dw_count = g->kh * g->kw * g->cout;
     const int threads = threads_for_rows(g, rows, g->ow * g->cout);
-    /* With db the partial sums are [dW | db] in one caller buffer, so that
-     * dy is read once for both. */
-    float *sums = dw;
-    if (db) {
-        size_t bytes;
-        if (cnnc_float_bytes(dw_count + g->cout, &bytes) != CNNC_OK)
-            return CNNC_ERR_OVERFLOW;
-        sums = cnnc_workspace(CNNC_CONV_SLOT_SHARED, bytes);
-        if (!sums)
-            return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "depthwise conv backward: cannot allocate the gradient sums");
-    }
     float *buffers[threads];
-    struct cnnc_conv_partials partials = {sums, buffers, dw_count + (db ? g->cout : 0), 0};
+    /* db from the same pass: dy is read once for both. */
+    struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = dw_count, .out2 = db,
+                                          .count2 = db ? g->cout : 0};
     int failed = 0;
 #ifdef CNNC_OPENMP
 #pragma omp parallel num_threads(threads)
@@ -312,6 +303,7 @@ cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g,
     {
         unsigned fpu = cnnc_fpu_enter();
         float *sum = cnnc_conv_partial_begin(&partials);
+        float *dbsum = sum && db ? cnnc_conv_partial_second(&partials, sum) : NULL;
         struct dw_taps tp = thread_taps(g, &failed);
         if (sum && tp.roff) {
             int64_t r0, r1;
@@ -327,8 +319,8 @@ cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g,
                 const int64_t block = cnnc_max_i64(
                     DEPTHWISE_WEIGHTS_MIN_RUN, DEPTHWISE_WEIGHTS_RUN_BYTES / (rows_read * g->sw * g->cin * (int64_t)sizeof(float)));
                 run_line(k->backward_weights, &run, &line, &tp, block);
-                if (db)
-                    k->channel_sum(g->ow, g->cout, dy_row, g->cout, sum + dw_count);
+                if (dbsum)
+                    k->channel_sum(g->ow, g->cout, dy_row, g->cout, dbsum);
             }
         }
         cnnc_conv_partial_reduce(&partials);
@@ -338,9 +330,5 @@ cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g,
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "depthwise conv backward: cannot allocate the partial sums");
     if (failed)
         return scratch_error();
-    if (db) {
-        memcpy(dw, sums, (size_t)dw_count * sizeof(float));
-        memcpy(db, sums + dw_count, (size_t)g->cout * sizeof(float));
-    }
     return CNNC_OK;
 }

@@ -288,13 +288,7 @@ cnnc_status cnnc_conv_gemm_forward(const struct cnnc_conv_geom *g, const float *
 static cnnc_status backward_data_as_forward(const struct cnnc_conv_geom *g, int threads, const float *w,
                                             const float *dy, const float *bias, float *dx)
 {
-    const int64_t eh = (g->kh - 1) * g->dh, ew = (g->kw - 1) * g->dw;
-    struct cnnc_conv_geom t = {
-        .n = g->n, .h = g->oh, .w = g->ow, .cin = g->cout, .cout = g->cin,
-        .kh = g->kh, .kw = g->kw, .sh = 1, .sw = 1, .dh = g->dh, .dw = g->dw,
-        .pt = eh - g->pt, .pb = eh - g->pb, .pl = ew - g->pl, .pr = ew - g->pr,
-        .groups = g->groups, .cin_g = g->cout_g, .cout_g = g->cin_g, .oh = g->h, .ow = g->w,
-    };
+    const struct cnnc_conv_geom t = cnnc_conv_data_gradient_geom(g);
     return cnnc_conv_implicit_forward(&t, threads, dy, w, 1, bias, dx);
 }
 
@@ -446,14 +440,16 @@ cnnc_status cnnc_conv_gemm_backward_data(const struct cnnc_conv_geom *g, const f
 }
 
 cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy,
-                                            float *dw)
+                                            float *dw, float *db)
 {
     const int64_t pixels = g->n * g->oh * g->ow, row = g->kh * g->kw * g->cin, kg = g->kh * g->kw * g->cin_g;
     const int direct = is_pointwise(g);
     const int64_t tile = direct ? DIRECT_TILE_PIXELS : weight_tile_pixels(row);
     const int threads = cnnc_threads_for(work_of(pixels, row, g->cout_g), CONV_THREAD_GRAIN);
+    if (kg <= CNNC_CONV_WTILE_MAX_ROWS && g->cin_g < CNNC_CONV_WTILE_MAX_CIN)
+        return cnnc_conv_tiled_backward_weights(g, threads, x, dy, dw, db);
     float *buffers[threads];
-    struct cnnc_conv_partials partials = {dw, buffers, kg * g->cout, 0};
+    struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = kg * g->cout};
 #ifdef CNNC_OPENMP
 #pragma omp parallel num_threads(threads)
 #endif
@@ -484,5 +480,7 @@ cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, cons
     }
     if (partials.failed)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the weight-gradient workspace");
+    if (db)
+        return cnnc_conv_channel_sum(pixels, g->cout, dy, db);
     return CNNC_OK;
 }

@@ -1,0 +1,287 @@
+/* Winograd F(2x2, 3x3) convolution: 3x3 kernels, stride 1, dilation 1,
+ * groups 1 (see src/conv.c for when it is chosen).
+ *
+ * Each 2x2 output tile comes from the 4x4 input tile that covers it through
+ * 16 products of transformed values instead of 36 multiply-adds (the
+ * transforms are in winograd_kernels.h): per tile and per transformed
+ * position xi, M[xi][tile][co] = sum_ci V[xi][tile][ci] * U[xi][ci][co], so
+ * the multiply-adds are 16 GEMMs of Cin inner dimension, 2.25 times fewer
+ * than the direct convolution's (fewer still than that where the output is
+ * odd-sized, since edge tiles are computed whole and partly discarded).
+ *
+ * - U = G g G^T is computed once per call straight into the GEMM
+ *   micro-kernel's packed B panels (16 x ceil(Cout / NR) panels of Cin rows),
+ *   shared by all threads; with `flipped`, g is the kernel of the
+ *   convolution whose stride-1 input gradient this is, flipped in space and
+ *   transposed in channels on the way.
+ * - Tiles are taken in blocks of TB (a multiple of MR) that each thread
+ *   owns: the input transform writes V[16][TB][KC] for a block of KC input
+ *   channels, the micro-kernel reads each V[xi] in place (MR tiles at a
+ *   row stride of KC floats) against U[xi]'s panels and accumulates
+ *   M[16][TB][Cout] over the channel blocks, then the output transform adds
+ *   the bias and writes the block's pixels of y. TB is chosen so that V and
+ *   M stay in L2 where the channel counts allow it.
+ * Every output value is computed by one thread in a fixed order, so results
+ * do not depend on the thread count. */
+#include <stdlib.h>
+#include <string.h>
+#include "conv_internal.h"
+#include "gemm_kernels.h"
+#include "winograd_kernels.h"
+
+#define XI 16
+/* Per-thread bytes of V and M for one tile block: a quarter of L2, which
+ * leaves the rest to the streamed U panels (one MR row of tiles per block
+ * measured best on the ResNet-18 shapes, even with U in L3). */
+#define BLOCK_BYTES ((int64_t)256 * 1024)
+#define MAX_BLOCK_ROWS 8
+/* Input channels per task of the kernel transform: few for the plain
+ * kernel, whose rows it reads whole across tasks; more for the flipped one,
+ * of whose rows (Cin long) a task reads a KERNEL_CHUNK_FLIPPED-float run. */
+#define KERNEL_CHUNK 16
+#define KERNEL_CHUNK_FLIPPED 128
+/* The selection thresholds of cnnc_conv_winograd_chosen. */
+#define MIN_CHANNELS 16
+#define MIN_TILES 48
+/* Floats of padding (one cache line) against cache-set aliasing. */
+#define PAD 16
+/* Multiply-adds (of the direct convolution) per thread below which a second
+ * thread does not pay, as for the GEMM convolutions. */
+#define THREAD_GRAIN ((int64_t)1 << 21)
+
+struct wino_plan {
+    const struct cnnc_conv_geom *g;
+    const struct cnnc_gemm_kernels *gk;
+    const struct cnnc_winograd_kernels *wk;
+    const float *x, *w, *bias;
+    float *y;
+    int flipped;
+    float *up;                 /* packed U: panel (xi, j) holds Cin rows of NR */
+    int64_t th, tw, tiles;     /* tiles per image column and row, in all */
+    int64_t panels, u_stride;  /* NR panels of Cout, floats per plane xi of U */
+    int64_t ldv, v_stride;     /* floats per row (tile) and per plane of V */
+    int64_t ldm, m_stride;     /* the same for M */
+    int64_t kc, tb, blocks;    /* input channels per block, tiles per block, blocks */
+    int failed;
+};
+
+int cnnc_conv_winograd_applies(const struct cnnc_conv_geom *g)
+{
+    return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->groups == 1;
+}
+
+int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g)
+{
+    if (!cnnc_conv_winograd_applies(g))
+        return 0;
+    const char *env = getenv("CNNC_WINOGRAD");
+    if (env && env[0] == '0' && env[1] == '\0')
+        return 0;
+    if (env && env[0] == '1' && env[1] == '\0')
+        return 1;
+    /* Where it loses (measured against the implicit GEMM): with fewer than
+     * 16 channels on either side the transforms and the GEMM's padding to
+     * whole panels cost more than the multiplications saved; with few tiles
+     * the per-call kernel transform is not amortized; and where edge tiles
+     * would discard more than half of what they compute (outputs of 1 pixel
+     * along an axis), the saving is gone. */
+    const int64_t th = cnnc_ceil_div(g->oh, 2), tw = cnnc_ceil_div(g->ow, 2);
+    return g->cin >= MIN_CHANNELS && g->cout >= MIN_CHANNELS && g->n * th * tw >= MIN_TILES &&
+           2 * g->oh * g->ow >= 4 * th * tw;
+}
+
+/* Panels (xi, j) of U for input channels [c0, c1), columns past Cout zero.
+ * The plain kernel is transformed along its rows (Cout contiguous) straight
+ * into the panels; the flipped one along its columns (its Cin contiguous)
+ * into a staging block, which the GEMM's B packing then transposes. */
+static void transform_kernel(const struct wino_plan *pl, int64_t j, int64_t c0, int64_t c1, float *stage)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const int64_t nr = pl->gk->nr, co0 = j * nr, cols = cnnc_min_i64(nr, g->cout - co0), rows = c1 - c0;
+    const int64_t taps = g->cin * g->cout, u_stride = pl->u_stride;
+    float *u = pl->up + (j * g->cin + c0) * nr;
+    if (!pl->flipped) {
+        for (int64_t ci = c0; ci < c1; ++ci)
+            pl->wk->kernel(pl->w + ci * g->cout + co0, taps, cols, u + (ci - c0) * nr, u_stride);
+        if (cols < nr)
+            for (int64_t xi = 0; xi < XI; ++xi)
+                for (int64_t ci = c0; ci < c1; ++ci)
+                    memset(u + xi * u_stride + (ci - c0) * nr + cols, 0, (size_t)(nr - cols) * sizeof(float));
+        return;
+    }
+    /* The original kernel is (3, 3, Cout, Cin) in this geometry's terms:
+     * tap 8 - tap, row co, column ci, so its taps run backwards. */
+    const int64_t plane = cols * rows + PAD;
+    for (int64_t q = 0; q < cols; ++q)
+        pl->wk->kernel(pl->w + 8 * taps + (co0 + q) * g->cin + c0, -taps, rows, stage + q * rows, plane);
+    for (int64_t xi = 0; xi < XI; ++xi)
+        pl->gk->pack_b(rows, cols, stage + xi * plane, 1, rows, u + xi * u_stride);
+}
+
+/* Input channels [k0, k0 + kcb) of the tiles [t0, t0 + count) into V (TB
+ * rows of kcb floats per xi); rows past count are zeros. */
+static void transform_input(const struct wino_plan *pl, int64_t t0, int64_t count, int64_t k0, int64_t kcb,
+                            const float *zeros, float *v)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const float *d[16];
+    for (int64_t i = 0; i < pl->tb; ++i) {
+        const int64_t t = t0 + i;
+        if (i >= count) {
+            for (int k = 0; k < 16; ++k)
+                d[k] = zeros;
+        } else {
+            const int64_t tx = t % pl->tw, ty = (t / pl->tw) % pl->th, n = t / (pl->tw * pl->th);
+            const int64_t ih0 = 2 * ty - g->pt, iw0 = 2 * tx - g->pl;
+            for (int r = 0; r < 4; ++r)
+                for (int s = 0; s < 4; ++s) {
+                    const int64_t ih = ih0 + r, iw = iw0 + s;
+                    d[4 * r + s] = ih >= 0 && ih < g->h && iw >= 0 && iw < g->w
+                                       ? pl->x + ((n * g->h + ih) * g->w + iw) * g->cin + k0
+                                       : zeros;
+                }
+        }
+        pl->wk->input(d, kcb, v + i * pl->ldv, pl->v_stride);
+    }
+}
+
+/* y pixels of tiles [t0, t0 + count) from M; pixels past the output's edge
+ * go to a scratch row. */
+static void transform_output(const struct wino_plan *pl, int64_t t0, int64_t count, const float *m, float *scratch)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    float *y[4];
+    for (int64_t i = 0; i < count; ++i) {
+        const int64_t t = t0 + i;
+        const int64_t tx = t % pl->tw, ty = (t / pl->tw) % pl->th, n = t / (pl->tw * pl->th);
+        for (int r = 0; r < 2; ++r)
+            for (int s = 0; s < 2; ++s) {
+                const int64_t oh = 2 * ty + r, ow = 2 * tx + s;
+                y[2 * r + s] = oh < g->oh && ow < g->ow ? pl->y + ((n * g->oh + oh) * g->ow + ow) * g->cout : scratch;
+            }
+        pl->wk->output(m + i * pl->ldm, pl->m_stride, g->cout, pl->bias, y);
+    }
+}
+
+static void run_block(const struct wino_plan *pl, int64_t b, float *v, float *m, float *zeros, float *scratch)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const struct cnnc_gemm_kernels *gk = pl->gk;
+    const int64_t mr = gk->mr, nr = gk->nr, tb = pl->tb;
+    const int64_t t0 = b * tb, count = cnnc_min_i64(tb, pl->tiles - t0);
+    /* Only the MR-row groups that hold real tiles are multiplied. */
+    const int64_t rows = cnnc_ceil_div(count, mr) * mr;
+    for (int64_t k0 = 0; k0 < g->cin; k0 += pl->kc) {
+        const int64_t kcb = cnnc_min_i64(pl->kc, g->cin - k0);
+        const float beta = k0 == 0 ? 0.0f : 1.0f;
+        transform_input(pl, t0, count, k0, kcb, zeros, v);
+        for (int64_t xi = 0; xi < XI; ++xi) {
+            const float *a = v + xi * pl->v_stride;
+            float *c = m + xi * pl->m_stride;
+            for (int64_t j = 0; j < pl->panels; ++j) {
+                const float *bpanel = pl->up + xi * pl->u_stride + (j * g->cin + k0) * nr;
+                for (int64_t i0 = 0; i0 < rows; i0 += mr)
+                    gk->ukernel(kcb, a + i0 * pl->ldv, pl->ldv, 1, bpanel, c + i0 * pl->ldm + j * nr, pl->ldm, mr, nr, 1.0f,
+                                beta);
+            }
+        }
+    }
+    transform_output(pl, t0, count, m, scratch);
+}
+
+static void wino_thread(struct wino_plan *pl)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
+    const int64_t nr = pl->gk->nr;
+    const int64_t chunk = pl->flipped ? KERNEL_CHUNK_FLIPPED : KERNEL_CHUNK;
+    const int64_t stage_floats = XI * (chunk * nr + PAD);
+    const int64_t v_floats = XI * pl->v_stride, m_floats = XI * pl->m_stride;
+    const int64_t work_floats = v_floats + m_floats + cnnc_ceil_div(pl->kc, 16) * 16 + pl->ldm;
+    float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL,
+                                (size_t)cnnc_max_i64(stage_floats, work_floats) * sizeof(float));
+    if (!buf) {
+#ifdef CNNC_OPENMP
+#pragma omp atomic write
+#endif
+        pl->failed = 1;
+    }
+    const int64_t chunks = cnnc_ceil_div(g->cin, chunk);
+    if (buf)
+        for (int64_t q = t; q < pl->panels * chunks; q += team) {
+            /* Along the rows of the kernel as stored: Cout (panels) fastest
+             * for the plain one, its Cin (input-channel chunks) for the
+             * flipped one. */
+            const int64_t j = pl->flipped ? q / chunks : q % pl->panels;
+            const int64_t c0 = (pl->flipped ? q % chunks : q / pl->panels) * chunk;
+            transform_kernel(pl, j, c0, cnnc_min_i64(g->cin, c0 + chunk), buf);
+        }
+#ifdef CNNC_OPENMP
+#pragma omp barrier
+#endif
+    int failed;
+#ifdef CNNC_OPENMP
+#pragma omp atomic read
+#endif
+    failed = pl->failed;
+    if (failed)
+        return;
+    float *v = buf, *m = v + v_floats, *zeros = m + m_floats, *scratch = zeros + cnnc_ceil_div(pl->kc, 16) * 16;
+    memset(zeros, 0, (size_t)pl->kc * sizeof(float));
+    int64_t b0, b1;
+    cnnc_conv_split(pl->blocks, t, team, &b0, &b1);
+    for (int64_t b = b0; b < b1; ++b)
+        run_block(pl, b, v, m, zeros, scratch);
+}
+
+cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const float *x, const float *w, int flipped,
+                                       const float *bias, float *y)
+{
+    const struct cnnc_gemm_kernels *gk = CNNC_PICK(cnnc_gemm_kernels);
+    struct wino_plan pl = {
+        .g = g, .gk = gk, .wk = CNNC_PICK(cnnc_winograd_kernels), .x = x, .w = w, .bias = bias, .y = y,
+        .flipped = flipped, .th = cnnc_ceil_div(g->oh, 2), .tw = cnnc_ceil_div(g->ow, 2),
+        .panels = cnnc_ceil_div(g->cout, gk->nr),
+    };
+    const int64_t mr = gk->mr;
+    pl.tiles = g->n * pl.th * pl.tw;
+    const int64_t kblocks = cnnc_ceil_div(g->cin, gk->kc);
+    pl.kc = cnnc_ceil_div(g->cin, kblocks);
+    /* Rows and planes are padded off multiples of 4 KiB, which would map
+     * the 16 planes (and the micro-kernel's MR rows) onto the same cache
+     * sets. */
+    pl.ldv = cnnc_ceil_div(pl.kc, 16) * 16 + PAD;
+    pl.ldm = pl.panels * gk->nr + PAD;
+    pl.u_stride = pl.panels * g->cin * gk->nr + 2 * PAD;
+    const int64_t per_tile = XI * (pl.ldv + pl.ldm) * (int64_t)sizeof(float);
+    int64_t block_rows = cnnc_max_i64(1, cnnc_min_i64(MAX_BLOCK_ROWS, BLOCK_BYTES / (per_tile * mr)));
+    int64_t work;
+    if (__builtin_mul_overflow(g->n * g->oh * g->ow, 9 * g->cin, &work) || __builtin_mul_overflow(work, g->cout, &work))
+        work = INT64_MAX;
+    int threads = cnnc_threads_for(work, THREAD_GRAIN);
+    /* Every thread gets blocks, even if they are then smaller. */
+    block_rows = cnnc_max_i64(1, cnnc_min_i64(block_rows, cnnc_ceil_div(pl.tiles, mr * threads)));
+    pl.tb = block_rows * mr;
+    pl.v_stride = pl.tb * pl.ldv + 2 * PAD;
+    pl.m_stride = pl.tb * pl.ldm + 2 * PAD;
+    pl.blocks = cnnc_ceil_div(pl.tiles, pl.tb);
+    threads = (int)cnnc_min_i64(threads, pl.blocks);
+    int64_t u_floats;
+    size_t u_bytes;
+    CNNC_TRY(cnnc_mul_sizes(&u_floats, 2, (int64_t)XI, pl.u_stride));
+    CNNC_TRY(cnnc_float_bytes(u_floats, &u_bytes));
+    pl.up = cnnc_workspace(CNNC_CONV_SLOT_SHARED, u_bytes);
+    if (!pl.up)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate the transformed kernel");
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        unsigned fpu = cnnc_fpu_enter();
+        wino_thread(&pl);
+        cnnc_fpu_restore(fpu);
+    }
+    if (pl.failed)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate the Winograd workspace");
+    return CNNC_OK;
+}

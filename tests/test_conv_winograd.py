@@ -1,0 +1,149 @@
+"""The Winograd F(2x2, 3x3) path of 3x3 stride-1 convolutions, forced on with
+CNNC_WINOGRAD=1 (and off with 0, for the comparison), against float64 NumPy
+references on every ISA path and at 1 and 2 threads.
+
+Tolerance: a float32 convolution's rounding error at an output is bounded by
+a small multiple of eps * sum |x| |w| over its taps (the "absolute
+convolution" below). Winograd adds the rounding of its transforms, whose
+coefficients are +-1 and +-1/2: the 4x4 input transform sums up to 4 inputs,
+the kernel transform up to 9 weights (scaled by at most 9/4), the output
+transform up to 9 products, so the error grows by a constant factor (and is
+relative to the magnitudes in the whole 4x4 input tile rather than the 3x3
+window; with random data the two are alike). The tests allow 1e-6 times the
+absolute convolution (8.4 float32 epsilons): the measured worst case, over
+these shapes and up to 512 input channels, is below 2 epsilons for both the
+Winograd and the direct path, and any indexing or transform mistake gives
+errors of the order of the values themselves.
+"""
+import numpy as np
+import pytest
+
+import cnnc
+from test_conv import ref_conv2d, ref_conv2d_grads, ref_conv2d_transpose, resolve_pads
+
+TOL = 1e-6
+
+
+@pytest.fixture
+def winograd(monkeypatch):
+    """Force the Winograd path wherever it applies."""
+    monkeypatch.setenv("CNNC_WINOGRAD", "1")
+
+
+def abs_conv(x, w, pads):
+    return ref_conv2d(np.abs(x), np.abs(w), None, (1, 1), pads, (1, 1), 1)
+
+
+def assert_within(actual, expected, bound):
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    err = np.abs(actual.astype(np.float64) - expected)
+    worst = float((err / (bound + 1e-30)).max())
+    assert np.all(err <= TOL * bound + 1e-30), f"max error {worst:.3g} x the rounding scale"
+
+
+# (batch, h, w, cin, cout, padding)
+CASES = [
+    (2, 8, 8, 16, 32, "same"),              # even sizes
+    (2, 7, 9, 17, 33, "same"),              # odd sizes, channels off the vector width
+    (1, 9, 6, 3, 5, "valid"),               # batch 1, odd output (7 x 4)
+    (3, 3, 3, 4, 6, "valid"),               # 1x1 output: one tile, mostly discarded
+    (2, 1, 1, 5, 3, "same"),                # 1x1 input and output
+    (2, 6, 5, 33, 17, ((2, 0), (1, 3))),    # explicit asymmetric padding
+    (1, 5, 4, 2, 3, ((4, 3), (3, 4))),      # padding beyond the kernel
+    (2, 13, 13, 32, 64, "valid"),           # the MNIST layer's shape
+    (1, 6, 7, 70, 40, "same"),              # several GEMM panels, partial tiles
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
+def test_winograd_matches_reference(isa, threads, rng, winograd, case):
+    n, h, w, cin, cout, padding = case
+    x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
+    wt = rng.standard_normal((3, 3, cin, cout)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    pads = resolve_pads(padding, (h, w), (3, 3), (1, 1), (1, 1))
+    bound = abs_conv(x, wt, pads) + np.abs(b)
+    y = cnnc.ops.conv2d(x, wt, b, padding=padding)
+    assert_within(y, ref_conv2d(x, wt, b, (1, 1), pads, (1, 1), 1), bound)
+    y0 = cnnc.ops.conv2d(x, wt, None, padding=padding)
+    assert_within(y0, ref_conv2d(x, wt, None, (1, 1), pads, (1, 1), 1), bound)
+
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dw, db = cnnc.ops.conv2d_backward(x, wt, dy, padding=padding)
+    rdx, rdw, rdb = ref_conv2d_grads(x, wt, dy, (1, 1), pads, (1, 1), 1)
+    dx_bound, _, _ = ref_conv2d_grads(x, np.abs(wt), np.abs(dy), (1, 1), pads, (1, 1), 1)
+    assert_within(dx, rdx, dx_bound)
+    np.testing.assert_allclose(dw, rdw, rtol=1e-4, atol=1e-4 * np.abs(rdw).max())
+    np.testing.assert_allclose(db, rdb, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_winograd_transpose_stride1(isa, threads, rng, winograd, padding):
+    """conv2d_transpose with stride 1 runs backward-data forward, and its
+    backward-data is the forward convolution: both on the Winograd path."""
+    n, h, w, cin, filters = 2, 7, 6, 19, 24
+    x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
+    wt = rng.standard_normal((3, 3, filters, cin)).astype(np.float32)
+    b = rng.standard_normal(filters).astype(np.float32)
+    y = cnnc.ops.conv2d_transpose(x, wt, b, strides=1, padding=padding)
+    expected = ref_conv2d_transpose(x, wt, b, (1, 1), padding, None, (1, 1))
+    bound = ref_conv2d_transpose(np.abs(x), np.abs(wt), np.abs(b), (1, 1), padding, None, (1, 1))
+    assert_within(y, expected, bound)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, _, _ = cnnc.ops.conv2d_transpose_backward(x, wt, dy, strides=1, padding=padding)
+    pads = resolve_pads(padding, y.shape[1:3], (3, 3), (1, 1), (1, 1))
+    assert_within(dx, ref_conv2d(dy, wt, None, (1, 1), pads, (1, 1), 1), abs_conv(dy, wt, pads))
+
+
+def test_winograd_toggle_and_determinism(rng, monkeypatch):
+    """Forced on and off, both paths agree with the reference but not bit for
+    bit (so the switch does select another algorithm); on, the result does
+    not depend on the thread count."""
+    x = rng.standard_normal((4, 10, 11, 24)).astype(np.float32)
+    wt = rng.standard_normal((3, 3, 24, 20)).astype(np.float32)
+    dy = rng.standard_normal((4, 10, 11, 20)).astype(np.float32)
+    pads = ((1, 1), (1, 1))
+    expected = ref_conv2d(x, wt, None, (1, 1), pads, (1, 1), 1)
+    bound = abs_conv(x, wt, pads)
+    previous = cnnc.get_num_threads()
+    results = {}
+    try:
+        for mode in ("0", "1"):
+            monkeypatch.setenv("CNNC_WINOGRAD", mode)
+            for threads in (1, 2):
+                cnnc.set_num_threads(threads)
+                y = cnnc.ops.conv2d(x, wt, padding="same")
+                dx = cnnc.ops.conv2d_backward(x, wt, dy, padding="same", need_dw=False)[0]
+                assert_within(y, expected, bound)
+                results[mode, threads] = (y, dx)
+    finally:
+        cnnc.set_num_threads(previous)
+    for k in range(2):
+        np.testing.assert_array_equal(results["1", 1][k], results["1", 2][k])
+        assert not np.array_equal(results["0", 1][k], results["1", 1][k])
+
+
+def test_winograd_default_choice(rng, monkeypatch):
+    """Without the override the heuristic picks per shape; every choice must
+    still be right, including where Winograd is declined (few channels, few
+    tiles, 1-pixel outputs)."""
+    monkeypatch.delenv("CNNC_WINOGRAD", raising=False)
+    for n, hw, cin, cout, padding in [(4, 13, 32, 64, "valid"), (1, 4, 16, 16, "same"), (8, 3, 16, 16, "valid"),
+                                      (4, 8, 8, 16, "same"), (2, 12, 16, 48, "same")]:
+        x = rng.standard_normal((n, hw, hw, cin)).astype(np.float32)
+        wt = rng.standard_normal((3, 3, cin, cout)).astype(np.float32)
+        pads = resolve_pads(padding, (hw, hw), (3, 3), (1, 1), (1, 1))
+        y = cnnc.ops.conv2d(x, wt, padding=padding)
+        assert_within(y, ref_conv2d(x, wt, None, (1, 1), pads, (1, 1), 1), abs_conv(x, wt, pads))
+
+
+def test_winograd_large_magnitudes_stay_finite(rng, winograd):
+    """Values near the float32 range: the transforms' intermediate sums must
+    not overflow where the direct result is finite (inputs up to 1e18 and
+    weights up to 1e18 give outputs near 1e37 with sums of a few)."""
+    x = (rng.standard_normal((1, 6, 6, 4)) * 1e18).astype(np.float32)
+    wt = (rng.standard_normal((3, 3, 4, 4)) * 1e18).astype(np.float32) / 64
+    y = cnnc.ops.conv2d(x, wt, padding="same")
+    pads = ((1, 1), (1, 1))
+    assert np.isfinite(y).all()
+    assert_within(y, ref_conv2d(x, wt, None, (1, 1), pads, (1, 1), 1), abs_conv(x, wt, pads))
