@@ -193,6 +193,8 @@ static cnnc_status backward_weights(const struct cnnc_conv_geom *g, const float 
 {
     if (is_depthwise(g))
         return cnnc_conv_depthwise_backward_weights(g, x, dy, dw);
+    if (cnnc_conv_winograd_chosen(g))
+        return cnnc_conv_winograd_backward_weights(g, x, dy, dw);
     return cnnc_conv_gemm_backward_weights(g, x, dy, dw);
 }
 
