@@ -14,16 +14,17 @@
  *   reduced in thread order.
  * - 3x3, stride 1, dilation 1, groups 1, at least 16 channels on each side
  *   and enough tiles (src/conv_winograd.c has the exact rule): Winograd
- *   F(2x2, 3x3), forward and backward-data (the latter as the forward
- *   convolution of dy with the flipped, channel-transposed kernel, whose
- *   transform is computed from w directly). 16 GEMMs on the transformed
- *   tiles do 2.25 times fewer multiply-adds than the direct convolution;
- *   the implicit GEMM already runs at about 95% of the FMA peak, so only
- *   fewer multiplications beat it (measured 1.5-2x on ResNet-18's 3x3
- *   layers and the MNIST 32->64 layer). F(4x4, 3x3) would save more but
- *   its transforms lose float32 accuracy. CNNC_WINOGRAD=0/1 in the
- *   environment disables or forces it (tests run both paths).
- *   Backward-weights stays on the GEMM path below.
+ *   F(2x2, 3x3) for all three passes. Backward-data is the forward
+ *   convolution of dy with the flipped, channel-transposed kernel (whose
+ *   transform is computed from w directly); backward-weights sums the
+ *   products of the transformed x and dy tiles and transforms back. 16 GEMMs
+ *   on the transformed tiles do 2.25 times fewer multiply-adds than the
+ *   direct convolution; the implicit GEMM already runs at about 95% of the
+ *   FMA peak, so only fewer multiplications beat it (measured 1.3-2x on
+ *   ResNet-18's 3x3 layers and the MNIST 32->64 layer, each pass). F(4x4,
+ *   3x3) would save more but its transforms lose float32 accuracy.
+ *   CNNC_WINOGRAD=0/1 in the environment disables or forces it (tests run
+ *   both paths).
  * - everything else runs on the GEMM micro-kernels (src/conv_gemm.c,
  *   src/conv_implicit.c):
  *   * 1x1, stride 1, unpadded: x itself is the (N*H*W) x Cin matrix, so
