@@ -13,7 +13,9 @@
  *   conflicts). Backward-weights: per-thread partial dW over row ranges,
  *   reduced in thread order.
  * - 3x3, stride 1, dilation 1, groups 1, at least 16 channels on each side
- *   and enough tiles (src/conv_winograd.c has the exact rule): Winograd
+ *   and enough tiles (src/conv_winograd.c has the exact rule, per pass:
+ *   the few-channel tile kernels below keep 16 -> 16 forward and the weight
+ *   gradient of fewer than 28 input channels): Winograd
  *   F(2x2, 3x3) for all three passes. Backward-data is the forward
  *   convolution of dy with the flipped, channel-transposed kernel (whose
  *   transform is computed from w directly); backward-weights sums the
@@ -37,8 +39,13 @@
  *     and the micro-kernel reads MR consecutive output pixels straight from
  *     it (constant stride stride_w * Cin), one call per kernel row when the
  *     kernel row is contiguous (dilation_w == 1, groups == 1), else per tap:
- *     no im2col at all. Narrower rows are cut into MR-pixel segments across
- *     rows, im2col'd and packed (one copy), in blocks that fit L2.
+ *     no im2col at all. With few channels per kernel row (3x3 on 1..21
+ *     channels, the ResNet stem) one call per kernel row would load and store
+ *     the C tile for a handful of multiply-adds, so a per-ISA tile kernel
+ *     (src/internal/conv_tile_template.h) runs all the taps of a tile in
+ *     registers from the bias instead. Narrower rows are cut into MR-pixel
+ *     segments across rows, im2col'd and packed (one copy), in blocks that
+ *     fit L2.
  *   * backward-data, stride 1 with >= 64 channels per group: the gradient
  *     is itself a stride-1 convolution of dy with the spatially flipped,
  *     channel-transposed kernel and padding k_eff - 1 - pad, so it runs the
@@ -50,11 +57,17 @@
  *     With fewer images (batch-1 inference of a transposed convolution)
  *     threads share each image: they compute the image's whole dcol, then
  *     gather it per input row.
- *   * backward-weights: each thread accumulates im2col(tile)^T * dY(tile)
+ *   * backward-weights with few input channels (and at most 256 rows of
+ *     dW): per-ISA register tiles of dW (a block of KH*KW*Cin/g rows x a few
+ *     vectors of Cout) accumulate while the pixels of a zero-padded band of
+ *     input rows and the matching dy rows stream by, with the bias gradient
+ *     summed in the same pass; per-thread partials as below.
+ *   * backward-weights otherwise: each thread accumulates im2col(tile)^T * dY(tile)
  *     (tiles of >= 256 pixels, the GEMM's inner dimension) into a private
  *     dW over its pixel range (thread 0 directly into dw), then the partials
  *     are summed in thread order: deterministic for a fixed thread count.
- * - bias gradients are a channel sum of dy with the same partial scheme.
+ * - bias gradients are a channel sum of dy with the same partial scheme (fused
+ *   into the tiled weight gradient where that runs).
  * - transposed convolution is the adjoint: its forward is backward-data
  *   (with the bias as the initial value), its backward-data is forward and
  *   its backward-weights is backward-weights with x and dy swapped.
@@ -172,7 +185,7 @@ static cnnc_status forward(const struct cnnc_conv_geom *g, const float *x, const
 {
     if (is_depthwise(g))
         return cnnc_conv_depthwise_forward(g, x, w, bias, y);
-    if (cnnc_conv_winograd_chosen(g))
+    if (cnnc_conv_winograd_chosen(g, CNNC_CONV_PASS_FORWARD))
         return cnnc_conv_winograd_forward(g, x, w, 0, bias, y);
     return cnnc_conv_gemm_forward(g, x, w, bias, y);
 }
@@ -184,19 +197,26 @@ static cnnc_status backward_data(const struct cnnc_conv_geom *g, const float *w,
         return cnnc_conv_depthwise_backward_data(g, w, dy, bias, dx);
     if (g->sh == 1 && g->sw == 1) {
         const struct cnnc_conv_geom t = cnnc_conv_data_gradient_geom(g);
-        if (cnnc_conv_winograd_chosen(&t))
+        if (cnnc_conv_winograd_chosen(&t, CNNC_CONV_PASS_BACKWARD_DATA))
             return cnnc_conv_winograd_forward(&t, dy, w, 1, bias, dx);
     }
     return cnnc_conv_gemm_backward_data(g, w, dy, bias, dx);
 }
 
-static cnnc_status backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy, float *dw)
+/* db, when not NULL, is the channel sum of dy (the bias gradient of a
+ * convolution, not of a transposed one). */
+static cnnc_status backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy, float *dw,
+                                    float *db)
 {
+    if (!is_depthwise(g) && !cnnc_conv_winograd_chosen(g, CNNC_CONV_PASS_BACKWARD_WEIGHTS))
+        return cnnc_conv_gemm_backward_weights(g, x, dy, dw, db);
     if (is_depthwise(g))
-        return cnnc_conv_depthwise_backward_weights(g, x, dy, dw);
-    if (cnnc_conv_winograd_chosen(g))
-        return cnnc_conv_winograd_backward_weights(g, x, dy, dw);
-    return cnnc_conv_gemm_backward_weights(g, x, dy, dw);
+        CNNC_TRY(cnnc_conv_depthwise_backward_weights(g, x, dy, dw));
+    else
+        CNNC_TRY(cnnc_conv_winograd_backward_weights(g, x, dy, dw));
+    if (db)
+        CNNC_TRY(cnnc_conv_channel_sum(g->n * g->oh * g->ow, g->cout, dy, db));
+    return CNNC_OK;
 }
 
 cnnc_status cnnc_conv2d_forward(const cnnc_conv2d_desc *desc, const float *x, const float *w, const float *bias,
@@ -228,10 +248,7 @@ cnnc_status cnnc_conv2d_backward_weights(const cnnc_conv2d_desc *desc, const flo
     CNNC_CHECK_PTR(x);
     CNNC_CHECK_PTR(dy);
     CNNC_CHECK_PTR(dw);
-    CNNC_TRY(backward_weights(&g, x, dy, dw));
-    if (db)
-        CNNC_TRY(cnnc_conv_channel_sum(g.n * g.oh * g.ow, g.cout, dy, db));
-    return CNNC_OK;
+    return backward_weights(&g, x, dy, dw, db);
 }
 
 cnnc_status cnnc_conv2d_transpose_forward(const cnnc_conv2d_desc *desc, const float *x, const float *w,
@@ -264,7 +281,7 @@ cnnc_status cnnc_conv2d_transpose_backward_weights(const cnnc_conv2d_desc *desc,
     CNNC_CHECK_PTR(x);
     CNNC_CHECK_PTR(dy);
     CNNC_CHECK_PTR(dw);
-    CNNC_TRY(backward_weights(&g, dy, x, dw));
+    CNNC_TRY(backward_weights(&g, dy, x, dw, NULL));
     if (db)
         CNNC_TRY(cnnc_conv_channel_sum(g.n * g.h * g.w, g.cin, dy, db));
     return CNNC_OK;

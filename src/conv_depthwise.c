@@ -57,7 +57,7 @@ cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g,
     const int64_t rows = g->n * g->oh;
     const int threads = threads_for_rows(g, rows, g->ow * g->cout);
     float *buffers[threads];
-    struct cnnc_conv_partials partials = {dw, buffers, g->kh * g->kw * g->cout, 0};
+    struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = g->kh * g->kw * g->cout};
 #ifdef CNNC_OPENMP
 #pragma omp parallel num_threads(threads)
 #endif

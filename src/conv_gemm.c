@@ -440,14 +440,16 @@ cnnc_status cnnc_conv_gemm_backward_data(const struct cnnc_conv_geom *g, const f
 }
 
 cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy,
-                                            float *dw)
+                                            float *dw, float *db)
 {
     const int64_t pixels = g->n * g->oh * g->ow, row = g->kh * g->kw * g->cin, kg = g->kh * g->kw * g->cin_g;
     const int direct = is_pointwise(g);
     const int64_t tile = direct ? DIRECT_TILE_PIXELS : weight_tile_pixels(row);
     const int threads = cnnc_threads_for(work_of(pixels, row, g->cout_g), CONV_THREAD_GRAIN);
+    if (kg <= CNNC_CONV_WTILE_MAX_ROWS && g->cin_g < CNNC_CONV_WTILE_MAX_CIN)
+        return cnnc_conv_tiled_backward_weights(g, threads, x, dy, dw, db);
     float *buffers[threads];
-    struct cnnc_conv_partials partials = {dw, buffers, kg * g->cout, 0};
+    struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = kg * g->cout};
 #ifdef CNNC_OPENMP
 #pragma omp parallel num_threads(threads)
 #endif
@@ -478,5 +480,7 @@ cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, cons
     }
     if (partials.failed)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the weight-gradient workspace");
+    if (db)
+        return cnnc_conv_channel_sum(pixels, g->cout, dy, db);
     return CNNC_OK;
 }

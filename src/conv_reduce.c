@@ -10,7 +10,7 @@ float *cnnc_conv_partial_begin(struct cnnc_conv_partials *p)
     float *buffer = p->out;
     if (t > 0) {
         size_t bytes = 0;
-        if (cnnc_float_bytes(p->count, &bytes) == CNNC_OK)
+        if (cnnc_float_bytes(p->count + p->count2, &bytes) == CNNC_OK)
             buffer = cnnc_workspace(CNNC_CONV_SLOT_PARTIAL, bytes);
         else
             buffer = NULL;
@@ -23,8 +23,25 @@ float *cnnc_conv_partial_begin(struct cnnc_conv_partials *p)
         p->failed = 1;
         return NULL;
     }
-    memset(buffer, 0, (size_t)p->count * sizeof(float));
+    memset(buffer, 0, (size_t)(t > 0 ? p->count + p->count2 : p->count) * sizeof(float));
+    if (t == 0 && p->count2)
+        memset(p->out2, 0, (size_t)p->count2 * sizeof(float));
     return buffer;
+}
+
+float *cnnc_conv_partial_second(struct cnnc_conv_partials *p, float *buffer)
+{
+    return buffer == p->out ? p->out2 : buffer + p->count;
+}
+
+/* out[i] += the other threads' buffers[t][offset + i] for i in [begin, end). */
+static void reduce_slice(const struct cnnc_conv_partials *p, float *out, int64_t offset, int64_t begin, int64_t end)
+{
+    for (int t = 1; t < cnnc_conv_team_size(); ++t) {
+        const float *src = p->buffers[t] + offset;
+        for (int64_t i = begin; i < end; ++i)
+            out[i] += src[i];
+    }
 }
 
 void cnnc_conv_partial_reduce(struct cnnc_conv_partials *p)
@@ -44,11 +61,11 @@ void cnnc_conv_partial_reduce(struct cnnc_conv_partials *p)
      * cache line of out. */
     int64_t blocks = cnnc_ceil_div(p->count, 16), b0, b1;
     cnnc_conv_split(blocks, cnnc_conv_thread_id(), team, &b0, &b1);
-    int64_t begin = b0 * 16, end = cnnc_min_i64(b1 * 16, p->count);
-    for (int t = 1; t < team; ++t) {
-        const float *src = p->buffers[t];
-        for (int64_t i = begin; i < end; ++i)
-            p->out[i] += src[i];
+    reduce_slice(p, p->out, 0, b0 * 16, cnnc_min_i64(b1 * 16, p->count));
+    if (p->count2) {
+        blocks = cnnc_ceil_div(p->count2, 16);
+        cnnc_conv_split(blocks, cnnc_conv_thread_id(), team, &b0, &b1);
+        reduce_slice(p, p->out2, p->count, b0 * 16, cnnc_min_i64(b1 * 16, p->count2));
     }
 }
 
@@ -56,7 +73,7 @@ cnnc_status cnnc_conv_channel_sum(int64_t rows, int64_t channels, const float *d
 {
     int threads = cnnc_threads_for(rows * channels, 1 << 16);
     float *buffers[threads];
-    struct cnnc_conv_partials partials = {out, buffers, channels, 0};
+    struct cnnc_conv_partials partials = {.out = out, .buffers = buffers, .count = channels};
 #ifdef CNNC_OPENMP
 #pragma omp parallel num_threads(threads)
 #endif

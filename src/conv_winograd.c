@@ -43,6 +43,7 @@
 /* The selection thresholds of cnnc_conv_winograd_chosen. */
 #define MIN_CHANNELS 16
 #define MIN_TILES 48
+#define MIN_WEIGHT_GRAD_CIN 28
 /* Floats of padding (one cache line) against cache-set aliasing. */
 #define PAD 16
 /* Multiply-adds (of the direct convolution) per thread below which a second
@@ -70,7 +71,7 @@ int cnnc_conv_winograd_applies(const struct cnnc_conv_geom *g)
     return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->groups == 1;
 }
 
-int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g)
+int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g, enum cnnc_conv_pass pass)
 {
     if (!cnnc_conv_winograd_applies(g))
         return 0;
@@ -79,15 +80,26 @@ int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g)
         return 0;
     if (env && env[0] == '1' && env[1] == '\0')
         return 1;
-    /* Where it loses (measured against the implicit GEMM): with fewer than
+    /* Where it loses (measured against the other paths): with fewer than
      * 16 channels on either side the transforms and the GEMM's padding to
      * whole panels cost more than the multiplications saved; with few tiles
      * the per-call kernel transform is not amortized; and where edge tiles
      * would discard more than half of what they compute (outputs of 1 pixel
-     * along an axis), the saving is gone. */
+     * along an axis), the saving is gone. Per pass: the few-channel tile
+     * kernels of the GEMM path keep 16 -> 16 forward and the weight gradient
+     * of up to 24 input channels. */
     const int64_t th = cnnc_ceil_div(g->oh, 2), tw = cnnc_ceil_div(g->ow, 2);
-    return g->cin >= MIN_CHANNELS && g->cout >= MIN_CHANNELS && g->n * th * tw >= MIN_TILES &&
-           2 * g->oh * g->ow >= 4 * th * tw;
+    if (g->cin < MIN_CHANNELS || g->cout < MIN_CHANNELS || g->n * th * tw < MIN_TILES ||
+        2 * g->oh * g->ow < 4 * th * tw)
+        return 0;
+    switch (pass) {
+    case CNNC_CONV_PASS_FORWARD:
+        return g->cin >= 2 * MIN_CHANNELS || g->cout >= 2 * MIN_CHANNELS;
+    case CNNC_CONV_PASS_BACKWARD_WEIGHTS:
+        return g->cin >= MIN_WEIGHT_GRAD_CIN;
+    default:
+        return 1;
+    }
 }
 
 /* Panels (xi, j) of U for input channels [c0, c1), columns past Cout zero.
@@ -440,7 +452,7 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     if (!du)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the transformed gradient");
     float *buffers[threads];
-    gr.partials = (struct cnnc_conv_partials){du, buffers, du_floats, 0};
+    gr.partials = (struct cnnc_conv_partials){.out = du, .buffers = buffers, .count = du_floats};
 #ifdef CNNC_OPENMP
 #pragma omp parallel num_threads(threads)
 #endif

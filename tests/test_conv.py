@@ -138,6 +138,21 @@ CONV2D_CASES = [
     (2, 13, 31, 4, 6, (3, 3), (2, 1), ((1, 2), (2, 1)), (1, 2), 2),  # wide rows, per-tap implicit GEMM
     (1, 9, 40, 16, 8, (3, 3), (1, 1), "same", (1, 1), 1),         # wide rows, stride-1 gather backward
     (2, 6, 33, 40, 36, (2, 3), (1, 1), ((0, 1), (3, 0)), (2, 1), 1),  # several weight panels, crop
+    # Few input channels: forward tiles run all the taps at once (rows at
+    # least one micro-tile wide), dW tiles stream over bands with db fused.
+    (2, 9, 30, 1, 32, (3, 3), (1, 1), "valid", (1, 1), 1),         # MNIST-like, 1 channel
+    (1, 7, 29, 1, 5, (3, 3), (1, 1), "same", (1, 1), 1),           # batch 1, odd width, Cout 5
+    (2, 8, 31, 3, 17, (3, 3), (1, 1), "same", (1, 1), 1),          # CIFAR-like, Cout 17
+    (2, 9, 37, 2, 33, (5, 5), (1, 1), "same", (1, 1), 1),          # 5x5, two weight panels
+    (2, 11, 45, 3, 20, (7, 7), (2, 2), ((3, 3), (3, 3)), (1, 1), 1),  # ResNet-stem-like, 147 dW rows
+    (2, 10, 40, 2, 17, (3, 3), (2, 1), "same", (2, 2), 1),         # dilation: per-tap tiles
+    (2, 9, 33, 4, 34, (3, 3), (1, 1), "valid", (1, 1), 2),         # groups, 17 outputs per group
+    (1, 6, 50, 3, 9, (1, 1), (1, 1), "valid", (1, 1), 1),          # pointwise on 3 channels
+    (2, 8, 20, 6, 7, (7, 7), (1, 1), "same", (1, 1), 1),           # 294 dW rows: GEMM weight gradient
+    (2, 5, 24, 12, 12, (2, 7), (1, 1), "valid", (1, 1), 1),        # 84 per kernel row: per-row GEMM calls
+    (1, 3, 100, 3, 40, (3, 3), (1, 3), ((0, 0), (1, 1)), (1, 1), 1),  # one output row, wide stride
+    (4, 34, 66, 3, 33, (3, 3), (1, 1), "same", (1, 1), 1),         # enough work for two threads
+    (3, 20, 60, 4, 66, (5, 5), (1, 1), "same", (1, 1), 2),         # two threads, groups
 ]
 
 
@@ -184,11 +199,29 @@ def test_conv2d_no_bias_and_conversion(rng):
                                cnnc.ops.conv2d(x, w, strides=(1, 1), padding=((1, 1), (1, 1))), rtol=1e-6)
 
 
-def test_backward_deterministic(rng):
+@pytest.mark.parametrize("shape", [(2, 9, 30, 1, 32, 3), (1, 6, 33, 3, 17, 5), (2, 5, 40, 2, 5, 7)])
+def test_conv2d_few_channels_without_bias(isa, rng, shape):
+    """The forward tiles start from zeros without a bias; dW without db."""
+    n, h, wd, cin, cout, k = shape
+    x = rng.standard_normal((n, h, wd, cin)).astype(np.float32)
+    w = rng.standard_normal((k, k, cin, cout)).astype(np.float32)
+    pads = resolve_pads("same", (h, wd), (k, k), (1, 1), (1, 1))
+    y = cnnc.ops.conv2d(x, w, padding="same")
+    assert_close(y, ref_conv2d(x, w, None, (1, 1), pads, (1, 1), 1))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    _, rdw, rdb = ref_conv2d_grads(x, w, dy, (1, 1), pads, (1, 1), 1)
+    _, dw, db = cnnc.ops.conv2d_backward(x, w, dy, padding="same", need_dx=False)
+    assert_close(dw, rdw)
+    assert_close(db, rdb)
+
+
+@pytest.mark.parametrize("shape", [(5, 20, 20, 8, 16), (8, 40, 40, 1, 32)], ids=["gemm", "tiled"])
+def test_backward_deterministic(rng, shape):
     """Fixed thread count: bit-identical gradients from run to run."""
-    x = rng.standard_normal((5, 20, 20, 8)).astype(np.float32)
-    w = rng.standard_normal((3, 3, 8, 16)).astype(np.float32)
-    dy = rng.standard_normal((5, 10, 10, 16)).astype(np.float32)
+    n, h, wd, cin, cout = shape
+    x = rng.standard_normal((n, h, wd, cin)).astype(np.float32)
+    w = rng.standard_normal((3, 3, cin, cout)).astype(np.float32)
+    dy = rng.standard_normal((n, h // 2, wd // 2, cout)).astype(np.float32)
     previous = cnnc.get_num_threads()
     try:
         cnnc.set_num_threads(2)
@@ -210,6 +243,7 @@ CONV1D_CASES = [
     (3, 16, 4, 4, 3, 1, "causal", 2, 1),
     (1, 15, 6, 12, 5, 3, (3, 1), 1, 6),
     (2, 40, 1, 4, 1, 1, "valid", 1, 1),
+    (2, 60, 2, 9, 5, 1, "same", 1, 1),  # wide rows, few channels: the tile kernels
 ]
 
 
@@ -254,6 +288,7 @@ TRANSPOSE_CASES = [
     (2, 6, 5, 4, 6, (3, 3), (1, 1), "same", None, (2, 2), 2),   # stride 1: gather path, groups
     (2, 3, 3, 2, 3, (2, 2), (3, 3), "valid", None, (1, 1), 1),  # kernel < stride
     (2, 5, 5, 6, 4, (1, 1), (1, 1), "valid", None, (1, 1), 1),  # pointwise
+    (2, 4, 20, 5, 3, (3, 3), (2, 2), "same", None, (1, 1), 1),  # 3 filters, wide: the tile kernels
 ]
 
 

@@ -1,14 +1,10 @@
 /* Depthwise convolution micro-kernels, written once and compiled per ISA:
- * src/kernels/<isa>/conv_<isa>.c includes this file after defining
- * CNNC_CONV_TABLE, so each copy is vectorized with that ISA's flags. The
+ * src/kernels/<isa>/conv_<isa>.c includes this file, so each copy is
+ * vectorized with that ISA's flags. The
  * inner loops run over contiguous channels (NHWC), which the compiler turns
  * into full-width FMAs; with a channel multiplier M > 1 output channel
  * c * M + m reads input channel c. */
 #include "conv_internal.h"
-
-#ifndef CNNC_CONV_TABLE
-#error "define CNNC_CONV_TABLE before including conv_depthwise_impl.h"
-#endif
 
 /* acc[co] += xp[co / M] * wp[co] over one tap. */
 static inline void dw_tap(int64_t c, int64_t m, const float *restrict xp, const float *restrict wp,
@@ -174,8 +170,7 @@ static void depthwise_backward_weights(const struct cnnc_conv_geom *g, int64_t r
     }
 }
 
-const struct cnnc_conv_kernels CNNC_CONV_TABLE = {
-    .depthwise_forward = depthwise_forward,
-    .depthwise_backward_data = depthwise_backward_data,
-    .depthwise_backward_weights = depthwise_backward_weights,
-};
+#define CNNC_CONV_DEPTHWISE_MEMBERS                          \
+    .depthwise_forward = depthwise_forward,                  \
+    .depthwise_backward_data = depthwise_backward_data,      \
+    .depthwise_backward_weights = depthwise_backward_weights

@@ -29,9 +29,42 @@ enum {
     CNNC_CONV_SLOT_SHARED = 4   /* caller-thread buffers shared by a parallel region */
 };
 
-/* Depthwise (cin_g == 1, any multiplier cout / cin) direct kernels, per ISA.
- * Rows are flat (image, output row) or (image, input row) indices. */
+/* Where forward_tile finds its A operand: tile row i (an output pixel)
+ * reads a[i * rs + kh * hs + kw * ws + q] for kh < nkh, kw < nkw, q < cw,
+ * which multiplies row (kh * nkw + kw) * cw + q of the packed B panel. The
+ * output tile rows are ldc floats apart. */
+struct cnnc_conv_tile {
+    int64_t rs, nkh, hs, nkw, ws, cw, ldc;
+};
+
+/* The operands of weights_tile: `rows` runs of `cols` pixels; pixel (r, p)
+ * has A(pixel, k) = a[r * ars + p * rs + off[k]] and B(pixel, j) =
+ * b[r * brs + p * ldb + j]. */
+struct cnnc_conv_wtile {
+    int64_t rows, cols;
+    const float *a;
+    int64_t ars, rs;
+    const int64_t *off;
+    const float *b;
+    int64_t brs, ldb;
+};
+
+/* Direct kernels, per ISA (src/internal/conv_depthwise_impl.h and
+ * src/internal/conv_tile_template.h). Depthwise (cin_g == 1, any multiplier
+ * cout / cin): rows are flat (image, output row) or (image, input row)
+ * indices. */
 struct cnnc_conv_kernels {
+    /* The GEMM micro-kernel tile forward_tile shares (the driver checks). */
+    int tile_mr, tile_nr;
+    /* c (m <= tile_mr rows, n <= tile_nr columns) = bias (or 0) + the
+     * products of all the taps; a must be readable for all tile_mr rows;
+     * bp is a GEMM-packed B panel (tile_nr columns). */
+    void (*forward_tile)(const struct cnnc_conv_tile *t, const float *a, const float *bp, const float *bias,
+                         float *c, int64_t m, int64_t n);
+    /* dw[k * ldw + j] += sum over pixels of A(pixel, k) * B(pixel, j) for
+     * k < m, j < n (see cnnc_conv_wtile), and db[j] += sum of B(pixel, j)
+     * when db; made for small m. */
+    void (*weights_tile)(const struct cnnc_conv_wtile *t, int64_t m, int64_t n, float *dw, int64_t ldw, float *db);
     /* y rows [r0, r1) of (n * oh + oh_i), bias may be NULL. */
     void (*depthwise_forward)(const struct cnnc_conv_geom *g, int64_t r0, int64_t r1, const float *x,
                               const float *w, const float *bias, float *y);
@@ -94,8 +127,10 @@ CNNC_INTERNAL cnnc_status cnnc_conv_gemm_forward(const struct cnnc_conv_geom *g,
                                                  const float *bias, float *y);
 CNNC_INTERNAL cnnc_status cnnc_conv_gemm_backward_data(const struct cnnc_conv_geom *g, const float *w,
                                                        const float *dy, const float *bias, float *dx);
+/* db (the column sums of dy), when not NULL, comes along in the same pass
+ * where that saves one. */
 CNNC_INTERNAL cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, const float *x,
-                                                          const float *dy, float *dw);
+                                                          const float *dy, float *dw, float *db);
 CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const float *x,
                                                       const float *w, const float *bias, float *y);
 CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_data(const struct cnnc_conv_geom *g, const float *w,
@@ -103,13 +138,28 @@ CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_data(const struct cnnc_co
 CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g, const float *x,
                                                                const float *dy, float *dw);
 
+/* The weight gradient (and db, when not NULL) through weights_tile, reading
+ * x in place from zero-padded bands (src/conv_implicit.c). For few input
+ * channels (below CNNC_CONV_WTILE_MAX_CIN per group) and at most
+ * CNNC_CONV_WTILE_MAX_ROWS rows of dW (KH*KW*Cin/g), it beats im2col + GEMM,
+ * which copies the patches, pads the rows up to the GEMM's MR and packs all
+ * of dy (measured: 5x for 1 -> 32 3x3, 1.5x for the 3 -> 64 7x7 ResNet
+ * stem and 16 -> 32 3x3); with many channels the GEMM's own tiling wins. */
+#define CNNC_CONV_WTILE_MAX_ROWS 256
+#define CNNC_CONV_WTILE_MAX_CIN 32
+CNNC_INTERNAL cnnc_status cnnc_conv_tiled_backward_weights(const struct cnnc_conv_geom *g, int threads,
+                                                           const float *x, const float *dy, float *dw, float *db);
+
 /* Winograd F(2x2, 3x3) (src/conv_winograd.c). applies: the geometry is one
  * it computes (3x3, stride 1, dilation 1, groups 1); chosen: it applies and
  * is faster there, or forced by the environment variable CNNC_WINOGRAD
  * ("1" wherever it applies, "0" never). flipped as for
  * cnnc_conv_implicit_forward. */
 CNNC_INTERNAL int cnnc_conv_winograd_applies(const struct cnnc_conv_geom *g);
-CNNC_INTERNAL int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g);
+enum cnnc_conv_pass { CNNC_CONV_PASS_FORWARD, CNNC_CONV_PASS_BACKWARD_DATA, CNNC_CONV_PASS_BACKWARD_WEIGHTS };
+/* For backward-data, g is the forward convolution that computes it
+ * (cnnc_conv_data_gradient_geom). */
+CNNC_INTERNAL int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g, enum cnnc_conv_pass pass);
 CNNC_INTERNAL cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const float *x,
                                                      const float *w, int flipped, const float *bias, float *y);
 /* dw of a geometry Winograd applies to, from x and dy. */
@@ -143,15 +193,20 @@ CNNC_INTERNAL void cnnc_conv_dcol_packed(const struct cnnc_conv_geom *g, const s
 /* Per-thread partial sums reduced in a fixed order: each thread of a team
  * accumulates into its own buffer of `count` floats (thread 0's is `out`
  * itself), then, after a barrier, adds the others into `out` slice by slice.
- * Must be called by every thread of the team. */
+ * Must be called by every thread of the team. An optional second output
+ * (out2, count2 floats) is summed the same way. */
 struct cnnc_conv_partials {
     float *out;
     float **buffers; /* team-size pointers */
     int64_t count;
     int failed;
+    float *out2;
+    int64_t count2;
 };
 /* Returns this thread's buffer, zeroed, or NULL (after marking failure). */
 CNNC_INTERNAL float *cnnc_conv_partial_begin(struct cnnc_conv_partials *p);
+/* This thread's zeroed buffer for out2 (after a successful begin). */
+CNNC_INTERNAL float *cnnc_conv_partial_second(struct cnnc_conv_partials *p, float *buffer);
 /* Barrier, then the ordered reduction into p->out. */
 CNNC_INTERNAL void cnnc_conv_partial_reduce(struct cnnc_conv_partials *p);
 

@@ -29,6 +29,33 @@ static void naive_forward(const cnnc_conv2d_desc *d, int64_t oh, int64_t ow, con
                 }
 }
 
+/* dw[kh][kw][c][o] = sum over output pixels of x at the tap times dy, in
+ * double. */
+static void naive_weights(const cnnc_conv2d_desc *d, int64_t oh, int64_t ow, const float *x, const float *dy,
+                          double *dw)
+{
+    int64_t cin_g = d->in_channels / d->groups, cout_g = d->out_channels / d->groups;
+    int64_t nw = d->kernel_h * d->kernel_w * cin_g * d->out_channels;
+    for (int64_t i = 0; i < nw; ++i)
+        dw[i] = 0.0;
+    for (int64_t n = 0; n < d->batch; ++n)
+        for (int64_t i = 0; i < oh; ++i)
+            for (int64_t j = 0; j < ow; ++j)
+                for (int64_t kh = 0; kh < d->kernel_h; ++kh)
+                    for (int64_t kw = 0; kw < d->kernel_w; ++kw) {
+                        int64_t ih = i * d->stride_h + kh * d->dilation_h - d->pad_top;
+                        int64_t iw = j * d->stride_w + kw * d->dilation_w - d->pad_left;
+                        if (ih < 0 || ih >= d->in_h || iw < 0 || iw >= d->in_w)
+                            continue;
+                        for (int64_t o = 0; o < d->out_channels; ++o) {
+                            double g = dy[((n * oh + i) * ow + j) * d->out_channels + o];
+                            for (int64_t c = 0; c < cin_g; ++c)
+                                dw[((kh * d->kernel_w + kw) * cin_g + c) * d->out_channels + o] +=
+                                    g * x[((n * d->in_h + ih) * d->in_w + iw) * d->in_channels + (o / cout_g) * cin_g + c];
+                        }
+                    }
+}
+
 static void fill(float *a, int64_t n, unsigned *seed)
 {
     for (int64_t i = 0; i < n; ++i)
@@ -66,6 +93,18 @@ static void check_case(cnnc_conv2d_desc d)
         CHECK_NEAR(y[i], ref[i], 1e-4);
     CHECK_OK(cnnc_conv2d_backward_data(&d, w, dy, dx));
     CHECK_OK(cnnc_conv2d_backward_weights(&d, x, dy, dw, db));
+    /* Element by element too, and the same without the bias gradient (the
+     * tiled path sums db in the same pass as dw). */
+    double *rdw = malloc(nw * sizeof(double));
+    float *dw2 = cnnc_malloc(nw * 4);
+    naive_weights(&d, oh, ow, x, dy, rdw);
+    CHECK_OK(cnnc_conv2d_backward_weights(&d, x, dy, dw2, NULL));
+    for (int64_t i = 0; i < nw; ++i) {
+        CHECK_NEAR(dw[i], rdw[i], 1e-4);
+        CHECK_NEAR(dw2[i], dw[i], 1e-6);
+    }
+    free(rdw);
+    cnnc_free(dw2);
     double ydy = 0, ysum = 0;
     CHECK_OK(cnnc_conv2d_forward(&d, x, w, NULL, y));
     ydy = dot(y, dy, ny);
@@ -107,6 +146,21 @@ static void test_cases(int threads)
         {2, 9, 33, 16, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
         {1, 8, 40, 6, 8, 3, 2, 1, 2, 2, 1, 0, 2, 3, 1, 2},
         {1, 6, 64, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        /* few input channels: the tile kernels (all taps of a forward tile
+         * at once, dW tiles over bands), odd widths, Cout off the vector
+         * width, one or two weight panels */
+        {3, 12, 30, 1, 32, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+        {1, 7, 29, 1, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        {2, 9, 31, 3, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        {2, 8, 37, 2, 33, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1},
+        {2, 11, 45, 3, 20, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1},
+        {2, 10, 40, 2, 17, 3, 3, 2, 1, 2, 2, 2, 2, 2, 2, 1},
+        {2, 9, 33, 4, 34, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 2},
+        {1, 6, 50, 3, 9, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+        {2, 8, 20, 6, 7, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, 1},
+        {1, 3, 100, 3, 40, 3, 3, 1, 3, 1, 1, 0, 0, 1, 1, 1},
+        /* enough work for two threads */
+        {4, 34, 66, 3, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         check_case(cases[i]);

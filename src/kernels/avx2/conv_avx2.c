@@ -1,3 +1,7 @@
-/* Depthwise convolution kernels for the avx2 path (see conv_depthwise_impl.h). */
-#define CNNC_CONV_TABLE cnnc_conv_kernels_avx2
+/* Convolution kernels for the avx2 path (see conv_depthwise_impl.h and
+ * conv_tile_template.h). */
+#define CNNC_SIMD 1
 #include "conv_depthwise_impl.h"
+#include "conv_tile_template.h"
+
+const struct cnnc_conv_kernels cnnc_conv_kernels_avx2 = {CNNC_CONV_DEPTHWISE_MEMBERS, CNNC_CONV_TILE_MEMBERS};
