@@ -13,17 +13,20 @@
  *   conflicts). Backward-weights: per-thread partial dW over row ranges,
  *   reduced in thread order.
  * - 3x3, stride 1, dilation 1, groups 1, at least 16 channels on each side
- *   and enough tiles (src/conv_winograd.c has the exact rule): Winograd
- *   F(2x2, 3x3), forward and backward-data (the latter as the forward
- *   convolution of dy with the flipped, channel-transposed kernel, whose
- *   transform is computed from w directly). 16 GEMMs on the transformed
- *   tiles do 2.25 times fewer multiply-adds than the direct convolution;
- *   the implicit GEMM already runs at about 95% of the FMA peak, so only
- *   fewer multiplications beat it (measured 1.5-2x on ResNet-18's 3x3
- *   layers and the MNIST 32->64 layer). F(4x4, 3x3) would save more but
- *   its transforms lose float32 accuracy. CNNC_WINOGRAD=0/1 in the
- *   environment disables or forces it (tests run both paths).
- *   Backward-weights stays on the GEMM path below.
+ *   and enough tiles (src/conv_winograd.c has the exact rule, per pass:
+ *   the few-channel tile kernels below keep 16 -> 16 forward and the weight
+ *   gradient of fewer than 28 input channels): Winograd
+ *   F(2x2, 3x3) for all three passes. Backward-data is the forward
+ *   convolution of dy with the flipped, channel-transposed kernel (whose
+ *   transform is computed from w directly); backward-weights sums the
+ *   products of the transformed x and dy tiles and transforms back. 16 GEMMs
+ *   on the transformed tiles do 2.25 times fewer multiply-adds than the
+ *   direct convolution; the implicit GEMM already runs at about 95% of the
+ *   FMA peak, so only fewer multiplications beat it (measured 1.3-2x on
+ *   ResNet-18's 3x3 layers and the MNIST 32->64 layer, each pass). F(4x4,
+ *   3x3) would save more but its transforms lose float32 accuracy.
+ *   CNNC_WINOGRAD=0/1 in the environment disables or forces it (tests run
+ *   both paths).
  * - everything else runs on the GEMM micro-kernels (src/conv_gemm.c,
  *   src/conv_implicit.c):
  *   * 1x1, stride 1, unpadded: x itself is the (N*H*W) x Cin matrix, so
@@ -182,7 +185,7 @@ static cnnc_status forward(const struct cnnc_conv_geom *g, const float *x, const
 {
     if (is_depthwise(g))
         return cnnc_conv_depthwise_forward(g, x, w, bias, y);
-    if (cnnc_conv_winograd_chosen(g))
+    if (cnnc_conv_winograd_chosen(g, CNNC_CONV_PASS_FORWARD))
         return cnnc_conv_winograd_forward(g, x, w, 0, bias, y);
     return cnnc_conv_gemm_forward(g, x, w, bias, y);
 }
@@ -194,7 +197,7 @@ static cnnc_status backward_data(const struct cnnc_conv_geom *g, const float *w,
         return cnnc_conv_depthwise_backward_data(g, w, dy, bias, dx);
     if (g->sh == 1 && g->sw == 1) {
         const struct cnnc_conv_geom t = cnnc_conv_data_gradient_geom(g);
-        if (cnnc_conv_winograd_chosen(&t))
+        if (cnnc_conv_winograd_chosen(&t, CNNC_CONV_PASS_BACKWARD_DATA))
             return cnnc_conv_winograd_forward(&t, dy, w, 1, bias, dx);
     }
     return cnnc_conv_gemm_backward_data(g, w, dy, bias, dx);
@@ -205,9 +208,12 @@ static cnnc_status backward_data(const struct cnnc_conv_geom *g, const float *w,
 static cnnc_status backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy, float *dw,
                                     float *db)
 {
-    if (!is_depthwise(g))
+    if (!is_depthwise(g) && !cnnc_conv_winograd_chosen(g, CNNC_CONV_PASS_BACKWARD_WEIGHTS))
         return cnnc_conv_gemm_backward_weights(g, x, dy, dw, db);
-    CNNC_TRY(cnnc_conv_depthwise_backward_weights(g, x, dy, dw));
+    if (is_depthwise(g))
+        CNNC_TRY(cnnc_conv_depthwise_backward_weights(g, x, dy, dw));
+    else
+        CNNC_TRY(cnnc_conv_winograd_backward_weights(g, x, dy, dw));
     if (db)
         CNNC_TRY(cnnc_conv_channel_sum(g->n * g->oh * g->ow, g->cout, dy, db));
     return CNNC_OK;

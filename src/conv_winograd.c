@@ -43,6 +43,7 @@
 /* The selection thresholds of cnnc_conv_winograd_chosen. */
 #define MIN_CHANNELS 16
 #define MIN_TILES 48
+#define MIN_WEIGHT_GRAD_CIN 28
 /* Floats of padding (one cache line) against cache-set aliasing. */
 #define PAD 16
 /* Multiply-adds (of the direct convolution) per thread below which a second
@@ -70,7 +71,7 @@ int cnnc_conv_winograd_applies(const struct cnnc_conv_geom *g)
     return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->groups == 1;
 }
 
-int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g)
+int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g, enum cnnc_conv_pass pass)
 {
     if (!cnnc_conv_winograd_applies(g))
         return 0;
@@ -79,15 +80,26 @@ int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g)
         return 0;
     if (env && env[0] == '1' && env[1] == '\0')
         return 1;
-    /* Where it loses (measured against the implicit GEMM): with fewer than
+    /* Where it loses (measured against the other paths): with fewer than
      * 16 channels on either side the transforms and the GEMM's padding to
      * whole panels cost more than the multiplications saved; with few tiles
      * the per-call kernel transform is not amortized; and where edge tiles
      * would discard more than half of what they compute (outputs of 1 pixel
-     * along an axis), the saving is gone. */
+     * along an axis), the saving is gone. Per pass: the few-channel tile
+     * kernels of the GEMM path keep 16 -> 16 forward and the weight gradient
+     * of up to 24 input channels. */
     const int64_t th = cnnc_ceil_div(g->oh, 2), tw = cnnc_ceil_div(g->ow, 2);
-    return g->cin >= MIN_CHANNELS && g->cout >= MIN_CHANNELS && g->n * th * tw >= MIN_TILES &&
-           2 * g->oh * g->ow >= 4 * th * tw;
+    if (g->cin < MIN_CHANNELS || g->cout < MIN_CHANNELS || g->n * th * tw < MIN_TILES ||
+        2 * g->oh * g->ow < 4 * th * tw)
+        return 0;
+    switch (pass) {
+    case CNNC_CONV_PASS_FORWARD:
+        return g->cin >= 2 * MIN_CHANNELS || g->cout >= 2 * MIN_CHANNELS;
+    case CNNC_CONV_PASS_BACKWARD_WEIGHTS:
+        return g->cin >= MIN_WEIGHT_GRAD_CIN;
+    default:
+        return 1;
+    }
 }
 
 /* Panels (xi, j) of U for input channels [c0, c1), columns past Cout zero.
@@ -283,5 +295,173 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
     }
     if (pl.failed)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate the Winograd workspace");
+    return CNNC_OK;
+}
+
+/* ---- weight gradient -------------------------------------------------------
+ * dU[xi] (Cin x Cout) = sum over tiles of V[xi]^T dM[xi], with V the input
+ * transform of x's tiles (as in the forward pass) and dM = A dy A^T of the
+ * 2x2 tiles of dy (zero past the output's edge, whose pixels the forward
+ * pass discards); then dw = G^T dU G. Threads split the tiles in blocks of
+ * TB (the GEMMs' inner dimension) and accumulate private dU partials, summed
+ * in thread order (deterministic for a fixed thread count). */
+
+/* Tiles per block (the GEMMs' inner dimension): bounds of the choice in
+ * cnnc_conv_winograd_backward_weights. */
+#define GRAD_MIN_TILES 32
+#define GRAD_MAX_TILES 256
+
+/* dM rows of tiles [t0, t0 + count) (zero rows past count, up to TB). */
+static void transform_grad_output(const struct wino_plan *pl, int64_t t0, int64_t count, const float *dy,
+                                  const float *zeros, float *m)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const float *d[4];
+    for (int64_t i = 0; i < pl->tb; ++i) {
+        const int64_t t = t0 + i;
+        if (i >= count) {
+            for (int k = 0; k < 4; ++k)
+                d[k] = zeros;
+        } else {
+            const int64_t tx = t % pl->tw, ty = (t / pl->tw) % pl->th, n = t / (pl->tw * pl->th);
+            for (int r = 0; r < 2; ++r)
+                for (int s = 0; s < 2; ++s) {
+                    const int64_t oh = 2 * ty + r, ow = 2 * tx + s;
+                    d[2 * r + s] = oh < g->oh && ow < g->ow ? dy + ((n * g->oh + oh) * g->ow + ow) * g->cout : zeros;
+                }
+        }
+        pl->wk->grad_output(d, g->cout, m + i * pl->ldm, pl->m_stride);
+    }
+}
+
+struct wino_grad {
+    struct wino_plan pl;
+    const float *dy;
+    float *dw;
+    struct cnnc_conv_partials partials;
+};
+
+static void grad_block(const struct wino_grad *gr, int64_t b, float *v, float *m, float *ap, float *bp,
+                       const float *zeros, float *du)
+{
+    const struct wino_plan *pl = &gr->pl;
+    const struct cnnc_conv_geom *g = pl->g;
+    const struct cnnc_gemm_kernels *gk = pl->gk;
+    const int64_t mr = gk->mr, nr = gk->nr;
+    const int64_t t0 = b * pl->tb, count = cnnc_min_i64(pl->tb, pl->tiles - t0);
+    transform_input(pl, t0, count, 0, g->cin, zeros, v);
+    transform_grad_output(pl, t0, count, gr->dy, zeros, m);
+    for (int64_t xi = 0; xi < XI; ++xi) {
+        gk->pack_a(g->cin, count, v + xi * pl->v_stride, 1, pl->ldv, ap);
+        gk->pack_b(count, g->cout, m + xi * pl->m_stride, pl->ldm, 1, bp);
+        float *c = du + xi * g->cin * g->cout;
+        for (int64_t j = 0; j * nr < g->cout; ++j)
+            for (int64_t i = 0; i * mr < g->cin; ++i)
+                gk->ukernel(count, ap + i * count * mr, 1, mr, bp + j * count * nr, c + i * mr * g->cout + j * nr,
+                            g->cout, cnnc_min_i64(mr, g->cin - i * mr), cnnc_min_i64(nr, g->cout - j * nr), 1.0f,
+                            1.0f);
+    }
+}
+
+static void grad_thread(struct wino_grad *gr)
+{
+    struct wino_plan *pl = &gr->pl;
+    const struct cnnc_conv_geom *g = pl->g;
+    const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
+    const int64_t mr = pl->gk->mr, nr = pl->gk->nr;
+    const int64_t zero_floats = cnnc_ceil_div(cnnc_max_i64(g->cin, g->cout), 16) * 16;
+    /* Each buffer starts on a cache line: the micro-kernels load packed
+     * panels with aligned loads. */
+    const int64_t ap_floats = cnnc_ceil_div(cnnc_ceil_div(g->cin, mr) * mr * pl->tb, 16) * 16;
+    const int64_t bp_floats = cnnc_ceil_div(cnnc_ceil_div(g->cout, nr) * nr * pl->tb, 16) * 16;
+    float *du = cnnc_conv_partial_begin(&gr->partials);
+    float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(XI * (pl->v_stride + pl->m_stride) + ap_floats +
+                                                             bp_floats + zero_floats) * sizeof(float));
+    if (!buf) {
+#ifdef CNNC_OPENMP
+#pragma omp atomic write
+#endif
+        gr->partials.failed = 1;
+    }
+    if (du && buf) {
+        float *v = buf, *m = v + XI * pl->v_stride, *ap = m + XI * pl->m_stride, *bp = ap + ap_floats;
+        float *zeros = bp + bp_floats;
+        memset(zeros, 0, (size_t)zero_floats * sizeof(float));
+        int64_t b0, b1;
+        cnnc_conv_split(pl->blocks, t, team, &b0, &b1);
+        for (int64_t b = b0; b < b1; ++b)
+            grad_block(gr, b, v, m, ap, bp, zeros, du);
+    }
+    cnnc_conv_partial_reduce(&gr->partials);
+#ifdef CNNC_OPENMP
+#pragma omp barrier
+#endif
+    int failed;
+#ifdef CNNC_OPENMP
+#pragma omp atomic read
+#endif
+    failed = gr->partials.failed;
+    if (failed)
+        return;
+    /* dw = G^T dU G, over slices of the (ci, co) pairs. */
+    const int64_t pairs = g->cin * g->cout;
+    int64_t q0, q1;
+    cnnc_conv_split(cnnc_ceil_div(pairs, 16), t, team, &q0, &q1);
+    q0 *= 16;
+    q1 = cnnc_min_i64(q1 * 16, pairs);
+    if (q1 > q0)
+        pl->wk->grad_kernel(gr->partials.out + q0, pairs, q1 - q0, gr->dw + q0, pairs);
+}
+
+cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy,
+                                                float *dw)
+{
+    const struct cnnc_gemm_kernels *gk = CNNC_PICK(cnnc_gemm_kernels);
+    struct wino_grad gr = {
+        .pl = {
+            .g = g, .gk = gk, .wk = CNNC_PICK(cnnc_winograd_kernels), .x = x,
+            .th = cnnc_ceil_div(g->oh, 2), .tw = cnnc_ceil_div(g->ow, 2),
+        },
+        .dy = dy, .dw = dw,
+    };
+    struct wino_plan *pl = &gr.pl;
+    pl->tiles = g->n * pl->th * pl->tw;
+    pl->kc = g->cin;
+    pl->ldv = cnnc_ceil_div(g->cin, 16) * 16 + PAD;
+    pl->ldm = cnnc_ceil_div(g->cout, 16) * 16 + PAD;
+    const int64_t per_tile = XI * (pl->ldv + pl->ldm) * (int64_t)sizeof(float);
+    int64_t work;
+    if (__builtin_mul_overflow(g->n * g->oh * g->ow, 9 * g->cin, &work) || __builtin_mul_overflow(work, g->cout, &work))
+        work = INT64_MAX;
+    const int threads = (int)cnnc_min_i64(cnnc_threads_for(work, THREAD_GRAIN),
+                                          cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES));
+    /* Each block reads and writes the thread's whole dU once: blocks whose
+     * V and dM are about as large as dU balance that traffic against
+     * keeping them in cache (measured on the ResNet-18 shapes). */
+    const int64_t du_bytes_est = XI * g->cin * g->cout * (int64_t)sizeof(float);
+    pl->tb = cnnc_max_i64(GRAD_MIN_TILES, cnnc_min_i64(GRAD_MAX_TILES, du_bytes_est / per_tile));
+    pl->tb = cnnc_min_i64(pl->tb, cnnc_ceil_div(pl->tiles, threads));
+    pl->v_stride = pl->tb * pl->ldv + 2 * PAD;
+    pl->m_stride = pl->tb * pl->ldm + 2 * PAD;
+    pl->blocks = cnnc_ceil_div(pl->tiles, pl->tb);
+    int64_t du_floats;
+    size_t du_bytes;
+    CNNC_TRY(cnnc_mul_sizes(&du_floats, 3, (int64_t)XI, g->cin, g->cout));
+    CNNC_TRY(cnnc_float_bytes(du_floats, &du_bytes));
+    float *du = cnnc_workspace(CNNC_CONV_SLOT_SHARED, du_bytes);
+    if (!du)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the transformed gradient");
+    float *buffers[threads];
+    gr.partials = (struct cnnc_conv_partials){.out = du, .buffers = buffers, .count = du_floats};
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        unsigned fpu = cnnc_fpu_enter();
+        grad_thread(&gr);
+        cnnc_fpu_restore(fpu);
+    }
+    if (gr.partials.failed)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the Winograd workspace");
     return CNNC_OK;
 }

@@ -159,9 +159,15 @@ CNNC_INTERNAL cnnc_status cnnc_conv_tiled_backward_weights(const struct cnnc_con
  * ("1" wherever it applies, "0" never). flipped as for
  * cnnc_conv_implicit_forward. */
 CNNC_INTERNAL int cnnc_conv_winograd_applies(const struct cnnc_conv_geom *g);
-CNNC_INTERNAL int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g);
+enum cnnc_conv_pass { CNNC_CONV_PASS_FORWARD, CNNC_CONV_PASS_BACKWARD_DATA, CNNC_CONV_PASS_BACKWARD_WEIGHTS };
+/* For backward-data, g is the forward convolution that computes it
+ * (cnnc_conv_data_gradient_geom). */
+CNNC_INTERNAL int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g, enum cnnc_conv_pass pass);
 CNNC_INTERNAL cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const float *x,
                                                      const float *w, int flipped, const float *bias, float *y);
+/* dw of a geometry Winograd applies to, from x and dy. */
+CNNC_INTERNAL cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, const float *x,
+                                                              const float *dy, float *dw);
 
 /* im2col rows (KH*KW*Cin floats, (group, kh, kw, channel) order) of the
  * output pixels [p0, p0 + count), flat over (n, oh, ow). */

@@ -11,7 +11,9 @@
  * a 2x2 output tile is A^T [(G g G^T) . (B^T d B)] A for the 4x4 input tile
  * d that covers it and the 3x3 kernel g; the 16 products (index xi = 4 *
  * row + column of the 4x4 transformed tile) are summed over input channels
- * by 16 independent GEMMs. */
+ * by 16 independent GEMMs. The weight gradient runs the same maps
+ * backward: the transformed gradient of U is sum over tiles of
+ * (B^T d B) . (A dy A^T), and dg = G^T dU G. */
 #ifndef CNNC_WINOGRAD_KERNELS_H
 #define CNNC_WINOGRAD_KERNELS_H
 #include "cnnc_internal.h"
@@ -26,6 +28,12 @@ struct cnnc_winograd_kernels {
     /* y[2 * r + s][c] = (A^T m_c A)[r][s] (+ bias[c] when bias is not NULL)
      * for c < count, where element xi of m_c is m[xi * m_stride + c]. */
     void (*output)(const float *m, int64_t m_stride, int64_t count, const float *bias, float *const y[4]);
+    /* The adjoints, for the weight gradient: m[xi * m_stride + c] =
+     * (A dy_c A^T)[xi] with element (r, s) of dy_c dy[2 * r + s][c], and
+     * g[(3 * kh + kw) * g_stride + i] = (G^T u_i G)[kh][kw] with element xi
+     * of u_i u[xi * u_stride + i]. */
+    void (*grad_output)(const float *const dy[4], int64_t count, float *m, int64_t m_stride);
+    void (*grad_kernel)(const float *u, int64_t u_stride, int64_t count, float *g, int64_t g_stride);
 };
 
 extern CNNC_INTERNAL const struct cnnc_winograd_kernels cnnc_winograd_kernels_scalar;

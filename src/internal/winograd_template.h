@@ -107,6 +107,67 @@ static void wino_output(const float *m, int64_t ms, int64_t count, const float *
         output_vec(m, ms, c, bias, y, count - c);
 }
 
-#define CNNC_WINOGRAD_TEMPLATE_MEMBERS .kernel = wino_kernel, .input = wino_input, .output = wino_output
+/* A dy A^T: rows (a, b) of dy become (a, a + b, a - b, -b), both ways. */
+WINO_INLINE void grad_output_vec(const float *const dy[4], int64_t c, float *m, int64_t ms, int64_t rem)
+{
+    vf t[4][2];
+    for (int s = 0; s < 2; ++s) {
+        const vf a = wino_load(dy[s] + c, rem), b = wino_load(dy[2 + s] + c, rem);
+        t[0][s] = a;
+        t[1][s] = vf_add(a, b);
+        t[2][s] = vf_sub(a, b);
+        t[3][s] = vf_sub(vf_zero(), b);
+    }
+    for (int r = 0; r < 4; ++r) {
+        wino_store(m + (4 * r + 0) * ms + c, t[r][0], rem);
+        wino_store(m + (4 * r + 1) * ms + c, vf_add(t[r][0], t[r][1]), rem);
+        wino_store(m + (4 * r + 2) * ms + c, vf_sub(t[r][0], t[r][1]), rem);
+        wino_store(m + (4 * r + 3) * ms + c, vf_sub(vf_zero(), t[r][1]), rem);
+    }
+}
+
+static void wino_grad_output(const float *const dy[4], int64_t count, float *m, int64_t ms)
+{
+    int64_t c = 0;
+    for (; c + VW <= count; c += VW)
+        grad_output_vec(dy, c, m, ms, VW);
+    if (c < count)
+        grad_output_vec(dy, c, m, ms, count - c);
+}
+
+/* G^T u G: rows (u0, u1, u2, u3) become (u0 + h, (u1 - u2) / 2, h + u3)
+ * with h = (u1 + u2) / 2, both ways. */
+WINO_INLINE void grad_kernel_vec(const float *u, int64_t us, float *g, int64_t gs, int64_t rem)
+{
+    const vf half = vf_set1(0.5f);
+    vf t[3][4];
+    for (int q = 0; q < 4; ++q) {
+        const vf u0 = wino_load(u + q * us, rem), u1 = wino_load(u + (4 + q) * us, rem),
+                 u2 = wino_load(u + (8 + q) * us, rem), u3 = wino_load(u + (12 + q) * us, rem);
+        const vf h = vf_mul(half, vf_add(u1, u2));
+        t[0][q] = vf_add(u0, h);
+        t[1][q] = vf_mul(half, vf_sub(u1, u2));
+        t[2][q] = vf_add(h, u3);
+    }
+    for (int r = 0; r < 3; ++r) {
+        const vf h = vf_mul(half, vf_add(t[r][1], t[r][2]));
+        wino_store(g + (3 * r + 0) * gs, vf_add(t[r][0], h), rem);
+        wino_store(g + (3 * r + 1) * gs, vf_mul(half, vf_sub(t[r][1], t[r][2])), rem);
+        wino_store(g + (3 * r + 2) * gs, vf_add(h, t[r][3]), rem);
+    }
+}
+
+static void wino_grad_kernel(const float *u, int64_t us, int64_t count, float *g, int64_t gs)
+{
+    int64_t i = 0;
+    for (; i + VW <= count; i += VW)
+        grad_kernel_vec(u + i, us, g + i, gs, VW);
+    if (i < count)
+        grad_kernel_vec(u + i, us, g + i, gs, count - i);
+}
+
+#define CNNC_WINOGRAD_TEMPLATE_MEMBERS                                                        \
+    .kernel = wino_kernel, .input = wino_input, .output = wino_output,                       \
+    .grad_output = wino_grad_output, .grad_kernel = wino_grad_kernel
 
 #endif

@@ -15,13 +15,17 @@
  * thread count and ISA.
  *
  * 3x3 stride-1 convolutions (dilation 1, groups 1) with at least 16 channels
- * on each side run forward and backward-data (so also a stride-1 transposed
+ * on each side run their passes (so also those of a stride-1 transposed
  * convolution) through Winograd F(2x2, 3x3), which does 2.25 times fewer
- * multiplications; its float32 results differ from the direct sum's by a
- * few units in the last place of the largest terms. The environment
- * variable CNNC_WINOGRAD, read at each call, overrides that choice:
- * CNNC_WINOGRAD=0 never uses it, CNNC_WINOGRAD=1 uses it for every such
- * convolution.
+ * multiplications, wherever that measured faster (src/conv.c lists where). Its float32 rounding errors are of the same size as the
+ * direct sum's, but relative to the magnitudes within each 4x4 input tile
+ * rather than each 3x3 window; likewise an Inf or NaN input makes every
+ * output of the 2x2 output tiles whose 4x4 input tile holds it non-finite
+ * (NaN where the direct sum may give Inf), not only the 3x3 outputs whose
+ * windows hold it. The
+ * environment variable CNNC_WINOGRAD, read at each call, overrides the
+ * choice: CNNC_WINOGRAD=0 never uses it, CNNC_WINOGRAD=1 uses it for every
+ * such convolution.
  */
 #ifndef CNNC_CONV_H
 #define CNNC_CONV_H
