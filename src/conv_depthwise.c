@@ -81,8 +81,7 @@ static void run_line(dw_kernel kernel, struct cnnc_dw_run *r, const struct dw_li
         for (int64_t k = 0; k < tp->n; ++k)
             tp->xoff[k] = tp->roff[k] + tp->dcol[k] * l->pix;
         r->count = l->count;
-        r->x = l->src;
-        r->out = l->out;
+        place(r, l, 0);
         r->xstep = l->xs * l->pix;
         r->xoff = tp->xoff;
         r->woff = tp->woff;
@@ -314,6 +313,8 @@ cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g,
                 const float *dy_row = dy + row * g->ow * g->cout;
                 struct dw_line line = {.src = x, .src_w = g->w, .pix = g->cin, .xs = g->sw, .count = g->ow,
                                        .dy = dy_row, .dystep = g->cout};
+                if (run.multiplier == 1 && k->slides(tp.row, g->sw) && rows_slide(&tp))
+                    run.row_taps = tp.row;
                 run.wstep = g->cout;
                 const int64_t rows_read = cnnc_max_i64(tp.n / g->kw, 1);
                 const int64_t block = cnnc_max_i64(
