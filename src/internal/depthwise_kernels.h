@@ -29,6 +29,10 @@ struct cnnc_dw_run {
      * column (xstep = stride * pix), and the columns outside [0, src_w)
      * are skipped. */
     int64_t row_taps, stride, col, src_w, pix;
+    /* ... and the run covers `rows` output rows with the same taps, whose
+     * sources are xrow floats apart and whose outputs (backward-weights:
+     * dy) orow floats apart. */
+    int64_t rows, xrow, orow;
     const float *w;      /* forward / backward-data: kernel; backward-weights: dy at the first pixel */
     int64_t wstep;       /* backward-weights: floats between dy pixels */
     const int64_t *woff; /* per tap: float offset of the tap's (C * M) weights in w, or in out */
