@@ -168,6 +168,21 @@ static int64_t band_rows(int64_t row, int64_t end, int64_t per_image, int64_t st
     return cnnc_max_i64(band, 1);
 }
 
+static void prefetch_span(const float *p, int64_t floats)
+{
+    const char *c = (const char *)p;
+    for (int64_t b = 0; b < floats * (int64_t)sizeof(float); b += 64)
+        __builtin_prefetch(c + b);
+}
+
+/* The source rows that output row `row` reads and row - 1 did not. */
+static void prefetch_next_rows(const struct cnnc_conv_geom *g, const float *x, int64_t row)
+{
+    const int64_t n = row / g->oh, last = (row % g->oh) * g->sh - g->pt + (g->kh - 1) * g->dh;
+    for (int64_t ih = cnnc_max_i64(last - g->sh + 1, 0); ih <= last && ih < g->h; ++ih)
+        prefetch_span(x + (n * g->h + ih) * g->w * g->cin, g->w * g->cin);
+}
+
 /* Taps of output row oh of image n (forward and weights). */
 static void forward_taps(const struct cnnc_conv_geom *g, int64_t n, int64_t oh, struct dw_taps *tp)
 {
@@ -353,6 +368,10 @@ cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g,
             for (int64_t row = r0; row < r1; row += run.rows) {
                 forward_taps(g, row / g->oh, row % g->oh, &tp);
                 const float *dy_row = dy + row * g->ow * g->cout;
+                if (row + 1 < r1) {
+                    prefetch_span(dy_row + g->ow * g->cout, g->ow * g->cout);
+                    prefetch_next_rows(g, x, row + 1);
+                }
                 struct dw_line line = {.src = x, .src_w = g->w, .pix = g->cin, .xs = g->sw, .count = g->ow,
                                        .dy = dy_row, .dystep = g->cout};
                 run.rows = 1;

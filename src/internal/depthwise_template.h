@@ -177,6 +177,9 @@ DW_INLINE void slide_run(const int kw, const int S, const struct cnnc_dw_run *r)
             if (c < channels)
                 DW_ROWS(slide_tile(kw, S, 1, 1, 0, channels - c, r, j0, nstore, c, xo, out));
         } else {
+            if (DW_SLIDE_PAIRS(kw))
+                for (; c + 2 * VW <= channels; c += 2 * VW)
+                    DW_ROWS(slide_tile(kw, S, 2, 0, 1, VW, r, j0, nstore, c, xo, out));
             for (; c + VW <= channels; c += VW)
                 DW_ROWS(slide_tile(kw, S, 1, 0, 1, VW, r, j0, nstore, c, xo, out));
             if (c < channels)
