@@ -368,15 +368,18 @@ cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g,
             for (int64_t row = r0; row < r1; row += run.rows) {
                 forward_taps(g, row / g->oh, row % g->oh, &tp);
                 const float *dy_row = dy + row * g->ow * g->cout;
-                if (row + 1 < r1) {
-                    prefetch_span(dy_row + g->ow * g->cout, g->ow * g->cout);
-                    prefetch_next_rows(g, x, row + 1);
-                }
                 struct dw_line line = {.src = x, .src_w = g->w, .pix = g->cin, .xs = g->sw, .count = g->ow,
                                        .dy = dy_row, .dystep = g->cout};
                 run.rows = 1;
-                if (run.multiplier == 1 && k->slides(tp.row, g->sw) && rows_slide(&tp))
+                if (run.multiplier == 1 && k->slides(tp.row, g->sw) && rows_slide(&tp)) {
                     run.row_taps = tp.row;
+                    run.rows = band_rows(row, r1, g->oh, g->sh, -g->pt, (g->kh - 1) * g->dh, g->h, g->w * g->cin,
+                                         g->cin);
+                }
+                if (row + run.rows < r1) {
+                    prefetch_span(dy_row + run.rows * g->ow * g->cout, g->ow * g->cout);
+                    prefetch_next_rows(g, x, row + run.rows);
+                }
                 const int64_t rows_read = cnnc_max_i64(tp.n / g->kw, 1);
                 const int64_t block = cnnc_max_i64(
                     DEPTHWISE_WEIGHTS_MIN_RUN, DEPTHWISE_WEIGHTS_RUN_BYTES / (rows_read * g->sw * g->cin * (int64_t)sizeof(float)));
