@@ -289,6 +289,7 @@ CASES = [
     # (group, name, setup)
     ("conv", "mnist conv 3x3 1->32 @28", conv2d_case(28, 1, 32, 3)),
     ("conv", "mnist conv 3x3 32->64 @13", conv2d_case(13, 32, 64, 3)),
+    ("conv", "cifar conv 3x3 3->32 @32 same", conv2d_case(32, 3, 32, 3, 1, 1)),
     ("conv", "resnet18 conv1 7x7/2 3->64 @224", conv2d_case(224, 3, 64, 7, 2, 3)),
     ("conv", "resnet18 3x3 64->64 @56", conv2d_case(56, 64, 64, 3, 1, 1)),
     ("conv", "resnet18 3x3/2 64->128 @56", conv2d_case(56, 64, 128, 3, 2, 1)),

@@ -57,8 +57,8 @@
  *     With fewer images (batch-1 inference of a transposed convolution)
  *     threads share each image: they compute the image's whole dcol, then
  *     gather it per input row.
- *   * backward-weights with few input channels (and at most 256 rows of
- *     dW): per-ISA register tiles of dW (a block of KH*KW*Cin/g rows x a few
+ *   * backward-weights with few input channels or outputs (and at most 576
+ *     rows of dW; see conv_internal.h for the rule): per-ISA register tiles of dW (a block of KH*KW*Cin/g rows x a few
  *     vectors of Cout) accumulate while the pixels of a zero-padded band of
  *     input rows and the matching dy rows stream by, with the bias gradient
  *     summed in the same pass; per-thread partials as below.

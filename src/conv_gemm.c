@@ -446,7 +446,8 @@ cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, cons
     const int direct = is_pointwise(g);
     const int64_t tile = direct ? DIRECT_TILE_PIXELS : weight_tile_pixels(row);
     const int threads = cnnc_threads_for(work_of(pixels, row, g->cout_g), CONV_THREAD_GRAIN);
-    if (kg <= CNNC_CONV_WTILE_MAX_ROWS && g->cin_g < CNNC_CONV_WTILE_MAX_CIN)
+    if (kg <= CNNC_CONV_WTILE_MAX_ROWS &&
+        (g->cin_g < CNNC_CONV_WTILE_FEW_CIN || g->cout_g <= CNNC_CONV_WTILE_MAX_COUT))
         return cnnc_conv_tiled_backward_weights(g, threads, x, dy, dw, db);
     float *buffers[threads];
     struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = kg * g->cout};

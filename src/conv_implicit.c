@@ -356,9 +356,6 @@ cnnc_status cnnc_conv_tiled_backward_weights(const struct cnnc_conv_geom *g, int
 {
     const struct cnnc_conv_kernels *ck = CNNC_PICK(cnnc_conv_kernels);
     const int64_t kg = g->kh * g->kw * g->cin_g, eh = (g->kh - 1) * g->dh + 1;
-    if (kg > CNNC_CONV_WTILE_MAX_ROWS)
-        return cnnc_error(CNNC_ERR_INTERNAL, "conv2d backward: %lld weight rows are too many for the tiled kernel",
-                          (long long)kg);
     struct band b;
     b.width = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
     const int64_t row_floats = b.width * g->cin;
@@ -367,7 +364,9 @@ cnnc_status cnnc_conv_tiled_backward_weights(const struct cnnc_conv_geom *g, int
     const int64_t per_row = (g->sh * row_floats + g->ow * g->cout) * (int64_t)sizeof(float);
     const int64_t band_rows = cnnc_max_i64(1, (BAND_BYTES - eh * row_floats * (int64_t)sizeof(float)) / per_row + 1);
     b.max_rows = (band_rows - 1) * g->sh + eh;
-    int64_t off[CNNC_CONV_WTILE_MAX_ROWS];
+    int64_t *off = cnnc_workspace(CNNC_CONV_SLOT_SHARED, (size_t)kg * sizeof(int64_t));
+    if (!off)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the tap offsets");
     for (int64_t kh = 0, k = 0; kh < g->kh; ++kh)
         for (int64_t kw = 0; kw < g->kw; ++kw)
             for (int64_t c = 0; c < g->cin_g; ++c)

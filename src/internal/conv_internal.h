@@ -139,14 +139,17 @@ CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc
                                                                const float *dy, float *dw);
 
 /* The weight gradient (and db, when not NULL) through weights_tile, reading
- * x in place from zero-padded bands (src/conv_implicit.c). For few input
- * channels (below CNNC_CONV_WTILE_MAX_CIN per group) and at most
- * CNNC_CONV_WTILE_MAX_ROWS rows of dW (KH*KW*Cin/g), it beats im2col + GEMM,
- * which copies the patches, pads the rows up to the GEMM's MR and packs all
- * of dy (measured: 5x for 1 -> 32 3x3, 1.5x for the 3 -> 64 7x7 ResNet
- * stem and 16 -> 32 3x3); with many channels the GEMM's own tiling wins. */
-#define CNNC_CONV_WTILE_MAX_ROWS 256
-#define CNNC_CONV_WTILE_MAX_CIN 32
+ * x in place from zero-padded bands (src/conv_implicit.c). im2col + GEMM
+ * copies the patches, pads the rows of dW (KH*KW*Cin/g) up to the GEMM's MR
+ * and packs all of dy; the tiles avoid all three, and win (measured, batch
+ * 8 to 32) for few input channels (5x for 1 -> 32 3x3, 1.5x for the
+ * 3 -> 64 7x7 ResNet stem) and for up to 128 outputs per group (1.2x for
+ * 64 -> 64 3x3), as long as dW has at most CNNC_CONV_WTILE_MAX_ROWS rows.
+ * With more rows or outputs, each pixel's broadcast operands are re-read
+ * once per block of dW, and the GEMM's packed panels do better. */
+#define CNNC_CONV_WTILE_MAX_ROWS 576
+#define CNNC_CONV_WTILE_FEW_CIN 32
+#define CNNC_CONV_WTILE_MAX_COUT 128
 CNNC_INTERNAL cnnc_status cnnc_conv_tiled_backward_weights(const struct cnnc_conv_geom *g, int threads,
                                                            const float *x, const float *dy, float *dw, float *db);
 

@@ -4,6 +4,16 @@
 #include <string.h>
 #include "check.h"
 
+/* The input pixel (ih, iw) that tap (kh, kw) of output pixel (i, j) reads;
+ * 0 when it falls in the padding. */
+static int tap_input(const cnnc_conv2d_desc *d, int64_t i, int64_t j, int64_t kh, int64_t kw, int64_t *ih,
+                     int64_t *iw)
+{
+    *ih = i * d->stride_h + kh * d->dilation_h - d->pad_top;
+    *iw = j * d->stride_w + kw * d->dilation_w - d->pad_left;
+    return *ih >= 0 && *ih < d->in_h && *iw >= 0 && *iw < d->in_w;
+}
+
 /* Naive direct loops in double, the definition of the convolution. */
 static void naive_forward(const cnnc_conv2d_desc *d, int64_t oh, int64_t ow, const float *x, const float *w,
                           const float *b, double *y)
@@ -17,9 +27,8 @@ static void naive_forward(const cnnc_conv2d_desc *d, int64_t oh, int64_t ow, con
                     int64_t g = o / cout_g;
                     for (int64_t kh = 0; kh < d->kernel_h; ++kh)
                         for (int64_t kw = 0; kw < d->kernel_w; ++kw) {
-                            int64_t ih = i * d->stride_h + kh * d->dilation_h - d->pad_top;
-                            int64_t iw = j * d->stride_w + kw * d->dilation_w - d->pad_left;
-                            if (ih < 0 || ih >= d->in_h || iw < 0 || iw >= d->in_w)
+                            int64_t ih, iw;
+                            if (!tap_input(d, i, j, kh, kw, &ih, &iw))
                                 continue;
                             for (int64_t c = 0; c < cin_g; ++c)
                                 s += (double)x[((n * d->in_h + ih) * d->in_w + iw) * d->in_channels + g * cin_g + c] *
@@ -43,9 +52,8 @@ static void naive_weights(const cnnc_conv2d_desc *d, int64_t oh, int64_t ow, con
             for (int64_t j = 0; j < ow; ++j)
                 for (int64_t kh = 0; kh < d->kernel_h; ++kh)
                     for (int64_t kw = 0; kw < d->kernel_w; ++kw) {
-                        int64_t ih = i * d->stride_h + kh * d->dilation_h - d->pad_top;
-                        int64_t iw = j * d->stride_w + kw * d->dilation_w - d->pad_left;
-                        if (ih < 0 || ih >= d->in_h || iw < 0 || iw >= d->in_w)
+                        int64_t ih, iw;
+                        if (!tap_input(d, i, j, kh, kw, &ih, &iw))
                             continue;
                         for (int64_t o = 0; o < d->out_channels; ++o) {
                             double g = dy[((n * oh + i) * ow + j) * d->out_channels + o];
@@ -159,6 +167,8 @@ static void test_cases(int threads)
         {1, 6, 50, 3, 9, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},
         {2, 8, 20, 6, 7, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, 1},
         {1, 3, 100, 3, 40, 3, 3, 1, 3, 1, 1, 0, 0, 1, 1, 1},
+        /* dW too tall for the register tiles: im2col + GEMM */
+        {1, 6, 9, 70, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
         /* enough work for two threads */
         {4, 34, 66, 3, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     };
