@@ -65,16 +65,18 @@ def relu_case(shape):
     return setup
 
 
-def conv2d_case(hw, cin, cout, k, stride=1, pad=0, batch=None):
+def conv2d_case(hw, cin, cout, k, stride=1, pad=0, batch=None, groups=1):
     """Conv2D with bias on an (hw x hw x cin) input, explicit symmetric padding
     (the torch convention, so both sides compute the same shapes); the
-    backward passes are timed separately: data (dx) and weights (dw, db)."""
+    backward passes are timed separately: data (dx) and weights (dw, db).
+    groups == cin is a depthwise convolution."""
     def setup(rng, quick):
         n = batch or _batch(quick)
         x = _nhwc(rng, (n, hw, hw, cin))
-        w = (rng.standard_normal((k, k, cin, cout), dtype=np.float32) / np.sqrt(k * k * cin)).astype(np.float32)
+        fan_in = k * k * cin // groups
+        w = (rng.standard_normal((k, k, cin // groups, cout), dtype=np.float32) / np.sqrt(fan_in)).astype(np.float32)
         b = rng.standard_normal(cout, dtype=np.float32)
-        opts = dict(strides=stride, padding=pad)
+        opts = dict(strides=stride, padding=pad, groups=groups)
         y = cnnc.ops.conv2d(x, w, b, **opts)
         dy = _nhwc(rng, y.shape)
         out = {
@@ -86,11 +88,11 @@ def conv2d_case(hw, cin, cout, k, stride=1, pad=0, batch=None):
             tx, tdy = _torch_nhwc(x), _torch_nhwc(dy)
             tw = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
             tb = torch.from_numpy(b)
-            conv_args = ([cout], [stride] * 2, [pad] * 2, [1, 1], False, [0, 0], 1)
+            conv_args = ([cout], [stride] * 2, [pad] * 2, [1, 1], False, [0, 0], groups)
 
             def torch_forward():
                 with torch.no_grad():
-                    return F.conv2d(tx, tw, tb, stride=stride, padding=pad)
+                    return F.conv2d(tx, tw, tb, stride=stride, padding=pad, groups=groups)
 
             out["torch_forward"] = torch_forward
             out["torch_backward_data"] = lambda: torch.ops.aten.convolution_backward(
@@ -301,6 +303,11 @@ CASES = [
     ("conv", "resnet18 3x3/2 256->512 @14", conv2d_case(14, 256, 512, 3, 2, 1)),
     ("conv", "resnet18 1x1/2 256->512 @14", conv2d_case(14, 256, 512, 1, 2, 0)),
     ("conv", "resnet18 3x3 512->512 @7", conv2d_case(7, 512, 512, 3, 1, 1)),
+    ("depthwise", "depthwise 3x3 @56x56x128", conv2d_case(56, 128, 128, 3, 1, 1, groups=128)),
+    ("depthwise", "depthwise 3x3 @28x28x256", conv2d_case(28, 256, 256, 3, 1, 1, groups=256)),
+    ("depthwise", "depthwise 3x3 @112x112x32", conv2d_case(112, 32, 32, 3, 1, 1, groups=32)),
+    ("depthwise", "depthwise 3x3/2 @56x56x128", conv2d_case(56, 128, 128, 3, 2, 1, groups=128)),
+    ("depthwise", "depthwise 5x5 @14x14x512", conv2d_case(14, 512, 512, 5, 1, 2, groups=512)),
     ("relu", "relu 112x112x64", relu_case((112, 112, 64))),
     ("relu", "relu 56x56x64", relu_case((56, 56, 64))),
     ("pool", "mnist maxpool 2 @26x26x32", pool_case(26, 32, 2, 2, 0)),

@@ -209,12 +209,11 @@ static cnnc_status backward_data(const struct cnnc_conv_geom *g, const float *w,
 static cnnc_status backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy, float *dw,
                                     float *db)
 {
-    if (!is_depthwise(g) && !cnnc_conv_winograd_chosen(g, CNNC_CONV_PASS_BACKWARD_WEIGHTS))
-        return cnnc_conv_gemm_backward_weights(g, x, dy, dw, db);
     if (is_depthwise(g))
-        CNNC_TRY(cnnc_conv_depthwise_backward_weights(g, x, dy, dw));
-    else
-        CNNC_TRY(cnnc_conv_winograd_backward_weights(g, x, dy, dw));
+        return cnnc_conv_depthwise_backward_weights(g, x, dy, dw, db);
+    if (!cnnc_conv_winograd_chosen(g, CNNC_CONV_PASS_BACKWARD_WEIGHTS))
+        return cnnc_conv_gemm_backward_weights(g, x, dy, dw, db);
+    CNNC_TRY(cnnc_conv_winograd_backward_weights(g, x, dy, dw));
     if (db)
         CNNC_TRY(cnnc_conv_channel_sum(g->n * g->oh * g->ow, g->cout, dy, db));
     return CNNC_OK;

@@ -1,9 +1,183 @@
-/* Depthwise convolution drivers: thread splitting around the per-ISA direct
- * kernels (why direct: see src/conv.c). */
+/* Depthwise convolution drivers: tap lists, row interiors and threads around
+ * the per-ISA micro-kernels (src/internal/depthwise_template.h; why direct
+ * kernels: see src/conv.c).
+ *
+ * Each output row (forward, weights) or dx row (backward-data) is one list
+ * of taps, the kernel positions whose source row lies inside the image.
+ * Along the row, the pixels whose every tap lies inside the image (the
+ * interior) form one run for the kernels; the few border pixels run alone
+ * with the taps that fall outside left out, so that padding costs nothing
+ * and never needs a padded copy. Threads take contiguous bands of rows over
+ * (image, row), which keeps the source rows of consecutive output rows in
+ * L1/L2 and splits a single image as well as a batch. */
+#include <string.h>
 #include "conv_internal.h"
+#include "depthwise_kernels.h"
 
 /* Multiply-adds per thread below which a second thread does not pay. */
 #define DEPTHWISE_THREAD_GRAIN ((int64_t)1 << 18)
+/* Source bytes that one weight-gradient run should keep in L1: the kernel
+ * rereads them once per channel vector and tap chunk. */
+#define DEPTHWISE_WEIGHTS_RUN_BYTES (24 * 1024)
+/* Shortest weight-gradient run: each run adds its sums into dW once. */
+#define DEPTHWISE_WEIGHTS_MIN_RUN 8
+
+typedef void (*dw_kernel)(const struct cnnc_dw_run *r);
+
+/* The taps of one row, and scratch for the kernels' offset lists. */
+struct dw_taps {
+    int64_t n;
+    int64_t row; /* taps per kernel row (the list is row-major) */
+    int64_t *roff; /* float offset of the tap's source row */
+    int64_t *dcol; /* source column of the tap for output pixel 0 (may be < 0) */
+    int64_t *woff; /* float offset of the tap's weights */
+    int64_t *xoff; /* roff + dcol * pixel floats */
+    int64_t *bxoff, *bwoff;
+};
+
+/* One row of output pixels: pixel t reads source columns t * xs + dcol. */
+struct dw_line {
+    const float *src;
+    int64_t src_w, pix; /* source columns, floats per source pixel */
+    int64_t xs;
+    int64_t count;
+    float *out; /* forward / backward-data: output pixel 0 */
+    int64_t ostep;
+    const float *dy; /* backward-weights: dy of output pixel 0 */
+    int64_t dystep;
+};
+
+static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+static void place(struct cnnc_dw_run *r, const struct dw_line *l, int64_t t)
+{
+    r->x = l->src + t * l->xs * l->pix;
+    if (l->dy)
+        r->w = l->dy + t * l->dystep;
+    else
+        r->out = l->out + t * l->ostep;
+}
+
+/* Runs kernel over one row: the interior in runs of at most `block` pixels,
+ * then each border pixel alone. Without taps, gathers still write their
+ * initial values and gradients have nothing to add. */
+/* Whether the row's taps are kernel rows of tp->row consecutive source
+ * columns, all starting at the same column (the sliding kernels' form). */
+static int rows_slide(const struct dw_taps *tp)
+{
+    if (tp->n == 0 || tp->row < 1 || tp->n % tp->row != 0)
+        return 0;
+    for (int64_t k = 0; k < tp->n; ++k)
+        if (tp->dcol[k] != tp->dcol[0] + k % tp->row)
+            return 0;
+    return 1;
+}
+
+static void run_line(dw_kernel kernel, struct cnnc_dw_run *r, const struct dw_line *l, struct dw_taps *tp,
+                     int64_t block)
+{
+    int64_t lo = 0, hi = l->count;
+    if (r->row_taps) {
+        for (int64_t k = 0; k < tp->n; ++k)
+            tp->xoff[k] = tp->roff[k] + tp->dcol[k] * l->pix;
+        r->count = l->count;
+        r->x = l->src;
+        r->out = l->out;
+        r->xstep = l->xs * l->pix;
+        r->xoff = tp->xoff;
+        r->woff = tp->woff;
+        r->taps = tp->n;
+        r->stride = l->xs;
+        r->col = tp->dcol[0];
+        r->src_w = l->src_w;
+        r->pix = l->pix;
+        kernel(r);
+        r->row_taps = 0;
+        return;
+    }
+    if (tp->n > 0) {
+        int64_t dmin = tp->dcol[0], dmax = tp->dcol[0];
+        for (int64_t k = 0; k < tp->n; ++k) {
+            dmin = cnnc_min_i64(dmin, tp->dcol[k]);
+            dmax = cnnc_max_i64(dmax, tp->dcol[k]);
+            tp->xoff[k] = tp->roff[k] + tp->dcol[k] * l->pix;
+        }
+        lo = cnnc_min_i64(dmin < 0 ? cnnc_ceil_div(-dmin, l->xs) : 0, l->count);
+        hi = cnnc_max_i64(lo, cnnc_min_i64(floor_div(l->src_w - 1 - dmax, l->xs) + 1, l->count));
+    } else if (l->dy) {
+        return;
+    }
+    r->xstep = l->xs * l->pix;
+    r->xoff = tp->xoff;
+    r->woff = tp->woff;
+    r->taps = tp->n;
+    for (int64_t t = lo; t < hi; t += block) {
+        r->count = cnnc_min_i64(block, hi - t);
+        place(r, l, t);
+        kernel(r);
+    }
+    r->count = 1;
+    r->xoff = tp->bxoff;
+    r->woff = tp->bwoff;
+    for (int64_t t = 0; t < l->count; ++t) {
+        if (t == lo)
+            t = hi;
+        if (t >= l->count)
+            break;
+        int64_t nb = 0;
+        for (int64_t k = 0; k < tp->n; ++k) {
+            const int64_t col = t * l->xs + tp->dcol[k];
+            if (col >= 0 && col < l->src_w) {
+                tp->bxoff[nb] = tp->xoff[k];
+                tp->bwoff[nb++] = tp->woff[k];
+            }
+        }
+        if (nb == 0 && l->dy)
+            continue;
+        r->taps = nb;
+        place(r, l, t);
+        kernel(r);
+    }
+}
+
+/* Taps of output row oh of image n (forward and weights). */
+static void forward_taps(const struct cnnc_conv_geom *g, int64_t n, int64_t oh, struct dw_taps *tp)
+{
+    tp->n = 0;
+    tp->row = g->kw;
+    for (int64_t kh = 0; kh < g->kh; ++kh) {
+        const int64_t ih = oh * g->sh - g->pt + kh * g->dh;
+        if (ih < 0 || ih >= g->h)
+            continue;
+        for (int64_t kw = 0; kw < g->kw; ++kw) {
+            tp->roff[tp->n] = (n * g->h + ih) * g->w * g->cin;
+            tp->dcol[tp->n] = kw * g->dw - g->pl;
+            tp->woff[tp->n++] = (kh * g->kw + kw) * g->cout;
+        }
+    }
+}
+
+/* Per-thread tap scratch, or NULL (failure recorded in *failed). */
+static struct dw_taps thread_taps(const struct cnnc_conv_geom *g, int *failed)
+{
+    struct dw_taps tp = {0};
+    const int64_t taps = g->kh * g->kw;
+    int64_t *s = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)taps * 6 * sizeof(int64_t));
+    if (!s) {
+#ifdef CNNC_OPENMP
+#pragma omp atomic write
+#endif
+        *failed = 1;
+        return tp;
+    }
+    tp.roff = s;
+    tp.dcol = s + taps;
+    tp.woff = s + 2 * taps;
+    tp.xoff = s + 3 * taps;
+    tp.bxoff = s + 4 * taps;
+    tp.bwoff = s + 5 * taps;
+    return tp;
+}
 
 static int threads_for_rows(const struct cnnc_conv_geom *g, int64_t rows, int64_t row_len)
 {
@@ -13,66 +187,148 @@ static int threads_for_rows(const struct cnnc_conv_geom *g, int64_t rows, int64_
     return cnnc_threads_for(work, DEPTHWISE_THREAD_GRAIN);
 }
 
-/* Forward and backward-data both write whole rows of their output from two
- * inputs and an optional bias: each thread takes a contiguous block of rows. */
-typedef void (*depthwise_rows_fn)(const struct cnnc_conv_geom *g, int64_t r0, int64_t r1, const float *a,
-                                  const float *b, const float *bias, float *out);
-
-static void run_rows(depthwise_rows_fn kernel, const struct cnnc_conv_geom *g, int64_t rows, int64_t row_len,
-                     const float *a, const float *b, const float *bias, float *out)
+static cnnc_status scratch_error(void)
 {
-    const int threads = threads_for_rows(g, rows, row_len);
-#ifdef CNNC_OPENMP
-#pragma omp parallel num_threads(threads)
-#endif
-    {
-        unsigned fpu = cnnc_fpu_enter();
-        int64_t r0, r1;
-        cnnc_conv_split(rows, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
-        kernel(g, r0, r1, a, b, bias, out);
-        cnnc_fpu_restore(fpu);
-    }
-    (void)threads;
+    return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "depthwise convolution: cannot allocate the tap lists");
 }
 
 cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const float *x, const float *w,
                                         const float *bias, float *y)
 {
-    run_rows(CNNC_PICK(cnnc_conv_kernels)->depthwise_forward, g, g->n * g->oh, g->ow * g->cout, x, w, bias, y);
-    return CNNC_OK;
+    const struct cnnc_depthwise_kernels *k = CNNC_PICK(cnnc_depthwise_kernels);
+    const int64_t rows = g->n * g->oh;
+    const int threads = threads_for_rows(g, rows, g->ow * g->cout);
+    int failed = 0;
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        unsigned fpu = cnnc_fpu_enter();
+        struct dw_taps tp = thread_taps(g, &failed);
+        if (tp.roff) {
+            int64_t r0, r1;
+            cnnc_conv_split(rows, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
+            struct cnnc_dw_run run = {.channels = g->cin, .multiplier = g->cout / g->cin, .w = w, .bias = bias,
+                                      .ostep = g->cout};
+            for (int64_t row = r0; row < r1; ++row) {
+                forward_taps(g, row / g->oh, row % g->oh, &tp);
+                struct dw_line line = {.src = x, .src_w = g->w, .pix = g->cin, .xs = g->sw, .count = g->ow,
+                                       .out = y + row * g->ow * g->cout, .ostep = g->cout};
+                if (run.multiplier == 1 && k->slides(tp.row, g->sw) && rows_slide(&tp))
+                    run.row_taps = tp.row;
+                run_line(k->forward, &run, &line, &tp, g->ow);
+            }
+        }
+        cnnc_fpu_restore(fpu);
+    }
+    (void)threads;
+    return failed ? scratch_error() : CNNC_OK;
+}
+
+/* dx column iw = phase + t * sw receives tap (kh, kw) from dy column
+ * (phase + pl - kw * dw) / sw + t when that division is exact. */
+static void backward_data_taps(const struct cnnc_conv_geom *g, int64_t n, int64_t ih, int64_t phase,
+                               struct dw_taps *tp)
+{
+    tp->n = 0;
+    tp->row = 0;
+    for (int64_t kw = 0; kw < g->kw; ++kw)
+        tp->row += ((phase + g->pl - kw * g->dw) % g->sw + g->sw) % g->sw == 0;
+    for (int64_t kh = 0; kh < g->kh; ++kh) {
+        const int64_t th = ih + g->pt - kh * g->dh;
+        if (th < 0 || th % g->sh != 0 || th / g->sh >= g->oh)
+            continue;
+        /* kw descending: the sources then ascend along the row. */
+        for (int64_t kw = g->kw - 1; kw >= 0; --kw) {
+            const int64_t tw = phase + g->pl - kw * g->dw;
+            if (((tw % g->sw) + g->sw) % g->sw != 0)
+                continue;
+            tp->roff[tp->n] = (n * g->oh + th / g->sh) * g->ow * g->cout;
+            tp->dcol[tp->n] = tw / g->sw;
+            tp->woff[tp->n++] = (kh * g->kw + kw) * g->cout;
+        }
+    }
 }
 
 cnnc_status cnnc_conv_depthwise_backward_data(const struct cnnc_conv_geom *g, const float *w, const float *dy,
                                               const float *bias, float *dx)
 {
-    run_rows(CNNC_PICK(cnnc_conv_kernels)->depthwise_backward_data, g, g->n * g->h, g->w * g->cout, w, dy,
-             bias, dx);
-    return CNNC_OK;
+    const struct cnnc_depthwise_kernels *k = CNNC_PICK(cnnc_depthwise_kernels);
+    const int64_t rows = g->n * g->h;
+    const int threads = threads_for_rows(g, rows, g->w * g->cout);
+    int failed = 0;
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        unsigned fpu = cnnc_fpu_enter();
+        struct dw_taps tp = thread_taps(g, &failed);
+        if (tp.roff) {
+            int64_t r0, r1;
+            cnnc_conv_split(rows, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
+            struct cnnc_dw_run run = {.channels = g->cin, .multiplier = g->cout / g->cin, .w = w, .bias = bias,
+                                      .ostep = g->sw * g->cin};
+            for (int64_t row = r0; row < r1; ++row) {
+                for (int64_t phase = 0; phase < g->sw && phase < g->w; ++phase) {
+                    backward_data_taps(g, row / g->h, row % g->h, phase, &tp);
+                    struct dw_line line = {.src = dy, .src_w = g->ow, .pix = g->cout, .xs = 1,
+                                           .count = (g->w - phase + g->sw - 1) / g->sw,
+                                           .out = dx + (row * g->w + phase) * g->cin, .ostep = g->sw * g->cin};
+                    if (run.multiplier == 1 && k->slides(tp.row, 1) && rows_slide(&tp))
+                        run.row_taps = tp.row;
+                    run_line(k->backward_data, &run, &line, &tp, line.count);
+                }
+            }
+        }
+        cnnc_fpu_restore(fpu);
+    }
+    (void)threads;
+    return failed ? scratch_error() : CNNC_OK;
 }
 
 cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy,
-                                                 float *dw)
+                                                 float *dw, float *db)
 {
-    const struct cnnc_conv_kernels *k = CNNC_PICK(cnnc_conv_kernels);
-    const int64_t rows = g->n * g->oh;
+    const struct cnnc_depthwise_kernels *k = CNNC_PICK(cnnc_depthwise_kernels);
+    const int64_t rows = g->n * g->oh, dw_count = g->kh * g->kw * g->cout;
     const int threads = threads_for_rows(g, rows, g->ow * g->cout);
     float *buffers[threads];
-    struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = g->kh * g->kw * g->cout};
+    /* db from the same pass: dy is read once for both. */
+    struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = dw_count, .out2 = db,
+                                          .count2 = db ? g->cout : 0};
+    int failed = 0;
 #ifdef CNNC_OPENMP
 #pragma omp parallel num_threads(threads)
 #endif
     {
         unsigned fpu = cnnc_fpu_enter();
         float *sum = cnnc_conv_partial_begin(&partials);
-        if (sum) {
+        float *dbsum = sum && db ? cnnc_conv_partial_second(&partials, sum) : NULL;
+        struct dw_taps tp = thread_taps(g, &failed);
+        if (sum && tp.roff) {
             int64_t r0, r1;
             cnnc_conv_split(rows, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
-            k->depthwise_backward_weights(g, r0, r1, x, dy, sum);
+            struct cnnc_dw_run run = {.channels = g->cin, .multiplier = g->cout / g->cin, .out = sum};
+            for (int64_t row = r0; row < r1; ++row) {
+                forward_taps(g, row / g->oh, row % g->oh, &tp);
+                const float *dy_row = dy + row * g->ow * g->cout;
+                struct dw_line line = {.src = x, .src_w = g->w, .pix = g->cin, .xs = g->sw, .count = g->ow,
+                                       .dy = dy_row, .dystep = g->cout};
+                run.wstep = g->cout;
+                const int64_t rows_read = cnnc_max_i64(tp.n / g->kw, 1);
+                const int64_t block = cnnc_max_i64(
+                    DEPTHWISE_WEIGHTS_MIN_RUN, DEPTHWISE_WEIGHTS_RUN_BYTES / (rows_read * g->sw * g->cin * (int64_t)sizeof(float)));
+                run_line(k->backward_weights, &run, &line, &tp, block);
+                if (dbsum)
+                    k->channel_sum(g->ow, g->cout, dy_row, g->cout, dbsum);
+            }
         }
         cnnc_conv_partial_reduce(&partials);
         cnnc_fpu_restore(fpu);
     }
     if (partials.failed)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "depthwise conv backward: cannot allocate the partial sums");
+    if (failed)
+        return scratch_error();
     return CNNC_OK;
 }

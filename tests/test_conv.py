@@ -191,6 +191,62 @@ def test_conv2d_matches_reference(isa, threads, rng, case):
     np.testing.assert_array_equal(db2, db)
 
 
+# Depthwise (groups == channels) through the kernels' own paths: rows that
+# are not whole 8-pixel tiles, channel tails and vector pairs, sliding kernel
+# rows (stride == dilation) and the general tap lists, borders, multipliers.
+# (batch, h, w, channels, multiplier, kernel, strides, padding, dilation)
+DEPTHWISE_CASES = [
+    (1, 11, 21, 37, 1, (3, 3), (1, 1), "same", (1, 1)),            # 2 tiles + 5, pair + tail vectors
+    (2, 9, 19, 48, 1, (5, 5), (1, 1), "same", (1, 1)),             # 5x5 sliding rows
+    (1, 10, 23, 20, 1, (7, 7), (1, 1), "same", (1, 1)),            # 7x7 sliding rows
+    (2, 8, 17, 33, 1, (3, 5), (2, 2), ((1, 2), (0, 3)), (1, 1)),   # 3x5, stride 2, asymmetric
+    (2, 9, 30, 21, 1, (3, 3), (2, 2), "same", (1, 1)),             # 3x3 stride 2, edge tiles both sides
+    (1, 13, 26, 19, 1, (3, 3), (3, 3), "same", (1, 1)),            # stride 3: three backward phases
+    (2, 12, 20, 24, 1, (3, 3), (1, 1), "same", (2, 2)),            # dilation 2, stride 1
+    (1, 12, 20, 24, 1, (3, 3), (2, 2), "same", (2, 2)),            # stride == dilation == 2
+    (2, 7, 9, 5, 3, (3, 3), (1, 2), "same", (1, 1)),               # multiplier 3
+    (1, 6, 10, 16, 2, (5, 5), (1, 1), ((2, 1), (3, 0)), (2, 1)),   # multiplier 2, dilation, asymmetric
+    (2, 9, 14, 17, 1, (1, 1), (1, 1), "valid", (1, 1)),            # 1x1
+    (1, 3, 3, 40, 1, (3, 3), (1, 1), "valid", (1, 1)),             # one output pixel
+    (1, 5, 5, 18, 1, (3, 3), (1, 1), ((4, 3), (3, 4)), (1, 1)),    # rows and columns without taps
+    (1, 4, 30, 3, 1, (3, 3), (1, 1), "same", (1, 1)),              # fewer channels than a vector
+]
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=[str(i) for i in range(len(DEPTHWISE_CASES))])
+def test_depthwise_matches_reference(isa, threads, rng, case):
+    n, h, w, c, m, k, s, padding, d = case
+    x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+    wt = rng.standard_normal(k + (1, c * m)).astype(np.float32)
+    b = rng.standard_normal(c * m).astype(np.float32)
+    pads = resolve_pads(padding, (h, w), k, s, d)
+    y = cnnc.ops.conv2d(x, wt, b, strides=s, padding=padding, dilation=d, groups=c)
+    assert_close(y, ref_conv2d(x, wt, b, s, pads, d, c))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dw, db = cnnc.ops.conv2d_backward(x, wt, dy, strides=s, padding=padding, dilation=d, groups=c)
+    rdx, rdw, rdb = ref_conv2d_grads(x, wt, dy, s, pads, d, c)
+    assert_close(dx, rdx)
+    assert_close(dw, rdw)
+    assert_close(db, rdb)
+
+
+def test_depthwise_deterministic(rng):
+    """Two threads, bias gradient fused with the weight gradient: bit-identical from run to run."""
+    x = rng.standard_normal((3, 17, 19, 40)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 1, 40)).astype(np.float32)
+    dy = rng.standard_normal((3, 17, 19, 40)).astype(np.float32)
+    previous = cnnc.get_num_threads()
+    try:
+        cnnc.set_num_threads(2)
+        first = cnnc.ops.conv2d_backward(x, w, dy, padding="same", groups=40)
+        for _ in range(3):
+            again = cnnc.ops.conv2d_backward(x, w, dy, padding="same", groups=40)
+            for a, b in zip(first, again):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        cnnc.set_num_threads(previous)
+
+
 def test_conv2d_no_bias_and_conversion(rng):
     x = rng.standard_normal((2, 6, 6, 3))
     w = rng.standard_normal((3, 3, 3, 4))
@@ -292,6 +348,8 @@ TRANSPOSE_CASES = [
     (2, 6, 5, 4, 6, (3, 3), (1, 1), "same", None, (2, 2), 2),   # stride 1: gather path, groups
     (2, 3, 3, 2, 3, (2, 2), (3, 3), "valid", None, (1, 1), 1),  # kernel < stride
     (2, 5, 5, 6, 4, (1, 1), (1, 1), "valid", None, (1, 1), 1),  # pointwise
+    (2, 5, 6, 12, 12, (3, 3), (2, 2), "same", None, (1, 1), 12),  # depthwise: phased gather with bias
+    (1, 4, 5, 8, 4, (3, 3), (3, 2), "valid", None, (1, 1), 4),   # depthwise, multiplier 2
     (2, 4, 20, 5, 3, (3, 3), (2, 2), "same", None, (1, 1), 1),  # 3 filters, wide: the tile kernels
 ]
 

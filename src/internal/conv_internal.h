@@ -135,8 +135,9 @@ CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geo
                                                       const float *w, const float *bias, float *y);
 CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_data(const struct cnnc_conv_geom *g, const float *w,
                                                             const float *dy, const float *bias, float *dx);
+/* db (Cout), unless NULL, gets the channel sums of dy from the same pass. */
 CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g, const float *x,
-                                                               const float *dy, float *dw);
+                                                               const float *dy, float *dw, float *db);
 
 /* The weight gradient (and db, when not NULL) through weights_tile, reading
  * x in place from zero-padded bands (src/conv_implicit.c). im2col + GEMM

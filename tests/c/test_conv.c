@@ -154,6 +154,10 @@ static void test_cases(int threads)
         {2, 9, 33, 16, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
         {1, 8, 40, 6, 8, 3, 2, 1, 2, 2, 1, 0, 2, 3, 1, 2},
         {1, 6, 64, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        /* depthwise: pixel tiles + tail, channel tail, strides, multiplier */
+        {2, 9, 21, 37, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 37},
+        {1, 8, 19, 20, 20, 5, 5, 2, 2, 1, 1, 2, 2, 1, 3, 20},
+        {1, 7, 19, 5, 15, 5, 3, 2, 1, 1, 2, 2, 1, 0, 3, 5},
         /* few input channels: the tile kernels (all taps of a forward tile
          * at once, dW tiles over bands), odd widths, Cout off the vector
          * width, one or two weight panels */
