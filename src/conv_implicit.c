@@ -17,8 +17,8 @@
  * Threads split the flat output pixels; each thread sweeps blocks of pixels
  * whose packed segments fit in L2, and runs every B panel over a block.
  * Rows at least MR wide go through zero-padded bands of input rows instead
- * (sweep_bands), and with few channels per kernel row through the conv
- * tile kernel, which runs all the taps of a segment at once.
+ * (sweep_bands); with few channels per kernel row, so do all rows, through
+ * the conv tile kernel, which runs all the taps of a segment at once.
  *
  * The weight gradient for few input channels reads the same bands: see
  * cnnc_conv_tiled_backward_weights. */
@@ -422,7 +422,9 @@ static void implicit_thread(struct implicit_plan *pl)
 {
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
     pack_weights(pl, t, team);
-    if (pl->g->ow >= pl->kern->mr)
+    /* The tiles compute exactly the rows they keep, so with them narrow
+     * rows do better in bands too (2x to 4x on 8 to 14 pixel rows). */
+    if (pl->g->ow >= pl->kern->mr || pl->tiled)
         sweep_bands(pl, t, team);
     else
         sweep_flat(pl, t, team);

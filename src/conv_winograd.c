@@ -22,7 +22,8 @@
  *   the bias and writes the block's pixels of y. TB is chosen so that V and
  *   M stay in L2 where the channel counts allow it.
  * Every output value is computed by one thread in a fixed order, so results
- * do not depend on the thread count. */
+ * do not depend on the thread count. The weight gradient (at the end of the
+ * file) runs the same transforms backward. */
 #include <stdlib.h>
 #include <string.h>
 #include "conv_internal.h"
@@ -65,6 +66,15 @@ struct wino_plan {
     int64_t kc, tb, blocks;    /* input channels per block, tiles per block, blocks */
     int failed;
 };
+
+/* Threads for g's direct multiply-adds, as the GEMM convolutions size them. */
+static int threads_for(const struct cnnc_conv_geom *g)
+{
+    int64_t work;
+    if (__builtin_mul_overflow(g->n * g->oh * g->ow, 9 * g->cin, &work) || __builtin_mul_overflow(work, g->cout, &work))
+        work = INT64_MAX;
+    return cnnc_threads_for(work, THREAD_GRAIN);
+}
 
 int cnnc_conv_winograd_applies(const struct cnnc_conv_geom *g)
 {
@@ -267,10 +277,7 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
     pl.u_stride = pl.panels * g->cin * gk->nr + 2 * PAD;
     const int64_t per_tile = XI * (pl.ldv + pl.ldm) * (int64_t)sizeof(float);
     int64_t block_rows = cnnc_max_i64(1, cnnc_min_i64(MAX_BLOCK_ROWS, BLOCK_BYTES / (per_tile * mr)));
-    int64_t work;
-    if (__builtin_mul_overflow(g->n * g->oh * g->ow, 9 * g->cin, &work) || __builtin_mul_overflow(work, g->cout, &work))
-        work = INT64_MAX;
-    int threads = cnnc_threads_for(work, THREAD_GRAIN);
+    int threads = threads_for(g);
     /* Every thread gets blocks, even if they are then smaller. */
     block_rows = cnnc_max_i64(1, cnnc_min_i64(block_rows, cnnc_ceil_div(pl.tiles, mr * threads)));
     pl.tb = block_rows * mr;
@@ -430,11 +437,7 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     pl->ldv = cnnc_ceil_div(g->cin, 16) * 16 + PAD;
     pl->ldm = cnnc_ceil_div(g->cout, 16) * 16 + PAD;
     const int64_t per_tile = XI * (pl->ldv + pl->ldm) * (int64_t)sizeof(float);
-    int64_t work;
-    if (__builtin_mul_overflow(g->n * g->oh * g->ow, 9 * g->cin, &work) || __builtin_mul_overflow(work, g->cout, &work))
-        work = INT64_MAX;
-    const int threads = (int)cnnc_min_i64(cnnc_threads_for(work, THREAD_GRAIN),
-                                          cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES));
+    const int threads = (int)cnnc_min_i64(threads_for(g), cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES));
     /* Each block reads and writes the thread's whole dU once: blocks whose
      * V and dM are about as large as dU balance that traffic against
      * keeping them in cache (measured on the ResNet-18 shapes). */

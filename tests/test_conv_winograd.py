@@ -53,6 +53,8 @@ CASES = [
     (1, 5, 4, 2, 3, ((4, 3), (3, 4))),      # padding beyond the kernel
     (2, 13, 13, 32, 64, "valid"),           # the MNIST layer's shape
     (1, 6, 7, 70, 40, "same"),              # several GEMM panels, partial tiles
+    (1, 4, 5, 300, 9, "same"),              # input channels in two GEMM K blocks (AVX2, scalar)
+    (1, 3, 4, 600, 20, ((1, 0), (1, 1))),   # two K blocks on AVX-512 too
 ]
 
 

@@ -147,7 +147,8 @@ CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc
  * 3 -> 64 7x7 ResNet stem) and for up to 128 outputs per group (1.2x for
  * 64 -> 64 3x3), as long as dW has at most CNNC_CONV_WTILE_MAX_ROWS rows.
  * With more rows or outputs, each pixel's broadcast operands are re-read
- * once per block of dW, and the GEMM's packed panels do better. */
+ * once per block of dW, and the GEMM's packed panels do better (the exact
+ * rule, with one more case, is tiled_weights_pay in src/conv_gemm.c). */
 #define CNNC_CONV_WTILE_MAX_ROWS 576
 #define CNNC_CONV_WTILE_FEW_CIN 32
 #define CNNC_CONV_WTILE_MAX_COUT 128
