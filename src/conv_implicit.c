@@ -264,8 +264,8 @@ static void band_segment(const struct implicit_plan *pl, const struct band *b, i
 }
 
 /* Output rows [r, r + rows) of a filled band through forward_tile: each
- * tile starts from the bias, and a row's last partial segment reads whole
- * MR rows of the band (wide enough) but stores only its own. */
+ * tile starts from the bias; a row's last partial segment computes only
+ * its own pixels. */
 static void band_tiles(const struct implicit_plan *pl, const struct band *b, int64_t r, int64_t rows)
 {
     const struct cnnc_conv_geom *g = pl->g;

@@ -1,5 +1,5 @@
 /* Shared definitions of the convolution drivers (src/conv*.c) and of the
- * per-ISA convolution micro-kernels (src/kernels/<isa>/conv_<isa>.c). */
+ * per-ISA conv tile kernels (src/kernels/<isa>/conv_<isa>.c). */
 #ifndef CNNC_CONV_INTERNAL_H
 #define CNNC_CONV_INTERNAL_H
 #include "cnnc_internal.h"
@@ -49,14 +49,14 @@ struct cnnc_conv_wtile {
     int64_t brs, ldb;
 };
 
-/* Direct kernels, per ISA (src/internal/conv_tile_template.h; depthwise
- * convolution has its own table, src/internal/depthwise_kernels.h). */
+/* Register-tiled kernels for convolutions with few channels, per ISA
+ * (src/internal/conv_tile_template.h). */
 struct cnnc_conv_kernels {
     /* The GEMM micro-kernel tile forward_tile shares (the driver checks). */
     int tile_mr, tile_nr;
     /* c (m <= tile_mr rows, n <= tile_nr columns) = bias (or 0) + the
-     * products of all the taps; a must be readable for all tile_mr rows;
-     * bp is a GEMM-packed B panel (tile_nr columns). */
+     * products of all the taps, of the m rows of a only; bp is a
+     * GEMM-packed B panel (tile_nr columns). */
     void (*forward_tile)(const struct cnnc_conv_tile *t, const float *a, const float *bp, const float *bias,
                          float *c, int64_t m, int64_t n);
     /* dw[k * ldw + j] += sum over pixels of A(pixel, k) * B(pixel, j) for

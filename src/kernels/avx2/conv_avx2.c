@@ -1,4 +1,4 @@
-/* Convolution kernels for the avx2 path (see conv_tile_template.h). */
+/* Convolution tile kernels for the avx2 path (see conv_tile_template.h). */
 #define CNNC_SIMD 1
 #include "conv_tile_template.h"
 

@@ -1,4 +1,4 @@
-/* Convolution kernels for the avx512 path (see conv_tile_template.h). */
+/* Convolution tile kernels for the avx512 path (see conv_tile_template.h). */
 #define CNNC_SIMD 2
 #include "conv_tile_template.h"
 

@@ -1,4 +1,4 @@
-/* Convolution kernels for the scalar path (see conv_tile_template.h). */
+/* Convolution tile kernels for the scalar path (see conv_tile_template.h). */
 #define CNNC_SIMD 0
 #include "conv_tile_template.h"
 
