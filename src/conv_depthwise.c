@@ -281,11 +281,12 @@ static void backward_data_taps(const struct cnnc_conv_geom *g, int64_t n, int64_
     tp->row = 0;
     for (int64_t kw = 0; kw < g->kw; ++kw)
         tp->row += ((phase + g->pl - kw * g->dw) % g->sw + g->sw) % g->sw == 0;
-    for (int64_t kh = 0; kh < g->kh; ++kh) {
+    /* kh and kw descending: the sources then ascend, down the image and
+     * along the row, as in the forward pass. */
+    for (int64_t kh = g->kh - 1; kh >= 0; --kh) {
         const int64_t th = ih + g->pt - kh * g->dh;
         if (th < 0 || th % g->sh != 0 || th / g->sh >= g->oh)
             continue;
-        /* kw descending: the sources then ascend along the row. */
         for (int64_t kw = g->kw - 1; kw >= 0; --kw) {
             const int64_t tw = phase + g->pl - kw * g->dw;
             if (((tw % g->sw) + g->sw) % g->sw != 0)
