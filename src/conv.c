@@ -43,9 +43,10 @@
  *     channels, the ResNet stem) one call per kernel row would load and store
  *     the C tile for a handful of multiply-adds, so a per-ISA tile kernel
  *     (src/internal/conv_tile_template.h) runs all the taps of a tile in
- *     registers from the bias instead. Narrower rows are cut into MR-pixel
- *     segments across rows, im2col'd and packed (one copy), in blocks that
- *     fit L2.
+ *     registers from the bias instead, for rows of any width (the tile
+ *     computes exactly the pixels it keeps). Otherwise narrower rows are cut
+ *     into MR-pixel segments across rows, im2col'd and packed (one copy), in
+ *     blocks that fit L2.
  *   * backward-data, stride 1 with >= 64 channels per group: the gradient
  *     is itself a stride-1 convolution of dy with the spatially flipped,
  *     channel-transposed kernel and padding k_eff - 1 - pad, so it runs the

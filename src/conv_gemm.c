@@ -439,6 +439,20 @@ cnnc_status cnnc_conv_gemm_backward_data(const struct cnnc_conv_geom *g, const f
     return backward_data_shared(g, threads, w, dy, bias, dx);
 }
 
+/* The rule of conv_internal.h for the tiled weight gradient. Its bands copy
+ * whole input rows, so with many channels a kernel smaller than its stride
+ * (1x1 / 2 downsampling) would copy and stream pixels no tap reads, where
+ * im2col gathers only the ones it needs. */
+static int tiled_weights_pay(const struct cnnc_conv_geom *g)
+{
+    const int64_t kg = g->kh * g->kw * g->cin_g;
+    if (kg > CNNC_CONV_WTILE_MAX_ROWS)
+        return 0;
+    if (g->cin_g < CNNC_CONV_WTILE_FEW_CIN)
+        return 1;
+    return g->cout_g <= CNNC_CONV_WTILE_MAX_COUT && g->kh >= g->sh && g->kw >= g->sw;
+}
+
 cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy,
                                             float *dw, float *db)
 {
@@ -446,8 +460,7 @@ cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, cons
     const int direct = is_pointwise(g);
     const int64_t tile = direct ? DIRECT_TILE_PIXELS : weight_tile_pixels(row);
     const int threads = cnnc_threads_for(work_of(pixels, row, g->cout_g), CONV_THREAD_GRAIN);
-    if (kg <= CNNC_CONV_WTILE_MAX_ROWS &&
-        (g->cin_g < CNNC_CONV_WTILE_FEW_CIN || g->cout_g <= CNNC_CONV_WTILE_MAX_COUT))
+    if (tiled_weights_pay(g))
         return cnnc_conv_tiled_backward_weights(g, threads, x, dy, dw, db);
     float *buffers[threads];
     struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = kg * g->cout};

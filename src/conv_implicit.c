@@ -17,8 +17,8 @@
  * Threads split the flat output pixels; each thread sweeps blocks of pixels
  * whose packed segments fit in L2, and runs every B panel over a block.
  * Rows at least MR wide go through zero-padded bands of input rows instead
- * (sweep_bands), and with few channels per kernel row through the conv
- * tile kernel, which runs all the taps of a segment at once.
+ * (sweep_bands); with few channels per kernel row, so do all rows, through
+ * the conv tile kernel, which runs all the taps of a segment at once.
  *
  * The weight gradient for few input channels reads the same bands: see
  * cnnc_conv_tiled_backward_weights. */
@@ -264,8 +264,8 @@ static void band_segment(const struct implicit_plan *pl, const struct band *b, i
 }
 
 /* Output rows [r, r + rows) of a filled band through forward_tile: each
- * tile starts from the bias, and a row's last partial segment reads whole
- * MR rows of the band (wide enough) but stores only its own. */
+ * tile starts from the bias; a row's last partial segment computes only
+ * its own pixels. */
 static void band_tiles(const struct implicit_plan *pl, const struct band *b, int64_t r, int64_t rows)
 {
     const struct cnnc_conv_geom *g = pl->g;
@@ -422,7 +422,9 @@ static void implicit_thread(struct implicit_plan *pl)
 {
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
     pack_weights(pl, t, team);
-    if (pl->g->ow >= pl->kern->mr)
+    /* The tiles compute exactly the rows they keep, so with them narrow
+     * rows do better in bands too (2x to 4x on 8 to 14 pixel rows). */
+    if (pl->g->ow >= pl->kern->mr || pl->tiled)
         sweep_bands(pl, t, team);
     else
         sweep_flat(pl, t, team);

@@ -151,6 +151,9 @@ CONV2D_CASES = [
     (2, 8, 20, 6, 7, (7, 7), (1, 1), "same", (1, 1), 1),           # 294 dW rows in 25 register blocks
     (1, 6, 9, 70, 8, (3, 3), (1, 1), "same", (1, 1), 1),           # 630 dW rows: GEMM weight gradient
     (2, 5, 6, 40, 130, (2, 2), (1, 1), "valid", (1, 1), 1),        # 130 outputs, 40 inputs: GEMM dW
+    (2, 6, 9, 40, 20, (1, 1), (2, 2), "valid", (1, 1), 1),         # 1x1 / 2 on 40 channels: GEMM dW
+    (2, 5, 9, 30, 20, (3, 3), (1, 1), "valid", (1, 1), 1),         # narrow rows, 90 per kernel row: packed
+    (2, 7, 8, 1, 6, (3, 3), (2, 1), ((2, 1), (0, 2)), (1, 1), 1),   # narrow rows, few channels: tiles
     (2, 5, 24, 12, 12, (2, 7), (1, 1), "valid", (1, 1), 1),        # 84 per kernel row: per-row GEMM calls
     (1, 3, 100, 3, 40, (3, 3), (1, 3), ((0, 0), (1, 1)), (1, 1), 1),  # one output row, wide stride
     (4, 34, 66, 3, 33, (3, 3), (1, 1), "same", (1, 1), 1),         # enough work for two threads

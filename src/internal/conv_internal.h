@@ -1,5 +1,5 @@
 /* Shared definitions of the convolution drivers (src/conv*.c) and of the
- * per-ISA depthwise micro-kernels (src/kernels/<isa>/conv_<isa>.c). */
+ * per-ISA conv tile kernels (src/kernels/<isa>/conv_<isa>.c). */
 #ifndef CNNC_CONV_INTERNAL_H
 #define CNNC_CONV_INTERNAL_H
 #include "cnnc_internal.h"
@@ -49,31 +49,20 @@ struct cnnc_conv_wtile {
     int64_t brs, ldb;
 };
 
-/* Direct kernels, per ISA (src/internal/conv_depthwise_impl.h and
- * src/internal/conv_tile_template.h). Depthwise (cin_g == 1, any multiplier
- * cout / cin): rows are flat (image, output row) or (image, input row)
- * indices. */
+/* Register-tiled kernels for convolutions with few channels, per ISA
+ * (src/internal/conv_tile_template.h). */
 struct cnnc_conv_kernels {
     /* The GEMM micro-kernel tile forward_tile shares (the driver checks). */
     int tile_mr, tile_nr;
     /* c (m <= tile_mr rows, n <= tile_nr columns) = bias (or 0) + the
-     * products of all the taps; a must be readable for all tile_mr rows;
-     * bp is a GEMM-packed B panel (tile_nr columns). */
+     * products of all the taps, of the m rows of a only; bp is a
+     * GEMM-packed B panel (tile_nr columns). */
     void (*forward_tile)(const struct cnnc_conv_tile *t, const float *a, const float *bp, const float *bias,
                          float *c, int64_t m, int64_t n);
     /* dw[k * ldw + j] += sum over pixels of A(pixel, k) * B(pixel, j) for
      * k < m, j < n (see cnnc_conv_wtile), and db[j] += sum of B(pixel, j)
      * when db; made for small m. */
     void (*weights_tile)(const struct cnnc_conv_wtile *t, int64_t m, int64_t n, float *dw, int64_t ldw, float *db);
-    /* y rows [r0, r1) of (n * oh + oh_i), bias may be NULL. */
-    void (*depthwise_forward)(const struct cnnc_conv_geom *g, int64_t r0, int64_t r1, const float *x,
-                              const float *w, const float *bias, float *y);
-    /* dx rows [r0, r1) of (n * h + ih), overwritten (bias-initialized if bias). */
-    void (*depthwise_backward_data)(const struct cnnc_conv_geom *g, int64_t r0, int64_t r1, const float *w,
-                                    const float *dy, const float *bias, float *dx);
-    /* dw (kh, kw, 1, cout) += contributions of output rows [r0, r1). */
-    void (*depthwise_backward_weights)(const struct cnnc_conv_geom *g, int64_t r0, int64_t r1, const float *x,
-                                       const float *dy, float *dw);
 };
 
 extern CNNC_INTERNAL const struct cnnc_conv_kernels cnnc_conv_kernels_scalar;
@@ -147,7 +136,8 @@ CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc
  * 3 -> 64 7x7 ResNet stem) and for up to 128 outputs per group (1.2x for
  * 64 -> 64 3x3), as long as dW has at most CNNC_CONV_WTILE_MAX_ROWS rows.
  * With more rows or outputs, each pixel's broadcast operands are re-read
- * once per block of dW, and the GEMM's packed panels do better. */
+ * once per block of dW, and the GEMM's packed panels do better (the exact
+ * rule, with one more case, is tiled_weights_pay in src/conv_gemm.c). */
 #define CNNC_CONV_WTILE_MAX_ROWS 576
 #define CNNC_CONV_WTILE_FEW_CIN 32
 #define CNNC_CONV_WTILE_MAX_COUT 128

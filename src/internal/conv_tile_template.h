@@ -46,8 +46,6 @@
  * rs: x86 addressing (base + index * scale) then reaches every row without
  * a register per row. */
 #define FT_BASES ((FT_MR + 2) / 3)
-#define FT_MR_HALF ((FT_MR + 1) / 2)
-#define FT_MR_QUARTER ((FT_MR + 3) / 4)
 
 /* Lanes of vector v holding some of the first n columns (0..VW). */
 CT_INLINE int64_t ct_lanes(int64_t n, int v) { return cnnc_max_i64(0, cnnc_min_i64(VW, n - (int64_t)v * VW)); }
@@ -107,17 +105,37 @@ CT_INLINE void forward_tile_rows(const struct cnnc_conv_tile *t, const float *a,
     }
 }
 
+#define FT_ROWS_CASE(r_)                                          \
+    case r_:                                                      \
+        forward_tile_rows(t, a, bp, bias, c, m, n, r_, nv);       \
+        return;
+
+/* Exactly m rows: a row's last segment (26 = 14 + 12, 32 = 14 + 14 + 4) and
+ * rows narrower than a tile compute only the rows they keep. */
 CT_INLINE void forward_tile_nv(const struct cnnc_conv_tile *t, const float *a, const float *bp,
                                const float *bias, float *c, int64_t m, int64_t n, const int nv)
 {
-    /* A row's last segment (26 = 14 + 12, 32 = 14 + 14 + 4) computes only
-     * the rows it keeps, rounded up to a half or a quarter tile. */
-    if (m <= FT_MR_QUARTER)
-        forward_tile_rows(t, a, bp, bias, c, m, n, FT_MR_QUARTER, nv);
-    else if (m <= FT_MR_HALF)
-        forward_tile_rows(t, a, bp, bias, c, m, n, FT_MR_HALF, nv);
-    else
+    switch (m) {
+        FT_ROWS_CASE(1)
+        FT_ROWS_CASE(2)
+        FT_ROWS_CASE(3)
+#if FT_MR > 4
+        FT_ROWS_CASE(4)
+        FT_ROWS_CASE(5)
+#if FT_MR > 6
+        FT_ROWS_CASE(6)
+        FT_ROWS_CASE(7)
+        FT_ROWS_CASE(8)
+        FT_ROWS_CASE(9)
+        FT_ROWS_CASE(10)
+        FT_ROWS_CASE(11)
+        FT_ROWS_CASE(12)
+        FT_ROWS_CASE(13)
+#endif
+#endif
+    default:
         forward_tile_rows(t, a, bp, bias, c, m, n, FT_MR, nv);
+    }
 }
 
 static void forward_tile(const struct cnnc_conv_tile *t, const float *a, const float *bp, const float *bias,

@@ -171,6 +171,9 @@ static void test_cases(int threads)
         {1, 6, 50, 3, 9, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},
         {2, 8, 20, 6, 7, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, 1},
         {1, 3, 100, 3, 40, 3, 3, 1, 3, 1, 1, 0, 0, 1, 1, 1},
+        /* narrow rows: packed segments (many channels) or tiles (few) */
+        {2, 5, 9, 30, 20, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+        {2, 7, 8, 1, 6, 3, 3, 2, 1, 1, 1, 2, 1, 0, 2, 1},
         /* dW too tall for the register tiles: im2col + GEMM */
         {1, 6, 9, 70, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
         /* enough work for two threads */

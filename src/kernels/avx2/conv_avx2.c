@@ -1,7 +1,5 @@
-/* Convolution kernels for the avx2 path (see conv_depthwise_impl.h and
- * conv_tile_template.h). */
+/* Convolution tile kernels for the avx2 path (see conv_tile_template.h). */
 #define CNNC_SIMD 1
-#include "conv_depthwise_impl.h"
 #include "conv_tile_template.h"
 
-const struct cnnc_conv_kernels cnnc_conv_kernels_avx2 = {CNNC_CONV_DEPTHWISE_MEMBERS, CNNC_CONV_TILE_MEMBERS};
+const struct cnnc_conv_kernels cnnc_conv_kernels_avx2 = {CNNC_CONV_TILE_MEMBERS};
