@@ -5,13 +5,15 @@
  * Cout matrix):
  *
  * - depthwise (groups == Cin, any multiplier): direct per-ISA kernels
- *   (src/kernels/<isa>/conv_<isa>.c), vectorized over channels. Each output
- *   pixel does only KH*KW*Cout multiply-adds, far too little work to amortize
- *   an im2col copy, and GEMMs with K = KH*KW are hopeless.
- *   Forward: parallel over output rows. Backward-data: a gather over the
- *   taps that reach each input pixel, parallel over input rows (no write
- *   conflicts). Backward-weights: per-thread partial dW over row ranges,
- *   reduced in thread order.
+ *   (src/conv_depthwise.c, src/kernels/<isa>/depthwise_<isa>.c), vectorized
+ *   over channels. Each output pixel does only KH*KW*Cout multiply-adds, far
+ *   too little work to amortize an im2col copy, and GEMMs with K = KH*KW are
+ *   hopeless. Forward: parallel over bands of output rows, register tiles
+ *   of 8 pixels that load each source vector of a kernel row once.
+ *   Backward-data: a gather over the taps that reach each input pixel (one
+ *   pass per stride phase), parallel over input rows (no write conflicts).
+ *   Backward-weights (and db in the same pass): per-thread partial sums
+ *   over row ranges, kept in registers along rows, reduced in thread order.
  * - 3x3, stride 1, dilation 1, groups 1, at least 16 channels on each side
  *   and enough tiles (src/conv_winograd.c has the exact rule, per pass:
  *   the few-channel tile kernels below keep 16 -> 16 forward and the weight

@@ -19,6 +19,14 @@
 /* Source bytes that one weight-gradient run should keep in L1: the kernel
  * rereads them once per channel vector and tap chunk. */
 #define DEPTHWISE_WEIGHTS_RUN_BYTES (24 * 1024)
+/* Source bytes of a band of rows run together by the sliding kernels,
+ * which walk down the band before moving along the row: the band stays in
+ * L2 while the rows shared by consecutive output rows are reread from L1. */
+#define DEPTHWISE_BAND_BYTES (256 * 1024)
+/* Widest source pixel (bytes) for bands: walking down a band, a tile reads
+ * kernel-rows x tile-width lines at multiples of the pixel size, and from
+ * 2 KiB on they crowd into too few L1 sets to survive until the next row. */
+#define DEPTHWISE_BAND_MAX_PIXEL 1024
 /* Shortest weight-gradient run: each run adds its sums into dW once. */
 #define DEPTHWISE_WEIGHTS_MIN_RUN 8
 
@@ -81,8 +89,7 @@ static void run_line(dw_kernel kernel, struct cnnc_dw_run *r, const struct dw_li
         for (int64_t k = 0; k < tp->n; ++k)
             tp->xoff[k] = tp->roff[k] + tp->dcol[k] * l->pix;
         r->count = l->count;
-        r->x = l->src;
-        r->out = l->out;
+        place(r, l, 0);
         r->xstep = l->xs * l->pix;
         r->xoff = tp->xoff;
         r->woff = tp->woff;
@@ -138,6 +145,42 @@ static void run_line(dw_kernel kernel, struct cnnc_dw_run *r, const struct dw_li
         place(r, l, t);
         kernel(r);
     }
+}
+
+/* Output rows, from `row` on (before `end`, in row's image), that one
+ * sliding run can take: rows o whose kernel rows all read source rows
+ * o * step + off .. + span inside [0, src_h), so that they share one tap
+ * list shifted by whole rows, and whose sources stay within L2. */
+static int64_t band_rows(int64_t row, int64_t end, int64_t per_image, int64_t step, int64_t off, int64_t span,
+                         int64_t src_h, int64_t row_floats, int64_t pixel_floats)
+{
+    const int64_t o = row % per_image;
+    if (pixel_floats * (int64_t)sizeof(float) > DEPTHWISE_BAND_MAX_PIXEL)
+        return 1;
+    const int64_t cap = cnnc_max_i64(1, DEPTHWISE_BAND_BYTES / (step * row_floats * (int64_t)sizeof(float)));
+    int64_t band = 0;
+    while (band < cap && row + band < end && o + band < per_image) {
+        const int64_t first = (o + band) * step + off;
+        if (first < 0 || first + span >= src_h)
+            break;
+        ++band;
+    }
+    return cnnc_max_i64(band, 1);
+}
+
+static void prefetch_span(const float *p, int64_t floats)
+{
+    const char *c = (const char *)p;
+    for (int64_t b = 0; b < floats * (int64_t)sizeof(float); b += 64)
+        __builtin_prefetch(c + b);
+}
+
+/* The source rows that output row `row` reads and row - 1 did not. */
+static void prefetch_next_rows(const struct cnnc_conv_geom *g, const float *x, int64_t row)
+{
+    const int64_t n = row / g->oh, last = (row % g->oh) * g->sh - g->pt + (g->kh - 1) * g->dh;
+    for (int64_t ih = cnnc_max_i64(last - g->sh + 1, 0); ih <= last && ih < g->h; ++ih)
+        prefetch_span(x + (n * g->h + ih) * g->w * g->cin, g->w * g->cin);
 }
 
 /* Taps of output row oh of image n (forward and weights). */
@@ -209,13 +252,17 @@ cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const fl
             int64_t r0, r1;
             cnnc_conv_split(rows, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
             struct cnnc_dw_run run = {.channels = g->cin, .multiplier = g->cout / g->cin, .w = w, .bias = bias,
-                                      .ostep = g->cout};
-            for (int64_t row = r0; row < r1; ++row) {
+                                      .ostep = g->cout, .xrow = g->sh * g->w * g->cin, .orow = g->ow * g->cout};
+            for (int64_t row = r0; row < r1; row += run.rows) {
                 forward_taps(g, row / g->oh, row % g->oh, &tp);
                 struct dw_line line = {.src = x, .src_w = g->w, .pix = g->cin, .xs = g->sw, .count = g->ow,
                                        .out = y + row * g->ow * g->cout, .ostep = g->cout};
-                if (run.multiplier == 1 && k->slides(tp.row, g->sw) && rows_slide(&tp))
+                run.rows = 1;
+                if (run.multiplier == 1 && k->slides(tp.row, g->sw) && rows_slide(&tp)) {
                     run.row_taps = tp.row;
+                    run.rows = band_rows(row, r1, g->oh, g->sh, -g->pt, (g->kh - 1) * g->dh, g->h, g->w * g->cin,
+                                          g->cin);
+                }
                 run_line(k->forward, &run, &line, &tp, g->ow);
             }
         }
@@ -267,17 +314,25 @@ cnnc_status cnnc_conv_depthwise_backward_data(const struct cnnc_conv_geom *g, co
             int64_t r0, r1;
             cnnc_conv_split(rows, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
             struct cnnc_dw_run run = {.channels = g->cin, .multiplier = g->cout / g->cin, .w = w, .bias = bias,
-                                      .ostep = g->sw * g->cin};
-            for (int64_t row = r0; row < r1; ++row) {
+                                      .ostep = g->sw * g->cin, .xrow = g->ow * g->cout, .orow = g->w * g->cin};
+            for (int64_t row = r0; row < r1;) {
+                int64_t band = 1;
                 for (int64_t phase = 0; phase < g->sw && phase < g->w; ++phase) {
                     backward_data_taps(g, row / g->h, row % g->h, phase, &tp);
                     struct dw_line line = {.src = dy, .src_w = g->ow, .pix = g->cout, .xs = 1,
                                            .count = (g->w - phase + g->sw - 1) / g->sw,
                                            .out = dx + (row * g->w + phase) * g->cin, .ostep = g->sw * g->cin};
-                    if (run.multiplier == 1 && k->slides(tp.row, 1) && rows_slide(&tp))
+                    run.rows = 1;
+                    if (run.multiplier == 1 && k->slides(tp.row, 1) && rows_slide(&tp)) {
                         run.row_taps = tp.row;
+                        /* Stride 1: consecutive dx rows read consecutive dy rows. */
+                        if (g->sh == 1 && g->sw == 1)
+                            run.rows = band = band_rows(row, r1, g->h, 1, g->pt - (g->kh - 1) * g->dh,
+                                                        (g->kh - 1) * g->dh, g->oh, g->ow * g->cout, g->cout);
+                    }
                     run_line(k->backward_data, &run, &line, &tp, line.count);
                 }
+                row += band;
             }
         }
         cnnc_fpu_restore(fpu);
@@ -308,19 +363,30 @@ cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g,
         if (sum && tp.roff) {
             int64_t r0, r1;
             cnnc_conv_split(rows, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
-            struct cnnc_dw_run run = {.channels = g->cin, .multiplier = g->cout / g->cin, .out = sum};
-            for (int64_t row = r0; row < r1; ++row) {
+            struct cnnc_dw_run run = {.channels = g->cin, .multiplier = g->cout / g->cin, .out = sum,
+                                      .wstep = g->cout, .xrow = g->sh * g->w * g->cin, .orow = g->ow * g->cout};
+            for (int64_t row = r0; row < r1; row += run.rows) {
                 forward_taps(g, row / g->oh, row % g->oh, &tp);
                 const float *dy_row = dy + row * g->ow * g->cout;
                 struct dw_line line = {.src = x, .src_w = g->w, .pix = g->cin, .xs = g->sw, .count = g->ow,
                                        .dy = dy_row, .dystep = g->cout};
-                run.wstep = g->cout;
+                run.rows = 1;
+                if (run.multiplier == 1 && k->slides(tp.row, g->sw) && rows_slide(&tp)) {
+                    run.row_taps = tp.row;
+                    run.rows = band_rows(row, r1, g->oh, g->sh, -g->pt, (g->kh - 1) * g->dh, g->h, g->w * g->cin,
+                                         g->cin);
+                }
+                if (row + run.rows < r1) {
+                    prefetch_span(dy_row + run.rows * g->ow * g->cout, g->ow * g->cout);
+                    prefetch_next_rows(g, x, row + run.rows);
+                }
                 const int64_t rows_read = cnnc_max_i64(tp.n / g->kw, 1);
                 const int64_t block = cnnc_max_i64(
                     DEPTHWISE_WEIGHTS_MIN_RUN, DEPTHWISE_WEIGHTS_RUN_BYTES / (rows_read * g->sw * g->cin * (int64_t)sizeof(float)));
                 run_line(k->backward_weights, &run, &line, &tp, block);
+                /* The band's dy rows are contiguous. */
                 if (dbsum)
-                    k->channel_sum(g->ow, g->cout, dy_row, g->cout, dbsum);
+                    k->channel_sum(run.rows * g->ow, g->cout, dy_row, g->cout, dbsum);
             }
         }
         cnnc_conv_partial_reduce(&partials);

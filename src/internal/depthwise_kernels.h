@@ -21,7 +21,7 @@ struct cnnc_dw_run {
     const float *x;      /* source (x, or dy for backward-data) at the run's first pixel */
     int64_t xstep;       /* floats between the sources of consecutive pixels */
     const int64_t *xoff; /* per tap: float offset from x */
-    /* Sliding kernel rows (forward and backward-data, multiplier 1), when
+    /* Sliding kernel rows (every pass, multiplier 1), when
      * row_taps > 0: the run is a whole output row; the taps (all of the
      * row's, none left out at the borders) come in kernel rows of row_taps
      * whose sources are consecutive columns; pixel j reads, through tap k
@@ -29,6 +29,10 @@ struct cnnc_dw_run {
      * column (xstep = stride * pix), and the columns outside [0, src_w)
      * are skipped. */
     int64_t row_taps, stride, col, src_w, pix;
+    /* ... and the run covers `rows` output rows with the same taps, whose
+     * sources are xrow floats apart and whose outputs (backward-weights:
+     * dy) orow floats apart. */
+    int64_t rows, xrow, orow;
     const float *w;      /* forward / backward-data: kernel; backward-weights: dy at the first pixel */
     int64_t wstep;       /* backward-weights: floats between dy pixels */
     const int64_t *woff; /* per tap: float offset of the tap's (C * M) weights in w, or in out */
@@ -46,7 +50,7 @@ struct cnnc_depthwise_kernels {
     void (*backward_weights)(const struct cnnc_dw_run *r);
     /* sum[c] += sum_j x[j * xstep + c] over j < count */
     void (*channel_sum)(int64_t count, int64_t channels, const float *x, int64_t xstep, float *sum);
-    /* Whether forward / backward_data slide kernel rows of kw taps at this stride. */
+    /* Whether the kernels slide kernel rows of kw taps at this stride. */
     int (*slides)(int64_t kw, int64_t stride);
 };
 

@@ -99,7 +99,8 @@ DW_INLINE void gather_tile(const int np, const int part, int64_t lanes, const st
  * allow: each accumulator receives kw dependent FMAs per kernel row, so 8
  * of them would leave the FMA units waiting. */
 DW_INLINE void slide_tile(const int kw, const int S, const int ncv, const int part, const int edge, int64_t lanes,
-                          const struct cnnc_dw_run *r, int64_t j0, int64_t nstore, int64_t c)
+                          const struct cnnc_dw_run *r, int64_t j0, int64_t nstore, int64_t c, int64_t xo,
+                          float *out)
 {
     const int ni = (DW_PX - 1) * S + kw;
     const int64_t taps = r->taps, pix = r->pix, ostep = r->ostep;
@@ -117,7 +118,7 @@ DW_INLINE void slide_tile(const int kw, const int S, const int ncv, const int pa
     for (int64_t t = 0; t < taps; t += kw) {
         /* Offset of source index 0; the address of an index outside the
          * image is never formed. */
-        const int64_t base = xoff[t] + j0 * S * pix + c;
+        const int64_t base = xoff[t] + xo + j0 * S * pix + c;
         vf wv[2][7];
         DW_UNROLL
         for (int v = 0; v < ncv; ++v)
@@ -143,7 +144,7 @@ DW_INLINE void slide_tile(const int kw, const int S, const int ncv, const int pa
         DW_UNROLL
         for (int j = 0; j < DW_PX; ++j)
             if (!edge || j < nstore)
-                dw_store(r->out + (j0 + j) * ostep + c + v * VW, acc[v][j], part, lanes);
+                dw_store(out + (j0 + j) * ostep + c + v * VW, acc[v][j], part, lanes);
 }
 
 /* Two vectors per tile need 16 accumulators and 2 kw weights in registers. */
@@ -157,21 +158,34 @@ DW_INLINE void slide_run(const int kw, const int S, const struct cnnc_dw_run *r)
             j0 = cnnc_max_i64(count - DW_PX, 0);
         const int64_t nstore = cnnc_min_i64(DW_PX, count - j0);
         const int64_t first = r->col + j0 * S, last = first + (DW_PX - 1) * S + kw - 1;
+        /* Rows innermost: the source rows shared by consecutive output
+         * rows are then still in L1, so each source line comes from L2
+         * about once instead of once per kernel row. */
+#define DW_ROWS(call)                                                           \
+    for (int64_t q = 0; q < r->rows; ++q) {                                     \
+        const int64_t xo = q * r->xrow;                                         \
+        float *out = r->out + q * r->orow;                                      \
+        call;                                                                   \
+    }
         int64_t c = 0;
         if (first >= 0 && last < r->src_w && nstore == DW_PX) {
             if (DW_SLIDE_PAIRS(kw))
                 for (; c + 2 * VW <= channels; c += 2 * VW)
-                    slide_tile(kw, S, 2, 0, 0, VW, r, j0, nstore, c);
+                    DW_ROWS(slide_tile(kw, S, 2, 0, 0, VW, r, j0, nstore, c, xo, out));
             for (; c + VW <= channels; c += VW)
-                slide_tile(kw, S, 1, 0, 0, VW, r, j0, nstore, c);
+                DW_ROWS(slide_tile(kw, S, 1, 0, 0, VW, r, j0, nstore, c, xo, out));
             if (c < channels)
-                slide_tile(kw, S, 1, 1, 0, channels - c, r, j0, nstore, c);
+                DW_ROWS(slide_tile(kw, S, 1, 1, 0, channels - c, r, j0, nstore, c, xo, out));
         } else {
+            if (DW_SLIDE_PAIRS(kw))
+                for (; c + 2 * VW <= channels; c += 2 * VW)
+                    DW_ROWS(slide_tile(kw, S, 2, 0, 1, VW, r, j0, nstore, c, xo, out));
             for (; c + VW <= channels; c += VW)
-                slide_tile(kw, S, 1, 0, 1, VW, r, j0, nstore, c);
+                DW_ROWS(slide_tile(kw, S, 1, 0, 1, VW, r, j0, nstore, c, xo, out));
             if (c < channels)
-                slide_tile(kw, S, 1, 1, 1, channels - c, r, j0, nstore, c);
+                DW_ROWS(slide_tile(kw, S, 1, 1, 1, channels - c, r, j0, nstore, c, xo, out));
         }
+#undef DW_ROWS
         if (j0 + DW_PX >= count)
             break;
     }
@@ -352,8 +366,110 @@ DW_INLINE void weights_vector(const int part, int64_t lanes, const struct cnnc_d
     }
 }
 
+/* ---- weight gradient, sliding kernel rows -------------------------------
+ * The transposed tile: DW_WB pixels of dy in registers, the sums of R
+ * kernel rows (R * kw taps) in registers over the whole output row, and
+ * each source vector loaded once per kernel row and multiplied into every
+ * tap that reads it. Edge tiles skip the columns outside the image and the
+ * pixels past the row's end. */
+#define DW_WB (VW == 16 ? 8 : 4)
+/* Kernel rows per group: R * kw sums, DW_WB dy and one source vector fit
+ * the 16 registers of AVX2 as well as the 32 of AVX-512. */
+#define DW_WROWS(kw) ((kw) == 2 ? 4 : (kw) == 3 ? 3 : (kw) == 5 ? 2 : 1)
+
+DW_INLINE void wslide_tile(const int kw, const int S, const int R, const int part, const int edge, int64_t lanes,
+                           const struct cnnc_dw_run *r, int64_t t0, int64_t j0, int64_t nvalid, int64_t c,
+                           int64_t q, vf acc[4][7])
+{
+    const int ni = (DW_WB - 1) * S + kw;
+    const int64_t pix = r->pix, col = r->col + j0 * S, src_w = r->src_w;
+    vf g[DW_WB];
+    DW_UNROLL
+    for (int j = 0; j < DW_WB; ++j)
+        g[j] = !edge || j < nvalid ? dw_load(r->w + q * r->orow + (j0 + j) * r->wstep + c, part, lanes) : vf_zero();
+    DW_UNROLL
+    for (int u = 0; u < R; ++u) {
+        const int64_t base = r->xoff[t0 + u * kw] + q * r->xrow + j0 * S * pix + c;
+        DW_UNROLL
+        for (int i = 0; i < ni; ++i) {
+            if (edge && (col + i < 0 || col + i >= src_w))
+                continue;
+            const vf xv = dw_keep(dw_load(r->x + base + i * pix, part, lanes));
+            DW_UNROLL
+            for (int k = 0; k < kw; ++k)
+                if (i - k >= 0 && (i - k) % S == 0 && (i - k) / S < DW_WB && (!edge || (i - k) / S < nvalid))
+                    acc[u][k] = vf_fmadd(xv, g[(i - k) / S], acc[u][k]);
+        }
+    }
+}
+
+DW_INLINE void wslide_group(const int kw, const int S, const int R, const int part, int64_t lanes,
+                            const struct cnnc_dw_run *r, int64_t t0, int64_t c)
+{
+    vf acc[4][7];
+    DW_UNROLL
+    for (int q = 0; q < R; ++q)
+        DW_UNROLL
+        for (int k = 0; k < kw; ++k)
+            acc[q][k] = vf_zero();
+    for (int64_t j0 = 0; j0 < r->count; j0 += DW_WB) {
+        const int64_t nvalid = cnnc_min_i64(DW_WB, r->count - j0);
+        const int64_t first = r->col + j0 * S, last = first + (DW_WB - 1) * S + kw - 1;
+        /* Rows innermost, as in slide_run. */
+        for (int64_t q = 0; q < r->rows; ++q) {
+            if (nvalid == DW_WB && first >= 0 && last < r->src_w)
+                wslide_tile(kw, S, R, part, 0, lanes, r, t0, j0, nvalid, c, q, acc);
+            else
+                wslide_tile(kw, S, R, part, 1, lanes, r, t0, j0, nvalid, c, q, acc);
+        }
+    }
+    DW_UNROLL
+    for (int q = 0; q < R; ++q)
+        DW_UNROLL
+        for (int k = 0; k < kw; ++k) {
+            float *o = r->out + r->woff[t0 + q * kw + k] + c;
+            dw_store(o, vf_add(dw_load(o, part, lanes), acc[q][k]), part, lanes);
+        }
+}
+
+DW_INLINE void wslide_vector(const int kw, const int S, const int part, int64_t lanes, const struct cnnc_dw_run *r,
+                             int64_t c)
+{
+    const int64_t rows = r->taps / kw;
+    for (int64_t q0 = 0; q0 < rows;) {
+        const int64_t n = cnnc_min_i64(DW_WROWS(kw), rows - q0);
+        if (n >= DW_WROWS(kw))
+            wslide_group(kw, S, DW_WROWS(kw), part, lanes, r, q0 * kw, c);
+        else if (n == 3)
+            wslide_group(kw, S, 3, part, lanes, r, q0 * kw, c);
+        else if (n == 2)
+            wslide_group(kw, S, 2, part, lanes, r, q0 * kw, c);
+        else
+            wslide_group(kw, S, 1, part, lanes, r, q0 * kw, c);
+        q0 += n;
+    }
+}
+
+DW_INLINE void wslide_run(const int kw, const int S, const struct cnnc_dw_run *r)
+{
+    int64_t c = 0;
+    for (; c + VW <= r->channels; c += VW)
+        wslide_vector(kw, S, 0, VW, r, c);
+    if (c < r->channels)
+        wslide_vector(kw, S, 1, r->channels - c, r, c);
+}
+
 static void depthwise_backward_weights(const struct cnnc_dw_run *r)
 {
+    if (r->row_taps) {
+#define DW_WSLIDE_CALL(k, s)                                \
+        if (r->row_taps == (k) && r->stride == (s)) {       \
+            wslide_run(k, s, r);                            \
+            return;                                         \
+        }
+        DW_SLIDE_SHAPES(DW_WSLIDE_CALL)
+#undef DW_WSLIDE_CALL
+    }
     if (r->multiplier != 1) {
         weights_multiplier(r);
         return;
