@@ -345,6 +345,9 @@ struct wino_grad {
     struct wino_plan pl;
     const float *dy;
     float *dw;
+    /* The GEMMs compute dU^T (Cout rows): fewer padded rows and columns of
+     * the micro-kernel's tiles for this shape. */
+    int transposed;
     struct cnnc_conv_partials partials;
 };
 
@@ -358,15 +361,22 @@ static void grad_block(const struct wino_grad *gr, int64_t b, float *v, float *m
     const int64_t t0 = b * pl->tb, count = cnnc_min_i64(pl->tb, pl->tiles - t0);
     transform_input(pl, t0, count, 0, g->cin, zeros, v);
     transform_grad_output(pl, t0, count, gr->dy, zeros, m);
+    /* dU[xi] = V^T dM (rows Cin), or dU[xi]^T = dM^T V (rows Cout). */
+    const int64_t rows = gr->transposed ? g->cout : g->cin, cols = gr->transposed ? g->cin : g->cout;
     for (int64_t xi = 0; xi < XI; ++xi) {
-        gk->pack_a(g->cin, count, v + xi * pl->v_stride, 1, pl->ldv, ap);
-        gk->pack_b(count, g->cout, m + xi * pl->m_stride, pl->ldm, 1, bp);
-        float *c = du + xi * g->cin * g->cout;
-        for (int64_t j = 0; j * nr < g->cout; ++j)
-            for (int64_t i = 0; i * mr < g->cin; ++i)
-                gk->ukernel(count, ap + i * count * mr, 1, mr, bp + j * count * nr, c + i * mr * g->cout + j * nr,
-                            g->cout, cnnc_min_i64(mr, g->cin - i * mr), cnnc_min_i64(nr, g->cout - j * nr), 1.0f,
-                            1.0f);
+        const float *vx = v + xi * pl->v_stride, *mx = m + xi * pl->m_stride;
+        if (gr->transposed) {
+            gk->pack_a(rows, count, mx, 1, pl->ldm, ap);
+            gk->pack_b(count, cols, vx, pl->ldv, 1, bp);
+        } else {
+            gk->pack_a(rows, count, vx, 1, pl->ldv, ap);
+            gk->pack_b(count, cols, mx, pl->ldm, 1, bp);
+        }
+        float *c = du + xi * rows * cols;
+        for (int64_t j = 0; j * nr < cols; ++j)
+            for (int64_t i = 0; i * mr < rows; ++i)
+                gk->ukernel(count, ap + i * count * mr, 1, mr, bp + j * count * nr, c + i * mr * cols + j * nr, cols,
+                            cnnc_min_i64(mr, rows - i * mr), cnnc_min_i64(nr, cols - j * nr), 1.0f, 1.0f);
     }
 }
 
@@ -379,8 +389,9 @@ static void grad_thread(struct wino_grad *gr)
     const int64_t zero_floats = cnnc_ceil_div(cnnc_max_i64(g->cin, g->cout), 16) * 16;
     /* Each buffer starts on a cache line: the micro-kernels load packed
      * panels with aligned loads. */
-    const int64_t ap_floats = cnnc_ceil_div(cnnc_ceil_div(g->cin, mr) * mr * pl->tb, 16) * 16;
-    const int64_t bp_floats = cnnc_ceil_div(cnnc_ceil_div(g->cout, nr) * nr * pl->tb, 16) * 16;
+    const int64_t rows = gr->transposed ? g->cout : g->cin, cols = gr->transposed ? g->cin : g->cout;
+    const int64_t ap_floats = cnnc_ceil_div(cnnc_ceil_div(rows, mr) * mr * pl->tb, 16) * 16;
+    const int64_t bp_floats = cnnc_ceil_div(cnnc_ceil_div(cols, nr) * nr * pl->tb, 16) * 16;
     float *du = cnnc_conv_partial_begin(&gr->partials);
     float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(XI * (pl->v_stride + pl->m_stride) + ap_floats +
                                                              bp_floats + zero_floats) * sizeof(float));
@@ -412,6 +423,19 @@ static void grad_thread(struct wino_grad *gr)
         return;
     /* dw = G^T dU G, over slices of the (ci, co) pairs. */
     const int64_t pairs = g->cin * g->cout;
+    if (gr->transposed) {
+        /* Row co of dU^T gives column co of each tap of dw, through a
+         * staging row (buf is far larger than 9 * Cin floats). */
+        int64_t o0, o1;
+        cnnc_conv_split(g->cout, t, team, &o0, &o1);
+        for (int64_t co = o0; co < o1; ++co) {
+            pl->wk->grad_kernel(gr->partials.out + co * g->cin, pairs, g->cin, buf, g->cin);
+            for (int64_t tap = 0; tap < 9; ++tap)
+                for (int64_t ci = 0; ci < g->cin; ++ci)
+                    gr->dw[tap * pairs + ci * g->cout + co] = buf[tap * g->cin + ci];
+        }
+        return;
+    }
     int64_t q0, q1;
     cnnc_conv_split(cnnc_ceil_div(pairs, 16), t, team, &q0, &q1);
     q0 *= 16;
@@ -436,6 +460,12 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     pl->kc = g->cin;
     pl->ldv = cnnc_ceil_div(g->cin, 16) * 16 + PAD;
     pl->ldm = cnnc_ceil_div(g->cout, 16) * 16 + PAD;
+    /* Micro-kernel tiles are MR x NR: pick the orientation that pads less
+     * (e.g. 32 input and 64 output channels on 14 x 32 tiles: 42 x 64
+     * computed for 32 x 64 one way, 70 x 32 for 64 x 32 the other). */
+    const int64_t padded = cnnc_ceil_div(g->cin, gk->mr) * gk->mr * cnnc_ceil_div(g->cout, gk->nr) * gk->nr;
+    const int64_t padded_t = cnnc_ceil_div(g->cout, gk->mr) * gk->mr * cnnc_ceil_div(g->cin, gk->nr) * gk->nr;
+    gr.transposed = 10 * padded_t < 9 * padded;
     const int64_t per_tile = XI * (pl->ldv + pl->ldm) * (int64_t)sizeof(float);
     const int threads = (int)cnnc_min_i64(threads_for(g), cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES));
     /* Each block reads and writes the thread's whole dU once: blocks whose
