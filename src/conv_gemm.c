@@ -442,11 +442,13 @@ cnnc_status cnnc_conv_gemm_backward_data(const struct cnnc_conv_geom *g, const f
 /* The rule of conv_internal.h for the tiled weight gradient. Its bands copy
  * whole input rows, so with many channels a kernel smaller than its stride
  * (1x1 / 2 downsampling) would copy and stream pixels no tap reads, where
- * im2col gathers only the ones it needs. */
+ * im2col gathers only the ones it needs. Bands never span images, so tiny
+ * output images (a few pixels each) would pay a band and a pass over the
+ * dW blocks per image, where im2col tiles span images. */
 static int tiled_weights_pay(const struct cnnc_conv_geom *g)
 {
     const int64_t kg = g->kh * g->kw * g->cin_g;
-    if (kg > CNNC_CONV_WTILE_MAX_ROWS)
+    if (kg > CNNC_CONV_WTILE_MAX_ROWS || g->oh * g->ow < CNNC_CONV_WTILE_MIN_PIXELS)
         return 0;
     if (g->cin_g < CNNC_CONV_WTILE_FEW_CIN)
         return 1;

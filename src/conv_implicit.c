@@ -103,6 +103,9 @@ struct segment {
  * call (measured: 2.5x faster for 1 -> 32 3x3, 1.25x for the 3 -> 64 7x7
  * ResNet stem, on par for 64 channels and up). */
 #define TILED_MAX_CALL_K 64
+/* Output row width (pixels) from which band rows narrower than MR use the
+ * tiles (measured: on par at 3, 1.6x slower at 1). */
+#define TILED_MIN_ROW 4
 /* Bytes of zero-padded input rows per band: a quarter of L2, re-read KH
  * times per panel. */
 #define BAND_BYTES ((int64_t)256 * 1024)
@@ -423,8 +426,11 @@ static void implicit_thread(struct implicit_plan *pl)
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
     pack_weights(pl, t, team);
     /* The tiles compute exactly the rows they keep, so with them narrow
-     * rows do better in bands too (2x to 4x on 8 to 14 pixel rows). */
-    if (pl->g->ow >= pl->kern->mr || pl->tiled)
+     * rows do better in bands too (2x to 4x on 8 to 14 pixel rows), down to
+     * rows of about 4 pixels: below, tiles of so few rows leave the FMA
+     * pipes waiting on their latency, and the packed segments that cross
+     * rows win. */
+    if (pl->g->ow >= pl->kern->mr || (pl->tiled && pl->g->ow >= TILED_MIN_ROW))
         sweep_bands(pl, t, team);
     else
         sweep_flat(pl, t, team);

@@ -141,6 +141,7 @@ CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc
 #define CNNC_CONV_WTILE_MAX_ROWS 576
 #define CNNC_CONV_WTILE_FEW_CIN 32
 #define CNNC_CONV_WTILE_MAX_COUT 128
+#define CNNC_CONV_WTILE_MIN_PIXELS 8
 CNNC_INTERNAL cnnc_status cnnc_conv_tiled_backward_weights(const struct cnnc_conv_geom *g, int threads,
                                                            const float *x, const float *dy, float *dw, float *db);
 
