@@ -24,7 +24,7 @@
  *   products of the transformed x and dy tiles and transforms back. 16 GEMMs
  *   on the transformed tiles do 2.25 times fewer multiply-adds than the
  *   direct convolution; the implicit GEMM already runs at about 95% of the
- *   FMA peak, so only fewer multiplications beat it (measured 1.3-2x on
+ *   FMA peak, so only fewer multiplications beat it (measured 1.2-2.3x on
  *   ResNet-18's 3x3 layers and the MNIST 32->64 layer, each pass). F(4x4,
  *   3x3) would save more but its transforms lose float32 accuracy.
  *   CNNC_WINOGRAD=0/1 in the environment disables or forces it (tests run
