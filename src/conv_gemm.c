@@ -6,6 +6,7 @@
  * kw, channel within the group), so group g's block, KH*KW*Cin/g floats at
  * offset g*KH*KW*Cin/g, multiplies the (KH*KW*Cin/g) x (Cout/g) block of w
  * at column g*Cout/g (leading dimension Cout). */
+#include <stdlib.h>
 #include <string.h>
 #include "conv_internal.h"
 #include "gemm_internal.h"
@@ -292,6 +293,53 @@ static cnnc_status backward_data_as_forward(const struct cnnc_conv_geom *g, int 
     return cnnc_conv_implicit_forward(&t, threads, dy, w, 1, bias, dx);
 }
 
+/* floor(a / b) and ceil(a / b) for b > 0 and a of any sign. */
+static inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
+static inline int64_t ceil_div_signed(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+/* Stride > 1 (dilation 1, kernel at least as large as the stride): the
+ * sub-pixel decomposition. The input pixels with (ih + pad_top) mod sh == rh
+ * and (iw + pad_left) mod sw == rw receive only the taps kh = rh + sh * j,
+ * kw = rw + sw * i: each of the sh * sw phases is a stride-1 convolution of
+ * dy with that sub-kernel, flipped and channel-transposed, which the
+ * implicit-GEMM forward runs reading dy in place and writing the phase's
+ * strided subset of dx directly. Same multiply-adds as dcol = dy * w^T, but
+ * no dcol to store and scatter back. Each dx pixel belongs to exactly one
+ * phase, which starts it from the bias. */
+static cnnc_status backward_data_phases(const struct cnnc_conv_geom *g, int threads, const float *w,
+                                        const float *dy, const float *bias, float *dx)
+{
+    for (int64_t rh = 0; rh < g->sh; ++rh) {
+        /* dx rows ih = q * sh + rh - pad_top for q in [q0h, q1h]. */
+        const int64_t q0h = ceil_div_signed(g->pt - rh, g->sh), q1h = floor_div(g->h - 1 + g->pt - rh, g->sh);
+        const int64_t kjh = cnnc_ceil_div(g->kh - rh, g->sh);
+        if (q1h < q0h)
+            continue;
+        for (int64_t rw = 0; rw < g->sw; ++rw) {
+            const int64_t q0w = ceil_div_signed(g->pl - rw, g->sw), q1w = floor_div(g->w - 1 + g->pl - rw, g->sw);
+            const int64_t kjw = cnnc_ceil_div(g->kw - rw, g->sw);
+            if (q1w < q0w)
+                continue;
+            /* Output q - q0 reads dy rows q - j for taps j < kj: padding
+             * kj - 1 - q0 (negative crops). */
+            const int64_t pt = kjh - 1 - q0h, pl = kjw - 1 - q0w;
+            const struct cnnc_conv_geom t = {
+                .n = g->n, .h = g->oh, .w = g->ow, .cin = g->cout, .cout = g->cin,
+                .kh = kjh, .kw = kjw, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
+                .pt = pt, .pb = q1h - q0h + kjh - 1 - g->oh - pt + 1, .pl = pl, .pr = q1w - q0w + kjw - 1 - g->ow - pl + 1,
+                .groups = g->groups, .cin_g = g->cout_g, .cout_g = g->cin_g, .oh = q1h - q0h + 1, .ow = q1w - q0w + 1,
+            };
+            const struct cnnc_conv_phase ph = {
+                .rh = rh, .rw = rw, .sh = g->sh, .sw = g->sw, .kw = g->kw,
+                .y_px = g->sw * g->cin, .y_row = g->sh * g->w * g->cin, .y_img = g->h * g->w * g->cin,
+            };
+            float *y = dx + ((q0h * g->sh + rh - g->pt) * g->w + q0w * g->sw + rw - g->pl) * g->cin;
+            CNNC_TRY(cnnc_conv_implicit_phase(&t, threads, dy, w, 1, &ph, bias, y));
+        }
+    }
+    return CNNC_OK;
+}
+
 /* w^T packed by the team at the top of a backward-data region. */
 struct packed_wt {
     const struct cnnc_gemm_kernels *kern;
@@ -391,6 +439,31 @@ static cnnc_status backward_data_shared(const struct cnnc_conv_geom *g, int thre
     return CNNC_OK;
 }
 
+/* Phase output rows of width pw run in MR-pixel segments, and a partial
+ * last segment costs a whole one: the phases win only where that waste is
+ * small (measured at batch 8-32: 1.05-1.25x faster with rows that are whole
+ * segments, up to 1.6x slower with 15-pixel rows on 14-pixel segments), and
+ * only with enough dx channels to fill the micro-kernel's columns (2.7x
+ * slower for 3). CNNC_CONV_PHASES=1/0 in the environment forces the
+ * decomposition wherever it applies, or disables it (tests run both). */
+static int phases_pay(const struct cnnc_conv_geom *g)
+{
+    if (g->dh != 1 || g->dw != 1 || g->kh < g->sh || g->kw < g->sw || (g->sh == 1 && g->sw == 1))
+        return 0;
+    const char *env = getenv("CNNC_CONV_PHASES");
+    if (env && (env[0] == '0' || env[0] == '1'))
+        return env[0] == '1';
+    if (g->cin_g < 32)
+        return 0;
+    const int64_t mr = CNNC_PICK(cnnc_gemm_kernels)->mr;
+    for (int64_t rw = 0; rw < g->sw; ++rw) {
+        const int64_t pw = floor_div(g->w - 1 + g->pl - rw, g->sw) - ceil_div_signed(g->pl - rw, g->sw) + 1;
+        if (pw > 0 && cnnc_ceil_div(pw, mr) * mr * 8 > pw * 9)
+            return 0;
+    }
+    return 1;
+}
+
 cnnc_status cnnc_conv_gemm_backward_data(const struct cnnc_conv_geom *g, const float *w, const float *dy,
                                          const float *bias, float *dx)
 {
@@ -434,6 +507,8 @@ cnnc_status cnnc_conv_gemm_backward_data(const struct cnnc_conv_geom *g, const f
      * product, whose columns are KH*KW*Cin/g, does better. */
     if (g->sh == 1 && g->sw == 1 && g->cin_g >= 64)
         return backward_data_as_forward(g, threads, w, dy, bias, dx);
+    if (phases_pay(g))
+        return backward_data_phases(g, threads, w, dy, bias, dx);
     if (threads <= g->n)
         return backward_data_scatter(g, threads, w, dy, bias, dx);
     return backward_data_shared(g, threads, w, dy, bias, dx);

@@ -38,10 +38,25 @@ struct implicit_plan {
     int64_t kg, panels;  /* rows of B per group, NR panels per group */
     int merged;          /* one micro-kernel call per kernel row */
     /* B is packed from the kernel of the convolution this one is the
-     * stride-1 gradient of: flipped in space, channels transposed. */
+     * stride-1 gradient of: flipped in space, channels transposed, the taps
+     * and the output layout as ph says. */
     int flipped;
+    struct cnnc_conv_phase ph;
     int failed;
 };
+
+/* True when the output pixels are the flat NHWC array y. */
+static inline int y_contiguous(const struct implicit_plan *pl)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    return pl->ph.y_px == g->cout && pl->ph.y_row == g->ow * g->cout && pl->ph.y_img == g->oh * g->ow * g->cout;
+}
+
+/* Output row r (flat over images and rows). */
+static inline float *y_row(const struct implicit_plan *pl, int64_t r)
+{
+    return pl->y + (r / pl->g->oh) * pl->ph.y_img + (r % pl->g->oh) * pl->ph.y_row;
+}
 
 /* True when output pixels [ow, ow + MR) of a row read only columns inside x. */
 static inline int interior(const struct cnnc_conv_geom *g, int64_t ow, int64_t mr)
@@ -59,6 +74,21 @@ static void fill_bias(const struct cnnc_conv_geom *g, const float *bias, int64_t
     }
     for (int64_t i = 0; i < count; ++i)
         memcpy(dst + i * g->cout, bias, (size_t)g->cout * sizeof(float));
+}
+
+/* fill_bias over output rows [r, r + rows), in the plan's output layout. */
+static void fill_bias_rows(const struct implicit_plan *pl, int64_t r, int64_t rows)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    if (y_contiguous(pl)) {
+        fill_bias(g, pl->bias, r * g->ow, rows * g->ow, pl->y);
+        return;
+    }
+    for (int64_t i = r; i < r + rows; ++i) {
+        float *dst = y_row(pl, i);
+        for (int64_t q = 0; q < g->ow; ++q)
+            fill_bias(g, pl->bias, 0, 1, dst + q * pl->ph.y_px);
+    }
 }
 
 /* Output pixels [p, p + MR) of one row, panel j of group grp. */
@@ -129,12 +159,14 @@ static void pack_weights(const struct implicit_plan *pl, int t, int team)
             continue;
         }
         /* Row (tap, co) column ci of this B is the original kernel's
-         * w[taps - 1 - tap][ci][co] (original Cin/g = cout_g here). */
-        const int64_t taps = g->kh * g->kw;
-        for (int64_t tap = 0; tap < taps; ++tap)
-            pl->kern->pack_b(g->cin_g, cols,
-                             pl->w + (taps - 1 - tap) * g->cout_g * g->cin + (j * nr) * g->cin + grp * g->cin_g, 1,
-                             g->cin, dst + tap * g->cin_g * nr);
+         * w[tap'][ci][co] (original Cin/g = cout_g here), tap' as ph says. */
+        const struct cnnc_conv_phase *ph = &pl->ph;
+        for (int64_t jh = 0, tap = 0; jh < g->kh; ++jh)
+            for (int64_t jw = 0; jw < g->kw; ++jw, ++tap) {
+                const int64_t orig = (ph->rh + ph->sh * (g->kh - 1 - jh)) * ph->kw + ph->rw + ph->sw * (g->kw - 1 - jw);
+                pl->kern->pack_b(g->cin_g, cols, pl->w + orig * g->cout_g * g->cin + (j * nr) * g->cin + grp * g->cin_g,
+                                 1, g->cin, dst + tap * g->cin_g * nr);
+            }
     }
 }
 
@@ -221,7 +253,8 @@ static void sweep_flat(struct implicit_plan *pl, int t, int team)
  * are wide enough for whole MR segments. */
 struct band {
     float *buf;
-    int64_t width; /* columns per buffer row */
+    const float *data; /* what the segments read: buf, or x itself */
+    int64_t width;     /* columns per buffer row */
     int64_t max_rows;
 };
 
@@ -254,7 +287,7 @@ static void band_segment(const struct implicit_plan *pl, const struct band *b, i
     const float *bpanel = pl->bp + (grp * pl->panels + j) * pl->kg * nr;
     const int64_t cols = cnnc_min_i64(nr, g->cout_g - j * nr);
     for (int64_t kh = 0; kh < g->kh; ++kh) {
-        const float *a = b->buf + ((brow + kh * g->dh) * b->width + bcol) * g->cin + grp * g->cin_g;
+        const float *a = b->data + ((brow + kh * g->dh) * b->width + bcol) * g->cin + grp * g->cin_g;
         if (pl->merged) {
             pl->kern->ukernel(g->kw * g->cin, a, rs, 1, bpanel + kh * g->kw * g->cin * nr, c, ldc, m, cols, 1.0f,
                               1.0f);
@@ -276,11 +309,12 @@ static void band_tiles(const struct implicit_plan *pl, const struct band *b, int
     const int merged = pl->merged;
     const struct cnnc_conv_tile tile = {
         .rs = g->sw * g->cin, .nkh = g->kh, .hs = g->dh * b->width * g->cin,
-        .nkw = merged ? 1 : g->kw, .ws = g->dw * g->cin, .cw = merged ? g->kw * g->cin : g->cin_g, .ldc = g->cout,
+        .nkw = merged ? 1 : g->kw, .ws = g->dw * g->cin, .cw = merged ? g->kw * g->cin : g->cin_g,
+        .ldc = pl->ph.y_px,
     };
     for (int64_t i = 0; i < rows; ++i) {
-        const float *arow = b->buf + i * g->sh * b->width * g->cin;
-        float *yrow = pl->y + (r + i) * g->ow * g->cout;
+        const float *arow = b->data + i * g->sh * b->width * g->cin;
+        float *yrow = y_row(pl, r + i);
         for (int64_t s0 = 0; s0 < g->ow; s0 += mr) {
             const int64_t m = cnnc_min_i64(mr, g->ow - s0);
             for (int64_t grp = 0; grp < g->groups; ++grp)
@@ -288,7 +322,7 @@ static void band_tiles(const struct implicit_plan *pl, const struct band *b, int
                     const int64_t c0 = grp * g->cout_g + j * nr;
                     pl->ck->forward_tile(&tile, arow + s0 * g->sw * g->cin + grp * g->cin_g,
                                          pl->bp + (grp * pl->panels + j) * pl->kg * nr, pl->bias ? pl->bias + c0 : NULL,
-                                         yrow + s0 * g->cout + c0, m, cnnc_min_i64(nr, g->cout_g - j * nr));
+                                         yrow + s0 * pl->ph.y_px + c0, m, cnnc_min_i64(nr, g->cout_g - j * nr));
                 }
         }
     }
@@ -298,22 +332,45 @@ static void band_tiles(const struct implicit_plan *pl, const struct band *b, int
  * read in place from a zero-padded copy of their input rows, so that no
  * pixel needs im2col; a row's last partial segment goes through an MR x NR
  * tile. */
+/* True when the bands can be x itself: no tap of an output pixel needs
+ * padding, and the MR rows of a row's partial segment, read past the row's
+ * end into the next rows (their extra products are dropped), stay inside x.
+ * Then nothing is copied, which matters most when the kernel is smaller than
+ * its stride (1x1 / 2 downsampling): a copied band would hold every input
+ * row and column, most of which no tap reads. */
+static int band_in_place(const struct cnnc_conv_geom *g, int64_t mr)
+{
+    const int64_t last_row = (g->oh - 1) * g->sh - g->pt + (g->kh - 1) * g->dh;
+    const int64_t full = g->ow / mr * mr, reach_w = (g->kw - 1) * g->dw - g->pl;
+    if (g->pt > 0 || g->pl > 0 || last_row >= g->h || (g->ow - 1) * g->sw + reach_w >= g->w)
+        return 0;
+    if (full == g->ow)
+        return 1;
+    /* Floats from the start of the last image's last read row to the end
+     * of x, against the reach of the last partial segment. */
+    const int64_t end = (g->h - last_row) * g->w * g->cin;
+    return ((full + mr - 1) * g->sw + reach_w + 1) * g->cin <= end;
+}
+
 static void sweep_bands(struct implicit_plan *pl, int t, int team)
 {
     const struct cnnc_conv_geom *g = pl->g;
     const int64_t mr = pl->kern->mr, nr = pl->kern->nr;
     const int64_t eh = (g->kh - 1) * g->dh + 1;
+    const int in_place = band_in_place(g, mr);
     struct band b;
-    b.width = (cnnc_ceil_div(g->ow, mr) * mr - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+    b.width = in_place ? g->w : (cnnc_ceil_div(g->ow, mr) * mr - 1) * g->sw + (g->kw - 1) * g->dw + 1;
     const int64_t row_floats = b.width * g->cin;
     const int64_t fit = cnnc_max_i64(eh, BAND_BYTES / (row_floats * (int64_t)sizeof(float)));
     const int64_t band_rows = cnnc_max_i64(1, (fit - eh) / g->sh + 1);
     b.max_rows = (band_rows - 1) * g->sh + eh;
+    const int64_t band_floats = in_place ? 0 : b.max_rows * row_floats;
     float *buffer;
-    if (!claim_workspace(pl, (size_t)(b.max_rows * row_floats + mr * nr) * sizeof(float), &buffer))
+    if (!claim_workspace(pl, (size_t)(band_floats + mr * nr) * sizeof(float), &buffer))
         return;
     b.buf = buffer;
-    float *tile = buffer + b.max_rows * row_floats;
+    b.data = buffer;
+    float *tile = buffer + band_floats;
 
     int64_t r0, r1;
     cnnc_conv_split(g->n * g->oh, t, team, &r0, &r1);
@@ -321,20 +378,24 @@ static void sweep_bands(struct implicit_plan *pl, int t, int team)
     for (int64_t r = r0; r < r1;) {
         const int64_t n = r / g->oh, oh0 = r % g->oh;
         const int64_t rows = cnnc_min_i64(band_rows, cnnc_min_i64(r1 - r, g->oh - oh0));
-        band_fill(g, pl->x, &b, n, oh0, rows);
+        if (in_place)
+            b.data = pl->x + ((n * g->h + oh0 * g->sh - g->pt) * g->w - g->pl) * g->cin;
+        else
+            band_fill(g, pl->x, &b, n, oh0, rows);
         if (pl->tiled) {
             band_tiles(pl, &b, r, rows);
             r += rows;
             continue;
         }
-        fill_bias(g, pl->bias, r * g->ow, rows * g->ow, pl->y);
+        fill_bias_rows(pl, r, rows);
+        const int64_t px = pl->ph.y_px;
         for (int64_t grp = 0; grp < g->groups; ++grp)
             for (int64_t j = 0; j < pl->panels; ++j) {
                 const int64_t c0 = grp * g->cout_g + j * nr, cols = cnnc_min_i64(nr, g->cout_g - j * nr);
                 for (int64_t i = 0; i < rows; ++i) {
-                    float *yrow = pl->y + (r + i) * g->ow * g->cout + c0;
+                    float *yrow = y_row(pl, r + i) + c0;
                     for (int64_t s0 = 0; s0 < full; s0 += mr)
-                        band_segment(pl, &b, i * g->sh, s0 * g->sw, grp, j, yrow + s0 * g->cout, g->cout, mr);
+                        band_segment(pl, &b, i * g->sh, s0 * g->sw, grp, j, yrow + s0 * px, px, mr);
                     if (full == g->ow)
                         continue;
                     /* Partial segment: all MR rows are computed (the band
@@ -342,10 +403,10 @@ static void sweep_bands(struct implicit_plan *pl, int t, int team)
                     const int64_t m = g->ow - full;
                     memset(tile, 0, (size_t)(mr * nr) * sizeof(float));
                     for (int64_t q = 0; q < m; ++q)
-                        memcpy(tile + q * nr, yrow + (full + q) * g->cout, (size_t)cols * sizeof(float));
+                        memcpy(tile + q * nr, yrow + (full + q) * px, (size_t)cols * sizeof(float));
                     band_segment(pl, &b, i * g->sh, full * g->sw, grp, j, tile, nr, mr);
                     for (int64_t q = 0; q < m; ++q)
-                        memcpy(yrow + (full + q) * g->cout, tile + q * nr, (size_t)cols * sizeof(float));
+                        memcpy(yrow + (full + q) * px, tile + q * nr, (size_t)cols * sizeof(float));
                 }
             }
         r += rows;
@@ -429,8 +490,8 @@ static void implicit_thread(struct implicit_plan *pl)
      * rows do better in bands too (2x to 4x on 8 to 14 pixel rows), down to
      * rows of about 4 pixels: below, tiles of so few rows leave the FMA
      * pipes waiting on their latency, and the packed segments that cross
-     * rows win. */
-    if (pl->g->ow >= pl->kern->mr || (pl->tiled && pl->g->ow >= TILED_MIN_ROW))
+     * rows win. Segments that cross rows need contiguous output rows. */
+    if (pl->g->ow >= pl->kern->mr || (pl->tiled && pl->g->ow >= TILED_MIN_ROW) || !y_contiguous(pl))
         sweep_bands(pl, t, team);
     else
         sweep_flat(pl, t, team);
@@ -439,12 +500,22 @@ static void implicit_thread(struct implicit_plan *pl)
 cnnc_status cnnc_conv_implicit_forward(const struct cnnc_conv_geom *g, int threads, const float *x, const float *w,
                                        int flipped, const float *bias, float *y)
 {
+    const struct cnnc_conv_phase whole = {
+        .rh = 0, .rw = 0, .sh = 1, .sw = 1, .kw = g->kw,
+        .y_px = g->cout, .y_row = g->ow * g->cout, .y_img = g->oh * g->ow * g->cout,
+    };
+    return cnnc_conv_implicit_phase(g, threads, x, w, flipped, &whole, bias, y);
+}
+
+cnnc_status cnnc_conv_implicit_phase(const struct cnnc_conv_geom *g, int threads, const float *x, const float *w,
+                                     int flipped, const struct cnnc_conv_phase *ph, const float *bias, float *y)
+{
     const struct cnnc_gemm_kernels *kern = CNNC_PICK(cnnc_gemm_kernels);
     const struct cnnc_conv_kernels *ck = CNNC_PICK(cnnc_conv_kernels);
     struct implicit_plan pl = {
         .g = g, .kern = kern, .ck = ck, .x = x, .w = w, .bias = bias, .y = y,
         .kg = g->kh * g->kw * g->cin_g, .panels = cnnc_ceil_div(g->cout_g, kern->nr),
-        .merged = g->groups == 1 && g->dw == 1, .flipped = flipped,
+        .merged = g->groups == 1 && g->dw == 1, .flipped = flipped, .ph = *ph,
     };
     const int64_t call_k = pl.merged ? g->kw * g->cin : g->cin_g;
     pl.tiled = ck->tile_mr == kern->mr && ck->tile_nr == kern->nr && call_k < TILED_MAX_CALL_K;

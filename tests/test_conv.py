@@ -550,6 +550,67 @@ def test_conv2d_transpose_matches_torch_random(threads):
         assert_close(db, tb.grad.numpy())
 
 
+# ---- strided backward-data by phases, strided 1x1 read in place ----------------------
+
+# (batch, h, w, cin, cout, kernel, strides, padding, dilation, groups). The
+# phase decomposition is forced on (and off) below; the default rule takes
+# it for the first cases (rows of whole micro-tiles, >= 32 dx channels).
+PHASE_CASES = [
+    (2, 8, 28, 40, 24, (3, 3), (2, 2), "same", (1, 1), 1),          # default rule: phases
+    (1, 9, 56, 32, 16, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 1),  # batch 1, two segments a row
+    (2, 9, 11, 6, 5, (3, 3), (2, 2), "valid", (1, 1), 1),           # odd sizes: last row/column no tap
+    (2, 10, 13, 4, 6, (2, 2), (2, 2), "valid", (1, 1), 1),          # 2x2 / 2: 1x1 phases
+    (1, 11, 14, 5, 3, (4, 4), (2, 2), "same", (1, 1), 1),           # 4x4 / 2
+    (2, 13, 12, 3, 4, (5, 5), (3, 3), ((2, 1), (0, 3)), (1, 1), 1),  # 5x5 / 3, asymmetric padding
+    (2, 9, 10, 4, 6, (3, 1), (3, 1), "same", (1, 1), 2),            # 3x1 / (3, 1), groups
+    (1, 8, 12, 6, 4, (3, 4), (2, 3), ((0, 2), (3, 1)), (1, 1), 2),  # unequal strides, groups
+    (2, 9, 9, 4, 4, (3, 3), (2, 2), "same", (2, 1), 1),             # dilation: not by phases
+    (2, 7, 29, 64, 32, (3, 2), (2, 1), ((0, 2), (1, 0)), (1, 1), 2),  # only the row tail reads padding
+    (2, 8, 34, 36, 20, (1, 1), (2, 2), "valid", (1, 1), 1),         # 1x1 / 2: x in place, partial segment
+    (2, 7, 35, 36, 20, (1, 1), (2, 2), "valid", (1, 1), 1),         # 1x1 / 2, odd: partial would run past x
+    (1, 6, 29, 16, 12, (1, 1), (3, 2), "valid", (1, 1), 2),         # 1x1 / (3, 2), groups
+]
+
+
+@pytest.mark.parametrize("phases", ["1", "0"])
+@pytest.mark.parametrize("case", PHASE_CASES, ids=[str(i) for i in range(len(PHASE_CASES))])
+def test_conv2d_strided_phases(isa, threads, rng, monkeypatch, case, phases):
+    monkeypatch.setenv("CNNC_CONV_PHASES", phases)
+    n, h, w, cin, cout, k, s, padding, d, groups = case
+    x, wt, b = _case_arrays(rng, case)
+    pads = resolve_pads(padding, (h, w), k, s, d)
+    y = cnnc.ops.conv2d(x, wt, b, strides=s, padding=padding, dilation=d, groups=groups)
+    assert_close(y, ref_conv2d(x, wt, b, s, pads, d, groups))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dw, db = cnnc.ops.conv2d_backward(x, wt, dy, strides=s, padding=padding, dilation=d, groups=groups)
+    rdx, rdw, rdb = ref_conv2d_grads(x, wt, dy, s, pads, d, groups)
+    assert_close(dx, rdx)
+    assert_close(dw, rdw)
+    assert_close(db, rdb)
+
+
+# Transposed convolutions whose forward is a strided backward-data.
+# (batch, h, w, cin, filters, kernel, strides, padding, output_padding)
+PHASE_TRANSPOSE_CASES = [
+    (2, 4, 14, 24, 40, (3, 3), (2, 2), "same", (1, 1)),
+    (1, 5, 6, 3, 4, (3, 3), (2, 2), "valid", None),
+    (2, 4, 5, 3, 2, (4, 4), (2, 2), "same", (1, 0)),
+    (1, 3, 4, 2, 3, (5, 3), (3, 3), "valid", (2, 1)),
+    (2, 3, 5, 4, 3, (3, 2), (3, 2), "same", None),
+]
+
+
+@pytest.mark.parametrize("case", PHASE_TRANSPOSE_CASES, ids=[str(i) for i in range(len(PHASE_TRANSPOSE_CASES))])
+def test_conv2d_transpose_phases(isa, threads, rng, monkeypatch, case):
+    monkeypatch.setenv("CNNC_CONV_PHASES", "1")
+    n, h, w, cin, filters, k, s, padding, op = case
+    x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
+    wt = rng.standard_normal(k + (filters, cin)).astype(np.float32)
+    b = rng.standard_normal(filters).astype(np.float32)
+    y = cnnc.ops.conv2d_transpose(x, wt, b, strides=s, padding=padding, output_padding=op)
+    assert_close(y, ref_conv2d_transpose(x, wt, b, s, padding, op, (1, 1)))
+
+
 # ---- bad input ------------------------------------------------------------------------
 
 

@@ -171,6 +171,18 @@ CNNC_INTERNAL void cnnc_conv_im2col(const struct cnnc_conv_geom *g, const float 
  * g->cin), used flipped in space and transposed in channels. */
 CNNC_INTERNAL cnnc_status cnnc_conv_implicit_forward(const struct cnnc_conv_geom *g, int threads, const float *x,
                                                      const float *w, int flipped, const float *bias, float *y);
+/* One phase of a strided input gradient as a flipped forward (see
+ * backward_data_phases in src/conv_gemm.c): tap (jh, jw) of g's kernel is
+ * tap (rh + sh * (g->kh - 1 - jh), rw + sw * (g->kw - 1 - jw)) of w, whose
+ * rows have kw taps; output pixels, rows and images are y_px, y_row and
+ * y_img floats apart. */
+struct cnnc_conv_phase {
+    int64_t rh, rw, sh, sw, kw;
+    int64_t y_px, y_row, y_img;
+};
+CNNC_INTERNAL cnnc_status cnnc_conv_implicit_phase(const struct cnnc_conv_geom *g, int threads, const float *x,
+                                                   const float *w, int flipped, const struct cnnc_conv_phase *ph,
+                                                   const float *bias, float *y);
 /* dcol = dy * w^T through the GEMM micro-kernel with w^T packed once:
  * cnnc_conv_pack_wt (thread t of team packs its share) fills
  * cnnc_conv_packed_wt_floats floats; cnnc_conv_dcol_packed computes `count`

@@ -178,6 +178,14 @@ static void test_cases(int threads)
         {1, 6, 9, 70, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
         /* enough work for two threads */
         {4, 34, 66, 3, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        /* strided backward-data by phases (rows of whole segments, enough
+         * channels), odd sizes, stride 3, unequal strides, groups; 1x1 / 2
+         * forward reading x in place, with and without a partial segment */
+        {2, 8, 28, 40, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},
+        {1, 9, 42, 32, 16, 5, 4, 3, 3, 1, 1, 2, 1, 1, 2, 1},
+        {2, 7, 29, 64, 32, 3, 2, 2, 1, 1, 1, 0, 2, 1, 0, 2},
+        {2, 8, 56, 36, 20, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1},
+        {1, 7, 35, 36, 20, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         check_case(cases[i]);
@@ -233,6 +241,13 @@ int main(void)
     setenv("CNNC_WINOGRAD", "0", 1);
     test_cases(2);
     unsetenv("CNNC_WINOGRAD");
+    /* Strided backward-data by phases wherever they apply, then never. */
+    setenv("CNNC_CONV_PHASES", "1", 1);
+    test_cases(1);
+    test_cases(2);
+    setenv("CNNC_CONV_PHASES", "0", 1);
+    test_cases(2);
+    unsetenv("CNNC_CONV_PHASES");
     test_errors();
     cnnc_release_workspace();
     return check_finish("test_conv");
