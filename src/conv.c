@@ -38,6 +38,9 @@
  *     into the micro-kernel's panels. When output rows are at least one
  *     micro-tile (MR pixels) wide, each thread copies the input rows that a
  *     band of output rows reads into a zero-padded buffer (about 256 KiB),
+ *     or, when no tap needs padding (1x1 / 2 downsampling), reads x itself
+ *     (1.05-1.25x on ResNet-18's 1x1 / 2 layers: the copy held every input
+ *     row and column, three quarters of which no tap reads),
  *     and the micro-kernel reads MR consecutive output pixels straight from
  *     it (constant stride stride_w * Cin), one call per kernel row when the
  *     kernel row is contiguous (dilation_w == 1, groups == 1), else per tap:
@@ -54,6 +57,17 @@
  *     channel-transposed kernel and padding k_eff - 1 - pad, so it runs the
  *     implicit-GEMM forward (which packs that kernel straight from w): each
  *     thread writes whole dx pixels, nothing to scatter.
+ *   * backward-data, stride > 1, dilation 1, kernel at least as large as
+ *     the stride, >= 32 channels per group in dx, phase rows that are
+ *     (nearly) whole micro-tiles: the sub-pixel decomposition
+ *     (backward_data_phases in src/conv_gemm.c). The dx pixels of one
+ *     stride phase receive only the taps of one sub-kernel (2x2, 2x1, 1x2,
+ *     1x1 for 3x3 / 2): each phase is a stride-1 convolution of dy, run by
+ *     the implicit-GEMM forward with that sub-kernel flipped and
+ *     channel-transposed, writing a strided subset of dx directly; no
+ *     dcol, no col2im (1.05-1.15x on ResNet-18's 3x3 / 2 layers at 56 and
+ *     28; with 7-pixel phase rows on 14-pixel tiles it loses, 1.7x).
+ *     CNNC_CONV_PHASES=1/0 forces it wherever it applies, or disables it.
  *   * backward-data otherwise: dcol = dY * W^T per tile (W^T packed once,
  *     dY read in place), then col2im. With at least as many images as
  *     threads each thread owns whole images and scatter-adds tile by tile.
