@@ -2,14 +2,18 @@
  * the per-ISA micro-kernels (src/internal/depthwise_template.h; why direct
  * kernels: see src/conv.c).
  *
- * Each output row (forward, weights) or dx row (backward-data) is one list
- * of taps, the kernel positions whose source row lies inside the image.
- * Along the row, the pixels whose every tap lies inside the image (the
- * interior) form one run for the kernels; the few border pixels run alone
- * with the taps that fall outside left out, so that padding costs nothing
- * and never needs a padded copy. Threads take contiguous bands of rows over
- * (image, row), which keeps the source rows of consecutive output rows in
- * L1/L2 and splits a single image as well as a batch. */
+ * Each output row (forward, weights) or dx row (backward-data, one list per
+ * stride phase) is one list of taps, the kernel positions whose source row
+ * lies inside the image. When the taps form kernel rows of consecutive
+ * source columns (multiplier 1, no dilation along the row, the strides the
+ * kernels support), the sliding kernels take the whole row, borders
+ * included, and rows with all kernel rows inside the image go by bands.
+ * Otherwise the pixels whose every tap lies inside the image (the interior)
+ * form one run; the few border pixels run alone with the taps that fall
+ * outside left out. Padding thus costs nothing and never needs a padded
+ * copy. Threads take contiguous ranges of rows over (image, row), which
+ * keeps the source rows of consecutive output rows in L1/L2 and splits a
+ * single image as well as a batch. */
 #include <string.h>
 #include "conv_internal.h"
 #include "depthwise_kernels.h"
@@ -66,9 +70,6 @@ static void place(struct cnnc_dw_run *r, const struct dw_line *l, int64_t t)
         r->out = l->out + t * l->ostep;
 }
 
-/* Runs kernel over one row: the interior in runs of at most `block` pixels,
- * then each border pixel alone. Without taps, gathers still write their
- * initial values and gradients have nothing to add. */
 /* Whether the row's taps are kernel rows of tp->row consecutive source
  * columns, all starting at the same column (the sliding kernels' form). */
 static int rows_slide(const struct dw_taps *tp)
@@ -81,6 +82,10 @@ static int rows_slide(const struct dw_taps *tp)
     return 1;
 }
 
+/* Runs kernel over one row: in one sliding run when r->row_taps is set,
+ * else the interior in runs of at most `block` pixels, then each border
+ * pixel alone. Without taps, gathers still write their initial values and
+ * gradients have nothing to add. */
 static void run_line(dw_kernel kernel, struct cnnc_dw_run *r, const struct dw_line *l, struct dw_taps *tp,
                      int64_t block)
 {
@@ -168,6 +173,9 @@ static int64_t band_rows(int64_t row, int64_t end, int64_t per_image, int64_t st
     return cnnc_max_i64(band, 1);
 }
 
+/* The weight gradient streams x and dy without writing anything, and the
+ * hardware prefetchers lag behind its band-wise walk: the next band's new
+ * rows are requested while this one is computed (1.1x to 2x at batch 32). */
 static void prefetch_span(const float *p, int64_t floats)
 {
     const char *c = (const char *)p;
@@ -382,8 +390,8 @@ cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g,
                     prefetch_next_rows(g, x, row + run.rows);
                 }
                 const int64_t rows_read = cnnc_max_i64(tp.n / g->kw, 1);
-                const int64_t block = cnnc_max_i64(
-                    DEPTHWISE_WEIGHTS_MIN_RUN, DEPTHWISE_WEIGHTS_RUN_BYTES / (rows_read * g->sw * g->cin * (int64_t)sizeof(float)));
+                const int64_t run_bytes = rows_read * g->sw * g->cin * (int64_t)sizeof(float);
+                const int64_t block = cnnc_max_i64(DEPTHWISE_WEIGHTS_MIN_RUN, DEPTHWISE_WEIGHTS_RUN_BYTES / run_bytes);
                 run_line(k->backward_weights, &run, &line, &tp, block);
                 /* The band's dy rows are contiguous. */
                 if (dbsum)

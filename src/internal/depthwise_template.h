@@ -3,13 +3,19 @@
  * defines CNNC_SIMD first.
  *
  * Channels are contiguous (NHWC), so a channel vector of one pixel is one
- * load. Forward and backward-data keep DW_PX output pixels of one channel
- * vector in registers while the taps are scanned: each tap's weight vector
- * is loaded once for DW_PX pixels and nothing is stored before the last tap
- * (stores into y between taps would also stall on 4 KiB aliasing with the
- * loads of x, laid out alike). The weight gradient keeps up to DW_TB taps of
- * one channel vector in registers while the pixels of a run stream by, so
- * that dy is loaded once per DW_TB taps and dW is touched once per run. */
+ * load. Two families of kernels:
+ * - sliding kernel rows (the common case: stride 1 or 2, no dilation along
+ *   the row, multiplier 1): register tiles of DW_PX output pixels (forward,
+ *   backward-data) or DW_WB dy pixels (weights) that load each source
+ *   vector of a kernel row once and use it for every tap that reads it;
+ * - general tap lists (any stride, dilation, multiplier): forward and
+ *   backward-data keep DW_PX output pixels of one channel vector in
+ *   registers while the taps are scanned, each tap's weight vector loaded
+ *   once for DW_PX pixels; the weight gradient keeps up to DW_TB taps of
+ *   one channel vector in registers while the pixels of a run stream by.
+ * Either way nothing is stored before the last tap: stores into y between
+ * taps would reload the same lines and stall on 4 KiB aliasing with the
+ * loads of x, laid out alike. */
 #ifndef CNNC_DEPTHWISE_TEMPLATE_H
 #define CNNC_DEPTHWISE_TEMPLATE_H
 #include "depthwise_kernels.h"
