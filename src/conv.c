@@ -59,14 +59,16 @@
  *     thread writes whole dx pixels, nothing to scatter.
  *   * backward-data, stride > 1, dilation 1, kernel at least as large as
  *     the stride, >= 32 channels per group in dx, phase rows that are
- *     (nearly) whole micro-tiles: the sub-pixel decomposition
+ *     (nearly) whole micro-tiles of a large register tile (AVX-512; with
+ *     AVX2's the dcol GEMM below stays ahead): the sub-pixel decomposition
  *     (backward_data_phases in src/conv_gemm.c). The dx pixels of one
  *     stride phase receive only the taps of one sub-kernel (2x2, 2x1, 1x2,
  *     1x1 for 3x3 / 2): each phase is a stride-1 convolution of dy, run by
  *     the implicit-GEMM forward with that sub-kernel flipped and
  *     channel-transposed, writing a strided subset of dx directly; no
  *     dcol, no col2im (1.05-1.15x on ResNet-18's 3x3 / 2 layers at 56 and
- *     28; with 7-pixel phase rows on 14-pixel tiles it loses, 1.7x).
+ *     28, 1.15x at 2 threads; with 7-pixel phase rows on 14-pixel tiles
+ *     it loses, 1.7x).
  *     CNNC_CONV_PHASES=1/0 forces it wherever it applies, or disables it.
  *   * backward-data otherwise: dcol = dY * W^T per tile (W^T packed once,
  *     dY read in place), then col2im. With at least as many images as

@@ -441,11 +441,16 @@ static cnnc_status backward_data_shared(const struct cnnc_conv_geom *g, int thre
 
 /* Phase output rows of width pw run in MR-pixel segments, and a partial
  * last segment costs a whole one: the phases win only where that waste is
- * small (measured at batch 8-32: 1.05-1.25x faster with rows that are whole
- * segments, up to 1.6x slower with 15-pixel rows on 14-pixel segments), and
- * only with enough dx channels to fill the micro-kernel's columns (2.7x
- * slower for 3). CNNC_CONV_PHASES=1/0 in the environment forces the
- * decomposition wherever it applies, or disables it (tests run both). */
+ * small (measured at batch 8-32 with the 14 x 32 AVX-512 micro-kernel:
+ * 1.05-1.25x faster with rows that are whole segments, up to 1.6x slower
+ * with 15-pixel rows on 14-pixel segments), and only with enough dx
+ * channels to fill the micro-kernel's columns (2.7x slower for 3). With the
+ * smaller register tiles (AVX2's 6 x 16: 1.1-1.3x slower on ResNet-18's
+ * 3x3 / 2 layers) each call's C tile and A rows weigh more, and the dcol
+ * GEMM, which writes its tiles once without reading them, stays ahead.
+ * CNNC_CONV_PHASES=1/0 in the environment forces the decomposition wherever
+ * it applies, or disables it (tests run both). */
+#define PHASES_MIN_TILE 256
 static int phases_pay(const struct cnnc_conv_geom *g)
 {
     if (g->dh != 1 || g->dw != 1 || g->kh < g->sh || g->kw < g->sw || (g->sh == 1 && g->sw == 1))
@@ -455,7 +460,10 @@ static int phases_pay(const struct cnnc_conv_geom *g)
         return env[0] == '1';
     if (g->cin_g < 32)
         return 0;
-    const int64_t mr = CNNC_PICK(cnnc_gemm_kernels)->mr;
+    const struct cnnc_gemm_kernels *kern = CNNC_PICK(cnnc_gemm_kernels);
+    const int64_t mr = kern->mr;
+    if (mr * kern->nr < PHASES_MIN_TILE)
+        return 0;
     for (int64_t rw = 0; rw < g->sw; ++rw) {
         const int64_t pw = floor_div(g->w - 1 + g->pl - rw, g->sw) - ceil_div_signed(g->pl - rw, g->sw) + 1;
         if (pw > 0 && cnnc_ceil_div(pw, mr) * mr * 8 > pw * 9)
