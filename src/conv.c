@@ -66,9 +66,11 @@
  *     1x1 for 3x3 / 2): each phase is a stride-1 convolution of dy, run by
  *     the implicit-GEMM forward with that sub-kernel flipped and
  *     channel-transposed, writing a strided subset of dx directly; no
- *     dcol, no col2im (1.05-1.15x on ResNet-18's 3x3 / 2 layers at 56 and
- *     28, 1.15x at 2 threads; with 7-pixel phase rows on 14-pixel tiles
- *     it loses, 1.7x).
+ *     dcol, no col2im (1.1-1.2x on ResNet-18's 3x3 / 2 layers at 56 and
+ *     28, at 1 and 2 threads; with 7-pixel phase rows on 14-pixel tiles
+ *     it loses, 1.7x). Without a bias (dx never has one) the first
+ *     product of each tile initializes it: no zero fill to read back
+ *     (1.04-1.1x more).
  *     CNNC_CONV_PHASES=1/0 forces it wherever it applies, or disables it.
  *   * backward-data otherwise: dcol = dY * W^T per tile (W^T packed once,
  *     dY read in place), then col2im. With at least as many images as

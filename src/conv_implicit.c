@@ -278,9 +278,10 @@ static void band_fill(const struct cnnc_conv_geom *g, const float *x, const stru
 }
 
 /* Adds the products of MR band pixels starting at buffer row `brow`, column
- * `bcol` into c (ldc), storing m rows, panel j of group grp. */
+ * `bcol` into c (ldc), storing m rows, panel j of group grp; with beta 0
+ * the first product overwrites c instead (which is then never read). */
 static void band_segment(const struct implicit_plan *pl, const struct band *b, int64_t brow, int64_t bcol,
-                         int64_t grp, int64_t j, float *c, int64_t ldc, int64_t m)
+                         int64_t grp, int64_t j, float *c, int64_t ldc, int64_t m, float beta)
 {
     const struct cnnc_conv_geom *g = pl->g;
     const int64_t nr = pl->kern->nr, rs = g->sw * g->cin;
@@ -290,12 +291,13 @@ static void band_segment(const struct implicit_plan *pl, const struct band *b, i
         const float *a = b->data + ((brow + kh * g->dh) * b->width + bcol) * g->cin + grp * g->cin_g;
         if (pl->merged) {
             pl->kern->ukernel(g->kw * g->cin, a, rs, 1, bpanel + kh * g->kw * g->cin * nr, c, ldc, m, cols, 1.0f,
-                              1.0f);
+                              beta);
+            beta = 1.0f;
             continue;
         }
-        for (int64_t kw = 0; kw < g->kw; ++kw)
+        for (int64_t kw = 0; kw < g->kw; ++kw, beta = 1.0f)
             pl->kern->ukernel(g->cin_g, a + kw * g->dw * g->cin, rs, 1, bpanel + (kh * g->kw + kw) * g->cin_g * nr,
-                              c, ldc, m, cols, 1.0f, 1.0f);
+                              c, ldc, m, cols, 1.0f, beta);
     }
 }
 
@@ -387,7 +389,10 @@ static void sweep_bands(struct implicit_plan *pl, int t, int team)
             r += rows;
             continue;
         }
-        fill_bias_rows(pl, r, rows);
+        /* Without a bias the first product of each tile initializes it. */
+        const float beta = pl->bias ? 1.0f : 0.0f;
+        if (beta != 0.0f)
+            fill_bias_rows(pl, r, rows);
         const int64_t px = pl->ph.y_px;
         for (int64_t grp = 0; grp < g->groups; ++grp)
             for (int64_t j = 0; j < pl->panels; ++j) {
@@ -395,16 +400,18 @@ static void sweep_bands(struct implicit_plan *pl, int t, int team)
                 for (int64_t i = 0; i < rows; ++i) {
                     float *yrow = y_row(pl, r + i) + c0;
                     for (int64_t s0 = 0; s0 < full; s0 += mr)
-                        band_segment(pl, &b, i * g->sh, s0 * g->sw, grp, j, yrow + s0 * px, px, mr);
+                        band_segment(pl, &b, i * g->sh, s0 * g->sw, grp, j, yrow + s0 * px, px, mr, beta);
                     if (full == g->ow)
                         continue;
                     /* Partial segment: all MR rows are computed (the band
                      * is wide enough), only the real ones are kept. */
                     const int64_t m = g->ow - full;
-                    memset(tile, 0, (size_t)(mr * nr) * sizeof(float));
-                    for (int64_t q = 0; q < m; ++q)
-                        memcpy(tile + q * nr, yrow + (full + q) * px, (size_t)cols * sizeof(float));
-                    band_segment(pl, &b, i * g->sh, full * g->sw, grp, j, tile, nr, mr);
+                    if (beta != 0.0f) {
+                        memset(tile, 0, (size_t)(mr * nr) * sizeof(float));
+                        for (int64_t q = 0; q < m; ++q)
+                            memcpy(tile + q * nr, yrow + (full + q) * px, (size_t)cols * sizeof(float));
+                    }
+                    band_segment(pl, &b, i * g->sh, full * g->sw, grp, j, tile, nr, mr, beta);
                     for (int64_t q = 0; q < m; ++q)
                         memcpy(yrow + (full + q) * px, tile + q * nr, (size_t)cols * sizeof(float));
                 }
