@@ -593,6 +593,8 @@ def test_conv2d_strided_phases(isa, threads, rng, monkeypatch, case, phases):
 # (batch, h, w, cin, filters, kernel, strides, padding, output_padding)
 PHASE_TRANSPOSE_CASES = [
     (2, 4, 14, 24, 40, (3, 3), (2, 2), "same", (1, 1)),
+    (1, 3, 14, 64, 40, (3, 3), (2, 2), "same", (1, 1)),   # 64 channels read per tap: GEMM bands + bias
+    (2, 3, 5, 70, 33, (4, 3), (2, 3), "valid", (1, 2)),   # the same, rows narrower than a tile
     (1, 5, 6, 3, 4, (3, 3), (2, 2), "valid", None),
     (2, 4, 5, 3, 2, (4, 4), (2, 2), "same", (1, 0)),
     (1, 3, 4, 2, 3, (5, 3), (3, 3), "valid", (2, 1)),
