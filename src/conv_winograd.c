@@ -474,6 +474,9 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     const int64_t du_bytes_est = XI * g->cin * g->cout * (int64_t)sizeof(float);
     pl->tb = cnnc_max_i64(GRAD_MIN_TILES, cnnc_min_i64(GRAD_MAX_TILES, du_bytes_est / per_tile));
     pl->tb = cnnc_min_i64(pl->tb, cnnc_ceil_div(pl->tiles, threads));
+    /* Whole rounds of blocks: with 3 blocks on 2 threads one thread would
+     * do two thirds of the work (512 channels @7 had no 2-thread speedup). */
+    pl->tb = cnnc_ceil_div(pl->tiles, cnnc_ceil_div(cnnc_ceil_div(pl->tiles, pl->tb), threads) * threads);
     pl->v_stride = pl->tb * pl->ldv + 2 * PAD;
     pl->m_stride = pl->tb * pl->ldm + 2 * PAD;
     pl->blocks = cnnc_ceil_div(pl->tiles, pl->tb);
