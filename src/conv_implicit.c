@@ -129,10 +129,12 @@ struct segment {
 #define A_BLOCK_BYTES ((int64_t)512 * 1024)
 /* Per-call K (kernel row, or tap) below which band segments use
  * forward_tile: with one GEMM call per kernel row, the load and store of the
- * C tile (and the bias pre-fill) then weigh on the few multiply-adds of each
- * call (measured: 2.5x faster for 1 -> 32 3x3, 1.25x for the 3 -> 64 7x7
- * ResNet stem, on par for 64 channels and up). */
-#define TILED_MAX_CALL_K 64
+ * C tile and the bias pre-fill weigh on the multiply-adds of each call, most
+ * with few of them (measured: 2.5x faster for 1 -> 32 3x3, 1.25x for the
+ * 3 -> 64 7x7 ResNet stem), but still 1.1-1.3x for 64 to 256 channels of
+ * 1x1 stride 2 and a few percent for 3x3 stride 2 up to 256 channels (K
+ * 768), on AVX-512 and AVX2 alike. */
+#define TILED_MAX_CALL_K 1025
 /* Output row width (pixels) from which band rows narrower than MR use the
  * tiles (measured: on par at 3, 1.6x slower at 1). */
 #define TILED_MIN_ROW 4
