@@ -491,8 +491,9 @@ cnnc_status cnnc_conv_tiled_backward_weights(const struct cnnc_conv_geom *g, int
     return CNNC_OK;
 }
 
-static void implicit_thread(struct implicit_plan *pl)
+static void implicit_thread(void *ctx)
 {
+    struct implicit_plan *pl = ctx;
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
     pack_weights(pl, t, team);
     /* The tiles compute exactly the rows they keep, so with them narrow
@@ -532,14 +533,7 @@ cnnc_status cnnc_conv_implicit_phase(const struct cnnc_conv_geom *g, int threads
                            (size_t)(g->groups * pl.panels * pl.kg * kern->nr) * sizeof(float));
     if (!pl.bp)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate the packed weights");
-#ifdef CNNC_OPENMP
-#pragma omp parallel num_threads(threads)
-#endif
-    {
-        unsigned fpu = cnnc_fpu_enter();
-        implicit_thread(&pl);
-        cnnc_fpu_restore(fpu);
-    }
+    cnnc_parallel_team(threads, implicit_thread, &pl);
     if (pl.failed)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate the im2col tile");
     return CNNC_OK;

@@ -211,8 +211,9 @@ static void run_block(const struct wino_plan *pl, int64_t b, float *v, float *m,
     transform_output(pl, t0, count, m, scratch);
 }
 
-static void wino_thread(struct wino_plan *pl)
+static void wino_thread(void *ctx)
 {
+    struct wino_plan *pl = ctx;
     const struct cnnc_conv_geom *g = pl->g;
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
     const int64_t nr = pl->gk->nr;
@@ -292,14 +293,7 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
     pl.up = cnnc_workspace(CNNC_CONV_SLOT_SHARED, u_bytes);
     if (!pl.up)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate the transformed kernel");
-#ifdef CNNC_OPENMP
-#pragma omp parallel num_threads(threads)
-#endif
-    {
-        unsigned fpu = cnnc_fpu_enter();
-        wino_thread(&pl);
-        cnnc_fpu_restore(fpu);
-    }
+    cnnc_parallel_team(threads, wino_thread, &pl);
     if (pl.failed)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate the Winograd workspace");
     return CNNC_OK;
@@ -380,8 +374,9 @@ static void grad_block(const struct wino_grad *gr, int64_t b, float *v, float *m
     }
 }
 
-static void grad_thread(struct wino_grad *gr)
+static void grad_thread(void *ctx)
 {
+    struct wino_grad *gr = ctx;
     struct wino_plan *pl = &gr->pl;
     const struct cnnc_conv_geom *g = pl->g;
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
@@ -489,14 +484,7 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the transformed gradient");
     float *buffers[threads];
     gr.partials = (struct cnnc_conv_partials){.out = du, .buffers = buffers, .count = du_floats};
-#ifdef CNNC_OPENMP
-#pragma omp parallel num_threads(threads)
-#endif
-    {
-        unsigned fpu = cnnc_fpu_enter();
-        grad_thread(&gr);
-        cnnc_fpu_restore(fpu);
-    }
+    cnnc_parallel_team(threads, grad_thread, &gr);
     if (gr.partials.failed)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the Winograd workspace");
     return CNNC_OK;

@@ -50,3 +50,15 @@ void cnnc_parallel_for(int64_t count, int threads, cnnc_index_fn body, void *ctx
         cnnc_fpu_restore(fpu);
     }
 }
+
+void cnnc_parallel_team(int threads, cnnc_team_fn body, void *ctx)
+{
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads > 1 ? threads : 1)
+#endif
+    {
+        unsigned fpu = cnnc_fpu_enter();
+        body(ctx);
+        cnnc_fpu_restore(fpu);
+    }
+}

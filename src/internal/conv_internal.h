@@ -3,6 +3,7 @@
 #ifndef CNNC_CONV_INTERNAL_H
 #define CNNC_CONV_INTERNAL_H
 #include "cnnc_internal.h"
+#include "parallel.h"
 #ifdef CNNC_OPENMP
 #include <omp.h>
 #endif

@@ -23,4 +23,9 @@ CNNC_INTERNAL void cnnc_parallel_chunks(int64_t n, int64_t grain, int64_t align,
 typedef void (*cnnc_index_fn)(int64_t i, void *ctx);
 CNNC_INTERNAL void cnnc_parallel_for(int64_t count, int threads, cnnc_index_fn body, void *ctx);
 
+/* Runs body(ctx) once on each thread of a team of `threads` (FTZ/DAZ on in
+ * each), for drivers that split their own work by omp thread number. */
+typedef void (*cnnc_team_fn)(void *ctx);
+CNNC_INTERNAL void cnnc_parallel_team(int threads, cnnc_team_fn body, void *ctx);
+
 #endif
