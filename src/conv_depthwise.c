@@ -215,10 +215,7 @@ static struct dw_taps thread_taps(const struct cnnc_conv_geom *g, int *failed)
     const int64_t taps = g->kh * g->kw;
     int64_t *s = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)taps * 6 * sizeof(int64_t));
     if (!s) {
-#ifdef CNNC_OPENMP
-#pragma omp atomic write
-#endif
-        *failed = 1;
+        cnnc_conv_mark_failed(failed);
         return tp;
     }
     tp.roff = s;

@@ -200,31 +200,6 @@ static void fill_rows(float *dst, int64_t rows, const float *values, int64_t cha
         copy_floats(dst + r * channels, values, channels);
 }
 
-static inline void mark_failed(int *failed)
-{
-#ifdef CNNC_OPENMP
-#pragma omp atomic write
-#endif
-    *failed = 1;
-}
-
-static inline int has_failed(int *failed)
-{
-    int value;
-#ifdef CNNC_OPENMP
-#pragma omp atomic read
-#endif
-    value = *failed;
-    return value;
-}
-
-static inline void team_barrier(void)
-{
-#ifdef CNNC_OPENMP
-#pragma omp barrier
-#endif
-}
-
 /* y[p0 : p0 + count] (= bias) + a * w, group by group. a holds count rows of
  * lda floats, group blocks of KH*KW*Cin/g floats. */
 static cnnc_status gemm_rows(const struct cnnc_conv_geom *g, int64_t count, const float *a, int64_t lda,
@@ -261,7 +236,7 @@ cnnc_status cnnc_conv_gemm_forward(const struct cnnc_conv_geom *g, const float *
         cnnc_conv_split(pixels, cnnc_conv_thread_id(), cnnc_conv_team_size(), &p0, &p1);
         float *col = direct ? NULL : cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(tile * row) * sizeof(float));
         if (!direct && !col)
-            mark_failed(&failed);
+            cnnc_conv_mark_failed(&failed);
         else
             for (int64_t p = p0; p < p1; p += tile) {
                 const int64_t count = cnnc_min_i64(tile, p1 - p);
@@ -271,7 +246,7 @@ cnnc_status cnnc_conv_gemm_forward(const struct cnnc_conv_geom *g, const float *
                     a = col;
                 }
                 if (gemm_rows(g, count, a, row, w, bias, y + p * g->cout) != CNNC_OK) {
-                    mark_failed(&failed);
+                    cnnc_conv_mark_failed(&failed);
                     break;
                 }
             }
@@ -378,9 +353,8 @@ static cnnc_status backward_data_scatter(const struct cnnc_conv_geom *g, int thr
         float *dcol = cnnc_workspace(CNNC_CONV_SLOT_COL,
                                      (size_t)(tile * row + pw.kern->mr * g->cout_g) * sizeof(float));
         if (!dcol)
-            mark_failed(&failed);
-        team_barrier();
-        if (!has_failed(&failed)) {
+            cnnc_conv_mark_failed(&failed);
+        if (!cnnc_conv_team_failed(&failed)) {
             if (bias)
                 fill_rows(dx + n0 * image_in, (n1 - n0) * g->h * g->w, bias, g->cin);
             else
@@ -420,17 +394,17 @@ static cnnc_status backward_data_shared(const struct cnnc_conv_geom *g, int thre
         cnnc_conv_pack_wt(g, pw.kern, w, pw.bp, t, team);
         float *ap = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(pw.kern->mr * g->cout_g) * sizeof(float));
         if (!ap)
-            mark_failed(&failed);
-        team_barrier();
+            cnnc_conv_mark_failed(&failed);
+        cnnc_conv_barrier();
         int64_t p0, p1, r0, r1;
         cnnc_conv_split(image_px, t, team, &p0, &p1);
         cnnc_conv_split(g->h, t, team, &r0, &r1);
-        for (int64_t n = 0; n < g->n && !has_failed(&failed); ++n) {
+        for (int64_t n = 0; n < g->n && !cnnc_conv_has_failed(&failed); ++n) {
             cnnc_conv_dcol_packed(g, pw.kern, pw.bp, p1 - p0, dy + (n * image_px + p0) * g->cout, dcol + p0 * row,
                                   row, ap);
-            team_barrier();
+            cnnc_conv_barrier();
             col2im_gather(g, dcol, n, r0, r1, bias, dx);
-            team_barrier();
+            cnnc_conv_barrier();
         }
         cnnc_fpu_restore(fpu);
     }
@@ -500,7 +474,7 @@ cnnc_status cnnc_conv_gemm_backward_data(const struct cnnc_conv_geom *g, const f
                     if (cnnc_sgemm_serial(CNNC_NO_TRANS, CNNC_TRANS, count, g->cin_g, g->cout_g, 1.0f,
                                           dy + p * g->cout + grp * g->cout_g, g->cout, w + grp * g->cout_g, g->cout,
                                           beta, c + grp * g->cin_g, g->cin) != CNNC_OK)
-                        mark_failed(&failed);
+                        cnnc_conv_mark_failed(&failed);
             }
             cnnc_fpu_restore(fpu);
         }
@@ -559,7 +533,7 @@ cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, cons
         float *sum = cnnc_conv_partial_begin(&partials);
         float *col = direct ? NULL : cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(tile * row) * sizeof(float));
         if (!direct && !col)
-            mark_failed(&partials.failed);
+            cnnc_conv_mark_failed(&partials.failed);
         else if (sum)
             for (int64_t p = p0; p < p1; p += tile) {
                 const int64_t count = cnnc_min_i64(tile, p1 - p);
@@ -572,7 +546,7 @@ cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, cons
                     if (cnnc_sgemm_serial(CNNC_TRANS, CNNC_NO_TRANS, kg, g->cout_g, count, 1.0f, a + grp * kg, row,
                                           dy + p * g->cout + grp * g->cout_g, g->cout, 1.0f, sum + grp * g->cout_g,
                                           g->cout) != CNNC_OK)
-                        mark_failed(&partials.failed);
+                        cnnc_conv_mark_failed(&partials.failed);
             }
         cnnc_conv_partial_reduce(&partials);
         cnnc_fpu_restore(fpu);

@@ -175,21 +175,9 @@ static void pack_weights(const struct implicit_plan *pl, int t, int team)
 static int claim_workspace(struct implicit_plan *pl, size_t bytes, float **buffer)
 {
     *buffer = cnnc_workspace(CNNC_CONV_SLOT_COL, bytes);
-    if (!*buffer) {
-#ifdef CNNC_OPENMP
-#pragma omp atomic write
-#endif
-        pl->failed = 1;
-    }
-#ifdef CNNC_OPENMP
-#pragma omp barrier
-#endif
-    int failed;
-#ifdef CNNC_OPENMP
-#pragma omp atomic read
-#endif
-    failed = pl->failed;
-    return !failed;
+    if (!*buffer)
+        cnnc_conv_mark_failed(&pl->failed);
+    return !cnnc_conv_team_failed(&pl->failed);
 }
 
 /* Output rows narrower than MR: flat pixel blocks, see the file comment. */
@@ -456,12 +444,8 @@ cnnc_status cnnc_conv_tiled_backward_weights(const struct cnnc_conv_geom *g, int
         float *sum = cnnc_conv_partial_begin(&partials);
         float *dbsum = sum && db ? cnnc_conv_partial_second(&partials, sum) : NULL;
         float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(b.max_rows * row_floats) * sizeof(float));
-        if (!buf) {
-#ifdef CNNC_OPENMP
-#pragma omp atomic write
-#endif
-            partials.failed = 1;
-        }
+        if (!buf)
+            cnnc_conv_mark_failed(&partials.failed);
         if (sum && buf) {
             struct band own = b;
             own.buf = buf;

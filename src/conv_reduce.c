@@ -17,10 +17,7 @@ float *cnnc_conv_partial_begin(struct cnnc_conv_partials *p)
     }
     p->buffers[t] = buffer;
     if (!buffer) {
-#ifdef CNNC_OPENMP
-#pragma omp atomic write
-#endif
-        p->failed = 1;
+        cnnc_conv_mark_failed(&p->failed);
         return NULL;
     }
     memset(buffer, 0, (size_t)(t > 0 ? p->count + p->count2 : p->count) * sizeof(float));
@@ -46,14 +43,7 @@ static void reduce_slice(const struct cnnc_conv_partials *p, float *out, int64_t
 
 void cnnc_conv_partial_reduce(struct cnnc_conv_partials *p)
 {
-#ifdef CNNC_OPENMP
-#pragma omp barrier
-#endif
-    int failed;
-#ifdef CNNC_OPENMP
-#pragma omp atomic read
-#endif
-    failed = p->failed;
+    const int failed = cnnc_conv_team_failed(&p->failed);
     int team = cnnc_conv_team_size();
     if (failed || team == 1)
         return;

@@ -223,12 +223,8 @@ static void wino_thread(void *ctx)
     const int64_t work_floats = v_floats + m_floats + cnnc_ceil_div(pl->kc, 16) * 16 + pl->ldm;
     float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL,
                                 (size_t)cnnc_max_i64(stage_floats, work_floats) * sizeof(float));
-    if (!buf) {
-#ifdef CNNC_OPENMP
-#pragma omp atomic write
-#endif
-        pl->failed = 1;
-    }
+    if (!buf)
+        cnnc_conv_mark_failed(&pl->failed);
     const int64_t chunks = cnnc_ceil_div(g->cin, chunk);
     if (buf)
         for (int64_t q = t; q < pl->panels * chunks; q += team) {
@@ -239,15 +235,7 @@ static void wino_thread(void *ctx)
             const int64_t c0 = (pl->flipped ? q % chunks : q / pl->panels) * chunk;
             transform_kernel(pl, j, c0, cnnc_min_i64(g->cin, c0 + chunk), buf);
         }
-#ifdef CNNC_OPENMP
-#pragma omp barrier
-#endif
-    int failed;
-#ifdef CNNC_OPENMP
-#pragma omp atomic read
-#endif
-    failed = pl->failed;
-    if (failed)
+    if (cnnc_conv_team_failed(&pl->failed))
         return;
     float *v = buf, *m = v + v_floats, *zeros = m + m_floats, *scratch = zeros + cnnc_ceil_div(pl->kc, 16) * 16;
     memset(zeros, 0, (size_t)pl->kc * sizeof(float));
@@ -390,12 +378,8 @@ static void grad_thread(void *ctx)
     float *du = cnnc_conv_partial_begin(&gr->partials);
     float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(XI * (pl->v_stride + pl->m_stride) + ap_floats +
                                                              bp_floats + zero_floats) * sizeof(float));
-    if (!buf) {
-#ifdef CNNC_OPENMP
-#pragma omp atomic write
-#endif
-        gr->partials.failed = 1;
-    }
+    if (!buf)
+        cnnc_conv_mark_failed(&gr->partials.failed);
     if (du && buf) {
         float *v = buf, *m = v + XI * pl->v_stride, *ap = m + XI * pl->m_stride, *bp = ap + ap_floats;
         float *zeros = bp + bp_floats;
@@ -406,15 +390,7 @@ static void grad_thread(void *ctx)
             grad_block(gr, b, v, m, ap, bp, zeros, du);
     }
     cnnc_conv_partial_reduce(&gr->partials);
-#ifdef CNNC_OPENMP
-#pragma omp barrier
-#endif
-    int failed;
-#ifdef CNNC_OPENMP
-#pragma omp atomic read
-#endif
-    failed = gr->partials.failed;
-    if (failed)
+    if (cnnc_conv_team_failed(&gr->partials.failed))
         return;
     /* dw = G^T dU G, over slices of the (ci, co) pairs. */
     const int64_t pairs = g->cin * g->cout;

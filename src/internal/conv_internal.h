@@ -89,6 +89,40 @@ static inline int cnnc_conv_team_size(void)
 #endif
 }
 
+/* A failure flag shared by a team: any thread may raise it; after a barrier
+ * every thread reads the same value, so all leave together. */
+static inline void cnnc_conv_mark_failed(int *failed)
+{
+#ifdef CNNC_OPENMP
+#pragma omp atomic write
+#endif
+    *failed = 1;
+}
+
+static inline int cnnc_conv_has_failed(int *failed)
+{
+    int value;
+#ifdef CNNC_OPENMP
+#pragma omp atomic read
+#endif
+    value = *failed;
+    return value;
+}
+
+static inline void cnnc_conv_barrier(void)
+{
+#ifdef CNNC_OPENMP
+#pragma omp barrier
+#endif
+}
+
+/* Barrier, then the flag as every thread of the team sees it. */
+static inline int cnnc_conv_team_failed(int *failed)
+{
+    cnnc_conv_barrier();
+    return cnnc_conv_has_failed(failed);
+}
+
 /* Part t of n items split as evenly as possible into parts contiguous chunks. */
 static inline void cnnc_conv_split(int64_t n, int t, int parts, int64_t *begin, int64_t *end)
 {
