@@ -48,7 +48,11 @@ CHECKSUMS_KEY = "checksums"
 METADATA_CHECKSUM_KEY = "metadata_checksum"
 _ALIGN = 8
 _CRC_PATTERN = re.compile(r"[0-9a-f]{8}\Z")
-_READ_CHUNK = 64 * 1024 * 1024  # bounded reads: some platforms cap one read() near 2 GiB
+# Tensors are read in chunks; above _OVERLAP_BYTES of data, the CRC of each
+# chunk runs on a helper thread while the next chunk is read (zlib releases
+# the GIL), so verifying costs about max(read, CRC) instead of their sum.
+_READ_CHUNK = 8 * 1024 * 1024
+_OVERLAP_BYTES = 32 * 1024 * 1024
 
 
 class CorruptFileError(ValueError):
@@ -303,10 +307,53 @@ def _check_checksums(path, metadata, names):
 def _read_exact(f, view, path, name):
     done = 0
     while done < len(view):
-        got = f.readinto(view[done:done + _READ_CHUNK])
+        got = f.readinto(view[done:])
         if not got:
             raise _corrupt(path, f"truncated while reading tensor {name!r}")
         done += got
+
+
+def _read_tensors(f, path, entries, data_start, checksums):
+    """Allocate and read every tensor (in file order), verifying checksums."""
+    crcs = {}
+
+    def crc_chunk(name, chunk):
+        crcs[name] = zlib.crc32(chunk, crcs[name])
+
+    total = sum(end - begin for _, _, begin, end in entries.values())
+    pool = None
+    if checksums is not None and total > _OVERLAP_BYTES:
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(1, thread_name_prefix="cnnc-crc")  # one worker: chunks in order
+    jobs = []
+    tensors = {}
+    try:
+        for name, (dtype, shape, begin, end) in sorted(entries.items(), key=lambda e: e[1][2]):
+            array = np.empty(shape, dtype)
+            view = memoryview(array.reshape(-1)).cast("B") if end > begin else memoryview(b"")
+            crcs[name] = 0
+            f.seek(data_start + begin)
+            for lo in range(0, len(view), _READ_CHUNK):
+                chunk = view[lo:lo + _READ_CHUNK]
+                _read_exact(f, chunk, path, name)
+                if pool is not None:
+                    jobs.append(pool.submit(crc_chunk, name, chunk))
+                elif checksums is not None:
+                    crc_chunk(name, chunk)
+            tensors[name] = array
+        for job in jobs:
+            job.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    if checksums is not None:
+        for name in tensors:
+            if f"{crcs[name] & 0xFFFFFFFF:08x}" != checksums[name]:
+                raise _corrupt(path, f"tensor {name!r} fails its checksum: its bytes were altered")
+    for name, (dtype, _, _, _) in entries.items():
+        if not dtype.isnative:
+            tensors[name] = tensors[name].astype(dtype.newbyteorder("="))
+    return tensors
 
 
 def read(path):
@@ -365,20 +412,7 @@ def read(path):
                      if CHECKSUMS_KEY in metadata else None)
 
         # Sizes are now proven by the file's own length: allocate and read.
-        tensors = {}
-        for name, (dtype, shape, begin, end) in sorted(entries.items(), key=lambda e: e[1][2]):
-            array = np.empty(shape, dtype)
-            if end > begin:
-                f.seek(8 + header_len + begin)
-                _read_exact(f, memoryview(array.reshape(-1)).cast("B"), path, name)
-            if checksums is not None:
-                raw = memoryview(array.reshape(-1)).cast("B") if array.nbytes else b""
-                if crc32_hex(raw) != checksums[name]:
-                    raise _corrupt(path, f"tensor {name!r} fails its checksum: its bytes "
-                                         f"were altered")
-            if not dtype.isnative:
-                array = array.astype(dtype.newbyteorder("="))
-            tensors[name] = array
+        tensors = _read_tensors(f, path, entries, 8 + header_len, checksums)
         if f.read(1):
             raise _corrupt(path, "the file grew while being read")
     return {name: tensors[name] for name in entries}, metadata

@@ -27,7 +27,7 @@ FORMAT_NAME = "cnnc"
 FORMAT_VERSION = "2"
 _READABLE_VERSIONS = ("1", "2")  # 1: no checksums, no random state
 _OPTIMIZER_PREFIX = "optimizer/"
-_WEIGHT_SLACK = 1 << 20  # weight elements a file's architecture may declare beyond its tensors
+_WEIGHT_SLACK = 1 << 16  # weight elements a file's architecture may declare beyond its tensors
 _UINT64_LIMIT = 1 << 64  # steps, seeds and stream positions are uint64 counters
 
 

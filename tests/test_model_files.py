@@ -16,6 +16,7 @@ from cnnc import _safetensors, layers, optimizers
 from cnnc.models import Model, load_model
 from cnnc.saving import CorruptFileError
 from cnnc.utils import set_random_seed
+from file_corruptions import assemble as _assemble, corrupted, hostile, split as _split
 
 
 def _model(units=4):
@@ -44,16 +45,6 @@ def saved(tmp_path_factory):
     path = tmp_path_factory.mktemp("saved") / "m.cnnc"
     model.save(path)
     return path, path.read_bytes()
-
-
-def _split(raw):
-    n = int.from_bytes(raw[:8], "little")
-    return json.loads(raw[8:8 + n]), raw[8 + n:]
-
-
-def _assemble(header_text, data, length=None):
-    blob = header_text.encode() if isinstance(header_text, str) else header_text
-    return (len(blob) if length is None else length).to_bytes(8, "little") + blob + data
 
 
 def _load(tmp_path, raw, name="bad.cnnc"):
@@ -346,50 +337,15 @@ def test_hostile_configs_raise_the_one_exception(tmp_path, saved):
 
 
 # -- fuzz ------------------------------------------------------------------------------------
-def _variants(raw, rng):
-    """Deterministic corruptions of one file: (label, bytes)."""
-    header, data = _split(raw)
-    n = len(raw) - len(data) - 8
-    size = len(raw)
-    for cut in sorted(set(rng.integers(0, size, 60).tolist()) | {0, 7, 8, 9, 8 + n - 1, 8 + n,
-                                                                  size - 1}):
-        yield "truncate", raw[:cut]
-    for pos in rng.integers(0, 8 + n, 150).tolist():  # header and length bytes
-        b = bytearray(raw)
-        b[pos] = (b[pos] + int(rng.integers(1, 256))) % 256
-        yield "flip header", bytes(b)
-    for pos in rng.integers(8 + n, size, 150).tolist():  # tensor data
-        b = bytearray(raw)
-        b[pos] ^= 1 << int(rng.integers(0, 8))
-        yield "flip data", bytes(b)
-    for delta in (-9, -8, -2, -1, 1, 2, 8, 2**32, 2**63):
-        yield "length", ((n + delta) % 2**64).to_bytes(8, "little") + raw[8:]
-    tensor_names = [k for k in header if k != "__metadata__"]
-    for name in tensor_names:
-        for field, values in (("data_offsets", ([0, 4], [-4, 0], [4, 0], [0], [0, 2**64])),
-                              ("shape", ([], [0], [2**31, 2**31], [-1], [1] * 100)),
-                              ("dtype", ("F16", "F64", "I32", "BF16", "", None))):
-            for value in values:
-                edited = json.loads(json.dumps(header))
-                edited[name][field] = value
-                yield f"entry {field}", _assemble(json.dumps(edited), data)
-    text = json.dumps(header)
-    yield "duplicate", _assemble(text.replace(f'"{tensor_names[0]}"', f'"{tensor_names[1]}"', 1),
-                                 data)
-    yield "nesting", _assemble('{"a": ' + "[" * 50_000 + "]" * 50_000 + "}", data)
-    yield "trailing", raw + b"\0" * 1024
-    yield "huge claim", (2**31).to_bytes(8, "little") + raw[8:]
-
-
 def test_fuzz_corrupted_model_files(tmp_path, saved):
-    """Every variant of a saved model raises CorruptFileError; none loads."""
+    """Every corrupted variant of a saved model raises CorruptFileError; none
+    loads."""
     _, raw = saved
     rng = np.random.default_rng(2024)
     outcomes = {}
     silent = []
-    for i, (label, variant) in enumerate(_variants(raw, rng)):
-        if variant == raw:
-            continue
+    for i, (label, variant) in enumerate(corrupted(raw, rng)):
+        assert variant != raw
         try:
             _load(tmp_path, variant)
         except CorruptFileError:
@@ -399,7 +355,25 @@ def test_fuzz_corrupted_model_files(tmp_path, saved):
         else:
             silent.append((i, label))
     assert not silent, f"altered files loaded silently: {silent}"
-    assert sum(outcomes.values()) > 500
+    assert sum(outcomes.values()) > 700
+
+
+def test_fuzz_hostile_documents_with_valid_checksums(tmp_path, saved):
+    """Hostile JSON documents (fresh checksums): refused with CorruptFileError
+    or loaded as the valid model they describe, never another exception."""
+    tensors, meta = _safetensors.read(saved[0])
+    rng = np.random.default_rng(7)
+    refused = 0
+    for i, (label, tensors, meta) in enumerate(hostile(tensors, meta, rng, 150)):
+        path = tmp_path / "hostile.cnnc"
+        _safetensors.write(path, tensors, meta)
+        try:
+            load_model(path)
+        except CorruptFileError:
+            refused += 1
+        except Exception as exc:  # noqa: BLE001
+            pytest.fail(f"hostile variant {i} ({label}) raised {type(exc).__name__}: {exc}")
+    assert refused > 75
 
 
 # -- temporaries of killed saves ---------------------------------------------------------------
