@@ -69,27 +69,31 @@ def model_from_config(config, custom_objects=None):
 
 
 # -- weights ------------------------------------------------------------------------
+def _leaf_layers(model, prefix=""):
+    """``(prefix, layer)`` for every layer that is not a model, depth first;
+    ``prefix`` is the names of the models it is nested in, each with a
+    trailing ``/``."""
+    from cnnc.models.functional import Model
+    for layer in model.layers:
+        if isinstance(layer, Model):
+            yield from _leaf_layers(layer, f"{prefix}{layer.name}/")
+        else:
+            yield prefix, layer
+
+
 def weight_keys(model):
     """``[(key, Weight)]``: every weight of the model under a stable name
     ``<layer>/<weight>`` (nested models add their name as a prefix)."""
-    from cnnc.models.functional import Model
     table = []
-
-    def walk(m, prefix):
-        for layer in m.layers:
-            if isinstance(layer, Model):
-                walk(layer, f"{prefix}{layer.name}/")
-                continue
-            used = set()
-            for i, weight in enumerate(layer.weights):
-                short = weight.name.rsplit("/", 1)[-1] if weight.name else str(i)
-                key = f"{prefix}{layer.name}/{short}"
-                if key in used:
-                    key = f"{key}_{i}"
-                used.add(key)
-                table.append((key, weight))
-
-    walk(model, "")
+    for prefix, layer in _leaf_layers(model):
+        used = set()
+        for i, weight in enumerate(layer.weights):
+            short = weight.name.rsplit("/", 1)[-1] if weight.name else str(i)
+            key = f"{prefix}{layer.name}/{short}"
+            if key in used:
+                key = f"{key}_{i}"
+            used.add(key)
+            table.append((key, weight))
     return table
 
 
@@ -158,20 +162,10 @@ def save_weights(model, filepath, overwrite=True):
 
 def _random_layers(model):
     """``[(key, layer)]``: the layers holding a random stream (Dropout, the
-    random preprocessing layers), keyed ``<layer>`` as weights are
-    (nested models add their name as a prefix)."""
-    from cnnc.models.functional import Model
-    table = []
-
-    def walk(m, prefix):
-        for layer in m.layers:
-            if isinstance(layer, Model):
-                walk(layer, f"{prefix}{layer.name}/")
-            elif callable(getattr(layer, "random_state", None)):
-                table.append((f"{prefix}{layer.name}", layer))
-
-    walk(model, "")
-    return table
+    random preprocessing layers), keyed ``<layer>`` as weights are (nested
+    models add their name as a prefix)."""
+    return [(f"{prefix}{layer.name}", layer) for prefix, layer in _leaf_layers(model)
+            if callable(getattr(layer, "random_state", None))]
 
 
 def random_state(model):

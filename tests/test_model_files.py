@@ -140,7 +140,7 @@ def test_huge_header_claims_are_refused_before_reading(tmp_path, saved):
     _, raw = saved
     tracemalloc.start()
     try:
-        for claim in (2**31, 2**62, _safetensors.MAX_HEADER_BYTES, len(raw)):
+        for claim in (2**31, 2**62, _safetensors.MAX_HEADER_BYTES, 2**26, len(raw)):
             _refused(tmp_path, claim.to_bytes(8, "little") + raw[8:])
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -233,6 +233,46 @@ def test_checksums_must_match_the_tensors_exactly(tmp_path, saved):
 
     _refused(tmp_path, drop("checksums"), "'checksums'")
     _refused(tmp_path, drop("metadata_checksum"), "'metadata_checksum'")
+
+
+def test_checksums_verified_on_the_helper_thread_path(tmp_path, monkeypatch):
+    # Large files overlap the CRC with reading, chunk by chunk: same verdicts.
+    monkeypatch.setattr(_safetensors, "_OVERLAP_BYTES", 0)
+    monkeypatch.setattr(_safetensors, "_READ_CHUNK", 40)
+    rng = np.random.default_rng(3)
+    tensors = {"a": rng.standard_normal(1000).astype(np.float32),
+               "b": rng.standard_normal((7, 9)).astype(np.float32),
+               "e": np.zeros(0, np.float32)}
+    path = tmp_path / "chunks.safetensors"
+    _safetensors.write(path, tensors)
+    back, _ = _safetensors.read(path)
+    for key in tensors:
+        np.testing.assert_array_equal(back[key], tensors[key])
+    raw = bytearray(path.read_bytes())
+    for pos in (len(raw) - 1, len(raw) - 7 * 9 * 4 - 1, len(raw) - 3000):
+        altered = bytearray(raw)
+        altered[pos] ^= 0x80
+        path.write_bytes(bytes(altered))
+        with pytest.raises(CorruptFileError, match="fails its checksum"):
+            _safetensors.read(path)
+
+
+def test_nested_random_layers_are_saved_under_their_path(tmp_path):
+    inner_in = layers.Input((4,), name="inner_in")
+    inner = Model(inner_in, layers.Dropout(0.5, name="drop")(inner_in), name="inner")
+    outer_in = layers.Input((4,), name="outer_in")
+    h = layers.Dropout(0.2, seed=3, name="drop")(inner(outer_in))
+    model = Model(outer_in, layers.Dense(2, name="dense")(h), name="outer")
+    model.compile("sgd", "mse")
+    x = np.ones((6, 4), np.float32)
+    model.fit(x, np.zeros((6, 2), np.float32), batch_size=3, verbose=0)
+    model.save(tmp_path / "nested.cnnc")
+    state = json.loads(_safetensors.read(tmp_path / "nested.cnnc")[1]["random_state"])
+    assert set(state["layers"]) == {"inner/drop", "drop"}
+    assert state["layers"]["drop"] == {"seed": 3, "offset": 24}
+    back = load_model(tmp_path / "nested.cnnc")
+    assert back.get_layer("inner").get_layer("drop").random_state() == \
+        model.get_layer("inner").get_layer("drop").random_state()
 
 
 def test_altered_metadata_fails_its_checksum(tmp_path, saved):
