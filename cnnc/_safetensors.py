@@ -100,6 +100,8 @@ def _temporary_prefix(path):
 def _process_alive(pid):
     if pid == os.getpid():
         return True  # maybe another thread of this process writing the same file
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) is a probe on POSIX only (elsewhere it signals)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
