@@ -97,6 +97,13 @@ def _temporary_prefix(path):
     return "." + os.path.basename(path) + "."
 
 
+def _host_tag():
+    # Process ids mean something on one host only: a directory shared between
+    # machines must not see one machine remove another's live temporaries.
+    import socket
+    return f"{zlib.crc32(socket.gethostname().encode('utf-8', 'replace')) & 0xFFFFFFFF:08x}"
+
+
 def _process_alive(pid):
     if pid == os.getpid():
         return True  # maybe another thread of this process writing the same file
@@ -113,12 +120,14 @@ def _process_alive(pid):
 
 def remove_stale_temporaries(path):
     """Delete the temporaries of ``path`` left by writers that died (killed
-    or crashed before the rename): files named ``.<name>.<pid>.<random>.tmp``
-    in the same directory whose ``pid`` is no longer running. Files of a live
-    process, and files of any other name, are never touched."""
+    or crashed before the rename): files named
+    ``.<name>.<pid>.<host>.<random>.tmp`` in the same directory, written on
+    this host, whose ``pid`` is no longer running. Files of a live process,
+    of another host, and files of any other name are never touched."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     prefix = _temporary_prefix(path)
+    host = _host_tag()
     try:
         names = os.listdir(directory)
     except OSError:
@@ -128,7 +137,8 @@ def remove_stale_temporaries(path):
         if not (name.startswith(prefix) and name.endswith(".tmp")):
             continue
         parts = name[len(prefix):-len(".tmp")].split(".")
-        if len(parts) != 2 or not parts[0].isdigit() or not re.fullmatch(r"[0-9a-f]{16}", parts[1]):
+        if (len(parts) != 3 or not parts[0].isdigit() or parts[1] != host
+                or not re.fullmatch(r"[0-9a-f]{16}", parts[2])):
             continue
         if _process_alive(int(parts[0])):
             continue
@@ -142,7 +152,7 @@ def remove_stale_temporaries(path):
 
 def _open_temporary(path, directory):
     while True:
-        name = f"{_temporary_prefix(path)}{os.getpid()}.{secrets.token_hex(8)}.tmp"
+        name = f"{_temporary_prefix(path)}{os.getpid()}.{_host_tag()}.{secrets.token_hex(8)}.tmp"
         tmp = os.path.join(directory, name)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),

@@ -421,17 +421,20 @@ def test_stale_temporaries_of_the_target_are_removed(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     target = tmp_path / "m.cnnc"
-    stale = tmp_path / f".m.cnnc.{dead.pid}.0123456789abcdef.tmp"
-    live = tmp_path / f".m.cnnc.{os.getppid()}.0123456789abcdef.tmp"
-    other_target = tmp_path / f".n.cnnc.{dead.pid}.0123456789abcdef.tmp"
-    not_ours = tmp_path / f".m.cnnc.{dead.pid}.notours.tmp"
-    for path in (stale, live, other_target, not_ours):
+    host = _safetensors._host_tag()
+    other_host = "%08x" % (int(host, 16) ^ 1)
+    stale = tmp_path / f".m.cnnc.{dead.pid}.{host}.0123456789abcdef.tmp"
+    kept = [tmp_path / f".m.cnnc.{os.getppid()}.{host}.0123456789abcdef.tmp",  # live writer
+            tmp_path / f".m.cnnc.{dead.pid}.{other_host}.0123456789abcdef.tmp",  # another host
+            tmp_path / f".n.cnnc.{dead.pid}.{host}.0123456789abcdef.tmp",  # another target
+            tmp_path / f".m.cnnc.{dead.pid}.{host}.notours.tmp",
+            tmp_path / f".m.cnnc.{dead.pid}.0123456789abcdef.tmp"]
+    for path in [stale] + kept:
         path.write_bytes(b"partial")
     _safetensors.write(target, {"a": np.ones(2, np.float32)})
     assert not stale.exists()
-    assert live.exists() and other_target.exists() and not_ours.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["m.cnnc", live.name, other_target.name, not_ours.name])
+        ["m.cnnc"] + [p.name for p in kept])
 
 
 def test_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
