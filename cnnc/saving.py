@@ -323,7 +323,10 @@ def _check_optimizer_entries(tensors, metadata, filepath):
     if has_tensors and "optimizer_state" not in metadata:
         raise CorruptFileError(f"{filepath}: the file has optimizer state tensors but no "
                                f"optimizer_state metadata")
-    if "optimizer_state" in metadata and "training_config" not in metadata:
+    # Version 1 wrote the state even when the compile configuration was not
+    # serializable; version 2 writes both or neither.
+    if ("optimizer_state" in metadata and "training_config" not in metadata
+            and metadata.get("format_version") != "1"):
         raise CorruptFileError(f"{filepath}: the file has optimizer_state metadata but no "
                                f"training_config")
 
