@@ -20,9 +20,12 @@ def sample_only(monkeypatch, tmp_path):
     monkeypatch.setattr(_search, "SYSTEM_ROOT", str(tmp_path / "nothing"))
 
 
-def test_info_runs():
-    out = subprocess.run([sys.executable, "-P", "-m", "cnnc", "info"], capture_output=True, text=True,
-                         timeout=120)
+def test_info_runs(tmp_path):
+    # Run from an empty directory: `-m` puts the working directory first on
+    # sys.path, where a source tree's cnnc/ would shadow the installed package
+    # (Python 3.9 and 3.10 have no -P to prevent it).
+    out = subprocess.run([sys.executable, "-m", "cnnc", "info"], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
     assert out.returncode == 0 and "isa" in out.stdout and "threads" in out.stdout
 
 
