@@ -39,10 +39,10 @@ def _dtype_name(array):
     raise TypeError(f"cannot store arrays of dtype {array.dtype} in a safetensors file")
 
 
-def write(path, tensors, metadata=None):
-    """Atomically write ``tensors`` (name -> ndarray, in this order) and
-    ``metadata`` (str -> str) to ``path``."""
-    path = os.fspath(path)
+def encode(tensors, metadata=None):
+    """The file's bytes for ``tensors`` (name -> ndarray, in this order) and
+    ``metadata`` (str -> str), as a list of byte chunks (header, then each
+    tensor's data)."""
     header = {}
     arrays = []
     offset = 0
@@ -63,17 +63,23 @@ def write(path, tensors, metadata=None):
         header["__metadata__"] = dict(metadata)
     blob = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     blob += b" " * (-(8 + len(blob)) % _ALIGN)
+    chunks = [len(blob).to_bytes(8, "little") + blob]
+    chunks += [memoryview(a.reshape(-1)).cast("B") for a in arrays if a.nbytes]
+    return chunks
 
+
+def write(path, tensors, metadata=None):
+    """Atomically write ``tensors`` (name -> ndarray, in this order) and
+    ``metadata`` (str -> str) to ``path``."""
+    path = os.fspath(path)
+    chunks = encode(tensors, metadata)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(len(blob).to_bytes(8, "little"))
-            f.write(blob)
-            for array in arrays:
-                if array.nbytes:
-                    f.write(memoryview(array.reshape(-1)).cast("B"))
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
