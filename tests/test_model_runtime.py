@@ -2,7 +2,6 @@
 every inference layer and every zoo model, files from model.save, the
 predict cache, and corrupt files."""
 import json
-import zlib
 
 import numpy as np
 import pytest
@@ -200,41 +199,39 @@ def test_wrong_input_shape_still_raises():
 
 # ---- files: checksums (format version 2) and corrupt files ------------------------------------
 
-def with_checksums(data):
-    """The file with format_version 2 and the CRC-32 of every tensor."""
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + n])
-    body = data[8 + n:]
-    sums = {k: format(zlib.crc32(body[v["data_offsets"][0]:v["data_offsets"][1]]), "08x")
-            for k, v in header.items() if k != "__metadata__"}
-    header["__metadata__"]["format_version"] = "2"
-    header["__metadata__"]["checksums"] = json.dumps(sums)
-    blob = json.dumps(header, separators=(",", ":")).encode()
-    blob += b" " * (-(8 + len(blob)) % 8)
-    return len(blob).to_bytes(8, "little") + blob + body
-
-
 def _small_file():
     from cnnc.saving import inference_file_bytes
     model = Sequential([layers.Input((5, 5, 2)), layers.Conv2D(3, 3), layers.Flatten(), layers.Dense(2)])
     return model, inference_file_bytes(model)
 
 
-def test_version_2_checksums_verified():
+def _rewrite_metadata(data, change):
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    change(header["__metadata__"])
+    blob = json.dumps(header).encode()
+    return len(blob).to_bytes(8, "little") + blob + data[8 + n:]
+
+
+def test_checksums_verified():
     model, data = _small_file()
-    v2 = with_checksums(data)
     x = _inputs(model)
-    np.testing.assert_array_equal(LoadedModel.from_bytes(v2).predict(x)[0], model.predict(x[0], verbose=0))
-    corrupt = bytearray(v2)
+    np.testing.assert_array_equal(LoadedModel.from_bytes(data).predict(x)[0], model.predict(x[0], verbose=0))
+    corrupt = bytearray(data)
     corrupt[-3] ^= 0x40
     with pytest.raises(ValueError, match="CRC-32"):
         LoadedModel.from_bytes(bytes(corrupt))
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + n])
-    header["__metadata__"]["format_version"] = "2"
-    blob = json.dumps(header).encode()
     with pytest.raises(ValueError, match="checksums"):
-        LoadedModel.from_bytes(len(blob).to_bytes(8, "little") + blob + data[8 + n:])
+        LoadedModel.from_bytes(_rewrite_metadata(data, lambda m: m.pop("checksums")))
+    with pytest.raises(ValueError, match="metadata_checksum"):
+        LoadedModel.from_bytes(_rewrite_metadata(data, lambda m: m.update(kind="model ")))
+
+    def version_1(meta):
+        for key in ("checksums", "metadata_checksum"):
+            meta.pop(key)
+        meta["format_version"] = "1"
+    np.testing.assert_array_equal(LoadedModel.from_bytes(_rewrite_metadata(data, version_1)).predict(x)[0],
+                                  model.predict(x[0], verbose=0))
 
 
 def test_corrupt_files_give_clear_errors():

@@ -18,11 +18,13 @@ static void build_table(void)
         for (int t = 1; t < 8; ++t) table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xFF];
 }
 
-uint32_t model_crc32(const void *data, size_t size)
+uint32_t model_crc32(const void *data, size_t size) { return model_crc32_update(0, data, size); }
+
+uint32_t model_crc32_update(uint32_t crc, const void *data, size_t size)
 {
     pthread_once(&table_once, build_table);
     const unsigned char *p = data;
-    uint32_t c = 0xFFFFFFFFu;
+    uint32_t c = crc ^ 0xFFFFFFFFu;
     while (size >= 8) {
         uint32_t lo = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
         lo ^= c;

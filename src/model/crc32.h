@@ -8,5 +8,8 @@
 #include "cnnc_internal.h"
 
 CNNC_INTERNAL uint32_t model_crc32(const void *data, size_t size);
+/* Continues a CRC: model_crc32_update(model_crc32(a), b) is the CRC of a then b
+ * (start from 0, as zlib.crc32(data, crc)). */
+CNNC_INTERNAL uint32_t model_crc32_update(uint32_t crc, const void *data, size_t size);
 
 #endif

@@ -116,6 +116,39 @@ done:
     return status;
 }
 
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* metadata_checksum: the CRC-32 of key NUL value NUL over the other entries,
+ * keys in increasing byte order (docs/format.md). */
+static cnnc_status check_metadata_checksum(const json_value *meta, const char *want)
+{
+    if (strlen(want) != 8) return bad("%s", "metadata_checksum is not 8 lowercase hex digits");
+    uint32_t expected = 0;
+    for (int k = 0; k < 8; ++k) {
+        int d = hex_digit(want[k]);
+        if (d < 0) return bad("%s", "metadata_checksum is not 8 lowercase hex digits");
+        expected = expected << 4 | (uint32_t)d;
+    }
+    const char **keys = malloc((meta->count ? meta->count : 1) * sizeof *keys);
+    if (!keys) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model file: out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < meta->count; ++i)
+        if (strcmp(meta->keys[i], "metadata_checksum") != 0) keys[n++] = meta->keys[i];
+    qsort(keys, n, sizeof *keys, compare_strings);
+    uint32_t crc = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const json_value *v = json_get(meta, keys[i]);
+        crc = model_crc32_update(crc, keys[i], strlen(keys[i]) + 1);
+        crc = model_crc32_update(crc, v->string, v->length + 1);
+    }
+    free(keys);
+    if (crc != expected) return bad("%s", "the metadata does not match its metadata_checksum (corrupt file)");
+    return CNNC_OK;
+}
+
 static cnnc_status check_metadata(const json_value *meta, int *version)
 {
     if (!meta || meta->type != JSON_OBJECT) return bad("%s", "the header has no __metadata__ object: not a cnnc model file");
@@ -183,7 +216,10 @@ cnnc_status model_file_open(const void *bytes, size_t size, model_file *file)
     qsort(file->tensors, n, sizeof *file->tensors, compare_names);
     {
         const char *sums = json_get_string(meta, "checksums");
+        const char *meta_sum = json_get_string(meta, "metadata_checksum");
         if (version >= 2 && !sums) { status = bad("%s", "format_version 2 requires the checksums metadata"); goto fail; }
+        if (version >= 2 && !meta_sum) { status = bad("%s", "format_version 2 requires the metadata_checksum metadata"); goto fail; }
+        if (meta_sum && (status = check_metadata_checksum(meta, meta_sum)) != CNNC_OK) goto fail;
         if (sums && (status = check_checksums(file, sums)) != CNNC_OK) goto fail;
     }
     free(spans);

@@ -36,14 +36,24 @@ static const char *config =
     "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dense\", \"units\": 2, \"activation\": \"linear\"}}]}}";
 
 /* Bitwise CRC-32 (IEEE), an independent reference for the runtime's. */
-static uint32_t crc32_ref(const unsigned char *p, size_t n)
+static uint32_t crc32_more(uint32_t crc, const void *data, size_t n)
 {
-    uint32_t c = 0xFFFFFFFFu;
+    const unsigned char *p = data;
+    uint32_t c = ~crc;
     for (size_t i = 0; i < n; ++i) {
         c ^= p[i];
         for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
     }
     return ~c;
+}
+
+static uint32_t crc32_ref(const unsigned char *p, size_t n) { return crc32_more(0, p, n); }
+
+/* The metadata_checksum term of one entry: key NUL value NUL. */
+static uint32_t crc_entry(uint32_t crc, const char *key, const char *value)
+{
+    crc = crc32_more(crc, key, strlen(key) + 1);
+    return crc32_more(crc, value, strlen(value) + 1);
 }
 
 /* A JSON string literal of s (quotes and backslashes escaped). */
@@ -86,7 +96,13 @@ static unsigned char *make_file(const char *cfg, size_t *size)
     q = quote(quoted, sums);
     memcpy(header + hn, quoted, q);
     hn += (int)q;
-    hn += sprintf(header + hn, "}}");
+    /* Keys in byte order: checksums, format, format_version, kind, model_config. */
+    uint32_t meta = crc_entry(0, "checksums", sums);
+    meta = crc_entry(meta, "format", "cnnc");
+    meta = crc_entry(meta, "format_version", "2");
+    meta = crc_entry(meta, "kind", "model");
+    meta = crc_entry(meta, "model_config", cfg ? cfg : config);
+    hn += sprintf(header + hn, ",\"metadata_checksum\":\"%08x\"}}", meta);
     while ((8 + hn) % 8) header[hn++] = ' ';
     *size = 8 + (size_t)hn + data_bytes;
     unsigned char *file = malloc(*size);
@@ -279,6 +295,8 @@ int main(void)
     replace_and_check(file, size, "{\"conv/kernel\"", "{\"conv/bias\":1,\"conv/kernel\"");
     replace_and_check(file, size, "\"format\":\"cnnc\"", "\"format\":\"cnnc\",\"format\":\"cnnc\"");
     replace_and_check(file, size, "\"format\":\"cnnc\"", "\"format\":\"cn\\ud800nc\"");
+    replace_and_check(file, size, "\"kind\":\"model\"", "\"kind\":\"model\",\"extra\":\"x\"");
+    replace_and_check(file, size, ",\"metadata_checksum\"", ",\"other\"");
     /* Model configs: unknown layers, bad arguments, huge tensors, deep nesting. */
     const char *configs[] = {
         "{\"class_name\": \"Sequential\", \"config\": {\"layers\": []}}",
