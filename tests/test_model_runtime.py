@@ -224,7 +224,7 @@ def test_checksums_verified():
     with pytest.raises(ValueError, match="checksums"):
         LoadedModel.from_bytes(_rewrite_metadata(data, lambda m: m.pop("checksums")))
     with pytest.raises(ValueError, match="metadata_checksum"):
-        LoadedModel.from_bytes(_rewrite_metadata(data, lambda m: m.update(kind="model ")))
+        LoadedModel.from_bytes(_rewrite_metadata(data, lambda m: m.update(cnnc_version="0.0.0-edited")))
 
     def version_1(meta):
         for key in ("checksums", "metadata_checksum"):
