@@ -151,6 +151,19 @@ static const char *get_string(const json_value *cfg, const char *key, const char
 
 /* ---- graph storage -------------------------------------------------------------- */
 
+/* Room for one more item in a growing array (capacity doubles). */
+static cnnc_status reserve(const builder *b, void **array, int count, int *capacity, size_t item)
+{
+    if (count < *capacity) return CNNC_OK;
+    if (*capacity > INT32_MAX / 4) return FAIL(b, "too many layers or tensors");
+    int cap = *capacity ? *capacity * 2 : 64;
+    void *grown = realloc(*array, (size_t)cap * item);
+    if (!grown) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
+    *array = grown;
+    *capacity = cap;
+    return CNNC_OK;
+}
+
 static cnnc_status new_value(builder *b, int rank, const int64_t *shape_in, int *id)
 {
     model_graph *g = b->g;
@@ -164,14 +177,7 @@ static cnnc_status new_value(builder *b, int rank, const int64_t *shape_in, int 
             return FAIL(b, "a tensor of more than 2^36 elements per sample is refused");
         size *= shape[k];
     }
-    if (g->n_values == g->cap_values) {
-        if (g->cap_values > INT32_MAX / 4) return FAIL(b, "too many tensors");
-        int cap = g->cap_values ? g->cap_values * 2 : 64;
-        model_value *v = realloc(g->values, (size_t)cap * sizeof *v);
-        if (!v) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
-        g->values = v;
-        g->cap_values = cap;
-    }
+    CNNC_TRY(reserve(b, (void **)&g->values, g->n_values, &g->cap_values, sizeof *g->values));
     model_value *v = &g->values[g->n_values];
     memset(v, 0, sizeof *v);
     v->rank = rank;
@@ -191,14 +197,7 @@ static cnnc_status new_node(builder *b, op_kind op, int n, const int *inputs, in
     model_graph *g = b->g;
     int value;
     CNNC_TRY(new_value(b, rank, shape, &value));
-    if (g->n_nodes == g->cap_nodes) {
-        if (g->cap_nodes > INT32_MAX / 4) return FAIL(b, "too many layers");
-        int cap = g->cap_nodes ? g->cap_nodes * 2 : 64;
-        model_node *nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
-        if (!nodes) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
-        g->nodes = nodes;
-        g->cap_nodes = cap;
-    }
+    CNNC_TRY(reserve(b, (void **)&g->nodes, g->n_nodes, &g->cap_nodes, sizeof *g->nodes));
     model_node *node = &g->nodes[g->n_nodes];
     memset(node, 0, sizeof *node);
     node->op = op;
