@@ -1,12 +1,12 @@
 """Inference speed: cnnc's predict (the C model runtime, which folds batch
 norm, fuses activations and plans its buffers), the same model run layer by
 layer in Python, PyTorch eager, and onnxruntime on the same architecture
-exported from PyTorch, all on the same number of threads. ResNet-50 (224 x
-224 x 3) and the MNIST CNN, best of several runs per batch size; ratios are
+exported from PyTorch, all on the same number of threads. ResNet-50 and a
+MobileNet (224 x 224 x 3), and the MNIST CNN, best of several runs per batch size; ratios are
 onnxruntime's time over cnnc's (> 1: cnnc is faster).
 
 Usage: python -P benchmarks/bench_inference.py [--threads N] [--batches 1 8 32] [--repeats 5]
-       [--models resnet50 mnist]
+       [--models resnet50 mobilenet mnist]
 """
 import argparse
 import os
@@ -64,8 +64,45 @@ def torch_mnist(torch):
                          nn.Softmax(dim=1)).eval()
 
 
+MOBILENET_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [
+    (1024, 2), (1024, 1)]
+
+
+def cnnc_mobilenet():
+    """MobileNet (v1, width 1): depthwise-separable blocks, BN + ReLU6."""
+    from cnnc import layers
+    from cnnc.models import Model
+
+    def bn_relu6(x):
+        return layers.ReLU(max_value=6.0)(layers.BatchNormalization()(x))
+
+    inputs = layers.Input((224, 224, 3))
+    x = bn_relu6(layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False)(inputs))
+    for filters, stride in MOBILENET_BLOCKS:
+        x = bn_relu6(layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x))
+        x = bn_relu6(layers.Conv2D(filters, 1, use_bias=False)(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    return Model(inputs, layers.Dense(1000, activation="softmax")(x))
+
+
+def torch_mobilenet(torch):
+    nn = torch.nn
+
+    def unit(cin, cout, k, stride, groups):
+        return [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout),
+                nn.ReLU6()]
+
+    mods, cin = unit(3, 32, 3, 2, 1), 32
+    for filters, stride in MOBILENET_BLOCKS:
+        mods += unit(cin, cin, 3, stride, cin) + unit(cin, filters, 1, 1, 1)
+        cin = filters
+    mods += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1024, 1000), nn.Softmax(dim=1)]
+    return nn.Sequential(*mods).eval()
+
+
 MODELS = {
     "resnet50": (lambda: applications.ResNet50(input_shape=(224, 224, 3)), torch_resnet50, (224, 224, 3)),
+    "mobilenet": (cnnc_mobilenet, torch_mobilenet, (224, 224, 3)),
     "mnist": (lambda: applications.MnistCNN(), torch_mnist, (28, 28, 1)),
 }
 

@@ -734,6 +734,8 @@ static cnnc_status relu_layer(builder *b, const char *cls, const json_value *cfg
         if (max_value < 0 && threshold == 0.0) {
             act.kind = slope == 0.0 ? ACT_RELU : ACT_LEAKY_RELU;
             act.alpha = (float)slope;
+        } else if (max_value == 6.0 && threshold == 0.0 && slope == 0.0) {
+            act.kind = ACT_RELU6;  /* MobileNet's: the vectorized kernel */
         } else {
             act.kind = ACT_RELU_GENERAL;
             act.alpha = (float)slope;
