@@ -89,6 +89,7 @@ SINGLE = [
     ("softmax_last", (4, 5), lambda x: layers.Softmax()(x)),
     ("softmax_axis1", (4, 5), lambda x: layers.Softmax(axis=1)(x)),
     ("relu_general", (20,), lambda x: layers.ReLU(max_value=0.5, negative_slope=0.1, threshold=0.2)(x)),
+    ("relu6_layer", (20,), lambda x: layers.ReLU(max_value=6.0)(layers.Rescaling(8.0)(x))),
     ("leaky_elu", (20,), lambda x: layers.ELU(0.7)(layers.LeakyReLU(0.1)(x))),
     ("zero_pad_crop", (6, 5, 2), lambda x: layers.Cropping2D(((1, 0), (2, 1)))(
         layers.ZeroPadding2D(((1, 2), (0, 3)))(x))),
