@@ -166,10 +166,9 @@ class DataParallel:
         everyone = self.comm.allgather_json(mine, "comparing the ranks' models and data")
         problems = []
         for rank, theirs in enumerate(everyone[1:], start=1):
-            for key in sorted(set(everyone[0]) | set(theirs)):
-                if everyone[0].get(key) != theirs.get(key):
-                    problems.append(f"rank {rank} differs from rank 0 in its {key}: "
-                                    f"{_summary(theirs.get(key))} vs {_summary(everyone[0].get(key))}")
+            for key, value, reference in _differences(theirs, everyone[0]):
+                problems.append(f"{key}: {_summary(value)} on rank {rank}, "
+                                f"{_summary(reference)} on rank 0")
         if problems:
             raise ValueError("cnnc.distributed: the ranks do not run the same training:\n  " +
                              "\n  ".join(problems))
@@ -281,6 +280,18 @@ class DataParallel:
         """Sum of ``array`` over the ranks, in place (for layers such as
         SyncBatchNormalization)."""
         return self.comm.allreduce(array, what)
+
+
+def _differences(mine, reference, prefix=""):
+    """(key path, value, reference value) where two descriptions differ."""
+    for key in sorted(set(mine) | set(reference)):
+        a, b = mine.get(key), reference.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            yield from _differences(a, b, f"{prefix}{key} ")
+        else:
+            yield f"{prefix}{key}", a, b
 
 
 def _summary(value, limit=160):

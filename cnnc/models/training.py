@@ -478,7 +478,7 @@ class Trainer:
                 if not isinstance(data, data_adapter.ArrayData):
                     xs, ys, sw = self._standardize_batch(xs, ys, sw)
                 train_batch(xs, ys, sw)
-                self._samples_seen += xs[0].shape[0]
+                self._samples_seen += _batch_rows(data, xs)
                 callbacks.on_train_batch_end(batch, self._logs())
                 if self.stop_training:
                     break
@@ -514,7 +514,7 @@ class Trainer:
                 xs, ys, sw = self._standardize_batch(xs, ys, sw)
             if xs[0].shape[0]:  # a data-parallel rank may hold no row of the last batch
                 self._test_batch(xs, ys, sw)
-            self._samples_seen += xs[0].shape[0]
+            self._samples_seen += _batch_rows(data, xs)
             callbacks.on_test_batch_end(batch, self._logs())
         logs = self._logs()
         callbacks.on_test_end(logs)
@@ -656,6 +656,12 @@ class Trainer:
             return None
         from cnnc import saving
         return saving.compile_config(self)
+
+
+def _batch_rows(data, xs):
+    """Samples in the batch just run: all ranks' under data parallelism."""
+    position = getattr(data, "position", None)
+    return xs[0].shape[0] if position is None else position.rows
 
 
 def _as_sequence(spec):
