@@ -179,8 +179,9 @@ def case_fault(args):
         "kill": lambda: os.kill(os.getpid(), signal.SIGKILL),
         "hang": lambda: time.sleep(3600),
     }
-    strategy = strategy_or_none(args, timeout=args.timeout)
+    strategy = strategy_or_none(args, timeout=args.timeout, check_every=2)
     model = compiled(strategy, lambda: conv_model("syncbn", False))
+    actions["diverge"] = lambda: model.trainable_weights[0].value.__iadd__(1.0)
     x, y = conv_data(640)
     print("training started", flush=True)
     model.fit(x, y, batch_size=32, epochs=5, verbose=0,
