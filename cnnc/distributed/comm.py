@@ -7,13 +7,18 @@ message naming the operation. Only MPI-3 calls common to Open MPI and
 MPICH are used.
 """
 import json
+import os
 import sys
 import time
 
 import numpy as np
 
-_SPIN_SECONDS = 2e-4      # poll without sleeping this long (short collectives)
-_MAX_SLEEP = 1e-3         # then sleep between polls, up to this
+# Non-blocking collectives advance only inside MPI calls, so a wait polls
+# continuously (yielding the core between polls, for oversubscribed nodes)
+# for this long, then sleeps between polls: past it the peer is late (a
+# straggler, a hung or dead rank) and polling fast gains nothing.
+_FAST_POLL_SECONDS = 1.0
+_SLOW_POLL_SLEEP = 1e-3
 
 
 def import_mpi():
@@ -51,15 +56,15 @@ class Communicator:
             return
         start = time.monotonic()
         deadline = start + self.timeout
-        pause = 1e-5
         while not Request.Testall(requests):
             now = time.monotonic()
             if now > deadline:
                 self.abort(f"{what} did not complete within {self.timeout:g} s: another rank "
                            f"has probably died, hangs, or runs different code; aborting the job")
-            if now - start > _SPIN_SECONDS:
-                time.sleep(pause)
-                pause = min(pause * 2, _MAX_SLEEP)
+            if now - start < _FAST_POLL_SECONDS:
+                os.sched_yield()
+            else:
+                time.sleep(_SLOW_POLL_SLEEP)
 
     def progress(self, requests):
         """Let MPI advance pending requests (no waiting)."""
