@@ -120,13 +120,7 @@ class ShardedData:
         a = self._arrays
         order = rng.permutation(a.num_samples) if a.shuffle and rng is not None else None
         for selection, count in self._parts(order):
-            xs = [a._take(("x", j), x, selection, count, True) for j, x in enumerate(a.xs)]
-            ys = None if a.ys is None else [
-                a._take(("y", j), y, selection, count, y.dtype.kind not in "iub")
-                for j, y in enumerate(a.ys)]
-            sw = None if a.sample_weight is None else a._take(
-                ("w", 0), a.sample_weight, selection, count, True)
-            yield xs, ys, sw
+            yield a.gather(selection, count)
 
     def _dataset_batches(self):
         d = self._dataset

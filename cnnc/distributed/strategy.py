@@ -2,6 +2,7 @@
 import contextlib
 import os
 import sys
+import warnings
 import zlib
 
 import numpy as np
@@ -100,8 +101,12 @@ class DataParallel:
         if threads == "auto":
             if os.environ.get("OMP_NUM_THREADS"):
                 return cnnc.get_num_threads()
-            cores = min(_cpu_count(), max(1, (os.cpu_count() or 1) // self.local_size))
-            threads = max(1, cores)
+            share = max(1, (os.cpu_count() or 1) // self.local_size)
+            threads = min(_cpu_count(), share)
+            if threads < share and self.local_rank == 0:
+                warnings.warn(f"cnnc.distributed: each rank is bound to {threads} core(s) of the "
+                              f"{share} it could use; launch with --bind-to none (Open MPI) or "
+                              f"give ranks more cores to run more threads", stacklevel=3)
         if int(threads) != threads or threads < 1:
             raise ValueError(f"threads must be 'auto', None or an integer >= 1, got {threads!r}")
         cnnc.set_num_threads(int(threads))
