@@ -202,8 +202,8 @@ class DataParallel:
                 n = w.value.size
                 w.value[...] = flat[offset:offset + n].reshape(w.value.shape)
                 offset += n
-        droppers = [layer for layer in all_layers(model) if hasattr(layer, "_offset")
-                    and hasattr(layer, "_seed")]
+        from cnnc.layers.dropout import Dropout
+        droppers = [layer for layer in all_layers(model) if isinstance(layer, Dropout)]
         if droppers:
             state = np.array([[layer._seed, layer._offset] for layer in droppers], np.int64)
             self.comm.broadcast(state, "copying rank 0's dropout seeds")
