@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 import cnnc
+import cnnc.data
 import cnnc.distributed
 from cnnc import layers
 from cnnc.callbacks import Callback, CSVLogger, ModelCheckpoint
@@ -141,9 +142,13 @@ def case_shards(args):
     x = np.stack([np.arange(n), np.ones(n)], axis=1).astype(np.float32)
     y = np.arange(n) % 3
     epochs = []
+    dataset = cnnc.data.Dataset(x, y, batch_size=args.batch_size, seed=4, prefetch=2)
     for _ in range(args.epochs):
         recorder.seen = []
-        model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
+        if args.dataset:
+            model.fit(dataset, epochs=1, verbose=0)
+        else:
+            model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
         epochs.append(np.concatenate(recorder.seen))
     rank = 0 if strategy is None else strategy.rank
     arrays = {f"epoch{e}": seen for e, seen in enumerate(epochs)}
@@ -217,6 +222,7 @@ def main():
     p.add_argument("--samples", type=int, default=1280)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--dataset", action="store_true", help="feed a cnnc.data.Dataset")
     p.add_argument("--phase", default="whole")
     p.add_argument("--dir", default=".")
     p.add_argument("--fault", default="raise")

@@ -109,6 +109,37 @@ def test_sync_batch_norm_is_batch_norm_in_one_process():
     assert layers.deserialize(layers.serialize(sync)).__class__ is layers.SyncBatchNormalization
 
 
+def test_sharded_data_refuses_what_it_cannot_split():
+    from cnnc.distributed.sharding import ShardedData
+    from cnnc.models import data_adapter
+    batches = data_adapter.IterableData([(np.zeros((4, 2), np.float32), np.zeros(4))])
+    with pytest.raises(TypeError, match="arrays or a cnnc.data.Dataset"):
+        ShardedData(batches, 0, 2, training=True)
+    arrays = data_adapter.ArrayData([np.zeros((9, 2), np.float32)], None, None, 3, False)
+    with pytest.raises(ValueError, match="global batch size 3 is smaller than the number of "
+                                         "ranks 4"):
+        ShardedData(arrays, 0, 4, training=True)
+
+
+def test_sharded_arrays_last_batch_stand_in():
+    """9 samples, global batch 4, 3 ranks: batches of 4, 4, 1 rows; rank 2
+    holds rows 2-3 of the full batches and the only row of the last one,
+    rank 0 runs a one-row stand-in there (evaluation: an empty part)."""
+    from cnnc.distributed.sharding import ShardedData
+    from cnnc.models import data_adapter
+    x = np.arange(9, dtype=np.float32).reshape(9, 1)
+    for rank, expected in ((0, [[0], [4], [8]]), (2, [[2, 3], [6, 7], [8]])):
+        data = ShardedData(data_adapter.ArrayData([x], None, None, 4, False), rank, 3, True)
+        seen = []
+        for xs, _, _ in data.batches():
+            seen.append((xs[0][:, 0].astype(int).tolist(), data.stand_in, data.position.rows))
+        assert [s[0] for s in seen] == expected
+        assert [s[2] for s in seen] == [4, 4, 1]
+        assert [s[1] for s in seen] == [False, False, rank == 0]
+    data = ShardedData(data_adapter.ArrayData([x], None, None, 4, False), 0, 3, False)
+    assert [xs[0].shape[0] for xs, _, _ in data.batches()] == [1, 1, 0]
+
+
 def test_strategy_needs_mpi4py_message(monkeypatch):
     from cnnc.distributed import comm
     monkeypatch.setitem(sys.modules, "mpi4py", None)
@@ -147,14 +178,17 @@ def test_plain_batch_norm_keeps_per_rank_statistics(tmp_path):
     assert max(differences.values()) > 1e-3
 
 
-@pytest.mark.parametrize("ranks", [2, 3])
-def test_every_sample_once_per_epoch(tmp_path, ranks):
+@pytest.mark.parametrize("ranks, source", [(2, []), (3, []), (2, ["--dataset"])],
+                         ids=["2-ranks-arrays", "3-ranks-arrays", "2-ranks-Dataset"])
+def test_every_sample_once_per_epoch(tmp_path, ranks, source):
     """101 samples, global batch 10: every epoch each sample is trained on
     exactly once over all ranks, in the order one process would take them
-    (rank parts of each global batch, concatenated), reshuffled each epoch."""
+    (rank parts of each global batch, concatenated), reshuffled each epoch;
+    from arrays and from a prefetching cnnc.data.Dataset."""
     _mpirun()
-    launch(None, "shards", "one", "--single", "--samples", 101, "--epochs", 3, cwd=tmp_path)
-    launch(ranks, "shards", "many", "--samples", 101, "--epochs", 3, cwd=tmp_path)
+    launch(None, "shards", "one", "--single", "--samples", 101, "--epochs", 3, *source,
+           cwd=tmp_path)
+    launch(ranks, "shards", "many", "--samples", 101, "--epochs", 3, *source, cwd=tmp_path)
     one = np.load(tmp_path / "one.rank0.npz")
     parts = [np.load(tmp_path / f"many.rank{r}.npz") for r in range(ranks)]
     orders = []

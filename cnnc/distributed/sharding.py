@@ -16,6 +16,7 @@ still takes part in every collective.
 """
 import numpy as np
 
+from cnnc.data import Dataset
 from cnnc.models import data_adapter
 
 
@@ -50,13 +51,12 @@ class ShardedData:
     part; evaluation data yields the empty part (the step is skipped)."""
 
     def __init__(self, source, rank, size, training):
-        from cnnc.data import Dataset
         self.rank, self.size, self.training = rank, size, training
         self.position = None
         self.stand_in = False
         if isinstance(source, data_adapter.ArrayData):
             self._arrays = source
-            self._dataset = None
+            self._dataset = self._dataset_shard = None
             self.num_samples = source.num_samples
             self.batch_size = source.batch_size
             self.steps = source.steps
@@ -64,6 +64,7 @@ class ShardedData:
             dataset = source.source
             self._arrays = None
             self._dataset = dataset
+            self._dataset_shard = _DatasetShard(dataset, self._selections)
             self.num_samples = dataset.num_samples
             self.batch_size = dataset.batch_size
             self.steps = len(dataset) if source.steps is None else min(len(dataset), source.steps)
@@ -97,41 +98,57 @@ class ShardedData:
             info["drop_remainder"] = d.drop_remainder
         return info
 
-    def _parts(self, order):
-        """(batch index, global rows, local selection) per step; the
-        selection is a slice or an index array into the samples."""
+    def _layout(self, b):
+        """(position, first row, stop row, stand-in) of global batch ``b``;
+        the rows index the epoch's order."""
+        first = b * self.batch_size
+        rows = min(self.batch_size, self.num_samples - first)
+        position = BatchPosition(*shard_bounds(rows, self.size, self.rank), rows)
+        lo, hi = position.start, position.stop
+        stand_in = hi == lo and self.training
+        if stand_in:
+            lo, hi = 0, 1
+        return position, first + lo, first + hi, stand_in
+
+    def _selections(self, order):
+        """This rank's rows of each global batch: a slice, or an index array
+        into the samples when ``order`` is given."""
         for b in range(self.steps):
-            first = b * self.batch_size
-            rows = min(self.batch_size, self.num_samples - first)
-            lo, hi = shard_bounds(rows, self.size, self.rank)
-            self.position = BatchPosition(lo, hi, rows)
-            self.stand_in = hi == lo and self.training
-            if self.stand_in:
-                lo, hi = 0, 1
-            if order is None:
-                yield slice(first + lo, first + hi), hi - lo
-            else:
-                yield order[first + lo:first + hi], hi - lo
+            _, lo, hi, _ = self._layout(b)
+            yield slice(lo, hi) if order is None else order[lo:hi]
 
     def batches(self, rng=None):
+        """Yield (xs, ys, sample_weight) per global batch: this rank's part;
+        ``position`` and ``stand_in`` describe the batch last yielded."""
         if self._dataset is not None:
-            yield from self._dataset_batches()
-            return
-        a = self._arrays
-        order = rng.permutation(a.num_samples) if a.shuffle and rng is not None else None
-        for selection, count in self._parts(order):
-            yield a.gather(selection, count)
+            items = iter(self._dataset_shard)
+            self._dataset.epoch = self._dataset_shard.epoch
+        else:
+            a = self._arrays
+            order = rng.permutation(a.num_samples) if a.shuffle and rng is not None else None
+            items = (a.gather(selection, _count(selection))
+                     for selection in self._selections(order))
+        for b, item in enumerate(items):
+            self.position, _, _, self.stand_in = self._layout(b)
+            if self._dataset is not None:
+                item = (item[0], item[1], None) if isinstance(item, tuple) else (item, None, None)
+            yield item
 
-    def _dataset_batches(self):
-        d = self._dataset
-        epoch = d.epoch
-        d.epoch += 1
-        buffers = d._new_buffers() if d.reuse_buffers else None
-        for selection, _ in self._parts(d.order(epoch)):
-            index = np.arange(selection.start, selection.stop) if isinstance(selection, slice) \
-                else selection
-            item = d._fill(index, buffers)
-            if isinstance(item, tuple):
-                yield item[0], item[1], None
-            else:
-                yield item, None, None
+
+def _count(selection):
+    return selection.stop - selection.start if isinstance(selection, slice) else len(selection)
+
+
+class _DatasetShard(Dataset):
+    """A copy of a Dataset whose batches are one rank's parts of the global
+    batches (gathered, converted and augmented ahead in the Dataset's
+    background thread, as whole batches would be)."""
+
+    def __init__(self, dataset, selections):  # noqa: super().__init__ would check again
+        self.__dict__.update(dataset.__dict__)
+        self._selections = selections
+
+    def _batches(self, epoch):
+        for selection in self._selections(self.order(epoch)):
+            yield np.arange(selection.start, selection.stop) \
+                if isinstance(selection, slice) else selection
