@@ -255,3 +255,26 @@ def test_ranks_that_disagree_are_refused_at_the_start(tmp_path, what, message):
     for rank in (0, 1):
         assert f"rank {rank} refused: cnnc.distributed: the ranks do not run the same" in output
     assert message in output, output
+
+
+def test_cnnc_train_distributed(tmp_path):
+    """``mpirun -np 2 cnnc train --distributed``: rank 0 alone reports and
+    writes; the summary records the ranks."""
+    import json
+    launcher = _mpirun()
+    rng = np.random.default_rng(0)
+    images = lambda n: rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)  # noqa: E731
+    np.savez(tmp_path / "digits.npz", x_train=images(250), y_train=rng.integers(0, 10, 250),
+             x_test=images(60), y_test=rng.integers(0, 10, 60))
+    out = tmp_path / "run"
+    result = subprocess.run(
+        launcher + ["-np", "2", sys.executable, "-P", "-m", "cnnc", "train", "--distributed",
+                    "--dataset", "npz", "--data", str(tmp_path / "digits.npz"), "--epochs", "2",
+                    "--batch-size", "64", "--out", str(out), "--verbose", "2"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("test accuracy") == 1 and result.stdout.count("Epoch 2/2") == 1
+    assert "data parallel over 2 ranks" in result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ranks"] == 2 and summary["batch_size"] == 64
+    assert (out / "model.safetensors").exists() and (out / "history.csv").exists()
