@@ -155,6 +155,37 @@ def case_shards(args):
     np.savez(f"{args.out}.rank{rank}.npz", **arrays)
 
 
+def case_syncbn(args):
+    """One SyncBatchNormalization forward and backward on this rank's part
+    of a fixed global batch; saves y, dx (rescaled to the global mean
+    loss), and the dgamma, dbeta contributions."""
+    from cnnc.distributed import _context
+    from cnnc.distributed.sharding import BatchPosition, shard_bounds
+    set_random_seed(4)  # the same gamma on every rank
+    strategy = strategy_or_none(args)
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((10, 3, 2, 4)) * 2 + 1).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    lo, hi = shard_bounds(10, strategy.size, strategy.rank)
+    layer = layers.SyncBatchNormalization(momentum=0.5, gamma_initializer="random_normal")
+    layer.build(x.shape)
+    position = BatchPosition(lo, hi, 10)
+    strategy.position = position
+    _context.set_running(strategy)
+    try:
+        y = layer.forward(x[lo:hi], training=True)
+        # dy is the gradient of the global mean loss; the layer gets that of
+        # this rank's mean loss, 10/(hi-lo) times larger.
+        dx = layer.backward(dy[lo:hi] * np.float32(10 / (hi - lo)))
+    finally:
+        _context.set_running(None)
+    share = position.weight
+    np.savez(f"{args.out}.rank{strategy.rank}.npz", y=y, dx=dx * np.float32(share),
+             dgamma=layer.gamma.grad * share, dbeta=layer.beta.grad * share,
+             gamma=layer.gamma.value, moving_mean=layer.moving_mean.value,
+             moving_variance=layer.moving_variance.value, x=x, dy=dy)
+
+
 def case_resume(args):
     """--phase first: 2 epochs with checkpoints; --phase resume: load the
     checkpoint on every rank and train epochs 3-4; --phase whole: 4 epochs."""

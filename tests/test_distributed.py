@@ -207,6 +207,35 @@ def test_every_sample_once_per_epoch(tmp_path, ranks, source):
     assert not np.array_equal(orders[0], orders[1])
 
 
+def test_sync_batch_norm_gradients_are_those_of_the_global_batch(tmp_path):
+    """3 ranks hold 3, 3 and 4 rows of a 10-row batch: SyncBatchNormalization's
+    outputs, input gradients, gamma/beta gradients (summed over ranks) and
+    moving statistics equal batch normalization of the whole batch, computed
+    in float64."""
+    _mpirun()
+    launch(3, "syncbn", "bn", cwd=tmp_path)
+    parts = [np.load(tmp_path / f"bn.rank{r}.npz") for r in range(3)]
+    # dy: the gradient of the global mean loss
+    x, dy, gamma = (parts[0][k].astype(np.float64) for k in ("x", "dy", "gamma"))
+    axes = (0, 1, 2)
+    mean, var = x.mean(axis=axes), x.var(axis=axes)
+    x_hat = (x - mean) / np.sqrt(var + 1e-3)
+    count = x.size / x.shape[-1]
+    dx = gamma / np.sqrt(var + 1e-3) * (dy - dy.sum(axis=axes) / count
+                                        - x_hat * (dy * x_hat).sum(axis=axes) / count)
+    np.testing.assert_allclose(np.concatenate([p["y"] for p in parts]), gamma * x_hat,
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.concatenate([p["dx"] for p in parts]), dx,
+                               rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(sum(p["dgamma"] for p in parts), (dy * x_hat).sum(axis=axes),
+                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(sum(p["dbeta"] for p in parts), dy.sum(axis=axes),
+                               rtol=1e-5, atol=1e-7)
+    for p in parts:
+        np.testing.assert_allclose(p["moving_mean"], 0.5 * mean, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(p["moving_variance"], 0.5 + 0.5 * var, rtol=1e-6)
+
+
 def test_checkpoint_and_resume_on_two_ranks(tmp_path):
     """Rank 0 alone writes the checkpoint and the CSV log; every rank
     resumes from the checkpoint and ends where an uninterrupted run ends."""

@@ -1,5 +1,6 @@
 """DataParallel: synchronous data-parallel training over MPI ranks."""
 import contextlib
+import numbers
 import os
 import sys
 import warnings
@@ -86,7 +87,6 @@ class DataParallel:
         self.threads = self._set_threads(threads)
         self.position = None
         self.steps = 0
-        self.step_seconds = 0.0
         self._data = None
         self._buckets = None
         self._stepping = False
@@ -107,7 +107,7 @@ class DataParallel:
                 warnings.warn(f"cnnc.distributed: each rank is bound to {threads} core(s) of the "
                               f"{share} it could use; launch with --bind-to none (Open MPI) or "
                               f"give ranks more cores to run more threads", stacklevel=3)
-        if int(threads) != threads or threads < 1:
+        if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
             raise ValueError(f"threads must be 'auto', None or an integer >= 1, got {threads!r}")
         cnnc.set_num_threads(int(threads))
         return int(threads)
