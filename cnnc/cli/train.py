@@ -209,7 +209,9 @@ def _train(args):
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
 
-    aug = augmentation_layers(args.augment, args.seed, data.input_shape)
+    # Each rank augments its own rows: its own random streams.
+    aug_seed = args.seed + (0 if strategy is None else 1000003 * strategy.rank)
+    aug = augmentation_layers(args.augment, aug_seed, data.input_shape)
     train = Dataset(x_train, y_train, batch_size=args.batch_size, seed=args.seed,
                     augment=Augmenter(aug) if aug else None)
     out = args.out or default_out_dir(args.model, args.dataset)

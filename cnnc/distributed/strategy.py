@@ -205,10 +205,11 @@ class DataParallel:
         from cnnc.layers.dropout import Dropout
         droppers = [layer for layer in all_layers(model) if isinstance(layer, Dropout)]
         if droppers:
-            state = np.array([[layer._seed, layer._offset] for layer in droppers], np.int64)
-            self.comm.broadcast(state, "copying rank 0's dropout seeds")
-            for layer, (seed, offset) in zip(droppers, state):
-                layer._seed, layer._offset = int(seed), int(offset)
+            states = [layer.random_state() for layer in droppers]
+            flat = np.array([[s["seed"], s["offset"]] for s in states], np.int64)
+            self.comm.broadcast(flat, "copying rank 0's dropout seeds")
+            for layer, (seed, offset) in zip(droppers, flat):
+                layer.set_random_state({"seed": int(seed), "offset": int(offset)})
 
     # -- steps ---------------------------------------------------------------------
     def train_step(self, model, xs, ys, sample_weight):

@@ -81,6 +81,16 @@ class Trainer:
         self._compiled_outputs = None
         self._in_fit = False
         self._distribute = None
+        self._shuffle_seed = None  # set by load_model: continue the saved run's stream
+
+    def shuffle_root(self):
+        """The root of the per-epoch shuffling streams of ``fit``: the one of
+        the run this model was saved from (after ``load_model``), else the
+        global seed when ``set_random_seed`` was called, else one random
+        value per process. Saved with the model for exact resume."""
+        if self._shuffle_seed is not None:
+            return self._shuffle_seed
+        return _shuffle_root()
 
     # -- compile ----------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
@@ -436,7 +446,7 @@ class Trainer:
         history = History()
         cbs = [ProgbarLogger()] if verbose else []
         cbs += list(callbacks or []) + [history]
-        root = _shuffle_root()
+        root = self.shuffle_root()
         if self._distribute is not None:  # data parallel: shard, check ranks agree, rank-0 output
             data, val_data, cbs, root = self._distribute.prepare_fit(
                 self, data, val_data, cbs, root,
