@@ -125,9 +125,22 @@ def _deserialize_compile_value(value, custom_objects):
 def compile_config(model):
     """The JSON-able arguments of ``model.compile``."""
     from cnnc import optimizers
-    args = model._compile_args
+    args = dict(model._compile_args, loss=_custom_loss_functions(model._compile_args["loss"]))
     return {"optimizer": optimizers.serialize(model.optimizer),
             **{k: _serialize_compile_value(v) for k, v in args.items()}}
+
+
+def _custom_loss_functions(spec):
+    """Loss functions written by the user, wrapped so they save by name."""
+    from cnnc import losses
+    if isinstance(spec, dict):
+        return {k: _custom_loss_functions(v) for k, v in spec.items()}
+    if isinstance(spec, (list, tuple)):
+        return [_custom_loss_functions(v) for v in spec]
+    if callable(spec) and not isinstance(spec, (type, losses.Loss)) \
+            and spec not in losses._FUNCTIONS:
+        return losses.LossFunctionWrapper(spec)
+    return spec
 
 
 def _metadata(kind):

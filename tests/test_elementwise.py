@@ -180,7 +180,7 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="b has shape"):
         ops.bias_add(x, np.ones(2, np.float32))
     with pytest.raises(ValueError, match="arrays\\[1\\]"):
-        ops.concatenate([x, np.ones((3, 3), np.float32)])
+        ops.concatenate([x, np.ones((3, 3), np.float32)], axis=-1)
     with pytest.raises(ValueError, match="arrays"):
         ops.concatenate([])
     with pytest.raises(ValueError, match="axis"):

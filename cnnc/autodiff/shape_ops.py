@@ -150,7 +150,7 @@ def concatenate(xs, axis=0):
     rank it runs the C kernel."""
     xs = list(xs)
     if not xs:
-        raise ValueError("concatenate needs at least one array")
+        raise ValueError("concatenate needs a non-empty list of arrays")
     if not any_traced(*xs):
         values = [raw(x) for x in xs]
         if all(isinstance(v, np.ndarray) and v.dtype == np.float32 for v in values):
