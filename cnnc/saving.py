@@ -60,25 +60,52 @@ def model_from_config(config, custom_objects=None):
 # -- weights ------------------------------------------------------------------------
 def weight_keys(model):
     """``[(key, Weight)]``: every weight of the model under a stable name
-    ``<layer>/<weight>`` (nested models add their name as a prefix)."""
+    ``<layer>/<weight>`` (nested models add their name as a prefix). In a
+    subclassed model or a custom layer with sub-layers the names are
+    attribute paths (``encoder/kernel``, ``blocks/0/kernel``), the same for
+    every instance of the class; a weight reached twice is stored once."""
     from cnnc.models.functional import Model
     table = []
+    seen = set()
 
-    def walk(m, prefix):
-        for layer in m.layers:
-            if isinstance(layer, Model):
-                walk(layer, f"{prefix}{layer.name}/")
+    def add(weights, prefix):
+        used = set()
+        for i, weight in enumerate(weights):
+            if id(weight) in seen:
                 continue
-            used = set()
-            for i, weight in enumerate(layer.weights):
-                short = weight.name.rsplit("/", 1)[-1] if weight.name else str(i)
-                key = f"{prefix}{layer.name}/{short}"
-                if key in used:
-                    key = f"{key}_{i}"
-                used.add(key)
-                table.append((key, weight))
+            seen.add(id(weight))
+            short = weight.name.rsplit("/", 1)[-1] if weight.name else str(i)
+            key = f"{prefix}{short}"
+            if key in used:
+                key = f"{key}_{i}"
+            used.add(key)
+            table.append((key, weight))
 
-    walk(model, "")
+    def walk_traced(layer, prefix):
+        add(layer._weights, prefix)
+        for path, sub in layer._tracked_items():
+            walk_layer(sub, f"{prefix}{path}/", by_position=True)
+
+    def walk_layer(layer, prefix, by_position):
+        if layer._traced:
+            walk_traced(layer, prefix)
+        elif isinstance(layer, Model):
+            walk(layer, prefix if by_position else f"{prefix}{layer.name}/", by_position)
+        else:
+            add(layer.weights, prefix)
+
+    def walk(m, prefix, by_position=False):
+        for i, layer in enumerate(m.layers):
+            name = str(i) if by_position else layer.name
+            if isinstance(layer, Model) and not layer._traced:
+                walk(layer, f"{prefix}{name}/", by_position)
+            else:
+                walk_layer(layer, f"{prefix}{name}/", by_position)
+
+    if model._traced:
+        walk_traced(model, "")
+    else:
+        walk(model, "")
     return table
 
 

@@ -157,17 +157,18 @@ def _is_traced_input(inputs):
     return False
 
 
-def _sublayers(value, found):
-    """Layers held by an attribute value, in order (lists, tuples, dicts)."""
+def _sublayers(value, path, found):
+    """``(attribute path, layer)`` for the layers held by an attribute value,
+    in order (lists, tuples and dicts add the index or key to the path)."""
     if isinstance(value, Layer):
-        if not any(value is f for f in found):
-            found.append(value)
+        if not any(value is layer for _, layer in found):
+            found.append((path, value))
     elif isinstance(value, (list, tuple)):
-        for v in value:
-            _sublayers(v, found)
+        for i, v in enumerate(value):
+            _sublayers(v, f"{path}/{i}", found)
     elif isinstance(value, dict):
-        for v in value.values():
-            _sublayers(v, found)
+        for k, v in value.items():
+            _sublayers(v, f"{path}/{k}", found)
 
 
 def _defining_class(cls, name, skip=None):
@@ -268,15 +269,19 @@ class Layer:
         self._weights.append(weight)
         return weight
 
-    def _tracked_layers(self):
-        """The layers a traced layer holds as attributes, in assignment order."""
+    def _tracked_items(self):
+        """``(attribute path, layer)`` for the layers a traced layer holds as
+        attributes, in assignment order."""
         if not self._traced:
             return []
         found = []
         for key, value in vars(self).items():
             if not key.startswith("_tape") and value is not self:
-                _sublayers(value, found)
+                _sublayers(value, key, found)
         return found
+
+    def _tracked_layers(self):
+        return [layer for _, layer in self._tracked_items()]
 
     @property
     def weights(self):

@@ -132,6 +132,11 @@ class Model(Trainer, Layer):
     come from :class:`cnnc.models.training.Trainer`.
     """
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls._traced and "build" in cls.__dict__:
+            subclassed.wrap_user_build(cls)
+
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         self._steps = []
         self._layers = []

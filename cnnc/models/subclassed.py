@@ -31,7 +31,12 @@ def _input_structure(model, sample):
 
 def build_from_shapes(model, input_shape):
     """Run ``call()`` on zeros of ``input_shape`` (batch 2 when None)."""
-    shapes, multi = _input_structure(model, input_shape)
+    if isinstance(input_shape, (list, tuple)) and all(
+            d is None or isinstance(d, (int, np.integer)) for d in input_shape):
+        model._call_input_keys = None
+        shapes, multi = [tuple(input_shape)], False
+    else:
+        shapes, multi = _input_structure(model, input_shape)
     if not shapes or not all(isinstance(s, (list, tuple)) for s in shapes):
         raise ValueError(f"model {model.name!r}: build() takes an input shape such as "
                          f"(None, 28, 28, 1), or a list or dict of them, got {input_shape!r}")
@@ -52,13 +57,17 @@ def build_from_arrays(model, arrays, multi):
     model._input_tensors = _placeholders([a.shape for a in arrays])
     model._input_layers = [None] * len(arrays)
     from cnnc.models.functional import Model
-    if not model.built and type(model).build is not Model.build:
-        shapes = [(None,) + a.shape[1:] for a in arrays]
-        keys = getattr(model, "_call_input_keys", None)
-        model.build(dict(zip(keys, shapes)) if keys is not None else
-                    (shapes if multi else shapes[0]))
-    model.built = True
-    outs = layer_call.traced_forward(model, call_inputs(model, arrays), training=False)
+    model._building = True
+    try:
+        if not model.built and type(model).build is not Model.build:
+            shapes = [(None,) + a.shape[1:] for a in arrays]
+            keys = getattr(model, "_call_input_keys", None)
+            model.build(dict(zip(keys, shapes)) if keys is not None else
+                        (shapes if multi else shapes[0]))
+        model.built = True
+        outs = layer_call.traced_forward(model, call_inputs(model, arrays), training=False)
+    finally:
+        model._building = False
     outs = outs if isinstance(outs, list) else [outs]
     shape = model._last_output_shape
     model._single_output = not isinstance(shape, list)
@@ -70,6 +79,22 @@ def build_from_arrays(model, arrays, multi):
     model._producer = {}
     model._compiled_outputs = None
     model._graph_ready = True
+
+
+def wrap_user_build(cls):
+    """A subclass's own ``build(input_shape)`` (creating weights) also
+    builds the model, as Keras's ``model.build`` does."""
+    user_build = cls.__dict__["build"]
+
+    def build(self, input_shape=None):
+        user_build(self, input_shape)
+        self.built = True
+        if not self._graph_ready and not getattr(self, "_building", False):
+            build_from_shapes(self, input_shape)
+
+    build.__doc__ = user_build.__doc__
+    build.__wrapped__ = user_build
+    cls.build = build
 
 
 def call_inputs(model, arrays):
