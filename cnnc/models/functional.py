@@ -642,31 +642,34 @@ class Model(Trainer, Layer):
         pending = []
         for entry in config["layers"]:
             layer = deserialize_layer(entry, custom_objects)
+            # Tensors are named by the entry's name (a custom layer's config
+            # may leave its own name out).
+            name = entry.get("name") or layer.name
             inbound = entry.get("inbound_nodes") or []
             if not inbound:
                 node = layer._inbound_nodes[0] if layer._inbound_nodes else None
                 if node is None or node.inputs:
-                    raise ValueError(f"layer {layer.name!r} has no inbound tensors in the config")
-                tensors[(layer.name, 0, 0)] = node.outputs[0]
+                    raise ValueError(f"layer {name!r} has no inbound tensors in the config")
+                tensors[(name, 0, 0)] = node.outputs[0]
                 continue
-            pending.extend((layer, k, node) for k, node in enumerate(inbound))
+            pending.extend((layer, name, k, node) for k, node in enumerate(inbound))
         # Calls in list order; a shared layer's later call may need tensors of
         # layers listed after it, so it waits until they exist.
         while pending:
             waiting = []
-            for layer, k, node in pending:
+            for layer, name, k, node in pending:
                 try:
-                    args = [tensors[(name, index, i)] for name, index, i in node]
+                    args = [tensors[(ref, index, i)] for ref, index, i in node]
                 except KeyError:
-                    waiting.append((layer, k, node))
+                    waiting.append((layer, name, k, node))
                     continue
                 out = layer(args if len(args) > 1 else args[0])
                 outs = out if isinstance(out, list) else [out]
                 for i, tensor in enumerate(outs):
-                    tensors[(layer.name, k, i)] = tensor
+                    tensors[(name, k, i)] = tensor
             if len(waiting) == len(pending):
-                layer, k, node = waiting[0]
-                raise ValueError(f"layer {layer.name!r} (call {k}) refers to tensors that no "
+                layer, name, k, node = waiting[0]
+                raise ValueError(f"layer {name!r} (call {k}) refers to tensors that no "
                                  f"layer of the config produces: {node}")
             pending = waiting
 
