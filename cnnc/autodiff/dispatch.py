@@ -31,7 +31,11 @@ def raw(x):
 
 def any_traced(*xs):
     for x in xs:
-        if type(x) is Tensor or (is_weight(x) and trace_state().depth > 0):
+        kind = type(x)
+        if kind is np.ndarray:
+            continue
+        if kind is Tensor or (getattr(kind, "_is_cnnc_weight", False)
+                              and trace_state().depth > 0):
             return True
     return False
 

@@ -18,6 +18,8 @@ __all__ = ["add", "subtract", "multiply", "divide", "true_divide", "power", "neg
 def _plain_same(x1, x2, out):
     """Whether the C kernel (same shapes, float32) serves this call."""
     if out is not None:
+        if any_traced(x1, x2):
+            raise ValueError("out= is not accepted on traced tensors")
         return True
     return (type(x1) is np.ndarray and type(x2) is np.ndarray and x1.shape == x2.shape
             and x1.dtype == np.float32 and x2.dtype == np.float32)
@@ -25,7 +27,7 @@ def _plain_same(x1, x2, out):
 
 def add(x1, x2, out=None):
     """``x1 + x2`` with broadcasting (``out=``: same-shape float32 kernel)."""
-    if not any_traced(x1, x2) and _plain_same(x1, x2, out):
+    if _plain_same(x1, x2, out):
         return _elementwise.add(x1, x2, out=out)
     return binary(x1, x2, np.add, lambda a, b, y, g, na, nb: (g, g))
 
@@ -36,7 +38,7 @@ def subtract(x1, x2):
 
 def multiply(x1, x2, out=None):
     """``x1 * x2`` with broadcasting (``out=``: same-shape float32 kernel)."""
-    if not any_traced(x1, x2) and _plain_same(x1, x2, out):
+    if _plain_same(x1, x2, out):
         return _elementwise.multiply(x1, x2, out=out)
     return binary(x1, x2, np.multiply,
                   lambda a, b, y, g, na, nb: (g * b if na else None, g * a if nb else None))
@@ -196,6 +198,9 @@ def matmul(x1, x2, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0):
     vectors). On 2-D float32 arrays it runs the C GEMM, which also takes
     ``trans_a``, ``trans_b``, ``out``, ``alpha`` and ``beta`` (see
     ``docs/ops-api.md``)."""
+    if type(x1) is np.ndarray and type(x2) is np.ndarray and x1.ndim == 2 and x2.ndim == 2:
+        return _gemm.matmul(x1, x2, trans_a=trans_a, trans_b=trans_b, out=out, alpha=alpha,
+                            beta=beta)
     if not any_traced(x1, x2):
         if trans_a or trans_b or out is not None or alpha != 1.0 or beta != 0.0:
             return _gemm.matmul(x1, x2, trans_a=trans_a, trans_b=trans_b, out=out, alpha=alpha,
