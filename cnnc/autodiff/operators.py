@@ -1,5 +1,6 @@
 """Python operators (``+ - * / ** @``, unary minus, ``abs``, comparisons,
-indexing) of traced tensors and weights, each one a :mod:`cnnc.ops` call."""
+indexing) of traced tensors and weights, each one a :mod:`cnnc.ops` call,
+and the array attributes both read from their ``value``."""
 
 
 def _ops():
@@ -13,6 +14,26 @@ class Operators:
     NumPy), so a Tensor or a Weight behaves like an array in a ``call()``."""
 
     __slots__ = ()
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def ndim(self):
+        return self.value.ndim
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    @property
+    def size(self):
+        return self.value.size
+
+    def numpy(self):
+        """The value as a NumPy array (no gradient flows through it)."""
+        return self.value
 
     def __add__(self, other):
         return _ops().add(self, other)

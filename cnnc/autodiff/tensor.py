@@ -101,28 +101,8 @@ class Tensor(Operators):
         self.index = index
         self.weight = weight
 
-    @property
-    def shape(self):
-        return self.value.shape
-
-    @property
-    def ndim(self):
-        return self.value.ndim
-
-    @property
-    def dtype(self):
-        return self.value.dtype
-
-    @property
-    def size(self):
-        return self.value.size
-
     def __len__(self):
         return len(self.value)
-
-    def numpy(self):
-        """The value as a NumPy array (without gradient)."""
-        return self.value
 
     def __array__(self, dtype=None, copy=None):
         raise TypeError("a traced cnnc tensor cannot be converted to a NumPy array inside a "

@@ -89,21 +89,6 @@ class Weight(Operators):
         self.regularizer = regularizer
         self.constraint = constraint
 
-    @property
-    def shape(self):
-        return self.value.shape
-
-    @property
-    def ndim(self):
-        return self.value.ndim
-
-    @property
-    def dtype(self):
-        return self.value.dtype
-
-    def numpy(self):
-        return self.value
-
     def __array__(self, dtype=None, copy=None):
         return self.value if dtype is None else self.value.astype(dtype)
 
