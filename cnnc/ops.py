@@ -21,3 +21,25 @@ from cnnc._augment import *  # noqa: F401,F403
 from cnnc.autodiff.math_ops import *  # noqa: F401,F403,E402
 from cnnc.autodiff.shape_ops import *  # noqa: F401,F403,E402
 from cnnc.autodiff.nn_ops import *  # noqa: F401,F403,E402
+
+
+def _symbolic_aware(function, name):
+    """``function``, recording an OpLayer node when it is given symbolic
+    tensors of the functional API (imported then: layers import this module)."""
+    import functools
+
+    @functools.wraps(function)
+    def op(*args, **kwargs):
+        if has_symbolic(args, kwargs):
+            from cnnc.layers.op_layer import OpLayer
+            return OpLayer.apply(name, args, kwargs)
+        return function(*args, **kwargs)
+    return op
+
+
+from cnnc.autodiff import KERAS_OPS as _KERAS_OPS  # noqa: E402
+from cnnc.autodiff.dispatch import has_symbolic  # noqa: E402
+
+for _name in sorted(_KERAS_OPS):
+    globals()[_name] = _symbolic_aware(globals()[_name], _name)
+del _name

@@ -324,3 +324,30 @@ def test_shared_layer_order_in_config_does_not_matter(rng):
     x = rng.standard_normal((4, 3)).astype(np.float32)
     np.testing.assert_allclose(back.predict(x, verbose=0), model.predict(x, verbose=0),
                                rtol=1e-6)
+
+
+def test_ops_on_symbolic_tensors_build_op_layers(tmp_path, rng):
+    inp = cnnc.Input((6,))
+    dense = layers.Dense(4)
+    h = dense(inp)
+    y = ops.relu(h) * 2 + ops.sum(h[:, :2], axis=-1, keepdims=True)
+    out = ops.concatenate([y, ops.expand_dims(inp[:, 0], -1)], axis=-1) / 3.0
+    model = cnnc.Model(inp, out)
+    assert model.output_shape == (None, 5)
+    assert {type(layer).__name__ for layer in model.layers} == {"InputLayer", "Dense", "OpLayer"}
+    x = rng.standard_normal((7, 6)).astype(np.float32)
+    target = rng.standard_normal((7, 5)).astype(np.float32)
+    p = [t64(dense.kernel.value), t64(dense.bias.value)]
+    model.compile("sgd", "mse")
+    model.train_on_batch(x, target)
+    xt = torch.tensor(x, dtype=torch.float64)
+    ht = xt @ p[0] + p[1]
+    yt = F.relu(ht) * 2 + ht[:, :2].sum(-1, keepdim=True)
+    ot = torch.cat([yt, xt[:, :1]], -1) / 3.0
+    ((ot - torch.tensor(target, dtype=torch.float64)) ** 2).mean().backward()
+    assert_grads([dense.kernel, dense.bias], p)
+    model.save(tmp_path / "ops.cnnc")
+    back = cnnc.models.load_model(tmp_path / "ops.cnnc")
+    np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))
+    with pytest.raises(ValueError, match="not a cnnc.ops operation"):
+        layers.OpLayer("system", ["ls"])

@@ -71,5 +71,16 @@ def binary(x1, x2, forward, backward):
     return apply(y, (t1, t2), grad)
 
 
+def has_symbolic(args, kwargs):
+    """Whether arguments hold symbolic tensors of the functional API."""
+    for value in (*args, *kwargs.values()):
+        if getattr(type(value), "_is_symbolic_tensor", False):
+            return True
+        if isinstance(value, (list, tuple)) and any(
+                getattr(type(v), "_is_symbolic_tensor", False) for v in value):
+            return True
+    return False
+
+
 def float_array(x):
     return np.asarray(x, dtype=np.float32)

@@ -11,29 +11,10 @@ def _ops():
 
 class Operators:
     """Mixin: arithmetic that dispatches to ``cnnc.ops`` (broadcasting as
-    NumPy), so a Tensor or a Weight behaves like an array in a ``call()``."""
+    NumPy), so a Tensor or a Weight behaves like an array in a ``call()``,
+    and a symbolic tensor of the functional API records the operation."""
 
     __slots__ = ()
-
-    @property
-    def shape(self):
-        return self.value.shape
-
-    @property
-    def ndim(self):
-        return self.value.ndim
-
-    @property
-    def dtype(self):
-        return self.value.dtype
-
-    @property
-    def size(self):
-        return self.value.size
-
-    def numpy(self):
-        """The value as a NumPy array (no gradient flows through it)."""
-        return self.value
 
     def __add__(self, other):
         return _ops().add(self, other)
@@ -98,3 +79,29 @@ class Operators:
     @property
     def T(self):
         return _ops().transpose(self)
+
+
+class ArrayValue(Operators):
+    """Mixin: the array attributes of an object holding an array ``value``."""
+
+    __slots__ = ()
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def ndim(self):
+        return self.value.ndim
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    @property
+    def size(self):
+        return self.value.size
+
+    def numpy(self):
+        """The value as a NumPy array (no gradient flows through it)."""
+        return self.value

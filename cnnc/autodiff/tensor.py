@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from cnnc.autodiff.operators import Operators
+from cnnc.autodiff.operators import ArrayValue
 
 _sequence = itertools.count()
 _state = threading.local()
@@ -83,7 +83,7 @@ class Node:
         self.output_shapes = None
 
 
-class Tensor(Operators):
+class Tensor(ArrayValue):
     """A traced value. ``value``: the float32 (or integer) ndarray;
     ``requires_grad``: whether a gradient flows to it; ``node``/``index``:
     its producing operation and output position (None for leaves);

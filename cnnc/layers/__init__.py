@@ -29,6 +29,7 @@ from cnnc.layers.merge import (Add, Average, Concatenate, Maximum, Minimum, Mult
                                Subtract, add, average, concatenate, maximum, minimum, multiply,
                                subtract)
 from cnnc.layers.lambda_layer import Lambda
+from cnnc.layers.op_layer import OpLayer
 from cnnc.layers.zero_padding2d import ZeroPadding2D
 from cnnc.layers.cropping2d import Cropping2D
 from cnnc.layers.upsampling2d import UpSampling2D
@@ -49,7 +50,7 @@ _LAYER_CLASSES = {cls.__name__: cls for cls in (
     BatchNormalization, Activation, ReLU, LeakyReLU, ELU, Softmax, Add, Subtract, Multiply,
     Average, Maximum, Minimum, Concatenate, ZeroPadding2D, Cropping2D, UpSampling2D,
     ZeroPadding1D, Cropping1D, UpSampling1D, SpatialDropout1D, SpatialDropout2D, Permute,
-    Lambda)}
+    Lambda, OpLayer)}
 _LAYER_CLASSES.update({cls.__name__: cls for cls in PREPROCESSING_LAYERS})
 
 

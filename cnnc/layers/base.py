@@ -45,7 +45,7 @@ import re
 import numpy as np
 
 from cnnc.autodiff import layer_call
-from cnnc.autodiff.operators import Operators
+from cnnc.autodiff.operators import ArrayValue, Operators
 from cnnc.autodiff.tensor import Tensor, trace_state
 
 _name_counters = {}
@@ -68,7 +68,7 @@ def reset_names():
     _name_counters.clear()
 
 
-class Weight(Operators):
+class Weight(ArrayValue):
     """A named parameter array and its gradient (Keras's Variable).
 
     value: float32 C-contiguous ndarray, updated in place by optimizers.
@@ -113,12 +113,16 @@ class Node:
         self.outputs = outputs    # list of SymbolicTensor
 
 
-class SymbolicTensor:
+class SymbolicTensor(Operators):
     """A placeholder for a batch of tensors flowing through a model graph.
 
     shape: tuple with ``None`` for the batch axis. ``node`` is the Node that
     produced it and ``index`` its position among that node's outputs.
+    ``cnnc.ops`` functions and Python operators on symbolic tensors add an
+    :class:`cnnc.layers.OpLayer` node (as Keras does with KerasTensors).
     """
+
+    _is_symbolic_tensor = True
 
     def __init__(self, shape, node=None, index=0, name=None):
         self.shape = tuple(shape)
