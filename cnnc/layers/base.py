@@ -44,6 +44,7 @@ import re
 
 import numpy as np
 
+from cnnc import _weight_limit
 from cnnc.autodiff import layer_call
 from cnnc.autodiff.operators import ArrayValue, Operators
 from cnnc.autodiff.tensor import Tensor, trace_state
@@ -252,7 +253,9 @@ class Layer:
                           trainable=True, constraint=None):
         from cnnc import initializers, regularizers
         init = initializers.get(initializer)
-        value = np.asarray(init(tuple(int(s) for s in shape)), dtype=np.float32)
+        shape = tuple(int(s) for s in shape)
+        _weight_limit.check(shape, f"{self.name}/{name}")
+        value = np.asarray(init(shape), dtype=np.float32)
         weight = Weight(f"{self.name}/{name}", value, trainable=trainable,
                         regularizer=regularizers.get(regularizer), constraint=constraint)
         self._weights.append(weight)
