@@ -21,7 +21,8 @@ import numpy as np
 from cnnc import ops
 from cnnc.autodiff.loss_call import traced_loss
 
-__all__ = ["Loss", "LossFunctionWrapper", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
+__all__ = ["Loss", "LossFunctionWrapper", "CategoricalCrossentropy",
+           "SparseCategoricalCrossentropy",
            "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError",
            "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
            "mean_squared_error", "mean_absolute_error", "mse", "mae", "get", "serialize",

@@ -1,6 +1,8 @@
 """Traced NumPy-style operations (Keras's ``keras.ops`` numpy names):
 arithmetic with broadcasting, elementwise functions, reductions, matmul,
 comparisons and selection. On plain arrays they return arrays."""
+import math
+
 import numpy as np
 
 from cnnc import _elementwise, _gemm
@@ -119,11 +121,13 @@ def cos(x):
     return unary(x, np.cos, lambda v, y, g: -g * np.sin(v))
 
 
+_vector_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
 def erf(x):
-    from math import erf as _erf, pi, sqrt as _sqrt
-    vector_erf = np.vectorize(_erf, otypes=[np.float64])
-    return unary(x, lambda v: vector_erf(v).astype(np.result_type(v, np.float32)),
-                 lambda v, y, g: g * (2 / _sqrt(pi)) * np.exp(-np.square(v)))
+    """The error function, elementwise."""
+    return unary(x, lambda v: _vector_erf(v).astype(np.result_type(v, np.float32)),
+                 lambda v, y, g: g * (2 / math.sqrt(math.pi)) * np.exp(-np.square(v)))
 
 
 def maximum(x1, x2):
