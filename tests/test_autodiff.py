@@ -278,3 +278,46 @@ def test_crossentropies_match_torch(rng):
         lambda z: ops.binary_crossentropy(targets, z, from_logits=True),
         lambda z: F.binary_cross_entropy_with_logits(z, torch.tensor(targets), reduction="none"),
         [logits], rng)
+
+
+def test_remaining_ops_match_finite_differences(rng):
+    import math
+    erf64 = np.vectorize(math.erf)
+    x = rng.uniform(0.2, 1.0, (2, 3))
+    e = rng.uniform(0.5, 1.5, (1, 3))
+
+    def ours(x, e):
+        parts = ops.split(x, [1], axis=0)
+        a = ops.erf(x) + ops.rsqrt(x) + ops.log1p(x) * ops.expm1(x) + ops.reciprocal(x)
+        b = ops.power(x, e) + ops.std(x, axis=0, keepdims=True)
+        c = ops.tile(parts[0], (2, 1)) * ops.repeat(parts[1], 2, axis=0)
+        d = ops.pad(x, ((0, 0), (1, 0)))[:, :3] + ops.cumsum(x, axis=1)
+        f = ops.swapaxes(ops.moveaxis(ops.broadcast_to(e, (2, 3)), 0, 1), 0, 1)
+        return a + b + c + d + f
+
+    def ref(x, e):
+        a = erf64(x) + 1 / np.sqrt(x) + np.log1p(x) * np.expm1(x) + 1 / x
+        b = x ** e + x.std(axis=0, keepdims=True)
+        c = np.tile(x[:1], (2, 1)) * np.repeat(x[1:], 2, axis=0)
+        d = np.pad(x, ((0, 0), (1, 0)))[:, :3] + np.cumsum(x, axis=1)
+        return a + b + c + d + np.broadcast_to(e, (2, 3))
+
+    seed = rng.standard_normal((2, 3))
+    value, grads = traced_gradients(ours, [x, e], seed)
+    np.testing.assert_allclose(value, ref(x, e), rtol=1e-4, atol=1e-5)
+    for g, f in zip(grads, finite_differences(ref, [x, e], seed)):
+        np.testing.assert_allclose(g, f, rtol=2e-3, atol=2e-4)
+
+
+def test_traced_errors_are_clear(rng):
+    x = Tensor(rng.standard_normal((2, 3)).astype(np.float32), requires_grad=True)
+    with trace(True, True):
+        with pytest.raises(ValueError):
+            ops.matmul(x, x)  # (2, 3) @ (2, 3)
+        with pytest.raises(ValueError, match="out="):
+            ops.add(x, x, out=np.empty((2, 3), np.float32))
+        with pytest.raises(ValueError, match="trans"):
+            ops.matmul(x, x, trans_b=True)
+        with pytest.raises(ValueError, match="channels_last"):
+            ops.conv(ops.reshape(x, (1, 2, 3, 1)), np.ones((1, 1, 1, 1), np.float32),
+                     data_format="channels_first")
