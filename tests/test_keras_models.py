@@ -351,3 +351,19 @@ def test_ops_on_symbolic_tensors_build_op_layers(tmp_path, rng):
     np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))
     with pytest.raises(ValueError, match="not a cnnc.ops operation"):
         layers.OpLayer("system", ["ls"])
+
+
+def test_op_layer_configs_from_files_are_bounded():
+    from cnnc import _weight_limit
+    # Rebuilding from a file: sizes in an op's arguments and the inputs a
+    # traced layer's shape inference runs on are bounded, before allocation.
+    with _weight_limit.weights_within(10, 10, ValueError):
+        with pytest.raises(ValueError, match="while loading"):
+            layers.OpLayer("tile", [{"tensor": 0}, {"tuple": [100000, 100000]}])
+        with pytest.raises(ValueError, match="while loading"):
+            layers.Lambda(swish_square)(cnnc.Input((4096, 4096)))
+        layers.OpLayer("tile", [{"tensor": 0}, {"tuple": [1, 3]}])
+    with pytest.raises(ValueError, match="no tensor input"):
+        layers.OpLayer("zeros", [[10 ** 12]])
+    with pytest.raises(ValueError, match="numbers only"):
+        layers.OpLayer("add", [{"tensor": 0}, {"array": [1], "dtype": "object"}])

@@ -402,6 +402,9 @@ class Layer:
         if any(d is None for s in shapes for d in tuple(s)[1:]):
             raise ValueError(f"layer {self.name!r}: give compute_output_shape() to use call() on "
                              f"inputs of unknown size {input_shape}")
+        for s in shapes:
+            _weight_limit.check_computed(2 * int(np.prod(tuple(s)[1:], dtype=np.float64)),
+                                         f"layer {self.name!r}")
         arrays = [np.zeros((2,) + tuple(s)[1:], np.float32) for s in shapes]
         with np.errstate(all="ignore"):
             self.forward(arrays if multi else arrays[0], training=False)

@@ -3,6 +3,7 @@ functional API (``y = ops.relu(x) * 2`` on an ``Input``), as Keras records
 operations on KerasTensors."""
 import numpy as np
 
+from cnnc import _weight_limit
 from cnnc.layers.base import Layer, unique_name
 
 
@@ -27,6 +28,33 @@ def _encode(value, tensors):
     if isinstance(value, np.ndarray):
         return {"array": value.tolist(), "dtype": str(value.dtype)}
     return value
+
+
+def _check_template(template, op):
+    """Count the tensors of a template (at least one) and bound, while a
+    file is loaded, the integers that size arrays (repeats, pads, shapes)."""
+    count = 0
+    stack = [template]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "tensor" in item:
+                count += 1
+            elif "array" in item:
+                _weight_limit.check_computed(len(str(item["array"])), f"op {op!r}")
+                if np.dtype(item.get("dtype", "float32")).kind not in "biuf":
+                    raise ValueError(f"op {op!r}: arrays of numbers only")
+            else:
+                stack.extend(item.values())
+        elif isinstance(item, list):
+            ints = [v for v in item if isinstance(v, int) and not isinstance(v, bool)]
+            if ints:
+                _weight_limit.check_computed(int(np.prod([abs(v) for v in ints],
+                                                         dtype=np.float64)), f"op {op!r}")
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            _weight_limit.check_computed(abs(item), f"op {op!r}")
+    return count
 
 
 def _decode(template, tensors):
@@ -61,6 +89,8 @@ class OpLayer(Layer):
         self.op = op
         self.args = list(args)
         self.kwargs = dict(kwargs or {})
+        if _check_template([self.args, self.kwargs], op) == 0:
+            raise ValueError(f"OpLayer {op!r} has no tensor input")
 
     @classmethod
     def apply(cls, op, args, kwargs):
