@@ -320,7 +320,7 @@ new_model = keras.Model.from_config(config, custom_objects={"CustomDense": Custo
 '''
 
 
-def test_functional_guide_custom_dense(rng):
+def test_functional_guide_custom_dense(rng, tmp_path):
     ns = run_keras_code(CUSTOM_DENSE)
     model, new_model = ns["model"], ns["new_model"]
     assert new_model.output_shape == (None, 10)
@@ -329,6 +329,12 @@ def test_functional_guide_custom_dense(rng):
     w, b = model.get_weights()
     np.testing.assert_allclose(new_model.predict(x, verbose=0), x @ w + b, rtol=1e-5,
                                atol=1e-6)
+    # Its config has no name: the saved entry's name keeps weights matched.
+    import cnnc
+    model.save(tmp_path / "custom_dense.cnnc")
+    back = cnnc.models.load_model(tmp_path / "custom_dense.cnnc",
+                                  custom_objects={"CustomDense": ns["CustomDense"]})
+    np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 # The guide's "mixing functional and subclassed": a custom RNN layer whose

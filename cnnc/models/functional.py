@@ -642,9 +642,10 @@ class Model(Trainer, Layer):
         pending = []
         for entry in config["layers"]:
             layer = deserialize_layer(entry, custom_objects)
-            # Tensors are named by the entry's name (a custom layer's config
-            # may leave its own name out).
+            # A custom layer's config may leave its name out: the entry's
+            # name is the one tensors and saved weights are known by.
             name = entry.get("name") or layer.name
+            layer.name = name
             inbound = entry.get("inbound_nodes") or []
             if not inbound:
                 node = layer._inbound_nodes[0] if layer._inbound_nodes else None
