@@ -120,6 +120,8 @@ class _SharedGrads:
                 else:
                     w.grad[...] = entry[1]
             self.restore(steps[-1])
+            if self.model._backward_hook is not None:
+                self.model._backward_hook(layer)
 
 
 class Model(Trainer, Layer):
@@ -131,6 +133,9 @@ class Model(Trainer, Layer):
     Training methods (``compile``, ``fit``, ``evaluate``, ``predict``, ...)
     come from :class:`cnnc.models.training.Trainer`.
     """
+
+    # Called with each layer whose backward has finished (set by data-parallel training).
+    _backward_hook = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -516,9 +521,12 @@ class Model(Trainer, Layer):
                 dy = grads[step.outputs[0]]
             if dy is None:
                 # Nothing downstream depends on this node: its weights get no gradient.
+                # (A shared layer's gradients are final after all its calls: finish().)
                 if not step.shared:
                     for w in step.layer.trainable_weights:
                         w.grad.fill(0.0)
+                    if self._backward_hook is not None:
+                        self._backward_hook(step.layer)
                 continue
             if step.shared:
                 shared.restore(step)
@@ -528,6 +536,10 @@ class Model(Trainer, Layer):
             dx = step.layer.backward(dy)
             if step.shared:
                 dx = shared.collect(step, dx)
+            elif self._backward_hook is not None:
+                # Data parallel: this layer's weight gradients are final, their
+                # allreduce can start while backward goes on.
+                self._backward_hook(step.layer)
             if dx is None:
                 continue
             if step.multi_in:

@@ -114,6 +114,9 @@ def run_backward(model, output_grads):
     dys = [g if g is not None else np.zeros(t.shape, np.float32)
            for g, t in zip(output_grads, model._tape[1])]
     dx = layer_call.traced_backward(model, dys[0] if model._single_output else dys)
+    if model._backward_hook is not None:
+        # The tape is replayed as a whole: every weight's gradient is final now.
+        model._backward_hook(model)
     if dx is None:
         return [None] * len(model._input_tensors)
     return [dx] if model._single_input else list(dx)
