@@ -20,13 +20,17 @@ from cnnc.layers.flatten import Flatten
 from cnnc.layers.reshape import Reshape
 from cnnc.layers.dropout import Dropout
 from cnnc.layers.batch_normalization import BatchNormalization
+from cnnc.layers.sync_batch_normalization import SyncBatchNormalization
 from cnnc.layers.activation import Activation
 from cnnc.layers.relu import ReLU
 from cnnc.layers.leaky_relu import LeakyReLU
 from cnnc.layers.elu import ELU
 from cnnc.layers.softmax import Softmax
 from cnnc.layers.merge import (Add, Average, Concatenate, Maximum, Minimum, Multiply,
-                               Subtract)
+                               Subtract, add, average, concatenate, maximum, minimum, multiply,
+                               subtract)
+from cnnc.layers.lambda_layer import Lambda
+from cnnc.layers.op_layer import OpLayer
 from cnnc.layers.zero_padding2d import ZeroPadding2D
 from cnnc.layers.cropping2d import Cropping2D
 from cnnc.layers.upsampling2d import UpSampling2D
@@ -44,9 +48,10 @@ _LAYER_CLASSES = {cls.__name__: cls for cls in (
     InputLayer, Dense, Conv1D, Conv2D, DepthwiseConv2D, Conv2DTranspose, AveragePooling1D,
     AveragePooling2D, MaxPooling1D, MaxPooling2D, GlobalAveragePooling1D,
     GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Flatten, Reshape, Dropout,
-    BatchNormalization, Activation, ReLU, LeakyReLU, ELU, Softmax, Add, Subtract, Multiply,
+    BatchNormalization, SyncBatchNormalization, Activation, ReLU, LeakyReLU, ELU, Softmax, Add, Subtract, Multiply,
     Average, Maximum, Minimum, Concatenate, ZeroPadding2D, Cropping2D, UpSampling2D,
-    ZeroPadding1D, Cropping1D, UpSampling1D, SpatialDropout1D, SpatialDropout2D, Permute)}
+    ZeroPadding1D, Cropping1D, UpSampling1D, SpatialDropout1D, SpatialDropout2D, Permute,
+    Lambda, OpLayer)}
 _LAYER_CLASSES.update({cls.__name__: cls for cls in PREPROCESSING_LAYERS})
 
 
@@ -73,4 +78,6 @@ def deserialize(config, custom_objects=None):
     if cls is None:
         raise ValueError(f"unknown layer class {name!r}; register custom layers with "
                          f"cnnc.layers.register or pass custom_objects")
+    if getattr(cls, "_needs_custom_objects", False):
+        return cls.from_config(dict(config.get("config") or {}), custom_objects)
     return cls.from_config(dict(config.get("config") or {}))
