@@ -1,5 +1,9 @@
 """Where the installed C core lives, for building C programs against it.
 
+The `cnnc-config` command (installed with the package) runs this module; it
+also works from the root of a source checkout, where `python -m cnnc.config`
+would import the source tree's cnnc/ instead of the installed package.
+
     python -m cnnc.config --cflags      # -I<include dir>
     python -m cnnc.config --libs        # -L<lib dir> -lcnnc -Wl,-rpath,<lib dir>
     python -m cnnc.config --cmakedir    # for -Dcnnc_DIR=... or CMAKE_PREFIX_PATH
@@ -7,7 +11,7 @@
     python -m cnnc.config --includedir | --libdir | --version
 
 Several options print their answers on one line, space-separated, in the
-order given (so ``cc $(python -m cnnc.config --cflags --libs)`` works).
+order given (so ``cc $(cnnc-config --cflags --libs)`` works).
 """
 import argparse
 import os
@@ -46,7 +50,7 @@ _QUERIES = {
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m cnnc.config",
+    parser = argparse.ArgumentParser(prog="cnnc-config",
                                      description="Paths and flags of the installed cnnc C core.")
     for name in _QUERIES:
         parser.add_argument(f"--{name}", dest="queries", action="append_const", const=name,
