@@ -52,6 +52,12 @@ unsigned cnnc_fpu_enter(void)
     unsigned old = _mm_getcsr();
     _mm_setcsr(old | 0x8040); /* FTZ | DAZ */
     return old;
+#elif defined(__aarch64__)
+    /* FPCR.FZ (bit 24): flush denormal inputs and results to zero, as FTZ|DAZ do on x86. */
+    uint64_t old;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(old));
+    __asm__ volatile("msr fpcr, %0" : : "r"(old | (UINT64_C(1) << 24)));
+    return (unsigned)old;
 #else
     return 0;
 #endif
@@ -61,6 +67,8 @@ void cnnc_fpu_restore(unsigned state)
 {
 #if defined(__SSE__) || defined(__x86_64__)
     _mm_setcsr(state);
+#elif defined(__aarch64__)
+    __asm__ volatile("msr fpcr, %0" : : "r"((uint64_t)state));
 #else
     (void)state;
 #endif

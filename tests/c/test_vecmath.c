@@ -1,8 +1,10 @@
 /* The vector math of src/internal/vecmath_*.h (exp, expm1, erfc, log,
  * log1p) on every ISA path this CPU has, against libm in double: relative
  * error over wide sweeps and the special values. */
-#include <immintrin.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include "check.h"
 #include "vecmath_scalar.h"
 
@@ -147,10 +149,21 @@ static void check_path(const char *isa, eval_fn eval)
     specials(isa, eval);
 }
 
+static void flush_denormals_to_zero(void)
+{
+#if defined(__x86_64__)
+    _mm_setcsr(_mm_getcsr() | 0x8040);
+#elif defined(__aarch64__)
+    uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    __asm__ volatile("msr fpcr, %0" : : "r"(fpcr | (UINT64_C(1) << 24)));
+#endif
+}
+
 int main(void)
 {
     /* The kernels run with flush-to-zero, as cnnc's drivers set it. */
-    _mm_setcsr(_mm_getcsr() | 0x8040);
+    flush_denormals_to_zero();
     check_path("scalar", eval_scalar);
 #ifdef HAVE_VECTOR_PATHS
     if (cnnc_max_isa() >= CNNC_ISA_AVX2)
