@@ -7,6 +7,7 @@ cdef extern from "cnnc.h" nogil:
         CNNC_ISA_SCALAR
         CNNC_ISA_AVX2
         CNNC_ISA_AVX512
+        CNNC_ISA_NEON
     const char *cnnc_version()
     const char *cnnc_isa_name()
     cnnc_isa cnnc_max_isa()
@@ -15,7 +16,7 @@ cdef extern from "cnnc.h" nogil:
     int cnnc_get_num_threads()
     void cnnc_release_workspace()
 
-_ISA_NAMES = ("scalar", "avx2", "avx512")
+_ISA_NAMES = ("scalar", "avx2", "avx512", "neon")
 
 
 def core_version():
@@ -24,7 +25,7 @@ def core_version():
 
 
 def isa():
-    """Name of the instruction-set path in use: 'scalar', 'avx2' or 'avx512'."""
+    """Name of the instruction-set path in use: 'scalar', 'avx2', 'avx512' or 'neon'."""
     return cnnc_isa_name().decode()
 
 
@@ -34,7 +35,7 @@ def max_isa():
 
 
 def set_isa(name):
-    """Select a path at or below max_isa(), e.g. 'scalar' for testing."""
+    """Select a path this CPU runs (at or below max_isa()), e.g. 'scalar' for testing."""
     if name not in _ISA_NAMES:
         raise ValueError(f"isa must be one of {_ISA_NAMES}, got {name!r}")
     cdef int index = _ISA_NAMES.index(name)

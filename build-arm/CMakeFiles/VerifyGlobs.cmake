@@ -143,6 +143,41 @@ if(NOT "${NEW_GLOB}" STREQUAL "${OLD_GLOB}")
   file(TOUCH_NOCREATE "/work/wt/install/build-arm/CMakeFiles/cmake.verify_globs")
 endif()
 
+# CNNC_NEON_SOURCES at CMakeLists.txt:62 (file)
+file(GLOB NEW_GLOB LIST_DIRECTORIES true "/work/wt/install/src/kernels/neon/*.c")
+set(OLD_GLOB
+  "/work/wt/install/src/kernels/neon/activation_neon.c"
+  "/work/wt/install/src/kernels/neon/augment_neon.c"
+  "/work/wt/install/src/kernels/neon/conv_neon.c"
+  "/work/wt/install/src/kernels/neon/depthwise_neon.c"
+  "/work/wt/install/src/kernels/neon/elementwise_neon.c"
+  "/work/wt/install/src/kernels/neon/gemm_neon.c"
+  "/work/wt/install/src/kernels/neon/loss_neon.c"
+  "/work/wt/install/src/kernels/neon/optim_neon.c"
+  "/work/wt/install/src/kernels/neon/pool_neon.c"
+  "/work/wt/install/src/kernels/neon/winograd_neon.c"
+  )
+if(NOT "${NEW_GLOB}" STREQUAL "${OLD_GLOB}")
+  message("-- GLOB mismatch!")
+  set(NEW_ONLY ${NEW_GLOB})
+  set(OLD_ONLY ${OLD_GLOB})
+  list(REMOVE_ITEM NEW_ONLY ${OLD_GLOB})
+  list(REMOVE_ITEM OLD_ONLY ${NEW_GLOB})
+  if(NEW_ONLY)
+    message("The following files were added:")
+    foreach(VAR_FILE IN LISTS NEW_ONLY)
+      message("  +${VAR_FILE}")
+    endforeach()
+  endif()
+  if(OLD_ONLY)
+    message("The following files were removed:")
+    foreach(VAR_FILE IN LISTS OLD_ONLY)
+      message("  -${VAR_FILE}")
+    endforeach()
+  endif()
+  file(TOUCH_NOCREATE "/work/wt/install/build-arm/CMakeFiles/cmake.verify_globs")
+endif()
+
 # CNNC_GENERIC_SOURCES at CMakeLists.txt:57 (file)
 file(GLOB NEW_GLOB LIST_DIRECTORIES true "/work/wt/install/src/kernels/scalar/*.c")
 set(OLD_GLOB
@@ -178,7 +213,7 @@ if(NOT "${NEW_GLOB}" STREQUAL "${OLD_GLOB}")
   file(TOUCH_NOCREATE "/work/wt/install/build-arm/CMakeFiles/cmake.verify_globs")
 endif()
 
-# CNNC_C_TESTS at tests/c/CMakeLists.txt:8 (file)
+# CNNC_C_TESTS at tests/c/CMakeLists.txt:3 (file)
 file(GLOB NEW_GLOB LIST_DIRECTORIES true "/work/wt/install/tests/c/test_*.c")
 set(OLD_GLOB
   "/work/wt/install/tests/c/test_activation.c"

@@ -34,11 +34,14 @@ typedef enum cnnc_status {
     CNNC_ERR_INTERNAL = 6
 } cnnc_status;
 
-/* Instruction-set paths, in increasing order of capability. */
+/* Instruction-set paths. On x86-64 they come in increasing order of
+ * capability (scalar < AVX2 < AVX-512); on AArch64 the paths are scalar and
+ * NEON. */
 typedef enum cnnc_isa {
     CNNC_ISA_SCALAR = 0,
-    CNNC_ISA_AVX2 = 1,   /* AVX2 + FMA */
-    CNNC_ISA_AVX512 = 2  /* AVX-512 F/BW/DQ/VL */
+    CNNC_ISA_AVX2 = 1,   /* x86-64: AVX2 + FMA */
+    CNNC_ISA_AVX512 = 2, /* x86-64: AVX-512 F/BW/DQ/VL */
+    CNNC_ISA_NEON = 3    /* AArch64: Advanced SIMD (baseline there) */
 } cnnc_isa;
 
 CNNC_API const char *cnnc_version(void);
@@ -48,12 +51,13 @@ CNNC_API void cnnc_clear_error(void);
 CNNC_API const char *cnnc_status_string(cnnc_status status);
 
 /* The path in use: the best one the CPU and OS support, lowered by the
- * environment variable CNNC_ISA=scalar|avx2|avx512 or cnnc_set_isa(). */
+ * environment variable CNNC_ISA=scalar|avx2|avx512|neon or cnnc_set_isa(). */
 CNNC_API cnnc_isa cnnc_get_isa(void);
 CNNC_API const char *cnnc_isa_name(void);
 /* Best path this CPU supports and this build contains. */
 CNNC_API cnnc_isa cnnc_max_isa(void);
-/* Fails with CNNC_ERR_UNSUPPORTED when isa is above cnnc_max_isa(). */
+/* Fails with CNNC_ERR_UNSUPPORTED when this CPU or build cannot run isa
+ * (above cnnc_max_isa(), or of another architecture). */
 CNNC_API cnnc_status cnnc_set_isa(cnnc_isa isa);
 
 /* Threads used by the parallel kernels (n >= 1); defaults to the OpenMP
