@@ -1,5 +1,6 @@
 """cnnc: convolutional neural networks on the CPU, with a plain C core."""
 from cnnc._core import (  # noqa: F401
+    available_isas,
     core_version as _core_version,
     get_num_threads,
     isa,

@@ -11,6 +11,7 @@ cdef extern from "cnnc.h" nogil:
     const char *cnnc_version()
     const char *cnnc_isa_name()
     cnnc_isa cnnc_max_isa()
+    cnnc_isa cnnc_get_isa()
     cnnc_status cnnc_set_isa(cnnc_isa isa)
     cnnc_status cnnc_set_num_threads(int n)
     int cnnc_get_num_threads()
@@ -40,6 +41,18 @@ def set_isa(name):
         raise ValueError(f"isa must be one of {_ISA_NAMES}, got {name!r}")
     cdef int index = _ISA_NAMES.index(name)
     check_status(cnnc_set_isa(<cnnc_isa>index))
+
+
+def available_isas():
+    """The instruction-set paths this CPU and build can run, e.g.
+    ('scalar', 'avx2', 'avx512') on x86-64 or ('scalar', 'neon') on AArch64."""
+    cdef cnnc_isa active = cnnc_get_isa()
+    found = []
+    for index, name in enumerate(_ISA_NAMES):
+        if cnnc_set_isa(<cnnc_isa>index) == 0:
+            found.append(name)
+    cnnc_set_isa(active)
+    return tuple(found)
 
 
 def set_num_threads(n):

@@ -16,11 +16,20 @@ static inline vf vf_exp(vf x)
     vf n = vf_round_small(vf_mul(x, vf_set1(CNNC_LOG2E)));
     vf r = vf_fnmadd(n, vf_set1(CNNC_LN2_HI), x);
     r = vf_fnmadd(n, vf_set1(CNNC_LN2_LO), r);
-    /* P(r) by Estrin's scheme (shorter dependency chain than Horner's). */
     vf r2 = vf_mul(r, r);
+#if VW > 1
+    /* P(r) by Estrin's scheme: a shorter dependency chain than Horner's,
+     * which pays where fused multiply-adds are pipelined. */
     vf p01 = vf_fmadd(vf_set1(CNNC_EXP_P1), r, vf_set1(CNNC_EXP_P0));
     vf p23 = vf_fmadd(vf_set1(CNNC_EXP_P3), r, vf_set1(CNNC_EXP_P2));
     vf p = vf_fmadd(vf_fmadd(vf_set1(CNNC_EXP_P4), r2, p23), r2, p01);
+#else
+    /* Horner's scheme: fewest operations without FMA. */
+    vf p = vf_fmadd(vf_set1(CNNC_EXP_P4), r, vf_set1(CNNC_EXP_P3));
+    p = vf_fmadd(p, r, vf_set1(CNNC_EXP_P2));
+    p = vf_fmadd(p, r, vf_set1(CNNC_EXP_P1));
+    p = vf_fmadd(p, r, vf_set1(CNNC_EXP_P0));
+#endif
     vf y = vf_add(vf_fmadd(p, r2, r), vf_set1(1.0f));
     /* 2^n as two factors so that n = 128 and n = -150 scale exactly. */
     vi ni = vf_to_vi(n);
@@ -62,6 +71,7 @@ static inline vf vf_erfc_core_(vf z, vf q_hi, vf q_lo)
     z = vf_min(vf_set1(CNNC_ERFC_ZMAX), z);
     vf t = vf_div(vf_set1(1.0f), vf_fmadd(z, vf_set1(0.5f), vf_set1(1.0f)));
     vf u = vf_fmsub(t, vf_set1(2.4f), vf_set1(1.4f));
+#if VW > 1
     /* Estrin's scheme: a dependency chain of 5 instead of Horner's 10. Long
      * chains keep each store pending longer, and a store still pending stalls
      * later loads that alias it modulo 4 KiB. */
@@ -75,6 +85,18 @@ static inline vf vf_erfc_core_(vf z, vf q_hi, vf q_lo)
     vf p4_7 = vf_fmadd(p67, u2, p45);
     vf p8_10 = vf_fmadd(vf_set1(CNNC_ERFC_E10), u2, p89);
     vf e = vf_fmadd(vf_fmadd(p8_10, u4, p4_7), u4, p0_3);
+#else
+    vf e = vf_fmadd(vf_set1(CNNC_ERFC_E10), u, vf_set1(CNNC_ERFC_E9));
+    e = vf_fmadd(e, u, vf_set1(CNNC_ERFC_E8));
+    e = vf_fmadd(e, u, vf_set1(CNNC_ERFC_E7));
+    e = vf_fmadd(e, u, vf_set1(CNNC_ERFC_E6));
+    e = vf_fmadd(e, u, vf_set1(CNNC_ERFC_E5));
+    e = vf_fmadd(e, u, vf_set1(CNNC_ERFC_E4));
+    e = vf_fmadd(e, u, vf_set1(CNNC_ERFC_E3));
+    e = vf_fmadd(e, u, vf_set1(CNNC_ERFC_E2));
+    e = vf_fmadd(e, u, vf_set1(CNNC_ERFC_E1));
+    e = vf_fmadd(e, u, vf_set1(CNNC_ERFC_E0));
+#endif
     return vf_mul(t, vf_exp_diff_(e, q_hi, q_lo));
 }
 

@@ -4,7 +4,20 @@
 static void test_conventions(void)
 {
     CHECK(strlen(cnnc_version()) > 0);
-    CHECK(cnnc_get_isa() <= cnnc_max_isa());
+    cnnc_isa best = cnnc_max_isa(), active = cnnc_get_isa();
+    CHECK(active == CNNC_ISA_SCALAR || active == best ||
+          (best != CNNC_ISA_NEON && active != CNNC_ISA_NEON && active < best));
+    /* Paths of the other architecture are refused, whatever the numbers. */
+    if (best == CNNC_ISA_NEON) {
+        CHECK_STATUS(cnnc_set_isa(CNNC_ISA_AVX2), CNNC_ERR_UNSUPPORTED);
+        CHECK_STATUS(cnnc_set_isa(CNNC_ISA_AVX512), CNNC_ERR_UNSUPPORTED);
+    } else {
+        CHECK_STATUS(cnnc_set_isa(CNNC_ISA_NEON), CNNC_ERR_UNSUPPORTED);
+    }
+    CHECK(cnnc_get_isa() == active);
+    CHECK_OK(cnnc_set_isa(CNNC_ISA_SCALAR));
+    CHECK(cnnc_get_isa() == CNNC_ISA_SCALAR);
+    CHECK_OK(cnnc_set_isa(active));
     CHECK_STATUS(cnnc_set_num_threads(0), CNNC_ERR_INVALID_ARGUMENT);
     CHECK(strstr(cnnc_last_error(), "threads") != NULL);
     CHECK_OK(cnnc_set_num_threads(2));
