@@ -213,6 +213,38 @@ if(NOT "${NEW_GLOB}" STREQUAL "${OLD_GLOB}")
   file(TOUCH_NOCREATE "/work/wt/install/build-arm/CMakeFiles/cmake.verify_globs")
 endif()
 
+# CNNC_GENERIC_SOURCES at CMakeLists.txt:57 (file)
+file(GLOB NEW_GLOB LIST_DIRECTORIES true "/work/wt/install/src/model/*.c")
+set(OLD_GLOB
+  "/work/wt/install/src/model/crc32.c"
+  "/work/wt/install/src/model/file.c"
+  "/work/wt/install/src/model/graph.c"
+  "/work/wt/install/src/model/json.c"
+  "/work/wt/install/src/model/model.c"
+  "/work/wt/install/src/model/ops.c"
+  "/work/wt/install/src/model/plan.c"
+  )
+if(NOT "${NEW_GLOB}" STREQUAL "${OLD_GLOB}")
+  message("-- GLOB mismatch!")
+  set(NEW_ONLY ${NEW_GLOB})
+  set(OLD_ONLY ${OLD_GLOB})
+  list(REMOVE_ITEM NEW_ONLY ${OLD_GLOB})
+  list(REMOVE_ITEM OLD_ONLY ${NEW_GLOB})
+  if(NEW_ONLY)
+    message("The following files were added:")
+    foreach(VAR_FILE IN LISTS NEW_ONLY)
+      message("  +${VAR_FILE}")
+    endforeach()
+  endif()
+  if(OLD_ONLY)
+    message("The following files were removed:")
+    foreach(VAR_FILE IN LISTS OLD_ONLY)
+      message("  -${VAR_FILE}")
+    endforeach()
+  endif()
+  file(TOUCH_NOCREATE "/work/wt/install/build-arm/CMakeFiles/cmake.verify_globs")
+endif()
+
 # CNNC_C_TESTS at tests/c/CMakeLists.txt:3 (file)
 file(GLOB NEW_GLOB LIST_DIRECTORIES true "/work/wt/install/tests/c/test_*.c")
 set(OLD_GLOB
@@ -223,6 +255,7 @@ set(OLD_GLOB
   "/work/wt/install/tests/c/test_gemm.c"
   "/work/wt/install/tests/c/test_kernels.c"
   "/work/wt/install/tests/c/test_loss.c"
+  "/work/wt/install/tests/c/test_model.c"
   "/work/wt/install/tests/c/test_optim.c"
   "/work/wt/install/tests/c/test_vecmath.c"
   )
