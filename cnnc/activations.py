@@ -9,7 +9,7 @@ respect to ``y``). Functions whose gradient is a function of the output alone
 keep only ``y``.
 
 Names as in Keras: linear, relu, relu6, leaky_relu, elu, selu, gelu,
-sigmoid, hard_sigmoid, tanh, softmax, log_softmax, swish (silu), softplus,
+sigmoid, hard_sigmoid, hard_silu (hard_swish), tanh, softmax, log_softmax, swish (silu), softplus,
 softsign, exponential.
 """
 import numpy as np
@@ -159,6 +159,26 @@ class _HardSigmoid(ActivationFunction):
         return np.where((y > 0.0) & (y < 1.0), dy * np.float32(1.0 / 6.0), np.float32(0.0))
 
 
+class _HardSwish(ActivationFunction):
+    """x * relu6(x + 3) / 6 (Keras 3's hard_silu, ONNX's HardSwish)."""
+    name = "hard_silu"
+
+    def forward(self, x, inplace=False):
+        gate = np.multiply(x, np.float32(1.0 / 6.0))
+        gate += np.float32(0.5)
+        np.clip(gate, 0.0, 1.0, out=gate)
+        return np.multiply(x, gate, out=x if inplace else None)
+
+    def backward(self, x, y, dy):
+        # 0 below -3, 1 above 3, x / 3 + 1/2 between
+        slope = np.multiply(x, np.float32(1.0 / 3.0))
+        slope += np.float32(0.5)
+        slope[x <= -3.0] = 0.0
+        slope[x >= 3.0] = 1.0
+        slope *= dy
+        return slope
+
+
 class _Tanh(ActivationFunction):
     name = "tanh"
 
@@ -263,6 +283,8 @@ selu = _SELU()
 gelu = _GELU()
 sigmoid = _Sigmoid()
 hard_sigmoid = _HardSigmoid()
+hard_silu = _HardSwish()
+hard_swish = hard_silu
 tanh = _Tanh()
 softmax = _Softmax()
 log_softmax = _LogSoftmax()
@@ -273,9 +295,10 @@ softsign = _Softsign()
 exponential = _Exponential()
 
 _BY_NAME = {f.name: f for f in (linear, relu, relu6, leaky_relu, elu, selu, gelu, sigmoid,
-                                hard_sigmoid, tanh, softmax, log_softmax, swish, softplus,
+                                hard_sigmoid, hard_silu, tanh, softmax, log_softmax, swish, softplus,
                                 softsign, exponential)}
 _BY_NAME["silu"] = swish
+_BY_NAME["hard_swish"] = hard_silu
 _BY_NAME["none"] = linear
 
 __all__ += sorted(_BY_NAME)
