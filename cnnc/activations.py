@@ -8,9 +8,9 @@ respect to ``y``). Functions whose gradient is a function of the output alone
 (``uses_input = False``) let a layer overwrite the pre-activation in place and
 keep only ``y``.
 
-Names as in Keras: linear, relu, relu6, leaky_relu, elu, selu, gelu,
-sigmoid, hard_sigmoid, hard_silu (hard_swish), tanh, softmax, log_softmax, swish (silu), softplus,
-softsign, exponential.
+Names as in Keras: linear, relu, relu6, leaky_relu, elu, selu, gelu, sigmoid,
+hard_sigmoid, hard_silu (hard_swish), tanh, softmax, log_softmax, swish (silu),
+softplus, softsign, exponential; and gelu_tanh (gelu's tanh approximation).
 """
 import numpy as np
 
@@ -127,6 +127,8 @@ class _GELU(ActivationFunction):
 
     def __init__(self, approximate=False):
         self.approximate = bool(approximate)
+        if self.approximate:
+            self.name = "gelu_tanh"
 
     def forward(self, x, inplace=False):
         return ops.gelu(x, approximate=self.approximate)
@@ -281,6 +283,7 @@ leaky_relu = _LeakyReLU()
 elu = _ELU()
 selu = _SELU()
 gelu = _GELU()
+gelu_tanh = _GELU(approximate=True)  # the tanh approximation
 sigmoid = _Sigmoid()
 hard_sigmoid = _HardSigmoid()
 hard_silu = _HardSwish()
@@ -294,9 +297,9 @@ softplus = _Softplus()
 softsign = _Softsign()
 exponential = _Exponential()
 
-_BY_NAME = {f.name: f for f in (linear, relu, relu6, leaky_relu, elu, selu, gelu, sigmoid,
-                                hard_sigmoid, hard_silu, tanh, softmax, log_softmax, swish, softplus,
-                                softsign, exponential)}
+_BY_NAME = {f.name: f for f in (linear, relu, relu6, leaky_relu, elu, selu, gelu, gelu_tanh,
+                                sigmoid, hard_sigmoid, hard_silu, tanh, softmax, log_softmax,
+                                swish, softplus, softsign, exponential)}
 _BY_NAME["silu"] = swish
 _BY_NAME["hard_swish"] = hard_silu
 _BY_NAME["none"] = linear

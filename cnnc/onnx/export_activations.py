@@ -46,7 +46,7 @@ def activation(g, fn, value, hint):
         y = g.node("Elu", [x], hint, alpha=fn.alpha)
     elif name == "selu":
         y = g.node("Selu", [x], hint, alpha=_SELU[0], gamma=_SELU[1])
-    elif name == "gelu":
+    elif name in ("gelu", "gelu_tanh"):
         y = _gelu(g, x, hint, fn.approximate)
     elif name == "sigmoid":
         y = g.node("Sigmoid", [x], hint)
