@@ -32,16 +32,28 @@ def converter_for(layer):
     return None
 
 
-def _spatial_pads(layer, rank):
+def _spatial_pads(layer, rank, spatial):
     """ONNX pads/auto_pad for a cnnc padding: "same" is SAME_UPPER
-    (TensorFlow's rule, the odd pixel after), causal pads the left."""
+    (TensorFlow's rule, the odd pixel after); causal pads the left.
+    onnxruntime refuses SAME_* with dilations, so dilated "same" gets its
+    pads written out (from the input size where the stride needs it)."""
+    from cnnc.ops import same_padding
     padding = layer.padding
+    dilation = tuple(getattr(layer, "dilation_rate", (1,) * rank))
     if padding == "same":
-        return dict(auto_pad="SAME_UPPER")
+        if all(d == 1 for d in dilation):
+            return dict(auto_pad="SAME_UPPER")
+        pairs = []
+        for n, k, s, d in zip(spatial, layer.kernel_size, layer.strides, dilation):
+            if n is None and s != 1:
+                raise ValueError(f"layer {layer.name!r}: exporting a dilated, strided 'same' "
+                                 f"convolution needs a known input size")
+            pairs.append(same_padding(n if n is not None else 1, k, s, d))
+        padding = tuple(pairs)
     if padding == "valid":
         return dict(pads=[0] * (2 * rank))
     if padding == "causal":
-        span = (layer.kernel_size[0] - 1) * layer.dilation_rate[0]
+        span = (layer.kernel_size[0] - 1) * dilation[0]
         return dict(pads=[span, 0])
     return dict(pads=[p[0] for p in padding] + [p[1] for p in padding])
 
@@ -65,7 +77,7 @@ def _conv(g, layer, inputs, shape):
         names.append(g.const(layer.bias.value, f"{layer.name}_bias"))
     y = g.node("Conv", names, layer.name, kernel_shape=list(layer.kernel_size),
                strides=list(layer.strides), dilations=list(layer.dilation_rate), group=groups,
-               **_spatial_pads(layer, rank))
+               **_spatial_pads(layer, rank, inputs[0].shape[1:-1]))
     return activation(g, layer.activation, Value(y, x.perm, shape), f"{layer.name}_act")
 
 
@@ -154,7 +166,8 @@ def _pool(g, layer, inputs, shape):
     x = g.channels_first(inputs[0])
     average = isinstance(layer, (L.AveragePooling1D, L.AveragePooling2D))
     attrs = dict(kernel_shape=list(layer.pool_size), strides=list(layer.strides),
-                 ceil_mode=int(layer.ceil_mode), **_spatial_pads(layer, layer.rank))
+                 ceil_mode=int(layer.ceil_mode),
+                 **_spatial_pads(layer, layer.rank, inputs[0].shape[1:-1]))
     if average:
         attrs["count_include_pad"] = int(layer.count_include_pad)
     y = g.node("AveragePool" if average else "MaxPool", [x.name], layer.name, **attrs)

@@ -139,8 +139,8 @@ class Importer:
 
     def set_output(self, index, value):
         name = self.node.output[index]
-        if isinstance(value, np.ndarray):
-            self.constants[name] = value
+        if isinstance(value, (np.ndarray, np.generic)):
+            self.constants[name] = np.asarray(value)
         else:
             self.tensors[name] = value
 
@@ -216,7 +216,7 @@ def load_model(path, input_layout="NCHW", name=None):
             raise UnsupportedError(f"ONNX input {value_info.name!r} is not a float tensor")
         if not tensor_type.HasField("shape"):
             raise UnsupportedError(f"ONNX input {value_info.name!r} has no shape")
-        shape = (None,) + tuple(_static(d) for d in tensor_type.shape.dim[1:])
+        shape = tuple(_static(d) for d in tensor_type.shape.dim)
         rank = len(shape)
         if rank < 2:
             raise UnsupportedError(f"ONNX input {value_info.name!r} must have a batch axis and "
