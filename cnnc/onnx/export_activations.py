@@ -52,8 +52,11 @@ def activation(g, fn, value, hint):
         y = g.node("Sigmoid", [x], hint)
     elif name == "hard_sigmoid":
         y = g.node("HardSigmoid", [x], hint, alpha=1.0 / 6.0, beta=0.5)
-    elif name == "hard_silu":
+    elif name == "hard_silu" and g.opset >= 14:
         y = g.node("HardSwish", [x], hint)
+    elif name == "hard_silu":
+        gate = g.node("HardSigmoid", [x], f"{hint}_gate", alpha=1.0 / 6.0, beta=0.5)
+        y = g.node("Mul", [x, gate], hint)
     elif name == "tanh":
         y = g.node("Tanh", [x], hint)
     elif name in ("softmax", "log_softmax"):

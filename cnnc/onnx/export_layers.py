@@ -224,7 +224,8 @@ def _pad(g, layer, inputs, shape):
     x = inputs[0]
     if isinstance(layer, L.Pad):
         pairs, mode, fill = layer.paddings, layer.mode, layer.constant_value
-    else:
+    else:  # spatial zero padding, usually before a convolution: channels-first
+        x = g.channels_first(x)
         pairs = (tuple(layer.padding),) if isinstance(layer, L.ZeroPadding1D) else layer.padding
         pairs = tuple(pairs) + ((0, 0),)
         mode, fill = "constant", 0.0

@@ -45,7 +45,7 @@ class GraphBuilder:
 
     def const(self, value, hint, dtype=np.float32):
         name = self.unique(hint)
-        array = np.ascontiguousarray(np.asarray(value, dtype))
+        array = np.array(value, dtype, order="C")  # keeps 0-d scalars 0-d
         self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
         return name
 

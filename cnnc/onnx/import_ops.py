@@ -77,6 +77,14 @@ def _padding(state, attrs, x, kernel, strides, dilations):
     return "valid" if not any(pads) else pairs
 
 
+def _scalar(state, name, what):
+    """A constant input holding one number (0-d or of size 1)."""
+    value = np.asarray(state.constant(name, what))
+    if value.size != 1:
+        state.fail(f"the {what} must hold one value, got shape {value.shape}")
+    return float(value.reshape(-1)[0])
+
+
 def _spatial_attrs(state, attrs, x, kernel_default=None):
     rank = x.rank - 2
     if rank not in (1, 2):
@@ -346,8 +354,8 @@ def _clip(state, node, attrs):
         low, high = attrs.get("min", None), attrs.get("max", None)
     else:
         low_name, high_name = _optional(node, 1), _optional(node, 2)
-        low = None if low_name is None else float(state.constant(low_name, "min"))
-        high = None if high_name is None else float(state.constant(high_name, "max"))
+        low = None if low_name is None else _scalar(state, low_name, "min")
+        high = None if high_name is None else _scalar(state, high_name, "max")
     if low == 0.0 and high is None:
         layer = L.ReLU(name=state.layer_name())
     else:
@@ -526,7 +534,7 @@ def _identity(state, node, attrs):
     attrs.get("is_test")
     if node.op_type == "Dropout":
         training = _optional(node, 2)
-        if training is not None and bool(state.constant(training, "training_mode")):
+        if training is not None and _scalar(state, training, "training_mode"):
             state.fail("training_mode = true is not supported")
         if len(node.output) > 1 and node.output[1] and node.output[1] in state.consumers:
             state.fail("the mask output is not supported")
@@ -683,8 +691,7 @@ def _pad(state, node, attrs):
     else:
         pads = state.constant(node.input[1], "pads")
         value_name = _optional(node, 2)
-        value = 0.0 if value_name is None else float(state.constant(value_name,
-                                                                    "constant_value"))
+        value = 0.0 if value_name is None else _scalar(state, value_name, "constant_value")
         axes_name = _optional(node, 3)
         axes = None if axes_name is None else state.constant(axes_name, "axes")
     if mode not in ("constant", "reflect", "edge"):
