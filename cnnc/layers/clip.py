@@ -32,7 +32,7 @@ class Clip(Layer):
                 and self.min_value > self.max_value):
             raise ValueError(f"min_value {self.min_value} is larger than max_value "
                              f"{self.max_value}")
-        self._x = None
+        self._keep = None
 
     def _affine(self, x):
         if self.scale == 1.0 and self.offset == 0.0:
@@ -43,22 +43,17 @@ class Clip(Layer):
 
     def forward(self, x, training=False):
         z = self._affine(x)
-        self._x = z if training else None
         lo = -np.inf if self.min_value is None else np.float32(self.min_value)
         hi = np.inf if self.max_value is None else np.float32(self.max_value)
+        self._keep = ((z >= lo) & (z <= hi)) if training else None
         return np.clip(z, lo, hi, out=z)
 
     def backward(self, dy):
-        z = self._x
-        if z is None:
+        if self._keep is None:
             raise RuntimeError(f"{type(self).__name__} {self.name!r}: backward needs a "
                                f"forward(x, training=True) first")
-        keep = np.ones(z.shape, bool)
-        if self.min_value is not None:
-            keep &= z >= np.float32(self.min_value)
-        if self.max_value is not None:
-            keep &= z <= np.float32(self.max_value)
-        return np.where(keep, dy * np.float32(self.scale), np.float32(0.0)).astype(np.float32)
+        return np.where(self._keep, dy * np.float32(self.scale),
+                        np.float32(0.0)).astype(np.float32)
 
     def get_config(self):
         config = super().get_config()
