@@ -351,3 +351,30 @@ def test_corrupt_files(tmp_path):
             load_model(str(path))
         except (ValueError, FileNotFoundError):
             pass
+
+
+def test_imported_model_saves_and_loads(tmp_path):
+    """Every layer the importer creates survives cnnc's own model file."""
+    from cnnc.models import load_model as load_cnnc
+    nodes = [helper.make_node("Pad", ["X", "pads"], ["P"], name="pad", mode="reflect"),
+             helper.make_node("Conv", ["P", "W"], ["H"], name="conv", group=3),
+             helper.make_node("PRelu", ["H", "slope"], ["R"], name="prelu"),
+             helper.make_node("HardSigmoid", ["R"], ["S"], name="hs", alpha=0.3),
+             helper.make_node("Clip", ["S", "lo", "hi"], ["C"], name="clip"),
+             helper.make_node("Sub", ["mean", "C"], ["D"], name="sub"),
+             helper.make_node("AveragePool", ["D"], ["A"], name="pool", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1], ceil_mode=1, count_include_pad=1,
+                              strides=[2, 2]),
+             helper.make_node("Div", ["A", "A2"], ["Y"], name="div"),
+             helper.make_node("Sigmoid", ["A"], ["A2"], name="sig")]
+    nodes = nodes[:-2] + [nodes[-1], nodes[-2]]
+    params = {"pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64),
+              "W": rand(6, 1, 3, 3, seed=1), "slope": rand(6, 1, 1, seed=2),
+              "lo": np.float32(0.1), "hi": np.float32(0.8), "mean": rand(6, 1, 1, seed=3)}
+    model = make_model(nodes, {"X": (None, 3, 7, 6)}, ["Y"], params)
+    cm = compare(tmp_path, model, {"X": rand(2, 3, 7, 6)})
+    x = rand(2, 3, 7, 6, seed=5)
+    path = str(tmp_path / "imported.cnnc")
+    cm.save(path)
+    np.testing.assert_array_equal(load_cnnc(path).predict(x, verbose=0),
+                                  cm.predict(x, verbose=0))
