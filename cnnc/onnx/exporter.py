@@ -1,7 +1,6 @@
 """cnnc model -> ONNX file."""
 import os
 
-import numpy as np
 
 from cnnc.onnx import layout
 from cnnc.onnx.dependency import require_onnx

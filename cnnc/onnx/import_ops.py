@@ -8,7 +8,7 @@ import numpy as np
 
 from cnnc import layers as L
 from cnnc.onnx import layout
-from cnnc.onnx.importer import Attributes, Tensor
+from cnnc.onnx.import_state import Attributes, Tensor, read_array
 
 _CONVERTERS = {}
 
@@ -30,11 +30,6 @@ def convert(state, node):
     attrs = Attributes(state.onnx, node)
     fn(state, node, attrs)
     attrs.check_all_read()
-
-
-def _inputs(node):
-    """The node's inputs, with omitted optional ones as None."""
-    return [name if name else None for name in node.input]
 
 
 def _optional(node, i):
@@ -112,13 +107,19 @@ def _conv_out(n, k, s, d, pad):
 
 # -- convolutions --------------------------------------------------------------
 
-@converts("Conv")
-def _conv(state, node, attrs):
+def _conv_inputs(state, node, attrs):
+    """Input, constant weight and optional bias, and the window attributes."""
     x = state.tensor(node.input[0])
     w = state.constant(node.input[1], "weight")
     bias_name = _optional(node, 2)
     bias = None if bias_name is None else state.constant(bias_name, "bias")
     rank, kernel, strides, dilations = _spatial_attrs(state, attrs, x, w.shape[2:])
+    return x, w, bias, rank, kernel, strides, dilations
+
+
+@converts("Conv")
+def _conv(state, node, attrs):
+    x, w, bias, rank, kernel, strides, dilations = _conv_inputs(state, node, attrs)
     if w.ndim != rank + 2 or tuple(w.shape[2:]) != kernel:
         state.fail(f"weight shape {w.shape} does not match kernel_shape {kernel}")
     groups = int(attrs.get("group", 1))
@@ -157,11 +158,7 @@ def _conv(state, node, attrs):
 
 @converts("ConvTranspose")
 def _conv_transpose(state, node, attrs):
-    x = state.tensor(node.input[0])
-    w = state.constant(node.input[1], "weight")
-    bias_name = _optional(node, 2)
-    bias = None if bias_name is None else state.constant(bias_name, "bias")
-    rank, kernel, strides, dilations = _spatial_attrs(state, attrs, x, w.shape[2:])
+    x, w, bias, rank, kernel, strides, dilations = _conv_inputs(state, node, attrs)
     if rank != 2:
         state.fail("only 2-D ConvTranspose is supported")
     groups = int(attrs.get("group", 1))
@@ -205,8 +202,9 @@ def _conv_transpose(state, node, attrs):
     # (Cin, filters / g, KH, KW) -> (KH, KW, filters / g, Cin)
     weights = [w.transpose(2, 3, 1, 0)] + ([bias.reshape(filters)] if bias is not None else [])
     x = state.channels_last(x)
-    spatial = tuple(None if n is None else (n - 1) * s + span - b - a + op for n, s, span, (b, a), op
-                    in zip(x.shape[2:], strides, spans, pairs, output_padding))
+    spatial = tuple(None if n is None else (n - 1) * s + span - b - a + op
+                    for n, s, span, (b, a), op in zip(x.shape[2:], strides, spans, pairs,
+                                                      output_padding))
     state.set_output(0, state.apply(layer, [x], x.perm, (None, filters) + spatial, weights))
 
 
@@ -463,7 +461,8 @@ _OPERATION = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide
 _MERGE = {"Add": L.Add, "Sub": L.Subtract, "Mul": L.Multiply, "Div": L.Divide}
 
 
-def _broadcast_shape(state, a, b):
+def _broadcasts_onto(a, b):
+    """Whether shape b broadcasts onto shape a without enlarging it."""
     if len(b) > len(a):
         return None
     b = (1,) * (len(a) - len(b)) + tuple(b)
@@ -489,7 +488,7 @@ def _arithmetic(state, node, attrs):
         reverse = state.is_constant(left)
         x = state.tensor(right if reverse else left)
         c = state.constants[left if reverse else right].astype(np.float32)
-        if c.ndim > x.rank or not _broadcast_shape(state, x.shape[1:], c.shape[max(
+        if c.ndim > x.rank or not _broadcasts_onto(x.shape[1:], c.shape[max(
                 c.ndim - x.rank + 1, 0):]) or (c.ndim == x.rank and c.shape[0] != 1):
             state.fail(f"a constant of shape {c.shape} must broadcast onto the input of shape "
                        f"{x.shape} without enlarging it")
@@ -545,10 +544,9 @@ def _identity(state, node, attrs):
 
 @converts("Constant")
 def _constant(state, node, attrs):
-    from cnnc.onnx.importer import _array
     value = attrs.get("value", None)
     if value is not None:
-        state.set_output(0, _array(state.onnx, value))
+        state.set_output(0, read_array(state.onnx, value))
         return
     for key, dtype in (("value_float", np.float32), ("value_floats", np.float32),
                        ("value_int", np.int64), ("value_ints", np.int64)):
