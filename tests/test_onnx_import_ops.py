@@ -224,7 +224,10 @@ def test_flatten_after_conv(tmp_path, to_gemm):
     else:
         nodes.append(helper.make_node("Relu", ["F"], ["Y"], name="relu"))
     model = make_model(nodes, {"X": (None, 3, 4, 4)}, ["Y"], params)
-    compare(tmp_path, model, {"X": rand(2, 3, 4, 4)})
+    cm = compare(tmp_path, model, {"X": rand(2, 3, 4, 4)})
+    # before a Gemm, the Gemm's weight rows are permuted instead of the data
+    permutes = sum(type(layer).__name__ == "Permute" for layer in cm.layers)
+    assert permutes == (1 if to_gemm else 2)
 
 
 @pytest.mark.parametrize("target", [[0, -1], [-1, 12, 5], [0, 3, 20]])

@@ -576,8 +576,7 @@ def _flatten(state, node, attrs):
     row_order = None
     if not layout.same_order_when_flattened(tuple(1 if d is None else d for d in x.shape),
                                             x.perm) or None in sizes:
-        if None not in sizes and state.only_consumers(node.output[0], ("Gemm", "MatMul")) \
-                and all(c.input[0] == node.output[0] for c in state.consumers[node.output[0]]):
+        if None not in sizes and _weights_take_rows(state, node.output[0], size):
             # flatten in cnnc's order; the Gemm permutes its weight rows to match
             index = np.arange(size).reshape(x.shape[1:])
             row_order = index.transpose(tuple(a - 1 for a in x.perm[1:])).reshape(-1)
@@ -586,6 +585,24 @@ def _flatten(state, node, attrs):
     out = state.apply(L.Flatten(name=state.layer_name()), [x], layout.identity(2), (None, size))
     out.row_order = row_order
     state.set_output(0, out)
+
+
+def _weights_take_rows(state, name, size):
+    """Whether every reader of ``name`` is a Gemm or MatMul multiplying it by
+    a constant weight of ``size`` rows (checked before any index array of
+    that size is made, so a file cannot make the import allocate what its
+    weights do not hold)."""
+    readers = state.only_consumers(name, ("Gemm", "MatMul"))
+    if readers is None:
+        return False
+    for reader in readers:
+        if reader.input[0] != name or not state.is_constant(reader.input[1]):
+            return False
+        weight = state.constants[reader.input[1]]
+        trans_b = any(a.name == "transB" and a.i for a in reader.attribute)
+        if weight.ndim != 2 or weight.shape[1 if trans_b else 0] != size:
+            return False
+    return True
 
 
 def _reshape_target(state, x_shape, target, allowzero):
