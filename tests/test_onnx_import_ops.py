@@ -381,3 +381,25 @@ def test_imported_model_saves_and_loads(tmp_path):
     cm.save(path)
     np.testing.assert_array_equal(load_cnnc(path).predict(x, verbose=0),
                                   cm.predict(x, verbose=0))
+
+
+def test_dynamic_sizes_need_input_shape(tmp_path):
+    node = helper.make_node("Conv", ["X", "W"], ["Y"], name="conv", pads=[1, 1, 1, 1])
+    graph_input = helper.make_tensor_value_info("X", onnx.TensorProto.FLOAT,
+                                                ["N", 3, "H", "W"])
+    graph = helper.make_graph([node], "dyn", [graph_input],
+                              [helper.make_tensor_value_info("Y", onnx.TensorProto.FLOAT, None)],
+                              [onnx.numpy_helper.from_array(rand(2, 3, 3, 3), "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = str(tmp_path / "dyn.onnx")
+    onnx.save(model, path)
+    from cnnc.onnx import load_model
+    with pytest.raises(ValueError, match="input_shape"):
+        load_model(path)
+    with pytest.raises(ValueError, match="does not fit"):
+        load_model(path, input_shape=(4, 5, 6))
+    from onnx_cases import ort_run
+    cm = load_model(path, input_shape=(3, 5, 6))
+    x = rand(2, 3, 5, 6)
+    np.testing.assert_allclose(cm.predict(x, verbose=0), ort_run(path, {"X": x})[0], atol=1e-5)

@@ -32,13 +32,31 @@ def _load_proto(onnx, path):
     return proto
 
 
-def load_model(path, input_layout="NCHW", name=None):
+def _fixed_shape(name, shape, given):
+    """The input's shape with its unknown non-batch sizes taken from ``given``
+    (the shape without the batch axis, in the file's axis order)."""
+    if None not in shape[1:]:
+        return shape
+    if given is None:
+        raise UnsupportedError(f"ONNX input {name!r} has shape {shape} with unknown sizes; cnnc "
+                               f"models have fixed sizes: pass input_shape=(...) (without the "
+                               f"batch axis, in the file's axis order)")
+    given = tuple(int(d) for d in given)
+    if len(given) != len(shape) - 1 or any(
+            d < 1 or (s is not None and s != d) for s, d in zip(shape[1:], given)):
+        raise ValueError(f"input_shape {given} does not fit ONNX input {name!r} of shape {shape}")
+    return (shape[0],) + given
+
+
+def load_model(path, input_layout="NCHW", name=None, input_shape=None):
     """A trainable cnnc functional Model computing the ONNX model at ``path``.
 
     input_layout: "NCHW" (default) takes image inputs (rank 3 or 4)
     channels-first as the ONNX model does, and gives image outputs
     channels-first; "NHWC" takes and gives them channels-last, as cnnc's
-    layers do. Inside, the model is channels-last either way.
+    layers do. Inside, the model is channels-last either way. input_shape:
+    the sizes (without the batch axis, in the file's axis order) of an input
+    the file leaves dynamic, e.g. ``(3, 224, 224)``.
 
     Supported ops: Conv, ConvTranspose, Gemm, MatMul (constant 2-D weight),
     BatchNormalization, Relu, LeakyRelu, PRelu, Sigmoid, Tanh, Softmax,
@@ -76,7 +94,8 @@ def load_model(path, input_layout="NCHW", name=None):
             raise UnsupportedError(f"ONNX input {value_info.name!r} is not a float tensor")
         if not tensor_type.HasField("shape"):
             raise UnsupportedError(f"ONNX input {value_info.name!r} has no shape")
-        shape = tuple(_static(d) for d in tensor_type.shape.dim)
+        shape = _fixed_shape(value_info.name, tuple(_static(d) for d in tensor_type.shape.dim),
+                             input_shape)
         rank = len(shape)
         if rank < 2:
             raise UnsupportedError(f"ONNX input {value_info.name!r} must have a batch axis and "
