@@ -7,10 +7,10 @@
 2. The new task: sandals, shirts, sneakers, bags and ankle boots, with only a
    few labelled images of each, written as a folder of PNG files
    (``images/<class>/<n>.png``), the way one's own photos arrive.
-3. ``cnnc.onnx.load_model`` imports the pretrained network; its layers up to
-   the last hidden layer are frozen under a new softmax head, trained on the
-   few images. The same architecture trained from scratch on the same images
-   is the baseline: the frozen pretrained base should win clearly.
+3. ``cnnc.onnx.load_model`` imports the pretrained network; its
+   convolutional base (everything before the first dense layer) is frozen
+   under a new softmax head, trained on the few images. The baseline is the
+   same network, base and head, trained from scratch on the same images.
 
     python examples/transfer_learning.py [--per-class 10] [--quick] [--folder DIR]
 """
@@ -112,6 +112,12 @@ def reinitialize(model):
                                np.ones_like(var)])
 
 
+def conv_base(model, name):
+    """The model up to the input of its first Dense layer (the features)."""
+    first_dense = next(layer for layer in model.layers if isinstance(layer, Dense))
+    return Model(model.inputs, first_dense.input, name=name)
+
+
 def with_new_head(features, name):
     inputs = Input(shape=(28, 28, 1))
     outputs = Dense(len(NEW), activation="softmax", name=f"{name}_head")(features(inputs))
@@ -159,9 +165,9 @@ def main():
         x_eval = (xb_test / 255.0).astype("float32")[..., None]
         print(f"{len(x_few)} labelled images in {folder} ({', '.join(class_names)})")
 
-        # 3. the imported network, frozen up to its last hidden layer, under a new head
+        # 3. the imported convolutional base, frozen, under a new head
         pretrained = load_model(onnx_path, input_layout="NHWC")
-        features = Model(pretrained.inputs, pretrained.layers[-1].input, name="features")
+        features = conv_base(pretrained, "features")
         features.trainable = False
         transfer = with_new_head(features, "transfer")
         transfer.summary()
@@ -174,9 +180,7 @@ def main():
         set_random_seed(0)
         scratch_base = load_model(onnx_path, input_layout="NHWC")
         reinitialize(scratch_base)
-        scratch_features = Model(scratch_base.inputs, scratch_base.layers[-1].input,
-                                 name="scratch_features")
-        scratch = with_new_head(scratch_features, "scratch")
+        scratch = with_new_head(conv_base(scratch_base, "scratch_features"), "scratch")
         scratch.fit(x_few, y_few, epochs=args.epochs, batch_size=10, verbose=0)
         _, scratch_acc = scratch.evaluate(x_eval, yb_test, verbose=0)
 
