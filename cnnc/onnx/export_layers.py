@@ -8,6 +8,8 @@ their input has, so a chain of convolutions needs no transposes between.
 import numpy as np
 
 from cnnc import layers as L
+from cnnc.layers import conv_utils
+from cnnc.ops import same_padding
 from cnnc.onnx import layout
 from cnnc.onnx.export_activations import activation
 from cnnc.onnx.graph_builder import Value
@@ -37,7 +39,6 @@ def _spatial_pads(layer, rank, spatial):
     (TensorFlow's rule, the odd pixel after); causal pads the left.
     onnxruntime refuses SAME_* with dilations, so dilated "same" gets its
     pads written out (from the input size where the stride needs it)."""
-    from cnnc.ops import same_padding
     padding = layer.padding
     dilation = tuple(getattr(layer, "dilation_rate", (1,) * rank))
     if padding == "same":
@@ -83,7 +84,6 @@ def _conv(g, layer, inputs, shape):
 
 @converts(L.Conv2DTranspose)
 def _conv_transpose(g, layer, inputs, shape):
-    from cnnc.layers import conv_utils
     x = g.channels_first(inputs[0])
     # Keras layout (KH, KW, filters / g, Cin) -> ONNX (Cin, filters / g, KH, KW)
     w = layer.kernel.value.transpose(3, 2, 0, 1)
@@ -98,7 +98,6 @@ def _conv_transpose(g, layer, inputs, shape):
         if isinstance(modes[axis], tuple):
             before, after = modes[axis]
         else:
-            from cnnc.ops import same_padding
             before, after = (0, 0) if modes[axis] == "valid" else same_padding(length, k, s, d)
         pads_before.append(before)
         pads_after.append(after)
