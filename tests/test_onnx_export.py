@@ -94,6 +94,9 @@ LAYERS = [
         4, 3, strides=2, padding="same", output_padding=1)),
     ("conv_transpose_explicit_groups", (5, 6, 4), lambda: L.Conv2DTranspose(
         6, 3, strides=2, padding=((1, 0), (0, 2)), groups=2, dilation_rate=1)),
+    ("conv_transpose_same_groups", (5, 6, 4), lambda: L.Conv2DTranspose(6, 3, strides=2,
+                                                                         padding="same",
+                                                                         groups=2)),
     ("conv_transpose_dilated", (5, 6, 3), lambda: L.Conv2DTranspose(4, 3, dilation_rate=2)),
     ("max_pool2d_same", (9, 8, 3), lambda: L.MaxPooling2D(3, 2, padding="same")),
     ("avg_pool2d_same", (9, 8, 3), lambda: L.AveragePooling2D(3, 2, padding="same")),
