@@ -246,3 +246,11 @@ def test_missing_onnx_package_is_a_clear_error(tmp_path, monkeypatch):
         export(model, str(tmp_path / "m.onnx"))
     with pytest.raises(ImportError, match=r"cnnc\[onnx\]"):
         load_model(str(tmp_path / "m.onnx"))
+
+
+def test_shared_layer_exports(tmp_path):
+    inputs = L.Input(shape=(6, 6, 3))
+    conv = L.Conv2D(3, 3, padding="same", activation="tanh")
+    model = Model(inputs, conv(conv(inputs)))
+    x = np.random.default_rng(5).standard_normal((2, 6, 6, 3)).astype(np.float32)
+    _check(model, x, tmp_path)
