@@ -13,6 +13,8 @@ from cnnc._core import (  # noqa: E402,F401
     release_workspace,
     set_isa,
     set_num_threads,
+    threads_for,
+    work_grain,
 )
 from cnnc._paths import (  # noqa: F401
     get_cmake_dir,

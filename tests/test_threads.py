@@ -27,31 +27,31 @@ def restore_threads():
 
 @pytest.mark.parametrize("kind", _core.WORK_KINDS)
 def test_tiny_operation_takes_one_thread_large_one_all(restore_threads, kind):
-    grain = _core.work_grain(kind)
+    grain = cnnc.work_grain(kind)
     assert grain >= 1
     for cap in (1, 2, 7, 16):
         cnnc.set_num_threads(cap)
-        assert _core.threads_for(kind, 0) == 1
-        assert _core.threads_for(kind, 1) == 1
-        assert _core.threads_for(kind, grain - 1) == 1
-        assert _core.threads_for(kind, 3 * grain) == min(3, cap)
-        assert _core.threads_for(kind, 3 * grain + grain - 1) == min(3, cap)
-        assert _core.threads_for(kind, 10**15) == cap
-        assert _core.threads_for(kind, 2**64) == cap  # beyond int64: clamped, not wrapped
+        assert cnnc.threads_for(kind, 0) == 1
+        assert cnnc.threads_for(kind, 1) == 1
+        assert cnnc.threads_for(kind, grain - 1) == 1
+        assert cnnc.threads_for(kind, 3 * grain) == min(3, cap)
+        assert cnnc.threads_for(kind, 3 * grain + grain - 1) == min(3, cap)
+        assert cnnc.threads_for(kind, 10**15) == cap
+        assert cnnc.threads_for(kind, 2**64) == cap  # beyond int64: clamped, not wrapped
 
 
 def test_thread_choice_grows_with_work(restore_threads):
     cnnc.set_num_threads(16)
     for kind in _core.WORK_KINDS:
-        counts = [_core.threads_for(kind, w) for w in np.geomspace(1, 1e12, 60).astype(np.int64).tolist()]
+        counts = [cnnc.threads_for(kind, w) for w in np.geomspace(1, 1e12, 60).astype(np.int64).tolist()]
         assert counts == sorted(counts) and counts[0] == 1 and counts[-1] == 16
 
 
 def test_thread_choice_rejects_bad_queries():
     with pytest.raises(ValueError, match="kind"):
-        _core.threads_for("fft", 10)
+        cnnc.threads_for("fft", 10)
     with pytest.raises(ValueError, match="work"):
-        _core.threads_for("gemm", -1)
+        cnnc.threads_for("gemm", -1)
 
 
 # ---- thread-count limits ---------------------------------------------------------------

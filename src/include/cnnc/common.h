@@ -59,8 +59,10 @@ CNNC_API cnnc_status cnnc_set_isa(cnnc_isa isa);
 /* Threads used by the parallel kernels: the cap of every team. Defaults to
  * the OpenMP default (OMP_NUM_THREADS or the cores this process may run on).
  * n must be in [1, cnnc_get_thread_limit()]: CNNC_ERR_INVALID_ARGUMENT
- * otherwise, and the setting is unchanged. Not to be changed while another
- * thread runs a cnnc kernel. */
+ * otherwise, and the setting is unchanged.
+ * Results are the same bits from run to run at a fixed thread count; across
+ * thread counts too, except the weight gradients of convolutions and the
+ * data gradients of strided convolutions, which differ by rounding. */
 CNNC_API cnnc_status cnnc_set_num_threads(int n);
 CNNC_API int cnnc_get_num_threads(void);
 /* The most threads cnnc_set_num_threads() accepts: 8 per online processor
