@@ -22,6 +22,23 @@ static void test_conventions(void)
     CHECK(strstr(cnnc_last_error(), "threads") != NULL);
     CHECK_OK(cnnc_set_num_threads(2));
     CHECK(cnnc_get_num_threads() == 2);
+    CHECK_STATUS(cnnc_set_num_threads(-5), CNNC_ERR_INVALID_ARGUMENT);
+    const int limit = cnnc_get_thread_limit();
+    CHECK(limit >= 1);
+    CHECK_STATUS(cnnc_set_num_threads(limit + 1), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(cnnc_last_error(), "limit") != NULL);
+    CHECK_STATUS(cnnc_set_num_threads(1000000000), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK(cnnc_get_num_threads() == 2); /* unchanged by the refused calls */
+    CHECK_OK(cnnc_set_num_threads(limit < 16 ? limit : 16));
+    /* The thread-choice rule: a tiny operation on one thread, a large one on all. */
+    for (int kind = CNNC_WORK_ELEMENTWISE; kind <= CNNC_WORK_BIAS_GRAD; ++kind) {
+        const int64_t grain = cnnc_work_grain((cnnc_work_kind)kind);
+        CHECK(grain >= 1);
+        CHECK(cnnc_threads_for_kind((cnnc_work_kind)kind, 0) == 1);
+        CHECK(cnnc_threads_for_kind((cnnc_work_kind)kind, grain - 1) == 1);
+        CHECK(cnnc_threads_for_kind((cnnc_work_kind)kind, INT64_MAX) == cnnc_get_num_threads());
+    }
+    CHECK_OK(cnnc_set_num_threads(2));
     CHECK_STATUS(cnnc_set_isa((cnnc_isa)7), CNNC_ERR_INVALID_ARGUMENT);
     void *p = cnnc_malloc(100);
     CHECK(p != NULL && ((uintptr_t)p % 64) == 0);

@@ -62,10 +62,41 @@ CNNC_API cnnc_isa cnnc_max_isa(void);
  * (above cnnc_max_isa(), or of another architecture). */
 CNNC_API cnnc_status cnnc_set_isa(cnnc_isa isa);
 
-/* Threads used by the parallel kernels (n >= 1); defaults to the OpenMP
- * default (OMP_NUM_THREADS or the number of cores). */
+/* Threads used by the parallel kernels: the cap of every team. Defaults to
+ * the OpenMP default (OMP_NUM_THREADS or the cores this process may run on).
+ * n must be in [1, cnnc_get_thread_limit()]: CNNC_ERR_INVALID_ARGUMENT
+ * otherwise, and the setting is unchanged.
+ * Results are the same bits from run to run at a fixed thread count; across
+ * thread counts too, except the weight gradients of convolutions and the
+ * data gradients of strided convolutions, which differ by rounding. */
 CNNC_API cnnc_status cnnc_set_num_threads(int n);
 CNNC_API int cnnc_get_num_threads(void);
+/* The most threads cnnc_set_num_threads() accepts: 8 per online processor
+ * (64 at least), within OMP_THREAD_LIMIT and half of RLIMIT_NPROC. OpenMP
+ * runtimes end the process when a thread cannot be created, so the limit is
+ * kept well inside what the machine can create. */
+CNNC_API int cnnc_get_thread_limit(void);
+
+/* The thread-choice rule. Each kernel family measures its work in one unit
+ * and has a least amount of work per thread (its grain, below which starting
+ * a thread costs more than it saves); an operation of `work` units takes
+ * min(cnnc_get_num_threads(), work / grain) threads, at least 1. So a small
+ * operation stays on the calling thread and a large one takes every thread
+ * allowed. Always 1 in a build without OpenMP. */
+typedef enum cnnc_work_kind {
+    CNNC_WORK_ELEMENTWISE = 0, /* activations, elementwise, dropout, norm, optimizer updates, loss: elements */
+    CNNC_WORK_REDUCE = 1,      /* column/row sums: elements read */
+    CNNC_WORK_POOL = 2,        /* pooling: window elements read */
+    CNNC_WORK_AUGMENT = 3,     /* augmentation: output elements */
+    CNNC_WORK_GEMM = 4,        /* matrix products: multiply-adds */
+    CNNC_WORK_CONV = 5,        /* convolutions (GEMM, implicit, Winograd): multiply-adds */
+    CNNC_WORK_DEPTHWISE = 6,   /* depthwise convolutions: multiply-adds */
+    CNNC_WORK_BIAS_GRAD = 7    /* convolution bias gradients: elements summed */
+} cnnc_work_kind;
+/* The grain of a family (1 for an unknown kind). */
+CNNC_API int64_t cnnc_work_grain(cnnc_work_kind kind);
+/* Threads an operation of this family and size takes now. */
+CNNC_API int cnnc_threads_for_kind(cnnc_work_kind kind, int64_t work);
 
 /* 64-byte-aligned memory; cnnc_free(NULL) is a no-op. */
 CNNC_API void *cnnc_malloc(size_t bytes);
