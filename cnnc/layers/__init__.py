@@ -26,11 +26,15 @@ from cnnc.layers.relu import ReLU
 from cnnc.layers.leaky_relu import LeakyReLU
 from cnnc.layers.elu import ELU
 from cnnc.layers.softmax import Softmax
-from cnnc.layers.merge import (Add, Average, Concatenate, Maximum, Minimum, Multiply,
+from cnnc.layers.merge import (Add, Average, Concatenate, Divide, Maximum, Minimum, Multiply,
                                Subtract, add, average, concatenate, maximum, minimum, multiply,
                                subtract)
 from cnnc.layers.lambda_layer import Lambda
 from cnnc.layers.op_layer import OpLayer
+from cnnc.layers.prelu import PReLU
+from cnnc.layers.clip import Clip, HardSigmoid
+from cnnc.layers.constant_arithmetic import ConstantArithmetic
+from cnnc.layers.pad import Pad
 from cnnc.layers.zero_padding2d import ZeroPadding2D
 from cnnc.layers.cropping2d import Cropping2D
 from cnnc.layers.upsampling2d import UpSampling2D
@@ -51,7 +55,7 @@ _LAYER_CLASSES = {cls.__name__: cls for cls in (
     BatchNormalization, SyncBatchNormalization, Activation, ReLU, LeakyReLU, ELU, Softmax, Add, Subtract, Multiply,
     Average, Maximum, Minimum, Concatenate, ZeroPadding2D, Cropping2D, UpSampling2D,
     ZeroPadding1D, Cropping1D, UpSampling1D, SpatialDropout1D, SpatialDropout2D, Permute,
-    Lambda, OpLayer)}
+    Lambda, OpLayer, Divide, PReLU, Clip, HardSigmoid, ConstantArithmetic, Pad)}
 _LAYER_CLASSES.update({cls.__name__: cls for cls in PREPROCESSING_LAYERS})
 
 
