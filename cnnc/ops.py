@@ -12,3 +12,4 @@ from cnnc._elementwise import *  # noqa: F401,F403
 from cnnc._loss import *  # noqa: F401,F403
 from cnnc._optim import *  # noqa: F401,F403
 from cnnc._augment import *  # noqa: F401,F403
+from cnnc._spatial import *  # noqa: F401,F403
