@@ -38,6 +38,8 @@ class BilinearSampler(Layer):
         return (images[0], grid[1], grid[2], images[3])
 
     def forward(self, inputs, training=False):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError(f"BilinearSampler {self.name!r} must be called on [images, grid]")
         images, grid = inputs
         self._check([images.shape, grid.shape])
         self._inputs = (images, grid) if training else None
