@@ -27,7 +27,7 @@ def _stride2_padding(x):
     """TensorFlow's "same" padding of a 3x3 stride-2 window, made explicit:
     one pixel after, and one before unless the size is odd."""
     def before(size):
-        return 1 if size is None else size % 2
+        return 0 if size is None else size % 2
     return ((before(x.shape[1]), 1), (before(x.shape[2]), 1))
 
 
