@@ -185,17 +185,37 @@ static inline int gather_taps(const struct taps *t, const float *img, int64_t c,
     return m;
 }
 
+/* The input image of output pixel p, followed along a range of p without a
+ * division per pixel. */
+struct image_cursor {
+    const float *img;
+    int64_t next, pixels, stride;
+};
+
+static inline struct image_cursor cursor_at(const struct sample_args *a, int64_t begin)
+{
+    int64_t pixels = a->out_h * a->out_w, i = begin / pixels;
+    struct image_cursor cur = {a->x + i * a->h * a->w * a->c, (i + 1) * pixels, pixels,
+                               a->h * a->w * a->c};
+    return cur;
+}
+
+static inline const float *cursor_image(struct image_cursor *cur, int64_t p)
+{
+    if (p == cur->next) {
+        cur->img += cur->stride;
+        cur->next += cur->pixels;
+    }
+    return cur->img;
+}
+
 static void sample_pixels(int64_t begin, int64_t end, void *ctx)
 {
     const struct sample_args *a = ctx;
-    const int64_t c = a->c, pixels = a->out_h * a->out_w, image = a->h * a->w * c;
-    int64_t i = begin / pixels, next_image = (i + 1) * pixels;
-    const float *img = a->x + i * image;
+    const int64_t c = a->c;
+    struct image_cursor cur = cursor_at(a, begin);
     for (int64_t p = begin; p < end; ++p) {
-        if (p == next_image) { /* a running image index: no division per pixel */
-            img += image;
-            next_image += pixels;
-        }
+        const float *img = cursor_image(&cur, p);
         float *out = a->y + p * c;
         struct taps t;
         const float *src[4];
@@ -254,14 +274,10 @@ cnnc_status cnnc_grid_sample(int64_t n, int64_t h, int64_t w, int64_t c, const f
 static void grid_gradient_pixels(int64_t begin, int64_t end, void *ctx)
 {
     const struct sample_args *a = ctx;
-    const int64_t c = a->c, pixels = a->out_h * a->out_w, image = a->h * a->w * c;
-    int64_t i = begin / pixels, next_image = (i + 1) * pixels;
-    const float *img = a->x + i * image;
+    const int64_t c = a->c;
+    struct image_cursor cur = cursor_at(a, begin);
     for (int64_t p = begin; p < end; ++p) {
-        if (p == next_image) {
-            img += image;
-            next_image += pixels;
-        }
+        const float *img = cursor_image(&cur, p);
         const float *g = a->dy + p * c;
         float *dg = a->dgrid + 2 * p;
         dg[0] = dg[1] = 0.0f;
