@@ -70,6 +70,16 @@ class Dropout(Layer):
             return dy * self._scale
         return ops.dropout_backward(dy, self._mask, self.rate)
 
+    def random_state(self):
+        """The position in the layer's random stream (saved with the model so
+        that a resumed run draws the masks an uninterrupted one would)."""
+        return {"seed": self._seed, "offset": self._offset}
+
+    def set_random_state(self, state):
+        """Restore :meth:`random_state`'s output."""
+        self._seed = int(state["seed"])
+        self._offset = int(state["offset"])
+
     def get_config(self):
         config = super().get_config()
         config.update({"rate": self.rate,

@@ -79,6 +79,16 @@ class Trainer:
         self._compile_args = None
         self._compiled_outputs = None
         self._in_fit = False
+        self._shuffle_seed = None  # set by load_model: continue the saved run's stream
+
+    def shuffle_root(self):
+        """The root of the per-epoch shuffling streams of ``fit``: the one of
+        the run this model was saved from (after ``load_model``), else the
+        global seed when ``set_random_seed`` was called, else one random
+        value per process. Saved with the model for exact resume."""
+        if self._shuffle_seed is not None:
+            return self._shuffle_seed
+        return _shuffle_root()
 
     # -- compile ----------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
@@ -431,7 +441,7 @@ class Trainer:
         self.optimizer.build(self._trainable_for_update())
         self.stop_training = False
         self._in_fit = True
-        root = _shuffle_root()
+        root = self.shuffle_root()
         logs = {}
         try:
             with reuse_buffers():
