@@ -1,14 +1,18 @@
-/* Spatial transformer kernels: the affine sampling grid and bilinear
+/* Spatial transformer drivers: the affine sampling grid and bilinear
  * sampling with zero padding (see cnnc/spatial.h for the definitions).
  *
- * The per-channel loops are plain C that the compiler vectorizes at the
- * baseline ISA: each output pixel reads at most four input pixels of c
- * contiguous floats, so the cost is mostly memory traffic; the channel
- * loops are left to the compiler's vectorizer (one path for every ISA). */
+ * With several channels each output pixel reads four runs of c contiguous
+ * floats, and the channel loops here are left to the compiler's vectorizer.
+ * With one channel there is nothing to vectorize along channels, so the
+ * forward pass runs a per-ISA kernel (src/kernels/) that vectorizes across
+ * output pixels with masked gathers. Multiplies and adds stay separate (no
+ * FMA contraction) so that every ISA path gives the same samples. */
+#pragma GCC optimize("fp-contract=off")
 #include <math.h>
 #include <string.h>
 #include "cnnc_internal.h"
 #include "parallel.h"
+#include "spatial_kernels.h"
 
 /* Floats of output per thread below which a call stays on one thread. */
 #define SPATIAL_GRAIN 16384
@@ -124,56 +128,16 @@ cnnc_status cnnc_affine_grid_backward(int64_t n, int64_t out_h, int64_t out_w, c
 }
 
 /* ---- bilinear sampling ------------------------------------------------------ */
-/* The four neighbours of one grid point: offsets (in pixels) of the pixels
- * inside the image, their bilinear weights, and the fractions for dgrid. */
-struct taps {
-    int64_t offset[4]; /* nw, ne, sw, se */
-    float weight[4];
-    int inside[4];
-    float fx, fy;
-};
-
-/* 0 when the point samples nothing (not finite, or all neighbours outside). */
-static inline int find_taps(float gx, float gy, int64_t h, int64_t w, struct taps *t)
-{
-    float u = ((gx + 1.0f) * (float)w - 1.0f) * 0.5f;
-    float v = ((gy + 1.0f) * (float)h - 1.0f) * 0.5f;
-    /* Also false for NaN; the bounds keep the float-to-integer casts defined. */
-    if (!(u > -1.0f && u < (float)w && v > -1.0f && v < (float)h))
-        return 0;
-    /* floor by truncation, one lower for negatives: cheaper than floorf
-     * without SSE4.1, and exact */
-    int64_t x0 = (int64_t)u, y0 = (int64_t)v;
-    x0 -= (float)x0 > u;
-    y0 -= (float)y0 > v;
-    t->fx = u - (float)x0;
-    t->fy = v - (float)y0;
-    float gx0 = 1.0f - t->fx, gy0 = 1.0f - t->fy;
-    t->weight[0] = gx0 * gy0;
-    t->weight[1] = t->fx * gy0;
-    t->weight[2] = gx0 * t->fy;
-    t->weight[3] = t->fx * t->fy;
-    int left = x0 >= 0, right = x0 + 1 < w, top = y0 >= 0, bottom = y0 + 1 < h;
-    t->inside[0] = top && left;
-    t->inside[1] = top && right;
-    t->inside[2] = bottom && left;
-    t->inside[3] = bottom && right;
-    t->offset[0] = y0 * w + x0;
-    t->offset[1] = t->offset[0] + 1;
-    t->offset[2] = t->offset[0] + w;
-    t->offset[3] = t->offset[2] + 1;
-    return 1;
-}
-
 struct sample_args {
     const float *x, *grid, *dy;
     float *y, *dx, *dgrid;
     int64_t h, w, c, out_h, out_w, blocks;
+    const struct cnnc_spatial_kernels *kernels;
 };
 
 /* The input pixels a grid point reads, in nw, ne, sw, se order: at most
  * four (pointer, weight) pairs; returns how many. */
-static inline int gather_taps(const struct taps *t, const float *img, int64_t c, const float **src,
+static inline int gather_taps(const struct cnnc_taps *t, const float *img, int64_t c, const float **src,
                               float *weight)
 {
     int m = 0;
@@ -217,10 +181,10 @@ static void sample_pixels(int64_t begin, int64_t end, void *ctx)
     for (int64_t p = begin; p < end; ++p) {
         const float *img = cursor_image(&cur, p);
         float *out = a->y + p * c;
-        struct taps t;
+        struct cnnc_taps t;
         const float *src[4];
         float wt[4];
-        int m = find_taps(a->grid[2 * p], a->grid[2 * p + 1], a->h, a->w, &t)
+        int m = cnnc_find_taps(a->grid[2 * p], a->grid[2 * p + 1], a->h, a->w, &t)
                     ? gather_taps(&t, img, c, src, wt) : 0;
         if (m == 4) { /* the common case, as one fused loop */
             for (int64_t j = 0; j < c; ++j)
@@ -233,6 +197,18 @@ static void sample_pixels(int64_t begin, int64_t end, void *ctx)
                 acc += wt[q] * src[q][j];
             out[j] = acc;
         }
+    }
+}
+
+/* One channel: the ISA kernel over the run of each image in [begin, end). */
+static void sample_pixels_c1(int64_t begin, int64_t end, void *ctx)
+{
+    const struct sample_args *a = ctx;
+    const int64_t pixels = a->out_h * a->out_w;
+    for (int64_t p = begin; p < end;) {
+        int64_t i = p / pixels, stop = cnnc_min_i64(end, (i + 1) * pixels);
+        a->kernels->sample_c1(a->x + i * a->h * a->w, a->h, a->w, a->grid + 2 * p, stop - p, a->y + p);
+        p = stop;
     }
 }
 
@@ -264,8 +240,12 @@ cnnc_status cnnc_grid_sample(int64_t n, int64_t h, int64_t w, int64_t c, const f
     if (overlaps(y, y_count, x, x_count) || overlaps(y, y_count, grid, grid_count))
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: y overlaps x or grid", __func__);
     struct sample_args args = {.x = x, .grid = grid, .y = y, .h = h, .w = w, .c = c,
-                               .out_h = out_h, .out_w = out_w};
-    cnnc_parallel_chunks(n * out_h * out_w, cnnc_max_i64(1, SPATIAL_GRAIN / c), 1, sample_pixels, &args);
+                               .out_h = out_h, .out_w = out_w,
+                               .kernels = CNNC_PICK(cnnc_spatial_kernels)};
+    /* the vector kernels index the image with int32 */
+    int one_channel = c == 1 && h * w <= (int64_t)INT32_MAX - w - 1;
+    cnnc_parallel_chunks(n * out_h * out_w, cnnc_max_i64(1, SPATIAL_GRAIN / c), 1,
+                         one_channel ? sample_pixels_c1 : sample_pixels, &args);
     return CNNC_OK;
 }
 
@@ -281,8 +261,8 @@ static void grid_gradient_pixels(int64_t begin, int64_t end, void *ctx)
         const float *g = a->dy + p * c;
         float *dg = a->dgrid + 2 * p;
         dg[0] = dg[1] = 0.0f;
-        struct taps t;
-        if (!find_taps(a->grid[2 * p], a->grid[2 * p + 1], a->h, a->w, &t))
+        struct cnnc_taps t;
+        if (!cnnc_find_taps(a->grid[2 * p], a->grid[2 * p + 1], a->h, a->w, &t))
             continue;
         /* d(weight k)/du and d(weight k)/dv for nw, ne, sw, se */
         const float du[4] = {-(1.0f - t.fy), 1.0f - t.fy, -t.fy, t.fy};
@@ -318,8 +298,8 @@ static void input_gradient_block(int64_t task, void *ctx)
     const float *grid = a->grid + i * pixels * 2;
     const float *dy = a->dy + i * pixels * c + c0;
     for (int64_t p = 0; p < pixels; ++p) {
-        struct taps t;
-        if (!find_taps(grid[2 * p], grid[2 * p + 1], a->h, a->w, &t))
+        struct cnnc_taps t;
+        if (!cnnc_find_taps(grid[2 * p], grid[2 * p + 1], a->h, a->w, &t))
             continue;
         const float *g = dy + p * c;
         for (int k = 0; k < 4; ++k) {

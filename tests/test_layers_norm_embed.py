@@ -218,6 +218,8 @@ def test_embedding_bad_indices():
         layer(np.array([[np.nan, 2]], np.float32))
     with pytest.raises(ValueError, match="input_dim"):
         L.Embedding(0, 3)
+    with pytest.raises(ValueError, match="2\\*\\*24"):
+        L.Embedding(2**24 + 1, 3)
 
 
 # -- random erasing ----------------------------------------------------------------

@@ -5,13 +5,16 @@ from cnnc import initializers, regularizers
 from cnnc.layers.base import Layer
 from cnnc.layers.kernel_layer import positive_int
 
+# Batches reach layers as float32, whose integers are exact up to 2**24.
+_MAX_INPUT_DIM = 2 ** 24
+
 
 class Embedding(Layer):
     """Maps integer indices to dense vectors, as Keras's Embedding.
 
     x: indices of any shape ``(N, ...)`` (integers, or floats holding whole
     numbers, as the float32 batches of ``fit`` do), each in
-    ``[0, input_dim)``; out-of-range or non-integer indices raise a
+    ``[0, input_dim)``, ``input_dim <= 2**24``; out-of-range or non-integer indices raise a
     ValueError naming the offending value. Output ``(N, ..., output_dim)``.
     Weight: embeddings ``(input_dim, output_dim)``; its gradient adds the
     rows of dy of every occurrence of an index. The indices get no gradient
@@ -30,6 +33,9 @@ class Embedding(Layer):
                  embeddings_regularizer=None, mask_zero=False, **kwargs):
         super().__init__(**kwargs)
         self.input_dim = positive_int(input_dim, "input_dim")
+        if self.input_dim > _MAX_INPUT_DIM:
+            raise ValueError(f"input_dim must be at most {_MAX_INPUT_DIM}: indices travel through "
+                             f"models as float32, exact up to 2**24, got {input_dim}")
         self.output_dim = positive_int(output_dim, "output_dim")
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
@@ -63,14 +69,6 @@ class Embedding(Layer):
             raise ValueError(f"Embedding {self.name!r}: index {int(bad)} is out of range "
                              f"[0, {self.input_dim}) (input_dim={self.input_dim})")
         return indices
-
-    def __call__(self, inputs, training=False):
-        # Indices stay integers: the float32 conversion of the base class would
-        # round those above 2**24.
-        if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "iu":
-            self._ensure_built((None,) + inputs.shape[1:])
-            return self.forward(inputs, training=training)
-        return super().__call__(inputs, training=training)
 
     def forward(self, x, training=False):
         indices = self._indices_of(x)

@@ -1,0 +1,15 @@
+/* Separate multiplies and adds (no FMA contraction): every ISA path gives
+ * the same samples, bit for bit. */
+#pragma GCC optimize("fp-contract=off")
+#include "spatial_kernels.h"
+
+static void sample_c1(const float *img, int64_t h, int64_t w, const float *grid, int64_t count,
+                      float *y)
+{
+    for (int64_t p = 0; p < count; ++p)
+        y[p] = cnnc_sample_c1(img, h, w, grid[2 * p], grid[2 * p + 1]);
+}
+
+const struct cnnc_spatial_kernels cnnc_spatial_kernels_scalar = {
+    .sample_c1 = sample_c1,
+};
