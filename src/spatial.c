@@ -200,6 +200,12 @@ static void sample_pixels(int64_t begin, int64_t end, void *ctx)
     }
 }
 
+/* Whether the one-channel ISA kernels apply: they index the image with int32. */
+static int one_channel(int64_t h, int64_t w, int64_t c)
+{
+    return c == 1 && h * w <= (int64_t)INT32_MAX - w - 1;
+}
+
 /* One channel: the ISA kernel over the run of each image in [begin, end). */
 static void sample_pixels_c1(int64_t begin, int64_t end, void *ctx)
 {
@@ -242,44 +248,30 @@ cnnc_status cnnc_grid_sample(int64_t n, int64_t h, int64_t w, int64_t c, const f
     struct sample_args args = {.x = x, .grid = grid, .y = y, .h = h, .w = w, .c = c,
                                .out_h = out_h, .out_w = out_w,
                                .kernels = CNNC_PICK(cnnc_spatial_kernels)};
-    /* the vector kernels index the image with int32 */
-    int one_channel = c == 1 && h * w <= (int64_t)INT32_MAX - w - 1;
     cnnc_parallel_chunks(n * out_h * out_w, cnnc_max_i64(1, SPATIAL_GRAIN / c), 1,
-                         one_channel ? sample_pixels_c1 : sample_pixels, &args);
+                         one_channel(h, w, c) ? sample_pixels_c1 : sample_pixels, &args);
     return CNNC_OK;
 }
 
-/* dgrid of each grid point: the sum over channels of dy times the slope of
- * the bilinear surface along u and v, scaled by d(u, v)/d(gx, gy). */
 static void grid_gradient_pixels(int64_t begin, int64_t end, void *ctx)
 {
     const struct sample_args *a = ctx;
-    const int64_t c = a->c;
     struct image_cursor cur = cursor_at(a, begin);
-    for (int64_t p = begin; p < end; ++p) {
-        const float *img = cursor_image(&cur, p);
-        const float *g = a->dy + p * c;
-        float *dg = a->dgrid + 2 * p;
-        dg[0] = dg[1] = 0.0f;
-        struct cnnc_taps t;
-        if (!cnnc_find_taps(a->grid[2 * p], a->grid[2 * p + 1], a->h, a->w, &t))
-            continue;
-        /* d(weight k)/du and d(weight k)/dv for nw, ne, sw, se */
-        const float du[4] = {-(1.0f - t.fy), 1.0f - t.fy, -t.fy, t.fy};
-        const float dv[4] = {-(1.0f - t.fx), -t.fx, 1.0f - t.fx, t.fx};
-        float su = 0.0f, sv = 0.0f;
-        for (int k = 0; k < 4; ++k) {
-            if (!t.inside[k])
-                continue;
-            const float *src = img + t.offset[k] * c;
-            float dot = 0.0f;
-            for (int64_t j = 0; j < c; ++j)
-                dot += src[j] * g[j];
-            su += du[k] * dot;
-            sv += dv[k] * dot;
-        }
-        dg[0] = su * (float)a->w * 0.5f;
-        dg[1] = sv * (float)a->h * 0.5f;
+    for (int64_t p = begin; p < end; ++p)
+        cnnc_grid_gradient_point(cursor_image(&cur, p), a->c, a->h, a->w, a->grid[2 * p],
+                                 a->grid[2 * p + 1], a->dy + p * a->c, a->dgrid + 2 * p);
+}
+
+/* One channel: the ISA kernel over the run of each image in [begin, end). */
+static void grid_gradient_pixels_c1(int64_t begin, int64_t end, void *ctx)
+{
+    const struct sample_args *a = ctx;
+    const int64_t pixels = a->out_h * a->out_w;
+    for (int64_t p = begin; p < end;) {
+        int64_t i = p / pixels, stop = cnnc_min_i64(end, (i + 1) * pixels);
+        a->kernels->grid_gradient_c1(a->x + i * a->h * a->w, a->h, a->w, a->grid + 2 * p, a->dy + p,
+                                     stop - p, a->dgrid + 2 * p);
+        p = stop;
     }
 }
 
@@ -333,10 +325,12 @@ cnnc_status cnnc_grid_sample_backward(int64_t n, int64_t h, int64_t w, int64_t c
                           __func__);
     struct sample_args args = {.x = x, .grid = grid, .dy = dy, .dx = dx, .dgrid = dgrid, .h = h,
                                .w = w, .c = c, .out_h = out_h, .out_w = out_w,
-                               .blocks = cnnc_ceil_div(c, SPATIAL_CHANNEL_BLOCK)};
+                               .blocks = cnnc_ceil_div(c, SPATIAL_CHANNEL_BLOCK),
+                               .kernels = CNNC_PICK(cnnc_spatial_kernels)};
     if (dgrid != NULL)
         cnnc_parallel_chunks(n * out_h * out_w, cnnc_max_i64(1, SPATIAL_GRAIN / c), 1,
-                             grid_gradient_pixels, &args);
+                             one_channel(h, w, c) ? grid_gradient_pixels_c1 : grid_gradient_pixels,
+                             &args);
     if (dx != NULL) {
         int64_t tasks = n * args.blocks;
         int64_t work = x_count > INT64_MAX - y_count ? INT64_MAX : x_count + y_count;

@@ -190,25 +190,33 @@ def test_model_trains_and_round_trips(tmp_path, rng):
 
 
 def test_one_channel_kernels_agree_bit_for_bit(rng):
-    """The one-channel forward runs per-ISA gather kernels: every path, and
-    the several-channel driver, give the same samples, with invalid points."""
+    """With one channel, the forward pass and dgrid run per-ISA gather
+    kernels: every path, and the several-channel driver, give the same
+    results, with invalid points among them."""
     import cnnc
     n, h, w, oh, ow = 3, 17, 19, 23, 29       # widths that leave vector tails
     x = rng.standard_normal((n, h, w, 1)).astype(np.float32)
     grid = ops.affine_grid(_theta(rng, n, 0.8), (n, oh, ow, 1))
     flat = grid.reshape(-1)
     flat[::7], flat[::11], flat[::13] = np.nan, 1e30, -1.0
+    dy = rng.standard_normal((n, oh, ow, 1)).astype(np.float32)
     previous = cnnc.isa()
     try:
-        outs = []
+        outs, dgrids = [], []
         for isa in ("scalar", "avx2", "avx512")[: ("scalar", "avx2", "avx512").index(cnnc.max_isa()) + 1]:
             cnnc.set_isa(isa)
             outs.append(ops.grid_sample(x, grid))
+            dgrids.append(ops.grid_sample_backward(x, grid, dy, need_dx=False)[1])
     finally:
         cnnc.set_isa(previous)
-    for out in outs[1:]:
+    for out, dgrid in zip(outs[1:], dgrids[1:]):
         np.testing.assert_array_equal(out, outs[0])
+        np.testing.assert_array_equal(dgrid, dgrids[0])
     np.testing.assert_array_equal(ops.grid_sample(np.repeat(x, 2, axis=-1), grid)[..., :1], outs[0])
+    # two channels with dy on the first only: the same dgrid through the generic loop
+    dy2 = np.concatenate([dy, np.zeros_like(dy)], axis=-1)
+    _, dgrid2 = ops.grid_sample_backward(np.repeat(x, 2, axis=-1), grid, dy2, need_dx=False)
+    np.testing.assert_allclose(dgrid2, dgrids[0], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(outs[0], np.nan_to_num(ref_grid_sample(
         x.astype(np.float64), np.where(np.isfinite(grid) & (np.abs(grid) < 1e3), grid, 9.0))),
         atol=1e-5)

@@ -59,12 +59,44 @@ static inline float cnnc_sample_c1(const float *img, int64_t h, int64_t w, float
     return acc;
 }
 
+/* dgrid of one grid point over c channels (dy at g): the sum over channels
+ * of dy times the slope of the bilinear surface along u and v, scaled by
+ * d(u, v)/d(gx, gy); zero when the point samples nothing. */
+static inline void cnnc_grid_gradient_point(const float *img, int64_t c, int64_t h, int64_t w,
+                                            float gx, float gy, const float *g, float *dg)
+{
+    struct cnnc_taps t;
+    dg[0] = dg[1] = 0.0f;
+    if (!cnnc_find_taps(gx, gy, h, w, &t))
+        return;
+    /* d(weight k)/du and d(weight k)/dv for nw, ne, sw, se */
+    const float du[4] = {-(1.0f - t.fy), 1.0f - t.fy, -t.fy, t.fy};
+    const float dv[4] = {-(1.0f - t.fx), -t.fx, 1.0f - t.fx, t.fx};
+    float su = 0.0f, sv = 0.0f;
+    for (int k = 0; k < 4; ++k) {
+        if (!t.inside[k])
+            continue;
+        const float *src = img + t.offset[k] * c;
+        float dot = 0.0f;
+        for (int64_t j = 0; j < c; ++j)
+            dot += src[j] * g[j];
+        su += du[k] * dot;
+        sv += dv[k] * dot;
+    }
+    dg[0] = su * (float)w * 0.5f;
+    dg[1] = sv * (float)h * 0.5f;
+}
+
 struct cnnc_spatial_kernels {
     /* y[p] = bilinear sample of the one-channel h x w image at grid point p
      * ((x, y) pairs), for p in [0, count); h * w + w + 1 fits int32 (the
      * driver checks), so the vector paths index with 32-bit gathers. */
     void (*sample_c1)(const float *img, int64_t h, int64_t w, const float *grid, int64_t count,
                       float *y);
+    /* dgrid[p] = cnnc_grid_gradient_point of the one-channel image at grid
+     * point p given dy[p], for p in [0, count); same limits as sample_c1. */
+    void (*grid_gradient_c1)(const float *img, int64_t h, int64_t w, const float *grid,
+                             const float *dy, int64_t count, float *dgrid);
 };
 
 extern CNNC_INTERNAL const struct cnnc_spatial_kernels cnnc_spatial_kernels_scalar;

@@ -10,6 +10,14 @@ static void sample_c1(const float *img, int64_t h, int64_t w, const float *grid,
         y[p] = cnnc_sample_c1(img, h, w, grid[2 * p], grid[2 * p + 1]);
 }
 
+static void grid_gradient_c1(const float *img, int64_t h, int64_t w, const float *grid,
+                             const float *dy, int64_t count, float *dgrid)
+{
+    for (int64_t p = 0; p < count; ++p)
+        cnnc_grid_gradient_point(img, 1, h, w, grid[2 * p], grid[2 * p + 1], dy + p, dgrid + 2 * p);
+}
+
 const struct cnnc_spatial_kernels cnnc_spatial_kernels_scalar = {
     .sample_c1 = sample_c1,
+    .grid_gradient_c1 = grid_gradient_c1,
 };
