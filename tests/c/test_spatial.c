@@ -59,6 +59,27 @@ int main(void)
     for (int j = 0; j < 4; ++j)
         CHECK(dgrid[j] == 0.0f);
 
+    /* One channel runs the per-ISA gather kernels: the same as channel 0 of
+     * a two-channel image through the generic loops (dy on channel 0 only). */
+    {
+        static float x1[N * H * W], x2[N * H * W * 2], y1[N * OH * OW], yy[N * OH * OW * 2];
+        static float dy1[N * OH * OW], dy2[N * OH * OW * 2], dg1[N * OH * OW * 2], dg2[N * OH * OW * 2];
+        for (int i = 0; i < N * H * W; ++i)
+            x1[i] = x2[2 * i] = x2[2 * i + 1] = check_uniform(&state);
+        for (int i = 0; i < N * OH * OW; ++i) {
+            dy1[i] = dy2[2 * i] = check_uniform(&state);
+            dy2[2 * i + 1] = 0.0f;
+        }
+        CHECK_OK(cnnc_grid_sample(N, H, W, 1, x1, OH, OW, grid2, y1));
+        CHECK_OK(cnnc_grid_sample(N, H, W, 2, x2, OH, OW, grid2, yy));
+        for (int i = 0; i < N * OH * OW; ++i)
+            CHECK(y1[i] == yy[2 * i]);
+        CHECK_OK(cnnc_grid_sample_backward(N, H, W, 1, x1, OH, OW, grid2, dy1, NULL, dg1));
+        CHECK_OK(cnnc_grid_sample_backward(N, H, W, 2, x2, OH, OW, grid2, dy2, NULL, dg2));
+        for (int i = 0; i < N * OH * OW * 2; ++i)
+            CHECK_NEAR(dg1[i], dg2[i], 1e-6);
+    }
+
     float dtheta[N * 6];
     CHECK_OK(cnnc_affine_grid_backward(N, OH, OW, dgrid, dtheta));
     for (int i = 0; i < N * 6; ++i)

@@ -21,11 +21,13 @@
  * A grid point that is not finite, or lies more than one pixel outside the
  * image, samples 0 and receives a zero gradient.
  *
- * Rounding: products and sums in float32 (sums over pixels for dtheta in
- * double), in a fixed order, so the results do not depend on the thread
- * count. Threading: OpenMP over output pixels (forward, dgrid) and over
- * (image, channel block) tasks (dx), so no two threads add into the same
- * element. Outputs must not overlap inputs.
+ * Rounding: products and sums in float32 without FMA contraction (sums over
+ * pixels for dtheta in double), in a fixed order, so the results do not
+ * depend on the thread count or the ISA path (one-channel images use
+ * AVX2/AVX-512 gather kernels that reproduce the scalar arithmetic).
+ * Threading: OpenMP over output pixels (forward, dgrid) and over (image,
+ * channel block) tasks (dx), so no two threads add into the same element.
+ * Outputs must not overlap inputs.
  */
 #ifndef CNNC_SPATIAL_H
 #define CNNC_SPATIAL_H
