@@ -2,8 +2,8 @@
 the same layers, names, weight shapes and parameter count (23,851,784 at
 1000 classes, 34,432 of them BatchNormalization moving statistics)."""
 from cnnc import layers
-from cnnc.applications._common import (check_spatial, check_top, load_weights, model_input,
-                                       pool_features)
+from cnnc.applications._common import (average_pool_head, check_spatial, check_top, load_weights,
+                                       model_input)
 from cnnc.models import Model
 
 # Keras numbers its convolution/batch-norm pairs conv2d_1, conv2d_2, ... in
@@ -129,9 +129,5 @@ def InceptionV3(include_top=True, weights=None, input_tensor=None, input_shape=N
     for index in (9, 10):
         x = _block_8(x, namer, index, next(pools))
 
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = pool_features(x, pooling)
+    x = average_pool_head(x, include_top, pooling, classes, classifier_activation)
     return load_weights(Model(inputs, x, name=name), weights)

@@ -3,7 +3,7 @@ the same layers, names, weight shapes and parameter count (3,538,984 at
 alpha 1.0 and 1000 classes, 34,112 of them BatchNormalization moving
 statistics)."""
 from cnnc import layers
-from cnnc.applications._common import check_top, load_weights, model_input, pool_features
+from cnnc.applications._common import average_pool_head, check_top, load_weights, model_input
 from cnnc.models import Model
 
 # (expansion, output filters, stride) of blocks 0..16
@@ -86,11 +86,8 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights=None, inp
     x = layers.Conv2D(last, 1, use_bias=False, name="Conv_1")(x)
     x = _bn(x, "Conv_1_bn")
     x = layers.ReLU(6.0, name="out_relu")(x)
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = pool_features(x, pooling)
+    x = average_pool_head(x, include_top, pooling, classes, classifier_activation,
+                          pool_name="global_average_pooling2d")
     if name is None:
         name = f"mobilenetv2_{alpha:.2f}_{inputs.shape[1]}"
     return load_weights(Model(inputs, x, name=name), weights)
