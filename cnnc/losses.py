@@ -14,6 +14,7 @@ taking the log of probabilities.
 import numpy as np
 
 from cnnc import ops
+from cnnc._sparse_labels import sparse_labels
 
 __all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
            "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError",
@@ -114,13 +115,6 @@ class CategoricalCrossentropy(Loss):
                     label_smoothing=self.label_smoothing, axis=self.axis)
 
 
-def _labels(y_true, name):
-    labels = np.asarray(y_true)
-    if labels.dtype.kind not in "iuf":
-        raise TypeError(f"{name}: targets must be integer class indices, got {labels.dtype}")
-    return labels
-
-
 class SparseCategoricalCrossentropy(Loss):
     """Categorical cross-entropy with integer class targets ``(N,)`` (or
     ``(N, 1)``); ``ignore_class``: targets of that value contribute 0."""
@@ -138,13 +132,14 @@ class SparseCategoricalCrossentropy(Loss):
             if not self.from_logits:
                 raise ValueError("ignore_class needs from_logits=True or a fused softmax output")
             return self.compute_from_logits(y_true, y_pred, sample_weight, grad_scale, need_grad)
-        return ops.categorical_cross_entropy(y_pred, _labels(y_true, self.name),
+        return ops.categorical_cross_entropy(y_pred, sparse_labels(y_true, np.shape(y_pred), self.name),
                                              sample_weight=sample_weight, grad_scale=grad_scale,
                                              need_grad=need_grad)
 
     def compute_from_logits(self, y_true, logits, sample_weight=None, grad_scale=1.0,
                             need_grad=True):
-        return ops.softmax_cross_entropy(logits, _labels(y_true, self.name),
+        labels = sparse_labels(y_true, np.shape(logits), self.name, self.ignore_class)
+        return ops.softmax_cross_entropy(logits, labels,
                                          sample_weight=sample_weight, grad_scale=grad_scale,
                                          ignore_index=self.ignore_class, need_grad=need_grad)
 
