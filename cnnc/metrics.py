@@ -22,7 +22,14 @@ __all__ = ["Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",
 
 
 class Metric:
-    """Base class: subclasses implement update_state, result, reset_state."""
+    """Base class: subclasses implement update_state, result, reset_state.
+
+    ``state_names``: the attributes holding the metric's state as sums
+    (floats or arrays) that add up across data shards, so that data-parallel
+    training can combine the ranks' metrics exactly.
+    """
+
+    state_names = ()
 
     def __init__(self, name=None):
         self.name = name or type(self).__name__.lower()
@@ -54,6 +61,8 @@ class Metric:
 class Mean(Metric):
     """Weighted mean of the values given to ``update_state(values,
     sample_weight=None)`` (used for the running loss)."""
+
+    state_names = ("total", "count")
 
     def __init__(self, name="mean"):
         super().__init__(name)
@@ -235,6 +244,8 @@ class _ConfusionMetric(Metric):
     """Counts over all (flattened) outputs: prediction positive when
     ``y_pred > thresholds``; ``class_id`` restricts to one output column,
     ``top_k`` to the k highest predictions of each row."""
+
+    state_names = ("true_positives", "false_positives", "false_negatives")
 
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None):
         super().__init__(name)

@@ -13,6 +13,7 @@ _SEED_LIMIT = 2**31 - 1
 
 _generator = np.random.default_rng()
 _seed = None
+_batch_position = None
 
 
 def set_seed(seed):
@@ -47,3 +48,18 @@ def make_generator(seed=None):
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
     return np.random.default_rng(int(seed))
+
+
+def set_batch_position(rows_before, global_rows=None):
+    """Declare that the batch being trained is rows ``rows_before ...`` of a
+    global batch of ``global_rows`` rows split over processes (data-parallel
+    training), or clear it with ``set_batch_position(None)``. Dropout then
+    draws the mask of the global batch, the same as one process would."""
+    global _batch_position
+    _batch_position = None if rows_before is None else (int(rows_before), int(global_rows))
+
+
+def batch_position(rows):
+    """(rows before this batch, rows of the whole batch) in the global batch
+    a ``rows``-row batch belongs to: ``(0, rows)`` outside data parallelism."""
+    return (0, rows) if _batch_position is None else _batch_position

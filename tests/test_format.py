@@ -2,6 +2,7 @@
 errors for truncated or corrupt files."""
 import json
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -24,7 +25,19 @@ def test_roundtrip_and_layout(tmp_path, rng):
     n = int.from_bytes(raw[:8], "little")
     assert (8 + n) % 8 == 0
     header = json.loads(raw[8:8 + n])
-    assert header["__metadata__"] == {"format": "cnnc", "x": json.dumps([1, 2])}
+    meta = dict(header["__metadata__"])
+    checksums = json.loads(meta.pop("checksums"))
+    meta_crc = meta.pop("metadata_checksum")
+    assert meta == {"format": "cnnc", "x": json.dumps([1, 2])}
+    # CRC-32 (zlib) of each tensor's bytes, and of the other metadata entries.
+    data = raw[8 + n:]
+    assert checksums == {k: "%08x" % zlib.crc32(data[slice(*header[k]["data_offsets"])])
+                         for k in tensors}
+    assert checksums["empty"] == "00000000"
+    covered = dict(header["__metadata__"])
+    del covered["metadata_checksum"]
+    assert meta_crc == "%08x" % zlib.crc32(b"".join(
+        k.encode() + b"\0" + covered[k].encode() + b"\0" for k in sorted(covered)))
     assert header["conv/kernel"] == {"dtype": "F32", "shape": [3, 3, 1, 4],
                                      "data_offsets": [0, 144]}
     assert header["step"]["dtype"] == "I64" and header["step"]["shape"] == []

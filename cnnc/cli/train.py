@@ -1,5 +1,6 @@
 """``cnnc train``: train a zoo model on a data set, evaluate it, save the
 model, its training curves (CSV and PNG) and its first layer's filters."""
+import contextlib
 import csv
 import json
 import os
@@ -49,7 +50,12 @@ def add_arguments(p):
     p.add_argument("--grayscale", action="store_true", help="read folder images as grayscale")
     p.add_argument("--max-samples", type=int,
                    help="train on the first N training images only (after the validation images are held out)")
-    p.add_argument("--threads", type=int, help="threads for the C kernels (default: all cores)")
+    p.add_argument("--threads", type=int, help="threads for the C kernels (default: all cores; "
+                   "with --distributed, the cores of the node shared among its ranks)")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over the ranks of an MPI job "
+                        "(mpirun -np 2 cnnc train --distributed); --batch-size is the global "
+                        "batch; rank 0 prints and writes the outputs")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", metavar="DIR", help="output directory (default runs/MODEL-DATASET-TIME)")
     p.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
@@ -167,6 +173,10 @@ def run(args):
     first layer's filters. With no arguments: the classic MNIST CNN on
     Fashion-MNIST (the full set if found, else the sample bundled with cnnc).
     """
+    if getattr(args, "distributed", False):
+        # An error on one rank must stop every rank: it reaches the
+        # strategy's exception hook, which aborts the MPI job.
+        return _train(args)
     return guarded("train", _train, args)
 
 
@@ -186,8 +196,14 @@ def _train(args):
     from cnnc.data import Dataset
     from cnnc.utils import set_random_seed
 
-    if args.threads is not None:
+    strategy = None
+    if args.distributed:
+        from cnnc.distributed import DataParallel
+        strategy = DataParallel(threads="auto" if args.threads is None else args.threads)
+    elif args.threads is not None:
         cnnc.set_num_threads(args.threads)
+    lead = strategy is None or strategy.rank == 0
+    say = print if lead else (lambda *a, **k: None)
     set_random_seed(args.seed)
     data = load(args.dataset, args.data, image_size=args.image_size,
                 color_mode="grayscale" if args.grayscale else None, seed=args.seed)
@@ -198,31 +214,41 @@ def _train(args):
     epochs = args.epochs
     if epochs is None:
         epochs = DEFAULT_EPOCHS_FULL if len(x_train) >= 20000 else DEFAULT_EPOCHS_SAMPLE
-        print(f"cnnc: {epochs} epochs by default on {len(x_train)} training images "
-              f"(pass --epochs N to change)", file=sys.stderr)
+        say(f"cnnc: {epochs} epochs by default on {len(x_train)} training images "
+            f"(pass --epochs N to change)", file=sys.stderr)
     if epochs < 1 or args.batch_size < 1:
         raise ValueError("--epochs and --batch-size must be >= 1")
-    print(f"cnnc: data: {data.description}", file=sys.stderr)
+    say(f"cnnc: data: {data.description}", file=sys.stderr)
+    if strategy is not None:
+        say(f"cnnc: data parallel over {strategy.size} ranks x {strategy.threads} threads, "
+            f"global batch {args.batch_size}", file=sys.stderr)
 
     scale = scale_for(x_train)
-    model = build_model(args.model, data.input_shape, data.num_classes, scale)
-    opt_kwargs = {} if args.lr is None else {"learning_rate": args.lr}
-    if args.optimizer == "sgd" and args.momentum:
-        opt_kwargs["momentum"] = args.momentum
-    optimizer = optimizers.get({"class_name": args.optimizer, "config": opt_kwargs})
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = build_model(args.model, data.input_shape, data.num_classes, scale)
+        opt_kwargs = {} if args.lr is None else {"learning_rate": args.lr}
+        if args.optimizer == "sgd" and args.momentum:
+            opt_kwargs["momentum"] = args.momentum
+        optimizer = optimizers.get({"class_name": args.optimizer, "config": opt_kwargs})
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
 
-    aug = augmentation_layers(args.augment, args.seed, data.input_shape)
+    # Each rank augments its own rows: its own random streams.
+    aug_seed = args.seed + (0 if strategy is None else 1000003 * strategy.rank)
+    aug = augmentation_layers(args.augment, aug_seed, data.input_shape)
     train = Dataset(x_train, y_train, batch_size=args.batch_size, seed=args.seed,
                     augment=Augmenter(aug) if aug else None)
     out = args.out or default_out_dir(args.model, args.dataset)
-    os.makedirs(out, exist_ok=True)
+    if lead:
+        os.makedirs(out, exist_ok=True)
 
     verbose = args.verbose if args.verbose is not None else "auto"
     start = time.perf_counter()
     history = model.fit(train, epochs=epochs, validation_data=(x_val, y_val), verbose=verbose)
     train_seconds = time.perf_counter() - start
     loss, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=256, verbose=0)
+    if not lead:
+        return 0
 
     model_path = save_with_classes(model, os.path.join(out, "model.safetensors"), data.class_names)
     csv_path = write_history_csv(history.history, os.path.join(out, "history.csv"))
@@ -238,6 +264,7 @@ def _train(args):
                "validation": "held-out split of the training set",
                "optimizer": args.optimizer, "learning_rate": args.lr, "augment": args.augment,
                "seed": args.seed, "threads": cnnc.get_num_threads(), "isa": cnnc.isa(),
+               "ranks": 1 if strategy is None else strategy.size,
                "test_loss": float(loss), "test_accuracy": float(accuracy),
                "train_seconds": train_seconds, "seconds_per_epoch": train_seconds / epochs,
                "class_names": data.class_names}

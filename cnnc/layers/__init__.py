@@ -20,6 +20,7 @@ from cnnc.layers.flatten import Flatten
 from cnnc.layers.reshape import Reshape
 from cnnc.layers.dropout import Dropout
 from cnnc.layers.batch_normalization import BatchNormalization
+from cnnc.layers.sync_batch_normalization import SyncBatchNormalization
 from cnnc.layers.activation import Activation
 from cnnc.layers.relu import ReLU
 from cnnc.layers.leaky_relu import LeakyReLU
@@ -44,7 +45,7 @@ _LAYER_CLASSES = {cls.__name__: cls for cls in (
     InputLayer, Dense, Conv1D, Conv2D, DepthwiseConv2D, Conv2DTranspose, AveragePooling1D,
     AveragePooling2D, MaxPooling1D, MaxPooling2D, GlobalAveragePooling1D,
     GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Flatten, Reshape, Dropout,
-    BatchNormalization, Activation, ReLU, LeakyReLU, ELU, Softmax, Add, Subtract, Multiply,
+    BatchNormalization, SyncBatchNormalization, Activation, ReLU, LeakyReLU, ELU, Softmax, Add, Subtract, Multiply,
     Average, Maximum, Minimum, Concatenate, ZeroPadding2D, Cropping2D, UpSampling2D,
     ZeroPadding1D, Cropping1D, UpSampling1D, SpatialDropout1D, SpatialDropout2D, Permute)}
 _LAYER_CLASSES.update({cls.__name__: cls for cls in PREPROCESSING_LAYERS})

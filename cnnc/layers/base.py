@@ -35,6 +35,8 @@ import re
 
 import numpy as np
 
+from cnnc import _weight_limit
+
 _name_counters = {}
 
 
@@ -157,7 +159,9 @@ class Layer:
         (a name, a callable ``f(shape) -> array``, or an initializer object)."""
         from cnnc import initializers, regularizers
         init = initializers.get(initializer)
-        value = np.asarray(init(tuple(int(s) for s in shape)), dtype=np.float32)
+        shape = tuple(int(s) for s in shape)
+        _weight_limit.check(shape, f"{self.name}/{name}")
+        value = np.asarray(init(shape), dtype=np.float32)
         weight = Weight(f"{self.name}/{name}", value, trainable=trainable,
                         regularizer=regularizers.get(regularizer), constraint=constraint)
         self._weights.append(weight)

@@ -17,7 +17,10 @@ class Dropout(Layer):
     seed: the layer's seed; by default one is drawn from the global generator
     of :mod:`cnnc.random` when the layer is created. Each training call uses
     fresh positions of the seed's random stream, so successive steps differ
-    while a run is reproducible for a fixed seed.
+    while a run is reproducible for a fixed seed. Under data parallelism a
+    rank takes the positions of its rows of the global batch
+    (:func:`cnnc.random.batch_position`), so the ranks together draw the
+    masks one process would.
     """
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
@@ -52,16 +55,27 @@ class Dropout(Layer):
             self._mask = None
             return x
         if self.noise_shape is None:
-            y, self._mask = ops.dropout(x, self.rate, self._seed, self._offset)
-            self._offset += x.size
+            offset, stream = self._stream_position(x.shape[0], x.size)
+            y, self._mask = ops.dropout(x, self.rate, self._seed, offset)
+            self._offset += stream
             self._scale = None
             return y
         noise = self._resolved_noise_shape(x.shape)
-        scale, self._mask = ops.dropout(np.ones(noise, np.float32), self.rate, self._seed,
-                                        self._offset)
-        self._offset += scale.size
+        if noise[0] == 1 and self.noise_shape[0] == 1:
+            offset, stream = self._offset, int(np.prod(noise))  # one mask for every sample
+        else:
+            offset, stream = self._stream_position(x.shape[0], int(np.prod(noise)))
+        scale, self._mask = ops.dropout(np.ones(noise, np.float32), self.rate, self._seed, offset)
+        self._offset += stream
         self._scale = scale
         return x * scale
+
+    def _stream_position(self, rows, size):
+        """(offset of this batch's first element, stream length of the whole
+        batch) for a batch of ``rows`` rows and ``size`` mask elements."""
+        before, total = cnnc_random.batch_position(rows)
+        per_row = size // rows
+        return self._offset + before * per_row, total * per_row
 
     def backward(self, dy):
         if self._mask is None:
@@ -69,6 +83,16 @@ class Dropout(Layer):
         if self._scale is not None:
             return dy * self._scale
         return ops.dropout_backward(dy, self._mask, self.rate)
+
+    def random_state(self):
+        """The position in the layer's random stream (saved with the model so
+        that a resumed run draws the masks an uninterrupted one would)."""
+        return {"seed": self._seed, "offset": self._offset}
+
+    def set_random_state(self, state):
+        """Restore :meth:`random_state`'s output."""
+        self._seed = int(state["seed"])
+        self._offset = int(state["offset"])
 
     def get_config(self):
         config = super().get_config()

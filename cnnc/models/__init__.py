@@ -1,9 +1,10 @@
 """Models (``cnnc.models``): Sequential, the functional Model, load_model."""
 from cnnc.models.functional import Model
 from cnnc.models.sequential import Sequential
-from cnnc.saving import load_model, model_from_config
+from cnnc.saving import CorruptFileError, load_model, model_from_config
 
-__all__ = ["Model", "Sequential", "load_model", "model_from_config", "clone_model"]
+__all__ = ["Model", "Sequential", "load_model", "model_from_config", "clone_model",
+           "CorruptFileError"]
 
 
 def clone_model(model, custom_objects=None):

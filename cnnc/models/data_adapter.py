@@ -98,14 +98,18 @@ class ArrayData:
             start = i * self.batch_size
             stop = min(start + self.batch_size, self.num_samples)
             selection = slice(start, stop) if order is None else order[start:stop]
-            count = stop - start
-            xs = [self._take(("x", j), x, selection, count, True) for j, x in enumerate(self.xs)]
-            ys = None if self.ys is None else [
-                self._take(("y", j), y, selection, count, y.dtype.kind not in "iub")
-                for j, y in enumerate(self.ys)]
-            sw = None if self.sample_weight is None else self._take(
-                ("w", 0), self.sample_weight, selection, count, True)
-            yield xs, ys, sw
+            yield self.gather(selection, stop - start)
+
+    def gather(self, selection, count):
+        """(xs, ys, sample_weight) of the ``count`` rows a slice or an index
+        array selects (float inputs; integer targets kept as they are)."""
+        xs = [self._take(("x", j), x, selection, count, True) for j, x in enumerate(self.xs)]
+        ys = None if self.ys is None else [
+            self._take(("y", j), y, selection, count, y.dtype.kind not in "iub")
+            for j, y in enumerate(self.ys)]
+        sw = None if self.sample_weight is None else self._take(
+            ("w", 0), self.sample_weight, selection, count, True)
+        return xs, ys, sw
 
 
 class IterableData:

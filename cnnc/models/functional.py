@@ -67,6 +67,9 @@ class Model(Trainer, Layer):
     come from :class:`cnnc.models.training.Trainer`.
     """
 
+    # Called with each layer whose backward has finished (set by data-parallel training).
+    _backward_hook = None
+
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         self._steps = []
         self._layers = []
@@ -397,11 +400,17 @@ class Model(Trainer, Layer):
                 # Nothing downstream depends on this node: its weights get no gradient.
                 for w in step.layer.trainable_weights:
                     w.grad.fill(0.0)
+                if self._backward_hook is not None:
+                    self._backward_hook(step.layer)
                 continue
             # Set at every step: the layer may also belong to another model
             # (a sub-model sharing layers) that configured it differently.
             step.layer.need_input_gradient = step.needs_dx
             dx = step.layer.backward(dy)
+            if self._backward_hook is not None:
+                # Data parallel: this layer's weight gradients are final, their
+                # allreduce can start while backward goes on.
+                self._backward_hook(step.layer)
             if dx is None:
                 continue
             if step.multi_in:

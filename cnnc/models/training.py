@@ -109,6 +109,17 @@ class Trainer:
         self._compile_args = None
         self._compiled_outputs = None
         self._in_fit = False
+        self._distribute = None
+        self._shuffle_seed = None  # set by load_model: continue the saved run's stream
+
+    def shuffle_root(self):
+        """The root of the per-epoch shuffling streams of ``fit``: the one of
+        the run this model was saved from (after ``load_model``), else the
+        global seed when ``set_random_seed`` was called, else one random
+        value per process. Saved with the model for exact resume."""
+        if self._shuffle_seed is not None:
+            return self._shuffle_seed
+        return _shuffle_root()
 
     # -- compile ----------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
@@ -131,6 +142,9 @@ class Trainer:
                               "weighted_metrics": weighted_metrics}
         self._compiled_outputs = None
         self.compiled = True
+        # Data parallel: a model compiled inside DataParallel.scope() trains with it.
+        from cnnc.distributed import _context
+        self._distribute = _context.current_strategy()
         if self._graph_ready:
             self._compiled()
 
@@ -273,6 +287,12 @@ class Trainer:
                 metric.update_state(ys[k], pred, sample_weight if weighted else None)
 
     def _logs(self, prefix=""):
+        if self._distribute is not None:  # data parallel: the metrics of all ranks
+            with self._distribute.logs_context(self):
+                return self._local_logs(prefix)
+        return self._local_logs(prefix)
+
+    def _local_logs(self, prefix):
         outputs = self._compiled_outputs
         single = len(outputs) == 1
         logs = {prefix + "loss": self._loss_tracker.result()}
@@ -302,6 +322,8 @@ class Trainer:
         outs = self._run_forward(xs, training=True, logits_steps=self._fused_steps)
         total, values, grads = self._losses_and_grads(outs, ys, sample_weight, True)
         self._run_backward(grads, need_input_gradients=False)
+        if self._distribute is not None:  # data parallel: the averaged gradients
+            self._distribute.finish_gradients()
         weights = self._trainable_for_update()
         if self._has_regularizers:
             total += self._regularization_penalty()
@@ -454,6 +476,12 @@ class Trainer:
         history = History()
         cbs = [ProgbarLogger()] if verbose else []
         cbs += list(callbacks or []) + [history]
+        root = self.shuffle_root()
+        if self._distribute is not None:  # data parallel: shard, check ranks agree, rank-0 output
+            data, val_data, cbs, root = self._distribute.prepare_fit(
+                self, data, val_data, cbs, root,
+                {"epochs": epochs, "initial_epoch": initial_epoch, "shuffle": bool(shuffle),
+                 "validation_freq": validation_freq})
         params = {"verbose": verbose, "epochs": epochs, "steps": data.steps,
                   "samples": data.num_samples, "batch_size": data.batch_size}
         callbacks = CallbackList(cbs, model=self, params=params)
@@ -462,7 +490,6 @@ class Trainer:
         self.optimizer.build(self._trainable_for_update())
         self.stop_training = False
         self._in_fit = True
-        root = _shuffle_root()
         logs = {}
         try:
             with reuse_buffers():
@@ -476,6 +503,9 @@ class Trainer:
     def _fit_epochs(self, data, val_data, callbacks, initial_epoch, epochs, validation_freq,
                     root):
         logs = {}
+        train_batch = self._train_batch
+        if self._distribute is not None:
+            train_batch = functools.partial(self._distribute.train_step, self)
         callbacks.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
@@ -487,13 +517,15 @@ class Trainer:
                 callbacks.on_train_batch_begin(batch)
                 if not isinstance(data, data_adapter.ArrayData):
                     xs, ys, sw = self._standardize_batch(xs, ys, sw)
-                self._train_batch(xs, ys, sw)
-                self._samples_seen += xs[0].shape[0]
+                train_batch(xs, ys, sw)
+                self._samples_seen += _batch_rows(data, xs)
                 callbacks.on_train_batch_end(batch, self._logs())
                 if self.stop_training:
                     break
             if batch < 0:
                 raise ValueError("the training data produced no batches")
+            if self._distribute is not None:
+                self._distribute.end_epoch(self)
             logs = self._logs()
             if val_data is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._evaluate_data(val_data, callbacks)
@@ -520,8 +552,9 @@ class Trainer:
             callbacks.on_test_batch_begin(batch)
             if not isinstance(data, data_adapter.ArrayData):
                 xs, ys, sw = self._standardize_batch(xs, ys, sw)
-            self._test_batch(xs, ys, sw)
-            self._samples_seen += xs[0].shape[0]
+            if xs[0].shape[0]:  # a data-parallel rank may hold no row of the last batch
+                self._test_batch(xs, ys, sw)
+            self._samples_seen += _batch_rows(data, xs)
             callbacks.on_test_batch_end(batch, self._logs())
         logs = self._logs()
         callbacks.on_test_end(logs)
@@ -539,6 +572,8 @@ class Trainer:
         verbose = 1 if verbose == "auto" else int(verbose)
         data = self._make_data(x, y, sample_weight, None, batch_size, False, steps)
         cbs = ([ProgbarLogger()] if verbose else []) + list(callbacks or [])
+        if self._distribute is not None:  # data parallel: each rank its part, metrics reduced
+            data, cbs = self._distribute.prepare_evaluate(self, data, cbs)
         callbacks = CallbackList(cbs, model=self, params={
             "verbose": verbose, "epochs": 1, "steps": data.steps,
             "samples": data.num_samples, "batch_size": data.batch_size})
@@ -666,6 +701,12 @@ class Trainer:
             return None
         from cnnc import saving
         return saving.compile_config(self)
+
+
+def _batch_rows(data, xs):
+    """Samples in the batch just run: all ranks' under data parallelism."""
+    position = getattr(data, "position", None)
+    return xs[0].shape[0] if position is None else position.rows
 
 
 def _as_sequence(spec):

@@ -57,6 +57,16 @@ class BaseRandomLayer(Layer):
         self._calls += 1
         return seed
 
+    def random_state(self):
+        """The position in the layer's random stream (saved with the model so
+        that a resumed run draws what an uninterrupted one would)."""
+        return {"seed": self._seed, "calls": self._calls}
+
+    def set_random_state(self, state):
+        """Restore :meth:`random_state`'s output."""
+        self._seed = int(state["seed"])
+        self._calls = int(state["calls"])
+
     @staticmethod
     def check_images(x, name):
         if x.ndim != 4:
