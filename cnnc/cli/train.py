@@ -278,7 +278,7 @@ def _train(args):
         print("  (trained on the 3,000-image sample bundled with cnnc; install dataset-fashion-mnist "
               "or pass --data DIR for the full set)")
     print(f"  (curves: training on {len(x_train)} images, validation on {len(x_val)} held-out "
-          f"training images; the test set is used only for the test accuracy above)")
+          f"training images; the test set serves only the final evaluation above)")
     print(f"  model:    {model_path}")
     print(f"  curves:   {csv_path}")
     print(f"            {png_path}")
