@@ -178,6 +178,16 @@ def random_state(model):
     return state
 
 
+def inference_file_bytes(model):
+    """The bytes of a model file holding only the architecture and the
+    weights (what the C runtime needs to run the model), built in memory."""
+    model._require_graph()
+    metadata = _metadata("model")
+    metadata["model_config"] = json.dumps(serialize_layer(model))
+    tensors = {key: w.value for key, w in weight_keys(model)}
+    return b"".join(_safetensors.encode(tensors, metadata))
+
+
 def save_model(model, filepath, overwrite=True, include_optimizer=True):
     """Write architecture, weights, compile config, optimizer state and the
     position of the random streams of training."""
