@@ -431,6 +431,44 @@ REFUSE(contrast_nan, CNNC_ERR_INVALID_ARGUMENT,
 REFUSE(erasing_bad_probability, CNNC_ERR_INVALID_ARGUMENT,
        cnnc_random_erasing(2, 4, 4, 3, buf_a, 2.0f, 0.02f, 0.3f, 0.3f, 3.3f, 0.0f, 1, buf_c));
 
+/* ---- model files -------------------------------------------------------- */
+static cnnc_model *model_out;
+REFUSE(model_load_null_path, CNNC_ERR_INVALID_ARGUMENT, cnnc_model_load(NULL, &model_out));
+REFUSE(model_load_null_out, CNNC_ERR_INVALID_ARGUMENT, cnnc_model_load("model.cnnc", NULL));
+static cnnc_status model_load_missing_file(void)
+{
+    cnnc_status s = cnnc_model_load("/nonexistent/dir/model.cnnc", &model_out);
+    return s == CNNC_OK ? s : CNNC_ERR_INVALID_ARGUMENT; /* any error with a message */
+}
+enum { model_load_missing_file_want = CNNC_ERR_INVALID_ARGUMENT };
+static cnnc_status model_load_garbage(void)
+{
+    static const char junk[64] = "not a model file at all, just some bytes";
+    cnnc_status s = cnnc_model_load_memory(junk, sizeof junk, &model_out);
+    return s == CNNC_OK ? s : CNNC_ERR_INVALID_ARGUMENT;
+}
+enum { model_load_garbage_want = CNNC_ERR_INVALID_ARGUMENT };
+static cnnc_status model_load_empty(void)
+{
+    cnnc_status s = cnnc_model_load_memory(buf_a, 0, &model_out);
+    return s == CNNC_OK ? s : CNNC_ERR_INVALID_ARGUMENT;
+}
+enum { model_load_empty_want = CNNC_ERR_INVALID_ARGUMENT };
+REFUSE(model_predict_null_model, CNNC_ERR_INVALID_ARGUMENT, cnnc_model_predict(NULL, 1, buf_a, buf_c));
+static cnnc_status model_shape_null_model(void)
+{
+    int rank;
+    int64_t shape[8];
+    return cnnc_model_input_shape(NULL, &rank, shape);
+}
+enum { model_shape_null_model_want = CNNC_ERR_INVALID_ARGUMENT };
+static cnnc_status model_free_null(void)
+{
+    cnnc_model_free(NULL);
+    return cnnc_model_num_inputs(NULL) <= 0 ? CNNC_OK : CNNC_ERR_INTERNAL;
+}
+enum { model_free_null_want = CNNC_OK };
+
 #define C(id) {#id, id, (cnnc_status)id##_want, 0}
 
 static const misuse_case cases[] = {
@@ -463,6 +501,8 @@ static const misuse_case cases[] = {
     C(flip_negative), C(flip_overflow), C(flip_y_overlaps_x), C(crop_bigger_than_padded),
     C(warp_bad_fill_mode), C(warp_bad_interpolation), C(warp_matrices_null), C(affine_ranges_null),
     C(brightness_reversed_range), C(contrast_nan), C(erasing_bad_probability),
+    C(model_load_null_path), C(model_load_null_out), C(model_load_missing_file), C(model_load_garbage),
+    C(model_load_empty), C(model_predict_null_model), C(model_shape_null_model), C(model_free_null),
 };
 
 /* Runs one case in a child; returns the child's verdict or -signal. */
