@@ -1,12 +1,21 @@
 """cnnc: convolutional neural networks on the CPU, with a plain C core."""
-from cnnc._core import (  # noqa: F401
+from cnnc._wait_policy import load_with_policy as _load_with_policy
+
+# The first import of an extension loads the C library and its OpenMP runtime.
+_load_with_policy(lambda: __import__("cnnc._core"))
+
+from cnnc._core import (  # noqa: E402,F401
+    available_isas,
     core_version as _core_version,
     get_num_threads,
+    get_thread_limit,
     isa,
     max_isa,
     release_workspace,
     set_isa,
     set_num_threads,
+    threads_for,
+    work_grain,
 )
 from cnnc._paths import (  # noqa: F401
     get_cmake_dir,
@@ -18,8 +27,11 @@ from cnnc import ops  # noqa: F401
 
 __version__ = _core_version()
 
-# The Keras-style API as attributes of the package (cnnc.layers.Dense, ...).
+# The Keras-style API as attributes of the package (cnnc.layers.Dense, ...), so
+# Keras code runs with ``import cnnc as keras``.
 from cnnc import (  # noqa: E402,F401
-    activations, applications, callbacks, initializers, layers, losses, metrics, models,
-    optimizers, regularizers, utils,
+    activations, applications, callbacks, datasets, initializers, layers, losses, metrics,
+    models, optimizers, random, regularizers, saving, utils,
 )
+from cnnc.layers import Input, InputLayer, Layer  # noqa: E402,F401
+from cnnc.models import Model, Sequential  # noqa: E402,F401

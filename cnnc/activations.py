@@ -8,13 +8,14 @@ respect to ``y``). Functions whose gradient is a function of the output alone
 (``uses_input = False``) let a layer overwrite the pre-activation in place and
 keep only ``y``.
 
-Names as in Keras: linear, relu, relu6, leaky_relu, elu, selu, gelu,
-sigmoid, hard_sigmoid, tanh, softmax, log_softmax, swish (silu), softplus,
-softsign, exponential.
+Names as in Keras: linear, relu, relu6, leaky_relu, elu, selu, gelu, sigmoid,
+hard_sigmoid, hard_silu (hard_swish), tanh, softmax, log_softmax, swish (silu),
+softplus, softsign, exponential; and gelu_tanh (gelu's tanh approximation).
 """
 import numpy as np
 
 from cnnc import ops
+from cnnc.autodiff.dispatch import any_traced, unary
 
 __all__ = ["ActivationFunction", "get", "serialize", "deserialize"]
 
@@ -26,6 +27,11 @@ class ActivationFunction:
     uses_input = True  # whether backward needs the forward's input x
 
     def __call__(self, x):
+        if any_traced(x):
+            # Inside a traced call(): the same kernels, recorded on the tape.
+            return unary(x, lambda v: self.forward(np.asarray(v, dtype=np.float32)),
+                         lambda v, y, g: self.backward(np.asarray(v, dtype=np.float32), y,
+                                                       np.asarray(g, dtype=np.float32)))
         return self.forward(np.asarray(x, dtype=np.float32))
 
     def forward(self, x, inplace=False):
@@ -127,6 +133,8 @@ class _GELU(ActivationFunction):
 
     def __init__(self, approximate=False):
         self.approximate = bool(approximate)
+        if self.approximate:
+            self.name = "gelu_tanh"
 
     def forward(self, x, inplace=False):
         return ops.gelu(x, approximate=self.approximate)
@@ -157,6 +165,26 @@ class _HardSigmoid(ActivationFunction):
 
     def backward(self, x, y, dy):
         return np.where((y > 0.0) & (y < 1.0), dy * np.float32(1.0 / 6.0), np.float32(0.0))
+
+
+class _HardSwish(ActivationFunction):
+    """x * relu6(x + 3) / 6 (Keras 3's hard_silu, ONNX's HardSwish)."""
+    name = "hard_silu"
+
+    def forward(self, x, inplace=False):
+        gate = np.multiply(x, np.float32(1.0 / 6.0))
+        gate += np.float32(0.5)
+        np.clip(gate, 0.0, 1.0, out=gate)
+        return np.multiply(x, gate, out=x if inplace else None)
+
+    def backward(self, x, y, dy):
+        # 0 below -3, 1 above 3, x / 3 + 1/2 between
+        slope = np.multiply(x, np.float32(1.0 / 3.0))
+        slope += np.float32(0.5)
+        slope[x <= -3.0] = 0.0
+        slope[x >= 3.0] = 1.0
+        slope *= dy
+        return slope
 
 
 class _Tanh(ActivationFunction):
@@ -261,8 +289,11 @@ leaky_relu = _LeakyReLU()
 elu = _ELU()
 selu = _SELU()
 gelu = _GELU()
+gelu_tanh = _GELU(approximate=True)  # the tanh approximation
 sigmoid = _Sigmoid()
 hard_sigmoid = _HardSigmoid()
+hard_silu = _HardSwish()
+hard_swish = hard_silu
 tanh = _Tanh()
 softmax = _Softmax()
 log_softmax = _LogSoftmax()
@@ -272,19 +303,42 @@ softplus = _Softplus()
 softsign = _Softsign()
 exponential = _Exponential()
 
-_BY_NAME = {f.name: f for f in (linear, relu, relu6, leaky_relu, elu, selu, gelu, sigmoid,
-                                hard_sigmoid, tanh, softmax, log_softmax, swish, softplus,
-                                softsign, exponential)}
+_BY_NAME = {f.name: f for f in (linear, relu, relu6, leaky_relu, elu, selu, gelu, gelu_tanh,
+                                sigmoid, hard_sigmoid, hard_silu, tanh, softmax, log_softmax,
+                                swish, softplus, softsign, exponential)}
 _BY_NAME["silu"] = swish
+_BY_NAME["hard_swish"] = hard_silu
 _BY_NAME["none"] = linear
 
 __all__ += sorted(_BY_NAME)
 
 
+class FunctionActivation(ActivationFunction):
+    """An activation from a plain function written with :mod:`cnnc.ops`
+    (e.g. ``activation=lambda x: x * ops.sigmoid(x)``): its backward
+    re-runs the function on a traced input and differentiates it."""
+
+    def __init__(self, function):
+        self.function = function
+        self.name = getattr(function, "__name__", "function")
+
+    def forward(self, x, inplace=False):
+        return np.asarray(self.function(x), dtype=np.float32)
+
+    def backward(self, x, y, dy):
+        from cnnc.autodiff import gradients, trace
+        from cnnc.autodiff.tensor import Tensor, lift
+        leaf = Tensor(np.asarray(x, dtype=np.float32), requires_grad=True)
+        with trace(True, False):
+            out = lift(self.function(leaf))
+        (dx,), _ = gradients([out], [dy], [leaf])
+        return np.zeros_like(leaf.value) if dx is None else np.asarray(dx, np.float32)
+
+
 def get(identifier):
-    """An ActivationFunction from None (linear), a name, or an object with
-    ``forward``/``backward`` methods. Plain callables are refused: they have no
-    gradient."""
+    """An ActivationFunction from None (linear), a name, an object with
+    ``forward``/``backward`` methods, or a plain function written with
+    :mod:`cnnc.ops` (differentiated automatically; not savable by name)."""
     if identifier is None:
         return linear
     if isinstance(identifier, str):
@@ -297,9 +351,13 @@ def get(identifier):
         return identifier
     if all(callable(getattr(identifier, m, None)) for m in ("forward", "backward")):
         return identifier
-    raise ValueError(f"activation must be None, a name such as 'relu', or a "
-                     f"cnnc.activations function; got {identifier!r} (a plain callable has "
-                     f"no backward pass)")
+    if callable(identifier):
+        known = _BY_NAME.get(getattr(identifier, "__name__", None))
+        if known is not None and getattr(identifier, "__module__", "").startswith("cnnc."):
+            return known  # cnnc.ops.relu and friends: the fused activation
+        return FunctionActivation(identifier)
+    raise ValueError(f"activation must be None, a name such as 'relu', a cnnc.activations "
+                     f"function or a callable; got {identifier!r}")
 
 
 def serialize(activation):

@@ -13,7 +13,7 @@ CASES = {
     "fashion_resnet.py": "test accuracy",
     "edge_filter.py": "edges.png",
     "feature_maps.py": "conv2d_1_maps.png",
-    "transfer_learning.py": "frozen base + new head",
+    "transfer_learning.py": "frozen pretrained base + new head",
     "conv1d_sequences.py": "test accuracy",
     "segmentation_toy.py": "IoU",
 }
