@@ -4,7 +4,7 @@ Checks that the package imports from the wheel (not a source tree), that the
 extension modules load the wheel's libcnnc and the wheel's renamed copy of
 libgomp (never the system's libgomp.so.1), that a small CNN trains (the loss
 falls), that a saved model loads back with identical predictions, that
-`cnnc info` and `cnnc-config` run, and that the paths `cnnc.config` reports
+`cnnc info` and `cnnc config` run, and that the paths `cnnc.config` reports
 exist.
 
     python .ci/wheel_smoke.py     # from any directory but the repository root
@@ -87,12 +87,12 @@ def check_command_line():
     config = subprocess.run([sys.executable, "-m", "cnnc.config", "--cflags", "--libs"],
                             capture_output=True, text=True, check=True).stdout
     check(cnnc.get_include() in config, f"`python -m cnnc.config` gives {config!r}")
-    # The README runs cnnc-config from the checkout's root, where the source
+    # The README runs `cnnc config` from the checkout's root, where the source
     # cnnc/ would shadow the installed package for `python -m cnnc.config`.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    script = subprocess.run(["cnnc-config", "--cflags", "--libs"], capture_output=True, text=True,
-                            check=True, cwd=root).stdout
-    check(script == config, f"cnnc-config gives {script!r}, python -m cnnc.config {config!r}")
+    command = subprocess.run(["cnnc", "config", "--cflags", "--libs"], capture_output=True,
+                             text=True, check=True, cwd=root).stdout
+    check(command == config, f"`cnnc config` gives {command!r}, python -m cnnc.config {config!r}")
     print(info.strip())
 
 

@@ -41,12 +41,21 @@ from cnnc.layers.upsampling2d import UpSampling2D
 from cnnc.layers.sequence_resizing import Cropping1D, UpSampling1D, ZeroPadding1D
 from cnnc.layers.spatial_dropout import SpatialDropout1D, SpatialDropout2D
 from cnnc.layers.permute import Permute
+from cnnc.layers.separable_conv1d import SeparableConv1D
+from cnnc.layers.separable_conv2d import SeparableConv2D
+from cnnc.layers.embedding import Embedding
+from cnnc.layers.layer_normalization import LayerNormalization
+from cnnc.layers.group_normalization import GroupNormalization
+from cnnc.layers.affine_grid_generator import AffineGridGenerator
+from cnnc.layers.bilinear_sampler import BilinearSampler
 from cnnc.layers.preprocessing import *  # noqa: F401,F403
 from cnnc.layers.preprocessing import PREPROCESSING_LAYERS
 
 Convolution1D = Conv1D
 Convolution2D = Conv2D
 Convolution2DTranspose = Conv2DTranspose
+SeparableConvolution1D = SeparableConv1D
+SeparableConvolution2D = SeparableConv2D
 
 _LAYER_CLASSES = {cls.__name__: cls for cls in (
     InputLayer, Dense, Conv1D, Conv2D, DepthwiseConv2D, Conv2DTranspose, AveragePooling1D,
@@ -55,7 +64,9 @@ _LAYER_CLASSES = {cls.__name__: cls for cls in (
     BatchNormalization, SyncBatchNormalization, Activation, ReLU, LeakyReLU, ELU, Softmax, Add, Subtract, Multiply,
     Average, Maximum, Minimum, Concatenate, ZeroPadding2D, Cropping2D, UpSampling2D,
     ZeroPadding1D, Cropping1D, UpSampling1D, SpatialDropout1D, SpatialDropout2D, Permute,
-    Lambda, OpLayer, Divide, PReLU, Clip, HardSigmoid, ConstantArithmetic, Pad)}
+    Lambda, OpLayer, Divide, PReLU, Clip, HardSigmoid, ConstantArithmetic, Pad,
+    SeparableConv1D, SeparableConv2D, Embedding, LayerNormalization, GroupNormalization,
+    AffineGridGenerator, BilinearSampler)}
 _LAYER_CLASSES.update({cls.__name__: cls for cls in PREPROCESSING_LAYERS})
 
 
