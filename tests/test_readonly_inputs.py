@@ -36,6 +36,11 @@ def _probs(n, c):
 
 # name -> () -> (kwargs, names of the arguments the function updates in place)
 OP_CASES = {
+    "affine_grid": lambda: (dict(theta=_f(2, 2, 3), output_shape=(2, 4, 5, 3)), ()),
+    "affine_grid_backward": lambda: (dict(dgrid=_f(2, 4, 5, 2)), ()),
+    "grid_sample": lambda: (dict(x=_f(2, 6, 6, 3), grid=_f(2, 4, 5, 2)), ()),
+    "grid_sample_backward": lambda: (dict(x=_f(2, 6, 6, 3), grid=_f(2, 4, 5, 2),
+                                          dy=_f(2, 4, 5, 3)), ()),
     "matmul": lambda: (dict(x1=_f(5, 7), x2=_f(7, 3)), ()),
     "dot": lambda: (dict(x1=_f(5, 7), x2=_f(7, 3)), ()),
     "bias_add": lambda: (dict(x=_f(2, 4, 4, 3), b=_f(3)), ()),
@@ -241,6 +246,13 @@ MERGE_LAYERS = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", 
 LAYER_CASES.update({
     "Pad": (dict(paddings=((1, 1), (1, 1), (0, 0))), (2, 6, 6, 3)),
     "Lambda": (dict(function=lambda x: x * 2.0), (2, 6, 6, 3)),
+    "SeparableConv1D": (dict(filters=4, kernel_size=3), (2, 9, 3)),
+    "SeparableConv2D": (dict(filters=4, kernel_size=3), (2, 6, 6, 3)),
+    "GroupNormalization": (dict(groups=3), (2, 6, 6, 3)),
+    "AffineGridGenerator": (dict(height=4, width=5), (2, 2, 3)),
+    "BilinearSampler": (dict(), [(2, 6, 6, 3), (2, 4, 5, 2)]),
+    # Indices arrive as whole float32 values.
+    "Embedding": (dict(input_dim=10, output_dim=4), lambda: np.floor(_f(2, 5, low=0.0, high=9.99))),
 })
 # Layers that take no array of their own, or wrap one op given at
 # construction (OpLayer, ConstantArithmetic: their ops are covered above).
@@ -259,6 +271,8 @@ def _make_layer(name):
         layer = L._LAYER_CLASSES[name](**kwargs)
     except TypeError as error:
         pytest.fail(f"{name}() needs arguments: add a case to LAYER_CASES in {__file__} ({error})")
+    if callable(shape):
+        return layer, shape()
     if isinstance(shape, list):
         return layer, [_f(*s) for s in shape]
     return layer, _f(*shape)
