@@ -1,16 +1,28 @@
 """The optimizer base class: learning rate (constant or schedule), gradient
-clipping, decoupled weight decay, per-weight state ("slots") and its saving.
+clipping, decoupled weight decay, a moving average of the weights (EMA),
+per-weight state ("slots") and its saving.
 
 Subclasses create their slots in ``_create_slots`` and apply one update in
 ``_update`` by calling a C kernel of ``cnnc.ops``; parameters are updated in
-place, so every reference to a weight array stays valid.
+place, so every reference to a weight array stays valid. Clipping factors,
+weight decay and the EMA belong to this class: a subclass sees them only as
+the common keyword arguments of its kernel.
 """
 import math
+import re
 
 import numpy as np
 
 from cnnc import ops
 from cnnc.optimizers import schedules as _schedules
+
+
+def check_range(arg, value, low, high, high_open=False):
+    """Refuse a hyperparameter outside [low, high] (or [low, high)), NaN included."""
+    ok = low <= value < high if high_open else low <= value <= high
+    if not ok:
+        raise ValueError(f"{arg} must be in [{low}, {high}{')' if high_open else ']'}, got {value!r}")
+    return float(value)
 
 
 def _kernel_coefficients(regularizer):
@@ -23,36 +35,61 @@ def _kernel_coefficients(regularizer):
 
 
 class Optimizer:
-    """Base class of cnnc optimizers (Keras 3 arguments).
+    """Base class of cnnc optimizers, with Keras 3's arguments (every
+    optimizer takes these as keywords after its own).
 
     learning_rate: float or a ``LearningRateSchedule`` evaluated at
         ``iterations`` (0 for the first update).
     weight_decay: decoupled decay, ``w -= learning_rate * weight_decay * w``
-        before the gradient step.
+        before the gradient step (skipping the weights named in
+        ``exclude_from_weight_decay``).
     clipnorm: clip each gradient to this L2 norm; global_clipnorm: scale all
         gradients together so their joint L2 norm is at most this;
         clipvalue: clip each gradient element to ``[-clipvalue, clipvalue]``.
+        At most one of the three. Clipping sees the gradient plus the
+        weight's regularization penalty (the gradient of the loss).
+    use_ema: keep ``average = ema_momentum * average + (1 - ema_momentum) * w``
+        after every update (``average = w`` at the first), in the slot
+        ``average``; ``finalize_variable_values`` (called by ``fit`` at the
+        end) copies the averages into the weights, and so does every
+        ``ema_overwrite_frequency``-th update when that is set.
     """
 
     _default_name = "optimizer"
 
     def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None):
-        if clipnorm is not None and global_clipnorm is not None:
-            raise ValueError("use at most one of clipnorm and global_clipnorm")
-        for arg, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
-                           ("global_clipnorm", global_clipnorm)):
-            if value is not None and not value > 0:
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, name=None):
+        clips = {k: v for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                                   ("global_clipnorm", global_clipnorm)) if v is not None}
+        if len(clips) > 1:
+            raise ValueError(f"use at most one of clipnorm, clipvalue and global_clipnorm, got {clips}")
+        for arg, value in clips.items():
+            if not value > 0:
                 raise ValueError(f"{arg} must be > 0, got {value!r}")
-        if weight_decay is not None and weight_decay < 0:
+        if weight_decay is not None and not weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        if not 0.0 <= ema_momentum <= 1.0:
+            raise ValueError(f"ema_momentum must be in [0, 1], got {ema_momentum!r}")
+        if ema_overwrite_frequency is not None and (
+                isinstance(ema_overwrite_frequency, bool)
+                or not isinstance(ema_overwrite_frequency, (int, np.integer))
+                or ema_overwrite_frequency < 1):
+            raise ValueError(f"ema_overwrite_frequency must be an integer >= 1 or None, got "
+                             f"{ema_overwrite_frequency!r}")
         self.name = name or self._default_name
         self.weight_decay = None if weight_decay is None else float(weight_decay)
         self.clipnorm = None if clipnorm is None else float(clipnorm)
         self.clipvalue = None if clipvalue is None else float(clipvalue)
         self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
+        self.use_ema = bool(use_ema)
+        self.ema_momentum = float(ema_momentum)
+        self.ema_overwrite_frequency = (None if ema_overwrite_frequency is None
+                                        else int(ema_overwrite_frequency))
         self.iterations = 0
         self._slots = {}  # id(weight) -> (weight, {slot name: array})
+        self._no_decay_ids = set()
+        self._no_decay_pattern = None
         self.learning_rate = learning_rate
 
     # -- learning rate -----------------------------------------------------
@@ -92,11 +129,18 @@ class Optimizer:
         """Return {slot name: zero array} for one weight."""
         return {}
 
+    def _new_slots(self, weight):
+        """The subclass's slots of one weight, plus the moving average."""
+        slots = self._create_slots(weight)
+        if self.use_ema:
+            slots["average"] = np.zeros_like(weight.value)
+        return slots
+
     def build(self, weights):
         """Create the state of every weight not seen yet."""
         for weight in weights:
             if id(weight) not in self._slots:
-                self._slots[id(weight)] = (weight, self._create_slots(weight))
+                self._slots[id(weight)] = (weight, self._new_slots(weight))
 
     def slots(self, weight):
         """The state arrays of ``weight`` (name -> array), created if needed."""
@@ -158,15 +202,53 @@ class Optimizer:
             if norm > self.global_clipnorm:
                 scales = [s * self.global_clipnorm / norm for s in scales]
         lr = self.learning_rate
-        decay = self.weight_decay or 0.0
         for (grad, weight), scale, (l1, l2) in zip(pairs, scales, penalties):
             entry = self._slots.get(id(weight))
             if entry is None:
-                entry = self._slots[id(weight)] = (weight, self._create_slots(weight))
+                entry = self._slots[id(weight)] = (weight, self._new_slots(weight))
             self._update(weight.value, grad, entry[1], lr,
-                         dict(l1=l1, l2=l2, weight_decay=decay, decoupled=True,
+                         dict(l1=l1, l2=l2, weight_decay=self._decay_of(weight), decoupled=True,
                               grad_scale=scale, clipvalue=self.clipvalue))
+        if self.use_ema:
+            self._update_average([w for _, w in pairs])
         self.iterations += 1
+
+    # -- weight decay and moving average -----------------------------------------
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """No weight decay for the weights of ``var_list``, nor for those whose
+        name contains a match of one of the regular expressions ``var_names``
+        (e.g. ``["bias"]``), as Keras. Call before training."""
+        self._no_decay_ids = {id(w) for w in var_list or ()}
+        names = [str(n) for n in var_names or ()]
+        self._no_decay_pattern = re.compile("|".join(names)) if names else None
+
+    def _decay_of(self, weight):
+        if not self.weight_decay or id(weight) in self._no_decay_ids:
+            return 0.0
+        if self._no_decay_pattern is not None and self._no_decay_pattern.search(weight.name):
+            return 0.0
+        return self.weight_decay
+
+    def _update_average(self, weights):
+        """Keras's EMA step, after the update of ``iterations`` (0-based):
+        the first update starts the average at the weight; every
+        ``ema_overwrite_frequency``-th one copies the averages back."""
+        momentum = self.ema_momentum if self.iterations > 0 else 0.0
+        for weight in weights:
+            ops.ema_update(self._slots[id(weight)][1]["average"], weight.value, momentum)
+        freq = self.ema_overwrite_frequency
+        if freq and (self.iterations + 1) % freq == 0:
+            self.finalize_variable_values(weights)
+
+    def finalize_variable_values(self, var_list):
+        """With ``use_ema``, copy each weight's moving average into it (what
+        ``fit`` does after its last epoch); otherwise nothing."""
+        if not self.use_ema:
+            return
+        for weight in var_list:
+            entry = self._slots.get(id(weight))
+            if entry is not None:
+                np.copyto(weight.value, entry[1]["average"])
 
     def _update(self, param, grad, slots, lr, options):
         """Run the C kernel: ``options`` are the common keyword arguments of
@@ -179,7 +261,9 @@ class Optimizer:
               else self._learning_rate)
         return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
                 "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm,
-                "clipvalue": self.clipvalue}
+                "clipvalue": self.clipvalue, "use_ema": self.use_ema,
+                "ema_momentum": self.ema_momentum,
+                "ema_overwrite_frequency": self.ema_overwrite_frequency}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

@@ -115,6 +115,91 @@ static void adagrad(int64_t n, float *param, const float *grad, float *acc_, con
     }
 }
 
+static void adadelta(int64_t n, float *param, const float *grad, float *ag_, float *ad_,
+                     const struct cnnc_optim_params *o)
+{
+    const vf rho = V_SET1(o->rho), c = V_SET1(o->one_minus_rho), lr = V_SET1(o->lr), eps = V_SET1(o->eps);
+    for (int64_t i = 0; i < n; i += V_WIDTH) {
+        int64_t rem = n - i;
+        vf p = v_load_tail(param + i, rem);
+        vf g = transform_grad(o, v_load_tail(grad + i, rem), &p);
+        vf ag = V_FMA(rho, v_load_tail(ag_ + i, rem), V_MUL(c, V_MUL(g, g)));
+        vf ad = v_load_tail(ad_ + i, rem);
+        /* sqrt(ad + eps) / sqrt(ag + eps) as one root of the quotient */
+        vf delta = V_MUL(V_SQRT(V_DIV(V_ADD(ad, eps), V_ADD(ag, eps))), g);
+        ad = V_FMA(rho, ad, V_MUL(c, V_MUL(delta, delta)));
+        v_store_tail(ag_ + i, ag, rem);
+        v_store_tail(ad_ + i, ad, rem);
+        v_store_tail(param + i, V_FNMA(lr, delta, p), rem);
+    }
+}
+
+static void adamax(int64_t n, float *param, const float *grad, float *m_, float *u_,
+                   const struct cnnc_optim_params *o)
+{
+    const vf c1 = V_SET1(o->one_minus_b1), b2 = V_SET1(o->beta_2), step = V_SET1(o->step_size);
+    /* Keras adds eps to the denominator, PyTorch to |g| inside the maximum. */
+    const vf eps_in = V_SET1(o->torch_style ? o->eps : 0.0f), eps_out = V_SET1(o->torch_style ? 0.0f : o->eps);
+    for (int64_t i = 0; i < n; i += V_WIDTH) {
+        int64_t rem = n - i;
+        vf p = v_load_tail(param + i, rem);
+        vf g = transform_grad(o, v_load_tail(grad + i, rem), &p);
+        vf m = v_load_tail(m_ + i, rem);
+        m = V_FMA(c1, V_SUB(g, m), m);
+        vf u = V_MAX(V_MUL(b2, v_load_tail(u_ + i, rem)), V_ADD(V_ABS(g), eps_in));
+        v_store_tail(m_ + i, m, rem);
+        v_store_tail(u_ + i, u, rem);
+        p = V_FNMA(step, V_DIV(m, V_ADD(u, eps_out)), p);
+        v_store_tail(param + i, p, rem);
+    }
+}
+
+static void nadam(int64_t n, float *param, const float *grad, float *m_, float *v_,
+                  const struct cnnc_optim_params *o)
+{
+    const vf c1 = V_SET1(o->one_minus_b1), b2 = V_SET1(o->beta_2), c2 = V_SET1(o->one_minus_b2);
+    const vf mstep = V_SET1(o->step_size), gstep = V_SET1(o->grad_step);
+    const vf dscale = V_SET1(o->denom_scale), eps = V_SET1(o->eps);
+    for (int64_t i = 0; i < n; i += V_WIDTH) {
+        int64_t rem = n - i;
+        vf p = v_load_tail(param + i, rem);
+        vf g = transform_grad(o, v_load_tail(grad + i, rem), &p);
+        vf m = v_load_tail(m_ + i, rem);
+        m = V_FMA(c1, V_SUB(g, m), m);
+        vf v = V_FMA(b2, v_load_tail(v_ + i, rem), V_MUL(c2, V_MUL(g, g)));
+        v_store_tail(m_ + i, m, rem);
+        v_store_tail(v_ + i, v, rem);
+        vf num = V_FMA(mstep, m, V_MUL(gstep, g));
+        p = V_SUB(p, V_DIV(num, V_FMA(V_SQRT(v), dscale, eps)));
+        v_store_tail(param + i, p, rem);
+    }
+}
+
+static void lion(int64_t n, float *param, const float *grad, float *m_, const struct cnnc_optim_params *o)
+{
+    const vf b1 = V_SET1(o->beta_1), c1 = V_SET1(o->one_minus_b1);
+    const vf b2 = V_SET1(o->beta_2), c2 = V_SET1(o->one_minus_b2), lr = V_SET1(o->lr);
+    for (int64_t i = 0; i < n; i += V_WIDTH) {
+        int64_t rem = n - i;
+        vf p = v_load_tail(param + i, rem);
+        vf g = transform_grad(o, v_load_tail(grad + i, rem), &p);
+        vf m = v_load_tail(m_ + i, rem);
+        p = V_FNMA(lr, V_SIGN(V_FMA(b1, m, V_MUL(c1, g))), p);
+        v_store_tail(m_ + i, V_FMA(b2, m, V_MUL(c2, g)), rem);
+        v_store_tail(param + i, p, rem);
+    }
+}
+
+static void ema(int64_t n, float *average, const float *param, float momentum)
+{
+    const vf mu = V_SET1(momentum), c = V_SET1(1.0f - momentum);
+    for (int64_t i = 0; i < n; i += V_WIDTH) {
+        int64_t rem = n - i;
+        vf a = V_FMA(mu, v_load_tail(average + i, rem), V_MUL(c, v_load_tail(param + i, rem)));
+        v_store_tail(average + i, a, rem);
+    }
+}
+
 /* Lanes accumulate in float over at most CNNC_SUMSQ_BLOCK elements (the
  * driver's block size), then in double. */
 static double sum_squares(int64_t n, const float *x)
@@ -130,5 +215,6 @@ static double sum_squares(int64_t n, const float *x)
 #define CNNC_OPTIM_TABLE(isa) \
     const struct cnnc_optim_kernels cnnc_optim_kernels_##isa = { \
         .sgd = sgd, .adam = adam, .rmsprop = rmsprop, .adagrad = adagrad, \
+        .adadelta = adadelta, .adamax = adamax, .nadam = nadam, .lion = lion, .ema = ema, \
         .sum_squares = sum_squares, \
     }
