@@ -47,6 +47,13 @@ static cnnc_status check_common(const char *fn, const cnnc_optim_common *c, stru
     return CNNC_OK;
 }
 
+static cnnc_status check_moment_rates(const char *fn, float beta_1, float beta_2, float epsilon)
+{
+    CNNC_TRY(check_rate(fn, "beta_1", beta_1, 0.0f, 1.0f, 1));
+    CNNC_TRY(check_rate(fn, "beta_2", beta_2, 0.0f, 1.0f, 1));
+    return check_rate(fn, "epsilon", epsilon, 0.0f, INFINITY, 1);
+}
+
 static cnnc_status check_arrays(const char *fn, int64_t n, const float *param, const float *grad)
 {
     if (n < 0)
@@ -127,9 +134,7 @@ cnnc_status cnnc_adam_update(int64_t n, float *param, const float *grad, float *
     struct cnnc_optim_params o;
     CNNC_TRY(check_arrays(__func__, n, param, grad));
     CNNC_TRY(check_common(__func__, common, &o));
-    CNNC_TRY(check_rate(__func__, "beta_1", beta_1, 0.0f, 1.0f, 1));
-    CNNC_TRY(check_rate(__func__, "beta_2", beta_2, 0.0f, 1.0f, 1));
-    CNNC_TRY(check_rate(__func__, "epsilon", epsilon, 0.0f, INFINITY, 1));
+    CNNC_TRY(check_moment_rates(__func__, beta_1, beta_2, epsilon));
     CNNC_TRY(check_step(__func__, step));
     if (n == 0)
         return CNNC_OK;
@@ -215,9 +220,7 @@ cnnc_status cnnc_adamax_update(int64_t n, float *param, const float *grad, float
     struct cnnc_optim_params o;
     CNNC_TRY(check_arrays(__func__, n, param, grad));
     CNNC_TRY(check_common(__func__, common, &o));
-    CNNC_TRY(check_rate(__func__, "beta_1", beta_1, 0.0f, 1.0f, 1));
-    CNNC_TRY(check_rate(__func__, "beta_2", beta_2, 0.0f, 1.0f, 1));
-    CNNC_TRY(check_rate(__func__, "epsilon", epsilon, 0.0f, INFINITY, 1));
+    CNNC_TRY(check_moment_rates(__func__, beta_1, beta_2, epsilon));
     CNNC_TRY(check_step(__func__, step));
     if (n == 0)
         return CNNC_OK;
@@ -269,9 +272,7 @@ cnnc_status cnnc_nadam_update(int64_t n, float *param, const float *grad, float 
     struct cnnc_optim_params o;
     CNNC_TRY(check_arrays(__func__, n, param, grad));
     CNNC_TRY(check_common(__func__, common, &o));
-    CNNC_TRY(check_rate(__func__, "beta_1", beta_1, 0.0f, 1.0f, 1));
-    CNNC_TRY(check_rate(__func__, "beta_2", beta_2, 0.0f, 1.0f, 1));
-    CNNC_TRY(check_rate(__func__, "epsilon", epsilon, 0.0f, INFINITY, 1));
+    CNNC_TRY(check_moment_rates(__func__, beta_1, beta_2, epsilon));
     CNNC_TRY(check_rate(__func__, "momentum_decay", momentum_decay, 0.0f, INFINITY, 1));
     CNNC_TRY(check_step(__func__, step));
     if (!(mu_product >= 0.0 && mu_product < 1.0))

@@ -1,10 +1,8 @@
 """Nadam (Dozat): Adam with Nesterov momentum and Keras's momentum schedule."""
-import math
-
 import numpy as np
 
 from cnnc import ops
-from cnnc.optimizers.optimizer import Optimizer, check_range
+from cnnc.optimizers.optimizer import Optimizer, moment_rates
 
 
 class Nadam(Optimizer):
@@ -22,9 +20,7 @@ class Nadam(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.beta_1 = check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
-        self.beta_2 = check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
-        self.epsilon = check_range("epsilon", epsilon, 0.0, math.inf, high_open=True)
+        self.beta_1, self.beta_2, self.epsilon = moment_rates(beta_1, beta_2, epsilon)
         self._product = (0, 1.0)  # (step, mu_1 ... mu_step), continued step by step
 
     def _mu_product(self, step):

@@ -25,6 +25,13 @@ def check_range(arg, value, low, high, high_open=False):
     return float(value)
 
 
+def moment_rates(beta_1, beta_2, epsilon):
+    """The checked (beta_1, beta_2, epsilon) of the Adam family."""
+    return (check_range("beta_1", beta_1, 0.0, 1.0, high_open=True),
+            check_range("beta_2", beta_2, 0.0, 1.0, high_open=True),
+            check_range("epsilon", epsilon, 0.0, math.inf, high_open=True))
+
+
 def _kernel_coefficients(regularizer):
     """(l1, l2) when the regularizer is one of the built-in L1/L2 penalties,
     which the update kernels apply themselves; None for any other."""

@@ -25,6 +25,17 @@ static inline vf transform_grad(const struct cnnc_optim_params *o, vf g, vf *p)
     return g;
 }
 
+/* Adam's moments, stored back: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2. */
+static inline void update_moments(const struct cnnc_optim_params *o, vf g, float *m_, float *v_, int64_t rem,
+                                  vf *m, vf *v)
+{
+    vf m0 = v_load_tail(m_, rem);
+    *m = V_FMA(V_SET1(o->one_minus_b1), V_SUB(g, m0), m0);
+    *v = V_FMA(V_SET1(o->beta_2), v_load_tail(v_, rem), V_MUL(V_SET1(o->one_minus_b2), V_MUL(g, g)));
+    v_store_tail(m_, *m, rem);
+    v_store_tail(v_, *v, rem);
+}
+
 static void sgd(int64_t n, float *param, const float *grad, float *vel, const struct cnnc_optim_params *o)
 {
     const vf lr = V_SET1(o->lr), mu = V_SET1(o->momentum);
@@ -50,17 +61,13 @@ static void sgd(int64_t n, float *param, const float *grad, float *vel, const st
 static void adam(int64_t n, float *param, const float *grad, float *m_, float *v_, float *vhat,
                  const struct cnnc_optim_params *o)
 {
-    const vf c1 = V_SET1(o->one_minus_b1), b2 = V_SET1(o->beta_2), c2 = V_SET1(o->one_minus_b2);
     const vf step = V_SET1(o->step_size), dscale = V_SET1(o->denom_scale), eps = V_SET1(o->eps);
     for (int64_t i = 0; i < n; i += V_WIDTH) {
         int64_t rem = n - i;
         vf p = v_load_tail(param + i, rem);
         vf g = transform_grad(o, v_load_tail(grad + i, rem), &p);
-        vf m = v_load_tail(m_ + i, rem);
-        m = V_FMA(c1, V_SUB(g, m), m);
-        vf v = V_FMA(b2, v_load_tail(v_ + i, rem), V_MUL(c2, V_MUL(g, g)));
-        v_store_tail(m_ + i, m, rem);
-        v_store_tail(v_ + i, v, rem);
+        vf m, v;
+        update_moments(o, g, m_ + i, v_ + i, rem, &m, &v);
         if (vhat) {
             v = V_MAX(v_load_tail(vhat + i, rem), v);
             v_store_tail(vhat + i, v, rem);
@@ -157,18 +164,14 @@ static void adamax(int64_t n, float *param, const float *grad, float *m_, float 
 static void nadam(int64_t n, float *param, const float *grad, float *m_, float *v_,
                   const struct cnnc_optim_params *o)
 {
-    const vf c1 = V_SET1(o->one_minus_b1), b2 = V_SET1(o->beta_2), c2 = V_SET1(o->one_minus_b2);
     const vf mstep = V_SET1(o->step_size), gstep = V_SET1(o->grad_step);
     const vf dscale = V_SET1(o->denom_scale), eps = V_SET1(o->eps);
     for (int64_t i = 0; i < n; i += V_WIDTH) {
         int64_t rem = n - i;
         vf p = v_load_tail(param + i, rem);
         vf g = transform_grad(o, v_load_tail(grad + i, rem), &p);
-        vf m = v_load_tail(m_ + i, rem);
-        m = V_FMA(c1, V_SUB(g, m), m);
-        vf v = V_FMA(b2, v_load_tail(v_ + i, rem), V_MUL(c2, V_MUL(g, g)));
-        v_store_tail(m_ + i, m, rem);
-        v_store_tail(v_ + i, v, rem);
+        vf m, v;
+        update_moments(o, g, m_ + i, v_ + i, rem, &m, &v);
         vf num = V_FMA(mstep, m, V_MUL(gstep, g));
         p = V_SUB(p, V_DIV(num, V_FMA(V_SQRT(v), dscale, eps)));
         v_store_tail(param + i, p, rem);
