@@ -18,8 +18,11 @@ from cnnc import ops  # noqa: F401
 
 __version__ = _core_version()
 
-# The Keras-style API as attributes of the package (cnnc.layers.Dense, ...).
+# The Keras-style API as attributes of the package (cnnc.layers.Dense, ...), so
+# Keras code runs with ``import cnnc as keras``.
 from cnnc import (  # noqa: E402,F401
-    activations, applications, callbacks, initializers, layers, losses, metrics, models,
-    optimizers, regularizers, utils,
+    activations, applications, callbacks, datasets, initializers, layers, losses, metrics,
+    models, optimizers, random, regularizers, saving, utils,
 )
+from cnnc.layers import Input, InputLayer, Layer  # noqa: E402,F401
+from cnnc.models import Model, Sequential  # noqa: E402,F401

@@ -11,6 +11,8 @@ cdef extern from "cnnc.h" nogil:
         CNNC_ERR_OUT_OF_MEMORY
         CNNC_ERR_UNSUPPORTED
         CNNC_ERR_INTERNAL
+        CNNC_ERR_FORMAT
+        CNNC_ERR_IO
     const char *cnnc_last_error()
     const char *cnnc_status_string(cnnc_status status)
 
@@ -28,4 +30,6 @@ cdef inline int check_status(cnnc_status status) except -1:
         raise RuntimeError(message)
     if status == CNNC_ERR_INTERNAL:
         raise RuntimeError(message)
+    if status == CNNC_ERR_IO:
+        raise OSError(message)
     raise ValueError(message)

@@ -30,7 +30,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["CorruptFileError", "read", "write", "CHECKSUMS_KEY", "METADATA_CHECKSUM_KEY",
+__all__ = ["CorruptFileError", "read", "write", "encode", "CHECKSUMS_KEY", "METADATA_CHECKSUM_KEY",
            "MAX_HEADER_BYTES"]
 
 # safetensors dtype names <-> little-endian NumPy dtypes.
@@ -162,11 +162,11 @@ def _open_temporary(path, directory):
         return fd, tmp
 
 
-def write(path, tensors, metadata=None):
-    """Atomically write ``tensors`` (name -> ndarray, in this order) and
-    ``metadata`` (str -> str) to ``path``, with the ``checksums`` metadata
-    entry computed from the tensors (any given one is replaced)."""
-    path = os.fspath(path)
+def encode(tensors, metadata=None):
+    """The file's bytes for ``tensors`` (name -> ndarray, in this order) and
+    ``metadata`` (str -> str), with the ``checksums`` and ``metadata_checksum``
+    entries computed (any given ones are replaced), as a list of chunks: the
+    length and header, then each non-empty tensor's bytes."""
     header = {}
     arrays = []
     checksums = {}
@@ -193,17 +193,21 @@ def write(path, tensors, metadata=None):
     header["__metadata__"] = metadata
     blob = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     blob += b" " * (-(8 + len(blob)) % _ALIGN)
+    return [len(blob).to_bytes(8, "little") + blob] + [raw for raw in arrays if len(raw)]
 
+
+def write(path, tensors, metadata=None):
+    """Atomically write ``tensors`` (name -> ndarray, in this order) and
+    ``metadata`` (str -> str) to ``path`` (see :func:`encode`)."""
+    path = os.fspath(path)
+    chunks = encode(tensors, metadata)
     directory = os.path.dirname(os.path.abspath(path))
     remove_stale_temporaries(path)
     fd, tmp = _open_temporary(path, directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(len(blob).to_bytes(8, "little"))
-            f.write(blob)
-            for raw in arrays:
-                if len(raw):
-                    f.write(raw)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

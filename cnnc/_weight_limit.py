@@ -51,3 +51,16 @@ def check(shape, name):
     if limit.used > limit.total:
         raise limit.error(f"the architecture's weights need more than the {limit.total} "
                           f"elements of the file's weight tensors (at weight {name!r})")
+
+
+def check_computed(count, what):
+    """Bound an array that rebuilding an architecture computes rather than
+    reads (the shape inference of a layer written with ``call()`` runs it on
+    two zero samples): within :func:`weights_within`, more elements than the
+    file's largest tensor or 2**22, whichever is larger, raise ``error``."""
+    limit = _limit.get()
+    if limit is None:
+        return
+    bound = max(limit.largest, 1 << 22)
+    if count > bound:
+        raise limit.error(f"{what} needs {count} elements while loading, more than {bound}")

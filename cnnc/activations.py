@@ -15,6 +15,7 @@ softsign, exponential.
 import numpy as np
 
 from cnnc import ops
+from cnnc.autodiff.dispatch import any_traced, unary
 
 __all__ = ["ActivationFunction", "get", "serialize", "deserialize"]
 
@@ -26,6 +27,11 @@ class ActivationFunction:
     uses_input = True  # whether backward needs the forward's input x
 
     def __call__(self, x):
+        if any_traced(x):
+            # Inside a traced call(): the same kernels, recorded on the tape.
+            return unary(x, lambda v: self.forward(np.asarray(v, dtype=np.float32)),
+                         lambda v, y, g: self.backward(np.asarray(v, dtype=np.float32), y,
+                                                       np.asarray(g, dtype=np.float32)))
         return self.forward(np.asarray(x, dtype=np.float32))
 
     def forward(self, x, inplace=False):
@@ -281,10 +287,32 @@ _BY_NAME["none"] = linear
 __all__ += sorted(_BY_NAME)
 
 
+class FunctionActivation(ActivationFunction):
+    """An activation from a plain function written with :mod:`cnnc.ops`
+    (e.g. ``activation=lambda x: x * ops.sigmoid(x)``): its backward
+    re-runs the function on a traced input and differentiates it."""
+
+    def __init__(self, function):
+        self.function = function
+        self.name = getattr(function, "__name__", "function")
+
+    def forward(self, x, inplace=False):
+        return np.asarray(self.function(x), dtype=np.float32)
+
+    def backward(self, x, y, dy):
+        from cnnc.autodiff import gradients, trace
+        from cnnc.autodiff.tensor import Tensor, lift
+        leaf = Tensor(np.asarray(x, dtype=np.float32), requires_grad=True)
+        with trace(True, False):
+            out = lift(self.function(leaf))
+        (dx,), _ = gradients([out], [dy], [leaf])
+        return np.zeros_like(leaf.value) if dx is None else np.asarray(dx, np.float32)
+
+
 def get(identifier):
-    """An ActivationFunction from None (linear), a name, or an object with
-    ``forward``/``backward`` methods. Plain callables are refused: they have no
-    gradient."""
+    """An ActivationFunction from None (linear), a name, an object with
+    ``forward``/``backward`` methods, or a plain function written with
+    :mod:`cnnc.ops` (differentiated automatically; not savable by name)."""
     if identifier is None:
         return linear
     if isinstance(identifier, str):
@@ -297,9 +325,13 @@ def get(identifier):
         return identifier
     if all(callable(getattr(identifier, m, None)) for m in ("forward", "backward")):
         return identifier
-    raise ValueError(f"activation must be None, a name such as 'relu', or a "
-                     f"cnnc.activations function; got {identifier!r} (a plain callable has "
-                     f"no backward pass)")
+    if callable(identifier):
+        known = _BY_NAME.get(getattr(identifier, "__name__", None))
+        if known is not None and getattr(identifier, "__module__", "").startswith("cnnc."):
+            return known  # cnnc.ops.relu and friends: the fused activation
+        return FunctionActivation(identifier)
+    raise ValueError(f"activation must be None, a name such as 'relu', a cnnc.activations "
+                     f"function or a callable; got {identifier!r}")
 
 
 def serialize(activation):

@@ -10,12 +10,19 @@ Cross-entropies on a ``softmax`` (or ``sigmoid``) output are recognised by
 ``compute_from_logits``, which runs the fused, numerically stable
 ``softmax_cross_entropy`` (``sigmoid_cross_entropy``) kernel instead of
 taking the log of probabilities.
+
+Custom losses are written as Keras writes them, with :mod:`cnnc.ops`: a
+function ``fn(y_true, y_pred)`` given to ``compile`` (wrapped in a
+:class:`LossFunctionWrapper`) or a Loss subclass implementing ``call``;
+their gradient comes from automatic differentiation.
 """
 import numpy as np
 
 from cnnc import ops
+from cnnc.autodiff.loss_call import traced_loss
 
-__all__ = ["Loss", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
+__all__ = ["Loss", "LossFunctionWrapper", "CategoricalCrossentropy",
+           "SparseCategoricalCrossentropy",
            "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError",
            "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
            "mean_squared_error", "mean_absolute_error", "mse", "mae", "get", "serialize",
@@ -43,7 +50,14 @@ class Loss:
         self.reduction = reduction
 
     def compute(self, y_true, y_pred, sample_weight=None, grad_scale=1.0, need_grad=True):
-        raise NotImplementedError(f"{type(self).__name__} must implement compute")
+        if type(self).call is Loss.call:
+            raise NotImplementedError(f"{type(self).__name__} must implement call or compute")
+        return traced_loss(self.call, y_true, y_pred, sample_weight, grad_scale, need_grad)
+
+    def call(self, y_true, y_pred):
+        """Keras's form: the loss per sample (or per element) written with
+        :mod:`cnnc.ops`; ``compute`` differentiates it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement call or compute")
 
     def compute_from_logits(self, y_true, logits, sample_weight=None, grad_scale=1.0,
                             need_grad=True):
@@ -62,6 +76,37 @@ class Loss:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+class LossFunctionWrapper(Loss):
+    """A loss from a function ``fn(y_true, y_pred, **kwargs)`` written with
+    :mod:`cnnc.ops`. Saved by the function's name: load the model with
+    ``custom_objects={name: fn}``."""
+
+    def __init__(self, fn, reduction="sum_over_batch_size", name=None, **kwargs):
+        super().__init__(name=name or getattr(fn, "__name__", None), reduction=reduction)
+        self.fn = fn
+        self.fn_kwargs = kwargs
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred, **self.fn_kwargs)
+
+    def get_config(self):
+        name = getattr(self.fn, "__name__", "<lambda>")
+        if name == "<lambda>":
+            raise ValueError("a loss given as a lambda cannot be saved; use a named function "
+                             "and load with custom_objects={name: function}")
+        return dict(super().get_config(), fn=name, **self.fn_kwargs)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        name = config.pop("fn")
+        fn = (custom_objects or {}).get(name)
+        if fn is None:
+            raise ValueError(f"the loss function {name!r} is not known: pass "
+                             f"custom_objects={{{name!r}: function}}")
+        return cls(fn, **config)
 
 
 def _snake(name):
@@ -266,9 +311,10 @@ def get(identifier):
         return identifier()
     if identifier in _FUNCTIONS:
         return _FUNCTIONS[identifier]()
-    raise TypeError(f"cannot use {identifier!r} as a loss: cnnc has no automatic differentiation, "
-                    "so a custom loss must subclass cnnc.losses.Loss and return its gradient "
-                    "from compute(y_true, y_pred)")
+    if callable(identifier):
+        return LossFunctionWrapper(identifier)
+    raise TypeError(f"cannot use {identifier!r} as a loss: give a name, a Loss, or a function "
+                    f"fn(y_true, y_pred) written with cnnc.ops")
 
 
 def serialize(loss):
@@ -276,8 +322,10 @@ def serialize(loss):
 
 
 def deserialize(config, custom_objects=None):
-    classes = dict(_CLASSES, **(custom_objects or {}))
+    classes = dict(_CLASSES, LossFunctionWrapper=LossFunctionWrapper, **(custom_objects or {}))
     cls = classes.get(config.get("class_name"))
     if cls is None:
         raise ValueError(f"unknown loss class {config.get('class_name')!r}")
+    if cls is LossFunctionWrapper:
+        return cls.from_config(config.get("config", {}), custom_objects)
     return cls.from_config(config.get("config", {}))

@@ -69,27 +69,47 @@ def model_from_config(config, custom_objects=None):
 
 
 # -- weights ------------------------------------------------------------------------
-def _leaf_layers(model, prefix=""):
-    """``(prefix, layer)`` for every layer that is not a model, depth first;
-    ``prefix`` is the names of the models it is nested in, each with a
-    trailing ``/``."""
+def _leaf_layers(model, prefix="", by_position=False):
+    """``(key, layer)`` for every layer with weights or state of its own,
+    depth first. Layers of functional models are keyed ``<layer name>``,
+    each nested model adding ``<model name>/``. Inside a subclassed model or
+    a custom layer with sub-layers the keys are attribute paths
+    (``encoder``, ``blocks/0``; below them positions), the same for every
+    instance of the class; such a traced layer comes itself first, for the
+    weights it creates directly."""
     from cnnc.models.functional import Model
-    for layer in model.layers:
-        if isinstance(layer, Model):
-            yield from _leaf_layers(layer, f"{prefix}{layer.name}/")
-        else:
-            yield prefix, layer
+    if model._traced:
+        yield prefix.rstrip("/"), model
+        for path, sub in model._tracked_items():
+            yield from _layer_entries(sub, f"{prefix}{path}", True)
+        return
+    for i, layer in enumerate(model.layers):
+        yield from _layer_entries(layer, f"{prefix}{i if by_position else layer.name}",
+                                  by_position)
+
+
+def _layer_entries(layer, key, by_position):
+    from cnnc.models.functional import Model
+    if layer._traced or isinstance(layer, Model):
+        yield from _leaf_layers(layer, f"{key}/", by_position)
+    else:
+        yield key, layer
 
 
 def weight_keys(model):
     """``[(key, Weight)]``: every weight of the model under a stable name
-    ``<layer>/<weight>`` (nested models add their name as a prefix)."""
+    ``<layer key>/<weight>`` (see :func:`_leaf_layers`); a weight reached
+    twice (tied) is stored once."""
     table = []
+    seen = set()
     for prefix, layer in _leaf_layers(model):
         used = set()
-        for i, weight in enumerate(layer.weights):
+        for i, weight in enumerate(layer._weights if layer._traced else layer.weights):
+            if id(weight) in seen:
+                continue
+            seen.add(id(weight))
             short = weight.name.rsplit("/", 1)[-1] if weight.name else str(i)
-            key = f"{prefix}{layer.name}/{short}"
+            key = f"{prefix}/{short}" if prefix else short
             if key in used:
                 key = f"{key}_{i}"
             used.add(key)
@@ -140,9 +160,22 @@ def _deserialize_compile_value(value, custom_objects):
 def compile_config(model):
     """The JSON-able arguments of ``model.compile``."""
     from cnnc import optimizers
-    args = model._compile_args
+    args = dict(model._compile_args, loss=_custom_loss_functions(model._compile_args["loss"]))
     return {"optimizer": optimizers.serialize(model.optimizer),
             **{k: _serialize_compile_value(v) for k, v in args.items()}}
+
+
+def _custom_loss_functions(spec):
+    """Loss functions written by the user, wrapped so they save by name."""
+    from cnnc import losses
+    if isinstance(spec, dict):
+        return {k: _custom_loss_functions(v) for k, v in spec.items()}
+    if isinstance(spec, (list, tuple)):
+        return [_custom_loss_functions(v) for v in spec]
+    if callable(spec) and not isinstance(spec, (type, losses.Loss)) \
+            and spec not in losses._FUNCTIONS:
+        return losses.LossFunctionWrapper(spec)
+    return spec
 
 
 def _metadata(kind):
@@ -164,7 +197,7 @@ def _random_layers(model):
     """``[(key, layer)]``: the layers holding a random stream (Dropout, the
     random preprocessing layers), keyed ``<layer>`` as weights are (nested
     models add their name as a prefix)."""
-    return [(f"{prefix}{layer.name}", layer) for prefix, layer in _leaf_layers(model)
+    return [(key, layer) for key, layer in _leaf_layers(model)
             if callable(getattr(layer, "random_state", None))]
 
 
@@ -176,6 +209,16 @@ def random_state(model):
     if callable(shuffle_root):
         state["shuffle_root"] = int(shuffle_root())
     return state
+
+
+def inference_file_bytes(model):
+    """The bytes of a model file holding only the architecture and the
+    weights (what the C runtime needs to run the model), built in memory."""
+    model._require_graph()
+    metadata = _metadata("model")
+    metadata["model_config"] = json.dumps(serialize_layer(model))
+    tensors = {key: w.value for key, w in weight_keys(model)}
+    return b"".join(_safetensors.encode(tensors, metadata))
 
 
 def save_model(model, filepath, overwrite=True, include_optimizer=True):

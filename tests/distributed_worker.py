@@ -46,6 +46,42 @@ def conv_model(norm, dropout):
     return model
 
 
+class SubclassedConv(cnnc.models.Model):
+    """conv_model's layers in a subclassed model's call(), the first Dense
+    called twice (a shared layer: its gradients are summed over the calls)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = layers.Conv2D(6, 3, padding="same", activation="relu")
+        self.pool = layers.MaxPooling2D()
+        self.flatten = layers.Flatten()
+        self.hidden = layers.Dense(16, activation="relu")
+        self.mix = layers.Dense(16)
+        self.out = layers.Dense(5, activation="softmax")
+
+    def call(self, x):
+        h = self.hidden(self.flatten(self.pool(self.conv(x))))
+        return self.out(h + self.mix(h) * 0.5 + self.mix(h * 0.25))
+
+
+def shared_functional():
+    """The functional form: a Dense called twice in the graph."""
+    x = layers.Input((8, 8, 3))
+    h = layers.Dense(16, activation="relu")(layers.Flatten()(layers.MaxPooling2D()(
+        layers.Conv2D(6, 3, padding="same", activation="relu")(x))))
+    mix = layers.Dense(16)
+    h = layers.Add()([h, mix(h), mix(layers.ReLU()(h))])
+    return cnnc.models.Model(x, layers.Dense(5, activation="softmax")(h))
+
+
+def model_for(args):
+    if args.arch == "subclassed":
+        return SubclassedConv()
+    if args.arch == "shared":
+        return shared_functional()
+    return conv_model(args.norm, args.dropout)
+
+
 def conv_data(samples):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((samples, 8, 8, 3)).astype(np.float32)
@@ -119,7 +155,7 @@ def case_equal(args):
     """Train ``--steps`` global batches of 64; save the weights."""
     set_random_seed(3)
     strategy = strategy_or_none(args, check_every=5)
-    model = compiled(strategy, lambda: conv_model(args.norm, args.dropout))
+    model = compiled(strategy, lambda: model_for(args))
     x, y = conv_data(args.samples)
     history = model.fit(x, y, batch_size=64, epochs=args.epochs, verbose=0,
                         validation_data=conv_data(37))
@@ -250,6 +286,8 @@ def main():
     p.add_argument("--every-rank", action="store_true")
     p.add_argument("--norm", default="none", choices=("none", "bn", "syncbn"))
     p.add_argument("--dropout", action="store_true")
+    p.add_argument("--arch", default="sequential", choices=("sequential", "subclassed",
+                                                                    "shared"))
     p.add_argument("--samples", type=int, default=1280)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=10)

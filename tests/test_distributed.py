@@ -168,6 +168,20 @@ def test_two_ranks_match_one_process(tmp_path, options):
     assert max(differences.values()) <= 1e-5, differences
 
 
+@pytest.mark.parametrize("arch", ["subclassed", "shared"])
+def test_shared_layers_and_subclassed_models_on_two_ranks(tmp_path, arch):
+    """A Dense called twice (its gradient summed over the calls before it is
+    reduced), in a subclassed model (gradients from the tape) and in a
+    functional graph, trains on 2 ranks to the weights of one process."""
+    _mpirun()
+    launch(None, "equal", "one.npz", "--single", "--arch", arch, cwd=tmp_path)
+    launch(2, "equal", "two.npz", "--arch", arch, cwd=tmp_path)
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    assert int(two["steps"]) == int(one["steps"]) >= 20
+    differences = relative_differences(two, one)
+    assert max(differences.values()) <= 1e-5, differences
+
+
 def test_plain_batch_norm_keeps_per_rank_statistics(tmp_path):
     """Plain BatchNormalization normalizes each rank's rows alone: the
     training differs from one process (SyncBatchNormalization does not)."""

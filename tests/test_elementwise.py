@@ -104,7 +104,7 @@ def test_concatenate_and_split(isa, threads, rng, axis):
 def test_concatenate_large(threads, rng):
     a = rng.standard_normal((64, 28, 28, 32)).astype(np.float32)
     b = rng.standard_normal((64, 28, 28, 48)).astype(np.float32)
-    y = ops.concatenate([a, b])
+    y = ops.concatenate([a, b], axis=-1)
     np.testing.assert_array_equal(y, np.concatenate([a, b], axis=-1))
     da, db = ops.split_channels(y, [32, 48])
     np.testing.assert_array_equal(da, a)
@@ -180,7 +180,7 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="b has shape"):
         ops.bias_add(x, np.ones(2, np.float32))
     with pytest.raises(ValueError, match="arrays\\[1\\]"):
-        ops.concatenate([x, np.ones((3, 3), np.float32)])
+        ops.concatenate([x, np.ones((3, 3), np.float32)], axis=-1)
     with pytest.raises(ValueError, match="arrays"):
         ops.concatenate([])
     with pytest.raises(ValueError, match="axis"):

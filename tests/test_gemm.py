@@ -152,12 +152,20 @@ def test_bad_arguments():
     a = np.ones((3, 4), np.float32)
     with pytest.raises(ValueError, match="b"):
         matmul(a, np.ones((5, 2), np.float32))
+    # The GEMM kernel takes 2-D operands; ops.matmul passes others to NumPy's
+    # matmul, as keras.ops.matmul (vectors, stacks of matrices).
+    from cnnc._gemm import matmul as gemm
     with pytest.raises(ValueError, match="2-D"):
-        matmul(np.ones(4, np.float32), a)
+        gemm(np.ones(4, np.float32), a)
     with pytest.raises(ValueError, match="b must be 2-D"):
-        matmul(a, np.ones((4, 2, 1), np.float32))
+        gemm(a, np.ones((4, 2, 1), np.float32))
     with pytest.raises(TypeError, match="a must be"):
-        matmul(np.array(["x"]), a)
+        gemm(np.array(["x"]), a)
+    np.testing.assert_allclose(matmul(np.ones(3, np.float32), a), np.full(4, 3.0))
+    stack = np.arange(24, dtype=np.float32).reshape(2, 4, 3)
+    np.testing.assert_allclose(matmul(a, stack), a @ stack)
+    with pytest.raises(ValueError):
+        matmul(np.ones(4, np.float32), a)
     with pytest.raises(ValueError, match="out has shape"):
         matmul(a, a, trans_b=True, out=np.empty((3, 4), np.float32))
     with pytest.raises(TypeError, match="float32"):

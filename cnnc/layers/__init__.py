@@ -27,7 +27,10 @@ from cnnc.layers.leaky_relu import LeakyReLU
 from cnnc.layers.elu import ELU
 from cnnc.layers.softmax import Softmax
 from cnnc.layers.merge import (Add, Average, Concatenate, Maximum, Minimum, Multiply,
-                               Subtract)
+                               Subtract, add, average, concatenate, maximum, minimum, multiply,
+                               subtract)
+from cnnc.layers.lambda_layer import Lambda
+from cnnc.layers.op_layer import OpLayer
 from cnnc.layers.zero_padding2d import ZeroPadding2D
 from cnnc.layers.cropping2d import Cropping2D
 from cnnc.layers.upsampling2d import UpSampling2D
@@ -47,7 +50,8 @@ _LAYER_CLASSES = {cls.__name__: cls for cls in (
     GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, Flatten, Reshape, Dropout,
     BatchNormalization, SyncBatchNormalization, Activation, ReLU, LeakyReLU, ELU, Softmax, Add, Subtract, Multiply,
     Average, Maximum, Minimum, Concatenate, ZeroPadding2D, Cropping2D, UpSampling2D,
-    ZeroPadding1D, Cropping1D, UpSampling1D, SpatialDropout1D, SpatialDropout2D, Permute)}
+    ZeroPadding1D, Cropping1D, UpSampling1D, SpatialDropout1D, SpatialDropout2D, Permute,
+    Lambda, OpLayer)}
 _LAYER_CLASSES.update({cls.__name__: cls for cls in PREPROCESSING_LAYERS})
 
 
@@ -74,4 +78,6 @@ def deserialize(config, custom_objects=None):
     if cls is None:
         raise ValueError(f"unknown layer class {name!r}; register custom layers with "
                          f"cnnc.layers.register or pass custom_objects")
+    if getattr(cls, "_needs_custom_objects", False):
+        return cls.from_config(dict(config.get("config") or {}), custom_objects)
     return cls.from_config(dict(config.get("config") or {}))

@@ -30,12 +30,24 @@ Conventions a trainer relies on:
   cross-entropy.
 * Regularization: ``losses`` lists the weight penalties; the gradients of the
   penalties are not added by ``backward`` (see :mod:`cnnc.regularizers`).
+
+A layer may instead write Keras's ``call(inputs)`` with :mod:`cnnc.ops`
+functions and operators (a *traced* layer, see :mod:`cnnc.autodiff`):
+``forward``/``backward`` then come from automatic differentiation, and the
+layers it holds as attributes (directly or in lists, tuples and dicts) are
+tracked for ``weights`` and saving. Inside another traced ``call()``, a
+built-in layer records one tape node whose backward is its own fused
+``backward``; the same layer may be called several times (its state is
+saved per call and its weight gradients are summed).
 """
 import re
 
 import numpy as np
 
 from cnnc import _weight_limit
+from cnnc.autodiff import layer_call
+from cnnc.autodiff.operators import ArrayValue, Operators
+from cnnc.autodiff.tensor import Tensor, trace_state
 
 _name_counters = {}
 
@@ -57,14 +69,18 @@ def reset_names():
     _name_counters.clear()
 
 
-class Weight:
-    """A named parameter array and its gradient.
+class Weight(ArrayValue):
+    """A named parameter array and its gradient (Keras's Variable).
 
     value: float32 C-contiguous ndarray, updated in place by optimizers.
     grad:  same shape; written by the owning layer's backward().
+    Operators and :mod:`cnnc.ops` functions take a Weight as an array; inside
+    a traced ``call()`` they also route its gradient into ``grad``.
     """
 
     __slots__ = ("name", "value", "grad", "trainable", "regularizer", "constraint")
+    _is_cnnc_weight = True
+    __array_ufunc__ = None
 
     def __init__(self, name, value, trainable=True, regularizer=None, constraint=None):
         self.name = name
@@ -74,9 +90,16 @@ class Weight:
         self.regularizer = regularizer
         self.constraint = constraint
 
-    @property
-    def shape(self):
-        return self.value.shape
+    def __array__(self, dtype=None, copy=None):
+        return self.value if dtype is None else self.value.astype(dtype)
+
+    def assign(self, value):
+        """Copy ``value`` into the weight (in place, shape checked)."""
+        value = np.asarray(value)
+        if value.shape != self.value.shape:
+            raise ValueError(f"weight {self.name!r} has shape {self.value.shape}, got "
+                             f"{value.shape}")
+        self.value[...] = value
 
     def __repr__(self):
         return f"<Weight {self.name} shape={self.value.shape} trainable={self.trainable}>"
@@ -91,12 +114,16 @@ class Node:
         self.outputs = outputs    # list of SymbolicTensor
 
 
-class SymbolicTensor:
+class SymbolicTensor(Operators):
     """A placeholder for a batch of tensors flowing through a model graph.
 
     shape: tuple with ``None`` for the batch axis. ``node`` is the Node that
     produced it and ``index`` its position among that node's outputs.
+    ``cnnc.ops`` functions and Python operators on symbolic tensors add an
+    :class:`cnnc.layers.OpLayer` node (as Keras does with KerasTensors).
     """
+
+    _is_symbolic_tensor = True
 
     def __init__(self, shape, node=None, index=0, name=None):
         self.shape = tuple(shape)
@@ -110,6 +137,35 @@ class SymbolicTensor:
 
     def __repr__(self):
         return f"<SymbolicTensor shape={self.shape} from={getattr(self.layer, 'name', None)}>"
+
+
+def _is_traced_input(inputs):
+    if type(inputs) is Tensor:
+        return True
+    if isinstance(inputs, (list, tuple)):
+        return any(type(t) is Tensor for t in inputs)
+    return False
+
+
+def _sublayers(value, path, found):
+    """``(attribute path, layer)`` for the layers held by an attribute value,
+    in order (lists, tuples and dicts add the index or key to the path)."""
+    if isinstance(value, Layer):
+        if not any(value is layer for _, layer in found):
+            found.append((path, value))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _sublayers(v, f"{path}/{i}", found)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _sublayers(v, f"{path}/{k}", found)
+
+
+def _defining_class(cls, name, skip=None):
+    for klass in cls.__mro__:
+        if name in klass.__dict__ and klass.__dict__[name] is not skip:
+            return klass
+    return None
 
 
 def _is_symbolic(inputs):
@@ -152,11 +208,49 @@ class Layer:
         else:
             self._batch_input_shape = None
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A class that writes call() below the last hand-written forward is
+        # traced: forward/backward come from automatic differentiation.
+        call_owner = _defining_class(cls, "call")
+        forward_owner = _defining_class(cls, "forward", skip=Layer._traced_forward)
+        traced = (call_owner is not Layer and call_owner is not forward_owner
+                  and issubclass(call_owner, forward_owner))
+        cls._traced = traced
+        if traced and "forward" not in cls.__dict__:
+            cls.forward = Layer._traced_forward
+            cls.backward = Layer._traced_backward
+
+    _traced = False
+
     # -- weights ---------------------------------------------------------
-    def add_weight(self, name, shape, initializer="zeros", regularizer=None,
-                   trainable=True, constraint=None):
-        """Create, register and return a Weight initialized by ``initializer``
-        (a name, a callable ``f(shape) -> array``, or an initializer object)."""
+    def add_weight(self, *args, **kwargs):
+        """Create, register and return a Weight.
+
+        Keras 3's signature ``add_weight(shape=None, initializer=None,
+        dtype=None, trainable=True, regularizer=None, constraint=None,
+        name=None)`` (initializer: a name, a callable ``f(shape) -> array`` or
+        an initializer object; default "glorot_uniform" as Keras), and the
+        older ``add_weight(name, shape, initializer="zeros", regularizer=None,
+        trainable=True, constraint=None)`` when the first argument is a name.
+        """
+        if args and isinstance(args[0], str):
+            return self._add_weight_named(*args, **kwargs)
+        return self._add_weight_keras(*args, **kwargs)
+
+    def _add_weight_keras(self, shape=None, initializer=None, dtype=None, trainable=True,
+                          autocast=True, regularizer=None, constraint=None, aggregation="none",
+                          name=None, overwrite_with_gradient=False):
+        if dtype not in (None, "float32", np.float32):
+            raise ValueError(f"cnnc weights are float32; dtype={dtype!r} is not supported")
+        if name is None:
+            name = "variable" if not self._weights else f"variable_{len(self._weights)}"
+        return self._add_weight_named(name, () if shape is None else shape,
+                                      "glorot_uniform" if initializer is None else initializer,
+                                      regularizer, trainable, constraint)
+
+    def _add_weight_named(self, name, shape, initializer="zeros", regularizer=None,
+                          trainable=True, constraint=None):
         from cnnc import initializers, regularizers
         init = initializers.get(initializer)
         shape = tuple(int(s) for s in shape)
@@ -167,31 +261,61 @@ class Layer:
         self._weights.append(weight)
         return weight
 
+    def _tracked_items(self):
+        """``(attribute path, layer)`` for the layers a traced layer holds as
+        attributes, in assignment order."""
+        if not self._traced:
+            return []
+        found = []
+        for key, value in vars(self).items():
+            if not key.startswith("_tape") and value is not self:
+                _sublayers(value, key, found)
+        return found
+
+    def _tracked_layers(self):
+        return [layer for _, layer in self._tracked_items()]
+
     @property
     def weights(self):
-        return list(self._weights)
+        out = list(self._weights)
+        seen = {id(w) for w in out}
+        for layer in self._tracked_layers():
+            for w in layer.weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
 
     @property
     def trainable_weights(self):
-        return [w for w in self._weights if w.trainable] if self.trainable else []
+        if not self.trainable:
+            return []
+        out = [w for w in self._weights if w.trainable]
+        seen = {id(w) for w in out}
+        for layer in self._tracked_layers():
+            for w in layer.trainable_weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
 
     @property
     def non_trainable_weights(self):
-        if not self.trainable:
-            return list(self._weights)
-        return [w for w in self._weights if not w.trainable]
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
 
     def get_weights(self):
         """Copies of the weight arrays, in Keras order."""
-        return [w.value.copy() for w in self._weights]
+        return [w.value.copy() for w in self.weights]
 
     def set_weights(self, weights):
         """Copy arrays into the weights (in place), checking count and shapes."""
         weights = list(weights)
-        if len(weights) != len(self._weights):
-            raise ValueError(f"layer {self.name!r} expects {len(self._weights)} weight arrays, "
+        own = self.weights
+        if len(weights) != len(own):
+            raise ValueError(f"layer {self.name!r} expects {len(own)} weight arrays, "
                              f"got {len(weights)}")
-        for w, new in zip(self._weights, weights):
+        for w, new in zip(own, weights):
             new = np.asarray(new)
             if new.shape != w.value.shape:
                 raise ValueError(f"weight {w.name!r} has shape {w.value.shape}, got {new.shape}")
@@ -200,18 +324,18 @@ class Layer:
     def get_gradients(self):
         """Gradient arrays aligned with get_weights() (zeros for weights that
         are not trained), as left by the last backward()."""
-        return [w.grad for w in self._weights]
+        return [w.grad for w in self.weights]
 
     def count_params(self):
-        return int(sum(w.value.size for w in self._weights))
+        return int(sum(w.value.size for w in self.weights))
 
     @property
     def losses(self):
         """The regularization penalties of this layer's weights (floats)."""
-        return [w.regularizer(w.value) for w in self._weights if w.regularizer is not None]
+        return [w.regularizer(w.value) for w in self.weights if w.regularizer is not None]
 
     def _zero_grads(self):
-        for w in self._weights:
+        for w in self.weights:
             w.grad.fill(0.0)
 
     def _trains(self, weight):
@@ -266,22 +390,80 @@ class Layer:
         self.built = True
 
     def compute_output_shape(self, input_shape):
+        if self._traced:
+            return self._traced_output_shape(input_shape)
         return input_shape
 
+    def _traced_output_shape(self, input_shape):
+        """The output shape of ``call()``, found by running it on a batch of
+        two zero samples (the batch axis then reads None)."""
+        multi = isinstance(input_shape, list)
+        shapes = input_shape if multi else [input_shape]
+        if any(d is None for s in shapes for d in tuple(s)[1:]):
+            raise ValueError(f"layer {self.name!r}: give compute_output_shape() to use call() on "
+                             f"inputs of unknown size {input_shape}")
+        for s in shapes:
+            _weight_limit.check_computed(2 * int(np.prod(tuple(s)[1:], dtype=np.float64)),
+                                         f"layer {self.name!r}")
+        arrays = [np.zeros((2,) + tuple(s)[1:], np.float32) for s in shapes]
+        with np.errstate(all="ignore"):
+            self.forward(arrays if multi else arrays[0], training=False)
+        return self._last_output_shape
+
+    def call(self, inputs, training=None):
+        """Keras's entry point. Built-in layers run ``forward`` as one node of
+        the tape (their fused ``backward`` is its gradient); traced layers
+        override it."""
+        if self._traced:
+            raise TypeError(f"{type(self).__name__}.call: a built-in layer's call cannot be "
+                            f"extended through super().call(); hold the built-in layer as an "
+                            f"attribute and call it from call()")
+        return self(inputs, training=training)
+
     def forward(self, x, training=False):
-        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+        raise NotImplementedError(f"{type(self).__name__} implements neither forward nor call")
 
     def backward(self, dy):
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def _traced_forward(self, x, training=False):
+        return layer_call.traced_forward(self, x, training)
+
+    def _traced_backward(self, dy):
+        return layer_call.traced_backward(self, dy)
+
+    def _save_state(self):
+        """What a call leaves for its backward (restored for shared layers)."""
+        return dict(self.__dict__)
+
+    def _restore_state(self, state):
+        self.__dict__.update(state)
 
     def _ensure_built(self, input_shape):
         if not self.built:
             self.build(input_shape)
             self.built = True
 
-    def __call__(self, inputs, training=False):
+    def __call__(self, inputs, *args, training=None, **kwargs):
         if _is_symbolic(inputs):
+            if args or kwargs:
+                raise TypeError(f"layer {self.name!r}: extra call arguments are not recorded "
+                                f"in a functional model graph")
             return self._call_symbolic(inputs)
+        state = trace_state()
+        if state.depth > 0 or _is_traced_input(inputs):
+            if training is None:
+                training = state.training
+            if self._traced:
+                return layer_call.call_inline(self, inputs, bool(training), args, kwargs)
+            if args or kwargs:
+                raise TypeError(f"{type(self).__name__}: unexpected call arguments")
+            return layer_call.call_builtin(self, inputs, bool(training))
+        training = bool(training)
+        if args or kwargs:
+            if not self._traced:
+                raise TypeError(f"{type(self).__name__}: unexpected call arguments")
+            return layer_call.traced_forward(self, inputs, training, args, kwargs)
         if isinstance(inputs, (list, tuple)):
             arrays = [np.asarray(a, dtype=np.float32) for a in inputs]
             self._ensure_built([(None,) + a.shape[1:] for a in arrays])

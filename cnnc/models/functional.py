@@ -7,11 +7,14 @@ backward visits the nodes in reverse order and sums the gradients of tensors
 that feed several nodes (skip connections) into buffers reused from step to
 step.
 
-Each layer object may appear in only one node of a model: a layer keeps the
-state of its last forward pass for its backward, so calling one layer twice
-in a graph (shared layers, as in siamese networks) is refused with a clear
-error at construction. Use two layers and copy weights with
-``set_weights`` when needed.
+A layer may be called several times in a graph (shared layers, as in
+siamese networks): it keeps the state of its last forward pass for its
+backward, so the state each call leaves is saved after its forward pass and
+restored before its backward pass, and the gradients of its weights are
+summed over the calls.
+
+Subclassing Model and writing ``call()`` (instead of giving inputs and
+outputs) makes a subclassed model (see :mod:`cnnc.models.subclassed`).
 
 A Model is itself a Layer: it can be called on symbolic tensors inside
 another model (nested models, transfer learning) and trained as a whole.
@@ -19,7 +22,9 @@ another model (nested models, transfer learning) and trained as a whole.
 import numpy as np
 
 from cnnc import ops
-from cnnc.layers.base import Layer, SymbolicTensor, unique_name
+from cnnc.autodiff.tensor import Tensor
+from cnnc.layers.base import Layer, SymbolicTensor, _snake_case, unique_name
+from cnnc.models import subclassed
 from cnnc.models.training import Trainer
 
 
@@ -27,7 +32,7 @@ class _Step:
     """One node of the sorted graph: slot indices of its inputs/outputs."""
 
     __slots__ = ("layer", "node", "inputs", "outputs", "multi_in", "multi_out", "backward",
-                 "needs_dx", "index")
+                 "needs_dx", "index", "shared")
 
     def __init__(self, index, layer, node, inputs, outputs):
         self.index = index
@@ -39,6 +44,7 @@ class _Step:
         self.multi_out = len(outputs) > 1
         self.backward = True
         self.needs_dx = True
+        self.shared = False
 
 
 def _flatten_tensors(structure, what):
@@ -57,6 +63,67 @@ def _is_input_node(node):
     return node is not None and not node.inputs
 
 
+def _subclass_prefix(cls):
+    return _snake_case(cls.__name__)
+
+
+def _is_symbolic_input(inputs):
+    if isinstance(inputs, (list, tuple)):
+        return any(isinstance(t, SymbolicTensor) for t in inputs)
+    return isinstance(inputs, SymbolicTensor)
+
+
+def _values(inputs):
+    """Arrays behind inputs that may be traced tensors."""
+    if isinstance(inputs, (list, tuple)):
+        return [t.value if type(t) is Tensor else t for t in inputs]
+    return inputs.value if type(inputs) is Tensor else inputs
+
+
+class _SharedGrads:
+    """One backward pass over a graph with shared layers: puts back the
+    state each call of a shared layer left before its backward, and sums
+    the weight gradients of its calls (each backward overwrites them)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.sums = {}
+        self.owner = {key: steps[-1].index for key, steps in model._shared_steps.items()}
+
+    def restore(self, step):
+        key = id(step.layer)
+        if self.owner[key] != step.index:
+            step.layer._restore_state(self.model._snapshots[step.index])
+            self.owner[key] = step.index
+
+    def collect(self, step, dx):
+        for w in step.layer.trainable_weights:
+            entry = self.sums.get(id(w))
+            if entry is None:
+                self.sums[id(w)] = [w, w.grad.copy()]
+            else:
+                entry[1] += w.grad
+        # The layer's next backward may reuse the buffers it returned.
+        if dx is None:
+            return None
+        if isinstance(dx, (list, tuple)):
+            return [None if d is None else d.copy() for d in dx]
+        return dx.copy()
+
+    def finish(self):
+        for steps in self.model._shared_steps.values():
+            layer = steps[-1].layer
+            for w in layer.trainable_weights:
+                entry = self.sums.get(id(w))
+                if entry is None:
+                    w.grad.fill(0.0)
+                else:
+                    w.grad[...] = entry[1]
+            self.restore(steps[-1])
+            if self.model._backward_hook is not None:
+                self.model._backward_hook(layer)
+
+
 class Model(Trainer, Layer):
     """A model from symbolic ``inputs`` to ``outputs`` (each a tensor or a
     list of tensors): ``Model(inputs=x_in, outputs=y)``.
@@ -70,15 +137,23 @@ class Model(Trainer, Layer):
     # Called with each layer whose backward has finished (set by data-parallel training).
     _backward_hook = None
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls._traced and "build" in cls.__dict__:
+            subclassed.wrap_user_build(cls)
+
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         self._steps = []
         self._layers = []
-        Layer.__init__(self, trainable=trainable, name=name or unique_name("functional"),
-                       **kwargs)
+        self._graph_ready = False
+        Layer.__init__(self, trainable=trainable, name=name or unique_name(
+            "functional" if not self._traced else _subclass_prefix(type(self))), **kwargs)
         Trainer.__init__(self)
         self._graph_ready = False
         if inputs is None and outputs is None:
             return
+        if self._traced:
+            raise ValueError(f"{type(self).__name__} writes call(): it takes no inputs/outputs")
         if inputs is None or outputs is None:
             raise ValueError("Model needs both inputs= and outputs=")
         self._init_graph(inputs, outputs)
@@ -127,23 +202,22 @@ class Model(Trainer, Layer):
                         stack.append((tensor.node, False))
 
         steps = []
-        seen_layers = {}
+        calls = {}
         for node in order:
             layer = node.layer
-            if id(layer) in seen_layers:
-                raise ValueError(
-                    f"layer {layer.name!r} is called more than once in this model; cnnc models "
-                    f"do not support shared layers (a layer keeps its last forward pass for "
-                    f"backward). Create one layer per call and copy weights with set_weights.")
-            seen_layers[id(layer)] = layer
-            steps.append(_Step(len(steps), layer, node, [slot(t) for t in node.inputs],
-                               [slot(t) for t in node.outputs]))
+            step = _Step(len(steps), layer, node, [slot(t) for t in node.inputs],
+                         [slot(t) for t in node.outputs])
+            calls.setdefault(id(layer), []).append(step)
+            steps.append(step)
         for tensor in out_tensors:
             slot(tensor)
+        for layer_steps in calls.values():
+            for step in layer_steps:
+                step.shared = len(layer_steps) > 1
 
         input_layers = [t.node.layer if _is_input_node(t.node) else None for t in in_tensors]
         layers = [layer for layer in input_layers if layer is not None]
-        layers.extend(step.layer for step in steps)
+        layers.extend(steps[0].layer for steps in calls.values())
         names = {}
         for layer in layers:
             if layer.name in names:
@@ -168,6 +242,9 @@ class Model(Trainer, Layer):
             for s in step.outputs:
                 self._producer[s] = step
         self._grad_buffers = {}
+        self._shared_steps = {id(steps[0].layer): steps for steps in calls.values()
+                              if len(steps) > 1}
+        self._snapshots = {}
         self._backward_key = None
         self._compiled_outputs = None  # outputs changed: resolve losses/metrics again
         self._input_layers = input_layers
@@ -184,12 +261,21 @@ class Model(Trainer, Layer):
 
     def _require_graph(self):
         if not self._graph_ready:
+            if self._traced:
+                raise ValueError(f"model {self.name!r} is not built yet: call it on a batch, "
+                                 f"fit/evaluate/predict it, or call build(input_shape)")
             raise ValueError(f"model {self.name!r} has no graph yet: give it inputs and outputs "
                              f"(or, for a Sequential, an input shape or a first batch of data)")
+
+    def _build_from_data(self, x):
+        if self._traced and not self._graph_ready:
+            subclassed.build_from_data(self, x)
 
     # -- structure -----------------------------------------------------------
     @property
     def layers(self):
+        if self._traced:
+            return self._tracked_layers()
         return list(self._layers)
 
     def get_layer(self, name=None, index=None):
@@ -236,6 +322,8 @@ class Model(Trainer, Layer):
 
     @property
     def input_names(self):
+        if getattr(self, "_call_input_keys", None) is not None:
+            return list(self._call_input_keys)
         return [layer.name if layer is not None else f"input_{i}"
                 for i, layer in enumerate(self._input_layers)]
 
@@ -247,6 +335,9 @@ class Model(Trainer, Layer):
 
     @property
     def output_names(self):
+        if self._traced:
+            self._require_graph()
+            return [f"output_{i}" for i in range(len(self._output_tensors))]
         return [t.node.layer.name if t.node is not None else f"output_{i}"
                 for i, t in enumerate(self.outputs)]
 
@@ -259,11 +350,13 @@ class Model(Trainer, Layer):
     def trainable(self, value):
         """Freezing a model freezes every layer in it (as Keras)."""
         self._trainable = bool(value)
-        for layer in getattr(self, "_layers", []):
+        for layer in (self.layers if self._traced else getattr(self, "_layers", [])):
             layer.trainable = self._trainable
 
     @property
     def weights(self):
+        if self._traced:
+            return Layer.weights.fget(self)
         seen = set()
         out = []
         for layer in self._layers:
@@ -275,11 +368,17 @@ class Model(Trainer, Layer):
 
     @property
     def trainable_weights(self):
+        if self._traced:
+            return Layer.trainable_weights.fget(self)
         if not self.trainable:
             return []
         out = []
+        seen = set()
         for layer in self._layers:
-            out.extend(layer.trainable_weights)
+            for w in layer.trainable_weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
         return out
 
     @property
@@ -311,13 +410,26 @@ class Model(Trainer, Layer):
 
     @property
     def losses(self):
+        if self._traced:
+            return Layer.losses.fget(self)
         out = []
         for layer in self._layers:
             out.extend(layer.losses)
         return out
 
+    def _save_state(self):
+        return (dict(self.__dict__), [layer._save_state() for layer in self.layers])
+
+    def _restore_state(self, state):
+        own, inner = state
+        self.__dict__.update(own)
+        for layer, layer_state in zip(self.layers, inner):
+            layer._restore_state(layer_state)
+
     # -- running the graph --------------------------------------------------------
     def _run_forward(self, xs, training, logits_steps=()):
+        if self._traced:
+            return subclassed.run_forward(self, xs, training)
         values = [None] * self._n_slots
         for i, (slot, layer, x) in enumerate(zip(self._input_slots, self._input_layers, xs)):
             if layer is not None:
@@ -334,6 +446,8 @@ class Model(Trainer, Layer):
                 y = step.layer.forward_logits(arg, training=training)
             else:
                 y = step.layer.forward(arg, training=training)
+            if step.shared and training:
+                self._snapshots[step.index] = step.layer._save_state()
             if step.multi_out:
                 for s, v in zip(step.outputs, y):
                     values[s] = v
@@ -345,6 +459,12 @@ class Model(Trainer, Layer):
     def _configure_backward(self, need_input_gradients):
         """Decide which steps run backward: those with trainable weights and
         those upstream of them; tell each layer whether its dx is needed."""
+        if self._traced:
+            self.need_input_gradient = need_input_gradients
+            self._backward_key = (need_input_gradients, self.trainable,
+                                  tuple(w.trainable for w in self.weights),
+                                  tuple(id(layer) for layer in self.layers))
+            return
         key = (need_input_gradients, self.trainable,
                tuple(layer.trainable for layer in self._layers))
         if key == self._backward_key:
@@ -380,7 +500,10 @@ class Model(Trainer, Layer):
     def _run_backward(self, output_grads, need_input_gradients=False):
         """Backward from d(loss)/d(outputs); returns the input gradients
         (None where not needed)."""
+        if self._traced:
+            return subclassed.run_backward(self, output_grads)
         self._configure_backward(need_input_gradients)
+        shared = _SharedGrads(self) if self._shared_steps else None
         grads = [None] * self._n_slots
         for slot, d in zip(self._output_slots, output_grads):
             if d is not None:
@@ -398,16 +521,22 @@ class Model(Trainer, Layer):
                 dy = grads[step.outputs[0]]
             if dy is None:
                 # Nothing downstream depends on this node: its weights get no gradient.
-                for w in step.layer.trainable_weights:
-                    w.grad.fill(0.0)
-                if self._backward_hook is not None:
-                    self._backward_hook(step.layer)
+                # (A shared layer's gradients are final after all its calls: finish().)
+                if not step.shared:
+                    for w in step.layer.trainable_weights:
+                        w.grad.fill(0.0)
+                    if self._backward_hook is not None:
+                        self._backward_hook(step.layer)
                 continue
+            if step.shared:
+                shared.restore(step)
             # Set at every step: the layer may also belong to another model
             # (a sub-model sharing layers) that configured it differently.
             step.layer.need_input_gradient = step.needs_dx
             dx = step.layer.backward(dy)
-            if self._backward_hook is not None:
+            if step.shared:
+                dx = shared.collect(step, dx)
+            elif self._backward_hook is not None:
                 # Data parallel: this layer's weight gradients are final, their
                 # allreduce can start while backward goes on.
                 self._backward_hook(step.layer)
@@ -419,14 +548,22 @@ class Model(Trainer, Layer):
                         self._accumulate(grads, s, d)
             elif self._requires[step.inputs[0]]:
                 self._accumulate(grads, step.inputs[0], dx)
+        if shared is not None:
+            shared.finish()
         return [grads[s] for s in self._input_slots]
 
     # -- the Layer contract (a model inside a model) --------------------------------
-    def build(self, input_shape):
+    def build(self, input_shape=None):
+        if self._traced and not self._graph_ready:
+            if input_shape is None:
+                raise ValueError(f"model {self.name!r}: build() needs an input shape")
+            subclassed.build_from_shapes(self, input_shape)
         self._require_graph()
         self.built = True
 
     def compute_output_shape(self, input_shape):
+        if self._traced and not self._graph_ready:
+            self.build(input_shape)
         self._require_graph()
         shapes = [t.shape for t in self._output_tensors]
         return shapes[0] if self._single_output else shapes
@@ -463,31 +600,49 @@ class Model(Trainer, Layer):
             return None
         return dxs[0] if self._single_input else dxs
 
-    def __call__(self, inputs, training=False):
-        if not self._graph_ready and hasattr(self, "_build_from_data"):
+    def __call__(self, inputs, *args, training=None, **kwargs):
+        if not self._graph_ready and not self._traced and hasattr(self, "_build_from_data"):
             self._build_from_data(inputs)
-        return Layer.__call__(self, inputs, training=training)
+        if self._traced and not self._graph_ready and not _is_symbolic_input(inputs):
+            if not isinstance(inputs, dict) and not args and not kwargs:
+                subclassed.build_from_data(self, _values(inputs))
+        return Layer.__call__(self, inputs, *args, training=training, **kwargs)
 
     # -- serialization -------------------------------------------------------------
     def get_config(self):
         self._require_graph()
+        if self._traced:
+            raise ValueError(f"model {self.name!r} is a subclassed model: its architecture is "
+                             f"Python code, so save its weights with save_weights() and "
+                             f"rebuild it from its class before load_weights()")
         from cnnc.saving import serialize_layer
         names = {}
-        for step in self._steps:
-            for i, slot in enumerate(step.outputs):
-                names[slot] = [step.layer.name, 0, i]
+        node_index = {}
+        entries = {}
+        order = []
         for slot, layer in zip(self._input_slots, self._input_layers):
             if layer is None:
                 raise ValueError("only models whose inputs come from cnnc.layers.Input can "
                                  "be serialized")
             names[slot] = [layer.name, 0, 0]
-        layers = []
         for layer in self._input_layers:
-            layers.append(dict(serialize_layer(layer), name=layer.name, inbound_nodes=[]))
+            entries[id(layer)] = dict(serialize_layer(layer), name=layer.name, inbound_nodes=[])
+            order.append(id(layer))
         for step in self._steps:
-            layers.append(dict(serialize_layer(step.layer), name=step.layer.name,
-                               inbound_nodes=[[names[s] for s in step.inputs]]))
-        return {"name": self.name, "trainable": self.trainable, "layers": layers,
+            # A shared layer is listed once, with one inbound node per call
+            # (node index k: its k-th call in this model).
+            k = node_index.get(id(step.layer), 0)
+            node_index[id(step.layer)] = k + 1
+            for i, slot in enumerate(step.outputs):
+                names[slot] = [step.layer.name, k, i]
+            entry = entries.get(id(step.layer))
+            if entry is None:
+                entry = entries[id(step.layer)] = dict(serialize_layer(step.layer),
+                                                       name=step.layer.name, inbound_nodes=[])
+                order.append(id(step.layer))
+            entry["inbound_nodes"].append([names[s] for s in step.inputs])
+        return {"name": self.name, "trainable": self.trainable,
+                "layers": [entries[key] for key in order],
                 "input_layers": [names[s] for s in self._input_slots],
                 "output_layers": [names[s] for s in self._output_slots],
                 "single_input": self._single_input, "single_output": self._single_output}
@@ -496,26 +651,48 @@ class Model(Trainer, Layer):
     def from_config(cls, config, custom_objects=None):
         from cnnc.saving import deserialize_layer
         tensors = {}
+        pending = []
         for entry in config["layers"]:
             layer = deserialize_layer(entry, custom_objects)
+            # A custom layer's config may leave its name out: the entry's
+            # name is the one tensors and saved weights are known by.
+            name = entry.get("name") or layer.name
+            layer.name = name
             inbound = entry.get("inbound_nodes") or []
             if not inbound:
                 node = layer._inbound_nodes[0] if layer._inbound_nodes else None
                 if node is None or node.inputs:
-                    raise ValueError(f"layer {layer.name!r} has no inbound tensors in the config")
-                tensors[(layer.name, 0)] = node.outputs[0]
+                    raise ValueError(f"layer {name!r} has no inbound tensors in the config")
+                tensors[(name, 0, 0)] = node.outputs[0]
                 continue
+            pending.extend((layer, name, k, node) for k, node in enumerate(inbound))
+        # Calls in list order; a shared layer's later call may need tensors of
+        # layers listed after it, so it waits until they exist.
+        while pending:
+            waiting = []
+            for layer, name, k, node in pending:
+                try:
+                    args = [tensors[(ref, index, i)] for ref, index, i in node]
+                except KeyError:
+                    waiting.append((layer, name, k, node))
+                    continue
+                out = layer(args if len(args) > 1 else args[0])
+                outs = out if isinstance(out, list) else [out]
+                for i, tensor in enumerate(outs):
+                    tensors[(name, k, i)] = tensor
+            if len(waiting) == len(pending):
+                layer, name, k, node = waiting[0]
+                raise ValueError(f"layer {name!r} (call {k}) refers to tensors that no "
+                                 f"layer of the config produces: {node}")
+            pending = waiting
+
+        def find(refs):
             try:
-                args = [tensors[(name, index)] for name, _, index in inbound[0]]
+                return [tensors[tuple(ref)] for ref in refs]
             except KeyError as exc:
-                raise ValueError(f"layer {layer.name!r} refers to the unknown tensor {exc} "
-                                 f"(layers must be listed in topological order)") from None
-            out = layer(args if len(args) > 1 else args[0])
-            outs = out if isinstance(out, list) else [out]
-            for i, tensor in enumerate(outs):
-                tensors[(layer.name, i)] = tensor
-        inputs = [tensors[(name, index)] for name, _, index in config["input_layers"]]
-        outputs = [tensors[(name, index)] for name, _, index in config["output_layers"]]
+                raise ValueError(f"the model config names the unknown tensor {exc}") from None
+        inputs = find(config["input_layers"])
+        outputs = find(config["output_layers"])
         model = cls(inputs=inputs[0] if config.get("single_input", True) and len(inputs) == 1
                     else inputs,
                     outputs=outputs[0] if config.get("single_output", True) and len(outputs) == 1

@@ -12,26 +12,34 @@ def _shape_text(shape):
 def _layer_rows(model):
     """(name (type), output shape, params, connected-to) per layer."""
     rows = []
+    if model._traced and model._graph_ready:
+        from cnnc.models.subclassed import output_shape_rows
+        return [(name, shape if isinstance(shape, str) else _shape_text(shape), params, conn)
+                for name, shape, params, conn in output_shape_rows(model)]
     if not model._graph_ready:
         for layer in model.layers:
             params = layer.count_params() if layer.built else "0 (unbuilt)"
             rows.append((f"{layer.name} ({type(layer).__name__})", "?", params, ""))
         return rows
     producer = {}
+    node_index = {}
     for step in model._steps:
-        producer[id(step.layer)] = step
+        producer.setdefault(id(step.layer), []).append(step)
+        node_index[id(step.node)] = len(producer[id(step.layer)]) - 1
     for layer in model.layers:
-        step = producer.get(id(layer))
-        if step is None:  # an input layer
+        steps = producer.get(id(layer))
+        if steps is None:  # an input layer
             node = layer._inbound_nodes[0]
             shape = node.outputs[0].shape
             connected = ""
         else:
-            outs = [t.shape for t in step.node.outputs]
+            # A shared layer: the output shape of its first call, the inputs of all.
+            outs = [t.shape for t in steps[0].node.outputs]
             shape = outs[0] if len(outs) == 1 else outs
             connected = ", ".join(
-                f"{t.node.layer.name}[0][{t.index}]" if t.node is not None else "input"
-                for t in step.node.inputs)
+                f"{t.node.layer.name}[{node_index.get(id(t.node), 0)}][{t.index}]"
+                if t.node is not None else "input"
+                for step in steps for t in step.node.inputs)
         rows.append((f"{layer.name} ({type(layer).__name__})", _shape_text(shape),
                      layer.count_params(), connected))
     return rows
@@ -40,7 +48,7 @@ def _layer_rows(model):
 def print_summary(model, line_length=None, positions=None, print_fn=None, show_trainable=False):
     print_fn = print_fn or print
     from cnnc.models.sequential import Sequential
-    sequential = isinstance(model, Sequential)
+    sequential = isinstance(model, Sequential) or model._traced
     rows = _layer_rows(model)
     headers = ["Layer (type)", "Output Shape", "Param #"]
     if not sequential:

@@ -591,7 +591,7 @@ class Trainer:
             callbacks.on_predict_batch_begin(batch)
             if not isinstance(data, data_adapter.ArrayData):
                 xs = self._as_input_list(xs)
-            outs = self._run_forward(xs, training=False)
+            outs = self._inference_forward(xs)
             n = outs[0].shape[0]
             if total is not None:
                 if results is None:
@@ -613,11 +613,19 @@ class Trainer:
             results = [np.concatenate(p) for p in pieces]
         return results
 
+    def _inference_forward(self, xs):
+        """Outputs at inference for the input list ``xs``: through the C model
+        runtime (cnnc.models.inference) when it can run this model, else the
+        layers' forward passes."""
+        from cnnc.models import inference
+        outs = inference.run(self, xs)
+        return outs if outs is not None else self._run_forward(xs, training=False)
+
     def predict_on_batch(self, x):
         """Outputs for one batch (no batching)."""
         self._ensure_built_for(x)
         with reuse_buffers(drain=False):
-            outs = self._run_forward(self._as_input_list(x), training=False)
+            outs = self._inference_forward(self._as_input_list(x))
             outs = [o.copy() for o in outs]
         return outs[0] if self._single_output else outs
 

@@ -27,6 +27,8 @@ const char *cnnc_status_string(cnnc_status status)
     case CNNC_ERR_OUT_OF_MEMORY: return "out of memory";
     case CNNC_ERR_UNSUPPORTED: return "unsupported";
     case CNNC_ERR_INTERNAL: return "internal error";
+    case CNNC_ERR_FORMAT: return "invalid file";
+    case CNNC_ERR_IO: return "i/o error";
     }
     return "unknown status";
 }

@@ -12,5 +12,6 @@
 #include "cnnc/loss.h"
 #include "cnnc/optim.h"
 #include "cnnc/augment.h"
+#include "cnnc/model.h"
 
 #endif

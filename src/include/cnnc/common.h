@@ -31,7 +31,9 @@ typedef enum cnnc_status {
     CNNC_ERR_OVERFLOW = 3,         /* a size computation overflows int64/size_t */
     CNNC_ERR_OUT_OF_MEMORY = 4,
     CNNC_ERR_UNSUPPORTED = 5,      /* valid request this build cannot serve */
-    CNNC_ERR_INTERNAL = 6
+    CNNC_ERR_INTERNAL = 6,
+    CNNC_ERR_FORMAT = 7,           /* a model file is corrupt, truncated or not a cnnc model */
+    CNNC_ERR_IO = 8                /* a file cannot be opened or read */
 } cnnc_status;
 
 /* Instruction-set paths, in increasing order of capability. */

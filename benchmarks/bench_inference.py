@@ -1,0 +1,163 @@
+"""Inference speed: cnnc's predict (the C model runtime, which folds batch
+norm, fuses activations and plans its buffers), the same model run layer by
+layer in Python, PyTorch eager, and onnxruntime on the same architecture
+exported from PyTorch, all on the same number of threads. ResNet-50 and a
+MobileNet (224 x 224 x 3), and the MNIST CNN, best of several runs per batch size; ratios are
+onnxruntime's time over cnnc's (> 1: cnnc is faster).
+
+Usage: python -P benchmarks/bench_inference.py [--threads N] [--batches 1 8 32] [--repeats 5]
+       [--models resnet50 mobilenet mnist]
+"""
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+
+import cnnc
+from cnnc import applications
+
+
+def best_ms(fn, repeats):
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best * 1e3
+
+
+def torch_resnet50(torch):
+    """Keras's ResNet50 layout in PyTorch (stride on the first 1x1, biased convs)."""
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self, cin, filters, stride, shortcut):
+            super().__init__()
+            self.body = nn.Sequential(
+                nn.Conv2d(cin, filters, 1, stride), nn.BatchNorm2d(filters, eps=1.001e-5), nn.ReLU(),
+                nn.Conv2d(filters, filters, 3, 1, 1), nn.BatchNorm2d(filters, eps=1.001e-5), nn.ReLU(),
+                nn.Conv2d(filters, 4 * filters, 1), nn.BatchNorm2d(4 * filters, eps=1.001e-5))
+            self.shortcut = (nn.Sequential(nn.Conv2d(cin, 4 * filters, 1, stride),
+                                           nn.BatchNorm2d(4 * filters, eps=1.001e-5)) if shortcut else nn.Identity())
+
+        def forward(self, x):
+            return torch.relu(self.body(x) + self.shortcut(x))
+
+    mods = [nn.ZeroPad2d(3), nn.Conv2d(3, 64, 7, 2), nn.BatchNorm2d(64, eps=1.001e-5), nn.ReLU(),
+            nn.ZeroPad2d(1), nn.MaxPool2d(3, 2)]
+    cin = 64
+    for stage, (count, filters) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512))):
+        for i in range(count):
+            mods.append(Block(cin, filters, 2 if i == 0 and stage > 0 else 1, i == 0))
+            cin = 4 * filters
+    mods += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000), nn.Softmax(dim=1)]
+    return nn.Sequential(*mods).eval()
+
+
+def torch_mnist(torch):
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10),
+                         nn.Softmax(dim=1)).eval()
+
+
+MOBILENET_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [
+    (1024, 2), (1024, 1)]
+
+
+def cnnc_mobilenet():
+    """MobileNet (v1, width 1): depthwise-separable blocks, BN + ReLU6."""
+    from cnnc import layers
+    from cnnc.models import Model
+
+    def bn_relu6(x):
+        return layers.ReLU(max_value=6.0)(layers.BatchNormalization()(x))
+
+    inputs = layers.Input((224, 224, 3))
+    x = bn_relu6(layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False)(inputs))
+    for filters, stride in MOBILENET_BLOCKS:
+        x = bn_relu6(layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x))
+        x = bn_relu6(layers.Conv2D(filters, 1, use_bias=False)(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    return Model(inputs, layers.Dense(1000, activation="softmax")(x))
+
+
+def torch_mobilenet(torch):
+    nn = torch.nn
+
+    def unit(cin, cout, k, stride, groups):
+        return [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout),
+                nn.ReLU6()]
+
+    mods, cin = unit(3, 32, 3, 2, 1), 32
+    for filters, stride in MOBILENET_BLOCKS:
+        mods += unit(cin, cin, 3, stride, cin) + unit(cin, filters, 1, 1, 1)
+        cin = filters
+    mods += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1024, 1000), nn.Softmax(dim=1)]
+    return nn.Sequential(*mods).eval()
+
+
+MODELS = {
+    "resnet50": (lambda: applications.ResNet50(input_shape=(224, 224, 3)), torch_resnet50, (224, 224, 3)),
+    "mobilenet": (cnnc_mobilenet, torch_mobilenet, (224, 224, 3)),
+    "mnist": (lambda: applications.MnistCNN(), torch_mnist, (28, 28, 1)),
+}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=cnnc.get_num_threads())
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    args = parser.parse_args()
+    cnnc.set_num_threads(args.threads)
+    try:
+        import torch
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        torch = None
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        ort = None
+    print(f"threads {args.threads}, ISA {cnnc.isa()}; times in ms (best of {args.repeats})")
+    print(f"{'model':10s} {'batch':>5s} {'cnnc C':>9s} {'cnnc layers':>11s} {'torch':>9s} {'ort':>9s}"
+          f" {'ort/cnnc':>8s} {'torch/cnnc':>10s}")
+    rng = np.random.default_rng(0)
+    for name in args.models:
+        build, build_torch, shape = MODELS[name]
+        model = build()
+        tmodel = build_torch(torch) if torch else None
+        session = None
+        if tmodel is not None and ort is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, f"{name}.onnx")
+                dummy = torch.zeros((1, shape[2], shape[0], shape[1]))
+                torch.onnx.export(tmodel, dummy, path, input_names=["x"], output_names=["y"],
+                                  dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = args.threads
+                options.inter_op_num_threads = 1
+                session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        for batch in args.batches:
+            x = rng.random((batch,) + shape, dtype=np.float32)
+            xt = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+            c_ms = best_ms(lambda: model.predict(x, batch_size=batch, verbose=0), args.repeats)
+            layers_ms = best_ms(lambda: model._run_forward([x], training=False), max(1, args.repeats // 2))
+            t_ms = o_ms = float("nan")
+            if tmodel is not None:
+                xtt = torch.from_numpy(xt)
+                with torch.inference_mode():
+                    t_ms = best_ms(lambda: tmodel(xtt), args.repeats)
+            if session is not None:
+                o_ms = best_ms(lambda: session.run(None, {"x": xt}), args.repeats)
+            print(f"{name:10s} {batch:5d} {c_ms:9.2f} {layers_ms:11.2f} {t_ms:9.2f} {o_ms:9.2f}"
+                  f" {o_ms / c_ms:8.2f} {t_ms / c_ms:10.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

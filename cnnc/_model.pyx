@@ -1,0 +1,158 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Loaded models (src/include/cnnc/model.h): the C inference runtime that
+Python's predict runs on."""
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport malloc, free
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cnnc._common cimport cnnc_status, check_status
+import numpy as np
+
+cdef extern from "cnnc.h" nogil:
+    ctypedef struct cnnc_model:
+        pass
+    cnnc_status cnnc_model_load(const char *path, cnnc_model **model)
+    cnnc_status cnnc_model_load_memory(const void *bytes, size_t size, cnnc_model **model)
+    void cnnc_model_free(cnnc_model *model)
+    int cnnc_model_num_inputs(const cnnc_model *model)
+    int cnnc_model_num_outputs(const cnnc_model *model)
+    cnnc_status cnnc_model_input_shape_at(const cnnc_model *model, int index, int *rank, int64_t *shape)
+    cnnc_status cnnc_model_output_shape_at(const cnnc_model *model, int index, int *rank, int64_t *shape)
+    cnnc_status cnnc_model_predict_multi(const cnnc_model *model, int64_t batch, const float *const *xs,
+                                         float *const *ys)
+
+__all__ = ["LoadedModel", "fingerprint"]
+
+
+cdef class LoadedModel:
+    """A model file loaded into the C runtime: ``LoadedModel.from_bytes(data)``
+    or ``LoadedModel.from_file(path)``; ``predict([x, ...])`` returns the list
+    of outputs (float32, batch first). Calls may run concurrently."""
+    cdef cnnc_model *ptr
+    cdef readonly tuple input_shapes, output_shapes
+
+    def __dealloc__(self):
+        cnnc_model_free(self.ptr)
+
+    cdef _describe(self):
+        cdef int rank
+        cdef int64_t shape[8]
+        shapes = []
+        for i in range(cnnc_model_num_inputs(self.ptr)):
+            check_status(cnnc_model_input_shape_at(self.ptr, i, &rank, shape))
+            shapes.append(tuple(shape[k] for k in range(rank)))
+        self.input_shapes = tuple(shapes)
+        shapes = []
+        for i in range(cnnc_model_num_outputs(self.ptr)):
+            check_status(cnnc_model_output_shape_at(self.ptr, i, &rank, shape))
+            shapes.append(tuple(shape[k] for k in range(rank)))
+        self.output_shapes = tuple(shapes)
+
+    @staticmethod
+    def from_bytes(data):
+        cdef LoadedModel m = LoadedModel.__new__(LoadedModel)
+        cdef Py_buffer view
+        cdef cnnc_status status
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            with nogil:
+                status = cnnc_model_load_memory(view.buf, <size_t>view.len, &m.ptr)
+        finally:
+            PyBuffer_Release(&view)
+        check_status(status)
+        m._describe()
+        return m
+
+    @staticmethod
+    def from_file(path):
+        cdef LoadedModel m = LoadedModel.__new__(LoadedModel)
+        cdef bytes encoded = str(path).encode()
+        cdef const char *p = encoded
+        cdef cnnc_status status
+        with nogil:
+            status = cnnc_model_load(p, &m.ptr)
+        check_status(status)
+        m._describe()
+        return m
+
+    def predict(self, inputs):
+        """Outputs for the list of input arrays (each (batch, *input_shape))."""
+        inputs = list(inputs)
+        if len(inputs) != len(self.input_shapes):
+            raise ValueError(f"the model takes {len(self.input_shapes)} inputs, got {len(inputs)}")
+        arrays = [np.ascontiguousarray(x, dtype=np.float32) for x in inputs]
+        batch = arrays[0].shape[0] if arrays[0].ndim else 0
+        for x, shape in zip(arrays, self.input_shapes):
+            if x.shape != (batch,) + shape:
+                raise ValueError(f"expected inputs of shape (batch,) + {shape} with one batch size, "
+                                 f"got {[a.shape for a in arrays]}")
+        outputs = [np.empty((batch,) + shape, np.float32) for shape in self.output_shapes]
+        if batch == 0:
+            return outputs
+        cdef int n_in = len(arrays), n_out = len(outputs), i
+        cdef const float **xs = <const float **>malloc(n_in * sizeof(float *))
+        cdef float **ys = <float **>malloc(n_out * sizeof(float *))
+        cdef cnnc_status status
+        cdef int64_t b = batch
+        cdef float[::1] view
+        if xs == NULL or ys == NULL:
+            free(xs)
+            free(ys)
+            raise MemoryError()
+        try:
+            for i in range(n_in):
+                view = arrays[i].reshape(-1)
+                xs[i] = &view[0]
+            for i in range(n_out):
+                view = outputs[i].reshape(-1)
+                ys[i] = &view[0]
+            with nogil:
+                status = cnnc_model_predict_multi(self.ptr, b, xs, ys)
+            check_status(status)
+        finally:
+            free(xs)
+            free(ys)
+        return outputs
+
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* 16 lanes of lane = rotl(lane, 17) + word: each step is a bijection of
+     * the lane and of the word, so any single changed word changes the hash;
+     * shifts and adds vectorize, so this runs at memory speed. */
+    static uint64_t cnnc_fingerprint_bytes(const unsigned char *p, size_t n, uint64_t seed)
+    {
+        uint64_t lane[16];
+        for (int k = 0; k < 16; ++k) lane[k] = seed + 0x9E3779B97F4A7C15ull * (uint64_t)(k + 1);
+        size_t i = 0;
+        for (; i + 128 <= n; i += 128) {
+            uint64_t w[16];
+            memcpy(w, p + i, 128);
+            for (int k = 0; k < 16; ++k) lane[k] = ((lane[k] << 17) | (lane[k] >> 47)) + w[k];
+        }
+        uint64_t tail = 0x100000001B3ull * (uint64_t)n;
+        for (; i < n; ++i) tail = (tail ^ p[i]) * 0x100000001B3ull;
+        uint64_t h = tail;
+        for (int k = 0; k < 16; ++k) { h = (h ^ lane[k]) * 0x100000001B3ull; h ^= h >> 29; }
+        return h;
+    }
+    """
+    uint64_t cnnc_fingerprint_bytes(const unsigned char *p, size_t n, uint64_t seed) nogil
+
+
+def fingerprint(arrays):
+    """A 64-bit hash of the bytes of C-contiguous arrays, computed at memory
+    speed, to notice changed weights."""
+    cdef uint64_t h = 0
+    cdef const unsigned char[::1] data
+    cdef size_t n
+    for a in arrays:
+        data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+        n = data.shape[0]
+        if n:
+            with nogil:
+                h = cnnc_fingerprint_bytes(&data[0], n, h)
+        else:
+            h = cnnc_fingerprint_bytes(NULL, 0, h)
+    return h

@@ -1,0 +1,63 @@
+"""Inference through the C model runtime (src/include/cnnc/model.h).
+
+``predict`` runs a model by serializing it in memory to the saved-file
+format and loading that into the C runtime once, which folds batch norm into
+the convolutions, fuses activations and plans its buffers; the loaded model
+is cached on the Python model and rebuilt when the architecture or any
+weight changes (weights are fingerprinted at memory speed on each predict
+call). Models the C runtime cannot run (custom Python layers, options it
+does not know) fall back to running the Python layers.
+"""
+import numpy as np
+
+from cnnc._model import LoadedModel, fingerprint
+
+
+class _Entry:
+    __slots__ = ("steps", "weights", "print", "loaded")
+
+    def __init__(self, steps, weights, print_, loaded):
+        self.steps = steps
+        self.weights = weights
+        self.print = print_
+        self.loaded = loaded
+
+
+def _weight_arrays(model):
+    from cnnc.saving import weight_keys
+    return [w.value for _, w in weight_keys(model)]
+
+
+def loaded_model(model):
+    """The C runtime's copy of ``model`` (a LoadedModel), or None when the
+    runtime cannot run it."""
+    entry = model.__dict__.get("_inference_entry")
+    steps = model.__dict__.get("_steps")
+    weights = _weight_arrays(model)
+    if entry is not None and entry.steps is steps and len(entry.weights) == len(weights) and all(
+            a is b for a, b in zip(entry.weights, weights)):
+        if entry.loaded is None:
+            return None
+        if fingerprint(weights) == entry.print:
+            return entry.loaded
+    loaded = None
+    try:
+        from cnnc.saving import inference_file_bytes
+        loaded = LoadedModel.from_bytes(inference_file_bytes(model))
+    except (ValueError, RuntimeError, TypeError, NotImplementedError):
+        loaded = None
+    model.__dict__["_inference_entry"] = _Entry(steps, weights,
+                                               fingerprint(weights) if loaded else None, loaded)
+    return loaded
+
+
+def run(model, xs):
+    """Outputs of ``model`` for the input list ``xs`` through the C runtime,
+    or None when it cannot run them (the caller then runs the layers)."""
+    loaded = loaded_model(model)
+    if loaded is None or len(xs) != len(loaded.input_shapes):
+        return None
+    for x, shape in zip(xs, loaded.input_shapes):
+        if np.ndim(x) != len(shape) + 1 or tuple(x.shape[1:]) != shape or x.shape[0] == 0:
+            return None
+    return loaded.predict(xs)

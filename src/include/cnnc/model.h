@@ -1,0 +1,70 @@
+/* Loading a model saved by cnnc's Python `model.save` and running it
+ * (inference only).
+ *
+ * The file (docs/format.md) is treated as hostile: every length, offset,
+ * shape, count and checksum is checked against the file before anything is
+ * allocated; the JSON header is capped at 100 MiB and its nesting at 64
+ * levels. A bad file gives CNNC_ERR_FORMAT (CNNC_ERR_IO when it cannot be
+ * read, CNNC_ERR_UNSUPPORTED for a layer or option this runtime does not
+ * know), with the reason in cnnc_last_error().
+ *
+ * Layouts: channels-last, row-major float32, exactly as in Python: x is
+ * (batch, *input_shape), y is (batch, *output_shape); shapes reported here
+ * leave the batch axis out.
+ *
+ * Every layer with an inference meaning runs: convolutions, dense, batch
+ * normalization, activations, pooling, merges, padding/cropping/upsampling,
+ * reshapes, Rescaling/Normalization; dropout and random augmentation are the
+ * identity, RandomCrop resizes as Keras does at inference. At load, batch
+ * normalization is folded into the convolution or dense layer before it and
+ * activations are fused into them, so results differ from running the
+ * layers one by one in the last bits (rounding of the folded weights);
+ * Python's model.predict runs this same code, so the two agree to the bit
+ * for the same ISA path and thread count.
+ *
+ * Threads: predict uses cnnc_get_num_threads() threads. A loaded model is
+ * never modified by predict: concurrent predict calls on one model from
+ * several threads are safe (each call takes its own activation buffer from
+ * a pool held by the model).
+ */
+#ifndef CNNC_MODEL_H
+#define CNNC_MODEL_H
+
+#include "cnnc/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cnnc_model cnnc_model;
+
+/* Loads the file model.save wrote. */
+CNNC_API cnnc_status cnnc_model_load(const char *path, cnnc_model **model);
+/* The same from a file's bytes in memory (copied; bytes may be freed after). */
+CNNC_API cnnc_status cnnc_model_load_memory(const void *bytes, size_t size, cnnc_model **model);
+/* NULL is a no-op. */
+CNNC_API void cnnc_model_free(cnnc_model *model);
+
+/* Shape of the model's input / output without the batch axis (rank <= 7).
+ * For models with several inputs or outputs these fail with
+ * CNNC_ERR_UNSUPPORTED: use the _at forms. */
+CNNC_API cnnc_status cnnc_model_input_shape(const cnnc_model *model, int *rank, int64_t shape[8]);
+CNNC_API cnnc_status cnnc_model_output_shape(const cnnc_model *model, int *rank, int64_t shape[8]);
+
+CNNC_API int cnnc_model_num_inputs(const cnnc_model *model);
+CNNC_API int cnnc_model_num_outputs(const cnnc_model *model);
+CNNC_API cnnc_status cnnc_model_input_shape_at(const cnnc_model *model, int index, int *rank, int64_t shape[8]);
+CNNC_API cnnc_status cnnc_model_output_shape_at(const cnnc_model *model, int index, int *rank, int64_t shape[8]);
+
+/* y = model(x) for a batch of `batch` >= 1 samples. Single-input,
+ * single-output models only (else CNNC_ERR_UNSUPPORTED). */
+CNNC_API cnnc_status cnnc_model_predict(const cnnc_model *model, int64_t batch, const float *x, float *y);
+/* Any model: xs[i] for input i, ys[j] for output j, in the order of the
+ * model's inputs and outputs. */
+CNNC_API cnnc_status cnnc_model_predict_multi(const cnnc_model *model, int64_t batch, const float *const *xs,
+                                              float *const *ys);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

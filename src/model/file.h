@@ -1,0 +1,40 @@
+/* The model file container (docs/format.md): an 8-byte little-endian header
+ * length N, N bytes of JSON, then the tensors, tiling bytes [8 + N, end)
+ * exactly in data_offsets order. Everything is checked against the buffer
+ * before it is used; the tensors point into the caller's buffer. */
+#ifndef CNNC_MODEL_FILE_H
+#define CNNC_MODEL_FILE_H
+
+#include "json.h"
+
+/* Headers above this are refused (the limit of the reference safetensors
+ * implementation). */
+#define MODEL_FILE_MAX_HEADER (100u << 20)
+#define MODEL_MAX_RANK 8
+
+typedef struct file_tensor {
+    const char *name;          /* owned by the header tree */
+    int is_f32;
+    int rank;
+    int64_t shape[MODEL_MAX_RANK];
+    int64_t count;             /* elements */
+    int64_t nbytes;
+    const unsigned char *data; /* little-endian bytes inside the buffer */
+} file_tensor;
+
+typedef struct model_file {
+    json_value *header;
+    json_value *config;        /* parsed __metadata__.model_config */
+    file_tensor *tensors;      /* sorted by name */
+    size_t count;
+} model_file;
+
+/* Validates bytes[0, size) as a cnnc model file (format "cnnc", version 1 or
+ * 2, kind "model", CRC-32 checksums checked when present and required by
+ * version 2) and parses its model_config. */
+CNNC_INTERNAL cnnc_status model_file_open(const void *bytes, size_t size, model_file *file);
+CNNC_INTERNAL void model_file_close(model_file *file);
+/* The tensor called name, or NULL. */
+CNNC_INTERNAL const file_tensor *model_file_find(const model_file *file, const char *name);
+
+#endif

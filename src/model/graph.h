@@ -1,0 +1,92 @@
+/* The inference graph of a loaded model: values (tensors without the batch
+ * axis) and nodes (one per layer call, in topological order) holding their
+ * parameters and their own copies of the weights. graph.c builds it from a
+ * model file, plan.c rewrites it for speed and lays out its buffers, ops.c
+ * runs one node. */
+#ifndef CNNC_MODEL_GRAPH_H
+#define CNNC_MODEL_GRAPH_H
+
+#include "cnnc.h"
+#include "file.h"
+
+typedef enum op_kind {
+    OP_IDENTITY,        /* reshape, flatten, dropout, augmentation at inference: output aliases input */
+    OP_CONV,            /* Conv1D/Conv2D/DepthwiseConv2D (desc without the batch) */
+    OP_CONV_TRANSPOSE,  /* Conv2DTranspose (desc of the forward convolution it transposes) */
+    OP_DENSE,           /* x (rows, in) @ w (in, units) + b */
+    OP_BATCH_NORM,      /* over the last axis with the moving statistics */
+    OP_ACTIVATION,      /* elementwise, or softmax / log-softmax over the last axis */
+    OP_SOFTMAX_AXIS,    /* softmax over an inner axis: i[0] outer, i[1] axis length, i[2] inner */
+    OP_MAX_POOL, OP_AVG_POOL, /* 2-D pooling, params in pool */
+    OP_GLOBAL_AVG_POOL, OP_GLOBAL_MAX_POOL, /* i[0] h, i[1] w, i[2] c */
+    OP_ADD, OP_SUBTRACT, OP_MULTIPLY, OP_AVERAGE, OP_MAXIMUM, OP_MINIMUM,
+    OP_CONCAT,          /* i[0] rows per sample; widths[] per input */
+    OP_PAD,             /* zero padding of (h, w, c): i[0..2] input, i[3..6] top bottom left right */
+    OP_CROP,            /* i[0..2] input (h, w, c), i[3] top, i[4] left, i[5..6] output h, w */
+    OP_UPSAMPLE,        /* i[0..2] input (h, w, c), i[3] sh, i[4] sw, i[5] bilinear */
+    OP_PERMUTE,         /* input shape of the value, perm[] */
+    OP_RESCALE,         /* y = x * f[0] + f[1] */
+    OP_NORMALIZE,       /* y = (x - mean) / std, or x * std + mean (i[0] = invert); per-sample arrays */
+    OP_RESIZE           /* Keras smart resize: i[0..2] input (h, w, c), i[3..4] output, matrix in f[0..5] */
+} op_kind;
+
+/* Activation functions, as cnnc.activations names them. */
+typedef enum act_kind {
+    ACT_LINEAR, ACT_RELU, ACT_RELU6, ACT_LEAKY_RELU, ACT_ELU, ACT_SELU, ACT_GELU, ACT_SIGMOID, ACT_HARD_SIGMOID,
+    ACT_TANH, ACT_SOFTMAX, ACT_LOG_SOFTMAX, ACT_SWISH, ACT_SOFTPLUS, ACT_SOFTSIGN, ACT_EXPONENTIAL,
+    ACT_RELU_GENERAL    /* Keras ReLU(max_value, negative_slope, threshold) */
+} act_kind;
+
+typedef struct activation {
+    act_kind kind;
+    float alpha;        /* leaky slope, ELU alpha, general ReLU negative slope */
+    float max_value;    /* general ReLU: < 0 means none */
+    float threshold;
+} activation;
+
+typedef struct model_value {
+    int rank;
+    int64_t shape[MODEL_MAX_RANK];
+    int64_t size;        /* elements per sample */
+    int producer;        /* node index, -1 for a model input */
+    int input_index;     /* model input number, or -1 */
+    int consumers;       /* number of uses by nodes (an input listed twice counts twice) */
+    int last_use;        /* last consuming node; INT32_MAX for model outputs */
+    int storage;         /* plan: buffer id, -1 for a model input */
+} model_value;
+
+typedef struct model_node {
+    op_kind op;
+    char *name;          /* the layer's name, for error messages */
+    int n_inputs;
+    int *inputs;         /* value ids */
+    int output;          /* value id */
+    int in_place;        /* plan: the output reuses inputs[0]'s buffer */
+    activation act;      /* applied to the output (conv, dense, activation) */
+    cnnc_conv2d_desc conv;
+    cnnc_pool2d_params pool;
+    int64_t i[8];
+    float f[8];
+    int64_t *widths;     /* concat */
+    int perm[MODEL_MAX_RANK];
+    /* Weights owned by the node (cnnc_malloc): w kernel, b bias, and per-op
+     * arrays (batch norm scale and shift, normalization mean and std). */
+    float *w, *b, *p0, *p1;
+    int64_t w_count, b_count, p_count;
+} model_node;
+
+typedef struct model_graph {
+    model_value *values;
+    int n_values, cap_values;
+    model_node *nodes;
+    int n_nodes, cap_nodes;
+    int n_inputs, n_outputs;
+    int *input_values, *output_values;
+} model_graph;
+
+/* Builds the graph of the model file's model_config, copying the weights it
+ * uses; every layer config and weight shape is checked. */
+CNNC_INTERNAL cnnc_status graph_build(const model_file *file, model_graph *graph);
+CNNC_INTERNAL void graph_free(model_graph *graph);
+
+#endif

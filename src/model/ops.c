@@ -1,0 +1,271 @@
+/* One function per layer kind, each a call into the public kernels (conv,
+ * gemm, pooling, normalization, activation, elementwise) or a short loop for
+ * the data movement layers. */
+#include <math.h>
+#include <string.h>
+#include "ops.h"
+
+/* y = f(x) over rows x cols (the activation's last axis is cols); y may be x. */
+static cnnc_status activate(const activation *act, int64_t rows, int64_t cols, const float *x, float *y)
+{
+    int64_t n = rows * cols;
+    switch (act->kind) {
+    case ACT_LINEAR:
+        if (x != y) memcpy(y, x, (size_t)n * sizeof *y);
+        return CNNC_OK;
+    case ACT_RELU: return cnnc_activation_forward(CNNC_ACTIVATION_RELU, n, x, y, 0.0f);
+    case ACT_RELU6: return cnnc_activation_forward(CNNC_ACTIVATION_RELU6, n, x, y, 0.0f);
+    case ACT_LEAKY_RELU: return cnnc_activation_forward(CNNC_ACTIVATION_LEAKY_RELU, n, x, y, act->alpha);
+    case ACT_ELU: return cnnc_activation_forward(CNNC_ACTIVATION_ELU, n, x, y, act->alpha);
+    case ACT_SELU: return cnnc_activation_forward(CNNC_ACTIVATION_SELU, n, x, y, 0.0f);
+    case ACT_GELU: return cnnc_activation_forward(CNNC_ACTIVATION_GELU, n, x, y, 0.0f);
+    case ACT_SIGMOID: return cnnc_activation_forward(CNNC_ACTIVATION_SIGMOID, n, x, y, 0.0f);
+    case ACT_HARD_SIGMOID: return cnnc_activation_forward(CNNC_ACTIVATION_HARD_SIGMOID, n, x, y, 0.0f);
+    case ACT_TANH: return cnnc_activation_forward(CNNC_ACTIVATION_TANH, n, x, y, 0.0f);
+    case ACT_SWISH: return cnnc_activation_forward(CNNC_ACTIVATION_SILU, n, x, y, 0.0f);
+    case ACT_SOFTPLUS: return cnnc_activation_forward(CNNC_ACTIVATION_SOFTPLUS, n, x, y, 0.0f);
+    case ACT_SOFTMAX: return cnnc_softmax_forward(rows, cols, x, y);
+    case ACT_LOG_SOFTMAX: return cnnc_log_softmax_forward(rows, cols, x, y);
+    case ACT_SOFTSIGN:
+        for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.0f + fabsf(x[i]));
+        return CNNC_OK;
+    case ACT_EXPONENTIAL:
+        for (int64_t i = 0; i < n; ++i) y[i] = expf(x[i]);
+        return CNNC_OK;
+    case ACT_RELU_GENERAL:
+        for (int64_t i = 0; i < n; ++i) {
+            float v = x[i] >= act->threshold ? x[i] : act->alpha * (x[i] - act->threshold);
+            if (act->max_value >= 0.0f && v > act->max_value) v = act->max_value;
+            y[i] = v;
+        }
+        return CNNC_OK;
+    }
+    return cnnc_error(CNNC_ERR_INTERNAL, "model: unknown activation");
+}
+
+static cnnc_status softmax_axis(const model_node *node, int64_t batch, const float *x, float *y)
+{
+    int64_t outer = batch * node->i[0], len = node->i[1], inner = node->i[2];
+    for (int64_t o = 0; o < outer; ++o)
+        for (int64_t j = 0; j < inner; ++j) {
+            const float *xs = x + o * len * inner + j;
+            float *ys = y + o * len * inner + j;
+            float m = -INFINITY;
+            for (int64_t k = 0; k < len; ++k) m = xs[k * inner] > m ? xs[k * inner] : m;
+            double sum = 0.0;
+            for (int64_t k = 0; k < len; ++k) sum += (double)expf(xs[k * inner] - m);
+            float inv = (float)(1.0 / sum);
+            for (int64_t k = 0; k < len; ++k) ys[k * inner] = expf(xs[k * inner] - m) * inv;
+        }
+    return CNNC_OK;
+}
+
+static float nan_max(float a, float b) { return a != a ? a : b != b ? b : a > b ? a : b; }
+static float nan_min(float a, float b) { return a != a ? a : b != b ? b : a < b ? a : b; }
+
+static cnnc_status merge(const model_node *node, int64_t n, const float *const *in, float *y)
+{
+    int k = node->n_inputs;
+    switch (node->op) {
+    case OP_ADD: case OP_AVERAGE:
+        CNNC_TRY(cnnc_add_forward(n, in[0], in[1], y));
+        for (int t = 2; t < k; ++t) CNNC_TRY(cnnc_add_forward(n, y, in[t], y));
+        if (node->op == OP_AVERAGE) {
+            float s = (float)(1.0 / k);
+            for (int64_t i = 0; i < n; ++i) y[i] *= s;
+        }
+        return CNNC_OK;
+    case OP_MULTIPLY:
+        CNNC_TRY(cnnc_multiply_forward(n, in[0], in[1], y));
+        for (int t = 2; t < k; ++t) CNNC_TRY(cnnc_multiply_forward(n, y, in[t], y));
+        return CNNC_OK;
+    case OP_SUBTRACT:
+        for (int64_t i = 0; i < n; ++i) y[i] = in[0][i] - in[1][i];
+        return CNNC_OK;
+    case OP_MAXIMUM: case OP_MINIMUM: {
+        int max = node->op == OP_MAXIMUM;
+        for (int64_t i = 0; i < n; ++i) {
+            float v = in[0][i];
+            for (int t = 1; t < k; ++t) v = max ? nan_max(v, in[t][i]) : nan_min(v, in[t][i]);
+            y[i] = v;
+        }
+        return CNNC_OK;
+    }
+    default:
+        return cnnc_error(CNNC_ERR_INTERNAL, "model: not a merge");
+    }
+}
+
+static void pad(const model_node *node, int64_t batch, const float *x, float *y)
+{
+    int64_t h = node->i[0], w = node->i[1], c = node->i[2];
+    int64_t top = node->i[3], bottom = node->i[4], left = node->i[5], right = node->i[6];
+    int64_t ow = w + left + right, row = ow * c;
+    for (int64_t b = 0; b < batch; ++b) {
+        memset(y, 0, (size_t)(top * row) * sizeof *y);
+        y += top * row;
+        for (int64_t r = 0; r < h; ++r) {
+            memset(y, 0, (size_t)(left * c) * sizeof *y);
+            memcpy(y + left * c, x, (size_t)(w * c) * sizeof *y);
+            memset(y + (left + w) * c, 0, (size_t)(right * c) * sizeof *y);
+            x += w * c;
+            y += row;
+        }
+        memset(y, 0, (size_t)(bottom * row) * sizeof *y);
+        y += bottom * row;
+    }
+}
+
+static void crop(const model_node *node, int64_t batch, const float *x, float *y)
+{
+    int64_t h = node->i[0], w = node->i[1], c = node->i[2], top = node->i[3], left = node->i[4];
+    int64_t oh = node->i[5], ow = node->i[6];
+    for (int64_t b = 0; b < batch; ++b)
+        for (int64_t r = 0; r < oh; ++r) {
+            memcpy(y, x + ((b * h + top + r) * w + left) * c, (size_t)(ow * c) * sizeof *y);
+            y += ow * c;
+        }
+}
+
+/* Source index and weights of half-pixel-centre bilinear upsampling, as
+ * UpSampling2D(interpolation="bilinear"). */
+static void bilinear_tap(int64_t o, int64_t factor, int64_t n_in, int64_t *lo, int64_t *hi, float *frac)
+{
+    double src = ((double)o + 0.5) / (double)factor - 0.5;
+    if (src < 0) src = 0;
+    int64_t l = (int64_t)floor(src);
+    if (l > n_in - 1) l = n_in - 1;
+    *lo = l;
+    *hi = l + 1 < n_in ? l + 1 : n_in - 1;
+    *frac = (float)(src - (double)l);
+}
+
+static void upsample(const model_node *node, int64_t batch, const float *x, float *y)
+{
+    int64_t h = node->i[0], w = node->i[1], c = node->i[2], sh = node->i[3], sw = node->i[4];
+    int64_t oh = h * sh, ow = w * sw;
+    for (int64_t b = 0; b < batch; ++b) {
+        const float *xb = x + b * h * w * c;
+        for (int64_t p = 0; p < oh; ++p)
+            for (int64_t q = 0; q < ow; ++q) {
+                float *out = y + ((b * oh + p) * ow + q) * c;
+                if (!node->i[5]) {
+                    memcpy(out, xb + ((p / sh) * w + q / sw) * c, (size_t)c * sizeof *out);
+                    continue;
+                }
+                int64_t y0, y1, x0, x1;
+                float fy, fx;
+                bilinear_tap(p, sh, h, &y0, &y1, &fy);
+                bilinear_tap(q, sw, w, &x0, &x1, &fx);
+                const float *a = xb + (y0 * w + x0) * c, *bb = xb + (y0 * w + x1) * c;
+                const float *cc = xb + (y1 * w + x0) * c, *d = xb + (y1 * w + x1) * c;
+                for (int64_t k = 0; k < c; ++k)
+                    out[k] = (1.0f - fy) * ((1.0f - fx) * a[k] + fx * bb[k]) + fy * ((1.0f - fx) * cc[k] + fx * d[k]);
+            }
+    }
+}
+
+static void permute(const model_value *in, const int *perm, int64_t batch, const float *x, float *y)
+{
+    int rank = in->rank;
+    int64_t in_stride[MODEL_MAX_RANK], out_shape[MODEL_MAX_RANK], stride[MODEL_MAX_RANK], idx[MODEL_MAX_RANK] = {0};
+    in_stride[rank - 1] = 1;
+    for (int d = rank - 2; d >= 0; --d) in_stride[d] = in_stride[d + 1] * in->shape[d + 1];
+    for (int d = 0; d < rank; ++d) { out_shape[d] = in->shape[perm[d]]; stride[d] = in_stride[perm[d]]; }
+    for (int64_t b = 0; b < batch; ++b) {
+        const float *xb = x + b * in->size;
+        memset(idx, 0, sizeof idx);
+        for (int64_t e = 0; e < in->size; ++e) {
+            int64_t src = 0;
+            for (int d = 0; d < rank; ++d) src += idx[d] * stride[d];
+            *y++ = xb[src];
+            for (int d = rank - 1; d >= 0; --d) {
+                if (++idx[d] < out_shape[d]) break;
+                idx[d] = 0;
+            }
+        }
+    }
+}
+
+cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, const float *const *in, float *out)
+{
+    const model_value *x = &g->values[node->inputs[0]];
+    const model_value *y = &g->values[node->output];
+    int64_t n_out = batch * y->size;
+    int64_t last = y->shape[y->rank - 1];
+    switch (node->op) {
+    case OP_IDENTITY:
+        if (in[0] != out) memcpy(out, in[0], (size_t)n_out * sizeof *out);
+        return CNNC_OK;
+    case OP_CONV: {
+        cnnc_conv2d_desc d = node->conv;
+        d.batch = batch;
+        CNNC_TRY(cnnc_conv2d_forward(&d, in[0], node->w, node->b, out));
+        return activate(&node->act, n_out / last, last, out, out);
+    }
+    case OP_CONV_TRANSPOSE: {
+        cnnc_conv2d_desc d = node->conv;
+        d.batch = batch;
+        CNNC_TRY(cnnc_conv2d_transpose_forward(&d, in[0], node->w, node->b, out));
+        return activate(&node->act, n_out / last, last, out, out);
+    }
+    case OP_DENSE: {
+        int64_t rows = batch * (x->size / node->i[0]);
+        CNNC_TRY(cnnc_sgemm(CNNC_NO_TRANS, CNNC_NO_TRANS, rows, node->i[1], node->i[0], 1.0f, in[0], node->i[0], node->w,
+                            node->i[1], 0.0f, out, node->i[1]));
+        if (node->b) CNNC_TRY(cnnc_bias_add_forward(rows, node->i[1], out, node->b, out));
+        return activate(&node->act, rows, node->i[1], out, out);
+    }
+    case OP_BATCH_NORM:
+        return cnnc_batch_norm_inference(n_out / last, last, in[0], node->w, node->b, node->p0, node->p1, node->f[0], 0, out);
+    case OP_ACTIVATION:
+        return activate(&node->act, n_out / last, last, in[0], out);
+    case OP_SOFTMAX_AXIS:
+        return softmax_axis(node, batch, in[0], out);
+    case OP_MAX_POOL: case OP_AVG_POOL: {
+        cnnc_pool2d_params p = node->pool;
+        p.n = batch;
+        return node->op == OP_MAX_POOL ? cnnc_max_pool2d_forward(&p, in[0], out) : cnnc_avg_pool2d_forward(&p, in[0], out);
+    }
+    case OP_GLOBAL_AVG_POOL:
+        return cnnc_global_avg_pool2d_forward(batch, node->i[0], node->i[1], node->i[2], in[0], out);
+    case OP_GLOBAL_MAX_POOL:
+        return cnnc_global_max_pool2d_forward(batch, node->i[0], node->i[1], node->i[2], in[0], out);
+    case OP_ADD: case OP_SUBTRACT: case OP_MULTIPLY: case OP_AVERAGE: case OP_MAXIMUM: case OP_MINIMUM:
+        return merge(node, n_out, in, out);
+    case OP_CONCAT:
+        return cnnc_concat_forward(batch * node->i[0], node->n_inputs, node->widths, in, out);
+    case OP_PAD:
+        pad(node, batch, in[0], out);
+        return CNNC_OK;
+    case OP_CROP:
+        crop(node, batch, in[0], out);
+        return CNNC_OK;
+    case OP_UPSAMPLE:
+        upsample(node, batch, in[0], out);
+        return CNNC_OK;
+    case OP_PERMUTE:
+        permute(x, node->perm, batch, in[0], out);
+        return CNNC_OK;
+    case OP_RESCALE: {
+        float scale = node->f[0], offset = node->f[1];
+        for (int64_t i = 0; i < n_out; ++i) out[i] = in[0][i] * scale;
+        if (offset != 0.0f) for (int64_t i = 0; i < n_out; ++i) out[i] += offset;
+        return CNNC_OK;
+    }
+    case OP_NORMALIZE: {
+        int64_t size = y->size;
+        for (int64_t b = 0; b < batch; ++b) {
+            const float *xs = in[0] + b * size;
+            float *ys = out + b * size;
+            if (node->i[0]) for (int64_t i = 0; i < size; ++i) ys[i] = xs[i] * node->p1[i] + node->p0[i];
+            else for (int64_t i = 0; i < size; ++i) ys[i] = (xs[i] - node->p0[i]) / node->p1[i];
+        }
+        return CNNC_OK;
+    }
+    case OP_RESIZE:
+        return cnnc_affine_warp(batch, node->i[0], node->i[1], node->i[2], in[0], node->i[3], node->i[4], node->f, 0,
+                                CNNC_INTERP_BILINEAR, CNNC_FILL_NEAREST, 0.0f, out);
+    }
+    return cnnc_error(CNNC_ERR_INTERNAL, "model: unknown op in layer \"%.100s\"", node->name);
+}

@@ -1,0 +1,169 @@
+/* Graph rewriting and buffer planning; see plan.h. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "plan.h"
+
+#define OUTPUT_USE INT32_MAX
+
+static void count_uses(model_graph *g)
+{
+    for (int v = 0; v < g->n_values; ++v) { g->values[v].consumers = 0; g->values[v].last_use = -1; }
+    for (int i = 0; i < g->n_nodes; ++i)
+        for (int k = 0; k < g->nodes[i].n_inputs; ++k) {
+            model_value *v = &g->values[g->nodes[i].inputs[k]];
+            ++v->consumers;
+            v->last_use = i;
+        }
+    for (int k = 0; k < g->n_outputs; ++k) g->values[g->output_values[k]].last_use = OUTPUT_USE;
+}
+
+/* The node computing value v, looking through identity nodes (reshapes,
+ * folded layers) whose tensors nothing else reads; -1 if none qualifies. */
+static int sole_producer(const model_graph *g, int v)
+{
+    for (;;) {
+        const model_value *val = &g->values[v];
+        if (val->consumers != 1 || val->last_use == OUTPUT_USE || val->producer < 0) return -1;
+        const model_node *p = &g->nodes[val->producer];
+        if (p->op != OP_IDENTITY) return val->producer;
+        v = p->inputs[0];
+    }
+}
+
+static cnnc_status fold_batch_norm(model_node *prev, model_node *bn)
+{
+    int64_t c = bn->p_count;
+    int64_t cout = prev->op == OP_DENSE ? prev->i[1] : prev->conv.out_channels;
+    if (cout != c) return CNNC_OK;
+    if (!prev->b) {
+        prev->b = cnnc_malloc((size_t)c * sizeof(float));
+        if (!prev->b) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
+        memset(prev->b, 0, (size_t)c * sizeof(float));
+        prev->b_count = c;
+    }
+    double eps = bn->f[0];
+    for (int64_t o = 0; o < c; ++o) {
+        double gamma = bn->w ? bn->w[o] : 1.0, beta = bn->b ? bn->b[o] : 0.0;
+        double scale = gamma / sqrt((double)bn->p1[o] + eps);
+        prev->b[o] = (float)((prev->b[o] - (double)bn->p0[o]) * scale + beta);
+        for (int64_t i = o; i < prev->w_count; i += c) prev->w[i] = (float)(prev->w[i] * scale);
+    }
+    bn->op = OP_IDENTITY;
+    return CNNC_OK;
+}
+
+cnnc_status plan_optimize(model_graph *g)
+{
+    count_uses(g);
+    for (int i = 0; i < g->n_nodes; ++i) {
+        model_node *n = &g->nodes[i];
+        int p = (n->op == OP_BATCH_NORM || n->op == OP_ACTIVATION) ? sole_producer(g, n->inputs[0]) : -1;
+        if (p < 0) continue;
+        model_node *prev = &g->nodes[p];
+        int fusable = (prev->op == OP_CONV || prev->op == OP_DENSE) && prev->act.kind == ACT_LINEAR;
+        if (n->op == OP_BATCH_NORM && fusable) {
+            CNNC_TRY(fold_batch_norm(prev, n));
+        } else if (n->op == OP_ACTIVATION && (fusable || (prev->op == OP_CONV_TRANSPOSE && prev->act.kind == ACT_LINEAR))) {
+            prev->act = n->act;
+            n->op = OP_IDENTITY;
+        }
+    }
+    return CNNC_OK;
+}
+
+/* Elementwise ops that may write over an input of the same size. */
+static int elementwise(op_kind op)
+{
+    switch (op) {
+    case OP_ACTIVATION: case OP_BATCH_NORM: case OP_RESCALE: case OP_NORMALIZE:
+    case OP_ADD: case OP_SUBTRACT: case OP_MULTIPLY: case OP_AVERAGE: case OP_MAXIMUM: case OP_MINIMUM:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+typedef struct live { int64_t offset, size; int last; } live;
+
+cnnc_status plan_buffers(model_graph *g, model_plan *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    count_uses(g);
+    int n = g->n_values;
+    int64_t *size = malloc((size_t)(n ? n : 1) * sizeof *size);
+    int *last = malloc((size_t)(n ? n : 1) * sizeof *last);
+    int *first = malloc((size_t)(n ? n : 1) * sizeof *first);
+    plan->offset = malloc((size_t)(n ? n : 1) * sizeof *plan->offset);
+    live *active = malloc((size_t)(n ? n : 1) * sizeof *active);
+    cnnc_status status = CNNC_OK;
+    if (!size || !last || !first || !plan->offset || !active) { status = cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory"); goto done; }
+    int storages = 0;
+    for (int v = 0; v < n; ++v) g->values[v].storage = -1;
+    for (int i = 0; i < g->n_nodes; ++i) {
+        model_node *node = &g->nodes[i];
+        model_value *out = &g->values[node->output];
+        node->in_place = 0;
+        int st = -1;
+        if (node->op == OP_IDENTITY) {
+            st = g->values[node->inputs[0]].storage;  /* -1: aliases a model input */
+            if (st < 0) { out->storage = -1; continue; }
+        } else if (elementwise(node->op)) {
+            for (int k = 0; k < node->n_inputs && st < 0; ++k) {
+                const model_value *x = &g->values[node->inputs[k]];
+                if (x->storage >= 0 && last[x->storage] == i && x->size == out->size) {
+                    st = x->storage;
+                    node->in_place = k + 1;
+                }
+            }
+        }
+        if (st < 0) {
+            st = storages++;
+            /* Whole 64-byte lines per sample keep every sample's tensor aligned. */
+            size[st] = (out->size + 15) & ~(int64_t)15;
+            first[st] = i;
+            last[st] = i;
+        }
+        out->storage = st;
+        if (out->last_use > last[st]) last[st] = out->last_use;
+    }
+    /* A model output read straight from a model input has no storage of its
+     * own: predict copies it. First-fit offsets over the live intervals. */
+    int n_active = 0;
+    int64_t top = 0;
+    for (int s = 0; s < storages; ++s) {
+        int k = 0;
+        for (int a = 0; a < n_active; ++a) if (active[a].last >= first[s]) active[k++] = active[a];
+        n_active = k;
+        /* Sorted by offset: take the first gap that fits. */
+        int64_t offset = 0;
+        int pos = 0;
+        for (; pos < n_active; ++pos) {
+            if (active[pos].offset - offset >= size[s]) break;
+            int64_t end = active[pos].offset + active[pos].size;
+            if (end > offset) offset = end;
+        }
+        memmove(&active[pos + 1], &active[pos], (size_t)(n_active - pos) * sizeof *active);
+        active[pos].offset = offset;
+        active[pos].size = size[s];
+        active[pos].last = last[s];
+        ++n_active;
+        plan->offset[s] = offset;
+        if (offset + size[s] > top) top = offset + size[s];
+    }
+    plan->n_storages = storages;
+    plan->per_sample = top;
+done:
+    free(size);
+    free(last);
+    free(first);
+    free(active);
+    if (status != CNNC_OK) plan_free(plan);
+    return status;
+}
+
+void plan_free(model_plan *plan)
+{
+    free(plan->offset);
+    memset(plan, 0, sizeof *plan);
+}

@@ -1,0 +1,332 @@
+/* The model runtime (cnnc/model.h): a small model file written here (conv,
+ * batch norm, relu, flatten, dense) checked against a naive reference, then
+ * fuzzed: every truncation, byte flips, forged length fields, shapes,
+ * offsets, huge claims, deep nesting and duplicate keys must give a status,
+ * never a crash or a leak (this test runs under ASan in CI). Also concurrent
+ * predict calls and API misuse. */
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include "check.h"
+
+#define H 4
+#define W 4
+#define CIN 2
+#define COUT 3
+#define UNITS 2
+#define FLAT ((H - 2) * (W - 2) * COUT)
+
+static float kernel[3 * 3 * CIN * COUT], bias[COUT], gamma_[COUT], beta_[COUT], mean_[COUT], var_[COUT];
+static float dense_k[FLAT * UNITS], dense_b[UNITS];
+
+static const struct { const char *name; const float *data; int n; const char *shape; } tensors[] = {
+    {"conv/kernel", kernel, 3 * 3 * CIN * COUT, "[3,3,2,3]"}, {"conv/bias", bias, COUT, "[3]"},
+    {"bn/gamma", gamma_, COUT, "[3]"}, {"bn/beta", beta_, COUT, "[3]"},
+    {"bn/moving_mean", mean_, COUT, "[3]"}, {"bn/moving_variance", var_, COUT, "[3]"},
+    {"dense/kernel", dense_k, FLAT * UNITS, "[12,2]"}, {"dense/bias", dense_b, UNITS, "[2]"},
+};
+#define N_TENSORS (int)(sizeof tensors / sizeof tensors[0])
+
+static const char *config =
+    "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"s\", \"batch_input_shape\": [null, 4, 4, 2], \"layers\": ["
+    "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"conv\", \"filters\": 3, \"kernel_size\": [3, 3], \"padding\": \"valid\"}},"
+    "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\", \"epsilon\": 0.001}},"
+    "{\"class_name\": \"ReLU\", \"config\": {\"name\": \"relu\"}},"
+    "{\"class_name\": \"Flatten\", \"config\": {\"name\": \"flat\"}},"
+    "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dense\", \"units\": 2, \"activation\": \"linear\"}}]}}";
+
+/* Bitwise CRC-32 (IEEE), an independent reference for the runtime's. */
+static uint32_t crc32_more(uint32_t crc, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    uint32_t c = ~crc;
+    for (size_t i = 0; i < n; ++i) {
+        c ^= p[i];
+        for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    }
+    return ~c;
+}
+
+static uint32_t crc32_ref(const unsigned char *p, size_t n) { return crc32_more(0, p, n); }
+
+/* The metadata_checksum term of one entry: key NUL value NUL. */
+static uint32_t crc_entry(uint32_t crc, const char *key, const char *value)
+{
+    crc = crc32_more(crc, key, strlen(key) + 1);
+    return crc32_more(crc, value, strlen(value) + 1);
+}
+
+/* A JSON string literal of s (quotes and backslashes escaped). */
+static size_t quote(char *out, const char *s)
+{
+    size_t n = 0;
+    out[n++] = '"';
+    for (; *s; ++s) {
+        if (*s == '"' || *s == '\\') out[n++] = '\\';
+        out[n++] = *s;
+    }
+    out[n++] = '"';
+    return n;
+}
+
+/* The model file; model_config replaced by cfg when given. Caller frees. */
+static unsigned char *make_file(const char *cfg, size_t *size)
+{
+    static char header[16384], sums[2048], quoted[8192];
+    size_t offset = 0, data_bytes = 0;
+    for (int t = 0; t < N_TENSORS; ++t) data_bytes += (size_t)tensors[t].n * 4;
+    unsigned char *data = malloc(data_bytes);
+    int hn = 0, sn = 0;
+    hn += sprintf(header + hn, "{");
+    sn += sprintf(sums + sn, "{");
+    for (int t = 0; t < N_TENSORS; ++t) {
+        size_t bytes = (size_t)tensors[t].n * 4;
+        memcpy(data + offset, tensors[t].data, bytes);
+        hn += sprintf(header + hn, "\"%s\":{\"dtype\":\"F32\",\"shape\":%s,\"data_offsets\":[%zu,%zu]},", tensors[t].name,
+                      tensors[t].shape, offset, offset + bytes);
+        sn += sprintf(sums + sn, "%s\"%s\":\"%08x\"", t ? "," : "", tensors[t].name, crc32_ref(data + offset, bytes));
+        offset += bytes;
+    }
+    sprintf(sums + sn, "}");
+    hn += sprintf(header + hn, "\"__metadata__\":{\"format\":\"cnnc\",\"format_version\":\"2\",\"kind\":\"model\",\"model_config\":");
+    size_t q = quote(quoted, cfg ? cfg : config);
+    memcpy(header + hn, quoted, q);
+    hn += (int)q;
+    hn += sprintf(header + hn, ",\"checksums\":");
+    q = quote(quoted, sums);
+    memcpy(header + hn, quoted, q);
+    hn += (int)q;
+    /* Keys in byte order: checksums, format, format_version, kind, model_config. */
+    uint32_t meta = crc_entry(0, "checksums", sums);
+    meta = crc_entry(meta, "format", "cnnc");
+    meta = crc_entry(meta, "format_version", "2");
+    meta = crc_entry(meta, "kind", "model");
+    meta = crc_entry(meta, "model_config", cfg ? cfg : config);
+    hn += sprintf(header + hn, ",\"metadata_checksum\":\"%08x\"}}", meta);
+    while ((8 + hn) % 8) header[hn++] = ' ';
+    *size = 8 + (size_t)hn + data_bytes;
+    unsigned char *file = malloc(*size);
+    for (int i = 0; i < 8; ++i) file[i] = (unsigned char)((uint64_t)hn >> (8 * i));
+    memcpy(file + 8, header, (size_t)hn);
+    memcpy(file + 8 + hn, data, data_bytes);
+    free(data);
+    return file;
+}
+
+static void reference(int batch, const float *x, float *y)
+{
+    for (int b = 0; b < batch; ++b) {
+        double flat[FLAT];
+        for (int i = 0; i < H - 2; ++i)
+            for (int j = 0; j < W - 2; ++j)
+                for (int o = 0; o < COUT; ++o) {
+                    double s = bias[o];
+                    for (int ki = 0; ki < 3; ++ki)
+                        for (int kj = 0; kj < 3; ++kj)
+                            for (int c = 0; c < CIN; ++c)
+                                s += (double)x[((b * H + i + ki) * W + j + kj) * CIN + c] * kernel[((ki * 3 + kj) * CIN + c) * COUT + o];
+                    s = (s - mean_[o]) / sqrt((double)var_[o] + 0.001) * gamma_[o] + beta_[o];
+                    flat[(i * (W - 2) + j) * COUT + o] = s > 0 ? s : 0;
+                }
+        for (int u = 0; u < UNITS; ++u) {
+            double s = dense_b[u];
+            for (int k = 0; k < FLAT; ++k) s += flat[k] * dense_k[k * UNITS + u];
+            y[b * UNITS + u] = (float)s;
+        }
+    }
+}
+
+static int load_status(const unsigned char *bytes, size_t size)
+{
+    cnnc_model *m = NULL;
+    cnnc_status s = cnnc_model_load_memory(bytes, size, &m);
+    if (s == CNNC_OK) {
+        /* Whatever loads must also run. */
+        int rank;
+        int64_t shape[8];
+        if (cnnc_model_num_inputs(m) == 1 && cnnc_model_num_outputs(m) == 1 &&
+            cnnc_model_input_shape(m, &rank, shape) == CNNC_OK) {
+            int64_t n = 1, o = 1;
+            for (int k = 0; k < rank; ++k) n *= shape[k];
+            cnnc_model_output_shape(m, &rank, shape);
+            for (int k = 0; k < rank; ++k) o *= shape[k];
+            if (n < 100000 && o < 100000) {
+                float *x = calloc((size_t)n, sizeof *x), *y = malloc((size_t)o * sizeof *y);
+                CHECK_OK(cnnc_model_predict(m, 1, x, y));
+                free(x);
+                free(y);
+            }
+        }
+        cnnc_model_free(m);
+    } else {
+        CHECK(cnnc_last_error()[0] != '\0');
+        CHECK(m == NULL);
+    }
+    return s;
+}
+
+static void replace_and_check(const unsigned char *file, size_t size, const char *from, const char *to)
+{
+    const unsigned char *hit = NULL;
+    size_t n = strlen(from), m = strlen(to);
+    for (size_t i = 0; i + n <= size && !hit; ++i) if (memcmp(file + i, from, n) == 0) hit = file + i;
+    if (!hit) { fprintf(stderr, "fixture lacks %s\n", from); ++check_failures; return; }
+    size_t at = (size_t)(hit - file);
+    unsigned char *out = malloc(size - n + m);
+    memcpy(out, file, at);
+    memcpy(out + at, to, m);
+    memcpy(out + at + m, file + at + n, size - at - n);
+    /* Keep the length field consistent with the new header, as a forger would. */
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; --i) hl = hl << 8 | out[i];
+    hl = hl - n + m;
+    for (int i = 0; i < 8; ++i) out[i] = (unsigned char)(hl >> (8 * i));
+    CHECK(load_status(out, size - n + m) != CNNC_OK);
+    free(out);
+}
+
+typedef struct job { const cnnc_model *m; const float *x; float *y; int batch; cnnc_status s; } job;
+
+static void *run_job(void *arg)
+{
+    job *j = arg;
+    for (int r = 0; r < 20 && j->s == CNNC_OK; ++r) j->s = cnnc_model_predict(j->m, j->batch, j->x, j->y);
+    return NULL;
+}
+
+int main(void)
+{
+    unsigned state = 7;
+    for (size_t i = 0; i < sizeof kernel / 4; ++i) kernel[i] = check_uniform(&state) * 0.5f;
+    for (int o = 0; o < COUT; ++o) {
+        bias[o] = check_uniform(&state); gamma_[o] = 1.0f + 0.5f * check_uniform(&state);
+        beta_[o] = check_uniform(&state); mean_[o] = check_uniform(&state) * 0.3f;
+        var_[o] = 1.0f + 0.5f * check_uniform(&state);
+    }
+    for (int i = 0; i < FLAT * UNITS; ++i) dense_k[i] = check_uniform(&state);
+    for (int u = 0; u < UNITS; ++u) dense_b[u] = check_uniform(&state);
+
+    size_t size;
+    unsigned char *file = make_file(NULL, &size);
+    cnnc_model *m = NULL;
+    CHECK_OK(cnnc_model_load_memory(file, size, &m));
+    int rank;
+    int64_t shape[8];
+    CHECK_OK(cnnc_model_input_shape(m, &rank, shape));
+    CHECK(rank == 3 && shape[0] == H && shape[1] == W && shape[2] == CIN);
+    CHECK_OK(cnnc_model_output_shape(m, &rank, shape));
+    CHECK(rank == 1 && shape[0] == UNITS);
+    enum { BATCH = 5 };
+    float x[BATCH * H * W * CIN], y[BATCH * UNITS], want[BATCH * UNITS];
+    for (size_t i = 0; i < sizeof x / 4; ++i) x[i] = check_uniform(&state);
+    CHECK_OK(cnnc_model_predict(m, BATCH, x, y));
+    reference(BATCH, x, want);
+    for (int i = 0; i < BATCH * UNITS; ++i) CHECK_NEAR(y[i], want[i], 1e-5);
+
+    /* Concurrent calls on one model agree with a single call. */
+    job jobs[4];
+    pthread_t threads[4];
+    float ys[4][BATCH * UNITS];
+    for (int t = 0; t < 4; ++t) {
+        jobs[t] = (job){m, x, ys[t], t + 2 > BATCH ? BATCH : t + 2, CNNC_OK};
+        pthread_create(&threads[t], NULL, run_job, &jobs[t]);
+    }
+    for (int t = 0; t < 4; ++t) {
+        pthread_join(threads[t], NULL);
+        CHECK(jobs[t].s == CNNC_OK);
+        CHECK(memcmp(ys[t], y, (size_t)jobs[t].batch * UNITS * sizeof(float)) == 0);
+    }
+
+    /* Misuse. */
+    CHECK_STATUS(cnnc_model_predict(m, 0, x, y), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cnnc_model_predict(m, 1, NULL, y), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cnnc_model_predict(NULL, 1, x, y), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cnnc_model_predict(m, INT64_MAX / 2, x, y), CNNC_ERR_OVERFLOW);
+    CHECK_STATUS(cnnc_model_input_shape_at(m, 1, &rank, shape), CNNC_ERR_INVALID_ARGUMENT);
+    cnnc_model *other = NULL;
+    CHECK_STATUS(cnnc_model_load_memory(NULL, 5, &other), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(cnnc_model_load("/nonexistent/model.cnnc", &other), CNNC_ERR_IO);
+    cnnc_model_free(NULL);
+
+    /* Every truncation. */
+    for (size_t n = 0; n < size; ++n) CHECK(load_status(file, n) != CNNC_OK);
+    /* Trailing bytes. */
+    {
+        unsigned char *longer = malloc(size + 4);
+        memcpy(longer, file, size);
+        memset(longer + size, 0, 4);
+        CHECK(load_status(longer, size + 4) != CNNC_OK);
+        free(longer);
+    }
+    /* Length fields: zero, small, off by one, beyond the file, huge. */
+    uint64_t lengths[] = {0, 1, 7, 8, size - 9, size - 8, size, (uint64_t)1 << 40, UINT64_MAX, (uint64_t)1 << 63};
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; ++i) {
+        unsigned char *copy = malloc(size);
+        memcpy(copy, file, size);
+        for (int k = 0; k < 8; ++k) copy[k] = (unsigned char)(lengths[i] >> (8 * k));
+        CHECK(load_status(copy, size) != CNNC_OK);
+        free(copy);
+    }
+    /* Byte flips everywhere: a flip in the data breaks a checksum, one in the
+     * header must fail or load a model that runs. */
+    unsigned char *copy = malloc(size);
+    for (size_t i = 0; i < size; ++i) {
+        for (int bit = 0; bit < 8; bit += 3) {
+            memcpy(copy, file, size);
+            copy[i] ^= (unsigned char)(1u << bit);
+            load_status(copy, size);
+        }
+    }
+    free(copy);
+    /* Forged shapes, offsets, dtypes and sizes, with consistent lengths. */
+    replace_and_check(file, size, "[3,3,2,3]", "[3,3,2,300000000000]");
+    replace_and_check(file, size, "[3,3,2,3]", "[99999999999999999999,3,2,3]");
+    replace_and_check(file, size, "[3,3,2,3]", "[4611686018427387904,4,1,1]");
+    replace_and_check(file, size, "[3,3,2,3]", "[-3,3,2,3]");
+    replace_and_check(file, size, "[3,3,2,3]", "[3,3,2,3,1,1,1,1,1]");
+    replace_and_check(file, size, "[3,3,2,3]", "[3,3,2.5,3]");
+    replace_and_check(file, size, "\"data_offsets\":[0,", "\"data_offsets\":[4,");
+    replace_and_check(file, size, "\"data_offsets\":[0,", "\"data_offsets\":[-1,");
+    replace_and_check(file, size, "\"data_offsets\":[0,", "\"data_offsets\":[18446744073709551615,");
+    replace_and_check(file, size, "\"F32\"", "\"F99\"");
+    replace_and_check(file, size, "\"F32\"", "\"I32\"");
+    replace_and_check(file, size, "\"format_version\":\"2\"", "\"format_version\":\"9\"");
+    replace_and_check(file, size, "\"kind\":\"model\"", "\"kind\":\"weights\"");
+    replace_and_check(file, size, "{\"conv/kernel\"", "{\"conv/bias\":1,\"conv/kernel\"");
+    replace_and_check(file, size, "\"format\":\"cnnc\"", "\"format\":\"cnnc\",\"format\":\"cnnc\"");
+    replace_and_check(file, size, "\"format\":\"cnnc\"", "\"format\":\"cn\\ud800nc\"");
+    replace_and_check(file, size, "\"kind\":\"model\"", "\"kind\":\"model\",\"extra\":\"x\"");
+    replace_and_check(file, size, ",\"metadata_checksum\"", ",\"other\"");
+    /* Model configs: unknown layers, bad arguments, huge tensors, deep nesting. */
+    const char *configs[] = {
+        "{\"class_name\": \"Sequential\", \"config\": {\"layers\": []}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 4, 4, 2], \"layers\": [{\"class_name\": \"Mystery\", \"config\": {\"name\": \"conv\"}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 4, 4, 2], \"layers\": [{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"conv\", \"filters\": 3, \"kernel_size\": [9, 9]}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 4, 4, 2], \"layers\": [{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"conv\", \"filters\": 3, \"kernel_size\": [3, 3], \"strides\": 0}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 4000000, 4000000, 4000000], \"layers\": []}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 4, 4, 2], \"layers\": [{\"class_name\": \"UpSampling2D\", \"config\": {\"name\": \"u\", \"size\": [65536, 65536]}}, {\"class_name\": \"UpSampling2D\", \"config\": {\"name\": \"v\", \"size\": [65536, 65536]}}]}}",
+        "{\"class_name\": \"Functional\", \"config\": {\"layers\": [{\"class_name\": \"Dense\", \"name\": \"d\", \"config\": {\"name\": \"d\", \"units\": 2}, \"inbound_nodes\": [[[\"nowhere\", 0, 0]]]}], \"input_layers\": [[\"in\", 0, 0]], \"output_layers\": [[\"d\", 0, 0]]}}",
+        "[1, 2, 3]",
+    };
+    for (size_t i = 0; i < sizeof configs / sizeof configs[0]; ++i) {
+        size_t n;
+        unsigned char *f = make_file(configs[i], &n);
+        CHECK(load_status(f, n) != CNNC_OK);
+        free(f);
+    }
+    {
+        enum { DEPTH = 3000 };
+        char *deep = malloc(2 * DEPTH + 1);
+        for (int i = 0; i < DEPTH; ++i) { deep[i] = '['; deep[DEPTH + i] = ']'; }
+        deep[2 * DEPTH] = '\0';
+        size_t n;
+        unsigned char *f = make_file(deep, &n);
+        CHECK_STATUS(cnnc_model_load_memory(f, n, &other), CNNC_ERR_FORMAT);
+        CHECK(strstr(cnnc_last_error(), "nesting") != NULL);
+        free(f);
+        free(deep);
+    }
+    free(file);
+    cnnc_model_free(m);
+    return check_finish("test_model");
+}

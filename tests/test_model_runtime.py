@@ -1,0 +1,247 @@
+"""The C model runtime (src/include/cnnc/model.h) against the Python layers:
+every inference layer and every zoo model, files from model.save, the
+predict cache, and corrupt files."""
+import json
+
+import numpy as np
+import pytest
+
+import cnnc
+from cnnc import applications, layers
+from cnnc._model import LoadedModel
+from cnnc.models import Model, Sequential, inference
+
+
+def _python_forward(model, xs):
+    return model._run_forward(list(xs), training=False)
+
+
+def _inputs(model, batch=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((batch,) + tuple(t.shape[1:])).astype(np.float32)
+            for t in model._input_tensors]
+
+
+def _check(model, tol=2e-5, batch=3, tmp_path=None):
+    xs = _inputs(model, batch)
+    assert inference.loaded_model(model) is not None, "the C runtime refused the model"
+    ref = _python_forward(model, xs)
+    got = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+    got = got if isinstance(got, list) else [got]
+    for g, r in zip(got, ref):
+        assert g.shape == r.shape
+        scale = max(1.0, float(np.abs(r).max()))
+        np.testing.assert_allclose(g, r, rtol=0, atol=tol * scale)
+    if tmp_path is not None:
+        path = tmp_path / "m.cnnc"
+        model.save(path)
+        from_file = LoadedModel.from_file(path).predict(xs)
+        for g, f in zip(got, from_file):
+            np.testing.assert_array_equal(g, f)  # same code, same bits
+    return got
+
+
+def _functional(shape, make, n_inputs=1):
+    ins = [layers.Input(shape) for _ in range(n_inputs)]
+    out = make(ins if n_inputs > 1 else ins[0])
+    return Model(ins if n_inputs > 1 else ins[0], out)
+
+
+def _randomize(model, seed=1):
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        for w in layer.weights:
+            if w.name.endswith("moving_variance") or w.name.endswith("variance"):
+                w.value[...] = rng.uniform(0.5, 2.0, w.value.shape)
+            else:
+                w.value[...] = rng.standard_normal(w.value.shape) * 0.3
+
+
+SINGLE = [
+    ("conv2d_same_relu", (9, 8, 3), lambda x: layers.Conv2D(5, 3, padding="same", activation="relu")(x)),
+    ("conv2d_strided_dilated", (11, 10, 4), lambda x: layers.Conv2D(6, 3, strides=2, dilation_rate=1)(x)),
+    ("conv2d_dilation", (11, 10, 4), lambda x: layers.Conv2D(6, 3, dilation_rate=2, use_bias=False)(x)),
+    ("conv2d_groups", (8, 8, 4), lambda x: layers.Conv2D(6, 3, groups=2, activation="tanh")(x)),
+    ("conv1d_causal", (12, 3), lambda x: layers.Conv1D(4, 3, padding="causal", dilation_rate=2)(x)),
+    ("conv1d_same_strided", (12, 3), lambda x: layers.Conv1D(4, 3, strides=2, padding="same")(x)),
+    ("depthwise", (9, 9, 3), lambda x: layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same",
+                                                               activation="relu6")(x)),
+    ("conv_transpose", (5, 6, 3), lambda x: layers.Conv2DTranspose(4, 3, strides=2, padding="same")(x)),
+    ("conv_transpose_valid_op", (5, 6, 3), lambda x: layers.Conv2DTranspose(
+        4, 3, strides=2, padding="valid", output_padding=1)(x)),
+    ("dense_rank3", (4, 5), lambda x: layers.Dense(7, activation="gelu")(x)),
+    ("bn_alone", (6, 6, 3), lambda x: layers.BatchNormalization()(x)),
+    ("conv_bn_relu", (8, 8, 3), lambda x: layers.ReLU()(layers.BatchNormalization()(
+        layers.Conv2D(6, 3, use_bias=False)(x)))),
+    ("dense_bn", (6,), lambda x: layers.BatchNormalization(center=False)(layers.Dense(5)(x))),
+    ("maxpool_same", (9, 7, 2), lambda x: layers.MaxPooling2D(3, strides=2, padding="same")(x)),
+    ("avgpool", (9, 7, 2), lambda x: layers.AveragePooling2D(2)(x)),
+    ("pool1d", (10, 3), lambda x: layers.AveragePooling1D(3, padding="same")(
+        layers.MaxPooling1D(2)(x))),
+    ("global_avg", (5, 6, 3), lambda x: layers.GlobalAveragePooling2D()(x)),
+    ("global_max_keep", (5, 6, 3), lambda x: layers.GlobalMaxPooling2D(keepdims=True)(x)),
+    ("global_1d", (7, 3), lambda x: layers.GlobalAveragePooling1D()(x)),
+    ("global_max_1d", (7, 3), lambda x: layers.GlobalMaxPooling1D()(x)),
+    ("flatten_reshape", (4, 3, 2), lambda x: layers.Reshape((-1, 4))(layers.Flatten()(x))),
+    ("permute", (4, 3, 2), lambda x: layers.Permute((3, 1, 2))(x)),
+    ("dropouts", (6, 6, 2), lambda x: layers.SpatialDropout2D(0.3)(layers.Dropout(0.5)(x))),
+    ("spatial_dropout_1d", (6, 2), lambda x: layers.SpatialDropout1D(0.3)(x)),
+    ("softmax_last", (4, 5), lambda x: layers.Softmax()(x)),
+    ("softmax_axis1", (4, 5), lambda x: layers.Softmax(axis=1)(x)),
+    ("relu_general", (20,), lambda x: layers.ReLU(max_value=0.5, negative_slope=0.1, threshold=0.2)(x)),
+    ("relu6_layer", (20,), lambda x: layers.ReLU(max_value=6.0)(layers.Rescaling(8.0)(x))),
+    ("leaky_elu", (20,), lambda x: layers.ELU(0.7)(layers.LeakyReLU(0.1)(x))),
+    ("zero_pad_crop", (6, 5, 2), lambda x: layers.Cropping2D(((1, 0), (2, 1)))(
+        layers.ZeroPadding2D(((1, 2), (0, 3)))(x))),
+    ("seq_pad_crop_up", (6, 2), lambda x: layers.UpSampling1D(3)(layers.Cropping1D((1, 2))(
+        layers.ZeroPadding1D((2, 1))(x)))),
+    ("upsample_nearest", (3, 4, 2), lambda x: layers.UpSampling2D((2, 3))(x)),
+    ("upsample_bilinear", (3, 4, 2), lambda x: layers.UpSampling2D(2, interpolation="bilinear")(x)),
+    ("rescaling", (5, 5, 3), lambda x: layers.Rescaling(1 / 127.5, offset=-1)(x)),
+    ("normalization", (5, 3), lambda x: layers.Normalization(mean=[0.5, -1, 2], variance=[4, 1, 0.25])(x)),
+    ("normalization_invert", (5, 3), lambda x: layers.Normalization(
+        axis=None, mean=1.5, variance=2.0, invert=True)(x)),
+    ("augmentation_identity", (8, 8, 3), lambda x: layers.RandomContrast(0.2)(layers.RandomBrightness(0.2)(
+        layers.RandomZoom(0.1)(layers.RandomTranslation(0.1, 0.1)(layers.RandomRotation(0.1)(
+            layers.RandomFlip()(x))))))),
+    ("random_crop_resize", (10, 8, 3), lambda x: layers.RandomCrop(6, 6)(x)),
+]
+
+ACTIVATIONS = ["linear", "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "hard_sigmoid",
+               "tanh", "softmax", "log_softmax", "swish", "silu", "softplus", "softsign", "exponential"]
+
+
+@pytest.mark.parametrize("name,shape,make", SINGLE, ids=[s[0] for s in SINGLE])
+def test_every_layer_matches_python(name, shape, make, tmp_path):
+    model = _functional(shape, make)
+    _randomize(model)
+    _check(model, tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_every_activation(activation):
+    model = _functional((6,), lambda x: layers.Activation(activation)(layers.Dense(8, activation=activation)(x)))
+    _randomize(model)
+    _check(model)
+
+
+@pytest.mark.parametrize("merge", ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
+                                   "Concatenate"])
+def test_merges_with_several_inputs(merge, tmp_path):
+    n = 2 if merge == "Subtract" else 3
+    model = _functional((4, 3), lambda xs: getattr(layers, merge)()(list(xs)), n_inputs=n)
+    _check(model, tmp_path=tmp_path)
+
+
+def test_concatenate_inner_axis_and_multi_output(tmp_path):
+    a, b = layers.Input((4, 3)), layers.Input((2, 3))
+    c = layers.Concatenate(axis=1)([a, b])
+    model = Model([a, b], [layers.Dense(2)(c), layers.Flatten()(c)])
+    got = _check(model, tmp_path=tmp_path)
+    assert len(got) == 2
+
+
+@pytest.mark.parametrize("ctor,shape", [
+    (applications.LeNet5, (32, 32, 1)), (applications.MnistCNN, (28, 28, 1)),
+    (applications.AlexNet, (67, 67, 3)), (applications.VGG16, (32, 32, 3)),
+    (applications.VGG19, (32, 32, 3)), (applications.ResNet18, (32, 32, 3)),
+    (applications.ResNet34, (32, 32, 3)), (applications.ResNet50, (32, 32, 3))],
+    ids=lambda v: getattr(v, "__name__", str(v)))
+def test_zoo_models(ctor, shape, tmp_path):
+    try:
+        model = ctor(input_shape=shape, classes=10)
+    except TypeError:
+        model = ctor(input_shape=shape)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            rng = np.random.default_rng(len(layer.name))
+            layer.moving_mean.value[...] = rng.standard_normal(layer.moving_mean.value.shape) * 0.1
+            layer.moving_variance.value[...] = rng.uniform(0.5, 1.5, layer.moving_variance.value.shape)
+    _check(model, batch=2, tmp_path=tmp_path)
+
+
+def test_sequential_and_nested_models(tmp_path):
+    inner = Sequential([layers.Input((6, 6, 2)), layers.Conv2D(3, 3, padding="same"),
+                        layers.BatchNormalization(), layers.ReLU()], name="inner")
+    x = layers.Input((6, 6, 2))
+    y = layers.GlobalAveragePooling2D()(inner(x))
+    model = Sequential([layers.Input((6, 6, 2)), Model(x, y, name="mid"), layers.Dense(3)])
+    _randomize(inner)
+    _check(model, tmp_path=tmp_path)
+
+
+def test_cache_follows_weight_changes():
+    model = Sequential([layers.Input((4,)), layers.Dense(3)])
+    x = np.ones((2, 4), np.float32)
+    first = model.predict(x, verbose=0)
+    model.layers[0].kernel.value[0, 0] += 1.0
+    second = model.predict(x, verbose=0)
+    np.testing.assert_allclose(second - first, np.ones((2, 1)) * np.eye(3)[0], atol=1e-6)
+    np.testing.assert_allclose(second, _python_forward(model, [x])[0], atol=1e-6)
+
+
+def test_custom_layer_falls_back_to_python():
+    @layers.register
+    class TimesThree(layers.Layer):
+        def forward(self, x, training=False):
+            return x * np.float32(3)
+
+    model = Sequential([layers.Input((4,)), TimesThree(), layers.Dense(2)])
+    assert inference.loaded_model(model) is None
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), _python_forward(model, [x])[0])
+
+
+def test_wrong_input_shape_still_raises():
+    model = Sequential([layers.Input((4,)), layers.Dense(2)])
+    with pytest.raises(ValueError):
+        model.predict(np.ones((2, 5), np.float32), verbose=0)
+
+
+# ---- files: checksums (format version 2) and corrupt files ------------------------------------
+
+def _small_file():
+    from cnnc.saving import inference_file_bytes
+    model = Sequential([layers.Input((5, 5, 2)), layers.Conv2D(3, 3), layers.Flatten(), layers.Dense(2)])
+    return model, inference_file_bytes(model)
+
+
+def _rewrite_metadata(data, change):
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    change(header["__metadata__"])
+    blob = json.dumps(header).encode()
+    return len(blob).to_bytes(8, "little") + blob + data[8 + n:]
+
+
+def test_checksums_verified():
+    model, data = _small_file()
+    x = _inputs(model)
+    np.testing.assert_array_equal(LoadedModel.from_bytes(data).predict(x)[0], model.predict(x[0], verbose=0))
+    corrupt = bytearray(data)
+    corrupt[-3] ^= 0x40
+    with pytest.raises(ValueError, match="CRC-32"):
+        LoadedModel.from_bytes(bytes(corrupt))
+    with pytest.raises(ValueError, match="checksums"):
+        LoadedModel.from_bytes(_rewrite_metadata(data, lambda m: m.pop("checksums")))
+    with pytest.raises(ValueError, match="metadata_checksum"):
+        LoadedModel.from_bytes(_rewrite_metadata(data, lambda m: m.update(cnnc_version="0.0.0-edited")))
+
+    def version_1(meta):
+        for key in ("checksums", "metadata_checksum"):
+            meta.pop(key)
+        meta["format_version"] = "1"
+    np.testing.assert_array_equal(LoadedModel.from_bytes(_rewrite_metadata(data, version_1)).predict(x)[0],
+                                  model.predict(x[0], verbose=0))
+
+
+def test_corrupt_files_give_clear_errors():
+    _, data = _small_file()
+    n = int.from_bytes(data[:8], "little")
+    cases = [data[:5], data[:-1], data + b"\0\0\0\0", (2 ** 40).to_bytes(8, "little") + data[8:],
+             (n + 4).to_bytes(8, "little") + data[8:], data[:8] + b"[" + data[9:]]
+    for bad in cases:
+        with pytest.raises(ValueError):
+            LoadedModel.from_bytes(bad)
+    with pytest.raises(OSError):
+        LoadedModel.from_file("/nonexistent/model.cnnc")
