@@ -161,7 +161,8 @@ def test_ema(isa, threads, rng):
 # ------------------------------------------------------------ vs torch.optim
 @pytest.mark.parametrize("case", [
     ("adadelta", {"rho": 0.9, "epsilon": 1e-6}, {"rho": 0.9, "eps": 1e-6}),
-    ("adadelta", {"rho": 0.95, "epsilon": 1e-6, "weight_decay": 0.1}, {"rho": 0.95, "eps": 1e-6, "weight_decay": 0.1}),
+    ("adadelta", {"rho": 0.95, "epsilon": 1e-6, "weight_decay": 0.1},
+     {"rho": 0.95, "eps": 1e-6, "weight_decay": 0.1}),
     ("adamax", {"epsilon": 1e-8, "torch_style": True}, {"eps": 1e-8}),
     ("adamax", {"epsilon": 1e-8, "torch_style": True, "weight_decay": 0.1, "beta_1": 0.8},
      {"eps": 1e-8, "weight_decay": 0.1, "betas": (0.8, 0.999)}),

@@ -55,13 +55,15 @@ def _keras_ref(kind, p0, grads, lr, wd, **hp):
 
 NEW = [
     ("adagrad", optimizers.Adagrad, {}, {}),
-    ("adagrad", optimizers.Adagrad, {"initial_accumulator_value": 0.5, "epsilon": 1e-4}, {"init": 0.5, "eps": 1e-4}),
+    ("adagrad", optimizers.Adagrad, {"initial_accumulator_value": 0.5, "epsilon": 1e-4},
+     {"init": 0.5, "eps": 1e-4}),
     ("adadelta", optimizers.Adadelta, {}, {}),
     ("adadelta", optimizers.Adadelta, {"rho": 0.8, "epsilon": 1e-5}, {"rho": 0.8, "eps": 1e-5}),
     ("adamax", optimizers.Adamax, {}, {}),
     ("adamax", optimizers.Adamax, {"beta_1": 0.7, "beta_2": 0.9}, {"b1": 0.7, "b2": 0.9}),
     ("nadam", optimizers.Nadam, {}, {}),
-    ("nadam", optimizers.Nadam, {"beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-5}, {"b1": 0.8, "b2": 0.99, "eps": 1e-5}),
+    ("nadam", optimizers.Nadam, {"beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-5},
+     {"b1": 0.8, "b2": 0.99, "eps": 1e-5}),
     ("lion", optimizers.Lion, {}, {}),
     ("lion", optimizers.Lion, {"beta_1": 0.5, "beta_2": 0.9}, {"b1": 0.5, "b2": 0.9}),
 ]
