@@ -94,11 +94,21 @@ static void update_range(int64_t begin, int64_t end, void *ctx)
     }
 }
 
-static void run_update(enum which which, int64_t n, float *p, const float *g, float *s0, float *s1, float *s2,
-                       const struct cnnc_optim_params *o)
+/* Every array is read and written element by element, but the state arrays
+ * feed each other and the parameter within one element's update: no two of
+ * them (nor the gradient) may share memory. */
+static cnnc_status run_update(const char *fn, enum which which, int64_t n, float *p, const float *g, float *s0,
+                              float *s1, float *s2, const struct cnnc_optim_params *o)
 {
+    const float *arrays[5] = {p, g, s0, s1, s2};
+    static const char *const names[5] = {"param", "grad", "the first state array", "the second state array",
+                                         "the third state array"};
+    for (int i = 0; i < 5; ++i)
+        for (int j = 0; j < i; ++j)
+            CNNC_TRY(cnnc_check_disjoint(fn, names[i], arrays[i], n, names[j], arrays[j], n, 0));
     struct update_args args = {which, CNNC_PICK(cnnc_optim_kernels), o, p, g, s0, s1, s2};
     cnnc_parallel_range(n, CNNC_ELEMENTWISE_GRAIN, update_range, &args);
+    return CNNC_OK;
 }
 
 static cnnc_status check_step(const char *fn, int64_t step)
@@ -123,8 +133,7 @@ cnnc_status cnnc_sgd_update(int64_t n, float *param, const float *grad, float *v
         return CNNC_OK;
     o.momentum = momentum;
     o.nesterov = nesterov != 0;
-    run_update(SGD, n, param, grad, momentum > 0.0f ? velocity : NULL, NULL, NULL, &o);
-    return CNNC_OK;
+    return run_update(__func__, SGD, n, param, grad, momentum > 0.0f ? velocity : NULL, NULL, NULL, &o);
 }
 
 cnnc_status cnnc_adam_update(int64_t n, float *param, const float *grad, float *m, float *v, float *vhat,
@@ -153,8 +162,7 @@ cnnc_status cnnc_adam_update(int64_t n, float *param, const float *grad, float *
         o.step_size = (float)((double)common->lr * sqrt(bc2) / bc1);
         o.denom_scale = 1.0f;
     }
-    run_update(ADAM, n, param, grad, m, v, vhat, &o);
-    return CNNC_OK;
+    return run_update(__func__, ADAM, n, param, grad, m, v, vhat, &o);
 }
 
 cnnc_status cnnc_rmsprop_update(int64_t n, float *param, const float *grad, float *ms, float *mom, float *mg,
@@ -176,8 +184,7 @@ cnnc_status cnnc_rmsprop_update(int64_t n, float *param, const float *grad, floa
     o.one_minus_rho = 1.0f - rho;
     o.momentum = momentum;
     o.eps = epsilon;
-    run_update(RMSPROP, n, param, grad, ms, momentum > 0.0f ? mom : NULL, mg, &o);
-    return CNNC_OK;
+    return run_update(__func__, RMSPROP, n, param, grad, ms, momentum > 0.0f ? mom : NULL, mg, &o);
 }
 
 cnnc_status cnnc_adagrad_update(int64_t n, float *param, const float *grad, float *acc,
@@ -191,8 +198,7 @@ cnnc_status cnnc_adagrad_update(int64_t n, float *param, const float *grad, floa
         return CNNC_OK;
     CNNC_CHECK_PTR(acc);
     o.eps = epsilon;
-    run_update(ADAGRAD, n, param, grad, acc, NULL, NULL, &o);
-    return CNNC_OK;
+    return run_update(__func__, ADAGRAD, n, param, grad, acc, NULL, NULL, &o);
 }
 
 cnnc_status cnnc_adadelta_update(int64_t n, float *param, const float *grad, float *acc_grad, float *acc_delta,
@@ -210,8 +216,7 @@ cnnc_status cnnc_adadelta_update(int64_t n, float *param, const float *grad, flo
     o.rho = rho;
     o.one_minus_rho = 1.0f - rho;
     o.eps = epsilon;
-    run_update(ADADELTA, n, param, grad, acc_grad, acc_delta, NULL, &o);
-    return CNNC_OK;
+    return run_update(__func__, ADADELTA, n, param, grad, acc_grad, acc_delta, NULL, &o);
 }
 
 cnnc_status cnnc_adamax_update(int64_t n, float *param, const float *grad, float *m, float *u, int64_t step,
@@ -230,8 +235,7 @@ cnnc_status cnnc_adamax_update(int64_t n, float *param, const float *grad, float
     o.beta_2 = beta_2;
     o.eps = epsilon;
     o.step_size = (float)((double)common->lr / (1.0 - pow((double)beta_1, (double)step)));
-    run_update(ADAMAX, n, param, grad, m, u, NULL, &o);
-    return CNNC_OK;
+    return run_update(__func__, ADAMAX, n, param, grad, m, u, NULL, &o);
 }
 
 /* The Nesterov momentum coefficient of Dozat's schedule at step t. */
@@ -291,8 +295,7 @@ cnnc_status cnnc_nadam_update(int64_t n, float *param, const float *grad, float 
     o.step_size = (float)(lr * mu_next / (1.0 - mu_product * mu_next));
     o.grad_step = (float)(lr * (1.0 - mu) / (1.0 - mu_product));
     o.denom_scale = (float)(1.0 / sqrt(1.0 - pow((double)beta_2, (double)step)));
-    run_update(NADAM, n, param, grad, m, v, NULL, &o);
-    return CNNC_OK;
+    return run_update(__func__, NADAM, n, param, grad, m, v, NULL, &o);
 }
 
 cnnc_status cnnc_lion_update(int64_t n, float *param, const float *grad, float *m, const cnnc_optim_common *common,
@@ -310,8 +313,7 @@ cnnc_status cnnc_lion_update(int64_t n, float *param, const float *grad, float *
     o.one_minus_b1 = 1.0f - beta_1;
     o.beta_2 = beta_2;
     o.one_minus_b2 = 1.0f - beta_2;
-    run_update(LION, n, param, grad, m, NULL, NULL, &o);
-    return CNNC_OK;
+    return run_update(__func__, LION, n, param, grad, m, NULL, NULL, &o);
 }
 
 struct ema_args {
@@ -333,6 +335,7 @@ cnnc_status cnnc_ema_update(int64_t n, float *average, const float *param, float
     CNNC_TRY(check_rate(__func__, "momentum", momentum, 0.0f, 1.0f, 0));
     if (n == 0)
         return CNNC_OK;
+    CNNC_TRY(cnnc_check_disjoint(__func__, "average", average, n, "param", param, n, 0));
     struct ema_args args = {CNNC_PICK(cnnc_optim_kernels), average, param, momentum};
     cnnc_parallel_range(n, CNNC_ELEMENTWISE_GRAIN, ema_range, &args);
     return CNNC_OK;

@@ -3,10 +3,15 @@ clipping, decoupled weight decay, a moving average of the weights (EMA),
 per-weight state ("slots") and its saving.
 
 Subclasses create their slots in ``_create_slots`` and apply one update in
-``_update`` by calling a C kernel of ``cnnc.ops``; parameters are updated in
-place, so every reference to a weight array stays valid. Clipping factors,
-weight decay and the EMA belong to this class: a subclass sees them only as
-the common keyword arguments of its kernel.
+``_update`` by calling a C kernel of ``cnnc.ops``. Parameters are updated in
+place. When the slots are elementwise (``_elementwise_slots``, true for every
+built-in optimizer), ``build`` or the first update moves the values,
+gradients and slots of the weights it is given into flat buffers (see
+``flat_state``): a model's whole update is then one kernel call over one
+buffer. Each ``Weight.value`` / ``Weight.grad`` becomes a view into them, so
+an array taken from a weight before that point no longer follows it.
+Clipping factors, weight decay and the EMA belong to this class: a subclass
+sees them only as the common keyword arguments of its kernel.
 """
 import math
 import re
@@ -15,6 +20,7 @@ import numpy as np
 
 from cnnc import ops
 from cnnc.optimizers import schedules as _schedules
+from cnnc.optimizers.flat_state import FlatState
 
 
 def check_range(arg, value, low, high, high_open=False):
@@ -63,6 +69,11 @@ class Optimizer:
     """
 
     _default_name = "optimizer"
+    # True when every slot has its weight's shape and ``_update`` works
+    # elementwise, so one call may update many weights laid end to end in
+    # one buffer; a subclass with other state sets it False and is updated
+    # weight by weight.
+    _elementwise_slots = True
 
     def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, use_ema=False, ema_momentum=0.99,
@@ -97,6 +108,7 @@ class Optimizer:
         self._slots = {}  # id(weight) -> (weight, {slot name: array})
         self._no_decay_ids = set()
         self._no_decay_pattern = None
+        self._flat = None  # FlatState of the weights last updated together
         self.learning_rate = learning_rate
 
     # -- learning rate -----------------------------------------------------
@@ -144,15 +156,34 @@ class Optimizer:
         return slots
 
     def build(self, weights):
-        """Create the state of every weight not seen yet."""
-        for weight in weights:
-            if id(weight) not in self._slots:
-                self._slots[id(weight)] = (weight, self._new_slots(weight))
+        """Create the state of every weight not seen yet (and pack the
+        weights into flat buffers, see the module docstring)."""
+        weights = list(weights)
+        if not self._pack(weights):
+            for weight in weights:
+                self._weight_slots(weight)
+
+    def _weight_slots(self, weight):
+        entry = self._slots.get(id(weight))
+        if entry is None:
+            entry = self._slots[id(weight)] = (weight, self._new_slots(weight))
+        return entry[1]
+
+    def _pack(self, weights):
+        """Lay these weights end to end in flat buffers unless they are
+        already; False where this optimizer updates weight by weight."""
+        if not self._elementwise_slots or not weights or len({id(w) for w in weights}) != len(weights):
+            return False
+        if self._flat is None or not self._flat.holds(weights):
+            flat = FlatState(weights, self._new_slots, {k: s for k, (_, s) in self._slots.items()})
+            for weight in weights:
+                self._slots[id(weight)] = (weight, flat.weight_slots[id(weight)])
+            self._flat = flat
+        return True
 
     def slots(self, weight):
         """The state arrays of ``weight`` (name -> array), created if needed."""
-        self.build([weight])
-        return self._slots[id(weight)][1]
+        return self._weight_slots(weight)
 
     def has_slots(self, weight):
         return id(weight) in self._slots
@@ -160,12 +191,15 @@ class Optimizer:
     def reset(self):
         """Forget all state and restart the step count."""
         self._slots.clear()
+        self._flat = None
         self.iterations = 0
 
     # -- updates -------------------------------------------------------------
     def apply(self, weights):
         """One update of every weight from its ``grad`` plus the gradient of
         its regularizer's penalty: the training step of a model."""
+        weights = list(weights)
+        self._pack(weights)
         self._apply([(w.grad, w) for w in weights], regularize=True)
 
     def apply_gradients(self, grads_and_vars):
@@ -209,16 +243,38 @@ class Optimizer:
             if norm > self.global_clipnorm:
                 scales = [s * self.global_clipnorm / norm for s in scales]
         lr = self.learning_rate
-        for (grad, weight), scale, (l1, l2) in zip(pairs, scales, penalties):
-            entry = self._slots.get(id(weight))
-            if entry is None:
-                entry = self._slots[id(weight)] = (weight, self._new_slots(weight))
-            self._update(weight.value, grad, entry[1], lr,
-                         dict(l1=l1, l2=l2, weight_decay=self._decay_of(weight), decoupled=True,
-                              grad_scale=scale, clipvalue=self.clipvalue))
+        keys = [(scales[i], penalties[i], self._decay_of(w)) for i, (_, w) in enumerate(pairs)]
+
+        def options(i):
+            return dict(l1=penalties[i][0], l2=penalties[i][1], weight_decay=keys[i][2], decoupled=True,
+                        grad_scale=scales[i], clipvalue=self.clipvalue)
+
+        if self._packed(pairs):
+            # Consecutive weights with the same options in one call each:
+            # without per-weight clipping or penalties, one call for all.
+            flat, first = self._flat, 0
+            for i in range(1, len(pairs) + 1):
+                if i == len(pairs) or keys[i] != keys[first]:
+                    begin, end = flat.span(first, i - 1)
+                    if end > begin:
+                        self._update(flat.value[begin:end], flat.grad[begin:end],
+                                     {name: a[begin:end] for name, a in flat.slots.items()}, lr,
+                                     options(first))
+                    first = i
+        else:
+            for i, (grad, weight) in enumerate(pairs):
+                self._update(weight.value, grad, self._weight_slots(weight), lr, options(i))
         if self.use_ema:
             self._update_average([w for _, w in pairs])
         self.iterations += 1
+
+    def _packed(self, pairs):
+        """Whether the pairs are exactly the packed weights with their own
+        gradients, in order."""
+        flat = self._flat
+        return (flat is not None and len(pairs) == len(flat.weights)
+                and all(w is fw and g is w.grad for (g, w), fw in zip(pairs, flat.weights))
+                and flat.holds(flat.weights))
 
     # -- weight decay and moving average -----------------------------------------
     def exclude_from_weight_decay(self, var_list=None, var_names=None):

@@ -31,11 +31,26 @@ CNNC_INTERNAL cnnc_status cnnc_mul_sizes(int64_t *out, int count, ...);
 /* Bytes for count floats, checking that it fits size_t. */
 CNNC_INTERNAL cnnc_status cnnc_float_bytes(int64_t count, size_t *bytes);
 
+/* ---- aliasing ----------------------------------------------------------- */
+/* CNNC_ERR_INVALID_ARGUMENT (naming both arrays) if the output of out_count
+ * floats shares memory with the input of in_count floats. With same_ok, an
+ * output at exactly the input's address passes (in place: functions that
+ * read each element before writing that element and no other). NULL
+ * pointers and empty arrays overlap nothing. */
+CNNC_INTERNAL cnnc_status cnnc_check_disjoint(const char *fn, const char *out_name, const float *out,
+                                              int64_t out_count, const char *in_name, const float *in,
+                                              int64_t in_count, int same_ok);
+#define CNNC_CHECK_DISJOINT(out, out_count, in, in_count) \
+    CNNC_TRY(cnnc_check_disjoint(__func__, #out, (out), (out_count), #in, (in), (in_count), 0))
+#define CNNC_CHECK_IN_PLACE_OK(out, in, count) \
+    CNNC_TRY(cnnc_check_disjoint(__func__, #out, (out), (count), #in, (in), (count), 1))
+
 /* ---- dispatch ----------------------------------------------------------- */
 /* Each kernel family defines one table type and one table per ISA, in
  * src/kernels/<isa>/. The driver picks one with CNNC_PICK, which returns the
  * best table not above the active ISA. Tables missing from the build are NULL. */
-CNNC_INTERNAL const void *cnnc_pick_table(const void *scalar, const void *avx2, const void *avx512);
+CNNC_INTERNAL const void *cnnc_pick_table(const void *scalar, const void *avx2, const void *avx512,
+                                          const void *neon);
 #if defined(CNNC_HAVE_AVX2)
 #  define CNNC_IF_AVX2(x) (&(x))
 #else
@@ -46,10 +61,16 @@ CNNC_INTERNAL const void *cnnc_pick_table(const void *scalar, const void *avx2, 
 #else
 #  define CNNC_IF_AVX512(x) ((const void *)0)
 #endif
+#if defined(CNNC_HAVE_NEON)
+#  define CNNC_IF_NEON(x) (&(x))
+#else
+#  define CNNC_IF_NEON(x) ((const void *)0)
+#endif
 /* Usage: const struct cnnc_foo_kernels *k = CNNC_PICK(cnnc_foo_kernels); with
- * tables named cnnc_foo_kernels_scalar / _avx2 / _avx512. */
-#define CNNC_PICK(name) \
-    ((const struct name *)cnnc_pick_table(&name##_scalar, CNNC_IF_AVX2(name##_avx2), CNNC_IF_AVX512(name##_avx512)))
+ * tables named cnnc_foo_kernels_scalar / _avx2 / _avx512 / _neon. */
+#define CNNC_PICK(name)                                                                      \
+    ((const struct name *)cnnc_pick_table(&name##_scalar, CNNC_IF_AVX2(name##_avx2),         \
+                                          CNNC_IF_AVX512(name##_avx512), CNNC_IF_NEON(name##_neon)))
 
 /* ---- threads ------------------------------------------------------------ */
 /* Threads to use for `work` units of roughly `grain` units each, at least 1:
@@ -72,6 +93,7 @@ CNNC_INTERNAL void *cnnc_workspace(int slot, size_t bytes);
 
 static inline int64_t cnnc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t cnnc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
-static inline int64_t cnnc_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+/* ceil(a / b) for a >= 0, b > 0, without overflow near INT64_MAX. */
+static inline int64_t cnnc_ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
 
 #endif
