@@ -41,9 +41,25 @@ cdef extern from "cnnc.h" nogil:
                                     float rho, float momentum, float epsilon)
     cnnc_status cnnc_adagrad_update(int64_t n, float *param, const float *grad, float *acc,
                                     const cnnc_optim_common *common, float epsilon)
+    cnnc_status cnnc_adadelta_update(int64_t n, float *param, const float *grad, float *acc_grad,
+                                     float *acc_delta, const cnnc_optim_common *common, float rho,
+                                     float epsilon)
+    cnnc_status cnnc_adamax_update(int64_t n, float *param, const float *grad, float *m, float *u,
+                                   int64_t step, const cnnc_optim_common *common, float beta_1,
+                                   float beta_2, float epsilon)
+    cnnc_status cnnc_nadam_update(int64_t n, float *param, const float *grad, float *m, float *v,
+                                  int64_t step, double mu_product, const cnnc_optim_common *common,
+                                  float beta_1, float beta_2, float epsilon, float momentum_decay)
+    cnnc_status cnnc_nadam_mu_product(int64_t step, float beta_1, float momentum_decay,
+                                      int64_t from_step, double from_product, double *product)
+    cnnc_status cnnc_lion_update(int64_t n, float *param, const float *grad, float *m,
+                                 const cnnc_optim_common *common, float beta_1, float beta_2)
+    cnnc_status cnnc_ema_update(int64_t n, float *average, const float *param, float momentum)
     cnnc_status cnnc_sum_squares(int64_t n, const float *x, double *out)
 
-__all__ = ["sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "sum_squares", "global_norm_sq"]
+__all__ = ["sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "adadelta_update",
+           "adamax_update", "nadam_update", "nadam_mu_product", "lion_update", "ema_update",
+           "sum_squares", "global_norm_sq"]
 
 
 def _param(param):
@@ -69,6 +85,20 @@ def _grad(grad, param):
     if grad.shape != param.shape:
         raise ValueError(f"grad has shape {grad.shape}, expected the shape of param {param.shape}")
     return grad
+
+
+def _step(step):
+    if isinstance(step, float) and not step.is_integer():
+        raise ValueError(f"step = {step} must be an integer >= 1")
+    return int(step)
+
+
+def _distinct(*named):
+    """State arrays must not overlap one another."""
+    for i, (name, a) in enumerate(named):
+        for other, b in named[i + 1:]:
+            if np.may_share_memory(a, b):
+                raise ValueError(f"{name} and {other} overlap")
 
 
 cdef cnnc_optim_common _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style) except *:
@@ -139,13 +169,10 @@ def adam_update(param, grad, m, v, step, lr, beta_1=0.9, beta_2=0.999, epsilon=1
     cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
     _state(m, "m", param)
     _state(v, "v", param)
-    if np.may_share_memory(m, v):
-        raise ValueError("m and v overlap")
+    _distinct(("m", m), ("v", v))
     if vhat is not None:
         _state(vhat, "vhat", param)
-    if isinstance(step, float) and not step.is_integer():
-        raise ValueError(f"step = {step} must be an integer >= 1")
-    cdef int64_t t = int(step)
+    cdef int64_t t = _step(step)
     cdef float b1 = real_scalar(beta_1, "beta_1")
     cdef float b2 = real_scalar(beta_2, "beta_2")
     cdef float eps = real_scalar(epsilon, "epsilon")
@@ -221,6 +248,154 @@ def adagrad_update(param, grad, accumulator, lr, epsilon=1e-7, l1=0.0, l2=0.0, w
     cdef cnnc_status status
     with nogil:
         status = cnnc_adagrad_update(n, p, g, accp, &c, eps)
+    check_status(status)
+
+
+def adadelta_update(param, grad, acc_grad, acc_delta, lr, rho=0.95, epsilon=1e-7, l1=0.0, l2=0.0,
+                    weight_decay=0.0, decoupled=False, grad_scale=1.0, clipvalue=None, torch_style=False):
+    """One Adadelta step, in place (Keras's and PyTorch's rule):
+    ``acc_grad = rho acc_grad + (1 - rho) g^2``,
+    ``delta = sqrt((acc_delta + eps) / (acc_grad + eps)) g``,
+    ``acc_delta = rho acc_delta + (1 - rho) delta^2``, ``p -= lr delta``.
+    PyTorch's defaults are lr 1, rho 0.9, eps 1e-6; Keras's lr 0.001, rho
+    0.95, eps 1e-7. ``torch_style`` changes nothing here (kept for a uniform
+    signature)."""
+    _param(param)
+    grad = _grad(grad, param)
+    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
+    _state(acc_grad, "acc_grad", param)
+    _state(acc_delta, "acc_delta", param)
+    _distinct(("acc_grad", acc_grad), ("acc_delta", acc_delta))
+    cdef float r = real_scalar(rho, "rho")
+    cdef float eps = real_scalar(epsilon, "epsilon")
+    cdef int64_t n = param.size
+    cdef float *p = out_ptr(param)
+    cdef const float *g = in_ptr(grad)
+    cdef float *ag = out_ptr(acc_grad)
+    cdef float *ad = out_ptr(acc_delta)
+    cdef cnnc_status status
+    with nogil:
+        status = cnnc_adadelta_update(n, p, g, ag, ad, &c, r, eps)
+    check_status(status)
+
+
+def adamax_update(param, grad, m, u, step, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, l1=0.0, l2=0.0,
+                  weight_decay=0.0, decoupled=False, grad_scale=1.0, clipvalue=None, torch_style=False):
+    """One Adamax step, in place; ``step`` counts updates including this one.
+    ``m = b1 m + (1 - b1) g``; Keras rule: ``u = max(b2 u, |g|)``,
+    ``p -= lr / (1 - b1^t) * m / (u + epsilon)``; PyTorch rule
+    (``torch_style=True``): ``u = max(b2 u, |g| + epsilon)``,
+    ``p -= lr / (1 - b1^t) * m / u``."""
+    _param(param)
+    grad = _grad(grad, param)
+    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
+    _state(m, "m", param)
+    _state(u, "u", param)
+    _distinct(("m", m), ("u", u))
+    cdef int64_t t = _step(step)
+    cdef float b1 = real_scalar(beta_1, "beta_1")
+    cdef float b2 = real_scalar(beta_2, "beta_2")
+    cdef float eps = real_scalar(epsilon, "epsilon")
+    cdef int64_t n = param.size
+    cdef float *p = out_ptr(param)
+    cdef const float *g = in_ptr(grad)
+    cdef float *mp = out_ptr(m)
+    cdef float *up = out_ptr(u)
+    cdef cnnc_status status
+    with nogil:
+        status = cnnc_adamax_update(n, p, g, mp, up, t, &c, b1, b2, eps)
+    check_status(status)
+
+
+def nadam_mu_product(step, beta_1=0.9, momentum_decay=1.0, from_step=0, from_product=1.0):
+    """``from_product`` times the Nadam momentum coefficients
+    ``mu_t = beta_1 (1 - 0.5 * 0.96^(t momentum_decay))`` for t in
+    (from_step, step], multiplied in double in order, so continuing from an
+    earlier result equals starting over; products below 2^-60 become 0."""
+    cdef double out = 0.0
+    cdef int64_t t = _step(step)
+    cdef int64_t t0 = _step(from_step)
+    cdef double start = float(from_product)
+    cdef float b1 = real_scalar(beta_1, "beta_1")
+    cdef float md = real_scalar(momentum_decay, "momentum_decay")
+    check_status(cnnc_nadam_mu_product(t, b1, md, t0, start, &out))
+    return out
+
+
+def nadam_update(param, grad, m, v, step, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, momentum_decay=1.0,
+                 mu_product=None, l1=0.0, l2=0.0, weight_decay=0.0, decoupled=False, grad_scale=1.0,
+                 clipvalue=None, torch_style=False):
+    """One Nadam step, in place; ``step`` t counts updates including this one.
+    With ``mu_t = b1 (1 - 0.5 * 0.96^(t momentum_decay))`` (Keras:
+    ``momentum_decay=1``; PyTorch's NAdam: 0.004) and ``mu_product`` the
+    product mu_1 ... mu_t (computed from ``step`` when None, see
+    ``nadam_mu_product``): ``m = b1 m + (1 - b1) g``,
+    ``v = b2 v + (1 - b2) g^2``,
+    ``p -= lr (mu_{t+1} m / (1 - mu_product mu_{t+1}) + (1 - mu_t) g / (1 - mu_product))
+    / (sqrt(v / (1 - b2^t)) + epsilon)``. Keras and PyTorch apply the same rule;
+    ``torch_style`` changes nothing here."""
+    _param(param)
+    grad = _grad(grad, param)
+    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
+    _state(m, "m", param)
+    _state(v, "v", param)
+    _distinct(("m", m), ("v", v))
+    cdef int64_t t = _step(step)
+    cdef float b1 = real_scalar(beta_1, "beta_1")
+    cdef float b2 = real_scalar(beta_2, "beta_2")
+    cdef float eps = real_scalar(epsilon, "epsilon")
+    cdef float md = real_scalar(momentum_decay, "momentum_decay")
+    cdef double prod = (nadam_mu_product(max(t, 0), b1, md) if mu_product is None
+                        else float(mu_product))
+    cdef int64_t n = param.size
+    cdef float *p = out_ptr(param)
+    cdef const float *g = in_ptr(grad)
+    cdef float *mp = out_ptr(m)
+    cdef float *vp = out_ptr(v)
+    cdef cnnc_status status
+    with nogil:
+        status = cnnc_nadam_update(n, p, g, mp, vp, t, prod, &c, b1, b2, eps, md)
+    check_status(status)
+
+
+def lion_update(param, grad, m, lr, beta_1=0.9, beta_2=0.99, l1=0.0, l2=0.0, weight_decay=0.0,
+                decoupled=False, grad_scale=1.0, clipvalue=None, torch_style=False):
+    """One Lion step, in place (Chen et al. 2023, Keras's rule):
+    ``p -= lr sign(b1 m + (1 - b1) g)`` (sign(0) = 0), then
+    ``m = b2 m + (1 - b2) g``. The paper's weight decay is decoupled
+    (``decoupled=True``)."""
+    _param(param)
+    grad = _grad(grad, param)
+    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
+    _state(m, "m", param)
+    cdef float b1 = real_scalar(beta_1, "beta_1")
+    cdef float b2 = real_scalar(beta_2, "beta_2")
+    cdef int64_t n = param.size
+    cdef float *p = out_ptr(param)
+    cdef const float *g = in_ptr(grad)
+    cdef float *mp = out_ptr(m)
+    cdef cnnc_status status
+    with nogil:
+        status = cnnc_lion_update(n, p, g, mp, &c, b1, b2)
+    check_status(status)
+
+
+def ema_update(average, param, momentum):
+    """``average = momentum * average + (1 - momentum) * param``, in place
+    (the moving average of Keras's ``use_ema``); momentum in [0, 1]."""
+    if average is None:
+        raise TypeError("average must be a numpy.ndarray, got None")
+    check_out(average, getattr(average, "shape", None), "average")
+    param = as_float32(param, "param")
+    if param.shape != average.shape:
+        raise ValueError(f"param has shape {param.shape}, expected the shape of average {average.shape}")
+    cdef float mu = real_scalar(momentum, "momentum")
+    cdef int64_t n = average.size
+    cdef float *a = out_ptr(average)
+    cdef const float *p = in_ptr(param)
+    cdef cnnc_status status
+    with nogil:
+        status = cnnc_ema_update(n, a, p, mu)
     check_status(status)
 
 

@@ -47,6 +47,13 @@ static cnnc_status check_common(const char *fn, const cnnc_optim_common *c, stru
     return CNNC_OK;
 }
 
+static cnnc_status check_moment_rates(const char *fn, float beta_1, float beta_2, float epsilon)
+{
+    CNNC_TRY(check_rate(fn, "beta_1", beta_1, 0.0f, 1.0f, 1));
+    CNNC_TRY(check_rate(fn, "beta_2", beta_2, 0.0f, 1.0f, 1));
+    return check_rate(fn, "epsilon", epsilon, 0.0f, INFINITY, 1);
+}
+
 static cnnc_status check_arrays(const char *fn, int64_t n, const float *param, const float *grad)
 {
     if (n < 0)
@@ -56,7 +63,7 @@ static cnnc_status check_arrays(const char *fn, int64_t n, const float *param, c
     return CNNC_OK;
 }
 
-enum which { SGD, ADAM, RMSPROP, ADAGRAD };
+enum which { SGD, ADAM, RMSPROP, ADAGRAD, ADADELTA, ADAMAX, NADAM, LION };
 
 struct update_args {
     enum which which;
@@ -80,6 +87,10 @@ static void update_range(int64_t begin, int64_t end, void *ctx)
     case ADAM: a->k->adam(n, p, g, a->s0 + begin, a->s1 + begin, at(a->s2, begin), a->o); break;
     case RMSPROP: a->k->rmsprop(n, p, g, a->s0 + begin, at(a->s1, begin), at(a->s2, begin), a->o); break;
     case ADAGRAD: a->k->adagrad(n, p, g, a->s0 + begin, a->o); break;
+    case ADADELTA: a->k->adadelta(n, p, g, a->s0 + begin, a->s1 + begin, a->o); break;
+    case ADAMAX: a->k->adamax(n, p, g, a->s0 + begin, a->s1 + begin, a->o); break;
+    case NADAM: a->k->nadam(n, p, g, a->s0 + begin, a->s1 + begin, a->o); break;
+    case LION: a->k->lion(n, p, g, a->s0 + begin, a->o); break;
     }
 }
 
@@ -97,6 +108,14 @@ static cnnc_status run_update(const char *fn, enum which which, int64_t n, float
             CNNC_TRY(cnnc_check_disjoint(fn, names[i], arrays[i], n, names[j], arrays[j], n, 0));
     struct update_args args = {which, CNNC_PICK(cnnc_optim_kernels), o, p, g, s0, s1, s2};
     cnnc_parallel_range(n, CNNC_ELEMENTWISE_GRAIN, update_range, &args);
+    return CNNC_OK;
+}
+
+static cnnc_status check_step(const char *fn, int64_t step)
+{
+    if (step < 1)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: step = %lld must be >= 1 (it counts this update)", fn,
+                          (long long)step);
     return CNNC_OK;
 }
 
@@ -124,12 +143,8 @@ cnnc_status cnnc_adam_update(int64_t n, float *param, const float *grad, float *
     struct cnnc_optim_params o;
     CNNC_TRY(check_arrays(__func__, n, param, grad));
     CNNC_TRY(check_common(__func__, common, &o));
-    CNNC_TRY(check_rate(__func__, "beta_1", beta_1, 0.0f, 1.0f, 1));
-    CNNC_TRY(check_rate(__func__, "beta_2", beta_2, 0.0f, 1.0f, 1));
-    CNNC_TRY(check_rate(__func__, "epsilon", epsilon, 0.0f, INFINITY, 1));
-    if (step < 1)
-        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: step = %lld must be >= 1 (it counts this update)",
-                          __func__, (long long)step);
+    CNNC_TRY(check_moment_rates(__func__, beta_1, beta_2, epsilon));
+    CNNC_TRY(check_step(__func__, step));
     if (n == 0)
         return CNNC_OK;
     CNNC_CHECK_PTR(m);
@@ -184,6 +199,146 @@ cnnc_status cnnc_adagrad_update(int64_t n, float *param, const float *grad, floa
     CNNC_CHECK_PTR(acc);
     o.eps = epsilon;
     return run_update(__func__, ADAGRAD, n, param, grad, acc, NULL, NULL, &o);
+}
+
+cnnc_status cnnc_adadelta_update(int64_t n, float *param, const float *grad, float *acc_grad, float *acc_delta,
+                                 const cnnc_optim_common *common, float rho, float epsilon)
+{
+    struct cnnc_optim_params o;
+    CNNC_TRY(check_arrays(__func__, n, param, grad));
+    CNNC_TRY(check_common(__func__, common, &o));
+    CNNC_TRY(check_rate(__func__, "rho", rho, 0.0f, 1.0f, 1));
+    CNNC_TRY(check_rate(__func__, "epsilon", epsilon, 0.0f, INFINITY, 1));
+    if (n == 0)
+        return CNNC_OK;
+    CNNC_CHECK_PTR(acc_grad);
+    CNNC_CHECK_PTR(acc_delta);
+    o.rho = rho;
+    o.one_minus_rho = 1.0f - rho;
+    o.eps = epsilon;
+    return run_update(__func__, ADADELTA, n, param, grad, acc_grad, acc_delta, NULL, &o);
+}
+
+cnnc_status cnnc_adamax_update(int64_t n, float *param, const float *grad, float *m, float *u, int64_t step,
+                               const cnnc_optim_common *common, float beta_1, float beta_2, float epsilon)
+{
+    struct cnnc_optim_params o;
+    CNNC_TRY(check_arrays(__func__, n, param, grad));
+    CNNC_TRY(check_common(__func__, common, &o));
+    CNNC_TRY(check_moment_rates(__func__, beta_1, beta_2, epsilon));
+    CNNC_TRY(check_step(__func__, step));
+    if (n == 0)
+        return CNNC_OK;
+    CNNC_CHECK_PTR(m);
+    CNNC_CHECK_PTR(u);
+    o.one_minus_b1 = 1.0f - beta_1;
+    o.beta_2 = beta_2;
+    o.eps = epsilon;
+    o.step_size = (float)((double)common->lr / (1.0 - pow((double)beta_1, (double)step)));
+    return run_update(__func__, ADAMAX, n, param, grad, m, u, NULL, &o);
+}
+
+/* The Nesterov momentum coefficient of Dozat's schedule at step t. */
+static double nadam_mu(double beta_1, int64_t t, double momentum_decay)
+{
+    return beta_1 * (1.0 - 0.5 * pow(0.96, (double)t * momentum_decay));
+}
+
+/* Below this, 1 - product * mu rounds to 1 in double: the product stops mattering. */
+#define CNNC_NADAM_PRODUCT_FLOOR 0x1p-60
+
+cnnc_status cnnc_nadam_mu_product(int64_t step, float beta_1, float momentum_decay, int64_t from_step,
+                                  double from_product, double *product)
+{
+    CNNC_CHECK_PTR(product);
+    CNNC_TRY(check_rate(__func__, "beta_1", beta_1, 0.0f, 1.0f, 1));
+    CNNC_TRY(check_rate(__func__, "momentum_decay", momentum_decay, 0.0f, INFINITY, 1));
+    if (from_step < 0 || step < from_step)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: need 0 <= from_step = %lld <= step = %lld", __func__,
+                          (long long)from_step, (long long)step);
+    if (!(from_product >= 0.0 && from_product <= 1.0))
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: from_product = %g must be in [0, 1]", __func__,
+                          from_product);
+    double p = from_product;
+    for (int64_t t = from_step + 1; t <= step && p != 0.0; ++t) {
+        p *= nadam_mu(beta_1, t, momentum_decay);
+        if (p < CNNC_NADAM_PRODUCT_FLOOR)
+            p = 0.0;
+    }
+    *product = p;
+    return CNNC_OK;
+}
+
+cnnc_status cnnc_nadam_update(int64_t n, float *param, const float *grad, float *m, float *v, int64_t step,
+                              double mu_product, const cnnc_optim_common *common, float beta_1, float beta_2,
+                              float epsilon, float momentum_decay)
+{
+    struct cnnc_optim_params o;
+    CNNC_TRY(check_arrays(__func__, n, param, grad));
+    CNNC_TRY(check_common(__func__, common, &o));
+    CNNC_TRY(check_moment_rates(__func__, beta_1, beta_2, epsilon));
+    CNNC_TRY(check_rate(__func__, "momentum_decay", momentum_decay, 0.0f, INFINITY, 1));
+    CNNC_TRY(check_step(__func__, step));
+    if (!(mu_product >= 0.0 && mu_product < 1.0))
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: mu_product = %g must be in [0, 1)", __func__,
+                          mu_product);
+    if (n == 0)
+        return CNNC_OK;
+    CNNC_CHECK_PTR(m);
+    CNNC_CHECK_PTR(v);
+    double lr = common->lr;
+    double mu = nadam_mu(beta_1, step, momentum_decay), mu_next = nadam_mu(beta_1, step + 1, momentum_decay);
+    o.one_minus_b1 = 1.0f - beta_1;
+    o.beta_2 = beta_2;
+    o.one_minus_b2 = 1.0f - beta_2;
+    o.eps = epsilon;
+    o.step_size = (float)(lr * mu_next / (1.0 - mu_product * mu_next));
+    o.grad_step = (float)(lr * (1.0 - mu) / (1.0 - mu_product));
+    o.denom_scale = (float)(1.0 / sqrt(1.0 - pow((double)beta_2, (double)step)));
+    return run_update(__func__, NADAM, n, param, grad, m, v, NULL, &o);
+}
+
+cnnc_status cnnc_lion_update(int64_t n, float *param, const float *grad, float *m, const cnnc_optim_common *common,
+                             float beta_1, float beta_2)
+{
+    struct cnnc_optim_params o;
+    CNNC_TRY(check_arrays(__func__, n, param, grad));
+    CNNC_TRY(check_common(__func__, common, &o));
+    CNNC_TRY(check_rate(__func__, "beta_1", beta_1, 0.0f, 1.0f, 0));
+    CNNC_TRY(check_rate(__func__, "beta_2", beta_2, 0.0f, 1.0f, 0));
+    if (n == 0)
+        return CNNC_OK;
+    CNNC_CHECK_PTR(m);
+    o.beta_1 = beta_1;
+    o.one_minus_b1 = 1.0f - beta_1;
+    o.beta_2 = beta_2;
+    o.one_minus_b2 = 1.0f - beta_2;
+    return run_update(__func__, LION, n, param, grad, m, NULL, NULL, &o);
+}
+
+struct ema_args {
+    const struct cnnc_optim_kernels *k;
+    float *average;
+    const float *param;
+    float momentum;
+};
+
+static void ema_range(int64_t begin, int64_t end, void *ctx)
+{
+    const struct ema_args *a = ctx;
+    a->k->ema(end - begin, a->average + begin, a->param + begin, a->momentum);
+}
+
+cnnc_status cnnc_ema_update(int64_t n, float *average, const float *param, float momentum)
+{
+    CNNC_TRY(check_arrays(__func__, n, average, param));
+    CNNC_TRY(check_rate(__func__, "momentum", momentum, 0.0f, 1.0f, 0));
+    if (n == 0)
+        return CNNC_OK;
+    CNNC_TRY(cnnc_check_disjoint(__func__, "average", average, n, "param", param, n, 0));
+    struct ema_args args = {CNNC_PICK(cnnc_optim_kernels), average, param, momentum};
+    cnnc_parallel_range(n, CNNC_ELEMENTWISE_GRAIN, ema_range, &args);
+    return CNNC_OK;
 }
 
 struct sumsq_args {

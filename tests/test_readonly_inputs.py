@@ -20,7 +20,8 @@ import cnnc.layers as L
 from cnnc import ops
 
 # Functions of cnnc.ops that take no array at all (sizes, seeds).
-NO_ARRAY_INPUT = {"conv_output_length", "same_padding", "random_affine_matrices", "has_symbolic"}
+NO_ARRAY_INPUT = {"conv_output_length", "same_padding", "random_affine_matrices", "has_symbolic",
+                  "nadam_mu_product"}
 
 _R = np.random.default_rng(7)
 
@@ -87,6 +88,14 @@ OP_CASES = {
                                ("param", "ms")),
     "adagrad_update": lambda: (dict(param=_f(6), grad=_f(6), accumulator=_f(6, low=0.1), lr=0.1),
                                ("param", "accumulator")),
+    "adadelta_update": lambda: (dict(param=_f(6), grad=_f(6), acc_grad=_f(6, low=0.0),
+                                     acc_delta=_f(6, low=0.0), lr=0.1), ("param", "acc_grad", "acc_delta")),
+    "adamax_update": lambda: (dict(param=_f(6), grad=_f(6), m=_f(6), u=_f(6, low=0.1), step=1, lr=0.1),
+                              ("param", "m", "u")),
+    "nadam_update": lambda: (dict(param=_f(6), grad=_f(6), m=_f(6), v=_f(6, low=0.0), step=1, lr=0.1),
+                             ("param", "m", "v")),
+    "lion_update": lambda: (dict(param=_f(6), grad=_f(6), m=_f(6), lr=0.1), ("param", "m")),
+    "ema_update": lambda: (dict(average=_f(6), param=_f(6), momentum=0.9), ("average",)),
     "affine_warp": lambda: (dict(x=_f(2, 5, 5, 3),
                                  matrices=np.tile(np.array([1, 0, 0.5, 0, 1, -0.5],
                                                            np.float32), (2, 1))), ()),

@@ -13,7 +13,7 @@ import numpy as np
 MODELS = {"mnist_cnn": "MnistCNN", "lenet5": "LeNet5", "resnet18": "ResNet18",
           "resnet34": "ResNet34", "resnet50": "ResNet50", "vgg16": "VGG16", "vgg19": "VGG19",
           "alexnet": "AlexNet", "inception_v3": "InceptionV3", "mobilenet_v2": "MobileNetV2"}
-OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
+OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "lion")
 # Augmentations --augment may list (comma separated); "standard" is a good
 # default for small grayscale images such as Fashion-MNIST.
 AUGMENTATIONS = ("flip", "translate", "rotate", "zoom", "crop", "contrast", "brightness")

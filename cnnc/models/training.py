@@ -533,6 +533,9 @@ class Trainer:
             callbacks.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
+        if epochs > initial_epoch:
+            # With use_ema, the weights become their moving averages (as Keras).
+            self.optimizer.finalize_variable_values(self._trainable_for_update())
         callbacks.on_train_end(logs)
         return logs
 

@@ -1,16 +1,23 @@
-"""Optimizers (``cnnc.optimizers``): SGD, Adam, AdamW, RMSprop, their
-string names as in Keras, and learning-rate schedules."""
+"""Optimizers (``cnnc.optimizers``): SGD, Adam, AdamW, RMSprop, Adagrad,
+Adadelta, Adamax, Nadam and Lion, their string names as in Keras, and
+learning-rate schedules."""
 from cnnc.optimizers import schedules  # noqa: F401
+from cnnc.optimizers.adadelta import Adadelta
+from cnnc.optimizers.adagrad import Adagrad
 from cnnc.optimizers.adam import Adam
+from cnnc.optimizers.adamax import Adamax
 from cnnc.optimizers.adamw import AdamW
+from cnnc.optimizers.lion import Lion
+from cnnc.optimizers.nadam import Nadam
 from cnnc.optimizers.optimizer import Optimizer
 from cnnc.optimizers.rmsprop import RMSprop
 from cnnc.optimizers.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "schedules", "get", "serialize",
-           "deserialize"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax",
+           "Nadam", "Lion", "schedules", "get", "serialize", "deserialize"]
 
-_CLASSES = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
+_CLASSES = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad,
+            "adadelta": Adadelta, "adamax": Adamax, "nadam": Nadam, "lion": Lion}
 
 
 def serialize(optimizer):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from cnnc import ops
-from cnnc.optimizers.optimizer import Optimizer
+from cnnc.optimizers.optimizer import Optimizer, moment_rates
 
 
 class Adam(Optimizer):
@@ -13,17 +13,9 @@ class Adam(Optimizer):
     _default_name = "adam"
     _decoupled = False
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
-        for arg, value in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{arg} must be in [0, 1), got {value!r}")
-        if not epsilon >= 0:
-            raise ValueError(f"epsilon must be >= 0, got {epsilon!r}")
-        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
-        self.beta_1 = float(beta_1)
-        self.beta_2 = float(beta_2)
-        self.epsilon = float(epsilon)
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = moment_rates(beta_1, beta_2, epsilon)
         self.amsgrad = bool(amsgrad)
 
     def _create_slots(self, weight):

@@ -9,9 +9,8 @@ class AdamW(Adam):
     _default_name = "adamw"
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-7, amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 name=None):
+                 epsilon=1e-7, amsgrad=False, **kwargs):
         if weight_decay is None:
             raise ValueError("AdamW needs a weight_decay (use Adam for none)")
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay,
-                         clipnorm, clipvalue, global_clipnorm, name)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay,
+                         **kwargs)

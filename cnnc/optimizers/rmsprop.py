@@ -1,8 +1,10 @@
 """RMSprop (Hinton), optionally centered and with momentum."""
+import math
+
 import numpy as np
 
 from cnnc import ops
-from cnnc.optimizers.optimizer import Optimizer
+from cnnc.optimizers.optimizer import Optimizer, check_range
 
 
 class RMSprop(Optimizer):
@@ -12,18 +14,11 @@ class RMSprop(Optimizer):
 
     _default_name = "rmsprop"
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
-        if not 0.0 <= rho < 1.0:
-            raise ValueError(f"rho must be in [0, 1), got {rho!r}")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
-        if not epsilon >= 0:
-            raise ValueError(f"epsilon must be >= 0, got {epsilon!r}")
-        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
-        self.rho = float(rho)
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.rho = check_range("rho", rho, 0.0, 1.0, high_open=True)
+        self.momentum = check_range("momentum", momentum, 0.0, 1.0)
+        self.epsilon = check_range("epsilon", epsilon, 0.0, math.inf, high_open=True)
         self.centered = bool(centered)
 
     def _create_slots(self, weight):

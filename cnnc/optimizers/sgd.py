@@ -2,7 +2,7 @@
 import numpy as np
 
 from cnnc import ops
-from cnnc.optimizers.optimizer import Optimizer
+from cnnc.optimizers.optimizer import Optimizer, check_range
 
 
 class SGD(Optimizer):
@@ -12,12 +12,9 @@ class SGD(Optimizer):
 
     _default_name = "SGD"
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
-        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
-        self.momentum = float(momentum)
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.momentum = check_range("momentum", momentum, 0.0, 1.0)
         self.nesterov = bool(nesterov)
 
     def _create_slots(self, weight):

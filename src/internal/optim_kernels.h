@@ -20,6 +20,8 @@ struct cnnc_optim_params {
     float denom_scale;
     float rho, one_minus_rho;
     float eps;
+    float beta_1;         /* Lion */
+    float grad_step;      /* Nadam: p -= (step_size m + grad_step g) / (sqrt(v) denom_scale + eps) */
 };
 
 struct cnnc_optim_kernels {
@@ -29,6 +31,12 @@ struct cnnc_optim_kernels {
     void (*rmsprop)(int64_t n, float *p, const float *g, float *ms, float *mom, float *mg,
                     const struct cnnc_optim_params *o);
     void (*adagrad)(int64_t n, float *p, const float *g, float *acc, const struct cnnc_optim_params *o);
+    void (*adadelta)(int64_t n, float *p, const float *g, float *acc_grad, float *acc_delta,
+                     const struct cnnc_optim_params *o);
+    void (*adamax)(int64_t n, float *p, const float *g, float *m, float *u, const struct cnnc_optim_params *o);
+    void (*nadam)(int64_t n, float *p, const float *g, float *m, float *v, const struct cnnc_optim_params *o);
+    void (*lion)(int64_t n, float *p, const float *g, float *m, const struct cnnc_optim_params *o);
+    void (*ema)(int64_t n, float *average, const float *p, float momentum);
     double (*sum_squares)(int64_t n, const float *x);
 };
 

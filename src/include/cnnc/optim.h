@@ -79,6 +79,50 @@ CNNC_API cnnc_status cnnc_rmsprop_update(int64_t n, float *param, const float *g
 CNNC_API cnnc_status cnnc_adagrad_update(int64_t n, float *param, const float *grad, float *acc,
                                          const cnnc_optim_common *common, float epsilon);
 
+/* Adadelta (the same rule in Keras and PyTorch; PyTorch's defaults lr 1, rho 0.9, eps 1e-6):
+ *   acc_grad = rho acc_grad + (1 - rho) g^2
+ *   delta = sqrt((acc_delta + eps) / (acc_grad + eps)) g
+ *   acc_delta = rho acc_delta + (1 - rho) delta^2;  p -= lr delta */
+CNNC_API cnnc_status cnnc_adadelta_update(int64_t n, float *param, const float *grad, float *acc_grad,
+                                          float *acc_delta, const cnnc_optim_common *common, float rho,
+                                          float epsilon);
+
+/* Adamax, step t >= 1 counting this update:  m = b1 m + (1 - b1) g
+ * Keras:   u = max(b2 u, |g|);        p -= lr / (1 - b1^t) * m / (u + eps)
+ * PyTorch: u = max(b2 u, |g| + eps);  p -= lr / (1 - b1^t) * m / u */
+CNNC_API cnnc_status cnnc_adamax_update(int64_t n, float *param, const float *grad, float *m, float *u,
+                                        int64_t step, const cnnc_optim_common *common, float beta_1,
+                                        float beta_2, float epsilon);
+
+/* Nadam (Dozat), step t >= 1 counting this update, with the momentum schedule
+ *   mu_t = b1 (1 - 0.5 * 0.96^(t momentum_decay))
+ * (Keras: momentum_decay 1; PyTorch's NAdam: 0.004 by default) and
+ * mu_product = mu_1 mu_2 ... mu_t (see cnnc_nadam_mu_product):
+ *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+ *   p -= lr (mu_{t+1} m / (1 - mu_product mu_{t+1}) + (1 - mu_t) g / (1 - mu_product))
+ *        / (sqrt(v / (1 - b2^t)) + eps)
+ * Keras and PyTorch apply the same rule. */
+CNNC_API cnnc_status cnnc_nadam_update(int64_t n, float *param, const float *grad, float *m, float *v,
+                                       int64_t step, double mu_product, const cnnc_optim_common *common,
+                                       float beta_1, float beta_2, float epsilon, float momentum_decay);
+
+/* *product = from_product * mu_{from_step+1} ... mu_step of cnnc_nadam_update's
+ * schedule, multiplied in double in that order (so continuing from an earlier
+ * result is bitwise the same as starting from from_step 0, from_product 1);
+ * a product below 2^-60 becomes 0, which changes no coefficient. */
+CNNC_API cnnc_status cnnc_nadam_mu_product(int64_t step, float beta_1, float momentum_decay,
+                                           int64_t from_step, double from_product, double *product);
+
+/* Lion (Chen et al.; Keras's and the paper's rule), 0 <= b1, b2 <= 1:
+ *   p -= lr sign(b1 m + (1 - b1) g)   (sign(0) = 0);  m = b2 m + (1 - b2) g */
+CNNC_API cnnc_status cnnc_lion_update(int64_t n, float *param, const float *grad, float *m,
+                                      const cnnc_optim_common *common, float beta_1, float beta_2);
+
+/* Exponential moving average of the weights (Keras's use_ema), 0 <= momentum <= 1:
+ *   average = momentum average + (1 - momentum) param
+ * momentum 0 copies param (Keras's first step). */
+CNNC_API cnnc_status cnnc_ema_update(int64_t n, float *average, const float *param, float momentum);
+
 /* *out = sum of x[i]^2, accumulated in blocks of fixed size whose partial
  * sums are added in order: the same result for any thread count. */
 CNNC_API cnnc_status cnnc_sum_squares(int64_t n, const float *x, double *out);
