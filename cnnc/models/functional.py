@@ -552,6 +552,15 @@ class Model(Trainer, Layer):
             shared.finish()
         return [grads[s] for s in self._input_slots]
 
+    def release_backward_state(self):
+        """Drop the activations the last training forward kept for backward,
+        in this model and every layer it holds (nested models included)."""
+        super().release_backward_state()
+        self._values = None
+        self._snapshots = {}
+        for layer in self._layers:
+            layer.release_backward_state()
+
     # -- the Layer contract (a model inside a model) --------------------------------
     def build(self, input_shape=None):
         if self._traced and not self._graph_ready:

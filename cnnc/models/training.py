@@ -299,6 +299,7 @@ class Trainer:
         if self._has_regularizers:
             total += self._regularization_penalty()
         self.optimizer.apply(weights)
+        self.release_backward_state()  # nothing held for backward between steps
         n = outs[0].shape[0]
         self._loss_tracker.update_state(total, sample_weight=n)
         if any(out.metrics for out in outputs) or len(outputs) > 1:
@@ -467,6 +468,7 @@ class Trainer:
                                         validation_freq, root)
         finally:
             self._in_fit = False
+            self._grad_buffers = {}  # gradient sums at merges, reused only within fit
         self.history = history
         return history
 
