@@ -7,8 +7,8 @@ The estimate follows what the engine holds at its peak:
 * training: the weights, their gradients and the optimizer's slots; every
   tensor of the graph computed by the forward pass (the model keeps them all
   until backward ends, and each layer's backward reads its own input or
-  output); the extra arrays some layers keep (an activation whose backward
-  needs its input keeps both sides, a dropout mask); one gradient per
+  output); the extra arrays some layers keep (a fused activation whose
+  backward needs its input keeps the pre-activation too, a dropout mask); one gradient per
   tensor that backward reaches (gradients are held until backward ends), one
   more where several layers read a tensor (their gradients are summed); and
   the scratch: the kernels pack the largest weight array (or its gradient's
@@ -113,11 +113,17 @@ def _weight_bytes(weights):
     return sum(w.value.nbytes for w in weights)
 
 
+# The matrix products pack the weight operand in blocks; beyond this size a
+# weight is packed a block at a time.
+_PACKED_WEIGHT_CAP = 16 << 20
+
+
 def _largest_kernel(model):
-    """Bytes of the largest weight array: the kernels pack a weight matrix
-    (or its gradient's per-thread partial) into a scratch buffer of about
-    its size, kept for reuse."""
-    return max((w.value.nbytes for w in model.weights), default=0)
+    """Bytes of scratch for packing weights: the kernels pack a weight
+    matrix (or its gradient's per-thread partial) into a buffer of about its
+    size, up to a block, kept for reuse."""
+    largest = max((w.value.nbytes for w in model.weights), default=0)
+    return min(largest, _PACKED_WEIGHT_CAP)
 
 
 def _walk(model, batch_size):
@@ -131,11 +137,13 @@ def _extra_kept(layer, out_bytes):
     """Bytes a layer keeps for backward beyond its input and output tensors."""
     act = getattr(layer, "activation", None)
     extra = 0
-    if act is not None and not getattr(act, "is_linear", True) and getattr(act, "uses_input",
-                                                                             False):
-        extra += out_bytes  # both the pre-activation and the output are kept
+    if layer.weights and act is not None and not getattr(act, "is_linear", True) \
+            and getattr(act, "uses_input", False):
+        # a fused activation whose backward needs its input keeps the
+        # layer's own pre-activation buffer beside the output
+        extra += out_bytes
     if getattr(layer, "rate", 0) and type(layer).__name__.endswith("Dropout"):
-        extra += out_bytes  # the mask
+        extra += out_bytes // _FLOAT  # the mask, one byte per element
     return extra
 
 
