@@ -287,6 +287,34 @@ def add_case(h, c):
     return setup
 
 
+def grid_sample_case(h, c, out_h):
+    """Bilinear sampling at a random affine grid: forward, and the backward
+    to both the image and the grid (torch: autograd of grid_sample)."""
+    def setup(rng, quick):
+        n = _batch(quick)
+        x = _nhwc(rng, (n, h, h, c))
+        theta = (np.eye(2, 3)[None] + 0.2 * rng.standard_normal((n, 2, 3))).astype(np.float32)
+        grid = cnnc.ops.affine_grid(theta, (n, out_h, out_h, c))
+        dy = _nhwc(rng, (n, out_h, out_h, c))
+        out = {"cnnc_forward": lambda: cnnc.ops.grid_sample(x, grid),
+               "cnnc_backward": lambda: cnnc.ops.grid_sample_backward(x, grid, dy)}
+        if torch is not None:
+            tx, tg = _torch_nhwc(x, True), torch.from_numpy(grid).requires_grad_(True)
+            tdy = _torch_nhwc(dy)
+
+            def forward(t):
+                return F.grid_sample(t, tg, mode="bilinear", padding_mode="zeros",
+                                     align_corners=False)
+
+            def backward():
+                tx.grad = tg.grad = None
+                forward(tx).backward(tdy)
+            out["torch_forward"] = lambda: forward(tx.detach())
+            out["torch_backward"] = backward
+        return out
+    return setup
+
+
 CASES = [
     # (group, name, setup)
     ("conv", "mnist conv 3x3 1->32 @28", conv2d_case(28, 1, 32, 3)),
@@ -322,6 +350,8 @@ CASES = [
     ("bn", "resnet18 bn+relu @7x7x512", batch_norm_relu_case(7, 512)),
     ("add", "resnet18 residual add @56x56x64", add_case(56, 64)),
     ("loss", "softmax-CE 32x10", softmax_xent_case(10)),
+    ("spatial", "grid_sample 42->28 c=1 (STN example)", grid_sample_case(42, 1, 28)),
+    ("spatial", "grid_sample 32->32 c=64", grid_sample_case(32, 64, 32)),
     ("loss", "softmax-CE 32x1000", softmax_xent_case(1000)),
     ("optim", "adam mnist-cnn 1.2M vs fused", optimizer_case("adam", mnist_cnn_params(), "fused")),
     ("optim", "adam mnist-cnn 1.2M vs foreach", optimizer_case("adam", mnist_cnn_params(), "foreach")),

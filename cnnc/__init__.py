@@ -1,12 +1,21 @@
 """cnnc: convolutional neural networks on the CPU, with a plain C core."""
-from cnnc._core import (  # noqa: F401
+from cnnc._wait_policy import load_with_policy as _load_with_policy
+
+# The first import of an extension loads the C library and its OpenMP runtime.
+_load_with_policy(lambda: __import__("cnnc._core"))
+
+from cnnc._core import (  # noqa: E402,F401
+    available_isas,
     core_version as _core_version,
     get_num_threads,
+    get_thread_limit,
     isa,
     max_isa,
     release_workspace,
     set_isa,
     set_num_threads,
+    threads_for,
+    work_grain,
 )
 from cnnc._paths import (  # noqa: F401
     get_cmake_dir,

@@ -8,9 +8,9 @@ respect to ``y``). Functions whose gradient is a function of the output alone
 (``uses_input = False``) let a layer overwrite the pre-activation in place and
 keep only ``y``.
 
-Names as in Keras: linear, relu, relu6, leaky_relu, elu, selu, gelu,
-sigmoid, hard_sigmoid, tanh, softmax, log_softmax, swish (silu), softplus,
-softsign, exponential.
+Names as in Keras: linear, relu, relu6, leaky_relu, elu, selu, gelu, sigmoid,
+hard_sigmoid, hard_silu (hard_swish), tanh, softmax, log_softmax, swish (silu),
+softplus, softsign, exponential; and gelu_tanh (gelu's tanh approximation).
 """
 import numpy as np
 
@@ -133,6 +133,8 @@ class _GELU(ActivationFunction):
 
     def __init__(self, approximate=False):
         self.approximate = bool(approximate)
+        if self.approximate:
+            self.name = "gelu_tanh"
 
     def forward(self, x, inplace=False):
         return ops.gelu(x, approximate=self.approximate)
@@ -163,6 +165,26 @@ class _HardSigmoid(ActivationFunction):
 
     def backward(self, x, y, dy):
         return np.where((y > 0.0) & (y < 1.0), dy * np.float32(1.0 / 6.0), np.float32(0.0))
+
+
+class _HardSwish(ActivationFunction):
+    """x * relu6(x + 3) / 6 (Keras 3's hard_silu, ONNX's HardSwish)."""
+    name = "hard_silu"
+
+    def forward(self, x, inplace=False):
+        gate = np.multiply(x, np.float32(1.0 / 6.0))
+        gate += np.float32(0.5)
+        np.clip(gate, 0.0, 1.0, out=gate)
+        return np.multiply(x, gate, out=x if inplace else None)
+
+    def backward(self, x, y, dy):
+        # 0 below -3, 1 above 3, x / 3 + 1/2 between
+        slope = np.multiply(x, np.float32(1.0 / 3.0))
+        slope += np.float32(0.5)
+        slope[x <= -3.0] = 0.0
+        slope[x >= 3.0] = 1.0
+        slope *= dy
+        return slope
 
 
 class _Tanh(ActivationFunction):
@@ -267,8 +289,11 @@ leaky_relu = _LeakyReLU()
 elu = _ELU()
 selu = _SELU()
 gelu = _GELU()
+gelu_tanh = _GELU(approximate=True)  # the tanh approximation
 sigmoid = _Sigmoid()
 hard_sigmoid = _HardSigmoid()
+hard_silu = _HardSwish()
+hard_swish = hard_silu
 tanh = _Tanh()
 softmax = _Softmax()
 log_softmax = _LogSoftmax()
@@ -278,10 +303,11 @@ softplus = _Softplus()
 softsign = _Softsign()
 exponential = _Exponential()
 
-_BY_NAME = {f.name: f for f in (linear, relu, relu6, leaky_relu, elu, selu, gelu, sigmoid,
-                                hard_sigmoid, tanh, softmax, log_softmax, swish, softplus,
-                                softsign, exponential)}
+_BY_NAME = {f.name: f for f in (linear, relu, relu6, leaky_relu, elu, selu, gelu, gelu_tanh,
+                                sigmoid, hard_sigmoid, hard_silu, tanh, softmax, log_softmax,
+                                swish, softplus, softsign, exponential)}
 _BY_NAME["silu"] = swish
+_BY_NAME["hard_swish"] = hard_silu
 _BY_NAME["none"] = linear
 
 __all__ += sorted(_BY_NAME)

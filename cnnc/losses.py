@@ -168,7 +168,15 @@ def _labels(y_true, name):
 
 class SparseCategoricalCrossentropy(Loss):
     """Categorical cross-entropy with integer class targets ``(N,)`` (or
-    ``(N, 1)``); ``ignore_class``: targets of that value contribute 0."""
+    ``(N, 1)``, or ``(N, ...)`` per position for segmentation).
+
+    ``ignore_class``: targets of that value contribute nothing, and with the
+    default ``"sum_over_batch_size"`` reduction the batch loss is the mean
+    over the *valid* elements only, ``sum(w * loss over valid) / count(valid)``
+    (as Keras's mask and PyTorch's ``ignore_index`` with ``reduction="mean"``);
+    a batch with no valid element has loss 0. The per-sample values that
+    ``compute`` returns carry the factor ``count(all) / count(valid)`` so that
+    the trainer's division by the batch size gives that mean."""
 
     fusable_activation = "softmax"
 
@@ -176,22 +184,38 @@ class SparseCategoricalCrossentropy(Loss):
                  name="sparse_categorical_crossentropy"):
         super().__init__(name, reduction)
         self.from_logits = bool(from_logits)
-        self.ignore_class = ignore_class
+        if ignore_class is not None and (isinstance(ignore_class, bool) or not isinstance(
+                ignore_class, (int, np.integer))):
+            raise ValueError(f"ignore_class must be None or an integer, got {ignore_class!r}")
+        self.ignore_class = None if ignore_class is None else int(ignore_class)
+
+    def _valid_scale(self, labels):
+        """count(all) / count(valid) when ignored elements must leave the mean, else 1."""
+        if self.ignore_class is None or self.reduction != "sum_over_batch_size":
+            return 1.0
+        valid = int(np.count_nonzero(labels != self.ignore_class))
+        return labels.size / valid if valid else 0.0
+
+    def _scaled(self, kernel, y_true, y_pred, sample_weight, grad_scale, need_grad, **kwargs):
+        labels = _labels(y_true, self.name)
+        scale = self._valid_scale(labels)
+        loss, grad = kernel(y_pred, labels, sample_weight=sample_weight,
+                            grad_scale=grad_scale * scale, ignore_index=self.ignore_class,
+                            need_grad=need_grad, **kwargs)
+        if scale != 1.0:
+            loss *= np.float32(scale)
+        return loss, grad
 
     def compute(self, y_true, y_pred, sample_weight=None, grad_scale=1.0, need_grad=True):
-        if self.from_logits or self.ignore_class is not None:
-            if not self.from_logits:
-                raise ValueError("ignore_class needs from_logits=True or a fused softmax output")
+        if self.from_logits:
             return self.compute_from_logits(y_true, y_pred, sample_weight, grad_scale, need_grad)
-        return ops.categorical_cross_entropy(y_pred, _labels(y_true, self.name),
-                                             sample_weight=sample_weight, grad_scale=grad_scale,
-                                             need_grad=need_grad)
+        return self._scaled(ops.categorical_cross_entropy, y_true, y_pred, sample_weight,
+                            grad_scale, need_grad)
 
     def compute_from_logits(self, y_true, logits, sample_weight=None, grad_scale=1.0,
                             need_grad=True):
-        return ops.softmax_cross_entropy(logits, _labels(y_true, self.name),
-                                         sample_weight=sample_weight, grad_scale=grad_scale,
-                                         ignore_index=self.ignore_class, need_grad=need_grad)
+        return self._scaled(ops.softmax_cross_entropy, y_true, logits, sample_weight, grad_scale,
+                            need_grad)
 
     def get_config(self):
         return dict(super().get_config(), from_logits=self.from_logits,

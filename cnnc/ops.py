@@ -16,6 +16,8 @@ from cnnc._elementwise import *  # noqa: F401,F403
 from cnnc._loss import *  # noqa: F401,F403
 from cnnc._optim import *  # noqa: F401,F403
 from cnnc._augment import *  # noqa: F401,F403
+from cnnc._spatial import *  # noqa: F401,F403
+
 # Keras's names, differentiable on traced tensors; they replace the kernels
 # of the same name and keep their behaviour on arrays.
 from cnnc.autodiff.math_ops import *  # noqa: F401,F403,E402

@@ -10,7 +10,7 @@
 
 #define AUGMENT_SLOT 6
 /* Floats of work per image below which images stay on one thread. */
-#define AUGMENT_GRAIN 16384
+#define AUGMENT_GRAIN cnnc_work_grain(CNNC_WORK_AUGMENT)
 
 /* ---- the counter-based generator ------------------------------------------ */
 static inline uint64_t mix64(uint64_t z)

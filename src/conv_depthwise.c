@@ -19,7 +19,7 @@
 #include "depthwise_kernels.h"
 
 /* Multiply-adds per thread below which a second thread does not pay. */
-#define DEPTHWISE_THREAD_GRAIN ((int64_t)1 << 18)
+#define DEPTHWISE_THREAD_GRAIN cnnc_work_grain(CNNC_WORK_DEPTHWISE)
 /* Source bytes that one weight-gradient run should keep in L1: the kernel
  * rereads them once per channel vector and tap chunk. */
 #define DEPTHWISE_WEIGHTS_RUN_BYTES (24 * 1024)

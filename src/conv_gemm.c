@@ -19,7 +19,7 @@
  * bias pre-fill and the GEMM both touch. */
 #define DIRECT_TILE_PIXELS 1024
 /* Multiply-adds per thread below which a second thread does not pay. */
-#define CONV_THREAD_GRAIN ((int64_t)1 << 21)
+#define CONV_THREAD_GRAIN cnnc_work_grain(CNNC_WORK_CONV)
 
 static int64_t tile_pixels(int64_t row)
 {

@@ -61,7 +61,7 @@ void cnnc_conv_partial_reduce(struct cnnc_conv_partials *p)
 
 cnnc_status cnnc_conv_channel_sum(int64_t rows, int64_t channels, const float *data, float *out)
 {
-    int threads = cnnc_threads_for(rows * channels, 1 << 16);
+    int threads = cnnc_threads_for_kind(CNNC_WORK_BIAS_GRAD, rows * channels);
     float *buffers[threads];
     struct cnnc_conv_partials partials = {.out = out, .buffers = buffers, .count = channels};
 #ifdef CNNC_OPENMP

@@ -49,7 +49,7 @@
 #define PAD 16
 /* Multiply-adds (of the direct convolution) per thread below which a second
  * thread does not pay, as for the GEMM convolutions. */
-#define THREAD_GRAIN ((int64_t)1 << 21)
+#define THREAD_GRAIN cnnc_work_grain(CNNC_WORK_CONV)
 
 struct wino_plan {
     const struct cnnc_conv_geom *g;

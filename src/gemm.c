@@ -20,7 +20,7 @@
 
 /* Work (M * N * K multiply-adds) per thread below which an extra thread
  * costs more than it saves: about 20 microseconds of one core's work. */
-#define GEMM_THREAD_GRAIN ((int64_t)1 << 21)
+#define GEMM_THREAD_GRAIN cnnc_work_grain(CNNC_WORK_GEMM)
 
 /* op(B) with at most this many NR panels counts as skinny (strips_inplace);
  * its packed K x N block is kept under GEMM_SKINNY_B_BYTES (a slice of L3). */

@@ -11,7 +11,7 @@
 /* Elementwise losses cut each sample into blocks of this many values. */
 #define LOSS_BLOCK 16384
 /* Values per thread below which a second thread does not pay. */
-#define LOSS_GRAIN 32768
+#define LOSS_GRAIN cnnc_work_grain(CNNC_WORK_ELEMENTWISE)
 /* cnnc_workspace slot holding the partial sums (on the calling thread). */
 #define LOSS_WORKSPACE_SLOT 6
 

@@ -3,7 +3,7 @@
 #include "pool_kernels.h"
 
 /* Below this much work (window elements visited), one thread is faster. */
-#define POOL_GRAIN 65536
+#define POOL_GRAIN cnnc_work_grain(CNNC_WORK_POOL)
 /* Channels handled by one global-pooling task: bounds the stack buffers. */
 #define GLOBAL_CHUNK 1024
 

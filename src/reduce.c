@@ -3,7 +3,7 @@
 #include "elementwise_kernels.h"
 #define CNNC_REDUCE_WORKSPACE CNNC_ELEMENTWISE_WORKSPACE
 
-#define REDUCE_GRAIN 32768          /* elements per partition, roughly */
+#define REDUCE_GRAIN cnnc_work_grain(CNNC_WORK_REDUCE) /* elements per partition, roughly */
 #define REDUCE_MAX_PARTS 32
 #define REDUCE_COLUMN_CHUNK 4096     /* columns per task, so wide rows still split */
 #define REDUCE_MAX_PARTIAL_DOUBLES (2 << 20)

@@ -5,8 +5,7 @@ import pytest
 
 import cnnc
 
-_ORDER = ("scalar", "avx2", "avx512")
-AVAILABLE_ISAS = _ORDER[: _ORDER.index(cnnc.max_isa()) + 1]
+AVAILABLE_ISAS = cnnc.available_isas()
 
 
 @pytest.fixture(params=AVAILABLE_ISAS)

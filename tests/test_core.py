@@ -19,6 +19,16 @@ def test_version_and_settings():
         cnnc.set_isa("sse9")
 
 
+def test_available_isas_follow_the_architecture():
+    import platform
+    paths = cnnc.available_isas()
+    assert paths[0] == "scalar" and cnnc.max_isa() == paths[-1] and cnnc.isa() in paths
+    other = "neon" if platform.machine() in ("x86_64", "AMD64") else "avx2"
+    assert other not in paths
+    with pytest.raises(Exception, match="not supported"):
+        cnnc.set_isa(other)
+
+
 def test_relu_matches_numpy(isa, threads, rng):
     for n in (1, 7, 1023, 1_000_003):
         x = rng.standard_normal(n).astype(np.float32)

@@ -13,9 +13,10 @@ CASES = {
     "fashion_resnet.py": "test accuracy",
     "edge_filter.py": "edges.png",
     "feature_maps.py": "conv2d_1_maps.png",
-    "transfer_learning.py": "frozen base + new head",
+    "transfer_learning.py": "frozen pretrained base + new head",
     "conv1d_sequences.py": "test accuracy",
     "segmentation_toy.py": "IoU",
+    "spatial_transformer.py": "distorted images",
 }
 
 
@@ -27,7 +28,7 @@ def test_every_example_is_covered():
 def test_example_runs(script, tmp_path):
     args = [sys.executable, "-P", os.path.join(EXAMPLES, script), "--quick"]
     if script in ("fashion_mnist_cnn.py", "fashion_resnet.py", "edge_filter.py", "feature_maps.py",
-                  "segmentation_toy.py"):
+                  "segmentation_toy.py", "spatial_transformer.py"):
         args += ["--out", str(tmp_path)]
     env = dict(os.environ, OMP_NUM_THREADS="2")
     result = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)

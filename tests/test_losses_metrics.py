@@ -141,3 +141,31 @@ def test_regression_metrics(rng):
     assert metrics.get("mse")(y, p) == pytest.approx(((y - p) ** 2).mean())
     assert metrics.get("rmse")(y, p) == pytest.approx(np.sqrt(((y - p) ** 2).mean()))
     assert metrics.get("mean_absolute_error").name == "mean_absolute_error"
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_sparse_ignore_class_averages_over_valid_elements_as_torch(rng, from_logits):
+    """Keras and PyTorch (ignore_index, reduction="mean") divide by the valid
+    elements only; the trainer's per-sample sum / N must give the same."""
+    torch = pytest.importorskip("torch")
+    from cnnc import losses, ops
+    logits = rng.standard_normal((4, 5, 6, 3)).astype(np.float32)
+    labels = rng.integers(0, 3, (4, 5, 6))
+    labels[rng.random(labels.shape) < 0.4] = 255
+    labels[0] = 255                                     # one sample entirely ignored
+    weights = rng.uniform(0.5, 2.0, 4).astype(np.float32)
+    t_logits = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    per_element = torch.nn.functional.cross_entropy(
+        t_logits.permute(0, 3, 1, 2), torch.tensor(labels), ignore_index=255, reduction="none")
+    valid = float((labels != 255).sum())
+    want = (per_element * torch.tensor(weights, dtype=torch.float64)[:, None, None]).sum() / valid
+    want.backward()
+    loss = losses.SparseCategoricalCrossentropy(from_logits=from_logits, ignore_class=255)
+    pred = logits if from_logits else ops.softmax(logits)
+    per_sample, grad = loss.compute(labels, pred, sample_weight=weights, grad_scale=1 / 4)
+    np.testing.assert_allclose(per_sample.sum() / 4, want.item(), rtol=1e-5)
+    assert loss(labels, pred, sample_weight=weights) == pytest.approx(want.item(), rel=1e-5)
+    if from_logits:
+        np.testing.assert_allclose(grad, t_logits.grad.numpy(), rtol=1e-4, atol=1e-6)
+    all_ignored = np.full((2, 3), 255)
+    assert loss(all_ignored, pred[:2, 0, :3]) == 0.0

@@ -29,6 +29,10 @@ def _counts(model):
     (lambda: applications.VGG16(include_top=False), (14_714_688, 14_714_688, 0)),
     # torchvision alexnet.
     (lambda: applications.AlexNet(), (61_100_840, 61_100_840, 0)),
+    # keras.applications.InceptionV3(weights=None) and MobileNetV2(weights=None).
+    (lambda: applications.InceptionV3(), (23_851_784, 23_817_352, 34_432)),
+    (lambda: applications.InceptionV3(include_top=False), (21_802_784, 21_768_352, 34_432)),
+    (lambda: applications.MobileNetV2(), (3_538_984, 3_504_872, 34_112)),
 ])
 def test_parameter_counts(build, expected):
     assert _counts(build()) == expected
@@ -79,3 +83,36 @@ def test_zoo_models_run_and_load_weights(tmp_path, rng):
     hist = model.fit(rng.standard_normal((8, 32, 32, 3)).astype(np.float32),
                      rng.integers(0, 4, 8), epochs=3, batch_size=4, verbose=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0]
+
+
+@pytest.mark.parametrize("build, shape, batch", [
+    (applications.InceptionV3, (299, 299, 3), 1),
+    (applications.MobileNetV2, (224, 224, 3), 2),
+])
+def test_inception_and_mobilenet_train_a_step_at_native_size(rng, build, shape, batch):
+    model = build(classes=5)
+    assert model.input_shape == (None,) + shape and model.output_shape == (None, 5)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    x = rng.standard_normal((batch,) + shape).astype(np.float32)
+    loss = model.train_on_batch(x, rng.integers(0, 5, batch))
+    assert np.isfinite(loss)
+    changed = [not np.array_equal(a, b) for a, b in zip(before, model.get_weights())]
+    assert all(changed[:3]) and changed[-1]     # the first and last layers learned
+
+
+def test_inception_and_mobilenet_small_inputs_and_options(rng):
+    m = applications.InceptionV3(input_shape=(75, 75, 1), classes=3)
+    assert m.get_layer("mixed10").output_shape == (None, 1, 1, 2048)
+    assert m.predict(rng.standard_normal((2, 75, 75, 1)).astype(np.float32), verbose=0).shape == (2, 3)
+    m = applications.MobileNetV2(input_shape=(33, 35, 3), alpha=0.5, include_top=False, pooling="max")
+    assert m.output_shape == (None, 1280)
+    assert m.get_layer("block_16_project").output_shape == (None, 2, 2, 160)
+    assert np.isfinite(m.predict(rng.standard_normal((1, 33, 35, 3)).astype(np.float32),
+                                 verbose=0)).all()
+    with pytest.raises(ValueError, match="75x75"):
+        applications.InceptionV3(input_shape=(64, 64, 3))
+    with pytest.raises(ValueError, match="32x32"):
+        applications.MobileNetV2(input_shape=(31, 64, 3))
+    with pytest.raises(ValueError, match="alpha"):
+        applications.MobileNetV2(alpha=0)

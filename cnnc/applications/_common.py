@@ -31,6 +31,17 @@ def pool_features(x, pooling, name_prefix=""):
     return x
 
 
+def average_pool_head(x, include_top, pooling, classes, classifier_activation,
+                      pool_name="avg_pool"):
+    """The end of the global-average-pooling networks: with include_top,
+    GlobalAveragePooling2D then a ``classes``-way Dense "predictions";
+    otherwise the features, pooled as ``pooling`` says."""
+    if not include_top:
+        return pool_features(x, pooling)
+    x = layers.GlobalAveragePooling2D(name=pool_name)(x)
+    return layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+
+
 def load_weights(model, weights):
     """``weights``: None (random initialization) or a path to a file written
     by ``model.save_weights``/``model.save``."""

@@ -8,7 +8,7 @@ first 1x1 convolution, convolutions with bias, epsilon 1.001e-5), so its
 parameter counts are those of each reference.
 """
 from cnnc import layers
-from cnnc.applications._common import check_top, load_weights, model_input, pool_features
+from cnnc.applications._common import average_pool_head, check_top, load_weights, model_input
 from cnnc.models import Model
 
 
@@ -81,11 +81,7 @@ def _resnet(blocks, bottleneck, include_top, weights, input_tensor, input_shape,
                 x = _bottleneck_block(x, filters, strides, block_name, conv_shortcut=(i == 1))
             else:
                 x = _basic_block(x, filters, strides, block_name)
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = pool_features(x, pooling)
+    x = average_pool_head(x, include_top, pooling, classes, classifier_activation)
     return load_weights(Model(inputs, x, name=name), weights)
 
 

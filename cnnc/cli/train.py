@@ -12,7 +12,7 @@ import numpy as np
 # --model name -> cnnc.applications constructor name
 MODELS = {"mnist_cnn": "MnistCNN", "lenet5": "LeNet5", "resnet18": "ResNet18",
           "resnet34": "ResNet34", "resnet50": "ResNet50", "vgg16": "VGG16", "vgg19": "VGG19",
-          "alexnet": "AlexNet"}
+          "alexnet": "AlexNet", "inception_v3": "InceptionV3", "mobilenet_v2": "MobileNetV2"}
 OPTIMIZERS = ("adam", "sgd", "adamw", "rmsprop")
 # Augmentations --augment may list (comma separated); "standard" is a good
 # default for small grayscale images such as Fashion-MNIST.

@@ -26,23 +26,36 @@ from cnnc.layers.relu import ReLU
 from cnnc.layers.leaky_relu import LeakyReLU
 from cnnc.layers.elu import ELU
 from cnnc.layers.softmax import Softmax
-from cnnc.layers.merge import (Add, Average, Concatenate, Maximum, Minimum, Multiply,
+from cnnc.layers.merge import (Add, Average, Concatenate, Divide, Maximum, Minimum, Multiply,
                                Subtract, add, average, concatenate, maximum, minimum, multiply,
                                subtract)
 from cnnc.layers.lambda_layer import Lambda
 from cnnc.layers.op_layer import OpLayer
+from cnnc.layers.prelu import PReLU
+from cnnc.layers.clip import Clip, HardSigmoid
+from cnnc.layers.constant_arithmetic import ConstantArithmetic
+from cnnc.layers.pad import Pad
 from cnnc.layers.zero_padding2d import ZeroPadding2D
 from cnnc.layers.cropping2d import Cropping2D
 from cnnc.layers.upsampling2d import UpSampling2D
 from cnnc.layers.sequence_resizing import Cropping1D, UpSampling1D, ZeroPadding1D
 from cnnc.layers.spatial_dropout import SpatialDropout1D, SpatialDropout2D
 from cnnc.layers.permute import Permute
+from cnnc.layers.separable_conv1d import SeparableConv1D
+from cnnc.layers.separable_conv2d import SeparableConv2D
+from cnnc.layers.embedding import Embedding
+from cnnc.layers.layer_normalization import LayerNormalization
+from cnnc.layers.group_normalization import GroupNormalization
+from cnnc.layers.affine_grid_generator import AffineGridGenerator
+from cnnc.layers.bilinear_sampler import BilinearSampler
 from cnnc.layers.preprocessing import *  # noqa: F401,F403
 from cnnc.layers.preprocessing import PREPROCESSING_LAYERS
 
 Convolution1D = Conv1D
 Convolution2D = Conv2D
 Convolution2DTranspose = Conv2DTranspose
+SeparableConvolution1D = SeparableConv1D
+SeparableConvolution2D = SeparableConv2D
 
 _LAYER_CLASSES = {cls.__name__: cls for cls in (
     InputLayer, Dense, Conv1D, Conv2D, DepthwiseConv2D, Conv2DTranspose, AveragePooling1D,
@@ -51,7 +64,9 @@ _LAYER_CLASSES = {cls.__name__: cls for cls in (
     BatchNormalization, SyncBatchNormalization, Activation, ReLU, LeakyReLU, ELU, Softmax, Add, Subtract, Multiply,
     Average, Maximum, Minimum, Concatenate, ZeroPadding2D, Cropping2D, UpSampling2D,
     ZeroPadding1D, Cropping1D, UpSampling1D, SpatialDropout1D, SpatialDropout2D, Permute,
-    Lambda, OpLayer)}
+    Lambda, OpLayer, Divide, PReLU, Clip, HardSigmoid, ConstantArithmetic, Pad,
+    SeparableConv1D, SeparableConv2D, Embedding, LayerNormalization, GroupNormalization,
+    AffineGridGenerator, BilinearSampler)}
 _LAYER_CLASSES.update({cls.__name__: cls for cls in PREPROCESSING_LAYERS})
 
 

@@ -25,7 +25,7 @@ class BaseConv(KernelLayer):
         self.filters = None if filters is None else positive_int(filters, "filters")
         self.kernel_size = conv_utils.normalize_tuple(kernel_size, self.rank, "kernel_size")
         self.strides = conv_utils.normalize_tuple(strides, self.rank, "strides")
-        self.padding = conv_utils.normalize_padding(padding, self.paddings)
+        self.padding = conv_utils.normalize_conv_padding(padding, self.rank, self.paddings)
         self.data_format = conv_utils.check_data_format(data_format)
         self.dilation_rate = conv_utils.normalize_tuple(dilation_rate, self.rank, "dilation_rate")
         self.groups = positive_int(groups, "groups")
@@ -41,9 +41,22 @@ class BaseConv(KernelLayer):
     def _out_channels(self, in_channels):
         return self.filters
 
+    def _axis_paddings(self):
+        """Per spatial axis: the mode name, or the explicit (before, after)."""
+        if isinstance(self.padding, str):
+            return (self.padding,) * self.rank
+        return self.padding
+
+    def _kernel_padding(self):
+        """The padding argument of the ops kernels."""
+        if isinstance(self.padding, str):
+            return self.padding
+        return self.padding[0] if self.rank == 1 else self.padding
+
     def _output_spatial(self, spatial):
-        return tuple(conv_utils.conv_output_length(n, k, self.padding, s, d) for n, k, s, d in
-                     zip(spatial, self.kernel_size, self.strides, self.dilation_rate))
+        return tuple(conv_utils.conv_output_length(n, k, p, s, d) for n, k, p, s, d in
+                     zip(spatial, self.kernel_size, self._axis_paddings(), self.strides,
+                         self.dilation_rate))
 
     def _conv(self, x, w, b):
         raise NotImplementedError
@@ -101,7 +114,7 @@ class BaseConv(KernelLayer):
             "filters": self.filters,
             "kernel_size": list(self.kernel_size),
             "strides": list(self.strides),
-            "padding": self.padding,
+            "padding": conv_utils.padding_config(self.padding),
             "data_format": self.data_format,
             "dilation_rate": list(self.dilation_rate),
             "groups": self.groups,

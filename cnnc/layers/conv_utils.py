@@ -30,6 +30,33 @@ def normalize_padding(value, allowed=("valid", "same")):
     return value.lower()
 
 
+def normalize_conv_padding(value, rank, allowed=("valid", "same")):
+    """A padding mode from ``allowed`` (lower-cased), or explicit padding as
+    ``rank`` ``(before, after)`` pairs: an int (every side), ``rank`` ints
+    (symmetric per axis), ``rank`` pairs, or in 1-D one ``(left, right)``
+    pair, as ``ops.conv2d``/``ops.conv1d`` accept."""
+    if isinstance(value, str):
+        return normalize_padding(value, allowed)
+    error = (f"padding must be one of {allowed}, an int, {rank} ints or {rank} (before, after) "
+             f"pairs, got {value!r}")
+    if isinstance(value, (list, tuple)) and value and all(isinstance(p, (list, tuple))
+                                                          for p in value):
+        if len(value) != rank:
+            raise ValueError(error)
+        return tuple(normalize_tuple(p, 2, "padding", allow_zero=True) for p in value)
+    if rank == 1 and isinstance(value, (list, tuple)) and len(value) == 2:
+        return (normalize_tuple(value, 2, "padding", allow_zero=True),)
+    try:
+        return tuple((p, p) for p in normalize_tuple(value, rank, "padding", allow_zero=True))
+    except ValueError:
+        raise ValueError(error) from None
+
+
+def padding_config(padding):
+    """A normalized padding as stored in a layer config (JSON: lists)."""
+    return padding if isinstance(padding, str) else [list(p) for p in padding]
+
+
 def check_data_format(value):
     if value not in (None, "channels_last"):
         raise ValueError(f"data_format must be 'channels_last' (cnnc is channels-last), "
@@ -43,6 +70,8 @@ def conv_output_length(length, kernel, padding, stride, dilation=1):
     if length is None:
         return None
     effective = (kernel - 1) * dilation + 1
+    if not isinstance(padding, str):  # explicit (before, after)
+        return (length + padding[0] + padding[1] - effective) // stride + 1
     if padding in ("same", "causal"):
         out = (length + stride - 1) // stride
     else:
@@ -55,6 +84,8 @@ def deconv_output_length(length, kernel, padding, output_padding, stride, dilati
     if length is None:
         return None
     kernel = kernel + (kernel - 1) * (dilation - 1)
+    if not isinstance(padding, str):  # explicit (before, after) crops the full output
+        return (length - 1) * stride + kernel - padding[0] - padding[1] + (output_padding or 0)
     if output_padding is None:
         if padding == "valid":
             return length * stride + max(kernel - stride, 0)

@@ -48,12 +48,13 @@ class DepthwiseConv2D(BaseConv):
         return w.reshape(kh, kw, 1, c * m)
 
     def _conv(self, x, w, b):
-        return ops.conv2d(x, self._grouped_kernel(w), b, strides=self.strides, padding=self.padding,
+        return ops.conv2d(x, self._grouped_kernel(w), b, strides=self.strides,
+                          padding=self._kernel_padding(),
                           dilation=self.dilation_rate, groups=w.shape[2])
 
     def _conv_backward(self, x, w, dz, need_dx):
         return ops.conv2d_backward(x, self._grouped_kernel(w), dz, strides=self.strides,
-                                   padding=self.padding, dilation=self.dilation_rate,
+                                   padding=self._kernel_padding(), dilation=self.dilation_rate,
                                    groups=w.shape[2], need_dx=need_dx)
 
     def get_config(self):

@@ -1,4 +1,4 @@
-"""Layers combining several tensors: Add, Subtract, Multiply, Average,
+"""Layers combining several tensors: Add, Subtract, Divide, Multiply, Average,
 Maximum, Minimum (same shapes) and Concatenate."""
 import numbers
 
@@ -85,6 +85,20 @@ class Subtract(BaseMerge):
 
     def _merge_backward(self, inputs, dy):
         return [dy, np.negative(dy)]
+
+
+class Divide(BaseMerge):
+    """``inputs[0] / inputs[1]``."""
+
+    max_inputs = 2
+
+    def _merge(self, inputs):
+        return np.divide(inputs[0], inputs[1], dtype=np.float32)
+
+    def _merge_backward(self, inputs, dy):
+        dx0 = np.divide(dy, inputs[1], dtype=np.float32)
+        dx1 = np.negative(dx0 * inputs[0] / inputs[1]).astype(np.float32, copy=False)
+        return [dx0, dx1]
 
 
 class Multiply(BaseMerge):

@@ -1,4 +1,6 @@
 """Max and average pooling over 1-D and 2-D windows."""
+import numpy as np
+
 from cnnc import ops
 from cnnc.layers import conv_utils
 from cnnc.layers.base import Layer
@@ -6,26 +8,104 @@ from cnnc.layers.base import Layer
 
 class BasePooling(Layer):
     """A pooling window of ``pool_size`` moved by ``strides`` (default:
-    ``pool_size``) over the spatial axes, "valid" or "same" padding; padded
-    positions never win a max and are left out of an average (as Keras)."""
+    ``pool_size``) over the spatial axes.
+
+    padding: "valid", "same" or explicit (an int, one int per axis, or one
+    ``(before, after)`` pair per axis, each pad smaller than the pool).
+    Padded positions never win a max. An average leaves them out of the
+    divisor (Keras's rule) unless ``count_include_pad`` (PyTorch's and ONNX's
+    default), which counts the zeros of the explicit padding. ``ceil_mode``
+    rounds the output size up (PyTorch and ONNX): the last window may run
+    past the padded input, and that overhang is never counted.
+    """
 
     rank = 2
+    averages = False  # whether count_include_pad means anything
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None,
+                 ceil_mode=False, count_include_pad=False, **kwargs):
         super().__init__(**kwargs)
         self.pool_size = conv_utils.normalize_tuple(pool_size, self.rank, "pool_size")
         self.strides = (self.pool_size if strides is None
                         else conv_utils.normalize_tuple(strides, self.rank, "strides"))
-        self.padding = conv_utils.normalize_padding(padding)
+        self.padding = conv_utils.normalize_conv_padding(padding, self.rank)
+        if not isinstance(self.padding, str) and any(
+                p >= k for pair, k in zip(self.padding, self.pool_size) for p in pair):
+            raise ValueError(f"padding {padding!r}: each pad must be smaller than the pool size "
+                             f"{self.pool_size}")
         self.data_format = conv_utils.check_data_format(data_format)
+        self.ceil_mode = bool(ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
         self._x = None
         self._checked_shape = None
-        self._kernel_args = self._args()
+        self._plans = {}
 
-    def _args(self):
-        if self.rank == 1:
-            return dict(pool_size=self.pool_size[0], strides=self.strides[0], padding=self.padding)
-        return dict(pool_size=self.pool_size, strides=self.strides, padding=self.padding)
+    def _pads(self, spatial):
+        """(before, after) per spatial axis, and the ceil-mode overhang after."""
+        pads, overhang = [], []
+        for n, k, s, mode in zip(spatial, self.pool_size, self.strides,
+                                 (self.padding,) * self.rank if isinstance(self.padding, str)
+                                 else self.padding):
+            if n is None:
+                pads.append((0, 0))
+                overhang.append(0)
+                continue
+            if mode == "valid":
+                pair = (0, 0)
+            elif mode == "same":
+                pair = ops.same_padding(n, k, s, 1)
+            else:
+                pair = tuple(mode)
+            extra = 0
+            if self.ceil_mode and n is not None:
+                padded = n + pair[0] + pair[1]
+                out = -(-(padded - k) // s) + 1
+                if (out - 1) * s >= n + pair[0]:  # no window may start in the end padding
+                    out -= 1
+                extra = max((out - 1) * s + k - padded, 0)
+            pads.append(pair)
+            overhang.append(extra)
+        return pads, overhang
+
+    def _plan(self, spatial):
+        """How to run the kernel for inputs of this spatial size: (explicit
+        zero padding applied first or None, the kernel's padding)."""
+        plan = self._plans.get(spatial)
+        if plan is None:
+            pads, overhang = self._pads(spatial)
+            if isinstance(self.padding, str) and not any(overhang):
+                pre, kernel = None, self.padding
+            elif self.averages and self.count_include_pad and any(p for pair in pads for p in pair):
+                pre = pads
+                kernel = tuple((0, e) for e in overhang)
+            else:
+                pre = None
+                kernel = tuple((b, a + e) for (b, a), e in zip(pads, overhang))
+            if kernel != "valid" and not isinstance(kernel, str) and any(
+                    p >= k for pair, k in zip(kernel, self.pool_size) for p in pair):
+                raise ValueError(f"{type(self).__name__} {self.name!r}: with ceil_mode the "
+                                 f"padding {kernel} reaches a whole pool {self.pool_size}")
+            args = dict(pool_size=self.pool_size, strides=self.strides, padding=kernel)
+            if self.rank == 1:
+                args = dict(pool_size=self.pool_size[0], strides=self.strides[0],
+                            padding=kernel if isinstance(kernel, str) else kernel[0])
+            plan = self._plans[spatial] = (pre, args)
+        return plan
+
+    def _pooled(self, x, fn):
+        pre, args = self._plan(x.shape[1:-1])
+        if pre is not None:
+            x = np.pad(x, ((0, 0),) + tuple(pre) + ((0, 0),))
+        return fn(x, args)
+
+    def _pooled_backward(self, x, dy, fn):
+        pre, args = self._plan(x.shape[1:-1])
+        if pre is None:
+            return fn(x, dy, args)
+        dx = fn(np.pad(x, ((0, 0),) + tuple(pre) + ((0, 0),)), dy, args)
+        crop = (slice(None),) + tuple(slice(b, b + n) for (b, _), n in
+                                      zip(pre, x.shape[1:-1])) + (slice(None),)
+        return np.ascontiguousarray(dx[crop])
 
     def build(self, input_shape):
         conv_utils.check_input_rank(self, input_shape, self.rank + 2)
@@ -33,8 +113,10 @@ class BasePooling(Layer):
 
     def compute_output_shape(self, input_shape):
         input_shape = tuple(input_shape)
-        spatial = tuple(conv_utils.conv_output_length(n, k, self.padding, s)
-                        for n, k, s in zip(input_shape[1:-1], self.pool_size, self.strides))
+        pads, overhang = self._pads(input_shape[1:-1])
+        spatial = tuple(conv_utils.conv_output_length(n, k, (p[0], p[1] + e), s)
+                        for n, k, p, e, s in zip(input_shape[1:-1], self.pool_size, pads,
+                                                 overhang, self.strides))
         if any(s is not None and s <= 0 for s in spatial):
             raise ValueError(f"{type(self).__name__} {self.name!r}: input shape {input_shape} is "
                              f"smaller than pool_size={self.pool_size}")
@@ -57,7 +139,9 @@ class BasePooling(Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"pool_size": list(self.pool_size), "strides": list(self.strides),
-                       "padding": self.padding, "data_format": self.data_format})
+                       "padding": conv_utils.padding_config(self.padding),
+                       "data_format": self.data_format, "ceil_mode": self.ceil_mode,
+                       "count_include_pad": self.count_include_pad})
         return config
 
 
@@ -66,20 +150,24 @@ class MaxPooling2D(BasePooling):
     the first maximum of each window."""
 
     def _pool(self, x):
-        return ops.max_pool2d(x, **self._kernel_args)
+        return self._pooled(x, lambda x, args: ops.max_pool2d(x, **args))
 
     def _pool_backward(self, x, dy):
-        return ops.max_pool2d_backward(x, dy, **self._kernel_args)
+        return self._pooled_backward(
+            x, dy, lambda x, dy, args: ops.max_pool2d_backward(x, dy, **args))
 
 
 class AveragePooling2D(BasePooling):
     """Mean over ``pool_size`` windows of ``(N, H, W, C)``."""
 
+    averages = True
+
     def _pool(self, x):
-        return ops.avg_pool2d(x, **self._kernel_args)
+        return self._pooled(x, lambda x, args: ops.avg_pool2d(x, **args))
 
     def _pool_backward(self, x, dy):
-        return ops.avg_pool2d_backward(dy, x.shape, **self._kernel_args)
+        return self._pooled_backward(
+            x, dy, lambda x, dy, args: ops.avg_pool2d_backward(dy, x.shape, **args))
 
 
 class MaxPooling1D(BasePooling):
@@ -88,22 +176,26 @@ class MaxPooling1D(BasePooling):
     rank = 1
 
     def _pool(self, x):
-        return ops.max_pool1d(x, **self._kernel_args)
+        return self._pooled(x, lambda x, args: ops.max_pool1d(x, **args))
 
     def _pool_backward(self, x, dy):
-        return ops.max_pool1d_backward(x, dy, **self._kernel_args)
+        return self._pooled_backward(
+            x, dy, lambda x, dy, args: ops.max_pool1d_backward(x, dy, **args))
 
 
 class AveragePooling1D(BasePooling):
     """Mean over ``pool_size`` windows of ``(N, L, C)``."""
 
+    averages = True
+
     rank = 1
 
     def _pool(self, x):
-        return ops.avg_pool1d(x, **self._kernel_args)
+        return self._pooled(x, lambda x, args: ops.avg_pool1d(x, **args))
 
     def _pool_backward(self, x, dy):
-        return ops.avg_pool1d_backward(dy, x.shape, **self._kernel_args)
+        return self._pooled_backward(
+            x, dy, lambda x, dy, args: ops.avg_pool1d_backward(dy, x.shape, **args))
 
 
 MaxPool1D = MaxPooling1D

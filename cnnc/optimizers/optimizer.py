@@ -2,8 +2,13 @@
 clipping, decoupled weight decay, per-weight state ("slots") and its saving.
 
 Subclasses create their slots in ``_create_slots`` and apply one update in
-``_update`` by calling a C kernel of ``cnnc.ops``; parameters are updated in
-place, so every reference to a weight array stays valid.
+``_update`` by calling a C kernel of ``cnnc.ops``. Parameters are updated in
+place. When the slots are elementwise (``_elementwise_slots``, true for every
+built-in optimizer), ``build`` or the first update moves the values,
+gradients and slots of the weights it is given into flat buffers (see
+``flat_state``): a model's whole update is then one kernel call over one
+buffer. Each ``Weight.value`` / ``Weight.grad`` becomes a view into them, so
+an array taken from a weight before that point no longer follows it.
 """
 import math
 
@@ -11,6 +16,7 @@ import numpy as np
 
 from cnnc import ops
 from cnnc.optimizers import schedules as _schedules
+from cnnc.optimizers.flat_state import FlatState
 
 
 def _kernel_coefficients(regularizer):
@@ -35,6 +41,11 @@ class Optimizer:
     """
 
     _default_name = "optimizer"
+    # True when every slot has its weight's shape and ``_update`` works
+    # elementwise, so one call may update many weights laid end to end in
+    # one buffer; a subclass with other state sets it False and is updated
+    # weight by weight.
+    _elementwise_slots = True
 
     def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, name=None):
@@ -53,6 +64,7 @@ class Optimizer:
         self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
         self.iterations = 0
         self._slots = {}  # id(weight) -> (weight, {slot name: array})
+        self._flat = None  # FlatState of the weights last updated together
         self.learning_rate = learning_rate
 
     # -- learning rate -----------------------------------------------------
@@ -93,15 +105,34 @@ class Optimizer:
         return {}
 
     def build(self, weights):
-        """Create the state of every weight not seen yet."""
-        for weight in weights:
-            if id(weight) not in self._slots:
-                self._slots[id(weight)] = (weight, self._create_slots(weight))
+        """Create the state of every weight not seen yet (and pack the
+        weights into flat buffers, see the module docstring)."""
+        weights = list(weights)
+        if not self._pack(weights):
+            for weight in weights:
+                self._weight_slots(weight)
+
+    def _weight_slots(self, weight):
+        entry = self._slots.get(id(weight))
+        if entry is None:
+            entry = self._slots[id(weight)] = (weight, self._create_slots(weight))
+        return entry[1]
+
+    def _pack(self, weights):
+        """Lay these weights end to end in flat buffers unless they are
+        already; False where this optimizer updates weight by weight."""
+        if not self._elementwise_slots or not weights or len({id(w) for w in weights}) != len(weights):
+            return False
+        if self._flat is None or not self._flat.holds(weights):
+            flat = FlatState(weights, self._create_slots, {k: s for k, (_, s) in self._slots.items()})
+            for weight in weights:
+                self._slots[id(weight)] = (weight, flat.weight_slots[id(weight)])
+            self._flat = flat
+        return True
 
     def slots(self, weight):
         """The state arrays of ``weight`` (name -> array), created if needed."""
-        self.build([weight])
-        return self._slots[id(weight)][1]
+        return self._weight_slots(weight)
 
     def has_slots(self, weight):
         return id(weight) in self._slots
@@ -109,12 +140,15 @@ class Optimizer:
     def reset(self):
         """Forget all state and restart the step count."""
         self._slots.clear()
+        self._flat = None
         self.iterations = 0
 
     # -- updates -------------------------------------------------------------
     def apply(self, weights):
         """One update of every weight from its ``grad`` plus the gradient of
         its regularizer's penalty: the training step of a model."""
+        weights = list(weights)
+        self._pack(weights)
         self._apply([(w.grad, w) for w in weights], regularize=True)
 
     def apply_gradients(self, grads_and_vars):
@@ -159,14 +193,35 @@ class Optimizer:
                 scales = [s * self.global_clipnorm / norm for s in scales]
         lr = self.learning_rate
         decay = self.weight_decay or 0.0
-        for (grad, weight), scale, (l1, l2) in zip(pairs, scales, penalties):
-            entry = self._slots.get(id(weight))
-            if entry is None:
-                entry = self._slots[id(weight)] = (weight, self._create_slots(weight))
-            self._update(weight.value, grad, entry[1], lr,
-                         dict(l1=l1, l2=l2, weight_decay=decay, decoupled=True,
-                              grad_scale=scale, clipvalue=self.clipvalue))
+
+        def options(i):
+            return dict(l1=penalties[i][0], l2=penalties[i][1], weight_decay=decay, decoupled=True,
+                        grad_scale=scales[i], clipvalue=self.clipvalue)
+
+        if self._packed(pairs):
+            # Consecutive weights with the same options in one call each:
+            # without per-weight clipping or penalties, one call for all.
+            flat, first = self._flat, 0
+            for i in range(1, len(pairs) + 1):
+                if i == len(pairs) or (scales[i], penalties[i]) != (scales[first], penalties[first]):
+                    begin, end = flat.span(first, i - 1)
+                    if end > begin:
+                        self._update(flat.value[begin:end], flat.grad[begin:end],
+                                     {name: a[begin:end] for name, a in flat.slots.items()}, lr,
+                                     options(first))
+                    first = i
+        else:
+            for i, (grad, weight) in enumerate(pairs):
+                self._update(weight.value, grad, self._weight_slots(weight), lr, options(i))
         self.iterations += 1
+
+    def _packed(self, pairs):
+        """Whether the pairs are exactly the packed weights with their own
+        gradients, in order."""
+        flat = self._flat
+        return (flat is not None and len(pairs) == len(flat.weights)
+                and all(w is fw and g is w.grad for (g, w), fw in zip(pairs, flat.weights))
+                and flat.holds(flat.weights))
 
     def _update(self, param, grad, slots, lr, options):
         """Run the C kernel: ``options`` are the common keyword arguments of

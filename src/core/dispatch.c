@@ -37,12 +37,17 @@ static cnnc_isa detect_cpu_isa(void)
         return CNNC_ISA_AVX512;
     return CNNC_ISA_AVX2;
 }
+#elif defined(__aarch64__)
+static cnnc_isa detect_cpu_isa(void) { return CNNC_ISA_NEON; }
 #else
 static cnnc_isa detect_cpu_isa(void) { return CNNC_ISA_SCALAR; }
 #endif
 
 static cnnc_isa build_cap(cnnc_isa isa)
 {
+#if !defined(CNNC_HAVE_NEON)
+    if (isa == CNNC_ISA_NEON) isa = CNNC_ISA_SCALAR;
+#endif
 #if !defined(CNNC_HAVE_AVX512)
     if (isa >= CNNC_ISA_AVX512) isa = CNNC_ISA_AVX2;
 #endif
@@ -52,7 +57,16 @@ static cnnc_isa build_cap(cnnc_isa isa)
     return isa;
 }
 
-static const char *const isa_names[] = {"scalar", "avx2", "avx512"};
+static const char *const isa_names[] = {"scalar", "avx2", "avx512", "neon"};
+
+/* Whether a path may run here: scalar always; on x86-64 anything up to the
+ * best path; on AArch64 NEON when it is the best path. */
+static int isa_runs_here(cnnc_isa isa, cnnc_isa best)
+{
+    if (isa == CNNC_ISA_SCALAR || isa == best)
+        return 1;
+    return best != CNNC_ISA_NEON && isa != CNNC_ISA_NEON && isa < best;
+}
 
 /* -1 until first use; then the active ISA. Benign race: every thread
  * computes the same value. */
@@ -65,8 +79,8 @@ static void init_isa(void)
     cnnc_isa chosen = best;
     const char *env = getenv("CNNC_ISA");
     if (env && *env) {
-        for (int i = 0; i <= CNNC_ISA_AVX512; ++i)
-            if (strcasecmp(env, isa_names[i]) == 0 && (cnnc_isa)i < chosen)
+        for (int i = 0; i <= CNNC_ISA_NEON; ++i)
+            if (strcasecmp(env, isa_names[i]) == 0 && isa_runs_here((cnnc_isa)i, best))
                 chosen = (cnnc_isa)i;
     }
     max_isa = (int)best;
@@ -91,18 +105,20 @@ const char *cnnc_isa_name(void) { return isa_names[cnnc_get_isa()]; }
 
 cnnc_status cnnc_set_isa(cnnc_isa isa)
 {
-    if ((int)isa < 0 || isa > CNNC_ISA_AVX512)
+    if ((int)isa < 0 || isa > CNNC_ISA_NEON)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "unknown ISA %d", (int)isa);
-    if (isa > cnnc_max_isa())
+    if (!isa_runs_here(isa, cnnc_max_isa()))
         return cnnc_error(CNNC_ERR_UNSUPPORTED, "ISA %s is not supported here (best: %s)",
                           isa_names[isa], isa_names[cnnc_max_isa()]);
     active_isa = (int)isa;
     return CNNC_OK;
 }
 
-const void *cnnc_pick_table(const void *scalar, const void *avx2, const void *avx512)
+const void *cnnc_pick_table(const void *scalar, const void *avx2, const void *avx512, const void *neon)
 {
     cnnc_isa isa = cnnc_get_isa();
+    if (isa == CNNC_ISA_NEON)
+        return neon ? neon : scalar;
     if (isa >= CNNC_ISA_AVX512 && avx512)
         return avx512;
     if (isa >= CNNC_ISA_AVX2 && avx2)

@@ -1,4 +1,6 @@
 #include "cnnc_internal.h"
+#include <sys/resource.h>
+#include <unistd.h>
 #ifdef CNNC_OPENMP
 #include <omp.h>
 #endif
@@ -8,10 +10,37 @@
 
 static volatile int num_threads = 0; /* 0: not chosen yet */
 
+/* libgomp ends the whole process when it cannot create a thread it was asked
+ * for, so the count is bounded by what the machine can be expected to honour:
+ * a generous oversubscription of the online processors (64 at least, so that
+ * tests of odd team sizes run anywhere), OpenMP's thread limit, and half the
+ * user's process limit (other processes of the user need some). */
+int cnnc_get_thread_limit(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1)
+        cpus = 1;
+    int64_t limit = cnnc_max_i64(64, 8 * (int64_t)cpus);
+#ifdef CNNC_OPENMP
+    int omp_limit = omp_get_thread_limit();
+    if (omp_limit >= 1)
+        limit = cnnc_min_i64(limit, omp_limit);
+#endif
+    struct rlimit nproc;
+    if (getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY)
+        limit = cnnc_min_i64(limit, cnnc_max_i64(1, (int64_t)(nproc.rlim_cur / 2)));
+    return (int)cnnc_min_i64(limit, 1 << 20);
+}
+
 cnnc_status cnnc_set_num_threads(int n)
 {
     if (n < 1)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "number of threads must be >= 1, got %d", n);
+    int limit = cnnc_get_thread_limit();
+    if (n > limit)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT,
+                          "number of threads %d is above the limit of %d on this machine "
+                          "(cnnc_get_thread_limit())", n, limit);
     num_threads = n;
     return CNNC_OK;
 }
@@ -20,7 +49,8 @@ int cnnc_get_num_threads(void)
 {
     if (num_threads <= 0) {
 #ifdef CNNC_OPENMP
-        num_threads = omp_get_max_threads();
+        /* OMP_NUM_THREADS may ask for more than the machine can create. */
+        num_threads = (int)cnnc_min_i64(omp_get_max_threads(), cnnc_get_thread_limit());
 #else
         num_threads = 1;
 #endif
@@ -46,12 +76,47 @@ int cnnc_threads_for(int64_t work, int64_t grain)
     return useful < max ? (int)useful : max;
 }
 
+/* The least work per thread of each kernel family, in its unit of work:
+ * below it, starting and joining a team costs more than splitting saves.
+ * A team costs some microseconds to start and join (more when its threads
+ * sleep between regions), so each thread needs tens of microseconds of work:
+ * about this much for each family's kernels (benchmarks/bench_threads.py
+ * shows the effect). */
+static const int64_t work_grain[] = {
+    [CNNC_WORK_ELEMENTWISE] = 32768,     /* elements, memory-bound */
+    [CNNC_WORK_REDUCE] = 32768,          /* elements read */
+    [CNNC_WORK_POOL] = 65536,            /* window elements read */
+    [CNNC_WORK_AUGMENT] = 16384,         /* output elements, resampled */
+    [CNNC_WORK_GEMM] = (int64_t)1 << 21, /* multiply-adds */
+    [CNNC_WORK_CONV] = (int64_t)1 << 21, /* multiply-adds */
+    [CNNC_WORK_DEPTHWISE] = (int64_t)1 << 18, /* multiply-adds, memory-bound */
+    [CNNC_WORK_BIAS_GRAD] = (int64_t)1 << 16, /* elements summed */
+};
+
+int64_t cnnc_work_grain(cnnc_work_kind kind)
+{
+    if ((unsigned)kind >= sizeof work_grain / sizeof work_grain[0])
+        return 1;
+    return work_grain[kind];
+}
+
+int cnnc_threads_for_kind(cnnc_work_kind kind, int64_t work)
+{
+    return cnnc_threads_for(work, cnnc_work_grain(kind));
+}
+
 unsigned cnnc_fpu_enter(void)
 {
 #if defined(__SSE__) || defined(__x86_64__)
     unsigned old = _mm_getcsr();
     _mm_setcsr(old | 0x8040); /* FTZ | DAZ */
     return old;
+#elif defined(__aarch64__)
+    /* FPCR.FZ (bit 24): flush denormal inputs and results to zero, as FTZ|DAZ do on x86. */
+    uint64_t old;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(old));
+    __asm__ volatile("msr fpcr, %0" : : "r"(old | (UINT64_C(1) << 24)));
+    return (unsigned)old;
 #else
     return 0;
 #endif
@@ -61,6 +126,8 @@ void cnnc_fpu_restore(unsigned state)
 {
 #if defined(__SSE__) || defined(__x86_64__)
     _mm_setcsr(state);
+#elif defined(__aarch64__)
+    __asm__ volatile("msr fpcr, %0" : : "r"((uint64_t)state));
 #else
     (void)state;
 #endif

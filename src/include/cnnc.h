@@ -13,5 +13,6 @@
 #include "cnnc/optim.h"
 #include "cnnc/augment.h"
 #include "cnnc/model.h"
+#include "cnnc/spatial.h"
 
 #endif

@@ -34,6 +34,7 @@ struct cnnc_activation_kernels {
 extern CNNC_INTERNAL const struct cnnc_activation_kernels cnnc_activation_kernels_scalar;
 extern CNNC_INTERNAL const struct cnnc_activation_kernels cnnc_activation_kernels_avx2;
 extern CNNC_INTERNAL const struct cnnc_activation_kernels cnnc_activation_kernels_avx512;
+extern CNNC_INTERNAL const struct cnnc_activation_kernels cnnc_activation_kernels_neon;
 
 /* Each ISA file writes its activations as inline value / gradient functions
  * name##_f(x, alpha) and name##_b(x, dy, alpha) and expands these to get the

@@ -24,6 +24,7 @@ struct cnnc_augment_kernels {
 extern CNNC_INTERNAL const struct cnnc_augment_kernels cnnc_augment_kernels_scalar;
 extern CNNC_INTERNAL const struct cnnc_augment_kernels cnnc_augment_kernels_avx2;
 extern CNNC_INTERNAL const struct cnnc_augment_kernels cnnc_augment_kernels_avx512;
+extern CNNC_INTERNAL const struct cnnc_augment_kernels cnnc_augment_kernels_neon;
 
 /* The scalar bilinear formula every path must reproduce bit for bit:
  * interpolate along x on both rows, then along y. */

@@ -35,7 +35,8 @@ CNNC_INTERNAL cnnc_status cnnc_float_bytes(int64_t count, size_t *bytes);
 /* Each kernel family defines one table type and one table per ISA, in
  * src/kernels/<isa>/. The driver picks one with CNNC_PICK, which returns the
  * best table not above the active ISA. Tables missing from the build are NULL. */
-CNNC_INTERNAL const void *cnnc_pick_table(const void *scalar, const void *avx2, const void *avx512);
+CNNC_INTERNAL const void *cnnc_pick_table(const void *scalar, const void *avx2, const void *avx512,
+                                          const void *neon);
 #if defined(CNNC_HAVE_AVX2)
 #  define CNNC_IF_AVX2(x) (&(x))
 #else
@@ -46,10 +47,16 @@ CNNC_INTERNAL const void *cnnc_pick_table(const void *scalar, const void *avx2, 
 #else
 #  define CNNC_IF_AVX512(x) ((const void *)0)
 #endif
+#if defined(CNNC_HAVE_NEON)
+#  define CNNC_IF_NEON(x) (&(x))
+#else
+#  define CNNC_IF_NEON(x) ((const void *)0)
+#endif
 /* Usage: const struct cnnc_foo_kernels *k = CNNC_PICK(cnnc_foo_kernels); with
- * tables named cnnc_foo_kernels_scalar / _avx2 / _avx512. */
-#define CNNC_PICK(name) \
-    ((const struct name *)cnnc_pick_table(&name##_scalar, CNNC_IF_AVX2(name##_avx2), CNNC_IF_AVX512(name##_avx512)))
+ * tables named cnnc_foo_kernels_scalar / _avx2 / _avx512 / _neon. */
+#define CNNC_PICK(name)                                                                      \
+    ((const struct name *)cnnc_pick_table(&name##_scalar, CNNC_IF_AVX2(name##_avx2),         \
+                                          CNNC_IF_AVX512(name##_avx512), CNNC_IF_NEON(name##_neon)))
 
 /* ---- threads ------------------------------------------------------------ */
 /* Threads to use for `work` units of roughly `grain` units each, at least 1:

@@ -69,6 +69,7 @@ struct cnnc_conv_kernels {
 extern CNNC_INTERNAL const struct cnnc_conv_kernels cnnc_conv_kernels_scalar;
 extern CNNC_INTERNAL const struct cnnc_conv_kernels cnnc_conv_kernels_avx2;
 extern CNNC_INTERNAL const struct cnnc_conv_kernels cnnc_conv_kernels_avx512;
+extern CNNC_INTERNAL const struct cnnc_conv_kernels cnnc_conv_kernels_neon;
 
 /* ---- threading helpers -------------------------------------------------- */
 static inline int cnnc_conv_thread_id(void)

@@ -57,5 +57,6 @@ struct cnnc_depthwise_kernels {
 extern CNNC_INTERNAL const struct cnnc_depthwise_kernels cnnc_depthwise_kernels_scalar;
 extern CNNC_INTERNAL const struct cnnc_depthwise_kernels cnnc_depthwise_kernels_avx2;
 extern CNNC_INTERNAL const struct cnnc_depthwise_kernels cnnc_depthwise_kernels_avx512;
+extern CNNC_INTERNAL const struct cnnc_depthwise_kernels cnnc_depthwise_kernels_neon;
 
 #endif

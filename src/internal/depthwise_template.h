@@ -42,13 +42,7 @@ DW_INLINE void dw_store(float *p, vf v, int part, int64_t lanes)
 /* A loaded vector the compiler must keep in a register: otherwise GCC folds
  * the load back into every FMA that uses it as a memory operand, which
  * undoes the reuse and leaves the kernel bound by loads. */
-DW_INLINE vf dw_keep(vf v)
-{
-#if CNNC_SIMD > 0
-    __asm__("" : "+v"(v));
-#endif
-    return v;
-}
+DW_INLINE vf dw_keep(vf v) { return vf_keep(v); }
 
 /* case 1 .. 8 of a switch, each calling CALL with a constant. */
 #define DW_CASES_8(CALL)                                                                \

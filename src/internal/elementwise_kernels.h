@@ -66,5 +66,6 @@ static inline uint32_t cnnc_dropout_bits(const struct cnnc_dropout_key *key, uin
 extern CNNC_INTERNAL const struct cnnc_elementwise_kernels cnnc_elementwise_kernels_scalar;
 extern CNNC_INTERNAL const struct cnnc_elementwise_kernels cnnc_elementwise_kernels_avx2;
 extern CNNC_INTERNAL const struct cnnc_elementwise_kernels cnnc_elementwise_kernels_avx512;
+extern CNNC_INTERNAL const struct cnnc_elementwise_kernels cnnc_elementwise_kernels_neon;
 
 #endif

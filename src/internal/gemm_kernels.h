@@ -44,5 +44,6 @@ struct cnnc_gemm_kernels {
 extern CNNC_INTERNAL const struct cnnc_gemm_kernels cnnc_gemm_kernels_scalar;
 extern CNNC_INTERNAL const struct cnnc_gemm_kernels cnnc_gemm_kernels_avx2;
 extern CNNC_INTERNAL const struct cnnc_gemm_kernels cnnc_gemm_kernels_avx512;
+extern CNNC_INTERNAL const struct cnnc_gemm_kernels cnnc_gemm_kernels_neon;
 
 #endif

@@ -37,5 +37,6 @@ struct cnnc_loss_kernels {
 extern CNNC_INTERNAL const struct cnnc_loss_kernels cnnc_loss_kernels_scalar;
 extern CNNC_INTERNAL const struct cnnc_loss_kernels cnnc_loss_kernels_avx2;
 extern CNNC_INTERNAL const struct cnnc_loss_kernels cnnc_loss_kernels_avx512;
+extern CNNC_INTERNAL const struct cnnc_loss_kernels cnnc_loss_kernels_neon;
 
 #endif

@@ -35,5 +35,6 @@ struct cnnc_optim_kernels {
 extern CNNC_INTERNAL const struct cnnc_optim_kernels cnnc_optim_kernels_scalar;
 extern CNNC_INTERNAL const struct cnnc_optim_kernels cnnc_optim_kernels_avx2;
 extern CNNC_INTERNAL const struct cnnc_optim_kernels cnnc_optim_kernels_avx512;
+extern CNNC_INTERNAL const struct cnnc_optim_kernels cnnc_optim_kernels_neon;
 
 #endif

@@ -1,9 +1,10 @@
 /* The optimizer micro-kernels, written once against the vector vocabulary of
- * simd_<isa>.h and instantiated by src/kernels/<isa>/optim_<isa>.c, which
- * includes its simd header first and then this file. Each loop handles the
+ * simd.h and instantiated by src/kernels/<isa>/optim_<isa>.c, which defines
+ * CNNC_SIMD first and then includes this file. Each loop handles the
  * tail with partial loads and stores, so every element takes the same
  * arithmetic path. */
 #include "optim_kernels.h"
+#include "simd.h"
 
 /* Steps 1-4 of the gradient transform documented in optim.h, on one vector;
  * *p becomes the decoupled-decayed parameter. */
@@ -11,107 +12,107 @@ static inline vf transform_grad(const struct cnnc_optim_params *o, vf g, vf *p)
 {
     vf p0 = *p;
     if (o->l1 != 0.0f)
-        g = V_FMA(V_SET1(o->l1), V_SIGN(p0), g);
+        g = vf_fmadd(vf_set1(o->l1), vf_sign(p0), g);
     if (o->l2x2 != 0.0f)
-        g = V_FMA(V_SET1(o->l2x2), p0, g);
+        g = vf_fmadd(vf_set1(o->l2x2), p0, g);
     if (o->grad_scale != 1.0f)
-        g = V_MUL(g, V_SET1(o->grad_scale));
+        g = vf_mul(g, vf_set1(o->grad_scale));
     if (o->clip > 0.0f)
-        g = V_MIN(V_MAX(g, V_SET1(-o->clip)), V_SET1(o->clip));
+        g = vf_min(vf_max(g, vf_set1(-o->clip)), vf_set1(o->clip));
     if (o->wd_coupled != 0.0f)
-        g = V_FMA(V_SET1(o->wd_coupled), p0, g);
+        g = vf_fmadd(vf_set1(o->wd_coupled), p0, g);
     if (o->keep != 1.0f)
-        *p = V_MUL(p0, V_SET1(o->keep));
+        *p = vf_mul(p0, vf_set1(o->keep));
     return g;
 }
 
 static void sgd(int64_t n, float *param, const float *grad, float *vel, const struct cnnc_optim_params *o)
 {
-    const vf lr = V_SET1(o->lr), mu = V_SET1(o->momentum);
-    for (int64_t i = 0; i < n; i += V_WIDTH) {
+    const vf lr = vf_set1(o->lr), mu = vf_set1(o->momentum);
+    for (int64_t i = 0; i < n; i += VW) {
         int64_t rem = n - i;
-        vf p = v_load_tail(param + i, rem);
-        vf g = transform_grad(o, v_load_tail(grad + i, rem), &p);
+        vf p = vf_load_tail(param + i, rem);
+        vf g = transform_grad(o, vf_load_tail(grad + i, rem), &p);
         if (!vel) {
-            p = V_FNMA(lr, g, p);
+            p = vf_fnmadd(lr, g, p);
         } else if (!o->torch_style) {
-            vf v = V_FNMA(lr, g, V_MUL(mu, v_load_tail(vel + i, rem)));
-            v_store_tail(vel + i, v, rem);
-            p = o->nesterov ? V_ADD(p, V_FNMA(lr, g, V_MUL(mu, v))) : V_ADD(p, v);
+            vf v = vf_fnmadd(lr, g, vf_mul(mu, vf_load_tail(vel + i, rem)));
+            vf_store_tail(vel + i, v, rem);
+            p = o->nesterov ? vf_add(p, vf_fnmadd(lr, g, vf_mul(mu, v))) : vf_add(p, v);
         } else {
-            vf b = V_FMA(mu, v_load_tail(vel + i, rem), g);
-            v_store_tail(vel + i, b, rem);
-            p = V_FNMA(lr, o->nesterov ? V_FMA(mu, b, g) : b, p);
+            vf b = vf_fmadd(mu, vf_load_tail(vel + i, rem), g);
+            vf_store_tail(vel + i, b, rem);
+            p = vf_fnmadd(lr, o->nesterov ? vf_fmadd(mu, b, g) : b, p);
         }
-        v_store_tail(param + i, p, rem);
+        vf_store_tail(param + i, p, rem);
     }
 }
 
 static void adam(int64_t n, float *param, const float *grad, float *m_, float *v_, float *vhat,
                  const struct cnnc_optim_params *o)
 {
-    const vf c1 = V_SET1(o->one_minus_b1), b2 = V_SET1(o->beta_2), c2 = V_SET1(o->one_minus_b2);
-    const vf step = V_SET1(o->step_size), dscale = V_SET1(o->denom_scale), eps = V_SET1(o->eps);
-    for (int64_t i = 0; i < n; i += V_WIDTH) {
+    const vf c1 = vf_set1(o->one_minus_b1), b2 = vf_set1(o->beta_2), c2 = vf_set1(o->one_minus_b2);
+    const vf step = vf_set1(o->step_size), dscale = vf_set1(o->denom_scale), eps = vf_set1(o->eps);
+    for (int64_t i = 0; i < n; i += VW) {
         int64_t rem = n - i;
-        vf p = v_load_tail(param + i, rem);
-        vf g = transform_grad(o, v_load_tail(grad + i, rem), &p);
-        vf m = v_load_tail(m_ + i, rem);
-        m = V_FMA(c1, V_SUB(g, m), m);
-        vf v = V_FMA(b2, v_load_tail(v_ + i, rem), V_MUL(c2, V_MUL(g, g)));
-        v_store_tail(m_ + i, m, rem);
-        v_store_tail(v_ + i, v, rem);
+        vf p = vf_load_tail(param + i, rem);
+        vf g = transform_grad(o, vf_load_tail(grad + i, rem), &p);
+        vf m = vf_load_tail(m_ + i, rem);
+        m = vf_fmadd(c1, vf_sub(g, m), m);
+        vf v = vf_fmadd(b2, vf_load_tail(v_ + i, rem), vf_mul(c2, vf_mul(g, g)));
+        vf_store_tail(m_ + i, m, rem);
+        vf_store_tail(v_ + i, v, rem);
         if (vhat) {
-            v = V_MAX(v_load_tail(vhat + i, rem), v);
-            v_store_tail(vhat + i, v, rem);
+            v = vf_max(vf_load_tail(vhat + i, rem), v);
+            vf_store_tail(vhat + i, v, rem);
         }
-        vf denom = V_FMA(V_SQRT(v), dscale, eps);
-        p = V_FNMA(step, V_DIV(m, denom), p);
-        v_store_tail(param + i, p, rem);
+        vf denom = vf_fmadd(vf_sqrt(v), dscale, eps);
+        p = vf_fnmadd(step, vf_div(m, denom), p);
+        vf_store_tail(param + i, p, rem);
     }
 }
 
 static void rmsprop(int64_t n, float *param, const float *grad, float *ms_, float *mom_, float *mg_,
                     const struct cnnc_optim_params *o)
 {
-    const vf rho = V_SET1(o->rho), c = V_SET1(o->one_minus_rho), lr = V_SET1(o->lr);
-    const vf eps = V_SET1(o->eps), mu = V_SET1(o->momentum);
-    for (int64_t i = 0; i < n; i += V_WIDTH) {
+    const vf rho = vf_set1(o->rho), c = vf_set1(o->one_minus_rho), lr = vf_set1(o->lr);
+    const vf eps = vf_set1(o->eps), mu = vf_set1(o->momentum);
+    for (int64_t i = 0; i < n; i += VW) {
         int64_t rem = n - i;
-        vf p = v_load_tail(param + i, rem);
-        vf g = transform_grad(o, v_load_tail(grad + i, rem), &p);
-        vf ms = V_FMA(rho, v_load_tail(ms_ + i, rem), V_MUL(c, V_MUL(g, g)));
-        v_store_tail(ms_ + i, ms, rem);
+        vf p = vf_load_tail(param + i, rem);
+        vf g = transform_grad(o, vf_load_tail(grad + i, rem), &p);
+        vf ms = vf_fmadd(rho, vf_load_tail(ms_ + i, rem), vf_mul(c, vf_mul(g, g)));
+        vf_store_tail(ms_ + i, ms, rem);
         vf d = ms;
         if (mg_) {
-            vf mg = v_load_tail(mg_ + i, rem);
-            mg = V_FMA(c, V_SUB(g, mg), mg);
-            v_store_tail(mg_ + i, mg, rem);
+            vf mg = vf_load_tail(mg_ + i, rem);
+            mg = vf_fmadd(c, vf_sub(g, mg), mg);
+            vf_store_tail(mg_ + i, mg, rem);
             /* ms >= mg^2 in exact arithmetic; rounding must not make it negative. */
-            d = V_MAX(V_FNMA(mg, mg, ms), V_ZERO());
+            d = vf_max(vf_fnmadd(mg, mg, ms), vf_zero());
         }
-        vf u = o->torch_style ? V_DIV(g, V_ADD(V_SQRT(d), eps)) : V_DIV(V_MUL(lr, g), V_SQRT(V_ADD(d, eps)));
+        vf u = o->torch_style ? vf_div(g, vf_add(vf_sqrt(d), eps)) : vf_div(vf_mul(lr, g), vf_sqrt(vf_add(d, eps)));
         if (mom_) {
-            u = V_FMA(mu, v_load_tail(mom_ + i, rem), u);
-            v_store_tail(mom_ + i, u, rem);
+            u = vf_fmadd(mu, vf_load_tail(mom_ + i, rem), u);
+            vf_store_tail(mom_ + i, u, rem);
         }
-        p = o->torch_style ? V_FNMA(lr, u, p) : V_SUB(p, u);
-        v_store_tail(param + i, p, rem);
+        p = o->torch_style ? vf_fnmadd(lr, u, p) : vf_sub(p, u);
+        vf_store_tail(param + i, p, rem);
     }
 }
 
 static void adagrad(int64_t n, float *param, const float *grad, float *acc_, const struct cnnc_optim_params *o)
 {
-    const vf lr = V_SET1(o->lr), eps = V_SET1(o->eps);
-    for (int64_t i = 0; i < n; i += V_WIDTH) {
+    const vf lr = vf_set1(o->lr), eps = vf_set1(o->eps);
+    for (int64_t i = 0; i < n; i += VW) {
         int64_t rem = n - i;
-        vf p = v_load_tail(param + i, rem);
-        vf g = transform_grad(o, v_load_tail(grad + i, rem), &p);
-        vf acc = V_FMA(g, g, v_load_tail(acc_ + i, rem));
-        v_store_tail(acc_ + i, acc, rem);
-        vf denom = o->torch_style ? V_ADD(V_SQRT(acc), eps) : V_SQRT(V_ADD(acc, eps));
-        p = V_SUB(p, V_DIV(V_MUL(lr, g), denom));
-        v_store_tail(param + i, p, rem);
+        vf p = vf_load_tail(param + i, rem);
+        vf g = transform_grad(o, vf_load_tail(grad + i, rem), &p);
+        vf acc = vf_fmadd(g, g, vf_load_tail(acc_ + i, rem));
+        vf_store_tail(acc_ + i, acc, rem);
+        vf denom = o->torch_style ? vf_add(vf_sqrt(acc), eps) : vf_sqrt(vf_add(acc, eps));
+        p = vf_sub(p, vf_div(vf_mul(lr, g), denom));
+        vf_store_tail(param + i, p, rem);
     }
 }
 
@@ -119,12 +120,12 @@ static void adagrad(int64_t n, float *param, const float *grad, float *acc_, con
  * driver's block size), then in double. */
 static double sum_squares(int64_t n, const float *x)
 {
-    vf acc = V_ZERO();
-    for (int64_t i = 0; i < n; i += V_WIDTH) {
-        vf a = v_load_tail(x + i, n - i);
-        acc = V_FMA(a, a, acc);
+    vf acc = vf_zero();
+    for (int64_t i = 0; i < n; i += VW) {
+        vf a = vf_load_tail(x + i, n - i);
+        acc = vf_fmadd(a, a, acc);
     }
-    return (double)V_REDUCE_ADD(acc);
+    return (double)vf_hsum(acc);
 }
 
 #define CNNC_OPTIM_TABLE(isa) \

@@ -5,7 +5,7 @@
 #include "cnnc_internal.h"
 
 /* Below this many elements per thread, threading costs more than it saves. */
-#define CNNC_ELEMENTWISE_GRAIN 32768
+#define CNNC_ELEMENTWISE_GRAIN cnnc_work_grain(CNNC_WORK_ELEMENTWISE)
 
 /* Runs body(begin, end, ctx) over [0, n) in chunks, on as many threads as
  * the size warrants; chunk boundaries are multiples of 64 elements so that

@@ -34,5 +34,6 @@ struct cnnc_pool_kernels {
 extern CNNC_INTERNAL const struct cnnc_pool_kernels cnnc_pool_kernels_scalar;
 extern CNNC_INTERNAL const struct cnnc_pool_kernels cnnc_pool_kernels_avx2;
 extern CNNC_INTERNAL const struct cnnc_pool_kernels cnnc_pool_kernels_avx512;
+extern CNNC_INTERNAL const struct cnnc_pool_kernels cnnc_pool_kernels_neon;
 
 #endif

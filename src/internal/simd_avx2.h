@@ -1,62 +1,87 @@
-/* 8-lane AVX2+FMA implementation of the vocabulary of simd_scalar.h. */
+/* 8-lane AVX2 + FMA backend of simd.h (include simd.h, not this file). */
 #ifndef CNNC_SIMD_AVX2_H
 #define CNNC_SIMD_AVX2_H
 #include <immintrin.h>
-#include <math.h>
-#include <stdint.h>
-#include "vecmath_avx2.h"
 
+#define VW 8
 typedef __m256 vf;
-typedef __m256 vmask;
-#define V_WIDTH 8
-#define V_SET1(x) _mm256_set1_ps((float)(x))
-#define V_ZERO() _mm256_setzero_ps()
-#define V_LOAD(p) _mm256_loadu_ps(p)
-#define V_STORE(p, v) _mm256_storeu_ps((p), (v))
+typedef __m256 vm;
+typedef __m256i vi;
 
-#define V_LOADN(p, n) _mm256_maskload_ps((p), cnnc_tail_mask_avx2(n))
-#define V_STOREN(p, v, n) _mm256_maskstore_ps((p), cnnc_tail_mask_avx2(n), (v))
-
-#define V_ADD(a, b) _mm256_add_ps((a), (b))
-#define V_SUB(a, b) _mm256_sub_ps((a), (b))
-#define V_MUL(a, b) _mm256_mul_ps((a), (b))
-#define V_DIV(a, b) _mm256_div_ps((a), (b))
-#define V_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
-#define V_FNMA(a, b, c) _mm256_fnmadd_ps((a), (b), (c))
-#define V_MAX(a, b) _mm256_max_ps((a), (b))
-#define V_MIN(a, b) _mm256_min_ps((a), (b))
-#define V_SQRT(a) _mm256_sqrt_ps(a)
-#define V_ABS(a) cnnc_abs_avx2(a)
-#define V_LT(a, b) _mm256_cmp_ps((a), (b), _CMP_LT_OQ)
-#define V_GT(a, b) _mm256_cmp_ps((a), (b), _CMP_GT_OQ)
-#define V_EQ(a, b) _mm256_cmp_ps((a), (b), _CMP_EQ_OQ)
-#define V_NE(a, b) _mm256_cmp_ps((a), (b), _CMP_NEQ_UQ)
-#define V_OR(m1, m2) _mm256_or_ps((m1), (m2))
-#define V_SELECT(m, a, b) _mm256_blendv_ps((b), (a), (m))
-#define V_GE(a, b) _mm256_cmp_ps((a), (b), _CMP_GE_OQ)
-#define V_LE(a, b) _mm256_cmp_ps((a), (b), _CMP_LE_OQ)
-#define V_AND(m1, m2) _mm256_and_ps((m1), (m2))
-
-#define V_REDUCE_ADD(a) cnnc_hsum_avx2(a)
-#define V_REDUCE_MAX(a) cnnc_hmax_avx2(a)
-
-static inline __m256 v_sign(__m256 a)
+static inline __m256i vf_tail_(int64_t n)
 {
-    __m256 zero = _mm256_setzero_ps();
-    __m256 pos = _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ), _mm256_set1_ps(1.0f));
-    __m256 neg = _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_LT_OQ), _mm256_set1_ps(1.0f));
-    return _mm256_sub_ps(pos, neg);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
-#define V_SIGN(a) v_sign(a)
+static inline vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline void vf_store(float *p, vf v) { _mm256_storeu_ps(p, v); }
+static inline vf vf_load_part(const float *p, int64_t n) { return _mm256_maskload_ps(p, vf_tail_(n)); }
+static inline void vf_store_part(float *p, vf v, int64_t n) { _mm256_maskstore_ps(p, vf_tail_(n), v); }
+static inline vf vf_set1(float a) { return _mm256_set1_ps(a); }
+static inline vf vf_zero(void) { return _mm256_setzero_ps(); }
+static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+static inline vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+static inline vf vf_div(vf a, vf b) { return _mm256_div_ps(a, b); }
+static inline vf vf_sqrt(vf a) { return _mm256_sqrt_ps(a); }
+static inline vf vf_fmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vf vf_fnmadd(vf a, vf b, vf c) { return _mm256_fnmadd_ps(a, b, c); }
+static inline vf vf_fmsub(vf a, vf b, vf c) { return _mm256_fmsub_ps(a, b, c); }
+static inline vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
+static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
+static inline vm vf_lt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+static inline vm vf_gt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+static inline vm vf_le(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
+static inline vm vf_ge(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
+static inline vm vf_eq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
+static inline vm vf_ne(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
+static inline vm vm_and(vm a, vm b) { return _mm256_and_ps(a, b); }
+static inline vm vm_or(vm a, vm b) { return _mm256_or_ps(a, b); }
+static inline vf vf_select(vm m, vf a, vf b) { return _mm256_blendv_ps(b, a, m); }
+static inline vm vf_better(vf v, vf b)
+{
+    return _mm256_and_ps(_mm256_cmp_ps(b, b, _CMP_ORD_Q), _mm256_cmp_ps(v, b, _CMP_NLE_UQ));
+}
 
-#define V_EXP(a) cnnc_exp_avx2(a)
-#define V_LOG(a) cnnc_log_avx2(a)
-#define V_LOG1P(a) cnnc_log1p_avx2(a)
-#define V_EXPM1(a) cnnc_expm1_avx2(a)
-#define V_COPYSIGN(mag, sign) cnnc_copysign_avx2((mag), (sign))
-#define V_NORMAL_TAIL(a) cnnc_normal_tail_avx2(a)
-#define V_NORMAL_PDF(a) cnnc_normal_pdf_avx2(a)
+/* v, kept in a register: an empty asm hides where it came from, so the
+ * compiler cannot fold its load into the instructions that use it. */
+static inline vf vf_keep(vf v)
+{
+    __asm__("" : "+v"(v));
+    return v;
+}
 
-#include "simd_tail.h"
+static inline vi vf_as_vi(vf a) { return _mm256_castps_si256(a); }
+static inline vf vi_as_vf(vi i) { return _mm256_castsi256_ps(i); }
+static inline vf vf_abs(vf a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+static inline vf vf_round_small(vf a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline vi vf_to_vi(vf a) { return _mm256_cvtps_epi32(a); }
+static inline vf vi_to_vf(vi i) { return _mm256_cvtepi32_ps(i); }
+static inline vi vi_set1(int32_t a) { return _mm256_set1_epi32(a); }
+static inline vi vi_add(vi a, vi b) { return _mm256_add_epi32(a, b); }
+static inline vi vi_sub(vi a, vi b) { return _mm256_sub_epi32(a, b); }
+static inline vi vi_and(vi a, vi b) { return _mm256_and_si256(a, b); }
+static inline vi vi_or(vi a, vi b) { return _mm256_or_si256(a, b); }
+static inline vi vi_sra1(vi a) { return _mm256_srai_epi32(a, 1); }
+static inline vi vi_srl23(vi a) { return _mm256_srli_epi32(a, 23); }
+static inline vi vi_sll23(vi a) { return _mm256_slli_epi32(a, 23); }
+static inline void vf_square2(vf x, vf *hi, vf *lo)
+{
+    *hi = _mm256_mul_ps(x, x);
+    *lo = _mm256_fmsub_ps(x, x, *hi);
+}
+static inline float vf_hsum(vf v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+static inline float vf_hmax(vf v)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
 
 #endif

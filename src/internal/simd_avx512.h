@@ -1,60 +1,73 @@
-/* 16-lane AVX-512 implementation of the vocabulary of simd_scalar.h; tails
- * use masked loads and stores. */
+/* 16-lane AVX-512 (F/BW/DQ/VL) backend of simd.h (include simd.h, not this
+ * file); tails use masked loads and stores. */
 #ifndef CNNC_SIMD_AVX512_H
 #define CNNC_SIMD_AVX512_H
 #include <immintrin.h>
-#include <math.h>
-#include <stdint.h>
-#include "vecmath_avx512.h"
 
+#define VW 16
 typedef __m512 vf;
-typedef __mmask16 vmask;
-#define V_WIDTH 16
-#define V_SET1(x) _mm512_set1_ps((float)(x))
-#define V_ZERO() _mm512_setzero_ps()
-#define V_LOAD(p) _mm512_loadu_ps(p)
-#define V_STORE(p, v) _mm512_storeu_ps((p), (v))
-#define V_LOADN(p, n) _mm512_maskz_loadu_ps(cnnc_tail_mask_avx512(n), (p))
-#define V_STOREN(p, v, n) _mm512_mask_storeu_ps((p), cnnc_tail_mask_avx512(n), (v))
+typedef __mmask16 vm;
+typedef __m512i vi;
 
-#define V_ADD(a, b) _mm512_add_ps((a), (b))
-#define V_SUB(a, b) _mm512_sub_ps((a), (b))
-#define V_MUL(a, b) _mm512_mul_ps((a), (b))
-#define V_DIV(a, b) _mm512_div_ps((a), (b))
-#define V_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
-#define V_FNMA(a, b, c) _mm512_fnmadd_ps((a), (b), (c))
-#define V_MAX(a, b) _mm512_max_ps((a), (b))
-#define V_MIN(a, b) _mm512_min_ps((a), (b))
-#define V_SQRT(a) _mm512_sqrt_ps(a)
-#define V_ABS(a) _mm512_abs_ps(a)
-#define V_LT(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_LT_OQ)
-#define V_GT(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_GT_OQ)
-#define V_EQ(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_EQ_OQ)
-#define V_NE(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_NEQ_UQ)
-#define V_OR(m1, m2) ((__mmask16)((m1) | (m2)))
-#define V_SELECT(m, a, b) _mm512_mask_blend_ps((m), (b), (a))
-#define V_GE(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_GE_OQ)
-#define V_LE(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_LE_OQ)
-#define V_AND(m1, m2) ((__mmask16)((m1) & (m2)))
-#define V_REDUCE_ADD(a) _mm512_reduce_add_ps(a)
-#define V_REDUCE_MAX(a) _mm512_reduce_max_ps(a)
-
-static inline __m512 v_sign(__m512 a)
+static inline __mmask16 vf_tail_(int64_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u); }
+static inline vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline void vf_store(float *p, vf v) { _mm512_storeu_ps(p, v); }
+static inline vf vf_load_part(const float *p, int64_t n) { return _mm512_maskz_loadu_ps(vf_tail_(n), p); }
+static inline void vf_store_part(float *p, vf v, int64_t n) { _mm512_mask_storeu_ps(p, vf_tail_(n), v); }
+static inline vf vf_set1(float a) { return _mm512_set1_ps(a); }
+static inline vf vf_zero(void) { return _mm512_setzero_ps(); }
+static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+static inline vf vf_div(vf a, vf b) { return _mm512_div_ps(a, b); }
+static inline vf vf_sqrt(vf a) { return _mm512_sqrt_ps(a); }
+static inline vf vf_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vf vf_fnmadd(vf a, vf b, vf c) { return _mm512_fnmadd_ps(a, b, c); }
+static inline vf vf_fmsub(vf a, vf b, vf c) { return _mm512_fmsub_ps(a, b, c); }
+static inline vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
+static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
+static inline vm vf_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+static inline vm vf_gt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+static inline vm vf_le(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }
+static inline vm vf_ge(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
+static inline vm vf_eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+static inline vm vf_ne(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ); }
+static inline vm vm_and(vm a, vm b) { return (vm)(a & b); }
+static inline vm vm_or(vm a, vm b) { return (vm)(a | b); }
+static inline vf vf_select(vm m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }
+static inline vm vf_better(vf v, vf b)
 {
-    __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
-    __m512 pos = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, zero, _CMP_GT_OQ), one);
-    return _mm512_mask_sub_ps(pos, _mm512_cmp_ps_mask(a, zero, _CMP_LT_OQ), zero, one);
+    return _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(b, b, _CMP_ORD_Q), v, b, _CMP_NLE_UQ);
 }
-#define V_SIGN(a) v_sign(a)
 
-#define V_EXP(a) cnnc_exp_avx512(a)
-#define V_LOG(a) cnnc_log_avx512(a)
-#define V_LOG1P(a) cnnc_log1p_avx512(a)
-#define V_EXPM1(a) cnnc_expm1_avx512(a)
-#define V_COPYSIGN(mag, sign) cnnc_copysign_avx512((mag), (sign))
-#define V_NORMAL_TAIL(a) cnnc_normal_tail_avx512(a)
-#define V_NORMAL_PDF(a) cnnc_normal_pdf_avx512(a)
+/* v, kept in a register: an empty asm hides where it came from, so the
+ * compiler cannot fold its load into the instructions that use it. */
+static inline vf vf_keep(vf v)
+{
+    __asm__("" : "+v"(v));
+    return v;
+}
 
-#include "simd_tail.h"
+static inline vi vf_as_vi(vf a) { return _mm512_castps_si512(a); }
+static inline vf vi_as_vf(vi i) { return _mm512_castsi512_ps(i); }
+static inline vf vf_abs(vf a) { return _mm512_abs_ps(a); }
+static inline vf vf_round_small(vf a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline vi vf_to_vi(vf a) { return _mm512_cvtps_epi32(a); }
+static inline vf vi_to_vf(vi i) { return _mm512_cvtepi32_ps(i); }
+static inline vi vi_set1(int32_t a) { return _mm512_set1_epi32(a); }
+static inline vi vi_add(vi a, vi b) { return _mm512_add_epi32(a, b); }
+static inline vi vi_sub(vi a, vi b) { return _mm512_sub_epi32(a, b); }
+static inline vi vi_and(vi a, vi b) { return _mm512_and_si512(a, b); }
+static inline vi vi_or(vi a, vi b) { return _mm512_or_si512(a, b); }
+static inline vi vi_sra1(vi a) { return _mm512_srai_epi32(a, 1); }
+static inline vi vi_srl23(vi a) { return _mm512_srli_epi32(a, 23); }
+static inline vi vi_sll23(vi a) { return _mm512_slli_epi32(a, 23); }
+static inline void vf_square2(vf x, vf *hi, vf *lo)
+{
+    *hi = _mm512_mul_ps(x, x);
+    *lo = _mm512_fmsub_ps(x, x, *hi);
+}
+static inline float vf_hsum(vf v) { return _mm512_reduce_add_ps(v); }
+static inline float vf_hmax(vf v) { return _mm512_reduce_max_ps(v); }
 
 #endif

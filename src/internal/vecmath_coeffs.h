@@ -1,5 +1,5 @@
-/* Constants of the polynomial approximations shared by vecmath_scalar.h,
- * vecmath_avx2.h and vecmath_avx512.h, so that every ISA path evaluates the
+/* Constants of the polynomial approximations of vecmath.h, kept apart so
+ * that the tests can name them; every ISA path evaluates the
  * same approximation and differs only by rounding (FMA or not).
  *
  * The polynomials are weighted least-squares fits (iteratively reweighted

@@ -39,5 +39,6 @@ struct cnnc_winograd_kernels {
 extern CNNC_INTERNAL const struct cnnc_winograd_kernels cnnc_winograd_kernels_scalar;
 extern CNNC_INTERNAL const struct cnnc_winograd_kernels cnnc_winograd_kernels_avx2;
 extern CNNC_INTERNAL const struct cnnc_winograd_kernels cnnc_winograd_kernels_avx512;
+extern CNNC_INTERNAL const struct cnnc_winograd_kernels cnnc_winograd_kernels_neon;
 
 #endif

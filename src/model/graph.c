@@ -298,7 +298,8 @@ static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg
     CNNC_TRY(get_ints(b, cfg, "dilation_rate", spatial, 1, limit, ONE, d));
     if (depthwise) CNNC_TRY(get_ints(b, cfg, "depth_multiplier", 1, 1, limit, ONE, &mult));
     else CNNC_TRY(get_ints(b, cfg, "filters", 1, 1, limit, NULL, &filters));
-    if (!depthwise && !transpose) CNNC_TRY(get_ints(b, cfg, "groups", 1, 1, limit, ONE, &groups));
+    if (!depthwise) CNNC_TRY(get_ints(b, cfg, "groups", 1, 1, limit, ONE, &groups));
+    if (transpose && groups != 1) return FAIL(b, "grouped transposed convolutions are not supported");
     int mode = padding_mode(get_string(cfg, "padding", "valid"));
     if (mode < 0 || (mode == 2 && !one_d)) return FAIL(b, "unknown padding");
     int use_bias = 1;
@@ -470,6 +471,10 @@ static cnnc_status pooling_layer(builder *b, const char *cls, const json_value *
     CNNC_TRY(get_ints(b, cfg, "strides", spatial, 1, (int64_t)1 << 24, k, s));
     int mode = padding_mode(get_string(cfg, "padding", "valid"));
     if (mode < 0 || mode == 2) return FAIL(b, "unknown padding");
+    int ceil_mode = 0, count_include_pad = 0;
+    CNNC_TRY(get_bool(b, cfg, "ceil_mode", 0, &ceil_mode));
+    CNNC_TRY(get_bool(b, cfg, "count_include_pad", 0, &count_include_pad));
+    if (ceil_mode || count_include_pad) return FAIL(b, "ceil_mode and count_include_pad are not supported");
     cnnc_pool2d_params p = {0};
     p.n = 1;
     p.h = one_d ? 1 : x->shape[0]; p.w = one_d ? x->shape[0] : x->shape[1]; p.c = x->shape[spatial];

@@ -4,11 +4,41 @@
 static void test_conventions(void)
 {
     CHECK(strlen(cnnc_version()) > 0);
-    CHECK(cnnc_get_isa() <= cnnc_max_isa());
+    cnnc_isa best = cnnc_max_isa(), active = cnnc_get_isa();
+    CHECK(active == CNNC_ISA_SCALAR || active == best ||
+          (best != CNNC_ISA_NEON && active != CNNC_ISA_NEON && active < best));
+    /* Paths of the other architecture are refused, whatever the numbers. */
+    if (best == CNNC_ISA_NEON) {
+        CHECK_STATUS(cnnc_set_isa(CNNC_ISA_AVX2), CNNC_ERR_UNSUPPORTED);
+        CHECK_STATUS(cnnc_set_isa(CNNC_ISA_AVX512), CNNC_ERR_UNSUPPORTED);
+    } else {
+        CHECK_STATUS(cnnc_set_isa(CNNC_ISA_NEON), CNNC_ERR_UNSUPPORTED);
+    }
+    CHECK(cnnc_get_isa() == active);
+    CHECK_OK(cnnc_set_isa(CNNC_ISA_SCALAR));
+    CHECK(cnnc_get_isa() == CNNC_ISA_SCALAR);
+    CHECK_OK(cnnc_set_isa(active));
     CHECK_STATUS(cnnc_set_num_threads(0), CNNC_ERR_INVALID_ARGUMENT);
     CHECK(strstr(cnnc_last_error(), "threads") != NULL);
     CHECK_OK(cnnc_set_num_threads(2));
     CHECK(cnnc_get_num_threads() == 2);
+    CHECK_STATUS(cnnc_set_num_threads(-5), CNNC_ERR_INVALID_ARGUMENT);
+    const int limit = cnnc_get_thread_limit();
+    CHECK(limit >= 1);
+    CHECK_STATUS(cnnc_set_num_threads(limit + 1), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(cnnc_last_error(), "limit") != NULL);
+    CHECK_STATUS(cnnc_set_num_threads(1000000000), CNNC_ERR_INVALID_ARGUMENT);
+    CHECK(cnnc_get_num_threads() == 2); /* unchanged by the refused calls */
+    CHECK_OK(cnnc_set_num_threads(limit < 16 ? limit : 16));
+    /* The thread-choice rule: a tiny operation on one thread, a large one on all. */
+    for (int kind = CNNC_WORK_ELEMENTWISE; kind <= CNNC_WORK_BIAS_GRAD; ++kind) {
+        const int64_t grain = cnnc_work_grain((cnnc_work_kind)kind);
+        CHECK(grain >= 1);
+        CHECK(cnnc_threads_for_kind((cnnc_work_kind)kind, 0) == 1);
+        CHECK(cnnc_threads_for_kind((cnnc_work_kind)kind, grain - 1) == 1);
+        CHECK(cnnc_threads_for_kind((cnnc_work_kind)kind, INT64_MAX) == cnnc_get_num_threads());
+    }
+    CHECK_OK(cnnc_set_num_threads(2));
     CHECK_STATUS(cnnc_set_isa((cnnc_isa)7), CNNC_ERR_INVALID_ARGUMENT);
     void *p = cnnc_malloc(100);
     CHECK(p != NULL && ((uintptr_t)p % 64) == 0);

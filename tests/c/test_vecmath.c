@@ -1,70 +1,15 @@
-/* The vector math of src/internal/vecmath_*.h (exp, expm1, erfc, log,
- * log1p) on every ISA path this CPU has, against libm in double: relative
- * error over wide sweeps and the special values. */
-#include <immintrin.h>
+/* The vector math of src/internal/vecmath.h (exp, expm1, erfc, log, log1p)
+ * on every ISA path this CPU has, against libm in double: relative error over
+ * wide sweeps and the special values. vecmath_eval_<isa>.c compile the same
+ * evaluation loop (vecmath_eval.h) once per ISA. */
 #include <string.h>
-#include "check.h"
-#include "vecmath_scalar.h"
-
-enum { F_EXP, F_EXPM1, F_ERFC, F_LOG, F_LOG1P, F_COUNT };
-static const char *const names[F_COUNT] = {"exp", "expm1", "erfc", "log", "log1p"};
-typedef void (*eval_fn)(int f, int64_t n, const float *x, float *y);
-
-static void eval_scalar(int f, int64_t n, const float *x, float *y)
-{
-    for (int64_t i = 0; i < n; ++i) {
-        switch (f) {
-        case F_EXP: y[i] = cnnc_exp_scalar(x[i]); break;
-        case F_EXPM1: y[i] = cnnc_expm1_scalar(x[i]); break;
-        case F_ERFC: y[i] = cnnc_erfc_scalar(x[i]); break;
-        case F_LOG: y[i] = cnnc_log_scalar(x[i]); break;
-        default: y[i] = cnnc_log1p_scalar(x[i]); break;
-        }
-    }
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#include "vecmath_avx2.h"
-static void eval_avx2(int f, int64_t n, const float *x, float *y)
-{
-    for (int64_t i = 0; i < n; i += 8) {
-        __m256i m = cnnc_tail_mask_avx2(n - i);
-        __m256 v = _mm256_maskload_ps(x + i, m), r;
-        switch (f) {
-        case F_EXP: r = cnnc_exp_avx2(v); break;
-        case F_EXPM1: r = cnnc_expm1_avx2(v); break;
-        case F_ERFC: r = cnnc_erfc_avx2(v); break;
-        case F_LOG: r = cnnc_log_avx2(v); break;
-        default: r = cnnc_log1p_avx2(v); break;
-        }
-        _mm256_maskstore_ps(y + i, m, r);
-    }
-}
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")
-#include "vecmath_avx512.h"
-static void eval_avx512(int f, int64_t n, const float *x, float *y)
-{
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = cnnc_tail_mask_avx512(n - i);
-        __m512 v = _mm512_maskz_loadu_ps(m, x + i), r;
-        switch (f) {
-        case F_EXP: r = cnnc_exp_avx512(v); break;
-        case F_EXPM1: r = cnnc_expm1_avx512(v); break;
-        case F_ERFC: r = cnnc_erfc_avx512(v); break;
-        case F_LOG: r = cnnc_log_avx512(v); break;
-        default: r = cnnc_log1p_avx512(v); break;
-        }
-        _mm512_mask_storeu_ps(y + i, m, r);
-    }
-}
-#pragma GCC pop_options
-#define HAVE_VECTOR_PATHS 1
+#if defined(__x86_64__)
+#include <immintrin.h>
 #endif
+#include "check.h"
+#include "vecmath_eval.h"
+
+static const char *const names[F_COUNT] = {"exp", "expm1", "erfc", "log", "log1p"};
 
 static double reference(int f, double x)
 {
@@ -147,16 +92,33 @@ static void check_path(const char *isa, eval_fn eval)
     specials(isa, eval);
 }
 
+static void flush_denormals_to_zero(void)
+{
+#if defined(__x86_64__)
+    _mm_setcsr(_mm_getcsr() | 0x8040);
+#elif defined(__aarch64__)
+    uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    __asm__ volatile("msr fpcr, %0" : : "r"(fpcr | (UINT64_C(1) << 24)));
+#endif
+}
+
 int main(void)
 {
     /* The kernels run with flush-to-zero, as cnnc's drivers set it. */
-    _mm_setcsr(_mm_getcsr() | 0x8040);
-    check_path("scalar", eval_scalar);
-#ifdef HAVE_VECTOR_PATHS
-    if (cnnc_max_isa() >= CNNC_ISA_AVX2)
-        check_path("avx2", eval_avx2);
-    if (cnnc_max_isa() >= CNNC_ISA_AVX512)
-        check_path("avx512", eval_avx512);
+    flush_denormals_to_zero();
+    check_path("scalar", vecmath_eval_scalar);
+#if defined(CNNC_HAVE_AVX2)
+    if (cnnc_max_isa() == CNNC_ISA_AVX2 || cnnc_max_isa() == CNNC_ISA_AVX512)
+        check_path("avx2", vecmath_eval_avx2);
+#endif
+#if defined(CNNC_HAVE_AVX512)
+    if (cnnc_max_isa() == CNNC_ISA_AVX512)
+        check_path("avx512", vecmath_eval_avx512);
+#endif
+#if defined(CNNC_HAVE_NEON)
+    if (cnnc_max_isa() == CNNC_ISA_NEON)
+        check_path("neon", vecmath_eval_neon);
 #endif
     return check_finish("test_vecmath");
 }

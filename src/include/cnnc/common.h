@@ -36,11 +36,14 @@ typedef enum cnnc_status {
     CNNC_ERR_IO = 8                /* a file cannot be opened or read */
 } cnnc_status;
 
-/* Instruction-set paths, in increasing order of capability. */
+/* Instruction-set paths. On x86-64 they come in increasing order of
+ * capability (scalar < AVX2 < AVX-512); on AArch64 the paths are scalar and
+ * NEON. */
 typedef enum cnnc_isa {
     CNNC_ISA_SCALAR = 0,
-    CNNC_ISA_AVX2 = 1,   /* AVX2 + FMA */
-    CNNC_ISA_AVX512 = 2  /* AVX-512 F/BW/DQ/VL */
+    CNNC_ISA_AVX2 = 1,   /* x86-64: AVX2 + FMA */
+    CNNC_ISA_AVX512 = 2, /* x86-64: AVX-512 F/BW/DQ/VL */
+    CNNC_ISA_NEON = 3    /* AArch64: Advanced SIMD (baseline there) */
 } cnnc_isa;
 
 CNNC_API const char *cnnc_version(void);
@@ -50,18 +53,50 @@ CNNC_API void cnnc_clear_error(void);
 CNNC_API const char *cnnc_status_string(cnnc_status status);
 
 /* The path in use: the best one the CPU and OS support, lowered by the
- * environment variable CNNC_ISA=scalar|avx2|avx512 or cnnc_set_isa(). */
+ * environment variable CNNC_ISA=scalar|avx2|avx512|neon or cnnc_set_isa(). */
 CNNC_API cnnc_isa cnnc_get_isa(void);
 CNNC_API const char *cnnc_isa_name(void);
 /* Best path this CPU supports and this build contains. */
 CNNC_API cnnc_isa cnnc_max_isa(void);
-/* Fails with CNNC_ERR_UNSUPPORTED when isa is above cnnc_max_isa(). */
+/* Fails with CNNC_ERR_UNSUPPORTED when this CPU or build cannot run isa
+ * (above cnnc_max_isa(), or of another architecture). */
 CNNC_API cnnc_status cnnc_set_isa(cnnc_isa isa);
 
-/* Threads used by the parallel kernels (n >= 1); defaults to the OpenMP
- * default (OMP_NUM_THREADS or the number of cores). */
+/* Threads used by the parallel kernels: the cap of every team. Defaults to
+ * the OpenMP default (OMP_NUM_THREADS or the cores this process may run on).
+ * n must be in [1, cnnc_get_thread_limit()]: CNNC_ERR_INVALID_ARGUMENT
+ * otherwise, and the setting is unchanged.
+ * Results are the same bits from run to run at a fixed thread count; across
+ * thread counts too, except the weight gradients of convolutions and the
+ * data gradients of strided convolutions, which differ by rounding. */
 CNNC_API cnnc_status cnnc_set_num_threads(int n);
 CNNC_API int cnnc_get_num_threads(void);
+/* The most threads cnnc_set_num_threads() accepts: 8 per online processor
+ * (64 at least), within OMP_THREAD_LIMIT and half of RLIMIT_NPROC. OpenMP
+ * runtimes end the process when a thread cannot be created, so the limit is
+ * kept well inside what the machine can create. */
+CNNC_API int cnnc_get_thread_limit(void);
+
+/* The thread-choice rule. Each kernel family measures its work in one unit
+ * and has a least amount of work per thread (its grain, below which starting
+ * a thread costs more than it saves); an operation of `work` units takes
+ * min(cnnc_get_num_threads(), work / grain) threads, at least 1. So a small
+ * operation stays on the calling thread and a large one takes every thread
+ * allowed. Always 1 in a build without OpenMP. */
+typedef enum cnnc_work_kind {
+    CNNC_WORK_ELEMENTWISE = 0, /* activations, elementwise, dropout, norm, optimizer updates, loss: elements */
+    CNNC_WORK_REDUCE = 1,      /* column/row sums: elements read */
+    CNNC_WORK_POOL = 2,        /* pooling: window elements read */
+    CNNC_WORK_AUGMENT = 3,     /* augmentation: output elements */
+    CNNC_WORK_GEMM = 4,        /* matrix products: multiply-adds */
+    CNNC_WORK_CONV = 5,        /* convolutions (GEMM, implicit, Winograd): multiply-adds */
+    CNNC_WORK_DEPTHWISE = 6,   /* depthwise convolutions: multiply-adds */
+    CNNC_WORK_BIAS_GRAD = 7    /* convolution bias gradients: elements summed */
+} cnnc_work_kind;
+/* The grain of a family (1 for an unknown kind). */
+CNNC_API int64_t cnnc_work_grain(cnnc_work_kind kind);
+/* Threads an operation of this family and size takes now. */
+CNNC_API int cnnc_threads_for_kind(cnnc_work_kind kind, int64_t work);
 
 /* 64-byte-aligned memory; cnnc_free(NULL) is a no-op. */
 CNNC_API void *cnnc_malloc(size_t bytes);

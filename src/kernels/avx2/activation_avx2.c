@@ -1,4 +1,4 @@
-#include "simd_avx2.h"
+#define CNNC_SIMD 1
 #include "activation_template.h"
 
 CNNC_ACTIVATION_KERNELS(avx2);

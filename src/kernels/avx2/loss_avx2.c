@@ -1,4 +1,4 @@
-#include "simd_avx2.h"
+#define CNNC_SIMD 1
 #include "loss_template.h"
 
 CNNC_LOSS_TABLE(avx2);

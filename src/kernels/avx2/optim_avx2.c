@@ -1,4 +1,4 @@
-#include "simd_avx2.h"
+#define CNNC_SIMD 1
 #include "optim_template.h"
 
 CNNC_OPTIM_TABLE(avx2);

@@ -1,4 +1,4 @@
-#include "simd_avx512.h"
+#define CNNC_SIMD 2
 #include "activation_template.h"
 
 CNNC_ACTIVATION_KERNELS(avx512);

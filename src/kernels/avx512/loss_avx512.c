@@ -1,4 +1,4 @@
-#include "simd_avx512.h"
+#define CNNC_SIMD 2
 #include "loss_template.h"
 
 CNNC_LOSS_TABLE(avx512);

@@ -1,4 +1,4 @@
-#include "simd_avx512.h"
+#define CNNC_SIMD 2
 #include "optim_template.h"
 
 CNNC_OPTIM_TABLE(avx512);

@@ -1,4 +1,4 @@
-#include "simd_scalar.h"
+#define CNNC_SIMD 0
 #include "activation_template.h"
 
 CNNC_ACTIVATION_KERNELS(scalar);

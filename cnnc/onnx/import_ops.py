@@ -1,0 +1,793 @@
+"""One converter per ONNX op type, building cnnc layers.
+
+Each converter reads the node's inputs from the importer (constants or
+Tensors), its attributes through ``attrs`` (unread ones fail the import)
+and stores its outputs with ``state.set_output``.
+"""
+import numpy as np
+
+from cnnc import layers as L
+from cnnc.onnx import layout
+from cnnc.onnx.import_state import Attributes, Tensor, read_array
+
+_CONVERTERS = {}
+
+
+def converts(*op_types):
+    def register(fn):
+        for op in op_types:
+            _CONVERTERS[op] = fn
+        return fn
+    return register
+
+
+def convert(state, node):
+    if node.domain not in ("", "ai.onnx"):
+        state.fail(f"ops of domain {node.domain!r} are not supported")
+    fn = _CONVERTERS.get(node.op_type)
+    if fn is None:
+        state.fail("this op type is not supported by cnnc.onnx.load_model")
+    attrs = Attributes(state.onnx, node)
+    fn(state, node, attrs)
+    attrs.check_all_read()
+
+
+def _optional(node, i):
+    return node.input[i] if len(node.input) > i and node.input[i] else None
+
+
+# -- padding ------------------------------------------------------------------
+
+def _same_pads(length, kernel, stride, dilation, lower):
+    out = -(-length // stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - length, 0)
+    small, big = total // 2, total - total // 2
+    return (big, small) if lower else (small, big)
+
+
+def _padding(state, attrs, x, kernel, strides, dilations):
+    """cnnc padding ("valid", "same" or (before, after) pairs) from ONNX's
+    auto_pad and pads."""
+    rank = len(kernel)
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    pads = attrs.get("pads", None)
+    if auto_pad == "VALID":
+        return "valid"
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        spatial = x.shape[2:]
+        if auto_pad == "SAME_UPPER" and None in spatial:
+            return "same"  # TensorFlow's "same" puts the odd pixel after, as SAME_UPPER
+        if None in spatial:
+            state.fail("auto_pad SAME_LOWER needs a known input size")
+        return tuple(_same_pads(n, k, s, d, auto_pad == "SAME_LOWER")
+                     for n, k, s, d in zip(spatial, kernel, strides, dilations))
+    if auto_pad not in ("NOTSET", ""):
+        state.fail(f"unknown auto_pad {auto_pad!r}")
+    if pads is None:
+        return "valid"
+    pads = [int(p) for p in pads]
+    if len(pads) != 2 * rank or any(p < 0 for p in pads):
+        state.fail(f"pads {pads} must be {2 * rank} non-negative ints")
+    pairs = tuple((pads[i], pads[i + rank]) for i in range(rank))
+    return "valid" if not any(pads) else pairs
+
+
+def _scalar(state, name, what):
+    """A constant input holding one number (0-d or of size 1)."""
+    value = np.asarray(state.constant(name, what))
+    if value.size != 1:
+        state.fail(f"the {what} must hold one value, got shape {value.shape}")
+    return float(value.reshape(-1)[0])
+
+
+def _spatial_attrs(state, attrs, x, kernel_default=None):
+    rank = x.rank - 2
+    if rank not in (1, 2):
+        state.fail(f"only 1-D and 2-D spatial inputs are supported, got rank {x.rank}")
+    kernel = attrs.get("kernel_shape", kernel_default)
+    if kernel is None:
+        state.fail("kernel_shape is missing")
+    kernel = tuple(int(k) for k in kernel)
+    strides = tuple(int(s) for s in attrs.get("strides", [1] * rank))
+    dilations = tuple(int(d) for d in attrs.get("dilations", [1] * rank))
+    if len(kernel) != rank or len(strides) != rank or len(dilations) != rank:
+        state.fail(f"kernel_shape {kernel}, strides {strides} and dilations {dilations} must "
+                   f"each have {rank} values")
+    return rank, kernel, strides, dilations
+
+
+def _conv_out(n, k, s, d, pad):
+    if n is None:
+        return None
+    if pad == "same":
+        return -(-n // s)
+    before, after = (0, 0) if pad == "valid" else pad
+    return (n + before + after - (k - 1) * d - 1) // s + 1
+
+
+# -- convolutions --------------------------------------------------------------
+
+def _conv_inputs(state, node, attrs):
+    """Input, constant weight and optional bias, and the window attributes."""
+    x = state.tensor(node.input[0])
+    w = state.constant(node.input[1], "weight")
+    bias_name = _optional(node, 2)
+    bias = None if bias_name is None else state.constant(bias_name, "bias")
+    rank, kernel, strides, dilations = _spatial_attrs(state, attrs, x, w.shape[2:])
+    return x, w, bias, rank, kernel, strides, dilations
+
+
+@converts("Conv")
+def _conv(state, node, attrs):
+    x, w, bias, rank, kernel, strides, dilations = _conv_inputs(state, node, attrs)
+    if w.ndim != rank + 2 or tuple(w.shape[2:]) != kernel:
+        state.fail(f"weight shape {w.shape} does not match kernel_shape {kernel}")
+    groups = int(attrs.get("group", 1))
+    channels = x.shape[1]
+    out_channels = w.shape[0]
+    if channels is None or groups < 1 or channels % groups or out_channels % groups \
+            or w.shape[1] * groups != channels:
+        state.fail(f"weight {w.shape} and group {groups} do not fit {channels} input channels")
+    padding = _padding(state, attrs, x, kernel, strides, dilations)
+    if padding != "same" and not isinstance(padding, str) and rank == 1:
+        padding_arg = padding[0]
+    else:
+        padding_arg = padding
+    use_bias = bias is not None
+    name = state.layer_name()
+    if rank == 2 and groups == channels and groups > 1:
+        multiplier = out_channels // channels
+        layer = L.DepthwiseConv2D(kernel, strides=strides, padding=padding_arg,
+                                  depth_multiplier=multiplier, dilation_rate=dilations,
+                                  use_bias=use_bias, name=name)
+        # (C * m, 1, KH, KW) -> (KH, KW, C, m)
+        kernel_value = w.reshape(channels, multiplier, *kernel).transpose(2, 3, 0, 1)
+    else:
+        cls = L.Conv2D if rank == 2 else L.Conv1D
+        layer = cls(out_channels, kernel, strides=strides, padding=padding_arg,
+                    dilation_rate=dilations, groups=groups, use_bias=use_bias, name=name)
+        # (Cout, Cin / g, K...) -> (K..., Cin / g, Cout)
+        kernel_value = w.transpose(tuple(range(2, rank + 2)) + (1, 0))
+    weights = [kernel_value] + ([bias.reshape(out_channels)] if use_bias else [])
+    x = state.channels_last(x)
+    spatial = tuple(_conv_out(n, k, s, d, p) for n, k, s, d, p in zip(
+        x.shape[2:], kernel, strides, dilations,
+        (padding,) * rank if isinstance(padding, str) else padding))
+    state.set_output(0, state.apply(layer, [x], x.perm, (None, out_channels) + spatial, weights))
+
+
+@converts("ConvTranspose")
+def _conv_transpose(state, node, attrs):
+    x, w, bias, rank, kernel, strides, dilations = _conv_inputs(state, node, attrs)
+    if rank != 2:
+        state.fail("only 2-D ConvTranspose is supported")
+    groups = int(attrs.get("group", 1))
+    channels = x.shape[1]
+    if w.ndim != 4 or w.shape[0] != channels or tuple(w.shape[2:]) != kernel or channels % groups:
+        state.fail(f"weight shape {w.shape} does not fit {channels} input channels, kernel "
+                   f"{kernel} and group {groups}")
+    filters = w.shape[1] * groups
+    output_padding = [int(p) for p in attrs.get("output_padding", [0, 0])]
+    output_shape = attrs.get("output_shape", None)
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    pads = attrs.get("pads", None)
+    spans = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
+    pairs = []
+    for axis in range(2):
+        n, s, span = x.shape[2 + axis], strides[axis], spans[axis]
+        full = None if n is None else (n - 1) * s + span + output_padding[axis]
+        if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            if n is None:
+                state.fail("output_shape or auto_pad SAME needs a known input size")
+            target = (int(output_shape[-2 + axis]) if output_shape is not None else n * s)
+            total = full - target
+            if total < 0:  # a larger output than the full one: extra output padding
+                output_padding[axis] -= total
+                total = 0
+            small, big = total // 2, total - total // 2
+            pairs.append((big, small) if auto_pad == "SAME_LOWER" or (
+                output_shape is not None and auto_pad != "SAME_UPPER") else (small, big))
+        elif auto_pad == "VALID" or pads is None:
+            pairs.append((0, 0))
+        else:
+            if len(pads) != 4:
+                state.fail(f"pads {list(pads)} must have 4 values")
+            pairs.append((int(pads[axis]), int(pads[axis + 2])))
+    if any(p >= max(s, d) for p, s, d in zip(output_padding, strides, dilations)):
+        state.fail(f"output_padding {output_padding} must be smaller than the strides "
+                   f"{strides} or dilations {dilations}")
+    layer = L.Conv2DTranspose(filters, kernel, strides=strides, padding=tuple(pairs),
+                              output_padding=output_padding, dilation_rate=dilations,
+                              groups=groups, use_bias=bias is not None, name=state.layer_name())
+    # (Cin, filters / g, KH, KW) -> (KH, KW, filters / g, Cin)
+    weights = [w.transpose(2, 3, 1, 0)] + ([bias.reshape(filters)] if bias is not None else [])
+    x = state.channels_last(x)
+    spatial = tuple(None if n is None else (n - 1) * s + span - b - a + op
+                    for n, s, span, (b, a), op in zip(x.shape[2:], strides, spans, pairs,
+                                                      output_padding))
+    state.set_output(0, state.apply(layer, [x], x.perm, (None, filters) + spatial, weights))
+
+
+def _dense(state, x, kernel, bias, row_order):
+    """y = x @ kernel + bias on the last ONNX axis."""
+    if row_order is not None:
+        kernel = kernel[row_order]
+    else:
+        x = state.onnx_order(x)
+    if x.shape[-1] is not None and x.shape[-1] != kernel.shape[0]:
+        state.fail(f"a weight of shape {kernel.shape} does not fit inputs of shape {x.shape}")
+    units = kernel.shape[1]
+    layer = L.Dense(units, use_bias=bias is not None, name=state.layer_name())
+    weights = [kernel] + ([bias] if bias is not None else [])
+    return state.apply(layer, [x], x.perm, x.shape[:-1] + (units,), weights)
+
+
+@converts("Gemm")
+def _gemm(state, node, attrs):
+    a = state.tensor(node.input[0])
+    b = state.constant(node.input[1], "B").astype(np.float32)
+    alpha = float(attrs.get("alpha", 1.0))
+    beta = float(attrs.get("beta", 1.0))
+    if int(attrs.get("transA", 0)):
+        state.fail("transA = 1 (a transposed batch) is not supported")
+    if int(attrs.get("transB", 0)):
+        b = b.T
+    if a.rank != 2 or b.ndim != 2:
+        state.fail(f"Gemm needs a 2-D input and weight, got {a.shape} and {b.shape}")
+    kernel = (alpha * b).astype(np.float32)
+    bias = None
+    c_name = _optional(node, 2)
+    if c_name is not None:
+        c = state.constant(c_name, "C")
+        units = kernel.shape[1]
+        if c.size not in (1, units) or (c.ndim == 2 and c.shape[0] != 1) or c.ndim > 2:
+            state.fail(f"C of shape {c.shape} must broadcast as a bias of {units} values")
+        bias = (beta * np.broadcast_to(c.reshape(-1), (units,))).astype(np.float32)
+    state.set_output(0, _dense(state, a, kernel, bias, a.row_order))
+
+
+@converts("MatMul")
+def _matmul(state, node, attrs):
+    a = state.tensor(node.input[0])
+    b = state.constant(node.input[1], "B (the second MatMul input)").astype(np.float32)
+    if b.ndim != 2 or a.rank < 2:
+        state.fail(f"only x @ W with a constant 2-D W is supported, got {a.shape} @ {b.shape}")
+    bias = None
+    # a following Add of a constant vector is the bias
+    consumers = state.only_consumers(node.output[0], ("Add",))
+    if consumers is not None and len(consumers) == 1:
+        add = consumers[0]
+        other = [n for n in add.input if n != node.output[0]]
+        if len(other) == 1 and state.is_constant(other[0]):
+            c = state.constants[other[0]]
+            if c.size == b.shape[1] and c.shape[-1:] == (b.shape[1],) or c.size == 1:
+                bias = np.broadcast_to(c.reshape(-1), (b.shape[1],)).astype(np.float32)
+                state.fused_adds[add.name or id(add)] = node.output[0]
+    state.set_output(0, _dense(state, a, b, bias, a.row_order))
+
+
+@converts("BatchNormalization")
+def _batch_norm(state, node, attrs):
+    x = state.tensor(node.input[0])
+    gamma, beta, mean, var = (state.constant(n, what) for n, what in zip(
+        node.input[1:5], ("scale", "B", "mean", "var")))
+    epsilon = float(attrs.get("epsilon", 1e-5))
+    momentum = float(attrs.get("momentum", 0.9))
+    if int(attrs.get("training_mode", 0)):
+        state.fail("training_mode = 1 is not supported (import the inference graph)")
+    if int(attrs.get("spatial", 1)) != 1:
+        state.fail("spatial = 0 is not supported")
+    attrs.get("is_test")
+    attrs.get("consumed_inputs")
+    if len([o for o in node.output if o]) > 1:
+        state.fail("only the first output (Y) is supported")
+    axis = x.perm.index(1)
+    layer = L.BatchNormalization(axis=axis, momentum=momentum, epsilon=epsilon,
+                                 name=state.layer_name())
+    weights = [a.reshape(-1).astype(np.float32) for a in (gamma, beta, mean, var)]
+    state.set_output(0, state.apply(layer, [x], x.perm, x.shape, weights))
+
+
+# -- activations ------------------------------------------------------------------
+
+def _same_shape(state, layer, x, weights=None):
+    state.set_output(0, state.apply(layer, [x], x.perm, x.shape, weights))
+
+
+_SIMPLE = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hard_silu",
+           "Softplus": "softplus", "Softsign": "softsign", "Exp": "exponential"}
+
+
+@converts(*_SIMPLE)
+def _simple_activation(state, node, attrs):
+    x = state.tensor(node.input[0])
+    if node.op_type == "Relu":
+        layer = L.ReLU(name=state.layer_name())
+    else:
+        layer = L.Activation(_SIMPLE[node.op_type], name=state.layer_name())
+    _same_shape(state, layer, x)
+
+
+@converts("LeakyRelu")
+def _leaky_relu(state, node, attrs):
+    _same_shape(state, L.LeakyReLU(negative_slope=float(attrs.get("alpha", 0.01)),
+                                   name=state.layer_name()), state.tensor(node.input[0]))
+
+
+@converts("Elu")
+def _elu(state, node, attrs):
+    _same_shape(state, L.ELU(alpha=float(attrs.get("alpha", 1.0)), name=state.layer_name()),
+                state.tensor(node.input[0]))
+
+
+@converts("Selu")
+def _selu(state, node, attrs):
+    alpha = float(attrs.get("alpha", 1.67326319217681884765625))
+    gamma = float(attrs.get("gamma", 1.05070102214813232421875))
+    if abs(alpha - 1.6732632) > 1e-6 or abs(gamma - 1.0507010) > 1e-6:
+        state.fail(f"only the standard alpha and gamma are supported, got {alpha}, {gamma}")
+    _same_shape(state, L.Activation("selu", name=state.layer_name()), state.tensor(node.input[0]))
+
+
+@converts("Gelu")
+def _gelu(state, node, attrs):
+    approximate = attrs.get("approximate", "none")
+    if approximate not in ("none", "tanh"):
+        state.fail(f"unknown approximate {approximate!r}")
+    _same_shape(state, L.Activation("gelu" if approximate == "none" else "gelu_tanh",
+                                    name=state.layer_name()), state.tensor(node.input[0]))
+
+
+@converts("HardSigmoid")
+def _hard_sigmoid(state, node, attrs):
+    _same_shape(state, L.HardSigmoid(alpha=float(attrs.get("alpha", 0.2)),
+                                     beta=float(attrs.get("beta", 0.5)), name=state.layer_name()),
+                state.tensor(node.input[0]))
+
+
+@converts("Clip")
+def _clip(state, node, attrs):
+    x = state.tensor(node.input[0])
+    if state.opset < 11:
+        low, high = attrs.get("min", None), attrs.get("max", None)
+    else:
+        low_name, high_name = _optional(node, 1), _optional(node, 2)
+        low = None if low_name is None else _scalar(state, low_name, "min")
+        high = None if high_name is None else _scalar(state, high_name, "max")
+    if low == 0.0 and high is None:
+        layer = L.ReLU(name=state.layer_name())
+    else:
+        layer = L.Clip(low, high, name=state.layer_name())
+    _same_shape(state, layer, x)
+
+
+@converts("PRelu")
+def _prelu(state, node, attrs):
+    x = state.tensor(node.input[0])
+    slope = state.constant(node.input[1], "slope")
+    # ONNX's slope broadcasts against the ONNX tensor; hold it in x's order
+    full = layout.constant_in_layout(slope, x.rank, x.perm)[0]
+    cnnc_shape = tuple(x.shape[a] for a in x.perm)[1:]
+    shared = [i + 1 for i, (s, n) in enumerate(zip(full.shape, cnnc_shape)) if s == 1]
+    alpha_shape = tuple(1 if i + 1 in shared else n for i, n in enumerate(cnnc_shape))
+    if None in alpha_shape:
+        state.fail("a per-position slope needs known input sizes")
+    alpha = np.broadcast_to(full, alpha_shape).astype(np.float32)
+    _same_shape(state, L.PReLU(shared_axes=shared or None, name=state.layer_name()), x, [alpha])
+
+
+def _softmax_axis(state, attrs, x):
+    default = -1 if state.opset >= 13 else 1
+    axis = int(attrs.get("axis", default))
+    if not -x.rank <= axis < x.rank:
+        state.fail(f"axis {axis} is out of range for rank {x.rank}")
+    axis %= x.rank
+    if axis == 0:
+        state.fail("a softmax over the batch axis is not supported")
+    if state.opset < 13 and any(d != 1 for d in x.shape[axis + 1:]):
+        state.fail(f"opset {state.opset} softmax over the flattened axes {axis}.. is only "
+                   f"supported when they are the last axis")
+    return axis
+
+
+@converts("Softmax", "LogSoftmax")
+def _softmax(state, node, attrs):
+    x = state.tensor(node.input[0])
+    axis = _softmax_axis(state, attrs, x)
+    if node.op_type == "Softmax":
+        layer = L.Softmax(axis=x.perm.index(axis), name=state.layer_name())
+        _same_shape(state, layer, x)
+        return
+    # log-softmax runs on the last cnnc axis: move the ONNX axis there
+    perm = tuple(a for a in x.perm if a != axis) + (axis,)
+    x = state.in_perm(x, perm)
+    _same_shape(state, L.Activation("log_softmax", name=state.layer_name()), x)
+
+
+# -- pooling --------------------------------------------------------------------
+
+@converts("MaxPool", "AveragePool")
+def _pool(state, node, attrs):
+    x = state.tensor(node.input[0])
+    rank, kernel, strides, dilations = _spatial_attrs(state, attrs, x)
+    if any(d != 1 for d in dilations):
+        state.fail(f"dilations {list(dilations)} are not supported for pooling")
+    if int(attrs.get("storage_order", 0)):
+        state.fail("storage_order = 1 is not supported")
+    if len([o for o in node.output if o]) > 1 and node.output[1] in state.consumers:
+        state.fail("the Indices output is not supported")
+    ceil_mode = bool(int(attrs.get("ceil_mode", 0)))
+    average = node.op_type == "AveragePool"
+    count_include_pad = bool(int(attrs.get("count_include_pad", 0))) if average else False
+    padding = _padding(state, attrs, x, kernel, strides, dilations)
+    if padding == "same" and count_include_pad:
+        if None in x.shape[2:]:
+            state.fail("auto_pad SAME with count_include_pad needs a known input size")
+        padding = tuple(_same_pads(n, k, s, 1, False) for n, k, s in zip(x.shape[2:], kernel,
+                                                                           strides))
+    if not isinstance(padding, str) and any(p >= k for pair, k in zip(padding, kernel)
+                                            for p in pair):
+        state.fail(f"pads {padding} must be smaller than kernel_shape {kernel}")
+    cls = {(True, 2): L.AveragePooling2D, (True, 1): L.AveragePooling1D,
+           (False, 2): L.MaxPooling2D, (False, 1): L.MaxPooling1D}[average, rank]
+    extra = dict(count_include_pad=count_include_pad) if average else {}
+    layer = cls(kernel, strides=strides, padding=padding if rank == 2 or isinstance(
+        padding, str) else padding, ceil_mode=ceil_mode, name=state.layer_name(), **extra)
+    x = state.channels_last(x)
+    cnnc_in = tuple(x.shape[a] for a in x.perm)
+    cnnc_out = layer.compute_output_shape(cnnc_in)
+    onnx_out = tuple(cnnc_out[a] for a in layout.inverse(x.perm))
+    state.set_output(0, state.apply(layer, [x], x.perm, onnx_out))
+
+
+@converts("GlobalAveragePool", "GlobalMaxPool")
+def _global_pool(state, node, attrs):
+    x = state.tensor(node.input[0])
+    rank = x.rank - 2
+    if rank not in (1, 2):
+        state.fail(f"only 1-D and 2-D spatial inputs are supported, got rank {x.rank}")
+    average = node.op_type == "GlobalAveragePool"
+    cls = {(True, 2): L.GlobalAveragePooling2D, (True, 1): L.GlobalAveragePooling1D,
+           (False, 2): L.GlobalMaxPooling2D, (False, 1): L.GlobalMaxPooling1D}[average, rank]
+    x = state.channels_last(x)
+    state.set_output(0, state.apply(cls(keepdims=True, name=state.layer_name()), [x], x.perm,
+                                    x.shape[:2] + (1,) * rank))
+
+
+# -- elementwise arithmetic -------------------------------------------------------
+
+_NUMPY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
+_OPERATION = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide"}
+_MERGE = {"Add": L.Add, "Sub": L.Subtract, "Mul": L.Multiply, "Div": L.Divide}
+
+
+def _broadcasts_onto(a, b):
+    """Whether shape b broadcasts onto shape a without enlarging it."""
+    if len(b) > len(a):
+        return None
+    b = (1,) * (len(a) - len(b)) + tuple(b)
+    return all(y == 1 or x == y for x, y in zip(a, b))
+
+
+@converts("Add", "Sub", "Mul", "Div")
+def _arithmetic(state, node, attrs):
+    left, right = node.input[0], node.input[1]
+    op = node.op_type
+    if state.is_constant(left) and state.is_constant(right):
+        a, b = state.constants[left], state.constants[right]
+        if op == "Div" and a.dtype.kind == "i" and b.dtype.kind == "i":
+            value = np.floor_divide(a, b)  # integer shape arithmetic
+        else:
+            value = _NUMPY[op](a, b)
+        state.set_output(0, value.astype(a.dtype if a.dtype == b.dtype else np.float32))
+        return
+    if op == "Add" and (node.name or id(node)) in state.fused_adds:
+        state.set_output(0, state.tensors[state.fused_adds[node.name or id(node)]])
+        return
+    if state.is_constant(left) or state.is_constant(right):
+        reverse = state.is_constant(left)
+        x = state.tensor(right if reverse else left)
+        c = state.constants[left if reverse else right].astype(np.float32)
+        if c.ndim > x.rank or not _broadcasts_onto(x.shape[1:], c.shape[max(
+                c.ndim - x.rank + 1, 0):]) or (c.ndim == x.rank and c.shape[0] != 1):
+            state.fail(f"a constant of shape {c.shape} must broadcast onto the input of shape "
+                       f"{x.shape} without enlarging it")
+        held = layout.constant_in_layout(c, x.rank, x.perm)[0]
+        while held.ndim > 0 and held.shape[0] == 1 and held.ndim > 1:
+            held = held[0]  # leading 1s are implied by broadcasting
+        layer = L.ConstantArithmetic(_OPERATION[op], constant=held,
+                                     reverse=reverse and op in ("Sub", "Div"),
+                                     name=state.layer_name())
+        _same_shape(state, layer, x)
+        return
+    a, b = state.tensor(left), state.tensor(right)
+    if a.rank != b.rank or any(x is not None and y is not None and x != y
+                               for x, y in zip(a.shape[1:], b.shape[1:])):
+        state.fail(f"two tensors of shapes {a.shape} and {b.shape}: only tensors of one shape "
+                   f"are supported")
+    b = state.in_perm(b, a.perm)
+    state.set_output(0, state.apply(_MERGE[op](name=state.layer_name()), [a, b], a.perm,
+                                    a.shape))
+
+
+@converts("Sum")
+def _sum(state, node, attrs):
+    tensors = [state.tensor(n) for n in node.input]
+    if len(tensors) == 1:
+        state.set_output(0, tensors[0])
+        return
+    first = tensors[0]
+    if any(t.shape[1:] != first.shape[1:] for t in tensors):
+        state.fail("only tensors of one shape are supported")
+    tensors = [first] + [state.in_perm(t, first.perm) for t in tensors[1:]]
+    state.set_output(0, state.apply(L.Add(name=state.layer_name()), tensors, first.perm,
+                                    first.shape))
+
+
+# -- shapes -----------------------------------------------------------------------
+
+@converts("Identity", "Dropout")
+def _identity(state, node, attrs):
+    attrs.get("ratio")
+    attrs.get("seed")
+    attrs.get("is_test")
+    if node.op_type == "Dropout":
+        training = _optional(node, 2)
+        if training is not None and _scalar(state, training, "training_mode"):
+            state.fail("training_mode = true is not supported")
+        if len(node.output) > 1 and node.output[1] and node.output[1] in state.consumers:
+            state.fail("the mask output is not supported")
+    name = node.input[0]
+    state.set_output(0, state.constants[name] if state.is_constant(name)
+                     else state.tensor(name))
+
+
+@converts("Constant")
+def _constant(state, node, attrs):
+    value = attrs.get("value", None)
+    if value is not None:
+        state.set_output(0, read_array(state.onnx, value))
+        return
+    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32),
+                       ("value_int", np.int64), ("value_ints", np.int64)):
+        v = attrs.get(key, None)
+        if v is not None:
+            state.set_output(0, np.asarray(v, dtype))
+            return
+    state.fail("only value, value_float(s) and value_int(s) constants are supported")
+
+
+@converts("Flatten")
+def _flatten(state, node, attrs):
+    name = node.input[0]
+    axis = int(attrs.get("axis", 1))
+    if state.is_constant(name):
+        a = state.constants[name]
+        axis %= max(a.ndim, 1)
+        state.set_output(0, a.reshape(int(np.prod(a.shape[:axis])), -1))
+        return
+    x = state.tensor(name)
+    if axis < 0:
+        axis += x.rank
+    if axis != 1:
+        state.fail(f"only axis = 1 (keep the batch axis) is supported, got {axis}")
+    sizes = x.shape[1:]
+    size = None if None in sizes else int(np.prod(sizes))
+    row_order = None
+    if not layout.same_order_when_flattened(tuple(1 if d is None else d for d in x.shape),
+                                            x.perm) or None in sizes:
+        if None not in sizes and _weights_take_rows(state, node.output[0], size):
+            # flatten in cnnc's order; the Gemm permutes its weight rows to match
+            index = np.arange(size).reshape(x.shape[1:])
+            row_order = index.transpose(tuple(a - 1 for a in x.perm[1:])).reshape(-1)
+        else:
+            x = state.onnx_order(x)
+    out = state.apply(L.Flatten(name=state.layer_name()), [x], layout.identity(2), (None, size))
+    out.row_order = row_order
+    state.set_output(0, out)
+
+
+def _weights_take_rows(state, name, size):
+    """Whether every reader of ``name`` is a Gemm or MatMul multiplying it by
+    a constant weight of ``size`` rows (checked before any index array of
+    that size is made, so a file cannot make the import allocate what its
+    weights do not hold)."""
+    readers = state.only_consumers(name, ("Gemm", "MatMul"))
+    if readers is None:
+        return False
+    for reader in readers:
+        if reader.input[0] != name or not state.is_constant(reader.input[1]):
+            return False
+        weight = state.constants[reader.input[1]]
+        trans_b = any(a.name == "transB" and a.i for a in reader.attribute)
+        if weight.ndim != 2 or weight.shape[1 if trans_b else 0] != size:
+            return False
+    return True
+
+
+def _reshape_target(state, x_shape, target, allowzero):
+    """The target shape without its batch entry, which must keep the batch
+    (0 copying it, -1, or the static batch size)."""
+    target = [int(t) for t in target]
+    out = []
+    for i, t in enumerate(target):
+        if t == 0 and not allowzero:
+            if i >= len(x_shape):
+                state.fail(f"target shape {target}: a 0 beyond the input rank")
+            out.append(x_shape[i])
+        elif t < -1 or t == 0:
+            state.fail(f"target shape {target}: sizes must be positive or -1")
+        else:
+            out.append(t)
+    first, rest = out[0] if out else 0, out[1:]
+    if not (first is None or first == -1 or (x_shape[0] is not None and first == x_shape[0])):
+        state.fail(f"the target shape {target} must keep the batch axis first (0, -1 or the "
+                   f"batch size)")
+    if None in rest or rest.count(-1) > 1:
+        state.fail(f"target shape {target} is ambiguous for inputs of shape {x_shape}")
+    return rest
+
+
+@converts("Reshape")
+def _reshape(state, node, attrs):
+    name = node.input[0]
+    target = state.constant(node.input[1], "shape")
+    allowzero = int(attrs.get("allowzero", 0))
+    if state.is_constant(name):
+        state.set_output(0, np.reshape(state.constants[name], [int(t) for t in target]))
+        return
+    x = state.tensor(name)
+    rest = _reshape_target(state, x.shape, target, allowzero)
+    if not layout.same_order_when_flattened(tuple(1 if d is None else d for d in x.shape),
+                                            x.perm) or None in x.shape[1:]:
+        x = state.onnx_order(x)
+    known = None not in x.shape[1:]
+    if -1 in rest and known:
+        total = int(np.prod(x.shape[1:]))
+        other = int(np.prod([d for d in rest if d != -1]))
+        if other == 0 or total % other:
+            state.fail(f"cannot reshape {x.shape} into {list(target)}")
+        rest = [total // other if d == -1 else d for d in rest]
+    shape = (None,) + tuple(rest)
+    if known and int(np.prod(rest)) != int(np.prod(x.shape[1:])):
+        state.fail(f"cannot reshape {x.shape} into {list(target)}")
+    state.set_output(0, state.apply(L.Reshape(tuple(rest), name=state.layer_name()), [x],
+                                    layout.identity(len(shape)), shape))
+
+
+@converts("Transpose")
+def _transpose(state, node, attrs):
+    name = node.input[0]
+    if state.is_constant(name):
+        a = state.constants[name]
+        state.set_output(0, np.transpose(a, attrs.get("perm", None)))
+        return
+    x = state.tensor(name)
+    perm = tuple(int(p) for p in attrs.get("perm", range(x.rank - 1, -1, -1)))
+    if sorted(perm) != list(range(x.rank)) or perm[0] != 0:
+        state.fail(f"perm {list(perm)} must keep the batch axis first")
+    # the cnnc tensor stays; only its relation to the ONNX axes changes
+    new_perm = layout.compose(layout.inverse(perm), x.perm)
+    state.set_output(0, Tensor(x.symbol, new_perm, tuple(x.shape[p] for p in perm),
+                               x.row_order))
+
+
+@converts("Concat")
+def _concat(state, node, attrs):
+    axis = int(attrs.get("axis"))
+    if all(state.is_constant(n) for n in node.input):
+        state.set_output(0, np.concatenate([state.constants[n] for n in node.input], axis=axis))
+        return
+    tensors = [state.tensor(n) for n in node.input]
+    first = tensors[0]
+    axis %= first.rank
+    if axis == 0:
+        state.fail("concatenation along the batch axis is not supported")
+    tensors = [first] + [state.in_perm(t, first.perm) for t in tensors[1:]]
+    sizes = [t.shape[axis] for t in tensors]
+    shape = list(first.shape)
+    shape[axis] = None if None in sizes else sum(sizes)
+    if len(tensors) == 1:
+        state.set_output(0, first)
+        return
+    state.set_output(0, state.apply(L.Concatenate(axis=first.perm.index(axis),
+                                                  name=state.layer_name()),
+                                    tensors, first.perm, tuple(shape)))
+
+
+@converts("Pad")
+def _pad(state, node, attrs):
+    x = state.tensor(node.input[0])
+    mode = attrs.get("mode", "constant")
+    if state.opset < 11:
+        pads = attrs.get("pads")
+        value = float(attrs.get("value", 0.0))
+        axes = None
+    else:
+        pads = state.constant(node.input[1], "pads")
+        value_name = _optional(node, 2)
+        value = 0.0 if value_name is None else _scalar(state, value_name, "constant_value")
+        axes_name = _optional(node, 3)
+        axes = None if axes_name is None else state.constant(axes_name, "axes")
+    if mode not in ("constant", "reflect", "edge"):
+        state.fail(f"mode {mode!r} is not supported")
+    pads = [int(p) for p in np.asarray(pads).reshape(-1)]
+    axes = list(range(x.rank)) if axes is None else [int(a) % x.rank for a in axes]
+    if len(pads) != 2 * len(axes) or any(p < 0 for p in pads):
+        state.fail(f"pads {pads} must be {2 * len(axes)} non-negative ints (negative pads "
+                   f"crop, which is not supported)")
+    pairs = [(0, 0)] * x.rank
+    for i, a in enumerate(axes):
+        pairs[a] = (pads[i], pads[i + len(axes)])
+    if pairs[0] != (0, 0):
+        state.fail("padding the batch axis is not supported")
+    held = [pairs[a] for a in x.perm]
+    layer = L.Pad(held[1:], mode=mode, constant_value=value, name=state.layer_name())
+    shape = tuple(None if n is None else n + b + e for n, (b, e) in zip(x.shape, pairs))
+    state.set_output(0, state.apply(layer, [x], x.perm, (None,) + shape[1:]))
+
+
+# -- shape arithmetic on constants and static shapes ---------------------------------
+
+@converts("Shape")
+def _shape(state, node, attrs):
+    x = state.tensors.get(node.input[0])
+    if x is None:
+        a = state.constant(node.input[0])
+        shape = np.asarray(a.shape, np.int64)
+    else:
+        if None in x.shape[1:]:
+            state.fail(f"the shape {x.shape} is not static")
+        # -1 stands for the batch size; Reshape reads a leading -1 as "keep the batch"
+        shape = np.asarray([-1] + list(x.shape[1:]), np.int64)
+    start = int(attrs.get("start", 0))
+    end = attrs.get("end", None)
+    state.set_output(0, shape[start:None if end is None else int(end)])
+
+
+@converts("Gather")
+def _gather(state, node, attrs):
+    data = state.constant(node.input[0], "data")
+    index = state.constant(node.input[1], "indices")
+    state.set_output(0, np.take(data, index.astype(np.int64), axis=int(attrs.get("axis", 0))))
+
+
+@converts("Unsqueeze", "Squeeze")
+def _unsqueeze(state, node, attrs):
+    data = state.constant(node.input[0], "data")
+    if state.opset >= 13:
+        axes_name = _optional(node, 1)
+        axes = None if axes_name is None else state.constant(axes_name, "axes")
+    else:
+        axes = attrs.get("axes", None)
+    if node.op_type == "Squeeze":
+        out = np.squeeze(data) if axes is None else np.squeeze(
+            data, axis=tuple(int(a) for a in np.asarray(axes).reshape(-1)))
+    else:
+        out = data
+        for a in sorted(int(a) % (data.ndim + len(axes)) for a in np.asarray(axes).reshape(-1)):
+            out = np.expand_dims(out, a)
+    state.set_output(0, out)
+
+
+@converts("Cast")
+def _cast(state, node, attrs):
+    data = state.constant(node.input[0], "data")
+    to = int(attrs.get("to"))
+    kind = state.onnx.helper.tensor_dtype_to_np_dtype(to)
+    attrs.get("saturate")
+    state.set_output(0, data.astype(np.float32 if np.dtype(kind).kind == "f" else np.int64))
+
+
+@converts("Slice")
+def _slice(state, node, attrs):
+    data = state.constant(node.input[0], "data")
+    starts = state.constant(node.input[1], "starts")
+    ends = state.constant(node.input[2], "ends")
+    axes_name, steps_name = _optional(node, 3), _optional(node, 4)
+    axes = range(len(starts)) if axes_name is None else state.constant(axes_name, "axes")
+    steps = [1] * len(starts) if steps_name is None else state.constant(steps_name, "steps")
+    index = [slice(None)] * data.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        index[int(a)] = slice(int(s), int(e), int(st))
+    state.set_output(0, data[tuple(index)])

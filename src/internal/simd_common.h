@@ -1,0 +1,62 @@
+/* Helpers written once over the backend operations of simd.h (included by
+ * simd.h after the backend). */
+#ifndef CNNC_SIMD_COMMON_H
+#define CNNC_SIMD_COMMON_H
+
+/* The vector at p when `rem` values remain (a partial vector when
+ * rem < VW): the templates' loops handle their tails with these. */
+static inline vf vf_load_tail(const float *p, int64_t rem) { return rem >= VW ? vf_load(p) : vf_load_part(p, rem); }
+static inline void vf_store_tail(float *p, vf v, int64_t rem)
+{
+    if (rem >= VW)
+        vf_store(p, v);
+    else
+        vf_store_part(p, v, rem);
+}
+
+/* Running maximum that propagates NaN. */
+static inline vf vf_max_nan(vf acc, vf v) { return vf_select(vf_better(v, acc), v, acc); }
+
+/* sign(a) with sign(0) = 0 (the subgradient TensorFlow and PyTorch use); NaN gives 0. */
+static inline vf vf_sign(vf a)
+{
+    vf zero = vf_zero(), one = vf_set1(1.0f);
+    return vf_sub(vf_select(vf_gt(a, zero), one, zero), vf_select(vf_lt(a, zero), one, zero));
+}
+
+/* Magnitude of mag with the sign bit of sign. */
+static inline vf vf_copysign(vf mag, vf sign)
+{
+    vi sign_bit = vi_set1((int32_t)0x80000000u);
+    return vi_as_vf(vi_or(vi_and(vf_as_vi(vf_abs(mag)), vi_set1(0x7fffffff)), vi_and(vf_as_vi(sign), sign_bit)));
+}
+
+/* Tiles of up to 4 vectors kept in registers: VF_TILE_REST(width, body...)
+ * runs body with FULL (full vectors, a compile-time constant) and REM (lanes
+ * of a last partial vector, constant 0 when there is none) for a remainder of
+ * width < 4 * VW floats, so that the kernels' tile loops unroll. */
+#define VF_TILE_CASE_(F, rem_, ...)                                  \
+    case F:                                                         \
+        if ((rem_) == 0) {                                          \
+            enum { FULL = F };                                      \
+            const int64_t REM = 0;                                  \
+            __VA_ARGS__;                                            \
+        } else {                                                    \
+            enum { FULL = F };                                      \
+            const int64_t REM = (rem_);                             \
+            __VA_ARGS__;                                            \
+        }                                                           \
+        break;
+#define VF_TILE_REST(width, ...)                                     \
+    do {                                                            \
+        int64_t vf_rem_ = (width) % VW;                             \
+        switch ((int)((width) / VW)) {                              \
+            VF_TILE_CASE_(0, vf_rem_, __VA_ARGS__)                  \
+            VF_TILE_CASE_(1, vf_rem_, __VA_ARGS__)                  \
+            VF_TILE_CASE_(2, vf_rem_, __VA_ARGS__)                  \
+        default:                                                    \
+            VF_TILE_CASE_(3, vf_rem_, __VA_ARGS__)                  \
+        }                                                           \
+    } while (0)
+
+#endif

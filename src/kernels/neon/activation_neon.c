@@ -1,0 +1,4 @@
+#define CNNC_SIMD 3
+#include "activation_template.h"
+
+CNNC_ACTIVATION_KERNELS(neon);

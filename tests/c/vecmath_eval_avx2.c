@@ -1,0 +1,3 @@
+#define CNNC_SIMD 1
+#define VECMATH_EVAL vecmath_eval_avx2
+#include "vecmath_eval.h"

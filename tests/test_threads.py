@@ -1,0 +1,397 @@
+"""Threads: the thread-choice rule, the thread-count limits, and every
+kernel family at 1, 2, 3, 7 and 16 threads against independent NumPy
+references (on a small machine the larger counts are the oversubscribed
+case, which must work too), with the determinism the README promises."""
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import cnnc
+from cnnc import _core, _wait_policy, ops
+
+THREAD_COUNTS = (1, 2, 3, 7, 16)
+
+
+@pytest.fixture
+def restore_threads():
+    previous = cnnc.get_num_threads()
+    yield
+    cnnc.set_num_threads(previous)
+
+
+# ---- the thread-choice rule ------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", _core.WORK_KINDS)
+def test_tiny_operation_takes_one_thread_large_one_all(restore_threads, kind):
+    grain = cnnc.work_grain(kind)
+    assert grain >= 1
+    for cap in (1, 2, 7, 16):
+        cnnc.set_num_threads(cap)
+        assert cnnc.threads_for(kind, 0) == 1
+        assert cnnc.threads_for(kind, 1) == 1
+        assert cnnc.threads_for(kind, grain - 1) == 1
+        assert cnnc.threads_for(kind, 3 * grain) == min(3, cap)
+        assert cnnc.threads_for(kind, 3 * grain + grain - 1) == min(3, cap)
+        assert cnnc.threads_for(kind, 10**15) == cap
+        assert cnnc.threads_for(kind, 2**64) == cap  # beyond int64: clamped, not wrapped
+
+
+def test_thread_choice_grows_with_work(restore_threads):
+    cnnc.set_num_threads(16)
+    for kind in _core.WORK_KINDS:
+        counts = [cnnc.threads_for(kind, w) for w in np.geomspace(1, 1e12, 60).astype(np.int64).tolist()]
+        assert counts == sorted(counts) and counts[0] == 1 and counts[-1] == 16
+
+
+def test_thread_choice_rejects_bad_queries():
+    with pytest.raises(ValueError, match="kind"):
+        cnnc.threads_for("fft", 10)
+    with pytest.raises(ValueError, match="work"):
+        cnnc.threads_for("gemm", -1)
+
+
+# ---- thread-count limits ---------------------------------------------------------------
+
+def test_thread_count_limits(restore_threads):
+    limit = cnnc.get_thread_limit()
+    assert limit >= 64 or limit >= 8 * os.cpu_count() or limit >= 1
+    for bad in (0, -1, -2**40):
+        with pytest.raises(ValueError, match="threads"):
+            cnnc.set_num_threads(bad)
+    for huge in (limit + 1, 10**6, 2**70):
+        with pytest.warns(RuntimeWarning, match="limit"):
+            cnnc.set_num_threads(huge)
+        assert cnnc.get_num_threads() == limit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cnnc.set_num_threads(limit)
+
+
+def test_huge_thread_count_then_large_matmul_runs(rng):
+    # In a child process: a libgomp failure would end the process.
+    code = ("import warnings, numpy as np, cnnc\n"
+            "warnings.simplefilter('ignore')\n"
+            "cnnc.set_num_threads(10**6)\n"
+            "a = np.ones((1024, 1024), np.float32)\n"
+            "print(cnnc.get_num_threads(), float(cnnc.ops.matmul(a, a)[5, 7]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    threads, value = out.stdout.split()
+    assert int(threads) == cnnc.get_thread_limit() and float(value) == 1024.0
+
+
+def test_omp_num_threads_above_limit_is_capped():
+    code = "import cnnc; print(cnnc.get_num_threads(), cnnc.get_thread_limit())"
+    env = dict(os.environ, OMP_NUM_THREADS="100000")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    threads, limit = map(int, out.stdout.split())
+    assert threads == limit
+
+
+# ---- wait policy ---------------------------------------------------------------------------
+
+def test_wait_policy_set_for_loading_only(monkeypatch):
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    seen = _wait_policy.load_with_policy(lambda: os.environ.get("GOMP_SPINCOUNT"))
+    assert seen == _wait_policy.SPIN_COUNT
+    assert "GOMP_SPINCOUNT" not in os.environ
+
+
+@pytest.mark.parametrize("name, value", [("OMP_WAIT_POLICY", "active"), ("GOMP_SPINCOUNT", "infinite")])
+def test_wait_policy_leaves_user_choice(monkeypatch, name, value):
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv(name, value)
+    seen = _wait_policy.load_with_policy(lambda: (os.environ.get("GOMP_SPINCOUNT"),
+                                                  os.environ.get("OMP_WAIT_POLICY")))
+    assert seen == ((value, None) if name == "GOMP_SPINCOUNT" else (None, value))
+    assert os.environ[name] == value
+
+
+def test_import_leaves_environment_as_the_user_set_it():
+    code = "import os, cnnc; print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "None"
+
+
+# ---- every kernel family at several thread counts ---------------------------------------
+
+def _windows(x, kh, kw, stride, pad):
+    """(N, OH, OW, KH, KW, C) patches of x (N, H, W, C), float64."""
+    x = np.pad(x.astype(np.float64), ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
+    win = win[:, ::stride, ::stride]  # (N, OH, OW, C, KH, KW)
+    return win.transpose(0, 1, 2, 4, 5, 3)
+
+
+def ref_conv(x, w, b, stride, pad, groups):
+    kh, kw, cin_g, cout = w.shape
+    p = _windows(x, kh, kw, stride, pad)
+    cout_g = cout // groups
+    outs = []
+    for g in range(groups):
+        pg = p[..., g * cin_g:(g + 1) * cin_g]
+        wg = w[..., g * cout_g:(g + 1) * cout_g].astype(np.float64)
+        outs.append(np.tensordot(pg, wg, axes=([3, 4, 5], [0, 1, 2])))
+    return np.concatenate(outs, axis=-1) + b
+
+
+def ref_conv_backward(x, w, dy, stride, pad, groups):
+    """(dx, dw) in float64 through the adjoint of the windows."""
+    kh, kw, cin_g, cout = w.shape
+    n, h, wd, cin = x.shape
+    cout_g = cout // groups
+    p = _windows(x, kh, kw, stride, pad)
+    dy = dy.astype(np.float64)
+    dw = np.zeros(w.shape)
+    dxp = np.zeros((n, h + 2 * pad, wd + 2 * pad, cin))
+    oh, ow = dy.shape[1:3]
+    for g in range(groups):
+        ci, co = slice(g * cin_g, (g + 1) * cin_g), slice(g * cout_g, (g + 1) * cout_g)
+        dw[..., co] = np.tensordot(p[..., ci], dy[..., co], axes=([0, 1, 2], [0, 1, 2]))
+        dpatch = np.tensordot(dy[..., co], w[..., co].astype(np.float64), axes=([3], [3]))
+        for i in range(kh):
+            for j in range(kw):
+                dxp[:, i:i + stride * oh:stride, j:j + stride * ow:stride, ci] += dpatch[:, :, :, i, j]
+    return dxp[:, pad:pad + h, pad:pad + wd], dw
+
+
+def _close(actual, expected, rtol=2e-4):
+    expected = np.asarray(expected, np.float64)
+    scale = max(float(np.abs(expected).max()), 1e-30)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
+
+
+def family_gemm(rng):
+    a = rng.standard_normal((320, 384)).astype(np.float32)
+    b = rng.standard_normal((384, 336)).astype(np.float32)
+    c = rng.standard_normal((320, 336)).astype(np.float32)
+
+    def run():
+        return [ops.matmul(a, b), ops.matmul(a, b.T.copy(), trans_b=True),
+                ops.matmul(a.T.copy(), b, trans_a=True, out=c.copy(), beta=0.5)]
+
+    ref = a.astype(np.float64) @ b
+    return run, lambda out: (_close(out[0], ref), _close(out[1], ref), _close(out[2], ref + 0.5 * c))
+
+
+def _conv_family(rng, n, hw, cin, cout, k, stride, groups, env_winograd=None):
+    pad = k // 2
+    x = rng.standard_normal((n, hw, hw, cin)).astype(np.float32)
+    w = (rng.standard_normal((k, k, cin // groups, cout)) / np.sqrt(k * k * cin / groups)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    y_ref = ref_conv(x, w, b, stride, pad, groups)
+    dy = rng.standard_normal(y_ref.shape).astype(np.float32)
+    dx_ref, dw_ref = ref_conv_backward(x, w, dy, stride, pad, groups)
+    padding = "same" if stride == 1 else ((pad, pad), (pad, pad))
+
+    def run():
+        y = ops.conv2d(x, w, b, strides=stride, padding=padding, groups=groups)
+        grads = ops.conv2d_backward(x, w, dy, strides=stride, padding=padding, groups=groups)
+        return [y, *grads[:2], ops.bias_add_backward(dy)]
+
+    def check(out):
+        _close(out[0], y_ref, 5e-4)
+        _close(out[1], dx_ref, 5e-4)
+        _close(out[2], dw_ref, 5e-4)
+        _close(out[3], dy.astype(np.float64).sum(axis=(0, 1, 2)))
+    return run, check
+
+
+def family_conv_3x3(rng):  # Winograd where it applies
+    return _conv_family(rng, 8, 24, 32, 64, 3, 1, 1)
+
+
+def family_conv_strided(rng):  # im2col / implicit GEMM
+    return _conv_family(rng, 8, 33, 24, 48, 3, 2, 1)
+
+
+def family_conv_1x1(rng):
+    return _conv_family(rng, 16, 20, 64, 96, 1, 1, 1)
+
+
+def family_conv_grouped(rng):
+    return _conv_family(rng, 8, 20, 32, 64, 3, 1, 4)
+
+
+def family_depthwise(rng):
+    return _conv_family(rng, 16, 32, 64, 64, 3, 1, 64)
+
+
+def family_pool(rng):
+    x = rng.standard_normal((32, 40, 40, 16)).astype(np.float32)
+    dy = rng.standard_normal((32, 20, 20, 16)).astype(np.float32)
+    blocks = x.reshape(32, 20, 2, 20, 2, 16)
+
+    def run():
+        return [ops.max_pool2d(x), ops.max_pool2d_backward(x, dy), ops.avg_pool2d(x),
+                ops.avg_pool2d_backward(dy, x.shape), ops.global_avg_pool2d(x)]
+
+    def check(out):
+        np.testing.assert_array_equal(out[0], blocks.max(axis=(2, 4)))
+        is_max = blocks == blocks.max(axis=(2, 4), keepdims=True)
+        np.testing.assert_array_equal(out[1].reshape(blocks.shape), is_max * dy[:, :, None, :, None])
+        _close(out[2], blocks.astype(np.float64).mean(axis=(2, 4)), 1e-6)
+        _close(out[3].reshape(blocks.shape), np.broadcast_to(dy[:, :, None, :, None] / 4, blocks.shape), 1e-6)
+        _close(out[4], x.astype(np.float64).mean(axis=(1, 2)), 1e-5)
+    return run, check
+
+
+def family_norm(rng):
+    x = (rng.standard_normal((64, 16, 16, 32)) * 3 + 1).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    gamma = rng.standard_normal(32).astype(np.float32)
+    beta = rng.standard_normal(32).astype(np.float32)
+    x64 = x.astype(np.float64).reshape(-1, 32)
+    mean = x64.mean(axis=0)
+    inv = 1 / np.sqrt(x64.var(axis=0) + 1e-3)
+    xhat = (x64 - mean) * inv
+    d = dy.astype(np.float64).reshape(-1, 32)
+    dgamma, dbeta = (d * xhat).sum(axis=0), d.sum(axis=0)
+    dx = gamma * inv * (d - dbeta / len(d) - xhat * dgamma / len(d))
+
+    def run():
+        y, m, s = ops.batch_norm_train(x, gamma, beta, None, None)
+        return [y, m, s, *ops.batch_norm_backward(x, dy, gamma, m, s)]
+
+    def check(out):
+        _close(out[0].reshape(-1, 32), xhat * gamma + beta, 1e-4)
+        _close(out[1], mean, 1e-5)
+        _close(out[2], inv, 1e-5)
+        _close(out[3].reshape(-1, 32), dx, 1e-3)
+        _close(out[4], dgamma, 1e-4)
+        _close(out[5], dbeta, 1e-4)
+    return run, check
+
+
+def family_activation(rng):
+    x = rng.standard_normal((1 << 20) + 77).astype(np.float32)
+    dy = rng.standard_normal(x.size).astype(np.float32)
+    logits = rng.standard_normal((4096, 300)).astype(np.float32)
+    x64 = x.astype(np.float64)
+
+    def run():
+        return [ops.relu(x), ops.relu_backward(x, dy), ops.sigmoid(x), ops.tanh_backward(x, dy),
+                ops.softmax(logits)]
+
+    def check(out):
+        np.testing.assert_array_equal(out[0], np.maximum(x, 0))
+        np.testing.assert_array_equal(out[1], np.where(x > 0, dy, 0))
+        _close(out[2], 1 / (1 + np.exp(-x64)), 1e-6)
+        _close(out[3], dy * (1 - np.tanh(x64) ** 2), 1e-5)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True)).astype(np.float64)
+        _close(out[4], e / e.sum(axis=1, keepdims=True), 1e-5)
+    return run, check
+
+
+def family_elementwise(rng):
+    a = rng.standard_normal((256, 33, 33, 8)).astype(np.float32)
+    b = rng.standard_normal(a.shape).astype(np.float32)
+    bias = rng.standard_normal(8).astype(np.float32)
+    c = rng.standard_normal((256, 33, 33, 5)).astype(np.float32)
+
+    def run():
+        return [ops.add(a, b), ops.multiply(a, b), ops.bias_add(a, bias), ops.bias_add_backward(a),
+                ops.concatenate([a, c]), ops.dropout(a, 0.25, seed=7)[1]]
+
+    def check(out):
+        np.testing.assert_array_equal(out[0], a + b)
+        np.testing.assert_array_equal(out[1], a * b)
+        np.testing.assert_array_equal(out[2], a + bias)
+        _close(out[3], a.astype(np.float64).sum(axis=(0, 1, 2)), 1e-5)
+        np.testing.assert_array_equal(out[4], np.concatenate([a, c], axis=-1))
+        assert abs(out[5].mean() - 0.75) < 3e-3
+    return run, check
+
+
+def family_loss(rng):
+    logits = rng.standard_normal((20000, 10)).astype(np.float32) * 3
+    labels = rng.integers(0, 10, 20000)
+    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    onehot = np.eye(10)[labels]
+
+    def run():
+        return list(ops.softmax_cross_entropy(logits, labels, grad_scale=1 / 20000))
+
+    def check(out):
+        _close(out[0], -(logp * onehot).sum(axis=1), 1e-5)
+        _close(out[1], (np.exp(logp) - onehot) / 20000, 1e-5)
+    return run, check
+
+
+def family_optim(rng):
+    p0 = rng.standard_normal(3_000_001).astype(np.float32)
+    g = rng.standard_normal(p0.size).astype(np.float32)
+    m0 = rng.standard_normal(p0.size).astype(np.float32) * 0.1
+    v0 = rng.random(p0.size).astype(np.float32)
+    m_ref = 0.9 * m0 + 0.1 * g.astype(np.float64)
+    v_ref = 0.999 * v0 + 0.001 * g.astype(np.float64) ** 2
+    step_size = 1e-3 * np.sqrt(1 - 0.999 ** 3) / (1 - 0.9 ** 3)
+    p_ref = p0 - step_size * m_ref / (np.sqrt(v_ref) + 1e-7)
+
+    def run():
+        p, m, v = p0.copy(), m0.copy(), v0.copy()
+        ops.adam_update(p, g, m, v, 3, 1e-3)
+        return [p, m, v, np.float64(ops.sum_squares(g)), np.float64(ops.global_norm_sq([g, m0]))]
+
+    def check(out):
+        _close(out[0], p_ref, 1e-6)
+        _close(out[1], m_ref, 1e-6)
+        _close(out[2], v_ref, 1e-6)
+        _close(out[3], (g.astype(np.float64) ** 2).sum(), 1e-6)
+        _close(out[4], (g.astype(np.float64) ** 2).sum() + (m0.astype(np.float64) ** 2).sum(), 1e-6)
+    return run, check
+
+
+def family_augment(rng):
+    x = rng.standard_normal((64, 32, 32, 3)).astype(np.float32)
+
+    def run():
+        return [ops.random_flip(x, seed=11), ops.random_crop(x, 24, 24, padding=2, seed=5)]
+
+    def check(out):
+        flipped = out[0]
+        same = (flipped == x).all(axis=(1, 2, 3))
+        mirrored = (flipped == x[:, :, ::-1]).all(axis=(1, 2, 3))
+        assert (same | mirrored).all() and same.any() and mirrored.any()
+        padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+        for i in range(len(x)):  # each crop is a window of the padded image
+            windows = np.lib.stride_tricks.sliding_window_view(padded[i], (24, 24), axis=(0, 1))
+            assert (windows == out[1][i].transpose(2, 0, 1)).all(axis=(2, 3, 4)).any()
+    return run, check
+
+
+FAMILIES = {name[len("family_"):]: f for name, f in sorted(globals().items()) if name.startswith("family_")}
+
+
+# Outputs whose bits may depend on the thread count (README, "Threads"): the
+# weight gradient of convolutions reduces over pixels split by thread, and
+# strided convolutions pick their data-gradient algorithm by team size.
+TEAM_DEPENDENT = {("conv_1x1", 2), ("conv_3x3", 2), ("conv_grouped", 2), ("conv_strided", 1),
+                  ("conv_strided", 2), ("depthwise", 2)}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_kernel_family_at_many_thread_counts(restore_threads, family):
+    run, check = FAMILIES[family](np.random.default_rng(2024))
+    results = {}
+    for threads in THREAD_COUNTS:
+        cnnc.set_num_threads(threads)
+        results[threads] = run()
+        check(results[threads])
+        # Run to run, at a fixed thread count: always the same bits.
+        for index, (again, first) in enumerate(zip(run(), results[threads])):
+            np.testing.assert_array_equal(again, first, err_msg=f"{family}[{index}] at {threads} threads")
+    for threads in THREAD_COUNTS[1:]:
+        for index, (got, first) in enumerate(zip(results[threads], results[1])):
+            if (family, index) not in TEAM_DEPENDENT:
+                np.testing.assert_array_equal(got, first, err_msg=f"{family}[{index}]: {threads} threads vs 1")
