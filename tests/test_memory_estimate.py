@@ -37,6 +37,7 @@ def status(key):
             if line.startswith(key):
                 return int(line.split()[1]) * 1024
 
+est = cnnc.utils.estimate_memory(model, batch, training=mode == "train")
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
 base = status("VmRSS:")
@@ -44,7 +45,6 @@ if mode == "train":
     model.fit(x, y, batch_size=batch, epochs=2, verbose=0)
 else:
     model.evaluate(x, y, batch_size=batch, verbose=0)
-est = cnnc.utils.estimate_memory(model, batch, training=mode == "train")
 print(json.dumps({"measured": status("VmHWM:") - base, "estimate": est.working_set}))
 """
 
@@ -109,10 +109,16 @@ def test_estimate_counts_graph_tensors_and_optimizer_slots():
     assert est.activations == outputs + batch * 6 * 6 * 8
     # one gradient per tensor (the model input, read twice, gets none)
     assert est.gradients_of_activations == outputs
-    assert est.total == sum(v for k, v in est.as_dict().items() if k != "total")
+    assert est.total == sum(v for k, v in est.as_dict().items() if k != "total")  # no packing
 
     model.compile(cnnc.optimizers.Adam(), "categorical_crossentropy")
-    assert estimate_memory(model, batch).optimizer_slots == 2 * trainable
+    est = estimate_memory(model, batch)
+    assert est.optimizer_slots == 2 * trainable
+    assert est.packing == 2 * trainable  # values and gradients copied into flat buffers
+    assert est.total == est.weights + est.gradients + est.optimizer_slots + max(
+        est.packing, est.activations + est.gradients_of_activations + est.workspace)
+    model.optimizer.build(model.trainable_weights)
+    assert estimate_memory(model, batch).packing == 0
     model.compile(cnnc.optimizers.SGD(momentum=0.9), "categorical_crossentropy")
     assert estimate_memory(model, batch).optimizer_slots == trainable
 

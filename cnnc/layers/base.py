@@ -434,8 +434,8 @@ class Layer:
 
     # Where a training forward keeps what its backward needs (subclasses keep
     # these names, or extend the tuple).
-    _backward_state = ("_x", "_x2", "_inputs", "_cache", "_sync", "_mask", "_act_state", "_ran",
-                       "_tape")
+    _backward_state = ("_x", "_x2", "_inputs", "_cache", "_sync", "_mask", "_keep", "_indices",
+                       "_act_state", "_ran", "_tape")
 
     def release_backward_state(self):
         """Drop what the last ``forward(x, training=True)`` kept for its

@@ -4,7 +4,8 @@ check that refuses a batch that cannot fit.
 
 The estimate follows what the engine holds at its peak:
 
-* training: the weights, their gradients and the optimizer's slots; every
+* training: the weights, their gradients and the optimizer's slots (and,
+  on the first step, the copy an optimizer makes packing them); every
   tensor of the graph computed by the forward pass (the model keeps them all
   until backward ends, and each layer's backward reads its own input or
   output); the extra arrays some layers keep (a fused activation whose
@@ -43,11 +44,13 @@ class MemoryEstimate:
     backward pass's gradients (0 at inference). workspace: the kernels'
     scratch (a packed copy of the largest weight array; in training also
     one backward temporary of the largest tensor's size). runtime_weights:
-    the C runtime's copy of the weights (predict only). ``total`` sums them.
+    the C runtime's copy of the weights (predict only). packing: the copy of
+    the trainable weights and gradients an optimizer makes when it first
+    lays them into its flat buffers. ``total`` sums them.
     """
 
     _PARTS = ("weights", "gradients", "optimizer_slots", "activations",
-              "gradients_of_activations", "workspace", "runtime_weights")
+              "gradients_of_activations", "workspace", "runtime_weights", "packing")
 
     def __init__(self, batch_size, training, **parts):
         self.batch_size = batch_size
@@ -57,7 +60,10 @@ class MemoryEstimate:
 
     @property
     def total(self):
-        return sum(getattr(self, name) for name in self._PARTS)
+        # The packing copy is made and freed before the step's tensors exist.
+        step = self.activations + self.gradients_of_activations + self.workspace
+        return (self.weights + self.gradients + self.optimizer_slots + self.runtime_weights
+                + max(step, self.packing))
 
     @property
     def working_set(self):
@@ -107,6 +113,20 @@ def _optimizer_slot_count(optimizer):
     probe = Weight("probe", np.zeros(1, np.float32))
     slots = optimizer._create_slots(probe)
     return sum(1 for a in slots.values() if isinstance(a, np.ndarray))
+
+
+def _packing_copy(optimizer, weights):
+    """Bytes an optimizer that packs its weights into flat buffers copies at
+    the start of training (values and gradients, while the per-weight arrays
+    still exist): 0 once it holds these weights, or for one that updates
+    weight by weight."""
+    if optimizer is None or isinstance(optimizer, str) or not weights \
+            or not getattr(optimizer, "_elementwise_slots", False):
+        return 0
+    flat = getattr(optimizer, "_flat", None)
+    if flat is not None and flat.holds(weights):
+        return 0
+    return 2 * _weight_bytes(weights)
 
 
 def _weight_bytes(weights):
@@ -175,7 +195,8 @@ def estimate_memory(model, batch_size, training=True, optimizer=None, runtime=Fa
                               activations=_inference_live_peak(model, outputs),
                               workspace=workspace,
                               runtime_weights=weights if runtime else 0)
-    trainable = _weight_bytes(model.trainable_weights)
+    trainable_weights = model.trainable_weights
+    trainable = _weight_bytes(trainable_weights)
     if optimizer is None:
         optimizer = getattr(model, "optimizer", None)
     kept = sum(outputs.values())
@@ -189,6 +210,7 @@ def estimate_memory(model, batch_size, training=True, optimizer=None, runtime=Fa
                 grads += outputs[s]  # the buffer summing its readers' gradients
     return MemoryEstimate(batch_size, True, weights=weights, gradients=weights,
                           optimizer_slots=trainable * _optimizer_slot_count(optimizer),
+                          packing=_packing_copy(optimizer, trainable_weights),
                           activations=kept, gradients_of_activations=grads,
                           workspace=workspace + max(outputs.values(), default=0))
 
