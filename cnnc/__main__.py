@@ -7,6 +7,7 @@ import argparse
 import sys
 import time
 
+from cnnc import config as _config
 from cnnc.cli import predict as _predict
 from cnnc.cli import train as _train
 
@@ -75,6 +76,7 @@ COMMANDS = {
                                   p.add_argument("--repeat", type=int, default=5))),
     "train": (_train.run, _train.add_arguments),
     "predict": (_predict.run, _predict.add_arguments),
+    "config": (_config.run, _config.add_arguments),
 }
 
 

@@ -64,7 +64,7 @@ def _scalar(value, name):
 cdef object _forward(cnnc_activation kind, x, out, float alpha=0.0):
     x = as_float32(x, "x")
     out = check_out(out, x.shape)
-    cdef float[::1] xv = x.reshape(-1)
+    cdef const float[::1] xv = x.reshape(-1)
     cdef float[::1] yv = out.reshape(-1)
     cdef cnnc_status status
     with nogil:
@@ -78,8 +78,8 @@ cdef object _backward(cnnc_activation kind, x, dy, out, float alpha=0.0):
     dy = as_float32(dy, "dy")
     same_shape(x, dy, "x", "dy")
     out = check_out(out, x.shape)
-    cdef float[::1] xv = x.reshape(-1)
-    cdef float[::1] dyv = dy.reshape(-1)
+    cdef const float[::1] xv = x.reshape(-1)
+    cdef const float[::1] dyv = dy.reshape(-1)
     cdef float[::1] dxv = out.reshape(-1)
     cdef cnnc_status status
     with nogil:
@@ -256,7 +256,7 @@ cdef object _softmax(bint log, x, axis, out):
     result = check_out(None if moved else out, rows_x.shape)
     cdef int64_t cols = rows_x.shape[rows_x.ndim - 1]
     cdef int64_t rows = rows_x.size // cols
-    cdef float[::1] xv = rows_x.reshape(-1)
+    cdef const float[::1] xv = rows_x.reshape(-1)
     cdef float[::1] yv = result.reshape(-1)
     cdef cnnc_status status
     with nogil:
@@ -278,8 +278,8 @@ cdef object _softmax_backward(bint log, y, dy, axis, out):
     result = check_out(None if moved else out, rows_y.shape)
     cdef int64_t cols = rows_y.shape[rows_y.ndim - 1]
     cdef int64_t rows = rows_y.size // cols
-    cdef float[::1] yv = rows_y.reshape(-1)
-    cdef float[::1] dyv = rows_dy.reshape(-1)
+    cdef const float[::1] yv = rows_y.reshape(-1)
+    cdef const float[::1] dyv = rows_dy.reshape(-1)
     cdef float[::1] dxv = result.reshape(-1)
     cdef cnnc_status status
     with nogil:

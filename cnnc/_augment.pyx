@@ -9,6 +9,7 @@ on (seed, i): the same seed gives the same output whatever the thread count.
 import numpy as np
 
 from libc.stdint cimport int64_t, uint64_t
+from cnnc._pointers cimport in_ptr, out_ptr
 from cnnc._common cimport cnnc_status, check_status
 from cnnc._arrays import as_float32, check_out
 
@@ -86,14 +87,6 @@ def _out_shape(x, n, h, w, c):
     return (n, h, w) if x.ndim == 3 else (n, h, w, c)
 
 
-cdef float* _ptr(a):
-    cdef float[::1] v
-    if a.size == 0:
-        return NULL
-    v = a.reshape(-1)
-    return &v[0]
-
-
 def _choice(value, table, name):
     if value not in table:
         raise ValueError(f"{name} must be one of {sorted(table)}, got {value!r}")
@@ -124,8 +117,8 @@ def random_flip(x, horizontal=True, vertical=False, seed=0, out=None):
     out = check_out(out, x.shape)
     cdef uint64_t s = _seed(seed)
     cdef int fh = bool(horizontal), fv = bool(vertical)
-    cdef float *px = _ptr(x)
-    cdef float *py = _ptr(out)
+    cdef const float *px = in_ptr(x)
+    cdef float *py = out_ptr(out)
     cdef cnnc_status status
     with nogil:
         status = cnnc_random_flip(n, h, w, c, px, fh, fv, s, py)
@@ -144,8 +137,8 @@ def random_crop(x, height, width, padding=0, fill_value=0.0, seed=0, out=None):
         raise ValueError(f"crop size {height}x{width} must be positive and padding {padding} >= 0")
     out = check_out(out, shape)
     cdef uint64_t s = _seed(seed)
-    cdef float *px = _ptr(x)
-    cdef float *py = _ptr(out)
+    cdef const float *px = in_ptr(x)
+    cdef float *py = out_ptr(out)
     cdef int64_t oh = height, ow = width, pad = padding
     cdef float fill = fill_value
     cdef cnnc_status status
@@ -175,9 +168,9 @@ def affine_warp(x, matrices, output_size=None, interpolation="bilinear", fill_mo
     cdef cnnc_interpolation interp = _choice(interpolation, INTERPOLATIONS, "interpolation")
     cdef cnnc_fill_mode fm = _choice(fill_mode, FILL_MODES, "fill_mode")
     out = check_out(out, (n, oh, ow) if x.ndim == 3 else (n, oh, ow, c))
-    cdef float *px = _ptr(x)
-    cdef float *py = _ptr(out)
-    cdef float *pm = _ptr(m)
+    cdef const float *px = in_ptr(x)
+    cdef float *py = out_ptr(out)
+    cdef const float *pm = in_ptr(m)
     cdef int64_t ms = stride, coh = oh, cow = ow
     cdef float fill = fill_value
     cdef cnnc_status status
@@ -204,7 +197,7 @@ def random_affine_matrices(n, height, width, rotation=0.0, translate_y=0.0, tran
     random_affine for the ranges)."""
     cdef cnnc_affine_ranges r = _ranges(rotation, translate_y, translate_x, zoom_y, zoom_x)
     out = np.empty((n, 6), np.float32)
-    cdef float *pm = _ptr(out)
+    cdef float *pm = out_ptr(out)
     cdef uint64_t s = _seed(seed)
     cdef int64_t cn = n, ch = height, cw = width
     cdef cnnc_status status
@@ -229,8 +222,8 @@ def random_affine(x, rotation=0.0, translate_y=0.0, translate_x=0.0, zoom_y=0.0,
     cdef cnnc_interpolation interp = _choice(interpolation, INTERPOLATIONS, "interpolation")
     cdef cnnc_fill_mode fm = _choice(fill_mode, FILL_MODES, "fill_mode")
     out = check_out(out, x.shape)
-    cdef float *px = _ptr(x)
-    cdef float *py = _ptr(out)
+    cdef const float *px = in_ptr(x)
+    cdef float *py = out_ptr(out)
     cdef uint64_t s = _seed(seed)
     cdef float fill = fill_value
     cdef cnnc_status status
@@ -259,8 +252,8 @@ cdef object _photometric(photometric_fn fn, x, lower, upper, value_range, seed, 
     out = check_out(out, x.shape)
     clo, chi = _clip(value_range)
     cdef float lo = lower, hi = upper, cl = clo, ch = chi
-    cdef float *px = _ptr(x)
-    cdef float *py = _ptr(out)
+    cdef const float *px = in_ptr(x)
+    cdef float *py = out_ptr(out)
     cdef uint64_t s = _seed(seed)
     cdef cnnc_status status
     with nogil:
@@ -290,8 +283,8 @@ def random_erasing(x, probability=0.5, area=(0.02, 0.33), ratio=(0.3, 3.3), valu
     x, n, h, w, c = _images(x)
     out = check_out(out, x.shape)
     cdef float p = probability, alo = area[0], ahi = area[1], rlo = ratio[0], rhi = ratio[1], v = value
-    cdef float *px = _ptr(x)
-    cdef float *py = _ptr(out)
+    cdef const float *px = in_ptr(x)
+    cdef float *py = out_ptr(out)
     cdef uint64_t s = _seed(seed)
     cdef cnnc_status status
     with nogil:

@@ -9,6 +9,7 @@ import operator
 import numpy as np
 
 from libc.stdint cimport int64_t
+from cnnc._pointers cimport in_ptr, out_ptr
 from cnnc._common cimport cnnc_status, check_status, CNNC_OK
 from cnnc._arrays import as_float32
 
@@ -168,14 +169,6 @@ cdef cnnc_conv2d_desc _desc(geometry):
     return d
 
 
-cdef float *_ptr(a):
-    """Data pointer of a C-contiguous float32 array (None gives NULL)."""
-    if a is None:
-        return NULL
-    cdef float[::1] flat = a.reshape(-1)
-    return &flat[0]
-
-
 def _bias(b, channels):
     if b is None:
         return None
@@ -204,10 +197,10 @@ def _geometry_2d(x, w, strides, padding, dilation, groups):
 def _forward(geometry, x, w, b):
     cdef cnnc_conv2d_desc d = _desc(geometry)
     y = np.empty(geometry.y_shape, np.float32)
-    cdef float *px = _ptr(x)
-    cdef float *pw = _ptr(w)
-    cdef float *pb = _ptr(b)
-    cdef float *py = _ptr(y)
+    cdef const float *px = in_ptr(x)
+    cdef const float *pw = in_ptr(w)
+    cdef const float *pb = in_ptr(b)
+    cdef float *py = out_ptr(y)
     cdef cnnc_status status
     with nogil:
         status = cnnc_conv2d_forward(&d, px, pw, pb, py)
@@ -222,12 +215,12 @@ cdef tuple _run_backward(cnnc_conv2d_desc d, x, w, dy, dx_shape, dw_shape, int64
     dx = np.empty(dx_shape, np.float32) if need_dx else None
     dw = np.empty(dw_shape, np.float32) if need_dw else None
     db = np.empty((db_len,), np.float32) if need_dw else None
-    cdef float *px = _ptr(x)
-    cdef float *pw = _ptr(w)
-    cdef float *pdy = _ptr(dy)
-    cdef float *pdx = _ptr(dx)
-    cdef float *pdw = _ptr(dw)
-    cdef float *pdb = _ptr(db)
+    cdef const float *px = in_ptr(x)
+    cdef const float *pw = in_ptr(w)
+    cdef const float *pdy = in_ptr(dy)
+    cdef float *pdx = out_ptr(dx)
+    cdef float *pdw = out_ptr(dw)
+    cdef float *pdb = out_ptr(db)
     cdef cnnc_status status = CNNC_OK
     with nogil:
         if pdx != NULL:
@@ -376,10 +369,10 @@ def conv2d_transpose(x, w, b=None, strides=(1, 1), padding="valid", output_paddi
     b = _bias(b, geometry.x_shape[3])
     cdef cnnc_conv2d_desc d = _desc(geometry)
     y = np.empty(geometry.x_shape, np.float32)
-    cdef float *px = _ptr(x)
-    cdef float *pw = _ptr(w)
-    cdef float *pb = _ptr(b)
-    cdef float *py = _ptr(y)
+    cdef const float *px = in_ptr(x)
+    cdef const float *pw = in_ptr(w)
+    cdef const float *pb = in_ptr(b)
+    cdef float *py = out_ptr(y)
     cdef cnnc_status status
     with nogil:
         status = cnnc_conv2d_transpose_forward(&d, px, pw, pb, py)

@@ -6,6 +6,7 @@ import operator
 import numpy as np
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport malloc, free
+from cnnc._pointers cimport in_ptr, out_ptr
 from cnnc._common cimport cnnc_status, check_status
 from cnnc._arrays import as_float32, check_out, same_shape
 
@@ -27,19 +28,14 @@ __all__ = ["add", "multiply", "bias_add", "bias_add_backward", "concatenate", "s
            "dropout", "dropout_backward"]
 
 
-cdef inline float *fptr(a):
-    cdef float[::1] v = a.reshape(-1)
-    return &v[0]
-
-
 def _binary(a, b, out, int op):
     a = as_float32(a, "a")
     b = as_float32(b, "b")
     same_shape(a, b, "a", "b")
     out = check_out(out, a.shape)
-    cdef float *pa = fptr(a)
-    cdef float *pb = fptr(b)
-    cdef float *py = fptr(out)
+    cdef const float *pa = in_ptr(a)
+    cdef const float *pb = in_ptr(b)
+    cdef float *py = out_ptr(out)
     cdef int64_t n = a.size
     cdef cnnc_status status
     with nogil:
@@ -78,9 +74,9 @@ def bias_add(x, b, out=None):
     if b.shape != (c,):
         raise ValueError(f"b has shape {b.shape}, expected ({c},) (the last axis of x)")
     out = check_out(out, x.shape)
-    cdef float *px = fptr(x)
-    cdef float *pb = fptr(b)
-    cdef float *py = fptr(out)
+    cdef const float *px = in_ptr(x)
+    cdef const float *pb = in_ptr(b)
+    cdef float *py = out_ptr(out)
     cdef int64_t r = rows, cc = c
     cdef cnnc_status status
     with nogil:
@@ -95,8 +91,8 @@ def bias_add_backward(dy):
     dy = as_float32(dy, "dy")
     rows, c = _last_axis(dy, "dy")
     db = np.empty(c, np.float32)
-    cdef float *pdy = fptr(dy)
-    cdef float *pdb = fptr(db)
+    cdef const float *pdy = in_ptr(dy)
+    cdef float *pdb = out_ptr(db)
     cdef int64_t r = rows, cc = c
     cdef cnnc_status status
     with nogil:
@@ -128,8 +124,9 @@ cdef _concat_call(int64_t rows, list widths, list arrays, joined, bint forward):
     try:
         for t in range(k):
             w[t] = widths[t]
-            ptrs[t] = fptr(arrays[t]) if arrays[t].size else NULL
-        pj = fptr(joined) if joined.size else NULL
+            # forward: the parts are read, the joined array written; backward the other way round
+            ptrs[t] = (<float *>in_ptr(arrays[t]) if forward else out_ptr(arrays[t])) if arrays[t].size else NULL
+        pj = (out_ptr(joined) if forward else <float *>in_ptr(joined)) if joined.size else NULL
         with nogil:
             if forward:
                 status = cnnc_concat_forward(rows, k, w, <const float *const *>ptrs, pj)
@@ -223,8 +220,8 @@ def dropout(x, rate, seed, offset=0):
     y = np.empty(x.shape, np.float32)
     mask = np.empty(x.shape, np.uint8)
     cdef uint8_t[::1] mv = mask.reshape(-1)
-    cdef float *px = fptr(x)
-    cdef float *py = fptr(y)
+    cdef const float *px = in_ptr(x)
+    cdef float *py = out_ptr(y)
     cdef int64_t n = x.size
     cdef float r = rate
     cdef uint64_t s = seed, o = offset
@@ -246,8 +243,8 @@ def dropout_backward(dy, mask, rate):
     mask = np.ascontiguousarray(mask).view(np.uint8)
     dx = np.empty(dy.shape, np.float32)
     cdef const uint8_t[::1] mv = mask.reshape(-1)
-    cdef float *pdy = fptr(dy)
-    cdef float *pdx = fptr(dx)
+    cdef const float *pdy = in_ptr(dy)
+    cdef float *pdx = out_ptr(dx)
     cdef int64_t n = dy.size
     cdef float r = rate
     cdef cnnc_status status

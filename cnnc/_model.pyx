@@ -5,6 +5,7 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, free
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cnnc._common cimport cnnc_status, check_status
+from cnnc._pointers cimport in_ptr, out_ptr
 import numpy as np
 
 cdef extern from "cnnc.h" nogil:
@@ -93,18 +94,15 @@ cdef class LoadedModel:
         cdef float **ys = <float **>malloc(n_out * sizeof(float *))
         cdef cnnc_status status
         cdef int64_t b = batch
-        cdef float[::1] view
         if xs == NULL or ys == NULL:
             free(xs)
             free(ys)
             raise MemoryError()
         try:
             for i in range(n_in):
-                view = arrays[i].reshape(-1)
-                xs[i] = &view[0]
+                xs[i] = in_ptr(arrays[i])
             for i in range(n_out):
-                view = outputs[i].reshape(-1)
-                ys[i] = &view[0]
+                ys[i] = out_ptr(outputs[i])
             with nogil:
                 status = cnnc_model_predict_multi(self.ptr, b, xs, ys)
             check_status(status)

@@ -10,6 +10,7 @@ Keras's 1 - m). Results do not depend on the thread count.
 """
 import numpy as np
 from libc.stdint cimport int64_t
+from cnnc._pointers cimport in_ptr, out_ptr
 from cnnc._common cimport cnnc_status, check_status
 from cnnc._arrays import as_float32, check_out
 
@@ -28,13 +29,6 @@ cdef extern from "cnnc.h" nogil:
                                          float *dx, float *dgamma, float *dbeta)
 
 __all__ = ["batch_norm_train", "batch_norm_inference", "batch_norm_backward"]
-
-
-cdef inline float *fptr(a):
-    if a is None:
-        return NULL
-    cdef float[::1] v = a.reshape(-1)
-    return &v[0]
 
 
 def _channels(x, name="x"):
@@ -118,14 +112,14 @@ def batch_norm_train(x, gamma, beta, moving_mean, moving_var, momentum=0.99, eps
     y = np.empty(x.shape, np.float32)
     mean = np.empty(c, np.float32)
     inv_std = np.empty(c, np.float32)
-    cdef float *px = fptr(x)
-    cdef float *pg = fptr(gamma)
-    cdef float *pb = fptr(beta)
-    cdef float *pmm = fptr(mm)
-    cdef float *pmv = fptr(mv)
-    cdef float *py = fptr(y)
-    cdef float *pm = fptr(mean)
-    cdef float *ps = fptr(inv_std)
+    cdef const float *px = in_ptr(x)
+    cdef const float *pg = in_ptr(gamma)
+    cdef const float *pb = in_ptr(beta)
+    cdef float *pmm = out_ptr(mm)
+    cdef float *pmv = out_ptr(mv)
+    cdef float *py = out_ptr(y)
+    cdef float *pm = out_ptr(mean)
+    cdef float *ps = out_ptr(inv_std)
     cdef int64_t r = rows, cc = c
     cdef float mom = momentum, eps = epsilon
     cdef int flags = (CNNC_BN_UNBIASED_MOVING_VAR if unbiased_moving_var else 0) | _activation_flag(activation)
@@ -150,12 +144,12 @@ def batch_norm_inference(x, gamma, beta, moving_mean, moving_var, epsilon=1e-3, 
     moving_var = _vector(moving_var, c, "moving_var")
     epsilon = _check_epsilon(epsilon)
     y = np.empty(x.shape, np.float32)
-    cdef float *px = fptr(x)
-    cdef float *pg = fptr(gamma)
-    cdef float *pb = fptr(beta)
-    cdef float *pmm = fptr(moving_mean)
-    cdef float *pmv = fptr(moving_var)
-    cdef float *py = fptr(y)
+    cdef const float *px = in_ptr(x)
+    cdef const float *pg = in_ptr(gamma)
+    cdef const float *pb = in_ptr(beta)
+    cdef const float *pmm = in_ptr(moving_mean)
+    cdef const float *pmv = in_ptr(moving_var)
+    cdef float *py = out_ptr(y)
     cdef int64_t r = rows, cc = c
     cdef float eps = epsilon
     cdef int flags = _activation_flag(activation)
@@ -188,15 +182,15 @@ def batch_norm_backward(x, dy, gamma, mean, inv_std, relu_output=None):
     dx = np.empty(x.shape, np.float32)
     dgamma = np.empty(c, np.float32)
     dbeta = np.empty(c, np.float32)
-    cdef float *px = fptr(x)
-    cdef float *pdy = fptr(dy)
-    cdef float *pry = fptr(relu_output)
-    cdef float *pg = fptr(gamma)
-    cdef float *pm = fptr(mean)
-    cdef float *ps = fptr(inv_std)
-    cdef float *pdx = fptr(dx)
-    cdef float *pdg = fptr(dgamma)
-    cdef float *pdb = fptr(dbeta)
+    cdef const float *px = in_ptr(x)
+    cdef const float *pdy = in_ptr(dy)
+    cdef const float *pry = in_ptr(relu_output)
+    cdef const float *pg = in_ptr(gamma)
+    cdef const float *pm = in_ptr(mean)
+    cdef const float *ps = in_ptr(inv_std)
+    cdef float *pdx = out_ptr(dx)
+    cdef float *pdg = out_ptr(dgamma)
+    cdef float *pdb = out_ptr(dbeta)
     cdef int64_t r = rows, cc = c
     cdef cnnc_status status
     with nogil:

@@ -13,6 +13,7 @@ import operator
 
 import numpy as np
 from libc.stdint cimport int64_t
+from cnnc._pointers cimport in_ptr, out_ptr
 from cnnc._common cimport cnnc_status, check_status
 from cnnc._arrays import as_float32
 
@@ -44,11 +45,6 @@ __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backwa
            "global_max_pool2d_backward", "max_pool1d", "max_pool1d_backward", "avg_pool1d",
            "avg_pool1d_backward", "global_avg_pool1d", "global_avg_pool1d_backward",
            "global_max_pool1d", "global_max_pool1d_backward"]
-
-
-cdef inline float *fptr(a):
-    cdef float[::1] v = a.reshape(-1)
-    return &v[0]
 
 
 def _ints(value, count, name):
@@ -154,8 +150,8 @@ def _forward(x, pool_size, strides, padding, rank, bint is_max):
     _check_rank(x, rank, "x")
     cdef cnnc_pool2d_params p = _params(_as4d(x.shape), pool_size, strides, padding, rank == 3)
     y = np.empty(_output_shape(p, rank), np.float32)
-    cdef float *px = fptr(x)
-    cdef float *py = fptr(y)
+    cdef const float *px = in_ptr(x)
+    cdef float *py = out_ptr(y)
     cdef cnnc_status status
     with nogil:
         if is_max:
@@ -179,9 +175,9 @@ def _backward(x, dy, input_shape, pool_size, strides, padding, rank, bint is_max
     if dy.shape != expected:
         raise ValueError(f"dy has shape {dy.shape}, expected the pooling output shape {expected}")
     dx = np.empty(input_shape, np.float32)
-    cdef float *px = fptr(x) if is_max else NULL
-    cdef float *pdy = fptr(dy)
-    cdef float *pdx = fptr(dx)
+    cdef const float *px = in_ptr(x) if is_max else NULL
+    cdef const float *pdy = in_ptr(dy)
+    cdef float *pdx = out_ptr(dx)
     cdef cnnc_status status
     with nogil:
         if is_max:
@@ -247,9 +243,9 @@ def _global(x, dy, input_shape, rank, int op):
         out = np.empty(shape, np.float32)
     else:
         out = np.empty((n, c), np.float32)
-    cdef float *px = fptr(x) if op != 1 else NULL
-    cdef float *pdy = fptr(dy) if op in (1, 3) else NULL
-    cdef float *po = fptr(out)
+    cdef const float *px = in_ptr(x) if op != 1 else NULL
+    cdef const float *pdy = in_ptr(dy) if op in (1, 3) else NULL
+    cdef float *po = out_ptr(out)
     cdef cnnc_status status
     with nogil:
         if op == 0:

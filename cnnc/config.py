@@ -1,13 +1,16 @@
 """Where the installed C core lives, for building C programs against it.
 
-    python -m cnnc.config --cflags      # -I<include dir>
-    python -m cnnc.config --libs        # -L<lib dir> -lcnnc -Wl,-rpath,<lib dir>
-    python -m cnnc.config --cmakedir    # for -Dcnnc_DIR=... or CMAKE_PREFIX_PATH
-    python -m cnnc.config --pkgconfigdir  # for PKG_CONFIG_PATH
-    python -m cnnc.config --includedir | --libdir | --version
+    cnnc config --cflags      # -I<include dir>  (or: python -m cnnc.config ...)
+    cnnc config --libs               # -L<lib dir> -lcnnc -Wl,-rpath,<lib dir>
+    cnnc config --cmakedir       # for -Dcnnc_DIR=... or CMAKE_PREFIX_PATH
+    cnnc config --pkgconfigdir # for PKG_CONFIG_PATH
+    cnnc config --includedir | --libdir | --version
 
 Several options print their answers on one line, space-separated, in the
-order given (so ``cc $(python -m cnnc.config --cflags --libs)`` works).
+order given (so ``cc $(cnnc config --cflags --libs)`` works). The ``cnnc`` command
+imports the installed package wherever it runs; ``python -m cnnc.config``
+imports whatever ``cnnc/`` the current directory holds first, so use it
+outside a source checkout.
 """
 import argparse
 import os
@@ -45,15 +48,17 @@ _QUERIES = {
 }
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m cnnc.config",
-                                     description="Paths and flags of the installed cnnc C core.")
+def add_arguments(parser):
+    """The query flags, for this module's parser and the ``cnnc config`` command."""
     for name in _QUERIES:
         parser.add_argument(f"--{name}", dest="queries", action="append_const", const=name,
                             help=(_QUERIES[name].__doc__ or name).strip().splitlines()[0])
-    args = parser.parse_args(argv)
+
+
+def run(args):
+    """Print the flags and paths for building C programs against the installed C core."""
     if not args.queries:
-        parser.print_help()
+        print("cnnc config: give one or more of " + ", ".join(f"--{n}" for n in _QUERIES), file=sys.stderr)
         return 1
     for name in args.queries:
         path = _QUERIES[name]()
@@ -62,6 +67,13 @@ def main(argv=None):
             return 1
     print(" ".join(_QUERIES[name]() for name in args.queries))
     return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m cnnc.config",
+                                     description="Paths and flags of the installed cnnc C core.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

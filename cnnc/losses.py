@@ -20,6 +20,7 @@ import numpy as np
 
 from cnnc import ops
 from cnnc.autodiff.loss_call import traced_loss
+from cnnc._sparse_labels import sparse_labels
 
 __all__ = ["Loss", "LossFunctionWrapper", "CategoricalCrossentropy",
            "SparseCategoricalCrossentropy",
@@ -159,13 +160,6 @@ class CategoricalCrossentropy(Loss):
                     label_smoothing=self.label_smoothing, axis=self.axis)
 
 
-def _labels(y_true, name):
-    labels = np.asarray(y_true)
-    if labels.dtype.kind not in "iuf":
-        raise TypeError(f"{name}: targets must be integer class indices, got {labels.dtype}")
-    return labels
-
-
 class SparseCategoricalCrossentropy(Loss):
     """Categorical cross-entropy with integer class targets ``(N,)`` (or
     ``(N, 1)``, or ``(N, ...)`` per position for segmentation).
@@ -197,7 +191,7 @@ class SparseCategoricalCrossentropy(Loss):
         return labels.size / valid if valid else 0.0
 
     def _scaled(self, kernel, y_true, y_pred, sample_weight, grad_scale, need_grad, **kwargs):
-        labels = _labels(y_true, self.name)
+        labels = sparse_labels(y_true, np.shape(y_pred), self.name, self.ignore_class)
         scale = self._valid_scale(labels)
         loss, grad = kernel(y_pred, labels, sample_weight=sample_weight,
                             grad_scale=grad_scale * scale, ignore_index=self.ignore_class,

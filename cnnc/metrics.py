@@ -10,6 +10,8 @@ categorical otherwise.
 """
 import numpy as np
 
+from cnnc._sparse_labels import sparse_labels
+
 __all__ = ["Metric", "Mean", "MeanMetricWrapper", "Accuracy", "BinaryAccuracy",
            "CategoricalAccuracy", "SparseCategoricalAccuracy", "TopKCategoricalAccuracy",
            "SparseTopKCategoricalAccuracy", "Precision", "Recall", "accuracy", "binary_accuracy",
@@ -108,13 +110,6 @@ class MeanMetricWrapper(Mean):
 
 # -- per-sample functions -----------------------------------------------------
 
-def _labels(y_true, n):
-    y_true = np.asarray(y_true)
-    if y_true.ndim >= 2 and y_true.shape[-1] == 1:
-        y_true = y_true.reshape(y_true.shape[:-1])
-    return y_true.reshape(n, -1)[:, 0] if y_true.size == n else y_true
-
-
 def accuracy(y_true, y_pred):
     """Exact equality of targets and predictions, averaged per sample."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -140,8 +135,8 @@ def categorical_accuracy(y_true, y_pred):
 def sparse_categorical_accuracy(y_true, y_pred):
     """1 where the integer target equals ``argmax(y_pred)``, per sample."""
     y_pred = np.asarray(y_pred)
-    labels = _labels(y_true, y_pred.shape[0])
-    return (labels.astype(np.int64) == np.argmax(y_pred, axis=-1)).astype(np.float32)
+    labels = sparse_labels(y_true, y_pred.shape, "sparse_categorical_accuracy")
+    return (labels == np.argmax(y_pred, axis=-1)).astype(np.float32)
 
 
 def _in_top_k(labels, y_pred, k):
@@ -161,7 +156,7 @@ def top_k_categorical_accuracy(y_true, y_pred, k=5):
 def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
     """1 where the integer target is among the k highest predictions."""
     y_pred = np.asarray(y_pred)
-    return _in_top_k(_labels(y_true, y_pred.shape[0]).astype(np.int64), y_pred, k)
+    return _in_top_k(sparse_labels(y_true, y_pred.shape, "sparse_top_k_categorical_accuracy"), y_pred, k)
 
 
 def mean_squared_error(y_true, y_pred):

@@ -6,6 +6,7 @@ titles, axes) and otherwise with cnnc's own PNG writer, so everything here
 works with NumPy alone.
 """
 import os
+import textwrap
 
 import numpy as np
 
@@ -82,13 +83,24 @@ def save_image_grid(tiles, path, ncols=None, title=None, cmap="viridis", scale=N
     grid = image_grid(tiles, ncols=ncols, scale=scale, pad=pad, **kwargs)
     if have_matplotlib():
         plt = _pyplot()
+        if grid.ndim == 2:
+            # Colour-map the tiles only: separators and the empty cells of the
+            # last row stay white instead of taking the map's top colour.
+            layout = dict(kwargs, per_tile=False, background=1.0)
+            outside = image_grid(np.zeros(tiles.shape[:3]), ncols=ncols, scale=scale, pad=pad, **layout) == 255
+            grid = plt.get_cmap(cmap)(grid / 255.0)[..., :3]
+            grid[outside] = 1.0
         height, width = grid.shape[:2]
-        fig = plt.figure(figsize=(max(3.0, width / 100), max(3.0, height / 100) + (0.4 if title else 0)))
-        ax = fig.add_axes([0, 0, 1, 0.92 if title else 1])
-        ax.imshow(grid, cmap=None if grid.ndim == 3 else cmap, interpolation="nearest")
+        fig_w = max(3.0, width / 100)
+        lines = textwrap.wrap(title, width=max(16, int(fig_w * 100 / 8))) if title else []
+        title_h = 0.1 + 0.22 * len(lines)  # inches: one line of the default font each
+        fig_h = max(3.0, height / 100) + (title_h if lines else 0)
+        fig = plt.figure(figsize=(fig_w, fig_h))
+        ax = fig.add_axes([0, 0, 1, 1 - (title_h / fig_h if lines else 0)])
+        ax.imshow(grid, interpolation="nearest")
         ax.set_axis_off()
-        if title:
-            fig.suptitle(title)
+        if lines:
+            fig.suptitle("\n".join(lines), y=1 - 0.05 / fig_h, va="top")
         fig.savefig(path, dpi=100)
         plt.close(fig)
     else:
@@ -203,8 +215,9 @@ def _curve_panels(data):
 def plot_history(history, path, title=None):
     """Write training curves (one panel per metric, training and validation
     together) to a PNG; returns the path. ``history``: the History returned
-    by fit, or a dict of lists. Without matplotlib, a plain plot is drawn:
-    training in blue, validation in orange."""
+    by fit, or a dict of lists. Without matplotlib, cnnc draws the same
+    panels itself (axes, ticks and their labels, integer epochs, a legend;
+    training in blue, validation in orange) with a built-in bitmap font."""
     path = os.fspath(path)
     data = _history_dict(history)
     panels = _curve_panels(data)
@@ -239,11 +252,39 @@ def _draw_line(canvas, x0, y0, x1, y1, color, width=2):
             canvas[ys[ok] + dy, xs[ok] + dx] = color
 
 
-def _raster_plot(data, panels, panel_w=360, panel_h=260, margin=24):
+def _nice_ticks(lo, hi, count=6):
+    """About ``count`` round values (1, 2 or 5 times a power of ten apart)
+    covering [lo, hi]."""
+    raw = (hi - lo) / max(count - 1, 1)
+    power = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = np.ceil(lo / step) * step
+    return [float(v) for v in np.arange(first, hi + step * 1e-9, step)]
+
+
+def _epoch_ticks(count, most):
+    """Integer epochs 1..count to label, every 1, 2, 5, 10, 20, ... so that
+    at most ``most`` labels are drawn (the last epoch is always labelled)."""
+    step = next(m * 10 ** k for k in range(19) for m in (1, 2, 5) if count / (m * 10 ** k) <= max(most, 1))
+    ticks = list(range(1, count + 1, step))
+    if ticks[-1] != count:
+        if (count - ticks[-1]) * 2 < step:
+            ticks.pop()
+        ticks.append(count)
+    return ticks
+
+
+def _raster_plot(data, panels, panel_w=420, panel_h=300):
+    """The curves drawn with NumPy alone: per panel a title, axes with tick
+    marks and labels (integer epochs on x), the axis names and a legend."""
+    from cnnc._font import GLYPH_H, draw_text, text_size
+    left_room, bottom_room, top_room, right_room = 58, 34, 20, 12
     canvas = np.full((panel_h, panel_w * len(panels), 3), 255, np.uint8)
-    for p, (_, names) in enumerate(panels):
-        left, right = p * panel_w + margin, (p + 1) * panel_w - margin // 2
-        top, bottom = margin // 2, panel_h - margin
+    black, grey = (0, 0, 0), (225, 225, 225)
+    for p, (title, names) in enumerate(panels):
+        x_origin = p * panel_w
+        left, right = x_origin + left_room, x_origin + panel_w - right_room
+        top, bottom = top_room, panel_h - bottom_room
         values = np.concatenate([data[k] for k in names])
         finite = values[np.isfinite(values)]
         lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
@@ -251,21 +292,41 @@ def _raster_plot(data, panels, panel_w=360, panel_h=260, margin=24):
             lo, hi = lo - 0.5, hi + 0.5
         span = hi - lo
         lo, hi = lo - 0.05 * span, hi + 0.05 * span
-        canvas[top:bottom + 1, left] = canvas[bottom, left:right + 1] = 0  # axes
-        for frac in (0.25, 0.5, 0.75):  # light horizontal grid lines
-            y = int(round(bottom - frac * (bottom - top)))
-            canvas[y, left + 1:right + 1] = 225
+        to_y = lambda v: bottom - (v - lo) / (hi - lo) * (bottom - top)
         count = max(len(data[k]) for k in names)
-        for e in range(count):  # one tick per epoch
-            x = left if count == 1 else int(round(left + e * (right - left) / (count - 1)))
-            canvas[bottom:bottom + 4, x] = 0
+        to_x = lambda e: left + (right - left) / 2 if count == 1 else left + (e - 1) * (right - left) / (count - 1)
+        for v in _nice_ticks(lo, hi):  # y: grid line, tick, label
+            y = int(round(to_y(v)))
+            canvas[y, left + 1:right + 1] = grey
+            canvas[y, left - 4:left] = black
+            label = f"{v:.3g}"
+            w, _ = text_size(label)
+            draw_text(canvas, left - 7 - w, y - GLYPH_H // 2, label)
+        for e in _epoch_ticks(count, (right - left) // 24):  # x: integer epochs
+            x = int(round(to_x(e)))
+            canvas[bottom:bottom + 5, x] = black
+            w, _ = text_size(str(e))
+            draw_text(canvas, x - w // 2, bottom + 8, str(e))
+        canvas[top:bottom + 1, left] = canvas[bottom, left:right + 1] = black  # axes
+        w, _ = text_size("epoch")
+        draw_text(canvas, (left + right - w) // 2, panel_h - GLYPH_H - 4, "epoch")
+        draw_text(canvas, x_origin + 3, (top + bottom + text_size(title)[0]) // 2, title, vertical=True)
+        w, _ = text_size(title)
+        draw_text(canvas, (left + right - w) // 2, 6, title)
         for color, key in zip(_COLORS, names):
-            vals = data[key]
-            pts = [(left if len(vals) == 1 else left + e * (right - left) / max(1, count - 1),
-                    bottom - (v - lo) / (hi - lo) * (bottom - top)) for e, v in enumerate(vals)
-                   if np.isfinite(v)]
+            pts = [(to_x(e), to_y(v)) for e, v in enumerate(data[key], start=1) if np.isfinite(v)]
             for (xa, ya), (xb, yb) in zip(pts, pts[1:]):
                 _draw_line(canvas, xa, ya, xb, yb, color)
             for xa, ya in pts:
                 _draw_line(canvas, xa - 2, ya - 2, xa - 2, ya + 2, color, width=5)
+        legend_w = max(text_size(k)[0] for k in names) + 22
+        legend_x, legend_y = right - legend_w - 4, top + 6
+        box = canvas[legend_y - 4:legend_y + 12 * len(names), legend_x - 5:right - 2]
+        box[...] = 255
+        box[[0, -1], :] = 160  # a thin grey frame
+        box[:, [0, -1]] = 160
+        for i, (color, key) in enumerate(zip(_COLORS, names)):
+            y = legend_y + 12 * i
+            _draw_line(canvas, legend_x, y + 3, legend_x + 14, y + 3, color)
+            draw_text(canvas, legend_x + 18, y, key)
     return canvas

@@ -46,6 +46,7 @@ cnnc_status cnnc_activation_forward(cnnc_activation kind, int64_t n, const float
         return CNNC_OK;
     CNNC_CHECK_PTR(x);
     CNNC_CHECK_PTR(y);
+    CNNC_CHECK_IN_PLACE_OK(y, x, n);
     struct forward_args args = {CNNC_PICK(cnnc_activation_kernels)->forward[kind], x, y, alpha};
     cnnc_parallel_range(n, CNNC_ELEMENTWISE_GRAIN, forward_range, &args);
     return CNNC_OK;
@@ -61,6 +62,8 @@ cnnc_status cnnc_activation_backward(cnnc_activation kind, int64_t n, const floa
     CNNC_CHECK_PTR(x);
     CNNC_CHECK_PTR(dy);
     CNNC_CHECK_PTR(dx);
+    CNNC_CHECK_IN_PLACE_OK(dx, x, n);
+    CNNC_CHECK_IN_PLACE_OK(dx, dy, n);
     struct backward_args args = {CNNC_PICK(cnnc_activation_kernels)->backward[kind], x, dy, dx, alpha};
     cnnc_parallel_range(n, CNNC_ELEMENTWISE_GRAIN, backward_range, &args);
     return CNNC_OK;
@@ -187,6 +190,10 @@ static cnnc_status run_softmax(const char *fn, enum softmax_op op, int64_t rows,
         return CNNC_OK;
     if (!a || !out || ((op == SOFTMAX_BACKWARD || op == LOG_SOFTMAX_BACKWARD) && !b))
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: an array pointer is NULL", fn);
+    /* Each row is reduced before its output is written: in place works,
+     * a shifted overlap would read outputs of the row as inputs. */
+    CNNC_TRY(cnnc_check_disjoint(fn, "the output", out, total, "the first input", a, total, 1));
+    CNNC_TRY(cnnc_check_disjoint(fn, "the output", out, total, "dy", b, total, 1));
     struct softmax_args args = {CNNC_PICK(cnnc_activation_kernels), op, cols, a, b, out};
     /* Rows are independent: split them so that each thread gets about a
      * grain of elements. */

@@ -49,19 +49,8 @@ static cnnc_status check_batch(const char *fn, int64_t n, int64_t h, int64_t w, 
     return CNNC_OK;
 }
 
-/* y may be x itself (same-size transforms copy each source image aside
- * first), but no other overlap is allowed. */
-static cnnc_status check_alias(const char *fn, const float *x, int64_t x_count, const float *y,
-                               int64_t y_count, int same_size)
-{
-    if (x == y && same_size)
-        return CNNC_OK;
-    uintptr_t xb = (uintptr_t)x, yb = (uintptr_t)y;
-    if (xb < yb + (uintptr_t)y_count * sizeof(float) && yb < xb + (uintptr_t)x_count * sizeof(float))
-        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT,
-                          "%s: y overlaps x (in place is allowed only for same-size output)", fn);
-    return CNNC_OK;
-}
+/* y may be x itself where the output has the input's size (same-size
+ * transforms copy each source image aside first), but no other overlap. */
 
 /* ---- running over images --------------------------------------------------- */
 typedef void (*image_fn)(int64_t i, void *ctx, float *scratch);
@@ -160,7 +149,7 @@ cnnc_status cnnc_random_flip(int64_t n, int64_t h, int64_t w, int64_t c, const f
 {
     int64_t size;
     CNNC_TRY(check_batch(__func__, n, h, w, c, x, y, &size));
-    CNNC_TRY(check_alias(__func__, x, n * size, y, n * size, 1));
+    CNNC_TRY(cnnc_check_disjoint(__func__, "y", y, n * size, "x", x, n * size, 1));
     struct flip_args args = {x, y, h, w, c, size, horizontal != 0, vertical != 0, seed};
     return for_each_image(n, size, inplace_scratch(x, y, size), flip_image, &args);
 }
@@ -220,7 +209,7 @@ cnnc_status cnnc_random_crop(int64_t n, int64_t h, int64_t w, int64_t c, const f
     CNNC_TRY(cnnc_mul_sizes(&out_size, 3, out_h, out_w, c));
     int64_t total;
     CNNC_TRY(cnnc_mul_sizes(&total, 2, n, out_size));
-    CNNC_TRY(check_alias(__func__, x, n * size, y, total, out_size == size));
+    CNNC_TRY(cnnc_check_disjoint(__func__, "y", y, total, "x", x, n * size, out_size == size));
     struct crop_args args = {x, y, h, w, c, size, out_h, out_w, pad, fill_value, seed};
     return for_each_image(n, out_size, inplace_scratch(x, y, size), crop_image, &args);
 }
@@ -391,7 +380,7 @@ cnnc_status cnnc_affine_warp(int64_t n, int64_t h, int64_t w, int64_t c, const f
                               (long long)k);
     CNNC_TRY(cnnc_mul_sizes(&out_size, 3, out_h, out_w, c));
     CNNC_TRY(cnnc_mul_sizes(&total, 2, n, out_size));
-    CNNC_TRY(check_alias(__func__, x, n * size, y, total, out_size == size));
+    CNNC_TRY(cnnc_check_disjoint(__func__, "y", y, total, "x", x, n * size, out_size == size));
     struct warp_args args = {x, y, h, w, c, size, out_h, out_w, matrix_stride, matrices,
                              interpolation, fill_mode, fill_value, CNNC_PICK(cnnc_augment_kernels)};
     return for_each_image(n, out_size * 4, inplace_scratch(x, y, size), warp_image, &args);
@@ -474,7 +463,7 @@ cnnc_status cnnc_random_affine(int64_t n, int64_t h, int64_t w, int64_t c, const
     CNNC_TRY(check_batch(__func__, n, h, w, c, x, y, &size));
     CNNC_TRY(check_ranges(__func__, ranges));
     CNNC_TRY(warp_checks(__func__, interpolation, fill_mode));
-    CNNC_TRY(check_alias(__func__, x, n * size, y, n * size, 1));
+    CNNC_TRY(cnnc_check_disjoint(__func__, "y", y, n * size, "x", x, n * size, 1));
     struct random_affine_args args = {
         {x, y, h, w, c, size, h, w, 6, NULL, interpolation, fill_mode, fill_value, CNNC_PICK(cnnc_augment_kernels)},
         ranges, seed};
@@ -515,7 +504,7 @@ cnnc_status cnnc_random_brightness(int64_t n, int64_t h, int64_t w, int64_t c, c
     int64_t size;
     CNNC_TRY(check_batch(__func__, n, h, w, c, x, y, &size));
     CNNC_TRY(check_tone(__func__, lo, hi, clip_lo, clip_hi));
-    CNNC_TRY(check_alias(__func__, x, n * size, y, n * size, 1));
+    CNNC_TRY(cnnc_check_disjoint(__func__, "y", y, n * size, "x", x, n * size, 1));
     struct tone_args args = {x, y, h * w, c, size, lo, hi, clip_lo, clip_hi, seed, CNNC_PICK(cnnc_augment_kernels)};
     return for_each_image(n, size, 0, brightness_image, &args);
 }
@@ -558,7 +547,7 @@ cnnc_status cnnc_random_contrast(int64_t n, int64_t h, int64_t w, int64_t c, con
     int64_t size;
     CNNC_TRY(check_batch(__func__, n, h, w, c, x, y, &size));
     CNNC_TRY(check_tone(__func__, lo, hi, clip_lo, clip_hi));
-    CNNC_TRY(check_alias(__func__, x, n * size, y, n * size, 1));
+    CNNC_TRY(cnnc_check_disjoint(__func__, "y", y, n * size, "x", x, n * size, 1));
     struct tone_args args = {x, y, h * w, c, size, lo, hi, clip_lo, clip_hi, seed, CNNC_PICK(cnnc_augment_kernels)};
     return for_each_image(n, size * 2, (size_t)c * (sizeof(double) + sizeof(float)), contrast_image, &args);
 }
@@ -613,7 +602,7 @@ cnnc_status cnnc_random_erasing(int64_t n, int64_t h, int64_t w, int64_t c, cons
     if (!(ratio_lo > 0 && ratio_lo <= ratio_hi && isfinite(ratio_hi)))
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: ratio range [%g, %g] must be positive",
                           __func__, (double)ratio_lo, (double)ratio_hi);
-    CNNC_TRY(check_alias(__func__, x, n * size, y, n * size, 1));
+    CNNC_TRY(cnnc_check_disjoint(__func__, "y", y, n * size, "x", x, n * size, 1));
     struct erase_args args = {x, y, h, w, c, size, probability, area_lo, area_hi,
                               logf(ratio_lo), logf(ratio_hi), value, seed};
     return for_each_image(n, size, 0, erase_image, &args);

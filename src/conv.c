@@ -191,8 +191,8 @@ cnnc_status cnnc_conv_same_padding(int64_t in, int64_t kernel, int64_t stride, i
     CNNC_CHECK_PTR(pad_before);
     CNNC_CHECK_PTR(pad_after);
     int64_t out = cnnc_ceil_div(in, stride), total;
-    if (__builtin_mul_overflow(out - 1, stride, &total) || __builtin_add_overflow(total, (kernel - 1) * dilation, &total) ||
-        kernel - 1 > INT64_MAX / dilation)
+    if (kernel - 1 > INT64_MAX / dilation || __builtin_mul_overflow(out - 1, stride, &total) ||
+        __builtin_add_overflow(total, (kernel - 1) * dilation, &total) || total == INT64_MAX)
         return cnnc_error(CNNC_ERR_OVERFLOW, "%s: padding computation overflows", __func__);
     total = cnnc_max_i64(total + 1 - in, 0);
     *pad_before = total / 2;
@@ -239,6 +239,36 @@ static cnnc_status backward_weights(const struct cnnc_conv_geom *g, const float 
     return CNNC_OK;
 }
 
+/* Element counts of the image x, the output y and the weights w of g (all
+ * checked to fit by resolve). */
+struct conv_counts {
+    int64_t x, y, w;
+};
+
+static struct conv_counts counts_of(const struct cnnc_conv_geom *g)
+{
+    struct conv_counts c = {g->n * g->h * g->w * g->cin, g->n * g->oh * g->ow * g->cout,
+                            g->kh * g->kw * g->cin_g * g->cout};
+    return c;
+}
+
+/* Every pass writes its outputs while still reading its inputs (windows of
+ * neighbouring pixels, every output channel from every input channel), so
+ * no output may share memory with an input or with the other output. */
+static cnnc_status check_outputs(const char *fn, float *out, int64_t out_count, const char *out_name, float *out2,
+                                 int64_t out2_count, const float *in1, int64_t in1_count, const char *in1_name,
+                                 const float *in2, int64_t in2_count, const char *in2_name, const float *bias,
+                                 int64_t bias_count)
+{
+    CNNC_TRY(cnnc_check_disjoint(fn, out_name, out, out_count, in1_name, in1, in1_count, 0));
+    CNNC_TRY(cnnc_check_disjoint(fn, out_name, out, out_count, in2_name, in2, in2_count, 0));
+    CNNC_TRY(cnnc_check_disjoint(fn, out_name, out, out_count, "bias", bias, bias_count, 0));
+    CNNC_TRY(cnnc_check_disjoint(fn, "db", out2, out2_count, in1_name, in1, in1_count, 0));
+    CNNC_TRY(cnnc_check_disjoint(fn, "db", out2, out2_count, in2_name, in2, in2_count, 0));
+    CNNC_TRY(cnnc_check_disjoint(fn, "db", out2, out2_count, out_name, out, out_count, 0));
+    return CNNC_OK;
+}
+
 cnnc_status cnnc_conv2d_forward(const cnnc_conv2d_desc *desc, const float *x, const float *w, const float *bias,
                                 float *y)
 {
@@ -247,6 +277,8 @@ cnnc_status cnnc_conv2d_forward(const cnnc_conv2d_desc *desc, const float *x, co
     CNNC_CHECK_PTR(x);
     CNNC_CHECK_PTR(w);
     CNNC_CHECK_PTR(y);
+    struct conv_counts n = counts_of(&g);
+    CNNC_TRY(check_outputs(__func__, y, n.y, "y", NULL, 0, x, n.x, "x", w, n.w, "w", bias, g.cout));
     return forward(&g, x, w, bias, y);
 }
 
@@ -257,6 +289,8 @@ cnnc_status cnnc_conv2d_backward_data(const cnnc_conv2d_desc *desc, const float 
     CNNC_CHECK_PTR(w);
     CNNC_CHECK_PTR(dy);
     CNNC_CHECK_PTR(dx);
+    struct conv_counts n = counts_of(&g);
+    CNNC_TRY(check_outputs(__func__, dx, n.x, "dx", NULL, 0, w, n.w, "w", dy, n.y, "dy", NULL, 0));
     return backward_data(&g, w, dy, NULL, dx);
 }
 
@@ -268,6 +302,8 @@ cnnc_status cnnc_conv2d_backward_weights(const cnnc_conv2d_desc *desc, const flo
     CNNC_CHECK_PTR(x);
     CNNC_CHECK_PTR(dy);
     CNNC_CHECK_PTR(dw);
+    struct conv_counts n = counts_of(&g);
+    CNNC_TRY(check_outputs(__func__, dw, n.w, "dw", db, g.cout, x, n.x, "x", dy, n.y, "dy", NULL, 0));
     return backward_weights(&g, x, dy, dw, db);
 }
 
@@ -279,6 +315,8 @@ cnnc_status cnnc_conv2d_transpose_forward(const cnnc_conv2d_desc *desc, const fl
     CNNC_CHECK_PTR(x);
     CNNC_CHECK_PTR(w);
     CNNC_CHECK_PTR(y);
+    struct conv_counts n = counts_of(&g);
+    CNNC_TRY(check_outputs(__func__, y, n.x, "y", NULL, 0, x, n.y, "x", w, n.w, "w", bias, g.cin));
     return backward_data(&g, w, x, bias, y);
 }
 
@@ -290,6 +328,8 @@ cnnc_status cnnc_conv2d_transpose_backward_data(const cnnc_conv2d_desc *desc, co
     CNNC_CHECK_PTR(w);
     CNNC_CHECK_PTR(dy);
     CNNC_CHECK_PTR(dx);
+    struct conv_counts n = counts_of(&g);
+    CNNC_TRY(check_outputs(__func__, dx, n.y, "dx", NULL, 0, w, n.w, "w", dy, n.x, "dy", NULL, 0));
     return forward(&g, dy, w, NULL, dx);
 }
 
@@ -301,6 +341,8 @@ cnnc_status cnnc_conv2d_transpose_backward_weights(const cnnc_conv2d_desc *desc,
     CNNC_CHECK_PTR(x);
     CNNC_CHECK_PTR(dy);
     CNNC_CHECK_PTR(dw);
+    struct conv_counts n = counts_of(&g);
+    CNNC_TRY(check_outputs(__func__, dw, n.w, "dw", db, g.cin, x, n.y, "x", dy, n.x, "dy", NULL, 0));
     CNNC_TRY(backward_weights(&g, dy, x, dw, NULL));
     if (db)
         CNNC_TRY(cnnc_conv_channel_sum(g.n * g.h * g.w, g.cin, dy, db));

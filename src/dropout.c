@@ -44,6 +44,10 @@ cnnc_status cnnc_dropout_forward(int64_t n, float rate, uint64_t seed, uint64_t 
     CNNC_CHECK_PTR(x);
     CNNC_CHECK_PTR(y);
     CNNC_CHECK_PTR(mask);
+    CNNC_CHECK_IN_PLACE_OK(y, x, n);
+    /* The mask holds n bytes: (n + 3) / 4 floats of address range. */
+    CNNC_TRY(cnnc_check_disjoint(__func__, "y", y, n, "mask", (const float *)(const void *)mask, (n + 3) / 4, 0));
+    CNNC_TRY(cnnc_check_disjoint(__func__, "mask", (const float *)(const void *)mask, (n + 3) / 4, "x", x, n, 0));
     uint64_t key = splitmix64(seed);
     double threshold = nearbyint((double)rate * 4294967296.0);
     struct dropout_args args = {
@@ -77,6 +81,8 @@ cnnc_status cnnc_dropout_backward(int64_t n, float rate, const float *dy, const 
     CNNC_CHECK_PTR(dy);
     CNNC_CHECK_PTR(mask);
     CNNC_CHECK_PTR(dx);
+    CNNC_CHECK_IN_PLACE_OK(dx, dy, n);
+    CNNC_TRY(cnnc_check_disjoint(__func__, "dx", dx, n, "mask", (const float *)(const void *)mask, (n + 3) / 4, 0));
     struct dropout_backward_args args = {keep_scale(rate), dy, mask, dx};
     cnnc_parallel_range(n, CNNC_ELEMENTWISE_GRAIN, dropout_backward_range, &args);
     return CNNC_OK;

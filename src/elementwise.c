@@ -24,7 +24,8 @@ static cnnc_status binary(int64_t n, const float *a, const float *b, float *y,
 }
 
 #define CHECK_BINARY(n, a, b, y) \
-    do { CNNC_CHECK_NONNEG(n); if ((n) == 0) return CNNC_OK; CNNC_CHECK_PTR(a); CNNC_CHECK_PTR(b); CNNC_CHECK_PTR(y); } while (0)
+    do { CNNC_CHECK_NONNEG(n); if ((n) == 0) return CNNC_OK; CNNC_CHECK_PTR(a); CNNC_CHECK_PTR(b); CNNC_CHECK_PTR(y); \
+         CNNC_CHECK_IN_PLACE_OK(y, a, n); CNNC_CHECK_IN_PLACE_OK(y, b, n); } while (0)
 
 cnnc_status cnnc_add_forward(int64_t n, const float *a, const float *b, float *y)
 {
@@ -65,6 +66,8 @@ cnnc_status cnnc_bias_add_forward(int64_t rows, int64_t c, const float *x, const
     CNNC_CHECK_PTR(y);
     int64_t total;
     CNNC_TRY(cnnc_mul_sizes(&total, 2, rows, c));
+    CNNC_CHECK_IN_PLACE_OK(y, x, total);
+    CNNC_CHECK_DISJOINT(y, total, bias, c);
     struct bias_args args = {x, bias, y, c};
     cnnc_parallel_range(rows, row_grain(c), bias_range, &args);
     return CNNC_OK;
@@ -93,6 +96,7 @@ cnnc_status cnnc_bias_add_backward(int64_t rows, int64_t c, const float *dy, flo
         CNNC_CHECK_PTR(dy);
     int64_t total;
     CNNC_TRY(cnnc_mul_sizes(&total, 2, rows, c));
+    CNNC_CHECK_DISJOINT(dbias, c, dy, total);
     double *scratch, *sums = cnnc_column_reduce_workspace(c, rows, c, 1, &scratch);
     if (!sums)
         return CNNC_ERR_OUT_OF_MEMORY;
@@ -132,7 +136,8 @@ static void concat_range(int64_t begin, int64_t end, void *ctx)
 }
 
 static cnnc_status concat_check(const char *fn, int64_t rows, int k, const int64_t *widths,
-                                const void *const *arrays, const float *joined, int64_t *total)
+                                const void *const *arrays, const float *joined, int parts_may_alias,
+                                int64_t *total)
 {
     if (rows < 0)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: rows = %lld must be >= 0", fn, (long long)rows);
@@ -155,6 +160,22 @@ static cnnc_status concat_check(const char *fn, int64_t rows, int k, const int64
     CNNC_TRY(cnnc_mul_sizes(&elements, 2, rows, *total));
     if (elements > 0 && !joined)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: the concatenated array is NULL", fn);
+    /* Parts and the concatenated array are copied row by row: no part may
+     * share memory with the concatenated array, nor (as outputs) with
+     * another part. */
+    for (int t = 0; t < k; ++t) {
+        int64_t part;
+        CNNC_TRY(cnnc_mul_sizes(&part, 2, rows, widths[t]));
+        CNNC_TRY(cnnc_check_disjoint(fn, "a part", (const float *)arrays[t], part, "the concatenated array", joined,
+                                     elements, 0));
+        for (int u = 0; u < t; ++u) {
+            int64_t other;
+            CNNC_TRY(cnnc_mul_sizes(&other, 2, rows, widths[u]));
+            if (!parts_may_alias)
+                CNNC_TRY(cnnc_check_disjoint(fn, "a part", (const float *)arrays[t], part, "another part",
+                                             (const float *)arrays[u], other, 0));
+        }
+    }
     return CNNC_OK;
 }
 
@@ -162,7 +183,7 @@ cnnc_status cnnc_concat_forward(int64_t rows, int k, const int64_t *widths, cons
                                 float *y)
 {
     int64_t total;
-    CNNC_TRY(concat_check(__func__, rows, k, widths, (const void *const *)inputs, y, &total));
+    CNNC_TRY(concat_check(__func__, rows, k, widths, (const void *const *)inputs, y, 1, &total));
     if (rows == 0 || total == 0)
         return CNNC_OK;
     struct concat_args args = {k, widths, total, inputs, y, NULL, NULL};
@@ -174,7 +195,7 @@ cnnc_status cnnc_concat_backward(int64_t rows, int k, const int64_t *widths, con
                                  float *const *dinputs)
 {
     int64_t total;
-    CNNC_TRY(concat_check(__func__, rows, k, widths, (const void *const *)dinputs, dy, &total));
+    CNNC_TRY(concat_check(__func__, rows, k, widths, (const void *const *)dinputs, dy, 0, &total));
     if (rows == 0 || total == 0)
         return CNNC_OK;
     struct concat_args args = {k, widths, total, NULL, NULL, dy, dinputs};

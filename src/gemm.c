@@ -232,11 +232,31 @@ static cnnc_status check_args(const char *fn, cnnc_transpose ta, cnnc_transpose 
     return CNNC_OK;
 }
 
+/* *count = floats spanned by a row-major matrix of rows x cols with leading
+ * dimension ld, CNNC_ERR_OVERFLOW if that or its byte size does not fit. */
+static cnnc_status matrix_extent(const char *fn, const char *name, int64_t rows, int64_t cols, int64_t ld,
+                                 int64_t *count)
+{
+    size_t bytes;
+    *count = 0;
+    if (rows == 0 || cols == 0)
+        return CNNC_OK;
+    if (cnnc_mul_sizes(count, 2, rows - 1, ld) != CNNC_OK || __builtin_add_overflow(*count, cols, count) ||
+        cnnc_float_bytes(*count, &bytes) != CNNC_OK)
+        return cnnc_error(CNNC_ERR_OVERFLOW, "%s: %s (%lld x %lld, leading dimension %lld) does not fit in memory",
+                          fn, name, (long long)rows, (long long)cols, (long long)ld);
+    return CNNC_OK;
+}
+
 static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc_transpose tb,
                         int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                         const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
     CNNC_TRY(check_args(fn, ta, tb, M, N, K, lda, ldb, ldc));
+    int64_t a_count, b_count, c_count;
+    CNNC_TRY(matrix_extent(fn, "A", ta == CNNC_NO_TRANS ? M : K, ta == CNNC_NO_TRANS ? K : M, lda, &a_count));
+    CNNC_TRY(matrix_extent(fn, "B", tb == CNNC_NO_TRANS ? K : N, tb == CNNC_NO_TRANS ? N : K, ldb, &b_count));
+    CNNC_TRY(matrix_extent(fn, "C", M, N, ldc, &c_count));
     if (M == 0 || N == 0)
         return CNNC_OK;
     if (C == NULL)
@@ -249,6 +269,9 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: A is NULL", fn);
     if (B == NULL)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: B is NULL", fn);
+    /* C is written block by block while A and B are still being read. */
+    CNNC_TRY(cnnc_check_disjoint(fn, "C", C, c_count, "A", A, a_count, 0));
+    CNNC_TRY(cnnc_check_disjoint(fn, "C", C, c_count, "B", B, b_count, 0));
 
     const struct cnnc_gemm_kernels *kern = CNNC_PICK(cnnc_gemm_kernels);
     const int64_t MR = kern->mr, NR = kern->nr;

@@ -147,6 +147,20 @@ static cnnc_status check_common(const char *fn, int64_t n, int64_t inner, const 
     return CNNC_OK;
 }
 
+/* loss (n floats) and grad (values floats) are written while the input x
+ * and the targets t (values floats, or NULL for labels) are still read. */
+static cnnc_status check_outputs(const char *fn, int64_t n, int64_t values, const float *x, const float *t,
+                                 const float *sample_weight, float *loss, float *grad)
+{
+    CNNC_TRY(cnnc_check_disjoint(fn, "grad", grad, values, "the input", x, values, 1));
+    CNNC_TRY(cnnc_check_disjoint(fn, "grad", grad, values, "the targets", t, values, 0));
+    CNNC_TRY(cnnc_check_disjoint(fn, "grad", grad, values, "sample_weight", sample_weight, n, 0));
+    CNNC_TRY(cnnc_check_disjoint(fn, "loss", loss, n, "the input", x, values, 0));
+    CNNC_TRY(cnnc_check_disjoint(fn, "loss", loss, n, "the targets", t, values, 0));
+    CNNC_TRY(cnnc_check_disjoint(fn, "loss", loss, n, "grad", grad, values, 0));
+    return cnnc_check_disjoint(fn, "loss", loss, n, "sample_weight", sample_weight, n, 0);
+}
+
 static cnnc_status check_epsilon(const char *fn, float eps)
 {
     if (!(eps >= 0.0f && eps < 0.5f))
@@ -185,6 +199,7 @@ static cnnc_status categorical(enum loss_kind kind, const char *fn, int64_t n, i
     if (n == 0)
         return CNNC_OK;
     CNNC_TRY(check_labels(fn, rows, c, labels, targets, ignore_index));
+    CNNC_TRY(check_outputs(fn, n, values, x, targets, sample_weight, loss, grad));
     struct loss_job j = {.kind = kind, .per_sample = positions, .row = c, .mean_count = positions, .x = x,
                          .t = targets, .labels = labels, .ignore_index = ignore_index, .smoothing = smoothing,
                          .eps = eps, .sample_weight = sample_weight, .grad_scale = grad_scale, .grad = grad};
@@ -218,6 +233,7 @@ static cnnc_status elementwise(enum loss_kind kind, const char *fn, int64_t n, i
     CNNC_TRY(check_common(fn, n, d, x, t, smoothing, grad_scale, &values));
     if (n == 0)
         return CNNC_OK;
+    CNNC_TRY(check_outputs(fn, n, values, x, t, sample_weight, loss, grad));
     struct loss_job j = {.kind = kind, .per_sample = cnnc_ceil_div(d, LOSS_BLOCK), .row = d, .mean_count = d,
                          .x = x, .t = t, .smoothing = smoothing, .eps = eps, .sample_weight = sample_weight,
                          .grad_scale = grad_scale, .grad = grad};

@@ -76,6 +76,13 @@ cnnc_status cnnc_batch_norm_train_forward(int64_t rows, int64_t c, const float *
     CNNC_CHECK_PTR(y);
     CNNC_CHECK_PTR(mean);
     CNNC_CHECK_PTR(inv_std);
+    const int64_t total = rows * c; /* checked by check_sizes */
+    CNNC_CHECK_IN_PLACE_OK(y, x, total);
+    CNNC_CHECK_DISJOINT(mean, c, x, total);
+    CNNC_CHECK_DISJOINT(inv_std, c, x, total);
+    CNNC_CHECK_DISJOINT(mean, c, y, total);
+    CNNC_CHECK_DISJOINT(inv_std, c, y, total);
+    CNNC_CHECK_DISJOINT(inv_std, c, mean, c);
 
     /* Workspace: sums (2c doubles), then scale and shift (c floats each, in
      * the room of c doubles), then the shift of the sums (the first row,
@@ -126,6 +133,7 @@ cnnc_status cnnc_batch_norm_inference(int64_t rows, int64_t c, const float *x, c
     CNNC_CHECK_PTR(moving_var);
     if (flags & ~CNNC_BN_RELU)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: unknown flags 0x%x", __func__, (unsigned)flags);
+    CNNC_CHECK_IN_PLACE_OK(y, x, rows * c);
     double *scratch, *ws = cnnc_column_reduce_workspace(c, 0, c, 1, &scratch);
     if (!ws)
         return CNNC_ERR_OUT_OF_MEMORY;
@@ -151,6 +159,12 @@ cnnc_status cnnc_batch_norm_backward(int64_t rows, int64_t c, const float *x, co
     CNNC_CHECK_PTR(inv_std);
     CNNC_CHECK_PTR(dgamma);
     CNNC_CHECK_PTR(dbeta);
+    const int64_t total = rows * c; /* checked by check_sizes */
+    CNNC_CHECK_DISJOINT(dx, total, x, total);
+    CNNC_CHECK_IN_PLACE_OK(dx, dy, total);
+    CNNC_CHECK_DISJOINT(dgamma, c, dx, total);
+    CNNC_CHECK_DISJOINT(dbeta, c, dx, total);
+    CNNC_CHECK_DISJOINT(dbeta, c, dgamma, c);
     /* Workspace: sums (2c doubles), then a, b, d (c floats each). */
     double *scratch, *ws = cnnc_column_reduce_workspace(4 * c, rows, c, 2, &scratch);
     if (!ws)

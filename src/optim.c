@@ -83,11 +83,21 @@ static void update_range(int64_t begin, int64_t end, void *ctx)
     }
 }
 
-static void run_update(enum which which, int64_t n, float *p, const float *g, float *s0, float *s1, float *s2,
-                       const struct cnnc_optim_params *o)
+/* Every array is read and written element by element, but the state arrays
+ * feed each other and the parameter within one element's update: no two of
+ * them (nor the gradient) may share memory. */
+static cnnc_status run_update(const char *fn, enum which which, int64_t n, float *p, const float *g, float *s0,
+                              float *s1, float *s2, const struct cnnc_optim_params *o)
 {
+    const float *arrays[5] = {p, g, s0, s1, s2};
+    static const char *const names[5] = {"param", "grad", "the first state array", "the second state array",
+                                         "the third state array"};
+    for (int i = 0; i < 5; ++i)
+        for (int j = 0; j < i; ++j)
+            CNNC_TRY(cnnc_check_disjoint(fn, names[i], arrays[i], n, names[j], arrays[j], n, 0));
     struct update_args args = {which, CNNC_PICK(cnnc_optim_kernels), o, p, g, s0, s1, s2};
     cnnc_parallel_range(n, CNNC_ELEMENTWISE_GRAIN, update_range, &args);
+    return CNNC_OK;
 }
 
 cnnc_status cnnc_sgd_update(int64_t n, float *param, const float *grad, float *velocity,
@@ -104,8 +114,7 @@ cnnc_status cnnc_sgd_update(int64_t n, float *param, const float *grad, float *v
         return CNNC_OK;
     o.momentum = momentum;
     o.nesterov = nesterov != 0;
-    run_update(SGD, n, param, grad, momentum > 0.0f ? velocity : NULL, NULL, NULL, &o);
-    return CNNC_OK;
+    return run_update(__func__, SGD, n, param, grad, momentum > 0.0f ? velocity : NULL, NULL, NULL, &o);
 }
 
 cnnc_status cnnc_adam_update(int64_t n, float *param, const float *grad, float *m, float *v, float *vhat,
@@ -138,8 +147,7 @@ cnnc_status cnnc_adam_update(int64_t n, float *param, const float *grad, float *
         o.step_size = (float)((double)common->lr * sqrt(bc2) / bc1);
         o.denom_scale = 1.0f;
     }
-    run_update(ADAM, n, param, grad, m, v, vhat, &o);
-    return CNNC_OK;
+    return run_update(__func__, ADAM, n, param, grad, m, v, vhat, &o);
 }
 
 cnnc_status cnnc_rmsprop_update(int64_t n, float *param, const float *grad, float *ms, float *mom, float *mg,
@@ -161,8 +169,7 @@ cnnc_status cnnc_rmsprop_update(int64_t n, float *param, const float *grad, floa
     o.one_minus_rho = 1.0f - rho;
     o.momentum = momentum;
     o.eps = epsilon;
-    run_update(RMSPROP, n, param, grad, ms, momentum > 0.0f ? mom : NULL, mg, &o);
-    return CNNC_OK;
+    return run_update(__func__, RMSPROP, n, param, grad, ms, momentum > 0.0f ? mom : NULL, mg, &o);
 }
 
 cnnc_status cnnc_adagrad_update(int64_t n, float *param, const float *grad, float *acc,
@@ -176,8 +183,7 @@ cnnc_status cnnc_adagrad_update(int64_t n, float *param, const float *grad, floa
         return CNNC_OK;
     CNNC_CHECK_PTR(acc);
     o.eps = epsilon;
-    run_update(ADAGRAD, n, param, grad, acc, NULL, NULL, &o);
-    return CNNC_OK;
+    return run_update(__func__, ADAGRAD, n, param, grad, acc, NULL, NULL, &o);
 }
 
 struct sumsq_args {

@@ -14,8 +14,10 @@ cnnc_status cnnc_pool_same_padding(int64_t in, int64_t pool, int64_t stride, int
     CNNC_CHECK_POS(stride);
     CNNC_CHECK_PTR(before);
     CNNC_CHECK_PTR(after);
-    int64_t out = cnnc_ceil_div(in, stride);
-    int64_t total = cnnc_max_i64((out - 1) * stride + pool - in, 0);
+    int64_t out = cnnc_ceil_div(in, stride), total;
+    if (__builtin_mul_overflow(out - 1, stride, &total) || __builtin_add_overflow(total, pool, &total))
+        return cnnc_error(CNNC_ERR_OVERFLOW, "%s: padding computation overflows", __func__);
+    total = cnnc_max_i64(total - in, 0);
     *before = total / 2;
     *after = total - total / 2;
     return CNNC_OK;
@@ -52,7 +54,9 @@ static cnnc_status check_params(const char *fn, const cnnc_pool2d_params *p, int
     CNNC_TRY(check_axis(fn, "height", p->h, p->pool_h, p->stride_h, p->pad_top, p->pad_bottom, oh));
     CNNC_TRY(check_axis(fn, "width", p->w, p->pool_w, p->stride_w, p->pad_left, p->pad_right, ow));
     int64_t count;
+    size_t bytes;
     CNNC_TRY(cnnc_mul_sizes(&count, 4, p->n, p->h, p->w, p->c));
+    CNNC_TRY(cnnc_float_bytes(count, &bytes));
     CNNC_TRY(cnnc_mul_sizes(&count, 4, p->n, *oh, *ow, p->c));
     return CNNC_OK;
 }
@@ -96,6 +100,7 @@ static cnnc_status pool_forward(const char *fn, const cnnc_pool2d_params *p, con
     CNNC_TRY(check_params(fn, p, &oh, &ow));
     if (!x || !y)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: x or y is NULL", fn);
+    CNNC_TRY(cnnc_check_disjoint(fn, "y", y, p->n * oh * ow * p->c, "x", x, p->n * p->h * p->w * p->c, 0));
     const struct cnnc_pool_kernels *k = CNNC_PICK(cnnc_pool_kernels);
     row_forward_fn row = max ? k->max_row : k->avg_row;
     int64_t rows = p->n * oh;
@@ -157,6 +162,9 @@ static cnnc_status pool_backward(const char *fn, const cnnc_pool2d_params *p, co
     CNNC_TRY(check_params(fn, p, &oh, &ow));
     if ((max && !x) || !dy || !dx)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: an array argument is NULL", fn);
+    const int64_t in_count = p->n * p->h * p->w * p->c, out_count = p->n * oh * ow * p->c;
+    CNNC_TRY(cnnc_check_disjoint(fn, "dx", dx, in_count, "dy", dy, out_count, 0));
+    CNNC_TRY(cnnc_check_disjoint(fn, "dx", dx, in_count, "x", x, in_count, 0));
     const struct cnnc_pool_kernels *k = CNNC_PICK(cnnc_pool_kernels);
     int threads = pool_threads(p, oh, ow, p->n * p->c);
     int64_t chunk = channel_chunk(p->n, p->c, threads, p->c);
@@ -233,6 +241,12 @@ static cnnc_status global_pool(const char *fn, enum global_op op, int64_t n, int
     int64_t hw, total;
     CNNC_TRY(cnnc_mul_sizes(&hw, 2, h, w));
     CNNC_TRY(cnnc_mul_sizes(&total, 3, n, hw, c));
+    size_t bytes;
+    CNNC_TRY(cnnc_float_bytes(total, &bytes));
+    const int backward = op == GLOBAL_AVG_BACKWARD || op == GLOBAL_MAX_BACKWARD;
+    CNNC_TRY(cnnc_check_disjoint(fn, backward ? "dx" : "y", dst, backward ? total : n * c, backward ? "dy" : "x", src,
+                                 backward ? n * c : total, 0));
+    CNNC_TRY(cnnc_check_disjoint(fn, "dx", dst, total, "x", x, total, 0));
     if (op == GLOBAL_MAX_BACKWARD && hw >= (1 << 24))
         return cnnc_error(CNNC_ERR_UNSUPPORTED, "%s: h * w = %lld is too large (at most 2^24 - 1)", fn,
                           (long long)hw);

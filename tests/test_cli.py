@@ -20,10 +20,37 @@ def sample_only(monkeypatch, tmp_path):
     monkeypatch.setattr(_search, "SYSTEM_ROOT", str(tmp_path / "nothing"))
 
 
-def test_info_runs():
-    out = subprocess.run([sys.executable, "-P", "-m", "cnnc", "info"], capture_output=True, text=True,
-                         timeout=120)
+def test_info_runs(tmp_path):
+    # run outside the repository, so that -m imports the installed package
+    out = subprocess.run([sys.executable, "-m", "cnnc", "info"], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
     assert out.returncode == 0 and "isa" in out.stdout and "threads" in out.stdout
+
+
+def test_config_command(capsys):
+    import cnnc.config
+    from cnnc.__main__ import main
+    assert main(["config", "--cflags", "--libs"]) == 0
+    assert capsys.readouterr().out.strip() == f"{cnnc.config.cflags()} {cnnc.config.libs()}"
+    assert main(["config", "--pkgconfigdir"]) == 0
+    assert capsys.readouterr().out.strip() == cnnc.get_pkgconfig_dir()
+    assert main(["config"]) == 1
+    assert "--cflags" in capsys.readouterr().err
+
+
+def test_config_console_script_from_the_repository_root():
+    """The README's C commands run `cnnc config` from the repository root:
+    the console script must import the installed package, not the source
+    tree's cnnc/ (which has no compiled modules)."""
+    import shutil
+    exe = shutil.which("cnnc")
+    if exe is None or not os.path.dirname(exe) == os.path.dirname(sys.executable):
+        pytest.skip("the cnnc console script of this interpreter is not on PATH")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([exe, "config", "--cflags", "--libs"], capture_output=True, text=True,
+                         timeout=120, cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("-I") and "-lcnnc" in out.stdout
 
 
 def test_dataset_kinds(tmp_path, sample_only, rng):
@@ -93,3 +120,63 @@ def test_train_argument_errors(tmp_path, sample_only, capsys):
     assert main(["train", "--augment", "spin", "--epochs", "1", "--out", str(tmp_path)]) == 2
     assert "unknown" in capsys.readouterr().err
     assert main(["train", "--dataset", "npz", "--out", str(tmp_path)]) == 2
+
+
+def test_train_validation_curves_use_held_out_training_images(tmp_path, sample_only, capsys):
+    from cnnc.__main__ import main
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--max-samples", "500", "--out", str(out), "--verbose", "0",
+                 "--validation-split", "0.2"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads((out / "summary.json").read_text())
+    # 3,000 sample images: 10% of each class held out, then 500 of the rest trained on
+    assert summary["validation_images"] == 600 and summary["training_images"] == 500
+    assert "held-out" in captured.out
+    # the validation loss of the curves is not the test loss printed at the end
+    rows = (out / "history.csv").read_text().splitlines()
+    header, last = rows[0].split(","), rows[-1].split(",")
+    assert float(last[header.index("val_loss")]) != pytest.approx(summary["test_loss"], rel=1e-6)
+    assert main(["train", "--validation-split", "1.5", "--out", str(tmp_path)]) == 2
+    assert "--validation-split" in capsys.readouterr().err
+
+
+def test_holdout_split_is_stratified_and_disjoint():
+    from cnnc.cli.train import holdout_split
+    y = np.repeat(np.arange(4), 25)
+    x = np.arange(100)
+    (xt, yt), (xv, yv) = holdout_split(x, y, 0.2, seed=1)
+    assert sorted(np.concatenate([xt, xv])) == list(range(100))
+    assert np.bincount(yv).tolist() == [5, 5, 5, 5]
+
+
+def test_epochs_help_does_not_contradict_the_defaults():
+    import argparse
+    from cnnc.cli.train import DEFAULT_EPOCHS_FULL, DEFAULT_EPOCHS_SAMPLE, add_arguments
+    text = " ".join(add_arguments(argparse.ArgumentParser()).format_help().split())
+    assert f"default {DEFAULT_EPOCHS_FULL} on training sets of 20,000" in text
+    assert f"{DEFAULT_EPOCHS_SAMPLE} on smaller ones" in text and "reference recipe" not in text
+
+
+def test_npz_dataset_refuses_other_files_clearly(tmp_path, capsys):
+    from cnnc.__main__ import main
+    bogus = tmp_path / "data.npz"
+    bogus.write_bytes(b"this is no archive\n" * 10)
+    npy = tmp_path / "array.npz"
+    np.save(npy.with_suffix(".npy"), np.zeros(3))
+    npy.with_suffix(".npy").rename(npy)
+    for path in (bogus, npy):
+        assert main(["train", "--dataset", "npz", "--data", str(path), "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "not a .npz archive" in err and "pickle" not in err
+
+
+def test_folder_size_error_names_the_cli_option(tmp_path, capsys):
+    from cnnc.__main__ import main
+    for cls, size in (("a", (8, 8)), ("b", (6, 9))):
+        (tmp_path / "photos" / cls).mkdir(parents=True)
+        for i in range(2):
+            _png.write_png(str(tmp_path / "photos" / cls / f"{i}.png"), np.zeros(size, np.uint8))
+    assert main(["train", "--dataset", "folder", "--data", str(tmp_path / "photos"),
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "--image-size H W" in err and "image_size=" not in err

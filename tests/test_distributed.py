@@ -311,7 +311,7 @@ def test_cnnc_train_distributed(tmp_path):
              x_test=images(60), y_test=rng.integers(0, 10, 60))
     out = tmp_path / "run"
     result = subprocess.run(
-        launcher + ["-np", "2", sys.executable, "-P", "-m", "cnnc", "train", "--distributed",
+        launcher + ["-np", "2", sys.executable, "-m", "cnnc", "train", "--distributed",
                     "--dataset", "npz", "--data", str(tmp_path / "digits.npz"), "--epochs", "2",
                     "--batch-size", "64", "--out", str(out), "--verbose", "2"],
         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)

@@ -300,7 +300,7 @@ def family_elementwise(rng):
 
     def run():
         return [ops.add(a, b), ops.multiply(a, b), ops.bias_add(a, bias), ops.bias_add_backward(a),
-                ops.concatenate([a, c]), ops.dropout(a, 0.25, seed=7)[1]]
+                ops.concatenate([a, c], axis=-1), ops.dropout(a, 0.25, seed=7)[1]]
 
     def check(out):
         np.testing.assert_array_equal(out[0], a + b)

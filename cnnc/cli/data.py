@@ -76,7 +76,8 @@ def load(dataset, data=None, image_size=None, color_mode=None, seed=0):
         if data is None:
             raise ValueError("--dataset folder needs --data DIR (one sub-folder of images per class)")
         train, test, names = datasets.load_image_folders(
-            data, image_size=image_size, color_mode=color_mode or "rgb", seed=seed)
+            data, image_size=image_size, color_mode=color_mode or "rgb", seed=seed,
+            resize_hint="pass --image-size H W")
         what, sample = f"images in {data}", False
     train = (_images4(train[0]), _labels(train[1], "training labels"))
     test = (_images4(test[0]), _labels(test[1], "test labels"))

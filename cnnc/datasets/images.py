@@ -140,13 +140,14 @@ def list_image_folder(directory, class_names=None, allow_missing=False):
 
 
 def load_image_folder(directory, image_size=None, color_mode="rgb", class_names=None,
-                      allow_missing=False):
+                      allow_missing=False, resize_hint="pass image_size=(height, width)"):
     """Load every image of an image folder (``directory/<class>/<image>``).
 
     Returns ``(x, y, class_names)``: x uint8 of shape (N, H, W, C), y int32
     class indices (N,), and the class names in label order. Images are
     resized to ``image_size = (height, width)`` when given; otherwise they
-    must all have the same size.
+    must all have the same size (else a ValueError ending in ``resize_hint``,
+    which a caller with other argument names, such as the command line, sets).
     """
     _check_mode(color_mode)
     paths, labels, class_names = list_image_folder(directory, class_names, allow_missing)
@@ -155,12 +156,13 @@ def load_image_folder(directory, image_size=None, color_mode="rgb", class_names=
         image = read_image(path, color_mode, image_size)
         if images and image.shape != images[0].shape:
             raise ValueError(f"{path} is {image.shape[1]}x{image.shape[0]} but {paths[0]} is "
-                             f"{images[0].shape[1]}x{images[0].shape[0]}; pass image_size= to resize")
+                             f"{images[0].shape[1]}x{images[0].shape[0]}; {resize_hint} to resize them all")
         images.append(image)
     return np.stack(images), labels, class_names
 
 
-def load_image_folders(directory, image_size=None, color_mode="rgb", validation_split=0.2, seed=0):
+def load_image_folders(directory, image_size=None, color_mode="rgb", validation_split=0.2, seed=0,
+                       resize_hint="pass image_size=(height, width)"):
     """Keras-style ``(x_train, y_train), (x_test, y_test), class_names`` from
     an image folder. If ``directory`` has ``train`` and ``test`` (or ``val``)
     sub-folders, each is an image folder; otherwise the images are split,
@@ -169,15 +171,16 @@ def load_image_folders(directory, image_size=None, color_mode="rgb", validation_
     test_dir = next((os.path.join(directory, d) for d in ("test", "val", "validation")
                      if os.path.isdir(os.path.join(directory, d))), None)
     if os.path.isdir(os.path.join(directory, "train")) and test_dir is not None:
-        x_train, y_train, names = load_image_folder(os.path.join(directory, "train"), image_size, color_mode)
+        x_train, y_train, names = load_image_folder(os.path.join(directory, "train"), image_size, color_mode,
+                                                    resize_hint=resize_hint)
         if image_size is None:  # the test images must match the training images
             image_size = x_train.shape[1:3]
         x_test, y_test, _ = load_image_folder(test_dir, image_size, color_mode, class_names=names,
-                                              allow_missing=True)
+                                              allow_missing=True, resize_hint=resize_hint)
         return (x_train, y_train), (x_test, y_test), names
     if not 0.0 < validation_split < 1.0:
         raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-    x, y, names = load_image_folder(directory, image_size, color_mode)
+    x, y, names = load_image_folder(directory, image_size, color_mode, resize_hint=resize_hint)
     rng = np.random.default_rng(seed)
     test = np.zeros(len(y), bool)
     for c in range(len(names)):

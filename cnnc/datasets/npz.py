@@ -12,6 +12,12 @@ def load_npz(path):
     those four arrays (Keras's ``mnist.npz`` layout). Object arrays are
     refused: nothing is unpickled."""
     path = os.fspath(path)
+    with open(path, "rb") as f:  # FileNotFoundError passes through as it is
+        magic = f.read(4)
+    # np.load would read a .npy file, or report any other file as pickled data.
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise ValueError(f"{path}: not a .npz archive (a zip of .npy arrays written by np.savez; "
+                         f"this file starts with {magic!r})")
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in KEYS if k not in archive.files]
@@ -19,8 +25,8 @@ def load_npz(path):
                 raise ValueError(f"{path}: missing array(s) {missing}; found {sorted(archive.files)} "
                                  f"(expected {list(KEYS)})")
             arrays = {k: archive[k] for k in KEYS}
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        if isinstance(exc, FileNotFoundError) or str(exc).startswith(path + ": missing"):
             raise
         raise ValueError(f"{path}: not a readable .npz archive ({exc})") from None
     for split in ("train", "test"):

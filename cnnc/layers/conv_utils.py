@@ -101,6 +101,33 @@ def check_input_rank(layer, input_shape, rank):
                          f"got shape {tuple(input_shape)}")
 
 
+# Bounds on what a layer that enlarges its input (upsampling, padding) may be
+# asked to make: an axis of more than 2**31 - 1 steps, or more than 2**36
+# floats (256 GiB) per sample, is a mistaken argument, refused before NumPy
+# spends minutes (or all memory) building it.
+MAX_AXIS_LENGTH = 2**31 - 1
+MAX_SAMPLE_ELEMENTS = 2**36
+
+
+def check_output_size(layer, output_shape):
+    """A clear ValueError if ``output_shape`` (batch axis first; None for
+    unknown sizes) is beyond the bounds above, whatever the batch size."""
+    per_sample = 1
+    for length in tuple(output_shape)[1:]:
+        if length is None:
+            continue
+        if length > MAX_AXIS_LENGTH:
+            raise ValueError(f"{type(layer).__name__} {layer.name!r} would make an axis of {length} "
+                             f"steps (output shape {tuple(output_shape)}); the limit is "
+                             f"{MAX_AXIS_LENGTH}: check its size/padding arguments")
+        per_sample *= length
+    if per_sample > MAX_SAMPLE_ELEMENTS:
+        raise ValueError(f"{type(layer).__name__} {layer.name!r} would make {per_sample} values per "
+                         f"sample (output shape {tuple(output_shape)}); the limit is "
+                         f"{MAX_SAMPLE_ELEMENTS}: check its size/padding arguments")
+    return tuple(output_shape)
+
+
 def check_rank(layer, x, rank, what):
     """Raise a clear ValueError unless ``x`` has ``rank`` axes."""
     if x.ndim != rank:

@@ -13,6 +13,7 @@ class _Sequence(Layer):
     def forward(self, x, training=False):
         conv_utils.check_rank(self, x, 3, "1-D")
         self._x_shape = x.shape
+        conv_utils.check_output_size(self, self.compute_output_shape(x.shape))
         return self._forward(x)
 
 
@@ -26,7 +27,8 @@ class ZeroPadding1D(_Sequence):
 
     def compute_output_shape(self, input_shape):
         n, length, c = tuple(input_shape)
-        return (n, None if length is None else length + sum(self.padding), c)
+        return conv_utils.check_output_size(
+            self, (n, None if length is None else length + sum(self.padding), c))
 
     def _forward(self, x):
         return np.pad(x, ((0, 0), self.padding, (0, 0)))
@@ -78,7 +80,8 @@ class UpSampling1D(_Sequence):
 
     def compute_output_shape(self, input_shape):
         n, length, c = tuple(input_shape)
-        return (n, None if length is None else length * self.size, c)
+        return conv_utils.check_output_size(
+            self, (n, None if length is None else length * self.size, c))
 
     def _forward(self, x):
         return np.repeat(x, self.size, axis=1)

@@ -39,10 +39,12 @@ class UpSampling2D(Layer):
     def compute_output_shape(self, input_shape):
         n, h, w, c = tuple(input_shape)
         sh, sw = self.size
-        return (n, None if h is None else h * sh, None if w is None else w * sw, c)
+        return conv_utils.check_output_size(
+            self, (n, None if h is None else h * sh, None if w is None else w * sw, c))
 
     def forward(self, x, training=False):
         conv_utils.check_rank(self, x, 4, "2-D")
+        self.compute_output_shape(x.shape)
         self._x_shape = x.shape
         n, h, w, c = x.shape
         sh, sw = self.size

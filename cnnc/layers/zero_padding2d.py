@@ -29,10 +29,12 @@ class ZeroPadding2D(Layer):
     def compute_output_shape(self, input_shape):
         n, h, w, c = tuple(input_shape)
         (t, b), (l, r) = self.padding
-        return (n, None if h is None else h + t + b, None if w is None else w + l + r, c)
+        return conv_utils.check_output_size(
+            self, (n, None if h is None else h + t + b, None if w is None else w + l + r, c))
 
     def forward(self, x, training=False):
         conv_utils.check_rank(self, x, 4, "2-D")
+        self.compute_output_shape(x.shape)
         self._x_shape = x.shape
         (t, b), (l, r) = self.padding
         return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))

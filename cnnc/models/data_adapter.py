@@ -53,7 +53,7 @@ class ArrayData:
     def __init__(self, xs, ys=None, sample_weight=None, batch_size=32, shuffle=False):
         if batch_size is None:
             batch_size = 32
-        if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         arrays = list(xs) + list(ys or []) + ([sample_weight] if sample_weight is not None else [])
         lengths = {int(a.shape[0]) if a.ndim else -1 for a in arrays}

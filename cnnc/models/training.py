@@ -10,9 +10,17 @@ trainable weights. The loss reported in the logs includes the penalties.
 fit, evaluate and predict run under ``cnnc._memory.reuse_buffers()``: the
 arrays a step allocates are the same every step, so freed ones are kept
 and handed back instead of faulting in fresh pages each step.
+
+Threads: a model keeps per-call state (layer inputs saved for backward,
+optimizer slots, metric totals), so one model runs one of fit, evaluate,
+predict, train_on_batch, test_on_batch, predict_on_batch at a time. A call
+from a second thread while one runs raises RuntimeError at once (the same
+thread may nest them, as fit does for validation). Different models may run
+in different threads at the same time; the C kernels are thread-safe.
 """
 import functools
 import os
+import threading
 
 import numpy as np
 
@@ -68,6 +76,27 @@ def _per_output(spec, names, what):
             raise ValueError(f"{what} has {len(spec)} entries for {len(names)} outputs")
         return list(spec)
     return [spec] * len(names)
+
+
+def _one_thread_at_a_time(method):
+    """Runs ``method`` holding the model's use lock; RuntimeError if another
+    thread holds it (re-entry from the holding thread is allowed)."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        lock = self.__dict__.get("_use_lock") or self.__dict__.setdefault("_use_lock", threading.RLock())
+        if not lock.acquire(blocking=False):
+            raise RuntimeError(
+                f"model {getattr(self, 'name', '')!r} is running {self.__dict__.get('_in_use')}() in "
+                f"another thread; a model runs one fit/evaluate/predict at a time (use one model "
+                f"per thread, or serialize the calls with a lock)")
+        outer = self.__dict__.get("_in_use")
+        self._in_use = outer or method.__name__
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._in_use = outer
+            lock.release()
+    return guarded
 
 
 class Trainer:
@@ -381,7 +410,7 @@ class Trainer:
         if need_targets and ys is None:
             raise ValueError("targets y are needed")
         sw = self._sample_weights(ys, sample_weight, class_weight)
-        data = data_adapter.ArrayData(xs, ys, sw, batch_size or 32, shuffle)
+        data = data_adapter.ArrayData(xs, ys, sw, batch_size, shuffle)
         if steps is not None:
             data.steps = min(data.steps, int(steps))
         return data
@@ -396,6 +425,7 @@ class Trainer:
         return xs, ys, sw
 
     # -- fit ------------------------------------------------------------------------------
+    @_one_thread_at_a_time
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
@@ -443,7 +473,7 @@ class Trainer:
         val_data = None
         if validation_data is not None:
             val_data = self._validation_data(validation_data,
-                                             validation_batch_size or batch_size,
+                                             batch_size if validation_batch_size is None else validation_batch_size,
                                              validation_steps)
 
         history = History()
@@ -535,6 +565,7 @@ class Trainer:
         return logs
 
     # -- evaluate / predict ------------------------------------------------------------
+    @_one_thread_at_a_time
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
         """Loss (and metrics) over the data, as fit reports them: a scalar
@@ -561,6 +592,7 @@ class Trainer:
         values = [logs[name] for name in self._metric_names()]
         return values[0] if len(values) == 1 else values
 
+    @_one_thread_at_a_time
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for every sample, computed in batches (default 32): an array,
         or a list of arrays for several outputs."""
@@ -568,7 +600,7 @@ class Trainer:
         verbose = 1 if verbose == "auto" else int(verbose)
         if data_adapter.is_array_like(x):
             xs = data_adapter.to_list(x, self.input_names, "x")
-            data = data_adapter.ArrayData(xs, None, None, batch_size or 32, False)
+            data = data_adapter.ArrayData(xs, None, None, batch_size, False)
             check_fits(self, data, False, "predict", runtime=True)
             if steps is not None:
                 data.steps = min(data.steps, int(steps))
@@ -624,6 +656,7 @@ class Trainer:
         outs = inference.run(self, xs)
         return outs if outs is not None else self._run_forward(xs, training=False)
 
+    @_one_thread_at_a_time
     def predict_on_batch(self, x):
         """Outputs for one batch (no batching)."""
         self._ensure_built_for(x)
@@ -632,6 +665,7 @@ class Trainer:
             outs = [o.copy() for o in outs]
         return outs[0] if self._single_output else outs
 
+    @_one_thread_at_a_time
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on one batch; returns the batch's loss (and
         metrics) as evaluate does."""
@@ -646,6 +680,7 @@ class Trainer:
             self._train_batch(xs, ys, sw)
         return self._format_result(self._logs(), return_dict)
 
+    @_one_thread_at_a_time
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss (and metrics) of one batch, without training."""
         self._ensure_built_for(x)

@@ -31,6 +31,20 @@ CNNC_INTERNAL cnnc_status cnnc_mul_sizes(int64_t *out, int count, ...);
 /* Bytes for count floats, checking that it fits size_t. */
 CNNC_INTERNAL cnnc_status cnnc_float_bytes(int64_t count, size_t *bytes);
 
+/* ---- aliasing ----------------------------------------------------------- */
+/* CNNC_ERR_INVALID_ARGUMENT (naming both arrays) if the output of out_count
+ * floats shares memory with the input of in_count floats. With same_ok, an
+ * output at exactly the input's address passes (in place: functions that
+ * read each element before writing that element and no other). NULL
+ * pointers and empty arrays overlap nothing. */
+CNNC_INTERNAL cnnc_status cnnc_check_disjoint(const char *fn, const char *out_name, const float *out,
+                                              int64_t out_count, const char *in_name, const float *in,
+                                              int64_t in_count, int same_ok);
+#define CNNC_CHECK_DISJOINT(out, out_count, in, in_count) \
+    CNNC_TRY(cnnc_check_disjoint(__func__, #out, (out), (out_count), #in, (in), (in_count), 0))
+#define CNNC_CHECK_IN_PLACE_OK(out, in, count) \
+    CNNC_TRY(cnnc_check_disjoint(__func__, #out, (out), (count), #in, (in), (count), 1))
+
 /* ---- dispatch ----------------------------------------------------------- */
 /* Each kernel family defines one table type and one table per ISA, in
  * src/kernels/<isa>/. The driver picks one with CNNC_PICK, which returns the
@@ -79,6 +93,7 @@ CNNC_INTERNAL void *cnnc_workspace(int slot, size_t bytes);
 
 static inline int64_t cnnc_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t cnnc_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
-static inline int64_t cnnc_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+/* ceil(a / b) for a >= 0, b > 0, without overflow near INT64_MAX. */
+static inline int64_t cnnc_ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
 
 #endif

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "cnnc.h"
 
 static int check_failures = 0;
@@ -17,6 +18,24 @@ static int check_failures = 0;
     do { cnnc_status s_ = (expr); if (s_ != (want)) { fprintf(stderr, "%s:%d: %s -> %s, wanted %s\n", __FILE__, __LINE__, #expr, cnnc_status_string(s_), cnnc_status_string(want)); ++check_failures; } } while (0)
 #define CHECK_NEAR(a, b, tol) \
     do { double a_ = (a), b_ = (b); if (!(fabs(a_ - b_) <= (tol) * (1.0 + fabs(b_)))) { fprintf(stderr, "%s:%d: %s = %g, wanted %g\n", __FILE__, __LINE__, #a, a_, b_); ++check_failures; } } while (0)
+
+/* ctest runs every test once per ISA path (CNNC_ISA); on a CPU without the
+ * path asked for, the library would quietly use a lower one, so the run
+ * reports itself skipped instead (exit code 77, SKIP_RETURN_CODE in
+ * tests/c/CMakeLists.txt) rather than passing for a path it never ran. */
+#define CHECK_SKIP_CODE 77
+__attribute__((constructor)) static void check_skip_missing_isa(void)
+{
+    static const char *const names[] = {"scalar", "avx2", "avx512"};
+    const char *want = getenv("CNNC_ISA");
+    if (!want)
+        return;
+    for (int i = 0; i < 3; ++i)
+        if (strcmp(want, names[i]) == 0 && (int)cnnc_max_isa() < i) {
+            printf("skipped: this CPU (or build) lacks %s (best: %s)\n", want, names[cnnc_max_isa()]);
+            exit(CHECK_SKIP_CODE);
+        }
+}
 
 static inline int check_finish(const char *name)
 {

@@ -1,7 +1,9 @@
 /* Elementwise activations and row-wise softmax, forward and backward.
  *
  * Elementwise functions take n >= 0 contiguous floats; outputs may alias
- * inputs (in-place). Backward functions take the forward input x and the
+ * inputs exactly (in place: y == x, dx == x or dx == dy); any other overlap
+ * of an output with an input gives CNNC_ERR_INVALID_ARGUMENT. The softmax
+ * functions likewise allow exactly in place and refuse other overlaps. Backward functions take the forward input x and the
  * upstream gradient dy and write dx = dy * f'(x). NaN inputs give NaN;
  * infinite inputs give the mathematical limits (sigmoid(-inf) = 0,
  * tanh(+inf) = 1, gelu(-inf) = 0). All are multi-threaded for large n. */

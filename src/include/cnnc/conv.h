@@ -12,7 +12,9 @@
  *
  * All functions overwrite their outputs (no accumulation), may use several
  * threads (cnnc_set_num_threads) and give bit-identical results for a fixed
- * thread count and ISA.
+ * thread count and ISA. No output may share memory with an input or with the
+ * other output (dw and db), not even exactly in place: such calls give
+ * CNNC_ERR_INVALID_ARGUMENT.
  *
  * 3x3 stride-1 convolutions (dilation 1, groups 1) with at least 16 channels
  * on each side run their passes (so also those of a stride-1 transposed

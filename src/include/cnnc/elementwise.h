@@ -2,7 +2,12 @@
  * concatenation along the last axis, and dropout; forward and backward.
  *
  * "rows x c" arguments describe a C-contiguous array whose last axis has c
- * elements (channels, in NHWC), flattened to rows = product of the others. */
+ * elements (channels, in NHWC), flattened to rows = product of the others.
+ *
+ * Outputs and inputs: where a function below says an output "may alias" an
+ * input, exactly that (the same address, in place) is supported; every other
+ * overlap of an output with an input (or, for concatenation, of two parts)
+ * gives CNNC_ERR_INVALID_ARGUMENT. The dropout mask may overlap nothing. */
 #ifndef CNNC_ELEMENTWISE_H
 #define CNNC_ELEMENTWISE_H
 

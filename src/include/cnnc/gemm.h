@@ -21,7 +21,12 @@ typedef enum { CNNC_NO_TRANS = 0, CNNC_TRANS = 1 } cnnc_transpose;
  * C are ignored); alpha == 0 or K == 0 only scale C by beta (A and B are not
  * read and may be NULL); M == 0 or N == 0 does nothing. Negative sizes, a
  * leading dimension smaller than its row, or a NULL pointer that would be
- * read give CNNC_ERR_INVALID_ARGUMENT.
+ * read give CNNC_ERR_INVALID_ARGUMENT; a matrix whose extent (rows - 1) * ld
+ * + cols floats overflows int64_t or size_t gives CNNC_ERR_OVERFLOW.
+ *
+ * C must not overlap A or B when they are read (alpha != 0 and K > 0):
+ * such calls give CNNC_ERR_INVALID_ARGUMENT (C is written block by block
+ * while A and B are still being read, so no in-place form is supported).
  *
  * Runs on up to cnnc_get_num_threads() threads; for a fixed thread count
  * the result is identical from run to run (each element of C is summed over

@@ -7,7 +7,8 @@
  * (so a mean-reduced batch loss is sum(loss) / n with grad_scale = 1/n).
  * `loss` and `grad` may each be NULL when not wanted. Inputs are row-major
  * float32; the outputs never alias the inputs except `grad` aliasing the first
- * argument, which is allowed. Results do not depend on the thread count.
+ * argument exactly, which is allowed; any other overlap of an output with an
+ * input or with the other output gives CNNC_ERR_INVALID_ARGUMENT. Results do not depend on the thread count.
  *
  * Label smoothing follows Keras: categorical targets t become
  * (1 - s) t + s / C, binary targets z become (1 - s) z + s / 2. */

@@ -43,8 +43,10 @@ CNNC_API cnnc_status cnnc_batch_norm_inference(int64_t rows, int64_t c, const fl
  *   dx = gamma * inv_std * (dy - dbeta / rows - xhat * dgamma / rows)
  * with xhat = (x - mean) * inv_std. After a fused ReLU (CNNC_BN_RELU), pass
  * its output as relu_y: dy is then taken as 0 where relu_y <= 0; otherwise
- * relu_y is NULL. dx may be NULL (not wanted) or alias dy; dgamma and dbeta
- * must be given. */
+ * relu_y is NULL. dx may be NULL (not wanted) or alias dy exactly; dgamma and
+ * dbeta must be given. Any other overlap between an output and an input or
+ * another output gives CNNC_ERR_INVALID_ARGUMENT (likewise in the forward
+ * functions, where only y == x is allowed). */
 CNNC_API cnnc_status cnnc_batch_norm_backward(int64_t rows, int64_t c, const float *x, const float *dy,
                                               const float *relu_y, const float *gamma, const float *mean,
                                               const float *inv_std, float *dx, float *dgamma, float *dbeta);

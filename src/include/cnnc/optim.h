@@ -1,7 +1,8 @@
 /* Fused optimizer updates over flat float32 parameter arrays, in place.
  *
  * Each update reads the parameter p, its gradient g and the optimizer state
- * (arrays of the same length) once and writes p and the state once. The
+ * (arrays of the same length) once and writes p and the state once. No two
+ * of these arrays may share memory (CNNC_ERR_INVALID_ARGUMENT). The
  * gradient is first transformed, per element, in this order:
  *   1. g += l1 sign(p) + 2 l2 p      Keras L1/L2 regularizers: they are part
  *                                    of the loss, so they come before clipping

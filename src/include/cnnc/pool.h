@@ -4,7 +4,10 @@
  * Windows never count padding: max pooling ignores it, average pooling
  * divides by the number of input elements inside the window (as Keras and
  * TensorFlow do; PyTorch's count_include_pad=False). Every window must hold
- * at least one input element, hence each pad < the pool size. */
+ * at least one input element, hence each pad < the pool size.
+ *
+ * Outputs must not share memory with inputs (windows of neighbouring
+ * outputs read the same inputs): an overlap gives CNNC_ERR_INVALID_ARGUMENT. */
 #ifndef CNNC_POOL_H
 #define CNNC_POOL_H
 
