@@ -6,8 +6,10 @@ import numpy as np
 from cnnc import random as _cnnc_random
 from cnnc._progbar import Progbar
 from cnnc.layers.base import reset_names
+from cnnc.models.memory import MemoryEstimate, available_memory, estimate_memory
 
-__all__ = ["to_categorical", "set_random_seed", "Progbar", "normalize"]
+__all__ = ["to_categorical", "set_random_seed", "Progbar", "normalize", "estimate_memory",
+           "MemoryEstimate", "available_memory"]
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):

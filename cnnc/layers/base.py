@@ -432,6 +432,20 @@ class Layer:
     def _traced_backward(self, dy):
         return layer_call.traced_backward(self, dy)
 
+    # Where a training forward keeps what its backward needs (subclasses keep
+    # these names, or extend the tuple).
+    _backward_state = ("_x", "_x2", "_inputs", "_cache", "_sync", "_mask", "_keep", "_indices",
+                       "_act_state", "_ran", "_tape")
+
+    def release_backward_state(self):
+        """Drop what the last ``forward(x, training=True)`` kept for its
+        backward, so activations are not held between training steps; a
+        ``backward`` then needs a new training forward first."""
+        state = self.__dict__
+        for name in self._backward_state:
+            if state.get(name) is not None:
+                state[name] = None
+
     def _save_state(self):
         """What a call leaves for its backward (restored for shared layers)."""
         return dict(self.__dict__)

@@ -237,6 +237,16 @@ class Model(Trainer, Layer):
         for step in steps:
             for s in step.inputs:
                 self._consumers[s] += 1
+        # Inference frees each tensor after its last reader (outputs excepted).
+        last_reader = {}
+        for step in steps:
+            for s in step.inputs:
+                last_reader[s] = step.index
+        kept = set(self._output_slots)
+        self._dead_after = [[] for _ in steps]
+        for s, index in last_reader.items():
+            if s not in kept:
+                self._dead_after[index].append(s)
         self._producer = {}
         for step in steps:
             for s in step.outputs:
@@ -453,6 +463,10 @@ class Model(Trainer, Layer):
                     values[s] = v
             else:
                 values[step.outputs[0]] = y
+            if not training:
+                for s in self._dead_after[step.index]:
+                    values[s] = None
+            arg = y = None
         self._values = values if training else None
         return [values[s] for s in self._output_slots]
 
@@ -551,6 +565,15 @@ class Model(Trainer, Layer):
         if shared is not None:
             shared.finish()
         return [grads[s] for s in self._input_slots]
+
+    def release_backward_state(self):
+        """Drop the activations the last training forward kept for backward,
+        in this model and every layer it holds (nested models included)."""
+        super().release_backward_state()
+        self._values = None
+        self._snapshots = {}
+        for layer in self._layers:
+            layer.release_backward_state()
 
     # -- the Layer contract (a model inside a model) --------------------------------
     def build(self, input_shape=None):
@@ -703,11 +726,13 @@ class Model(Trainer, Layer):
 
     # -- display -------------------------------------------------------------------
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
-                show_trainable=False):
-        """Print a table of layers, output shapes and parameter counts."""
+                show_trainable=False, batch_size=32):
+        """Print a table of layers, output shapes and parameter counts, and
+        the estimated peak memory of a training step and of inference on
+        batches of ``batch_size`` (see ``cnnc.utils.estimate_memory``)."""
         from cnnc.models.summary import print_summary
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn,
-                      show_trainable=show_trainable)
+                      show_trainable=show_trainable, batch_size=batch_size)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"

@@ -45,7 +45,8 @@ def _layer_rows(model):
     return rows
 
 
-def print_summary(model, line_length=None, positions=None, print_fn=None, show_trainable=False):
+def print_summary(model, line_length=None, positions=None, print_fn=None, show_trainable=False,
+                  batch_size=32):
     print_fn = print_fn or print
     from cnnc.models.sequential import Sequential
     sequential = isinstance(model, Sequential) or model._traced
@@ -92,9 +93,26 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, show_t
         if i < len(table) - 1:
             print_fn("")
     print_fn("=" * line_length)
+    for line_text in _memory_lines(model, batch_size):
+        print_fn(line_text)
     total = model.count_params()
     trainable = int(sum(w.value.size for w in model.trainable_weights))
     print_fn(f"Total params: {total:,}")
     print_fn(f"Trainable params: {trainable:,}")
     print_fn(f"Non-trainable params: {total - trainable:,}")
     print_fn("_" * line_length)
+
+
+def _memory_lines(model, batch_size):
+    """The estimated peaks of training and inference, when the model's
+    tensor sizes are known."""
+    if batch_size is None or getattr(model, "_traced", False):
+        return []
+    from cnnc.models.memory import estimate_memory, format_bytes
+    try:
+        train = estimate_memory(model, batch_size, training=True)
+        infer = estimate_memory(model, batch_size, training=False)
+    except ValueError:  # sizes unknown beyond the batch axis
+        return []
+    return [f"Estimated peak memory (batch_size={batch_size}): training "
+            f"{format_bytes(train.total)}, inference {format_bytes(infer.total)}"]

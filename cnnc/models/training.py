@@ -31,6 +31,7 @@ from cnnc import optimizers
 from cnnc import random as cnnc_random
 from cnnc.callbacks import CallbackList, History, ProgbarLogger
 from cnnc.models import data_adapter
+from cnnc.models.memory import check_fits
 
 _PROCESS_SEED = None
 
@@ -328,6 +329,7 @@ class Trainer:
         if self._has_regularizers:
             total += self._regularization_penalty()
         self.optimizer.apply(weights)
+        self.release_backward_state()  # nothing held for backward between steps
         n = outs[0].shape[0]
         self._loss_tracker.update_state(total, sample_weight=n)
         if any(out.metrics for out in outputs) or len(outputs) > 1:
@@ -467,6 +469,7 @@ class Trainer:
                 y = y[0]
         data = self._make_data(x, y, sample_weight, class_weight, batch_size, shuffle,
                                steps_per_epoch)
+        check_fits(self, data, True, "fit")
         val_data = None
         if validation_data is not None:
             val_data = self._validation_data(validation_data,
@@ -497,6 +500,7 @@ class Trainer:
                                         validation_freq, root)
         finally:
             self._in_fit = False
+            self._grad_buffers = {}  # gradient sums at merges, reused only within fit
         self.history = history
         return history
 
@@ -574,6 +578,7 @@ class Trainer:
         self._compiled()
         verbose = 1 if verbose == "auto" else int(verbose)
         data = self._make_data(x, y, sample_weight, None, batch_size, False, steps)
+        check_fits(self, data, False, "evaluate")
         cbs = ([ProgbarLogger()] if verbose else []) + list(callbacks or [])
         if self._distribute is not None:  # data parallel: each rank its part, metrics reduced
             data, cbs = self._distribute.prepare_evaluate(self, data, cbs)
@@ -599,6 +604,7 @@ class Trainer:
         if data_adapter.is_array_like(x):
             xs = data_adapter.to_list(x, self.input_names, "x")
             data = data_adapter.ArrayData(xs, None, None, batch_size, False)
+            check_fits(self, data, False, "predict", runtime=True)
             if steps is not None:
                 data.steps = min(data.steps, int(steps))
         else:
