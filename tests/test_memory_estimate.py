@@ -4,6 +4,7 @@ finished training steps holding nothing for a backward pass."""
 import json
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -56,7 +57,7 @@ def _measure(name, batch, size, mode):
     except OSError:
         pytest.skip("resetting the RSS high-water mark needs Linux /proc/self/clear_refs")
     out = subprocess.run([sys.executable, "-c", _CHILD, name, str(batch), str(size), mode],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, cwd=tempfile.gettempdir())
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -444,7 +444,8 @@ def test_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
         "from cnnc import _safetensors\n"
         "os.fsync = lambda fd: os._exit(9)  # dies after writing, before the rename\n"
         f"_safetensors.write({str(target)!r}, {{'a': np.ones(1000, np.float32)}})\n")
-    result = subprocess.run([sys.executable, "-c", script], env=dict(os.environ))
+    # cwd outside the repository, so that the child imports the installed package
+    result = subprocess.run([sys.executable, "-c", script], env=dict(os.environ), cwd=tmp_path)
     assert result.returncode == 9
     leftovers = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert len(leftovers) == 1 and not target.exists()
@@ -492,7 +493,7 @@ def test_resume_in_a_new_process_continues_the_shuffling(tmp_path):
         f"m = load_model({str(tmp_path / 'ckpt.cnnc')!r})\n"
         "m.fit(d['x'], d['y'], epochs=2, initial_epoch=1, batch_size=8, verbose=0)\n"
         f"m.save_weights({str(tmp_path / 'resumed.cnnc')!r})\n")
-    subprocess.run([sys.executable, "-c", script], check=True, env=dict(os.environ))
+    subprocess.run([sys.executable, "-c", script], check=True, env=dict(os.environ), cwd=tmp_path)
     resumed, _ = _safetensors.read(tmp_path / "resumed.cnnc")
     for key, weight in [(w.name, w.value) for w in first.weights]:
         np.testing.assert_array_equal(resumed[key], weight)

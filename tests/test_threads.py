@@ -5,6 +5,7 @@ case, which must work too), with the determinism the README promises."""
 import os
 import subprocess
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -78,7 +79,8 @@ def test_huge_thread_count_then_large_matmul_runs(rng):
             "cnnc.set_num_threads(10**6)\n"
             "a = np.ones((1024, 1024), np.float32)\n"
             "print(cnnc.get_num_threads(), float(cnnc.ops.matmul(a, a)[5, 7]))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=tempfile.gettempdir())
     assert out.returncode == 0, out.stderr
     threads, value = out.stdout.split()
     assert int(threads) == cnnc.get_thread_limit() and float(value) == 1024.0
@@ -87,7 +89,8 @@ def test_huge_thread_count_then_large_matmul_runs(rng):
 def test_omp_num_threads_above_limit_is_capped():
     code = "import cnnc; print(cnnc.get_num_threads(), cnnc.get_thread_limit())"
     env = dict(os.environ, OMP_NUM_THREADS="100000")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=tempfile.gettempdir())
     assert out.returncode == 0, out.stderr
     threads, limit = map(int, out.stdout.split())
     assert threads == limit
@@ -117,7 +120,8 @@ def test_wait_policy_leaves_user_choice(monkeypatch, name, value):
 def test_import_leaves_environment_as_the_user_set_it():
     code = "import os, cnnc; print(os.environ.get('GOMP_SPINCOUNT'))"
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=tempfile.gettempdir())
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "None"
 
