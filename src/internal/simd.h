@@ -28,6 +28,8 @@
  *   vf_square2(x, &hi, &lo)   x*x = hi + lo exactly
  *   vf_hsum vf_hmax  horizontal sum (fixed order) and maximum
  *   vf_keep(v)       v, which the compiler must keep in a register (no load folding)
+ *   vf_scale_pow2(y, n)  y * 2^n for whole n in [-150, 128] (simd_common.h unless
+ *                    the backend has an instruction: VF_NATIVE_SCALE_POW2)
  * and on top of those (simd_common.h, vecmath.h): tails, tiles, sign,
  * copysign, exp, expm1, erfc, log, log1p and the normal tail and density. */
 #ifndef CNNC_SIMD_H

@@ -48,6 +48,10 @@ static inline vf vf_keep(vf v)
     return v;
 }
 
+/* scalef: y * 2^n in one instruction, with correct overflow and gradual underflow. */
+#define VF_NATIVE_SCALE_POW2 1
+static inline vf vf_scale_pow2(vf y, vf n) { return _mm512_scalef_ps(y, n); }
+
 static inline vi vf_as_vi(vf a) { return _mm512_castps_si512(a); }
 static inline vf vi_as_vf(vi i) { return _mm512_castsi512_ps(i); }
 static inline vf vf_abs(vf a) { return _mm512_abs_ps(a); }

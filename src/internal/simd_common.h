@@ -14,6 +14,22 @@ static inline void vf_store_tail(float *p, vf v, int64_t rem)
         vf_store_part(p, v, rem);
 }
 
+/* y * 2^n for whole n in [-150, 128], exact with gradual underflow: as two
+ * factors, so that n = 128 and n = -150 scale exactly, unless the backend
+ * has an instruction for it (VF_NATIVE_SCALE_POW2). */
+#ifndef VF_NATIVE_SCALE_POW2
+static inline vf vf_scale_pow2(vf y, vf n)
+{
+    vi ni = vf_to_vi(n);
+    vi n1 = vi_sra1(ni);
+    vi n2 = vi_sub(ni, n1);
+    vi bias = vi_set1(127);
+    vf s1 = vi_as_vf(vi_sll23(vi_add(n1, bias)));
+    vf s2 = vi_as_vf(vi_sll23(vi_add(n2, bias)));
+    return vf_mul(vf_mul(y, s1), s2);
+}
+#endif
+
 /* Running maximum that propagates NaN. */
 static inline vf vf_max_nan(vf acc, vf v) { return vf_select(vf_better(v, acc), v, acc); }
 

@@ -31,14 +31,7 @@ static inline vf vf_exp(vf x)
     p = vf_fmadd(p, r, vf_set1(CNNC_EXP_P0));
 #endif
     vf y = vf_add(vf_fmadd(p, r2, r), vf_set1(1.0f));
-    /* 2^n as two factors so that n = 128 and n = -150 scale exactly. */
-    vi ni = vf_to_vi(n);
-    vi n1 = vi_sra1(ni);
-    vi n2 = vi_sub(ni, n1);
-    vi bias = vi_set1(127);
-    vf s1 = vi_as_vf(vi_sll23(vi_add(n1, bias)));
-    vf s2 = vi_as_vf(vi_sll23(vi_add(n2, bias)));
-    return vf_mul(vf_mul(y, s1), s2);
+    return vf_scale_pow2(y, n);
 }
 
 static inline vf vf_expm1(vf x)
