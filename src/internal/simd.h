@@ -30,6 +30,7 @@
  *   vf_keep(v)       v, which the compiler must keep in a register (no load folding)
  *   vf_scale_pow2(y, n)  y * 2^n for whole n in [-150, 128] (simd_common.h unless
  *                    the backend has an instruction: VF_NATIVE_SCALE_POW2)
+ *   vf_split_exponent(x, &e, &m)  x = m 2^e, m in [1, 2) (likewise VF_NATIVE_SPLIT_EXPONENT)
  * and on top of those (simd_common.h, vecmath.h): tails, tiles, sign,
  * copysign, exp, expm1, erfc, log, log1p and the normal tail and density. */
 #ifndef CNNC_SIMD_H

@@ -52,6 +52,14 @@ static inline vf vf_keep(vf v)
 #define VF_NATIVE_SCALE_POW2 1
 static inline vf vf_scale_pow2(vf y, vf n) { return _mm512_scalef_ps(y, n); }
 
+/* getexp/getmant: the split of vf_split_exponent, subnormals included. */
+#define VF_NATIVE_SPLIT_EXPONENT 1
+static inline void vf_split_exponent(vf x, vf *e, vf *m)
+{
+    *e = _mm512_getexp_ps(x);
+    *m = _mm512_getmant_ps(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
+}
+
 static inline vi vf_as_vi(vf a) { return _mm512_castps_si512(a); }
 static inline vf vi_as_vf(vi i) { return _mm512_castsi512_ps(i); }
 static inline vf vf_abs(vf a) { return _mm512_abs_ps(a); }

@@ -30,6 +30,20 @@ static inline vf vf_scale_pow2(vf y, vf n)
 }
 #endif
 
+/* x = m 2^e with m in [1, 2) for finite x > 0, subnormals included (other
+ * inputs give values vf_log overrides), unless the backend has instructions
+ * for it (VF_NATIVE_SPLIT_EXPONENT). */
+#ifndef VF_NATIVE_SPLIT_EXPONENT
+static inline void vf_split_exponent(vf x, vf *e, vf *m)
+{
+    /* Subnormals: scale up by 2^23 first so that the exponent field is right. */
+    vm sub = vf_lt(x, vf_set1(1.17549435e-38f));
+    vi bits = vf_as_vi(vf_select(sub, vf_mul(x, vf_set1(8388608.0f)), x));
+    *e = vf_sub(vi_to_vf(vi_sub(vi_srl23(bits), vi_set1(127))), vf_select(sub, vf_set1(23.0f), vf_zero()));
+    *m = vi_as_vf(vi_or(vi_and(bits, vi_set1(0x007fffff)), vi_set1(0x3f800000)));
+}
+#endif
+
 /* Running maximum that propagates NaN. */
 static inline vf vf_max_nan(vf acc, vf v) { return vf_select(vf_better(v, acc), v, acc); }
 

@@ -124,12 +124,8 @@ static inline vf vf_normal_pdf(vf x)
 
 static inline vf vf_log(vf x)
 {
-    /* Subnormals: scale up by 2^23 first so that the exponent field is right. */
-    vm sub = vf_lt(x, vf_set1(1.17549435e-38f));
-    vf xs = vf_select(sub, vf_mul(x, vf_set1(8388608.0f)), x);
-    vi bits = vf_as_vi(xs);
-    vf e = vf_sub(vi_to_vf(vi_sub(vi_srl23(bits), vi_set1(127))), vf_select(sub, vf_set1(23.0f), vf_zero()));
-    vf m = vi_as_vf(vi_or(vi_and(bits, vi_set1(0x007fffff)), vi_set1(0x3f800000)));
+    vf e, m;
+    vf_split_exponent(x, &e, &m);
     vm big = vf_gt(m, vf_set1(CNNC_SQRT2));
     m = vf_select(big, vf_mul(m, vf_set1(0.5f)), m);
     e = vf_add(e, vf_select(big, vf_set1(1.0f), vf_zero()));
