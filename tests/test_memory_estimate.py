@@ -62,7 +62,7 @@ def _measure(name, batch, size, mode):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("name,batch,size", [("mnist", 64, 28), ("resnet18", 8, 64)])
+@pytest.mark.parametrize("name,batch,size", [("mnist", 256, 28), ("resnet18", 8, 64)])
 def test_training_estimate_within_15_percent_of_measured_peak(name, batch, size):
     r = _measure(name, batch, size, "train")
     ratio = r["estimate"] / r["measured"]
