@@ -548,6 +548,10 @@ static cnnc_status before_init(void)
 /* Runs this program again as a fresh process (nothing initialized yet)
  * with CNNC_ISA set to isa_env, in --fresh mode: main() then runs only
  * before_init. Returns its verdict as run_child does. */
+/* The child could not run this program again: under qemu-user,
+ * /proc/self/exe is the emulator and a foreign binary cannot be exec'd. */
+enum { EXEC_FAILED = 125 };
+
 static int run_fresh(const char *self, const char *isa_env)
 {
     fflush(stdout);
@@ -556,7 +560,7 @@ static int run_fresh(const char *self, const char *isa_env)
     if (pid == 0) {
         setenv("CNNC_ISA", isa_env, 1);
         execl(self, self, "--fresh", (char *)NULL);
-        _exit(127);
+        _exit(EXEC_FAILED);
     }
     int st = 0;
     if (pid < 0 || waitpid(pid, &st, 0) < 0)
@@ -577,6 +581,9 @@ int main(int argc, char **argv)
         int r = run_fresh("/proc/self/exe", fresh_env[i]);
         if (r == ACCEPTED)
             ++accepted_valid;
+        else if (r == EXEC_FAILED)
+            fprintf(stderr, "  before_init with CNNC_ISA=\"%s\": not run (this program cannot be "
+                            "re-executed here, e.g. under qemu-user)\n", fresh_env[i]);
         else {
             fprintf(stderr, "  before_init with CNNC_ISA=\"%s\": verdict %d\n", fresh_env[i], r);
             r < 0 ? ++crashed : ++wrong;
