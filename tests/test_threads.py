@@ -1,7 +1,10 @@
-"""Threads: the thread-choice rule, the thread-count limits, and every
-kernel family at 1, 2, 3, 7 and 16 threads against independent NumPy
-references (on a small machine the larger counts are the oversubscribed
-case, which must work too), with the determinism the README promises."""
+"""Threads: the thread-choice rule, the cap at the CPUs the process may run
+on, the thread-count limits, and every kernel family at 1, 2, 3, 7 and 16
+threads against independent NumPy references, with the determinism the
+README promises. The family tests run with oversubscription allowed (see
+conftest.py), so that teams of 7 and 16 split the work that way on any
+machine: on a small one that is the oversubscribed case, which must work
+too."""
 import os
 import subprocess
 import sys
@@ -19,33 +22,81 @@ THREAD_COUNTS = (1, 2, 3, 7, 16)
 
 @pytest.fixture
 def restore_threads():
-    previous = cnnc.get_num_threads()
+    previous = cnnc.get_num_threads(), cnnc.get_oversubscription(), cnnc.get_deterministic()
     yield
-    cnnc.set_num_threads(previous)
+    cnnc.set_num_threads(previous[0])
+    cnnc.set_oversubscription(previous[1])
+    cnnc.set_deterministic(previous[2])
+
+
+def _run_child(code, env=None, timeout=300):
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                         cwd=tempfile.gettempdir(), env=env)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
 
 
 # ---- the thread-choice rule ------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", _core.WORK_KINDS)
-def test_tiny_operation_takes_one_thread_large_one_all(restore_threads, kind):
+@pytest.mark.parametrize("oversubscription", [False, True])
+def test_tiny_operation_takes_one_thread_large_one_all(restore_threads, kind, oversubscription):
+    cnnc.set_oversubscription(oversubscription)
     grain = cnnc.work_grain(kind)
     assert grain >= 1
+    cpus = cnnc.get_usable_cpus()
     for cap in (1, 2, 7, 16):
-        cnnc.set_num_threads(cap)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the once-only warning about CPUs
+            cnnc.set_num_threads(cap)
+        assert cnnc.get_num_threads() == cap
+        limit = cap if oversubscription else min(cap, cpus)
+        assert cnnc.get_team_limit() == limit
         assert cnnc.threads_for(kind, 0) == 1
         assert cnnc.threads_for(kind, 1) == 1
         assert cnnc.threads_for(kind, grain - 1) == 1
-        assert cnnc.threads_for(kind, 3 * grain) == min(3, cap)
-        assert cnnc.threads_for(kind, 3 * grain + grain - 1) == min(3, cap)
-        assert cnnc.threads_for(kind, 10**15) == cap
-        assert cnnc.threads_for(kind, 2**64) == cap  # beyond int64: clamped, not wrapped
+        assert cnnc.threads_for(kind, 3 * grain) == min(3, limit)
+        assert cnnc.threads_for(kind, 3 * grain + grain - 1) == min(3, limit)
+        assert cnnc.threads_for(kind, 10**15) == limit
+        assert cnnc.threads_for(kind, 2**64) == limit  # beyond int64: clamped, not wrapped
 
 
 def test_thread_choice_grows_with_work(restore_threads):
     cnnc.set_num_threads(16)
     for kind in _core.WORK_KINDS:
         counts = [cnnc.threads_for(kind, w) for w in np.geomspace(1, 1e12, 60).astype(np.int64).tolist()]
-        assert counts == sorted(counts) and counts[0] == 1 and counts[-1] == 16
+        assert counts == sorted(counts) and counts[0] == 1 and counts[-1] == cnnc.get_team_limit() == 16
+
+
+def test_usable_cpus_is_the_affinity_mask():
+    assert cnnc.get_usable_cpus() == len(os.sched_getaffinity(0))
+
+
+def test_teams_capped_at_the_cpus_of_the_process():
+    # A child process limited to one CPU (as taskset does) gets one thread
+    # per operation whatever the cap, warns once about it, and still
+    # computes correctly; a mask widened while it runs is followed.
+    code = ("import os, time, warnings, numpy as np, cnnc\n"
+            "cpus = sorted(os.sched_getaffinity(0))\n"
+            "os.sched_setaffinity(0, cpus[:1])\n"
+            "time.sleep(0.15)\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    cnnc.set_num_threads(8)\n"
+            "    cnnc.set_num_threads(9)\n"
+            "assert [str(w.message) for w in caught if 'CPUs' in str(w.message)] == [\n"
+            "    '8 threads asked for, but this process may run on 1 CPUs: each operation takes at most 1 threads'\n"
+            "    ' (cnnc.get_usable_cpus(); warned once)'], [str(w.message) for w in caught]\n"
+            "assert cnnc.get_num_threads() == 9 and cnnc.get_usable_cpus() == 1\n"
+            "assert cnnc.get_team_limit() == 1 and cnnc.threads_for('gemm', 10**12) == 1\n"
+            "a = np.random.default_rng(0).random((512, 512), dtype=np.float32)\n"
+            "assert np.allclose(cnnc.ops.matmul(a, a), a.astype(np.float64) @ a, rtol=1e-4)\n"
+            "os.sched_setaffinity(0, cpus)\n"
+            "time.sleep(0.15)\n"
+            "print(cnnc.get_usable_cpus(), cnnc.get_team_limit())\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_PROC_BIND"}
+    cpus, limit = map(int, _run_child(code, env).split())
+    assert cpus == len(os.sched_getaffinity(0)) and limit == min(9, cpus)
 
 
 def test_thread_choice_rejects_bad_queries():
@@ -73,9 +124,11 @@ def test_thread_count_limits(restore_threads):
 
 
 def test_huge_thread_count_then_large_matmul_runs(rng):
-    # In a child process: a libgomp failure would end the process.
+    # In a child process: a libgomp failure would end the process. Teams of
+    # the whole count are allowed, so that the limit is what keeps it safe.
     code = ("import warnings, numpy as np, cnnc\n"
             "warnings.simplefilter('ignore')\n"
+            "cnnc.set_oversubscription(True)\n"
             "cnnc.set_num_threads(10**6)\n"
             "a = np.ones((1024, 1024), np.float32)\n"
             "print(cnnc.get_num_threads(), float(cnnc.ops.matmul(a, a)[5, 7]))\n")
