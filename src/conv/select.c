@@ -242,7 +242,9 @@ cnnc_status cnnc_conv_select_backward_data(const struct cnnc_conv_geom *g, const
         return cnnc_conv_implicit_backward_data(g, threads, w, dy, bias, dx);
     if (phases_pay(g))
         return cnnc_conv_implicit_backward_data_phases(g, threads, w, dy, bias, dx);
-    if (threads <= g->n)
+    /* In deterministic mode, the choice a team of CNNC_DETERMINISTIC_PARTS
+     * would make, whatever the team: the two forms round differently. */
+    if ((cnnc_get_deterministic() ? CNNC_DETERMINISTIC_PARTS : threads) <= g->n)
         return cnnc_conv_gemm_backward_data_scatter(g, threads, w, dy, bias, dx);
     return cnnc_conv_gemm_backward_data_shared(g, threads, w, dy, bias, dx);
 }

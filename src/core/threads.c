@@ -183,6 +183,14 @@ int cnnc_threads_for(int64_t work, int64_t grain)
     return useful < max ? (int)useful : max;
 }
 
+int cnnc_parts_for(int64_t work, int64_t grain)
+{
+    if (grain < 1)
+        grain = 1;
+    int64_t useful = work / grain;
+    return useful <= 1 ? 1 : useful < CNNC_DETERMINISTIC_PARTS ? (int)useful : CNNC_DETERMINISTIC_PARTS;
+}
+
 void cnnc_set_deterministic(int enabled)
 {
     deterministic = enabled != 0;
