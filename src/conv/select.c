@@ -86,9 +86,10 @@
  *     summed in the same pass; per-thread partials as below.
  *   * backward-weights otherwise: each thread accumulates
  *     im2col(tile)^T * dY(tile) (tiles of >= 256 pixels, the GEMM's inner
- *     dimension) into a private dW over its pixel range (thread 0 directly
- *     into dw), then the partials are summed in thread order: deterministic
- *     for a fixed thread count.
+ *     dimension) into a private dW over its pixel range (part 0 directly
+ *     into dw), then the partials are summed in part order: one part per
+ *     thread, deterministic for a fixed thread count; in deterministic mode
+ *     parts fixed by the shape (src/conv/partials.h), for any count.
  * - bias gradients are a channel sum of dy with the same partial scheme (fused
  *   into the tiled weight gradient where that runs).
  */

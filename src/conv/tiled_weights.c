@@ -3,9 +3,8 @@
  * the pixels of a zero-padded band of input rows and the matching dy rows
  * stream by, with the bias gradient summed in the same pass. im2col + GEMM
  * copies the patches, pads the rows of dW up to the GEMM's MR and packs all
- * of dy; the tiles avoid all three. Per-thread partial sums over ranges of
- * output rows, reduced in thread order: deterministic for a fixed thread
- * count. */
+ * of dy; the tiles avoid all three. Partial sums over ranges of output
+ * rows, reduced in part order (src/conv/partials.h). */
 #include "tiled_weights.h"
 #include "conv_kernels.h"
 #include "partials.h"
