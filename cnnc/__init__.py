@@ -1,8 +1,9 @@
 """cnnc: convolutional neural networks on the CPU, with a plain C core."""
 from cnnc._wait_policy import load_with_policy as _load_with_policy
 
-# The first import of an extension loads the C library and its OpenMP runtime.
-_load_with_policy(lambda: __import__("cnnc._core"))
+# The first import of an extension loads the C library and its OpenMP runtime;
+# NumPy loads OpenBLAS (cnnc._wait_policy).
+_load_with_policy(lambda: (__import__("numpy"), __import__("cnnc._core")))
 
 from cnnc._core import (  # noqa: E402,F401
     available_isas,

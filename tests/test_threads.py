@@ -179,6 +179,35 @@ def test_import_leaves_environment_as_the_user_set_it():
     assert out.stdout.strip() == "None"
 
 
+_OPENBLAS_TIMEOUT_PROBE = """
+import ctypes, re
+def timeout():
+    maps = open("/proc/self/maps").read()
+    paths = sorted(set(re.findall(r"(/\\S*openblas\\S*\\.so\\S*)", maps)))
+    for path in paths:
+        lib = ctypes.CDLL(path)
+        if hasattr(lib, "openblas_thread_timeout"):
+            return lib.openblas_thread_timeout()
+    return "none"
+"""
+
+
+@pytest.mark.parametrize("order, env, expected", [
+    ("import cnnc, numpy", {}, int(_wait_policy.OPENBLAS_TIMEOUT)),
+    ("import numpy, cnnc", {}, 0),  # NumPy first: OpenBLAS keeps its default (0: unset)
+    ("import cnnc, numpy", {"OPENBLAS_THREAD_TIMEOUT": "20"}, 20),
+])
+def test_openblas_loaded_with_bounded_wait(order, env, expected):
+    code = (_OPENBLAS_TIMEOUT_PROBE + order + "\nimport os\n"
+            "print(timeout(), os.environ.get('OPENBLAS_THREAD_TIMEOUT'))\n")
+    base = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")}
+    value, left = _run_child(code, dict(base, **env)).split()
+    if value == "none":
+        pytest.skip("NumPy's BLAS is not an OpenBLAS that reports its thread timeout")
+    assert int(value) == expected
+    assert left == env.get("OPENBLAS_THREAD_TIMEOUT", "None")  # the environment as the user set it
+
+
 # ---- every kernel family at several thread counts ---------------------------------------
 
 def _windows(x, kh, kw, stride, pad):
