@@ -28,7 +28,8 @@ def import_mpi():
     except ImportError as exc:
         raise ImportError("cnnc.distributed needs mpi4py and an MPI library: "
                           "pip install 'cnnc[mpi]' (with Open MPI or MPICH installed, e.g. "
-                          "apt-get install openmpi-bin libopenmpi-dev)") from exc
+                          "apt-get install openmpi-bin libopenmpi-dev, or mpich libmpich-dev)"
+                          ) from exc
     return MPI
 
 
