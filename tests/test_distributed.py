@@ -29,11 +29,13 @@ LAUNCH_TIMEOUT = 240  # seconds; a hung job fails the test instead of the suite
 def _launcher(ranks, family=None):
     """(command prefix, environment additions) of the launcher of the MPI
     the installed mpi4py uses (or of ``family``), for ``ranks`` ranks on this
-    machine; skips when there is none."""
-    pytest.importorskip("mpi4py")
+    machine; skips when there is none (fails under CNNC_TEST_REQUIRE_MPI=1,
+    as in CI, where a skip would hide a broken MPI install)."""
     try:
         return local_launch(ranks, family=family)
     except RuntimeError as exc:
+        if os.environ.get("CNNC_TEST_REQUIRE_MPI") == "1" and family is None:
+            pytest.fail(f"CNNC_TEST_REQUIRE_MPI=1 but: {exc}")
         pytest.skip(str(exc))
 
 
@@ -152,6 +154,19 @@ def test_strategy_needs_mpi4py_message(monkeypatch):
     from cnnc.distributed import comm
     monkeypatch.setitem(sys.modules, "mpi4py", None)
     with pytest.raises(ImportError, match=r"cnnc\[mpi\]"):
+        comm.import_mpi()
+
+
+def test_mpi4py_without_its_mpi_library_message(monkeypatch):
+    """mpi4py present but its MPI library missing (a binary mpi4py wheel
+    beside Debian's MPICH): the error names the cause and the fixes."""
+    mpi4py = pytest.importorskip("mpi4py")
+    from cnnc.distributed import comm
+    monkeypatch.delattr(mpi4py, "MPI", raising=False)
+    monkeypatch.setitem(sys.modules, "mpi4py.MPI", None)
+    with pytest.raises(ImportError, match=r"mpi4py is installed but cannot load an MPI library "
+                                          r"\(.*\)\. With Debian's or Ubuntu's MPICH, build "
+                                          r"mpi4py against it: MPICC=mpicc.mpich"):
         comm.import_mpi()
 
 
@@ -358,7 +373,7 @@ def test_launcher_variables_and_families():
 
 def _other_family():
     from cnnc.distributed.launcher import MPICH, OPEN_MPI, mpi4py_family
-    pytest.importorskip("mpi4py")
+    _mpirun()
     return MPICH if mpi4py_family() == OPEN_MPI else OPEN_MPI
 
 
