@@ -10,6 +10,8 @@ class Dense(KernelLayer):
     kernel ``(input_dim, units)``, bias ``(units,)`` if ``use_bias``.
     """
 
+    supports_masking = True
+
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, **kwargs):

@@ -23,6 +23,8 @@ class Dropout(Layer):
     masks one process would.
     """
 
+    supports_masking = True
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if (isinstance(rate, bool) or not isinstance(rate, numbers.Real)

@@ -6,6 +6,8 @@ from cnnc.layers.base import Layer
 class ELU(Layer):
     """``y = x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` otherwise."""
 
+    supports_masking = True
+
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
         self.alpha = float(alpha)

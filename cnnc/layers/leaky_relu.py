@@ -7,6 +7,8 @@ class LeakyReLU(Layer):
     """``y = x`` for ``x > 0``, ``negative_slope * x`` otherwise (Keras's
     default slope 0.3; ``alpha=`` is accepted as the older name)."""
 
+    supports_masking = True
+
     def __init__(self, negative_slope=0.3, alpha=None, **kwargs):
         super().__init__(**kwargs)
         if alpha is not None:

@@ -10,6 +10,8 @@ class ReLU(Layer):
     max_value``, ``negative_slope * (x - threshold)`` below the threshold.
     Defaults give ``max(x, 0)``; ``max_value=6`` gives ReLU6."""
 
+    supports_masking = True
+
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
         if max_value is not None and not float(max_value) >= 0.0:
