@@ -18,7 +18,7 @@ their gradient comes from automatic differentiation.
 """
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc._masks import masked_loss
 from cnnc.autodiff.loss_call import traced_loss
 from cnnc._sparse_labels import sparse_labels

@@ -392,6 +392,8 @@ class Layer:
             raise ValueError(f"layer {self.name!r} has no activation to leave out")
         self._logits_mode = True
         try:
+            if type(x) is np.ndarray and x.dtype == np.float32 and self.built:
+                return self.forward(x, training=training)  # a model's step: no tracing checks
             return self(x, training=training)
         finally:
             self._logits_mode = False

@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 
-from cnnc import initializers, ops, regularizers
+from cnnc import _kernels as ops, initializers, regularizers
 from cnnc.layers.base import Layer
 
 

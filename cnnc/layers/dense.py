@@ -1,5 +1,5 @@
 """Fully connected layer."""
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.kernel_layer import KernelLayer, positive_int
 
 

@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc import random as cnnc_random
 from cnnc.layers.base import Layer
 

@@ -1,5 +1,5 @@
 """Exponential linear unit layer."""
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.base import Layer
 
 

@@ -1,7 +1,7 @@
 """Global average and max pooling (over all spatial positions)."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers import conv_utils
 from cnnc.layers.base import Layer
 from cnnc._masks import check_step_mask

@@ -1,5 +1,5 @@
 """Leaky ReLU layer."""
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.base import Layer
 
 

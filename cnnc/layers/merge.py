@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.base import Layer
 
 

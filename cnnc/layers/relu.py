@@ -1,7 +1,7 @@
 """Rectified linear unit layer with Keras's options."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.base import Layer
 
 

@@ -21,7 +21,7 @@ another model (nested models, transfer learning) and trained as a whole.
 """
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.autodiff.tensor import Tensor
 from cnnc.layers.base import Layer, SymbolicTensor, _snake_case, unique_name
 from cnnc.models import masking, subclassed
