@@ -90,6 +90,15 @@ def test_masked_average_pooling_gradient_finite_differences(rng):
     np.testing.assert_allclose(dx, numeric, rtol=1e-3, atol=1e-4)
 
 
+def test_layers_take_a_mask_when_called_on_arrays(rng):
+    x = rng.standard_normal((3, 4, 2)).astype(np.float32)
+    mask = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1]], bool)
+    expected = (x * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    np.testing.assert_allclose(L.GlobalAveragePooling1D()(x, mask=mask), expected, rtol=1e-6)
+    with pytest.raises(TypeError, match="unexpected call arguments"):
+        L.Dense(2)(x, mask=mask)
+
+
 def test_pooling_mask_shape_is_checked(rng):
     x = rng.standard_normal((2, 4, 3)).astype(np.float32)
     with pytest.raises(ValueError, match="mask has shape"):

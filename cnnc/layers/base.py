@@ -510,6 +510,11 @@ class Layer:
                 raise TypeError(f"{type(self).__name__}: unexpected call arguments")
             return layer_call.call_builtin(self, inputs, bool(training))
         training = bool(training)
+        if not args and set(kwargs) == {"mask"} and not self._traced and self._takes_mask():
+            # Keras's layer(x, mask=m) on arrays.
+            x = np.asarray(inputs, dtype=np.float32)
+            self._ensure_built((None,) + x.shape[1:])
+            return self.forward(x, training=training, mask=kwargs["mask"])
         if args or kwargs:
             if not self._traced:
                 raise TypeError(f"{type(self).__name__}: unexpected call arguments")
