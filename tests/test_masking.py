@@ -414,3 +414,62 @@ def test_graphs_without_mask_makers_have_no_mask_plan():
     merged = L.Concatenate()([L.Add()([a, inp]), a])
     assert Model(inp, L.GlobalAveragePooling1D()(merged))._mask_plan() is None
     assert ResNet18(input_shape=(32, 32, 3), weights=None, classes=4)._mask_plan() is None
+
+
+def test_batch_normalization_masked_statistics_match_torch(rng):
+    """Training statistics over the kept steps only (Keras's masked moments);
+    every step normalized with them; all gradients against torch.autograd."""
+    x = rng.standard_normal((4, 6, 3)).astype(np.float32) * 2 + 1
+    x[:, 4:] = 40.0  # padding far off: it must not move the statistics
+    mask = np.ones((4, 6), bool)
+    mask[:, 4:] = False
+    mask[2, 1:] = False
+    layer = L.BatchNormalization(momentum=0.9, epsilon=1e-3)
+    layer.build((None, 6, 3))
+    layer.gamma.value[...] = [1.5, -0.5, 2.0]
+    layer.beta.value[...] = [0.1, 0.2, -0.3]
+    y = layer(x, training=True, mask=mask)
+    dy = rng.standard_normal(x.shape)
+    dx = layer.backward(dy.astype(np.float32))
+
+    xt = torch.tensor(x.astype(np.float64), requires_grad=True)
+    gamma = torch.tensor(layer.gamma.value.astype(np.float64), requires_grad=True)
+    beta = torch.tensor(layer.beta.value.astype(np.float64), requires_grad=True)
+    w = torch.tensor(mask, dtype=torch.float64)[..., None]
+    count = w.sum() + 1e-7
+    mean = (w * xt).sum((0, 1)) / count
+    var = (w * (xt - mean) ** 2).sum((0, 1)) / count
+    yt = (xt - mean) / torch.sqrt(var + 1e-3) * gamma + beta
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(layer.gamma.grad, gamma.grad.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.beta.grad, beta.grad.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.moving_mean.value, 0.1 * mean.detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance.value, 0.9 + 0.1 * var.detach().numpy(),
+                               rtol=1e-5)
+    # Everything kept: the unmasked kernel's result.
+    plain = L.BatchNormalization()
+    masked = L.BatchNormalization()
+    np.testing.assert_allclose(masked(x, training=True, mask=np.ones((4, 6), bool)),
+                               plain(x, training=True), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(masked.backward(dy.astype(np.float32)),
+                               plain.backward(dy.astype(np.float32)), rtol=1e-3, atol=1e-4)
+    # At inference the moving statistics serve, mask or not.
+    np.testing.assert_array_equal(layer(x, mask=mask), layer(x))
+
+
+def test_batch_normalization_in_a_masked_model(rng):
+    x = _padded_tokens(rng)
+    inp = cnnc.Input((7,))
+    h = L.Embedding(12, 3, mask_zero=True, name="emb")(inp)
+    h = L.BatchNormalization(name="bn")(h)
+    model = Model(inp, L.GlobalAveragePooling1D()(h))
+    model.compile("sgd", "mse")
+    before = model.get_layer("emb").embeddings.value.copy()
+    model.train_on_batch(x, np.zeros((x.shape[0], 3), np.float32))
+    keep = x != 0
+    steps = before[x[keep].astype(int)].astype(np.float64)
+    expected = 0.01 * steps.mean(0)  # moving mean after one step, momentum 0.99
+    np.testing.assert_allclose(model.get_layer("bn").moving_mean.value, expected, rtol=1e-4,
+                               atol=1e-7)
