@@ -25,7 +25,7 @@ class Embedding(Layer):
     ``input_dim`` must count index 0 (vocabulary size + 1). In a model the
     mask follows the output through the layers that support masking to the
     layers that consume it (GlobalAveragePooling1D, GlobalMaxPooling1D,
-    Softmax) and to the loss and metrics, which skip the padded steps (see
+    BatchNormalization, Softmax) and to the loss and metrics, which skip the padded steps (see
     :mod:`cnnc.models.masking`). The embedding of 0 is still looked up.
     """
 
