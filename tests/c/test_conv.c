@@ -250,6 +250,12 @@ int main(void)
     setenv("CNNC_CONV_PHASES", "0", 1);
     test_cases(2);
     unsetenv("CNNC_CONV_PHASES");
+    /* Deterministic mode: the gradient sums in parts fixed by the shape,
+     * several per thread. */
+    cnnc_set_deterministic(1);
+    test_cases(1);
+    test_cases(3);
+    cnnc_set_deterministic(0);
     test_errors();
     cnnc_release_workspace();
     return check_finish("test_conv");
