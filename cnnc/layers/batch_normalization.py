@@ -107,6 +107,9 @@ class BatchNormalization(Layer):
                 self._cache = ("moving", scale.astype(np.float32))
         return self._from_last(y)
 
+    def backward_reads_output(self):
+        return False  # it keeps its input (or, frozen, the scale alone)
+
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError(f"BatchNormalization {self.name!r}: backward needs a "

@@ -32,7 +32,7 @@ class _Step:
     """One node of the sorted graph: slot indices of its inputs/outputs."""
 
     __slots__ = ("layer", "node", "inputs", "outputs", "multi_in", "multi_out", "backward",
-                 "needs_dx", "index", "shared")
+                 "needs_dx", "index", "shared", "overwrite")
 
     def __init__(self, index, layer, node, inputs, outputs):
         self.index = index
@@ -45,6 +45,7 @@ class _Step:
         self.backward = True
         self.needs_dx = True
         self.shared = False
+        self.overwrite = ()  # input positions forward may write its output over
 
 
 def _flatten_tensors(structure, what):
@@ -251,7 +252,7 @@ class Model(Trainer, Layer):
         for step in steps:
             for s in step.outputs:
                 self._producer[s] = step
-        self._grad_buffers = {}
+        self._plan_in_place(steps)
         self._shared_steps = {id(steps[0].layer): steps for steps in calls.values()
                               if len(steps) > 1}
         self._snapshots = {}
@@ -262,6 +263,25 @@ class Model(Trainer, Layer):
         self.built = True
         if self.trainable is False:
             self.trainable = False
+
+    def _plan_in_place(self, steps):
+        """Let a layer that can (an activation, a residual sum) write its
+        output over an input that nothing else reads: not a model input or
+        output, read by this step alone, and not kept by its producer for
+        backward (batch norm and a convolution keep their input)."""
+        outside = set(self._input_slots) | set(self._output_slots)
+        for step in steps:
+            if step.shared or not step.layer.writes_in_place():
+                continue
+            positions = []
+            for i, s in enumerate(step.inputs):
+                producer = self._producer.get(s)
+                if (s in outside or self._consumers[s] != 1 or producer is None
+                        or producer.shared or producer.multi_out
+                        or producer.layer.backward_reads_output()):
+                    continue
+                positions.append(i)
+            step.overwrite = tuple(positions)
 
     @staticmethod
     def _check_connected(tensor, input_ids):
@@ -441,6 +461,7 @@ class Model(Trainer, Layer):
         if self._traced:
             return subclassed.run_forward(self, xs, training)
         values = [None] * self._n_slots
+        shapes = {}
         for i, (slot, layer, x) in enumerate(zip(self._input_slots, self._input_layers, xs)):
             if layer is not None:
                 values[slot] = layer.forward(x)
@@ -452,22 +473,30 @@ class Model(Trainer, Layer):
                 arg = [values[s] for s in step.inputs]
             else:
                 arg = values[step.inputs[0]]
-            if step.index in logits_steps:
-                y = step.layer.forward_logits(arg, training=training)
-            else:
-                y = step.layer.forward(arg, training=training)
+            layer = step.layer
+            layer._overwrite_inputs = step.overwrite
+            try:
+                if step.index in logits_steps:
+                    y = layer.forward_logits(arg, training=training)
+                else:
+                    y = layer.forward(arg, training=training)
+            finally:
+                layer._overwrite_inputs = ()
             if step.shared and training:
-                self._snapshots[step.index] = step.layer._save_state()
+                self._snapshots[step.index] = layer._save_state()
             if step.multi_out:
                 for s, v in zip(step.outputs, y):
                     values[s] = v
+                    if training:
+                        shapes[s] = v.shape
             else:
                 values[step.outputs[0]] = y
-            if not training:
-                for s in self._dead_after[step.index]:
-                    values[s] = None
+            # A tensor is dropped after its last reader: what a backward needs,
+            # its layer keeps.
+            for s in self._dead_after[step.index]:
+                values[s] = None
             arg = y = None
-        self._values = values if training else None
+        self._multi_out_shapes = shapes if training else None
         return [values[s] for s in self._output_slots]
 
     def _configure_backward(self, need_input_gradients):
@@ -496,20 +525,18 @@ class Model(Trainer, Layer):
         self._requires = requires
         self._backward_key = key
 
-    def _accumulate(self, grads, slot, d):
+    @staticmethod
+    def _accumulate(grads, slot, d):
         current = grads[slot]
         if current is None:
             grads[slot] = d
             return
-        buffer = self._grad_buffers.get(slot)
-        if buffer is None or buffer.shape != d.shape:
-            buffer = np.empty(d.shape, np.float32)
-            self._grad_buffers[slot] = buffer
         if current.shape != d.shape:
             raise ValueError(f"gradients of different shapes {current.shape} and {d.shape} "
                              f"reach the same tensor")
-        ops.add(current, d, out=buffer)
-        grads[slot] = buffer
+        # A new array: either term may be a buffer its layer reuses, or be
+        # aliased by another gradient (Add hands dy to all its inputs).
+        grads[slot] = ops.add(current, d)
 
     def _run_backward(self, output_grads, need_input_gradients=False):
         """Backward from d(loss)/d(outputs); returns the input gradients
@@ -522,17 +549,20 @@ class Model(Trainer, Layer):
         for slot, d in zip(self._output_slots, output_grads):
             if d is not None:
                 self._accumulate(grads, slot, d)
-        values = self._values
+        shapes = self._multi_out_shapes
         for step in reversed(self._steps):
             if not step.backward:
                 continue
             if step.multi_out:
-                dy = [grads[s] if grads[s] is not None else np.zeros_like(values[s])
+                dy = [grads[s] if grads[s] is not None else np.zeros(shapes[s], np.float32)
                       for s in step.outputs]
                 if all(grads[s] is None for s in step.outputs):
                     dy = None
             else:
                 dy = grads[step.outputs[0]]
+            # Each output gradient has one reader, this step: drop it with dy.
+            for s in step.outputs:
+                grads[s] = None
             if dy is None:
                 # Nothing downstream depends on this node: its weights get no gradient.
                 # (A shared layer's gradients are final after all its calls: finish().)
@@ -548,12 +578,16 @@ class Model(Trainer, Layer):
             # (a sub-model sharing layers) that configured it differently.
             step.layer.need_input_gradient = step.needs_dx
             dx = step.layer.backward(dy)
+            dy = None
             if step.shared:
                 dx = shared.collect(step, dx)
-            elif self._backward_hook is not None:
-                # Data parallel: this layer's weight gradients are final, their
-                # allreduce can start while backward goes on.
-                self._backward_hook(step.layer)
+            else:
+                # What the layer kept for this backward is dead now.
+                step.layer.release_backward_state()
+                if self._backward_hook is not None:
+                    # Data parallel: this layer's weight gradients are final, their
+                    # allreduce can start while backward goes on.
+                    self._backward_hook(step.layer)
             if dx is None:
                 continue
             if step.multi_in:
@@ -570,7 +604,7 @@ class Model(Trainer, Layer):
         """Drop the activations the last training forward kept for backward,
         in this model and every layer it holds (nested models included)."""
         super().release_backward_state()
-        self._values = None
+        self._multi_out_shapes = None
         self._snapshots = {}
         for layer in self._layers:
             layer.release_backward_state()

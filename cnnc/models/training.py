@@ -500,7 +500,6 @@ class Trainer:
                                         validation_freq, root)
         finally:
             self._in_fit = False
-            self._grad_buffers = {}  # gradient sums at merges, reused only within fit
         self.history = history
         return history
 
@@ -678,6 +677,9 @@ class Trainer:
         ys = data_adapter.to_list(y, self.output_names, "y")
         sw = self._sample_weights(ys, sample_weight, class_weight)
         self._configure_backward(False)
+        # Packing the weights before the first step spares a copy of the
+        # gradients made after backward wrote them.
+        self.optimizer.build(self._trainable_for_update())
         self._reset_metrics()
         with reuse_buffers(drain=False):
             self._train_batch(xs, ys, sw)

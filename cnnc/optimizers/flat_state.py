@@ -45,7 +45,8 @@ class FlatState:
             view[...] = w.value
             w.value = view
             view = self._view(self.grad, w, start)
-            view[...] = w.grad
+            if w.has_grad:  # else the zeros stand for it, with no copy made
+                view[...] = w.grad
             w.grad = view
             mine = {name: self._view(flat, w, start) for name, flat in self.slots.items()}
             for name, array in (old_slots.get(id(w)) or {}).items():
