@@ -25,7 +25,7 @@ import threading
 import numpy as np
 
 from cnnc import losses as losses_module
-from cnnc._memory import reuse_buffers
+from cnnc._memory import StepArena, reuse_buffers
 from cnnc import metrics as metrics_module
 from cnnc import optimizers
 from cnnc import random as cnnc_random
@@ -319,6 +319,22 @@ class Trainer:
             self._reset_metrics()
 
     def _train_batch(self, xs, ys, sample_weight):
+        with self._step_arena(xs).step():
+            return self._train_batch_planned(xs, ys, sample_weight)
+
+    def _step_arena(self, xs):
+        """The planned memory of training steps on batches of these shapes
+        (see cnnc._memory.StepArena); the two latest shapes keep theirs (a
+        last, shorter batch of an epoch)."""
+        arenas = self.__dict__.setdefault("_arenas", {})
+        key = tuple(x.shape for x in xs)
+        arena = arenas.pop(key, None) or StepArena()
+        arenas[key] = arena
+        while len(arenas) > 2:
+            del arenas[next(iter(arenas))]
+        return arena
+
+    def _train_batch_planned(self, xs, ys, sample_weight):
         outputs = self._compiled_outputs
         outs = self._run_forward(xs, training=True, logits_steps=self._fused_steps)
         total, values, grads = self._losses_and_grads(outs, ys, sample_weight, True)

@@ -64,7 +64,8 @@ class FlatState:
         (another optimizer may have packed them since)."""
         if tuple(map(id, weights)) != self._key:
             return False
-        return all(w.value.base is self.value and w.grad.base is self.grad for w in weights)
+        return all(w.value.base is self.value and w.has_grad and w.grad.base is self.grad
+                   for w in weights)
 
     def span(self, first, last):
         """[begin, end) of the buffers covering weights first..last."""
