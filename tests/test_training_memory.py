@@ -150,3 +150,103 @@ def test_estimate_follows_the_step_liveness():
     # gradient and the gradient the last conv returns.
     assert est.activations == 3 * t
     assert est.gradients_of_activations == 2 * t
+
+
+def _sequential_cnn(seed=0):
+    cnnc.utils.set_random_seed(seed)
+    return cnnc.Sequential([
+        layers.Input((12, 12, 2)),
+        layers.Conv2D(6, 3, padding="same"), layers.BatchNormalization(), layers.ReLU(),
+        layers.Conv2D(6, 3, padding="same", activation="relu"), layers.Dropout(0.3),
+        layers.BatchNormalization(), layers.MaxPooling2D(),
+        layers.Conv2D(8, 3, padding="same"), layers.BatchNormalization(),
+        layers.Activation("relu"), layers.SpatialDropout2D(0.2),
+        layers.Conv2D(8, 3, padding="same", activation="relu"), layers.Flatten(),
+        layers.Dropout(0.5), layers.Dense(4, activation="softmax")])
+
+
+def _first_boundary(model, prefix):
+    """The first layer named ``prefix...`` whose output bounds a block."""
+    from cnnc.models import recompute as rc
+    for step in model._steps:
+        if step.layer.name.startswith(prefix):
+            try:
+                rc.plan(model, (step.layer.name,))
+            except ValueError:
+                continue
+            return [step.layer.name]
+    raise AssertionError(f"no {prefix} layer bounds a block")
+
+
+@pytest.mark.parametrize("build,recompute", [
+    (_resnet_like, True), (_sequential_cnn, True),
+    (_resnet_like, "re_lu"), (_sequential_cnn, "batch_normalization")])
+def test_recompute_gives_the_same_steps_to_the_bit(build, recompute):
+    x = np.random.default_rng(5).standard_normal((6,) + build()._input_tensors[0].shape[1:])
+    x = x.astype(np.float32)
+    y = np.arange(6) % 4
+    runs = []
+    for spec in (False, recompute):
+        model = build(seed=11)
+        if isinstance(spec, str):
+            spec = _first_boundary(model, spec)
+        model.compile(cnnc.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy",
+                      recompute=spec)
+        model._compiled()
+        if spec:
+            replayed = [type(step.layer).__name__ for seg in model._recompute_plan.ends.values()
+                        for step in seg.steps]
+            assert "BatchNormalization" in replayed
+            if spec is True and build is _sequential_cnn:
+                assert "Dropout" in replayed and "SpatialDropout2D" in replayed
+        losses = [model.train_on_batch(x, y) for _ in range(3)]
+        runs.append((losses, [w.value.copy() for w in model.weights],
+                     [w.grad.copy() for w in model.trainable_weights]))
+    (l0, w0, g0), (l1, w1, g1) = runs
+    assert l0 == l1
+    for a, b in zip(w0 + g0, w1 + g1):  # weights, moving statistics, gradients
+        np.testing.assert_array_equal(a, b)
+
+
+def test_recompute_keeps_less_for_backward():
+    x = np.random.default_rng(6).random((4, 12, 12, 2), dtype=np.float32)
+    kept = []
+    for spec in (False, True):
+        model = _sequential_cnn()
+        model.compile(cnnc.optimizers.SGD(0.1), "sparse_categorical_crossentropy",
+                      recompute=spec)
+        model._compiled()
+        model._run_forward([x], training=True, logits_steps=model._fused_steps)
+        arrays = {}
+        for layer in model.layers:
+            for name in layer._backward_state:
+                v = layer.__dict__.get(name)
+                for a in (v if isinstance(v, (list, tuple)) else [v]):
+                    if isinstance(a, np.ndarray):
+                        arrays[id(a.base if a.base is not None else a)] = a.nbytes
+        if model._recompute_plan is not None:
+            for seg in model._recompute_plan.ends.values():
+                for a in seg.inputs.values():
+                    arrays[id(a.base if a.base is not None else a)] = a.nbytes
+        kept.append(sum(arrays.values()))
+        model.release_backward_state()
+    assert kept[1] < 0.7 * kept[0], kept
+
+
+def test_recompute_rejects_a_layer_inside_a_block():
+    from cnnc.models import recompute as rc
+    model = _resnet_like()
+    inside = None
+    for step in model._steps:
+        try:
+            rc.plan(model, (step.layer.name,))
+        except ValueError:
+            inside = step.layer.name
+            break
+    assert inside is not None
+    with pytest.raises(ValueError, match="block boundary"):
+        model.compile("sgd", "sparse_categorical_crossentropy", recompute=[inside])
+    with pytest.raises(ValueError, match="not in model"):
+        model.compile("sgd", "sparse_categorical_crossentropy", recompute=["no_such_layer"])
+    with pytest.raises(ValueError, match="recompute must be"):
+        model.compile("sgd", "sparse_categorical_crossentropy", recompute=3)

@@ -459,6 +459,11 @@ class Layer:
         ``_overwrite_inputs`` (an activation, a residual sum)."""
         return False
 
+    def forward_updated_weights(self):
+        """The weights a training ``forward`` updates (batch norm's moving
+        statistics): a forward run again for recomputation puts them back."""
+        return []
+
     def backward_reads_output(self):
         """Whether ``backward`` reads the array the training ``forward``
         returned: only when it does not may the next layer overwrite that

@@ -110,6 +110,9 @@ class BatchNormalization(Layer):
     def backward_reads_output(self):
         return False  # it keeps its input (or, frozen, the scale alone)
 
+    def forward_updated_weights(self):
+        return [self.moving_mean, self.moving_variance] if self.built else []
+
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError(f"BatchNormalization {self.name!r}: backward needs a "

@@ -137,6 +137,8 @@ class Model(Trainer, Layer):
 
     # Called with each layer whose backward has finished (set by data-parallel training).
     _backward_hook = None
+    # The segments recomputed in backward (cnnc.models.recompute), when compiled so.
+    _recompute_plan = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -258,6 +260,7 @@ class Model(Trainer, Layer):
         self._snapshots = {}
         self._backward_key = None
         self._compiled_outputs = None  # outputs changed: resolve losses/metrics again
+        self._recompute_plan = None
         self._input_layers = input_layers
         self._graph_ready = True
         self.built = True
@@ -468,36 +471,53 @@ class Model(Trainer, Layer):
             else:
                 self._check_input(i, x)
                 values[slot] = x
+        recompute = self._recompute_plan if training else None
         for step in self._steps:
-            if step.multi_in:
-                arg = [values[s] for s in step.inputs]
-            else:
-                arg = values[step.inputs[0]]
-            layer = step.layer
-            layer._overwrite_inputs = step.overwrite
-            try:
-                if step.index in logits_steps:
-                    y = layer.forward_logits(arg, training=training)
-                else:
-                    y = layer.forward(arg, training=training)
-            finally:
-                layer._overwrite_inputs = ()
-            if step.shared and training:
-                self._snapshots[step.index] = layer._save_state()
-            if step.multi_out:
-                for s, v in zip(step.outputs, y):
-                    values[s] = v
-                    if training:
-                        shapes[s] = v.shape
-            else:
-                values[step.outputs[0]] = y
-            # A tensor is dropped after its last reader: what a backward needs,
-            # its layer keeps.
-            for s in self._dead_after[step.index]:
-                values[s] = None
-            arg = y = None
+            if recompute is None:
+                self._forward_step(step, values, training, logits_steps, shapes)
+                continue
+            segment = recompute.starts.get(step.index)
+            if segment is not None:
+                segment.begin(values)
+            self._forward_step(step, values, training, logits_steps, shapes,
+                               in_place=step.index not in recompute.keep_inputs)
+            segment = recompute.ends.get(step.index)
+            if segment is not None:
+                segment.end()
         self._multi_out_shapes = shapes if training else None
         return [values[s] for s in self._output_slots]
+
+    def _forward_step(self, step, values, training, logits_steps, shapes, in_place=True):
+        """Run one step's forward on ``values`` (slot -> array), dropping the
+        tensors it was the last reader of; multi-output shapes go to
+        ``shapes`` in training."""
+        if step.multi_in:
+            arg = [values[s] for s in step.inputs]
+        else:
+            arg = values[step.inputs[0]]
+        layer = step.layer
+        layer._overwrite_inputs = step.overwrite if in_place else ()
+        try:
+            if step.index in logits_steps:
+                y = layer.forward_logits(arg, training=training)
+            else:
+                y = layer.forward(arg, training=training)
+        finally:
+            layer._overwrite_inputs = ()
+        arg = None
+        if step.shared and training:
+            self._snapshots[step.index] = layer._save_state()
+        if step.multi_out:
+            for s, v in zip(step.outputs, y):
+                values[s] = v
+                if training:
+                    shapes[s] = v.shape
+        else:
+            values[step.outputs[0]] = y
+        # A tensor is dropped after its last reader: what a backward needs,
+        # its layer keeps.
+        for s in self._dead_after[step.index]:
+            values[s] = None
 
     def _configure_backward(self, need_input_gradients):
         """Decide which steps run backward: those with trainable weights and
@@ -550,7 +570,15 @@ class Model(Trainer, Layer):
             if d is not None:
                 self._accumulate(grads, slot, d)
         shapes = self._multi_out_shapes
+        recompute = self._recompute_plan
         for step in reversed(self._steps):
+            if recompute is not None:
+                segment = recompute.ends.get(step.index)
+                if segment is not None:
+                    if any(st.backward for st in segment.steps):
+                        segment.replay(self)
+                    else:
+                        segment.release()
             if not step.backward:
                 continue
             if step.multi_out:
@@ -606,6 +634,8 @@ class Model(Trainer, Layer):
         super().release_backward_state()
         self._multi_out_shapes = None
         self._snapshots = {}
+        if self._recompute_plan is not None:
+            self._recompute_plan.release()
         for layer in self._layers:
             layer.release_backward_state()
 

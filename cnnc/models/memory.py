@@ -253,22 +253,45 @@ def _training_live_peak(model, outputs):
         array[start] += size
         array[stop + 1] -= size
 
-    span = {}
+    # Recomputed segments (compile(recompute=...)): their layers let go of
+    # what they keep when the segment's forward ends and keep it again from
+    # the segment's replay, just before its backward; a segment's inputs are
+    # held until then.
+    segment_of = {}
+    plan = getattr(model, "_recompute_plan", None)
+    if plan is not None:
+        for seg in plan.ends.values():
+            bounds = (seg.steps[0].index, seg.steps[-1].index)
+            for st in seg.steps:
+                segment_of[st.index] = bounds
+    spans = {}
     for step in steps:
         p = step.index
         for s in step.outputs:
             stop = p
             if s in kept_to_end:
                 stop = end_time
-            if step.backward and step.layer.backward_reads_output():
-                stop = max(stop, 2 * n - 1 - p)
+            keepers = [p] if step.backward and step.layer.backward_reads_output() else []
             for c in readers.get(s, ()):
                 stop = max(stop, c.index)
                 if c.backward and not c.layer.writes_in_place():
-                    stop = max(stop, 2 * n - 1 - c.index)
+                    keepers.append(c.index)
+                bounds = segment_of.get(c.index)
+                if bounds is not None and bounds[0] > p:  # a recomputed segment's input
+                    stop = max(stop, 2 * n - 1 - bounds[1])
             r = root[s]
-            first, last = span.get(r, (p, stop))
-            span[r] = (min(first, p), max(last, stop))
+            intervals = spans.setdefault(r, [])
+            if p in segment_of:  # made again by the replay, read there at least
+                replay = 2 * n - 1 - segment_of[p][1]
+                intervals.append((replay, replay))
+            for k in keepers:
+                bounds = segment_of.get(k)
+                if bounds is not None and bounds[0] <= p:
+                    stop = max(stop, bounds[1])
+                    intervals.append((2 * n - 1 - bounds[1], 2 * n - 1 - k))
+                else:
+                    stop = max(stop, 2 * n - 1 - k)
+            intervals.append((p, stop))
             if not model._requires[s] or not step.backward:
                 continue
             arrivals = sorted(2 * n - 1 - c.index for c in readers.get(s, ())
@@ -279,9 +302,17 @@ def _training_live_peak(model, outputs):
                 live(grad, arrivals[0], 2 * n - 1 - p, outputs[s])
                 for t in arrivals[1:]:  # the sum of two parts, made while both exist
                     live(grad, t, t, outputs[s])
-    for r, (first, last) in span.items():
-        if r not in outside:
-            live(act, first, last, outputs[r])
+    for r, intervals in spans.items():
+        if r in outside:
+            continue
+        intervals.sort()
+        first, last = intervals[0]
+        for start, stop in intervals[1:]:  # the union: an array is counted once
+            if start > last + 1:
+                live(act, first, last, outputs[r])
+                first = start
+            last = max(last, stop)
+        live(act, first, last, outputs[r])
     best = (0, 0)
     a = g = 0
     for t in range(end_time + 1):

@@ -125,17 +125,27 @@ class Trainer:
     # -- compile ----------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
                 weighted_metrics=None, run_eagerly=None, steps_per_execution=1,
-                jit_compile=None, auto_scale_loss=None):
+                jit_compile=None, auto_scale_loss=None, recompute=False):
         """Configure training.
 
         optimizer: name or Optimizer. loss: name, Loss, or a list/dict with one
         per output. metrics: list of names/Metrics (for several outputs: a list
         per output or a dict). loss_weights: weights of the per-output losses.
         weighted_metrics: metrics that take the sample weights into account.
+        recompute: True to keep only block boundaries of the forward pass and
+        recompute the rest in backward (less memory, about one more forward
+        pass of time, the same gradients to the bit), or a list of layer
+        names whose outputs are the boundaries (see
+        :mod:`cnnc.models.recompute`); functional and Sequential models.
         ``run_eagerly``, ``steps_per_execution``, ``jit_compile`` and
         ``auto_scale_loss`` are accepted for Keras compatibility; cnnc always
         runs its C kernels step by step.
         """
+        from cnnc.models import recompute as recompute_module
+        self._recompute_spec = recompute_module.check_spec(recompute)
+        if self._recompute_spec and self._traced:
+            raise ValueError(f"model {self.name!r}: recompute needs a graph model (functional or "
+                             f"Sequential), not a subclassed one")
         self.optimizer = optimizers.get(optimizer)
         if loss is None:
             raise ValueError("compile needs a loss")
@@ -182,6 +192,10 @@ class Trainer:
         self._compiled_outputs = outputs
         self._fused_steps = frozenset(out.fused_step for out in outputs
                                       if out.fused_step is not None)
+        self._recompute_plan = None
+        if getattr(self, "_recompute_spec", False):
+            from cnnc.models import recompute
+            self._recompute_plan = recompute.plan(self, self._recompute_spec, self._fused_steps)
         return outputs
 
     def _metric_specs(self, spec, names):
