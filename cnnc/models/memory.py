@@ -21,7 +21,7 @@ The estimate follows what the engine holds at its peak:
   tensors alive at the worst point of the forward pass (each is freed after
   its last reader) and the packed copy of the largest weight array.
   ``predict`` runs the C runtime, which also holds a folded copy of the
-  weights.
+  weights (and, while it loads on the first call, the serialized model).
 
 The scratch terms were calibrated against the peak RSS measured on the
 zoo models (``benchmarks/bench_models.py --check-estimate``).
@@ -46,9 +46,12 @@ class MemoryEstimate:
     alive at the worst moment of a training step (activations alone at
     inference). workspace: the kernels' scratch (a packed copy of the
     largest weight array). runtime_weights:
-    the C runtime's copy of the weights (predict only). packing: the copy of
-    the trainable weights and gradients an optimizer makes when it first
-    lays them into its flat buffers. ``total`` sums them.
+    the C runtime's copy of the weights (predict only). packing: a copy made
+    and freed before the run's tensors exist: the trainable weights (and
+    their gradients if they exist) an optimizer copies when it first lays
+    them into its flat buffers, or the serialized model the C runtime loads
+    on the first ``predict``. ``total`` sums them (the larger of packing and
+    the run's tensors).
     """
 
     _PARTS = ("weights", "gradients", "optimizer_slots", "activations",
@@ -199,10 +202,14 @@ def estimate_memory(model, batch_size, training=True, optimizer=None, runtime=Fa
     existing_grads = sum(w.value.nbytes for w in model.weights if w.has_grad)
     resident = weights + existing_grads
     if not training:
+        entry = model.__dict__.get("_inference_entry")
+        loaded = runtime and entry is not None and entry.loaded is not None
         return MemoryEstimate(batch_size, False, weights=weights, gradients=existing_grads,
                               activations=_inference_live_peak(model, outputs),
                               workspace=workspace,
-                              runtime_weights=weights if runtime else 0, resident=resident)
+                              runtime_weights=weights if runtime else 0,
+                              packing=weights if runtime and not loaded else 0,
+                              resident=resident + (weights if loaded else 0))
     trainable_weights = model.trainable_weights
     trainable = _weight_bytes(trainable_weights)
     if optimizer is None:
