@@ -500,28 +500,45 @@ cdef class StepArena:
 
     cdef Arena *_a
     cdef public object planned_bytes
+    cdef int _stale
 
     def __cinit__(self):
         self._a = <Arena *>calloc(1, sizeof(Arena))
         if self._a == NULL:
             raise MemoryError("cannot allocate a step arena")
         self.planned_bytes = 0
+        self._stale = 0
 
     def __dealloc__(self):
+        self._retire()
+
+    cdef _retire(self):
+        """Let go of the arena: its bytes are freed once no block placed in
+        them is in use."""
         global _stepping
         cdef bint gone
-        if self._a == NULL:
+        cdef Arena *a = self._a
+        if a == NULL:
             return
+        self._a = NULL
         with nogil:
             pthread_mutex_lock(&_lock)
-            if _stepping == self._a:
+            if _stepping == a:
                 _stepping = NULL
-            self._a.retired = True
-            gone = self._a.live_count == 0
+            a.retired = True
+            gone = a.live_count == 0
             pthread_mutex_unlock(&_lock)
             if gone:
-                _arena_free_all(self._a)
-        self._a = NULL
+                _arena_free_all(a)
+
+    cdef _renew(self):
+        """A new, empty plan: the next step records again."""
+        self._retire()
+        self._a = <Arena *>calloc(1, sizeof(Arena))
+        if self._a == NULL:
+            raise MemoryError("cannot allocate a step arena")
+        self.planned_bytes = 0
+        self._stale = 0
 
     @contextlib.contextmanager
     def step(self):
@@ -530,6 +547,8 @@ cdef class StepArena:
         global _stepping, _recordings
         cdef Arena *a = self._a
         cdef bint mine = False
+        cdef size_t fallbacks = a.fallbacks
+        finished = False
         with nogil:
             pthread_mutex_lock(&_lock)
             if _stepping == NULL:
@@ -544,6 +563,7 @@ cdef class StepArena:
             pthread_mutex_unlock(&_lock)
         try:
             yield self
+            finished = True
         finally:
             if mine:
                 with nogil:
@@ -552,7 +572,16 @@ cdef class StepArena:
                     pthread_mutex_unlock(&_lock)
                 if a.recording:
                     a.recording = 0
-                    self._make_plan()
+                    if finished:
+                        self._make_plan()
+                    else:  # a step cut short by an exception is no plan
+                        self._renew()
+                elif a.base != NULL:
+                    # Two steps in a row off the plan (the step changed):
+                    # plan again.
+                    self._stale = self._stale + 1 if a.fallbacks > fallbacks else 0
+                    if self._stale >= 2:
+                        self._renew()
 
     cdef _make_plan(self):
         cdef Arena *a = self._a
@@ -593,6 +622,16 @@ cdef class StepArena:
         if (a.sizes == NULL or a.offsets == NULL or a.conflict_at == NULL
                 or a.conflicts == NULL or a.live == NULL):
             free(base)
+            free(a.sizes)
+            free(a.offsets)
+            free(a.conflict_at)
+            free(a.conflicts)
+            free(a.live)
+            a.sizes = NULL
+            a.offsets = NULL
+            a.conflict_at = NULL
+            a.conflicts = NULL
+            a.live = NULL
             return
         k = 0
         for i in range(n):

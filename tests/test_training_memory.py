@@ -114,18 +114,42 @@ def test_the_arena_never_hands_out_bytes_still_in_use():
         with arena.step():
             a = np.ones(n, np.float32)
             del a
-            b = np.ones(n, np.float32)
+            b = np.ones(n, np.float32)  # planned on a's bytes
             del b
-        assert arena.info()[0] > 0
+        size, planned, hits, fallbacks = arena.info()
+        assert planned == 2 and 0 < size < 2 * 4 * n + 1024
         with arena.step():
             a = np.full(n, 1.0, np.float32)  # kept past its planned life
             b = np.full(n, 2.0, np.float32)
             assert not np.shares_memory(a, b)
+        assert (a == 1).all() and (b == 2).all()
+        assert arena.info()[3] > fallbacks  # b was served elsewhere
+        del a, b
+        before = arena.info()
         with arena.step():
             c = np.full(n, 3.0, np.float32)
+            del c
             d = np.full(n, 4.0, np.float32)
-        assert (a == 1).all() and (b == 2).all() and (c == 3).all() and (d == 4).all()
-        assert arena.info()[3] > 0  # the blocks in use were served elsewhere
+            del d
+        after = arena.info()
+        assert after[2] == before[2] + 2 and after[3] == before[3]
+        # A step that changed (other sizes) twice in a row is planned again.
+        for _ in range(2):
+            with arena.step():
+                e = np.ones(2 * n, np.float32)
+                del e
+        assert arena.info() == (0, 0, 0, 0)
+        with arena.step():
+            e = np.ones(2 * n, np.float32)
+            del e
+        assert arena.info()[0] >= 8 * n
+        # An exception in the recording step leaves no plan.
+        arena = _memory.StepArena()
+        with pytest.raises(KeyError):
+            with arena.step():
+                e = np.ones(n, np.float32)
+                raise KeyError("cut short")
+        assert arena.info() == (0, 0, 0, 0)
 
 
 def test_inference_makes_no_gradient_arrays():

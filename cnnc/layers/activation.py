@@ -18,7 +18,7 @@ class Activation(Layer):
 
     def forward(self, x, training=False):
         self._ran = training
-        return self._activate(x, training, owned=bool(self._overwrite_inputs))
+        return self._activate(x, training, owned=self._may_overwrite(x))
 
     def backward(self, dy):
         if not self._ran:

@@ -454,6 +454,16 @@ class Layer:
     # reads; see ``writes_in_place``).
     _overwrite_inputs = ()
 
+    def _may_overwrite(self, inputs, position=0):
+        """Whether forward may write over ``inputs[position]`` (or the single
+        input): the model allows it and the array takes a kernel's output
+        (float32, C-contiguous, writeable)."""
+        if position not in self._overwrite_inputs:
+            return False
+        x = inputs[position] if isinstance(inputs, (list, tuple)) else inputs
+        return (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous
+                and x.flags.writeable)
+
     def writes_in_place(self):
         """Whether ``forward`` can write its output over an input listed in
         ``_overwrite_inputs`` (an activation, a residual sum)."""

@@ -83,7 +83,7 @@ class Add(BaseMerge):
         # IEEE addition is commutative, so the first sum may go into either
         # of its operands with the same bits as a fresh a + b (not into a
         # later input: it is still to be added).
-        target = next((i for i in self._overwrite_inputs if i < 2), None)
+        target = next((i for i in (0, 1) if self._may_overwrite(inputs, i)), None)
         y = ops.add(inputs[0], inputs[1], out=None if target is None else inputs[target])
         for x in inputs[2:]:
             ops.add(y, x, out=y)

@@ -34,7 +34,7 @@ class ReLU(Layer):
         if self._plain():
             # max(x, 0) > 0 exactly where x > 0: backward takes its mask from
             # the output, so the output may overwrite the input.
-            y = ops.relu(x, out=x if self._overwrite_inputs else None)
+            y = ops.relu(x, out=x if self._may_overwrite(x) else None)
             self._y = y if training else None
             self._x = None
             return y

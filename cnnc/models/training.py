@@ -530,6 +530,7 @@ class Trainer:
                                         validation_freq, root)
         finally:
             self._in_fit = False
+            self._arenas = {}  # as the buffer cache, planned memory goes back after fit
         self.history = history
         return history
 
