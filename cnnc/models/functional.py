@@ -2,10 +2,13 @@
 
 ``Model(inputs, outputs)`` walks the graph recorded by the layers' symbolic
 calls from ``outputs`` back to ``inputs`` and sorts it topologically.
-Running it forward keeps every node's outputs for the duration of the call;
-backward visits the nodes in reverse order and sums the gradients of tensors
-that feed several nodes (skip connections) into buffers reused from step to
-step.
+Running it forward drops each tensor after its last reader (a layer whose
+backward needs a tensor keeps it), and lets an activation or a residual sum
+write over an input no other layer reads; backward visits the nodes in
+reverse order, sums the gradients of tensors that feed several nodes (skip
+connections), and drops each gradient, and what each layer kept, once used.
+With ``compile(recompute=...)`` segments of the forward pass run again in
+backward (:mod:`cnnc.models.recompute`).
 
 A layer may be called several times in a graph (shared layers, as in
 siamese networks): it keeps the state of its last forward pass for its

@@ -9,7 +9,9 @@ trainable weights. The loss reported in the logs includes the penalties.
 
 fit, evaluate and predict run under ``cnnc._memory.reuse_buffers()``: the
 arrays a step allocates are the same every step, so freed ones are kept
-and handed back instead of faulting in fresh pages each step.
+and handed back instead of faulting in fresh pages each step. A training
+step also runs in a ``StepArena`` per batch shape: from the second step on,
+its large arrays take places planned from the first step's lifetimes.
 
 Threads: a model keeps per-call state (layer inputs saved for backward,
 optimizer slots, metric totals), so one model runs one of fit, evaluate,
