@@ -24,10 +24,10 @@ another model (nested models, transfer learning) and trained as a whole.
 """
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.autodiff.tensor import Tensor
 from cnnc.layers.base import Layer, SymbolicTensor, _snake_case, unique_name
-from cnnc.models import subclassed
+from cnnc.models import masking, subclassed
 from cnnc.models.training import Trainer
 
 
@@ -140,8 +140,10 @@ class Model(Trainer, Layer):
 
     # Called with each layer whose backward has finished (set by data-parallel training).
     _backward_hook = None
-    # The segments recomputed in backward (cnnc.models.recompute), when compiled so.
+    # The segments recomputed in backward (cnnc.models.recompute), when compiled so,
+    # and whether the last training forward ran them so.
     _recompute_plan = None
+    _recompute_active = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -152,6 +154,7 @@ class Model(Trainer, Layer):
         self._steps = []
         self._layers = []
         self._graph_ready = False
+        self._output_masks = None
         Layer.__init__(self, trainable=trainable, name=name or unique_name(
             "functional" if not self._traced else _subclass_prefix(type(self))), **kwargs)
         Trainer.__init__(self)
@@ -265,6 +268,8 @@ class Model(Trainer, Layer):
         self._compiled_outputs = None  # outputs changed: resolve losses/metrics again
         self._recompute_plan = None
         self._input_layers = input_layers
+        self._mask_plans = {}
+        self._output_masks = None
         self._graph_ready = True
         self.built = True
         if self.trainable is False:
@@ -463,9 +468,40 @@ class Model(Trainer, Layer):
             layer._restore_state(layer_state)
 
     # -- running the graph --------------------------------------------------------
-    def _run_forward(self, xs, training, logits_steps=()):
+    def _mask_plan(self, input_masks=None):
+        """The graph's :class:`~cnnc.models.masking.MaskPlan` when the model
+        inputs carry ``input_masks`` (None: none do); None without masks."""
+        key = (tuple(m is not None for m in input_masks) if input_masks is not None
+               else (False,) * len(self._input_slots))
+        if key not in self._mask_plans:
+            self._mask_plans[key] = masking.make_plan(self, key)
+        return self._mask_plans[key]
+
+    def _may_make_mask(self):
+        if self._traced or not self._graph_ready:
+            return False
+        plan = self._mask_plan()
+        return plan is not None and any(plan.outputs)
+
+    supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        """The masks of the outputs of the last forward pass."""
+        masks = self._output_masks
+        if masks is None:
+            return None
+        return masks[0] if self._single_output else list(masks)
+
+    def _run_forward(self, xs, training, logits_steps=(), input_masks=None):
+        self._output_masks = None
         if self._traced:
             return subclassed.run_forward(self, xs, training)
+        plan = self._mask_plan(input_masks)
+        masks = None
+        if plan is not None:
+            masks = [None] * self._n_slots
+            for slot, m in zip(self._input_slots, input_masks or ()):
+                masks[slot] = None if m is None else np.asarray(m, dtype=bool)
         values = [None] * self._n_slots
         shapes = {}
         for i, (slot, layer, x) in enumerate(zip(self._input_slots, self._input_layers, xs)):
@@ -474,39 +510,51 @@ class Model(Trainer, Layer):
             else:
                 self._check_input(i, x)
                 values[slot] = x
-        recompute = self._recompute_plan if training else None
+        # Masks are not replayed: a model that carries them runs without
+        # recomputation.
+        recompute = self._recompute_plan if training and plan is None else None
         for step in self._steps:
+            masked = masks if plan is not None and plan.steps[step.index] else None
             if recompute is None:
-                self._forward_step(step, values, training, logits_steps, shapes)
+                self._forward_step(step, values, training, logits_steps, shapes, masked)
                 continue
             segment = recompute.starts.get(step.index)
             if segment is not None:
                 segment.begin(values)
-            self._forward_step(step, values, training, logits_steps, shapes,
+            self._forward_step(step, values, training, logits_steps, shapes, masked,
                                in_place=step.index not in recompute.keep_inputs)
             segment = recompute.ends.get(step.index)
             if segment is not None:
                 segment.end()
         self._multi_out_shapes = shapes if training else None
+        self._recompute_active = recompute is not None
+        if plan is not None and any(masks[s] is not None for s in self._output_slots):
+            self._output_masks = [masks[s] for s in self._output_slots]
         return [values[s] for s in self._output_slots]
 
-    def _forward_step(self, step, values, training, logits_steps, shapes, in_place=True):
+    def _forward_step(self, step, values, training, logits_steps, shapes, masks=None,
+                      in_place=True):
         """Run one step's forward on ``values`` (slot -> array), dropping the
         tensors it was the last reader of; multi-output shapes go to
-        ``shapes`` in training."""
+        ``shapes`` in training. ``masks``: the slots' masks, for a step that
+        handles them (its input is then never overwritten: the output mask
+        is computed from it)."""
         if step.multi_in:
             arg = [values[s] for s in step.inputs]
         else:
             arg = values[step.inputs[0]]
         layer = step.layer
-        layer._overwrite_inputs = step.overwrite if in_place else ()
-        try:
-            if step.index in logits_steps:
-                y = layer.forward_logits(arg, training=training)
-            else:
-                y = layer.forward(arg, training=training)
-        finally:
-            layer._overwrite_inputs = ()
+        if masks is not None:
+            y = masking.run_step(step, arg, masks, training, step.index in logits_steps)
+        else:
+            layer._overwrite_inputs = step.overwrite if in_place else ()
+            try:
+                if step.index in logits_steps:
+                    y = layer.forward_logits(arg, training=training)
+                else:
+                    y = layer.forward(arg, training=training)
+            finally:
+                layer._overwrite_inputs = ()
         arg = None
         if step.shared and training:
             self._snapshots[step.index] = layer._save_state()
@@ -573,7 +621,7 @@ class Model(Trainer, Layer):
             if d is not None:
                 self._accumulate(grads, slot, d)
         shapes = self._multi_out_shapes
-        recompute = self._recompute_plan
+        recompute = self._recompute_plan if self._recompute_active else None
         for step in reversed(self._steps):
             if recompute is not None:
                 segment = recompute.ends.get(step.index)
@@ -678,9 +726,17 @@ class Model(Trainer, Layer):
             out.append(array)
         return out
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
+        """The outputs for input ``x``; ``mask``: the masks of the inputs (a
+        mask, or a list with one mask or None per input), as a model inside
+        a model receives them."""
         self._require_graph()
-        outs = self._run_forward(self._as_input_list(x), training)
+        if mask is not None and not isinstance(mask, (list, tuple)):
+            mask = [mask]
+        if mask is not None and len(mask) != len(self._input_slots):
+            raise ValueError(f"model {self.name!r}: {len(mask)} input masks for "
+                             f"{len(self._input_slots)} inputs")
+        outs = self._run_forward(self._as_input_list(x), training, input_masks=mask)
         return outs[0] if self._single_output else outs
 
     def backward(self, dy):

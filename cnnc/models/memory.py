@@ -288,9 +288,6 @@ def _training_live_peak(model, outputs):
                     stop = max(stop, 2 * n - 1 - bounds[1])
             r = root[s]
             intervals = spans.setdefault(r, [])
-            if p in segment_of:  # made again by the replay, read there at least
-                replay = 2 * n - 1 - segment_of[p][1]
-                intervals.append((replay, replay))
             for k in keepers:
                 bounds = segment_of.get(k)
                 if bounds is not None and bounds[0] <= p:
@@ -309,6 +306,11 @@ def _training_live_peak(model, outputs):
                 live(grad, arrivals[0], 2 * n - 1 - p, outputs[s])
                 for t in arrivals[1:]:  # the sum of two parts, made while both exist
                     live(grad, t, t, outputs[s])
+    if plan is not None:
+        # a replay's passing tensors: about one of its largest at a time
+        for seg in plan.ends.values():
+            t = 2 * n - 1 - seg.steps[-1].index
+            live(act, t, t, max(outputs[s] for st in seg.steps for s in st.outputs))
     for r, intervals in spans.items():
         if r in outside:
             continue
