@@ -65,7 +65,8 @@ def _measure(name, batch, size, mode):
 
 @pytest.mark.parametrize("name,batch,size,mode", [
     ("mnist", 256, 28, "train"), ("resnet18", 8, 64, "train"),
-    ("resnet18", 8, 64, "train_recompute")])
+    # large enough for the activations, not the optimizer's packing, to set the peak
+    ("resnet18", 16, 128, "train_recompute")])
 def test_training_estimate_within_15_percent_of_measured_peak(name, batch, size, mode):
     r = _measure(name, batch, size, mode)
     ratio = r["estimate"] / r["measured"]
