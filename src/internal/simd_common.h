@@ -50,16 +50,18 @@ static inline vf vf_max_nan(vf acc, vf v) { return vf_select(vf_better(v, acc), 
 /* sign(a) with sign(0) = 0 (the subgradient TensorFlow and PyTorch use); NaN gives 0. */
 static inline vf vf_sign(vf a)
 {
-    vf zero = vf_zero(), one = vf_set1(1.0f);
-    return vf_sub(vf_select(vf_gt(a, zero), one, zero), vf_select(vf_lt(a, zero), one, zero));
+    vf zero = vf_zero();
+    return vf_select(vf_gt(a, zero), vf_set1(1.0f), vf_select(vf_lt(a, zero), vf_set1(-1.0f), zero));
 }
 
-/* Magnitude of mag with the sign bit of sign. */
+/* Magnitude of mag with the sign bit of sign (unless the backend has an
+ * instruction for it: VF_NATIVE_COPYSIGN). */
+#ifndef VF_NATIVE_COPYSIGN
 static inline vf vf_copysign(vf mag, vf sign)
 {
-    vi sign_bit = vi_set1((int32_t)0x80000000u);
-    return vi_as_vf(vi_or(vi_and(vf_as_vi(vf_abs(mag)), vi_set1(0x7fffffff)), vi_and(vf_as_vi(sign), sign_bit)));
+    return vi_as_vf(vi_or(vf_as_vi(vf_abs(mag)), vi_and(vf_as_vi(sign), vi_set1((int32_t)0x80000000u))));
 }
+#endif
 
 /* Tiles of up to 4 vectors kept in registers: VF_TILE_REST(width, body...)
  * runs body with FULL (full vectors, a compile-time constant) and REM (lanes

@@ -31,6 +31,7 @@ static inline vm vf_le(vf a, vf b) { return a <= b; }
 static inline vm vf_ge(vf a, vf b) { return a >= b; }
 static inline vm vf_eq(vf a, vf b) { return a == b; }
 static inline vm vf_ne(vf a, vf b) { return a != b; }
+static inline vm vf_nge(vf a, vf b) { return !(a >= b); }
 static inline vm vm_and(vm a, vm b) { return a & b; }
 static inline vm vm_or(vm a, vm b) { return a | b; }
 static inline vf vf_select(vm m, vf a, vf b) { return m ? a : b; }
