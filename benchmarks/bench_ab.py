@@ -262,10 +262,10 @@ def main():
 
     print(f"{args.isa}, {args.threads} thread(s), best of {args.rounds} alternating rounds "
           f"({'thread CPU' if args.threads == 1 else 'wall'} time), ms")
-    print(f"{'op':22s} {'before':>9s} {'after':>9s} {'after/before':>12s}")
+    print(f"{'op':26s} {'before':>9s} {'after':>9s} {'after/before':>12s}")
     for name, _ in calls:
         a, b = best[name]
-        print(f"{name:22s} {a / 1e6:9.3f} {b / 1e6:9.3f} {b / a:12.3f}")
+        print(f"{name:26s} {a / 1e6:9.4g} {b / 1e6:9.4g} {b / a:12.3f}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@
  *   vf_max/vf_min    the second operand when either is NaN (x86's rule)
  *   vf_lt gt le ge eq   ordered comparisons (false on NaN); vf_ne, vf_nge (not >=)
  *                    unordered (true on NaN)
- *   vm_and vm_or     mask logic; vf_select(m, a, b) = m ? a : b
+ *   vm_and vm_or     mask logic; vf_select(m, a, b) = m ? a : b; vf_select_zero(m, a) = m ? a : 0
  *   vf_better(v, b)  v > b, or v is NaN and b is not: a running maximum that
  *                    propagates NaN and keeps the first of equal maxima
  *   vf_round_small   round to nearest even, for |x| < 2^22
@@ -33,6 +33,7 @@
  *                    the backend has an instruction: VF_NATIVE_SCALE_POW2)
  *   vf_split_exponent(x, &e, &m)  x = m 2^e, m in [1, 2) (likewise VF_NATIVE_SPLIT_EXPONENT)
  *   vf_copysign(mag, sign)  |mag| with the sign bit of sign (likewise VF_NATIVE_COPYSIGN)
+ *   vf_add_if(m, a, b)  m ? a + b : a (likewise VF_NATIVE_ADD_IF)
  * and on top of those (simd_common.h, vecmath.h): tails, tiles, sign, exp,
  * expm1, erfc, log, log1p and the normal tail and density. */
 #ifndef CNNC_SIMD_H

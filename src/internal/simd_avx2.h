@@ -37,6 +37,7 @@ static inline vm vf_nge(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_NGE_UQ); }
 static inline vm vm_and(vm a, vm b) { return _mm256_and_ps(a, b); }
 static inline vm vm_or(vm a, vm b) { return _mm256_or_ps(a, b); }
 static inline vf vf_select(vm m, vf a, vf b) { return _mm256_blendv_ps(b, a, m); }
+static inline vf vf_select_zero(vm m, vf a) { return _mm256_and_ps(m, a); }
 static inline vm vf_better(vf v, vf b)
 {
     return _mm256_and_ps(_mm256_cmp_ps(b, b, _CMP_ORD_Q), _mm256_cmp_ps(v, b, _CMP_NLE_UQ));

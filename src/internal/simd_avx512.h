@@ -37,6 +37,7 @@ static inline vm vf_nge(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_NGE_U
 static inline vm vm_and(vm a, vm b) { return (vm)(a & b); }
 static inline vm vm_or(vm a, vm b) { return (vm)(a | b); }
 static inline vf vf_select(vm m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }
+static inline vf vf_select_zero(vm m, vf a) { return _mm512_maskz_mov_ps(m, a); }
 static inline vm vf_better(vf v, vf b)
 {
     return _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(b, b, _CMP_ORD_Q), v, b, _CMP_NLE_UQ);
@@ -63,6 +64,10 @@ static inline vf vf_copysign(vf mag, vf sign)
                                                          _mm512_castps_si512(sign),
                                                          _mm512_castps_si512(mag), 0xca));
 }
+
+/* A masked add: the lanes outside m keep a. */
+#define VF_NATIVE_ADD_IF 1
+static inline vf vf_add_if(vm m, vf a, vf b) { return _mm512_mask_add_ps(a, m, a, b); }
 
 /* getexp/getmant: the split of vf_split_exponent, subnormals included. */
 #define VF_NATIVE_SPLIT_EXPONENT 1

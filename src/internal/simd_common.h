@@ -14,6 +14,11 @@ static inline void vf_store_tail(float *p, vf v, int64_t rem)
         vf_store_part(p, v, rem);
 }
 
+/* m ? a + b : a, unless the backend has an instruction for it (VF_NATIVE_ADD_IF). */
+#ifndef VF_NATIVE_ADD_IF
+static inline vf vf_add_if(vm m, vf a, vf b) { return vf_add(a, vf_select_zero(m, b)); }
+#endif
+
 /* y * 2^n for whole n in [-150, 128], exact with gradual underflow: as two
  * factors, so that n = 128 and n = -150 scale exactly, unless the backend
  * has an instruction for it (VF_NATIVE_SCALE_POW2). */
@@ -39,7 +44,7 @@ static inline void vf_split_exponent(vf x, vf *e, vf *m)
     /* Subnormals: scale up by 2^23 first so that the exponent field is right. */
     vm sub = vf_lt(x, vf_set1(1.17549435e-38f));
     vi bits = vf_as_vi(vf_select(sub, vf_mul(x, vf_set1(8388608.0f)), x));
-    *e = vf_sub(vi_to_vf(vi_sub(vi_srl23(bits), vi_set1(127))), vf_select(sub, vf_set1(23.0f), vf_zero()));
+    *e = vf_sub(vi_to_vf(vi_sub(vi_srl23(bits), vi_set1(127))), vf_select_zero(sub, vf_set1(23.0f)));
     *m = vi_as_vf(vi_or(vi_and(bits, vi_set1(0x007fffff)), vi_set1(0x3f800000)));
 }
 #endif
@@ -51,7 +56,7 @@ static inline vf vf_max_nan(vf acc, vf v) { return vf_select(vf_better(v, acc), 
 static inline vf vf_sign(vf a)
 {
     vf zero = vf_zero();
-    return vf_select(vf_gt(a, zero), vf_set1(1.0f), vf_select(vf_lt(a, zero), vf_set1(-1.0f), zero));
+    return vf_add_if(vf_lt(a, zero), vf_select_zero(vf_gt(a, zero), vf_set1(1.0f)), vf_set1(-1.0f));
 }
 
 /* Magnitude of mag with the sign bit of sign (unless the backend has an

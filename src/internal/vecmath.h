@@ -128,7 +128,7 @@ static inline vf vf_log(vf x)
     vf_split_exponent(x, &e, &m);
     vm big = vf_gt(m, vf_set1(CNNC_SQRT2));
     m = vf_select(big, vf_mul(m, vf_set1(0.5f)), m);
-    e = vf_select(big, vf_add(e, vf_set1(1.0f)), e);
+    e = vf_add_if(big, e, vf_set1(1.0f));
     vf s = vf_div(vf_sub(m, vf_set1(1.0f)), vf_add(m, vf_set1(1.0f)));
     vf s2 = vf_mul(s, s);
     vf p = vf_fmadd(vf_set1(1.0f / 9.0f), s2, vf_set1(1.0f / 7.0f));
