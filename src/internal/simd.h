@@ -33,7 +33,7 @@
  *                    the backend has an instruction: VF_NATIVE_SCALE_POW2)
  *   vf_split_exponent(x, &e, &m)  x = m 2^e, m in [1, 2) (likewise VF_NATIVE_SPLIT_EXPONENT)
  *   vf_copysign(mag, sign)  |mag| with the sign bit of sign (likewise VF_NATIVE_COPYSIGN)
- *   vf_add_if(m, a, b)  m ? a + b : a (likewise VF_NATIVE_ADD_IF)
+ *   vf_add_if(m, a, b)  m ? a + b : a, where a -0 outside m may become +0 (likewise VF_NATIVE_ADD_IF)
  * and on top of those (simd_common.h, vecmath.h): tails, tiles, sign, exp,
  * expm1, erfc, log, log1p and the normal tail and density. */
 #ifndef CNNC_SIMD_H

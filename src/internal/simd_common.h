@@ -14,7 +14,8 @@ static inline void vf_store_tail(float *p, vf v, int64_t rem)
         vf_store_part(p, v, rem);
 }
 
-/* m ? a + b : a, unless the backend has an instruction for it (VF_NATIVE_ADD_IF). */
+/* m ? a + b : a (outside m as a + 0: a -0 may become +0), unless the
+ * backend has an instruction for it (VF_NATIVE_ADD_IF). */
 #ifndef VF_NATIVE_ADD_IF
 static inline vf vf_add_if(vm m, vf a, vf b) { return vf_add(a, vf_select_zero(m, b)); }
 #endif
