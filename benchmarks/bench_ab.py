@@ -1,12 +1,10 @@
 """Two builds of the C library, op by op: which one is faster, and by how much.
 
-    python benchmarks/bench_ab.py BEFORE/libcnnc.so AFTER/libcnnc.so [--isa avx512] [--threads 1]
-                                  [--rounds 40] [--filter softplus] [--list]
+    python benchmarks/bench_ab.py BEFORE/libcnnc.so AFTER/libcnnc.so [--isa avx2] [--threads 1]
+                                  [--rounds 40] [--filter 'soft*' adam] [--offset 16] [--list]
 
-Build each tree's C library on its own (for instance `git worktree add
-/tmp/before <commit>`, then in each tree `cmake -S . -B build/c -G Ninja
--DCNNC_BUILD_PYTHON=OFF && cmake --build build/c --target cnnc`) and pass the
-two libcnnc.so. Both are loaded into this one process (ctypes, each with its
+Build each tree's C library on its own (the README shows how) and pass the
+two libcnnc.so; each runs its best ISA path unless --isa names one. Both are loaded into this one process (ctypes, each with its
 own symbols) and called alternately on the same 64-byte-aligned buffers, the
 order swapped every round, so that whatever else runs on the machine meets
 both alike; each op keeps its best time over the rounds. With one thread the
@@ -200,7 +198,7 @@ def cases(size, rng):
 def load(path, isa, threads):
     lib = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
     lib.cnnc_last_error.restype = ctypes.c_char_p
-    if lib.cnnc_set_isa(ISAS[isa]) != 0:
+    if isa is not None and lib.cnnc_set_isa(ISAS[isa]) != 0:
         raise SystemExit(f"{path}: {lib.cnnc_last_error().decode()}")
     if lib.cnnc_set_num_threads(threads) != 0:
         raise SystemExit(f"{path}: {lib.cnnc_last_error().decode()}")
@@ -212,7 +210,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("before", help="libcnnc.so of the first build (the reference)")
     parser.add_argument("after", help="libcnnc.so of the second build")
-    parser.add_argument("--isa", choices=sorted(ISAS), default="avx512")
+    parser.add_argument("--isa", choices=sorted(ISAS), help="the path both run (default: each one's best)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--size", type=int, default=1 << 22, help="elements of the elementwise and optimizer ops")
@@ -260,7 +258,8 @@ def main():
                 pair[side]()
                 best[name][side] = min(best[name][side], clock() - start)
 
-    print(f"{args.isa}, {args.threads} thread(s), best of {args.rounds} alternating rounds "
+    isa_names = " / ".join(lib.cnnc_isa_name().decode() for lib in libs)
+    print(f"{isa_names}, {args.threads} thread(s), best of {args.rounds} alternating rounds "
           f"({'thread CPU' if args.threads == 1 else 'wall'} time), ms")
     print(f"{'op':26s} {'before':>9s} {'after':>9s} {'after/before':>12s}")
     for name, _ in calls:
