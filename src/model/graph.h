@@ -19,7 +19,8 @@ typedef enum op_kind {
     OP_SOFTMAX_AXIS,    /* softmax over an inner axis: i[0] outer, i[1] axis length, i[2] inner */
     OP_MAX_POOL, OP_AVG_POOL, /* 2-D pooling, params in pool */
     OP_GLOBAL_AVG_POOL, OP_GLOBAL_MAX_POOL, /* i[0] h, i[1] w, i[2] c */
-    OP_ADD, OP_SUBTRACT, OP_MULTIPLY, OP_AVERAGE, OP_MAXIMUM, OP_MINIMUM,
+    OP_ADD, OP_SUBTRACT, OP_MULTIPLY, OP_AVERAGE, OP_MAXIMUM, OP_MINIMUM, OP_DIVIDE, /* inputs broadcast
+                        * (NumPy's rule, per-sample shapes aligned on the right) */
     OP_CONCAT,          /* i[0] rows per sample; widths[] per input */
     OP_PAD,             /* zero padding of (h, w, c): i[0..2] input, i[3..6] top bottom left right */
     OP_CROP,            /* i[0..2] input (h, w, c), i[3] top, i[4] left, i[5..6] output h, w */

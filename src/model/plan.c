@@ -78,6 +78,7 @@ static int elementwise(op_kind op)
     switch (op) {
     case OP_ACTIVATION: case OP_BATCH_NORM: case OP_RESCALE: case OP_NORMALIZE:
     case OP_ADD: case OP_SUBTRACT: case OP_MULTIPLY: case OP_AVERAGE: case OP_MAXIMUM: case OP_MINIMUM:
+    case OP_DIVIDE:
         return 1;
     default:
         return 0;
