@@ -94,3 +94,28 @@ static inline void gemm_store_tile(const float *t, float *c, int64_t ldc, int64_
         }
     }
 }
+
+/* See cnnc_gemm_epilogue_fn: one pass per term over each row of the tile,
+ * compiled for the kernel file's ISA. */
+static void gemm_epilogue_tile(const struct cnnc_gemm_epilogue *ep, float *c, int64_t ldc, int64_t m, int64_t n,
+                               int64_t i0, int64_t j0)
+{
+    const float *bias = ep->bias ? ep->bias + j0 : NULL;
+    const float slope = ep->slope, cap = ep->max_value;
+    for (int64_t i = 0; i < m; ++i) {
+        float *row = c + i * ldc;
+        if (bias)
+            for (int64_t j = 0; j < n; ++j)
+                row[j] += bias[j];
+        if (ep->residual) {
+            const float *r = ep->residual + (i0 + i) * ep->ldr + j0;
+            for (int64_t j = 0; j < n; ++j)
+                row[j] += r[j];
+        }
+        if (ep->activate)
+            for (int64_t j = 0; j < n; ++j) {
+                const float v = row[j] > 0.0f ? row[j] : slope * row[j];
+                row[j] = v > cap ? cap : v;
+            }
+    }
+}

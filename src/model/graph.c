@@ -1145,6 +1145,7 @@ void graph_free(model_graph *graph)
         cnnc_free(n->b);
         cnnc_free(n->p0);
         cnnc_free(n->p1);
+        cnnc_gemm_packed_b_free(&n->packed);
     }
     free(graph->nodes);
     free(graph->values);

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 #include "ops.h"
+#include "plan.h"
 
 /* y = f(x) over rows x cols (the activation's last axis is cols); y may be x. */
 static cnnc_status activate(const activation *act, int64_t rows, int64_t cols, const float *x, float *y)
@@ -270,6 +271,40 @@ static void permute(const model_value *in, const int *perm, int64_t batch, const
     }
 }
 
+/* The node's activation as the GEMM output stage's ReLU family, if it is one. */
+static int stage_activation(const activation *act, struct cnnc_gemm_epilogue *ep)
+{
+    ep->slope = 0.0f;
+    ep->max_value = INFINITY;
+    switch (act->kind) {
+    case ACT_RELU: break;
+    case ACT_RELU6: ep->max_value = 6.0f; break;
+    case ACT_LEAKY_RELU: ep->slope = act->alpha; break;
+    case ACT_RELU_GENERAL:
+        if (act->threshold != 0.0f) return 0;
+        ep->slope = act->alpha;
+        if (act->max_value >= 0.0f) ep->max_value = act->max_value;
+        break;
+    default: return 0;
+    }
+    ep->activate = 1;
+    return 1;
+}
+
+/* A dense layer or pointwise convolution (plan_is_gemm): rows x K times the
+ * packed K x units weights, with the bias, the fused residual (in[1]) and a
+ * ReLU-family activation applied to each tile in the GEMM's output stage;
+ * another activation runs over the result afterwards. */
+static cnnc_status gemm_node(const model_node *node, int64_t rows, int64_t k, int64_t units, const float *const *in,
+                             float *out)
+{
+    struct cnnc_gemm_epilogue ep = {.bias = node->b, .residual = node->n_inputs > 1 ? in[1] : NULL, .ldr = units};
+    int fused = stage_activation(&node->act, &ep);
+    CNNC_TRY(cnnc_sgemm_fused(cnnc_get_num_threads(), rows, units, k, in[0], k, node->w, units, &node->packed, &ep,
+                              out, units));
+    return fused ? CNNC_OK : activate(&node->act, rows, units, out, out);
+}
+
 cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, const float *const *in, float *out)
 {
     const model_value *x = &g->values[node->inputs[0]];
@@ -281,6 +316,9 @@ cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, 
         if (in[0] != out) memcpy(out, in[0], (size_t)n_out * sizeof *out);
         return CNNC_OK;
     case OP_CONV: {
+        if (plan_is_gemm(node))
+            return gemm_node(node, n_out / node->conv.out_channels, node->conv.in_channels, node->conv.out_channels, in,
+                             out);
         cnnc_conv2d_desc d = node->conv;
         d.batch = batch;
         CNNC_TRY(cnnc_conv2d_forward(&d, in[0], node->w, node->b, out));
@@ -294,10 +332,7 @@ cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, 
     }
     case OP_DENSE: {
         int64_t rows = batch * (x->size / node->i[0]);
-        CNNC_TRY(cnnc_sgemm(CNNC_NO_TRANS, CNNC_NO_TRANS, rows, node->i[1], node->i[0], 1.0f, in[0], node->i[0], node->w,
-                            node->i[1], 0.0f, out, node->i[1]));
-        if (node->b) CNNC_TRY(cnnc_bias_add_forward(rows, node->i[1], out, node->b, out));
-        return activate(&node->act, rows, node->i[1], out, out);
+        return gemm_node(node, rows, node->i[0], node->i[1], in, out);
     }
     case OP_BATCH_NORM:
         return cnnc_batch_norm_inference(n_out / last, last, in[0], node->w, node->b, node->p0, node->p1, node->f[0], 0, out);

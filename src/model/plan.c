@@ -53,11 +53,63 @@ static cnnc_status fold_batch_norm(model_node *prev, model_node *bn)
     return CNNC_OK;
 }
 
+int plan_is_gemm(const model_node *n)
+{
+    if (n->op == OP_DENSE) return 1;
+    const cnnc_conv2d_desc *d = &n->conv;
+    return n->op == OP_CONV && d->kernel_h == 1 && d->kernel_w == 1 && d->stride_h == 1 && d->stride_w == 1 &&
+           d->pad_top == 0 && d->pad_bottom == 0 && d->pad_left == 0 && d->pad_right == 0 && d->groups == 1;
+}
+
+/* The residual add at node i (two inputs of its own size) into the GEMM
+ * node producing one of them, when the other one is computed before that
+ * node (or is a model input): the GEMM gains it as a second input, and the
+ * add becomes an alias of the GEMM's output. */
+static cnnc_status fuse_residual(model_graph *g, int i)
+{
+    model_node *add = &g->nodes[i];
+    if (add->op != OP_ADD || add->n_inputs != 2) return CNNC_OK;
+    const model_value *out = &g->values[add->output];
+    for (int k = 0; k < 2; ++k) {
+        int p = sole_producer(g, add->inputs[k]);
+        int other = add->inputs[1 - k];
+        if (p < 0 || g->values[add->inputs[k]].size != out->size || g->values[other].size != out->size) continue;
+        model_node *gemm = &g->nodes[p];
+        int ready = g->values[other].producer < p;
+        if (!plan_is_gemm(gemm) || gemm->n_inputs != 1 || gemm->act.kind != ACT_LINEAR || !ready) continue;
+        int *inputs = realloc(gemm->inputs, 2 * sizeof *inputs);
+        if (!inputs) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
+        gemm->inputs = inputs;
+        gemm->inputs[1] = other;
+        gemm->n_inputs = 2;
+        int through = add->inputs[k];
+        add->inputs[0] = through;  /* the alias runs back to the GEMM's output */
+        add->inputs[1] = other;
+        add->op = OP_IDENTITY;
+        count_uses(g);
+        return CNNC_OK;
+    }
+    return CNNC_OK;
+}
+
+cnnc_status plan_pack_weights(model_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; ++i) {
+        model_node *n = &g->nodes[i];
+        if (!plan_is_gemm(n)) continue;
+        int64_t k = n->op == OP_DENSE ? n->i[0] : n->conv.in_channels;
+        int64_t units = n->op == OP_DENSE ? n->i[1] : n->conv.out_channels;
+        CNNC_TRY(cnnc_gemm_pack_b_once(CNNC_NO_TRANS, k, units, n->w, units, &n->packed));
+    }
+    return CNNC_OK;
+}
+
 cnnc_status plan_optimize(model_graph *g)
 {
     count_uses(g);
     for (int i = 0; i < g->n_nodes; ++i) {
         model_node *n = &g->nodes[i];
+        CNNC_TRY(fuse_residual(g, i));
         int p = (n->op == OP_BATCH_NORM || n->op == OP_ACTIVATION) ? sole_producer(g, n->inputs[0]) : -1;
         if (p < 0) continue;
         model_node *prev = &g->nodes[p];
