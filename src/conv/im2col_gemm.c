@@ -78,6 +78,37 @@ cnnc_status cnnc_conv_gemm_pointwise_forward(const struct cnnc_conv_geom *g, int
     return CNNC_OK;
 }
 
+cnnc_status cnnc_conv_gemm_pointwise_forward_fused(const struct cnnc_conv_geom *g, int threads, const float *x,
+                                                   const float *w, const struct cnnc_gemm_packed_b *packed,
+                                                   const struct cnnc_gemm_epilogue *stage, float *y)
+{
+    const int64_t pixels = g->n * g->oh * g->ow;
+    int failed = 0;
+#ifdef CNNC_OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        unsigned fpu = cnnc_fpu_enter();
+        int64_t p0, p1;
+        cnnc_conv_split(pixels, cnnc_conv_thread_id(), cnnc_conv_team_size(), &p0, &p1);
+        for (int64_t p = p0; p < p1; p += DIRECT_TILE_PIXELS) {
+            const int64_t count = cnnc_min_i64(DIRECT_TILE_PIXELS, p1 - p);
+            struct cnnc_gemm_epilogue rows = *stage;
+            if (rows.residual)
+                rows.residual += p * rows.ldr;
+            if (cnnc_sgemm_fused(1, count, g->cout, g->cin, x + p * g->cin, g->cin, w, g->cout, packed, &rows,
+                                 y + p * g->cout, g->cout) != CNNC_OK) {
+                cnnc_conv_mark_failed(&failed);
+                break;
+            }
+        }
+        cnnc_fpu_restore(fpu);
+    }
+    if (failed)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d forward: cannot allocate the GEMM workspace");
+    return CNNC_OK;
+}
+
 cnnc_status cnnc_conv_gemm_pointwise_backward_data(const struct cnnc_conv_geom *g, int threads, const float *w,
                                                    const float *dy, const float *bias, float *dx)
 {

@@ -1146,6 +1146,7 @@ void graph_free(model_graph *graph)
         cnnc_free(n->p0);
         cnnc_free(n->p1);
         cnnc_gemm_packed_b_free(&n->packed);
+        cnnc_conv_packed_free(&n->conv_packed);
     }
     free(graph->nodes);
     free(graph->values);

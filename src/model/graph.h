@@ -9,6 +9,7 @@
 #include "cnnc.h"
 #include "file.h"
 #include "gemm_internal.h"
+#include "../conv/conv.h"
 
 typedef enum op_kind {
     OP_IDENTITY,        /* reshape, flatten, dropout, augmentation at inference: output aliases input */
@@ -75,10 +76,11 @@ typedef struct model_node {
      * arrays (batch norm scale and shift, normalization mean and std). */
     float *w, *b, *p0, *p1;
     int64_t w_count, b_count, p_count;
-    /* plan: the weights packed once for the GEMM of a dense layer or a
-     * pointwise convolution (empty otherwise). Such a node may carry a
-     * second input, a residual added in the GEMM's output stage. */
+    /* plan: the weights packed once, for a dense layer's GEMM (packed) or
+     * a convolution's algorithm (conv_packed). Such a node may carry a
+     * second input, a residual added in its output stage. */
     struct cnnc_gemm_packed_b packed;
+    struct cnnc_conv_packed conv_packed;
 } model_node;
 
 typedef struct model_graph {

@@ -4,7 +4,6 @@
 #include <math.h>
 #include <string.h>
 #include "ops.h"
-#include "plan.h"
 
 /* y = f(x) over rows x cols (the activation's last axis is cols); y may be x. */
 static cnnc_status activate(const activation *act, int64_t rows, int64_t cols, const float *x, float *y)
@@ -291,12 +290,12 @@ static int stage_activation(const activation *act, struct cnnc_gemm_epilogue *ep
     return 1;
 }
 
-/* A dense layer or pointwise convolution (plan_is_gemm): rows x K times the
- * packed K x units weights, with the bias, the fused residual (in[1]) and a
- * ReLU-family activation applied to each tile in the GEMM's output stage;
- * another activation runs over the result afterwards. */
-static cnnc_status gemm_node(const model_node *node, int64_t rows, int64_t k, int64_t units, const float *const *in,
-                             float *out)
+/* A dense layer: rows x K times the packed K x units weights, with the
+ * bias, the fused residual (in[1]) and a ReLU-family activation applied to
+ * each tile in the GEMM's output stage; another activation runs over the
+ * result afterwards. */
+static cnnc_status dense_node(const model_node *node, int64_t rows, int64_t k, int64_t units, const float *const *in,
+                              float *out)
 {
     struct cnnc_gemm_epilogue ep = {.bias = node->b, .residual = node->n_inputs > 1 ? in[1] : NULL, .ldr = units};
     int fused = stage_activation(&node->act, &ep);
@@ -316,13 +315,14 @@ cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, 
         if (in[0] != out) memcpy(out, in[0], (size_t)n_out * sizeof *out);
         return CNNC_OK;
     case OP_CONV: {
-        if (plan_is_gemm(node))
-            return gemm_node(node, n_out / node->conv.out_channels, node->conv.in_channels, node->conv.out_channels, in,
-                             out);
+        /* The convolution with its packed weights and its output stage. */
         cnnc_conv2d_desc d = node->conv;
         d.batch = batch;
-        CNNC_TRY(cnnc_conv2d_forward(&d, in[0], node->w, node->b, out));
-        return activate(&node->act, n_out / last, last, out, out);
+        struct cnnc_gemm_epilogue ep = {.bias = node->b, .residual = node->n_inputs > 1 ? in[1] : NULL,
+                                        .ldr = node->conv.out_channels};
+        int fused = stage_activation(&node->act, &ep);
+        CNNC_TRY(cnnc_conv2d_forward_fused(&d, in[0], node->w, &node->conv_packed, &ep, out));
+        return fused ? CNNC_OK : activate(&node->act, n_out / last, last, out, out);
     }
     case OP_CONV_TRANSPOSE: {
         cnnc_conv2d_desc d = node->conv;
@@ -332,7 +332,7 @@ cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, 
     }
     case OP_DENSE: {
         int64_t rows = batch * (x->size / node->i[0]);
-        return gemm_node(node, rows, node->i[0], node->i[1], in, out);
+        return dense_node(node, rows, node->i[0], node->i[1], in, out);
     }
     case OP_BATCH_NORM:
         return cnnc_batch_norm_inference(n_out / last, last, in[0], node->w, node->b, node->p0, node->p1, node->f[0], 0, out);

@@ -53,16 +53,13 @@ static cnnc_status fold_batch_norm(model_node *prev, model_node *bn)
     return CNNC_OK;
 }
 
-int plan_is_gemm(const model_node *n)
+int plan_has_stage(const model_node *n)
 {
-    if (n->op == OP_DENSE) return 1;
-    const cnnc_conv2d_desc *d = &n->conv;
-    return n->op == OP_CONV && d->kernel_h == 1 && d->kernel_w == 1 && d->stride_h == 1 && d->stride_w == 1 &&
-           d->pad_top == 0 && d->pad_bottom == 0 && d->pad_left == 0 && d->pad_right == 0 && d->groups == 1;
+    return n->op == OP_DENSE || n->op == OP_CONV;
 }
 
-/* The residual add at node i (two inputs of its own size) into the GEMM
- * node producing one of them, when the other one is computed before that
+/* The residual add at node i (two inputs of its own size) into the
+ * dense or convolution node producing one of them, when the other one is computed before that
  * node (or is a model input): the GEMM gains it as a second input, and the
  * add becomes an alias of the GEMM's output. */
 static cnnc_status fuse_residual(model_graph *g, int i)
@@ -76,7 +73,7 @@ static cnnc_status fuse_residual(model_graph *g, int i)
         if (p < 0 || g->values[add->inputs[k]].size != out->size || g->values[other].size != out->size) continue;
         model_node *gemm = &g->nodes[p];
         int ready = g->values[other].producer < p;
-        if (!plan_is_gemm(gemm) || gemm->n_inputs != 1 || gemm->act.kind != ACT_LINEAR || !ready) continue;
+        if (!plan_has_stage(gemm) || gemm->n_inputs != 1 || gemm->act.kind != ACT_LINEAR || !ready) continue;
         int *inputs = realloc(gemm->inputs, 2 * sizeof *inputs);
         if (!inputs) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
         gemm->inputs = inputs;
@@ -96,10 +93,13 @@ cnnc_status plan_pack_weights(model_graph *g)
 {
     for (int i = 0; i < g->n_nodes; ++i) {
         model_node *n = &g->nodes[i];
-        if (!plan_is_gemm(n)) continue;
-        int64_t k = n->op == OP_DENSE ? n->i[0] : n->conv.in_channels;
-        int64_t units = n->op == OP_DENSE ? n->i[1] : n->conv.out_channels;
-        CNNC_TRY(cnnc_gemm_pack_b_once(CNNC_NO_TRANS, k, units, n->w, units, &n->packed));
+        if (n->op == OP_DENSE) {
+            CNNC_TRY(cnnc_gemm_pack_b_once(CNNC_NO_TRANS, n->i[0], n->i[1], n->w, n->i[1], &n->packed));
+        } else if (n->op == OP_CONV) {
+            cnnc_conv2d_desc d = n->conv;
+            d.batch = 1;
+            CNNC_TRY(cnnc_conv2d_pack(&d, n->w, &n->conv_packed));
+        }
     }
     return CNNC_OK;
 }
