@@ -1,5 +1,8 @@
 """Inference speed: cnnc's predict (the C model runtime, which folds batch
-norm, fuses activations and plans its buffers), the same model run layer by
+norm, packs the weights once, fuses residual adds and activations into the
+layers' output stage and plans its buffers), the same runtime called
+directly as a C program calls it (cnnc_model_predict: no Python batching and
+no check of the Python weights for changes), the same model run layer by
 layer in Python, PyTorch eager, and onnxruntime on the same architecture
 exported from PyTorch, all on the same number of threads. ResNet-50 and a
 MobileNet (224 x 224 x 3), and the MNIST CNN, best of several runs per batch size; ratios are
@@ -23,6 +26,7 @@ import numpy as np
 
 import cnnc
 from cnnc import applications
+from cnnc.models import inference
 
 
 CLOCK = time.perf_counter
@@ -142,8 +146,8 @@ def main():
         ort = None
     clock = "thread CPU time" if args.cpu_time else "wall clock"
     print(f"threads {args.threads}, ISA {cnnc.isa()}; times in ms ({clock}, best of {args.repeats})")
-    print(f"{'model':10s} {'batch':>5s} {'cnnc C':>9s} {'cnnc layers':>11s} {'torch':>9s} {'ort':>9s}"
-          f" {'ort/cnnc':>8s} {'torch/cnnc':>10s}")
+    print(f"{'model':10s} {'batch':>5s} {'predict':>9s} {'C API':>9s} {'cnnc layers':>11s} {'torch':>9s}"
+          f" {'ort':>9s} {'ort/cnnc':>8s} {'ort/C API':>9s} {'torch/cnnc':>10s}")
     rng = np.random.default_rng(0)
     for name in args.models:
         build, build_torch, shape = MODELS[name]
@@ -164,6 +168,9 @@ def main():
             x = rng.random((batch,) + shape, dtype=np.float32)
             xt = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
             c_ms = best_ms(lambda: model.predict(x, batch_size=batch, verbose=0), args.repeats)
+            loaded = inference.loaded_model(model)
+            api_ms = (best_ms(lambda: loaded.predict([x]), args.repeats) if loaded is not None
+                      else float("nan"))
             layers_ms = best_ms(lambda: model._run_forward([x], training=False), max(1, args.repeats // 2))
             t_ms = o_ms = float("nan")
             if tmodel is not None:
@@ -172,8 +179,9 @@ def main():
                     t_ms = best_ms(lambda: tmodel(xtt), args.repeats)
             if session is not None:
                 o_ms = best_ms(lambda: session.run(None, {"x": xt}), args.repeats)
-            print(f"{name:10s} {batch:5d} {c_ms:9.2f} {layers_ms:11.2f} {t_ms:9.2f} {o_ms:9.2f}"
-                  f" {o_ms / c_ms:8.2f} {t_ms / c_ms:10.2f}", flush=True)
+            print(f"{name:10s} {batch:5d} {c_ms:9.2f} {api_ms:9.2f} {layers_ms:11.2f} {t_ms:9.2f}"
+                  f" {o_ms:9.2f} {o_ms / c_ms:8.2f} {o_ms / api_ms:9.2f} {t_ms / c_ms:10.2f}",
+                  flush=True)
 
 
 if __name__ == "__main__":
