@@ -118,12 +118,13 @@ class Add(BaseMerge):
     """Sum of the inputs; the gradient ``dy`` goes unchanged to each."""
 
     def _merge(self, inputs):
-        y = ops.add(inputs[0], inputs[1])
-        for x in inputs[2:]:
-            if x.shape == y.shape:
-                ops.add(y, x, out=y)
+        y = None
+        for x in inputs[1:]:
+            a = inputs[0] if y is None else y
+            if x.shape == a.shape:  # the kernel for one shape, else NumPy's broadcasting
+                y = ops.add(a, x, out=y)
             else:
-                y = np.add(y, x, dtype=np.float32)
+                y = np.add(a, x, dtype=np.float32)
         return y
 
     def _merge_backward(self, inputs, dy):
@@ -160,12 +161,13 @@ class Multiply(BaseMerge):
     """Elementwise product of the inputs."""
 
     def _merge(self, inputs):
-        y = ops.multiply(inputs[0], inputs[1])
-        for x in inputs[2:]:
-            if x.shape == y.shape:
-                ops.multiply(y, x, out=y)
+        y = None
+        for x in inputs[1:]:
+            a = inputs[0] if y is None else y
+            if x.shape == a.shape:  # the kernel for one shape, else NumPy's broadcasting
+                y = ops.multiply(a, x, out=y)
             else:
-                y = np.multiply(y, x, dtype=np.float32)
+                y = np.multiply(a, x, dtype=np.float32)
         return y
 
     def _merge_backward(self, inputs, dy):
@@ -174,7 +176,8 @@ class Multiply(BaseMerge):
             g = dy
             for j, x in enumerate(inputs):
                 if j != i:
-                    g = ops.multiply(g, x)
+                    g = ops.multiply(g, x) if g.shape == x.shape else np.multiply(g, x,
+                                                                                   dtype=np.float32)
             grads.append(g)
         return grads
 
