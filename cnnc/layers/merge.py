@@ -50,10 +50,13 @@ class BaseMerge(Layer):
 
     min_inputs = 2
     max_inputs = None
+    # Whether _merge_backward reads the inputs (Add needs only their count).
+    _backward_reads_inputs = True
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._inputs = None
+        self._shapes = None
 
     def _check_shapes(self, shapes):
         if not isinstance(shapes, (list, tuple)) or not shapes or not isinstance(
@@ -84,7 +87,10 @@ class BaseMerge(Layer):
         if any(x.shape[0] != inputs[0].shape[0] for x in inputs):
             raise ValueError(f"{type(self).__name__} {self.name!r} needs inputs of one batch "
                              f"size, got {[x.shape for x in inputs]}")
-        self._inputs = inputs if training else None
+        self._inputs = None
+        self._shapes = [x.shape for x in inputs]  # what each gradient is summed back to
+        if training:
+            self._inputs = inputs if self._backward_reads_inputs else [None] * len(inputs)
         if any(x.shape != shape for x in inputs):
             # lower-rank inputs gain their 1s after the batch axis, then NumPy broadcasts
             inputs = [x.reshape((x.shape[0],) + (1,) * (len(shape) - x.ndim) + x.shape[1:])
@@ -95,14 +101,14 @@ class BaseMerge(Layer):
         if self._inputs is None:
             raise RuntimeError(f"{type(self).__name__} {self.name!r}: backward needs a "
                                f"forward(inputs, training=True) first")
-        inputs = self._inputs
-        if all(x.shape == dy.shape for x in inputs):
+        inputs, shapes = self._inputs, self._shapes
+        if all(s == dy.shape for s in shapes):
             return self._merge_backward(inputs, dy)
-        expanded = [x.reshape((x.shape[0],) + (1,) * (dy.ndim - x.ndim) + x.shape[1:])
-                    for x in inputs]
+        expanded = [x if x is None else x.reshape((s[0],) + (1,) * (dy.ndim - len(s)) + s[1:])
+                    for x, s in zip(inputs, shapes)]
         grads = self._merge_backward(expanded, dy)
-        return [unbroadcast(np.broadcast_to(g, dy.shape) if g.shape != dy.shape else g, x.shape)
-                for g, x in zip(grads, inputs)]
+        return [unbroadcast(np.broadcast_to(g, dy.shape) if g.shape != dy.shape else g, s)
+                for g, s in zip(grads, shapes)]
 
     def _may_make_mask(self):
         return False  # it only combines its inputs' masks
@@ -115,16 +121,32 @@ class BaseMerge(Layer):
 
 
 class Add(BaseMerge):
-    """Sum of the inputs; the gradient ``dy`` goes unchanged to each."""
+    """Sum of the inputs; the gradient ``dy`` goes unchanged to each. Inside
+    a model, the sum is written over an input no other layer reads (the
+    residual branch of a ResNet block), not into a new array."""
+
+    _backward_reads_inputs = False
+
+    def writes_in_place(self):
+        return True
+
+    def backward_reads_output(self):
+        return False
 
     def _merge(self, inputs):
-        y = None
-        for x in inputs[1:]:
-            a = inputs[0] if y is None else y
-            if x.shape == a.shape:  # the kernel for one shape, else NumPy's broadcasting
-                y = ops.add(a, x, out=y)
-            else:
-                y = np.add(a, x, dtype=np.float32)
+        if any(x.shape != inputs[0].shape for x in inputs):
+            # shapes that broadcast: NumPy's sums, into a new array
+            y = np.add(inputs[0], inputs[1], dtype=np.float32)
+            for x in inputs[2:]:
+                y = np.add(y, x, dtype=np.float32)
+            return y
+        # IEEE addition is commutative, so the first sum may go into either
+        # of its operands with the same bits as a fresh a + b (not into a
+        # later input: it is still to be added).
+        target = next((i for i in (0, 1) if self._may_overwrite(inputs, i)), None)
+        y = ops.add(inputs[0], inputs[1], out=None if target is None else inputs[target])
+        for x in inputs[2:]:
+            ops.add(y, x, out=y)
         return y
 
     def _merge_backward(self, inputs, dy):
