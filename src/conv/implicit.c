@@ -25,6 +25,7 @@
  * the same sweeps with the flipped, channel-transposed kernel packed
  * straight from w. The weight gradient for few input channels reads the
  * same zero-padded bands (src/conv/tiled_weights.c). */
+#include <stdlib.h>
 #include <string.h>
 #include "implicit.h"
 #include "conv_kernels.h"
@@ -248,6 +249,42 @@ static void sweep_flat(struct implicit_plan *pl, int t, int team)
     }
 }
 
+/* Flat pixel blocks fully packed, cache-blocked as the GEMM itself: per
+ * block of MC output pixels and KC columns of their im2col rows, the block
+ * is gathered and packed once (it stays in L2), then every B panel's KC
+ * rows (which stay in L1) pass over its MR-row panels. */
+static void sweep_packed(struct implicit_plan *pl, int t, int team)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const struct cnnc_gemm_kernels *kern = pl->kern;
+    const int64_t mr = kern->mr, nr = kern->nr, kg = pl->kg;
+    const int64_t mc = kern->mc, kc = cnnc_min_i64(kern->kc, kg);
+    float *col;
+    if (!claim_workspace(pl, (size_t)(2 * mc * kc) * sizeof(float), &col))
+        return;
+    float *ap = col + mc * kc;
+    int64_t p0, p1;
+    cnnc_conv_split(g->n * g->oh * g->ow, t, team, &p0, &p1);
+    for (int64_t b0 = p0; b0 < p1; b0 += mc) {
+        const int64_t m = cnnc_min_i64(mc, p1 - b0);
+        if (pl->bias)
+            fill_bias(g, pl->bias, b0, m, pl->y);
+        for (int64_t grp = 0; grp < g->groups; ++grp)
+            for (int64_t k0 = 0; k0 < kg; k0 += kc) {
+                const int64_t kk = cnnc_min_i64(kc, kg - k0);
+                const float beta = k0 > 0 || pl->bias ? 1.0f : 0.0f;
+                cnnc_conv_im2col_slice(g, pl->x, b0, m, grp, k0, kk, col, kk);
+                kern->pack_a(m, kk, col, kk, 1, ap);
+                for (int64_t j = 0; j < pl->panels; ++j) {
+                    const float *bpanel = pl->bp + ((grp * pl->panels + j) * kg + k0) * nr;
+                    const int64_t c0 = grp * g->cout_g + j * nr, cols = cnnc_min_i64(nr, g->cout_g - j * nr);
+                    for (int64_t i0 = 0; i0 < m; i0 += mr)
+                        kern->ukernel(kk, ap + i0 * kk, 1, mr, bpanel, pl->y + (b0 + i0) * g->cout + c0, g->cout,
+                                      cnnc_min_i64(mr, m - i0), cols, 1.0f, beta);
+                }
+            }
+    }
+}
 
 /* Adds the products of MR band pixels starting at buffer row `brow`, column
  * `bcol` into c (ldc), storing m rows, panel j of group grp; with beta 0
@@ -392,6 +429,34 @@ static void sweep_bands(struct implicit_plan *pl, int t, int team)
     }
 }
 
+/* Whether sweep_packed beats the bands. A band row runs in MR-pixel
+ * segments, and its last partial one costs a whole MR tile, or with the
+ * tiles (which compute only the pixels they keep) about MR / 2 rows' time
+ * even for fewer rows (they then wait on the FMA latency). Where that
+ * wastes over a sixth of the row (7-pixel rows on AVX2's 6-row tiles:
+ * ResNet's last stage), packing every pixel, with the GEMM's cache blocks
+ * over long kernels, wins (measured on AVX2 at 7x7 outputs: 1.3x for
+ * 3x3 / 2 256 -> 512, 1.6x for 3x3 512 -> 512, 1.2x for 1x1 / 2 1024 ->
+ * 2048); with rows of whole segments, or two and more segments before a
+ * partial one, the bands, which read x in place, stay ahead (0.8-0.9x).
+ * CNNC_CONV_PACKED=1/0 in the environment forces it (with contiguous
+ * output rows) or disables it (tests run both). */
+static int packed_pays(const struct implicit_plan *pl)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const int64_t mr = pl->kern->mr;
+    if (!y_contiguous(pl))
+        return 0;
+    const char *env = getenv("CNNC_CONV_PACKED");
+    if (env && (env[0] == '0' || env[0] == '1'))
+        return env[0] == '1';
+    const int64_t partial = g->ow % mr;
+    if (g->ow < mr || partial == 0)
+        return 0;
+    const int64_t last = pl->tiled ? cnnc_max_i64(partial, mr / 2) : mr;
+    return (g->ow - partial + last) * 6 > g->ow * 7;
+}
+
 static void implicit_thread(void *ctx)
 {
     struct implicit_plan *pl = ctx;
@@ -402,7 +467,9 @@ static void implicit_thread(void *ctx)
      * rows of about 4 pixels: below, tiles of so few rows leave the FMA
      * pipes waiting on their latency, and the packed segments that cross
      * rows win. Segments that cross rows need contiguous output rows. */
-    if (pl->g->ow >= pl->kern->mr || (pl->tiled && pl->g->ow >= TILED_MIN_ROW) || !y_contiguous(pl))
+    if (packed_pays(pl))
+        sweep_packed(pl, t, team);
+    else if (pl->g->ow >= pl->kern->mr || (pl->tiled && pl->g->ow >= TILED_MIN_ROW) || !y_contiguous(pl))
         sweep_bands(pl, t, team);
     else
         sweep_flat(pl, t, team);
