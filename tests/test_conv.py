@@ -590,7 +590,8 @@ def test_conv2d_strided_phases(isa, threads, rng, monkeypatch, case, phases):
 
 
 # The implicit GEMM's fully packed sweep (cache blocks of MC pixels x KC
-# kernel columns), forced on and off. Kernel columns span several KC blocks
+# kernel columns), forced on and off (with the sub-pixel phases of the
+# strided input gradients, whose outputs are not contiguous). Kernel columns span several KC blocks
 # with taps straddling their edges, a thread's pixels several MC blocks.
 # (batch, h, w, cin, cout, kernel, strides, padding, dilation, groups)
 PACKED_CASES = [
@@ -609,6 +610,9 @@ PACKED_CASES = [
 def test_conv2d_packed_sweep(isa, threads, rng, monkeypatch, case, packed):
     monkeypatch.setenv("CNNC_CONV_PACKED", packed)
     monkeypatch.setenv("CNNC_WINOGRAD", "0")
+    # Strided input gradients by phases, whose outputs are strided subsets
+    # of dx, through the packed sweep too.
+    monkeypatch.setenv("CNNC_CONV_PHASES", packed)
     n, h, w, cin, cout, k, s, padding, d, groups = case
     x, wt, b = _case_arrays(rng, case)
     pads = resolve_pads(padding, (h, w), k, s, d)

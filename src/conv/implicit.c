@@ -252,23 +252,27 @@ static void sweep_flat(struct implicit_plan *pl, int t, int team)
 /* Flat pixel blocks fully packed, cache-blocked as the GEMM itself: per
  * block of MC output pixels and KC columns of their im2col rows, the block
  * is gathered and packed once (it stays in L2), then every B panel's KC
- * rows (which stay in L1) pass over its MR-row panels. */
+ * rows (which stay in L1) pass over its MR-row panels. Output pixels that
+ * are not the flat NHWC array (a stride phase of an input gradient) are
+ * accumulated in a contiguous block first, then copied to their places. */
 static void sweep_packed(struct implicit_plan *pl, int t, int team)
 {
     const struct cnnc_conv_geom *g = pl->g;
     const struct cnnc_gemm_kernels *kern = pl->kern;
     const int64_t mr = kern->mr, nr = kern->nr, kg = pl->kg;
     const int64_t mc = kern->mc, kc = cnnc_min_i64(kern->kc, kg);
+    const int direct = y_contiguous(pl);
     float *col;
-    if (!claim_workspace(pl, (size_t)(2 * mc * kc) * sizeof(float), &col))
+    if (!claim_workspace(pl, (size_t)(2 * mc * kc + (direct ? 0 : mc * g->cout)) * sizeof(float), &col))
         return;
-    float *ap = col + mc * kc;
+    float *ap = col + mc * kc, *block = direct ? NULL : ap + mc * kc;
     int64_t p0, p1;
     cnnc_conv_split(g->n * g->oh * g->ow, t, team, &p0, &p1);
     for (int64_t b0 = p0; b0 < p1; b0 += mc) {
         const int64_t m = cnnc_min_i64(mc, p1 - b0);
+        float *c = direct ? pl->y + b0 * g->cout : block;
         if (pl->bias)
-            fill_bias(g, pl->bias, b0, m, pl->y);
+            fill_bias(g, pl->bias, 0, m, c);
         for (int64_t grp = 0; grp < g->groups; ++grp)
             for (int64_t k0 = 0; k0 < kg; k0 += kc) {
                 const int64_t kk = cnnc_min_i64(kc, kg - k0);
@@ -279,10 +283,14 @@ static void sweep_packed(struct implicit_plan *pl, int t, int team)
                     const float *bpanel = pl->bp + ((grp * pl->panels + j) * kg + k0) * nr;
                     const int64_t c0 = grp * g->cout_g + j * nr, cols = cnnc_min_i64(nr, g->cout_g - j * nr);
                     for (int64_t i0 = 0; i0 < m; i0 += mr)
-                        kern->ukernel(kk, ap + i0 * kk, 1, mr, bpanel, pl->y + (b0 + i0) * g->cout + c0, g->cout,
+                        kern->ukernel(kk, ap + i0 * kk, 1, mr, bpanel, c + i0 * g->cout + c0, g->cout,
                                       cnnc_min_i64(mr, m - i0), cols, 1.0f, beta);
                 }
             }
+        if (!direct)
+            for (int64_t i = 0; i < m; ++i)
+                memcpy(y_row(pl, (b0 + i) / g->ow) + (b0 + i) % g->ow * pl->ph.y_px, block + i * g->cout,
+                       (size_t)g->cout * sizeof(float));
     }
 }
 
@@ -439,14 +447,12 @@ static void sweep_bands(struct implicit_plan *pl, int t, int team)
  * 3x3 / 2 256 -> 512, 1.6x for 3x3 512 -> 512, 1.2x for 1x1 / 2 1024 ->
  * 2048); with rows of whole segments, or two and more segments before a
  * partial one, the bands, which read x in place, stay ahead (0.8-0.9x).
- * CNNC_CONV_PACKED=1/0 in the environment forces it (with contiguous
- * output rows) or disables it (tests run both). */
+ * CNNC_CONV_PACKED=1/0 in the environment forces it or disables it (tests
+ * run both). */
 static int packed_pays(const struct implicit_plan *pl)
 {
     const struct cnnc_conv_geom *g = pl->g;
     const int64_t mr = pl->kern->mr;
-    if (!y_contiguous(pl))
-        return 0;
     const char *env = getenv("CNNC_CONV_PACKED");
     if (env && (env[0] == '0' || env[0] == '1'))
         return env[0] == '1';
