@@ -437,6 +437,11 @@ static void sweep_bands(struct implicit_plan *pl, int t, int team)
     }
 }
 
+/* Kernel columns (KH*KW*Cin/g) below which the tiles keep short rows: a
+ * micro-kernel call over a few columns loads and stores its C tile for a
+ * handful of multiply-adds. */
+#define PACKED_MIN_K 256
+
 /* Whether sweep_packed beats the bands. A band row runs in MR-pixel
  * segments, and its last partial one costs a whole MR tile, or with the
  * tiles (which compute only the pixels they keep) about MR / 2 rows' time
@@ -457,7 +462,7 @@ static int packed_pays(const struct implicit_plan *pl)
     if (env && (env[0] == '0' || env[0] == '1'))
         return env[0] == '1';
     const int64_t partial = g->ow % mr;
-    if (g->ow < mr || partial == 0)
+    if (g->ow < mr || partial == 0 || pl->kg < PACKED_MIN_K)
         return 0;
     const int64_t last = pl->tiled ? cnnc_max_i64(partial, mr / 2) : mr;
     return (g->ow - partial + last) * 6 > g->ow * 7;

@@ -52,6 +52,10 @@
  *     computes exactly the pixels it keeps). Otherwise narrower rows are cut
  *     into MR-pixel segments across rows, im2col'd and packed (one copy), in
  *     blocks that fit L2.
+ *     Where a row's last partial segment would waste over a sixth of the
+ *     row (7-pixel rows on AVX2's 6-pixel tiles, ResNet's last stage) and
+ *     the kernel is long, all pixels are gathered and packed instead, in
+ *     the GEMM's cache blocks (MC pixels x KC kernel columns).
  *   * backward-data, stride 1 with >= 64 channels per group: the gradient
  *     is itself a stride-1 convolution of dy with the spatially flipped,
  *     channel-transposed kernel and padding k_eff - 1 - pad, so it runs the
