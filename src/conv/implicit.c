@@ -462,8 +462,12 @@ static int packed_pays(const struct implicit_plan *pl)
     if (env && (env[0] == '0' || env[0] == '1'))
         return env[0] == '1';
     const int64_t partial = g->ow % mr;
-    if (g->ow < mr || partial == 0 || pl->kg < PACKED_MIN_K)
+    if (partial == 0 || pl->kg < PACKED_MIN_K)
         return 0;
+    /* Narrow rows: packed across rows by sweep_flat, or computed exactly by
+     * the tiles, unless neither can take them. */
+    if (g->ow < mr)
+        return !pl->tiled && !y_contiguous(pl);
     const int64_t last = pl->tiled ? cnnc_max_i64(partial, mr / 2) : mr;
     return (g->ow - partial + last) * 6 > g->ow * 7;
 }
@@ -536,6 +540,33 @@ cnnc_status cnnc_conv_implicit_backward_data(const struct cnnc_conv_geom *g, int
     return run(&t, threads, dy, w, 1, &ph, bias, dx);
 }
 
+/* The pixels of a stride phase that no tap reaches (kernel smaller than
+ * the stride): rows x cols of them per image from y on, sh rows and sw
+ * pixels apart, set to the bias (or 0). */
+struct empty_phase {
+    const struct cnnc_conv_geom *g;
+    int64_t rows, cols;
+    const float *bias;
+    float *y;
+};
+
+static void fill_empty_phase(void *ctx)
+{
+    const struct empty_phase *e = ctx;
+    const struct cnnc_conv_geom *g = e->g;
+    int64_t r0, r1;
+    cnnc_conv_split(g->n * e->rows, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
+    for (int64_t r = r0; r < r1; ++r) {
+        float *row = e->y + ((r / e->rows) * g->h + (r % e->rows) * g->sh) * g->w * g->cin;
+        for (int64_t q = 0; q < e->cols; ++q) {
+            if (e->bias)
+                memcpy(row + q * g->sw * g->cin, e->bias, (size_t)g->cin * sizeof(float));
+            else
+                memset(row + q * g->sw * g->cin, 0, (size_t)g->cin * sizeof(float));
+        }
+    }
+}
+
 cnnc_status cnnc_conv_implicit_backward_data_phases(const struct cnnc_conv_geom *g, int threads, const float *w,
                                                     const float *dy, const float *bias, float *dx)
 {
@@ -543,13 +574,13 @@ cnnc_status cnnc_conv_implicit_backward_data_phases(const struct cnnc_conv_geom 
         /* dx rows ih = q * sh + rh - pad_top for q in [q0h, q1h]. */
         int64_t q0h, q1h;
         cnnc_conv_phase_range(g->h, g->pt, g->sh, rh, &q0h, &q1h);
-        const int64_t kjh = cnnc_ceil_div(g->kh - rh, g->sh);
+        const int64_t kjh = rh < g->kh ? cnnc_ceil_div(g->kh - rh, g->sh) : 0; /* taps of this phase */
         if (q1h < q0h)
             continue;
         for (int64_t rw = 0; rw < g->sw; ++rw) {
             int64_t q0w, q1w;
             cnnc_conv_phase_range(g->w, g->pl, g->sw, rw, &q0w, &q1w);
-            const int64_t kjw = cnnc_ceil_div(g->kw - rw, g->sw);
+            const int64_t kjw = rw < g->kw ? cnnc_ceil_div(g->kw - rw, g->sw) : 0;
             if (q1w < q0w)
                 continue;
             /* Output q - q0 reads dy rows q - j for taps j < kj: padding
@@ -566,6 +597,11 @@ cnnc_status cnnc_conv_implicit_backward_data_phases(const struct cnnc_conv_geom 
                 .y_px = g->sw * g->cin, .y_row = g->sh * g->w * g->cin, .y_img = g->h * g->w * g->cin,
             };
             float *y = dx + ((q0h * g->sh + rh - g->pt) * g->w + q0w * g->sw + rw - g->pl) * g->cin;
+            if (kjh == 0 || kjw == 0) {
+                struct empty_phase e = {.g = g, .rows = q1h - q0h + 1, .cols = q1w - q0w + 1, .bias = bias, .y = y};
+                cnnc_parallel_team(threads, fill_empty_phase, &e);
+                continue;
+            }
             CNNC_TRY(run(&t, threads, dy, w, 1, &ph, bias, y));
         }
     }
