@@ -569,6 +569,8 @@ PHASE_CASES = [
     (2, 8, 34, 36, 20, (1, 1), (2, 2), "valid", (1, 1), 1),         # 1x1 / 2: x in place, partial segment
     (2, 7, 35, 36, 20, (1, 1), (2, 2), "valid", (1, 1), 1),         # 1x1 / 2, odd: partial would run past x
     (1, 6, 29, 16, 12, (1, 1), (3, 2), "valid", (1, 1), 2),         # 1x1 / (3, 2), groups
+    (2, 11, 10, 5, 7, (2, 1), (3, 2), ((1, 0), (0, 2)), (1, 1), 1),  # kernel < stride: tapless phases
+    (2, 9, 9, 8, 6, (1, 1), (2, 2), ((1, 1), (0, 1)), (1, 1), 2),   # padded 1x1 / 2, groups
 ]
 
 
@@ -662,6 +664,8 @@ PHASE_TRANSPOSE_CASES = [
     (2, 4, 5, 3, 2, (4, 4), (2, 2), "same", (1, 0)),
     (1, 3, 4, 2, 3, (5, 3), (3, 3), "valid", (2, 1)),
     (2, 3, 5, 4, 3, (3, 2), (3, 2), "same", None),
+    (2, 4, 5, 6, 5, (1, 1), (2, 2), "valid", None),       # kernel < stride: tapless phases hold the bias
+    (1, 3, 4, 4, 6, (2, 1), (3, 2), "valid", (1, 1)),
 ]
 
 
