@@ -166,10 +166,12 @@ static int winograd_chosen(const struct cnnc_conv_geom *g, enum pass pass)
  * stride (1x1 / 2) leaves most phases without taps: they are a fill, and
  * the one GEMM writes its dx pixels in place where the dcol GEMM would
  * zero dx, store dcol and scatter it back (1.2-1.35x at 64 -> 128, on par
- * or better at more channels, AVX2 and AVX-512).
+ * or better at more channels on AVX-512; on AVX2 from 256 dx channels on
+ * the dcol GEMM stays ahead, by 1.1-1.2x).
  * CNNC_CONV_PHASES=1/0 in the environment forces the decomposition wherever
  * it applies, or disables it (tests run both). */
 #define PHASES_MIN_TILE 256
+#define PHASES_SMALL_TILE_MAX_CIN 64
 static int phases_pay(const struct cnnc_conv_geom *g)
 {
     if (g->dh != 1 || g->dw != 1 || (g->sh == 1 && g->sw == 1))
@@ -177,13 +179,12 @@ static int phases_pay(const struct cnnc_conv_geom *g)
     const char *env = getenv("CNNC_CONV_PHASES");
     if (env && (env[0] == '0' || env[0] == '1'))
         return env[0] == '1';
-    if (g->kh < g->sh || g->kw < g->sw)
-        return 1;
-    if (g->cin_g < 32)
-        return 0;
     const struct cnnc_gemm_kernels *kern = CNNC_PICK(cnnc_gemm_kernels);
     const int64_t mr = kern->mr;
-    if (mr * kern->nr < PHASES_MIN_TILE)
+    const int large_tile = mr * kern->nr >= PHASES_MIN_TILE;
+    if (g->kh < g->sh || g->kw < g->sw)
+        return large_tile || g->cin_g <= PHASES_SMALL_TILE_MAX_CIN;
+    if (g->cin_g < 32 || !large_tile)
         return 0;
     for (int64_t rw = 0; rw < g->sw; ++rw) {
         int64_t q0, q1;
