@@ -115,6 +115,18 @@ def assert_close(actual, expected, scale=None, rtol=2e-5):
     assert err <= rtol * scale * 10, f"max error {err} (scale {scale})"
 
 
+def check_gradients(rng, x, wt, y_shape, s, padding, pads, d, groups):
+    """conv2d_backward for a random dy against the float64 reference;
+    returns dy and the gradients."""
+    dy = rng.standard_normal(y_shape).astype(np.float32)
+    dx, dw, db = cnnc.ops.conv2d_backward(x, wt, dy, strides=s, padding=padding, dilation=d, groups=groups)
+    rdx, rdw, rdb = ref_conv2d_grads(x, wt, dy, s, pads, d, groups)
+    assert_close(dx, rdx)
+    assert_close(dw, rdw)
+    assert_close(db, rdb)
+    return dy, dx, dw, db
+
+
 # ---- Conv2D against the reference ---------------------------------------------------
 
 # (batch, h, w, cin, cout, kernel, strides, padding, dilation, groups)
@@ -179,12 +191,7 @@ def test_conv2d_matches_reference(isa, threads, rng, case):
     assert_close(y, expected)
     if padding == "same":
         assert y.shape[1:3] == (-(-h // s[0]), -(-w // s[1]))
-    dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx, dw, db = cnnc.ops.conv2d_backward(x, wt, dy, strides=s, padding=padding, dilation=d, groups=groups)
-    rdx, rdw, rdb = ref_conv2d_grads(x, wt, dy, s, pads, d, groups)
-    assert_close(dx, rdx)
-    assert_close(dw, rdw)
-    assert_close(db, rdb)
+    dy, _, dw, db = check_gradients(rng, x, wt, y.shape, s, padding, pads, d, groups)
     none_dx, dw2, db2 = cnnc.ops.conv2d_backward(x, wt, dy, strides=s, padding=padding, dilation=d,
                                                  groups=groups, need_dx=False)
     assert none_dx is None
@@ -583,12 +590,7 @@ def test_conv2d_strided_phases(isa, threads, rng, monkeypatch, case, phases):
     pads = resolve_pads(padding, (h, w), k, s, d)
     y = cnnc.ops.conv2d(x, wt, b, strides=s, padding=padding, dilation=d, groups=groups)
     assert_close(y, ref_conv2d(x, wt, b, s, pads, d, groups))
-    dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx, dw, db = cnnc.ops.conv2d_backward(x, wt, dy, strides=s, padding=padding, dilation=d, groups=groups)
-    rdx, rdw, rdb = ref_conv2d_grads(x, wt, dy, s, pads, d, groups)
-    assert_close(dx, rdx)
-    assert_close(dw, rdw)
-    assert_close(db, rdb)
+    check_gradients(rng, x, wt, y.shape, s, padding, pads, d, groups)
 
 
 # The implicit GEMM's fully packed sweep (cache blocks of MC pixels x KC
@@ -621,12 +623,7 @@ def test_conv2d_packed_sweep(isa, threads, rng, monkeypatch, case, packed):
     for bias in (b, None):
         y = cnnc.ops.conv2d(x, wt, bias, strides=s, padding=padding, dilation=d, groups=groups)
         assert_close(y, ref_conv2d(x, wt, bias, s, pads, d, groups))
-    dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx, dw, db = cnnc.ops.conv2d_backward(x, wt, dy, strides=s, padding=padding, dilation=d, groups=groups)
-    rdx, rdw, rdb = ref_conv2d_grads(x, wt, dy, s, pads, d, groups)
-    assert_close(dx, rdx)
-    assert_close(dw, rdw)
-    assert_close(db, rdb)
+    check_gradients(rng, x, wt, y.shape, s, padding, pads, d, groups)
 
 
 def test_conv2d_packed_sweep_is_the_default_for_short_rows(rng, monkeypatch):
