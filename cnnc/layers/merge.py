@@ -15,6 +15,8 @@ class BaseMerge(Layer):
 
     min_inputs = 2
     max_inputs = None
+    # Whether _merge_backward reads the inputs (Add needs only their count).
+    _backward_reads_inputs = True
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -54,7 +56,9 @@ class BaseMerge(Layer):
                 x.shape != inputs[0].shape for x in inputs):
             raise ValueError(f"{type(self).__name__} {self.name!r} needs inputs of the same "
                              f"shape, got {[x.shape for x in inputs]}")
-        self._inputs = inputs if training else None
+        self._inputs = None
+        if training:
+            self._inputs = inputs if self._backward_reads_inputs else [None] * len(inputs)
         return self._merge(inputs)
 
     def backward(self, dy):
@@ -74,10 +78,24 @@ class BaseMerge(Layer):
 
 
 class Add(BaseMerge):
-    """Sum of the inputs; the gradient ``dy`` goes unchanged to each."""
+    """Sum of the inputs; the gradient ``dy`` goes unchanged to each. Inside
+    a model, the sum is written over an input no other layer reads (the
+    residual branch of a ResNet block), not into a new array."""
+
+    _backward_reads_inputs = False
+
+    def writes_in_place(self):
+        return True
+
+    def backward_reads_output(self):
+        return False
 
     def _merge(self, inputs):
-        y = ops.add(inputs[0], inputs[1])
+        # IEEE addition is commutative, so the first sum may go into either
+        # of its operands with the same bits as a fresh a + b (not into a
+        # later input: it is still to be added).
+        target = next((i for i in (0, 1) if self._may_overwrite(inputs, i)), None)
+        y = ops.add(inputs[0], inputs[1], out=None if target is None else inputs[target])
         for x in inputs[2:]:
             ops.add(y, x, out=y)
         return y
