@@ -180,3 +180,60 @@ def test_folder_size_error_names_the_cli_option(tmp_path, capsys):
                  "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "--image-size H W" in err and "image_size=" not in err
+
+
+def _train_in_fresh_process(tmp_path, name, seed):
+    """A short run with shuffling, augmentation (flip, crop, erase), dropout,
+    label smoothing and weight averaging, in a new interpreter."""
+    out = tmp_path / name
+    cmd = [sys.executable, "-m", "cnnc", "train", "--dataset", "idx", "--data", fashion_mnist.SAMPLE_DIR,
+           "--model", "compact_resnet", "--width", "8", "--epochs", "2", "--max-samples", "384",
+           "--batch-size", "32", "--augment", "flip,crop,erase", "--label-smoothing", "0.1",
+           "--ema", "0.9", "--tta", "flip", "--threads", "2", "--seed", str(seed), "--verbose", "0",
+           "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    from cnnc import _safetensors
+    tensors, _ = _safetensors.read(str(out / "model.safetensors"))
+    return json.loads((out / "summary.json").read_text()), tensors
+
+
+def test_same_seed_and_threads_give_the_same_run(tmp_path):
+    first, weights = _train_in_fresh_process(tmp_path, "a", seed=7)
+    again, weights_again = _train_in_fresh_process(tmp_path, "b", seed=7)
+    for key in ("test_accuracy", "test_accuracy_without_tta", "test_loss"):
+        assert first[key] == again[key], key            # to the last digit
+    assert weights.keys() == weights_again.keys()
+    for name in weights:
+        np.testing.assert_array_equal(weights[name], weights_again[name], err_msg=name)
+    other, other_weights = _train_in_fresh_process(tmp_path, "c", seed=8)
+    assert other["test_loss"] != first["test_loss"]
+    assert any(not np.array_equal(weights[n], other_weights[n]) for n in weights)
+
+
+def test_recipes_are_cli_options(tmp_path, sample_only, capsys):
+    """Each recipe option is a train option; the command line wins over the
+    recipe; a default run ends by naming the recipes."""
+    import argparse
+    from cnnc.__main__ import main
+    from cnnc.cli import recipes, train
+    parser = train.add_arguments(argparse.ArgumentParser())
+    for name, recipe in recipes.RECIPES.items():
+        args = parser.parse_args(recipes.as_flags(name).split())
+        assert args.recipe is None
+        for key, value in recipe["options"].items():
+            assert getattr(args, key) == value, (name, key)
+        args = train.resolve_options(parser.parse_args(["--recipe", name, "--epochs", "3"]))
+        assert args.epochs == 3 and args.model == recipe["options"]["model"]
+    args = train.resolve_options(parser.parse_args([]))
+    assert (args.model, args.batch_size, args.optimizer, args.validation_split) == ("mnist_cnn", 32, "adam", 0.1)
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--max-samples", "300", "--out", str(out), "--verbose", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "--recipe quick" in text and "--recipe best" in text
+    for name in ("confusion.png", "misclassified.png"):
+        assert (out / name).read_bytes()[:8] == _png.SIGNATURE
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--recipe", "fastest"])
+    assert main(["train", "--width", "16", "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert "--width applies to compact_resnet" in capsys.readouterr().err
