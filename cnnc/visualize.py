@@ -197,6 +197,12 @@ def plot_feature_maps(model, layer, image, path, max_maps=64, ncols=None, title=
                            title=title or f"{name}: {len(tiles)} feature maps")
 
 
+def _save_figure(plt, fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def _history_dict(history):
     data = getattr(history, "history", history)
     if not isinstance(data, dict) or not data:
@@ -235,9 +241,7 @@ def plot_history(history, path, title=None):
             ax.legend()
         if title:
             fig.suptitle(title)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        _save_figure(plt, fig, path)
         return path
     _png.write_png(path, _raster_plot(data, panels))
     return path
@@ -373,6 +377,13 @@ def confusion_matrix(y_true, y_pred, num_classes=None):
     return np.bincount(truth * c + pred, minlength=c * c).reshape(c, c)
 
 
+def _class_names(class_names, count):
+    names = [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(count)]
+    if len(names) != count:
+        raise ValueError(f"class_names has {len(names)} names for {count} classes")
+    return names
+
+
 def _short(name, most):
     name = str(name)
     return name if len(name) <= most else name[:most - 1] + "."
@@ -386,9 +397,7 @@ def plot_confusion_matrix(y_true, y_pred, path, class_names=None, title=None, nu
     path = os.fspath(path)
     counts = confusion_matrix(y_true, y_pred, num_classes)
     c = counts.shape[0]
-    names = [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(c)]
-    if len(names) != c:
-        raise ValueError(f"class_names has {len(names)} names for {c} classes")
+    names = _class_names(class_names, c)
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     accuracy = np.trace(counts) / max(counts.sum(), 1)
     heading = f"{title + ': ' if title else ''}accuracy {accuracy:.4f} on {counts.sum()} samples"
@@ -407,9 +416,7 @@ def plot_confusion_matrix(y_true, y_pred, path, class_names=None, title=None, nu
         ax.set_ylabel("true")
         ax.set_title(heading)
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        _save_figure(plt, fig, path)
     else:
         _png.write_png(path, _raster_confusion(counts, share, names, heading))
     return path
@@ -480,9 +487,7 @@ def plot_misclassified(images, y_true, probs, path, class_names=None, count=25, 
     index = hardest_misclassified(y_true, probs, count)
     truth = _class_indices(y_true, "y_true")
     c = probs.shape[1]
-    names = [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(c)]
-    if len(names) != c:
-        raise ValueError(f"class_names has {len(names)} names for {c} classes")
+    names = _class_names(class_names, c)
     captions = [(names[truth[k]], names[int(probs[k].argmax())], float(probs[k].max())) for k in index]
     heading = title or f"{len(index)} hardest misclassified (true / predicted p)"
     if len(index) == 0:
@@ -503,9 +508,7 @@ def plot_misclassified(images, y_true, probs, path, class_names=None, count=25, 
             ax.imshow(tile, cmap="gray" if tile.ndim == 2 else None)
             ax.set_title(f"{_short(true, 12)}\n> {_short(pred, 12)} {p:.2f}", fontsize=8)
         fig.suptitle(heading, fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        _save_figure(plt, fig, path)
     else:
         _png.write_png(path, _raster_captioned(tiles, captions, ncols, heading))
     return path
