@@ -237,3 +237,29 @@ def test_recipes_are_cli_options(tmp_path, sample_only, capsys):
         parser.parse_args(["--recipe", "fastest"])
     assert main(["train", "--width", "16", "--epochs", "1", "--out", str(tmp_path)]) == 2
     assert "--width applies to compact_resnet" in capsys.readouterr().err
+
+
+def test_cosine_schedule_options():
+    """--schedule cosine: lr/10 rising to lr over the warm-up epochs, then a
+    cosine decay to lr/100 at the last step; without warm-up it starts at lr."""
+    import argparse
+    import math
+    from cnnc.cli import train
+    parser = train.add_arguments(argparse.ArgumentParser())
+    args = train.resolve_options(parser.parse_args(
+        ["--optimizer", "sgd", "--lr", "0.2", "--schedule", "cosine", "--warmup-epochs", "1",
+         "--momentum", "0.9", "--nesterov", "--ema", "0.99", "--weight-decay", "0.001"]))
+    opt = train.make_optimizer(args, steps_per_epoch=10, epochs=4)
+    lr = opt._schedule
+    assert lr(0) == pytest.approx(0.02) and lr(10) == pytest.approx(0.2)
+    assert lr(25) == pytest.approx(0.002 + 0.198 * 0.5 * (1 + math.cos(math.pi * 15 / 30)))
+    assert lr(40) == pytest.approx(0.002)
+    assert opt.nesterov and opt.momentum == 0.9 and opt.use_ema and opt.ema_momentum == 0.99
+    assert opt.weight_decay == 0.001
+    args = train.resolve_options(parser.parse_args(["--optimizer", "adam", "--schedule", "cosine"]))
+    lr = train.make_optimizer(args, steps_per_epoch=5, epochs=2)._schedule
+    assert lr(0) == pytest.approx(0.001) and lr(10) == pytest.approx(1e-5)
+    with pytest.raises(ValueError, match="--nesterov"):
+        train.make_optimizer(train.resolve_options(parser.parse_args(["--nesterov"])), 5, 2)
+    with pytest.raises(ValueError, match="--warmup-epochs"):
+        train.make_optimizer(train.resolve_options(parser.parse_args(["--warmup-epochs", "1"])), 5, 2)

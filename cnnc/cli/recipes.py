@@ -15,12 +15,12 @@ RECIPES = {
                     "tta": "flip", "validation_split": 0.0},
     },
     "quick": {
-        "about": "CompactResNet width 32, 4 epochs, the best recipe's optimizer and schedule, flips "
-                 "and crops, label smoothing and flip test-time augmentation",
-        "options": {"model": "compact_resnet", "width": 32, "epochs": 4, "batch_size": 128,
+        "about": "CompactResNet width 48, 3 epochs, the best recipe's optimizer and schedule, flips, "
+                 "label smoothing and flip test-time augmentation",
+        "options": {"model": "compact_resnet", "width": 48, "epochs": 3, "batch_size": 128,
                     "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
                     "weight_decay": 5e-3, "schedule": "cosine", "warmup_epochs": 1,
-                    "augment": "flip,crop", "label_smoothing": 0.1, "tta": "flip",
+                    "augment": "flip", "label_smoothing": 0.1, "tta": "flip",
                     "validation_split": 0.0},
     },
 }

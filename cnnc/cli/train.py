@@ -262,8 +262,9 @@ def make_optimizer(args, steps_per_epoch, epochs):
     if args.schedule == "cosine":
         peak = lr if lr is not None else optimizers.get(args.optimizer).learning_rate
         warmup = min(args.warmup_epochs, epochs - 1) * steps_per_epoch
-        lr = CosineDecay(peak / 10, decay_steps=max(epochs * steps_per_epoch - warmup, 1),
-                         warmup_target=peak, warmup_steps=warmup, alpha=0.01)
+        decay_steps = max(epochs * steps_per_epoch - warmup, 1)
+        lr = (CosineDecay(peak / 10, decay_steps, warmup_target=peak, warmup_steps=warmup, alpha=0.01)
+              if warmup else CosineDecay(peak, decay_steps, alpha=0.01))
     elif args.warmup_epochs:
         raise ValueError("--warmup-epochs applies to --schedule cosine")
     if lr is not None:
