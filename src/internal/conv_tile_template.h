@@ -17,7 +17,7 @@
  *   A GEMM would pad the few rows up to its MR and pack all of dY. */
 #ifndef CNNC_CONV_TILE_TEMPLATE_H
 #define CNNC_CONV_TILE_TEMPLATE_H
-#include "conv_internal.h"
+#include "conv_kernels.h"
 #include "simd.h"
 
 #define CT_INLINE static inline __attribute__((always_inline))

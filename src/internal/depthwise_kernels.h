@@ -1,4 +1,4 @@
-/* Per-ISA micro-kernels of depthwise convolution (src/conv_depthwise.c is
+/* Per-ISA micro-kernels of depthwise convolution (src/conv/depthwise.c is
  * the driver; src/internal/depthwise_template.h the kernels, compiled once
  * per ISA by src/kernels/<isa>/depthwise_<isa>.c).
  *

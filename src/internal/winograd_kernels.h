@@ -1,5 +1,5 @@
 /* Per-ISA transforms of the Winograd F(2x2, 3x3) convolution (driver:
- * src/conv_winograd.c). All three are vectorized over channels (NHWC keeps
+ * src/conv/winograd.c). All three are vectorized over channels (NHWC keeps
  * a pixel's channels contiguous) and work on `count` consecutive floats of
  * each of their planes. With
  *

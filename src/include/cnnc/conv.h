@@ -19,7 +19,7 @@
  * 3x3 stride-1 convolutions (dilation 1, groups 1) with at least 16 channels
  * on each side run their passes (so also those of a stride-1 transposed
  * convolution) through Winograd F(2x2, 3x3), which does 2.25 times fewer
- * multiplications, wherever that measured faster (src/conv.c lists where). Its float32 rounding errors are of the same size as the
+ * multiplications, wherever that measured faster (src/conv/select.c lists where). Its float32 rounding errors are of the same size as the
  * direct sum's, but relative to the magnitudes within each 4x4 input tile
  * rather than each 3x3 window; likewise an Inf or NaN input makes every
  * output of the 2x2 output tiles whose 4x4 input tile holds it non-finite

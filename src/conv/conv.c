@@ -1,100 +1,27 @@
-/* Convolution entry points: validation and the choice of algorithm.
+/* Convolution entry points (the top of src/conv/): validation of the
+ * descriptor, pointers and buffer overlaps, then the pass that
+ * src/conv/select.c runs.
  *
- * Algorithms (x NHWC, w (KH, KW, Cin/g, Cout), so that a patch of x in
- * (kh, kw, c) order is a row that multiplies w viewed as a (KH*KW*Cin/g) x
- * Cout matrix):
+ * The family is layered, each file calling only the layers beneath it:
+ *   conv.c                     public entry points, validation
+ *   select.c                   the algorithm of each pass
+ *   im2col_gemm.c, implicit.c, tiled_weights.c, winograd.c, depthwise.c
+ *                              the algorithms
+ *   patches.c, partials.c, team.h, geometry.h
+ *                              their shared helpers: patch copies and bands,
+ *                              ordered partial sums, the threads of a team
+ *                              (work split, failure flag, workspace slots)
+ *                              and the geometry
+ * with the per-ISA kernels (src/internal/<family>_kernels.h) below them all.
  *
- * - depthwise (groups == Cin, any multiplier): direct per-ISA kernels
- *   (src/conv_depthwise.c, src/kernels/<isa>/depthwise_<isa>.c), vectorized
- *   over channels. Each output pixel does only KH*KW*Cout multiply-adds, far
- *   too little work to amortize an im2col copy, and GEMMs with K = KH*KW are
- *   hopeless. Forward: parallel over bands of output rows, register tiles
- *   of 8 pixels that load each source vector of a kernel row once.
- *   Backward-data: a gather over the taps that reach each input pixel (one
- *   pass per stride phase), parallel over input rows (no write conflicts).
- *   Backward-weights (and db in the same pass): per-thread partial sums
- *   over row ranges, kept in registers along rows, reduced in thread order.
- * - 3x3, stride 1, dilation 1, groups 1, at least 16 channels on each side
- *   and enough tiles (src/conv_winograd.c has the exact rule, per pass:
- *   the few-channel tile kernels below keep 16 -> 16 forward and the weight
- *   gradient of fewer than 28 input channels): Winograd
- *   F(2x2, 3x3) for all three passes. Backward-data is the forward
- *   convolution of dy with the flipped, channel-transposed kernel (whose
- *   transform is computed from w directly); backward-weights sums the
- *   products of the transformed x and dy tiles and transforms back. 16 GEMMs
- *   on the transformed tiles do 2.25 times fewer multiply-adds than the
- *   direct convolution; the implicit GEMM already runs at about 95% of the
- *   FMA peak, so only fewer multiplications beat it (measured 1.2-2.3x on
- *   ResNet-18's 3x3 layers and the MNIST 32->64 layer, each pass). F(4x4,
- *   3x3) would save more but its transforms lose float32 accuracy.
- *   CNNC_WINOGRAD=0/1 in the environment disables or forces it (tests run
- *   both paths).
- * - everything else runs on the GEMM micro-kernels (src/conv_gemm.c,
- *   src/conv_implicit.c):
- *   * 1x1, stride 1, unpadded: x itself is the (N*H*W) x Cin matrix, so
- *     forward is one GEMM per group and per pixel chunk, backward-data is
- *     dY * W^T and backward-weights X^T * dY, all without any copy.
- *   * general forward: implicit GEMM. The weights are packed once per call
- *     into the micro-kernel's panels. When output rows are at least one
- *     micro-tile (MR pixels) wide, each thread copies the input rows that a
- *     band of output rows reads into a zero-padded buffer (about 256 KiB),
- *     or, when no tap needs padding (1x1 / 2 downsampling), reads x itself
- *     (1.05-1.25x on ResNet-18's 1x1 / 2 layers: the copy held every input
- *     row and column, three quarters of which no tap reads),
- *     and the micro-kernel reads MR consecutive output pixels straight from
- *     it (constant stride stride_w * Cin), one call per kernel row when the
- *     kernel row is contiguous (dilation_w == 1, groups == 1), else per tap:
- *     no im2col at all. With few channels per kernel row (3x3 on 1..21
- *     channels, the ResNet stem) one call per kernel row would load and store
- *     the C tile for a handful of multiply-adds, so a per-ISA tile kernel
- *     (src/internal/conv_tile_template.h) runs all the taps of a tile in
- *     registers from the bias instead, for rows of any width (the tile
- *     computes exactly the pixels it keeps). Otherwise narrower rows are cut
- *     into MR-pixel segments across rows, im2col'd and packed (one copy), in
- *     blocks that fit L2.
- *   * backward-data, stride 1 with >= 64 channels per group: the gradient
- *     is itself a stride-1 convolution of dy with the spatially flipped,
- *     channel-transposed kernel and padding k_eff - 1 - pad, so it runs the
- *     implicit-GEMM forward (which packs that kernel straight from w): each
- *     thread writes whole dx pixels, nothing to scatter.
- *   * backward-data, stride > 1, dilation 1, kernel at least as large as
- *     the stride, >= 32 channels per group in dx, phase rows that are
- *     (nearly) whole micro-tiles of a large register tile (AVX-512; with
- *     AVX2's the dcol GEMM below stays ahead): the sub-pixel decomposition
- *     (backward_data_phases in src/conv_gemm.c). The dx pixels of one
- *     stride phase receive only the taps of one sub-kernel (2x2, 2x1, 1x2,
- *     1x1 for 3x3 / 2): each phase is a stride-1 convolution of dy, run by
- *     the implicit-GEMM forward with that sub-kernel flipped and
- *     channel-transposed, writing a strided subset of dx directly; no
- *     dcol, no col2im (1.1-1.2x on ResNet-18's 3x3 / 2 layers at 56 and
- *     28, at 1 and 2 threads; with 7-pixel phase rows on 14-pixel tiles
- *     it loses, 1.7x). Without a bias (dx never has one) the first
- *     product of each tile initializes it: no zero fill to read back
- *     (1.04-1.1x more).
- *     CNNC_CONV_PHASES=1/0 forces it wherever it applies, or disables it.
- *   * backward-data otherwise: dcol = dY * W^T per tile (W^T packed once,
- *     dY read in place), then col2im. With at least as many images as
- *     threads each thread owns whole images and scatter-adds tile by tile.
- *     With fewer images (batch-1 inference of a transposed convolution)
- *     threads share each image: they compute the image's whole dcol, then
- *     gather it per input row.
- *   * backward-weights with few input channels or outputs (and at most 576
- *     rows of dW; see conv_internal.h for the rule): per-ISA register tiles of dW (a block of KH*KW*Cin/g rows x a few
- *     vectors of Cout) accumulate while the pixels of a zero-padded band of
- *     input rows and the matching dy rows stream by, with the bias gradient
- *     summed in the same pass; per-thread partials as below.
- *   * backward-weights otherwise: each thread accumulates im2col(tile)^T * dY(tile)
- *     (tiles of >= 256 pixels, the GEMM's inner dimension) into a private
- *     dW over its pixel range (thread 0 directly into dw), then the partials
- *     are summed in thread order: deterministic for a fixed thread count.
- * - bias gradients are a channel sum of dy with the same partial scheme (fused
- *   into the tiled weight gradient where that runs).
- * - transposed convolution is the adjoint: its forward is backward-data
- *   (with the bias as the initial value), its backward-data is forward and
- *   its backward-weights is backward-weights with x and dy swapped.
+ * A transposed convolution is the adjoint of the convolution it is
+ * described by: its forward is that convolution's backward-data (with the
+ * bias as the initial value), its backward-data is forward and its
+ * backward-weights is backward-weights with x and dy swapped.
  */
 #include <string.h>
-#include "conv_internal.h"
+#include "partials.h"
+#include "select.h"
 
 #define DESC_CHECK_POS(field) \
     do { if (desc->field <= 0) return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: " #field " = %lld must be > 0", who, (long long)desc->field); } while (0)
@@ -200,45 +127,6 @@ cnnc_status cnnc_conv_same_padding(int64_t in, int64_t kernel, int64_t stride, i
     return CNNC_OK;
 }
 
-static int is_depthwise(const struct cnnc_conv_geom *g) { return g->cin_g == 1 && g->groups == g->cin && g->cin > 1; }
-
-static cnnc_status forward(const struct cnnc_conv_geom *g, const float *x, const float *w, const float *bias, float *y)
-{
-    if (is_depthwise(g))
-        return cnnc_conv_depthwise_forward(g, x, w, bias, y);
-    if (cnnc_conv_winograd_chosen(g, CNNC_CONV_PASS_FORWARD))
-        return cnnc_conv_winograd_forward(g, x, w, 0, bias, y);
-    return cnnc_conv_gemm_forward(g, x, w, bias, y);
-}
-
-static cnnc_status backward_data(const struct cnnc_conv_geom *g, const float *w, const float *dy, const float *bias,
-                                 float *dx)
-{
-    if (is_depthwise(g))
-        return cnnc_conv_depthwise_backward_data(g, w, dy, bias, dx);
-    if (g->sh == 1 && g->sw == 1) {
-        const struct cnnc_conv_geom t = cnnc_conv_data_gradient_geom(g);
-        if (cnnc_conv_winograd_chosen(&t, CNNC_CONV_PASS_BACKWARD_DATA))
-            return cnnc_conv_winograd_forward(&t, dy, w, 1, bias, dx);
-    }
-    return cnnc_conv_gemm_backward_data(g, w, dy, bias, dx);
-}
-
-/* db, when not NULL, is the channel sum of dy (the bias gradient of a
- * convolution, not of a transposed one). */
-static cnnc_status backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy, float *dw,
-                                    float *db)
-{
-    if (is_depthwise(g))
-        return cnnc_conv_depthwise_backward_weights(g, x, dy, dw, db);
-    if (!cnnc_conv_winograd_chosen(g, CNNC_CONV_PASS_BACKWARD_WEIGHTS))
-        return cnnc_conv_gemm_backward_weights(g, x, dy, dw, db);
-    CNNC_TRY(cnnc_conv_winograd_backward_weights(g, x, dy, dw));
-    if (db)
-        CNNC_TRY(cnnc_conv_channel_sum(g->n * g->oh * g->ow, g->cout, dy, db));
-    return CNNC_OK;
-}
-
 /* Element counts of the image x, the output y and the weights w of g (all
  * checked to fit by resolve). */
 struct conv_counts {
@@ -279,7 +167,7 @@ cnnc_status cnnc_conv2d_forward(const cnnc_conv2d_desc *desc, const float *x, co
     CNNC_CHECK_PTR(y);
     struct conv_counts n = counts_of(&g);
     CNNC_TRY(check_outputs(__func__, y, n.y, "y", NULL, 0, x, n.x, "x", w, n.w, "w", bias, g.cout));
-    return forward(&g, x, w, bias, y);
+    return cnnc_conv_select_forward(&g, x, w, bias, y);
 }
 
 cnnc_status cnnc_conv2d_backward_data(const cnnc_conv2d_desc *desc, const float *w, const float *dy, float *dx)
@@ -291,7 +179,7 @@ cnnc_status cnnc_conv2d_backward_data(const cnnc_conv2d_desc *desc, const float 
     CNNC_CHECK_PTR(dx);
     struct conv_counts n = counts_of(&g);
     CNNC_TRY(check_outputs(__func__, dx, n.x, "dx", NULL, 0, w, n.w, "w", dy, n.y, "dy", NULL, 0));
-    return backward_data(&g, w, dy, NULL, dx);
+    return cnnc_conv_select_backward_data(&g, w, dy, NULL, dx);
 }
 
 cnnc_status cnnc_conv2d_backward_weights(const cnnc_conv2d_desc *desc, const float *x, const float *dy, float *dw,
@@ -304,7 +192,7 @@ cnnc_status cnnc_conv2d_backward_weights(const cnnc_conv2d_desc *desc, const flo
     CNNC_CHECK_PTR(dw);
     struct conv_counts n = counts_of(&g);
     CNNC_TRY(check_outputs(__func__, dw, n.w, "dw", db, g.cout, x, n.x, "x", dy, n.y, "dy", NULL, 0));
-    return backward_weights(&g, x, dy, dw, db);
+    return cnnc_conv_select_backward_weights(&g, x, dy, dw, db);
 }
 
 cnnc_status cnnc_conv2d_transpose_forward(const cnnc_conv2d_desc *desc, const float *x, const float *w,
@@ -317,7 +205,7 @@ cnnc_status cnnc_conv2d_transpose_forward(const cnnc_conv2d_desc *desc, const fl
     CNNC_CHECK_PTR(y);
     struct conv_counts n = counts_of(&g);
     CNNC_TRY(check_outputs(__func__, y, n.x, "y", NULL, 0, x, n.y, "x", w, n.w, "w", bias, g.cin));
-    return backward_data(&g, w, x, bias, y);
+    return cnnc_conv_select_backward_data(&g, w, x, bias, y);
 }
 
 cnnc_status cnnc_conv2d_transpose_backward_data(const cnnc_conv2d_desc *desc, const float *w, const float *dy,
@@ -330,7 +218,7 @@ cnnc_status cnnc_conv2d_transpose_backward_data(const cnnc_conv2d_desc *desc, co
     CNNC_CHECK_PTR(dx);
     struct conv_counts n = counts_of(&g);
     CNNC_TRY(check_outputs(__func__, dx, n.y, "dx", NULL, 0, w, n.w, "w", dy, n.x, "dy", NULL, 0));
-    return forward(&g, dy, w, NULL, dx);
+    return cnnc_conv_select_forward(&g, dy, w, NULL, dx);
 }
 
 cnnc_status cnnc_conv2d_transpose_backward_weights(const cnnc_conv2d_desc *desc, const float *x, const float *dy,
@@ -343,7 +231,7 @@ cnnc_status cnnc_conv2d_transpose_backward_weights(const cnnc_conv2d_desc *desc,
     CNNC_CHECK_PTR(dw);
     struct conv_counts n = counts_of(&g);
     CNNC_TRY(check_outputs(__func__, dw, n.w, "dw", db, g.cin, x, n.y, "x", dy, n.x, "dy", NULL, 0));
-    CNNC_TRY(backward_weights(&g, dy, x, dw, NULL));
+    CNNC_TRY(cnnc_conv_select_backward_weights(&g, dy, x, dw, NULL));
     if (db)
         CNNC_TRY(cnnc_conv_channel_sum(g.n * g.h * g.w, g.cin, dy, db));
     return CNNC_OK;

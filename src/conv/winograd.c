@@ -1,5 +1,5 @@
 /* Winograd F(2x2, 3x3) convolution: 3x3 kernels, stride 1, dilation 1,
- * groups 1 (see src/conv.c for when it is chosen).
+ * groups 1 (src/conv/select.c says when it is chosen).
  *
  * Each 2x2 output tile comes from the 4x4 input tile that covers it through
  * 16 products of transformed values instead of 36 multiply-adds (the
@@ -24,10 +24,11 @@
  * Every output value is computed by one thread in a fixed order, so results
  * do not depend on the thread count. The weight gradient (at the end of the
  * file) runs the same transforms backward. */
-#include <stdlib.h>
 #include <string.h>
-#include "conv_internal.h"
+#include "winograd.h"
 #include "gemm_kernels.h"
+#include "partials.h"
+#include "team.h"
 #include "winograd_kernels.h"
 
 #define XI 16
@@ -41,16 +42,8 @@
  * of whose rows (Cin long) a task reads a KERNEL_CHUNK_FLIPPED-float run. */
 #define KERNEL_CHUNK 16
 #define KERNEL_CHUNK_FLIPPED 128
-/* The selection thresholds of cnnc_conv_winograd_chosen. */
-#define MIN_CHANNELS 16
-#define MIN_TILES 48
-#define MIN_WEIGHT_GRAD_CIN 28
 /* Floats of padding (one cache line) against cache-set aliasing. */
 #define PAD 16
-/* Multiply-adds (of the direct convolution) per thread below which a second
- * thread does not pay, as for the GEMM convolutions. */
-#define THREAD_GRAIN cnnc_work_grain(CNNC_WORK_CONV)
-
 struct wino_plan {
     const struct cnnc_conv_geom *g;
     const struct cnnc_gemm_kernels *gk;
@@ -67,49 +60,9 @@ struct wino_plan {
     int failed;
 };
 
-/* Threads for g's direct multiply-adds, as the GEMM convolutions size them. */
-static int threads_for(const struct cnnc_conv_geom *g)
-{
-    int64_t work;
-    if (__builtin_mul_overflow(g->n * g->oh * g->ow, 9 * g->cin, &work) || __builtin_mul_overflow(work, g->cout, &work))
-        work = INT64_MAX;
-    return cnnc_threads_for(work, THREAD_GRAIN);
-}
-
 int cnnc_conv_winograd_applies(const struct cnnc_conv_geom *g)
 {
     return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->groups == 1;
-}
-
-int cnnc_conv_winograd_chosen(const struct cnnc_conv_geom *g, enum cnnc_conv_pass pass)
-{
-    if (!cnnc_conv_winograd_applies(g))
-        return 0;
-    const char *env = getenv("CNNC_WINOGRAD");
-    if (env && env[0] == '0' && env[1] == '\0')
-        return 0;
-    if (env && env[0] == '1' && env[1] == '\0')
-        return 1;
-    /* Where it loses (measured against the other paths): with fewer than
-     * 16 channels on either side the transforms and the GEMM's padding to
-     * whole panels cost more than the multiplications saved; with few tiles
-     * the per-call kernel transform is not amortized; and where edge tiles
-     * would discard more than half of what they compute (outputs of 1 pixel
-     * along an axis), the saving is gone. Per pass: the few-channel tile
-     * kernels of the GEMM path keep 16 -> 16 forward and the weight gradient
-     * of up to 24 input channels. */
-    const int64_t th = cnnc_ceil_div(g->oh, 2), tw = cnnc_ceil_div(g->ow, 2);
-    if (g->cin < MIN_CHANNELS || g->cout < MIN_CHANNELS || g->n * th * tw < MIN_TILES ||
-        2 * g->oh * g->ow < 4 * th * tw)
-        return 0;
-    switch (pass) {
-    case CNNC_CONV_PASS_FORWARD:
-        return g->cin >= 2 * MIN_CHANNELS || g->cout >= 2 * MIN_CHANNELS;
-    case CNNC_CONV_PASS_BACKWARD_WEIGHTS:
-        return g->cin >= MIN_WEIGHT_GRAD_CIN;
-    default:
-        return 1;
-    }
 }
 
 /* Panels (xi, j) of U for input channels [c0, c1), columns past Cout zero.
@@ -266,7 +219,7 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
     pl.u_stride = pl.panels * g->cin * gk->nr + 2 * PAD;
     const int64_t per_tile = XI * (pl.ldv + pl.ldm) * (int64_t)sizeof(float);
     int64_t block_rows = cnnc_max_i64(1, cnnc_min_i64(MAX_BLOCK_ROWS, BLOCK_BYTES / (per_tile * mr)));
-    int threads = threads_for(g);
+    int threads = cnnc_conv_threads(g);
     /* Every thread gets blocks, even if they are then smaller. */
     block_rows = cnnc_max_i64(1, cnnc_min_i64(block_rows, cnnc_ceil_div(pl.tiles, mr * threads)));
     pl.tb = block_rows * mr;
@@ -438,7 +391,7 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     const int64_t padded_t = cnnc_ceil_div(g->cout, gk->mr) * gk->mr * cnnc_ceil_div(g->cin, gk->nr) * gk->nr;
     gr.transposed = 10 * padded_t < 9 * padded;
     const int64_t per_tile = XI * (pl->ldv + pl->ldm) * (int64_t)sizeof(float);
-    const int threads = (int)cnnc_min_i64(threads_for(g), cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES));
+    const int threads = (int)cnnc_min_i64(cnnc_conv_threads(g), cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES));
     /* Each block reads and writes the thread's whole dU once: blocks whose
      * V and dM are about as large as dU balance that traffic against
      * keeping them in cache (measured on the ResNet-18 shapes). */

@@ -2,7 +2,7 @@
  * buffers added in thread order, so the result depends on the thread count
  * but never on scheduling. */
 #include <string.h>
-#include "conv_internal.h"
+#include "partials.h"
 
 float *cnnc_conv_partial_begin(struct cnnc_conv_partials *p)
 {

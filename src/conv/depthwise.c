@@ -1,6 +1,6 @@
 /* Depthwise convolution drivers: tap lists, row interiors and threads around
  * the per-ISA micro-kernels (src/internal/depthwise_template.h; why direct
- * kernels: see src/conv.c).
+ * kernels: see src/conv/select.c).
  *
  * Each output row (forward, weights) or dx row (backward-data, one list per
  * stride phase) is one list of taps, the kernel positions whose source row
@@ -15,8 +15,10 @@
  * keeps the source rows of consecutive output rows in L1/L2 and splits a
  * single image as well as a batch. */
 #include <string.h>
-#include "conv_internal.h"
+#include "depthwise.h"
 #include "depthwise_kernels.h"
+#include "partials.h"
+#include "team.h"
 
 /* Multiply-adds per thread below which a second thread does not pay. */
 #define DEPTHWISE_THREAD_GRAIN cnnc_work_grain(CNNC_WORK_DEPTHWISE)
@@ -58,8 +60,6 @@ struct dw_line {
     const float *dy; /* backward-weights: dy of output pixel 0 */
     int64_t dystep;
 };
-
-static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 static void place(struct cnnc_dw_run *r, const struct dw_line *l, int64_t t)
 {
@@ -115,7 +115,7 @@ static void run_line(dw_kernel kernel, struct cnnc_dw_run *r, const struct dw_li
             tp->xoff[k] = tp->roff[k] + tp->dcol[k] * l->pix;
         }
         lo = cnnc_min_i64(dmin < 0 ? cnnc_ceil_div(-dmin, l->xs) : 0, l->count);
-        hi = cnnc_max_i64(lo, cnnc_min_i64(floor_div(l->src_w - 1 - dmax, l->xs) + 1, l->count));
+        hi = cnnc_max_i64(lo, cnnc_min_i64(cnnc_conv_floor_div(l->src_w - 1 - dmax, l->xs) + 1, l->count));
     } else if (l->dy) {
         return;
     }

@@ -1,4 +1,5 @@
-/* Forward convolution as an implicit GEMM on the GEMM micro-kernels.
+/* Convolution as an implicit GEMM on the GEMM micro-kernels: the forward
+ * pass, and the input gradients that are forward convolutions of dy.
  *
  * The weights are packed once per call into the micro-kernel's B panels
  * (K = KH*KW*Cin/g rows, NR columns each), shared by all threads. Output
@@ -20,12 +21,26 @@
  * (sweep_bands); with few channels per kernel row, so do all rows, through
  * the conv tile kernel, which runs all the taps of a segment at once.
  *
- * The weight gradient for few input channels reads the same bands: see
- * cnnc_conv_tiled_backward_weights. */
+ * The stride-1 input gradient, and each stride phase of a strided one, run
+ * the same sweeps with the flipped, channel-transposed kernel packed
+ * straight from w. The weight gradient for few input channels reads the
+ * same zero-padded bands (src/conv/tiled_weights.c). */
 #include <string.h>
-#include "conv_internal.h"
+#include "implicit.h"
+#include "conv_kernels.h"
 #include "gemm_kernels.h"
+#include "patches.h"
+#include "team.h"
 
+/* Where the taps and the output pixels of a flipped forward lie (one phase
+ * of a strided input gradient, see cnnc_conv_implicit_backward_data_phases):
+ * tap (jh, jw) of g's kernel is tap (rh + sh * (g->kh - 1 - jh), rw + sw *
+ * (g->kw - 1 - jw)) of w, whose rows have kw taps; output pixels, rows and
+ * images are y_px, y_row and y_img floats apart. */
+struct phase {
+    int64_t rh, rw, sh, sw, kw;
+    int64_t y_px, y_row, y_img;
+};
 
 struct implicit_plan {
     const struct cnnc_conv_geom *g;
@@ -41,7 +56,7 @@ struct implicit_plan {
      * stride-1 gradient of: flipped in space, channels transposed, the taps
      * and the output layout as ph says. */
     int flipped;
-    struct cnnc_conv_phase ph;
+    struct phase ph;
     int failed;
 };
 
@@ -138,10 +153,6 @@ struct segment {
 /* Output row width (pixels) from which band rows narrower than MR use the
  * tiles (measured: on par at 3, 1.6x slower at 1). */
 #define TILED_MIN_ROW 4
-/* Bytes of zero-padded input rows per band: a quarter of L2, re-read KH
- * times per panel. */
-#define BAND_BYTES ((int64_t)256 * 1024)
-
 static int64_t block_pixels(const struct implicit_plan *pl)
 {
     const int64_t mr = pl->kern->mr, row = pl->g->kh * pl->g->kw * pl->g->cin;
@@ -162,7 +173,7 @@ static void pack_weights(const struct implicit_plan *pl, int t, int team)
         }
         /* Row (tap, co) column ci of this B is the original kernel's
          * w[tap'][ci][co] (original Cin/g = cout_g here), tap' as ph says. */
-        const struct cnnc_conv_phase *ph = &pl->ph;
+        const struct phase *ph = &pl->ph;
         for (int64_t jh = 0, tap = 0; jh < g->kh; ++jh)
             for (int64_t jw = 0; jw < g->kw; ++jw, ++tap) {
                 const int64_t orig = (ph->rh + ph->sh * (g->kh - 1 - jh)) * ph->kw + ph->rw + ph->sw * (g->kw - 1 - jw);
@@ -238,39 +249,10 @@ static void sweep_flat(struct implicit_plan *pl, int t, int team)
 }
 
 
-/* Input rows a band of output rows reads, zero-padded: column c holds input
- * column c - pad_left, rows and columns outside x are zeros, and the rows
- * are wide enough for whole MR segments. */
-struct band {
-    float *buf;
-    const float *data; /* what the segments read: buf, or x itself */
-    int64_t width;     /* columns per buffer row */
-    int64_t max_rows;
-};
-
-static void band_fill(const struct cnnc_conv_geom *g, const float *x, const struct band *b, int64_t n, int64_t oh0,
-                      int64_t rows)
-{
-    const int64_t in_rows = (rows - 1) * g->sh + (g->kh - 1) * g->dh + 1, ih0 = oh0 * g->sh - g->pt;
-    const int64_t c_lo = cnnc_max_i64(0, g->pl), c_hi = cnnc_min_i64(b->width, g->pl + g->w);
-    for (int64_t r = 0; r < in_rows; ++r) {
-        float *dst = b->buf + r * b->width * g->cin;
-        const int64_t ih = ih0 + r;
-        if (ih < 0 || ih >= g->h || c_hi <= c_lo) {
-            memset(dst, 0, (size_t)(b->width * g->cin) * sizeof(float));
-            continue;
-        }
-        memset(dst, 0, (size_t)(c_lo * g->cin) * sizeof(float));
-        memcpy(dst + c_lo * g->cin, x + ((n * g->h + ih) * g->w + (c_lo - g->pl)) * g->cin,
-               (size_t)((c_hi - c_lo) * g->cin) * sizeof(float));
-        memset(dst + c_hi * g->cin, 0, (size_t)((b->width - c_hi) * g->cin) * sizeof(float));
-    }
-}
-
 /* Adds the products of MR band pixels starting at buffer row `brow`, column
  * `bcol` into c (ldc), storing m rows, panel j of group grp; with beta 0
  * the first product overwrites c instead (which is then never read). */
-static void band_segment(const struct implicit_plan *pl, const struct band *b, int64_t brow, int64_t bcol,
+static void band_segment(const struct implicit_plan *pl, const struct cnnc_conv_band *b, int64_t brow, int64_t bcol,
                          int64_t grp, int64_t j, float *c, int64_t ldc, int64_t m, float beta)
 {
     const struct cnnc_conv_geom *g = pl->g;
@@ -294,7 +276,7 @@ static void band_segment(const struct implicit_plan *pl, const struct band *b, i
 /* Output rows [r, r + rows) of a filled band through forward_tile: each
  * tile starts from the bias; a row's last partial segment computes only
  * its own pixels. */
-static void band_tiles(const struct implicit_plan *pl, const struct band *b, int64_t r, int64_t rows)
+static void band_tiles(const struct implicit_plan *pl, const struct cnnc_conv_band *b, int64_t r, int64_t rows)
 {
     const struct cnnc_conv_geom *g = pl->g;
     const int64_t mr = pl->kern->mr, nr = pl->kern->nr;
@@ -350,10 +332,10 @@ static void sweep_bands(struct implicit_plan *pl, int t, int team)
     const int64_t mr = pl->kern->mr, nr = pl->kern->nr;
     const int64_t eh = (g->kh - 1) * g->dh + 1;
     const int in_place = band_in_place(g, mr);
-    struct band b;
+    struct cnnc_conv_band b;
     b.width = in_place ? g->w : (cnnc_ceil_div(g->ow, mr) * mr - 1) * g->sw + (g->kw - 1) * g->dw + 1;
     const int64_t row_floats = b.width * g->cin;
-    const int64_t fit = cnnc_max_i64(eh, BAND_BYTES / (row_floats * (int64_t)sizeof(float)));
+    const int64_t fit = cnnc_max_i64(eh, CNNC_CONV_BAND_BYTES / (row_floats * (int64_t)sizeof(float)));
     const int64_t band_rows = cnnc_max_i64(1, (fit - eh) / g->sh + 1);
     b.max_rows = (band_rows - 1) * g->sh + eh;
     const int64_t band_floats = in_place ? 0 : b.max_rows * row_floats;
@@ -373,7 +355,7 @@ static void sweep_bands(struct implicit_plan *pl, int t, int team)
         if (in_place)
             b.data = pl->x + ((n * g->h + oh0 * g->sh - g->pt) * g->w - g->pl) * g->cin;
         else
-            band_fill(g, pl->x, &b, n, oh0, rows);
+            cnnc_conv_band_fill(g, pl->x, &b, n, oh0, rows);
         if (pl->tiled) {
             band_tiles(pl, &b, r, rows);
             r += rows;
@@ -410,71 +392,6 @@ static void sweep_bands(struct implicit_plan *pl, int t, int team)
     }
 }
 
-/* ---- weight gradient through weights_tile --------------------------------- */
-
-cnnc_status cnnc_conv_tiled_backward_weights(const struct cnnc_conv_geom *g, int threads, const float *x,
-                                             const float *dy, float *dw, float *db)
-{
-    const struct cnnc_conv_kernels *ck = CNNC_PICK(cnnc_conv_kernels);
-    const int64_t kg = g->kh * g->kw * g->cin_g, eh = (g->kh - 1) * g->dh + 1;
-    struct band b;
-    b.width = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
-    const int64_t row_floats = b.width * g->cin;
-    /* A band's input rows and the dy rows they meet share the budget: both
-     * are re-read once per block of dW. */
-    const int64_t per_row = (g->sh * row_floats + g->ow * g->cout) * (int64_t)sizeof(float);
-    const int64_t band_rows = cnnc_max_i64(1, (BAND_BYTES - eh * row_floats * (int64_t)sizeof(float)) / per_row + 1);
-    b.max_rows = (band_rows - 1) * g->sh + eh;
-    int64_t *off = cnnc_workspace(CNNC_CONV_SLOT_SHARED, (size_t)kg * sizeof(int64_t));
-    if (!off)
-        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the tap offsets");
-    for (int64_t kh = 0, k = 0; kh < g->kh; ++kh)
-        for (int64_t kw = 0; kw < g->kw; ++kw)
-            for (int64_t c = 0; c < g->cin_g; ++c)
-                off[k++] = (kh * g->dh * b.width + kw * g->dw) * g->cin + c;
-    float *buffers[threads];
-    struct cnnc_conv_partials partials = {
-        .out = dw, .buffers = buffers, .count = kg * g->cout, .out2 = db, .count2 = db ? g->cout : 0,
-    };
-#ifdef CNNC_OPENMP
-#pragma omp parallel num_threads(threads)
-#endif
-    {
-        unsigned fpu = cnnc_fpu_enter();
-        float *sum = cnnc_conv_partial_begin(&partials);
-        float *dbsum = sum && db ? cnnc_conv_partial_second(&partials, sum) : NULL;
-        float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(b.max_rows * row_floats) * sizeof(float));
-        if (!buf)
-            cnnc_conv_mark_failed(&partials.failed);
-        if (sum && buf) {
-            struct band own = b;
-            own.buf = buf;
-            int64_t r0, r1;
-            cnnc_conv_split(g->n * g->oh, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
-            for (int64_t r = r0; r < r1;) {
-                const int64_t n = r / g->oh, oh0 = r % g->oh;
-                const int64_t rows = cnnc_min_i64(band_rows, cnnc_min_i64(r1 - r, g->oh - oh0));
-                band_fill(g, x, &own, n, oh0, rows);
-                for (int64_t grp = 0; grp < g->groups; ++grp) {
-                    const struct cnnc_conv_wtile t = {
-                        .rows = rows, .cols = g->ow, .a = buf + grp * g->cin_g, .ars = g->sh * row_floats,
-                        .rs = g->sw * g->cin, .off = off, .b = dy + r * g->ow * g->cout + grp * g->cout_g,
-                        .brs = g->ow * g->cout, .ldb = g->cout,
-                    };
-                    ck->weights_tile(&t, kg, g->cout_g, sum + grp * g->cout_g, g->cout,
-                                     dbsum ? dbsum + grp * g->cout_g : NULL);
-                }
-                r += rows;
-            }
-        }
-        cnnc_conv_partial_reduce(&partials);
-        cnnc_fpu_restore(fpu);
-    }
-    if (partials.failed)
-        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the weight-gradient workspace");
-    return CNNC_OK;
-}
-
 static void implicit_thread(void *ctx)
 {
     struct implicit_plan *pl = ctx;
@@ -491,18 +408,11 @@ static void implicit_thread(void *ctx)
         sweep_flat(pl, t, team);
 }
 
-cnnc_status cnnc_conv_implicit_forward(const struct cnnc_conv_geom *g, int threads, const float *x, const float *w,
-                                       int flipped, const float *bias, float *y)
-{
-    const struct cnnc_conv_phase whole = {
-        .rh = 0, .rw = 0, .sh = 1, .sw = 1, .kw = g->kw,
-        .y_px = g->cout, .y_row = g->ow * g->cout, .y_img = g->oh * g->ow * g->cout,
-    };
-    return cnnc_conv_implicit_phase(g, threads, x, w, flipped, &whole, bias, y);
-}
-
-cnnc_status cnnc_conv_implicit_phase(const struct cnnc_conv_geom *g, int threads, const float *x, const float *w,
-                                     int flipped, const struct cnnc_conv_phase *ph, const float *bias, float *y)
+/* g computed on `threads` threads: w as stored, or with `flipped` the
+ * kernel of the convolution whose stride-1 input gradient this is, with
+ * the taps and the output layout as ph says. */
+static cnnc_status run(const struct cnnc_conv_geom *g, int threads, const float *x, const float *w, int flipped,
+                       const struct phase *ph, const float *bias, float *y)
 {
     const struct cnnc_gemm_kernels *kern = CNNC_PICK(cnnc_gemm_kernels);
     const struct cnnc_conv_kernels *ck = CNNC_PICK(cnnc_conv_kernels);
@@ -523,49 +433,63 @@ cnnc_status cnnc_conv_implicit_phase(const struct cnnc_conv_geom *g, int threads
     return CNNC_OK;
 }
 
-/* ---- dcol = dy * w^T with w^T packed once per call ------------------------ */
-
-int64_t cnnc_conv_packed_wt_floats(const struct cnnc_conv_geom *g, const struct cnnc_gemm_kernels *kern)
+/* Output pixels of g as the flat NHWC array y, taps of w as stored. */
+static struct phase whole(const struct cnnc_conv_geom *g)
 {
-    const int64_t kg = g->kh * g->kw * g->cin_g;
-    return g->groups * cnnc_ceil_div(kg, kern->nr) * kern->nr * g->cout_g;
+    const struct phase ph = {
+        .rh = 0, .rw = 0, .sh = 1, .sw = 1, .kw = g->kw,
+        .y_px = g->cout, .y_row = g->ow * g->cout, .y_img = g->oh * g->ow * g->cout,
+    };
+    return ph;
 }
 
-void cnnc_conv_pack_wt(const struct cnnc_conv_geom *g, const struct cnnc_gemm_kernels *kern, const float *w,
-                       float *bp, int t, int team)
+cnnc_status cnnc_conv_implicit_forward(const struct cnnc_conv_geom *g, int threads, const float *x, const float *w,
+                                       const float *bias, float *y)
 {
-    const int64_t kg = g->kh * g->kw * g->cin_g, nr = kern->nr, panels = cnnc_ceil_div(kg, nr);
-    /* Row co, column k of group grp's w^T is w[k][grp * Cout/g + co]. */
-    for (int64_t q = t; q < g->groups * panels; q += team) {
-        const int64_t grp = q / panels, j = q % panels;
-        kern->pack_b(g->cout_g, cnnc_min_i64(nr, kg - j * nr), w + (j * nr) * g->cout + grp * g->cout_g, 1, g->cout,
-                     bp + q * g->cout_g * nr);
-    }
+    const struct phase ph = whole(g);
+    return run(g, threads, x, w, 0, &ph, bias, y);
 }
 
-void cnnc_conv_dcol_packed(const struct cnnc_conv_geom *g, const struct cnnc_gemm_kernels *kern, const float *bp,
-                           int64_t count, const float *dy, float *dcol, int64_t ldc, float *ap)
+cnnc_status cnnc_conv_implicit_backward_data(const struct cnnc_conv_geom *g, int threads, const float *w,
+                                             const float *dy, const float *bias, float *dx)
 {
-    const int64_t kg = g->kh * g->kw * g->cin_g, mr = kern->mr, nr = kern->nr, panels = cnnc_ceil_div(kg, nr);
-    const int64_t block = cnnc_max_i64(1, A_BLOCK_BYTES / (g->cout_g * nr * (int64_t)sizeof(float)));
-    for (int64_t grp = 0; grp < g->groups; ++grp) {
-        const float *bg = bp + grp * panels * g->cout_g * nr;
-        for (int64_t j0 = 0; j0 < panels; j0 += block) {
-            const int64_t j1 = cnnc_min_i64(panels, j0 + block);
-            for (int64_t i0 = 0; i0 < count; i0 += mr) {
-                const int64_t rows = cnnc_min_i64(mr, count - i0);
-                const float *a = dy + i0 * g->cout + grp * g->cout_g;
-                int64_t rs = g->cout, cs = 1;
-                if (rows < mr) {
-                    kern->pack_a(rows, g->cout_g, a, g->cout, 1, ap);
-                    a = ap;
-                    rs = 1;
-                    cs = mr;
-                }
-                for (int64_t j = j0; j < j1; ++j)
-                    kern->ukernel(g->cout_g, a, rs, cs, bg + j * g->cout_g * nr, dcol + i0 * ldc + grp * kg + j * nr,
-                                  ldc, rows, cnnc_min_i64(nr, kg - j * nr), 1.0f, 0.0f);
-            }
+    const struct cnnc_conv_geom t = cnnc_conv_data_gradient_geom(g);
+    const struct phase ph = whole(&t);
+    return run(&t, threads, dy, w, 1, &ph, bias, dx);
+}
+
+cnnc_status cnnc_conv_implicit_backward_data_phases(const struct cnnc_conv_geom *g, int threads, const float *w,
+                                                    const float *dy, const float *bias, float *dx)
+{
+    for (int64_t rh = 0; rh < g->sh; ++rh) {
+        /* dx rows ih = q * sh + rh - pad_top for q in [q0h, q1h]. */
+        int64_t q0h, q1h;
+        cnnc_conv_phase_range(g->h, g->pt, g->sh, rh, &q0h, &q1h);
+        const int64_t kjh = cnnc_ceil_div(g->kh - rh, g->sh);
+        if (q1h < q0h)
+            continue;
+        for (int64_t rw = 0; rw < g->sw; ++rw) {
+            int64_t q0w, q1w;
+            cnnc_conv_phase_range(g->w, g->pl, g->sw, rw, &q0w, &q1w);
+            const int64_t kjw = cnnc_ceil_div(g->kw - rw, g->sw);
+            if (q1w < q0w)
+                continue;
+            /* Output q - q0 reads dy rows q - j for taps j < kj: padding
+             * kj - 1 - q0 (negative crops). */
+            const int64_t pt = kjh - 1 - q0h, pl = kjw - 1 - q0w;
+            const struct cnnc_conv_geom t = {
+                .n = g->n, .h = g->oh, .w = g->ow, .cin = g->cout, .cout = g->cin,
+                .kh = kjh, .kw = kjw, .sh = 1, .sw = 1, .dh = 1, .dw = 1,
+                .pt = pt, .pb = q1h - q0h + kjh - 1 - g->oh - pt + 1, .pl = pl, .pr = q1w - q0w + kjw - 1 - g->ow - pl + 1,
+                .groups = g->groups, .cin_g = g->cout_g, .cout_g = g->cin_g, .oh = q1h - q0h + 1, .ow = q1w - q0w + 1,
+            };
+            const struct phase ph = {
+                .rh = rh, .rw = rw, .sh = g->sh, .sw = g->sw, .kw = g->kw,
+                .y_px = g->sw * g->cin, .y_row = g->sh * g->w * g->cin, .y_img = g->h * g->w * g->cin,
+            };
+            float *y = dx + ((q0h * g->sh + rh - g->pt) * g->w + q0w * g->sw + rw - g->pl) * g->cin;
+            CNNC_TRY(run(&t, threads, dy, w, 1, &ph, bias, y));
         }
     }
+    return CNNC_OK;
 }

@@ -1,0 +1,15 @@
+/* The convolution family's algorithm layer: direct depthwise convolution
+ * (src/conv/depthwise.c), for g with cnnc_conv_is_depthwise. */
+#ifndef CNNC_CONV_DEPTHWISE_H
+#define CNNC_CONV_DEPTHWISE_H
+#include "geometry.h"
+
+CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const float *x,
+                                                      const float *w, const float *bias, float *y);
+CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_data(const struct cnnc_conv_geom *g, const float *w,
+                                                            const float *dy, const float *bias, float *dx);
+/* db (Cout), unless NULL, gets the channel sums of dy from the same pass. */
+CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g, const float *x,
+                                                               const float *dy, float *dw, float *db);
+
+#endif

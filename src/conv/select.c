@@ -1,0 +1,265 @@
+/* The choice of algorithm per pass.
+ *
+ * Algorithms (x NHWC, w (KH, KW, Cin/g, Cout), so that a patch of x in
+ * (kh, kw, c) order is a row that multiplies w viewed as a (KH*KW*Cin/g) x
+ * Cout matrix):
+ *
+ * - depthwise (groups == Cin, any multiplier): direct per-ISA kernels
+ *   (src/conv/depthwise.c, src/kernels/<isa>/depthwise_<isa>.c), vectorized
+ *   over channels. Each output pixel does only KH*KW*Cout multiply-adds, far
+ *   too little work to amortize an im2col copy, and GEMMs with K = KH*KW are
+ *   hopeless. Forward: parallel over bands of output rows, register tiles
+ *   of 8 pixels that load each source vector of a kernel row once.
+ *   Backward-data: a gather over the taps that reach each input pixel (one
+ *   pass per stride phase), parallel over input rows (no write conflicts).
+ *   Backward-weights (and db in the same pass): per-thread partial sums
+ *   over row ranges, kept in registers along rows, reduced in thread order.
+ * - 3x3, stride 1, dilation 1, groups 1, at least 16 channels on each side
+ *   and enough tiles (winograd_chosen below has the exact rule, per pass:
+ *   the few-channel tile kernels below keep 16 -> 16 forward and the weight
+ *   gradient of fewer than 28 input channels): Winograd
+ *   F(2x2, 3x3) for all three passes. Backward-data is the forward
+ *   convolution of dy with the flipped, channel-transposed kernel (whose
+ *   transform is computed from w directly); backward-weights sums the
+ *   products of the transformed x and dy tiles and transforms back. 16 GEMMs
+ *   on the transformed tiles do 2.25 times fewer multiply-adds than the
+ *   direct convolution; the implicit GEMM already runs at about 95% of the
+ *   FMA peak, so only fewer multiplications beat it (measured 1.2-2.3x on
+ *   ResNet-18's 3x3 layers and the MNIST 32->64 layer, each pass). F(4x4,
+ *   3x3) would save more but its transforms lose float32 accuracy.
+ *   CNNC_WINOGRAD=0/1 in the environment disables or forces it (tests run
+ *   both paths).
+ * - everything else runs on the GEMM micro-kernels (src/conv/im2col_gemm.c,
+ *   src/conv/implicit.c):
+ *   * 1x1, stride 1, unpadded: x itself is the (N*H*W) x Cin matrix, so
+ *     forward is one GEMM per group and per pixel chunk, backward-data is
+ *     dY * W^T and backward-weights X^T * dY, all without any copy.
+ *   * general forward: implicit GEMM. The weights are packed once per call
+ *     into the micro-kernel's panels. When output rows are at least one
+ *     micro-tile (MR pixels) wide, each thread copies the input rows that a
+ *     band of output rows reads into a zero-padded buffer (about 256 KiB),
+ *     or, when no tap needs padding (1x1 / 2 downsampling), reads x itself
+ *     (1.05-1.25x on ResNet-18's 1x1 / 2 layers: the copy held every input
+ *     row and column, three quarters of which no tap reads),
+ *     and the micro-kernel reads MR consecutive output pixels straight from
+ *     it (constant stride stride_w * Cin), one call per kernel row when the
+ *     kernel row is contiguous (dilation_w == 1, groups == 1), else per tap:
+ *     no im2col at all. With few channels per kernel row (3x3 on 1..21
+ *     channels, the ResNet stem) one call per kernel row would load and store
+ *     the C tile for a handful of multiply-adds, so a per-ISA tile kernel
+ *     (src/internal/conv_tile_template.h) runs all the taps of a tile in
+ *     registers from the bias instead, for rows of any width (the tile
+ *     computes exactly the pixels it keeps). Otherwise narrower rows are cut
+ *     into MR-pixel segments across rows, im2col'd and packed (one copy), in
+ *     blocks that fit L2.
+ *   * backward-data, stride 1 with >= 64 channels per group: the gradient
+ *     is itself a stride-1 convolution of dy with the spatially flipped,
+ *     channel-transposed kernel and padding k_eff - 1 - pad, so it runs the
+ *     implicit-GEMM forward (which packs that kernel straight from w): each
+ *     thread writes whole dx pixels, nothing to scatter.
+ *   * backward-data, stride > 1, dilation 1, kernel at least as large as
+ *     the stride, >= 32 channels per group in dx, phase rows that are
+ *     (nearly) whole micro-tiles of a large register tile (AVX-512; with
+ *     AVX2's the dcol GEMM below stays ahead): the sub-pixel decomposition
+ *     (cnnc_conv_implicit_backward_data_phases). The dx pixels of one
+ *     stride phase receive only the taps of one sub-kernel (2x2, 2x1, 1x2,
+ *     1x1 for 3x3 / 2): each phase is a stride-1 convolution of dy, run by
+ *     the implicit-GEMM forward with that sub-kernel flipped and
+ *     channel-transposed, writing a strided subset of dx directly; no
+ *     dcol, no col2im (1.1-1.2x on ResNet-18's 3x3 / 2 layers at 56 and
+ *     28, at 1 and 2 threads; with 7-pixel phase rows on 14-pixel tiles
+ *     it loses, 1.7x). Without a bias (dx never has one) the first
+ *     product of each tile initializes it: no zero fill to read back
+ *     (1.04-1.1x more).
+ *     CNNC_CONV_PHASES=1/0 forces it wherever it applies, or disables it.
+ *   * backward-data otherwise: dcol = dY * W^T per tile (W^T packed once,
+ *     dY read in place), then col2im. With at least as many images as
+ *     threads each thread owns whole images and scatter-adds tile by tile.
+ *     With fewer images (batch-1 inference of a transposed convolution)
+ *     threads share each image: they compute the image's whole dcol, then
+ *     gather it per input row.
+ *   * backward-weights with few input channels or outputs (and at most 576
+ *     rows of dW; tiled_weights_pay below has the rule,
+ *     src/conv/tiled_weights.c the code): per-ISA register tiles of dW (a
+ *     block of KH*KW*Cin/g rows x a few vectors of Cout) accumulate while the pixels of a zero-padded band of
+ *     input rows and the matching dy rows stream by, with the bias gradient
+ *     summed in the same pass; per-thread partials as below.
+ *   * backward-weights otherwise: each thread accumulates
+ *     im2col(tile)^T * dY(tile) (tiles of >= 256 pixels, the GEMM's inner
+ *     dimension) into a private dW over its pixel range (thread 0 directly
+ *     into dw), then the partials are summed in thread order: deterministic
+ *     for a fixed thread count.
+ * - bias gradients are a channel sum of dy with the same partial scheme (fused
+ *   into the tiled weight gradient where that runs).
+ */
+#include <stdlib.h>
+#include "select.h"
+#include "depthwise.h"
+#include "gemm_kernels.h"
+#include "im2col_gemm.h"
+#include "implicit.h"
+#include "partials.h"
+#include "team.h"
+#include "tiled_weights.h"
+#include "winograd.h"
+
+enum pass { PASS_FORWARD, PASS_BACKWARD_DATA, PASS_BACKWARD_WEIGHTS };
+
+/* The thresholds of winograd_chosen. */
+#define WINOGRAD_MIN_CHANNELS 16
+#define WINOGRAD_MIN_TILES 48
+#define WINOGRAD_MIN_WEIGHT_GRAD_CIN 28
+
+/* Winograd, where it applies, and is faster there or forced by the
+ * environment variable CNNC_WINOGRAD ("1" wherever it applies, "0" never).
+ * For backward-data, g is the forward convolution that computes it
+ * (cnnc_conv_data_gradient_geom). */
+static int winograd_chosen(const struct cnnc_conv_geom *g, enum pass pass)
+{
+    if (!cnnc_conv_winograd_applies(g))
+        return 0;
+    const char *env = getenv("CNNC_WINOGRAD");
+    if (env && env[0] == '0' && env[1] == '\0')
+        return 0;
+    if (env && env[0] == '1' && env[1] == '\0')
+        return 1;
+    /* Where it loses (measured against the other paths): with fewer than
+     * 16 channels on either side the transforms and the GEMM's padding to
+     * whole panels cost more than the multiplications saved; with few tiles
+     * the per-call kernel transform is not amortized; and where edge tiles
+     * would discard more than half of what they compute (outputs of 1 pixel
+     * along an axis), the saving is gone. Per pass: the few-channel tile
+     * kernels of the GEMM path keep 16 -> 16 forward and the weight gradient
+     * of up to 24 input channels. */
+    const int64_t th = cnnc_ceil_div(g->oh, 2), tw = cnnc_ceil_div(g->ow, 2);
+    if (g->cin < WINOGRAD_MIN_CHANNELS || g->cout < WINOGRAD_MIN_CHANNELS || g->n * th * tw < WINOGRAD_MIN_TILES ||
+        2 * g->oh * g->ow < 4 * th * tw)
+        return 0;
+    switch (pass) {
+    case PASS_FORWARD:
+        return g->cin >= 2 * WINOGRAD_MIN_CHANNELS || g->cout >= 2 * WINOGRAD_MIN_CHANNELS;
+    case PASS_BACKWARD_WEIGHTS:
+        return g->cin >= WINOGRAD_MIN_WEIGHT_GRAD_CIN;
+    default:
+        return 1;
+    }
+}
+
+
+/* Phase output rows of width pw run in MR-pixel segments, and a partial
+ * last segment costs a whole one: the phases win only where that waste is
+ * small (measured at batch 8-32 with the 14 x 32 AVX-512 micro-kernel:
+ * 1.05-1.25x faster with rows that are whole segments, up to 1.6x slower
+ * with 15-pixel rows on 14-pixel segments), and only with enough dx
+ * channels to fill the micro-kernel's columns (2.7x slower for 3). With the
+ * smaller register tiles (AVX2's 6 x 16: 1.1-1.3x slower on ResNet-18's
+ * 3x3 / 2 layers) each call's C tile and A rows weigh more, and the dcol
+ * GEMM, which writes its tiles once without reading them, stays ahead.
+ * CNNC_CONV_PHASES=1/0 in the environment forces the decomposition wherever
+ * it applies, or disables it (tests run both). */
+#define PHASES_MIN_TILE 256
+static int phases_pay(const struct cnnc_conv_geom *g)
+{
+    if (g->dh != 1 || g->dw != 1 || g->kh < g->sh || g->kw < g->sw || (g->sh == 1 && g->sw == 1))
+        return 0;
+    const char *env = getenv("CNNC_CONV_PHASES");
+    if (env && (env[0] == '0' || env[0] == '1'))
+        return env[0] == '1';
+    if (g->cin_g < 32)
+        return 0;
+    const struct cnnc_gemm_kernels *kern = CNNC_PICK(cnnc_gemm_kernels);
+    const int64_t mr = kern->mr;
+    if (mr * kern->nr < PHASES_MIN_TILE)
+        return 0;
+    for (int64_t rw = 0; rw < g->sw; ++rw) {
+        int64_t q0, q1;
+        cnnc_conv_phase_range(g->w, g->pl, g->sw, rw, &q0, &q1);
+        const int64_t pw = q1 - q0 + 1;
+        if (pw > 0 && cnnc_ceil_div(pw, mr) * mr * 8 > pw * 9)
+            return 0;
+    }
+    return 1;
+}
+
+/* The weight gradient through the tiles (src/conv/tiled_weights.c) reads x
+ * in place from zero-padded bands, where im2col + GEMM copies the patches,
+ * pads the rows of dW (KH*KW*Cin/g) up to the GEMM's MR and packs all of
+ * dy: the tiles win (measured, batch 8 to 32) for few input channels (5x
+ * for 1 -> 32 3x3, 1.5x for the 3 -> 64 7x7 ResNet stem) and for up to 128
+ * outputs per group (1.2x for 64 -> 64 3x3), as long as dW has at most
+ * WTILE_MAX_ROWS rows. With more rows or outputs, each pixel's broadcast
+ * operands are re-read once per block of dW, and the GEMM's packed panels
+ * do better. The bands copy
+ * whole input rows, so with many channels a kernel smaller than its stride
+ * (1x1 / 2 downsampling) would copy and stream pixels no tap reads, where
+ * im2col gathers only the ones it needs. Bands never span images, so tiny
+ * output images (a few pixels each) would pay a band and a pass over the
+ * dW blocks per image, where im2col tiles span images. */
+#define WTILE_MAX_ROWS 576
+#define WTILE_FEW_CIN 32
+#define WTILE_MAX_COUT 128
+#define WTILE_MIN_PIXELS 8
+static int tiled_weights_pay(const struct cnnc_conv_geom *g)
+{
+    const int64_t kg = g->kh * g->kw * g->cin_g;
+    if (kg > WTILE_MAX_ROWS || g->oh * g->ow < WTILE_MIN_PIXELS)
+        return 0;
+    if (g->cin_g < WTILE_FEW_CIN)
+        return 1;
+    return g->cout_g <= WTILE_MAX_COUT && g->kh >= g->sh && g->kw >= g->sw;
+}
+
+cnnc_status cnnc_conv_select_forward(const struct cnnc_conv_geom *g, const float *x, const float *w,
+                                     const float *bias, float *y)
+{
+    if (cnnc_conv_is_depthwise(g))
+        return cnnc_conv_depthwise_forward(g, x, w, bias, y);
+    if (winograd_chosen(g, PASS_FORWARD))
+        return cnnc_conv_winograd_forward(g, x, w, 0, bias, y);
+    const int threads = cnnc_conv_threads(g);
+    if (cnnc_conv_is_pointwise(g))
+        return cnnc_conv_gemm_pointwise_forward(g, threads, x, w, bias, y);
+    return cnnc_conv_implicit_forward(g, threads, x, w, bias, y);
+}
+
+cnnc_status cnnc_conv_select_backward_data(const struct cnnc_conv_geom *g, const float *w, const float *dy,
+                                           const float *bias, float *dx)
+{
+    if (cnnc_conv_is_depthwise(g))
+        return cnnc_conv_depthwise_backward_data(g, w, dy, bias, dx);
+    if (g->sh == 1 && g->sw == 1) {
+        const struct cnnc_conv_geom t = cnnc_conv_data_gradient_geom(g);
+        if (winograd_chosen(&t, PASS_BACKWARD_DATA))
+            return cnnc_conv_winograd_forward(&t, dy, w, 1, bias, dx);
+    }
+    const int threads = cnnc_conv_threads(g);
+    if (cnnc_conv_is_pointwise(g))
+        return cnnc_conv_gemm_pointwise_backward_data(g, threads, w, dy, bias, dx);
+    /* The gather form needs enough input channels to fill the GEMM's
+     * columns; with few (the first layer of an image network) the dcol
+     * product, whose columns are KH*KW*Cin/g, does better. */
+    if (g->sh == 1 && g->sw == 1 && g->cin_g >= 64)
+        return cnnc_conv_implicit_backward_data(g, threads, w, dy, bias, dx);
+    if (phases_pay(g))
+        return cnnc_conv_implicit_backward_data_phases(g, threads, w, dy, bias, dx);
+    if (threads <= g->n)
+        return cnnc_conv_gemm_backward_data_scatter(g, threads, w, dy, bias, dx);
+    return cnnc_conv_gemm_backward_data_shared(g, threads, w, dy, bias, dx);
+}
+
+cnnc_status cnnc_conv_select_backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy,
+                                              float *dw, float *db)
+{
+    if (cnnc_conv_is_depthwise(g))
+        return cnnc_conv_depthwise_backward_weights(g, x, dy, dw, db);
+    if (winograd_chosen(g, PASS_BACKWARD_WEIGHTS)) {
+        CNNC_TRY(cnnc_conv_winograd_backward_weights(g, x, dy, dw));
+        if (db)
+            CNNC_TRY(cnnc_conv_channel_sum(g->n * g->oh * g->ow, g->cout, dy, db));
+        return CNNC_OK;
+    }
+    const int threads = cnnc_conv_threads(g);
+    if (tiled_weights_pay(g))
+        return cnnc_conv_tiled_backward_weights(g, threads, x, dy, dw, db);
+    return cnnc_conv_gemm_backward_weights(g, threads, x, dy, dw, db);
+}

@@ -1,0 +1,19 @@
+/* The convolution family's algorithm layer: Winograd F(2x2, 3x3)
+ * (src/conv/winograd.c). */
+#ifndef CNNC_CONV_WINOGRAD_H
+#define CNNC_CONV_WINOGRAD_H
+#include "geometry.h"
+
+/* Whether g is a geometry it computes: 3x3, stride 1, dilation 1, groups 1. */
+CNNC_INTERNAL int cnnc_conv_winograd_applies(const struct cnnc_conv_geom *g);
+/* y = bias (or 0) + the convolution of x with w, for a g it applies to.
+ * With flipped, w is the kernel of the convolution whose stride-1 input
+ * gradient this is ((3, 3, g->cout, g->cin), used flipped in space and
+ * transposed in channels), and g is cnnc_conv_data_gradient_geom of it. */
+CNNC_INTERNAL cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const float *x,
+                                                     const float *w, int flipped, const float *bias, float *y);
+/* dw of a g it applies to, from x and dy. */
+CNNC_INTERNAL cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, const float *x,
+                                                              const float *dy, float *dw);
+
+#endif
