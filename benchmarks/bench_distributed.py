@@ -5,21 +5,25 @@ for ResNet-50 on a cluster.
 
 Measures, on synthetic data, training throughput (images/s) of ResNet-18
 (10 classes, SIZExSIZE RGB inputs, global batch BATCH, SGD) for
-    1 process x 1 thread, 1 process x 2 threads, 2 MPI ranks x 1 thread
-(the 2-rank run through ``mpirun``), the scaling efficiency of 2 ranks over
-1 rank, the share of each step a rank waits for the gradient allreduce, and
-the allreduce bandwidth between 2 ranks (4 to 64 MiB). Then the time of a
-ResNet-50 training image here, and from all of these a ring-allreduce
-estimate of ResNet-50 (100 MB of float32 gradients) on 2, 8 and 32
-machines over 10 and 100 Gbit/s networks.
+    1 process x 1 thread, 1 process x 2 threads (plain fit, no MPI),
+    1 rank x 1 thread, 2 ranks x 1 thread (DataParallel under the launcher),
+the speed-up and scaling efficiency of each against 1 process x 1 thread,
+the ratio of 2 ranks to 2 threads, the share of each step a rank waits for
+the gradient allreduce, and the allreduce bandwidth between 2 ranks (4 to
+64 MiB). Then the time of a ResNet-50 training image here, and from all of
+these a ring-allreduce estimate of ResNet-50 (100 MB of float32 gradients)
+on 2, 8 and 32 machines over 10 and 100 Gbit/s networks.
 
-Needs mpi4py and mpirun (Open MPI or MPICH). Figures on a shared machine
-vary with the load of the other processes: compare the rows of one run.
+The ranks run on the MPI that the running Python's mpi4py uses, started
+with that MPI's launcher (Open MPI's mpirun or MPICH's mpiexec, found by
+cnnc.distributed.launcher); run it with another environment's Python to
+measure another MPI. Figures on a shared machine vary with the load of the
+other processes (the load average is printed before and after): compare
+the rows of one run.
 """
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -38,7 +42,7 @@ def worker(args):
     from cnnc.utils import set_random_seed
 
     strategy = None
-    if args.ranks > 1:
+    if args.launched:
         import cnnc.distributed
         strategy = cnnc.distributed.DataParallel(threads=args.threads)
     else:
@@ -65,12 +69,12 @@ def worker(args):
     clock = Clock()
     model.fit(x, y, batch_size=args.batch, epochs=1, verbose=0, shuffle=False, callbacks=[clock])
     seconds = clock.ends[-1] - clock.ends[1]
-    result = {"ranks": args.ranks, "threads": args.threads,
+    result = {"ranks": args.ranks, "threads": args.threads, "launched": args.launched,
               "images_per_second": args.steps * args.batch / seconds,
               "step_seconds": seconds / args.steps,
               "wait_share": (clock.waits[-1] - clock.waits[1]) / seconds,
               "gradient_bytes": 4 * sum(w.value.size for w in model.trainable_weights)}
-    if strategy is not None:
+    if strategy is not None and strategy.size > 1:
         result["allreduce"] = allreduce_bandwidth(strategy)
     if strategy is None or strategy.rank == 0:
         print("RESULT " + json.dumps(result), flush=True)
@@ -110,19 +114,21 @@ def resnet50_image_seconds(threads, batch=4):
     return (time.perf_counter() - start) / batch
 
 
-def run_config(args, ranks, threads):
+def run_config(args, ranks, threads, launch):
+    """One configuration in a child process (under the launcher when
+    ``launch``, even for one rank): its RESULT line, parsed."""
     command = [sys.executable, os.path.abspath(__file__), "--worker", "--ranks", str(ranks),
                "--threads", str(threads), "--steps", str(args.steps), "--batch", str(args.batch),
                "--size", str(args.size)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMPI_ALLOW_RUN_AS_ROOT="1",
-               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    if ranks > 1:
-        launcher = shutil.which("mpirun") or shutil.which("mpiexec")
-        if launcher is None:
-            sys.exit("mpirun not found: install Open MPI or MPICH")
-        version = subprocess.run([launcher, "--version"], capture_output=True, text=True).stdout
-        flags = ["--oversubscribe", "--bind-to", "none"] if "Open MPI" in version else []
-        command = [launcher] + flags + ["-np", str(ranks)] + command
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    if launch:
+        from cnnc.distributed.launcher import local_launch
+        try:
+            prefix, extra = local_launch(ranks)
+        except RuntimeError as exc:
+            sys.exit(f"cannot start MPI ranks: {exc}")
+        command = prefix + command + ["--launched"]
+        env.update(extra)
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -150,36 +156,48 @@ def main():
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--ranks", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args)
         return
 
+    from cnnc.distributed.launcher import library_version
+    library = " ".join((library_version() or "mpi4py not importable").splitlines()[0].split())
     print(f"ResNet-18, {args.size}x{args.size}x3, global batch {args.batch}, SGD; "
-          f"{args.steps} timed steps\n")
-    runs = [run_config(args, 1, 1), run_config(args, 1, 2), run_config(args, 2, 1)]
-    one = runs[0]["images_per_second"]
-    print(f"{'configuration':<24}{'img/s':>9}{'step ms':>9}{'vs 1x1':>8}{'efficiency':>12}"
-          f"{'comm wait':>11}")
-    for r in runs:
+          f"{args.steps} timed steps; MPI: {library.split(', package')[0]}")
+    print("load average before: {:.2f} {:.2f} {:.2f}\n".format(*os.getloadavg()))
+    runs = [run_config(args, 1, 1, False), run_config(args, 1, 2, False),
+            run_config(args, 1, 1, True), run_config(args, 2, 1, True)]
+    one, two_threads = runs[0]["images_per_second"], runs[1]["images_per_second"]
+    print(f"{'configuration':<28}{'img/s':>8}{'step ms':>9}{'vs 1x1':>8}{'efficiency':>12}"
+          f"{'vs 1x2':>8}{'comm wait':>11}")
+    labels = ["1 process x 1 thread", "1 process x 2 threads", "1 rank x 1 thread (MPI)",
+              "2 ranks x 1 thread (MPI)"]
+    for label, r in zip(labels, runs):
         workers = r["ranks"] * r["threads"]
         speedup = r["images_per_second"] / one
-        print(f"{r['ranks']} rank(s) x {r['threads']} thread(s)  {r['images_per_second']:9.1f}"
-              f"{1e3 * r['step_seconds']:9.1f}{speedup:8.2f}{speedup / workers:12.0%}"
-              f"{r['wait_share']:11.1%}")
-    two = runs[2]
+        wait = f"{r['wait_share']:11.1%}" if r["launched"] else f"{'-':>11}"
+        print(f"{label:<28}{r['images_per_second']:8.1f}{1e3 * r['step_seconds']:9.1f}"
+              f"{speedup:8.2f}{speedup / workers:12.0%}"
+              f"{r['images_per_second'] / two_threads:8.2f}{wait}")
+    print("(efficiency: speed-up over 1 process x 1 thread, per core used; vs 1x2: "
+          "throughput over 1 process x 2 threads)")
+    two = runs[3]
     print(f"\ngradients: {two['gradient_bytes'] / 1e6:.1f} MB per step; allreduce between 2 "
           f"ranks on this machine:")
     for mib, seconds, bus in two["allreduce"]:
         print(f"  {mib:3d} MiB: {1e3 * seconds:7.2f} ms, bus bandwidth {bus:6.2f} GB/s")
 
     # The part of the allreduce that backward hides in the 2-rank run (for 2
-    # ranks a ring moves the whole buffer once: time = bytes / bus bandwidth).
-    bus = max(b for _, _, b in two["allreduce"])
+    # ranks a ring moves the whole buffer once: time = bytes / bus bandwidth),
+    # at the bandwidth of the size the gradients travel in (4 MiB buckets).
+    bus = two["allreduce"][0][2]
     measured_allreduce = two["gradient_bytes"] / (bus * 1e9)
     waited = two["wait_share"] * two["step_seconds"]
     hidden = min(max(1.0 - waited / measured_allreduce, 0.0), 1.0) if measured_allreduce else 0.0
-    print(f"  one step's gradients take {1e3 * measured_allreduce:.1f} ms to reduce; ranks "
+    print(f"  one step's gradients take {1e3 * measured_allreduce:.1f} ms to reduce in 4 MiB "
+          f"buckets; ranks "
           f"waited {1e3 * waited:.1f} ms per step ({hidden:.0%} hidden behind backward)")
 
     cores = max(1, os.cpu_count() or 1)
@@ -204,6 +222,7 @@ def main():
                 print(f"{machines:9d}{gbit:>6} Gb/s{1e3 * allreduce:9.0f} ms{step:9.2f}"
                       f"{compute / step:12.0%}{compute / (compute + allreduce):12.0%}"
                       f"{machines * args.local_batch / step:9.0f}")
+    print("\nload average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -119,6 +119,32 @@ cdef cnnc_optim_common _common(lr, l1, l2, weight_decay, decoupled, grad_scale, 
     return c
 
 
+cdef struct update_args:
+    int64_t n
+    float *param
+    const float *grad
+    cnnc_optim_common common
+
+
+cdef object _prepare(update_args *u, param, grad, lr, l1, l2, weight_decay, decoupled, grad_scale,
+                     clipvalue, torch_style, states=()):
+    """What every update checks and passes first: the parameter, the
+    gradient, the common hyperparameters and the state arrays ``states``
+    (``(name, array)`` pairs every one required, none overlapping another).
+    Returns the gradient as the kernel reads it: the caller keeps it alive
+    until the kernel has run."""
+    _param(param)
+    grad = _grad(grad, param)
+    u.common = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
+    for name, array in states:
+        _state(array, name, param)
+    _distinct(*states)
+    u.n = param.size
+    u.param = out_ptr(param)
+    u.grad = in_ptr(grad)
+    return grad
+
+
 def sgd_update(param, grad, velocity, lr, momentum=0.0, nesterov=False, l1=0.0, l2=0.0,
                weight_decay=0.0, decoupled=False, grad_scale=1.0, clipvalue=None, torch_style=False):
     """One SGD step on ``param`` (any shape), in place.
@@ -130,22 +156,19 @@ def sgd_update(param, grad, velocity, lr, momentum=0.0, nesterov=False, l1=0.0, 
     ``lr`` (v = -lr b). ``velocity`` (param's shape, zeros at first) may be
     None when ``momentum`` is 0.
     """
-    _param(param)
-    grad = _grad(grad, param)
-    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
+    cdef update_args u
+    grad = _prepare(&u, param, grad, lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue,
+                    torch_style)
     cdef float mu = real_scalar(momentum, "momentum")
     if mu > 0:
         _state(velocity, "velocity", param)
     else:
         velocity = None
     cdef int nest = 1 if nesterov else 0
-    cdef int64_t n = param.size
-    cdef float *p = out_ptr(param)
-    cdef const float *g = in_ptr(grad)
     cdef float *vel = out_ptr(velocity)
     cdef cnnc_status status
     with nogil:
-        status = cnnc_sgd_update(n, p, g, vel, &c, mu, nest)
+        status = cnnc_sgd_update(u.n, u.param, u.grad, vel, &u.common, mu, nest)
     check_status(status)
 
 
@@ -164,27 +187,21 @@ def adam_update(param, grad, m, v, step, lr, beta_1=0.9, beta_2=0.999, epsilon=1
     the gradient); ``decoupled=True`` is AdamW (PyTorch) and Keras's
     ``weight_decay`` of Adam/AdamW.
     """
-    _param(param)
-    grad = _grad(grad, param)
-    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
-    _state(m, "m", param)
-    _state(v, "v", param)
-    _distinct(("m", m), ("v", v))
+    cdef update_args u
+    grad = _prepare(&u, param, grad, lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue,
+                    torch_style, (("m", m), ("v", v)))
     if vhat is not None:
         _state(vhat, "vhat", param)
     cdef int64_t t = _step(step)
     cdef float b1 = real_scalar(beta_1, "beta_1")
     cdef float b2 = real_scalar(beta_2, "beta_2")
     cdef float eps = real_scalar(epsilon, "epsilon")
-    cdef int64_t n = param.size
-    cdef float *p = out_ptr(param)
-    cdef const float *g = in_ptr(grad)
     cdef float *mp = out_ptr(m)
     cdef float *vp = out_ptr(v)
     cdef float *vh = out_ptr(vhat)
     cdef cnnc_status status
     with nogil:
-        status = cnnc_adam_update(n, p, g, mp, vp, vh, t, &c, b1, b2, eps)
+        status = cnnc_adam_update(u.n, u.param, u.grad, mp, vp, vh, t, &u.common, b1, b2, eps)
     check_status(status)
 
 
@@ -201,10 +218,9 @@ def rmsprop_update(param, grad, ms, lr, rho=0.9, momentum=0.0, epsilon=1e-7, cen
     ``mom = momentum mom + u; p -= lr mom``, else ``p -= lr u``.
     ``mom`` is required when momentum > 0, ``mg`` when centered.
     """
-    _param(param)
-    grad = _grad(grad, param)
-    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
-    _state(ms, "ms", param)
+    cdef update_args u
+    grad = _prepare(&u, param, grad, lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue,
+                    torch_style, (("ms", ms),))
     cdef float mu = real_scalar(momentum, "momentum")
     if mu > 0:
         _state(mom, "mom", param)
@@ -216,15 +232,12 @@ def rmsprop_update(param, grad, ms, lr, rho=0.9, momentum=0.0, epsilon=1e-7, cen
         mg = None
     cdef float r = real_scalar(rho, "rho")
     cdef float eps = real_scalar(epsilon, "epsilon")
-    cdef int64_t n = param.size
-    cdef float *p = out_ptr(param)
-    cdef const float *g = in_ptr(grad)
     cdef float *msp = out_ptr(ms)
     cdef float *momp = out_ptr(mom)
     cdef float *mgp = out_ptr(mg)
     cdef cnnc_status status
     with nogil:
-        status = cnnc_rmsprop_update(n, p, g, msp, momp, mgp, &c, r, mu, eps)
+        status = cnnc_rmsprop_update(u.n, u.param, u.grad, msp, momp, mgp, &u.common, r, mu, eps)
     check_status(status)
 
 
@@ -236,18 +249,14 @@ def adagrad_update(param, grad, accumulator, lr, epsilon=1e-7, l1=0.0, l2=0.0, w
     0.1 (``initial_accumulator_value``), PyTorch at 0 with eps 1e-10;
     PyTorch's ``lr_decay`` is the caller's: pass ``lr / (1 + (t - 1) lr_decay)``.
     """
-    _param(param)
-    grad = _grad(grad, param)
-    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
-    _state(accumulator, "accumulator", param)
+    cdef update_args u
+    grad = _prepare(&u, param, grad, lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue,
+                    torch_style, (("accumulator", accumulator),))
     cdef float eps = real_scalar(epsilon, "epsilon")
-    cdef int64_t n = param.size
-    cdef float *p = out_ptr(param)
-    cdef const float *g = in_ptr(grad)
     cdef float *accp = out_ptr(accumulator)
     cdef cnnc_status status
     with nogil:
-        status = cnnc_adagrad_update(n, p, g, accp, &c, eps)
+        status = cnnc_adagrad_update(u.n, u.param, u.grad, accp, &u.common, eps)
     check_status(status)
 
 
@@ -260,22 +269,16 @@ def adadelta_update(param, grad, acc_grad, acc_delta, lr, rho=0.95, epsilon=1e-7
     PyTorch's defaults are lr 1, rho 0.9, eps 1e-6; Keras's lr 0.001, rho
     0.95, eps 1e-7. ``torch_style`` changes nothing here (kept for a uniform
     signature)."""
-    _param(param)
-    grad = _grad(grad, param)
-    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
-    _state(acc_grad, "acc_grad", param)
-    _state(acc_delta, "acc_delta", param)
-    _distinct(("acc_grad", acc_grad), ("acc_delta", acc_delta))
+    cdef update_args u
+    grad = _prepare(&u, param, grad, lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue,
+                    torch_style, (("acc_grad", acc_grad), ("acc_delta", acc_delta)))
     cdef float r = real_scalar(rho, "rho")
     cdef float eps = real_scalar(epsilon, "epsilon")
-    cdef int64_t n = param.size
-    cdef float *p = out_ptr(param)
-    cdef const float *g = in_ptr(grad)
     cdef float *ag = out_ptr(acc_grad)
     cdef float *ad = out_ptr(acc_delta)
     cdef cnnc_status status
     with nogil:
-        status = cnnc_adadelta_update(n, p, g, ag, ad, &c, r, eps)
+        status = cnnc_adadelta_update(u.n, u.param, u.grad, ag, ad, &u.common, r, eps)
     check_status(status)
 
 
@@ -286,24 +289,18 @@ def adamax_update(param, grad, m, u, step, lr, beta_1=0.9, beta_2=0.999, epsilon
     ``p -= lr / (1 - b1^t) * m / (u + epsilon)``; PyTorch rule
     (``torch_style=True``): ``u = max(b2 u, |g| + epsilon)``,
     ``p -= lr / (1 - b1^t) * m / u``."""
-    _param(param)
-    grad = _grad(grad, param)
-    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
-    _state(m, "m", param)
-    _state(u, "u", param)
-    _distinct(("m", m), ("u", u))
+    cdef update_args a
+    grad = _prepare(&a, param, grad, lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue,
+                    torch_style, (("m", m), ("u", u)))
     cdef int64_t t = _step(step)
     cdef float b1 = real_scalar(beta_1, "beta_1")
     cdef float b2 = real_scalar(beta_2, "beta_2")
     cdef float eps = real_scalar(epsilon, "epsilon")
-    cdef int64_t n = param.size
-    cdef float *p = out_ptr(param)
-    cdef const float *g = in_ptr(grad)
     cdef float *mp = out_ptr(m)
     cdef float *up = out_ptr(u)
     cdef cnnc_status status
     with nogil:
-        status = cnnc_adamax_update(n, p, g, mp, up, t, &c, b1, b2, eps)
+        status = cnnc_adamax_update(a.n, a.param, a.grad, mp, up, t, &a.common, b1, b2, eps)
     check_status(status)
 
 
@@ -334,12 +331,9 @@ def nadam_update(param, grad, m, v, step, lr, beta_1=0.9, beta_2=0.999, epsilon=
     ``p -= lr (mu_{t+1} m / (1 - mu_product mu_{t+1}) + (1 - mu_t) g / (1 - mu_product))
     / (sqrt(v / (1 - b2^t)) + epsilon)``. Keras and PyTorch apply the same rule;
     ``torch_style`` changes nothing here."""
-    _param(param)
-    grad = _grad(grad, param)
-    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
-    _state(m, "m", param)
-    _state(v, "v", param)
-    _distinct(("m", m), ("v", v))
+    cdef update_args u
+    grad = _prepare(&u, param, grad, lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue,
+                    torch_style, (("m", m), ("v", v)))
     cdef int64_t t = _step(step)
     cdef float b1 = real_scalar(beta_1, "beta_1")
     cdef float b2 = real_scalar(beta_2, "beta_2")
@@ -347,14 +341,11 @@ def nadam_update(param, grad, m, v, step, lr, beta_1=0.9, beta_2=0.999, epsilon=
     cdef float md = real_scalar(momentum_decay, "momentum_decay")
     cdef double prod = (nadam_mu_product(max(t, 0), b1, md) if mu_product is None
                         else float(mu_product))
-    cdef int64_t n = param.size
-    cdef float *p = out_ptr(param)
-    cdef const float *g = in_ptr(grad)
     cdef float *mp = out_ptr(m)
     cdef float *vp = out_ptr(v)
     cdef cnnc_status status
     with nogil:
-        status = cnnc_nadam_update(n, p, g, mp, vp, t, prod, &c, b1, b2, eps, md)
+        status = cnnc_nadam_update(u.n, u.param, u.grad, mp, vp, t, prod, &u.common, b1, b2, eps, md)
     check_status(status)
 
 
@@ -364,19 +355,15 @@ def lion_update(param, grad, m, lr, beta_1=0.9, beta_2=0.99, l1=0.0, l2=0.0, wei
     ``p -= lr sign(b1 m + (1 - b1) g)`` (sign(0) = 0), then
     ``m = b2 m + (1 - b2) g``. The paper's weight decay is decoupled
     (``decoupled=True``)."""
-    _param(param)
-    grad = _grad(grad, param)
-    cdef cnnc_optim_common c = _common(lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue, torch_style)
-    _state(m, "m", param)
+    cdef update_args u
+    grad = _prepare(&u, param, grad, lr, l1, l2, weight_decay, decoupled, grad_scale, clipvalue,
+                    torch_style, (("m", m),))
     cdef float b1 = real_scalar(beta_1, "beta_1")
     cdef float b2 = real_scalar(beta_2, "beta_2")
-    cdef int64_t n = param.size
-    cdef float *p = out_ptr(param)
-    cdef const float *g = in_ptr(grad)
     cdef float *mp = out_ptr(m)
     cdef cnnc_status status
     with nogil:
-        status = cnnc_lion_update(n, p, g, mp, &c, b1, b2)
+        status = cnnc_lion_update(u.n, u.param, u.grad, mp, &u.common, b1, b2)
     check_status(status)
 
 

@@ -105,9 +105,14 @@ def affine_grid_backward(dgrid):
     return dtheta
 
 
-def _check_pair(x, grid):
+def _sample_inputs(x, grid):
+    """The images and grid of a sampling, checked: NHWC images, an
+    (N, OH, OW, 2) grid, the same batch."""
+    x = _images(x)
+    grid = _grid(grid)
     if grid.shape[0] != x.shape[0]:
         raise ValueError(f"grid has batch {grid.shape[0]}, x has {x.shape[0]}")
+    return x, grid
 
 
 def grid_sample(x, grid):
@@ -117,9 +122,7 @@ def grid_sample(x, grid):
     ``torch.nn.functional.grid_sample`` with mode="bilinear",
     padding_mode="zeros", align_corners=False). Non-finite grid points
     sample 0."""
-    x = _images(x)
-    grid = _grid(grid)
-    _check_pair(x, grid)
+    x, grid = _sample_inputs(x, grid)
     cdef int64_t n = x.shape[0], h = x.shape[1], w = x.shape[2], c = x.shape[3]
     cdef int64_t oh = grid.shape[1], ow = grid.shape[2]
     y = np.empty((n, oh, ow, c), dtype=np.float32)
@@ -138,9 +141,7 @@ def grid_sample(x, grid):
 def grid_sample_backward(x, grid, dy, need_dx=True, need_dgrid=True):
     """Gradients of ``sum(dy * grid_sample(x, grid))``: ``(dx, dgrid)``
     with the shapes of x and grid (None where not needed)."""
-    x = _images(x)
-    grid = _grid(grid)
-    _check_pair(x, grid)
+    x, grid = _sample_inputs(x, grid)
     dy = as_float32(dy, "dy", allow_empty=True)
     cdef int64_t n = x.shape[0], h = x.shape[1], w = x.shape[2], c = x.shape[3]
     cdef int64_t oh = grid.shape[1], ow = grid.shape[2]

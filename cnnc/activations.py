@@ -14,7 +14,7 @@ softplus, softsign, exponential; and gelu_tanh (gelu's tanh approximation).
 """
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.autodiff.dispatch import any_traced, unary
 
 __all__ = ["ActivationFunction", "get", "serialize", "deserialize"]

@@ -18,7 +18,8 @@ their gradient comes from automatic differentiation.
 """
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
+from cnnc._masks import masked_loss
 from cnnc.autodiff.loss_call import traced_loss
 from cnnc._sparse_labels import sparse_labels
 
@@ -63,6 +64,19 @@ class Loss:
     def compute_from_logits(self, y_true, logits, sample_weight=None, grad_scale=1.0,
                             need_grad=True):
         raise TypeError(f"{type(self).__name__} has no fused logits form")
+
+    def compute_masked(self, y_true, y_pred, mask, sample_weight=None, grad_scale=1.0,
+                       need_grad=True, from_logits=False):
+        """``compute`` (``from_logits``: ``compute_from_logits``) over the
+        positions a mask of ``y_pred.shape[:-1]`` keeps, reduced as Keras
+        reduces a masked loss: the batch mean is the mean over the kept
+        positions (see :func:`cnnc._masks.masked_loss`)."""
+        compute = self.compute_from_logits if from_logits else self.compute
+        return masked_loss(compute, y_true, y_pred, mask, sample_weight, grad_scale, need_grad,
+                           rescale=self._rescales_masked())
+
+    def _rescales_masked(self):
+        return self.reduction in ("sum_over_batch_size", "mean")
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         per_sample, _ = self.compute(y_true, y_pred, sample_weight=sample_weight, need_grad=False)
@@ -211,6 +225,23 @@ class SparseCategoricalCrossentropy(Loss):
             return self.compute_from_logits(y_true, y_pred, sample_weight, grad_scale, need_grad)
         return self._scaled(ops.categorical_cross_entropy, y_true, y_pred, sample_weight,
                             grad_scale, need_grad)
+
+    def compute_masked(self, y_true, y_pred, mask, sample_weight=None, grad_scale=1.0,
+                       need_grad=True, from_logits=False):
+        """A model mask and ``ignore_class`` together: one mask (kept and not
+        ignored), one mean over what it keeps (as Keras)."""
+        if self.ignore_class is None:
+            return super().compute_masked(y_true, y_pred, mask, sample_weight, grad_scale,
+                                          need_grad, from_logits)
+        labels = sparse_labels(y_true, np.shape(y_pred), self.name, self.ignore_class)
+        keep = np.logical_and(mask, labels != self.ignore_class)
+        kernel = (ops.softmax_cross_entropy if from_logits or self.from_logits
+                  else ops.categorical_cross_entropy)
+
+        def compute(labels, y_pred, **kwargs):
+            return kernel(y_pred, labels, ignore_index=self.ignore_class, **kwargs)
+        return masked_loss(compute, labels, y_pred, keep, sample_weight, grad_scale, need_grad,
+                           rescale=self._rescales_masked())
 
     def compute_from_logits(self, y_true, logits, sample_weight=None, grad_scale=1.0,
                             need_grad=True):

@@ -79,7 +79,11 @@ class Mean(Metric):
             self.count += values.size
             return
         weights = np.asarray(sample_weight, dtype=np.float64)
-        if values.ndim:
+        if weights.ndim > values.ndim and weights.shape[:values.ndim] == values.shape:
+            # Weights per position (a mask) for values per sample: each sample
+            # weighs the mean of its positions' weights.
+            weights = weights.mean(axis=tuple(range(values.ndim, weights.ndim)))
+        if values.ndim and weights.shape != values.shape:
             weights = np.broadcast_to(weights.reshape((-1,) + (1,) * (values.ndim - 1)),
                                       values.shape)
         self.total += float((values * weights).sum())
@@ -197,11 +201,35 @@ class CategoricalAccuracy(MeanMetricWrapper):
 
 
 class SparseCategoricalAccuracy(MeanMetricWrapper):
-    def __init__(self, name="sparse_categorical_accuracy"):
+    """Accuracy against integer labels. ``ignore_class``: positions labelled
+    with it are left out of the mean (the accuracy ``"accuracy"`` resolves
+    to for a SparseCategoricalCrossentropy with ``ignore_class`` takes the
+    loss's; Keras's metric has no such argument and counts them as misses)."""
+
+    def __init__(self, name="sparse_categorical_accuracy", ignore_class=None):
         super().__init__(sparse_categorical_accuracy, name)
+        if ignore_class is not None and (isinstance(ignore_class, bool) or not isinstance(
+                ignore_class, (int, np.integer))):
+            raise ValueError(f"ignore_class must be None or an integer, got {ignore_class!r}")
+        self.ignore_class = None if ignore_class is None else int(ignore_class)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if self.ignore_class is None:
+            return super().update_state(y_true, y_pred, sample_weight)
+        y_pred = np.asarray(y_pred)
+        labels = sparse_labels(y_true, y_pred.shape, self.name, self.ignore_class)
+        kept = labels != self.ignore_class
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype=np.float32)
+            weights = weights.reshape(weights.shape + (1,) * (kept.ndim - weights.ndim))
+            kept = kept * weights
+        return Mean.update_state(self, labels == np.argmax(y_pred, axis=-1), kept)
 
     def get_config(self):
-        return {"name": self.name}
+        config = {"name": self.name}
+        if self.ignore_class is not None:
+            config["ignore_class"] = self.ignore_class
+        return config
 
 
 class TopKCategoricalAccuracy(MeanMetricWrapper):
@@ -333,7 +361,7 @@ def resolve_accuracy(name, loss, output_shape):
     if isinstance(loss, losses.BinaryCrossentropy) or (output_shape and output_shape[-1] == 1):
         return BinaryAccuracy(name=name)
     if isinstance(loss, losses.SparseCategoricalCrossentropy):
-        return SparseCategoricalAccuracy(name=name)
+        return SparseCategoricalAccuracy(name=name, ignore_class=loss.ignore_class)
     return CategoricalAccuracy(name=name)
 
 

@@ -7,16 +7,7 @@ inputs, and releases the GIL) or NumPy, and return arrays. Inside a traced
 same functions take the traced tensors flowing through the model and record
 their gradients (see :mod:`cnnc.autodiff`).
 """
-from cnnc._activation import *  # noqa: F401,F403
-from cnnc._gemm import *  # noqa: F401,F403
-from cnnc._conv import *  # noqa: F401,F403
-from cnnc._pool import *  # noqa: F401,F403
-from cnnc._norm import *  # noqa: F401,F403
-from cnnc._elementwise import *  # noqa: F401,F403
-from cnnc._loss import *  # noqa: F401,F403
-from cnnc._optim import *  # noqa: F401,F403
-from cnnc._augment import *  # noqa: F401,F403
-from cnnc._spatial import *  # noqa: F401,F403
+from cnnc._kernels import *  # noqa: F401,F403
 
 # Keras's names, differentiable on traced tensors; they replace the kernels
 # of the same name and keep their behaviour on arrays.

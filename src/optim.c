@@ -63,7 +63,24 @@ static cnnc_status check_arrays(const char *fn, int64_t n, const float *param, c
     return CNNC_OK;
 }
 
+/* What every update checks first, the arrays and the common hyperparameters,
+ * whose per-element constants it folds into *o. */
+static cnnc_status prepare_update(const char *fn, int64_t n, const float *param, const float *grad,
+                                  const cnnc_optim_common *common, struct cnnc_optim_params *o)
+{
+    CNNC_TRY(check_arrays(fn, n, param, grad));
+    return check_common(fn, common, o);
+}
+
 enum which { SGD, ADAM, RMSPROP, ADAGRAD, ADADELTA, ADAMAX, NADAM, LION };
+
+/* The state arrays each update cannot run without, by their parameter names
+ * (the optional ones, such as SGD's velocity or Adam's vhat, are absent). */
+static const char *const required_states[][2] = {
+    [SGD] = {NULL, NULL},          [ADAM] = {"m", "v"},   [RMSPROP] = {"ms", NULL},
+    [ADAGRAD] = {"acc", NULL},     [ADADELTA] = {"acc_grad", "acc_delta"},
+    [ADAMAX] = {"m", "u"},         [NADAM] = {"m", "v"},  [LION] = {"m", NULL},
+};
 
 struct update_args {
     enum which which;
@@ -100,7 +117,12 @@ static void update_range(int64_t begin, int64_t end, void *ctx)
 static cnnc_status run_update(const char *fn, enum which which, int64_t n, float *p, const float *g, float *s0,
                               float *s1, float *s2, const struct cnnc_optim_params *o)
 {
+    if (n == 0)
+        return CNNC_OK;
     const float *arrays[5] = {p, g, s0, s1, s2};
+    for (int i = 0; i < 2; ++i)
+        if (required_states[which][i] && !arrays[2 + i])
+            return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, required_states[which][i]);
     static const char *const names[5] = {"param", "grad", "the first state array", "the second state array",
                                          "the third state array"};
     for (int i = 0; i < 5; ++i)
@@ -123,14 +145,11 @@ cnnc_status cnnc_sgd_update(int64_t n, float *param, const float *grad, float *v
                             const cnnc_optim_common *common, float momentum, int nesterov)
 {
     struct cnnc_optim_params o;
-    CNNC_TRY(check_arrays(__func__, n, param, grad));
-    CNNC_TRY(check_common(__func__, common, &o));
+    CNNC_TRY(prepare_update(__func__, n, param, grad, common, &o));
     CNNC_TRY(check_rate(__func__, "momentum", momentum, 0.0f, 1.0f, 0));
     if (momentum > 0.0f && n > 0 && !velocity)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: velocity is NULL but momentum = %g", __func__,
                           (double)momentum);
-    if (n == 0)
-        return CNNC_OK;
     o.momentum = momentum;
     o.nesterov = nesterov != 0;
     return run_update(__func__, SGD, n, param, grad, momentum > 0.0f ? velocity : NULL, NULL, NULL, &o);
@@ -141,14 +160,9 @@ cnnc_status cnnc_adam_update(int64_t n, float *param, const float *grad, float *
                              float epsilon)
 {
     struct cnnc_optim_params o;
-    CNNC_TRY(check_arrays(__func__, n, param, grad));
-    CNNC_TRY(check_common(__func__, common, &o));
+    CNNC_TRY(prepare_update(__func__, n, param, grad, common, &o));
     CNNC_TRY(check_moment_rates(__func__, beta_1, beta_2, epsilon));
     CNNC_TRY(check_step(__func__, step));
-    if (n == 0)
-        return CNNC_OK;
-    CNNC_CHECK_PTR(m);
-    CNNC_CHECK_PTR(v);
     double t = (double)step;
     double bc1 = 1.0 - pow((double)beta_1, t), bc2 = 1.0 - pow((double)beta_2, t);
     o.one_minus_b1 = 1.0f - beta_1;
@@ -169,15 +183,11 @@ cnnc_status cnnc_rmsprop_update(int64_t n, float *param, const float *grad, floa
                                 const cnnc_optim_common *common, float rho, float momentum, float epsilon)
 {
     struct cnnc_optim_params o;
-    CNNC_TRY(check_arrays(__func__, n, param, grad));
-    CNNC_TRY(check_common(__func__, common, &o));
+    CNNC_TRY(prepare_update(__func__, n, param, grad, common, &o));
     CNNC_TRY(check_rate(__func__, "rho", rho, 0.0f, 1.0f, 1));
     CNNC_TRY(check_rate(__func__, "momentum", momentum, 0.0f, 1.0f, 0));
     CNNC_TRY(check_rate(__func__, "epsilon", epsilon, 0.0f, INFINITY, 1));
-    if (n == 0)
-        return CNNC_OK;
-    CNNC_CHECK_PTR(ms);
-    if (momentum > 0.0f && !mom)
+    if (momentum > 0.0f && n > 0 && ms && !mom)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: mom is NULL but momentum = %g", __func__,
                           (double)momentum);
     o.rho = rho;
@@ -191,12 +201,8 @@ cnnc_status cnnc_adagrad_update(int64_t n, float *param, const float *grad, floa
                                 const cnnc_optim_common *common, float epsilon)
 {
     struct cnnc_optim_params o;
-    CNNC_TRY(check_arrays(__func__, n, param, grad));
-    CNNC_TRY(check_common(__func__, common, &o));
+    CNNC_TRY(prepare_update(__func__, n, param, grad, common, &o));
     CNNC_TRY(check_rate(__func__, "epsilon", epsilon, 0.0f, INFINITY, 1));
-    if (n == 0)
-        return CNNC_OK;
-    CNNC_CHECK_PTR(acc);
     o.eps = epsilon;
     return run_update(__func__, ADAGRAD, n, param, grad, acc, NULL, NULL, &o);
 }
@@ -205,14 +211,9 @@ cnnc_status cnnc_adadelta_update(int64_t n, float *param, const float *grad, flo
                                  const cnnc_optim_common *common, float rho, float epsilon)
 {
     struct cnnc_optim_params o;
-    CNNC_TRY(check_arrays(__func__, n, param, grad));
-    CNNC_TRY(check_common(__func__, common, &o));
+    CNNC_TRY(prepare_update(__func__, n, param, grad, common, &o));
     CNNC_TRY(check_rate(__func__, "rho", rho, 0.0f, 1.0f, 1));
     CNNC_TRY(check_rate(__func__, "epsilon", epsilon, 0.0f, INFINITY, 1));
-    if (n == 0)
-        return CNNC_OK;
-    CNNC_CHECK_PTR(acc_grad);
-    CNNC_CHECK_PTR(acc_delta);
     o.rho = rho;
     o.one_minus_rho = 1.0f - rho;
     o.eps = epsilon;
@@ -223,14 +224,9 @@ cnnc_status cnnc_adamax_update(int64_t n, float *param, const float *grad, float
                                const cnnc_optim_common *common, float beta_1, float beta_2, float epsilon)
 {
     struct cnnc_optim_params o;
-    CNNC_TRY(check_arrays(__func__, n, param, grad));
-    CNNC_TRY(check_common(__func__, common, &o));
+    CNNC_TRY(prepare_update(__func__, n, param, grad, common, &o));
     CNNC_TRY(check_moment_rates(__func__, beta_1, beta_2, epsilon));
     CNNC_TRY(check_step(__func__, step));
-    if (n == 0)
-        return CNNC_OK;
-    CNNC_CHECK_PTR(m);
-    CNNC_CHECK_PTR(u);
     o.one_minus_b1 = 1.0f - beta_1;
     o.beta_2 = beta_2;
     o.eps = epsilon;
@@ -274,18 +270,13 @@ cnnc_status cnnc_nadam_update(int64_t n, float *param, const float *grad, float 
                               float epsilon, float momentum_decay)
 {
     struct cnnc_optim_params o;
-    CNNC_TRY(check_arrays(__func__, n, param, grad));
-    CNNC_TRY(check_common(__func__, common, &o));
+    CNNC_TRY(prepare_update(__func__, n, param, grad, common, &o));
     CNNC_TRY(check_moment_rates(__func__, beta_1, beta_2, epsilon));
     CNNC_TRY(check_rate(__func__, "momentum_decay", momentum_decay, 0.0f, INFINITY, 1));
     CNNC_TRY(check_step(__func__, step));
     if (!(mu_product >= 0.0 && mu_product < 1.0))
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: mu_product = %g must be in [0, 1)", __func__,
                           mu_product);
-    if (n == 0)
-        return CNNC_OK;
-    CNNC_CHECK_PTR(m);
-    CNNC_CHECK_PTR(v);
     double lr = common->lr;
     double mu = nadam_mu(beta_1, step, momentum_decay), mu_next = nadam_mu(beta_1, step + 1, momentum_decay);
     o.one_minus_b1 = 1.0f - beta_1;
@@ -302,13 +293,9 @@ cnnc_status cnnc_lion_update(int64_t n, float *param, const float *grad, float *
                              float beta_1, float beta_2)
 {
     struct cnnc_optim_params o;
-    CNNC_TRY(check_arrays(__func__, n, param, grad));
-    CNNC_TRY(check_common(__func__, common, &o));
+    CNNC_TRY(prepare_update(__func__, n, param, grad, common, &o));
     CNNC_TRY(check_rate(__func__, "beta_1", beta_1, 0.0f, 1.0f, 0));
     CNNC_TRY(check_rate(__func__, "beta_2", beta_2, 0.0f, 1.0f, 0));
-    if (n == 0)
-        return CNNC_OK;
-    CNNC_CHECK_PTR(m);
     o.beta_1 = beta_1;
     o.one_minus_b1 = 1.0f - beta_1;
     o.beta_2 = beta_2;

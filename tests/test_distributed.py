@@ -2,12 +2,14 @@
 as one process, every sample once per epoch, checkpoint and resume, faults
 that stop the job instead of hanging it, ranks that disagree.
 
-The MPI cases launch tests/distributed_worker.py with mpirun (2 or 3 ranks,
-oversubscribed on localhost) and compare its results with the worker run
-as one plain process. They skip when mpi4py or mpirun are missing.
+The MPI cases launch tests/distributed_worker.py (2 or 3 ranks on this
+machine, more ranks than cores allowed) with the launcher of the MPI the
+installed mpi4py uses, Open MPI's mpirun or MPICH's mpiexec, and compare its
+results with the worker run as one plain process. They skip when mpi4py or
+a matching launcher is missing.
 """
+import functools
 import os
-import shutil
 import subprocess
 import sys
 
@@ -16,31 +18,39 @@ import pytest
 
 import cnnc
 from cnnc import layers, random as cnnc_random
+from cnnc.distributed.launcher import local_launch
 from cnnc.distributed.sharding import shard_bounds
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "distributed_worker.py")
 LAUNCH_TIMEOUT = 240  # seconds; a hung job fails the test instead of the suite
 
 
-def _mpirun():
-    pytest.importorskip("mpi4py")
-    launcher = shutil.which("mpirun") or shutil.which("mpiexec")
-    if launcher is None:
-        pytest.skip("no mpirun/mpiexec on PATH")
-    version = subprocess.run([launcher, "--version"], capture_output=True, text=True).stdout
-    # Open MPI refuses more ranks than cores unless told; MPICH has no such flag.
-    flags = ["--oversubscribe"] if "Open MPI" in version or "OpenRTE" in version else []
-    return [launcher] + flags
+@functools.lru_cache(maxsize=None)
+def _launcher(ranks, family=None):
+    """(command prefix, environment additions) of the launcher of the MPI
+    the installed mpi4py uses (or of ``family``), for ``ranks`` ranks on this
+    machine; skips when there is none (fails under CNNC_TEST_REQUIRE_MPI=1,
+    as in CI, where a skip would hide a broken MPI install)."""
+    try:
+        return local_launch(ranks, family=family)
+    except RuntimeError as exc:
+        if os.environ.get("CNNC_TEST_REQUIRE_MPI") == "1" and family is None:
+            pytest.fail(f"CNNC_TEST_REQUIRE_MPI=1 but: {exc}")
+        pytest.skip(str(exc))
 
 
-def _env():
+def _mpirun(ranks=2):
+    return _launcher(ranks)[0]
+
+
+def _env(ranks=2):
     env = dict(os.environ)
     # The worker imports the cnnc this test imports, one kernel thread per rank.
     env["PYTHONPATH"] = os.pathsep.join(
         [os.path.dirname(os.path.dirname(cnnc.__file__))] +
         ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.update(OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1",
-               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+    env["OMP_NUM_THREADS"] = "1"
+    env.update(_launcher(ranks)[1])
     return env
 
 
@@ -48,9 +58,9 @@ def launch(ranks, *args, cwd, timeout=LAUNCH_TIMEOUT, check=True):
     """Run the worker on ``ranks`` MPI ranks (None: one plain process)."""
     command = [sys.executable, WORKER, *map(str, args)]
     if ranks is not None:
-        command = _mpirun() + ["-np", str(ranks)] + command
-    result = subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True,
-                            timeout=timeout)
+        command = _mpirun(ranks) + command
+    result = subprocess.run(command, cwd=cwd, env=_env(ranks or 2), capture_output=True,
+                            text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n"
                              f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -144,6 +154,19 @@ def test_strategy_needs_mpi4py_message(monkeypatch):
     from cnnc.distributed import comm
     monkeypatch.setitem(sys.modules, "mpi4py", None)
     with pytest.raises(ImportError, match=r"cnnc\[mpi\]"):
+        comm.import_mpi()
+
+
+def test_mpi4py_without_its_mpi_library_message(monkeypatch):
+    """mpi4py present but its MPI library missing (a binary mpi4py wheel
+    beside Debian's MPICH): the error names the cause and the fixes."""
+    mpi4py = pytest.importorskip("mpi4py")
+    from cnnc.distributed import comm
+    monkeypatch.delattr(mpi4py, "MPI", raising=False)
+    monkeypatch.setitem(sys.modules, "mpi4py.MPI", None)
+    with pytest.raises(ImportError, match=r"mpi4py is installed but cannot load an MPI library "
+                                          r"\(.*\)\. With Debian's or Ubuntu's MPICH, build "
+                                          r"mpi4py against it: MPICC=mpicc.mpich"):
         comm.import_mpi()
 
 
@@ -308,14 +331,14 @@ def test_cnnc_train_distributed(tmp_path):
     """``mpirun -np 2 cnnc train --distributed``: rank 0 alone reports and
     writes; the summary records the ranks."""
     import json
-    launcher = _mpirun()
+    launcher = _mpirun(2)
     rng = np.random.default_rng(0)
     images = lambda n: rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)  # noqa: E731
     np.savez(tmp_path / "digits.npz", x_train=images(250), y_train=rng.integers(0, 10, 250),
              x_test=images(60), y_test=rng.integers(0, 10, 60))
     out = tmp_path / "run"
     result = subprocess.run(
-        launcher + ["-np", "2", sys.executable, "-m", "cnnc", "train", "--distributed",
+        launcher + [sys.executable, "-m", "cnnc", "train", "--distributed",
                     "--dataset", "npz", "--data", str(tmp_path / "digits.npz"), "--epochs", "2",
                     "--batch-size", "64", "--out", str(out), "--verbose", "2"],
         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=LAUNCH_TIMEOUT)
@@ -325,3 +348,71 @@ def test_cnnc_train_distributed(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ranks"] == 2 and summary["batch_size"] == 64
     assert (out / "model.safetensors").exists() and (out / "history.csv").exists()
+
+
+# -- launchers ----------------------------------------------------------------------
+
+def test_launcher_variables_and_families():
+    from cnnc.distributed.launcher import MPICH, OPEN_MPI, family_of, launched_as
+    assert launched_as({}) is None
+    assert launched_as({"PMI_RANK": "1"}) is None          # no size: not a launch
+    hydra = launched_as({"PMI_RANK": "1", "PMI_SIZE": "4", "MPI_LOCALRANKID": "1",
+                         "MPI_LOCALNRANKS": "2"})
+    assert (hydra.family, hydra.rank, hydra.size, hydra.local_rank, hydra.local_size) == \
+        (MPICH, 1, 4, 1, 2)
+    ompi = launched_as({"OMPI_COMM_WORLD_RANK": "0", "OMPI_COMM_WORLD_SIZE": "2"})
+    assert (ompi.family, ompi.size, ompi.local_size) == (OPEN_MPI, 2, None)
+    assert family_of("Open MPI v4.1.4, package: Debian OpenMPI") == OPEN_MPI
+    assert family_of("mpirun (Open MPI) 5.0.3") == OPEN_MPI
+    assert family_of("MPICH Version:\t4.0.2\nMPICH Release date: ...") == MPICH
+    assert family_of("HYDRA build details:\n    Version: 4.0.2") == MPICH
+    assert family_of("Intel(R) MPI Library 2021.10 for Linux* OS") == MPICH
+    assert family_of("MVAPICH2 Version      :\t2.3.7") == MPICH
+    assert family_of("Microsoft MPI") is None
+
+
+def _other_family():
+    from cnnc.distributed.launcher import MPICH, OPEN_MPI, mpi4py_family
+    _mpirun()
+    return MPICH if mpi4py_family() == OPEN_MPI else OPEN_MPI
+
+
+def test_launcher_variables_of_a_one_rank_job_are_refused(tmp_path):
+    """A process whose environment says "rank 0 of 2" (the other MPI
+    family's variables, as its launcher sets them) but which MPI runs alone
+    refuses to train, naming the cause, before it writes anything."""
+    from cnnc.distributed.launcher import OPEN_MPI
+    _mpirun()
+    variables = {"PMI_RANK": "0", "PMI_SIZE": "2"} if _other_family() != OPEN_MPI else \
+        {"OMPI_COMM_WORLD_RANK": "0", "OMPI_COMM_WORLD_SIZE": "2"}
+    env = dict(_env(), **variables)
+    result = subprocess.run([sys.executable, WORKER, "equal", "out.npz"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "started 2 processes, but MPI sees a job of 1 rank(s)" in result.stderr, result.stderr
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_a_launcher_of_another_mpi_is_refused(tmp_path):
+    """Where both MPI families are installed (Debian: mpirun.openmpi and
+    mpiexec.mpich), starting the job with the launcher of the MPI mpi4py
+    does not use stops every process with the fix (worker and cnnc train)
+    instead of running two one-rank trainings. Some MPI libraries refuse
+    the foreign launcher in MPI_Init already (MPICH 5 under Open MPI's
+    PMIx), before cnnc runs: that stops the job too."""
+    prefix, extra = _launcher(2, _other_family())
+    env = dict(_env(), **extra)
+    commands = {"worker": [sys.executable, WORKER, "equal", "out.npz"],
+                "cnnc train": [sys.executable, "-m", "cnnc", "train", "--distributed",
+                               "--epochs", "1", "--out", str(tmp_path / "run")]}
+    for name, command in commands.items():
+        result = subprocess.run(prefix + command, cwd=tmp_path, env=env, capture_output=True,
+                                text=True, timeout=120)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        refused_by_mpi = "MPI_Init" in output
+        assert refused_by_mpi or \
+            output.count("started 2 processes, but MPI sees a job of 1 rank(s)") == 2, output
+        if name == "cnnc train" and not refused_by_mpi:
+            assert result.stderr.count("cnnc train: error: cnnc.distributed: the launcher") == 2
+    assert not (tmp_path / "out.npz").exists() and not (tmp_path / "run").exists()

@@ -224,7 +224,8 @@ def test_embedding_bad_indices():
 
 # -- random erasing ----------------------------------------------------------------
 def test_random_erasing_layer(rng):
-    layer = L.RandomErasing(factor=1.0, scale=(0.1, 0.3), fill_value=-2.0, seed=3)
+    layer = L.RandomErasing(factor=(1.0, 1.0), scale=(0.1, 0.3), fill_value=-2.0,
+                            value_range=(-2.0, 1.0), seed=3)
     x = rng.uniform(0, 1, (6, 10, 12, 3)).astype(np.float32)
     np.testing.assert_array_equal(layer(x), x)          # identity at inference
     y = layer(x, training=True)
@@ -238,9 +239,66 @@ def test_random_erasing_layer(rng):
     assert not (L.RandomErasing(factor=0.0, seed=1)(x, training=True) != x).any()
     check_config_round_trip(layer)
     with pytest.raises(ValueError, match="fill_value"):
-        L.RandomErasing(fill_value=None)
+        L.RandomErasing(fill_value="noise")
+    with pytest.raises(ValueError, match="fill_value"):
+        L.RandomErasing(fill_value=[0.0, float("nan")])
     with pytest.raises(ValueError, match="factor"):
         L.RandomErasing(factor=1.5)
+
+
+def _erased(y, x):
+    """Which pixels a RandomErasing call changed (any channel)."""
+    return (y != x).any(axis=-1)
+
+
+@pytest.mark.parametrize("factor, rate", [(1.0, 0.5), (0.6, 0.3), ((1.0, 1.0), 1.0),
+                                          ((0.2, 0.6), 0.4)])
+def test_random_erasing_factor_follows_keras(factor, rate):
+    """Keras 3: one number f draws each image's probability in [0, f]; a
+    pair draws it in the pair's range."""
+    x = np.full((4000, 6, 6, 1), 0.5, np.float32)
+    layer = L.RandomErasing(factor=factor, scale=(0.3, 0.5), fill_value=0.0, value_range=(0, 1),
+                            seed=11)
+    erased = _erased(layer(x, training=True), x).any(axis=(1, 2)).mean()
+    assert abs(erased - rate) < 4 * np.sqrt(rate * (1 - rate) / 4000) + 1e-9
+
+
+def test_random_erasing_noise_fill(rng):
+    """fill_value=None (Keras's default): standard normal noise times the
+    range's high end, clipped to value_range; a sequence fills per channel;
+    constants are clipped too."""
+    x = rng.uniform(0.2, 0.8, (64, 12, 12, 3)).astype(np.float32)
+    layer = L.RandomErasing(factor=(1.0, 1.0), scale=(0.2, 0.4), value_range=(0, 1), seed=5)
+    y = layer(x, training=True)
+    again = L.RandomErasing(factor=(1.0, 1.0), scale=(0.2, 0.4), value_range=(0, 1), seed=5)
+    np.testing.assert_array_equal(again(x, training=True), y)   # the seed decides all
+    erased = _erased(y, x)
+    assert all(erased[i].any() for i in range(64))
+    np.testing.assert_array_equal(y[~erased], x[~erased])
+    fill = y[erased]
+    assert fill.min() >= 0.0 and fill.max() <= 1.0
+    # N(0, 1) clipped to [0, 1]: half the values are 0, 15.9 % are 1, the
+    # rest spread between (the mean of the clipped normal is 0.3222).
+    assert abs((fill == 0).mean() - 0.5) < 0.03
+    assert abs((fill == 1).mean() - 0.1587) < 0.03
+    assert abs(fill.mean() - 0.3222) < 0.02
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    dx = layer.backward(dy)
+    np.testing.assert_array_equal(dx[erased], 0)
+    np.testing.assert_array_equal(dx[~erased], dy[~erased])
+    check_config_round_trip(layer)
+
+    per_channel = L.RandomErasing(factor=(1.0, 1.0), fill_value=[0.1, 5.0, -3.0],
+                                  value_range=(0, 1), seed=2)
+    y = per_channel(x, training=True)
+    erased = _erased(y, x)
+    np.testing.assert_array_equal(y[erased], np.broadcast_to(np.float32([0.1, 1.0, 0.0]), y[erased].shape))
+    check_config_round_trip(per_channel)
+    with pytest.raises(ValueError, match="channels"):
+        per_channel(x[..., :2], training=True)
+    clipped = L.RandomErasing(factor=(1.0, 1.0), fill_value=300.0, seed=2)
+    y = clipped(x * 255, training=True)
+    assert (y[_erased(y, x * 255)] == 255.0).all()
 
 
 # -- models using the new layers: fit, save, load ------------------------------------

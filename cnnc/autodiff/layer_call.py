@@ -60,6 +60,14 @@ def _accepts(function, name):
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def has_parameter(function, name):
+    """Whether ``function`` names the parameter ``name`` in its signature."""
+    try:
+        return name in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def invoke_call(layer, inputs, training, args, kwargs):
     """``layer.call(inputs, *args, **kwargs)``, passing ``training`` when
     the signature takes it (as Keras)."""

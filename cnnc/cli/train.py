@@ -283,7 +283,13 @@ def _train(args):
     strategy = None
     if args.distributed:
         from cnnc.distributed import DataParallel
-        strategy = DataParallel(threads="auto" if args.threads is None else args.threads)
+        from cnnc.distributed.launcher import LauncherMismatchError
+        try:
+            strategy = DataParallel(threads="auto" if args.threads is None else args.threads)
+        except (ImportError, LauncherMismatchError) as exc:
+            # Raised before any rank waits on another: each stops alone.
+            print(f"cnnc train: error: {exc}", file=sys.stderr)
+            return 2
     elif args.threads is not None:
         cnnc.set_num_threads(args.threads)
     lead = strategy is None or strategy.rank == 0

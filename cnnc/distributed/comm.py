@@ -24,11 +24,24 @@ _SLOW_POLL_SLEEP = 1e-3
 def import_mpi():
     """mpi4py's MPI module, or an ImportError that says what to install."""
     try:
-        from mpi4py import MPI
+        import mpi4py  # noqa: F401
     except ImportError as exc:
         raise ImportError("cnnc.distributed needs mpi4py and an MPI library: "
                           "pip install 'cnnc[mpi]' (with Open MPI or MPICH installed, e.g. "
-                          "apt-get install openmpi-bin libopenmpi-dev)") from exc
+                          "apt-get install openmpi-bin libopenmpi-dev, or mpich libmpich-dev)"
+                          ) from exc
+    try:
+        from mpi4py import MPI
+    except (ImportError, RuntimeError) as exc:
+        # The binary mpi4py wheels load libmpi.so.40 (Open MPI) or
+        # libmpi.so.12 (MPICH ABI) at run time; Debian's and Ubuntu's MPICH
+        # names its library libmpich.so.12, which they cannot find.
+        raise ImportError(f"cnnc.distributed: mpi4py is installed but cannot load an MPI "
+                          f"library ({exc}). With Debian's or Ubuntu's MPICH, build mpi4py "
+                          f"against it: MPICC=mpicc.mpich pip install --no-binary mpi4py "
+                          f"--no-cache-dir --force-reinstall mpi4py; or install MPICH from PyPI "
+                          f"(pip install mpich) or Open MPI (apt-get install openmpi-bin)"
+                          ) from exc
     return MPI
 
 

@@ -12,6 +12,8 @@ from cnnc import random as cnnc_random
 from cnnc.distributed import _context
 from cnnc.distributed.buckets import GradientBuckets
 from cnnc.distributed.comm import Communicator, import_mpi
+from cnnc.distributed.launcher import (UNBIND_HINT, LauncherMismatchError, launched_as,
+                                       mismatch_message)
 from cnnc.distributed.state import all_layers, reduced_metrics, restore_states, snapshot_states
 from cnnc.distributed.sharding import ShardedData
 
@@ -67,6 +69,7 @@ class DataParallel:
     def __init__(self, comm=None, threads="auto", check_every=0, timeout=300.0,
                  bucket_bytes=4 << 20, abort_on_error=True):
         MPI = import_mpi()
+        _check_launcher(MPI)
         world = MPI.COMM_WORLD if comm is None else comm
         if not float(timeout) > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
@@ -104,9 +107,12 @@ class DataParallel:
             share = max(1, (os.cpu_count() or 1) // self.local_size)
             threads = min(_cpu_count(), share)
             if threads < share and self.local_rank == 0:
+                launched = launched_as()
+                hint = UNBIND_HINT.get(launched.family) if launched else None
+                hint = hint or " or ".join(UNBIND_HINT.values())
                 warnings.warn(f"cnnc.distributed: each rank is bound to {threads} core(s) of the "
-                              f"{share} it could use; launch with --bind-to none (Open MPI) or "
-                              f"give ranks more cores to run more threads", stacklevel=3)
+                              f"{share} it could use; to run more threads per rank, launch with "
+                              f"{hint}, or give each rank more cores", stacklevel=3)
         if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
             raise ValueError(f"threads must be 'auto', None or an integer >= 1, got {threads!r}")
         cnnc.set_num_threads(int(threads))
@@ -286,6 +292,16 @@ class DataParallel:
         """Sum of ``array`` over the ranks, in place (for layers such as
         SyncBatchNormalization)."""
         return self.comm.allreduce(array, what)
+
+
+def _check_launcher(MPI):
+    """Refuse a process that its launcher placed in a job of several ranks
+    but that MPI runs alone: mpi4py uses another MPI than the launcher's,
+    and every process would train (and write its outputs) by itself."""
+    launched = launched_as()
+    size = MPI.COMM_WORLD.Get_size()
+    if launched is not None and launched.size > 1 and size == 1:
+        raise LauncherMismatchError(mismatch_message(launched, size, MPI.Get_library_version()))
 
 
 def _differences(mine, reference, prefix=""):

@@ -44,6 +44,7 @@ from cnnc.layers.permute import Permute
 from cnnc.layers.separable_conv1d import SeparableConv1D
 from cnnc.layers.separable_conv2d import SeparableConv2D
 from cnnc.layers.embedding import Embedding
+from cnnc.layers.masking import Masking
 from cnnc.layers.layer_normalization import LayerNormalization
 from cnnc.layers.group_normalization import GroupNormalization
 from cnnc.layers.affine_grid_generator import AffineGridGenerator
@@ -65,7 +66,7 @@ _LAYER_CLASSES = {cls.__name__: cls for cls in (
     Average, Maximum, Minimum, Concatenate, ZeroPadding2D, Cropping2D, UpSampling2D,
     ZeroPadding1D, Cropping1D, UpSampling1D, SpatialDropout1D, SpatialDropout2D, Permute,
     Lambda, OpLayer, Divide, PReLU, Clip, HardSigmoid, ConstantArithmetic, Pad,
-    SeparableConv1D, SeparableConv2D, Embedding, LayerNormalization, GroupNormalization,
+    SeparableConv1D, SeparableConv2D, Embedding, Masking, LayerNormalization, GroupNormalization,
     AffineGridGenerator, BilinearSampler)}
 _LAYER_CLASSES.update({cls.__name__: cls for cls in PREPROCESSING_LAYERS})
 

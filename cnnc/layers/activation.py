@@ -7,6 +7,8 @@ class Activation(Layer):
     """``y = activation(x)``, any shape; activation: a name ("relu",
     "softmax", ...) or a :mod:`cnnc.activations` function."""
 
+    supports_masking = True
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)

@@ -1,7 +1,7 @@
 """The grid generator of a spatial transformer."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.base import Layer
 from cnnc.layers.kernel_layer import positive_int
 

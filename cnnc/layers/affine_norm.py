@@ -27,6 +27,8 @@ class AffineNorm(Layer):
     """Base of normalizations ending in ``gamma * xhat + beta`` with
     weights (Keras order) gamma (if ``scale``) then beta (if ``center``)."""
 
+    supports_masking = True
+
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
                  gamma_regularizer=None, **kwargs):

@@ -30,6 +30,11 @@ Conventions a trainer relies on:
   cross-entropy.
 * Regularization: ``losses`` lists the weight penalties; the gradients of the
   penalties are not added by ``backward`` (see :mod:`cnnc.regularizers`).
+* Masks (Keras's): in a model graph, a layer whose ``supports_masking`` is
+  true passes on ``compute_mask(inputs, mask)`` (by default the mask of its
+  input); any other layer drops an incoming mask. A layer whose ``forward``
+  (or traced ``call``) takes a ``mask`` argument receives its input's mask
+  there (see :mod:`cnnc.models.masking`).
 
 A layer may instead write Keras's ``call(inputs)`` with :mod:`cnnc.ops`
 functions and operators (a *traced* layer, see :mod:`cnnc.autodiff`):
@@ -199,6 +204,10 @@ class Layer:
         self.need_input_gradient = True
         self._logits_mode = False
         self._act_state = None
+        self._input_mask = None
+        if type(self).compute_mask is not Layer.compute_mask and \
+                _defining_class(type(self), "supports_masking") is Layer:
+            self.supports_masking = True
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
         if batch_input_shape is not None:
@@ -222,6 +231,31 @@ class Layer:
             cls.backward = Layer._traced_backward
 
     _traced = False
+
+    #: Keras's ``supports_masking``: the layer passes a mask on to the layers
+    #: after it (``compute_mask``). A subclass that writes its own
+    #: ``compute_mask`` supports masking unless it says otherwise (as Keras).
+    supports_masking = False
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask of this layer's output, given its inputs and the mask of
+        its input (a list of masks for a list of inputs): by default the
+        input's mask, passed on unchanged. Used only when
+        ``supports_masking`` is true."""
+        return mask
+
+    def _takes_mask(self):
+        """Whether ``forward`` (a traced layer: ``call``) takes a ``mask``."""
+        cls = type(self)
+        takes = cls.__dict__.get("_forward_takes_mask")
+        if takes is None:
+            takes = layer_call.has_parameter(self.call if self._traced else self.forward, "mask")
+            cls._forward_takes_mask = takes
+        return takes
+
+    def _may_make_mask(self):
+        """Whether the output may carry a mask even when the input has none."""
+        return self.supports_masking and type(self).compute_mask is not Layer.compute_mask
 
     # -- weights ---------------------------------------------------------
     def add_weight(self, *args, **kwargs):
@@ -358,6 +392,8 @@ class Layer:
             raise ValueError(f"layer {self.name!r} has no activation to leave out")
         self._logits_mode = True
         try:
+            if type(x) is np.ndarray and x.dtype == np.float32 and self.built:
+                return self.forward(x, training=training)  # a model's step: no tracing checks
             return self(x, training=training)
         finally:
             self._logits_mode = False
@@ -435,7 +471,7 @@ class Layer:
     # Where a training forward keeps what its backward needs (subclasses keep
     # these names, or extend the tuple).
     _backward_state = ("_x", "_x2", "_inputs", "_cache", "_sync", "_mask", "_keep", "_indices",
-                       "_act_state", "_ran", "_tape")
+                       "_act_state", "_ran", "_tape", "_input_mask")
 
     def release_backward_state(self):
         """Drop what the last ``forward(x, training=True)`` kept for its
@@ -474,6 +510,11 @@ class Layer:
                 raise TypeError(f"{type(self).__name__}: unexpected call arguments")
             return layer_call.call_builtin(self, inputs, bool(training))
         training = bool(training)
+        if not args and set(kwargs) == {"mask"} and not self._traced and self._takes_mask():
+            # Keras's layer(x, mask=m) on arrays.
+            x = np.asarray(inputs, dtype=np.float32)
+            self._ensure_built((None,) + x.shape[1:])
+            return self.forward(x, training=training, mask=kwargs["mask"])
         if args or kwargs:
             if not self._traced:
                 raise TypeError(f"{type(self).__name__}: unexpected call arguments")

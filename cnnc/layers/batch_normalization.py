@@ -3,8 +3,12 @@ import numbers
 
 import numpy as np
 
-from cnnc import initializers, ops, regularizers
+from cnnc import _kernels as ops, initializers, regularizers
+from cnnc._masks import check_step_mask
 from cnnc.layers.base import Layer
+
+# Keras's backend.epsilon(), added to the count of kept positions.
+_COUNT_EPSILON = 1e-7
 
 
 class BatchNormalization(Layer):
@@ -17,7 +21,14 @@ class BatchNormalization(Layer):
     * batch_stat``. Weights (Keras order): gamma (if ``scale``), beta (if
     ``center``), moving_mean, moving_variance (the last two not trainable).
     A frozen layer (``trainable = False``) always uses the moving statistics.
+
+    With a mask (from a layer such as ``Embedding(mask_zero=True)``, of
+    shape ``x.shape[:-1]``, feature axis last), the training statistics are
+    those of the kept positions only, as Keras computes them; every position
+    is normalized with them and the mask is passed on.
     """
+
+    supports_masking = True
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
@@ -87,12 +98,17 @@ class BatchNormalization(Layer):
             return y
         return np.moveaxis(y, -1, self._axis)
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
         channels = self.moving_mean.value.shape[0]
         if x.ndim <= self._axis or x.shape[self._axis] != channels:
             raise ValueError(f"BatchNormalization {self.name!r} was built for {channels} "
                              f"features on axis {self.axis}, got input of shape {x.shape}")
         xl = self._to_last(x)
+        if mask is not None and training and self.trainable:
+            if self._axis != x.ndim - 1:
+                raise ValueError(f"BatchNormalization {self.name!r}: masked statistics need the "
+                                 f"feature axis last, got axis={self.axis}")
+            return self._masked_train(xl, check_step_mask(self, x, mask, x.ndim - 1))
         if training and self.trainable:
             y, mean, inv_std = ops.batch_norm_train(
                 xl, self._gamma(), self._beta(), self.moving_mean.value,
@@ -107,11 +123,46 @@ class BatchNormalization(Layer):
                 self._cache = ("moving", scale.astype(np.float32))
         return self._from_last(y)
 
+    def _masked_train(self, x, keep):
+        """Training forward with the statistics of the kept positions (float64)."""
+        c = x.shape[-1]
+        x2 = x.reshape(-1, c).astype(np.float64)
+        w = keep.reshape(-1, 1).astype(np.float64)
+        count = float(w.sum()) + _COUNT_EPSILON
+        mean = (w * x2).sum(axis=0) / count
+        var = (w * (x2 - mean) ** 2).sum(axis=0) / count
+        inv_std = 1.0 / np.sqrt(var + self.epsilon)
+        momentum = self.momentum
+        self.moving_mean.value[...] = momentum * self.moving_mean.value + (1 - momentum) * mean
+        self.moving_variance.value[...] = (momentum * self.moving_variance.value
+                                           + (1 - momentum) * var)
+        xhat = (x2 - mean) * inv_std
+        self._cache = ("masked", xhat, w, count, inv_std)
+        y = xhat * self._gamma() + self._beta()
+        return y.astype(np.float32).reshape(x.shape)
+
+    def _masked_backward(self, dy):
+        """Every position's output depends on the statistics, which depend on
+        the kept inputs alone."""
+        _, xhat, w, count, inv_std = self._cache
+        dy2 = dy.reshape(xhat.shape).astype(np.float64)
+        if self.scale:
+            self.gamma.grad[...] = (dy2 * xhat).sum(axis=0)
+        if self.center:
+            self.beta.grad[...] = dy2.sum(axis=0)
+        g = dy2 * self._gamma()
+        dvar = -0.5 * (g * xhat).sum(axis=0) * inv_std ** 2
+        dmean = -inv_std * g.sum(axis=0) - 2.0 * dvar * (w * xhat).sum(axis=0) / (inv_std * count)
+        dx = g * inv_std + w * (dmean + 2.0 * dvar * xhat / inv_std) / count
+        return dx.astype(np.float32).reshape(dy.shape)
+
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError(f"BatchNormalization {self.name!r}: backward needs a "
                                f"forward(x, training=True) first")
         dyl = self._to_last(np.asarray(dy, dtype=np.float32))
+        if self._cache[0] == "masked":
+            return self._masked_backward(dyl)
         if self._cache[0] == "moving":
             self._zero_grads()
             return self._from_last(dyl * self._cache[1])

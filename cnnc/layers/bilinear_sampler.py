@@ -1,5 +1,5 @@
 """The sampler of a spatial transformer."""
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.base import Layer
 
 

@@ -1,5 +1,5 @@
 """Transposed 2-D convolution layer."""
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers import conv_utils
 from cnnc.layers.base_conv import BaseConv
 

@@ -1,5 +1,5 @@
 """Fully connected layer."""
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.kernel_layer import KernelLayer, positive_int
 
 
@@ -9,6 +9,8 @@ class Dense(KernelLayer):
     x: ``(..., input_dim)`` -> y: ``(..., units)``. Weights (Keras order):
     kernel ``(input_dim, units)``, bias ``(units,)`` if ``use_bias``.
     """
+
+    supports_masking = True
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",

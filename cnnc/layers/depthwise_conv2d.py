@@ -1,7 +1,7 @@
 """Depthwise 2-D convolution layer."""
 import numbers
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.base_conv import BaseConv
 
 

@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc import random as cnnc_random
 from cnnc.layers.base import Layer
 
@@ -22,6 +22,8 @@ class Dropout(Layer):
     (:func:`cnnc.random.batch_position`), so the ranks together draw the
     masks one process would.
     """
+
+    supports_masking = True
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)

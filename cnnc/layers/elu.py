@@ -1,10 +1,12 @@
 """Exponential linear unit layer."""
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.base import Layer
 
 
 class ELU(Layer):
     """``y = x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` otherwise."""
+
+    supports_masking = True
 
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)

@@ -22,11 +22,11 @@ class Embedding(Layer):
 
     mask_zero: index 0 is padding. ``compute_mask(x)`` then returns the
     boolean mask ``x != 0`` (True where a real token is), as Keras does, and
-    ``input_dim`` must count index 0 (vocabulary size + 1). cnnc layers do
-    not propagate masks implicitly: the embedding of 0 is still looked up
-    and trained like any other row, and a model that must ignore padded
-    steps uses the mask itself, e.g. as ``sample_weight`` of the loss or to
-    zero the padded steps before pooling.
+    ``input_dim`` must count index 0 (vocabulary size + 1). In a model the
+    mask follows the output through the layers that support masking to the
+    layers that consume it (GlobalAveragePooling1D, GlobalMaxPooling1D,
+    BatchNormalization, Softmax) and to the loss and metrics, which skip the padded steps (see
+    :mod:`cnnc.models.masking`). The embedding of 0 is still looked up.
     """
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
@@ -40,6 +40,7 @@ class Embedding(Layer):
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
         self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
         self.embeddings = None
         self._indices = None
 
@@ -75,11 +76,11 @@ class Embedding(Layer):
         self._indices = indices if training else None
         return np.take(self.embeddings.value, indices, axis=0)
 
-    def compute_mask(self, x):
-        """``x != 0`` when ``mask_zero`` is set, else None."""
+    def compute_mask(self, inputs, mask=None):
+        """``inputs != 0`` when ``mask_zero`` is set, else None."""
         if not self.mask_zero:
             return None
-        return np.asarray(x) != 0
+        return np.asarray(inputs) != 0
 
     def backward(self, dy):
         if self._indices is None:

@@ -1,7 +1,10 @@
 """Global average and max pooling (over all spatial positions)."""
-from cnnc import ops
+import numpy as np
+
+from cnnc import _kernels as ops
 from cnnc.layers import conv_utils
 from cnnc.layers.base import Layer
+from cnnc._masks import check_step_mask
 
 
 class BaseGlobalPooling(Layer):
@@ -67,16 +70,83 @@ class GlobalMaxPooling2D(BaseGlobalPooling):
         return ops.global_max_pool2d_backward(x, dy)
 
 
-class GlobalAveragePooling1D(GlobalAveragePooling2D):
-    """Mean over L: ``(N, L, C)`` -> ``(N, C)``."""
+class _MaskedSteps:
+    """The 1-D global poolings over the steps a mask ``(N, L)`` keeps (True:
+    a real step): the mask comes from the layer before (e.g. an
+    ``Embedding(mask_zero=True)``) and is not passed on. A sample whose
+    steps are all masked pools to zeros (and gets no gradient)."""
 
     rank = 1
+    supports_masking = True
+
+    def forward(self, x, training=False, mask=None):
+        if mask is None:
+            self._input_mask = None
+            return super().forward(x, training)
+        conv_utils.check_rank(self, x, 3, "1-D")
+        keep = check_step_mask(self, x, mask, 2)
+        self._x = x if training else None
+        self._x_shape = x.shape
+        self._input_mask = keep if training else None
+        y = self._masked_pool(x, keep)
+        return y.reshape(x.shape[0], 1, x.shape[2]) if self.keepdims else y
+
+    def backward(self, dy):
+        if self._input_mask is None:
+            return super().backward(dy)
+        if self._x is None:
+            raise RuntimeError(f"{type(self).__name__} {self.name!r}: backward needs a "
+                               f"forward(x, training=True) first")
+        dy = np.asarray(dy, dtype=np.float32).reshape(dy.shape[0], dy.shape[-1])
+        return self._masked_backward(self._x, self._input_mask, dy)
+
+    def _may_make_mask(self):
+        return False
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
 
-class GlobalMaxPooling1D(GlobalMaxPooling2D):
-    """Max over L: ``(N, L, C)`` -> ``(N, C)``."""
+class GlobalAveragePooling1D(_MaskedSteps, GlobalAveragePooling2D):
+    """Mean over L: ``(N, L, C)`` -> ``(N, C)``; with a mask, the mean over
+    the kept steps (as Keras)."""
 
-    rank = 1
+    @staticmethod
+    def _kept_counts(keep):
+        count = keep.sum(axis=1, dtype=np.float32)[:, None]
+        return np.maximum(count, 1.0)  # all masked: a sum of zeros over 1
+
+    def _masked_pool(self, x, keep):
+        summed = np.einsum("nlc,nl->nc", x, keep.astype(np.float32), dtype=np.float32)
+        return np.ascontiguousarray(summed / self._kept_counts(keep), dtype=np.float32)
+
+    def _masked_backward(self, x, keep, dy):
+        scale = keep.astype(np.float32) / self._kept_counts(keep)
+        return np.ascontiguousarray(dy[:, None, :] * scale[:, :, None], dtype=np.float32)
+
+
+class GlobalMaxPooling1D(_MaskedSteps, GlobalMaxPooling2D):
+    """Max over L: ``(N, L, C)`` -> ``(N, C)``; with a mask, the max over the
+    kept steps (Keras 3's GlobalMaxPooling1D ignores the mask; cnnc does
+    not let padding win the max)."""
+
+    @staticmethod
+    def _argmax(x, keep):
+        masked = np.where(keep[:, :, None], x, -np.inf)
+        return np.argmax(masked, axis=1)  # (N, C): the first of equal maxima
+
+    def _masked_pool(self, x, keep):
+        index = self._argmax(x, keep)
+        y = np.take_along_axis(x, index[:, None, :], axis=1)[:, 0, :]
+        return np.ascontiguousarray(np.where(keep.any(axis=1)[:, None], y, 0.0),
+                                    dtype=np.float32)
+
+    def _masked_backward(self, x, keep, dy):
+        index = self._argmax(x, keep)
+        dx = np.zeros(x.shape, np.float32)
+        dy = np.where(keep.any(axis=1)[:, None], dy, 0.0).astype(np.float32)
+        np.put_along_axis(dx, index[:, None, :], dy[:, None, :], axis=1)
+        return dx
 
 
 GlobalAvgPool1D = GlobalAveragePooling1D

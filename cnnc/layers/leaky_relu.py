@@ -1,11 +1,13 @@
 """Leaky ReLU layer."""
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.base import Layer
 
 
 class LeakyReLU(Layer):
     """``y = x`` for ``x > 0``, ``negative_slope * x`` otherwise (Keras's
     default slope 0.3; ``alpha=`` is accepted as the older name)."""
+
+    supports_masking = True
 
     def __init__(self, negative_slope=0.3, alpha=None, **kwargs):
         super().__init__(**kwargs)

@@ -4,12 +4,14 @@ import numbers
 
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.base import Layer
 
 
 class BaseMerge(Layer):
     """Elementwise combination of a list of same-shape tensors."""
+
+    supports_masking = True
 
     min_inputs = 2
     max_inputs = None
@@ -60,6 +62,15 @@ class BaseMerge(Layer):
             raise RuntimeError(f"{type(self).__name__} {self.name!r}: backward needs a "
                                f"forward(inputs, training=True) first")
         return self._merge_backward(self._inputs, dy)
+
+    def _may_make_mask(self):
+        return False  # it only combines its inputs' masks
+
+    def compute_mask(self, inputs, mask=None):
+        """A position is kept where every masked input keeps it (as Keras)."""
+        if mask is None or all(m is None for m in mask):
+            return None
+        return np.logical_and.reduce([np.asarray(m, bool) for m in mask if m is not None])
 
 
 class Add(BaseMerge):
@@ -213,6 +224,29 @@ class Concatenate(Layer):
         if self._axis == dy.ndim - 1:
             return list(ops.split_channels(dy, self._sizes))
         return np.split(dy, np.cumsum(self._sizes)[:-1], axis=self._axis)
+
+    supports_masking = True
+
+    def _may_make_mask(self):
+        return False  # it only combines its inputs' masks
+
+    def compute_mask(self, inputs, mask=None):
+        """The inputs' masks (all True for an input without one), each
+        widened to its input's shape, joined along ``axis`` and reduced with
+        ``any`` over the last axis (as Keras)."""
+        if mask is None or all(m is None for m in mask):
+            return None
+        inputs = [np.asarray(x) for x in inputs]
+        full = []
+        for x, m in zip(inputs, mask):
+            if m is None:
+                full.append(np.ones(x.shape, bool))
+                continue
+            m = np.asarray(m, bool)
+            if m.ndim < x.ndim:
+                m = np.broadcast_to(m[..., None], x.shape)
+            full.append(m)
+        return np.concatenate(full, axis=self._check_shapes([x.shape for x in inputs])).any(axis=-1)
 
     def get_config(self):
         config = super().get_config()

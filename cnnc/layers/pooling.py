@@ -1,7 +1,7 @@
 """Max and average pooling over 1-D and 2-D windows."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers import conv_utils
 from cnnc.layers.base import Layer
 

@@ -15,6 +15,8 @@ class PReLU(Layer):
     without the batch axis, 1 along the shared axes.
     """
 
+    supports_masking = True
+
     def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None,
                  shared_axes=None, **kwargs):
         super().__init__(**kwargs)

@@ -1,7 +1,7 @@
 """Rectified linear unit layer with Keras's options."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.base import Layer
 
 
@@ -9,6 +9,8 @@ class ReLU(Layer):
     """``y = max_value`` for ``x >= max_value``, ``x`` for ``threshold <= x <
     max_value``, ``negative_slope * (x - threshold)`` below the threshold.
     Defaults give ``max(x, 0)``; ``max_value=6`` gives ReLU6."""
+
+    supports_masking = True
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)

@@ -1,5 +1,5 @@
 """Depthwise-separable 2-D convolution layer."""
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.base_separable_conv import BaseSeparableConv
 
 

@@ -41,7 +41,24 @@ class Softmax(Layer):
         self._input_rank = ndim
         return self.axis % ndim == ndim - 1
 
-    def forward(self, x, training=False):
+    supports_masking = True
+
+    # Keras's large negative number for float32: exp() of it is 0.
+    _MASKED_LOGIT = np.float32(-1e9)
+
+    def forward(self, x, training=False, mask=None):
+        """mask: True where ``x`` takes part; the masked entries get
+        ``x - 1e9``, so their probability is 0 (as Keras). A mask of the
+        input's rank must broadcast against ``x``; a mask of one entry per
+        row (``x.shape[:-1]``, e.g. padded steps from an Embedding) leaves
+        the rows as they are and is passed on."""
+        if mask is not None and np.ndim(mask) == x.ndim:
+            try:
+                keep = np.broadcast_to(np.asarray(mask, bool), x.shape)
+            except ValueError:
+                raise ValueError(f"Softmax {self.name!r}: a mask of shape {np.shape(mask)} does "
+                                 f"not broadcast against inputs of shape {x.shape}") from None
+            x = np.where(keep, x, x + self._MASKED_LOGIT).astype(np.float32)
         self._ran = training
         if self._last(x.ndim):
             return self._activate(x, training, owned=False)

@@ -1,7 +1,7 @@
 """Batch normalization with statistics over the global batch."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.batch_normalization import BatchNormalization
 
 

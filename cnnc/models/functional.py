@@ -21,10 +21,10 @@ another model (nested models, transfer learning) and trained as a whole.
 """
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.autodiff.tensor import Tensor
 from cnnc.layers.base import Layer, SymbolicTensor, _snake_case, unique_name
-from cnnc.models import subclassed
+from cnnc.models import masking, subclassed
 from cnnc.models.training import Trainer
 
 
@@ -146,6 +146,7 @@ class Model(Trainer, Layer):
         self._steps = []
         self._layers = []
         self._graph_ready = False
+        self._output_masks = None
         Layer.__init__(self, trainable=trainable, name=name or unique_name(
             "functional" if not self._traced else _subclass_prefix(type(self))), **kwargs)
         Trainer.__init__(self)
@@ -258,6 +259,8 @@ class Model(Trainer, Layer):
         self._backward_key = None
         self._compiled_outputs = None  # outputs changed: resolve losses/metrics again
         self._input_layers = input_layers
+        self._mask_plans = {}
+        self._output_masks = None
         self._graph_ready = True
         self.built = True
         if self.trainable is False:
@@ -437,9 +440,40 @@ class Model(Trainer, Layer):
             layer._restore_state(layer_state)
 
     # -- running the graph --------------------------------------------------------
-    def _run_forward(self, xs, training, logits_steps=()):
+    def _mask_plan(self, input_masks=None):
+        """The graph's :class:`~cnnc.models.masking.MaskPlan` when the model
+        inputs carry ``input_masks`` (None: none do); None without masks."""
+        key = (tuple(m is not None for m in input_masks) if input_masks is not None
+               else (False,) * len(self._input_slots))
+        if key not in self._mask_plans:
+            self._mask_plans[key] = masking.make_plan(self, key)
+        return self._mask_plans[key]
+
+    def _may_make_mask(self):
+        if self._traced or not self._graph_ready:
+            return False
+        plan = self._mask_plan()
+        return plan is not None and any(plan.outputs)
+
+    supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        """The masks of the outputs of the last forward pass."""
+        masks = self._output_masks
+        if masks is None:
+            return None
+        return masks[0] if self._single_output else list(masks)
+
+    def _run_forward(self, xs, training, logits_steps=(), input_masks=None):
+        self._output_masks = None
         if self._traced:
             return subclassed.run_forward(self, xs, training)
+        plan = self._mask_plan(input_masks)
+        masks = None
+        if plan is not None:
+            masks = [None] * self._n_slots
+            for slot, m in zip(self._input_slots, input_masks or ()):
+                masks[slot] = None if m is None else np.asarray(m, dtype=bool)
         values = [None] * self._n_slots
         for i, (slot, layer, x) in enumerate(zip(self._input_slots, self._input_layers, xs)):
             if layer is not None:
@@ -452,7 +486,9 @@ class Model(Trainer, Layer):
                 arg = [values[s] for s in step.inputs]
             else:
                 arg = values[step.inputs[0]]
-            if step.index in logits_steps:
+            if plan is not None and plan.steps[step.index]:
+                y = masking.run_step(step, arg, masks, training, step.index in logits_steps)
+            elif step.index in logits_steps:
                 y = step.layer.forward_logits(arg, training=training)
             else:
                 y = step.layer.forward(arg, training=training)
@@ -468,6 +504,8 @@ class Model(Trainer, Layer):
                     values[s] = None
             arg = y = None
         self._values = values if training else None
+        if plan is not None and any(masks[s] is not None for s in self._output_slots):
+            self._output_masks = [masks[s] for s in self._output_slots]
         return [values[s] for s in self._output_slots]
 
     def _configure_backward(self, need_input_gradients):
@@ -611,9 +649,17 @@ class Model(Trainer, Layer):
             out.append(array)
         return out
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
+        """The outputs for input ``x``; ``mask``: the masks of the inputs (a
+        mask, or a list with one mask or None per input), as a model inside
+        a model receives them."""
         self._require_graph()
-        outs = self._run_forward(self._as_input_list(x), training)
+        if mask is not None and not isinstance(mask, (list, tuple)):
+            mask = [mask]
+        if mask is not None and len(mask) != len(self._input_slots):
+            raise ValueError(f"model {self.name!r}: {len(mask)} input masks for "
+                             f"{len(self._input_slots)} inputs")
+        outs = self._run_forward(self._as_input_list(x), training, input_masks=mask)
         return outs[0] if self._single_output else outs
 
     def backward(self, dy):

@@ -54,6 +54,9 @@ def loaded_model(model):
 def run(model, xs):
     """Outputs of ``model`` for the input list ``xs`` through the C runtime,
     or None when it cannot run them (the caller then runs the layers)."""
+    plan = model._mask_plan() if not model._traced else None
+    if plan is not None and plan.consumes:
+        return None  # the C runtime knows no masks
     loaded = loaded_model(model)
     if loaded is None or len(xs) != len(loaded.input_shapes):
         return None

@@ -25,6 +25,7 @@ import threading
 import numpy as np
 
 from cnnc import losses as losses_module
+from cnnc._masks import sample_weights_with_mask
 from cnnc._memory import reuse_buffers
 from cnnc import metrics as metrics_module
 from cnnc import optimizers
@@ -234,6 +235,7 @@ class Trainer:
     def _losses_and_grads(self, outs, ys, sample_weight, with_grads):
         """Per-output losses (batch means) and gradients w.r.t. the outputs."""
         outputs = self._compiled_outputs
+        masks = self._output_masks  # Keras's masks reaching the outputs (None: no mask)
         n = outs[0].shape[0]
         total = 0.0
         grads = []
@@ -245,10 +247,16 @@ class Trainer:
                 continue
             if ys is None or ys[k] is None:
                 raise ValueError(f"targets are needed for output {out.name!r}")
-            compute = (out.loss.compute_from_logits if out.fused_step is not None
-                       else out.loss.compute)
-            per_sample, grad = compute(ys[k], outs[k], sample_weight=sample_weight,
-                                       grad_scale=out.weight / n, need_grad=with_grads)
+            mask = masks[k] if masks is not None else None
+            if mask is not None:
+                per_sample, grad = out.loss.compute_masked(
+                    ys[k], outs[k], mask, sample_weight=sample_weight, grad_scale=out.weight / n,
+                    need_grad=with_grads, from_logits=out.fused_step is not None)
+            else:
+                compute = (out.loss.compute_from_logits if out.fused_step is not None
+                           else out.loss.compute)
+                per_sample, grad = compute(ys[k], outs[k], sample_weight=sample_weight,
+                                           grad_scale=out.weight / n, need_grad=with_grads)
             value = float(np.sum(per_sample, dtype=np.float64)) / n
             values.append(value)
             total += out.weight * value
@@ -275,6 +283,7 @@ class Trainer:
 
     def _update_metrics(self, outs, ys, sample_weight, values, training_outputs=True):
         outputs = self._compiled_outputs
+        masks = self._output_masks
         n = outs[0].shape[0]
         for k, out in enumerate(outputs):
             if values[k] is not None:
@@ -284,8 +293,13 @@ class Trainer:
             pred = outs[k]
             if out.fused_step is not None:
                 pred = out.activation.forward(pred)
+            mask = masks[k] if masks is not None else None
             for metric, weighted in out.metrics:
-                metric.update_state(ys[k], pred, sample_weight if weighted else None)
+                weights = sample_weight if weighted else None
+                if mask is not None and isinstance(metric, metrics_module.MeanMetricWrapper):
+                    # As Keras: a masked output's metric averages over the kept positions.
+                    weights = sample_weights_with_mask(weights, mask)
+                metric.update_state(ys[k], pred, weights)
 
     def _logs(self, prefix=""):
         if self._distribute is not None:  # data parallel: the metrics of all ranks

@@ -56,6 +56,11 @@ def export(model, path, opset=None, input_layout="NHWC", batch_size=None):
     if not isinstance(model, Model):
         raise TypeError(f"export takes a cnnc Model, got {type(model).__name__}")
     model._require_graph()
+    plan = model._mask_plan() if not model._traced else None
+    if plan is not None and plan.consumes:
+        raise ValueError(f"model {model.name!r} has layers that consume masks "
+                         f"(Embedding(mask_zero=True) / Masking feeding a mask-aware layer); "
+                         f"ONNX has no masks, so it cannot be exported")
     opset = DEFAULT_OPSET if opset is None else int(opset)
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:

@@ -1,7 +1,7 @@
 """Adam (Kingma & Ba), with AMSGrad as an option."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.optimizers.optimizer import Optimizer, moment_rates
 
 

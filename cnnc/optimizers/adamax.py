@@ -1,7 +1,7 @@
 """Adamax (Kingma & Ba, section 7.1): Adam with the infinity norm."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.optimizers.optimizer import Optimizer, moment_rates
 
 

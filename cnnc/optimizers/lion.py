@@ -1,7 +1,7 @@
 """Lion (Chen et al., 2023): sign of an interpolated momentum."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.optimizers.optimizer import Optimizer, check_range
 
 

@@ -1,7 +1,7 @@
 """Nadam (Dozat): Adam with Nesterov momentum and Keras's momentum schedule."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.optimizers.optimizer import Optimizer, moment_rates
 
 

@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.optimizers import schedules as _schedules
 from cnnc.optimizers.flat_state import FlatState
 

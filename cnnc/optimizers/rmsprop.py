@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.optimizers.optimizer import Optimizer, check_range
 
 

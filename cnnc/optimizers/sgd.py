@@ -1,7 +1,7 @@
 """Stochastic gradient descent with optional (Nesterov) momentum."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.optimizers.optimizer import Optimizer, check_range
 
 

@@ -3,7 +3,7 @@ affine warp per image, its fill mode and interpolation, and the adjoint of
 the warp for backward."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.preprocessing.base_random import BaseRandomLayer
 
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")

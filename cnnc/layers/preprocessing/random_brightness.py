@@ -1,7 +1,7 @@
 """Random brightness changes."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.preprocessing.base_random import BaseRandomLayer, symmetric_range
 
 

@@ -1,7 +1,7 @@
 """Random contrast changes."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.preprocessing.base_random import BaseRandomLayer, symmetric_range
 from cnnc.layers.preprocessing.random_brightness import check_value_range
 

@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.preprocessing.base_random import BaseRandomLayer
 
 

@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.preprocessing.base_random import BaseRandomLayer
 from cnnc.layers.preprocessing.random_brightness import check_value_range
 
@@ -20,22 +20,27 @@ def _interval(value, name, low, high=None):
 
 
 class RandomErasing(BaseRandomLayer):
-    """In training, sets a random rectangle of each image to ``fill_value``
-    with probability ``factor``; the identity at inference. Runs the C
-    kernel ``cnnc.ops.random_erasing``.
+    """In training, fills a random rectangle of some images; the identity at
+    inference. The rectangles come from the C kernel
+    ``cnnc.ops.random_erasing``.
 
-    factor: the probability that an image is erased (a float in [0, 1];
-    a (low, high) pair means a probability drawn uniformly in that range
-    per image, which erases with probability (low + high) / 2). scale: the
-    range of the rectangle's area as a fraction of the image's. ratio: the
-    range of its aspect ratio height / width (drawn log-uniformly).
-    fill_value: the constant written into the rectangle (random-noise fill,
-    Keras's ``fill_value=None``, is not provided). value_range: the range of
-    the pixel values, kept for Keras compatibility. Input and output:
-    ``(N, H, W, C)``; the gradient is dy with the erased pixels zeroed.
+    factor: Keras 3's convention. A pair (low, high) draws each image's
+    erasing probability uniformly in [low, high]; one number f draws it in
+    [0, f], so an image is erased with probability f / 2 (the default 1.0
+    erases half the images, as Keras's layer does; (1.0, 1.0) erases all).
+    scale: the range of the rectangle's area as a fraction of the image's,
+    with ratio the range of its aspect ratio height / width (drawn
+    log-uniformly), as in Zhong et al. (Keras draws the two sides as
+    sqrt(u) times the image's sides, u uniform in scale, and has no ratio).
+    fill_value: None (Keras's default) fills with noise, a standard normal
+    times ``value_range[1]``; a number fills with that constant; a sequence
+    of one number per channel fills each channel with its own. Either way
+    the fill is clipped to ``value_range``, the range of the pixel values,
+    as Keras does. Input and output: ``(N, H, W, C)``; the gradient is dy
+    with the erased pixels zeroed.
     """
 
-    def __init__(self, factor=1.0, scale=(0.02, 0.33), ratio=(0.3, 3.3), fill_value=0.0,
+    def __init__(self, factor=1.0, scale=(0.02, 0.33), ratio=(0.3, 3.3), fill_value=None,
                  value_range=(0, 255), seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if data_format not in (None, "channels_last"):
@@ -43,40 +48,72 @@ class RandomErasing(BaseRandomLayer):
         if isinstance(factor, numbers.Real) and not isinstance(factor, bool):
             if not 0.0 <= float(factor) <= 1.0:
                 raise ValueError(f"factor must be a probability in [0, 1], got {factor!r}")
-            self._probability = float(factor)
+            self._probability = 0.5 * float(factor)
         else:
             lo, hi = _interval(factor, "factor", -1e-30, 1.0)
             self._probability = 0.5 * (lo + hi)
         self.factor = factor
         self.scale = _interval(scale, "scale", 0.0, 1.0)
         self.ratio = _interval(ratio, "ratio", 0.0)
-        if fill_value is None or not isinstance(fill_value, numbers.Real) or isinstance(
-                fill_value, bool) or not np.isfinite(fill_value):
-            raise ValueError(f"fill_value must be a finite number (noise fill is not provided), "
-                             f"got {fill_value!r}")
-        self.fill_value = float(fill_value)
         self.value_range = check_value_range(value_range)
+        self.fill_value = _check_fill(fill_value)
         self._call_seed = None
 
     def _erase(self, x, seed, value):
         return ops.random_erasing(x, probability=self._probability, area=self.scale,
                                   ratio=self.ratio, value=value, seed=seed)
 
+    def _fill(self, shape, seed):
+        """The fill of a batch of ``shape``: an array, or a float for a
+        constant (clipped to value_range)."""
+        lo, hi = self.value_range
+        if isinstance(self.fill_value, float):
+            return float(np.clip(self.fill_value, lo, hi))
+        if self.fill_value is None:
+            noise = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+            return np.clip(noise * np.float32(hi), lo, hi)
+        if len(self.fill_value) != shape[-1]:
+            raise ValueError(f"RandomErasing {self.name!r}: fill_value has "
+                             f"{len(self.fill_value)} values for images of {shape[-1]} channels")
+        return np.clip(np.asarray(self.fill_value, np.float32), lo, hi)
+
+    def _kept(self, shape, seed):
+        # The same seed erases the same rectangles: a mask of 1 (kept) / 0 (erased).
+        return self._erase(np.ones(shape, np.float32), seed, 0.0)
+
     def transform(self, x, seed):
         self._call_seed = seed
         self._shape = x.shape
-        return self._erase(x, seed, self.fill_value)
+        fill = self._fill(x.shape, seed)
+        if isinstance(fill, float):
+            return self._erase(x, seed, fill)
+        return np.where(self._kept(x.shape, seed) != 0, x, fill).astype(np.float32)
 
     def transform_backward(self, dy):
-        # The same seed erases the same rectangles: a mask of 1 (kept) / 0 (erased).
-        kept = self._erase(np.ones(self._shape, np.float32), self._call_seed, 0.0)
-        return np.asarray(dy, dtype=np.float32) * kept
+        return np.asarray(dy, dtype=np.float32) * self._kept(self._shape, self._call_seed)
 
     def get_config(self):
         config = super().get_config()
+        fill = self.fill_value
         config.update({
             "factor": list(self.factor) if isinstance(self.factor, (tuple, list)) else self.factor,
-            "scale": list(self.scale), "ratio": list(self.ratio), "fill_value": self.fill_value,
+            "scale": list(self.scale), "ratio": list(self.ratio),
+            "fill_value": list(fill) if isinstance(fill, tuple) else fill,
             "value_range": list(self.value_range),
         })
         return config
+
+
+def _check_fill(fill_value):
+    """None (noise), a finite float, or a tuple of finite floats (one per channel)."""
+    def finite(value):
+        return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                and np.isfinite(value))
+    if fill_value is None:
+        return None
+    if finite(fill_value):
+        return float(fill_value)
+    if isinstance(fill_value, (list, tuple)) and fill_value and all(finite(v) for v in fill_value):
+        return tuple(float(v) for v in fill_value)
+    raise ValueError(f"fill_value must be None (noise), a finite number or a list of finite "
+                     f"numbers (one per channel), got {fill_value!r}")

@@ -1,7 +1,7 @@
 """Random horizontal and/or vertical flips."""
 import numpy as np
 
-from cnnc import ops
+from cnnc import _kernels as ops
 from cnnc.layers.preprocessing.base_random import BaseRandomLayer
 
 _MODES = {"horizontal": (True, False), "vertical": (False, True),
