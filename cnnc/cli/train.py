@@ -203,9 +203,11 @@ def run(args):
     """Train a zoo model on a data set, evaluate it, save it and its curves.
 
     Trains a model of cnnc.applications on a data set, evaluates it on the
-    test set, and saves the model, the training curves (CSV and PNG) and the
-    first layer's filters. With no arguments: the classic MNIST CNN on
-    Fashion-MNIST (the full set if found, else the sample bundled with cnnc).
+    test set, and saves the model, the training curves (CSV and PNG), the
+    first layer's filters, the test set's confusion matrix and its hardest
+    misclassified images. With no arguments: the classic MNIST CNN on
+    Fashion-MNIST (the full set if found, else the sample bundled with cnnc);
+    --recipe quick and --recipe best reach further.
     """
     if getattr(args, "distributed", False):
         # An error on one rank must stop every rank: it reaches the
