@@ -403,7 +403,7 @@ def _train(args):
     print(f"  try:      cnnc predict {model_path} IMAGE.png")
     if args.recipe is None and args.dataset in ("fashion_mnist", "mnist"):
         print("  for more: cnnc train --recipe quick   (a small ResNet, about 2 minutes on 2 cores, "
-              "0.91 or more on the full Fashion-MNIST)\n"
-              "            cnnc train --recipe best    (about 30 minutes on 2 cores, 0.95 on the full "
+              "0.915 on the full Fashion-MNIST)\n"
+              "            cnnc train --recipe best    (about 26 minutes on 2 cores, 0.94 on the full "
               "Fashion-MNIST; see docs/recipes.md)")
     return 0
