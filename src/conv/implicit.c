@@ -50,6 +50,7 @@ struct implicit_plan {
     int tiled;
     const float *x, *w, *bias;
     float *y, *bp;
+    int prepacked;       /* bp came packed: nothing to pack per call */
     int64_t kg, panels;  /* rows of B per group, NR panels per group */
     int merged;          /* one micro-kernel call per kernel row */
     /* B is packed from the kernel of the convolution this one is the
@@ -396,7 +397,8 @@ static void implicit_thread(void *ctx)
 {
     struct implicit_plan *pl = ctx;
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
-    pack_weights(pl, t, team);
+    if (!pl->prepacked)
+        pack_weights(pl, t, team);
     /* The tiles compute exactly the rows they keep, so with them narrow
      * rows do better in bands too (2x to 4x on 8 to 14 pixel rows), down to
      * rows of about 4 pixels: below, tiles of so few rows leave the FMA
@@ -412,7 +414,7 @@ static void implicit_thread(void *ctx)
  * kernel of the convolution whose stride-1 input gradient this is, with
  * the taps and the output layout as ph says. */
 static cnnc_status run(const struct cnnc_conv_geom *g, int threads, const float *x, const float *w, int flipped,
-                       const struct phase *ph, const float *bias, float *y)
+                       const struct phase *ph, const float *bias, float *y, const float *panels)
 {
     const struct cnnc_gemm_kernels *kern = CNNC_PICK(cnnc_gemm_kernels);
     const struct cnnc_conv_kernels *ck = CNNC_PICK(cnnc_conv_kernels);
@@ -423,8 +425,10 @@ static cnnc_status run(const struct cnnc_conv_geom *g, int threads, const float 
     };
     const int64_t call_k = pl.merged ? g->kw * g->cin : g->cin_g;
     pl.tiled = ck->tile_mr == kern->mr && ck->tile_nr == kern->nr && call_k < TILED_MAX_CALL_K;
-    pl.bp = cnnc_workspace(CNNC_CONV_SLOT_SHARED,
-                           (size_t)(g->groups * pl.panels * pl.kg * kern->nr) * sizeof(float));
+    pl.prepacked = panels != NULL;
+    /* The packed panels are only read (a cast, not a copy). */
+    pl.bp = panels ? (float *)panels
+                   : cnnc_workspace(CNNC_CONV_SLOT_SHARED, (size_t)(g->groups * pl.panels * pl.kg * kern->nr) * sizeof(float));
     if (!pl.bp)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate the packed weights");
     cnnc_parallel_team(threads, implicit_thread, &pl);
@@ -447,7 +451,7 @@ cnnc_status cnnc_conv_implicit_forward(const struct cnnc_conv_geom *g, int threa
                                        const float *bias, float *y)
 {
     const struct phase ph = whole(g);
-    return run(g, threads, x, w, 0, &ph, bias, y);
+    return run(g, threads, x, w, 0, &ph, bias, y, NULL);
 }
 
 cnnc_status cnnc_conv_implicit_backward_data(const struct cnnc_conv_geom *g, int threads, const float *w,
@@ -455,7 +459,7 @@ cnnc_status cnnc_conv_implicit_backward_data(const struct cnnc_conv_geom *g, int
 {
     const struct cnnc_conv_geom t = cnnc_conv_data_gradient_geom(g);
     const struct phase ph = whole(&t);
-    return run(&t, threads, dy, w, 1, &ph, bias, dx);
+    return run(&t, threads, dy, w, 1, &ph, bias, dx, NULL);
 }
 
 cnnc_status cnnc_conv_implicit_backward_data_phases(const struct cnnc_conv_geom *g, int threads, const float *w,
@@ -488,8 +492,31 @@ cnnc_status cnnc_conv_implicit_backward_data_phases(const struct cnnc_conv_geom 
                 .y_px = g->sw * g->cin, .y_row = g->sh * g->w * g->cin, .y_img = g->h * g->w * g->cin,
             };
             float *y = dx + ((q0h * g->sh + rh - g->pt) * g->w + q0w * g->sw + rw - g->pl) * g->cin;
-            CNNC_TRY(run(&t, threads, dy, w, 1, &ph, bias, y));
+            CNNC_TRY(run(&t, threads, dy, w, 1, &ph, bias, y, NULL));
         }
     }
     return CNNC_OK;
+}
+
+cnnc_status cnnc_conv_implicit_pack(const struct cnnc_conv_geom *g, const float *w, float **panels, int64_t *floats)
+{
+    const struct cnnc_gemm_kernels *kern = CNNC_PICK(cnnc_gemm_kernels);
+    struct implicit_plan pl = {
+        .g = g, .kern = kern, .w = w, .kg = g->kh * g->kw * g->cin_g, .panels = cnnc_ceil_div(g->cout_g, kern->nr),
+    };
+    size_t bytes;
+    CNNC_TRY(cnnc_mul_sizes(floats, 4, g->groups, pl.panels, pl.kg, (int64_t)kern->nr));
+    CNNC_TRY(cnnc_float_bytes(*floats, &bytes));
+    *panels = pl.bp = cnnc_malloc(bytes ? bytes : 64);
+    if (!pl.bp)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes of packed weights", bytes);
+    pack_weights(&pl, 0, 1);
+    return CNNC_OK;
+}
+
+cnnc_status cnnc_conv_implicit_forward_packed(const struct cnnc_conv_geom *g, int threads, const float *x,
+                                              const float *w, const float *panels, const float *bias, float *y)
+{
+    const struct phase ph = whole(g);
+    return run(g, threads, x, w, 0, &ph, bias, y, panels);
 }

@@ -93,6 +93,7 @@
  *   into the tiled weight gradient where that runs).
  */
 #include <stdlib.h>
+#include <string.h>
 #include "select.h"
 #include "depthwise.h"
 #include "gemm_kernels.h"
@@ -220,6 +221,67 @@ cnnc_status cnnc_conv_select_forward(const struct cnnc_conv_geom *g, const float
     if (cnnc_conv_is_pointwise(g))
         return cnnc_conv_gemm_pointwise_forward(g, threads, x, w, bias, y);
     return cnnc_conv_implicit_forward(g, threads, x, w, bias, y);
+}
+
+/* Whether the pointwise GEMM of g takes the output stage in its tiles. */
+static int fused_pointwise(const struct cnnc_conv_geom *g)
+{
+    return cnnc_conv_is_pointwise(g) && g->groups == 1 && !cnnc_conv_is_depthwise(g) && !winograd_chosen(g, PASS_FORWARD);
+}
+
+/* Implicit GEMM: what cnnc_conv_select_forward runs when nothing else does. */
+static int implicit_forward(const struct cnnc_conv_geom *g)
+{
+    return !cnnc_conv_is_depthwise(g) && !winograd_chosen(g, PASS_FORWARD) && !cnnc_conv_is_pointwise(g);
+}
+
+cnnc_status cnnc_conv_select_pack(const struct cnnc_conv_geom *g, const float *w, struct cnnc_conv_packed *packed)
+{
+    memset(packed, 0, sizeof *packed);
+    packed->kern = CNNC_PICK(cnnc_gemm_kernels);
+    if (fused_pointwise(g))
+        return cnnc_gemm_pack_b_once(CNNC_NO_TRANS, g->cin, g->cout, w, g->cout, &packed->pointwise);
+    if (implicit_forward(g)) {
+        int64_t floats;
+        return cnnc_conv_implicit_pack(g, w, &packed->implicit, &floats);
+    }
+    return CNNC_OK;
+}
+
+void cnnc_conv_packed_free(struct cnnc_conv_packed *packed)
+{
+    if (!packed)
+        return;
+    cnnc_gemm_packed_b_free(&packed->pointwise);
+    cnnc_free(packed->implicit);
+    memset(packed, 0, sizeof *packed);
+}
+
+/* The output stage over the whole of y, after a convolution that added
+ * the bias itself. */
+static void stage_after(const struct cnnc_conv_geom *g, const struct cnnc_gemm_epilogue *stage, float *y)
+{
+    struct cnnc_gemm_epilogue rest = *stage;
+    rest.bias = NULL;
+    if (!rest.residual && !rest.activate)
+        return;
+    CNNC_PICK(cnnc_gemm_kernels)->epilogue(&rest, y, g->cout, g->n * g->oh * g->ow, g->cout, 0, 0);
+}
+
+cnnc_status cnnc_conv_select_forward_fused(const struct cnnc_conv_geom *g, const float *x, const float *w,
+                                           const struct cnnc_conv_packed *packed,
+                                           const struct cnnc_gemm_epilogue *stage, float *y)
+{
+    const int current = packed && packed->kern == CNNC_PICK(cnnc_gemm_kernels);
+    if (fused_pointwise(g))
+        return cnnc_conv_gemm_pointwise_forward_fused(g, cnnc_conv_threads(g), x, w,
+                                                      current ? &packed->pointwise : NULL, stage, y);
+    if (current && packed->implicit && implicit_forward(g))
+        CNNC_TRY(cnnc_conv_implicit_forward_packed(g, cnnc_conv_threads(g), x, w, packed->implicit, stage->bias, y));
+    else
+        CNNC_TRY(cnnc_conv_select_forward(g, x, w, stage->bias, y));
+    stage_after(g, stage, y);
+    return CNNC_OK;
 }
 
 cnnc_status cnnc_conv_select_backward_data(const struct cnnc_conv_geom *g, const float *w, const float *dy,

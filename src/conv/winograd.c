@@ -246,12 +246,20 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
  * 2x2 tiles of dy (zero past the output's edge, whose pixels the forward
  * pass discards); then dw = G^T dU G. Threads split the tiles in blocks of
  * TB (the GEMMs' inner dimension) and accumulate private dU partials, summed
- * in thread order (deterministic for a fixed thread count). */
+ * in thread order (deterministic for a fixed thread count); where those
+ * partials would pass GRAD_MAX_PARTIAL_BYTES, the threads split dU's columns
+ * instead (deterministic for any thread count). */
 
 /* Tiles per block (the GEMMs' inner dimension): bounds of the choice in
  * cnnc_conv_winograd_backward_weights. */
 #define GRAD_MIN_TILES 32
 #define GRAD_MAX_TILES 256
+/* Most bytes of private dU partials a team may hold (dU is 16 MiB at 512
+ * channels). Beyond it the threads split dU's columns instead of the tiles:
+ * each runs every tile block for its own columns, straight into the shared
+ * dU, so no partial exists (the transforms, a small part of the work, are
+ * then done by every thread). */
+#define GRAD_MAX_PARTIAL_BYTES ((int64_t)16 << 20)
 
 /* dM rows of tiles [t0, t0 + count) (zero rows past count, up to TB). */
 static void transform_grad_output(const struct wino_plan *pl, int64_t t0, int64_t count, const float *dy,
@@ -283,11 +291,15 @@ struct wino_grad {
     /* The GEMMs compute dU^T (Cout rows): fewer padded rows and columns of
      * the micro-kernel's tiles for this shape. */
     int transposed;
+    /* Threads split dU's columns (see GRAD_MAX_PARTIAL_BYTES), not the tiles. */
+    int split_columns;
     struct cnnc_conv_partials partials;
 };
 
+/* dU += the block's products, for dU's columns [c0, c1) (multiples of NR but
+ * the last). */
 static void grad_block(const struct wino_grad *gr, int64_t b, float *v, float *m, float *ap, float *bp,
-                       const float *zeros, float *du)
+                       const float *zeros, float *du, int64_t c0, int64_t c1)
 {
     const struct wino_plan *pl = &gr->pl;
     const struct cnnc_conv_geom *g = pl->g;
@@ -302,16 +314,16 @@ static void grad_block(const struct wino_grad *gr, int64_t b, float *v, float *m
         const float *vx = v + xi * pl->v_stride, *mx = m + xi * pl->m_stride;
         if (gr->transposed) {
             gk->pack_a(rows, count, mx, 1, pl->ldm, ap);
-            gk->pack_b(count, cols, vx, pl->ldv, 1, bp);
+            gk->pack_b(count, c1 - c0, vx + c0, pl->ldv, 1, bp);
         } else {
             gk->pack_a(rows, count, vx, 1, pl->ldv, ap);
-            gk->pack_b(count, cols, mx, pl->ldm, 1, bp);
+            gk->pack_b(count, c1 - c0, mx + c0, pl->ldm, 1, bp);
         }
-        float *c = du + xi * rows * cols;
-        for (int64_t j = 0; j * nr < cols; ++j)
+        float *c = du + xi * rows * cols + c0;
+        for (int64_t j = 0; j * nr < c1 - c0; ++j)
             for (int64_t i = 0; i * mr < rows; ++i)
                 gk->ukernel(count, ap + i * count * mr, 1, mr, bp + j * count * nr, c + i * mr * cols + j * nr, cols,
-                            cnnc_min_i64(mr, rows - i * mr), cnnc_min_i64(nr, cols - j * nr), 1.0f, 1.0f);
+                            cnnc_min_i64(mr, rows - i * mr), cnnc_min_i64(nr, c1 - c0 - j * nr), 1.0f, 1.0f);
     }
 }
 
@@ -328,7 +340,7 @@ static void grad_thread(void *ctx)
     const int64_t rows = gr->transposed ? g->cout : g->cin, cols = gr->transposed ? g->cin : g->cout;
     const int64_t ap_floats = cnnc_ceil_div(cnnc_ceil_div(rows, mr) * mr * pl->tb, 16) * 16;
     const int64_t bp_floats = cnnc_ceil_div(cnnc_ceil_div(cols, nr) * nr * pl->tb, 16) * 16;
-    float *du = cnnc_conv_partial_begin(&gr->partials);
+    float *du = gr->split_columns ? gr->partials.out : cnnc_conv_partial_begin(&gr->partials);
     float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(XI * (pl->v_stride + pl->m_stride) + ap_floats +
                                                              bp_floats + zero_floats) * sizeof(float));
     if (!buf)
@@ -337,12 +349,21 @@ static void grad_thread(void *ctx)
         float *v = buf, *m = v + XI * pl->v_stride, *ap = m + XI * pl->m_stride, *bp = ap + ap_floats;
         float *zeros = bp + bp_floats;
         memset(zeros, 0, (size_t)zero_floats * sizeof(float));
-        int64_t b0, b1;
-        cnnc_conv_split(pl->blocks, t, team, &b0, &b1);
-        for (int64_t b = b0; b < b1; ++b)
-            grad_block(gr, b, v, m, ap, bp, zeros, du);
+        int64_t b0 = 0, b1 = pl->blocks, c0 = 0, c1 = cols;
+        if (gr->split_columns) {
+            cnnc_conv_split(cnnc_ceil_div(cols, nr), t, team, &c0, &c1);
+            c0 *= nr;
+            c1 = cnnc_min_i64(c1 * nr, cols);
+            for (int64_t r = 0; r < XI * rows && c1 > c0; ++r)
+                memset(du + r * cols + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+        } else {
+            cnnc_conv_split(pl->blocks, t, team, &b0, &b1);
+        }
+        for (int64_t b = b0; b < b1 && c1 > c0; ++b)
+            grad_block(gr, b, v, m, ap, bp, zeros, du, c0, c1);
     }
-    cnnc_conv_partial_reduce(&gr->partials);
+    if (!gr->split_columns)
+        cnnc_conv_partial_reduce(&gr->partials);
     if (cnnc_conv_team_failed(&gr->partials.failed))
         return;
     /* dw = G^T dU G, over slices of the (ci, co) pairs. */
@@ -396,11 +417,16 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
      * V and dM are about as large as dU balance that traffic against
      * keeping them in cache (measured on the ResNet-18 shapes). */
     const int64_t du_bytes_est = XI * g->cin * g->cout * (int64_t)sizeof(float);
+    gr.split_columns = (threads - 1) * du_bytes_est > GRAD_MAX_PARTIAL_BYTES;
     pl->tb = cnnc_max_i64(GRAD_MIN_TILES, cnnc_min_i64(GRAD_MAX_TILES, du_bytes_est / per_tile));
-    pl->tb = cnnc_min_i64(pl->tb, cnnc_ceil_div(pl->tiles, threads));
-    /* Whole rounds of blocks: with 3 blocks on 2 threads one thread would
-     * do two thirds of the work (512 channels @7 had no 2-thread speedup). */
-    pl->tb = cnnc_ceil_div(pl->tiles, cnnc_ceil_div(cnnc_ceil_div(pl->tiles, pl->tb), threads) * threads);
+    if (!gr.split_columns) {
+        /* Every thread runs every block when they split the columns; here
+         * each has its blocks, in whole rounds: with 3 blocks on 2 threads
+         * one thread would do two thirds of the work (512 channels @7 had
+         * no 2-thread speedup). */
+        pl->tb = cnnc_min_i64(pl->tb, cnnc_ceil_div(pl->tiles, threads));
+        pl->tb = cnnc_ceil_div(pl->tiles, cnnc_ceil_div(cnnc_ceil_div(pl->tiles, pl->tb), threads) * threads);
+    }
     pl->v_stride = pl->tb * pl->ldv + 2 * PAD;
     pl->m_stride = pl->tb * pl->ldm + 2 * PAD;
     pl->blocks = cnnc_ceil_div(pl->tiles, pl->tb);
