@@ -4,15 +4,17 @@ peak memory, each library and each measurement in its own process.
 
     python benchmarks/bench_models.py [--batch 8] [--threads 2] [--steps 3]
         [--models mnist resnet18 resnet50 vgg16] [--predict-batches 1 32]
-        [--size 224]
+        [--size 224] [--recompute]
 
 Training: SGD with momentum on random data, ``model.train_on_batch`` for
 cnnc and the zero_grad/forward/backward/step loop for PyTorch (channels_last,
 the same architectures written out below: same convolutions, batch norms,
 paddings and classifier); the median of ``steps`` steps after one warm-up
-step. Inference: ``model.predict`` for cnnc (its C runtime) and eager
-``torch.no_grad()`` forward for PyTorch, batches of 1 and 32 (the MNIST CNN's
-28x28x1 input, the others ``--size``).
+step; with ``--recompute`` also a row ("train+rc") where cnnc is compiled
+with ``recompute=True`` (PyTorch trains as in "train"). Inference:
+``model.predict`` for cnnc (its C runtime) and eager ``torch.no_grad()``
+forward for PyTorch, batches of 1 and 32 (the MNIST CNN's 28x28x1 input, the
+others ``--size``).
 
 Memory columns: "peak" is the process's peak RSS (VmHWM) minus its RSS once
 the library is imported and the model built, i.e. what the step or pass
@@ -147,7 +149,7 @@ def child(lib, name, mode, batch, size, steps, threads):
         model = torch_model(name, size).to(memory_format=torch.channels_last)
         xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
         yt = torch.from_numpy(y)
-        if mode == "train":
+        if mode.startswith("train"):
             model.train()
             opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
             loss_fn = nn.CrossEntropyLoss()
@@ -165,9 +167,9 @@ def child(lib, name, mode, batch, size, steps, threads):
     else:
         import cnnc
         model = cnnc_model(name, size)
-        if mode == "train":
+        if mode.startswith("train"):
             model.compile(cnnc.optimizers.SGD(0.01, momentum=0.9),
-                          "sparse_categorical_crossentropy")
+                          "sparse_categorical_crossentropy", recompute=mode == "train+rc")
 
             def run():
                 model.train_on_batch(x, y)
@@ -212,6 +214,8 @@ def main():
     parser.add_argument("--size", type=int, default=224, help="image side (not the MNIST CNN)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--recompute", action="store_true",
+                        help="also train cnnc with compile(recompute=True)")
     args = parser.parse_args()
     if args.child:
         lib, name, mode, batch = args.child
@@ -225,7 +229,8 @@ def main():
               f"{'est tot':>8s} {'est +':>7s}")
     print(header)
     print("-" * len(header))
-    runs = [("train", args.batch)] + [("predict", b) for b in args.predict_batches]
+    runs = [("train", args.batch)] + ([("train+rc", args.batch)] if args.recompute else []) + [
+        ("predict", b) for b in args.predict_batches]
     for name in args.models:
         for mode, batch in runs:
             c = measure("cnnc", name, mode, batch, args)

@@ -15,9 +15,23 @@ Outside any ``reuse_buffers()`` block nothing is cached: blocks freed then go
 straight back to the C library, and leaving the last active block empties
 the cache, so the memory held is bounded by one step's working set (and by
 ``cache_limit`` bytes).
+
+Exact-size reuse wastes memory in a training step, though: backward frees
+activations of one size and asks for gradients of another, so the cache
+ends up holding every size the step ever used. A :class:`StepArena` plans
+instead: its first step records each large allocation (size, when made,
+when freed); from that it places every block freed within the step at an
+offset of one arena, blocks alive at the same time apart and blocks alive
+at different times on the same bytes (largest first, each at the lowest
+offset free for its lifetime). Later steps hand out the planned places in
+order, so a warm step allocates no large buffer and the arena is about the
+step's peak of live bytes. A request that does not match the plan (another
+size, or a block whose place is still held, say an array the caller kept
+from the last step) is served from the cache as before, never from
+occupied bytes.
 """
 from libc.stdint cimport uint8_t, uintptr_t
-from libc.stdlib cimport free, getenv, strtoull
+from libc.stdlib cimport calloc, free, getenv, realloc, strtoull
 from libc.string cimport memcpy, memset, strncpy
 from cpython.pycapsule cimport PyCapsule_New
 
@@ -40,6 +54,17 @@ cdef extern from "numpy/arrayobject.h":
 cdef extern from "stdlib.h" nogil:
     int posix_memalign(void **memptr, size_t alignment, size_t size)
 
+cdef extern from *:
+    """
+    #if defined(__GLIBC__)
+    #include <malloc.h>
+    static void cnnc_trim_heap(void) { malloc_trim(0); }
+    #else
+    static void cnnc_trim_heap(void) {}
+    #endif
+    """
+    void cnnc_trim_heap() nogil
+
 cdef extern from "pthread.h" nogil:
     ctypedef struct pthread_mutex_t:
         pass
@@ -48,11 +73,15 @@ cdef extern from "pthread.h" nogil:
     int pthread_mutex_unlock(pthread_mutex_t *mutex)
     int pthread_atfork(void (*prepare)() noexcept nogil, void (*parent)() noexcept nogil,
                        void (*child)() noexcept nogil)
+    ctypedef unsigned long pthread_t
+    pthread_t pthread_self()
+    int pthread_equal(pthread_t a, pthread_t b)
 
 _import_array()
 
 # The header in front of each block keeps its size (NumPy's realloc does not
-# pass it) and a tag that catches a foreign pointer. 64 bytes keep the data
+# pass it), a tag that catches a foreign pointer, and where the block came
+# from (an arena's bytes, or a step being recorded). 64 bytes keep the data
 # 64-byte aligned.
 cdef enum:
     HEADER = 64
@@ -61,9 +90,38 @@ cdef enum:
     MAX_ENTRIES = 1024
 cdef size_t TAG = 0x636e6e63626c6b31  # "cnncblk1"
 
+# A step's allocation plan and its memory (see StepArena).
+cdef struct Arena:
+    char *base               # the arena's bytes (NULL until planned)
+    Py_ssize_t planned       # allocations in the plan
+    size_t *sizes            # size of allocation i
+    Py_ssize_t *offsets      # its offset in base, -1 when it outlives the step
+    Py_ssize_t *conflict_at  # conflicts of i: conflicts[conflict_at[i]:conflict_at[i + 1]]
+    Py_ssize_t *conflicts    # the planned blocks whose bytes overlap i's
+    char *live               # 1 while the block planned at i is in use
+    Py_ssize_t live_count
+    bint retired             # its StepArena is gone: free it once no block lives
+    # recording (the first step)
+    size_t recording         # nonzero while recording
+    Py_ssize_t count         # allocations made in the current step
+    Py_ssize_t capacity
+    size_t *rec_size
+    Py_ssize_t *rec_made
+    Py_ssize_t *rec_freed    # -1: not freed within the step
+    Py_ssize_t clock
+    pthread_t owner          # the thread running the step
+    size_t hits
+    size_t fallbacks
+
+
 cdef struct BlockHeader:
     size_t size
     size_t tag
+    Arena *arena         # the arena whose bytes hold this block, else NULL
+    Py_ssize_t index     # its place in the arena's plan
+    size_t recording     # the recording it was logged by (0: none)
+
+
 
 cdef struct CacheEntry:
     size_t size
@@ -77,6 +135,8 @@ cdef size_t _cache_limit = <size_t>1 << 30
 cdef Py_ssize_t _active = 0
 cdef size_t _hits = 0
 cdef size_t _misses = 0
+cdef Arena *_stepping = NULL   # the arena of the step running now, if any
+cdef size_t _recordings = 0
 pthread_mutex_init(&_lock, NULL)
 
 
@@ -105,6 +165,8 @@ cdef void *_fresh(size_t size) noexcept nogil:
         return NULL
     (<BlockHeader *>raw).size = size
     (<BlockHeader *>raw).tag = TAG
+    (<BlockHeader *>raw).arena = NULL
+    (<BlockHeader *>raw).recording = 0
     return <char *>raw + HEADER
 
 
@@ -133,12 +195,105 @@ cdef void *_take_cached(size_t size) noexcept nogil:
     return <char *>raw + HEADER
 
 
+cdef void _arena_free_all(Arena *a) noexcept nogil:
+    free(a.base)
+    free(a.sizes)
+    free(a.offsets)
+    free(a.conflict_at)
+    free(a.conflicts)
+    free(a.live)
+    free(a.rec_size)
+    free(a.rec_made)
+    free(a.rec_freed)
+    free(a)
+
+
+cdef bint _record_room(Arena *a) noexcept nogil:
+    """Room for one more recorded allocation (False: out of memory)."""
+    cdef Py_ssize_t grown
+    cdef void *p
+    if a.count < a.capacity:
+        return True
+    grown = 2 * a.capacity + 256
+    p = realloc(a.rec_size, grown * sizeof(size_t))
+    if p == NULL:
+        return False
+    a.rec_size = <size_t *>p
+    p = realloc(a.rec_made, grown * sizeof(Py_ssize_t))
+    if p == NULL:
+        return False
+    a.rec_made = <Py_ssize_t *>p
+    p = realloc(a.rec_freed, grown * sizeof(Py_ssize_t))
+    if p == NULL:
+        return False
+    a.rec_freed = <Py_ssize_t *>p
+    a.capacity = grown
+    return True
+
+
+cdef void *_arena_take(Arena *a, size_t size, Py_ssize_t *index) noexcept nogil:
+    """The planned place of the step's next allocation (caller holds the
+    lock), or NULL to serve it elsewhere; ``index`` gets its number, or -1
+    when it is not recorded."""
+    cdef Py_ssize_t i = a.count
+    cdef Py_ssize_t k
+    cdef BlockHeader *header
+    index[0] = -1
+    if a.recording:
+        if not _record_room(a):
+            a.recording = 0  # no plan this time; the step runs as without one
+            return NULL
+        a.rec_size[i] = size
+        a.rec_made[i] = a.clock
+        a.rec_freed[i] = -1
+        a.clock += 1
+        a.count += 1
+        index[0] = i
+        return NULL
+    a.count += 1
+    if a.base == NULL or i >= a.planned or a.sizes[i] != size or a.offsets[i] < 0:
+        a.fallbacks += 1
+        return NULL
+    k = a.conflict_at[i]
+    while k < a.conflict_at[i + 1]:
+        if a.live[a.conflicts[k]]:
+            a.fallbacks += 1
+            return NULL
+        k += 1
+    if a.live[i]:
+        a.fallbacks += 1
+        return NULL
+    a.live[i] = 1
+    a.live_count += 1
+    a.hits += 1
+    header = <BlockHeader *>(a.base + a.offsets[i])
+    header.size = size
+    header.tag = TAG
+    header.arena = a
+    header.index = i
+    header.recording = 0
+    return <char *>header + HEADER
+
+
 cdef void *_malloc(void *ctx, size_t size) noexcept nogil:
     cdef void *ptr = NULL
+    cdef Py_ssize_t index = -1
+    cdef size_t recording = 0
+    if size >= MIN_CACHED and _stepping != NULL:
+        pthread_mutex_lock(&_lock)
+        if _stepping != NULL and pthread_equal(_stepping.owner, pthread_self()):
+            ptr = _arena_take(_stepping, size, &index)
+            recording = _stepping.recording
+        pthread_mutex_unlock(&_lock)
+        if ptr != NULL:
+            return ptr
     if size >= MIN_CACHED:
         ptr = _take_cached(size)
     if ptr == NULL:
         ptr = _fresh(size)
+    if ptr != NULL and index >= 0:
+        _header(ptr).index = index
+        _header(ptr).recording = recording
     return ptr
 
 
@@ -161,6 +316,21 @@ cdef void _free(void *ctx, void *ptr, size_t size) noexcept nogil:
     header = _header(ptr)
     if header.tag != TAG:  # never ours: leave it alone rather than corrupt the heap
         return
+    if header.arena != NULL:
+        _arena_release(header)
+        return
+    if header.recording != 0:
+        pthread_mutex_lock(&_lock)
+        if _stepping != NULL and _stepping.recording == header.recording:
+            _stepping.rec_freed[header.index] = _stepping.clock
+            _stepping.clock += 1
+        pthread_mutex_unlock(&_lock)
+        # Not cached: the C library's allocator, which splits and merges
+        # blocks, keeps the recorded step's peak near its live bytes, and
+        # the arena serves the blocks from the next step on.
+        header.tag = 0
+        free(header)
+        return
     if header.size >= MIN_CACHED:
         pthread_mutex_lock(&_lock)
         if (_active > 0 and _entry_count < MAX_ENTRIES
@@ -174,6 +344,19 @@ cdef void _free(void *ctx, void *ptr, size_t size) noexcept nogil:
     if not kept:
         header.tag = 0
         free(header)
+
+
+cdef void _arena_release(BlockHeader *header) noexcept nogil:
+    cdef Arena *a = header.arena
+    cdef bint gone
+    pthread_mutex_lock(&_lock)
+    header.tag = 0
+    a.live[header.index] = 0
+    a.live_count -= 1
+    gone = a.retired and a.live_count == 0
+    pthread_mutex_unlock(&_lock)
+    if gone:
+        _arena_free_all(a)
 
 
 cdef void *_realloc(void *ctx, void *ptr, size_t new_size) noexcept nogil:
@@ -283,3 +466,191 @@ def set_cache_limit(limit_bytes):
     _cache_limit = limit
     with nogil:
         pthread_mutex_unlock(&_lock)
+
+
+def _plan(sizes, made, freed):
+    """Offsets (bytes, -1 for blocks that outlive the step) placing each
+    block in one arena, and the arena's size: largest first, each at the
+    lowest offset whose bytes no block alive at the same time holds."""
+    spans = [((size + HEADER + ALIGNMENT - 1) // ALIGNMENT) * ALIGNMENT for size in sizes]
+    offsets = [-1] * len(sizes)
+    placed = []
+    order = sorted((i for i in range(len(sizes)) if freed[i] >= 0), key=lambda i: -spans[i])
+    end = 0
+    for i in order:
+        busy = sorted((offsets[j], offsets[j] + spans[j]) for j in placed
+                      if made[j] < freed[i] and made[i] < freed[j])
+        at = 0
+        for start, stop in busy:
+            if at + spans[i] <= start:
+                break
+            at = max(at, stop)
+        offsets[i] = at
+        placed.append(i)
+        end = max(end, at + spans[i])
+    return offsets, spans, end
+
+
+cdef class StepArena:
+    """The planned memory of a repeated step (a training step of one model
+    on one batch shape): ``with arena.step(): ...`` around each step, inside
+    ``reuse_buffers()``. The first step records, later ones replay (see the
+    module docstring). The arena's bytes go back when the StepArena is
+    collected and the last block placed in them is freed."""
+
+    cdef Arena *_a
+    cdef public object planned_bytes
+    cdef int _stale
+
+    def __cinit__(self):
+        self._a = <Arena *>calloc(1, sizeof(Arena))
+        if self._a == NULL:
+            raise MemoryError("cannot allocate a step arena")
+        self.planned_bytes = 0
+        self._stale = 0
+
+    def __dealloc__(self):
+        self._retire()
+
+    cdef _retire(self):
+        """Let go of the arena: its bytes are freed once no block placed in
+        them is in use."""
+        global _stepping
+        cdef bint gone
+        cdef Arena *a = self._a
+        if a == NULL:
+            return
+        self._a = NULL
+        with nogil:
+            pthread_mutex_lock(&_lock)
+            if _stepping == a:
+                _stepping = NULL
+            a.retired = True
+            gone = a.live_count == 0
+            pthread_mutex_unlock(&_lock)
+            if gone:
+                _arena_free_all(a)
+
+    cdef _renew(self):
+        """A new, empty plan: the next step records again."""
+        self._retire()
+        self._a = <Arena *>calloc(1, sizeof(Arena))
+        if self._a == NULL:
+            raise MemoryError("cannot allocate a step arena")
+        self.planned_bytes = 0
+        self._stale = 0
+
+    @contextlib.contextmanager
+    def step(self):
+        """Run one step with this arena (a step nested in another one's runs
+        without an arena of its own)."""
+        global _stepping, _recordings
+        cdef Arena *a = self._a
+        cdef bint mine = False
+        cdef size_t fallbacks = a.fallbacks
+        finished = False
+        with nogil:
+            pthread_mutex_lock(&_lock)
+            if _stepping == NULL:
+                mine = True
+                a.count = 0
+                a.clock = 0
+                a.owner = pthread_self()
+                if a.base == NULL:
+                    _recordings += 1
+                    a.recording = _recordings
+                _stepping = a
+            pthread_mutex_unlock(&_lock)
+        try:
+            yield self
+            finished = True
+        finally:
+            if mine:
+                with nogil:
+                    pthread_mutex_lock(&_lock)
+                    _stepping = NULL
+                    pthread_mutex_unlock(&_lock)
+                if a.recording:
+                    a.recording = 0
+                    if finished:
+                        self._make_plan()
+                    else:  # a step cut short by an exception is no plan
+                        self._renew()
+                elif a.base != NULL:
+                    # Two steps in a row off the plan (the step changed):
+                    # plan again.
+                    self._stale = self._stale + 1 if a.fallbacks > fallbacks else 0
+                    if self._stale >= 2:
+                        self._renew()
+
+    cdef _make_plan(self):
+        cdef Arena *a = self._a
+        cdef Py_ssize_t n = a.count, i, k, total
+        cdef void *base = NULL
+        sizes = [a.rec_size[i] for i in range(n)]
+        made = [a.rec_made[i] for i in range(n)]
+        freed = [a.rec_freed[i] for i in range(n)]
+        offsets, spans, end = _plan(sizes, made, freed)
+        free(a.rec_size)
+        free(a.rec_made)
+        free(a.rec_freed)
+        a.rec_size = NULL
+        a.rec_made = NULL
+        a.rec_freed = NULL
+        a.capacity = 0
+        if end == 0:
+            return
+        # Blocks whose bytes overlap: a replayed block waits for all of them
+        # to be free (they are, unless the step changed or a caller kept one).
+        order = sorted((i for i in range(n) if offsets[i] >= 0), key=lambda i: offsets[i])
+        overlaps = [[] for _ in range(n)]
+        for x, i in enumerate(order):
+            stop = offsets[i] + spans[i]
+            for j in order[x + 1:]:
+                if offsets[j] >= stop:
+                    break
+                overlaps[i].append(j)
+                overlaps[j].append(i)
+        total = sum(len(o) for o in overlaps)
+        if posix_memalign(&base, ALIGNMENT, end) != 0:
+            return  # no arena: the steps run from the cache
+        a.sizes = <size_t *>calloc(n, sizeof(size_t))
+        a.offsets = <Py_ssize_t *>calloc(n, sizeof(Py_ssize_t))
+        a.conflict_at = <Py_ssize_t *>calloc(n + 1, sizeof(Py_ssize_t))
+        a.conflicts = <Py_ssize_t *>calloc(total + 1, sizeof(Py_ssize_t))
+        a.live = <char *>calloc(n, 1)
+        if (a.sizes == NULL or a.offsets == NULL or a.conflict_at == NULL
+                or a.conflicts == NULL or a.live == NULL):
+            free(base)
+            free(a.sizes)
+            free(a.offsets)
+            free(a.conflict_at)
+            free(a.conflicts)
+            free(a.live)
+            a.sizes = NULL
+            a.offsets = NULL
+            a.conflict_at = NULL
+            a.conflicts = NULL
+            a.live = NULL
+            return
+        k = 0
+        for i in range(n):
+            a.sizes[i] = sizes[i]
+            a.offsets[i] = offsets[i]
+            a.conflict_at[i] = k
+            for j in overlaps[i]:
+                a.conflicts[k] = j
+                k += 1
+        a.conflict_at[n] = k
+        a.planned = n
+        a.base = <char *>base
+        self.planned_bytes = end
+        # The recorded step's blocks went back to the C library, which may
+        # keep their pages; the arena holds those bytes from now on.
+        with nogil:
+            cnnc_trim_heap()
+
+    def info(self):
+        """(arena bytes, planned allocations, allocations served from the
+        arena, allocations served elsewhere) for tests and diagnostics."""
+        return (self.planned_bytes, self._a.planned, self._a.hits, self._a.fallbacks)

@@ -42,6 +42,8 @@ struct gemm_plan {
     int dynamic;                        /* threads take MC-row units from next_unit */
     int64_t next_unit[2];               /* per (jc, pc) iteration, alternating */
     float *bp;                          /* packed B block, shared */
+    const float *prepacked;             /* op(B) packed once (cnnc_gemm_pack_b_once), or NULL */
+    const struct cnnc_gemm_epilogue *ep; /* output stage, or NULL */
     int failed;
 };
 
@@ -66,21 +68,26 @@ static inline void split_range(int64_t count, int parts, int index, int64_t *beg
 
 /* The BLIS inner loops: A packed per MC block (kept in L2), jr outside ir
  * so that each B micro-panel stays in L1 while the A micro-panels stream. */
-static void blocks_packed(const struct gemm_plan *plan, float *ap, int64_t row_begin, int64_t row_end,
-                          int64_t jb, int64_t je, int64_t jc, int64_t pc, int64_t kc, float beta)
+static void blocks_packed(const struct gemm_plan *plan, const float *bp, float *ap, int64_t row_begin,
+                          int64_t row_end, int64_t jb, int64_t je, int64_t jc, int64_t pc, int64_t kc, float beta)
 {
+    const struct cnnc_gemm_epilogue *ep = pc + kc == plan->K ? plan->ep : NULL;
     const struct cnnc_gemm_kernels *kern = plan->kern;
     const int64_t MR = kern->mr, NR = kern->nr;
     for (int64_t ic = row_begin; ic < row_end && jb < je; ic += plan->mc) {
         const int64_t mc = cnnc_min_i64(plan->mc, row_end - ic);
         kern->pack_a(mc, kc, plan->A + ic * plan->a_rs + pc * plan->a_cs, plan->a_rs, plan->a_cs, ap);
         for (int64_t jr = jb; jr < je; ++jr) {
-            const float *bpanel = plan->bp + jr * NR * kc;
+            const float *bpanel = bp + jr * NR * kc;
             const int64_t j = jc + jr * NR;
             const int64_t n = cnnc_min_i64(NR, plan->N - j);
-            for (int64_t ir = 0; ir < mc; ir += MR)
-                kern->ukernel(kc, ap + ir * kc, 1, MR, bpanel, plan->C + (ic + ir) * plan->ldc + j,
-                              plan->ldc, cnnc_min_i64(MR, mc - ir), n, plan->alpha, beta);
+            for (int64_t ir = 0; ir < mc; ir += MR) {
+                float *c = plan->C + (ic + ir) * plan->ldc + j;
+                const int64_t m = cnnc_min_i64(MR, mc - ir);
+                kern->ukernel(kc, ap + ir * kc, 1, MR, bpanel, c, plan->ldc, m, n, plan->alpha, beta);
+                if (ep)
+                    kern->epilogue(ep, c, plan->ldc, m, n, ic + ir, j);
+            }
         }
     }
 }
@@ -90,9 +97,10 @@ static void blocks_packed(const struct gemm_plan *plan, float *ap, int64_t row_b
  * place, and ir runs outside jr so that those rows are fetched from memory
  * once and reused from L1 for every panel. Only a last strip of fewer than
  * MR rows is packed (zero-padded), so nothing past A is read. */
-static void strips_inplace(const struct gemm_plan *plan, float *ap, int64_t row_begin, int64_t row_end,
-                           int64_t jb, int64_t je, int64_t jc, int64_t pc, int64_t kc, float beta)
+static void strips_inplace(const struct gemm_plan *plan, const float *bp, float *ap, int64_t row_begin,
+                           int64_t row_end, int64_t jb, int64_t je, int64_t jc, int64_t pc, int64_t kc, float beta)
 {
+    const struct cnnc_gemm_epilogue *ep = pc + kc == plan->K ? plan->ep : NULL;
     const struct cnnc_gemm_kernels *kern = plan->kern;
     const int64_t MR = kern->mr, NR = kern->nr;
     for (int64_t ir = row_begin; ir < row_end; ir += MR) {
@@ -104,9 +112,11 @@ static void strips_inplace(const struct gemm_plan *plan, float *ap, int64_t row_
             a = ap, rs = 1, cs = MR;
         }
         for (int64_t jr = jb; jr < je; ++jr) {
-            const int64_t j = jc + jr * NR;
-            kern->ukernel(kc, a, rs, cs, plan->bp + jr * NR * kc, plan->C + ir * plan->ldc + j,
-                          plan->ldc, m, cnnc_min_i64(NR, plan->N - j), plan->alpha, beta);
+            const int64_t j = jc + jr * NR, n = cnnc_min_i64(NR, plan->N - j);
+            float *c = plan->C + ir * plan->ldc + j;
+            kern->ukernel(kc, a, rs, cs, bp + jr * NR * kc, c, plan->ldc, m, n, plan->alpha, beta);
+            if (ep)
+                kern->epilogue(ep, c, plan->ldc, m, n, ir, j);
         }
     }
 }
@@ -131,6 +141,7 @@ static void gemm_thread(struct gemm_plan *plan, int tid)
     row_end = cnnc_min_i64(plan->M, row_end * MR);
     const int64_t units = cnnc_ceil_div(plan->M, plan->mc);
     int64_t iteration = 0;
+    const float *prepacked = plan->prepacked;  /* advances block by block */
 
     for (int64_t jc = 0; jc < plan->N; jc += plan->nc) {
         const int64_t nc = cnnc_min_i64(plan->nc, plan->N - jc);
@@ -139,12 +150,18 @@ static void gemm_thread(struct gemm_plan *plan, int tid)
             const int64_t kc = cnnc_min_i64(plan->kc, plan->K - pc);
             const float beta = pc == 0 ? plan->beta : 1.0f;
 
-            int64_t pb, pe;
-            split_range(n_panels, threads, tid, &pb, &pe);
-            if (pb < pe)
-                kern->pack_b(kc, cnnc_min_i64(nc, pe * NR) - pb * NR,
-                             plan->B + pc * plan->b_rs + (jc + pb * NR) * plan->b_cs,
-                             plan->b_rs, plan->b_cs, plan->bp + pb * NR * kc);
+            const float *bp = prepacked;
+            if (prepacked) {
+                prepacked += n_panels * NR * kc;
+            } else {
+                int64_t pb, pe;
+                split_range(n_panels, threads, tid, &pb, &pe);
+                if (pb < pe)
+                    kern->pack_b(kc, cnnc_min_i64(nc, pe * NR) - pb * NR,
+                                 plan->B + pc * plan->b_rs + (jc + pb * NR) * plan->b_cs,
+                                 plan->b_rs, plan->b_cs, plan->bp + pb * NR * kc);
+                bp = plan->bp;
+            }
             team_barrier(threads);
             if (__atomic_load_n(&plan->failed, __ATOMIC_RELAXED))
                 return;
@@ -162,9 +179,9 @@ static void gemm_thread(struct gemm_plan *plan, int tid)
                     re = cnnc_min_i64(plan->M, rb + plan->mc);
                 }
                 if (plan->a_inplace)
-                    strips_inplace(plan, ap, rb, re, jb, je, jc, pc, kc, beta);
+                    strips_inplace(plan, bp, ap, rb, re, jb, je, jc, pc, kc, beta);
                 else
-                    blocks_packed(plan, ap, rb, re, jb, je, jc, pc, kc, beta);
+                    blocks_packed(plan, bp, ap, rb, re, jb, je, jc, pc, kc, beta);
                 if (!plan->dynamic)
                     break;
             }
@@ -175,7 +192,7 @@ static void gemm_thread(struct gemm_plan *plan, int tid)
             ++iteration;
             /* The B block is overwritten next; after the last one, the end of
              * the parallel region waits for everybody. */
-            if (pc + kc < plan->K || jc + nc < plan->N)
+            if (!plan->prepacked && (pc + kc < plan->K || jc + nc < plan->N))
                 team_barrier(threads);
         }
     }
@@ -248,9 +265,29 @@ static cnnc_status matrix_extent(const char *fn, const char *name, int64_t rows,
     return CNNC_OK;
 }
 
+/* The cache blocks of a product: NC columns of op(B) and KC rows per packed
+ * block, and whether op(A) is read in place (see strips_inplace). They
+ * depend only on the kernels, K, N and whether A is transposed, so B can be
+ * packed ahead of the call (cnnc_gemm_pack_b_once). */
+static void block_sizes(const struct cnnc_gemm_kernels *kern, cnnc_transpose ta, int64_t K, int64_t N,
+                        int64_t *kc, int64_t *nc, int *a_inplace)
+{
+    const int64_t NR = kern->nr;
+    *nc = balanced_block(N, kern->nc, NR);
+    /* Skinny op(B): see strips_inplace. K is then blocked only to bound the
+     * packed B (GEMM_SKINNY_B_BYTES), so that C is written about once. */
+    const int64_t n_pad = cnnc_ceil_div(N, NR) * NR;
+    *a_inplace = ta == CNNC_NO_TRANS && n_pad <= GEMM_SKINNY_PANELS * NR;
+    if (*a_inplace)
+        *kc = balanced_block(K, cnnc_max_i64(kern->kc, GEMM_SKINNY_B_BYTES / (n_pad * (int64_t)sizeof(float))), 1);
+    else
+        *kc = balanced_block(K, kern->kc, 1);
+}
+
 static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc_transpose tb,
                         int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+                        const struct cnnc_gemm_packed_b *packed, const struct cnnc_gemm_epilogue *ep)
 {
     CNNC_TRY(check_args(fn, ta, tb, M, N, K, lda, ldb, ldc));
     int64_t a_count, b_count, c_count;
@@ -263,6 +300,8 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: C is NULL", fn);
     if (alpha == 0.0f || K == 0) {
         scale_c(M, N, beta, C, ldc);
+        if (ep)
+            CNNC_PICK(cnnc_gemm_kernels)->epilogue(ep, C, ldc, M, N, 0, 0);
         return CNNC_OK;
     }
     if (A == NULL)
@@ -281,15 +320,10 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
         .B = B, .b_rs = tb == CNNC_NO_TRANS ? ldb : 1, .b_cs = tb == CNNC_NO_TRANS ? 1 : ldb,
         .C = C, .ldc = ldc,
     };
-    plan.nc = balanced_block(N, kern->nc, NR);
-    /* Skinny op(B): see strips_inplace. K is then blocked only to bound the
-     * packed B (GEMM_SKINNY_B_BYTES), so that C is written about once. */
-    const int64_t n_pad = cnnc_ceil_div(N, NR) * NR;
-    plan.a_inplace = ta == CNNC_NO_TRANS && n_pad <= GEMM_SKINNY_PANELS * NR;
-    if (plan.a_inplace)
-        plan.kc = balanced_block(K, cnnc_max_i64(kern->kc, GEMM_SKINNY_B_BYTES / (n_pad * (int64_t)sizeof(float))), 1);
-    else
-        plan.kc = balanced_block(K, kern->kc, 1);
+    block_sizes(kern, ta, K, N, &plan.kc, &plan.nc, &plan.a_inplace);
+    plan.ep = ep;
+    if (packed && packed->kern == kern && packed->K == K && packed->N == N && ta == CNNC_NO_TRANS)
+        plan.prepacked = packed->data;
 
     /* Threads: as many as the work warrants, arranged as tm x tn to split
      * the rows of C (preferred: B stays shared, A is packed once) or its NR
@@ -341,9 +375,11 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
     plan.tm = tm;
     plan.tn = tn;
 
-    plan.bp = cnnc_workspace(1, (size_t)plan.kc * (size_t)(cnnc_ceil_div(plan.nc, NR) * NR) * sizeof(float));
-    if (!plan.bp)
-        return CNNC_ERR_OUT_OF_MEMORY;
+    if (!plan.prepacked) {
+        plan.bp = cnnc_workspace(1, (size_t)plan.kc * (size_t)(cnnc_ceil_div(plan.nc, NR) * NR) * sizeof(float));
+        if (!plan.bp)
+            return CNNC_ERR_OUT_OF_MEMORY;
+    }
 
     if (threads == 1) {
         unsigned fpu = cnnc_fpu_enter();
@@ -378,12 +414,79 @@ cnnc_status cnnc_sgemm(cnnc_transpose trans_a, cnnc_transpose trans_b, int64_t M
                        float beta, float *C, int64_t ldc)
 {
     return gemm(__func__, cnnc_get_num_threads(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb,
-                beta, C, ldc);
+                beta, C, ldc, NULL, NULL);
 }
 
 cnnc_status cnnc_sgemm_serial(cnnc_transpose trans_a, cnnc_transpose trans_b, int64_t M, int64_t N,
                               int64_t K, float alpha, const float *A, int64_t lda, const float *B,
                               int64_t ldb, float beta, float *C, int64_t ldc)
 {
-    return gemm(__func__, 1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return gemm(__func__, 1, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL);
+}
+
+cnnc_status cnnc_gemm_pack_b_once(cnnc_transpose trans_b, int64_t K, int64_t N, const float *B, int64_t ldb,
+                                  struct cnnc_gemm_packed_b *packed)
+{
+    memset(packed, 0, sizeof *packed);
+    CNNC_TRY(check_args(__func__, CNNC_NO_TRANS, trans_b, 1, N, K, cnnc_max_i64(1, K), ldb, cnnc_max_i64(1, N)));
+    int64_t b_count;
+    CNNC_TRY(matrix_extent(__func__, "B", trans_b == CNNC_NO_TRANS ? K : N, trans_b == CNNC_NO_TRANS ? N : K, ldb,
+                           &b_count));
+    if (K == 0 || N == 0)
+        return CNNC_OK;
+    CNNC_CHECK_PTR(B);
+    const struct cnnc_gemm_kernels *kern = CNNC_PICK(cnnc_gemm_kernels);
+    const int64_t NR = kern->nr;
+    int64_t kc, nc, floats;
+    int a_inplace;
+    block_sizes(kern, CNNC_NO_TRANS, K, N, &kc, &nc, &a_inplace);
+    size_t bytes;
+    /* Every block together: K rows of N columns rounded up to whole panels. */
+    if (cnnc_mul_sizes(&floats, 2, K, cnnc_ceil_div(N, NR) * NR) != CNNC_OK || cnnc_float_bytes(floats, &bytes) != CNNC_OK)
+        return cnnc_error(CNNC_ERR_OVERFLOW, "%s: a packed %lld x %lld B does not fit in memory", __func__,
+                          (long long)K, (long long)N);
+    float *data = cnnc_malloc(bytes);
+    if (!data)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes", __func__, bytes);
+    const int64_t rs = trans_b == CNNC_NO_TRANS ? ldb : 1, cs = trans_b == CNNC_NO_TRANS ? 1 : ldb;
+    float *dst = data;
+    for (int64_t jc = 0; jc < N; jc += nc) {
+        const int64_t n = cnnc_min_i64(nc, N - jc);
+        for (int64_t pc = 0; pc < K; pc += kc) {
+            const int64_t k = cnnc_min_i64(kc, K - pc);
+            kern->pack_b(k, n, B + pc * rs + jc * cs, rs, cs, dst);
+            dst += cnnc_ceil_div(n, NR) * NR * k;
+        }
+    }
+    packed->kern = kern;
+    packed->K = K;
+    packed->N = N;
+    packed->data = data;
+    return CNNC_OK;
+}
+
+void cnnc_gemm_packed_b_free(struct cnnc_gemm_packed_b *packed)
+{
+    if (!packed)
+        return;
+    cnnc_free(packed->data);
+    memset(packed, 0, sizeof *packed);
+}
+
+cnnc_status cnnc_sgemm_fused(int max_threads, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                             const float *B, int64_t ldb, const struct cnnc_gemm_packed_b *packed,
+                             const struct cnnc_gemm_epilogue *epilogue, float *C, int64_t ldc)
+{
+    if (epilogue && epilogue->residual) {
+        int64_t r_count, c_count;
+        CNNC_TRY(matrix_extent(__func__, "the residual", M, N, epilogue->ldr, &r_count));
+        CNNC_TRY(matrix_extent(__func__, "C", M, N, ldc, &c_count));
+        if (epilogue->ldr < N)
+            return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: ldr = %lld is smaller than a row of C (%lld)", __func__,
+                              (long long)epilogue->ldr, (long long)N);
+        /* Tiles of C are written before the residual under them is read. */
+        CNNC_TRY(cnnc_check_disjoint(__func__, "C", C, c_count, "the residual", epilogue->residual, r_count, 0));
+    }
+    return gemm(__func__, max_threads, CNNC_NO_TRANS, CNNC_NO_TRANS, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc,
+                packed, epilogue);
 }

@@ -182,3 +182,30 @@ def test_winograd_non_finite_inputs_stay_local(rng, winograd):
     tiles = np.zeros((8, 8), bool)
     tiles[2:6, 2:6] = True                         # the tiles whose 4x4 input holds it
     assert not (bad & ~tiles).any()
+
+
+def test_winograd_weight_gradient_partials_are_bounded(rng, winograd):
+    """At 400 channels dU is 10 MB: from 3 threads on, private partials
+    would pass the 16 MiB bound, so the threads split dU's columns instead.
+    The result matches the reference and no longer depends on the thread
+    count: it is one thread's, to the bit."""
+    n, h, w, c = 2, 16, 16, 400
+    x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+    wt = rng.standard_normal((3, 3, c, c)).astype(np.float32)
+    dy = rng.standard_normal((n, h, w, c)).astype(np.float32)
+    pads = resolve_pads("same", (h, w), (3, 3), (1, 1), (1, 1))
+    _, rdw, _ = ref_conv2d_grads(x, wt, dy, (1, 1), pads, (1, 1), 1)
+    _, dw_bound, _ = ref_conv2d_grads(np.abs(x), wt, np.abs(dy), (1, 1), pads, (1, 1), 1)
+    previous = cnnc.get_num_threads()
+    results = {}
+    try:
+        for threads in (1, 2, 3, 4):
+            cnnc.set_num_threads(threads)
+            _, dw, _ = cnnc.ops.conv2d_backward(x, wt, dy, padding="same")
+            assert_within(dw, rdw, np.broadcast_to(dw_bound.max(axis=(0, 1), keepdims=True),
+                                                   rdw.shape))
+            results[threads] = dw
+    finally:
+        cnnc.set_num_threads(previous)
+    np.testing.assert_array_equal(results[3], results[1])
+    np.testing.assert_array_equal(results[4], results[1])

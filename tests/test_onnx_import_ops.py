@@ -91,6 +91,91 @@ def test_gemm(tmp_path, attrs, c_shape):
     _single(tmp_path, "Gemm", (3, 6), params, attrs)
 
 
+@pytest.mark.parametrize("trans_a", [0, 1])
+@pytest.mark.parametrize("trans_b", [0, 1])
+@pytest.mark.parametrize("c_shape", [None, (), (1,), (5,), (1, 5), (1, 1)])
+@pytest.mark.parametrize("opset", [11, 13])
+def test_gemm_every_attribute(tmp_path, trans_a, trans_b, c_shape, opset):
+    """Y = alpha op(A) op(B) + beta C; with transA the computed A arrives
+    transposed (its batch on axis 1), as exporters write x^T for it."""
+    nodes, a = [], "X"
+    if trans_a:
+        nodes.append(helper.make_node("Transpose", ["X"], ["XT"], name="t", perm=[1, 0]))
+        a = "XT"
+    params = {"B": rand(*((5, 6) if trans_b else (6, 5)), seed=1)}
+    inputs = [a, "B"]
+    if c_shape is not None:
+        params["C"] = rand(*c_shape, seed=2)
+        inputs.append("C")
+    nodes.append(helper.make_node("Gemm", inputs, ["Y"], name="gemm", alpha=0.75, beta=-1.25,
+                                  transA=trans_a, transB=trans_b))
+    compare(tmp_path, make_model(nodes, {"X": (None, 6)}, ["Y"], params, opset),
+            {"X": rand(3, 6)})
+
+
+@pytest.mark.parametrize("trans_a", [0, 1])
+@pytest.mark.parametrize("trans_b", [0, 1])
+@pytest.mark.parametrize("c_shape", [None, (), (4, 1)])
+def test_gemm_constant_a(tmp_path, trans_a, trans_b, c_shape):
+    """A constant, B computed: Y = op(A) op(B) holds the batch on axis 1, and
+    a Transpose (or a further Gemm with transA) brings it back first."""
+    nodes, b = [helper.make_node("Relu", ["X"], ["R"], name="relu")], "R"
+    if not trans_b:
+        nodes.append(helper.make_node("Transpose", ["R"], ["RT"], name="t", perm=[1, 0]))
+        b = "RT"
+    params = {"A": rand(*((6, 4) if trans_a else (4, 6)), seed=1)}
+    inputs = ["A", b]
+    if c_shape is not None:
+        params["C"] = rand(*c_shape, seed=2)
+        inputs.append("C")
+    nodes += [helper.make_node("Gemm", inputs, ["YT"], name="gemm", alpha=1.5, transA=trans_a,
+                               transB=trans_b),
+              helper.make_node("Sigmoid", ["YT"], ["S"], name="gate"),
+              helper.make_node("Transpose", ["S"], ["Y"], name="back", perm=[1, 0])]
+    compare(tmp_path, make_model(nodes, {"X": (None, 6)}, ["Y"], params), {"X": rand(3, 6)})
+
+
+def test_gemm_chain_through_transposed_result(tmp_path):
+    # Y1 = W1 x^T (batch on axis 1), then Y = Y1^T W2 via transA
+    nodes = [helper.make_node("Gemm", ["W1", "X"], ["H"], name="g1", transB=1),
+             helper.make_node("Gemm", ["H", "W2", "C"], ["Y"], name="g2", transA=1)]
+    params = {"W1": rand(4, 6, seed=1), "W2": rand(4, 3, seed=2), "C": rand(3, seed=3)}
+    compare(tmp_path, make_model(nodes, {"X": (None, 6)}, ["Y"], params), {"X": rand(5, 6)})
+
+
+def test_gemm_constant_operands_fold(tmp_path):
+    nodes = [helper.make_node("Gemm", ["A", "B", "C"], ["G"], name="folded", transA=1,
+                              transB=1, alpha=2.0, beta=0.5),
+             helper.make_node("Add", ["X", "G"], ["Y"], name="add")]
+    params = {"A": rand(3, 2, seed=1), "B": rand(5, 3, seed=2), "C": rand(1, 5, seed=3)}
+    compare(tmp_path, make_model(nodes, {"X": (None, 2, 5)}, ["Y"], params), {"X": rand(4, 2, 5)})
+
+
+def test_gemm_computed_c(tmp_path):
+    nodes = [helper.make_node("Relu", ["X"], ["R"], name="relu"),
+             helper.make_node("Gemm", ["X", "B", "R"], ["Y"], name="gemm", beta=0.5)]
+    compare(tmp_path, make_model(nodes, {"X": (None, 4)}, ["Y"], {"B": rand(4, 4, seed=1)}),
+            {"X": rand(3, 4)})
+
+
+def test_gemm_refuses_what_mixes_samples(tmp_path):
+    node = helper.make_node("Gemm", ["X", "B"], ["Y"], name="over_batch", transA=1)
+    with pytest.raises(ValueError, match=r"Gemm.*over_batch.*batch"):
+        _load(tmp_path, make_model([node], {"X": (None, 6)}, ["Y"], {"B": rand(4, 3)}))
+    node = helper.make_node("Gemm", ["X", "X"], ["Y"], name="x_x", transB=1)
+    with pytest.raises(ValueError, match=r"Gemm.*x_x.*mixes"):
+        _load(tmp_path, make_model([node], {"X": (None, 6)}, ["Y"]))
+    node = helper.make_node("Gemm", ["X", "B", "C"], ["Y"], name="per_sample_c")
+    with pytest.raises(ValueError, match=r"Gemm.*per_sample_c.*same for every sample"):
+        _load(tmp_path, make_model([node], {"X": (3, 6)}, ["Y"], {"B": rand(6, 4),
+                                                                   "C": rand(3, 4)}))
+    # a tensor whose batch a Transpose moved reaches only Transpose and Gemm
+    nodes = [helper.make_node("Transpose", ["X"], ["T"], name="t", perm=[1, 0]),
+             helper.make_node("Softmax", ["T"], ["Y"], name="softmax_of_t")]
+    with pytest.raises(ValueError, match=r"Softmax.*softmax_of_t.*batch on axis 1"):
+        _load(tmp_path, make_model(nodes, {"X": (None, 6)}, ["Y"]))
+
+
 def test_matmul_and_bias(tmp_path):
     nodes = [helper.make_node("MatMul", ["X", "W"], ["H"], name="mm"),
              helper.make_node("Add", ["H", "B"], ["Y"], name="bias")]
@@ -177,10 +262,85 @@ def test_pool1d(tmp_path, op):
     _single(tmp_path, op, (2, 3, 11), attrs=dict(kernel_shape=[3], strides=[2], pads=[1, 1]))
 
 
+DILATED_POOL_CASES = [
+    dict(kernel_shape=[3, 2], dilations=[2, 3]),
+    dict(kernel_shape=[3, 3], strides=[2, 2], dilations=[2, 2], pads=[1, 2, 2, 1]),
+    dict(kernel_shape=[2, 3], strides=[2, 1], dilations=[3, 2], ceil_mode=1),
+    dict(kernel_shape=[3, 2], strides=[2, 2], dilations=[2, 2], pads=[1, 1, 1, 0], ceil_mode=1),
+    dict(kernel_shape=[2, 2], strides=[1, 2], dilations=[1, 2], auto_pad="VALID"),
+]
+
+
+@pytest.mark.parametrize("attrs", DILATED_POOL_CASES)
+@pytest.mark.parametrize("op,opset", [("MaxPool", 10), ("MaxPool", 12), ("MaxPool", 18),
+                                      ("AveragePool0", 19), ("AveragePool1", 19)])
+def test_pool2d_dilations(tmp_path, op, opset, attrs):
+    attrs = dict(attrs)
+    if op.startswith("AveragePool"):
+        attrs["count_include_pad"] = int(op[-1])
+        op = "AveragePool"
+    _single(tmp_path, op, (2, 3, 11, 10), attrs=attrs, opset=opset)
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("attrs", [dict(pads=[2, 1]), dict(strides=[2], ceil_mode=1)])
+def test_pool1d_dilations(tmp_path, op, attrs):
+    _single(tmp_path, op, (2, 3, 13), attrs=dict(kernel_shape=[3], dilations=[2], **attrs),
+            opset=19)
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+def test_pool2d_dilations_same(tmp_path, op, auto_pad):
+    """auto_pad SAME with dilations as the ONNX spec defines it (output
+    ceil(in / stride), padding from the dilated extent): onnxruntime pads by
+    the undilated kernel there, so the reference is a NumPy loop."""
+    from cnnc.onnx import load_model
+    attrs = dict(kernel_shape=[3, 2], strides=[2, 1], dilations=[2, 3], auto_pad=auto_pad)
+    node = helper.make_node(op, ["X"], ["Y"], name="pool", **attrs)
+    path = str(tmp_path / "same.onnx")
+    onnx.save(make_model([node], {"X": (None, 3, 11, 10)}, ["Y"], opset=19), path)
+    x = rand(2, 3, 11, 10)
+    got = load_model(path).predict(x, verbose=0)
+    expected = np.empty((2, 3, 6, 10), np.float32)
+    pads = []
+    for n, k, s, d in zip((11, 10), (3, 2), (2, 1), (2, 3)):
+        total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+        small = total // 2
+        pads.append(total - small if auto_pad == "SAME_LOWER" else small)
+    for i in range(6):
+        for j in range(10):
+            rows = [i * 2 - pads[0] + 2 * a for a in range(3)]
+            cols = [j - pads[1] + 3 * b for b in range(2)]
+            taps = x[:, :, [r for r in rows if 0 <= r < 11]][:, :, :, [c for c in cols
+                                                                       if 0 <= c < 10]]
+            expected[:, :, i, j] = (taps.max(axis=(2, 3)) if op == "MaxPool"
+                                    else taps.mean(axis=(2, 3)))
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
 @pytest.mark.parametrize("shape", [(2, 3, 5, 4), (2, 3, 7)])
 def test_global_pool(tmp_path, op, shape):
     _single(tmp_path, op, shape)
+
+
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceMax"])
+@pytest.mark.parametrize("keepdims", [0, 1])
+@pytest.mark.parametrize("opset,shape", [(13, (2, 3, 5, 4)), (18, (2, 3, 5, 4)), (18, (2, 3, 7))])
+def test_reduce_over_spatial_axes(tmp_path, op, keepdims, opset, shape):
+    axes = list(range(2, len(shape)))
+    if opset >= 18:
+        _single(tmp_path, op, shape, {"A": np.asarray(axes, np.int64)},
+                dict(keepdims=keepdims), opset=opset)
+    else:
+        _single(tmp_path, op, shape, attrs=dict(axes=axes, keepdims=keepdims), opset=opset)
+
+
+def test_reduce_over_other_axes_is_refused(tmp_path):
+    node = helper.make_node("ReduceMean", ["X"], ["Y"], name="channel_mean", axes=[1])
+    with pytest.raises(ValueError, match=r"ReduceMean.*channel_mean.*spatial axes"):
+        _load(tmp_path, make_model([node], {"X": (None, 3, 4, 4)}, ["Y"], opset=13))
 
 
 @pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
@@ -203,6 +363,66 @@ def test_arithmetic_two_tensors(tmp_path, op):
              helper.make_node(op, ["X", "S"], ["Y"], name="arith")]
     model = make_model(nodes, {"X": (None, 3, 5, 5)}, ["Y"], {"W": rand(3, 3, 3, 3, seed=1)})
     compare(tmp_path, model, {"X": rand(2, 3, 5, 5)})
+
+
+def _shaped(name, source, shape, tag):
+    """Nodes computing from ``source`` (N, 3, 5, 6) a tensor ``name`` of
+    ``shape`` (its sizes 1 or those of the source): a 1-channel conv for a
+    channel axis of 1, average pools over the spatial axes of 1."""
+    nodes, current = [], source
+    if shape[1] == 1:
+        nodes.append(helper.make_node("Conv", [current, "W1"], [f"{tag}_c"], name=f"{tag}_conv"))
+        current = f"{tag}_c"
+    kernel = [5 if shape[2] == 1 else 1, 6 if shape[3] == 1 else 1]
+    if kernel != [1, 1]:
+        nodes.append(helper.make_node("AveragePool", [current], [f"{tag}_p"], name=f"{tag}_pool",
+                                      kernel_shape=kernel))
+        current = f"{tag}_p"
+    nodes.append(helper.make_node("Sigmoid", [current], [name], name=f"{tag}_gate"))
+    return nodes
+
+
+BROADCAST_SHAPES = [((3, 5, 6), (3, 1, 1)), ((3, 1, 1), (3, 5, 6)), ((3, 5, 6), (1, 5, 6)),
+                    ((3, 5, 6), (3, 1, 6)), ((3, 1, 6), (1, 5, 1)), ((1, 1, 1), (3, 5, 6))]
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div", "Max", "Min"])
+@pytest.mark.parametrize("shapes", BROADCAST_SHAPES)
+def test_arithmetic_broadcast_tensors(tmp_path, op, shapes):
+    """Two computed tensors of different shapes broadcast as NumPy does (the
+    squeeze-and-excitation product is (N, C, H, W) * (N, C, 1, 1))."""
+    nodes = _shaped("A", "X", (None,) + shapes[0], "a") + _shaped("B", "X", (None,) + shapes[1],
+                                                                    "b")
+    nodes.append(helper.make_node(op, ["A", "B"], ["Y"], name="arith"))
+    model = make_model(nodes, {"X": (None, 3, 5, 6)}, ["Y"], {"W1": rand(1, 3, 1, 1, seed=1)})
+    compare(tmp_path, model, {"X": rand(2, 3, 5, 6)}, atol=2e-5)
+
+
+@pytest.mark.parametrize("op", ["Max", "Min", "Sum", "Mean"])
+@pytest.mark.parametrize("opset", [8, 13])
+def test_variadic_broadcast(tmp_path, op, opset):
+    nodes = (_shaped("A", "X", (None, 3, 5, 6), "a") + _shaped("B", "X", (None, 3, 1, 1), "b")
+             + _shaped("C", "X", (None, 1, 5, 1), "c"))
+    nodes.append(helper.make_node(op, ["A", "B", "C"], ["Y"], name="variadic"))
+    model = make_model(nodes, {"X": (None, 3, 5, 6)}, ["Y"], {"W1": rand(1, 3, 1, 1, seed=1)},
+                       opset)
+    compare(tmp_path, model, {"X": rand(2, 3, 5, 6)}, atol=2e-5)
+
+
+@pytest.mark.parametrize("op", ["Max", "Min", "Sum"])
+def test_variadic_with_constants(tmp_path, op):
+    node = helper.make_node(op, ["X", "C", "D"], ["Y"], name="variadic")
+    model = make_model([node], {"X": (None, 3, 4)}, ["Y"],
+                       {"C": rand(3, 1, seed=1), "D": rand(4, seed=2)})
+    compare(tmp_path, model, {"X": rand(2, 3, 4)})
+
+
+def test_arithmetic_refuses_different_ranks(tmp_path):
+    nodes = [helper.make_node("GlobalAveragePool", ["X"], ["G"], name="gap"),
+             helper.make_node("Flatten", ["G"], ["F"], name="flat"),
+             helper.make_node("Mul", ["X", "F"], ["Y"], name="rank_mix")]
+    with pytest.raises(ValueError, match=r"Mul.*rank_mix.*different ranks"):
+        _load(tmp_path, make_model(nodes, {"X": (None, 3, 4, 4)}, ["Y"]))
 
 
 @pytest.mark.parametrize("axis", [1, 2, -1])
@@ -317,9 +537,9 @@ def test_unsupported_op_names_type_and_node(tmp_path):
 
 
 def test_unsupported_attribute_names_it(tmp_path):
-    node = helper.make_node("MaxPool", ["X"], ["Y"], name="dilated_pool", kernel_shape=[2, 2],
-                            dilations=[2, 2])
-    with pytest.raises(ValueError, match=r"MaxPool.*dilated_pool.*dilations"):
+    node = helper.make_node("MaxPool", ["X"], ["Y"], name="column_major_pool",
+                            kernel_shape=[2, 2], storage_order=1)
+    with pytest.raises(ValueError, match=r"MaxPool.*column_major_pool.*storage_order"):
         _load(tmp_path, make_model([node], {"X": (None, 3, 8, 8)}, ["Y"]))
     node = helper.make_node("Relu", ["X"], ["Y"], name="odd_relu", foo=3)
     with pytest.raises(ValueError, match=r"Relu.*odd_relu.*foo"):

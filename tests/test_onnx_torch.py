@@ -1,6 +1,7 @@
 """PyTorch -> ONNX -> cnnc: torchvision's ResNet-18, VGG-11 and MobileNetV2
-architectures (random weights, small widths and inputs) give PyTorch's
-predictions after import, and train as transfer-learning bases."""
+architectures and a squeeze-and-excitation network (random weights, small
+widths and inputs) give PyTorch's predictions after import, and train as
+transfer-learning bases."""
 import numpy as np
 import pytest
 
@@ -14,6 +15,7 @@ MODELS = {
     "resnet18": (lambda: torch_models.ResNet18(10, width=8), 32),
     "vgg11": (lambda: torch_models.VGG11(10, width=4, hidden=32, pool=2), 64),
     "mobilenet_v2": (lambda: torch_models.MobileNetV2(10, width_mult=0.25, last_channel=96), 32),
+    "se_net": (lambda: torch_models.SqueezeExciteNet(10), 24),
 }
 
 
@@ -93,3 +95,18 @@ def test_imported_model_fine_tunes_as_pytorch(exported):
     first = next(layer for layer in cm.layers if isinstance(layer, Conv2D))
     np.testing.assert_allclose(first.get_weights()[0], expected.transpose(2, 3, 1, 0),
                                atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("opset", [11, 13, 18])
+def test_squeeze_excitation_across_opsets(tmp_path, opset):
+    """The SE network through the exporter's opsets: ReduceMean's and
+    Squeeze's axes move from attributes to inputs at 13 and 18."""
+    from cnnc.onnx import load_model
+    torch.manual_seed(1)
+    model = torch_models.randomize_batch_norm(torch_models.SqueezeExciteNet(5, width=8)).eval()
+    x = torch.randn(2, 3, 20, 20)
+    path = torch_models.export(model, x, tmp_path / "se.onnx", opset=opset)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(load_model(str(path)).predict(x.numpy(), verbose=0), expected,
+                               atol=1e-4, rtol=0)

@@ -539,3 +539,24 @@ def test_deterministic_setting_round_trips(restore_threads):
     for value in (True, False, True):
         cnnc.set_deterministic(value)
         assert cnnc.get_deterministic() is value
+
+
+def test_deterministic_winograd_weight_gradient_with_split_columns(restore_threads, monkeypatch):
+    # 256 -> 256 channels: 16 partial dU would pass the partial-sum budget,
+    # so the threads split dU's columns instead; in deterministic mode that
+    # choice, like the parts, is the same at every thread count.
+    monkeypatch.setenv("CNNC_WINOGRAD", "1")
+    cnnc.set_deterministic(True)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 16, 16, 256)).astype(np.float32)
+    w = (rng.standard_normal((3, 3, 256, 256)) / 48).astype(np.float32)
+    dy = rng.standard_normal((8, 16, 16, 256)).astype(np.float32)
+    results = []
+    for threads in (1, 2, 3, 7):
+        cnnc.set_num_threads(threads)
+        results.append(ops.conv2d_backward(x, w, dy, padding="same", need_dx=False)[1])
+    _, dw_ref = ref_conv_backward(x[:2], w, dy[:2], 1, 1, 1)
+    _, dw_rest = ref_conv_backward(x[2:], w, dy[2:], 1, 1, 1)
+    _close(results[0], dw_ref + dw_rest, 5e-4)
+    for got in results[1:]:
+        np.testing.assert_array_equal(got, results[0])

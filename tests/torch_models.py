@@ -128,6 +128,62 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
+class SqueezeExcitation(nn.Module):
+    """torchvision's squeeze-and-excitation: pool, two 1x1 convolutions,
+    a gate (hard sigmoid, as MobileNetV3), and the channel-wise product."""
+
+    def __init__(self, channels, squeezed):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, squeezed, 1)
+        self.fc2 = nn.Conv2d(squeezed, channels, 1)
+
+    def forward(self, x):
+        scale = self.fc2(torch.relu(self.fc1(self.avgpool(x))))
+        return nn.functional.hardsigmoid(scale) * x
+
+
+class LinearSqueezeExcitation(nn.Module):
+    """The other common form: a spatial mean, Linear layers on (N, C), and
+    the gate viewed back as (N, C, 1, 1) before the product."""
+
+    def __init__(self, channels, squeezed):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(channels, squeezed), nn.ReLU(),
+                                nn.Linear(squeezed, channels), nn.Sigmoid())
+
+    def forward(self, x):
+        n, c = x.shape[:2]
+        gate = self.fc(x.mean((2, 3))).view(n, c, 1, 1)
+        return x * gate
+
+
+class SqueezeExciteNet(nn.Module):
+    """A small CNN with both squeeze-and-excitation forms inside residual
+    blocks (SE-ResNet style), and a one-channel map broadcast over the
+    channels."""
+
+    def __init__(self, classes=10, width=16):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 2, 1, bias=False),
+                                  nn.BatchNorm2d(width), nn.ReLU())
+        self.body1 = nn.Sequential(nn.Conv2d(width, width, 3, 1, 1, bias=False),
+                                   nn.BatchNorm2d(width), nn.ReLU())
+        self.se1 = SqueezeExcitation(width, width // 4)
+        self.body2 = nn.Sequential(nn.Conv2d(width, 2 * width, 3, 2, 1, bias=False),
+                                   nn.BatchNorm2d(2 * width), nn.ReLU())
+        self.se2 = LinearSqueezeExcitation(2 * width, width // 2)
+        self.offset = nn.Conv2d(2 * width, 1, 1)
+        self.classifier = nn.Linear(2 * width, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.relu(x + self.se1(self.body1(x)))
+        x = self.se2(self.body2(x))
+        x = x - self.offset(x)  # (N, C, H, W) - (N, 1, H, W)
+        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
 def export(model, x, path, opset=17):
     """torch.onnx.export with a dynamic batch axis (the TorchScript exporter)."""
     model.eval()

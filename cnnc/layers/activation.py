@@ -14,9 +14,13 @@ class Activation(Layer):
         self.activation = activations.get(activation)
         self._ran = False
 
+    def writes_in_place(self):
+        # an activation whose backward reads only its output
+        return not self.activation.uses_input
+
     def forward(self, x, training=False):
         self._ran = training
-        return self._activate(x, training, owned=False)
+        return self._activate(x, training, owned=self._may_overwrite(x))
 
     def backward(self, dy):
         if not self._ran:

@@ -78,22 +78,39 @@ class Weight(ArrayValue):
     """A named parameter array and its gradient (Keras's Variable).
 
     value: float32 C-contiguous ndarray, updated in place by optimizers.
-    grad:  same shape; written by the owning layer's backward().
+    grad:  same shape; written by the owning layer's backward(). Allocated
+    (zeros) when first used, so a model that only runs inference holds its
+    weights once.
     Operators and :mod:`cnnc.ops` functions take a Weight as an array; inside
     a traced ``call()`` they also route its gradient into ``grad``.
     """
 
-    __slots__ = ("name", "value", "grad", "trainable", "regularizer", "constraint")
+    __slots__ = ("name", "value", "_grad", "trainable", "regularizer", "constraint")
     _is_cnnc_weight = True
     __array_ufunc__ = None
 
     def __init__(self, name, value, trainable=True, regularizer=None, constraint=None):
         self.name = name
         self.value = np.ascontiguousarray(value, dtype=np.float32)
-        self.grad = np.zeros_like(self.value)
+        self._grad = None
         self.trainable = trainable
         self.regularizer = regularizer
         self.constraint = constraint
+
+    @property
+    def grad(self):
+        if self._grad is None:
+            self._grad = np.zeros(self.value.shape, np.float32)
+        return self._grad
+
+    @grad.setter
+    def grad(self, array):
+        self._grad = array
+
+    @property
+    def has_grad(self):
+        """Whether the gradient array exists yet (without allocating it)."""
+        return self._grad is not None
 
     def __array__(self, dtype=None, copy=None):
         return self.value if dtype is None else self.value.astype(dtype)
@@ -468,10 +485,41 @@ class Layer:
     def _traced_backward(self, dy):
         return layer_call.traced_backward(self, dy)
 
+    # Positions of the inputs a model lets the next forward overwrite with
+    # its output (the model sets it around one call, for tensors no one else
+    # reads; see ``writes_in_place``).
+    _overwrite_inputs = ()
+
+    def _may_overwrite(self, inputs, position=0):
+        """Whether forward may write over ``inputs[position]`` (or the single
+        input): the model allows it and the array takes a kernel's output
+        (float32, C-contiguous, writeable)."""
+        if position not in self._overwrite_inputs:
+            return False
+        x = inputs[position] if isinstance(inputs, (list, tuple)) else inputs
+        return (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous
+                and x.flags.writeable)
+
+    def writes_in_place(self):
+        """Whether ``forward`` can write its output over an input listed in
+        ``_overwrite_inputs`` (an activation, a residual sum)."""
+        return False
+
+    def forward_updated_weights(self):
+        """The weights a training ``forward`` updates (batch norm's moving
+        statistics): a forward run again for recomputation puts them back."""
+        return []
+
+    def backward_reads_output(self):
+        """Whether ``backward`` reads the array the training ``forward``
+        returned: only when it does not may the next layer overwrite that
+        array in place."""
+        return True
+
     # Where a training forward keeps what its backward needs (subclasses keep
     # these names, or extend the tuple).
-    _backward_state = ("_x", "_x2", "_inputs", "_cache", "_sync", "_mask", "_keep", "_indices",
-                       "_act_state", "_ran", "_tape", "_input_mask")
+    _backward_state = ("_x", "_x2", "_y", "_inputs", "_cache", "_sync", "_mask", "_keep",
+                       "_indices", "_act_state", "_ran", "_tape", "_input_mask")
 
     def release_backward_state(self):
         """Drop what the last ``forward(x, training=True)`` kept for its

@@ -123,6 +123,12 @@ class BatchNormalization(Layer):
                 self._cache = ("moving", scale.astype(np.float32))
         return self._from_last(y)
 
+    def backward_reads_output(self):
+        return False  # it keeps its input (or, frozen, the scale alone)
+
+    def forward_updated_weights(self):
+        return [self.moving_mean, self.moving_variance] if self.built else []
+
     def _masked_train(self, x, keep):
         """Training forward with the statistics of the kept positions (float64)."""
         c = x.shape[-1]

@@ -3,12 +3,14 @@ import numpy as np
 
 from cnnc.layers.base import Layer
 
-_OPERATIONS = ("add", "subtract", "multiply", "divide")
+_OPERATIONS = ("add", "subtract", "multiply", "divide", "maximum", "minimum")
 
 
 class ConstantArithmetic(Layer):
     """``y = x <op> c`` (or ``c <op> x`` with ``reverse=True``) for op one of
-    "add", "subtract", "multiply", "divide", with ``c`` a constant that
+    "add", "subtract", "multiply", "divide", "maximum", "minimum" (the
+    gradient of the last two goes to x where x holds the result, NaN
+    propagates), with ``c`` a constant that
     broadcasts against the non-batch shape of ``x`` without enlarging it
     (NumPy rules). What ONNX's Add/Sub/Mul/Div with an initializer become.
 
@@ -70,6 +72,8 @@ class ConstantArithmetic(Layer):
             return np.subtract(a, b, dtype=np.float32)
         if self.operation == "multiply":
             return np.multiply(a, b, dtype=np.float32)
+        if self.operation in ("maximum", "minimum"):
+            return getattr(np, self.operation)(x, c, dtype=np.float32)
         return np.divide(a, b, dtype=np.float32)
 
     def backward(self, dy):
@@ -85,6 +89,9 @@ class ConstantArithmetic(Layer):
             return np.negative(dy) if self.reverse else dy
         if self.operation == "multiply":
             return np.multiply(dy, c, dtype=np.float32)
+        if self.operation in ("maximum", "minimum"):
+            y = getattr(np, self.operation)(x, c)
+            return np.where((x == y) | np.isnan(x), dy, np.float32(0.0)).astype(np.float32)
         if self.reverse:  # d(c / x) = -c / x^2
             return np.negative(dy * c / (x * x)).astype(np.float32, copy=False)
         return np.divide(dy, c, dtype=np.float32)

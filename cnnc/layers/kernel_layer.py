@@ -38,6 +38,10 @@ class KernelLayer(Layer):
                                         self.bias_regularizer)
         self.built = True
 
+    def backward_reads_output(self):
+        # backward keeps the input; only a fused activation keeps the output
+        return self.activation_name is not None
+
     def _store_gradients(self, dw, db):
         """Overwrite the grads (zeros when the layer is frozen)."""
         if not self.trainable:

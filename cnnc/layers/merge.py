@@ -1,5 +1,5 @@
 """Layers combining several tensors: Add, Subtract, Divide, Multiply, Average,
-Maximum, Minimum (same shapes) and Concatenate."""
+Maximum, Minimum (one shape, or shapes that broadcast) and Concatenate."""
 import numbers
 
 import numpy as np
@@ -8,17 +8,55 @@ from cnnc import _kernels as ops
 from cnnc.layers.base import Layer
 
 
+def broadcast_shape(shapes, what="inputs"):
+    """The shape (batch first) that ``shapes`` broadcast to: the batch axes
+    match, the other axes follow NumPy's rule aligned on the right (a
+    lower-rank input gains 1s after its batch axis). None is an unknown
+    size. Raises ValueError naming ``what`` when they do not broadcast."""
+    shapes = [tuple(s) for s in shapes]
+    rank = max(len(s) for s in shapes)
+    columns = zip(*[(1,) * (rank - len(s)) + s[1:] for s in shapes])
+    out = []
+    for axis, sizes in enumerate(columns, 1):
+        known = {d for d in sizes if d is not None and d != 1}
+        if len(known) > 1:
+            raise ValueError(f"{what} of shapes {shapes} do not broadcast: axis {axis} has "
+                             f"sizes {sorted(known)}")
+        out.append(known.pop() if known else None if None in sizes else 1)
+    return (shapes[0][0],) + tuple(out)
+
+
+def unbroadcast(grad, shape):
+    """``grad`` (of the broadcast result) summed back onto an input of
+    ``shape`` (batch first): over the axes the input had as 1 or lacked."""
+    if grad.shape == tuple(shape):
+        return grad
+    inner = grad.ndim - len(shape)
+    full = (shape[0],) + (1,) * inner + tuple(shape[1:])
+    axes = tuple(a for a in range(1, grad.ndim) if full[a] == 1 and grad.shape[a] != 1)
+    summed = grad.sum(axis=axes, keepdims=True, dtype=np.float32) if axes else grad
+    return np.ascontiguousarray(summed.reshape(shape), dtype=np.float32)
+
+
 class BaseMerge(Layer):
-    """Elementwise combination of a list of same-shape tensors."""
+    """Elementwise combination of a list of tensors of one shape, or of
+    shapes that broadcast against each other (NumPy's rule on the axes after
+    the batch axis, as Keras's merge layers: ``(N, H, W, C) * (N, 1, 1, C)``,
+    the squeeze-and-excitation scaling). The output has the broadcast shape;
+    each input's gradient is summed back over the axes it was broadcast
+    along."""
 
     supports_masking = True
 
     min_inputs = 2
     max_inputs = None
+    # Whether _merge_backward reads the inputs (Add needs only their count).
+    _backward_reads_inputs = True
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._inputs = None
+        self._shapes = None
 
     def _check_shapes(self, shapes):
         if not isinstance(shapes, (list, tuple)) or not shapes or not isinstance(
@@ -31,37 +69,46 @@ class BaseMerge(Layer):
                         else f"at least {self.min_inputs}")
             raise ValueError(f"{type(self).__name__} {self.name!r} takes {expected} inputs, "
                              f"got {n}")
-        first = tuple(shapes[0])[1:]
-        for s in shapes[1:]:
-            s = tuple(s)[1:]
-            if len(s) != len(first) or any(a is not None and b is not None and a != b
-                                           for a, b in zip(s, first)):
-                raise ValueError(f"{type(self).__name__} {self.name!r} needs inputs of the same "
-                                 f"shape, got {[tuple(x) for x in shapes]}")
+        if any(len(s) < 1 for s in shapes):
+            raise ValueError(f"{type(self).__name__} {self.name!r} needs inputs with a batch "
+                             f"axis, got {[tuple(x) for x in shapes]}")
+        return broadcast_shape(shapes, f"{type(self).__name__} {self.name!r}: inputs")
 
     def build(self, input_shape):
         self._check_shapes(input_shape)
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        self._check_shapes(input_shape)
-        return tuple(input_shape[0])
+        return self._check_shapes(input_shape)
 
     def forward(self, inputs, training=False):
         inputs = list(inputs)
-        self._check_shapes([x.shape for x in inputs])
-        if inputs[0].shape[0] != inputs[-1].shape[0] or any(
-                x.shape != inputs[0].shape for x in inputs):
-            raise ValueError(f"{type(self).__name__} {self.name!r} needs inputs of the same "
-                             f"shape, got {[x.shape for x in inputs]}")
-        self._inputs = inputs if training else None
+        shape = self._check_shapes([x.shape for x in inputs])
+        if any(x.shape[0] != inputs[0].shape[0] for x in inputs):
+            raise ValueError(f"{type(self).__name__} {self.name!r} needs inputs of one batch "
+                             f"size, got {[x.shape for x in inputs]}")
+        self._inputs = None
+        self._shapes = [x.shape for x in inputs]  # what each gradient is summed back to
+        if training:
+            self._inputs = inputs if self._backward_reads_inputs else [None] * len(inputs)
+        if any(x.shape != shape for x in inputs):
+            # lower-rank inputs gain their 1s after the batch axis, then NumPy broadcasts
+            inputs = [x.reshape((x.shape[0],) + (1,) * (len(shape) - x.ndim) + x.shape[1:])
+                      for x in inputs]
         return self._merge(inputs)
 
     def backward(self, dy):
         if self._inputs is None:
             raise RuntimeError(f"{type(self).__name__} {self.name!r}: backward needs a "
                                f"forward(inputs, training=True) first")
-        return self._merge_backward(self._inputs, dy)
+        inputs, shapes = self._inputs, self._shapes
+        if all(s == dy.shape for s in shapes):
+            return self._merge_backward(inputs, dy)
+        expanded = [x if x is None else x.reshape((s[0],) + (1,) * (dy.ndim - len(s)) + s[1:])
+                    for x, s in zip(inputs, shapes)]
+        grads = self._merge_backward(expanded, dy)
+        return [unbroadcast(np.broadcast_to(g, dy.shape) if g.shape != dy.shape else g, s)
+                for g, s in zip(grads, shapes)]
 
     def _may_make_mask(self):
         return False  # it only combines its inputs' masks
@@ -74,10 +121,30 @@ class BaseMerge(Layer):
 
 
 class Add(BaseMerge):
-    """Sum of the inputs; the gradient ``dy`` goes unchanged to each."""
+    """Sum of the inputs; the gradient ``dy`` goes unchanged to each. Inside
+    a model, the sum is written over an input no other layer reads (the
+    residual branch of a ResNet block), not into a new array."""
+
+    _backward_reads_inputs = False
+
+    def writes_in_place(self):
+        return True
+
+    def backward_reads_output(self):
+        return False
 
     def _merge(self, inputs):
-        y = ops.add(inputs[0], inputs[1])
+        if any(x.shape != inputs[0].shape for x in inputs):
+            # shapes that broadcast: NumPy's sums, into a new array
+            y = np.add(inputs[0], inputs[1], dtype=np.float32)
+            for x in inputs[2:]:
+                y = np.add(y, x, dtype=np.float32)
+            return y
+        # IEEE addition is commutative, so the first sum may go into either
+        # of its operands with the same bits as a fresh a + b (not into a
+        # later input: it is still to be added).
+        target = next((i for i in (0, 1) if self._may_overwrite(inputs, i)), None)
+        y = ops.add(inputs[0], inputs[1], out=None if target is None else inputs[target])
         for x in inputs[2:]:
             ops.add(y, x, out=y)
         return y
@@ -116,9 +183,13 @@ class Multiply(BaseMerge):
     """Elementwise product of the inputs."""
 
     def _merge(self, inputs):
-        y = ops.multiply(inputs[0], inputs[1])
-        for x in inputs[2:]:
-            ops.multiply(y, x, out=y)
+        y = None
+        for x in inputs[1:]:
+            a = inputs[0] if y is None else y
+            if x.shape == a.shape:  # the kernel for one shape, else NumPy's broadcasting
+                y = ops.multiply(a, x, out=y)
+            else:
+                y = np.multiply(a, x, dtype=np.float32)
         return y
 
     def _merge_backward(self, inputs, dy):
@@ -127,7 +198,8 @@ class Multiply(BaseMerge):
             g = dy
             for j, x in enumerate(inputs):
                 if j != i:
-                    g = ops.multiply(g, x)
+                    g = ops.multiply(g, x) if g.shape == x.shape else np.multiply(g, x,
+                                                                                   dtype=np.float32)
             grads.append(g)
         return grads
 
@@ -150,14 +222,14 @@ class Maximum(BaseMerge):
     reduce = staticmethod(np.maximum)
 
     def _merge(self, inputs):
-        y = np.array(inputs[0], dtype=np.float32, copy=True)
-        for x in inputs[1:]:
-            self.reduce(y, x, out=y)
+        y = self.reduce(inputs[0], inputs[1], dtype=np.float32)
+        for x in inputs[2:]:
+            y = self.reduce(y, x, dtype=np.float32)
         return y
 
     def _merge_backward(self, inputs, dy):
-        winner = np.zeros(inputs[0].shape, np.intp)
-        best = np.array(inputs[0], dtype=np.float32, copy=True)
+        winner = np.zeros(dy.shape, np.intp)
+        best = np.array(np.broadcast_to(inputs[0], dy.shape), dtype=np.float32, copy=True)
         for i, x in enumerate(inputs[1:], 1):
             better = self.reduce(best, x) != best
             winner[better] = i

@@ -24,12 +24,24 @@ class ReLU(Layer):
         self.negative_slope = float(negative_slope)
         self.threshold = float(threshold)
         self._x = None
+        self._y = None
+
+    def _plain(self):
+        return self.max_value is None and self.threshold == 0.0 and self.negative_slope == 0.0
+
+    def writes_in_place(self):
+        return self._plain()
 
     def forward(self, x, training=False):
+        if self._plain():
+            # max(x, 0) > 0 exactly where x > 0: backward takes its mask from
+            # the output, so the output may overwrite the input.
+            y = ops.relu(x, out=x if self._may_overwrite(x) else None)
+            self._y = y if training else None
+            self._x = None
+            return y
         self._x = x if training else None
         if self.max_value is None and self.threshold == 0.0:
-            if self.negative_slope == 0.0:
-                return ops.relu(x)
             return ops.leaky_relu(x, alpha=self.negative_slope)
         t = np.float32(self.threshold)
         y = np.where(x >= t, x, np.float32(self.negative_slope) * (x - t)).astype(np.float32)
@@ -38,12 +50,15 @@ class ReLU(Layer):
         return y
 
     def backward(self, dy):
+        if self._plain():
+            if self._y is None:
+                raise RuntimeError(f"ReLU {self.name!r}: backward needs a forward(x, training=True) "
+                                   f"first")
+            return ops.relu_backward(self._y, dy)
         x = self._x
         if x is None:
             raise RuntimeError(f"ReLU {self.name!r}: backward needs a forward(x, training=True) first")
         if self.max_value is None and self.threshold == 0.0:
-            if self.negative_slope == 0.0:
-                return ops.relu_backward(x, dy)
             return ops.leaky_relu_backward(x, dy, alpha=self.negative_slope)
         slope = np.where(x >= np.float32(self.threshold), np.float32(1.0),
                          np.float32(self.negative_slope))

@@ -2,10 +2,13 @@
 
 ``Model(inputs, outputs)`` walks the graph recorded by the layers' symbolic
 calls from ``outputs`` back to ``inputs`` and sorts it topologically.
-Running it forward keeps every node's outputs for the duration of the call;
-backward visits the nodes in reverse order and sums the gradients of tensors
-that feed several nodes (skip connections) into buffers reused from step to
-step.
+Running it forward drops each tensor after its last reader (a layer whose
+backward needs a tensor keeps it), and lets an activation or a residual sum
+write over an input no other layer reads; backward visits the nodes in
+reverse order, sums the gradients of tensors that feed several nodes (skip
+connections), and drops each gradient, and what each layer kept, once used.
+With ``compile(recompute=...)`` segments of the forward pass run again in
+backward (:mod:`cnnc.models.recompute`).
 
 A layer may be called several times in a graph (shared layers, as in
 siamese networks): it keeps the state of its last forward pass for its
@@ -32,7 +35,7 @@ class _Step:
     """One node of the sorted graph: slot indices of its inputs/outputs."""
 
     __slots__ = ("layer", "node", "inputs", "outputs", "multi_in", "multi_out", "backward",
-                 "needs_dx", "index", "shared")
+                 "needs_dx", "index", "shared", "overwrite")
 
     def __init__(self, index, layer, node, inputs, outputs):
         self.index = index
@@ -45,6 +48,7 @@ class _Step:
         self.backward = True
         self.needs_dx = True
         self.shared = False
+        self.overwrite = ()  # input positions forward may write its output over
 
 
 def _flatten_tensors(structure, what):
@@ -136,6 +140,10 @@ class Model(Trainer, Layer):
 
     # Called with each layer whose backward has finished (set by data-parallel training).
     _backward_hook = None
+    # The segments recomputed in backward (cnnc.models.recompute), when compiled so,
+    # and whether the last training forward ran them so.
+    _recompute_plan = None
+    _recompute_active = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -252,12 +260,13 @@ class Model(Trainer, Layer):
         for step in steps:
             for s in step.outputs:
                 self._producer[s] = step
-        self._grad_buffers = {}
+        self._plan_in_place(steps)
         self._shared_steps = {id(steps[0].layer): steps for steps in calls.values()
                               if len(steps) > 1}
         self._snapshots = {}
         self._backward_key = None
         self._compiled_outputs = None  # outputs changed: resolve losses/metrics again
+        self._recompute_plan = None
         self._input_layers = input_layers
         self._mask_plans = {}
         self._output_masks = None
@@ -265,6 +274,25 @@ class Model(Trainer, Layer):
         self.built = True
         if self.trainable is False:
             self.trainable = False
+
+    def _plan_in_place(self, steps):
+        """Let a layer that can (an activation, a residual sum) write its
+        output over an input that nothing else reads: not a model input or
+        output, read by this step alone, and not kept by its producer for
+        backward (batch norm and a convolution keep their input)."""
+        outside = set(self._input_slots) | set(self._output_slots)
+        for step in steps:
+            if step.shared or not step.layer.writes_in_place():
+                continue
+            positions = []
+            for i, s in enumerate(step.inputs):
+                producer = self._producer.get(s)
+                if (s in outside or self._consumers[s] != 1 or producer is None
+                        or producer.shared or producer.multi_out
+                        or producer.layer.backward_reads_output()):
+                    continue
+                positions.append(i)
+            step.overwrite = tuple(positions)
 
     @staticmethod
     def _check_connected(tensor, input_ids):
@@ -475,38 +503,72 @@ class Model(Trainer, Layer):
             for slot, m in zip(self._input_slots, input_masks or ()):
                 masks[slot] = None if m is None else np.asarray(m, dtype=bool)
         values = [None] * self._n_slots
+        shapes = {}
         for i, (slot, layer, x) in enumerate(zip(self._input_slots, self._input_layers, xs)):
             if layer is not None:
                 values[slot] = layer.forward(x)
             else:
                 self._check_input(i, x)
                 values[slot] = x
+        # Masks are not replayed: a model that carries them runs without
+        # recomputation.
+        recompute = self._recompute_plan if training and plan is None else None
         for step in self._steps:
-            if step.multi_in:
-                arg = [values[s] for s in step.inputs]
-            else:
-                arg = values[step.inputs[0]]
-            if plan is not None and plan.steps[step.index]:
-                y = masking.run_step(step, arg, masks, training, step.index in logits_steps)
-            elif step.index in logits_steps:
-                y = step.layer.forward_logits(arg, training=training)
-            else:
-                y = step.layer.forward(arg, training=training)
-            if step.shared and training:
-                self._snapshots[step.index] = step.layer._save_state()
-            if step.multi_out:
-                for s, v in zip(step.outputs, y):
-                    values[s] = v
-            else:
-                values[step.outputs[0]] = y
-            if not training:
-                for s in self._dead_after[step.index]:
-                    values[s] = None
-            arg = y = None
-        self._values = values if training else None
+            masked = masks if plan is not None and plan.steps[step.index] else None
+            if recompute is None:
+                self._forward_step(step, values, training, logits_steps, shapes, masked)
+                continue
+            segment = recompute.starts.get(step.index)
+            if segment is not None:
+                segment.begin(values)
+            self._forward_step(step, values, training, logits_steps, shapes, masked,
+                               in_place=step.index not in recompute.keep_inputs)
+            segment = recompute.ends.get(step.index)
+            if segment is not None:
+                segment.end()
+        self._multi_out_shapes = shapes if training else None
+        self._recompute_active = recompute is not None
         if plan is not None and any(masks[s] is not None for s in self._output_slots):
             self._output_masks = [masks[s] for s in self._output_slots]
         return [values[s] for s in self._output_slots]
+
+    def _forward_step(self, step, values, training, logits_steps, shapes, masks=None,
+                      in_place=True):
+        """Run one step's forward on ``values`` (slot -> array), dropping the
+        tensors it was the last reader of; multi-output shapes go to
+        ``shapes`` in training. ``masks``: the slots' masks, for a step that
+        handles them (its input is then never overwritten: the output mask
+        is computed from it)."""
+        if step.multi_in:
+            arg = [values[s] for s in step.inputs]
+        else:
+            arg = values[step.inputs[0]]
+        layer = step.layer
+        if masks is not None:
+            y = masking.run_step(step, arg, masks, training, step.index in logits_steps)
+        else:
+            layer._overwrite_inputs = step.overwrite if in_place else ()
+            try:
+                if step.index in logits_steps:
+                    y = layer.forward_logits(arg, training=training)
+                else:
+                    y = layer.forward(arg, training=training)
+            finally:
+                layer._overwrite_inputs = ()
+        arg = None
+        if step.shared and training:
+            self._snapshots[step.index] = layer._save_state()
+        if step.multi_out:
+            for s, v in zip(step.outputs, y):
+                values[s] = v
+                if training:
+                    shapes[s] = v.shape
+        else:
+            values[step.outputs[0]] = y
+        # A tensor is dropped after its last reader: what a backward needs,
+        # its layer keeps.
+        for s in self._dead_after[step.index]:
+            values[s] = None
 
     def _configure_backward(self, need_input_gradients):
         """Decide which steps run backward: those with trainable weights and
@@ -534,20 +596,18 @@ class Model(Trainer, Layer):
         self._requires = requires
         self._backward_key = key
 
-    def _accumulate(self, grads, slot, d):
+    @staticmethod
+    def _accumulate(grads, slot, d):
         current = grads[slot]
         if current is None:
             grads[slot] = d
             return
-        buffer = self._grad_buffers.get(slot)
-        if buffer is None or buffer.shape != d.shape:
-            buffer = np.empty(d.shape, np.float32)
-            self._grad_buffers[slot] = buffer
         if current.shape != d.shape:
             raise ValueError(f"gradients of different shapes {current.shape} and {d.shape} "
                              f"reach the same tensor")
-        ops.add(current, d, out=buffer)
-        grads[slot] = buffer
+        # A new array: either term may be a buffer its layer reuses, or be
+        # aliased by another gradient (Add hands dy to all its inputs).
+        grads[slot] = ops.add(current, d)
 
     def _run_backward(self, output_grads, need_input_gradients=False):
         """Backward from d(loss)/d(outputs); returns the input gradients
@@ -560,17 +620,28 @@ class Model(Trainer, Layer):
         for slot, d in zip(self._output_slots, output_grads):
             if d is not None:
                 self._accumulate(grads, slot, d)
-        values = self._values
+        shapes = self._multi_out_shapes
+        recompute = self._recompute_plan if self._recompute_active else None
         for step in reversed(self._steps):
+            if recompute is not None:
+                segment = recompute.ends.get(step.index)
+                if segment is not None:
+                    if any(st.backward for st in segment.steps):
+                        segment.replay(self)
+                    else:
+                        segment.release()
             if not step.backward:
                 continue
             if step.multi_out:
-                dy = [grads[s] if grads[s] is not None else np.zeros_like(values[s])
+                dy = [grads[s] if grads[s] is not None else np.zeros(shapes[s], np.float32)
                       for s in step.outputs]
                 if all(grads[s] is None for s in step.outputs):
                     dy = None
             else:
                 dy = grads[step.outputs[0]]
+            # Each output gradient has one reader, this step: drop it with dy.
+            for s in step.outputs:
+                grads[s] = None
             if dy is None:
                 # Nothing downstream depends on this node: its weights get no gradient.
                 # (A shared layer's gradients are final after all its calls: finish().)
@@ -586,12 +657,16 @@ class Model(Trainer, Layer):
             # (a sub-model sharing layers) that configured it differently.
             step.layer.need_input_gradient = step.needs_dx
             dx = step.layer.backward(dy)
+            dy = None
             if step.shared:
                 dx = shared.collect(step, dx)
-            elif self._backward_hook is not None:
-                # Data parallel: this layer's weight gradients are final, their
-                # allreduce can start while backward goes on.
-                self._backward_hook(step.layer)
+            else:
+                # What the layer kept for this backward is dead now.
+                step.layer.release_backward_state()
+                if self._backward_hook is not None:
+                    # Data parallel: this layer's weight gradients are final, their
+                    # allreduce can start while backward goes on.
+                    self._backward_hook(step.layer)
             if dx is None:
                 continue
             if step.multi_in:
@@ -608,8 +683,10 @@ class Model(Trainer, Layer):
         """Drop the activations the last training forward kept for backward,
         in this model and every layer it holds (nested models included)."""
         super().release_backward_state()
-        self._values = None
+        self._multi_out_shapes = None
         self._snapshots = {}
+        if self._recompute_plan is not None:
+            self._recompute_plan.release()
         for layer in self._layers:
             layer.release_backward_state()
 

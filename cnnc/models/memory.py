@@ -5,21 +5,23 @@ check that refuses a batch that cannot fit.
 The estimate follows what the engine holds at its peak:
 
 * training: the weights, their gradients and the optimizer's slots (and,
-  on the first step, the copy an optimizer makes packing them); every
-  tensor of the graph computed by the forward pass (the model keeps them all
-  until backward ends, and each layer's backward reads its own input or
-  output); the extra arrays some layers keep (a fused activation whose
-  backward needs its input keeps the pre-activation too, a dropout mask); one gradient per
-  tensor that backward reaches (gradients are held until backward ends), one
-  more where several layers read a tensor (their gradients are summed); and
-  the scratch: the kernels pack the largest weight array (or its gradient's
-  partial) into a buffer of its size, and a layer's backward takes a
-  temporary of up to the largest tensor's size;
+  on the first step, the copy an optimizer makes packing them); the
+  tensors and gradients alive at the worst moment of the step, following
+  the engine's liveness (a tensor lives until its last reader in forward,
+  or until the backward that reads it; an activation or residual sum
+  written in place shares its input's bytes; a gradient lives from the
+  backward of the tensor's last reader to that of its producer); the extra
+  arrays some layers keep (a fused activation whose backward needs its
+  input keeps the pre-activation too, a dropout mask); and the scratch: the
+  kernels pack the largest weight array (or its gradient's partial) into a
+  buffer of its size. A warm step's tensors come from an arena planned
+  from the first step (``cnnc._memory.StepArena``), whose size is that
+  peak of live bytes;
 * inference (``evaluate``, ``model(x, training=False)``): the weights, the
   tensors alive at the worst point of the forward pass (each is freed after
   its last reader) and the packed copy of the largest weight array.
   ``predict`` runs the C runtime, which also holds a folded copy of the
-  weights.
+  weights (and, while it loads on the first call, the serialized model).
 
 The scratch terms were calibrated against the peak RSS measured on the
 zoo models (``benchmarks/bench_models.py --check-estimate``).
@@ -37,26 +39,31 @@ _FLOAT = 4
 class MemoryEstimate:
     """An estimated peak in bytes, with its parts.
 
-    weights, gradients, optimizer_slots: parameter memory (every weight has
-    a gradient array from the moment it is built).
-    activations: tensors kept for backward (training) or alive at the worst
-    point of the forward pass (inference). gradients_of_activations: the
-    backward pass's gradients (0 at inference). workspace: the kernels'
-    scratch (a packed copy of the largest weight array; in training also
-    one backward temporary of the largest tensor's size). runtime_weights:
-    the C runtime's copy of the weights (predict only). packing: the copy of
-    the trainable weights and gradients an optimizer makes when it first
-    lays them into its flat buffers. ``total`` sums them.
+    weights, gradients, optimizer_slots: parameter memory (a weight's
+    gradient array is made by the first training step: at inference,
+    ``gradients`` counts only those that exist already).
+    activations, gradients_of_activations: the tensors and their gradients
+    alive at the worst moment of a training step (activations alone at
+    inference). workspace: the kernels' scratch (a packed copy of the
+    largest weight array). runtime_weights:
+    the C runtime's copy of the weights (predict only). packing: a copy made
+    and freed before the run's tensors exist: the trainable weights (and
+    their gradients if they exist) an optimizer copies when it first lays
+    them into its flat buffers, or the serialized model the C runtime loads
+    on the first ``predict``. ``total`` sums them (the larger of packing and
+    the run's tensors).
     """
 
     _PARTS = ("weights", "gradients", "optimizer_slots", "activations",
               "gradients_of_activations", "workspace", "runtime_weights", "packing")
 
-    def __init__(self, batch_size, training, **parts):
+    def __init__(self, batch_size, training, resident=None, **parts):
         self.batch_size = batch_size
         self.training = training
         for name in self._PARTS:
             setattr(self, name, int(parts.get(name, 0)))
+        # what exists before the run: the weights and any gradient arrays
+        self.resident = int(self.weights + self.gradients if resident is None else resident)
 
     @property
     def total(self):
@@ -67,9 +74,9 @@ class MemoryEstimate:
 
     @property
     def working_set(self):
-        """What a run adds to the model's weight and gradient arrays (which
-        exist from the moment the model is built)."""
-        return self.total - self.weights - self.gradients
+        """What a run adds to the memory the model already holds (its
+        weights, and the gradient arrays once a training step made them)."""
+        return self.total - self.resident
 
     def __int__(self):
         return self.total
@@ -117,16 +124,16 @@ def _optimizer_slot_count(optimizer):
 
 def _packing_copy(optimizer, weights):
     """Bytes an optimizer that packs its weights into flat buffers copies at
-    the start of training (values and gradients, while the per-weight arrays
-    still exist): 0 once it holds these weights, or for one that updates
-    weight by weight."""
+    the start of training (the values, and the gradients that exist, while
+    the per-weight arrays still exist): 0 once it holds these weights, or
+    for one that updates weight by weight."""
     if optimizer is None or isinstance(optimizer, str) or not weights \
             or not getattr(optimizer, "_elementwise_slots", False):
         return 0
     flat = getattr(optimizer, "_flat", None)
     if flat is not None and flat.holds(weights):
         return 0
-    return 2 * _weight_bytes(weights)
+    return _weight_bytes(weights) + sum(w.value.nbytes for w in weights if w.has_grad)
 
 
 def _weight_bytes(weights):
@@ -190,29 +197,139 @@ def estimate_memory(model, batch_size, training=True, optimizer=None, runtime=Fa
     for step, in_shapes, out_shapes in _walk(model, batch_size):
         for s, shape in zip(step.outputs, out_shapes):
             outputs[s] = _FLOAT * _elements(shape, batch_size)
+    # Gradient arrays are made by the first backward (or the optimizer's
+    # packing); the ones that exist already are resident before the run.
+    existing_grads = sum(w.value.nbytes for w in model.weights if w.has_grad)
+    resident = weights + existing_grads
     if not training:
-        return MemoryEstimate(batch_size, False, weights=weights, gradients=weights,
+        entry = model.__dict__.get("_inference_entry")
+        loaded = runtime and entry is not None and entry.loaded is not None
+        return MemoryEstimate(batch_size, False, weights=weights, gradients=existing_grads,
                               activations=_inference_live_peak(model, outputs),
                               workspace=workspace,
-                              runtime_weights=weights if runtime else 0)
+                              runtime_weights=weights if runtime else 0,
+                              packing=weights if runtime and not loaded else 0,
+                              resident=resident + (weights if loaded else 0))
     trainable_weights = model.trainable_weights
     trainable = _weight_bytes(trainable_weights)
     if optimizer is None:
         optimizer = getattr(model, "optimizer", None)
-    kept = sum(outputs.values())
-    grads = 0
+    activations, grads = _training_live_peak(model, outputs)
     for step, _, _ in _walk(model, batch_size):
-        out_bytes = outputs[step.outputs[0]]
-        kept += _extra_kept(step.layer, out_bytes)
-        for s in step.outputs:
-            grads += outputs[s]
-            if model._consumers[s] > 1:
-                grads += outputs[s]  # the buffer summing its readers' gradients
-    return MemoryEstimate(batch_size, True, weights=weights, gradients=weights,
+        activations += _extra_kept(step.layer, outputs[step.outputs[0]])
+    # one backward temporary of up to the largest tensor's size
+    workspace += max(outputs.values(), default=0)
+    return MemoryEstimate(batch_size, True, weights=weights, gradients=trainable,
                           optimizer_slots=trainable * _optimizer_slot_count(optimizer),
                           packing=_packing_copy(optimizer, trainable_weights),
-                          activations=kept, gradients_of_activations=grads,
-                          workspace=workspace + max(outputs.values(), default=0))
+                          activations=activations, gradients_of_activations=grads,
+                          workspace=workspace, resident=resident)
+
+
+def _training_live_peak(model, outputs):
+    """(activation bytes, gradient bytes) alive at the worst moment of a
+    training step, following the engine's liveness: a tensor lives from its
+    layer's forward to its last forward reader, or, when a layer's backward
+    reads it (the producer its output, a reader its input), to that
+    backward; an output written in place over an input shares its bytes; a
+    gradient lives from the backward of its last reader to the backward of
+    its producer (one more array while a second reader's part is summed in)."""
+    model._configure_backward(False)
+    steps = model._steps
+    n = len(steps)
+    end_time = 2 * n  # past the last backward: the model's outputs live to here
+    outside = set(model._input_slots)
+    kept_to_end = set(model._output_slots)
+    readers = {}
+    for step in steps:
+        for s in step.inputs:
+            readers.setdefault(s, []).append(step)
+    root = {}
+    for step in steps:
+        target = None
+        if step.overwrite and not step.multi_out:
+            position = next((i for i in step.overwrite if i < 2), None)
+            if position is not None:
+                target = root.get(step.inputs[position], step.inputs[position])
+        for s in step.outputs:
+            root[s] = target if target is not None else s
+    act = [0] * (end_time + 2)
+    grad = [0] * (end_time + 2)
+
+    def live(array, start, stop, size):  # alive at times start..stop inclusive
+        array[start] += size
+        array[stop + 1] -= size
+
+    # Recomputed segments (compile(recompute=...)): their layers let go of
+    # what they keep when the segment's forward ends and keep it again from
+    # the segment's replay, just before its backward; a segment's inputs are
+    # held until then.
+    segment_of = {}
+    plan = getattr(model, "_recompute_plan", None)
+    if plan is not None:
+        for seg in plan.ends.values():
+            bounds = (seg.steps[0].index, seg.steps[-1].index)
+            for st in seg.steps:
+                segment_of[st.index] = bounds
+    spans = {}
+    for step in steps:
+        p = step.index
+        for s in step.outputs:
+            stop = p
+            if s in kept_to_end:
+                stop = end_time
+            keepers = [p] if step.backward and step.layer.backward_reads_output() else []
+            for c in readers.get(s, ()):
+                stop = max(stop, c.index)
+                if c.backward and not c.layer.writes_in_place():
+                    keepers.append(c.index)
+                bounds = segment_of.get(c.index)
+                if bounds is not None and bounds[0] > p:  # a recomputed segment's input
+                    stop = max(stop, 2 * n - 1 - bounds[1])
+            r = root[s]
+            intervals = spans.setdefault(r, [])
+            for k in keepers:
+                bounds = segment_of.get(k)
+                if bounds is not None and bounds[0] <= p:
+                    stop = max(stop, bounds[1])
+                    intervals.append((2 * n - 1 - bounds[1], 2 * n - 1 - k))
+                else:
+                    stop = max(stop, 2 * n - 1 - k)
+            intervals.append((p, stop))
+            if not model._requires[s] or not step.backward:
+                continue
+            arrivals = sorted(2 * n - 1 - c.index for c in readers.get(s, ())
+                              if c.backward and c.needs_dx)
+            if s in kept_to_end:
+                arrivals.insert(0, n)  # the loss's gradient, before any backward
+            if arrivals:
+                live(grad, arrivals[0], 2 * n - 1 - p, outputs[s])
+                for t in arrivals[1:]:  # the sum of two parts, made while both exist
+                    live(grad, t, t, outputs[s])
+    if plan is not None:
+        # a replay's passing tensors: about one of its largest at a time
+        for seg in plan.ends.values():
+            t = 2 * n - 1 - seg.steps[-1].index
+            live(act, t, t, max(outputs[s] for st in seg.steps for s in st.outputs))
+    for r, intervals in spans.items():
+        if r in outside:
+            continue
+        intervals.sort()
+        first, last = intervals[0]
+        for start, stop in intervals[1:]:  # the union: an array is counted once
+            if start > last + 1:
+                live(act, first, last, outputs[r])
+                first = start
+            last = max(last, stop)
+        live(act, first, last, outputs[r])
+    best = (0, 0)
+    a = g = 0
+    for t in range(end_time + 1):
+        a += act[t]
+        g += grad[t]
+        if a + g > sum(best):
+            best = (a, g)
+    return best
 
 
 def _inference_live_peak(model, outputs):

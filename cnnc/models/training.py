@@ -9,7 +9,9 @@ trainable weights. The loss reported in the logs includes the penalties.
 
 fit, evaluate and predict run under ``cnnc._memory.reuse_buffers()``: the
 arrays a step allocates are the same every step, so freed ones are kept
-and handed back instead of faulting in fresh pages each step.
+and handed back instead of faulting in fresh pages each step. A training
+step also runs in a ``StepArena`` per batch shape: from the second step on,
+its large arrays take places planned from the first step's lifetimes.
 
 Threads: a model keeps per-call state (layer inputs saved for backward,
 optimizer slots, metric totals), so one model runs one of fit, evaluate,
@@ -26,7 +28,7 @@ import numpy as np
 
 from cnnc import losses as losses_module
 from cnnc._masks import sample_weights_with_mask
-from cnnc._memory import reuse_buffers
+from cnnc._memory import StepArena, reuse_buffers
 from cnnc import metrics as metrics_module
 from cnnc import optimizers
 from cnnc import random as cnnc_random
@@ -126,17 +128,27 @@ class Trainer:
     # -- compile ----------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
                 weighted_metrics=None, run_eagerly=None, steps_per_execution=1,
-                jit_compile=None, auto_scale_loss=None):
+                jit_compile=None, auto_scale_loss=None, recompute=False):
         """Configure training.
 
         optimizer: name or Optimizer. loss: name, Loss, or a list/dict with one
         per output. metrics: list of names/Metrics (for several outputs: a list
         per output or a dict). loss_weights: weights of the per-output losses.
         weighted_metrics: metrics that take the sample weights into account.
+        recompute: True to keep only block boundaries of the forward pass and
+        recompute the rest in backward (less memory, about one more forward
+        pass of time, the same gradients to the bit), or a list of layer
+        names whose outputs are the boundaries (see
+        :mod:`cnnc.models.recompute`); functional and Sequential models.
         ``run_eagerly``, ``steps_per_execution``, ``jit_compile`` and
         ``auto_scale_loss`` are accepted for Keras compatibility; cnnc always
         runs its C kernels step by step.
         """
+        from cnnc.models import recompute as recompute_module
+        self._recompute_spec = recompute_module.check_spec(recompute)
+        if self._recompute_spec and self._traced:
+            raise ValueError(f"model {self.name!r}: recompute needs a graph model (functional or "
+                             f"Sequential), not a subclassed one")
         self.optimizer = optimizers.get(optimizer)
         if loss is None:
             raise ValueError("compile needs a loss")
@@ -183,6 +195,10 @@ class Trainer:
         self._compiled_outputs = outputs
         self._fused_steps = frozenset(out.fused_step for out in outputs
                                       if out.fused_step is not None)
+        self._recompute_plan = None
+        if getattr(self, "_recompute_spec", False):
+            from cnnc.models import recompute
+            self._recompute_plan = recompute.plan(self, self._recompute_spec, self._fused_steps)
         return outputs
 
     def _metric_specs(self, spec, names):
@@ -333,6 +349,22 @@ class Trainer:
             self._reset_metrics()
 
     def _train_batch(self, xs, ys, sample_weight):
+        with self._step_arena(xs).step():
+            return self._train_batch_planned(xs, ys, sample_weight)
+
+    def _step_arena(self, xs):
+        """The planned memory of training steps on batches of these shapes
+        (see cnnc._memory.StepArena); the two latest shapes keep theirs (a
+        last, shorter batch of an epoch)."""
+        arenas = self.__dict__.setdefault("_arenas", {})
+        key = tuple(x.shape for x in xs)
+        arena = arenas.pop(key, None) or StepArena()
+        arenas[key] = arena
+        while len(arenas) > 2:
+            del arenas[next(iter(arenas))]
+        return arena
+
+    def _train_batch_planned(self, xs, ys, sample_weight):
         outputs = self._compiled_outputs
         outs = self._run_forward(xs, training=True, logits_steps=self._fused_steps)
         total, values, grads = self._losses_and_grads(outs, ys, sample_weight, True)
@@ -514,7 +546,7 @@ class Trainer:
                                         validation_freq, root)
         finally:
             self._in_fit = False
-            self._grad_buffers = {}  # gradient sums at merges, reused only within fit
+            self._arenas = {}  # as the buffer cache, planned memory goes back after fit
         self.history = history
         return history
 
@@ -610,10 +642,20 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
     @_one_thread_at_a_time
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, tta=None):
         """Outputs for every sample, computed in batches (default 32): an array,
-        or a list of arrays for several outputs."""
+        or a list of arrays for several outputs.
+
+        tta: test-time augmentation. ``"flip"``: the mean of the outputs for
+        the images and for their horizontal mirror images (image inputs
+        ``(N, H, W, C)`` given as arrays; twice the work). The classes then
+        are ``predict(x, tta="flip").argmax(-1)``."""
+        from cnnc.models import tta as test_time
         self._ensure_built_for(x)
+        return test_time.average([self._predict(v, batch_size, verbose, steps, callbacks)
+                                  for v in test_time.views(x, tta, self.input_names)])
+
+    def _predict(self, x, batch_size, verbose, steps, callbacks):
         verbose = 1 if verbose == "auto" else int(verbose)
         if data_adapter.is_array_like(x):
             xs = data_adapter.to_list(x, self.input_names, "x")
@@ -692,6 +734,9 @@ class Trainer:
         ys = data_adapter.to_list(y, self.output_names, "y")
         sw = self._sample_weights(ys, sample_weight, class_weight)
         self._configure_backward(False)
+        # Packing the weights before the first step spares a copy of the
+        # gradients made after backward wrote them.
+        self.optimizer.build(self._trainable_for_update())
         self._reset_metrics()
         with reuse_buffers(drain=False):
             self._train_batch(xs, ys, sw)

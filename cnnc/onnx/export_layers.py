@@ -45,7 +45,8 @@ def _spatial_pads(layer, rank, spatial):
         if all(d == 1 for d in dilation):
             return dict(auto_pad="SAME_UPPER")
         pairs = []
-        for n, k, s, d in zip(spatial, layer.kernel_size, layer.strides, dilation):
+        window = layer.pool_size if hasattr(layer, "pool_size") else layer.kernel_size
+        for n, k, s, d in zip(spatial, window, layer.strides, dilation):
             if n is None and s != 1:
                 raise ValueError(f"layer {layer.name!r}: exporting a dilated, strided 'same' "
                                  f"convolution needs a known input size")
@@ -169,6 +170,11 @@ def _pool(g, layer, inputs, shape):
                  **_spatial_pads(layer, layer.rank, inputs[0].shape[1:-1]))
     if average:
         attrs["count_include_pad"] = int(layer.count_include_pad)
+    if any(d != 1 for d in layer.dilation_rate):
+        if average and g.opset < 19:
+            raise ValueError(f"layer {layer.name!r}: a dilated average pooling needs opset 19 "
+                             f"or later (AveragePool gained dilations there), got {g.opset}")
+        attrs["dilations"] = list(layer.dilation_rate)
     y = g.node("AveragePool" if average else "MaxPool", [x.name], layer.name, **attrs)
     return Value(y, x.perm, shape)
 
@@ -363,7 +369,8 @@ def _constant_arithmetic(g, layer, inputs, shape):
     x = inputs[0]
     c = g.const(layout.constant_in_layout(layer.constant.value, x.rank, x.perm),
                 f"{layer.name}_constant")
-    op = {"add": "Add", "subtract": "Sub", "multiply": "Mul", "divide": "Div"}[layer.operation]
+    op = {"add": "Add", "subtract": "Sub", "multiply": "Mul", "divide": "Div", "maximum": "Max",
+          "minimum": "Min"}[layer.operation]
     names = [c, x.name] if layer.reverse else [x.name, c]
     return Value(g.node(op, names, layer.name), x.perm, shape)
 
@@ -399,7 +406,12 @@ _MERGE_OPS = {L.Add: "Sum", L.Average: "Mean", L.Maximum: "Max", L.Minimum: "Min
 
 @converts(*_MERGE_OPS)
 def _merge(g, layer, inputs, shape):
-    first = inputs[0]
+    """ONNX broadcasts right-aligned over every axis, batch included: an
+    input of lower rank first gains its 1s after the batch axis (Reshape),
+    then all take the order of the first input of the full rank."""
+    rank = max(v.rank for v in inputs)
+    inputs = [v if v.rank == rank else _raised_rank(g, v, rank, layer.name) for v in inputs]
+    first = next(v for v in inputs if v.rank == rank)
     names = [g.in_perm(v, first.perm).name for v in inputs]
     op = next(_MERGE_OPS[c] for c in type(layer).__mro__ if c in _MERGE_OPS)
     if op == "Sum" and len(names) == 2:
@@ -410,6 +422,15 @@ def _merge(g, layer, inputs, shape):
             y = g.node("Mul", [y, n], layer.name if i == len(names) - 2 else f"{layer.name}_{i}")
         return Value(y, first.perm, shape)
     return Value(g.node(op, names, layer.name), first.perm, shape)
+
+
+def _raised_rank(g, value, rank, hint):
+    """``value`` reshaped to ``rank`` axes by 1s after its batch axis."""
+    value = g.channels_last(value)  # the cnnc order
+    target = [0] + [1] * (rank - value.rank) + [-1 if d is None else d for d in value.shape[1:]]
+    name = g.node("Reshape", [value.name, g.ints(target, f"{hint}_rank")], f"{hint}_rank")
+    return Value(name, layout.identity(rank), (None,) + (1,) * (rank - value.rank) + tuple(
+        value.shape[1:]))
 
 
 @converts(L.Concatenate)

@@ -208,42 +208,103 @@ def _conv_transpose(state, node, attrs):
     state.set_output(0, state.apply(layer, [x], x.perm, (None, filters) + spatial, weights))
 
 
-def _dense(state, x, kernel, bias, row_order):
-    """y = x @ kernel + bias on the last ONNX axis."""
+def _dense(state, x, kernel, bias, row_order, perm=None, shape=None):
+    """y = x @ kernel + bias on the last ONNX axis; for a rank-2 ``x`` held
+    batch-first (whatever its ONNX axis order), on its feature axis. ``perm``
+    and ``shape``: the ONNX view of the result (default: x's order)."""
     if row_order is not None:
         kernel = kernel[row_order]
-    else:
+    elif x.rank != 2:
         x = state.onnx_order(x)
-    if x.shape[-1] is not None and x.shape[-1] != kernel.shape[0]:
+    features = x.shape[1 - x.batch_axis] if x.rank == 2 else x.shape[-1]
+    if features is not None and features != kernel.shape[0]:
         state.fail(f"a weight of shape {kernel.shape} does not fit inputs of shape {x.shape}")
     units = kernel.shape[1]
     layer = L.Dense(units, use_bias=bias is not None, name=state.layer_name())
     weights = [kernel] + ([bias] if bias is not None else [])
-    return state.apply(layer, [x], x.perm, x.shape[:-1] + (units,), weights)
+    if perm is None:
+        perm, shape = layout.identity(x.rank), x.shape[:-1] + (units,)
+        if x.rank == 2:
+            shape = (None, units)
+    return state.apply(layer, [x], perm, shape, weights)
+
+
+def _gemm_bias(state, c, beta, units, batch_axis):
+    """Gemm's beta * C as a bias of ``units`` values: C must broadcast onto
+    the (2-D) result without varying along its batch axis."""
+    c = np.asarray(c, np.float32)
+    if c.ndim > 2:
+        state.fail(f"C of shape {c.shape} has more than 2 axes")
+    full = c.reshape((1,) * (2 - c.ndim) + c.shape)
+    unit_axis = 1 - batch_axis
+    if full.shape[batch_axis] != 1 or full.shape[unit_axis] not in (1, units):
+        state.fail(f"C of shape {c.shape} must broadcast as a bias of {units} values (one per "
+                   f"output feature, the same for every sample)")
+    return (beta * np.broadcast_to(full.reshape(-1), (units,))).astype(np.float32)
 
 
 @converts("Gemm")
 def _gemm(state, node, attrs):
-    a = state.tensor(node.input[0])
-    b = state.constant(node.input[1], "B").astype(np.float32)
+    """Y = alpha * op(A) @ op(B) + beta * C, op transposing when transA /
+    transB. With A computed (batch first in op(A)) and B constant: a Dense
+    layer. With A constant and B computed (the batch on op(B)'s second
+    axis): Y^T = op(B)^T @ op(A)^T, the same Dense layer, and Y is held
+    transposed (its batch on axis 1). All constant: folded. C is a constant
+    bias, or a computed tensor added after the product."""
     alpha = float(attrs.get("alpha", 1.0))
     beta = float(attrs.get("beta", 1.0))
-    if int(attrs.get("transA", 0)):
-        state.fail("transA = 1 (a transposed batch) is not supported")
-    if int(attrs.get("transB", 0)):
-        b = b.T
-    if a.rank != 2 or b.ndim != 2:
-        state.fail(f"Gemm needs a 2-D input and weight, got {a.shape} and {b.shape}")
-    kernel = (alpha * b).astype(np.float32)
-    bias = None
-    c_name = _optional(node, 2)
-    if c_name is not None:
-        c = state.constant(c_name, "C")
-        units = kernel.shape[1]
-        if c.size not in (1, units) or (c.ndim == 2 and c.shape[0] != 1) or c.ndim > 2:
-            state.fail(f"C of shape {c.shape} must broadcast as a bias of {units} values")
-        bias = (beta * np.broadcast_to(c.reshape(-1), (units,))).astype(np.float32)
-    state.set_output(0, _dense(state, a, kernel, bias, a.row_order))
+    trans_a, trans_b = int(attrs.get("transA", 0)), int(attrs.get("transB", 0))
+    a_name, b_name, c_name = node.input[0], node.input[1], _optional(node, 2)
+    if state.is_constant(a_name) and state.is_constant(b_name):
+        a, b = (state.constants[n].astype(np.float32) for n in (a_name, b_name))
+        if a.ndim != 2 or b.ndim != 2:
+            state.fail(f"Gemm needs 2-D A and B, got {a.shape} and {b.shape}")
+        y = alpha * ((a.T if trans_a else a) @ (b.T if trans_b else b))
+        if c_name is not None:
+            y = y + beta * state.constant(c_name, "C (with constant A and B)").astype(np.float32)
+        state.set_output(0, y.astype(np.float32))
+        return
+    if not state.is_constant(b_name):
+        if not state.is_constant(a_name):
+            state.fail("a product of two computed tensors mixes the samples of a batch")
+        # Y = op(A) @ op(B) with the batch on Y's axis 1: Y^T = op(B)^T @ op(A)^T
+        x = state.tensor(b_name, batch_anywhere=True)
+        a = state.constants[a_name].astype(np.float32)
+        if x.rank != 2 or a.ndim != 2:
+            state.fail(f"Gemm needs 2-D A and B, got {a.shape} and {x.shape}")
+        if x.batch_axis != (0 if trans_b else 1):
+            state.fail("op(B) would sum over the batch axis")
+        op_a = a.T if trans_a else a
+        units = op_a.shape[0]
+        bias = None if c_name is None or not state.is_constant(c_name) else _gemm_bias(
+            state, state.constants[c_name], beta, units, 1)
+        y = _dense(state, x, (alpha * op_a.T).astype(np.float32), bias, x.row_order,
+                   perm=(1, 0), shape=(units, None))
+        batch_axis = 1
+    else:
+        x = state.tensor(a_name, batch_anywhere=True)
+        b = state.constants[b_name].astype(np.float32)
+        if x.rank != 2 or b.ndim != 2:
+            state.fail(f"Gemm needs 2-D A and B, got {x.shape} and {b.shape}")
+        if x.batch_axis != (1 if trans_a else 0):
+            state.fail("op(A) would sum over the batch axis")
+        op_b = b.T if trans_b else b
+        units = op_b.shape[1]
+        bias = None if c_name is None or not state.is_constant(c_name) else _gemm_bias(
+            state, state.constants[c_name], beta, units, 0)
+        y = _dense(state, x, (alpha * op_b).astype(np.float32), bias, x.row_order)
+        batch_axis = 0
+    if c_name is not None and not state.is_constant(c_name):
+        c = state.tensor(c_name, batch_anywhere=True)
+        if c.rank != 2 or c.batch_axis != batch_axis:
+            state.fail(f"a computed C of shape {c.shape} must be 2-D with the batch where Y has it")
+        if beta != 1.0:
+            c = _same_perm_layer(state, L.ConstantArithmetic("multiply", constant=np.float32(beta),
+                                                             name=state.layer_name("_beta")), c)
+        c = state.in_perm(c, y.perm)
+        shape = _broadcast_onnx_shapes(state, y.shape, c.shape)
+        y = state.apply(L.Add(name=state.layer_name("_c")), [y, c], y.perm, shape)
+    state.set_output(0, y)
 
 
 @converts("MatMul")
@@ -290,8 +351,13 @@ def _batch_norm(state, node, attrs):
 
 # -- activations ------------------------------------------------------------------
 
+def _same_perm_layer(state, layer, x, weights=None):
+    """``layer`` applied to ``x``, an elementwise layer: same order, same shape."""
+    return state.apply(layer, [x], x.perm, x.shape, weights)
+
+
 def _same_shape(state, layer, x, weights=None):
-    state.set_output(0, state.apply(layer, [x], x.perm, x.shape, weights))
+    state.set_output(0, _same_perm_layer(state, layer, x, weights))
 
 
 _SIMPLE = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hard_silu",
@@ -300,7 +366,7 @@ _SIMPLE = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "h
 
 @converts(*_SIMPLE)
 def _simple_activation(state, node, attrs):
-    x = state.tensor(node.input[0])
+    x = state.tensor(node.input[0], batch_anywhere=True)
     if node.op_type == "Relu":
         layer = L.ReLU(name=state.layer_name())
     else:
@@ -311,13 +377,13 @@ def _simple_activation(state, node, attrs):
 @converts("LeakyRelu")
 def _leaky_relu(state, node, attrs):
     _same_shape(state, L.LeakyReLU(negative_slope=float(attrs.get("alpha", 0.01)),
-                                   name=state.layer_name()), state.tensor(node.input[0]))
+                                   name=state.layer_name()), state.tensor(node.input[0], batch_anywhere=True))
 
 
 @converts("Elu")
 def _elu(state, node, attrs):
     _same_shape(state, L.ELU(alpha=float(attrs.get("alpha", 1.0)), name=state.layer_name()),
-                state.tensor(node.input[0]))
+                state.tensor(node.input[0], batch_anywhere=True))
 
 
 @converts("Selu")
@@ -326,7 +392,7 @@ def _selu(state, node, attrs):
     gamma = float(attrs.get("gamma", 1.05070102214813232421875))
     if abs(alpha - 1.6732632) > 1e-6 or abs(gamma - 1.0507010) > 1e-6:
         state.fail(f"only the standard alpha and gamma are supported, got {alpha}, {gamma}")
-    _same_shape(state, L.Activation("selu", name=state.layer_name()), state.tensor(node.input[0]))
+    _same_shape(state, L.Activation("selu", name=state.layer_name()), state.tensor(node.input[0], batch_anywhere=True))
 
 
 @converts("Gelu")
@@ -335,19 +401,19 @@ def _gelu(state, node, attrs):
     if approximate not in ("none", "tanh"):
         state.fail(f"unknown approximate {approximate!r}")
     _same_shape(state, L.Activation("gelu" if approximate == "none" else "gelu_tanh",
-                                    name=state.layer_name()), state.tensor(node.input[0]))
+                                    name=state.layer_name()), state.tensor(node.input[0], batch_anywhere=True))
 
 
 @converts("HardSigmoid")
 def _hard_sigmoid(state, node, attrs):
     _same_shape(state, L.HardSigmoid(alpha=float(attrs.get("alpha", 0.2)),
                                      beta=float(attrs.get("beta", 0.5)), name=state.layer_name()),
-                state.tensor(node.input[0]))
+                state.tensor(node.input[0], batch_anywhere=True))
 
 
 @converts("Clip")
 def _clip(state, node, attrs):
-    x = state.tensor(node.input[0])
+    x = state.tensor(node.input[0], batch_anywhere=True)
     if state.opset < 11:
         low, high = attrs.get("min", None), attrs.get("max", None)
     else:
@@ -363,7 +429,7 @@ def _clip(state, node, attrs):
 
 @converts("PRelu")
 def _prelu(state, node, attrs):
-    x = state.tensor(node.input[0])
+    x = state.tensor(node.input[0], batch_anywhere=True)
     slope = state.constant(node.input[1], "slope")
     # ONNX's slope broadcasts against the ONNX tensor; hold it in x's order
     full = layout.constant_in_layout(slope, x.rank, x.perm)[0]
@@ -410,8 +476,6 @@ def _softmax(state, node, attrs):
 def _pool(state, node, attrs):
     x = state.tensor(node.input[0])
     rank, kernel, strides, dilations = _spatial_attrs(state, attrs, x)
-    if any(d != 1 for d in dilations):
-        state.fail(f"dilations {list(dilations)} are not supported for pooling")
     if int(attrs.get("storage_order", 0)):
         state.fail("storage_order = 1 is not supported")
     if len([o for o in node.output if o]) > 1 and node.output[1] in state.consumers:
@@ -423,16 +487,18 @@ def _pool(state, node, attrs):
     if padding == "same" and count_include_pad:
         if None in x.shape[2:]:
             state.fail("auto_pad SAME with count_include_pad needs a known input size")
-        padding = tuple(_same_pads(n, k, s, 1, False) for n, k, s in zip(x.shape[2:], kernel,
-                                                                           strides))
-    if not isinstance(padding, str) and any(p >= k for pair, k in zip(padding, kernel)
+        padding = tuple(_same_pads(n, k, s, d, False) for n, k, s, d in zip(
+            x.shape[2:], kernel, strides, dilations))
+    extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilations))
+    if not isinstance(padding, str) and any(p >= e for pair, e in zip(padding, extent)
                                             for p in pair):
-        state.fail(f"pads {padding} must be smaller than kernel_shape {kernel}")
+        state.fail(f"pads {padding} must be smaller than the window's extent {extent} "
+                   f"(kernel_shape {kernel}, dilations {dilations})")
     cls = {(True, 2): L.AveragePooling2D, (True, 1): L.AveragePooling1D,
            (False, 2): L.MaxPooling2D, (False, 1): L.MaxPooling1D}[average, rank]
     extra = dict(count_include_pad=count_include_pad) if average else {}
-    layer = cls(kernel, strides=strides, padding=padding if rank == 2 or isinstance(
-        padding, str) else padding, ceil_mode=ceil_mode, name=state.layer_name(), **extra)
+    layer = cls(kernel, strides=strides, padding=padding, ceil_mode=ceil_mode,
+                dilation_rate=dilations, name=state.layer_name(), **extra)
     x = state.channels_last(x)
     cnnc_in = tuple(x.shape[a] for a in x.perm)
     cnnc_out = layer.compute_output_shape(cnnc_in)
@@ -454,11 +520,63 @@ def _global_pool(state, node, attrs):
                                     x.shape[:2] + (1,) * rank))
 
 
+_REDUCE_OPSET_WITH_AXES_INPUT = {"ReduceMean": 18, "ReduceMax": 18}
+
+
+@converts("ReduceMean", "ReduceMax")
+def _reduce(state, node, attrs):
+    """A mean or max over all the spatial axes (a squeeze-and-excitation's
+    ``x.mean((2, 3))``): global pooling, keeping the axes as 1s with
+    keepdims. Constant inputs fold; other axis sets are refused."""
+    if state.opset >= _REDUCE_OPSET_WITH_AXES_INPUT[node.op_type]:
+        axes_name = _optional(node, 1)
+        axes = None if axes_name is None else state.constant(axes_name, "axes")
+    else:
+        axes = attrs.get("axes", None)
+    keepdims = bool(int(attrs.get("keepdims", 1)))
+    noop = bool(int(attrs.get("noop_with_empty_axes", 0)))
+    average = node.op_type == "ReduceMean"
+    name = node.input[0]
+    if state.is_constant(name):
+        a = state.constants[name]
+        axes_t = None if axes is None or len(np.asarray(axes).reshape(-1)) == 0 else tuple(
+            int(v) % a.ndim for v in np.asarray(axes).reshape(-1))
+        if axes_t is None and noop:
+            state.set_output(0, a)
+            return
+        state.set_output(0, (np.mean if average else np.max)(a, axis=axes_t, keepdims=keepdims))
+        return
+    x = state.tensor(name)
+    axes = [] if axes is None else [int(v) for v in np.asarray(axes).reshape(-1)]
+    if not axes and noop:
+        state.set_output(0, x)
+        return
+    if any(not -x.rank <= a < x.rank for a in axes):
+        state.fail(f"axes {axes} are out of range for rank {x.rank}")
+    axes = sorted({a % x.rank for a in axes}) if axes else list(range(x.rank))
+    rank = x.rank - 2
+    if axes != list(range(2, x.rank)) or rank not in (1, 2):
+        state.fail(f"only a reduction over all the spatial axes (2..{x.rank - 1}) of a 1-D or "
+                   f"2-D input is supported, got axes {axes}")
+    cls = {(True, 2): L.GlobalAveragePooling2D, (True, 1): L.GlobalAveragePooling1D,
+           (False, 2): L.GlobalMaxPooling2D, (False, 1): L.GlobalMaxPooling1D}[average, rank]
+    x = state.channels_last(x)
+    if keepdims:
+        state.set_output(0, state.apply(cls(keepdims=True, name=state.layer_name()), [x], x.perm,
+                                        x.shape[:2] + (1,) * rank))
+    else:
+        state.set_output(0, state.apply(cls(name=state.layer_name()), [x], layout.identity(2),
+                                        x.shape[:2]))
+
+
 # -- elementwise arithmetic -------------------------------------------------------
 
-_NUMPY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
-_OPERATION = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide"}
-_MERGE = {"Add": L.Add, "Sub": L.Subtract, "Mul": L.Multiply, "Div": L.Divide}
+_NUMPY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
+          "Max": np.maximum, "Min": np.minimum}
+_OPERATION = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide",
+              "Max": "maximum", "Min": "minimum"}
+_MERGE = {"Add": L.Add, "Sub": L.Subtract, "Mul": L.Multiply, "Div": L.Divide,
+          "Max": L.Maximum, "Min": L.Minimum, "Sum": L.Add, "Mean": L.Average}
 
 
 def _broadcasts_onto(a, b):
@@ -469,59 +587,93 @@ def _broadcasts_onto(a, b):
     return all(y == 1 or x == y for x, y in zip(a, b))
 
 
-@converts("Add", "Sub", "Mul", "Div")
+def _broadcast_onnx_shapes(state, *shapes):
+    """ONNX's (NumPy's) broadcast of the shapes of computed tensors, each
+    with its batch axis first (so of one rank: a lower-rank one would align
+    its batch axis with another axis). None: an unknown size."""
+    if len({len(s) for s in shapes}) != 1:
+        state.fail(f"tensors of shapes {list(shapes)}: broadcasting tensors of different ranks "
+                   f"would align a batch axis with another axis")
+    from cnnc.layers.merge import broadcast_shape
+    try:
+        return broadcast_shape(shapes, "tensors")
+    except ValueError as error:
+        state.fail(str(error))
+
+
+def _constant_operand(state, op, x, c, reverse):
+    """x <op> c (c <op> x with ``reverse``) for a constant c."""
+    c = c.astype(np.float32)
+    if c.ndim > x.rank or not _broadcasts_onto(x.shape[1:], c.shape[max(
+            c.ndim - x.rank + 1, 0):]) or (c.ndim == x.rank and c.shape[0] != 1):
+        state.fail(f"a constant of shape {c.shape} must broadcast onto the input of shape "
+                   f"{x.shape} without enlarging it")
+    held = layout.constant_in_layout(c, x.rank, x.perm)[0]
+    while held.ndim > 1 and held.shape[0] == 1:
+        held = held[0]  # leading 1s are implied by broadcasting
+    layer = L.ConstantArithmetic(_OPERATION[op], constant=held,
+                                 reverse=reverse and op in ("Sub", "Div"), name=state.layer_name())
+    return _same_perm_layer(state, layer, x)
+
+
+def _merge_tensors(state, op, tensors):
+    """A merge layer over computed tensors of broadcasting shapes, held in
+    the order of the first one of the broadcast shape."""
+    shape = _broadcast_onnx_shapes(state, *[t.shape for t in tensors])
+    lead = next((t for t in tensors if t.shape == shape), tensors[0])
+    held = [state.in_perm(t, lead.perm) for t in tensors]
+    return state.apply(_MERGE[op](name=state.layer_name()), held, lead.perm, shape)
+
+
+@converts("Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean")
 def _arithmetic(state, node, attrs):
-    left, right = node.input[0], node.input[1]
+    """The binary ops, and the variadic Max / Min / Sum / Mean, with ONNX's
+    broadcasting: constants are folded or held by a ConstantArithmetic
+    layer, computed tensors are merged by a (broadcasting) merge layer."""
     op = node.op_type
-    if state.is_constant(left) and state.is_constant(right):
-        a, b = state.constants[left], state.constants[right]
-        if op == "Div" and a.dtype.kind == "i" and b.dtype.kind == "i":
-            value = np.floor_divide(a, b)  # integer shape arithmetic
+    names = [n for n in node.input if n]
+    if op in ("Add", "Sub", "Mul", "Div") and len(names) != 2:
+        state.fail(f"{op} takes 2 inputs, got {len(names)}")
+    if not names:
+        state.fail("no inputs")
+    if all(state.is_constant(n) for n in names):
+        values = [state.constants[n] for n in names]
+        if op == "Div" and all(v.dtype.kind == "i" for v in values):
+            value = np.floor_divide(values[0], values[1])  # integer shape arithmetic
+        elif op in ("Sum", "Mean"):
+            value = np.sum(np.broadcast_arrays(*values), axis=0) / (len(values) if op == "Mean"
+                                                                    else 1)
         else:
-            value = _NUMPY[op](a, b)
-        state.set_output(0, value.astype(a.dtype if a.dtype == b.dtype else np.float32))
+            value = values[0]
+            for v in values[1:]:
+                value = _NUMPY[op](value, v)
+        kinds = {v.dtype for v in values}
+        state.set_output(0, np.asarray(value).astype(kinds.pop() if len(kinds) == 1 and op != "Mean"
+                                                     else np.float32))
         return
     if op == "Add" and (node.name or id(node)) in state.fused_adds:
         state.set_output(0, state.tensors[state.fused_adds[node.name or id(node)]])
         return
-    if state.is_constant(left) or state.is_constant(right):
-        reverse = state.is_constant(left)
-        x = state.tensor(right if reverse else left)
-        c = state.constants[left if reverse else right].astype(np.float32)
-        if c.ndim > x.rank or not _broadcasts_onto(x.shape[1:], c.shape[max(
-                c.ndim - x.rank + 1, 0):]) or (c.ndim == x.rank and c.shape[0] != 1):
-            state.fail(f"a constant of shape {c.shape} must broadcast onto the input of shape "
-                       f"{x.shape} without enlarging it")
-        held = layout.constant_in_layout(c, x.rank, x.perm)[0]
-        while held.ndim > 0 and held.shape[0] == 1 and held.ndim > 1:
-            held = held[0]  # leading 1s are implied by broadcasting
-        layer = L.ConstantArithmetic(_OPERATION[op], constant=held,
-                                     reverse=reverse and op in ("Sub", "Div"),
-                                     name=state.layer_name())
-        _same_shape(state, layer, x)
+    tensors = [n for n in names if not state.is_constant(n)]
+    constants = [n for n in names if state.is_constant(n)]
+    if len(names) == 1:
+        state.set_output(0, state.tensor(names[0]))
         return
-    a, b = state.tensor(left), state.tensor(right)
-    if a.rank != b.rank or any(x is not None and y is not None and x != y
-                               for x, y in zip(a.shape[1:], b.shape[1:])):
-        state.fail(f"two tensors of shapes {a.shape} and {b.shape}: only tensors of one shape "
-                   f"are supported")
-    b = state.in_perm(b, a.perm)
-    state.set_output(0, state.apply(_MERGE[op](name=state.layer_name()), [a, b], a.perm,
-                                    a.shape))
-
-
-@converts("Sum")
-def _sum(state, node, attrs):
-    tensors = [state.tensor(n) for n in node.input]
-    if len(tensors) == 1:
-        state.set_output(0, tensors[0])
+    if constants and op in ("Sum", "Mean"):
+        if op == "Mean":
+            state.fail("Mean of computed tensors and constants is not supported")
+        op = "Add"
+    if constants:
+        # x op c (Max / Min / Sum: the constants folded into one first)
+        c = state.constants[constants[0]]
+        for other in constants[1:]:
+            c = _NUMPY[op](c, state.constants[other])
+        x = (_merge_tensors(state, op, [state.tensor(n) for n in tensors]) if len(tensors) > 1
+             else state.tensor(tensors[0]))
+        reverse = names.index(constants[0]) < names.index(tensors[0]) and len(names) == 2
+        state.set_output(0, _constant_operand(state, op, x, c, reverse))
         return
-    first = tensors[0]
-    if any(t.shape[1:] != first.shape[1:] for t in tensors):
-        state.fail("only tensors of one shape are supported")
-    tensors = [first] + [state.in_perm(t, first.perm) for t in tensors[1:]]
-    state.set_output(0, state.apply(L.Add(name=state.layer_name()), tensors, first.perm,
-                                    first.shape))
+    state.set_output(0, _merge_tensors(state, op, [state.tensor(n) for n in names]))
 
 
 # -- shapes -----------------------------------------------------------------------
@@ -662,11 +814,12 @@ def _transpose(state, node, attrs):
         a = state.constants[name]
         state.set_output(0, np.transpose(a, attrs.get("perm", None)))
         return
-    x = state.tensor(name)
+    x = state.tensor(name, batch_anywhere=True)
     perm = tuple(int(p) for p in attrs.get("perm", range(x.rank - 1, -1, -1)))
-    if sorted(perm) != list(range(x.rank)) or perm[0] != 0:
-        state.fail(f"perm {list(perm)} must keep the batch axis first")
-    # the cnnc tensor stays; only its relation to the ONNX axes changes
+    if sorted(perm) != list(range(x.rank)):
+        state.fail(f"perm {list(perm)} is not a permutation of {x.rank} axes")
+    # the cnnc tensor stays; only its relation to the ONNX axes changes (a
+    # perm moving the batch axis gives a tensor only Transpose and Gemm read)
     new_perm = layout.compose(layout.inverse(perm), x.perm)
     state.set_output(0, Tensor(x.symbol, new_perm, tuple(x.shape[p] for p in perm),
                                x.row_order))

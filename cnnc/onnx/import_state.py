@@ -15,7 +15,10 @@ class UnsupportedError(ValueError):
 class Tensor:
     """An ONNX tensor held in the cnnc graph: ``symbol`` (a cnnc
     SymbolicTensor) is the ONNX tensor transposed by ``perm``; ``shape`` is
-    the ONNX shape (None where unknown, the batch first). ``row_order``:
+    the ONNX shape (None where unknown). The symbol's first axis is the
+    batch, so the ONNX tensor's batch axis is ``perm[0]``: 0 except after a
+    Transpose that moves it (which only Transpose, Gemm and the elementwise
+    activations accept, e.g. the x^T of ``Gemm(transA=1)``). ``row_order``:
     set on a Flatten whose cnnc element order differs from ONNX's (the
     following Gemm permutes its weight rows instead of the data)."""
 
@@ -28,6 +31,10 @@ class Tensor:
     @property
     def rank(self):
         return len(self.shape)
+
+    @property
+    def batch_axis(self):
+        return self.perm[0]
 
 
 class Attributes:
@@ -97,19 +104,28 @@ class Importer:
             self.fail(f"the {what} {name!r} must be a constant (an initializer or Constant)")
         return self.constants[name]
 
-    def tensor(self, name):
+    def tensor(self, name, batch_anywhere=False):
+        """The Tensor called ``name``; unless ``batch_anywhere``, one whose
+        batch axis is its first."""
         if name in self.constants:
             self.fail(f"the input {name!r} is a constant where a tensor computed from the model "
                       f"inputs is expected")
         if name not in self.tensors:
             self.fail(f"unknown input {name!r}")
-        return self.tensors[name]
+        t = self.tensors[name]
+        if t.batch_axis != 0 and not batch_anywhere:
+            self.fail(f"the input {name!r} holds the batch on axis {t.batch_axis} (after a "
+                      f"Transpose); only Transpose, Gemm and elementwise activations read "
+                      f"such a tensor")
+        return t
 
     def in_perm(self, tensor, perm):
         """``tensor`` held with ``perm`` (a Permute layer if needed)."""
         perm = tuple(perm)
         if tensor.perm == perm:
             return tensor
+        if perm[0] != tensor.perm[0]:
+            self.fail(f"a tensor of shape {tensor.shape} would need its batch axis moved")
         from cnnc.layers import Permute
         step = layout.compose(layout.inverse(tensor.perm), perm)
         symbol = Permute(step[1:], name=self.layer_name("_permute"))(tensor.symbol)

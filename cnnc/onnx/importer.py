@@ -58,14 +58,18 @@ def load_model(path, input_layout="NCHW", name=None, input_shape=None):
     the sizes (without the batch axis, in the file's axis order) of an input
     the file leaves dynamic, e.g. ``(3, 224, 224)``.
 
-    Supported ops: Conv, ConvTranspose, Gemm, MatMul (constant 2-D weight),
-    BatchNormalization, Relu, LeakyRelu, PRelu, Sigmoid, Tanh, Softmax,
-    LogSoftmax, Clip, HardSigmoid, HardSwish, Gelu, Elu, Selu, Softplus,
-    MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Add, Sub, Mul,
-    Div (with a constant, or two tensors of one shape), Concat, Flatten,
-    Reshape, Transpose (keeping the batch axis first), Pad, Dropout,
-    Identity, Constant, and Shape/Gather/Unsqueeze/Squeeze/Concat/Cast/Slice
-    on constants and static shapes. Anything else raises a ValueError naming
+    Supported ops: Conv, ConvTranspose, Gemm (every attribute: alpha, beta,
+    transA, transB, C constant or computed; A or B constant), MatMul
+    (constant 2-D weight), BatchNormalization, Relu, LeakyRelu, PRelu,
+    Sigmoid, Tanh, Softmax, LogSoftmax, Clip, HardSigmoid, HardSwish, Gelu,
+    Elu, Selu, Softplus, MaxPool and AveragePool (pads, auto_pad, ceil_mode,
+    count_include_pad, dilations), GlobalAveragePool, GlobalMaxPool,
+    ReduceMean and ReduceMax over the spatial axes, Add, Sub, Mul, Div, Max,
+    Min, Sum, Mean (NumPy broadcasting, between tensors or with constants),
+    Concat, Flatten, Reshape, Transpose, Pad, Dropout, Identity, Constant,
+    and Shape/Gather/Unsqueeze/Squeeze/Concat/Cast/Slice on constants and
+    static shapes. A Transpose may move the batch axis only for a Gemm (or
+    elementwise activations) to read. Anything else raises a ValueError naming
     the op type and the node.
     """
     onnx = require_onnx()

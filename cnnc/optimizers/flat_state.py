@@ -45,7 +45,8 @@ class FlatState:
             view[...] = w.value
             w.value = view
             view = self._view(self.grad, w, start)
-            view[...] = w.grad
+            if w.has_grad:  # else the zeros stand for it, with no copy made
+                view[...] = w.grad
             w.grad = view
             mine = {name: self._view(flat, w, start) for name, flat in self.slots.items()}
             for name, array in (old_slots.get(id(w)) or {}).items():
@@ -63,7 +64,8 @@ class FlatState:
         (another optimizer may have packed them since)."""
         if tuple(map(id, weights)) != self._key:
             return False
-        return all(w.value.base is self.value and w.grad.base is self.grad for w in weights)
+        return all(w.value.base is self.value and w.has_grad and w.grad.base is self.grad
+                   for w in weights)
 
     def span(self, first, last):
         """[begin, end) of the buffers covering weights first..last."""

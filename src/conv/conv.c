@@ -20,6 +20,7 @@
  * backward-weights is backward-weights with x and dy swapped.
  */
 #include <string.h>
+#include "conv.h"
 #include "partials.h"
 #include "select.h"
 
@@ -157,17 +158,49 @@ static cnnc_status check_outputs(const char *fn, float *out, int64_t out_count, 
     return CNNC_OK;
 }
 
+/* The checks of a forward pass: the geometry, the pointers, the overlaps. */
+static cnnc_status forward_checks(const char *who, const cnnc_conv2d_desc *desc, const float *x, const float *w,
+                                  const float *bias, float *y, struct cnnc_conv_geom *g)
+{
+    CNNC_TRY(resolve(who, desc, g));
+    if (!x || !w || !y)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: %s is NULL", who, !x ? "x" : !w ? "w" : "y");
+    struct conv_counts n = counts_of(g);
+    return check_outputs(who, y, n.y, "y", NULL, 0, x, n.x, "x", w, n.w, "w", bias, g->cout);
+}
+
 cnnc_status cnnc_conv2d_forward(const cnnc_conv2d_desc *desc, const float *x, const float *w, const float *bias,
                                 float *y)
 {
     struct cnnc_conv_geom g;
-    CNNC_TRY(resolve(__func__, desc, &g));
-    CNNC_CHECK_PTR(x);
-    CNNC_CHECK_PTR(w);
-    CNNC_CHECK_PTR(y);
-    struct conv_counts n = counts_of(&g);
-    CNNC_TRY(check_outputs(__func__, y, n.y, "y", NULL, 0, x, n.x, "x", w, n.w, "w", bias, g.cout));
+    CNNC_TRY(forward_checks(__func__, desc, x, w, bias, y, &g));
     return cnnc_conv_select_forward(&g, x, w, bias, y);
+}
+
+cnnc_status cnnc_conv2d_pack(const cnnc_conv2d_desc *desc, const float *w, struct cnnc_conv_packed *packed)
+{
+    CNNC_CHECK_PTR(packed);
+    memset(packed, 0, sizeof *packed);
+    struct cnnc_conv_geom g;
+    CNNC_TRY(resolve(__func__, desc, &g));
+    CNNC_CHECK_PTR(w);
+    return cnnc_conv_select_pack(&g, w, packed);
+}
+
+cnnc_status cnnc_conv2d_forward_fused(const cnnc_conv2d_desc *desc, const float *x, const float *w,
+                                      const struct cnnc_conv_packed *packed, const struct cnnc_gemm_epilogue *stage,
+                                      float *y)
+{
+    CNNC_CHECK_PTR(stage);
+    struct cnnc_conv_geom g;
+    CNNC_TRY(forward_checks(__func__, desc, x, w, stage->bias, y, &g));
+    const int64_t n_y = g.n * g.oh * g.ow * g.cout;
+    if (stage->residual) {
+        if (stage->ldr != g.cout)
+            return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: the residual's rows must be out_channels long", __func__);
+        CNNC_TRY(cnnc_check_disjoint(__func__, "y", y, n_y, "the residual", stage->residual, n_y, 0));
+    }
+    return cnnc_conv_select_forward_fused(&g, x, w, packed, stage, y);
 }
 
 cnnc_status cnnc_conv2d_backward_data(const cnnc_conv2d_desc *desc, const float *w, const float *dy, float *dx)

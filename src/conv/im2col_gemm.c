@@ -52,9 +52,31 @@ static cnnc_status gemm_rows(const struct cnnc_conv_geom *g, int64_t count, cons
     return CNNC_OK;
 }
 
-cnnc_status cnnc_conv_gemm_pointwise_forward(const struct cnnc_conv_geom *g, int threads, const float *x,
-                                             const float *w, const float *bias, float *y)
+/* One chunk of the pixels of a pointwise forward: y rows [p, p + count). */
+struct pointwise_job {
+    const struct cnnc_conv_geom *g;
+    const float *x, *w, *bias;
+    const struct cnnc_gemm_packed_b *packed;
+    const struct cnnc_gemm_epilogue *stage;  /* NULL: bias pre-filled, as cnnc_conv_gemm_pointwise_forward */
+    float *y;
+};
+
+static cnnc_status pointwise_chunk(const struct pointwise_job *job, int64_t p, int64_t count)
 {
+    const struct cnnc_conv_geom *g = job->g;
+    if (!job->stage)
+        return gemm_rows(g, count, job->x + p * g->cin, g->cin, job->w, job->bias, job->y + p * g->cout);
+    struct cnnc_gemm_epilogue rows = *job->stage;
+    if (rows.residual)
+        rows.residual += p * rows.ldr;
+    return cnnc_sgemm_fused(1, count, g->cout, g->cin, job->x + p * g->cin, g->cin, job->w, g->cout, job->packed,
+                            &rows, job->y + p * g->cout, g->cout);
+}
+
+/* The pixels split over the team, in chunks of DIRECT_TILE_PIXELS. */
+static cnnc_status pointwise_pixels(const struct pointwise_job *job, int threads)
+{
+    const struct cnnc_conv_geom *g = job->g;
     const int64_t pixels = g->n * g->oh * g->ow;
     int failed = 0;
 #ifdef CNNC_OPENMP
@@ -65,8 +87,7 @@ cnnc_status cnnc_conv_gemm_pointwise_forward(const struct cnnc_conv_geom *g, int
         int64_t p0, p1;
         cnnc_conv_split(pixels, cnnc_conv_thread_id(), cnnc_conv_team_size(), &p0, &p1);
         for (int64_t p = p0; p < p1; p += DIRECT_TILE_PIXELS) {
-            const int64_t count = cnnc_min_i64(DIRECT_TILE_PIXELS, p1 - p);
-            if (gemm_rows(g, count, x + p * g->cin, g->cin, w, bias, y + p * g->cout) != CNNC_OK) {
+            if (pointwise_chunk(job, p, cnnc_min_i64(DIRECT_TILE_PIXELS, p1 - p)) != CNNC_OK) {
                 cnnc_conv_mark_failed(&failed);
                 break;
             }
@@ -76,6 +97,21 @@ cnnc_status cnnc_conv_gemm_pointwise_forward(const struct cnnc_conv_geom *g, int
     if (failed)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d forward: cannot allocate the GEMM workspace");
     return CNNC_OK;
+}
+
+cnnc_status cnnc_conv_gemm_pointwise_forward(const struct cnnc_conv_geom *g, int threads, const float *x,
+                                             const float *w, const float *bias, float *y)
+{
+    const struct pointwise_job job = {.g = g, .x = x, .w = w, .bias = bias, .y = y};
+    return pointwise_pixels(&job, threads);
+}
+
+cnnc_status cnnc_conv_gemm_pointwise_forward_fused(const struct cnnc_conv_geom *g, int threads, const float *x,
+                                                   const float *w, const struct cnnc_gemm_packed_b *packed,
+                                                   const struct cnnc_gemm_epilogue *stage, float *y)
+{
+    const struct pointwise_job job = {.g = g, .x = x, .w = w, .packed = packed, .stage = stage, .y = y};
+    return pointwise_pixels(&job, threads);
 }
 
 cnnc_status cnnc_conv_gemm_pointwise_backward_data(const struct cnnc_conv_geom *g, int threads, const float *w,

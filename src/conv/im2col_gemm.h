@@ -5,12 +5,21 @@
 #ifndef CNNC_CONV_IM2COL_GEMM_H
 #define CNNC_CONV_IM2COL_GEMM_H
 #include "geometry.h"
+#include "gemm_internal.h"
 
 /* Pointwise g (cnnc_conv_is_pointwise): y = bias (or 0) + x * w, one GEMM
  * per group and pixel chunk, x read in place. */
 CNNC_INTERNAL cnnc_status cnnc_conv_gemm_pointwise_forward(const struct cnnc_conv_geom *g, int threads,
                                                            const float *x, const float *w, const float *bias,
                                                            float *y);
+/* Pointwise g with one group: y = stage(x * w), the GEMM reading w's
+ * panels from `packed` when they suit the active ISA (else packing w per
+ * call) and applying the output stage (bias, residual, activation) to each
+ * tile while it is in L1; the residual has y's layout. */
+CNNC_INTERNAL cnnc_status cnnc_conv_gemm_pointwise_forward_fused(const struct cnnc_conv_geom *g, int threads,
+                                                                 const float *x, const float *w,
+                                                                 const struct cnnc_gemm_packed_b *packed,
+                                                                 const struct cnnc_gemm_epilogue *stage, float *y);
 /* Pointwise g: dx = bias (or 0) + dy * w^T, dy read in place. */
 CNNC_INTERNAL cnnc_status cnnc_conv_gemm_pointwise_backward_data(const struct cnnc_conv_geom *g, int threads,
                                                                  const float *w, const float *dy,

@@ -3,10 +3,35 @@
 #ifndef CNNC_CONV_SELECT_H
 #define CNNC_CONV_SELECT_H
 #include "geometry.h"
+#include "gemm_internal.h"
+
+/* The weights of one forward convolution packed once (when a model loads)
+ * for the algorithm its geometry selects: the K x Cout matrix of a
+ * pointwise convolution, or the implicit GEMM's B panels. Other algorithms
+ * (depthwise, Winograd) keep reading w. Made for the ISA active then; a
+ * forward under another ISA packs per call as usual. Read-only once made. */
+struct cnnc_conv_packed {
+    const struct cnnc_gemm_kernels *kern;
+    struct cnnc_gemm_packed_b pointwise;
+    float *implicit;
+};
 
 /* y = bias (or 0) + the convolution of x with w. */
 CNNC_INTERNAL cnnc_status cnnc_conv_select_forward(const struct cnnc_conv_geom *g, const float *x, const float *w,
                                                    const float *bias, float *y);
+/* Packs w for g's forward algorithm (g's batch does not matter, but a
+ * Winograd or depthwise choice leaves nothing to pack). */
+CNNC_INTERNAL cnnc_status cnnc_conv_select_pack(const struct cnnc_conv_geom *g, const float *w,
+                                                struct cnnc_conv_packed *packed);
+CNNC_INTERNAL void cnnc_conv_packed_free(struct cnnc_conv_packed *packed);
+/* y = stage(the convolution of x with w): the output stage (bias, residual
+ * of y's layout, ReLU-family activation; see struct cnnc_gemm_epilogue)
+ * runs on each tile in cache where the algorithm allows it (pointwise,
+ * one group), else over y after the convolution; weights from `packed`
+ * where they were packed. Sums in the order cnnc_conv_select_forward's. */
+CNNC_INTERNAL cnnc_status cnnc_conv_select_forward_fused(const struct cnnc_conv_geom *g, const float *x,
+                                                         const float *w, const struct cnnc_conv_packed *packed,
+                                                         const struct cnnc_gemm_epilogue *stage, float *y);
 /* dx = bias (or 0) + the input gradient from dy (a transposed
  * convolution's forward passes its bias). */
 CNNC_INTERNAL cnnc_status cnnc_conv_select_backward_data(const struct cnnc_conv_geom *g, const float *w,

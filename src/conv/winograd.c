@@ -37,6 +37,12 @@
  * measured best on the ResNet-18 shapes, even with U in L3). */
 #define BLOCK_BYTES ((int64_t)256 * 1024)
 #define MAX_BLOCK_ROWS 8
+/* Each block streams all of U past its tiles: where U outgrows L2 (16 MiB
+ * at 512 channels) the blocks grow to at least U / U_PER_BLOCK bytes, so
+ * that U's traffic stays small next to the block's multiply-adds (measured
+ * on AVX2's 6-row tiles at 512 channels, batch 8-32: 1.2x at 7x7 and 14x14
+ * outputs, 1.5-2x at 28x28; the blocks then leave L2 for L3). */
+#define U_PER_BLOCK 6
 /* Input channels per task of the kernel transform: few for the plain
  * kernel, whose rows it reads whole across tasks; more for the flipped one,
  * of whose rows (Cin long) a task reads a KERNEL_CHUNK_FLIPPED-float run. */
@@ -218,7 +224,8 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
     pl.ldm = pl.panels * gk->nr + PAD;
     pl.u_stride = pl.panels * g->cin * gk->nr + 2 * PAD;
     const int64_t per_tile = XI * (pl.ldv + pl.ldm) * (int64_t)sizeof(float);
-    int64_t block_rows = cnnc_max_i64(1, cnnc_min_i64(MAX_BLOCK_ROWS, BLOCK_BYTES / (per_tile * mr)));
+    const int64_t budget = cnnc_max_i64(BLOCK_BYTES, XI * g->cin * g->cout * (int64_t)sizeof(float) / U_PER_BLOCK);
+    int64_t block_rows = cnnc_max_i64(1, cnnc_min_i64(MAX_BLOCK_ROWS, budget / (per_tile * mr)));
     int threads = cnnc_conv_threads(g);
     /* Every thread gets blocks, even if they are then smaller. */
     block_rows = cnnc_max_i64(1, cnnc_min_i64(block_rows, cnnc_ceil_div(pl.tiles, mr * threads)));
@@ -246,12 +253,20 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
  * 2x2 tiles of dy (zero past the output's edge, whose pixels the forward
  * pass discards); then dw = G^T dU G. Threads split the tiles in blocks of
  * TB (the GEMMs' inner dimension) and accumulate private dU partials, summed
- * in thread order (deterministic for a fixed thread count). */
+ * in thread order (deterministic for a fixed thread count); where those
+ * partials would pass GRAD_MAX_PARTIAL_BYTES, the threads split dU's columns
+ * instead (deterministic for any thread count). */
 
 /* Tiles per block (the GEMMs' inner dimension): bounds of the choice in
  * cnnc_conv_winograd_backward_weights. */
 #define GRAD_MIN_TILES 32
 #define GRAD_MAX_TILES 256
+/* Most bytes of private dU partials a team may hold (dU is 16 MiB at 512
+ * channels). Beyond it the threads split dU's columns instead of the tiles:
+ * each runs every tile block for its own columns, straight into the shared
+ * dU, so no partial exists (the transforms, a small part of the work, are
+ * then done by every thread). */
+#define GRAD_MAX_PARTIAL_BYTES ((int64_t)16 << 20)
 
 /* dM rows of tiles [t0, t0 + count) (zero rows past count, up to TB). */
 static void transform_grad_output(const struct wino_plan *pl, int64_t t0, int64_t count, const float *dy,
@@ -283,11 +298,15 @@ struct wino_grad {
     /* The GEMMs compute dU^T (Cout rows): fewer padded rows and columns of
      * the micro-kernel's tiles for this shape. */
     int transposed;
+    /* Threads split dU's columns (see GRAD_MAX_PARTIAL_BYTES), not the tiles. */
+    int split_columns;
     struct cnnc_conv_partials partials;
 };
 
+/* dU += the block's products, for dU's columns [c0, c1) (multiples of NR but
+ * the last). */
 static void grad_block(const struct wino_grad *gr, int64_t b, float *v, float *m, float *ap, float *bp,
-                       const float *zeros, float *du)
+                       const float *zeros, float *du, int64_t c0, int64_t c1)
 {
     const struct wino_plan *pl = &gr->pl;
     const struct cnnc_conv_geom *g = pl->g;
@@ -302,16 +321,16 @@ static void grad_block(const struct wino_grad *gr, int64_t b, float *v, float *m
         const float *vx = v + xi * pl->v_stride, *mx = m + xi * pl->m_stride;
         if (gr->transposed) {
             gk->pack_a(rows, count, mx, 1, pl->ldm, ap);
-            gk->pack_b(count, cols, vx, pl->ldv, 1, bp);
+            gk->pack_b(count, c1 - c0, vx + c0, pl->ldv, 1, bp);
         } else {
             gk->pack_a(rows, count, vx, 1, pl->ldv, ap);
-            gk->pack_b(count, cols, mx, pl->ldm, 1, bp);
+            gk->pack_b(count, c1 - c0, mx + c0, pl->ldm, 1, bp);
         }
-        float *c = du + xi * rows * cols;
-        for (int64_t j = 0; j * nr < cols; ++j)
+        float *c = du + xi * rows * cols + c0;
+        for (int64_t j = 0; j * nr < c1 - c0; ++j)
             for (int64_t i = 0; i * mr < rows; ++i)
                 gk->ukernel(count, ap + i * count * mr, 1, mr, bp + j * count * nr, c + i * mr * cols + j * nr, cols,
-                            cnnc_min_i64(mr, rows - i * mr), cnnc_min_i64(nr, cols - j * nr), 1.0f, 1.0f);
+                            cnnc_min_i64(mr, rows - i * mr), cnnc_min_i64(nr, c1 - c0 - j * nr), 1.0f, 1.0f);
     }
 }
 
@@ -336,12 +355,27 @@ static void grad_thread(void *ctx)
         float *v = buf, *m = v + XI * pl->v_stride, *ap = m + XI * pl->m_stride, *bp = ap + ap_floats;
         float *zeros = bp + bp_floats;
         memset(zeros, 0, (size_t)zero_floats * sizeof(float));
-        struct cnnc_conv_part part = {.index = -1};
-        while (cnnc_conv_partial_next(&gr->partials, pl->blocks, &part))
-            for (int64_t b = part.begin; b < part.end; ++b)
-                grad_block(gr, b, v, m, ap, bp, zeros, part.sum);
+        if (gr->split_columns) {
+            /* Every thread runs every block for its columns of dU: each
+             * column is summed over the blocks in order, by one thread. */
+            float *du = gr->partials.out;
+            int64_t c0, c1;
+            cnnc_conv_split(cnnc_ceil_div(cols, nr), t, team, &c0, &c1);
+            c0 *= nr;
+            c1 = cnnc_min_i64(c1 * nr, cols);
+            for (int64_t r = 0; r < XI * rows && c1 > c0; ++r)
+                memset(du + r * cols + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+            for (int64_t b = 0; b < pl->blocks && c1 > c0; ++b)
+                grad_block(gr, b, v, m, ap, bp, zeros, du, c0, c1);
+        } else {
+            struct cnnc_conv_part part = {.index = -1};
+            while (cnnc_conv_partial_next(&gr->partials, pl->blocks, &part))
+                for (int64_t b = part.begin; b < part.end; ++b)
+                    grad_block(gr, b, v, m, ap, bp, zeros, part.sum, 0, cols);
+        }
     }
-    cnnc_conv_partial_reduce(&gr->partials);
+    if (!gr->split_columns)
+        cnnc_conv_partial_reduce(&gr->partials);
     if (cnnc_conv_team_failed(&gr->partials.failed))
         return;
     /* dw = G^T dU G, over slices of the (ci, co) pairs. */
@@ -404,11 +438,18 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
      * V and dM are about as large as dU balance that traffic against
      * keeping them in cache (measured on the ResNet-18 shapes). */
     const int64_t du_bytes_est = XI * g->cin * g->cout * (int64_t)sizeof(float);
+    /* As many partial dU as parts (threads, unless in deterministic mode):
+     * the choice then depends on nothing else either. */
+    gr.split_columns = (parts - 1) * du_bytes_est > GRAD_MAX_PARTIAL_BYTES;
     pl->tb = cnnc_max_i64(GRAD_MIN_TILES, cnnc_min_i64(GRAD_MAX_TILES, du_bytes_est / per_tile));
-    pl->tb = cnnc_min_i64(pl->tb, cnnc_ceil_div(pl->tiles, parts));
-    /* Whole rounds of blocks: with 3 blocks on 2 threads one thread would
-     * do two thirds of the work (512 channels @7 had no 2-thread speedup). */
-    pl->tb = cnnc_ceil_div(pl->tiles, cnnc_ceil_div(cnnc_ceil_div(pl->tiles, pl->tb), parts) * parts);
+    if (!gr.split_columns) {
+        /* Every thread runs every block when they split the columns; here
+         * each part has its blocks, in whole rounds: with 3 blocks on 2
+         * threads one thread would do two thirds of the work (512 channels
+         * @7 had no 2-thread speedup). */
+        pl->tb = cnnc_min_i64(pl->tb, cnnc_ceil_div(pl->tiles, parts));
+        pl->tb = cnnc_ceil_div(pl->tiles, cnnc_ceil_div(cnnc_ceil_div(pl->tiles, pl->tb), parts) * parts);
+    }
     pl->v_stride = pl->tb * pl->ldv + 2 * PAD;
     pl->m_stride = pl->tb * pl->ldm + 2 * PAD;
     pl->blocks = cnnc_ceil_div(pl->tiles, pl->tb);

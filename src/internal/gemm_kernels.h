@@ -30,6 +30,26 @@ typedef void (*cnnc_gemm_pack_a_fn)(int64_t m, int64_t k, const float *a, int64_
 typedef void (*cnnc_gemm_pack_b_fn)(int64_t k, int64_t n, const float *b, int64_t rs, int64_t cs,
                                     float *bp);
 
+/* The output stage of a fused GEMM, applied to each MR x NR tile of C right
+ * after its last K block, while the tile is in L1:
+ *   c = act(c + bias[j] + residual[i * ldr + j])
+ * in that order (each term optional), with act(v) = v > 0 ? v : slope * v,
+ * then capped at max_value, when `activate` is set (ReLU: slope 0,
+ * max_value INFINITY; ReLU6: max_value 6; leaky ReLU: its slope). NaN stays
+ * NaN. residual must not overlap C. */
+struct cnnc_gemm_epilogue {
+    const float *bias;
+    const float *residual;
+    int64_t ldr;
+    int activate;
+    float slope, max_value;
+};
+
+/* Applies the output stage to the m x n tile at c (row stride ldc), whose
+ * first element is C(i0, j0). */
+typedef void (*cnnc_gemm_epilogue_fn)(const struct cnnc_gemm_epilogue *ep, float *c, int64_t ldc, int64_t m,
+                                      int64_t n, int64_t i0, int64_t j0);
+
 struct cnnc_gemm_kernels {
     int mr, nr;
     /* Cache blocks: KC columns of A / rows of B per packed panel, MC rows of
@@ -39,6 +59,7 @@ struct cnnc_gemm_kernels {
     cnnc_gemm_ukernel_fn ukernel;
     cnnc_gemm_pack_a_fn pack_a;
     cnnc_gemm_pack_b_fn pack_b;
+    cnnc_gemm_epilogue_fn epilogue;
 };
 
 extern CNNC_INTERNAL const struct cnnc_gemm_kernels cnnc_gemm_kernels_scalar;

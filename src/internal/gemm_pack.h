@@ -94,3 +94,47 @@ static inline void gemm_store_tile(const float *t, float *c, int64_t ldc, int64_
         }
     }
 }
+
+/* One row of the output stage: y = act(y + b + r) with the terms present
+ * as the flags say (constants in each expansion, so every loop vectorizes
+ * without aliasing checks). */
+static inline void gemm_epilogue_row(float *restrict y, const float *restrict b, const float *restrict r, int64_t n,
+                                     const int has_bias, const int has_residual, const int activate, float slope,
+                                     float cap)
+{
+    for (int64_t j = 0; j < n; ++j) {
+        float v = y[j];
+        if (has_bias)
+            v += b[j];
+        if (has_residual)
+            v += r[j];
+        if (activate) {
+            v = v > 0.0f ? v : slope * v;
+            v = v > cap ? cap : v;
+        }
+        y[j] = v;
+    }
+}
+
+/* See cnnc_gemm_epilogue_fn. */
+static void gemm_epilogue_tile(const struct cnnc_gemm_epilogue *ep, float *c, int64_t ldc, int64_t m, int64_t n,
+                               int64_t i0, int64_t j0)
+{
+    const float *bias = ep->bias ? ep->bias + j0 : NULL;
+    const float slope = ep->slope, cap = ep->max_value;
+    const int kind = (bias != NULL) | (ep->residual != NULL) << 1 | (ep->activate != 0) << 2;
+    for (int64_t i = 0; i < m; ++i) {
+        float *row = c + i * ldc;
+        const float *r = ep->residual ? ep->residual + (i0 + i) * ep->ldr + j0 : NULL;
+        switch (kind) {
+        case 1: gemm_epilogue_row(row, bias, r, n, 1, 0, 0, slope, cap); break;
+        case 2: gemm_epilogue_row(row, bias, r, n, 0, 1, 0, slope, cap); break;
+        case 3: gemm_epilogue_row(row, bias, r, n, 1, 1, 0, slope, cap); break;
+        case 4: gemm_epilogue_row(row, bias, r, n, 0, 0, 1, slope, cap); break;
+        case 5: gemm_epilogue_row(row, bias, r, n, 1, 0, 1, slope, cap); break;
+        case 6: gemm_epilogue_row(row, bias, r, n, 0, 1, 1, slope, cap); break;
+        case 7: gemm_epilogue_row(row, bias, r, n, 1, 1, 1, slope, cap); break;
+        default: break;
+        }
+    }
+}

@@ -26,13 +26,25 @@ static inline vf transform_grad(const struct cnnc_optim_params *o, vf g, vf *p)
     return g;
 }
 
+/* Adam's moment rates as vectors, set once before a loop: read from the
+ * parameters inside it, they would be reloaded after every store (a float
+ * store may alias them). */
+struct moment_rates {
+    vf one_minus_b1, beta_2, one_minus_b2;
+};
+static inline struct moment_rates moment_rates(const struct cnnc_optim_params *o)
+{
+    struct moment_rates r = {vf_set1(o->one_minus_b1), vf_set1(o->beta_2), vf_set1(o->one_minus_b2)};
+    return r;
+}
+
 /* Adam's moments, stored back: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2. */
-static inline void update_moments(const struct cnnc_optim_params *o, vf g, float *m_, float *v_, int64_t rem,
-                                  vf *m, vf *v)
+static inline void update_moments(const struct moment_rates *r, vf g, float *m_, float *v_, int64_t rem, vf *m,
+                                  vf *v)
 {
     vf m0 = vf_load_tail(m_, rem);
-    *m = vf_fmadd(vf_set1(o->one_minus_b1), vf_sub(g, m0), m0);
-    *v = vf_fmadd(vf_set1(o->beta_2), vf_load_tail(v_, rem), vf_mul(vf_set1(o->one_minus_b2), vf_mul(g, g)));
+    *m = vf_fmadd(r->one_minus_b1, vf_sub(g, m0), m0);
+    *v = vf_fmadd(r->beta_2, vf_load_tail(v_, rem), vf_mul(r->one_minus_b2, vf_mul(g, g)));
     vf_store_tail(m_, *m, rem);
     vf_store_tail(v_, *v, rem);
 }
@@ -63,12 +75,13 @@ static void adam(int64_t n, float *param, const float *grad, float *m_, float *v
                  const struct cnnc_optim_params *o)
 {
     const vf step = vf_set1(o->step_size), dscale = vf_set1(o->denom_scale), eps = vf_set1(o->eps);
+    const struct moment_rates rates = moment_rates(o);
     for (int64_t i = 0; i < n; i += VW) {
         int64_t rem = n - i;
         vf p = vf_load_tail(param + i, rem);
         vf g = transform_grad(o, vf_load_tail(grad + i, rem), &p);
         vf m, v;
-        update_moments(o, g, m_ + i, v_ + i, rem, &m, &v);
+        update_moments(&rates, g, m_ + i, v_ + i, rem, &m, &v);
         if (vhat) {
             v = vf_max(vf_load_tail(vhat + i, rem), v);
             vf_store_tail(vhat + i, v, rem);
@@ -167,12 +180,13 @@ static void nadam(int64_t n, float *param, const float *grad, float *m_, float *
 {
     const vf mstep = vf_set1(o->step_size), gstep = vf_set1(o->grad_step);
     const vf dscale = vf_set1(o->denom_scale), eps = vf_set1(o->eps);
+    const struct moment_rates rates = moment_rates(o);
     for (int64_t i = 0; i < n; i += VW) {
         int64_t rem = n - i;
         vf p = vf_load_tail(param + i, rem);
         vf g = transform_grad(o, vf_load_tail(grad + i, rem), &p);
         vf m, v;
-        update_moments(o, g, m_ + i, v_ + i, rem, &m, &v);
+        update_moments(&rates, g, m_ + i, v_ + i, rem, &m, &v);
         vf num = vf_fmadd(mstep, m, vf_mul(gstep, g));
         p = vf_sub(p, vf_div(num, vf_fmadd(vf_sqrt(v), dscale, eps)));
         vf_store_tail(param + i, p, rem);

@@ -18,8 +18,9 @@
  *   vf_fmadd(a,b,c)  a*b + c      vf_fnmadd(a,b,c) c - a*b    vf_fmsub(a,b,c) a*b - c
  *                    (one rounding where the ISA has FMA, two on the scalar path)
  *   vf_max/vf_min    the second operand when either is NaN (x86's rule)
- *   vf_lt gt le ge eq   ordered comparisons (false on NaN); vf_ne unordered (true on NaN)
- *   vm_and vm_or     mask logic; vf_select(m, a, b) = m ? a : b
+ *   vf_lt gt le ge eq   ordered comparisons (false on NaN); vf_ne, vf_nge (not >=)
+ *                    unordered (true on NaN)
+ *   vm_and vm_or     mask logic; vf_select(m, a, b) = m ? a : b; vf_select_zero(m, a) = m ? a : 0
  *   vf_better(v, b)  v > b, or v is NaN and b is not: a running maximum that
  *                    propagates NaN and keeps the first of equal maxima
  *   vf_round_small   round to nearest even, for |x| < 2^22
@@ -31,8 +32,10 @@
  *   vf_scale_pow2(y, n)  y * 2^n for whole n in [-150, 128] (simd_common.h unless
  *                    the backend has an instruction: VF_NATIVE_SCALE_POW2)
  *   vf_split_exponent(x, &e, &m)  x = m 2^e, m in [1, 2) (likewise VF_NATIVE_SPLIT_EXPONENT)
- * and on top of those (simd_common.h, vecmath.h): tails, tiles, sign,
- * copysign, exp, expm1, erfc, log, log1p and the normal tail and density. */
+ *   vf_copysign(mag, sign)  |mag| with the sign bit of sign (likewise VF_NATIVE_COPYSIGN)
+ *   vf_add_if(m, a, b)  m ? a + b : a, where a -0 outside m may become +0 (likewise VF_NATIVE_ADD_IF)
+ * and on top of those (simd_common.h, vecmath.h): tails, tiles, sign, exp,
+ * expm1, erfc, log, log1p and the normal tail and density. */
 #ifndef CNNC_SIMD_H
 #define CNNC_SIMD_H
 #include <math.h>

@@ -8,10 +8,9 @@ typedef __m256 vf;
 typedef __m256 vm;
 typedef __m256i vi;
 
-static inline __m256i vf_tail_(int64_t n)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
+/* The first n lanes, n in [0, 8]: one load from a sliding window. */
+static const int32_t vf_tail_table_[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+static inline __m256i vf_tail_(int64_t n) { return _mm256_loadu_si256((const __m256i *)(vf_tail_table_ + 8 - n)); }
 static inline vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
 static inline void vf_store(float *p, vf v) { _mm256_storeu_ps(p, v); }
 static inline vf vf_load_part(const float *p, int64_t n) { return _mm256_maskload_ps(p, vf_tail_(n)); }
@@ -34,9 +33,11 @@ static inline vm vf_le(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LE_OQ); }
 static inline vm vf_ge(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
 static inline vm vf_eq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
 static inline vm vf_ne(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
+static inline vm vf_nge(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_NGE_UQ); }
 static inline vm vm_and(vm a, vm b) { return _mm256_and_ps(a, b); }
 static inline vm vm_or(vm a, vm b) { return _mm256_or_ps(a, b); }
 static inline vf vf_select(vm m, vf a, vf b) { return _mm256_blendv_ps(b, a, m); }
+static inline vf vf_select_zero(vm m, vf a) { return _mm256_and_ps(m, a); }
 static inline vm vf_better(vf v, vf b)
 {
     return _mm256_and_ps(_mm256_cmp_ps(b, b, _CMP_ORD_Q), _mm256_cmp_ps(v, b, _CMP_NLE_UQ));

@@ -9,7 +9,8 @@ typedef __m512 vf;
 typedef __mmask16 vm;
 typedef __m512i vi;
 
-static inline __mmask16 vf_tail_(int64_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u); }
+/* The first n lanes, n in [0, 16] (vf_load_part and vf_store_part take n < 16). */
+static inline __mmask16 vf_tail_(int64_t n) { return (__mmask16)((1u << n) - 1u); }
 static inline vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
 static inline void vf_store(float *p, vf v) { _mm512_storeu_ps(p, v); }
 static inline vf vf_load_part(const float *p, int64_t n) { return _mm512_maskz_loadu_ps(vf_tail_(n), p); }
@@ -32,9 +33,11 @@ static inline vm vf_le(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ)
 static inline vm vf_ge(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
 static inline vm vf_eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
 static inline vm vf_ne(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ); }
+static inline vm vf_nge(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_NGE_UQ); }
 static inline vm vm_and(vm a, vm b) { return (vm)(a & b); }
 static inline vm vm_or(vm a, vm b) { return (vm)(a | b); }
 static inline vf vf_select(vm m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }
+static inline vf vf_select_zero(vm m, vf a) { return _mm512_maskz_mov_ps(m, a); }
 static inline vm vf_better(vf v, vf b)
 {
     return _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(b, b, _CMP_ORD_Q), v, b, _CMP_NLE_UQ);
@@ -51,6 +54,20 @@ static inline vf vf_keep(vf v)
 /* scalef: y * 2^n in one instruction, with correct overflow and gradual underflow. */
 #define VF_NATIVE_SCALE_POW2 1
 static inline vf vf_scale_pow2(vf y, vf n) { return _mm512_scalef_ps(y, n); }
+
+/* ternarylogic: copysign as one bitwise select (0xca: sign bit from the
+ * first operand's mask, the rest from mag). */
+#define VF_NATIVE_COPYSIGN 1
+static inline vf vf_copysign(vf mag, vf sign)
+{
+    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_set1_epi32((int)0x80000000u),
+                                                         _mm512_castps_si512(sign),
+                                                         _mm512_castps_si512(mag), 0xca));
+}
+
+/* A masked add: the lanes outside m keep a. */
+#define VF_NATIVE_ADD_IF 1
+static inline vf vf_add_if(vm m, vf a, vf b) { return _mm512_mask_add_ps(a, m, a, b); }
 
 /* getexp/getmant: the split of vf_split_exponent, subnormals included. */
 #define VF_NATIVE_SPLIT_EXPONENT 1

@@ -14,6 +14,12 @@ static inline void vf_store_tail(float *p, vf v, int64_t rem)
         vf_store_part(p, v, rem);
 }
 
+/* m ? a + b : a (outside m as a + 0: a -0 may become +0), unless the
+ * backend has an instruction for it (VF_NATIVE_ADD_IF). */
+#ifndef VF_NATIVE_ADD_IF
+static inline vf vf_add_if(vm m, vf a, vf b) { return vf_add(a, vf_select_zero(m, b)); }
+#endif
+
 /* y * 2^n for whole n in [-150, 128], exact with gradual underflow: as two
  * factors, so that n = 128 and n = -150 scale exactly, unless the backend
  * has an instruction for it (VF_NATIVE_SCALE_POW2). */
@@ -39,7 +45,7 @@ static inline void vf_split_exponent(vf x, vf *e, vf *m)
     /* Subnormals: scale up by 2^23 first so that the exponent field is right. */
     vm sub = vf_lt(x, vf_set1(1.17549435e-38f));
     vi bits = vf_as_vi(vf_select(sub, vf_mul(x, vf_set1(8388608.0f)), x));
-    *e = vf_sub(vi_to_vf(vi_sub(vi_srl23(bits), vi_set1(127))), vf_select(sub, vf_set1(23.0f), vf_zero()));
+    *e = vf_sub(vi_to_vf(vi_sub(vi_srl23(bits), vi_set1(127))), vf_select_zero(sub, vf_set1(23.0f)));
     *m = vi_as_vf(vi_or(vi_and(bits, vi_set1(0x007fffff)), vi_set1(0x3f800000)));
 }
 #endif
@@ -50,16 +56,18 @@ static inline vf vf_max_nan(vf acc, vf v) { return vf_select(vf_better(v, acc), 
 /* sign(a) with sign(0) = 0 (the subgradient TensorFlow and PyTorch use); NaN gives 0. */
 static inline vf vf_sign(vf a)
 {
-    vf zero = vf_zero(), one = vf_set1(1.0f);
-    return vf_sub(vf_select(vf_gt(a, zero), one, zero), vf_select(vf_lt(a, zero), one, zero));
+    vf zero = vf_zero();
+    return vf_add_if(vf_lt(a, zero), vf_select_zero(vf_gt(a, zero), vf_set1(1.0f)), vf_set1(-1.0f));
 }
 
-/* Magnitude of mag with the sign bit of sign. */
+/* Magnitude of mag with the sign bit of sign (unless the backend has an
+ * instruction for it: VF_NATIVE_COPYSIGN). */
+#ifndef VF_NATIVE_COPYSIGN
 static inline vf vf_copysign(vf mag, vf sign)
 {
-    vi sign_bit = vi_set1((int32_t)0x80000000u);
-    return vi_as_vf(vi_or(vi_and(vf_as_vi(vf_abs(mag)), vi_set1(0x7fffffff)), vi_and(vf_as_vi(sign), sign_bit)));
+    return vi_as_vf(vi_or(vf_as_vi(vf_abs(mag)), vi_and(vf_as_vi(sign), vi_set1((int32_t)0x80000000u))));
 }
+#endif
 
 /* Tiles of up to 4 vectors kept in registers: VF_TILE_REST(width, body...)
  * runs body with FULL (full vectors, a compile-time constant) and REM (lanes

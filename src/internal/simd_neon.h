@@ -47,9 +47,11 @@ static inline vm vf_le(vf a, vf b) { return vcleq_f32(a, b); }
 static inline vm vf_ge(vf a, vf b) { return vcgeq_f32(a, b); }
 static inline vm vf_eq(vf a, vf b) { return vceqq_f32(a, b); }
 static inline vm vf_ne(vf a, vf b) { return vmvnq_u32(vceqq_f32(a, b)); }
+static inline vm vf_nge(vf a, vf b) { return vmvnq_u32(vcgeq_f32(a, b)); }
 static inline vm vm_and(vm a, vm b) { return vandq_u32(a, b); }
 static inline vm vm_or(vm a, vm b) { return vorrq_u32(a, b); }
 static inline vf vf_select(vm m, vf a, vf b) { return vbslq_f32(m, a, b); }
+static inline vf vf_select_zero(vm m, vf a) { return vreinterpretq_f32_u32(vandq_u32(m, vreinterpretq_u32_f32(a))); }
 /* fmax/fmin return NaN for any NaN operand; x86's rule (the second operand)
  * is what the templates rely on, so spell it as a compare and select. */
 static inline vf vf_max(vf a, vf b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }

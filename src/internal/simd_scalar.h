@@ -31,9 +31,11 @@ static inline vm vf_le(vf a, vf b) { return a <= b; }
 static inline vm vf_ge(vf a, vf b) { return a >= b; }
 static inline vm vf_eq(vf a, vf b) { return a == b; }
 static inline vm vf_ne(vf a, vf b) { return a != b; }
+static inline vm vf_nge(vf a, vf b) { return !(a >= b); }
 static inline vm vm_and(vm a, vm b) { return a & b; }
 static inline vm vm_or(vm a, vm b) { return a | b; }
 static inline vf vf_select(vm m, vf a, vf b) { return m ? a : b; }
+static inline vf vf_select_zero(vm m, vf a) { return m ? a : 0.0f; }
 static inline vm vf_better(vf v, vf b) { return b == b && !(v <= b); }
 
 static inline vf vf_keep(vf v) { return v; }

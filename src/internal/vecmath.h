@@ -128,7 +128,7 @@ static inline vf vf_log(vf x)
     vf_split_exponent(x, &e, &m);
     vm big = vf_gt(m, vf_set1(CNNC_SQRT2));
     m = vf_select(big, vf_mul(m, vf_set1(0.5f)), m);
-    e = vf_add(e, vf_select(big, vf_set1(1.0f), vf_zero()));
+    e = vf_add_if(big, e, vf_set1(1.0f));
     vf s = vf_div(vf_sub(m, vf_set1(1.0f)), vf_add(m, vf_set1(1.0f)));
     vf s2 = vf_mul(s, s);
     vf p = vf_fmadd(vf_set1(1.0f / 9.0f), s2, vf_set1(1.0f / 7.0f));
@@ -140,9 +140,8 @@ static inline vf vf_log(vf x)
     r = vf_fmadd(e, vf_set1(CNNC_LN2_HI), r);
     r = vf_select(vf_eq(x, vf_zero()), vf_set1(-INFINITY), r);
     r = vf_select(vf_eq(x, vf_set1(INFINITY)), vf_set1(INFINITY), r);
-    /* Negative input: NaN; NaN input passes through. */
-    r = vf_select(vf_lt(x, vf_zero()), vf_set1(NAN), r);
-    return vf_select(vf_ne(x, x), x, r);
+    /* Negative or NaN input: NaN. */
+    return vf_select(vf_nge(x, vf_zero()), vf_set1(NAN), r);
 }
 
 /* log(1 + x), accurate for small x: log(u) * x / (u - 1) with u = 1 + x

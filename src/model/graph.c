@@ -475,6 +475,10 @@ static cnnc_status pooling_layer(builder *b, const char *cls, const json_value *
     CNNC_TRY(get_bool(b, cfg, "ceil_mode", 0, &ceil_mode));
     CNNC_TRY(get_bool(b, cfg, "count_include_pad", 0, &count_include_pad));
     if (ceil_mode || count_include_pad) return FAIL(b, "ceil_mode and count_include_pad are not supported");
+    int64_t dilation[2];
+    const int64_t ones[2] = {1, 1};
+    CNNC_TRY(get_ints(b, cfg, "dilation_rate", spatial, 1, (int64_t)1 << 24, ones, dilation));
+    if (dilation[0] != 1 || dilation[spatial - 1] != 1) return FAIL(b, "dilated pooling is not supported");
     cnnc_pool2d_params p = {0};
     p.n = 1;
     p.h = one_d ? 1 : x->shape[0]; p.w = one_d ? x->shape[0] : x->shape[1]; p.c = x->shape[spatial];
@@ -516,20 +520,26 @@ static cnnc_status merge_layer(builder *b, const char *cls, const json_value *cf
 {
     static const struct { const char *name; op_kind op; } kinds[] = {
         {"Add", OP_ADD}, {"Subtract", OP_SUBTRACT}, {"Multiply", OP_MULTIPLY}, {"Average", OP_AVERAGE},
-        {"Maximum", OP_MAXIMUM}, {"Minimum", OP_MINIMUM}};
+        {"Maximum", OP_MAXIMUM}, {"Minimum", OP_MINIMUM}, {"Divide", OP_DIVIDE}};
+    (void)cfg;
     op_kind op = OP_ADD;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; ++i) if (strcmp(cls, kinds[i].name) == 0) op = kinds[i].op;
-    if (n < 2 || (op == OP_SUBTRACT && n != 2)) return FAIL(b, "wrong number of inputs (%d)", n);
-    const model_value xv = *value_of(b, in[0]), *x = &xv;
-    for (int k = 1; k < n; ++k) {
-        const model_value *y = value_of(b, in[k]);
-        if (y->rank != x->rank || memcmp(y->shape, x->shape, (size_t)x->rank * sizeof *x->shape) != 0)
-            return FAIL(b, "the inputs must have the same shape");
-    }
+    if (n < 2 || ((op == OP_SUBTRACT || op == OP_DIVIDE) && n != 2)) return FAIL(b, "wrong number of inputs (%d)", n);
+    /* NumPy broadcasting of the per-sample shapes, aligned on the right. */
+    int rank = 0;
+    for (int k = 0; k < n; ++k) if (value_of(b, in[k])->rank > rank) rank = value_of(b, in[k])->rank;
     int64_t shape[MODEL_MAX_RANK];
-    memcpy(shape, x->shape, sizeof shape);
+    for (int d = 0; d < rank; ++d) shape[d] = 1;
+    for (int k = 0; k < n; ++k) {
+        const model_value *y = value_of(b, in[k]);
+        for (int d = 0; d < y->rank; ++d) {
+            int64_t size = y->shape[d], *o = &shape[rank - y->rank + d];
+            if (size != 1 && *o != 1 && size != *o) return FAIL(b, "the input shapes do not broadcast");
+            if (size != 1) *o = size;
+        }
+    }
     model_node *node = NULL;
-    CNNC_TRY(new_node(b, op, n, in, x->rank, shape, &node));
+    CNNC_TRY(new_node(b, op, n, in, rank, shape, &node));
     *out = node->output;
     return CNNC_OK;
 }
@@ -873,7 +883,7 @@ static cnnc_status add_layer(builder *b, const json_value *entry, const char *pr
     if (!single) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
     *outs = single;
     *n_out = 1;
-    int multi = one_of(cls, (const char *const[]){"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", NULL});
+    int multi = one_of(cls, (const char *const[]){"Add", "Subtract", "Multiply", "Divide", "Average", "Maximum", "Minimum", "Concatenate", NULL});
     if (!multi && n != 1) return FAIL(b, "%s takes one input, got %d", cls, n);
     int x = in[0];
     if (one_of(cls, (const char *const[]){"Conv1D", "Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Convolution1D", "Convolution2D", NULL}))
@@ -1135,6 +1145,8 @@ void graph_free(model_graph *graph)
         cnnc_free(n->b);
         cnnc_free(n->p0);
         cnnc_free(n->p1);
+        cnnc_gemm_packed_b_free(&n->packed);
+        cnnc_conv_packed_free(&n->conv_packed);
     }
     free(graph->nodes);
     free(graph->values);

@@ -8,6 +8,8 @@
 
 #include "cnnc.h"
 #include "file.h"
+#include "gemm_internal.h"
+#include "../conv/conv.h"
 
 typedef enum op_kind {
     OP_IDENTITY,        /* reshape, flatten, dropout, augmentation at inference: output aliases input */
@@ -19,7 +21,8 @@ typedef enum op_kind {
     OP_SOFTMAX_AXIS,    /* softmax over an inner axis: i[0] outer, i[1] axis length, i[2] inner */
     OP_MAX_POOL, OP_AVG_POOL, /* 2-D pooling, params in pool */
     OP_GLOBAL_AVG_POOL, OP_GLOBAL_MAX_POOL, /* i[0] h, i[1] w, i[2] c */
-    OP_ADD, OP_SUBTRACT, OP_MULTIPLY, OP_AVERAGE, OP_MAXIMUM, OP_MINIMUM,
+    OP_ADD, OP_SUBTRACT, OP_MULTIPLY, OP_AVERAGE, OP_MAXIMUM, OP_MINIMUM, OP_DIVIDE, /* inputs broadcast
+                        * (NumPy's rule, per-sample shapes aligned on the right) */
     OP_CONCAT,          /* i[0] rows per sample; widths[] per input */
     OP_PAD,             /* zero padding of (h, w, c): i[0..2] input, i[3..6] top bottom left right */
     OP_CROP,            /* i[0..2] input (h, w, c), i[3] top, i[4] left, i[5..6] output h, w */
@@ -73,6 +76,11 @@ typedef struct model_node {
      * arrays (batch norm scale and shift, normalization mean and std). */
     float *w, *b, *p0, *p1;
     int64_t w_count, b_count, p_count;
+    /* plan: the weights packed once, for a dense layer's GEMM (packed) or
+     * a convolution's algorithm (conv_packed). Such a node may carry a
+     * second input, a residual added in its output stage. */
+    struct cnnc_gemm_packed_b packed;
+    struct cnnc_conv_packed conv_packed;
 } model_node;
 
 typedef struct model_graph {

@@ -34,6 +34,7 @@ cnnc_status cnnc_model_load_memory(const void *bytes, size_t size, cnnc_model **
     cnnc_status s = graph_build(&file, &m->graph);
     model_file_close(&file);
     if (s == CNNC_OK) s = plan_optimize(&m->graph);
+    if (s == CNNC_OK) s = plan_pack_weights(&m->graph);
     if (s == CNNC_OK) s = plan_buffers(&m->graph, &m->plan);
     if (s == CNNC_OK && pthread_mutex_init(&m->lock, NULL) != 0) s = cnnc_error(CNNC_ERR_INTERNAL, "model: cannot create a mutex");
     if (s != CNNC_OK) {

@@ -63,36 +63,119 @@ static cnnc_status softmax_axis(const model_node *node, int64_t batch, const flo
 static float nan_max(float a, float b) { return a != a ? a : b != b ? b : a > b ? a : b; }
 static float nan_min(float a, float b) { return a != a ? a : b != b ? b : a < b ? a : b; }
 
-static cnnc_status merge(const model_node *node, int64_t n, const float *const *in, float *y)
+static inline float combine(op_kind op, float a, float b)
 {
-    int k = node->n_inputs;
+    switch (op) {
+    case OP_SUBTRACT: return a - b;
+    case OP_MULTIPLY: return a * b;
+    case OP_DIVIDE: return a / b;
+    case OP_MAXIMUM: return nan_max(a, b);
+    case OP_MINIMUM: return nan_min(a, b);
+    default: return a + b;  /* add, average */
+    }
+}
+
+/* y[j] = a[j * sa] op b[j * sb] for j < len, steps 0 (broadcast) or 1; the
+ * op is chosen outside the loop so that each loop vectorizes. */
+#define BINARY_ROW(expr)                                                                  \
+    do {                                                                                  \
+        if (sa && sb) for (int64_t j = 0; j < len; ++j) { float u = a[j], v = b[j]; y[j] = (expr); } \
+        else if (sa) { float v = b[0]; for (int64_t j = 0; j < len; ++j) { float u = a[j]; y[j] = (expr); } } \
+        else if (sb) { float u = a[0]; for (int64_t j = 0; j < len; ++j) { float v = b[j]; y[j] = (expr); } } \
+        else { float u = a[0], v = b[0]; for (int64_t j = 0; j < len; ++j) y[j] = (expr); } \
+    } while (0)
+
+static void binary_row(op_kind op, const float *a, int64_t sa, const float *b, int64_t sb, int64_t len, float *y)
+{
+    switch (op) {
+    case OP_SUBTRACT: BINARY_ROW(u - v); break;
+    case OP_MULTIPLY: BINARY_ROW(u * v); break;
+    case OP_DIVIDE: BINARY_ROW(u / v); break;
+    case OP_MAXIMUM: BINARY_ROW(nan_max(u, v)); break;
+    case OP_MINIMUM: BINARY_ROW(nan_min(u, v)); break;
+    default: BINARY_ROW(u + v); break;
+    }
+}
+
+/* The general merge: inputs of broadcasting shapes (per-sample shapes
+ * aligned on the right, size-1 axes repeated), any count. Row by row along
+ * the output's last axis; with more than two inputs each element is folded
+ * left to right over the inputs before it is written, so the output may
+ * share its buffer with any full-size input. Average scales the sum by
+ * 1 / k, as the Python layer does. */
+static cnnc_status merge_broadcast(const model_graph *g, const model_node *node, int64_t batch, const float *const *in,
+                                   float *y)
+{
+    const model_value *out = &g->values[node->output];
+    int k = node->n_inputs, rank = out->rank;
+    if (k > 64) return cnnc_error(CNNC_ERR_UNSUPPORTED, "model: layer \"%.100s\" merges more than 64 inputs", node->name);
+    int64_t stride[64][MODEL_MAX_RANK], sample[64], step[64];
+    for (int t = 0; t < k; ++t) {
+        const model_value *v = &g->values[node->inputs[t]];
+        int64_t s = 1;
+        for (int d = rank - 1; d >= 0; --d) {
+            int src = d - (rank - v->rank);
+            int64_t size = src >= 0 ? v->shape[src] : 1;
+            stride[t][d] = size == 1 ? 0 : s;
+            s *= size;
+        }
+        sample[t] = v->size;
+        step[t] = stride[t][rank - 1];
+    }
+    int64_t len = out->shape[rank - 1], rows = out->size / len;
+    int64_t idx[MODEL_MAX_RANK] = {0};
+    float *row_buf = NULL;
+    if (k > 2 && !(row_buf = cnnc_malloc((size_t)len * sizeof *row_buf)))
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
+    const float scale = (float)(1.0 / k);
+    const float *src[64] = {0};
+    for (int64_t n = 0; n < batch; ++n) {
+        memset(idx, 0, sizeof idx);
+        for (int64_t r = 0; r < rows; ++r) {
+            for (int t = 0; t < k; ++t) {
+                int64_t off = n * sample[t];
+                for (int d = 0; d < rank - 1; ++d) off += idx[d] * stride[t][d];
+                src[t] = in[t] + off;
+            }
+            float *dst = y + (n * rows + r) * len;
+            if (k == 2) {
+                binary_row(node->op, src[0], step[0], src[1], step[1], len, dst);
+            } else {
+                /* Fold into a row buffer, so that no input row is overwritten before it is read. */
+                binary_row(node->op, src[0], step[0], src[1], step[1], len, row_buf);
+                for (int t = 2; t < k; ++t)
+                    for (int64_t j = 0; j < len; ++j) row_buf[j] = combine(node->op, row_buf[j], src[t][j * step[t]]);
+                memcpy(dst, row_buf, (size_t)len * sizeof *dst);
+            }
+            if (node->op == OP_AVERAGE) for (int64_t j = 0; j < len; ++j) dst[j] *= scale;
+            for (int d = rank - 2; d >= 0; --d) {
+                if (++idx[d] < out->shape[d]) break;
+                idx[d] = 0;
+            }
+        }
+    }
+    cnnc_free(row_buf);
+    return CNNC_OK;
+}
+
+static cnnc_status merge(const model_graph *g, const model_node *node, int64_t n, const float *const *in, float *y)
+{
+    int same = node->n_inputs == 2;
+    for (int t = 0; t < node->n_inputs && same; ++t) same = g->values[node->inputs[t]].size == g->values[node->output].size;
+    if (!same) return merge_broadcast(g, node, n / g->values[node->output].size, in, y);
     switch (node->op) {
     case OP_ADD: case OP_AVERAGE:
         CNNC_TRY(cnnc_add_forward(n, in[0], in[1], y));
-        for (int t = 2; t < k; ++t) CNNC_TRY(cnnc_add_forward(n, y, in[t], y));
         if (node->op == OP_AVERAGE) {
-            float s = (float)(1.0 / k);
+            float s = 0.5f;
             for (int64_t i = 0; i < n; ++i) y[i] *= s;
         }
         return CNNC_OK;
     case OP_MULTIPLY:
-        CNNC_TRY(cnnc_multiply_forward(n, in[0], in[1], y));
-        for (int t = 2; t < k; ++t) CNNC_TRY(cnnc_multiply_forward(n, y, in[t], y));
-        return CNNC_OK;
-    case OP_SUBTRACT:
-        for (int64_t i = 0; i < n; ++i) y[i] = in[0][i] - in[1][i];
-        return CNNC_OK;
-    case OP_MAXIMUM: case OP_MINIMUM: {
-        int max = node->op == OP_MAXIMUM;
-        for (int64_t i = 0; i < n; ++i) {
-            float v = in[0][i];
-            for (int t = 1; t < k; ++t) v = max ? nan_max(v, in[t][i]) : nan_min(v, in[t][i]);
-            y[i] = v;
-        }
-        return CNNC_OK;
-    }
+        return cnnc_multiply_forward(n, in[0], in[1], y);
     default:
-        return cnnc_error(CNNC_ERR_INTERNAL, "model: not a merge");
+        binary_row(node->op, in[0], 1, in[1], 1, n, y);
+        return CNNC_OK;
     }
 }
 
@@ -187,6 +270,40 @@ static void permute(const model_value *in, const int *perm, int64_t batch, const
     }
 }
 
+/* The node's activation as the GEMM output stage's ReLU family, if it is one. */
+static int stage_activation(const activation *act, struct cnnc_gemm_epilogue *ep)
+{
+    ep->slope = 0.0f;
+    ep->max_value = INFINITY;
+    switch (act->kind) {
+    case ACT_RELU: break;
+    case ACT_RELU6: ep->max_value = 6.0f; break;
+    case ACT_LEAKY_RELU: ep->slope = act->alpha; break;
+    case ACT_RELU_GENERAL:
+        if (act->threshold != 0.0f) return 0;
+        ep->slope = act->alpha;
+        if (act->max_value >= 0.0f) ep->max_value = act->max_value;
+        break;
+    default: return 0;
+    }
+    ep->activate = 1;
+    return 1;
+}
+
+/* A dense layer: rows x K times the packed K x units weights, with the
+ * bias, the fused residual (in[1]) and a ReLU-family activation applied to
+ * each tile in the GEMM's output stage; another activation runs over the
+ * result afterwards. */
+static cnnc_status dense_node(const model_node *node, int64_t rows, int64_t k, int64_t units, const float *const *in,
+                              float *out)
+{
+    struct cnnc_gemm_epilogue ep = {.bias = node->b, .residual = node->n_inputs > 1 ? in[1] : NULL, .ldr = units};
+    int fused = stage_activation(&node->act, &ep);
+    CNNC_TRY(cnnc_sgemm_fused(cnnc_get_num_threads(), rows, units, k, in[0], k, node->w, units, &node->packed, &ep,
+                              out, units));
+    return fused ? CNNC_OK : activate(&node->act, rows, units, out, out);
+}
+
 cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, const float *const *in, float *out)
 {
     const model_value *x = &g->values[node->inputs[0]];
@@ -198,10 +315,14 @@ cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, 
         if (in[0] != out) memcpy(out, in[0], (size_t)n_out * sizeof *out);
         return CNNC_OK;
     case OP_CONV: {
+        /* The convolution with its packed weights and its output stage. */
         cnnc_conv2d_desc d = node->conv;
         d.batch = batch;
-        CNNC_TRY(cnnc_conv2d_forward(&d, in[0], node->w, node->b, out));
-        return activate(&node->act, n_out / last, last, out, out);
+        struct cnnc_gemm_epilogue ep = {.bias = node->b, .residual = node->n_inputs > 1 ? in[1] : NULL,
+                                        .ldr = node->conv.out_channels};
+        int fused = stage_activation(&node->act, &ep);
+        CNNC_TRY(cnnc_conv2d_forward_fused(&d, in[0], node->w, &node->conv_packed, &ep, out));
+        return fused ? CNNC_OK : activate(&node->act, n_out / last, last, out, out);
     }
     case OP_CONV_TRANSPOSE: {
         cnnc_conv2d_desc d = node->conv;
@@ -211,10 +332,7 @@ cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, 
     }
     case OP_DENSE: {
         int64_t rows = batch * (x->size / node->i[0]);
-        CNNC_TRY(cnnc_sgemm(CNNC_NO_TRANS, CNNC_NO_TRANS, rows, node->i[1], node->i[0], 1.0f, in[0], node->i[0], node->w,
-                            node->i[1], 0.0f, out, node->i[1]));
-        if (node->b) CNNC_TRY(cnnc_bias_add_forward(rows, node->i[1], out, node->b, out));
-        return activate(&node->act, rows, node->i[1], out, out);
+        return dense_node(node, rows, node->i[0], node->i[1], in, out);
     }
     case OP_BATCH_NORM:
         return cnnc_batch_norm_inference(n_out / last, last, in[0], node->w, node->b, node->p0, node->p1, node->f[0], 0, out);
@@ -231,8 +349,8 @@ cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, 
         return cnnc_global_avg_pool2d_forward(batch, node->i[0], node->i[1], node->i[2], in[0], out);
     case OP_GLOBAL_MAX_POOL:
         return cnnc_global_max_pool2d_forward(batch, node->i[0], node->i[1], node->i[2], in[0], out);
-    case OP_ADD: case OP_SUBTRACT: case OP_MULTIPLY: case OP_AVERAGE: case OP_MAXIMUM: case OP_MINIMUM:
-        return merge(node, n_out, in, out);
+    case OP_ADD: case OP_SUBTRACT: case OP_MULTIPLY: case OP_AVERAGE: case OP_MAXIMUM: case OP_MINIMUM: case OP_DIVIDE:
+        return merge(g, node, n_out, in, out);
     case OP_CONCAT:
         return cnnc_concat_forward(batch * node->i[0], node->n_inputs, node->widths, in, out);
     case OP_PAD:

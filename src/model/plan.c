@@ -53,11 +53,63 @@ static cnnc_status fold_batch_norm(model_node *prev, model_node *bn)
     return CNNC_OK;
 }
 
+int plan_has_stage(const model_node *n)
+{
+    return n->op == OP_DENSE || n->op == OP_CONV;
+}
+
+/* The residual add at node i (two inputs of its own size) into the
+ * dense or convolution node producing one of them, when the other one is computed before that
+ * node (or is a model input): the GEMM gains it as a second input, and the
+ * add becomes an alias of the GEMM's output. */
+static cnnc_status fuse_residual(model_graph *g, int i)
+{
+    model_node *add = &g->nodes[i];
+    if (add->op != OP_ADD || add->n_inputs != 2) return CNNC_OK;
+    const model_value *out = &g->values[add->output];
+    for (int k = 0; k < 2; ++k) {
+        int p = sole_producer(g, add->inputs[k]);
+        int other = add->inputs[1 - k];
+        if (p < 0 || g->values[add->inputs[k]].size != out->size || g->values[other].size != out->size) continue;
+        model_node *gemm = &g->nodes[p];
+        int ready = g->values[other].producer < p;
+        if (!plan_has_stage(gemm) || gemm->n_inputs != 1 || gemm->act.kind != ACT_LINEAR || !ready) continue;
+        int *inputs = realloc(gemm->inputs, 2 * sizeof *inputs);
+        if (!inputs) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
+        gemm->inputs = inputs;
+        gemm->inputs[1] = other;
+        gemm->n_inputs = 2;
+        int through = add->inputs[k];
+        add->inputs[0] = through;  /* the alias runs back to the GEMM's output */
+        add->inputs[1] = other;
+        add->op = OP_IDENTITY;
+        count_uses(g);
+        return CNNC_OK;
+    }
+    return CNNC_OK;
+}
+
+cnnc_status plan_pack_weights(model_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; ++i) {
+        model_node *n = &g->nodes[i];
+        if (n->op == OP_DENSE) {
+            CNNC_TRY(cnnc_gemm_pack_b_once(CNNC_NO_TRANS, n->i[0], n->i[1], n->w, n->i[1], &n->packed));
+        } else if (n->op == OP_CONV) {
+            cnnc_conv2d_desc d = n->conv;
+            d.batch = 1;
+            CNNC_TRY(cnnc_conv2d_pack(&d, n->w, &n->conv_packed));
+        }
+    }
+    return CNNC_OK;
+}
+
 cnnc_status plan_optimize(model_graph *g)
 {
     count_uses(g);
     for (int i = 0; i < g->n_nodes; ++i) {
         model_node *n = &g->nodes[i];
+        CNNC_TRY(fuse_residual(g, i));
         int p = (n->op == OP_BATCH_NORM || n->op == OP_ACTIVATION) ? sole_producer(g, n->inputs[0]) : -1;
         if (p < 0) continue;
         model_node *prev = &g->nodes[p];
@@ -78,6 +130,7 @@ static int elementwise(op_kind op)
     switch (op) {
     case OP_ACTIVATION: case OP_BATCH_NORM: case OP_RESCALE: case OP_NORMALIZE:
     case OP_ADD: case OP_SUBTRACT: case OP_MULTIPLY: case OP_AVERAGE: case OP_MAXIMUM: case OP_MINIMUM:
+    case OP_DIVIDE:
         return 1;
     default:
         return 0;

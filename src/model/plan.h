@@ -2,7 +2,9 @@
  * batch norm folded into the convolution or dense layer before it, the
  * activation that follows a convolution or dense layer fused into it, and
  * elementwise layers (activations, residual adds, rescaling) run in place
- * on an input that dies there. Every intermediate tensor then gets an
+ * on an input that dies there. A residual add after a dense or convolution
+ * layer, and the activation after it, move into that layer's output stage
+ * when the other operand is ready before it. Every intermediate tensor then gets an
  * offset in one arena, reused once the tensor is dead (liveness-based),
  * so a predict call needs a single buffer of batch x arena_per_sample floats. */
 #ifndef CNNC_MODEL_PLAN_H
@@ -17,6 +19,13 @@ typedef struct model_plan {
 } model_plan;
 
 CNNC_INTERNAL cnnc_status plan_optimize(model_graph *graph);
+/* Whether a node has an output stage (bias, residual, ReLU-family
+ * activation; struct cnnc_gemm_epilogue) and weights packed at load: a
+ * dense layer (one GEMM) or a convolution (whose algorithm applies the
+ * stage to each tile in cache where it can: pointwise convolutions). */
+CNNC_INTERNAL int plan_has_stage(const model_node *node);
+/* Packs the weights of every such node once (plan_optimize first). */
+CNNC_INTERNAL cnnc_status plan_pack_weights(model_graph *graph);
 CNNC_INTERNAL cnnc_status plan_buffers(model_graph *graph, model_plan *plan);
 CNNC_INTERNAL void plan_free(model_plan *plan);
 

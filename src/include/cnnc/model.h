@@ -16,9 +16,15 @@
  * normalization, activations, pooling, merges, padding/cropping/upsampling,
  * reshapes, Rescaling/Normalization; dropout and random augmentation are the
  * identity, RandomCrop resizes as Keras does at inference. At load, batch
- * normalization is folded into the convolution or dense layer before it and
- * activations are fused into them, so results differ from running the
- * layers one by one in the last bits (rounding of the folded weights);
+ * normalization is folded into the convolution or dense layer before it,
+ * the weights of dense layers and convolutions are packed once into the
+ * GEMM micro-kernel's panels, and a residual add that follows such a layer
+ * (when its other operand is computed first) and the ReLU-family
+ * activation after it move into the layer's output stage, applied to each
+ * output tile while it is in cache (pointwise convolutions, dense layers)
+ * or in one pass after it. So results differ from running the layers one
+ * by one in the last bits (rounding of the folded weights, the bias added
+ * after the products rather than before them);
  * Python's model.predict runs this same code, so the two agree to the bit
  * for the same ISA path and thread count.
  *

@@ -79,4 +79,5 @@ const struct cnnc_gemm_kernels cnnc_gemm_kernels_avx2 = {
     .ukernel = ukernel,
     .pack_a = gemm_pack_a,
     .pack_b = gemm_pack_b,
+    .epilogue = gemm_epilogue_tile,
 };

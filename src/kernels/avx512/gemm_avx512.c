@@ -226,4 +226,5 @@ const struct cnnc_gemm_kernels cnnc_gemm_kernels_avx512 = {
     .ukernel = ukernel,
     .pack_a = pack_a,
     .pack_b = pack_b,
+    .epilogue = gemm_epilogue_tile,
 };

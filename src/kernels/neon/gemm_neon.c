@@ -97,4 +97,5 @@ const struct cnnc_gemm_kernels cnnc_gemm_kernels_neon = {
     .ukernel = ukernel,
     .pack_a = gemm_pack_a,
     .pack_b = gemm_pack_b,
+    .epilogue = gemm_epilogue_tile,
 };

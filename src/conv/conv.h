@@ -1,0 +1,21 @@
+/* The convolution family's entry points for the library's own model
+ * runtime (src/model/): a forward convolution with its weights packed once
+ * and its output stage fused (see struct cnnc_conv_packed and
+ * cnnc_conv_select_forward_fused). The public entry points are in
+ * src/include/cnnc/conv.h. */
+#ifndef CNNC_CONV_CONV_H
+#define CNNC_CONV_CONV_H
+#include "cnnc.h"
+#include "select.h"
+
+/* Packs w for the forward convolution desc describes (any batch). */
+CNNC_INTERNAL cnnc_status cnnc_conv2d_pack(const cnnc_conv2d_desc *desc, const float *w,
+                                           struct cnnc_conv_packed *packed);
+/* y = stage(conv(x, w)) with the weights from `packed` (or NULL) where they
+ * suit; the residual (stage->residual, y's layout, ldr = out_channels) must
+ * not overlap y. */
+CNNC_INTERNAL cnnc_status cnnc_conv2d_forward_fused(const cnnc_conv2d_desc *desc, const float *x, const float *w,
+                                                    const struct cnnc_conv_packed *packed,
+                                                    const struct cnnc_gemm_epilogue *stage, float *y);
+
+#endif

@@ -1,0 +1,142 @@
+"""The C model runtime's fused inference path: weights packed once at load
+(dense layers, pointwise and implicit-GEMM convolutions), and each
+convolution's or dense layer's output stage (bias, a following residual
+add, a ReLU-family activation) applied to its output tiles. The results
+must equal the unfused layers run one by one (Python's forward) to float
+rounding, for every algorithm the convolutions select, every activation,
+blocks of K and partial tiles, both thread counts and every ISA path."""
+import numpy as np
+import pytest
+
+import cnnc
+from cnnc import layers as L
+from cnnc.models import Model
+from cnnc.models import inference
+
+ACTIVATIONS = ["relu", "relu6", "leaky", "sigmoid", None]
+
+
+def _act(x, kind):
+    if kind == "relu6":
+        return L.ReLU(max_value=6.0)(x)
+    if kind == "leaky":
+        return L.LeakyReLU(negative_slope=0.2)(x)
+    if kind in ("relu", "sigmoid"):
+        return L.Activation(kind)(x)
+    return x
+
+
+def _residual_model(act, cin, cout, kernel, strides=1, groups=1, bn=True, shortcut_first=True):
+    """x -> conv (+BN) and a shortcut of the conv's output shape, added, then
+    the activation; the shortcut computed before or after the branch."""
+    inputs = L.Input((9, 10, cin))
+    def shortcut():
+        return L.Conv2D(cout, 1, strides=strides, name="shortcut")(inputs)
+    first = shortcut() if shortcut_first else None
+    y = L.Conv2D(cout, kernel, strides=strides, padding="same", groups=groups, name="branch")(inputs)
+    if bn:
+        y = L.BatchNormalization(name="bn")(y)
+    s = first if shortcut_first else shortcut()
+    y = _act(L.Add()([y, s]), act)
+    y = _act(L.Conv2D(cout, kernel, padding="same", use_bias=False)(y), act)  # no residual
+    return Model(inputs, y)
+
+
+def _randomize(model, seed):
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) if i in (0, 3)
+                               else rng.uniform(-0.5, 0.5, w.shape).astype(np.float32)
+                               for i, w in enumerate(layer.get_weights())])
+        elif layer.weights:
+            layer.set_weights([rng.uniform(-0.3, 0.3, w.shape).astype(np.float32)
+                               for w in layer.get_weights()])
+    return model
+
+
+def _check(model, x, rtol=1e-5):
+    assert inference.loaded_model(model) is not None  # runs on the C runtime
+    expected = model._run_forward([x], training=False)[0]
+    got = model.predict(x, verbose=0)
+    scale = np.abs(expected).max() + 1e-6
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * scale)
+    return got
+
+
+CASES = {
+    "pointwise": dict(cin=8, cout=37, kernel=1),           # 37: a partial NR panel
+    "pointwise_long_k": dict(cin=600, cout=24, kernel=1),  # K past one KC block
+    "winograd_3x3": dict(cin=16, cout=16, kernel=3),
+    "implicit_3x3_stride2": dict(cin=12, cout=20, kernel=3, strides=2),
+    "implicit_5x5": dict(cin=3, cout=8, kernel=5),
+    "grouped_1x1": dict(cin=8, cout=8, kernel=1, groups=2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_fused_stage_equals_layers(case, act):
+    model = _randomize(_residual_model(act, **CASES[case]), seed=1)
+    x = np.random.default_rng(2).standard_normal((3, 9, 10, CASES[case]["cin"])).astype(np.float32)
+    _check(model, x)
+
+
+@pytest.mark.parametrize("shortcut_first", [True, False])
+def test_residual_computed_after_the_branch(shortcut_first):
+    # the add moves into the branch's stage only when the shortcut is ready first
+    model = _randomize(_residual_model("relu", 8, 16, 1, shortcut_first=shortcut_first), seed=3)
+    x = np.random.default_rng(4).standard_normal((2, 9, 10, 8)).astype(np.float32)
+    _check(model, x)
+
+
+def test_identity_shortcut_and_dense_residual():
+    inputs = L.Input((6, 6, 16))
+    y = L.Conv2D(16, 1)(L.Activation("relu")(L.Conv2D(16, 3, padding="same")(inputs)))
+    y = L.Activation("relu")(L.Add()([inputs, y]))         # the block input as residual
+    flat = L.Flatten()(y)
+    h = L.Dense(40)(flat)
+    h = L.ReLU(max_value=6.0)(L.Add()([L.Dense(40)(flat), h]))
+    model = _randomize(Model(inputs, L.Dense(5)(h)), seed=5)
+    x = np.random.default_rng(6).standard_normal((4, 6, 6, 16)).astype(np.float32)
+    _check(model, x)
+
+
+def test_thread_counts_agree():
+    model = _randomize(_residual_model("relu", 8, 40, 1), seed=7)
+    x = np.random.default_rng(8).standard_normal((5, 9, 10, 8)).astype(np.float32)
+    before = cnnc.get_num_threads()
+    try:
+        cnnc.set_num_threads(1)
+        one = model.predict(x, verbose=0)
+        cnnc.set_num_threads(2)
+        two = model.predict(x, verbose=0)
+    finally:
+        cnnc.set_num_threads(before)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_isa_changed_after_packing():
+    """Weights packed for one ISA's panels are not read by another's kernels:
+    after cnnc.set_isa the runtime packs per call, with the same results."""
+    model = _randomize(_residual_model("relu6", 8, 37, 1), seed=9)
+    x = np.random.default_rng(10).standard_normal((2, 9, 10, 8)).astype(np.float32)
+    first = model.predict(x, verbose=0)
+    loaded = inference.loaded_model(model)
+    original = cnnc.isa()
+    ran = 0
+    try:
+        for name in ("scalar", "avx2", "avx512"):
+            if name == original:
+                continue
+            try:
+                cnnc.set_isa(name)
+            except (ValueError, RuntimeError):
+                continue  # a path this CPU or build lacks
+            ran += 1
+            assert inference.loaded_model(model) is loaded  # the same packed model
+            np.testing.assert_allclose(model.predict(x, verbose=0), first, rtol=1e-5, atol=1e-5)
+    finally:
+        cnnc.set_isa(original)
+    if not ran:
+        pytest.skip(f"no ISA path other than {original} to switch to")
