@@ -69,6 +69,13 @@ SINGLE = [
     ("conv_transpose", (5, 6, 3), lambda x: layers.Conv2DTranspose(4, 3, strides=2, padding="same")(x)),
     ("conv_transpose_valid_op", (5, 6, 3), lambda x: layers.Conv2DTranspose(
         4, 3, strides=2, padding="valid", output_padding=1)(x)),
+    ("conv2d_explicit_pads", (9, 8, 3), lambda x: layers.Conv2D(4, 3, strides=2, padding=((1, 2), (0, 1)))(x)),
+    ("conv1d_explicit_pads", (9, 3), lambda x: layers.Conv1D(4, 3, padding=((2, 1),), dilation_rate=2)(x)),
+    ("depthwise_explicit_pads", (9, 8, 3), lambda x: layers.DepthwiseConv2D(3, strides=2, padding=1)(x)),
+    ("conv_transpose_explicit", (5, 6, 3), lambda x: layers.Conv2DTranspose(
+        4, 3, strides=2, padding=((1, 1), (1, 0)))(x)),
+    ("conv_transpose_explicit_op", (5, 6, 3), lambda x: layers.Conv2DTranspose(
+        4, 3, strides=2, padding=1, output_padding=1)(x)),
     ("dense_rank3", (4, 5), lambda x: layers.Dense(7, activation="gelu")(x)),
     ("bn_alone", (6, 6, 3), lambda x: layers.BatchNormalization()(x)),
     ("conv_bn_relu", (8, 8, 3), lambda x: layers.ReLU()(layers.BatchNormalization()(

@@ -284,6 +284,24 @@ static int padding_mode(const char *p)
     return -1;
 }
 
+/* Explicit padding as saved: `spatial` (before, after) pairs, each in [0, limit]. */
+static cnnc_status explicit_pairs(const builder *b, const json_value *v, int spatial, int64_t limit, int64_t pads[2][2])
+{
+    if (v->type != JSON_ARRAY || v->count != (size_t)spatial)
+        return FAIL(b, "padding must be \"valid\", \"same\" or %d (before, after) pairs", spatial);
+    for (int a = 0; a < spatial; ++a) {
+        const json_value *p = &v->items[a];
+        if (p->type != JSON_ARRAY || p->count != 2 || !is_int(&p->items[0]) || !is_int(&p->items[1]))
+            return FAIL(b, "padding must be (before, after) pairs of integers");
+        for (int s = 0; s < 2; ++s) {
+            int64_t pad = p->items[s].integer;
+            if (pad < 0 || pad > limit) return FAIL(b, "a padding of %lld is out of range", (long long)pad);
+            pads[a][s] = pad;
+        }
+    }
+    return CNNC_OK;
+}
+
 static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg, const char *prefix, int in, int *out)
 {
     int depthwise = strcmp(cls, "DepthwiseConv2D") == 0, one_d = strcmp(cls, "Conv1D") == 0;
@@ -300,8 +318,11 @@ static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg
     else CNNC_TRY(get_ints(b, cfg, "filters", 1, 1, limit, NULL, &filters));
     if (!depthwise) CNNC_TRY(get_ints(b, cfg, "groups", 1, 1, limit, ONE, &groups));
     if (transpose && groups != 1) return FAIL(b, "grouped transposed convolutions are not supported");
-    int mode = padding_mode(get_string(cfg, "padding", "valid"));
+    const json_value *pv = json_get(cfg, "padding");
+    int64_t explicit_pads[2][2] = {{0, 0}, {0, 0}};
+    int mode = pv && pv->type == JSON_ARRAY ? 3 : padding_mode(get_string(cfg, "padding", "valid"));
     if (mode < 0 || (mode == 2 && !one_d)) return FAIL(b, "unknown padding");
+    if (mode == 3) CNNC_TRY(explicit_pairs(b, pv, spatial, limit, explicit_pads));
     int use_bias = 1;
     CNNC_TRY(get_bool(b, cfg, "use_bias", 1, &use_bias));
     const char *df = get_string(cfg, "data_format", "channels_last");
@@ -324,6 +345,9 @@ static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg
             CNNC_TRY(cnnc_conv_same_padding(w, kw, sw, dw, &desc.pad_left, &desc.pad_right));
         } else if (mode == 2) {
             desc.pad_left = (kw - 1) * dw;
+        } else if (mode == 3) {
+            desc.pad_top = one_d ? 0 : explicit_pads[0][0]; desc.pad_bottom = one_d ? 0 : explicit_pads[0][1];
+            desc.pad_left = explicit_pads[spatial - 1][0]; desc.pad_right = explicit_pads[spatial - 1][1];
         }
         int64_t oh, ow;
         if (cnnc_conv2d_output_size(&desc, &oh, &ow) != CNNC_OK) return FAIL(b, "the input is too small for the kernel");
@@ -343,6 +367,14 @@ static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg
         for (int a = 0; a < 2; ++a) {
             int64_t span = (kk[a] - 1) * dd[a] + 1;
             if (op[a] >= 0 && op[a] >= (ss[a] > dd[a] ? ss[a] : dd[a])) return FAIL(b, "output_padding must be smaller than the strides");
+            if (mode == 3) {
+                /* (H - 1) s + k - before - after + output_padding, the forward convolution padded as given */
+                pad[a][0] = explicit_pads[a][0];
+                pad[a][1] = explicit_pads[a][1];
+                len[a] = (size[a] - 1) * ss[a] + span - pad[a][0] - pad[a][1] + (op[a] > 0 ? op[a] : 0);
+                if (len[a] < 1) return FAIL(b, "the padding leaves no output");
+                continue;
+            }
             if (mode == 0) len[a] = op[a] < 0 ? size[a] * ss[a] + (span > ss[a] ? span - ss[a] : 0) : (size[a] - 1) * ss[a] + span + op[a];
             else len[a] = op[a] < 0 ? size[a] * ss[a] : (size[a] - 1) * ss[a] + span - 2 * (span / 2) + op[a];
             int64_t total = (size[a] - 1) * ss[a] + span - len[a];
@@ -460,25 +492,6 @@ static cnnc_status identity_node(builder *b, int in, int rank, const int64_t *sh
     return CNNC_OK;
 }
 
-/* Explicit pooling padding as saved: rank (before, after) pairs, each pad
- * smaller than the window's extent. */
-static cnnc_status pool_explicit_pads(const builder *b, const json_value *v, int spatial, const int64_t *extent,
-                                      int64_t pads[2][2])
-{
-    if (v->type != JSON_ARRAY || v->count != (size_t)spatial) return FAIL(b, "padding must be \"valid\", \"same\" or %d (before, after) pairs", spatial);
-    for (int a = 0; a < spatial; ++a) {
-        const json_value *p = &v->items[a];
-        if (p->type != JSON_ARRAY || p->count != 2 || !is_int(&p->items[0]) || !is_int(&p->items[1]))
-            return FAIL(b, "padding must be (before, after) pairs of integers");
-        for (int s = 0; s < 2; ++s) {
-            int64_t pad = p->items[s].integer;
-            if (pad < 0 || pad >= extent[a]) return FAIL(b, "each pad must be in [0, the pool's extent %lld)", (long long)extent[a]);
-            pads[a][s] = pad;
-        }
-    }
-    return CNNC_OK;
-}
-
 static cnnc_status pooling_layer(builder *b, const char *cls, const json_value *cfg, int in, int *out)
 {
     int one_d = strstr(cls, "1D") != NULL, avg = strncmp(cls, "Average", 7) == 0 || strncmp(cls, "AvgPool", 7) == 0;
@@ -505,7 +518,11 @@ static cnnc_status pooling_layer(builder *b, const char *cls, const json_value *
     const json_value *pv = json_get(cfg, "padding");
     int mode = pv && pv->type != JSON_STRING ? 3 : padding_mode(get_string(cfg, "padding", "valid"));
     if (mode < 0 || mode == 2) return FAIL(b, "unknown padding");
-    if (mode == 3) CNNC_TRY(pool_explicit_pads(b, pv, spatial, extent, pads));
+    if (mode == 3) {
+        CNNC_TRY(explicit_pairs(b, pv, spatial, limit, pads));
+        for (int a = 0; a < spatial; ++a)
+            if (pads[a][0] >= extent[a] || pads[a][1] >= extent[a]) return FAIL(b, "each pad must be smaller than the pool's extent");
+    }
     for (int a = 0; a < spatial; ++a) {
         if (mode == 1) CNNC_TRY(cnnc_pool_same_padding(n[a], extent[a], s[a], &pads[a][0], &pads[a][1]));
         int64_t padded = n[a] + pads[a][0] + pads[a][1];
