@@ -391,3 +391,64 @@ def test_runtime_gaps_fall_back_to_python(cls):
         LoadedModel.from_bytes(inference_file_bytes(model))
     x = np.abs(_inputs(model)[0]) if cls != "Embedding" else np.arange(15).reshape(3, 5) % 10
     np.testing.assert_array_equal(model.predict(x, verbose=0), _python_forward(model, [x])[0])
+
+
+def _with_layer_config(model, change):
+    """The model's file with the last layer's config edited (checksums
+    dropped: format 1, so that the loader reaches the config)."""
+    from cnnc.saving import inference_file_bytes
+
+    def edit(meta):
+        config = json.loads(meta["model_config"])
+        change(config["config"]["layers"][-1]["config"])
+        meta["model_config"] = json.dumps(config)
+        for key in ("checksums", "metadata_checksum"):
+            meta.pop(key)
+        meta["format_version"] = "1"
+    return _rewrite_metadata(inference_file_bytes(model), edit)
+
+
+HOSTILE = [
+    (layers.Clip(0.0, 1.0), (4,), {"min_value": 2.0, "max_value": 1.0}, "min_value must not exceed"),
+    (layers.Clip(0.0, 1.0), (4,), {"min_value": "low"}, "must be a number"),
+    (layers.HardSigmoid(), (4,), {"alpha": [1]}, "must be a number"),
+    (layers.PReLU(shared_axes=[1, 2]), (3, 4, 2), {"shared_axes": [4]}, "shared_axes"),
+    (layers.PReLU(shared_axes=[1, 2]), (3, 4, 2), {"shared_axes": None}, "wrong shape"),
+    (layers.PReLU(), (3, 4, 2), {"shared_axes": [[1]]}, "shared_axes"),
+    (layers.ConstantArithmetic("add", constant=np.ones(2, np.float32)), (3, 2), {"operation": "power"},
+     "unknown operation"),
+    (layers.ConstantArithmetic("add", constant=np.ones(2, np.float32)), (3, 2), {"constant_shape": [7]},
+     "wrong shape"),
+    (layers.ConstantArithmetic("add", constant=np.ones(2, np.float32)), (3, 2), {"constant_shape": [1, 1, 2]},
+     "at most"),
+    (layers.ConstantArithmetic("add", constant=np.ones(2, np.float32)), (3, 2), {"constant_shape": [0]},
+     "positive"),
+    (layers.ConstantArithmetic("add", constant=np.ones(2, np.float32)), (3, 2), {"reverse": "yes"},
+     "true or false"),
+    (layers.Pad(((1, 1), (0, 0))), (3, 2), {"paddings": [[1, 1]]}, "pair per"),
+    (layers.Pad(((1, 1), (0, 0))), (3, 2), {"paddings": [[1, -1], [0, 0]]}, "out of range"),
+    (layers.Pad(((1, 1), (0, 0))), (3, 2), {"paddings": [[2 ** 40, 0], [0, 0]]}, "out of range"),
+    (layers.Pad(((1, 1), (0, 0))), (3, 2), {"paddings": [[3, 0], [0, 0]], "mode": "reflect"}, "reflect"),
+    (layers.Pad(((1, 1), (0, 0))), (3, 2), {"mode": "wrap"}, "mode"),
+    (layers.Pad(((1, 1), (0, 0))), (3, 2), {"paddings": [[2 ** 24, 2 ** 24], [2 ** 24, 0]]}, "2\\^36"),
+    (layers.MaxPooling2D(3), (6, 6, 1), {"padding": [[3, 0], [0, 0]]}, "extent"),
+    (layers.MaxPooling2D(3), (6, 6, 1), {"padding": [[1, 0]]}, "pairs"),
+    (layers.MaxPooling2D(3), (6, 6, 1), {"dilation_rate": [0, 1]}, "out of range"),
+    (layers.MaxPooling2D(3), (6, 6, 1), {"dilation_rate": [2 ** 30, 1]}, "out of range"),
+    (layers.MaxPooling2D(3), (6, 6, 1), {"dilation_rate": [3, 1]}, "smaller than the pool"),
+    (layers.AveragePooling2D(3), (6, 6, 1), {"ceil_mode": "yes"}, "true or false"),
+    (layers.AveragePooling2D(3), (6, 6, 1), {"count_include_pad": 1}, "true or false"),
+    (layers.Conv2D(2, 3), (6, 6, 1), {"padding": [[-1, 0], [0, 0]]}, "out of range"),
+    (layers.Conv2D(2, 3), (6, 6, 1), {"padding": [[1, 1]]}, "pairs"),
+    (layers.Conv2D(2, 3), (6, 6, 1), {"padding": [[1, 1], [1, "a"]]}, "integers"),
+    (layers.Conv2DTranspose(2, 3), (6, 6, 1), {"padding": [[9, 9], [0, 0]]}, "no output"),
+]
+
+
+@pytest.mark.parametrize("layer,shape,change,message", HOSTILE, ids=[f"{type(h[0]).__name__}-{i}"
+                                                                      for i, h in enumerate(HOSTILE)])
+def test_hostile_layer_configs_refused(layer, shape, change, message):
+    model = Sequential([layers.Input(shape), layer])
+    data = _with_layer_config(model, lambda config: config.update(change))
+    with pytest.raises(ValueError, match=message):
+        LoadedModel.from_bytes(data)
