@@ -863,6 +863,35 @@ static cnnc_status rescaling_layer(builder *b, const json_value *cfg, int in, in
     return CNNC_OK;
 }
 
+/* A constant of shape cshape (rank cr, aligned on the right of x's shape,
+ * each axis 1 or x's) repeated to x's per-sample shape, so that the op runs
+ * as a flat loop. */
+static cnnc_status broadcast_constant(const builder *b, const model_value *x, int cr, const int64_t *cshape,
+                                      const float *c, float **out)
+{
+    if (cr > x->rank) return FAIL(b, "the constant has more axes than the input");
+    for (int d = 0; d < cr; ++d) {
+        int64_t xs = x->shape[x->rank - cr + d];
+        if (cshape[d] != 1 && cshape[d] != xs) return FAIL(b, "the constant does not broadcast onto the input without enlarging it");
+    }
+    float *full = cnnc_malloc((size_t)x->size * sizeof *full);
+    if (!full) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
+    for (int64_t e = 0; e < x->size; ++e) {
+        int64_t rest = e, src = 0, stride = 1;
+        for (int d = x->rank - 1; d >= 0; --d) {
+            int64_t idx = rest % x->shape[d];
+            rest /= x->shape[d];
+            int cd = d - (x->rank - cr);
+            if (cd < 0) continue;
+            if (cshape[cd] != 1) src += idx * stride;
+            stride *= cshape[cd];
+        }
+        full[e] = c[src];
+    }
+    *out = full;
+    return CNNC_OK;
+}
+
 static cnnc_status normalization_layer(builder *b, const json_value *cfg, const char *prefix, int in, int *out)
 {
     const model_value xv = *value_of(b, in), *x = &xv;
@@ -889,26 +918,14 @@ static cnnc_status normalization_layer(builder *b, const json_value *cfg, const 
     float *mean = NULL, *var = NULL;
     cnnc_status s = get_weight(b, prefix, "mean", x->rank, stat_shape, &mean, NULL);
     if (s == CNNC_OK) s = get_weight(b, prefix, "variance", x->rank, stat_shape, &var, NULL);
-    if (s == CNNC_OK) {
-        /* Broadcast once to the per-sample shape, so the op is a flat loop. */
-        node->p0 = cnnc_malloc((size_t)x->size * sizeof(float));
-        node->p1 = cnnc_malloc((size_t)x->size * sizeof(float));
-        if (!node->p0 || !node->p1) s = cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
-    }
-    if (s == CNNC_OK) {
-        for (int64_t e = 0; e < x->size; ++e) {
-            int64_t rest = e, src = 0, stride = 1;
-            for (int d = x->rank - 1; d >= 0; --d) {
-                int64_t idx = rest % x->shape[d];
-                rest /= x->shape[d];
-                if (keep[d]) { src += idx * stride; stride *= x->shape[d]; }
-            }
-            float v = var[src];
-            if (v != v) { s = FAIL(b, "the Normalization layer has no statistics (adapt was not called)"); break; }
-            float sd = sqrtf(v);
-            node->p0[e] = mean[src];
-            node->p1[e] = sd > 1e-7f ? sd : 1e-7f;
-        }
+    /* Broadcast once to the per-sample shape, so the op is a flat loop. */
+    if (s == CNNC_OK) s = broadcast_constant(b, x, x->rank, stat_shape, mean, &node->p0);
+    if (s == CNNC_OK) s = broadcast_constant(b, x, x->rank, stat_shape, var, &node->p1);
+    for (int64_t e = 0; s == CNNC_OK && e < x->size; ++e) {
+        float v = node->p1[e];
+        if (v != v) { s = FAIL(b, "the Normalization layer has no statistics (adapt was not called)"); break; }
+        float sd = sqrtf(v);
+        node->p1[e] = sd > 1e-7f ? sd : 1e-7f;
     }
     cnnc_free(mean);
     cnnc_free(var);
@@ -942,35 +959,6 @@ static cnnc_status random_crop_layer(builder *b, const json_value *cfg, int in, 
     node->f[3] = 0; node->f[4] = (float)sy; node->f[5] = (float)(top + 0.5 * sy - 0.5);
     node->i[0] = h; node->i[1] = w; node->i[2] = c; node->i[3] = height; node->i[4] = width;
     *out = node->output;
-    return CNNC_OK;
-}
-
-/* A constant of shape cshape (rank cr, aligned on the right of x's shape,
- * each axis 1 or x's) repeated to x's per-sample shape, so that the op runs
- * as a flat loop. */
-static cnnc_status broadcast_constant(const builder *b, const model_value *x, int cr, const int64_t *cshape,
-                                      const float *c, float **out)
-{
-    if (cr > x->rank) return FAIL(b, "the constant has more axes than the input");
-    for (int d = 0; d < cr; ++d) {
-        int64_t xs = x->shape[x->rank - cr + d];
-        if (cshape[d] != 1 && cshape[d] != xs) return FAIL(b, "the constant does not broadcast onto the input without enlarging it");
-    }
-    float *full = cnnc_malloc((size_t)x->size * sizeof *full);
-    if (!full) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
-    for (int64_t e = 0; e < x->size; ++e) {
-        int64_t rest = e, src = 0, stride = 1;
-        for (int d = x->rank - 1; d >= 0; --d) {
-            int64_t idx = rest % x->shape[d];
-            rest /= x->shape[d];
-            int cd = d - (x->rank - cr);
-            if (cd < 0) continue;
-            if (cshape[cd] != 1) src += idx * stride;
-            stride *= cshape[cd];
-        }
-        full[e] = c[src];
-    }
-    *out = full;
     return CNNC_OK;
 }
 
