@@ -38,6 +38,11 @@ def test_predictions_equal_pytorch(exported):
     model = load_model(path)
     got = model.predict(x, verbose=0)
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    # predict ran the C runtime (src/model), not the Python layers, and agrees with them
+    from cnnc.models import inference
+    assert inference.loaded_model(model) is not None, f"{name}: the C runtime refused the imported model"
+    python = model._run_forward([x], training=False)[0]
+    np.testing.assert_allclose(got, python, atol=2e-5 * max(1.0, float(np.abs(python).max())), rtol=0)
     nhwc = load_model(path, input_layout="NHWC")
     np.testing.assert_allclose(nhwc.predict(np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
                                             verbose=0), expected, atol=1e-4, rtol=0)

@@ -284,6 +284,24 @@ static int padding_mode(const char *p)
     return -1;
 }
 
+/* Explicit padding as saved: `spatial` (before, after) pairs, each in [0, limit]. */
+static cnnc_status explicit_pairs(const builder *b, const json_value *v, int spatial, int64_t limit, int64_t pads[2][2])
+{
+    if (v->type != JSON_ARRAY || v->count != (size_t)spatial)
+        return FAIL(b, "padding must be \"valid\", \"same\" or %d (before, after) pairs", spatial);
+    for (int a = 0; a < spatial; ++a) {
+        const json_value *p = &v->items[a];
+        if (p->type != JSON_ARRAY || p->count != 2 || !is_int(&p->items[0]) || !is_int(&p->items[1]))
+            return FAIL(b, "padding must be (before, after) pairs of integers");
+        for (int s = 0; s < 2; ++s) {
+            int64_t pad = p->items[s].integer;
+            if (pad < 0 || pad > limit) return FAIL(b, "a padding of %lld is out of range", (long long)pad);
+            pads[a][s] = pad;
+        }
+    }
+    return CNNC_OK;
+}
+
 static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg, const char *prefix, int in, int *out)
 {
     int depthwise = strcmp(cls, "DepthwiseConv2D") == 0, one_d = strcmp(cls, "Conv1D") == 0;
@@ -300,8 +318,11 @@ static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg
     else CNNC_TRY(get_ints(b, cfg, "filters", 1, 1, limit, NULL, &filters));
     if (!depthwise) CNNC_TRY(get_ints(b, cfg, "groups", 1, 1, limit, ONE, &groups));
     if (transpose && groups != 1) return FAIL(b, "grouped transposed convolutions are not supported");
-    int mode = padding_mode(get_string(cfg, "padding", "valid"));
+    const json_value *pv = json_get(cfg, "padding");
+    int64_t explicit_pads[2][2] = {{0, 0}, {0, 0}};
+    int mode = pv && pv->type == JSON_ARRAY ? 3 : padding_mode(get_string(cfg, "padding", "valid"));
     if (mode < 0 || (mode == 2 && !one_d)) return FAIL(b, "unknown padding");
+    if (mode == 3) CNNC_TRY(explicit_pairs(b, pv, spatial, limit, explicit_pads));
     int use_bias = 1;
     CNNC_TRY(get_bool(b, cfg, "use_bias", 1, &use_bias));
     const char *df = get_string(cfg, "data_format", "channels_last");
@@ -324,6 +345,9 @@ static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg
             CNNC_TRY(cnnc_conv_same_padding(w, kw, sw, dw, &desc.pad_left, &desc.pad_right));
         } else if (mode == 2) {
             desc.pad_left = (kw - 1) * dw;
+        } else if (mode == 3) {
+            desc.pad_top = one_d ? 0 : explicit_pads[0][0]; desc.pad_bottom = one_d ? 0 : explicit_pads[0][1];
+            desc.pad_left = explicit_pads[spatial - 1][0]; desc.pad_right = explicit_pads[spatial - 1][1];
         }
         int64_t oh, ow;
         if (cnnc_conv2d_output_size(&desc, &oh, &ow) != CNNC_OK) return FAIL(b, "the input is too small for the kernel");
@@ -343,6 +367,14 @@ static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg
         for (int a = 0; a < 2; ++a) {
             int64_t span = (kk[a] - 1) * dd[a] + 1;
             if (op[a] >= 0 && op[a] >= (ss[a] > dd[a] ? ss[a] : dd[a])) return FAIL(b, "output_padding must be smaller than the strides");
+            if (mode == 3) {
+                /* (H - 1) s + k - before - after + output_padding, the forward convolution padded as given */
+                pad[a][0] = explicit_pads[a][0];
+                pad[a][1] = explicit_pads[a][1];
+                len[a] = (size[a] - 1) * ss[a] + span - pad[a][0] - pad[a][1] + (op[a] > 0 ? op[a] : 0);
+                if (len[a] < 1) return FAIL(b, "the padding leaves no output");
+                continue;
+            }
             if (mode == 0) len[a] = op[a] < 0 ? size[a] * ss[a] + (span > ss[a] ? span - ss[a] : 0) : (size[a] - 1) * ss[a] + span + op[a];
             else len[a] = op[a] < 0 ? size[a] * ss[a] : (size[a] - 1) * ss[a] + span - 2 * (span / 2) + op[a];
             int64_t total = (size[a] - 1) * ss[a] + span - len[a];
@@ -466,34 +498,86 @@ static cnnc_status pooling_layer(builder *b, const char *cls, const json_value *
     int spatial = one_d ? 1 : 2;
     CNNC_TRY(need_rank(b, in, spatial + 1, one_d ? "(N, L, C)" : "(N, H, W, C)"));
     const model_value xv = *value_of(b, in), *x = &xv;
-    int64_t k[2], s[2];
-    CNNC_TRY(get_ints(b, cfg, "pool_size", spatial, 1, (int64_t)1 << 24, NULL, k));
-    CNNC_TRY(get_ints(b, cfg, "strides", spatial, 1, (int64_t)1 << 24, k, s));
-    int mode = padding_mode(get_string(cfg, "padding", "valid"));
-    if (mode < 0 || mode == 2) return FAIL(b, "unknown padding");
+    const int64_t limit = (int64_t)1 << 24, ones[2] = {1, 1};
+    int64_t k[2], s[2], d[2];
+    CNNC_TRY(get_ints(b, cfg, "pool_size", spatial, 1, limit, NULL, k));
+    CNNC_TRY(get_ints(b, cfg, "strides", spatial, 1, limit, k, s));
+    CNNC_TRY(get_ints(b, cfg, "dilation_rate", spatial, 1, limit, ones, d));
     int ceil_mode = 0, count_include_pad = 0;
     CNNC_TRY(get_bool(b, cfg, "ceil_mode", 0, &ceil_mode));
     CNNC_TRY(get_bool(b, cfg, "count_include_pad", 0, &count_include_pad));
-    if (ceil_mode || count_include_pad) return FAIL(b, "ceil_mode and count_include_pad are not supported");
-    int64_t dilation[2];
-    const int64_t ones[2] = {1, 1};
-    CNNC_TRY(get_ints(b, cfg, "dilation_rate", spatial, 1, (int64_t)1 << 24, ones, dilation));
-    if (dilation[0] != 1 || dilation[spatial - 1] != 1) return FAIL(b, "dilated pooling is not supported");
+    const char *df = get_string(cfg, "data_format", "channels_last");
+    if (!df || strcmp(df, "channels_last") != 0) return FAIL(b, "only channels_last is supported");
+    /* Per spatial axis, as BasePooling._pads: the window's extent, the
+     * (before, after) padding, and the ceil-mode overhang after it. */
+    int64_t n[2], extent[2], pads[2][2] = {{0, 0}, {0, 0}}, over[2] = {0, 0}, outs[2];
+    for (int a = 0; a < spatial; ++a) {
+        n[a] = x->shape[a];
+        extent[a] = (k[a] - 1) * d[a] + 1;
+    }
+    const json_value *pv = json_get(cfg, "padding");
+    int mode = pv && pv->type != JSON_STRING ? 3 : padding_mode(get_string(cfg, "padding", "valid"));
+    if (mode < 0 || mode == 2) return FAIL(b, "unknown padding");
+    if (mode == 3) {
+        CNNC_TRY(explicit_pairs(b, pv, spatial, limit, pads));
+        for (int a = 0; a < spatial; ++a)
+            if (pads[a][0] >= extent[a] || pads[a][1] >= extent[a]) return FAIL(b, "each pad must be smaller than the pool's extent");
+    }
+    for (int a = 0; a < spatial; ++a) {
+        if (mode == 1) CNNC_TRY(cnnc_pool_same_padding(n[a], extent[a], s[a], &pads[a][0], &pads[a][1]));
+        int64_t padded = n[a] + pads[a][0] + pads[a][1];
+        if (padded < extent[a]) return FAIL(b, "the input is smaller than the pool");
+        if (ceil_mode) {
+            int64_t o = (padded - extent[a] + s[a] - 1) / s[a] + 1;
+            if ((o - 1) * s[a] >= n[a] + pads[a][0]) --o;  /* no window may start in the end padding */
+            int64_t extra = (o - 1) * s[a] + extent[a] - padded;
+            over[a] = extra > 0 ? extra : 0;
+        }
+        outs[a] = (padded + over[a] - extent[a]) / s[a] + 1;
+    }
+    int dilated = d[0] != 1 || d[spatial - 1] != 1;
+    int any_pad = pads[0][0] || pads[0][1] || pads[spatial - 1][0] || pads[spatial - 1][1];
+    /* count_include_pad: the explicit zeros are real inputs of the window, so
+     * they are materialized first (as the Python layer does). */
+    int pre = !dilated && avg && count_include_pad && any_pad;
+    int64_t shape[3];
+    if (pre) {
+        int64_t h = one_d ? 1 : n[0], w = n[spatial - 1], c = x->shape[spatial];
+        int64_t top = one_d ? 0 : pads[0][0], bottom = one_d ? 0 : pads[0][1];
+        int64_t left = pads[spatial - 1][0], right = pads[spatial - 1][1];
+        shape[0] = h + top + bottom; shape[1] = w + left + right; shape[2] = c;
+        model_node *padn = NULL;
+        CNNC_TRY(new_node(b, OP_PAD, 1, &in, spatial + 1, one_d ? shape + 1 : shape, &padn));
+        padn->i[0] = h; padn->i[1] = w; padn->i[2] = c;
+        padn->i[3] = top; padn->i[4] = bottom; padn->i[5] = left; padn->i[6] = right;
+        in = padn->output;
+        for (int a = 0; a < spatial; ++a) { n[a] += pads[a][0] + pads[a][1]; pads[a][0] = pads[a][1] = 0; }
+    }
     cnnc_pool2d_params p = {0};
     p.n = 1;
-    p.h = one_d ? 1 : x->shape[0]; p.w = one_d ? x->shape[0] : x->shape[1]; p.c = x->shape[spatial];
+    int r = one_d ? 1 : 0;  /* 1-D pooling runs as 2-D over one row */
+    p.h = one_d ? 1 : n[0]; p.w = n[spatial - 1]; p.c = x->shape[spatial];
     p.pool_h = one_d ? 1 : k[0]; p.pool_w = k[spatial - 1];
     p.stride_h = one_d ? 1 : s[0]; p.stride_w = s[spatial - 1];
-    if (mode == 1) {
-        CNNC_TRY(cnnc_pool_same_padding(p.h, p.pool_h, p.stride_h, &p.pad_top, &p.pad_bottom));
-        CNNC_TRY(cnnc_pool_same_padding(p.w, p.pool_w, p.stride_w, &p.pad_left, &p.pad_right));
+    p.pad_top = r ? 0 : pads[0][0]; p.pad_bottom = r ? 0 : pads[0][1] + over[0];
+    p.pad_left = pads[spatial - 1][0]; p.pad_right = pads[spatial - 1][1] + over[spatial - 1];
+    if (!dilated && (p.pad_top >= p.pool_h || p.pad_bottom >= p.pool_h || p.pad_left >= p.pool_w || p.pad_right >= p.pool_w))
+        return FAIL(b, "with ceil_mode the padding reaches a whole pool");
+    shape[0] = one_d ? 1 : outs[0]; shape[1] = outs[spatial - 1]; shape[2] = p.c;
+    if (!dilated) {
+        int64_t oh, ow;
+        if (cnnc_pool2d_output_size(&p, &oh, &ow) != CNNC_OK || oh != shape[0] || ow != shape[1])
+            return FAIL(b, "the input is smaller than the pool");
     }
-    int64_t oh, ow;
-    if (cnnc_pool2d_output_size(&p, &oh, &ow) != CNNC_OK) return FAIL(b, "the input is smaller than the pool");
-    int64_t shape[3] = {oh, ow, p.c};
     model_node *node = NULL;
-    CNNC_TRY(new_node(b, avg ? OP_AVG_POOL : OP_MAX_POOL, 1, &in, spatial + 1, one_d ? shape + 1 : shape, &node));
+    op_kind op = dilated ? (avg ? OP_DILATED_AVG_POOL : OP_DILATED_MAX_POOL) : avg ? OP_AVG_POOL : OP_MAX_POOL;
+    CNNC_TRY(new_node(b, op, 1, &in, spatial + 1, one_d ? shape + 1 : shape, &node));
     node->pool = p;
+    node->i[0] = one_d ? 1 : d[0];
+    node->i[1] = d[spatial - 1];
+    node->i[2] = count_include_pad;
+    node->i[3] = one_d ? 0 : pads[0][0] + pads[0][1];   /* explicit padding, without the overhang */
+    node->i[4] = pads[spatial - 1][0] + pads[spatial - 1][1];
     *out = node->output;
     return CNNC_OK;
 }
@@ -713,7 +797,7 @@ static cnnc_status softmax_layer(builder *b, const json_value *cfg, int in, int 
     if (axis < -rank || axis >= rank) return FAIL(b, "axis out of range");
     if (axis < 0) axis += rank;
     if (axis == rank - 1) {
-        activation act = {ACT_SOFTMAX, 0, -1.0f, 0};
+        activation act = {ACT_SOFTMAX, 0, -1.0f, 0, 1.0f, 0.0f, 0.0f, 0.0f};
         return activation_node(b, in, act, out);
     }
     if (axis == 0) return cnnc_error(CNNC_ERR_UNSUPPORTED, "model_config: layer \"%.100s\": softmax over the batch axis", b->layer);
@@ -730,7 +814,7 @@ static cnnc_status softmax_layer(builder *b, const json_value *cfg, int in, int 
 
 static cnnc_status relu_layer(builder *b, const char *cls, const json_value *cfg, int in, int *out)
 {
-    activation act = {ACT_RELU, 0, -1.0f, 0};
+    activation act = {ACT_RELU, 0, -1.0f, 0, 1.0f, 0.0f, 0.0f, 0.0f};
     double v = 0.0;
     if (strcmp(cls, "LeakyReLU") == 0) {
         const json_value *alpha = json_get(cfg, "alpha");
@@ -779,6 +863,35 @@ static cnnc_status rescaling_layer(builder *b, const json_value *cfg, int in, in
     return CNNC_OK;
 }
 
+/* A constant of shape cshape (rank cr, aligned on the right of x's shape,
+ * each axis 1 or x's) repeated to x's per-sample shape, so that the op runs
+ * as a flat loop. */
+static cnnc_status broadcast_constant(const builder *b, const model_value *x, int cr, const int64_t *cshape,
+                                      const float *c, float **out)
+{
+    if (cr > x->rank) return FAIL(b, "the constant has more axes than the input");
+    for (int d = 0; d < cr; ++d) {
+        int64_t xs = x->shape[x->rank - cr + d];
+        if (cshape[d] != 1 && cshape[d] != xs) return FAIL(b, "the constant does not broadcast onto the input without enlarging it");
+    }
+    float *full = cnnc_malloc((size_t)x->size * sizeof *full);
+    if (!full) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
+    for (int64_t e = 0; e < x->size; ++e) {
+        int64_t rest = e, src = 0, stride = 1;
+        for (int d = x->rank - 1; d >= 0; --d) {
+            int64_t idx = rest % x->shape[d];
+            rest /= x->shape[d];
+            int cd = d - (x->rank - cr);
+            if (cd < 0) continue;
+            if (cshape[cd] != 1) src += idx * stride;
+            stride *= cshape[cd];
+        }
+        full[e] = c[src];
+    }
+    *out = full;
+    return CNNC_OK;
+}
+
 static cnnc_status normalization_layer(builder *b, const json_value *cfg, const char *prefix, int in, int *out)
 {
     const model_value xv = *value_of(b, in), *x = &xv;
@@ -805,26 +918,14 @@ static cnnc_status normalization_layer(builder *b, const json_value *cfg, const 
     float *mean = NULL, *var = NULL;
     cnnc_status s = get_weight(b, prefix, "mean", x->rank, stat_shape, &mean, NULL);
     if (s == CNNC_OK) s = get_weight(b, prefix, "variance", x->rank, stat_shape, &var, NULL);
-    if (s == CNNC_OK) {
-        /* Broadcast once to the per-sample shape, so the op is a flat loop. */
-        node->p0 = cnnc_malloc((size_t)x->size * sizeof(float));
-        node->p1 = cnnc_malloc((size_t)x->size * sizeof(float));
-        if (!node->p0 || !node->p1) s = cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
-    }
-    if (s == CNNC_OK) {
-        for (int64_t e = 0; e < x->size; ++e) {
-            int64_t rest = e, src = 0, stride = 1;
-            for (int d = x->rank - 1; d >= 0; --d) {
-                int64_t idx = rest % x->shape[d];
-                rest /= x->shape[d];
-                if (keep[d]) { src += idx * stride; stride *= x->shape[d]; }
-            }
-            float v = var[src];
-            if (v != v) { s = FAIL(b, "the Normalization layer has no statistics (adapt was not called)"); break; }
-            float sd = sqrtf(v);
-            node->p0[e] = mean[src];
-            node->p1[e] = sd > 1e-7f ? sd : 1e-7f;
-        }
+    /* Broadcast once to the per-sample shape, so the op is a flat loop. */
+    if (s == CNNC_OK) s = broadcast_constant(b, x, x->rank, stat_shape, mean, &node->p0);
+    if (s == CNNC_OK) s = broadcast_constant(b, x, x->rank, stat_shape, var, &node->p1);
+    for (int64_t e = 0; s == CNNC_OK && e < x->size; ++e) {
+        float v = node->p1[e];
+        if (v != v) { s = FAIL(b, "the Normalization layer has no statistics (adapt was not called)"); break; }
+        float sd = sqrtf(v);
+        node->p1[e] = sd > 1e-7f ? sd : 1e-7f;
     }
     cnnc_free(mean);
     cnnc_free(var);
@@ -861,6 +962,135 @@ static cnnc_status random_crop_layer(builder *b, const json_value *cfg, int in, 
     return CNNC_OK;
 }
 
+static cnnc_status clip_layer(builder *b, const char *cls, const json_value *cfg, int in, int *out)
+{
+    activation act = {ACT_CLIP, 0, -1.0f, 0, 1.0f, 0.0f, -INFINITY, INFINITY};
+    double lo = -INFINITY, hi = INFINITY;
+    if (strcmp(cls, "HardSigmoid") == 0) {
+        double alpha = 0.0, beta = 0.0;
+        CNNC_TRY(get_float(b, cfg, "alpha", 1.0 / 6.0, 0, &alpha));
+        CNNC_TRY(get_float(b, cfg, "beta", 0.5, 0, &beta));
+        if (!isfinite(alpha) || !isfinite(beta)) return FAIL(b, "alpha and beta must be finite");
+        act.scale = (float)alpha;
+        act.offset = (float)beta;
+        lo = 0.0;
+        hi = 1.0;
+    } else {
+        CNNC_TRY(get_float(b, cfg, "min_value", -INFINITY, 1, &lo));
+        CNNC_TRY(get_float(b, cfg, "max_value", INFINITY, 1, &hi));
+        if (lo != lo || hi != hi || (float)lo > (float)hi) return FAIL(b, "min_value must not exceed max_value");
+    }
+    act.lo = (float)lo;
+    act.hi = (float)hi;
+    /* Clip(0, m) is a ReLU with a cap: the kind a convolution's output stage applies. */
+    if (act.scale == 1.0f && act.offset == 0.0f && act.lo == 0.0f && act.hi >= 0.0f) {
+        activation relu = {ACT_RELU, 0, -1.0f, 0, 1.0f, 0.0f, 0.0f, 0.0f};
+        if (act.hi == 6.0f) relu.kind = ACT_RELU6;
+        else if (act.hi != INFINITY) { relu.kind = ACT_RELU_GENERAL; relu.max_value = act.hi; }
+        act = relu;
+    }
+    return activation_node(b, in, act, out);
+}
+
+static cnnc_status prelu_layer(builder *b, const json_value *cfg, const char *prefix, int in, int *out)
+{
+    const model_value xv = *value_of(b, in), *x = &xv;
+    int64_t shape[MODEL_MAX_RANK];
+    memcpy(shape, x->shape, sizeof shape);
+    const json_value *axes = json_get(cfg, "shared_axes");
+    if (axes && axes->type != JSON_NULL) {
+        const json_value *list = axes->type == JSON_ARRAY ? axes : NULL;
+        size_t count = list ? list->count : 1;
+        if (count > MODEL_MAX_RANK) return FAIL(b, "too many shared_axes");
+        for (size_t k = 0; k < count; ++k) {
+            const json_value *a = list ? &list->items[k] : axes;
+            if (!is_int(a) || a->integer < 1 || a->integer > x->rank) return FAIL(b, "shared_axes must name non-batch axes");
+            shape[a->integer - 1] = 1;
+        }
+    }
+    float *alpha = NULL;
+    CNNC_TRY(get_weight(b, prefix, "alpha", x->rank, shape, &alpha, NULL));
+    model_node *node = NULL;
+    cnnc_status s = new_node(b, OP_PRELU, 1, &in, x->rank, x->shape, &node);
+    if (s == CNNC_OK) s = broadcast_constant(b, x, x->rank, shape, alpha, &node->p0);
+    cnnc_free(alpha);
+    if (s != CNNC_OK) return s;
+    node->p_count = x->size;
+    *out = node->output;
+    return CNNC_OK;
+}
+
+static cnnc_status constant_arithmetic_layer(builder *b, const json_value *cfg, const char *prefix, int in, int *out)
+{
+    static const struct { const char *name; op_kind op; } kinds[] = {
+        {"add", OP_ADD}, {"subtract", OP_SUBTRACT}, {"multiply", OP_MULTIPLY}, {"divide", OP_DIVIDE},
+        {"maximum", OP_MAXIMUM}, {"minimum", OP_MINIMUM}};
+    const char *name = get_string(cfg, "operation", NULL);
+    int op = -1;
+    for (size_t k = 0; name && k < sizeof kinds / sizeof kinds[0]; ++k) if (strcmp(name, kinds[k].name) == 0) op = (int)kinds[k].op;
+    if (op < 0) return FAIL(b, "unknown operation");
+    int reverse = 0;
+    CNNC_TRY(get_bool(b, cfg, "reverse", 0, &reverse));
+    const model_value xv = *value_of(b, in), *x = &xv;
+    const json_value *cs = json_get_array(cfg, "constant_shape");
+    if (!cs || cs->count > (size_t)x->rank) return FAIL(b, "constant_shape must list at most as many axes as the input");
+    int64_t shape[MODEL_MAX_RANK];
+    for (size_t k = 0; k < cs->count; ++k) {
+        const json_value *d = &cs->items[k];
+        if (!is_int(d) || d->integer < 1 || d->integer > MAX_VALUE_ELEMENTS) return FAIL(b, "constant_shape must hold positive sizes");
+        shape[k] = d->integer;
+    }
+    int cr = (int)cs->count;
+    if (cr == 0) { cr = 1; shape[0] = 1; }  /* the file stores a scalar as one element */
+    float *c = NULL;
+    CNNC_TRY(get_weight(b, prefix, "constant", cr, shape, &c, NULL));
+    model_node *node = NULL;
+    cnnc_status s = new_node(b, OP_CONST_BINARY, 1, &in, x->rank, x->shape, &node);
+    if (s == CNNC_OK) s = broadcast_constant(b, x, cr, shape, c, &node->p0);
+    cnnc_free(c);
+    if (s != CNNC_OK) return s;
+    /* maximum and minimum are symmetric; Python's layer ignores reverse for them. */
+    node->i[0] = op;
+    node->i[1] = reverse && (op == OP_SUBTRACT || op == OP_DIVIDE);
+    node->p_count = x->size;
+    *out = node->output;
+    return CNNC_OK;
+}
+
+static cnnc_status pad_layer(builder *b, const json_value *cfg, int in, int *out)
+{
+    const model_value xv = *value_of(b, in), *x = &xv;
+    const json_value *pads = json_get_array(cfg, "paddings");
+    if (!pads || pads->count != (size_t)x->rank) return FAIL(b, "paddings must hold one (before, after) pair per non-batch axis");
+    const char *mode = get_string(cfg, "mode", "constant");
+    int m = !mode ? -1 : strcmp(mode, "constant") == 0 ? 0 : strcmp(mode, "reflect") == 0 ? 1 : strcmp(mode, "edge") == 0 ? 2 : -1;
+    if (m < 0) return FAIL(b, "mode must be constant, reflect or edge");
+    double value = 0.0;
+    CNNC_TRY(get_float(b, cfg, "constant_value", 0.0, 0, &value));
+    int64_t widths[2 * MODEL_MAX_RANK], shape[MODEL_MAX_RANK];
+    for (int d = 0; d < x->rank; ++d) {
+        const json_value *p = &pads->items[d];
+        if (p->type != JSON_ARRAY || p->count != 2 || !is_int(&p->items[0]) || !is_int(&p->items[1]))
+            return FAIL(b, "paddings must be (before, after) pairs of integers");
+        for (int s = 0; s < 2; ++s) {
+            int64_t w = p->items[s].integer;
+            if (w < 0 || w > ((int64_t)1 << 24)) return FAIL(b, "a padding of %lld is out of range", (long long)w);
+            if (m == 1 && w >= x->shape[d]) return FAIL(b, "reflect padding must be smaller than the axis");
+            widths[2 * d + s] = w;
+        }
+        shape[d] = x->shape[d] + widths[2 * d] + widths[2 * d + 1];
+    }
+    model_node *node = NULL;
+    CNNC_TRY(new_node(b, OP_PAD_ND, 1, &in, x->rank, shape, &node));
+    node->widths = malloc((size_t)(2 * x->rank) * sizeof *node->widths);
+    if (!node->widths) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
+    memcpy(node->widths, widths, (size_t)(2 * x->rank) * sizeof *widths);
+    node->i[0] = m;
+    node->f[0] = (float)value;
+    *out = node->output;
+    return CNNC_OK;
+}
+
 static int one_of(const char *cls, const char *const *names)
 {
     for (; *names; ++names) if (strcmp(cls, *names) == 0) return 1;
@@ -889,7 +1119,7 @@ static cnnc_status add_layer(builder *b, const json_value *entry, const char *pr
     if (one_of(cls, (const char *const[]){"Conv1D", "Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Convolution1D", "Convolution2D", NULL}))
         return conv_layer(b, strncmp(cls, "Convolution", 11) == 0 ? (cls[11] == '1' ? "Conv1D" : "Conv2D") : cls, cfg, prefix, x, single);
     if (strcmp(cls, "Dense") == 0) return dense_layer(b, cfg, prefix, x, single);
-    if (strcmp(cls, "BatchNormalization") == 0) return batch_norm_layer(b, cfg, prefix, x, single);
+    if (one_of(cls, (const char *const[]){"BatchNormalization", "SyncBatchNormalization", NULL})) return batch_norm_layer(b, cfg, prefix, x, single);
     if (one_of(cls, (const char *const[]){"MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", NULL}))
         return pooling_layer(b, cls, cfg, x, single);
     if (one_of(cls, (const char *const[]){"GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D", NULL}))
@@ -906,9 +1136,13 @@ static cnnc_status add_layer(builder *b, const json_value *entry, const char *pr
     if (strcmp(cls, "Rescaling") == 0) return rescaling_layer(b, cfg, x, single);
     if (strcmp(cls, "Normalization") == 0) return normalization_layer(b, cfg, prefix, x, single);
     if (strcmp(cls, "RandomCrop") == 0) return random_crop_layer(b, cfg, x, single);
+    if (one_of(cls, (const char *const[]){"Clip", "HardSigmoid", NULL})) return clip_layer(b, cls, cfg, x, single);
+    if (strcmp(cls, "PReLU") == 0) return prelu_layer(b, cfg, prefix, x, single);
+    if (strcmp(cls, "ConstantArithmetic") == 0) return constant_arithmetic_layer(b, cfg, prefix, x, single);
+    if (strcmp(cls, "Pad") == 0) return pad_layer(b, cfg, x, single);
     /* Identity at inference. */
     if (one_of(cls, (const char *const[]){"Dropout", "SpatialDropout1D", "SpatialDropout2D", "RandomFlip", "RandomRotation",
-                                          "RandomTranslation", "RandomZoom", "RandomBrightness", "RandomContrast", NULL})) {
+                                          "RandomTranslation", "RandomZoom", "RandomBrightness", "RandomContrast", "RandomErasing", NULL})) {
         const model_value *v = value_of(b, x);
         int64_t shape[MODEL_MAX_RANK];
         memcpy(shape, v->shape, sizeof shape);

@@ -20,6 +20,8 @@ typedef enum op_kind {
     OP_ACTIVATION,      /* elementwise, or softmax / log-softmax over the last axis */
     OP_SOFTMAX_AXIS,    /* softmax over an inner axis: i[0] outer, i[1] axis length, i[2] inner */
     OP_MAX_POOL, OP_AVG_POOL, /* 2-D pooling, params in pool */
+    OP_DILATED_MAX_POOL, OP_DILATED_AVG_POOL, /* pool's window with taps i[0], i[1] apart; i[2]
+                        * count_include_pad, i[3..4] explicit padding (h, w) without the ceil overhang */
     OP_GLOBAL_AVG_POOL, OP_GLOBAL_MAX_POOL, /* i[0] h, i[1] w, i[2] c */
     OP_ADD, OP_SUBTRACT, OP_MULTIPLY, OP_AVERAGE, OP_MAXIMUM, OP_MINIMUM, OP_DIVIDE, /* inputs broadcast
                         * (NumPy's rule, per-sample shapes aligned on the right) */
@@ -30,14 +32,20 @@ typedef enum op_kind {
     OP_PERMUTE,         /* input shape of the value, perm[] */
     OP_RESCALE,         /* y = x * f[0] + f[1] */
     OP_NORMALIZE,       /* y = (x - mean) / std, or x * std + mean (i[0] = invert); per-sample arrays */
-    OP_RESIZE           /* Keras smart resize: i[0..2] input (h, w, c), i[3..4] output, matrix in f[0..5] */
+    OP_RESIZE,          /* Keras smart resize: i[0..2] input (h, w, c), i[3..4] output, matrix in f[0..5] */
+    OP_CONST_BINARY,    /* x op c (c op x when i[1]), op kind i[0] among the merges; c in p0 broadcast
+                        * to the per-sample shape */
+    OP_PRELU,           /* x >= 0 ? x : alpha x, alpha in p0 broadcast to the per-sample shape */
+    OP_PAD_ND           /* Pad of every axis: widths[2 d], widths[2 d + 1] before and after axis d;
+                        * i[0] mode (0 constant f[0], 1 reflect, 2 edge) */
 } op_kind;
 
 /* Activation functions, as cnnc.activations names them. */
 typedef enum act_kind {
     ACT_LINEAR, ACT_RELU, ACT_RELU6, ACT_LEAKY_RELU, ACT_ELU, ACT_SELU, ACT_GELU, ACT_SIGMOID, ACT_HARD_SIGMOID,
     ACT_TANH, ACT_SOFTMAX, ACT_LOG_SOFTMAX, ACT_SWISH, ACT_SOFTPLUS, ACT_SOFTSIGN, ACT_EXPONENTIAL,
-    ACT_RELU_GENERAL    /* Keras ReLU(max_value, negative_slope, threshold) */
+    ACT_RELU_GENERAL,   /* Keras ReLU(max_value, negative_slope, threshold) */
+    ACT_CLIP            /* Clip / HardSigmoid: clamp(x * scale + offset, lo, hi), NaN kept */
 } act_kind;
 
 typedef struct activation {
@@ -45,6 +53,7 @@ typedef struct activation {
     float alpha;        /* leaky slope, ELU alpha, general ReLU negative slope */
     float max_value;    /* general ReLU: < 0 means none */
     float threshold;
+    float scale, offset, lo, hi;  /* clip */
 } activation;
 
 typedef struct model_value {

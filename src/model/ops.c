@@ -32,6 +32,18 @@ static cnnc_status activate(const activation *act, int64_t rows, int64_t cols, c
     case ACT_EXPONENTIAL:
         for (int64_t i = 0; i < n; ++i) y[i] = expf(x[i]);
         return CNNC_OK;
+    case ACT_CLIP:
+        /* The affine map as two roundings, as the Python layer computes it. */
+        if (act->scale != 1.0f || act->offset != 0.0f) {
+            for (int64_t i = 0; i < n; ++i) y[i] = x[i] * act->scale;
+            for (int64_t i = 0; i < n; ++i) y[i] += act->offset;
+            x = y;
+        }
+        for (int64_t i = 0; i < n; ++i) {
+            float v = x[i];
+            y[i] = v < act->lo ? act->lo : v > act->hi ? act->hi : v;
+        }
+        return CNNC_OK;
     case ACT_RELU_GENERAL:
         for (int64_t i = 0; i < n; ++i) {
             float v = x[i] >= act->threshold ? x[i] : act->alpha * (x[i] - act->threshold);
@@ -270,6 +282,87 @@ static void permute(const model_value *in, const int *perm, int64_t batch, const
     }
 }
 
+/* Pooling with taps d apart (dilation), as BasePooling._dilated: the taps
+ * taken in row-major order, each output accumulated from its first tap on
+ * (padding reads as 0 for an average, -inf for a max), an average divided
+ * by the taps on the input (with count_include_pad, on the explicitly
+ * padded input). */
+static void dilated_pool(const model_node *node, const model_value *y, int64_t batch, const float *x, float *out)
+{
+    const cnnc_pool2d_params *p = &node->pool;
+    int avg = node->op == OP_DILATED_AVG_POOL;
+    int64_t dh = node->i[0], dw = node->i[1], c = p->c;
+    int64_t oh = y->rank == 3 ? y->shape[0] : 1, ow = y->shape[y->rank - 2];
+    const float fill = avg ? 0.0f : -INFINITY;
+    for (int64_t b = 0; b < batch; ++b)
+        for (int64_t i = 0; i < oh; ++i)
+            for (int64_t j = 0; j < ow; ++j) {
+                float *dst = out + ((b * oh + i) * ow + j) * c;
+                int64_t taps_h = 0, taps_w = 0;
+                for (int64_t r = 0; r < p->pool_h; ++r) {
+                    int64_t pr = i * p->stride_h + r * dh;  /* in padded coordinates */
+                    int64_t lo = node->i[2] ? 0 : p->pad_top, hi = node->i[2] ? p->h + node->i[3] : p->pad_top + p->h;
+                    taps_h += pr >= lo && pr < hi;
+                }
+                for (int64_t t = 0; t < p->pool_w; ++t) {
+                    int64_t pc = j * p->stride_w + t * dw;
+                    int64_t lo = node->i[2] ? 0 : p->pad_left, hi = node->i[2] ? p->w + node->i[4] : p->pad_left + p->w;
+                    taps_w += pc >= lo && pc < hi;
+                }
+                for (int64_t r = 0; r < p->pool_h; ++r)
+                    for (int64_t t = 0; t < p->pool_w; ++t) {
+                        int64_t row = i * p->stride_h + r * dh - p->pad_top, col = j * p->stride_w + t * dw - p->pad_left;
+                        const float *src = row >= 0 && row < p->h && col >= 0 && col < p->w
+                                               ? x + ((b * p->h + row) * p->w + col) * c : NULL;
+                        int first = r == 0 && t == 0;
+                        for (int64_t k = 0; k < c; ++k) {
+                            float v = src ? src[k] : fill;
+                            dst[k] = first ? v : avg ? dst[k] + v : nan_max(dst[k], v);
+                        }
+                    }
+                if (avg) {
+                    float divisor = (float)taps_h * (float)taps_w;
+                    for (int64_t k = 0; k < c; ++k) dst[k] /= divisor;
+                }
+            }
+}
+
+/* Pad of every axis: the output walked in order, each element read from the
+ * input index its mode maps it to. */
+static void pad_nd(const model_node *node, const model_value *xv, const model_value *yv, int64_t batch, const float *x,
+                   float *y)
+{
+    int rank = xv->rank, mode = (int)node->i[0];
+    int64_t stride[MODEL_MAX_RANK], idx[MODEL_MAX_RANK];
+    stride[rank - 1] = 1;
+    for (int d = rank - 2; d >= 0; --d) stride[d] = stride[d + 1] * xv->shape[d + 1];
+    for (int64_t b = 0; b < batch; ++b) {
+        const float *xb = x + b * xv->size;
+        memset(idx, 0, sizeof idx);
+        for (int64_t e = 0; e < yv->size; ++e) {
+            int64_t src = 0;
+            int inside = 1;
+            for (int d = 0; d < rank; ++d) {
+                int64_t n = xv->shape[d], k = idx[d] - node->widths[2 * d];
+                if (k < 0 || k >= n) {
+                    if (mode == 0) { inside = 0; break; }
+                    if (mode == 1) {  /* mirror without repeating the edge; pads < n */
+                        k = k < 0 ? -k : 2 * (n - 1) - k;
+                    } else {
+                        k = k < 0 ? 0 : n - 1;
+                    }
+                }
+                src += k * stride[d];
+            }
+            *y++ = inside ? xb[src] : node->f[0];
+            for (int d = rank - 1; d >= 0; --d) {
+                if (++idx[d] < yv->shape[d]) break;
+                idx[d] = 0;
+            }
+        }
+    }
+}
+
 /* The node's activation as the GEMM output stage's ReLU family, if it is one. */
 static int stage_activation(const activation *act, struct cnnc_gemm_epilogue *ep)
 {
@@ -345,6 +438,30 @@ cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, 
         p.n = batch;
         return node->op == OP_MAX_POOL ? cnnc_max_pool2d_forward(&p, in[0], out) : cnnc_avg_pool2d_forward(&p, in[0], out);
     }
+    case OP_DILATED_MAX_POOL: case OP_DILATED_AVG_POOL:
+        dilated_pool(node, y, batch, in[0], out);
+        return CNNC_OK;
+    case OP_CONST_BINARY: {
+        int64_t size = y->size;
+        for (int64_t b = 0; b < batch; ++b) {
+            const float *xs = in[0] + b * size;
+            if (node->i[1]) binary_row((op_kind)node->i[0], node->p0, 1, xs, 1, size, out + b * size);
+            else binary_row((op_kind)node->i[0], xs, 1, node->p0, 1, size, out + b * size);
+        }
+        return CNNC_OK;
+    }
+    case OP_PRELU: {
+        int64_t size = y->size;
+        for (int64_t b = 0; b < batch; ++b) {
+            const float *xs = in[0] + b * size;
+            float *ys = out + b * size;
+            for (int64_t i = 0; i < size; ++i) ys[i] = xs[i] >= 0.0f ? xs[i] : node->p0[i] * xs[i];
+        }
+        return CNNC_OK;
+    }
+    case OP_PAD_ND:
+        pad_nd(node, x, y, batch, in[0], out);
+        return CNNC_OK;
     case OP_GLOBAL_AVG_POOL:
         return cnnc_global_avg_pool2d_forward(batch, node->i[0], node->i[1], node->i[2], in[0], out);
     case OP_GLOBAL_MAX_POOL:

@@ -130,7 +130,7 @@ static int elementwise(op_kind op)
     switch (op) {
     case OP_ACTIVATION: case OP_BATCH_NORM: case OP_RESCALE: case OP_NORMALIZE:
     case OP_ADD: case OP_SUBTRACT: case OP_MULTIPLY: case OP_AVERAGE: case OP_MAXIMUM: case OP_MINIMUM:
-    case OP_DIVIDE:
+    case OP_DIVIDE: case OP_CONST_BINARY: case OP_PRELU:
         return 1;
     default:
         return 0;

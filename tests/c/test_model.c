@@ -307,11 +307,43 @@ int main(void)
         "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 4, 4, 2], \"layers\": [{\"class_name\": \"UpSampling2D\", \"config\": {\"name\": \"u\", \"size\": [65536, 65536]}}, {\"class_name\": \"UpSampling2D\", \"config\": {\"name\": \"v\", \"size\": [65536, 65536]}}]}}",
         "{\"class_name\": \"Functional\", \"config\": {\"layers\": [{\"class_name\": \"Dense\", \"name\": \"d\", \"config\": {\"name\": \"d\", \"units\": 2}, \"inbound_nodes\": [[[\"nowhere\", 0, 0]]]}], \"input_layers\": [[\"in\", 0, 0]], \"output_layers\": [[\"d\", 0, 0]]}}",
         "[1, 2, 3]",
+        /* The layers and options added for ONNX import: sizes, ranges, missing weights. */
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"Pad\", \"config\": {\"name\": \"p\", \"paddings\": [[16777216, 16777216], [16777216, 0], [0, 0]]}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"Pad\", \"config\": {\"name\": \"p\", \"paddings\": [[5, 0], [0, 0], [0, 0]], \"mode\": \"reflect\"}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"Pad\", \"config\": {\"name\": \"p\", \"paddings\": [[1, 0], [0, 0]]}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"MaxPooling2D\", \"config\": {\"name\": \"m\", \"pool_size\": [3, 3], \"dilation_rate\": [1073741824, 1]}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"MaxPooling2D\", \"config\": {\"name\": \"m\", \"pool_size\": [3, 3], \"padding\": [[3, 0], [0, 0]]}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"AveragePooling2D\", \"config\": {\"name\": \"m\", \"pool_size\": [2, 2], \"padding\": [[1, 0], [0, -1]], \"count_include_pad\": true}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"conv\", \"filters\": 3, \"kernel_size\": [3, 3], \"padding\": [[1, 1], [1]]}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"Clip\", \"config\": {\"name\": \"c\", \"min_value\": 1.0, \"max_value\": 0.0}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"PReLU\", \"config\": {\"name\": \"conv\", \"shared_axes\": [1, 2]}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"ConstantArithmetic\", \"config\": {\"name\": \"conv\", \"operation\": \"add\", \"constant_shape\": [3]}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"ConstantArithmetic\", \"config\": {\"name\": \"conv\", \"operation\": \"pow\", \"constant_shape\": [3]}}]}}",
     };
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; ++i) {
         size_t n;
         unsigned char *f = make_file(configs[i], &n);
         CHECK(load_status(f, n) != CNNC_OK);
+        free(f);
+    }
+    {
+        /* The added layers run inside their buffers (ASan) and give values in range. */
+        size_t n;
+        unsigned char *f = make_file("{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"Pad\", \"config\": {\"name\": \"p\", \"paddings\": [[2, 1], [3, 2], [0, 1]], \"mode\": \"reflect\"}}, {\"class_name\": \"MaxPooling2D\", \"config\": {\"name\": \"m\", \"pool_size\": [3, 2], \"strides\": [2, 2], \"padding\": [[1, 1], [1, 0]], \"dilation_rate\": [2, 1], \"ceil_mode\": true}}, {\"class_name\": \"AveragePooling2D\", \"config\": {\"name\": \"a\", \"pool_size\": [2, 2], \"strides\": [2, 2], \"padding\": [[1, 0], [0, 1]], \"count_include_pad\": true, \"ceil_mode\": true}}, {\"class_name\": \"AveragePooling2D\", \"config\": {\"name\": \"b\", \"pool_size\": [2, 2], \"strides\": [1, 1], \"padding\": \"same\", \"dilation_rate\": [1, 2], \"ceil_mode\": true}}, {\"class_name\": \"Pad\", \"config\": {\"name\": \"e\", \"paddings\": [[0, 2], [1, 0], [0, 0]], \"mode\": \"edge\"}}, {\"class_name\": \"HardSigmoid\", \"config\": {\"name\": \"h\", \"alpha\": 0.2, \"beta\": 0.5}}, {\"class_name\": \"Clip\", \"config\": {\"name\": \"c\", \"min_value\": 0.25, \"max_value\": null}}]}}", &n);
+        cnnc_model *added = NULL;
+        CHECK_OK(cnnc_model_load_memory(f, n, &added));
+        int rank = 0;
+        int64_t shape[8] = {0}, count = 1;
+        if (added) {
+            CHECK_OK(cnnc_model_output_shape(added, &rank, shape));
+            for (int d = 0; d < rank; ++d) count *= shape[d];
+            float xin[2 * 5 * 6 * 2], *yout = malloc((size_t)(2 * count) * sizeof *yout);
+            for (int i = 0; i < 2 * 5 * 6 * 2; ++i) xin[i] = (float)((i * 37) % 23) - 11.0f;
+            CHECK_OK(cnnc_model_predict(added, 2, xin, yout));
+            for (int64_t i = 0; i < 2 * count; ++i) CHECK(yout[i] >= 0.25f && yout[i] <= 1.0f);
+            free(yout);
+            cnnc_model_free(added);
+        }
         free(f);
     }
     {

@@ -12,10 +12,17 @@
  * (batch, *input_shape), y is (batch, *output_shape); shapes reported here
  * leave the batch axis out.
  *
- * Every layer with an inference meaning runs: convolutions, dense, batch
- * normalization, activations, pooling, merges, padding/cropping/upsampling,
- * reshapes, Rescaling/Normalization; dropout and random augmentation are the
- * identity, RandomCrop resizes as Keras does at inference. At load, batch
+ * Layers run: convolutions (valid, same, causal or explicit padding),
+ * dense, batch normalization, activations (Clip, HardSigmoid, PReLU
+ * included), pooling (explicit padding, ceil_mode, count_include_pad,
+ * dilation), merges and arithmetic with a stored constant
+ * (ConstantArithmetic), Pad (constant, reflect, edge), cropping,
+ * upsampling, reshapes, Rescaling/Normalization; dropout and random
+ * augmentation are the identity, RandomCrop resizes as Keras does at
+ * inference. Not yet run (CNNC_ERR_UNSUPPORTED, naming the class):
+ * SeparableConv1D/2D, LayerNormalization, GroupNormalization, Embedding,
+ * AffineGridGenerator, BilinearSampler, and Python-only layers (Lambda,
+ * custom layers); Python's predict runs the layers for such models. At load, batch
  * normalization is folded into the convolution or dense layer before it,
  * the weights of dense layers and convolutions are packed once into the
  * GEMM micro-kernel's panels, and a residual add that follows such a layer
