@@ -1,6 +1,7 @@
 """Feeding fit/evaluate/predict: arrays sliced into batches (reusing one
 buffer per batch size when rows must be gathered or converted), or any
 iterable of ready-made batches."""
+import collections.abc
 import math
 
 import numpy as np
@@ -127,9 +128,14 @@ class IterableData:
         self.num_samples = None
         self.batch_size = None
         self._iterator = None
+        # Decided once, without calling iter(): on a re-iterable source each
+        # iter() starts an epoch (a cnnc Dataset advances its epoch counter
+        # and its prefetch thread runs augmentation at once), so a probe
+        # would consume batches and random streams nobody trains on.
+        self._continues = isinstance(source, collections.abc.Iterator)
 
     def batches(self, rng=None):
-        if self._iterator is None or iter(self.source) is not self.source:
+        if self._iterator is None or not self._continues:
             self._iterator = iter(self.source)
         step = 0
         while self.steps is None or step < self.steps:
