@@ -117,8 +117,9 @@ class IterableData:
     """Batches from an iterable (a generator, a loader, a list of batches):
     each item is ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
     ``steps`` limits an epoch; by default an epoch ends with the iterable (or
-    after ``len(source)`` batches). An iterator (``iter(source) is source``)
-    continues where the previous epoch stopped."""
+    after ``len(source)`` batches). An iterator (a generator, an ``iter()``
+    result) continues where the previous epoch stopped; any other iterable is
+    iterated afresh each epoch, exactly once."""
 
     def __init__(self, source, steps=None):
         self.source = source
