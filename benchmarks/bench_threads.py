@@ -20,7 +20,8 @@ Sections:
 - pools: ``cnnc.ops.matmul`` GFLOP/s (512^3, 1024^3) and MNIST training with
   NumPy's BLAS and PyTorch multiplying matrices in the same process, between
   cnnc's calls, each pool at the default thread count; as a share of cnnc
-  alone.
+  alone; with OpenBLAS's own long wait and with the bounded one cnnc asks
+  for when it loads NumPy.
 
 PyTorch runs channels_last with ``torch.set_num_threads`` equal to cnnc's.
 Each figure is the best of ``--repeats`` timed runs after a warm-up.
@@ -310,13 +311,22 @@ def main():
             print(f"{busy:>10} | {_fmt(ours)} | {_fmt(long_spin)} | {_ratio(ours, long_spin)}", flush=True)
 
     if "pools" in args.sections:
-        print(f"\ncnnc with NumPy{' and PyTorch' if have_torch else ''} matrix products between its calls, "
-              f"{default} threads each")
-        r = _run_worker(["pools", default, args.repeats]) or {}
-        for name in [n for n in r if n.endswith("alone")]:
-            base = name[:-len("alone")]
-            mixed = r.get(base + "mixed")
-            print(f"{base[:-2]:>26} | alone {r[name]:>8.0f} | mixed {mixed:>8.0f} | {mixed / r[name]:>5.0%}")
+        from cnnc import _wait_policy
+        # The workers import NumPy before cnnc, so OpenBLAS keeps its long
+        # wait unless the environment bounds it, as cnnc does for OpenBLAS
+        # when it imports NumPy first (cnnc/_wait_policy.py).
+        cases = [("OpenBLAS's own wait (NumPy imported first)", {}),
+                 ("OpenBLAS bounded wait (cnnc imported first)",
+                  {"OPENBLAS_THREAD_TIMEOUT": _wait_policy.OPENBLAS_TIMEOUT})]
+        for label, env in cases:
+            print(f"\ncnnc with NumPy{' and PyTorch' if have_torch else ''} matrix products between its calls, "
+                  f"{default} threads each; {label}")
+            r = _run_worker(["pools", default, args.repeats], env) or {}
+            for name in [n for n in r if n.endswith("alone")]:
+                base = name[:-len("alone")]
+                mixed = r.get(base + "mixed")
+                print(f"{base[:-2]:>26} | alone {r[name]:>8.0f} | mixed {mixed:>8.0f} | {mixed / r[name]:>5.0%}",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,15 @@ cnnc against the same model in PyTorch on the CPU (channels_last, same
 thread count), in one run.
 
     python benchmarks/bench_train.py [--steps 150] [--repeats 3] [--threads 1 2]
+    python benchmarks/bench_train.py --deterministic-cost --repeats 10
 
 Both train on the same synthetic 28x28x1 images for ``steps`` batches after
 a warm-up; cnnc through ``model.fit`` (data batching, loss, metrics and the
 optimizer included), PyTorch through the usual zero_grad/forward/backward/step
 loop. The best of ``repeats`` runs is reported, in images per second.
+``--deterministic-cost`` instead times cnnc with and without
+``cnnc.set_deterministic(True)`` (the same bits at any thread count), the
+two alternating run by run so that a change of machine load hits both.
 PyTorch runs twice: as it comes, then with glibc's malloc tuned to keep
 freed memory (its best case; see ``tune_glibc_malloc``).
 """
@@ -67,6 +71,29 @@ def torch_images_per_second(x, y, batch_size, repeats, threads):
     return best
 
 
+def deterministic_cost(x, y, batch_size, repeats, threads_list):
+    """cnnc img/s with deterministic mode off and on, alternating runs."""
+    print(f"MNIST CNN, batch {batch_size}, Adam, {len(x)} images per run, best of {repeats} alternating runs; "
+          f"cnnc isa {cnnc.isa()}")
+    print(f"{'threads':>7} | {'default':>10} | {'deterministic':>13} | {'cost':>6}")
+    for threads in threads_list:
+        cnnc.set_num_threads(threads)
+        models, best = {}, {False: 0.0, True: 0.0}
+        for mode in (False, True):
+            cnnc.set_deterministic(mode)
+            models[mode] = MnistCNN()
+            models[mode].compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+            models[mode].fit(x[:batch_size * 10], y[:batch_size * 10], batch_size=batch_size, epochs=1, verbose=0)
+        for run in range(repeats):
+            for mode in ((False, True) if run % 2 == 0 else (True, False)):
+                cnnc.set_deterministic(mode)
+                start = time.perf_counter()
+                models[mode].fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
+                best[mode] = max(best[mode], len(x) / (time.perf_counter() - start))
+        cost = 1 - best[True] / best[False]
+        print(f"{threads:>7} | {best[False]:>10.0f} | {best[True]:>13.0f} | {cost:>6.1%}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=150, help="batches per timed run")
@@ -75,12 +102,17 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--no-tuned-malloc", dest="tuned_malloc", action="store_false",
                         help="skip the PyTorch run with glibc tuned to keep freed memory")
+    parser.add_argument("--deterministic-cost", action="store_true",
+                        help="cnnc alone, with and without cnnc.set_deterministic(True)")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
     n = args.steps * args.batch_size
     x = rng.random((n, 28, 28, 1), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+    if args.deterministic_cost:
+        deterministic_cost(x, y, args.batch_size, args.repeats, args.threads)
+        return
     try:
         import torch  # noqa: F401
         have_torch = True

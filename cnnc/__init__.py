@@ -1,19 +1,26 @@
 """cnnc: convolutional neural networks on the CPU, with a plain C core."""
 from cnnc._wait_policy import load_with_policy as _load_with_policy
 
-# The first import of an extension loads the C library and its OpenMP runtime.
-_load_with_policy(lambda: __import__("cnnc._core"))
+# The first import of an extension loads the C library and its OpenMP runtime;
+# NumPy loads OpenBLAS (cnnc._wait_policy).
+_load_with_policy(lambda: (__import__("numpy"), __import__("cnnc._core")))
 
 from cnnc._core import (  # noqa: E402,F401
     available_isas,
     core_version as _core_version,
+    get_deterministic,
     get_num_threads,
+    get_oversubscription,
+    get_team_limit,
     get_thread_limit,
+    get_usable_cpus,
     isa,
     max_isa,
     release_workspace,
+    set_deterministic,
     set_isa,
     set_num_threads,
+    set_oversubscription,
     threads_for,
     work_grain,
 )

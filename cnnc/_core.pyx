@@ -16,6 +16,12 @@ cdef extern from "cnnc.h" nogil:
     cnnc_status cnnc_set_num_threads(int n)
     int cnnc_get_num_threads()
     int cnnc_get_thread_limit()
+    int cnnc_get_usable_cpus()
+    int cnnc_get_team_limit()
+    void cnnc_set_oversubscription(int allowed)
+    int cnnc_get_oversubscription()
+    void cnnc_set_deterministic(int enabled)
+    int cnnc_get_deterministic()
     ctypedef enum cnnc_work_kind:
         pass
     long long cnnc_work_grain(cnnc_work_kind kind)
@@ -60,27 +66,77 @@ def available_isas():
     return tuple(found)
 
 
+_warned_above_cpus = False
+
+
 def set_num_threads(n):
-    """Threads used by the parallel kernels (n >= 1): the most any operation
-    takes; each takes fewer when its work is too small to use them all.
-    Above ``get_thread_limit()`` the count is capped to that limit with a
-    RuntimeWarning."""
+    """Threads used by the parallel kernels (n >= 1): the cap on any
+    operation's team; each takes fewer when its work is too small to use
+    them all, and none takes more than the CPUs the process may run on
+    (``get_usable_cpus()``; a larger n is kept as the cap, with a
+    RuntimeWarning the first time). Above ``get_thread_limit()`` the count is
+    capped to that limit with a RuntimeWarning."""
+    global _warned_above_cpus
     if not isinstance(n, int) or isinstance(n, bool):
         raise TypeError(f"number of threads must be an int, got {type(n).__name__}")
     if n < 1:
         raise ValueError(f"number of threads must be >= 1, got {n}")
     limit = cnnc_get_thread_limit()
+    import warnings
     if n > limit:
-        import warnings
         warnings.warn(f"{n} threads is above the limit of {limit} on this machine; "
                       f"using {limit}", RuntimeWarning, stacklevel=2)
         n = limit
     check_status(cnnc_set_num_threads(n))
+    cpus = cnnc_get_usable_cpus()
+    if n > cpus and not cnnc_get_oversubscription() and not _warned_above_cpus:
+        _warned_above_cpus = True
+        warnings.warn(f"{n} threads asked for, but this process may run on {cpus} CPUs: each operation "
+                      f"takes at most {cpus} threads (cnnc.get_usable_cpus(); warned once)",
+                      RuntimeWarning, stacklevel=2)
 
 
 def get_num_threads():
-    """Threads used by the parallel kernels."""
+    """The thread cap as set (``set_num_threads`` or OMP_NUM_THREADS)."""
     return cnnc_get_num_threads()
+
+
+def get_usable_cpus():
+    """CPUs this process may run on (its affinity mask, re-read at most every
+    0.1 s): no operation takes more threads than this."""
+    return cnnc_get_usable_cpus()
+
+
+def get_team_limit():
+    """The most threads one operation takes now:
+    ``min(get_num_threads(), get_usable_cpus())`` (the cap alone while
+    oversubscription is allowed)."""
+    return cnnc_get_team_limit()
+
+
+def set_oversubscription(allowed):
+    """Let teams take up to ``get_num_threads()`` threads even on fewer CPUs
+    (off by default): for testing large teams' work partitions on a small
+    machine; slower wherever it changes anything."""
+    cnnc_set_oversubscription(1 if allowed else 0)
+
+
+def get_oversubscription():
+    return bool(cnnc_get_oversubscription())
+
+
+def set_deterministic(enabled):
+    """Make every kernel's result the same bits whatever the thread count
+    (README, "Threads"): the convolution weight/bias gradients and strided
+    data gradients then split their work into parts fixed by the shape and
+    add them in a fixed order."""
+    cnnc_set_deterministic(1 if enabled else 0)
+
+
+def get_deterministic():
+    """Whether results are the same bits across thread counts (see
+    ``set_deterministic``)."""
+    return bool(cnnc_get_deterministic())
 
 
 def get_thread_limit():
@@ -107,7 +163,7 @@ def work_grain(kind):
 
 def threads_for(kind, work):
     """Threads an operation of family ``kind`` doing ``work`` units takes now:
-    ``min(get_num_threads(), work // work_grain(kind))``, at least 1. Units:
+    ``min(get_team_limit(), work // work_grain(kind))``, at least 1. Units:
     elements for elementwise, reduce, bias_grad and augment, window elements
     for pool, multiply-adds for gemm, conv and depthwise."""
     if not isinstance(work, int) or isinstance(work, bool) or work < 0:

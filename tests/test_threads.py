@@ -1,7 +1,10 @@
-"""Threads: the thread-choice rule, the thread-count limits, and every
-kernel family at 1, 2, 3, 7 and 16 threads against independent NumPy
-references (on a small machine the larger counts are the oversubscribed
-case, which must work too), with the determinism the README promises."""
+"""Threads: the thread-choice rule, the cap at the CPUs the process may run
+on, the thread-count limits, and every kernel family at 1, 2, 3, 7 and 16
+threads against independent NumPy references, with the determinism the
+README promises. The family tests run with oversubscription allowed (see
+conftest.py), so that teams of 7 and 16 split the work that way on any
+machine: on a small one that is the oversubscribed case, which must work
+too."""
 import os
 import subprocess
 import sys
@@ -19,33 +22,81 @@ THREAD_COUNTS = (1, 2, 3, 7, 16)
 
 @pytest.fixture
 def restore_threads():
-    previous = cnnc.get_num_threads()
+    previous = cnnc.get_num_threads(), cnnc.get_oversubscription(), cnnc.get_deterministic()
     yield
-    cnnc.set_num_threads(previous)
+    cnnc.set_num_threads(previous[0])
+    cnnc.set_oversubscription(previous[1])
+    cnnc.set_deterministic(previous[2])
+
+
+def _run_child(code, env=None, timeout=300):
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                         cwd=tempfile.gettempdir(), env=env)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
 
 
 # ---- the thread-choice rule ------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", _core.WORK_KINDS)
-def test_tiny_operation_takes_one_thread_large_one_all(restore_threads, kind):
+@pytest.mark.parametrize("oversubscription", [False, True])
+def test_tiny_operation_takes_one_thread_large_one_all(restore_threads, kind, oversubscription):
+    cnnc.set_oversubscription(oversubscription)
     grain = cnnc.work_grain(kind)
     assert grain >= 1
+    cpus = cnnc.get_usable_cpus()
     for cap in (1, 2, 7, 16):
-        cnnc.set_num_threads(cap)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the once-only warning about CPUs
+            cnnc.set_num_threads(cap)
+        assert cnnc.get_num_threads() == cap
+        limit = cap if oversubscription else min(cap, cpus)
+        assert cnnc.get_team_limit() == limit
         assert cnnc.threads_for(kind, 0) == 1
         assert cnnc.threads_for(kind, 1) == 1
         assert cnnc.threads_for(kind, grain - 1) == 1
-        assert cnnc.threads_for(kind, 3 * grain) == min(3, cap)
-        assert cnnc.threads_for(kind, 3 * grain + grain - 1) == min(3, cap)
-        assert cnnc.threads_for(kind, 10**15) == cap
-        assert cnnc.threads_for(kind, 2**64) == cap  # beyond int64: clamped, not wrapped
+        assert cnnc.threads_for(kind, 3 * grain) == min(3, limit)
+        assert cnnc.threads_for(kind, 3 * grain + grain - 1) == min(3, limit)
+        assert cnnc.threads_for(kind, 10**15) == limit
+        assert cnnc.threads_for(kind, 2**64) == limit  # beyond int64: clamped, not wrapped
 
 
 def test_thread_choice_grows_with_work(restore_threads):
     cnnc.set_num_threads(16)
     for kind in _core.WORK_KINDS:
         counts = [cnnc.threads_for(kind, w) for w in np.geomspace(1, 1e12, 60).astype(np.int64).tolist()]
-        assert counts == sorted(counts) and counts[0] == 1 and counts[-1] == 16
+        assert counts == sorted(counts) and counts[0] == 1 and counts[-1] == cnnc.get_team_limit() == 16
+
+
+def test_usable_cpus_is_the_affinity_mask():
+    assert cnnc.get_usable_cpus() == len(os.sched_getaffinity(0))
+
+
+def test_teams_capped_at_the_cpus_of_the_process():
+    # A child process limited to one CPU (as taskset does) gets one thread
+    # per operation whatever the cap, warns once about it, and still
+    # computes correctly; a mask widened while it runs is followed.
+    code = ("import os, time, warnings, numpy as np, cnnc\n"
+            "cpus = sorted(os.sched_getaffinity(0))\n"
+            "os.sched_setaffinity(0, cpus[:1])\n"
+            "time.sleep(0.15)\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    cnnc.set_num_threads(8)\n"
+            "    cnnc.set_num_threads(9)\n"
+            "assert [str(w.message) for w in caught if 'CPUs' in str(w.message)] == [\n"
+            "    '8 threads asked for, but this process may run on 1 CPUs: each operation takes at most 1 threads'\n"
+            "    ' (cnnc.get_usable_cpus(); warned once)'], [str(w.message) for w in caught]\n"
+            "assert cnnc.get_num_threads() == 9 and cnnc.get_usable_cpus() == 1\n"
+            "assert cnnc.get_team_limit() == 1 and cnnc.threads_for('gemm', 10**12) == 1\n"
+            "a = np.random.default_rng(0).random((512, 512), dtype=np.float32)\n"
+            "assert np.allclose(cnnc.ops.matmul(a, a), a.astype(np.float64) @ a, rtol=1e-4)\n"
+            "os.sched_setaffinity(0, cpus)\n"
+            "time.sleep(0.15)\n"
+            "print(cnnc.get_usable_cpus(), cnnc.get_team_limit())\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_PROC_BIND"}
+    cpus, limit = map(int, _run_child(code, env).split())
+    assert cpus == len(os.sched_getaffinity(0)) and limit == min(9, cpus)
 
 
 def test_thread_choice_rejects_bad_queries():
@@ -73,9 +124,11 @@ def test_thread_count_limits(restore_threads):
 
 
 def test_huge_thread_count_then_large_matmul_runs(rng):
-    # In a child process: a libgomp failure would end the process.
+    # In a child process: a libgomp failure would end the process. Teams of
+    # the whole count are allowed, so that the limit is what keeps it safe.
     code = ("import warnings, numpy as np, cnnc\n"
             "warnings.simplefilter('ignore')\n"
+            "cnnc.set_oversubscription(True)\n"
             "cnnc.set_num_threads(10**6)\n"
             "a = np.ones((1024, 1024), np.float32)\n"
             "print(cnnc.get_num_threads(), float(cnnc.ops.matmul(a, a)[5, 7]))\n")
@@ -124,6 +177,35 @@ def test_import_leaves_environment_as_the_user_set_it():
                          cwd=tempfile.gettempdir())
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "None"
+
+
+_OPENBLAS_TIMEOUT_PROBE = """
+import ctypes, re
+def timeout():
+    maps = open("/proc/self/maps").read()
+    paths = sorted(set(re.findall(r"(/\\S*openblas\\S*\\.so\\S*)", maps)))
+    for path in paths:
+        lib = ctypes.CDLL(path)
+        if hasattr(lib, "openblas_thread_timeout"):
+            return lib.openblas_thread_timeout()
+    return "none"
+"""
+
+
+@pytest.mark.parametrize("order, env, expected", [
+    ("import cnnc, numpy", {}, int(_wait_policy.OPENBLAS_TIMEOUT)),
+    ("import numpy, cnnc", {}, 0),  # NumPy first: OpenBLAS keeps its default (0: unset)
+    ("import cnnc, numpy", {"OPENBLAS_THREAD_TIMEOUT": "20"}, 20),
+])
+def test_openblas_loaded_with_bounded_wait(order, env, expected):
+    code = (_OPENBLAS_TIMEOUT_PROBE + order + "\nimport os\n"
+            "print(timeout(), os.environ.get('OPENBLAS_THREAD_TIMEOUT'))\n")
+    base = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")}
+    value, left = _run_child(code, dict(base, **env)).split()
+    if value == "none":
+        pytest.skip("NumPy's BLAS is not an OpenBLAS that reports its thread timeout")
+    assert int(value) == expected
+    assert left == env.get("OPENBLAS_THREAD_TIMEOUT", "None")  # the environment as the user set it
 
 
 # ---- every kernel family at several thread counts ---------------------------------------
@@ -200,13 +282,15 @@ def _conv_family(rng, n, hw, cin, cout, k, stride, groups, env_winograd=None):
     def run():
         y = ops.conv2d(x, w, b, strides=stride, padding=padding, groups=groups)
         grads = ops.conv2d_backward(x, w, dy, strides=stride, padding=padding, groups=groups)
-        return [y, *grads[:2], ops.bias_add_backward(dy)]
+        return [y, *grads, ops.bias_add_backward(dy)]
 
     def check(out):
+        db_ref = dy.astype(np.float64).sum(axis=(0, 1, 2))
         _close(out[0], y_ref, 5e-4)
         _close(out[1], dx_ref, 5e-4)
         _close(out[2], dw_ref, 5e-4)
-        _close(out[3], dy.astype(np.float64).sum(axis=(0, 1, 2)))
+        _close(out[3], db_ref)
+        _close(out[4], db_ref)
     return run, check
 
 
@@ -377,15 +461,19 @@ def family_augment(rng):
 FAMILIES = {name[len("family_"):]: f for name, f in sorted(globals().items()) if name.startswith("family_")}
 
 
-# Outputs whose bits may depend on the thread count (README, "Threads"): the
-# weight gradient of convolutions reduces over pixels split by thread, and
-# strided convolutions pick their data-gradient algorithm by team size.
-TEAM_DEPENDENT = {("conv_1x1", 2), ("conv_3x3", 2), ("conv_grouped", 2), ("conv_strided", 1),
-                  ("conv_strided", 2), ("depthwise", 2)}
+# Outputs whose bits may depend on the thread count unless deterministic
+# mode is on (README, "Threads"): the weight and bias gradients of
+# convolutions reduce over pixels split by thread, and strided convolutions
+# pick their data-gradient algorithm by team size.
+TEAM_DEPENDENT = {("conv_1x1", 2), ("conv_1x1", 3), ("conv_3x3", 2), ("conv_3x3", 3), ("conv_grouped", 2),
+                  ("conv_grouped", 3), ("conv_strided", 1), ("conv_strided", 2), ("conv_strided", 3),
+                  ("depthwise", 2), ("depthwise", 3)}
 
 
+@pytest.mark.parametrize("deterministic", [False, True], ids=["default", "deterministic"])
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_kernel_family_at_many_thread_counts(restore_threads, family):
+def test_kernel_family_at_many_thread_counts(restore_threads, family, deterministic):
+    cnnc.set_deterministic(deterministic)
     run, check = FAMILIES[family](np.random.default_rng(2024))
     results = {}
     for threads in THREAD_COUNTS:
@@ -397,5 +485,78 @@ def test_kernel_family_at_many_thread_counts(restore_threads, family):
             np.testing.assert_array_equal(again, first, err_msg=f"{family}[{index}] at {threads} threads")
     for threads in THREAD_COUNTS[1:]:
         for index, (got, first) in enumerate(zip(results[threads], results[1])):
-            if (family, index) not in TEAM_DEPENDENT:
+            if deterministic or (family, index) not in TEAM_DEPENDENT:
                 np.testing.assert_array_equal(got, first, err_msg=f"{family}[{index}]: {threads} threads vs 1")
+
+
+def test_default_mode_differs_across_thread_counts_where_documented(restore_threads):
+    # The exception the default mode documents is real (so the deterministic
+    # test above tests something): the weight gradient's partial sums differ
+    # in their last bits between 1 and 3 threads.
+    cnnc.set_deterministic(False)
+    run, _ = family_conv_strided(np.random.default_rng(2024))
+    cnnc.set_num_threads(1)
+    one = run()
+    cnnc.set_num_threads(3)
+    three = run()
+    assert not np.array_equal(one[2], three[2])
+
+
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_deterministic_training_steps_equal_across_thread_counts(restore_threads, threads):
+    # A few steps of a small CNN (convolutions with and without stride,
+    # depthwise, batch norm, dense): the same weights bit for bit at 1 and
+    # at `threads` threads.
+    from cnnc import layers, models
+    cnnc.set_deterministic(True)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((16, 20, 20, 3)).astype(np.float32)
+    y = rng.integers(0, 5, 16)
+
+    def train(count):
+        cnnc.set_num_threads(count)
+        cnnc.random.set_seed(3)
+        model = models.Sequential([
+            layers.Input((20, 20, 3)),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.Conv2D(32, 3, strides=2, padding="same"),
+            layers.BatchNormalization(),
+            layers.DepthwiseConv2D(3, padding="same", activation="relu"),
+            layers.Conv2D(16, 1),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(5),
+        ])
+        model.compile(optimizer="adam", loss=cnnc.losses.SparseCategoricalCrossentropy(from_logits=True))
+        for _ in range(3):
+            model.train_on_batch(x, y)
+        return model.get_weights()
+
+    for a, b in zip(train(1), train(threads)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_deterministic_setting_round_trips(restore_threads):
+    for value in (True, False, True):
+        cnnc.set_deterministic(value)
+        assert cnnc.get_deterministic() is value
+
+
+def test_deterministic_winograd_weight_gradient_with_split_columns(restore_threads, monkeypatch):
+    # 256 -> 256 channels: 16 partial dU would pass the partial-sum budget,
+    # so the threads split dU's columns instead; in deterministic mode that
+    # choice, like the parts, is the same at every thread count.
+    monkeypatch.setenv("CNNC_WINOGRAD", "1")
+    cnnc.set_deterministic(True)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 16, 16, 256)).astype(np.float32)
+    w = (rng.standard_normal((3, 3, 256, 256)) / 48).astype(np.float32)
+    dy = rng.standard_normal((8, 16, 16, 256)).astype(np.float32)
+    results = []
+    for threads in (1, 2, 3, 7):
+        cnnc.set_num_threads(threads)
+        results.append(ops.conv2d_backward(x, w, dy, padding="same", need_dx=False)[1])
+    _, dw_ref = ref_conv_backward(x[:2], w, dy[:2], 1, 1, 1)
+    _, dw_rest = ref_conv_backward(x[2:], w, dy[2:], 1, 1, 1)
+    _close(results[0], dw_ref + dw_rest, 5e-4)
+    for got in results[1:]:
+        np.testing.assert_array_equal(got, results[0])

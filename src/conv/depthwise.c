@@ -227,12 +227,17 @@ static struct dw_taps thread_taps(const struct cnnc_conv_geom *g, int *failed)
     return tp;
 }
 
-static int threads_for_rows(const struct cnnc_conv_geom *g, int64_t rows, int64_t row_len)
+static int64_t work_of_rows(const struct cnnc_conv_geom *g, int64_t rows, int64_t row_len)
 {
     int64_t work;
     if (__builtin_mul_overflow(rows, row_len, &work) || __builtin_mul_overflow(work, g->kh * g->kw, &work))
         work = INT64_MAX;
-    return cnnc_threads_for(work, DEPTHWISE_THREAD_GRAIN);
+    return work;
+}
+
+static int threads_for_rows(const struct cnnc_conv_geom *g, int64_t rows, int64_t row_len)
+{
+    return cnnc_threads_for(work_of_rows(g, rows, row_len), DEPTHWISE_THREAD_GRAIN);
 }
 
 static cnnc_status scratch_error(void)
@@ -353,22 +358,25 @@ cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g,
     const struct cnnc_depthwise_kernels *k = CNNC_PICK(cnnc_depthwise_kernels);
     const int64_t rows = g->n * g->oh, dw_count = g->kh * g->kw * g->cout;
     const int threads = threads_for_rows(g, rows, g->ow * g->cout);
-    float *buffers[threads];
+    const int parts = cnnc_conv_partial_parts(
+        threads, cnnc_parts_for(work_of_rows(g, rows, g->ow * g->cout), DEPTHWISE_THREAD_GRAIN), dw_count + g->cout);
+    float *buffers[parts];
     /* db from the same pass: dy is read once for both. */
-    struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = dw_count, .out2 = db,
-                                          .count2 = db ? g->cout : 0};
+    struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = dw_count, .parts = parts,
+                                          .out2 = db, .count2 = db ? g->cout : 0};
     int failed = 0;
 #ifdef CNNC_OPENMP
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(cnnc_conv_partial_team(threads, parts))
 #endif
     {
         unsigned fpu = cnnc_fpu_enter();
-        float *sum = cnnc_conv_partial_begin(&partials);
-        float *dbsum = sum && db ? cnnc_conv_partial_second(&partials, sum) : NULL;
+        struct cnnc_conv_part part = {.index = -1};
         struct dw_taps tp = thread_taps(g, &failed);
-        if (sum && tp.roff) {
-            int64_t r0, r1;
-            cnnc_conv_split(rows, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
+        if (!tp.roff)
+            cnnc_conv_mark_failed(&partials.failed);
+        while (tp.roff && cnnc_conv_partial_next(&partials, rows, &part)) {
+            float *sum = part.sum, *dbsum = part.sum2;
+            const int64_t r0 = part.begin, r1 = part.end;
             struct cnnc_dw_run run = {.channels = g->cin, .multiplier = g->cout / g->cin, .out = sum,
                                       .wstep = g->cout, .xrow = g->sh * g->w * g->cin, .orow = g->ow * g->cout};
             for (int64_t row = r0; row < r1; row += run.rows) {

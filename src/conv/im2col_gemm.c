@@ -296,33 +296,34 @@ cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, int 
     const int64_t pixels = g->n * g->oh * g->ow, row = g->kh * g->kw * g->cin, kg = g->kh * g->kw * g->cin_g;
     const int direct = cnnc_conv_is_pointwise(g);
     const int64_t tile = direct ? DIRECT_TILE_PIXELS : weight_tile_pixels(row);
-    float *buffers[threads];
-    struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = kg * g->cout};
+    const int parts = cnnc_conv_partial_parts(threads, cnnc_conv_fixed_parts(g), kg * g->cout);
+    float *buffers[parts];
+    struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = kg * g->cout, .parts = parts};
 #ifdef CNNC_OPENMP
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(cnnc_conv_partial_team(threads, parts))
 #endif
     {
         unsigned fpu = cnnc_fpu_enter();
-        int64_t p0, p1;
-        cnnc_conv_split(pixels, cnnc_conv_thread_id(), cnnc_conv_team_size(), &p0, &p1);
-        float *sum = cnnc_conv_partial_begin(&partials);
+        struct cnnc_conv_part part = {.index = -1};
         float *col = direct ? NULL : cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(tile * row) * sizeof(float));
         if (!direct && !col)
             cnnc_conv_mark_failed(&partials.failed);
-        else if (sum)
-            for (int64_t p = p0; p < p1; p += tile) {
-                const int64_t count = cnnc_min_i64(tile, p1 - p);
-                const float *a = x + p * g->cin;
-                if (!direct) {
-                    cnnc_conv_im2col(g, x, p, count, col);
-                    a = col;
+        else
+            while (cnnc_conv_partial_next(&partials, pixels, &part))
+                for (int64_t p = part.begin, p1 = part.end; p < p1; p += tile) {
+                    float *sum = part.sum;
+                    const int64_t count = cnnc_min_i64(tile, p1 - p);
+                    const float *a = x + p * g->cin;
+                    if (!direct) {
+                        cnnc_conv_im2col(g, x, p, count, col);
+                        a = col;
+                    }
+                    for (int64_t grp = 0; grp < g->groups; ++grp)
+                        if (cnnc_sgemm_serial(CNNC_TRANS, CNNC_NO_TRANS, kg, g->cout_g, count, 1.0f, a + grp * kg,
+                                              row, dy + p * g->cout + grp * g->cout_g, g->cout, 1.0f,
+                                              sum + grp * g->cout_g, g->cout) != CNNC_OK)
+                            cnnc_conv_mark_failed(&partials.failed);
                 }
-                for (int64_t grp = 0; grp < g->groups; ++grp)
-                    if (cnnc_sgemm_serial(CNNC_TRANS, CNNC_NO_TRANS, kg, g->cout_g, count, 1.0f, a + grp * kg, row,
-                                          dy + p * g->cout + grp * g->cout_g, g->cout, 1.0f, sum + grp * g->cout_g,
-                                          g->cout) != CNNC_OK)
-                        cnnc_conv_mark_failed(&partials.failed);
-            }
         cnnc_conv_partial_reduce(&partials);
         cnnc_fpu_restore(fpu);
     }

@@ -91,9 +91,10 @@
  *     summed in the same pass; per-thread partials as below.
  *   * backward-weights otherwise: each thread accumulates
  *     im2col(tile)^T * dY(tile) (tiles of >= 256 pixels, the GEMM's inner
- *     dimension) into a private dW over its pixel range (thread 0 directly
- *     into dw), then the partials are summed in thread order: deterministic
- *     for a fixed thread count.
+ *     dimension) into a private dW over its pixel range (part 0 directly
+ *     into dw), then the partials are summed in part order: one part per
+ *     thread, deterministic for a fixed thread count; in deterministic mode
+ *     parts fixed by the shape (src/conv/partials.h), for any count.
  * - bias gradients are a channel sum of dy with the same partial scheme (fused
  *   into the tiled weight gradient where that runs).
  */
@@ -319,7 +320,9 @@ cnnc_status cnnc_conv_select_backward_data(const struct cnnc_conv_geom *g, const
         return cnnc_conv_implicit_backward_data(g, threads, w, dy, bias, dx);
     if (phases_pay(g))
         return cnnc_conv_implicit_backward_data_phases(g, threads, w, dy, bias, dx);
-    if (threads <= g->n)
+    /* In deterministic mode, the choice a team of CNNC_DETERMINISTIC_PARTS
+     * would make, whatever the team: the two forms round differently. */
+    if ((cnnc_get_deterministic() ? CNNC_DETERMINISTIC_PARTS : threads) <= g->n)
         return cnnc_conv_gemm_backward_data_scatter(g, threads, w, dy, bias, dx);
     return cnnc_conv_gemm_backward_data_shared(g, threads, w, dy, bias, dx);
 }

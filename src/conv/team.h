@@ -83,13 +83,25 @@ static inline void cnnc_conv_split(int64_t n, int t, int parts, int64_t *begin, 
 /* Threads for g's direct multiply-adds (output pixels x KH*KW*Cin x
  * Cout/g, saturating): the one sizing rule of every GEMM-based path, so
  * that each gives the same split for the same problem. */
-static inline int cnnc_conv_threads(const struct cnnc_conv_geom *g)
+static inline int64_t cnnc_conv_work(const struct cnnc_conv_geom *g)
 {
     int64_t work;
     if (__builtin_mul_overflow(g->n * g->oh * g->ow, g->kh * g->kw * g->cin, &work) ||
         __builtin_mul_overflow(work, g->cout_g, &work))
         work = INT64_MAX;
-    return cnnc_threads_for(work, cnnc_work_grain(CNNC_WORK_CONV));
+    return work;
+}
+
+static inline int cnnc_conv_threads(const struct cnnc_conv_geom *g)
+{
+    return cnnc_threads_for(cnnc_conv_work(g), cnnc_work_grain(CNNC_WORK_CONV));
+}
+
+/* The same for a team of CNNC_DETERMINISTIC_PARTS, whatever the machine:
+ * the parts of the deterministic sums. */
+static inline int cnnc_conv_fixed_parts(const struct cnnc_conv_geom *g)
+{
+    return cnnc_parts_for(cnnc_conv_work(g), cnnc_work_grain(CNNC_WORK_CONV));
 }
 
 #endif

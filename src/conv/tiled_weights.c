@@ -3,9 +3,8 @@
  * the pixels of a zero-padded band of input rows and the matching dy rows
  * stream by, with the bias gradient summed in the same pass. im2col + GEMM
  * copies the patches, pads the rows of dW up to the GEMM's MR and packs all
- * of dy; the tiles avoid all three. Per-thread partial sums over ranges of
- * output rows, reduced in thread order: deterministic for a fixed thread
- * count. */
+ * of dy; the tiles avoid all three. Partial sums over ranges of output
+ * rows, reduced in part order (src/conv/partials.h). */
 #include "tiled_weights.h"
 #include "conv_kernels.h"
 #include "partials.h"
@@ -33,26 +32,27 @@ cnnc_status cnnc_conv_tiled_backward_weights(const struct cnnc_conv_geom *g, int
         for (int64_t kw = 0; kw < g->kw; ++kw)
             for (int64_t c = 0; c < g->cin_g; ++c)
                 off[k++] = (kh * g->dh * b.width + kw * g->dw) * g->cin + c;
-    float *buffers[threads];
+    const int parts = cnnc_conv_partial_parts(threads, cnnc_conv_fixed_parts(g), kg * g->cout + g->cout);
+    float *buffers[parts];
     struct cnnc_conv_partials partials = {
-        .out = dw, .buffers = buffers, .count = kg * g->cout, .out2 = db, .count2 = db ? g->cout : 0,
+        .out = dw, .buffers = buffers, .count = kg * g->cout, .parts = parts, .out2 = db,
+        .count2 = db ? g->cout : 0,
     };
 #ifdef CNNC_OPENMP
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(cnnc_conv_partial_team(threads, parts))
 #endif
     {
         unsigned fpu = cnnc_fpu_enter();
-        float *sum = cnnc_conv_partial_begin(&partials);
-        float *dbsum = sum && db ? cnnc_conv_partial_second(&partials, sum) : NULL;
+        struct cnnc_conv_part part = {.index = -1};
         float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(b.max_rows * row_floats) * sizeof(float));
         if (!buf)
             cnnc_conv_mark_failed(&partials.failed);
-        if (sum && buf) {
-            struct cnnc_conv_band own = b;
-            own.buf = buf;
-            int64_t r0, r1;
-            cnnc_conv_split(g->n * g->oh, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
-            for (int64_t r = r0; r < r1;) {
+        struct cnnc_conv_band own = b;
+        own.buf = buf;
+        while (buf && cnnc_conv_partial_next(&partials, g->n * g->oh, &part)) {
+            float *sum = part.sum, *dbsum = part.sum2;
+            const int64_t r1 = part.end;
+            for (int64_t r = part.begin; r < r1;) {
                 const int64_t n = r / g->oh, oh0 = r % g->oh;
                 const int64_t rows = cnnc_min_i64(band_rows, cnnc_min_i64(r1 - r, g->oh - oh0));
                 cnnc_conv_band_fill(g, x, &own, n, oh0, rows);

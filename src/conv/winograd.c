@@ -347,27 +347,32 @@ static void grad_thread(void *ctx)
     const int64_t rows = gr->transposed ? g->cout : g->cin, cols = gr->transposed ? g->cin : g->cout;
     const int64_t ap_floats = cnnc_ceil_div(cnnc_ceil_div(rows, mr) * mr * pl->tb, 16) * 16;
     const int64_t bp_floats = cnnc_ceil_div(cnnc_ceil_div(cols, nr) * nr * pl->tb, 16) * 16;
-    float *du = gr->split_columns ? gr->partials.out : cnnc_conv_partial_begin(&gr->partials);
     float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(XI * (pl->v_stride + pl->m_stride) + ap_floats +
                                                              bp_floats + zero_floats) * sizeof(float));
     if (!buf)
         cnnc_conv_mark_failed(&gr->partials.failed);
-    if (du && buf) {
+    if (buf) {
         float *v = buf, *m = v + XI * pl->v_stride, *ap = m + XI * pl->m_stride, *bp = ap + ap_floats;
         float *zeros = bp + bp_floats;
         memset(zeros, 0, (size_t)zero_floats * sizeof(float));
-        int64_t b0 = 0, b1 = pl->blocks, c0 = 0, c1 = cols;
         if (gr->split_columns) {
+            /* Every thread runs every block for its columns of dU: each
+             * column is summed over the blocks in order, by one thread. */
+            float *du = gr->partials.out;
+            int64_t c0, c1;
             cnnc_conv_split(cnnc_ceil_div(cols, nr), t, team, &c0, &c1);
             c0 *= nr;
             c1 = cnnc_min_i64(c1 * nr, cols);
             for (int64_t r = 0; r < XI * rows && c1 > c0; ++r)
                 memset(du + r * cols + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+            for (int64_t b = 0; b < pl->blocks && c1 > c0; ++b)
+                grad_block(gr, b, v, m, ap, bp, zeros, du, c0, c1);
         } else {
-            cnnc_conv_split(pl->blocks, t, team, &b0, &b1);
+            struct cnnc_conv_part part = {.index = -1};
+            while (cnnc_conv_partial_next(&gr->partials, pl->blocks, &part))
+                for (int64_t b = part.begin; b < part.end; ++b)
+                    grad_block(gr, b, v, m, ap, bp, zeros, part.sum, 0, cols);
         }
-        for (int64_t b = b0; b < b1 && c1 > c0; ++b)
-            grad_block(gr, b, v, m, ap, bp, zeros, du, c0, c1);
     }
     if (!gr->split_columns)
         cnnc_conv_partial_reduce(&gr->partials);
@@ -419,33 +424,40 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     const int64_t padded_t = cnnc_ceil_div(g->cout, gk->mr) * gk->mr * cnnc_ceil_div(g->cin, gk->nr) * gk->nr;
     gr.transposed = 10 * padded_t < 9 * padded;
     const int64_t per_tile = XI * (pl->ldv + pl->ldm) * (int64_t)sizeof(float);
-    const int threads = (int)cnnc_min_i64(cnnc_conv_threads(g), cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES));
-    /* Each block reads and writes the thread's whole dU once: blocks whose
-     * V and dM are about as large as dU balance that traffic against
-     * keeping them in cache (measured on the ResNet-18 shapes). */
-    const int64_t du_bytes_est = XI * g->cin * g->cout * (int64_t)sizeof(float);
-    gr.split_columns = (threads - 1) * du_bytes_est > GRAD_MAX_PARTIAL_BYTES;
-    pl->tb = cnnc_max_i64(GRAD_MIN_TILES, cnnc_min_i64(GRAD_MAX_TILES, du_bytes_est / per_tile));
-    if (!gr.split_columns) {
-        /* Every thread runs every block when they split the columns; here
-         * each has its blocks, in whole rounds: with 3 blocks on 2 threads
-         * one thread would do two thirds of the work (512 channels @7 had
-         * no 2-thread speedup). */
-        pl->tb = cnnc_min_i64(pl->tb, cnnc_ceil_div(pl->tiles, threads));
-        pl->tb = cnnc_ceil_div(pl->tiles, cnnc_ceil_div(cnnc_ceil_div(pl->tiles, pl->tb), threads) * threads);
-    }
-    pl->v_stride = pl->tb * pl->ldv + 2 * PAD;
-    pl->m_stride = pl->tb * pl->ldm + 2 * PAD;
-    pl->blocks = cnnc_ceil_div(pl->tiles, pl->tb);
+    int threads = (int)cnnc_min_i64(cnnc_conv_threads(g), cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES));
     int64_t du_floats;
     size_t du_bytes;
     CNNC_TRY(cnnc_mul_sizes(&du_floats, 3, (int64_t)XI, g->cin, g->cout));
     CNNC_TRY(cnnc_float_bytes(du_floats, &du_bytes));
+    /* The blocks below are sized for the parts of the sum (the threads,
+     * unless in deterministic mode), so they too depend on nothing else. */
+    const int parts = cnnc_conv_partial_parts(
+        threads, (int)cnnc_min_i64(cnnc_conv_fixed_parts(g), cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES)), du_floats);
+    threads = cnnc_conv_partial_team(threads, parts);
+    /* Each block reads and writes the thread's whole dU once: blocks whose
+     * V and dM are about as large as dU balance that traffic against
+     * keeping them in cache (measured on the ResNet-18 shapes). */
+    const int64_t du_bytes_est = XI * g->cin * g->cout * (int64_t)sizeof(float);
+    /* As many partial dU as parts (threads, unless in deterministic mode):
+     * the choice then depends on nothing else either. */
+    gr.split_columns = (parts - 1) * du_bytes_est > GRAD_MAX_PARTIAL_BYTES;
+    pl->tb = cnnc_max_i64(GRAD_MIN_TILES, cnnc_min_i64(GRAD_MAX_TILES, du_bytes_est / per_tile));
+    if (!gr.split_columns) {
+        /* Every thread runs every block when they split the columns; here
+         * each part has its blocks, in whole rounds: with 3 blocks on 2
+         * threads one thread would do two thirds of the work (512 channels
+         * @7 had no 2-thread speedup). */
+        pl->tb = cnnc_min_i64(pl->tb, cnnc_ceil_div(pl->tiles, parts));
+        pl->tb = cnnc_ceil_div(pl->tiles, cnnc_ceil_div(cnnc_ceil_div(pl->tiles, pl->tb), parts) * parts);
+    }
+    pl->v_stride = pl->tb * pl->ldv + 2 * PAD;
+    pl->m_stride = pl->tb * pl->ldm + 2 * PAD;
+    pl->blocks = cnnc_ceil_div(pl->tiles, pl->tb);
     float *du = cnnc_workspace(CNNC_CONV_SLOT_SHARED, du_bytes);
     if (!du)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the transformed gradient");
-    float *buffers[threads];
-    gr.partials = (struct cnnc_conv_partials){.out = du, .buffers = buffers, .count = du_floats};
+    float *buffers[parts];
+    gr.partials = (struct cnnc_conv_partials){.out = du, .buffers = buffers, .count = du_floats, .parts = parts};
     cnnc_parallel_team(threads, grad_thread, &gr);
     if (gr.partials.failed)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the Winograd workspace");

@@ -1,5 +1,12 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT_S */
+#endif
 #include "cnnc_internal.h"
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef CNNC_OPENMP
 #include <omp.h>
@@ -9,6 +16,8 @@
 #endif
 
 static volatile int num_threads = 0; /* 0: not chosen yet */
+static volatile int oversubscription = 0;
+static volatile int deterministic = 0;
 
 /* libgomp ends the whole process when it cannot create a thread it was asked
  * for, so the count is bounded by what the machine can be expected to honour:
@@ -58,6 +67,104 @@ int cnnc_get_num_threads(void)
     return num_threads;
 }
 
+/* CPUs in the affinity mask of the calling thread, which (unless a runtime
+ * pinned it) is the process's. 0 when it cannot be read. */
+static int affinity_cpus(void)
+{
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set);
+    /* More CPUs than a cpu_set_t holds (1024): a larger mask. */
+    for (int cpus = 2 * CPU_SETSIZE; errno == EINVAL && cpus <= (1 << 20); cpus *= 2) {
+        cpu_set_t *big = CPU_ALLOC(cpus);
+        if (!big)
+            return 0;
+        size_t size = CPU_ALLOC_SIZE(cpus);
+        int count = sched_getaffinity(0, size, big) == 0 ? CPU_COUNT_S(size, big) : 0;
+        CPU_FREE(big);
+        if (count > 0)
+            return count;
+    }
+#endif
+    return 0;
+}
+
+/* The mask can change while the process runs (taskset -p, a job scheduler, a
+ * runtime that pins its threads), so the count is re-read when older than
+ * this. Reading the coarse clock costs nanoseconds; the system call, about a
+ * microsecond, so it is not made on every operation. */
+#define USABLE_CPUS_REFRESH_NS 100000000 /* 0.1 s */
+
+static int usable_cpus_cached = 0;
+static int64_t usable_cpus_read_at = 0;
+
+static int64_t coarse_now_ns(void)
+{
+    struct timespec ts;
+#if defined(CLOCK_MONOTONIC_COARSE)
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+#endif
+        if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+            return 0;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* With OMP_PROC_BIND, libgomp pins the initial thread to one place, so the
+ * calling thread's mask says 1; the team is spread over the places, whose
+ * processors are then the CPUs cnnc may use. */
+static int bound_places_cpus(void)
+{
+#ifdef CNNC_OPENMP
+    if (omp_get_proc_bind() == omp_proc_bind_false)
+        return 0;
+    int cpus = 0;
+    for (int place = 0; place < omp_get_num_places(); ++place)
+        cpus += omp_get_place_num_procs(place);
+    return cpus;
+#else
+    return 0;
+#endif
+}
+
+int cnnc_get_usable_cpus(void)
+{
+    int64_t now = coarse_now_ns();
+    int cached = __atomic_load_n(&usable_cpus_cached, __ATOMIC_RELAXED);
+    if (cached > 0 && now - __atomic_load_n(&usable_cpus_read_at, __ATOMIC_RELAXED) < USABLE_CPUS_REFRESH_NS)
+        return cached;
+    int cpus = bound_places_cpus();
+    if (cpus < 1)
+        cpus = affinity_cpus();
+    if (cpus < 1) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        cpus = online >= 1 ? (int)cnnc_min_i64(online, 1 << 20) : 1;
+    }
+    /* Concurrent refreshes store the same kind of value; either is fine. */
+    __atomic_store_n(&usable_cpus_cached, cpus, __ATOMIC_RELAXED);
+    __atomic_store_n(&usable_cpus_read_at, now, __ATOMIC_RELAXED);
+    return cpus;
+}
+
+void cnnc_set_oversubscription(int allowed)
+{
+    oversubscription = allowed != 0;
+}
+
+int cnnc_get_oversubscription(void)
+{
+    return oversubscription;
+}
+
+int cnnc_get_team_limit(void)
+{
+    int cap = cnnc_get_num_threads();
+    if (oversubscription)
+        return cap;
+    int cpus = cnnc_get_usable_cpus();
+    return cpus < cap ? cpus : cap;
+}
+
 int cnnc_threads_for(int64_t work, int64_t grain)
 {
 #ifndef CNNC_OPENMP
@@ -67,13 +174,31 @@ int cnnc_threads_for(int64_t work, int64_t grain)
     (void)grain;
     return 1;
 #endif
-    int max = cnnc_get_num_threads();
     if (grain < 1)
         grain = 1;
     int64_t useful = work / grain;
-    if (useful < 1)
+    if (useful <= 1)
         return 1;
+    int max = cnnc_get_team_limit();
     return useful < max ? (int)useful : max;
+}
+
+int cnnc_parts_for(int64_t work, int64_t grain)
+{
+    if (grain < 1)
+        grain = 1;
+    int64_t useful = work / grain;
+    return useful <= 1 ? 1 : useful < CNNC_DETERMINISTIC_PARTS ? (int)useful : CNNC_DETERMINISTIC_PARTS;
+}
+
+void cnnc_set_deterministic(int enabled)
+{
+    deterministic = enabled != 0;
+}
+
+int cnnc_get_deterministic(void)
+{
+    return deterministic;
 }
 
 /* The least work per thread of each kernel family, in its unit of work:

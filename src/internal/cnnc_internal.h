@@ -77,6 +77,13 @@ CNNC_INTERNAL const void *cnnc_pick_table(const void *scalar, const void *avx2, 
  * small problems stay on the calling thread. Always 1 in a build without
  * OpenMP, so drivers size their teams with this, not cnnc_get_num_threads(). */
 CNNC_INTERNAL int cnnc_threads_for(int64_t work, int64_t grain);
+/* In deterministic mode (cnnc_set_deterministic) a sum split between threads
+ * is cut into parts fixed by the problem, not the team: as many as a team
+ * of this many threads would take (cnnc_parts_for), added in part order. */
+#define CNNC_DETERMINISTIC_PARTS 16
+/* min(CNNC_DETERMINISTIC_PARTS, work / grain), at least 1: cnnc_threads_for
+ * for a team of CNNC_DETERMINISTIC_PARTS on any machine. */
+CNNC_INTERNAL int cnnc_parts_for(int64_t work, int64_t grain);
 /* Flush-to-zero / denormals-are-zero for the calling thread, returning the
  * previous state for cnnc_fpu_restore. Called at the top of every parallel
  * region so that backward passes never crawl through denormals. */

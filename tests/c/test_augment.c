@@ -9,6 +9,8 @@ enum { N = 6, H = 12, W = 14, C = 1, SIZE = H * W * C };
  * output at 1 and 2 threads; bad arguments give statuses, not crashes. */
 int main(void)
 {
+    /* Teams of the sizes asked for, even on a machine with fewer CPUs. */
+    cnnc_set_oversubscription(1);
     static float x[N * SIZE], y[N * SIZE], z[N * SIZE];
     unsigned state = 3;
     for (int i = 0; i < N * SIZE; ++i)

@@ -235,6 +235,8 @@ static void test_errors(void)
 
 int main(void)
 {
+    /* Teams of the sizes asked for, even on a machine with fewer CPUs. */
+    cnnc_set_oversubscription(1);
     test_cases(1);
     test_cases(2);
     /* Every 3x3 stride-1 case again with Winograd forced on, then off (the
@@ -261,6 +263,12 @@ int main(void)
     test_cases(2);
     unsetenv("CNNC_CONV_PACKED");
     unsetenv("CNNC_CONV_PHASES");
+    /* Deterministic mode: the gradient sums in parts fixed by the shape,
+     * several per thread. */
+    cnnc_set_deterministic(1);
+    test_cases(1);
+    test_cases(3);
+    cnnc_set_deterministic(0);
     test_errors();
     cnnc_release_workspace();
     return check_finish("test_conv");

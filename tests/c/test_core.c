@@ -1,5 +1,12 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_setaffinity */
+#endif
 #include <string.h>
 #include "check.h"
+#if defined(__linux__)
+#include <sched.h>
+#include <time.h>
+#endif
 
 static void test_conventions(void)
 {
@@ -29,16 +36,34 @@ static void test_conventions(void)
     CHECK(strstr(cnnc_last_error(), "limit") != NULL);
     CHECK_STATUS(cnnc_set_num_threads(1000000000), CNNC_ERR_INVALID_ARGUMENT);
     CHECK(cnnc_get_num_threads() == 2); /* unchanged by the refused calls */
-    CHECK_OK(cnnc_set_num_threads(limit < 16 ? limit : 16));
-    /* The thread-choice rule: a tiny operation on one thread, a large one on all. */
-    for (int kind = CNNC_WORK_ELEMENTWISE; kind <= CNNC_WORK_BIAS_GRAD; ++kind) {
-        const int64_t grain = cnnc_work_grain((cnnc_work_kind)kind);
-        CHECK(grain >= 1);
-        CHECK(cnnc_threads_for_kind((cnnc_work_kind)kind, 0) == 1);
-        CHECK(cnnc_threads_for_kind((cnnc_work_kind)kind, grain - 1) == 1);
-        CHECK(cnnc_threads_for_kind((cnnc_work_kind)kind, INT64_MAX) == cnnc_get_num_threads());
+    const int cap = limit < 16 ? limit : 16;
+    CHECK_OK(cnnc_set_num_threads(cap));
+    CHECK(cnnc_get_num_threads() == cap); /* the cap as set, whatever the CPUs */
+    const int cpus = cnnc_get_usable_cpus();
+    CHECK(cpus >= 1);
+    CHECK(!cnnc_get_oversubscription());
+    CHECK(cnnc_get_team_limit() == (cpus < cap ? cpus : cap));
+    /* The thread-choice rule: a tiny operation on one thread, a large one on
+     * every thread the team limit allows. */
+    for (int allowed = 0; allowed <= 1; ++allowed) {
+        cnnc_set_oversubscription(allowed);
+        CHECK(cnnc_get_team_limit() == (allowed ? cap : (cpus < cap ? cpus : cap)));
+        for (int kind = CNNC_WORK_ELEMENTWISE; kind <= CNNC_WORK_BIAS_GRAD; ++kind) {
+            const int64_t grain = cnnc_work_grain((cnnc_work_kind)kind);
+            CHECK(grain >= 1);
+            CHECK(cnnc_threads_for_kind((cnnc_work_kind)kind, 0) == 1);
+            CHECK(cnnc_threads_for_kind((cnnc_work_kind)kind, grain - 1) == 1);
+            CHECK(cnnc_threads_for_kind((cnnc_work_kind)kind, INT64_MAX) == cnnc_get_team_limit());
+        }
     }
+    cnnc_set_oversubscription(0);
     CHECK_OK(cnnc_set_num_threads(2));
+    const int deterministic = cnnc_get_deterministic();
+    cnnc_set_deterministic(1);
+    CHECK(cnnc_get_deterministic() == 1);
+    cnnc_set_deterministic(0);
+    CHECK(cnnc_get_deterministic() == 0);
+    cnnc_set_deterministic(deterministic);
     CHECK_STATUS(cnnc_set_isa((cnnc_isa)7), CNNC_ERR_INVALID_ARGUMENT);
     void *p = cnnc_malloc(100);
     CHECK(p != NULL && ((uintptr_t)p % 64) == 0);
@@ -63,9 +88,41 @@ static void test_relu(void)
     CHECK_OK(cnnc_relu_forward(0, NULL, NULL));
 }
 
+/* A process's CPU mask changed while it runs (taskset -p) limits its teams
+ * once the cached count is re-read (at most 0.1 s later). */
+static void test_affinity_followed(void)
+{
+#if defined(__linux__)
+    cpu_set_t all;
+    if (getenv("OMP_PROC_BIND") || sched_getaffinity(0, sizeof all, &all) != 0)
+        return;
+    const struct timespec refresh = {0, 150000000};
+    CHECK(cnnc_get_usable_cpus() == CPU_COUNT(&all));
+    int first = 0;
+    while (!CPU_ISSET(first, &all))
+        ++first;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0)
+        return;
+    nanosleep(&refresh, NULL);
+    CHECK(cnnc_get_usable_cpus() == 1);
+    CHECK_OK(cnnc_set_num_threads(4));
+    CHECK(cnnc_get_num_threads() == 4 && cnnc_get_team_limit() == 1);
+    CHECK(cnnc_threads_for_kind(CNNC_WORK_GEMM, INT64_MAX) == 1);
+    CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
+    nanosleep(&refresh, NULL);
+    CHECK(cnnc_get_usable_cpus() == CPU_COUNT(&all));
+    CHECK(cnnc_get_team_limit() == (CPU_COUNT(&all) < 4 ? CPU_COUNT(&all) : 4));
+    CHECK_OK(cnnc_set_num_threads(2));
+#endif
+}
+
 int main(void)
 {
     test_conventions();
+    test_affinity_followed();
     test_relu();
     cnnc_release_workspace();
     return check_finish("test_core");

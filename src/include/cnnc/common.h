@@ -62,15 +62,31 @@ CNNC_API cnnc_isa cnnc_max_isa(void);
  * (above cnnc_max_isa(), or of another architecture). */
 CNNC_API cnnc_status cnnc_set_isa(cnnc_isa isa);
 
-/* Threads used by the parallel kernels: the cap of every team. Defaults to
- * the OpenMP default (OMP_NUM_THREADS or the cores this process may run on).
- * n must be in [1, cnnc_get_thread_limit()]: CNNC_ERR_INVALID_ARGUMENT
- * otherwise, and the setting is unchanged.
- * Results are the same bits from run to run at a fixed thread count; across
- * thread counts too, except the weight gradients of convolutions and the
- * data gradients of strided convolutions, which differ by rounding. */
+/* Threads used by the parallel kernels: the user's cap on every team.
+ * Defaults to the OpenMP default (OMP_NUM_THREADS or the cores this process
+ * may run on). n must be in [1, cnnc_get_thread_limit()]:
+ * CNNC_ERR_INVALID_ARGUMENT otherwise, and the setting is unchanged.
+ * A team never takes more threads than the CPUs the process may run on
+ * (cnnc_get_team_limit()), so a cap above that is accepted and lowered
+ * per operation, not refused: more threads than CPUs only make the threads
+ * wait for each other. cnnc_get_num_threads() returns the cap as set. */
 CNNC_API cnnc_status cnnc_set_num_threads(int n);
 CNNC_API int cnnc_get_num_threads(void);
+/* CPUs the process may run on: the calling thread's affinity mask
+ * (sched_getaffinity; with OMP_PROC_BIND, the processors of the OpenMP
+ * places), else the online processors. Re-read at most every 0.1 s, so a
+ * mask changed while the process runs (taskset -p, a job scheduler) is
+ * followed. A CPU quota of a container (cgroup cpu.max) is not counted. */
+CNNC_API int cnnc_get_usable_cpus(void);
+/* The most threads one operation takes now: min(cnnc_get_num_threads(),
+ * cnnc_get_usable_cpus()), or cnnc_get_num_threads() alone while
+ * oversubscription is allowed. */
+CNNC_API int cnnc_get_team_limit(void);
+/* allowed != 0 lets teams take up to cnnc_get_num_threads() threads even on
+ * fewer CPUs (off by default). For testing the work partitions of large
+ * teams on a small machine; it is slower wherever it changes anything. */
+CNNC_API void cnnc_set_oversubscription(int allowed);
+CNNC_API int cnnc_get_oversubscription(void);
 /* The most threads cnnc_set_num_threads() accepts: 8 per online processor
  * (64 at least), within OMP_THREAD_LIMIT and half of RLIMIT_NPROC. OpenMP
  * runtimes end the process when a thread cannot be created, so the limit is
@@ -80,7 +96,7 @@ CNNC_API int cnnc_get_thread_limit(void);
 /* The thread-choice rule. Each kernel family measures its work in one unit
  * and has a least amount of work per thread (its grain, below which starting
  * a thread costs more than it saves); an operation of `work` units takes
- * min(cnnc_get_num_threads(), work / grain) threads, at least 1. So a small
+ * min(cnnc_get_team_limit(), work / grain) threads, at least 1. So a small
  * operation stays on the calling thread and a large one takes every thread
  * allowed. Always 1 in a build without OpenMP. */
 typedef enum cnnc_work_kind {
@@ -97,6 +113,20 @@ typedef enum cnnc_work_kind {
 CNNC_API int64_t cnnc_work_grain(cnnc_work_kind kind);
 /* Threads an operation of this family and size takes now. */
 CNNC_API int cnnc_threads_for_kind(cnnc_work_kind kind, int64_t work);
+
+/* Determinism. Every result is the same bits from run to run at a fixed
+ * team size. Across team sizes (thread counts, CPUs the process may use)
+ * every kernel gives the same bits too, except two, whose work partition
+ * follows the team unless deterministic mode is on: the weight (and bias)
+ * gradients of convolutions, a sum over the batch's pixels split between the
+ * threads, and the data gradients of strided convolutions. With
+ * cnnc_set_deterministic(1) (off by default) those split their work into
+ * parts fixed by the problem's shape alone and add the parts in a fixed
+ * order, so every result is the same bits whatever the thread count, at
+ * some cost in speed (README, "Threads"). Results still differ between ISA
+ * paths. */
+CNNC_API void cnnc_set_deterministic(int enabled);
+CNNC_API int cnnc_get_deterministic(void);
 
 /* 64-byte-aligned memory; cnnc_free(NULL) is a no-op. */
 CNNC_API void *cnnc_malloc(size_t bytes);

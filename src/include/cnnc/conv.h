@@ -12,7 +12,9 @@
  *
  * All functions overwrite their outputs (no accumulation), may use several
  * threads (cnnc_set_num_threads) and give bit-identical results for a fixed
- * thread count and ISA. No output may share memory with an input or with the
+ * thread count and ISA; for any thread count in deterministic mode
+ * (cnnc_set_deterministic: without it the weight and bias gradients and the
+ * data gradient of strided convolutions depend on the team size). No output may share memory with an input or with the
  * other output (dw and db), not even exactly in place: such calls give
  * CNNC_ERR_INVALID_ARGUMENT.
  *

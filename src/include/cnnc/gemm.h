@@ -28,9 +28,9 @@ typedef enum { CNNC_NO_TRANS = 0, CNNC_TRANS = 1 } cnnc_transpose;
  * such calls give CNNC_ERR_INVALID_ARGUMENT (C is written block by block
  * while A and B are still being read, so no in-place form is supported).
  *
- * Runs on up to cnnc_get_num_threads() threads; for a fixed thread count
- * the result is identical from run to run (each element of C is summed over
- * K in the same order every time). */
+ * Runs on up to cnnc_get_team_limit() threads; the result is the same bits
+ * whatever the thread count, from run to run (each element of C is summed
+ * over K in the same order every time). */
 CNNC_API cnnc_status cnnc_sgemm(cnnc_transpose trans_a, cnnc_transpose trans_b,
                                 int64_t M, int64_t N, int64_t K, float alpha,
                                 const float *A, int64_t lda, const float *B, int64_t ldb,

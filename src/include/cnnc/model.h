@@ -28,7 +28,7 @@
  * Python's model.predict runs this same code, so the two agree to the bit
  * for the same ISA path and thread count.
  *
- * Threads: predict uses cnnc_get_num_threads() threads. A loaded model is
+ * Threads: predict uses up to cnnc_get_team_limit() threads. A loaded model is
  * never modified by predict: concurrent predict calls on one model from
  * several threads are safe (each call takes its own activation buffer from
  * a pool held by the model).
