@@ -198,15 +198,7 @@ def _train_in_fresh_process(tmp_path, name, seed, threads=2):
     return json.loads((out / "summary.json").read_text()), tensors
 
 
-@pytest.mark.parametrize("threads", [
-    1,
-    # Known defect: at 2 threads, runs started from a pytest process differ now and
-    # then (test loss 2.32705 against 2.32298, the first run in each of 4 sessions),
-    # while the 1-thread runs and dozens of 2-thread runs started from a shell agree
-    # to the last bit: some 2-thread path depends on timing. Kept as a real check.
-    pytest.param(2, marks=pytest.mark.xfail(reason="2-thread runs are not yet bit-reproducible "
-                                                   "in every setting", strict=False)),
-])
+@pytest.mark.parametrize("threads", [1, 2])
 def test_same_seed_and_threads_give_the_same_run(tmp_path, threads):
     first, weights = _train_in_fresh_process(tmp_path, "a", seed=7, threads=threads)
     again, weights_again = _train_in_fresh_process(tmp_path, "b", seed=7, threads=threads)

@@ -222,6 +222,31 @@ def test_sample_and_class_weights(rng):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("prefetch", [0, 1])
+def test_fit_starts_one_dataset_epoch_per_epoch(rng, prefetch):
+    """fit iterates a re-iterable source once per epoch and nothing more: a
+    Dataset's epochs 0, 1, 2 train epochs 0, 1, 2, and its augmentation (run
+    ahead in the prefetch thread) sees exactly the batches trained on, so a
+    seeded run does not depend on how far a thread got."""
+    from cnnc.data import Dataset
+    x, labels = _images(rng, 40, classes=3)
+    seen = []
+
+    def recording(xb):
+        seen.append(xb.copy())
+        return xb
+
+    data = Dataset(x, labels, batch_size=16, seed=3, augment=recording, prefetch=prefetch)
+    model = Sequential([Input((28, 28, 1)), Flatten(), Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.fit(data, epochs=3, verbose=0)
+    assert data.epoch == 3
+    expected = [x[data.order(e)[b * 16:(b + 1) * 16]] for e in range(3) for b in range(len(data))]
+    assert len(seen) == len(expected)
+    for got, want in zip(seen, expected):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_training_from_a_dataset(rng):
     from cnnc.data import Dataset
     set_random_seed(9)

@@ -1,6 +1,7 @@
 """Feeding fit/evaluate/predict: arrays sliced into batches (reusing one
 buffer per batch size when rows must be gathered or converted), or any
 iterable of ready-made batches."""
+import collections.abc
 import math
 
 import numpy as np
@@ -116,8 +117,9 @@ class IterableData:
     """Batches from an iterable (a generator, a loader, a list of batches):
     each item is ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
     ``steps`` limits an epoch; by default an epoch ends with the iterable (or
-    after ``len(source)`` batches). An iterator (``iter(source) is source``)
-    continues where the previous epoch stopped."""
+    after ``len(source)`` batches). An iterator (a generator, an ``iter()``
+    result) continues where the previous epoch stopped; any other iterable is
+    iterated afresh each epoch, exactly once."""
 
     def __init__(self, source, steps=None):
         self.source = source
@@ -127,9 +129,14 @@ class IterableData:
         self.num_samples = None
         self.batch_size = None
         self._iterator = None
+        # Decided once, without calling iter(): on a re-iterable source each
+        # iter() starts an epoch (a cnnc Dataset advances its epoch counter
+        # and its prefetch thread runs augmentation at once), so a probe
+        # would consume batches and random streams nobody trains on.
+        self._continues = isinstance(source, collections.abc.Iterator)
 
     def batches(self, rng=None):
-        if self._iterator is None or iter(self.source) is not self.source:
+        if self._iterator is None or not self._continues:
             self._iterator = iter(self.source)
         step = 0
         while self.steps is None or step < self.steps:
