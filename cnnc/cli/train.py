@@ -30,6 +30,11 @@ DEFAULTS = {"batch_size": 32, "optimizer": "adam", "momentum": 0.0, "nesterov": 
             "label_smoothing": 0.0}
 
 
+def _count(n, noun):
+    """'1 thread', '2 threads'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def add_arguments(p):
     from cnnc.cli.recipes import RECIPES
     p.add_argument("--recipe", choices=sorted(RECIPES),
@@ -318,7 +323,7 @@ def _train(args):
         raise ValueError("--epochs and --batch-size must be >= 1")
     say(f"cnnc: data: {data.description}", file=sys.stderr)
     if strategy is not None:
-        say(f"cnnc: data parallel over {strategy.size} ranks x {strategy.threads} threads, "
+        say(f"cnnc: data parallel over {_count(strategy.size, 'rank')} x {_count(strategy.threads, 'thread')}, "
             f"global batch {args.batch_size}", file=sys.stderr)
 
     # Each rank augments its own rows: its own random streams.
@@ -383,7 +388,7 @@ def _train(args):
     with_tta = f" with flip TTA ({plain_accuracy:.4f} without)" if args.tta else ""
     print(f"\ntest accuracy {accuracy:.4f}{with_tta}, test loss {loss:.4f}  ({args.model} on {where}, "
           f"{epochs} epochs in {train_seconds / 60:.1f} min, {train_seconds / epochs:.1f} s/epoch on "
-          f"{cnnc.get_num_threads()} threads)")
+          f"{_count(cnnc.get_num_threads(), 'thread')})")
     if data.is_sample:
         print("  (trained on the 3,000-image sample bundled with cnnc; install dataset-fashion-mnist "
               "or pass --data DIR for the full set)")
