@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Loaded models (src/include/cnnc/model.h): the C inference runtime that
 Python's predict runs on."""
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cnnc._common cimport cnnc_status, check_status
@@ -21,7 +21,7 @@ cdef extern from "cnnc.h" nogil:
     cnnc_status cnnc_model_predict_multi(const cnnc_model *model, int64_t batch, const float *const *xs,
                                          float *const *ys)
 
-__all__ = ["LoadedModel", "fingerprint"]
+__all__ = ["LoadedModel"]
 
 
 cdef class LoadedModel:
@@ -110,47 +110,3 @@ cdef class LoadedModel:
             free(xs)
             free(ys)
         return outputs
-
-
-cdef extern from *:
-    """
-    #include <stdint.h>
-    #include <string.h>
-    /* 16 lanes of lane = rotl(lane, 17) + word: each step is a bijection of
-     * the lane and of the word, so any single changed word changes the hash;
-     * shifts and adds vectorize, so this runs at memory speed. */
-    static uint64_t cnnc_fingerprint_bytes(const unsigned char *p, size_t n, uint64_t seed)
-    {
-        uint64_t lane[16];
-        for (int k = 0; k < 16; ++k) lane[k] = seed + 0x9E3779B97F4A7C15ull * (uint64_t)(k + 1);
-        size_t i = 0;
-        for (; i + 128 <= n; i += 128) {
-            uint64_t w[16];
-            memcpy(w, p + i, 128);
-            for (int k = 0; k < 16; ++k) lane[k] = ((lane[k] << 17) | (lane[k] >> 47)) + w[k];
-        }
-        uint64_t tail = 0x100000001B3ull * (uint64_t)n;
-        for (; i < n; ++i) tail = (tail ^ p[i]) * 0x100000001B3ull;
-        uint64_t h = tail;
-        for (int k = 0; k < 16; ++k) { h = (h ^ lane[k]) * 0x100000001B3ull; h ^= h >> 29; }
-        return h;
-    }
-    """
-    uint64_t cnnc_fingerprint_bytes(const unsigned char *p, size_t n, uint64_t seed) nogil
-
-
-def fingerprint(arrays):
-    """A 64-bit hash of the bytes of C-contiguous arrays, computed at memory
-    speed, to notice changed weights."""
-    cdef uint64_t h = 0
-    cdef const unsigned char[::1] data
-    cdef size_t n
-    for a in arrays:
-        data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
-        n = data.shape[0]
-        if n:
-            with nogil:
-                h = cnnc_fingerprint_bytes(&data[0], n, h)
-        else:
-            h = cnnc_fingerprint_bytes(NULL, 0, h)
-    return h

@@ -133,11 +133,11 @@ def _packing_copy(optimizer, weights):
     flat = getattr(optimizer, "_flat", None)
     if flat is not None and flat.holds(weights):
         return 0
-    return _weight_bytes(weights) + sum(w.value.nbytes for w in weights if w.has_grad)
+    return _weight_bytes(weights) + sum(w.nbytes for w in weights if w.has_grad)
 
 
 def _weight_bytes(weights):
-    return sum(w.value.nbytes for w in weights)
+    return sum(w.nbytes for w in weights)
 
 
 # The matrix products pack the weight operand in blocks; beyond this size a
@@ -149,7 +149,7 @@ def _largest_kernel(model):
     """Bytes of scratch for packing weights: the kernels pack a weight
     matrix (or its gradient's per-thread partial) into a buffer of about its
     size, up to a block, kept for reuse."""
-    largest = max((w.value.nbytes for w in model.weights), default=0)
+    largest = max((w.nbytes for w in model.weights), default=0)
     return min(largest, _PACKED_WEIGHT_CAP)
 
 
@@ -199,7 +199,7 @@ def estimate_memory(model, batch_size, training=True, optimizer=None, runtime=Fa
             outputs[s] = _FLOAT * _elements(shape, batch_size)
     # Gradient arrays are made by the first backward (or the optimizer's
     # packing); the ones that exist already are resident before the run.
-    existing_grads = sum(w.value.nbytes for w in model.weights if w.has_grad)
+    existing_grads = sum(w.nbytes for w in model.weights if w.has_grad)
     resident = weights + existing_grads
     if not training:
         entry = model.__dict__.get("_inference_entry")
