@@ -112,3 +112,13 @@ def test_array_held_across_predict_cannot_change_unseen():
     np.testing.assert_array_equal(model.predict(X, verbose=0), before)
     model.layers[0].kernel.value[...] = 0  # through the weight: writable again
     np.testing.assert_array_equal(model.predict(X, verbose=0), _fresh_prediction(model))
+
+
+def test_memory_check_still_runs_on_repeated_calls(monkeypatch):
+    from cnnc.models import memory
+    model = _build()
+    model.predict(X, verbose=0)  # remembers the estimate and a memory reading
+    model.predict(X, verbose=0)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1024)
+    with pytest.raises(MemoryError):
+        model.predict(X, verbose=0)
