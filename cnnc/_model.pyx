@@ -13,6 +13,9 @@ cdef extern from "cnnc.h" nogil:
         pass
     cnnc_status cnnc_model_load(const char *path, cnnc_model **model)
     cnnc_status cnnc_model_load_memory(const void *bytes, size_t size, cnnc_model **model)
+    cnnc_status cnnc_model_load_tensors(const char *config, size_t n_tensors, const char *const *names,
+                                        const int *ranks, const int64_t *shapes, const float *const *data,
+                                        cnnc_model **model)
     void cnnc_model_free(cnnc_model *model)
     int cnnc_model_num_inputs(const cnnc_model *model)
     int cnnc_model_num_outputs(const cnnc_model *model)
@@ -59,6 +62,55 @@ cdef class LoadedModel:
                 status = cnnc_model_load_memory(view.buf, <size_t>view.len, &m.ptr)
         finally:
             PyBuffer_Release(&view)
+        check_status(status)
+        m._describe()
+        return m
+
+    @staticmethod
+    def from_tensors(config, tensors):
+        """From a model's parts without a file image: ``config`` the
+        model_config JSON text, ``tensors`` a dict name -> float32 array (the
+        weights, as model.save names them). The arrays are copied."""
+        cdef LoadedModel m = LoadedModel.__new__(LoadedModel)
+        cdef bytes config_bytes = str(config).encode()
+        if b"\0" in config_bytes:
+            raise ValueError("the model config holds a NUL character")
+        cdef const char *config_ptr = config_bytes
+        names = [str(k).encode() for k in tensors]
+        arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in tensors.values()]
+        cdef size_t n = len(arrays), i
+        for name, a in zip(names, arrays):
+            if b"\0" in name:
+                raise ValueError(f"tensor name {name!r} holds a NUL character")
+            if a.ndim > 8:
+                raise ValueError(f"tensor {name.decode()!r} has more than 8 axes")
+        cdef const char **name_ptrs = <const char **>malloc((n or 1) * sizeof(char *))
+        cdef const float **data = <const float **>malloc((n or 1) * sizeof(float *))
+        cdef int *ranks = <int *>malloc((n or 1) * sizeof(int))
+        cdef int64_t *shapes = <int64_t *>malloc((n or 1) * 8 * sizeof(int64_t))
+        cdef cnnc_status status
+        cdef const float[::1] flat
+        try:
+            if name_ptrs == NULL or data == NULL or ranks == NULL or shapes == NULL:
+                raise MemoryError()
+            for i in range(n):
+                name_ptrs[i] = <const char *>(<bytes>names[i])
+                a = arrays[i]
+                ranks[i] = a.ndim
+                for k in range(8):
+                    shapes[8 * i + k] = a.shape[k] if k < a.ndim else 0
+                if a.size:
+                    flat = a.reshape(-1)
+                    data[i] = &flat[0]
+                else:
+                    data[i] = NULL
+            with nogil:
+                status = cnnc_model_load_tensors(config_ptr, n, name_ptrs, ranks, shapes, data, &m.ptr)
+        finally:
+            free(name_ptrs)
+            free(data)
+            free(ranks)
+            free(shapes)
         check_status(status)
         m._describe()
         return m

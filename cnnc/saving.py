@@ -211,13 +211,20 @@ def random_state(model):
     return state
 
 
+def inference_parts(model):
+    """``(model_config JSON text, {name: weight array})``: what the C runtime
+    needs to run the model (the arrays are the weights' own, not copies)."""
+    model._require_graph()
+    return (json.dumps(serialize_layer(model)),
+            {key: w._value for key, w in weight_keys(model)})
+
+
 def inference_file_bytes(model):
     """The bytes of a model file holding only the architecture and the
-    weights (what the C runtime needs to run the model), built in memory."""
-    model._require_graph()
+    weights, built in memory."""
+    config, tensors = inference_parts(model)
     metadata = _metadata("model")
-    metadata["model_config"] = json.dumps(serialize_layer(model))
-    tensors = {key: w._value for key, w in weight_keys(model)}
+    metadata["model_config"] = config
     return b"".join(_safetensors.encode(tensors, metadata))
 
 

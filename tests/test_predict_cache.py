@@ -122,3 +122,34 @@ def test_memory_check_still_runs_on_repeated_calls(monkeypatch):
     monkeypatch.setattr(memory, "available_memory", lambda: 1024)
     with pytest.raises(MemoryError):
         model.predict(X, verbose=0)
+
+
+def test_loading_from_the_arrays_matches_the_file_image():
+    from cnnc._model import LoadedModel
+    from cnnc.saving import inference_file_bytes, inference_parts
+    model = _build()
+    config, tensors = inference_parts(model)
+    from_arrays = LoadedModel.from_tensors(config, tensors).predict([X])[0]
+    np.testing.assert_array_equal(from_arrays, LoadedModel.from_bytes(inference_file_bytes(model)).predict([X])[0])
+    np.testing.assert_allclose(from_arrays, model._run_forward([X], training=False)[0], rtol=0, atol=1e-4)
+    # The weights were copied: changing the arrays afterwards changes nothing.
+    copies = {k: v.copy() for k, v in tensors.items()}
+    loaded = LoadedModel.from_tensors(config, copies)
+    for array in copies.values():
+        array[...] = 0
+    np.testing.assert_array_equal(loaded.predict([X])[0], from_arrays)
+
+
+@pytest.mark.parametrize("change, error", [
+    (lambda c, t: (c, {k: v for k, v in t.items() if not k.endswith("bias")}), ValueError),
+    (lambda c, t: (c, {k: (v[:1] if k.endswith("bias") else v) for k, v in t.items()}), ValueError),
+    (lambda c, t: (c[:-3], t), ValueError),
+    (lambda c, t: (c, {**t, "extra\0name": np.zeros(2, np.float32)}), ValueError),
+    (lambda c, t: (c, {**t, "deep": np.zeros((1,) * 9, np.float32)}), ValueError),
+], ids=["missing", "wrong-shape", "bad-json", "nul-name", "rank-9"])
+def test_loading_from_bad_parts_raises(change, error):
+    from cnnc._model import LoadedModel
+    from cnnc.saving import inference_parts
+    config, tensors = change(*inference_parts(_build()))
+    with pytest.raises(error):
+        LoadedModel.from_tensors(config, tensors)

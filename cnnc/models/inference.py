@@ -1,7 +1,7 @@
 """Inference through the C model runtime (src/include/cnnc/model.h).
 
-``predict`` runs a model by serializing it in memory to the saved-file
-format and loading that into the C runtime once, which folds batch norm into
+``predict`` runs a model by handing its config and weight arrays to the C
+runtime once (no file image in between), which folds batch norm into
 the convolutions, fuses activations and plans its buffers; the loaded model
 is cached on the Python model and rebuilt when the architecture or any
 weight changes. Weights are not reread on each call: every way of reaching a
@@ -51,8 +51,9 @@ def loaded_model(model):
         weights = _model_weights(model)
     loaded = None
     try:
-        from cnnc.saving import inference_file_bytes
-        loaded = LoadedModel.from_bytes(inference_file_bytes(model))
+        from cnnc.saving import inference_parts
+        # The weights go to the loader as they are: no file image in between.
+        loaded = LoadedModel.from_tensors(*inference_parts(model))
     except (ValueError, RuntimeError, TypeError, NotImplementedError):
         loaded = None
     versions = [w.freeze() if loaded is not None else w.version for w in weights]
