@@ -7,6 +7,10 @@ ratio torch / cnnc (above 1: cnnc is faster).
 
     python benchmarks/bench_layers.py [--quick] [--threads 1 2] [--filter maxpool]
 
+With CNNC_ISA=avx2 on an AVX-512 machine, PyTorch still runs its AVX-512
+kernels; for a like-for-like ratio limit it too:
+ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 CNNC_ISA=avx2 python ...
+
 Adding a case: write a function that takes (rng, quick) and returns a dict
 with the callables "cnnc_forward", "torch_forward" and optionally
 "cnnc_<phase>", "torch_<phase>" for the other PHASES (each taking no
@@ -331,6 +335,12 @@ CASES = [
     ("conv", "resnet18 3x3/2 256->512 @14", conv2d_case(14, 256, 512, 3, 2, 1)),
     ("conv", "resnet18 1x1/2 256->512 @14", conv2d_case(14, 256, 512, 1, 2, 0)),
     ("conv", "resnet18 3x3 512->512 @7", conv2d_case(7, 512, 512, 3, 1, 1)),
+    ("conv", "resnet50 3x3/2 128->128 @56", conv2d_case(56, 128, 128, 3, 2, 1)),
+    ("conv", "resnet50 3x3/2 256->256 @28", conv2d_case(28, 256, 256, 3, 2, 1)),
+    ("conv", "resnet50 3x3/2 512->512 @14", conv2d_case(14, 512, 512, 3, 2, 1)),
+    ("conv", "resnet50 1x1/2 512->1024 @28", conv2d_case(28, 512, 1024, 1, 2, 0)),
+    ("conv", "resnet50 1x1/2 1024->2048 @14", conv2d_case(14, 1024, 2048, 1, 2, 0)),
+    ("conv", "resnet50 1x1 2048->512 @7", conv2d_case(7, 2048, 512, 1, 1, 0)),
     ("depthwise", "depthwise 3x3 @56x56x128", conv2d_case(56, 128, 128, 3, 1, 1, groups=128)),
     ("depthwise", "depthwise 3x3 @28x28x256", conv2d_case(28, 256, 256, 3, 1, 1, groups=256)),
     ("depthwise", "depthwise 3x3 @112x112x32", conv2d_case(112, 32, 32, 3, 1, 1, groups=32)),

@@ -59,9 +59,11 @@ class Progbar:
             return None
         return f"{samples / elapsed:.0f} img/s"
 
-    def update(self, current, values=None, samples=None, finalize=None):
+    def update(self, current, values=None, samples=None, finalize=None, run_remaining=None):
         """Show progress at step ``current`` with ``values`` (list of
-        (name, value) or dict); ``samples`` counts images seen so far."""
+        (name, value) or dict); ``samples`` counts images seen so far;
+        ``run_remaining``: seconds left for the whole run (all epochs), shown
+        as "run ETA" when given."""
         if self.verbose == 0 or self._finished:
             return
         if finalize is None:
@@ -88,6 +90,8 @@ class Progbar:
             line = f"{head}{bar} - {_format_duration(elapsed)} {_format_per_step(per_step)}"
             if throughput:
                 line += f" - {throughput}"
+            if run_remaining:
+                line += f" - run ETA: {_format_duration(run_remaining)}"
             self._write(line + suffix, final=True)
             return
         if self.verbose != 1:
@@ -107,6 +111,8 @@ class Progbar:
             line = f"{head} - ETA: {_format_duration(eta)}"
         else:
             line = f"{current} - {_format_duration(elapsed)}"
+        if run_remaining is not None:
+            line += f" - run ETA: {_format_duration(run_remaining)}"
         if throughput:
             line += f" - {throughput}"
         self._write(line + suffix, final=False)
@@ -119,3 +125,51 @@ class Progbar:
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+
+class RunClock:
+    """Estimates the seconds left in a training run of ``epochs`` epochs of
+    ``steps`` steps each: the current epoch's remaining steps at this epoch's
+    step rate, plus its validation and every later epoch at the durations the
+    finished epochs took (validation included). Before any epoch has
+    finished, the later epochs are estimated from the current step rate."""
+
+    def __init__(self, epochs, steps, clock=time.perf_counter):
+        self.epochs = epochs
+        self.steps = steps
+        self._clock = clock
+        self._epoch = 0
+        self._epoch_start = None
+        self._train_end = None
+        self._durations = []   # whole epochs, validation included
+        self._validation = []  # the validation part of each
+
+    def begin_epoch(self, epoch):
+        self._epoch = epoch
+        self._epoch_start = self._clock()
+        self._train_end = None
+
+    def end_training(self):
+        """The epoch's last training step is done (validation follows)."""
+        self._train_end = self._clock()
+
+    def end_epoch(self):
+        now = self._clock()
+        self._durations.append(now - self._epoch_start)
+        self._validation.append(now - (self._train_end if self._train_end is not None else now))
+
+    def remaining(self, step=None):
+        """Seconds left after ``step`` training steps of the current epoch
+        (None: the current epoch has ended); None when nothing is known yet."""
+        later = self.epochs - self._epoch - 1
+        if step is None:
+            if not self._durations:
+                return None
+            return later * sum(self._durations) / len(self._durations)
+        if self.steps is None or self._epoch_start is None or step <= 0:
+            return None
+        per_step = (self._clock() - self._epoch_start) / step
+        validation = sum(self._validation) / len(self._validation) if self._validation else 0.0
+        epoch = (sum(self._durations) / len(self._durations) if self._durations
+                 else per_step * self.steps)
+        return per_step * max(self.steps - step, 0) + validation + later * epoch

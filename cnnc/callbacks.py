@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from cnnc._progbar import Progbar
+from cnnc._progbar import Progbar, RunClock
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
            "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger",
@@ -157,13 +157,16 @@ class History(Callback):
 
 
 class ProgbarLogger(Callback):
-    """Prints progress (``verbose`` 1: bar per epoch; 2: one line per epoch)."""
+    """Prints progress (``verbose`` 1: bar per epoch; 2: one line per epoch).
+    In training, each line also shows the time left for the whole run (all
+    epochs, validation included) as "run ETA"."""
 
     def __init__(self, stream=None):
         super().__init__()
         self.stream = stream
         self.progbar = None
         self._mode = "train"
+        self._clock = None
 
     def _stream(self):
         return self.stream if self.stream is not None else sys.stdout
@@ -176,22 +179,35 @@ class ProgbarLogger(Callback):
     def _samples(self, batch):
         return getattr(self.model, "_samples_seen", None)
 
+    def on_train_begin(self, logs=None):
+        self._clock = RunClock(self.params.get("epochs") or 1, self.params.get("steps"))
+
     def on_epoch_begin(self, epoch, logs=None):
         if self.params.get("verbose", 1):
             self._stream().write(f"Epoch {epoch + 1}/{self.params.get('epochs')}\n")
         self._start(self.params.get("steps"), "train")
+        if self._clock is not None:
+            self._clock.begin_epoch(epoch)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.progbar is not None:
             self._last = (batch + 1, logs)
-            self.progbar.update(batch + 1, logs, samples=self._samples(batch), finalize=False)
+            left = self._clock.remaining(batch + 1) if self._clock is not None else None
+            self.progbar.update(batch + 1, logs, samples=self._samples(batch), finalize=False,
+                                run_remaining=left)
+            if self._clock is not None and batch + 1 == self.params.get("steps"):
+                self._clock.end_training()
 
     def on_epoch_end(self, epoch, logs=None):
         if self.progbar is not None:
             steps = getattr(self, "_last", (self.params.get("steps") or 0, None))[0]
+            left = None
+            if self._clock is not None:
+                self._clock.end_epoch()
+                left = self._clock.remaining()
             # Validation has run since the last batch and counted its own
             # samples: the rate comes from the training batches' updates.
-            self.progbar.update(steps, logs, samples=None, finalize=True)
+            self.progbar.update(steps, logs, samples=None, finalize=True, run_remaining=left)
 
     def on_test_begin(self, logs=None):
         if self.model is not None and getattr(self.model, "_in_fit", False):

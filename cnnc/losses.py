@@ -184,14 +184,20 @@ class SparseCategoricalCrossentropy(Loss):
     (as Keras's mask and PyTorch's ``ignore_index`` with ``reduction="mean"``);
     a batch with no valid element has loss 0. The per-sample values that
     ``compute`` returns carry the factor ``count(all) / count(valid)`` so that
-    the trainer's division by the batch size gives that mean."""
+    the trainer's division by the batch size gives that mean.
+
+    ``label_smoothing``: the target of label ``k`` becomes ``(1 - s)`` on class
+    ``k`` plus ``s / C`` on every class, as ``CategoricalCrossentropy`` with
+    one-hot targets and PyTorch's ``cross_entropy(label_smoothing=s)`` with
+    class indices (Keras's sparse loss has no such option)."""
 
     fusable_activation = "softmax"
 
     def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
-                 name="sparse_categorical_crossentropy"):
+                 name="sparse_categorical_crossentropy", label_smoothing=0.0):
         super().__init__(name, reduction)
         self.from_logits = bool(from_logits)
+        self.label_smoothing = _check_smoothing(label_smoothing)
         if ignore_class is not None and (isinstance(ignore_class, bool) or not isinstance(
                 ignore_class, (int, np.integer))):
             raise ValueError(f"ignore_class must be None or an integer, got {ignore_class!r}")
@@ -209,7 +215,7 @@ class SparseCategoricalCrossentropy(Loss):
         scale = self._valid_scale(labels)
         loss, grad = kernel(y_pred, labels, sample_weight=sample_weight,
                             grad_scale=grad_scale * scale, ignore_index=self.ignore_class,
-                            need_grad=need_grad, **kwargs)
+                            label_smoothing=self.label_smoothing, need_grad=need_grad, **kwargs)
         if scale != 1.0:
             loss *= np.float32(scale)
         return loss, grad
@@ -244,7 +250,7 @@ class SparseCategoricalCrossentropy(Loss):
 
     def get_config(self):
         return dict(super().get_config(), from_logits=self.from_logits,
-                    ignore_class=self.ignore_class)
+                    ignore_class=self.ignore_class, label_smoothing=self.label_smoothing)
 
 
 class BinaryCrossentropy(Loss):

@@ -1,5 +1,6 @@
 """Seeing what a CNN learns: PNG grids of a layer's filters and of the
-feature maps an image produces, and training curves.
+feature maps an image produces, training curves, the confusion matrix of a
+test set and the test images it got most wrong.
 
 Images are written with matplotlib when it is installed (colour maps,
 titles, axes) and otherwise with cnnc's own PNG writer, so everything here
@@ -13,7 +14,8 @@ import numpy as np
 from cnnc import _png
 
 __all__ = ["image_grid", "save_image_grid", "filters_grid", "plot_filters", "feature_extractor",
-           "feature_maps", "plot_feature_maps", "plot_history", "write_png", "have_matplotlib"]
+           "feature_maps", "plot_feature_maps", "plot_history", "write_png", "have_matplotlib",
+           "confusion_matrix", "plot_confusion_matrix", "hardest_misclassified", "plot_misclassified"]
 
 write_png = _png.write_png
 
@@ -195,6 +197,12 @@ def plot_feature_maps(model, layer, image, path, max_maps=64, ncols=None, title=
                            title=title or f"{name}: {len(tiles)} feature maps")
 
 
+def _save_figure(plt, fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def _history_dict(history):
     data = getattr(history, "history", history)
     if not isinstance(data, dict) or not data:
@@ -233,9 +241,7 @@ def plot_history(history, path, title=None):
             ax.legend()
         if title:
             fig.suptitle(title)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        _save_figure(plt, fig, path)
         return path
     _png.write_png(path, _raster_plot(data, panels))
     return path
@@ -329,4 +335,202 @@ def _raster_plot(data, panels, panel_w=420, panel_h=300):
             y = legend_y + 12 * i
             _draw_line(canvas, legend_x, y + 3, legend_x + 14, y + 3, color)
             draw_text(canvas, legend_x + 18, y, key)
+    return canvas
+
+
+def _class_indices(y, name):
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be class indices (N,), got shape {y.shape}")
+    if y.size and (y.dtype.kind not in "iu" and not np.array_equal(y, np.floor(y))):
+        raise ValueError(f"{name} must hold integer class indices")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise ValueError(f"{name} holds a negative class index {int(y.min())}")
+    return y
+
+
+def _predicted_classes(y_pred):
+    y_pred = np.asarray(y_pred)
+    if y_pred.ndim == 2 and y_pred.shape[1] > 1:
+        return y_pred.argmax(axis=1)
+    return _class_indices(y_pred, "y_pred")
+
+
+def confusion_matrix(y_true, y_pred, num_classes=None):
+    """Counts ``(C, C)`` (int64): entry ``[i, j]`` is the number of samples
+    of true class ``i`` predicted as class ``j``. ``y_true``: class indices
+    ``(N,)``; ``y_pred``: class indices ``(N,)`` or scores ``(N, C)`` (the
+    highest is the prediction). ``num_classes``: C (default: one more than
+    the largest index seen, or the width of the scores)."""
+    truth = _class_indices(y_true, "y_true")
+    pred = _predicted_classes(y_pred)
+    if len(truth) != len(pred):
+        raise ValueError(f"y_true has {len(truth)} samples, y_pred {len(pred)}")
+    seen = int(max(truth.max(initial=-1), pred.max(initial=-1))) + 1
+    width = np.asarray(y_pred).shape[1] if np.ndim(y_pred) == 2 and np.shape(y_pred)[1] > 1 else 0
+    c = int(num_classes) if num_classes is not None else max(seen, width)
+    if seen > c:
+        raise ValueError(f"class index {seen - 1} is out of range for num_classes={c}")
+    return np.bincount(truth * c + pred, minlength=c * c).reshape(c, c)
+
+
+def _class_names(class_names, count):
+    names = [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(count)]
+    if len(names) != count:
+        raise ValueError(f"class_names has {len(names)} names for {count} classes")
+    return names
+
+
+def _short(name, most):
+    name = str(name)
+    return name if len(name) <= most else name[:most - 1] + "."
+
+
+def plot_confusion_matrix(y_true, y_pred, path, class_names=None, title=None, num_classes=None):
+    """Write the confusion matrix (rows: true class, columns: predicted) as a
+    PNG, each cell shaded by its share of the row and labelled with its
+    count (see ``confusion_matrix``); returns the path. Without
+    matplotlib, cnnc draws it with its own bitmap font."""
+    path = os.fspath(path)
+    counts = confusion_matrix(y_true, y_pred, num_classes)
+    c = counts.shape[0]
+    names = _class_names(class_names, c)
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    accuracy = np.trace(counts) / max(counts.sum(), 1)
+    heading = f"{title + ': ' if title else ''}accuracy {accuracy:.4f} on {counts.sum()} samples"
+    if have_matplotlib():
+        plt = _pyplot()
+        size = max(4.0, 0.55 * c + 2.0)
+        fig, ax = plt.subplots(figsize=(size + 1.0, size))
+        image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+        for i in range(c):
+            for j in range(c):
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if share[i, j] > 0.5 else "black")
+        ax.set_xticks(range(c), [_short(n, 12) for n in names], rotation=45, ha="right")
+        ax.set_yticks(range(c), [_short(n, 12) for n in names])
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(heading)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+        _save_figure(plt, fig, path)
+    else:
+        _png.write_png(path, _raster_confusion(counts, share, names, heading))
+    return path
+
+
+def _cell_colour(share):
+    """White to dark blue as the share of the row goes from 0 to 1."""
+    light, dark = np.array([247, 251, 255.0]), np.array([8, 48, 107.0])
+    return tuple(int(v) for v in np.rint(light + (dark - light) * share))
+
+
+def _raster_confusion(counts, share, names, heading):
+    from cnnc._font import GLYPH_H, draw_text, text_size
+    c = counts.shape[0]
+    labels = [_short(n, 12) for n in names]
+    cell = max(text_size(str(counts.max()))[0] + 8, 24)
+    left = max(text_size(n)[0] for n in labels) + 24
+    top = 34
+    bottom = max(text_size(n)[0] for n in labels) + 24   # vertical column labels
+    width = max(left + c * cell + 8, text_size(heading)[0] + 16)
+    canvas = np.full((top + c * cell + bottom, width, 3), 255, np.uint8)
+    draw_text(canvas, 8, 6, heading)
+    draw_text(canvas, left, top - GLYPH_H - 6, "predicted (columns), true (rows)")
+    for i in range(c):
+        for j in range(c):
+            y, x = top + i * cell, left + j * cell
+            canvas[y:y + cell, x:x + cell] = _cell_colour(share[i, j])
+            text = str(counts[i, j])
+            w, _ = text_size(text)
+            colour = (255, 255, 255) if share[i, j] > 0.5 else (0, 0, 0)
+            draw_text(canvas, x + (cell - w) // 2, y + (cell - GLYPH_H) // 2, text, color=colour)
+        w, _ = text_size(labels[i])
+        draw_text(canvas, left - 6 - w, top + i * cell + (cell - GLYPH_H) // 2, labels[i])
+        draw_text(canvas, left + i * cell + (cell - GLYPH_H) // 2, top + c * cell + 6 + text_size(labels[i])[0],
+                  labels[i], vertical=True)
+    grid = canvas[top:top + c * cell + 1, left:left + c * cell + 1]
+    grid[::cell, :] = grid[:, ::cell] = 200    # cell borders
+    return canvas
+
+
+def hardest_misclassified(y_true, probs, count=None):
+    """Indices of the misclassified samples, the hardest first: ordered by
+    the probability the model gave the true class, lowest first (ties by
+    the index). ``probs``: scores ``(N, C)``; ``count``: at most that many."""
+    truth = _class_indices(y_true, "y_true")
+    probs = np.asarray(probs)
+    if probs.ndim != 2 or len(probs) != len(truth):
+        raise ValueError(f"probs must be (N, C) for {len(truth)} labels, got shape {probs.shape}")
+    if truth.size and truth.max() >= probs.shape[1]:
+        raise ValueError(f"class index {int(truth.max())} is out of range for {probs.shape[1]} classes")
+    wrong = np.flatnonzero(probs.argmax(axis=1) != truth)
+    order = wrong[np.argsort(probs[wrong, truth[wrong]], kind="stable")]
+    return order if count is None else order[:int(count)]
+
+
+def plot_misclassified(images, y_true, probs, path, class_names=None, count=25, ncols=None,
+                       title=None):
+    """Write the ``count`` hardest misclassified images (see
+    ``hardest_misclassified``) as a PNG grid, each captioned with its true
+    class, the predicted one and the probability of the prediction; returns
+    the path. ``images``: ``(N, H, W)``, ``(N, H, W, 1)`` or
+    ``(N, H, W, 3)``."""
+    path = os.fspath(path)
+    images = np.asarray(images)
+    probs = np.asarray(probs)
+    if len(images) != len(probs):
+        raise ValueError(f"images has {len(images)} samples, probs {len(probs)}")
+    index = hardest_misclassified(y_true, probs, count)
+    truth = _class_indices(y_true, "y_true")
+    c = probs.shape[1]
+    names = _class_names(class_names, c)
+    captions = [(names[truth[k]], names[int(probs[k].argmax())], float(probs[k].max())) for k in index]
+    heading = title or f"{len(index)} hardest misclassified (true / predicted p)"
+    if len(index) == 0:
+        tiles = np.zeros((1,) + images.shape[1:3])
+        captions = [("none", "misclassified", 0.0)]
+    else:
+        tiles = images[index]
+    if tiles.ndim == 4 and tiles.shape[-1] == 1:
+        tiles = tiles[..., 0]
+    ncols = int(ncols or min(len(tiles), 8))
+    if have_matplotlib():
+        plt = _pyplot()
+        nrows = -(-len(tiles) // ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.9 * nrows + 0.4), squeeze=False)
+        for ax in axes.flat:
+            ax.set_axis_off()
+        for ax, tile, (true, pred, p) in zip(axes.flat, tiles, captions):
+            ax.imshow(tile, cmap="gray" if tile.ndim == 2 else None)
+            ax.set_title(f"{_short(true, 12)}\n> {_short(pred, 12)} {p:.2f}", fontsize=8)
+        fig.suptitle(heading, fontsize=9)
+        _save_figure(plt, fig, path)
+    else:
+        _png.write_png(path, _raster_captioned(tiles, captions, ncols, heading))
+    return path
+
+
+def _raster_captioned(tiles, captions, ncols, heading):
+    from cnnc._font import GLYPH_H, draw_text, text_size
+    scale = max(1, 84 // max(tiles.shape[1], tiles.shape[2]))
+    tile_h, tile_w = tiles.shape[1] * scale, tiles.shape[2] * scale
+    cell_w = max(tile_w, text_size("x" * 12)[0]) + 8
+    cell_h = tile_h + 2 * (GLYPH_H + 3) + 8
+    nrows = -(-len(tiles) // ncols)
+    top = GLYPH_H + 12
+    canvas = np.full((top + nrows * cell_h, max(ncols * cell_w, text_size(heading)[0] + 16), 3), 255, np.uint8)
+    draw_text(canvas, 8, 6, heading)
+    scaled = np.rint(_normalize_tiles(tiles) * 255).astype(np.uint8)
+    for k, (tile, (true, pred, p)) in enumerate(zip(scaled, captions)):
+        r, col = divmod(k, ncols)
+        y, x = top + r * cell_h, col * cell_w + (cell_w - tile_w) // 2
+        tile = tile.repeat(scale, axis=0).repeat(scale, axis=1)
+        canvas[y:y + tile_h, x:x + tile_w] = tile[..., None] if tile.ndim == 2 else tile
+        draw_text(canvas, col * cell_w + 4, y + tile_h + 3, _short(true, 12))
+        draw_text(canvas, col * cell_w + 4, y + tile_h + GLYPH_H + 6, f"{_short(pred, 8)} {p:.2f}",
+                  color=(200, 30, 30))
     return canvas

@@ -237,3 +237,49 @@ def test_progbar_epoch_rate_counts_training_samples_only(monkeypatch):
     bar.update(2, {"loss": 0.5}, samples=1000, finalize=False)   # training ends at t = 1 s
     bar.update(2, {"val_loss": 0.5}, samples=None, finalize=True)  # validation ends at t = 3 s
     assert "1000 img/s" in stream.getvalue()
+
+
+def test_run_clock_estimates_the_whole_run():
+    """3 epochs of 10 steps: each step takes 1 s and validation 4 s. The
+    estimate covers this epoch's remaining steps, its validation and the
+    later epochs (measured ones once an epoch has finished)."""
+    from cnnc._progbar import RunClock
+    now = [0.0]
+    clock = RunClock(epochs=3, steps=10, clock=lambda: now[0])
+    clock.begin_epoch(0)
+    now[0] = 4.0
+    # First epoch: no validation measured yet, later epochs at the step rate.
+    assert clock.remaining(4) == pytest.approx(6 + 2 * 10)
+    now[0] = 10.0
+    clock.end_training()
+    now[0] = 14.0
+    clock.end_epoch()
+    assert clock.remaining() == pytest.approx(2 * 14)
+    clock.begin_epoch(1)
+    now[0] = 19.0
+    assert clock.remaining(5) == pytest.approx(5 + 4 + 14)
+    assert clock.remaining(0) is None
+
+
+def test_progbar_logger_shows_accuracy_and_run_eta():
+    """Each epoch's line carries its accuracy and, but for the last epoch,
+    the time left for the whole run."""
+    from cnnc import layers
+    from cnnc.models import Sequential
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = Sequential([layers.Input((4,)), layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    stream = io.StringIO()
+    model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[_Verbose2Logger(stream)])
+    lines = [ln for ln in stream.getvalue().splitlines() if not ln.startswith("Epoch")]
+    assert len(lines) == 3 and all("accuracy:" in ln for ln in lines)
+    assert all("run ETA:" in ln for ln in lines[:2]) and "run ETA" not in lines[2]
+
+
+class _Verbose2Logger(callbacks.ProgbarLogger):
+    """One line per epoch whatever fit's verbose (fit adds no logger of its own at 0)."""
+
+    def set_params(self, params):
+        super().set_params(dict(params, verbose=2))

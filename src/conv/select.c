@@ -52,23 +52,28 @@
  *     computes exactly the pixels it keeps). Otherwise narrower rows are cut
  *     into MR-pixel segments across rows, im2col'd and packed (one copy), in
  *     blocks that fit L2.
+ *     Where a row's last partial segment would waste over a sixth of the
+ *     row (7-pixel rows on AVX2's 6-pixel tiles, ResNet's last stage) and
+ *     the kernel is long, all pixels are gathered and packed instead, in
+ *     the GEMM's cache blocks (MC pixels x KC kernel columns).
  *   * backward-data, stride 1 with >= 64 channels per group: the gradient
  *     is itself a stride-1 convolution of dy with the spatially flipped,
  *     channel-transposed kernel and padding k_eff - 1 - pad, so it runs the
  *     implicit-GEMM forward (which packs that kernel straight from w): each
  *     thread writes whole dx pixels, nothing to scatter.
- *   * backward-data, stride > 1, dilation 1, kernel at least as large as
- *     the stride, >= 32 channels per group in dx, phase rows that are
- *     (nearly) whole micro-tiles of a large register tile (AVX-512; with
- *     AVX2's the dcol GEMM below stays ahead): the sub-pixel decomposition
+ *   * backward-data, stride > 1, dilation 1, either a kernel smaller than
+ *     the stride, or >= 32 channels per group in dx and phase rows that
+ *     are narrower than or (nearly) whole micro-tiles of a large register
+ *     tile (AVX-512; with AVX2's the dcol GEMM below stays ahead; phases_pay
+ *     below has the rule): the sub-pixel decomposition
  *     (cnnc_conv_implicit_backward_data_phases). The dx pixels of one
  *     stride phase receive only the taps of one sub-kernel (2x2, 2x1, 1x2,
  *     1x1 for 3x3 / 2): each phase is a stride-1 convolution of dy, run by
  *     the implicit-GEMM forward with that sub-kernel flipped and
  *     channel-transposed, writing a strided subset of dx directly; no
  *     dcol, no col2im (1.1-1.2x on ResNet-18's 3x3 / 2 layers at 56 and
- *     28, at 1 and 2 threads; with 7-pixel phase rows on 14-pixel tiles
- *     it loses, 1.7x). Without a bias (dx never has one) the first
+ *     28, at 1 and 2 threads; 1.2-1.4x with 7-pixel phase rows, which
+ *     the tiles compute exactly). Without a bias (dx never has one) the first
  *     product of each tile initializes it: no zero fill to read back
  *     (1.04-1.1x more).
  *     CNNC_CONV_PHASES=1/0 forces it wherever it applies, or disables it.
@@ -152,31 +157,41 @@ static int winograd_chosen(const struct cnnc_conv_geom *g, enum pass pass)
  * small (measured at batch 8-32 with the 14 x 32 AVX-512 micro-kernel:
  * 1.05-1.25x faster with rows that are whole segments, up to 1.6x slower
  * with 15-pixel rows on 14-pixel segments), and only with enough dx
- * channels to fill the micro-kernel's columns (2.7x slower for 3). With the
- * smaller register tiles (AVX2's 6 x 16: 1.1-1.3x slower on ResNet-18's
- * 3x3 / 2 layers) each call's C tile and A rows weigh more, and the dcol
- * GEMM, which writes its tiles once without reading them, stays ahead.
+ * channels to fill the micro-kernel's columns (2.7x slower for 3). Rows
+ * narrower than a segment go through the tiles, which compute just their
+ * pixels, or the packed sweep (1.2-1.4x over the dcol GEMM for 3x3 / 2 on
+ * 14x14 inputs, 7-pixel phase rows). With the smaller register tiles
+ * (AVX2's 6 x 16: 1.1-1.3x slower on ResNet-18's 3x3 / 2 layers) each
+ * call's C tile and A rows weigh more, and the dcol GEMM, which writes its
+ * tiles once without reading them, stays ahead. A kernel smaller than its
+ * stride (1x1 / 2) leaves most phases without taps: they are a fill, and
+ * the one GEMM writes its dx pixels in place where the dcol GEMM would
+ * zero dx, store dcol and scatter it back (1.2-1.35x at 64 -> 128, on par
+ * or better at more channels on AVX-512; on AVX2 from 256 dx channels on
+ * the dcol GEMM stays ahead, by 1.1-1.2x).
  * CNNC_CONV_PHASES=1/0 in the environment forces the decomposition wherever
  * it applies, or disables it (tests run both). */
 #define PHASES_MIN_TILE 256
+#define PHASES_SMALL_TILE_MAX_CIN 64
 static int phases_pay(const struct cnnc_conv_geom *g)
 {
-    if (g->dh != 1 || g->dw != 1 || g->kh < g->sh || g->kw < g->sw || (g->sh == 1 && g->sw == 1))
+    if (g->dh != 1 || g->dw != 1 || (g->sh == 1 && g->sw == 1))
         return 0;
     const char *env = getenv("CNNC_CONV_PHASES");
     if (env && (env[0] == '0' || env[0] == '1'))
         return env[0] == '1';
-    if (g->cin_g < 32)
-        return 0;
     const struct cnnc_gemm_kernels *kern = CNNC_PICK(cnnc_gemm_kernels);
     const int64_t mr = kern->mr;
-    if (mr * kern->nr < PHASES_MIN_TILE)
+    const int large_tile = mr * kern->nr >= PHASES_MIN_TILE;
+    if (g->kh < g->sh || g->kw < g->sw)
+        return large_tile || g->cin_g <= PHASES_SMALL_TILE_MAX_CIN;
+    if (g->cin_g < 32 || !large_tile)
         return 0;
     for (int64_t rw = 0; rw < g->sw; ++rw) {
         int64_t q0, q1;
         cnnc_conv_phase_range(g->w, g->pl, g->sw, rw, &q0, &q1);
         const int64_t pw = q1 - q0 + 1;
-        if (pw > 0 && cnnc_ceil_div(pw, mr) * mr * 8 > pw * 9)
+        if (pw > mr && cnnc_ceil_div(pw, mr) * mr * 8 > pw * 9)
             return 0;
     }
     return 1;

@@ -186,6 +186,10 @@ static void test_cases(int threads)
         {2, 7, 29, 64, 32, 3, 2, 2, 1, 1, 1, 0, 2, 1, 0, 2},
         {2, 8, 56, 36, 20, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1},
         {1, 7, 35, 36, 20, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1},
+        /* 7-pixel rows of a long kernel: the packed sweep on AVX2; a kernel
+         * smaller than the stride: phases without taps */
+        {2, 14, 13, 40, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0, 1},
+        {2, 11, 10, 5, 7, 2, 1, 3, 2, 1, 1, 1, 0, 0, 2, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
         check_case(cases[i]);
@@ -247,6 +251,15 @@ int main(void)
     test_cases(2);
     setenv("CNNC_CONV_PHASES", "0", 1);
     test_cases(2);
+    /* The implicit GEMM's packed sweep wherever it runs (with the phases,
+     * whose outputs are strided), then never. */
+    setenv("CNNC_CONV_PHASES", "1", 1);
+    setenv("CNNC_CONV_PACKED", "1", 1);
+    test_cases(1);
+    test_cases(2);
+    setenv("CNNC_CONV_PACKED", "0", 1);
+    test_cases(2);
+    unsetenv("CNNC_CONV_PACKED");
     unsetenv("CNNC_CONV_PHASES");
     test_errors();
     cnnc_release_workspace();
