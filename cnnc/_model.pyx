@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Loaded models (src/include/cnnc/model.h): the C inference runtime that
 Python's predict runs on."""
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cnnc._common cimport cnnc_status, check_status
@@ -13,6 +13,9 @@ cdef extern from "cnnc.h" nogil:
         pass
     cnnc_status cnnc_model_load(const char *path, cnnc_model **model)
     cnnc_status cnnc_model_load_memory(const void *bytes, size_t size, cnnc_model **model)
+    cnnc_status cnnc_model_load_tensors(const char *config, size_t n_tensors, const char *const *names,
+                                        const int *ranks, const int64_t *shapes, const float *const *data,
+                                        cnnc_model **model)
     void cnnc_model_free(cnnc_model *model)
     int cnnc_model_num_inputs(const cnnc_model *model)
     int cnnc_model_num_outputs(const cnnc_model *model)
@@ -21,7 +24,7 @@ cdef extern from "cnnc.h" nogil:
     cnnc_status cnnc_model_predict_multi(const cnnc_model *model, int64_t batch, const float *const *xs,
                                          float *const *ys)
 
-__all__ = ["LoadedModel", "fingerprint"]
+__all__ = ["LoadedModel"]
 
 
 cdef class LoadedModel:
@@ -59,6 +62,55 @@ cdef class LoadedModel:
                 status = cnnc_model_load_memory(view.buf, <size_t>view.len, &m.ptr)
         finally:
             PyBuffer_Release(&view)
+        check_status(status)
+        m._describe()
+        return m
+
+    @staticmethod
+    def from_tensors(config, tensors):
+        """From a model's parts without a file image: ``config`` the
+        model_config JSON text, ``tensors`` a dict name -> float32 array (the
+        weights, as model.save names them). The arrays are copied."""
+        cdef LoadedModel m = LoadedModel.__new__(LoadedModel)
+        cdef bytes config_bytes = str(config).encode()
+        if b"\0" in config_bytes:
+            raise ValueError("the model config holds a NUL character")
+        cdef const char *config_ptr = config_bytes
+        names = [str(k).encode() for k in tensors]
+        arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in tensors.values()]
+        cdef size_t n = len(arrays), i
+        for name, a in zip(names, arrays):
+            if b"\0" in name:
+                raise ValueError(f"tensor name {name!r} holds a NUL character")
+            if a.ndim > 8:
+                raise ValueError(f"tensor {name.decode()!r} has more than 8 axes")
+        cdef const char **name_ptrs = <const char **>malloc((n or 1) * sizeof(char *))
+        cdef const float **data = <const float **>malloc((n or 1) * sizeof(float *))
+        cdef int *ranks = <int *>malloc((n or 1) * sizeof(int))
+        cdef int64_t *shapes = <int64_t *>malloc((n or 1) * 8 * sizeof(int64_t))
+        cdef cnnc_status status
+        cdef const float[::1] flat
+        try:
+            if name_ptrs == NULL or data == NULL or ranks == NULL or shapes == NULL:
+                raise MemoryError()
+            for i in range(n):
+                name_ptrs[i] = <const char *>(<bytes>names[i])
+                a = arrays[i]
+                ranks[i] = a.ndim
+                for k in range(8):
+                    shapes[8 * i + k] = a.shape[k] if k < a.ndim else 0
+                if a.size:
+                    flat = a.reshape(-1)
+                    data[i] = &flat[0]
+                else:
+                    data[i] = NULL
+            with nogil:
+                status = cnnc_model_load_tensors(config_ptr, n, name_ptrs, ranks, shapes, data, &m.ptr)
+        finally:
+            free(name_ptrs)
+            free(data)
+            free(ranks)
+            free(shapes)
         check_status(status)
         m._describe()
         return m
@@ -110,47 +162,3 @@ cdef class LoadedModel:
             free(xs)
             free(ys)
         return outputs
-
-
-cdef extern from *:
-    """
-    #include <stdint.h>
-    #include <string.h>
-    /* 16 lanes of lane = rotl(lane, 17) + word: each step is a bijection of
-     * the lane and of the word, so any single changed word changes the hash;
-     * shifts and adds vectorize, so this runs at memory speed. */
-    static uint64_t cnnc_fingerprint_bytes(const unsigned char *p, size_t n, uint64_t seed)
-    {
-        uint64_t lane[16];
-        for (int k = 0; k < 16; ++k) lane[k] = seed + 0x9E3779B97F4A7C15ull * (uint64_t)(k + 1);
-        size_t i = 0;
-        for (; i + 128 <= n; i += 128) {
-            uint64_t w[16];
-            memcpy(w, p + i, 128);
-            for (int k = 0; k < 16; ++k) lane[k] = ((lane[k] << 17) | (lane[k] >> 47)) + w[k];
-        }
-        uint64_t tail = 0x100000001B3ull * (uint64_t)n;
-        for (; i < n; ++i) tail = (tail ^ p[i]) * 0x100000001B3ull;
-        uint64_t h = tail;
-        for (int k = 0; k < 16; ++k) { h = (h ^ lane[k]) * 0x100000001B3ull; h ^= h >> 29; }
-        return h;
-    }
-    """
-    uint64_t cnnc_fingerprint_bytes(const unsigned char *p, size_t n, uint64_t seed) nogil
-
-
-def fingerprint(arrays):
-    """A 64-bit hash of the bytes of C-contiguous arrays, computed at memory
-    speed, to notice changed weights."""
-    cdef uint64_t h = 0
-    cdef const unsigned char[::1] data
-    cdef size_t n
-    for a in arrays:
-        data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
-        n = data.shape[0]
-        if n:
-            with nogil:
-                h = cnnc_fingerprint_bytes(&data[0], n, h)
-        else:
-            h = cnnc_fingerprint_bytes(NULL, 0, h)
-    return h

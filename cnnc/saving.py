@@ -189,7 +189,7 @@ def save_weights(model, filepath, overwrite=True):
     filepath = os.fspath(filepath)
     _check_writable(filepath, overwrite)
     model._require_graph()
-    tensors = {key: w.value for key, w in weight_keys(model)}
+    tensors = {key: w._value for key, w in weight_keys(model)}
     _safetensors.write(filepath, tensors, _metadata("weights"))
 
 
@@ -211,13 +211,20 @@ def random_state(model):
     return state
 
 
+def inference_parts(model):
+    """``(model_config JSON text, {name: weight array})``: what the C runtime
+    needs to run the model (the arrays are the weights' own, not copies)."""
+    model._require_graph()
+    return (json.dumps(serialize_layer(model)),
+            {key: w._value for key, w in weight_keys(model)})
+
+
 def inference_file_bytes(model):
     """The bytes of a model file holding only the architecture and the
-    weights (what the C runtime needs to run the model), built in memory."""
-    model._require_graph()
+    weights, built in memory."""
+    config, tensors = inference_parts(model)
     metadata = _metadata("model")
-    metadata["model_config"] = json.dumps(serialize_layer(model))
-    tensors = {key: w.value for key, w in weight_keys(model)}
+    metadata["model_config"] = config
     return b"".join(_safetensors.encode(tensors, metadata))
 
 
@@ -228,7 +235,7 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True):
     _check_writable(filepath, overwrite)
     model._require_graph()
     table = weight_keys(model)
-    tensors = {key: w.value for key, w in table}
+    tensors = {key: w._value for key, w in table}
     metadata = _metadata("model")
     metadata["model_config"] = json.dumps(serialize_layer(model))
     metadata["random_state"] = json.dumps(random_state(model))
@@ -301,10 +308,10 @@ def _assign_weights(model, tensors, filepath, skip_mismatch=False):
     for key, weight in table:
         array = weight_tensors.get(key)
         if array is None:
-            problems.append(f"missing weight {key!r} of shape {weight.value.shape}")
-        elif array.shape != weight.value.shape:
+            problems.append(f"missing weight {key!r} of shape {weight.shape}")
+        elif array.shape != weight.shape:
             problems.append(f"weight {key!r} has shape {array.shape} in the file but "
-                            f"{weight.value.shape} in the model")
+                            f"{weight.shape} in the model")
     unknown = sorted(set(weight_tensors) - {key for key, _ in table})
     if unknown:
         problems.append(f"the file has weights the model does not: {unknown[:5]}"
@@ -314,7 +321,7 @@ def _assign_weights(model, tensors, filepath, skip_mismatch=False):
                          + "\n  ".join(problems))
     for key, weight in table:
         array = weight_tensors.get(key)
-        if array is not None and array.shape == weight.value.shape:
+        if array is not None and array.shape == weight.shape:
             weight.value[...] = array
 
 

@@ -26,24 +26,24 @@ class GradientBuckets:
         order = list(reversed(self.weights))
         groups, current, size = [], [], 0
         for w in order:
-            if current and size + w.value.size > limit:
+            if current and size + w.size > limit:
                 groups.append(current)
                 current, size = [], 0
             current.append(w)
-            size += w.value.size
+            size += w.size
         if current:
             groups.append(current)
         self.buffers = []
         self.slot = {}          # id(weight) -> (bucket, offset)
         self.members = []
         for b, group in enumerate(groups):
-            total = sum(w.value.size for w in group)
+            total = sum(w.size for w in group)
             self.buffers.append(np.empty(total, np.float32))
             self.members.append(group)
             offset = 0
             for w in group:
                 self.slot[id(w)] = (b, offset)
-                offset += w.value.size
+                offset += w.size
         self.total_floats = sum(buf.size for buf in self.buffers)
         self.wait_seconds = 0.0
         self._reset()
@@ -68,7 +68,7 @@ class GradientBuckets:
                 continue
             self.seen.add(key)
             b, offset = where
-            n = w.value.size
+            n = w.size
             np.multiply(w.grad.reshape(-1), self.scale, out=self.buffers[b][offset:offset + n])
             self.missing[b] -= 1
         self._start_ready()
@@ -90,7 +90,7 @@ class GradientBuckets:
                         self.seen.add(id(w))
                         _, offset = self.slot[id(w)]
                         np.multiply(w.grad.reshape(-1), self.scale,
-                                    out=self.buffers[b][offset:offset + w.value.size])
+                                    out=self.buffers[b][offset:offset + w.size])
                 self.missing[b] = 0
         self._start_ready()
         start = time.perf_counter()
@@ -100,6 +100,6 @@ class GradientBuckets:
             buffer = self.buffers[b]
             offset = 0
             for w in group:
-                n = w.value.size
+                n = w.size
                 w.grad[...] = buffer[offset:offset + n].reshape(w.grad.shape)
                 offset += n

@@ -193,7 +193,7 @@ class DataParallel:
                                               int(getattr(optimizer, "iterations", 0))]
         loss = model._compile_args["loss"] if model._compile_args else None
         return {"layers": [type(layer).__name__ for layer in all_layers(model)],
-                "weights": [[w.name.split("/")[-1], list(w.value.shape), bool(w.trainable)]
+                "weights": [[w.name.split("/")[-1], list(w.shape), bool(w.trainable)]
                             for w in model.weights],
                 "loss": loss if isinstance(loss, (str, type(None))) else repr(type(loss).__name__),
                 "optimizer": opt}
@@ -205,8 +205,8 @@ class DataParallel:
             self.comm.broadcast(flat, "copying rank 0's weights")
             offset = 0
             for w in weights:
-                n = w.value.size
-                w.value[...] = flat[offset:offset + n].reshape(w.value.shape)
+                n = w.size
+                w.value[...] = flat[offset:offset + n].reshape(w.shape)
                 offset += n
         from cnnc.layers.dropout import Dropout
         droppers = [layer for layer in all_layers(model) if isinstance(layer, Dropout)]
@@ -260,7 +260,7 @@ class DataParallel:
     def end_epoch(self, model):
         """Average the non-trainable weights (per-rank batch-norm moving
         statistics) so that every rank validates and saves the same model."""
-        weights = [w for w in model.non_trainable_weights if w.value.dtype.kind == "f"]
+        weights = [w for w in model.non_trainable_weights if w.dtype.kind == "f"]
         if not weights:
             return
         # float64 sums: identical values come back exactly (P * v / P == v).
@@ -269,8 +269,8 @@ class DataParallel:
         flat /= self.size
         offset = 0
         for w in weights:
-            n = w.value.size
-            w.value[...] = flat[offset:offset + n].reshape(w.value.shape)
+            n = w.size
+            w.value[...] = flat[offset:offset + n].reshape(w.shape)
             offset += n
 
     def check_weights(self, model):

@@ -74,6 +74,9 @@ def reset_names():
     _name_counters.clear()
 
 
+_weight_writes = [0]  # bumped whenever any Weight may have changed
+
+
 class Weight(ArrayValue):
     """A named parameter array and its gradient (Keras's Variable).
 
@@ -83,14 +86,23 @@ class Weight(ArrayValue):
     weights once.
     Operators and :mod:`cnnc.ops` functions take a Weight as an array; inside
     a traced ``call()`` they also route its gradient into ``grad``.
+
+    Change tracking (what lets predict reuse its C model without rereading
+    the weights): every hand-out of the array (``value``, ``np.asarray``)
+    counts as a possible write and bumps ``version``; :meth:`freeze` makes the
+    array read-only until the next hand-out, so an array obtained before a
+    freeze and written after it raises instead of changing unseen.
     """
 
-    __slots__ = ("name", "value", "_grad", "trainable", "regularizer", "constraint")
+    __slots__ = ("name", "_value", "_version", "_frozen", "_grad", "trainable", "regularizer",
+                 "constraint")
     _is_cnnc_weight = True
     __array_ufunc__ = None
 
     def __init__(self, name, value, trainable=True, regularizer=None, constraint=None):
         self.name = name
+        self._frozen = False
+        self._version = 0
         self.value = np.ascontiguousarray(value, dtype=np.float32)
         self._grad = None
         self.trainable = trainable
@@ -98,9 +110,62 @@ class Weight(ArrayValue):
         self.constraint = constraint
 
     @property
+    def value(self):
+        self.touch()
+        return self._value
+
+    @value.setter
+    def value(self, array):
+        self._frozen = False
+        self._value = array
+        self.touch()
+
+    def touch(self):
+        """Record that the array may have changed (and make it writable
+        again if :meth:`freeze` made it read-only)."""
+        if self._frozen:
+            self._frozen = False
+            self._value.flags.writeable = True
+        self._version += 1
+        _weight_writes[0] += 1
+
+    def freeze(self):
+        """Make the array read-only until it is next handed out; returns the
+        current ``version``."""
+        if self._value.flags.writeable:
+            self._value.flags.writeable = False
+            self._frozen = True
+        return self._version
+
+    @property
+    def version(self):
+        """Increases whenever the array may have been changed."""
+        return self._version
+
+    @property
+    def shape(self):
+        return self._value.shape
+
+    @property
+    def ndim(self):
+        return self._value.ndim
+
+    @property
+    def dtype(self):
+        return self._value.dtype
+
+    @property
+    def size(self):
+        return self._value.size
+
+    @property
+    def nbytes(self):
+        return self._value.nbytes
+
+    @property
     def grad(self):
         if self._grad is None:
-            self._grad = np.zeros(self.value.shape, np.float32)
+            self._grad = np.zeros(self._value.shape, np.float32)
         return self._grad
 
     @grad.setter
@@ -113,18 +178,18 @@ class Weight(ArrayValue):
         return self._grad is not None
 
     def __array__(self, dtype=None, copy=None):
-        return self.value if dtype is None else self.value.astype(dtype)
+        return self.value if dtype is None else self._value.astype(dtype)
 
     def assign(self, value):
         """Copy ``value`` into the weight (in place, shape checked)."""
         value = np.asarray(value)
-        if value.shape != self.value.shape:
-            raise ValueError(f"weight {self.name!r} has shape {self.value.shape}, got "
+        if value.shape != self.shape:
+            raise ValueError(f"weight {self.name!r} has shape {self.shape}, got "
                              f"{value.shape}")
         self.value[...] = value
 
     def __repr__(self):
-        return f"<Weight {self.name} shape={self.value.shape} trainable={self.trainable}>"
+        return f"<Weight {self.name} shape={self._value.shape} trainable={self.trainable}>"
 
 
 class Node:
@@ -357,7 +422,7 @@ class Layer:
 
     def get_weights(self):
         """Copies of the weight arrays, in Keras order."""
-        return [w.value.copy() for w in self.weights]
+        return [w._value.copy() for w in self.weights]
 
     def set_weights(self, weights):
         """Copy arrays into the weights (in place), checking count and shapes."""
@@ -368,8 +433,8 @@ class Layer:
                              f"got {len(weights)}")
         for w, new in zip(own, weights):
             new = np.asarray(new)
-            if new.shape != w.value.shape:
-                raise ValueError(f"weight {w.name!r} has shape {w.value.shape}, got {new.shape}")
+            if new.shape != w.shape:
+                raise ValueError(f"weight {w.name!r} has shape {w.shape}, got {new.shape}")
             w.value[...] = new
 
     def get_gradients(self):
@@ -378,7 +443,7 @@ class Layer:
         return [w.grad for w in self.weights]
 
     def count_params(self):
-        return int(sum(w.value.size for w in self.weights))
+        return int(sum(w.size for w in self.weights))
 
     @property
     def losses(self):

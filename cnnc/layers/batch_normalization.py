@@ -99,7 +99,7 @@ class BatchNormalization(Layer):
         return np.moveaxis(y, -1, self._axis)
 
     def forward(self, x, training=False, mask=None):
-        channels = self.moving_mean.value.shape[0]
+        channels = self.moving_mean.shape[0]
         if x.ndim <= self._axis or x.shape[self._axis] != channels:
             raise ValueError(f"BatchNormalization {self.name!r} was built for {channels} "
                              f"features on axis {self.axis}, got input of shape {x.shape}")

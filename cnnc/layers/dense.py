@@ -33,7 +33,7 @@ class Dense(KernelLayer):
         return tuple(input_shape)[:-1] + (self.units,)
 
     def forward(self, x, training=False):
-        in_dim = self.kernel.value.shape[0]
+        in_dim = self.kernel.shape[0]
         if x.ndim < 2 or x.shape[-1] != in_dim:
             raise ValueError(f"Dense {self.name!r} expects inputs of shape (..., {in_dim}), "
                              f"got {x.shape}")

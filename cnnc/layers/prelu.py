@@ -47,9 +47,9 @@ class PReLU(Layer):
         self.built = True
 
     def forward(self, x, training=False):
-        if x.shape[1:] != np.broadcast_shapes(x.shape[1:], self.alpha.value.shape):
+        if x.shape[1:] != np.broadcast_shapes(x.shape[1:], self.alpha.shape):
             raise ValueError(f"PReLU {self.name!r} was built for inputs matching alpha "
-                             f"{self.alpha.value.shape}, got shape {x.shape}")
+                             f"{self.alpha.shape}, got shape {x.shape}")
         self._x = x if training else None
         return np.where(x >= 0, x, self.alpha.value * x).astype(np.float32, copy=False)
 

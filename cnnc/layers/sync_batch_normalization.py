@@ -26,7 +26,7 @@ class SyncBatchNormalization(BatchNormalization):
         if strategy is None or not (training and self.trainable):
             self._sync = None
             return super().forward(x, training=training)
-        channels = self.moving_mean.value.shape[0]
+        channels = self.moving_mean.shape[0]
         if x.ndim <= self._axis or x.shape[self._axis] != channels:
             raise ValueError(f"SyncBatchNormalization {self.name!r} was built for {channels} "
                              f"features on axis {self.axis}, got input of shape {x.shape}")

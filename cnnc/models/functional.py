@@ -428,7 +428,7 @@ class Model(Trainer, Layer):
         return [w for w in self.weights if id(w) not in trainable]
 
     def get_weights(self):
-        return [w.value.copy() for w in self.weights]
+        return [w._value.copy() for w in self.weights]
 
     def set_weights(self, weights):
         own = self.weights
@@ -438,8 +438,8 @@ class Model(Trainer, Layer):
                              f"{len(weights)}")
         for w, new in zip(own, weights):
             new = np.asarray(new)
-            if new.shape != w.value.shape:
-                raise ValueError(f"weight {w.name!r} has shape {w.value.shape}, got {new.shape}")
+            if new.shape != w.shape:
+                raise ValueError(f"weight {w.name!r} has shape {w.shape}, got {new.shape}")
         for w, new in zip(own, weights):
             w.value[...] = new
 
@@ -447,7 +447,7 @@ class Model(Trainer, Layer):
         return [w.grad for w in self.weights]
 
     def count_params(self):
-        return int(sum(w.value.size for w in self.weights))
+        return int(sum(w.size for w in self.weights))
 
     @property
     def losses(self):

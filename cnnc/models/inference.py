@@ -1,31 +1,37 @@
 """Inference through the C model runtime (src/include/cnnc/model.h).
 
-``predict`` runs a model by serializing it in memory to the saved-file
-format and loading that into the C runtime once, which folds batch norm into
+``predict`` runs a model by handing its config and weight arrays to the C
+runtime once (no file image in between), which folds batch norm into
 the convolutions, fuses activations and plans its buffers; the loaded model
 is cached on the Python model and rebuilt when the architecture or any
-weight changes (weights are fingerprinted at memory speed on each predict
-call). Models the C runtime cannot run (custom Python layers, options it
-does not know) fall back to running the Python layers.
+weight changes. Weights are not reread on each call: every way of reaching a
+weight's array bumps its ``version`` (see :class:`cnnc.layers.base.Weight`),
+and the arrays are made read-only while they match the cached C model, so a
+write through an array obtained earlier raises rather than going unseen.
+When no weight anywhere was handed out since the last call, checking the
+cache is one comparison. Models the C runtime cannot run (custom Python
+layers, options it does not know) fall back to running the Python layers.
 """
 import numpy as np
 
-from cnnc._model import LoadedModel, fingerprint
+from cnnc._model import LoadedModel
+from cnnc.layers import base as _base
 
 
 class _Entry:
-    __slots__ = ("steps", "weights", "print", "loaded")
+    __slots__ = ("steps", "weights", "versions", "writes", "loaded")
 
-    def __init__(self, steps, weights, print_, loaded):
+    def __init__(self, steps, weights, versions, writes, loaded):
         self.steps = steps
         self.weights = weights
-        self.print = print_
+        self.versions = versions
+        self.writes = writes
         self.loaded = loaded
 
 
-def _weight_arrays(model):
+def _model_weights(model):
     from cnnc.saving import weight_keys
-    return [w.value for _, w in weight_keys(model)]
+    return [w for _, w in weight_keys(model)]
 
 
 def loaded_model(model):
@@ -33,21 +39,26 @@ def loaded_model(model):
     runtime cannot run it."""
     entry = model.__dict__.get("_inference_entry")
     steps = model.__dict__.get("_steps")
-    weights = _weight_arrays(model)
-    if entry is not None and entry.steps is steps and len(entry.weights) == len(weights) and all(
-            a is b for a, b in zip(entry.weights, weights)):
-        if entry.loaded is None:
-            return None
-        if fingerprint(weights) == entry.print:
+    if entry is not None and entry.steps is steps:
+        if entry.writes == _base._weight_writes[0]:
             return entry.loaded
+        weights = _model_weights(model)
+        if len(entry.weights) == len(weights) and all(
+                a is b and a.version == v for a, b, v in zip(entry.weights, weights, entry.versions)):
+            entry.writes = _base._weight_writes[0]
+            return entry.loaded
+    else:
+        weights = _model_weights(model)
     loaded = None
     try:
-        from cnnc.saving import inference_file_bytes
-        loaded = LoadedModel.from_bytes(inference_file_bytes(model))
+        from cnnc.saving import inference_parts
+        # The weights go to the loader as they are: no file image in between.
+        loaded = LoadedModel.from_tensors(*inference_parts(model))
     except (ValueError, RuntimeError, TypeError, NotImplementedError):
         loaded = None
-    model.__dict__["_inference_entry"] = _Entry(steps, weights,
-                                               fingerprint(weights) if loaded else None, loaded)
+    versions = [w.freeze() if loaded is not None else w.version for w in weights]
+    model.__dict__["_inference_entry"] = _Entry(steps, weights, versions, _base._weight_writes[0],
+                                               loaded)
     return loaded
 
 

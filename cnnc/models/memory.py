@@ -30,6 +30,7 @@ Sizes are float32 (4 bytes per element); figures are bytes.
 """
 import math
 import os
+import time
 
 import numpy as np
 
@@ -133,11 +134,11 @@ def _packing_copy(optimizer, weights):
     flat = getattr(optimizer, "_flat", None)
     if flat is not None and flat.holds(weights):
         return 0
-    return _weight_bytes(weights) + sum(w.value.nbytes for w in weights if w.has_grad)
+    return _weight_bytes(weights) + sum(w.nbytes for w in weights if w.has_grad)
 
 
 def _weight_bytes(weights):
-    return sum(w.value.nbytes for w in weights)
+    return sum(w.nbytes for w in weights)
 
 
 # The matrix products pack the weight operand in blocks; beyond this size a
@@ -149,7 +150,7 @@ def _largest_kernel(model):
     """Bytes of scratch for packing weights: the kernels pack a weight
     matrix (or its gradient's per-thread partial) into a buffer of about its
     size, up to a block, kept for reuse."""
-    largest = max((w.value.nbytes for w in model.weights), default=0)
+    largest = max((w.nbytes for w in model.weights), default=0)
     return min(largest, _PACKED_WEIGHT_CAP)
 
 
@@ -199,7 +200,7 @@ def estimate_memory(model, batch_size, training=True, optimizer=None, runtime=Fa
             outputs[s] = _FLOAT * _elements(shape, batch_size)
     # Gradient arrays are made by the first backward (or the optimizer's
     # packing); the ones that exist already are resident before the run.
-    existing_grads = sum(w.value.nbytes for w in model.weights if w.has_grad)
+    existing_grads = sum(w.nbytes for w in model.weights if w.has_grad)
     resident = weights + existing_grads
     if not training:
         entry = model.__dict__.get("_inference_entry")
@@ -400,6 +401,48 @@ def available_memory():
     return available
 
 
+def _cached_estimate(model, batch_size, training, runtime):
+    """estimate_memory, or None when it cannot tell; for inference,
+    remembered on the model while its graph, the C runtime's copy and every
+    weight stay the same (what makes repeated small predict calls cheap)."""
+    from cnnc.layers.base import _weight_writes
+    if training:
+        try:
+            return estimate_memory(model, batch_size, training=True, runtime=runtime)
+        except ValueError:
+            return None
+    key = (model.__dict__.get("_steps"), model.__dict__.get("_inference_entry"),
+           _weight_writes[0], batch_size, training, runtime)
+    cached = model.__dict__.get("_memory_estimate")
+    if cached is not None and len(cached[0]) == len(key) and all(
+            a is b or a == b for a, b in zip(cached[0], key)):
+        return cached[1]
+    try:
+        estimate = estimate_memory(model, batch_size, training=training, runtime=runtime)
+    except ValueError:
+        estimate = None
+    model.__dict__["_memory_estimate"] = (key, estimate)
+    return estimate
+
+
+_last_available = [None, None, 0.0]  # (reader, bytes, monotonic time)
+
+
+def _recent_available_memory(need):
+    """available_memory(), reusing a reading under a second old while
+    ``need`` is under half of it: reading /proc and the cgroup files costs
+    about as much as a small model's whole inference."""
+    reader = available_memory
+    previous_reader, previous, when = _last_available
+    now = time.monotonic()
+    if previous_reader is reader and previous is not None and now - when < 1.0 \
+            and need <= previous // 2:
+        return previous
+    available = reader()
+    _last_available[:] = [reader, available, now]
+    return available
+
+
 def check_fits(model, data, training, what, runtime=False):
     """Raise MemoryError, before any work, when the estimated peak of
     ``what`` (fit / evaluate / predict) on the batches of ``data`` exceeds
@@ -415,12 +458,11 @@ def check_fits(model, data, training, what, runtime=False):
     samples = getattr(data, "num_samples", None)
     if samples:
         batch_size = min(batch_size, samples)
-    available = available_memory()
-    if available is None:
+    estimate = _cached_estimate(model, batch_size, training, runtime)
+    if estimate is None:  # a tensor of unknown size: nothing to check against
         return
-    try:
-        estimate = estimate_memory(model, batch_size, training=training, runtime=runtime)
-    except ValueError:  # a tensor of unknown size: nothing to check against
+    available = _recent_available_memory(estimate.working_set)
+    if available is None:
         return
     if estimate.working_set > available:
         raise MemoryError(

@@ -96,7 +96,7 @@ def print_summary(model, line_length=None, positions=None, print_fn=None, show_t
     for line_text in _memory_lines(model, batch_size):
         print_fn(line_text)
     total = model.count_params()
-    trainable = int(sum(w.value.size for w in model.trainable_weights))
+    trainable = int(sum(w.size for w in model.trainable_weights))
     print_fn(f"Total params: {total:,}")
     print_fn(f"Trainable params: {trainable:,}")
     print_fn(f"Non-trainable params: {total - trainable:,}")

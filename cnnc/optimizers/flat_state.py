@@ -34,7 +34,7 @@ class FlatState:
         self.offsets, total = [], 0
         for w in self.weights:
             self.offsets.append(total)
-            total += -(-w.value.size // _ALIGN) * _ALIGN
+            total += -(-w.size // _ALIGN) * _ALIGN
         self.size = total
         self.value = np.zeros(total, np.float32)
         self.grad = np.zeros(total, np.float32)
@@ -57,7 +57,7 @@ class FlatState:
 
     @staticmethod
     def _view(flat, weight, start):
-        return flat[start:start + weight.value.size].reshape(weight.value.shape)
+        return flat[start:start + weight.size].reshape(weight.shape)
 
     def holds(self, weights):
         """Whether these weights, in this order, still live in the buffers
@@ -70,4 +70,4 @@ class FlatState:
     def span(self, first, last):
         """[begin, end) of the buffers covering weights first..last."""
         w = self.weights[last]
-        return self.offsets[first], self.offsets[last] + w.value.size
+        return self.offsets[first], self.offsets[last] + w.size

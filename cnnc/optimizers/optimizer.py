@@ -212,9 +212,9 @@ class Optimizer:
             if grad is None:
                 continue
             grad = np.asarray(grad)
-            if grad.shape != weight.value.shape:
+            if grad.shape != weight.shape:
                 raise ValueError(f"gradient of {weight.name!r} has shape {grad.shape}, "
-                                 f"expected {weight.value.shape}")
+                                 f"expected {weight.shape}")
             pairs.append((grad, weight))
         if not pairs:
             return
@@ -261,6 +261,8 @@ class Optimizer:
                                      {name: a[begin:end] for name, a in flat.slots.items()}, lr,
                                      options(first))
                     first = i
+            for weight in flat.weights:
+                weight.touch()  # written through the flat buffer, not weight.value
         else:
             for i, (grad, weight) in enumerate(pairs):
                 self._update(weight.value, grad, self._weight_slots(weight), lr, options(i))

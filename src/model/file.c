@@ -1,4 +1,5 @@
 /* Reading and checking the model file container; see file.h. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "crc32.h"
@@ -231,6 +232,54 @@ cnnc_status model_file_open(const void *bytes, size_t size, model_file *file)
     return CNNC_OK;
 fail:
     free(spans);
+    model_file_close(file);
+    return status;
+}
+
+cnnc_status model_file_from_tensors(const char *config, size_t n, const char *const *names, const int *ranks,
+                                    const int64_t *shapes, const float *const *data, model_file *file)
+{
+    memset(file, 0, sizeof *file);
+    CNNC_CHECK_PTR(config);
+    if (n && (!names || !ranks || !shapes || !data))
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "model tensors: names, ranks, shapes and data must not be NULL");
+    if (n > SIZE_MAX / sizeof *file->tensors) return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "model tensors: too many");
+    size_t config_len = strlen(config);
+    if (config_len > MODEL_FILE_MAX_HEADER)
+        return cnnc_error(CNNC_ERR_FORMAT, "model_config: %zu bytes, above the %u-byte limit", config_len, MODEL_FILE_MAX_HEADER);
+    file->tensors = calloc(n ? n : 1, sizeof *file->tensors);
+    if (!file->tensors) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model tensors: out of memory");
+    cnnc_status status = CNNC_OK;
+    for (size_t i = 0; i < n; ++i) {
+        file_tensor *t = &file->tensors[i];
+        if (!names[i]) { status = cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "model tensor %zu: the name is NULL", i); goto fail; }
+        if (ranks[i] < 0 || ranks[i] > MODEL_MAX_RANK) { status = cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "tensor \"%.200s\": rank %d is not in [0, 8]", names[i], ranks[i]); goto fail; }
+        t->name = names[i];
+        t->is_f32 = 1;
+        t->rank = ranks[i];
+        int64_t count = 1;
+        for (int k = 0; k < ranks[i]; ++k) {
+            int64_t d = shapes[(size_t)MODEL_MAX_RANK * i + (size_t)k];
+            if (d < 0) { status = cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "tensor \"%.200s\": negative dimension", names[i]); goto fail; }
+            if (d && count > INT64_MAX / 4 / d) { status = cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "tensor \"%.200s\": the shape's size overflows", names[i]); goto fail; }
+            t->shape[k] = d;
+            count *= d;
+        }
+        if (count && !data[i]) { status = cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "tensor \"%.200s\": data is NULL", names[i]); goto fail; }
+        t->count = count;
+        t->nbytes = count * 4;
+        t->data = (const unsigned char *)data[i];
+    }
+    file->count = n;
+    qsort(file->tensors, n, sizeof *file->tensors, compare_names);
+    for (size_t i = 1; i < n; ++i)
+        if (strcmp(file->tensors[i - 1].name, file->tensors[i].name) == 0) {
+            status = cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "tensor \"%.200s\" is given twice", file->tensors[i].name);
+            goto fail;
+        }
+    if ((status = json_parse(config, config_len, "model_config", &file->config)) != CNNC_OK) goto fail;
+    return CNNC_OK;
+fail:
     model_file_close(file);
     return status;
 }

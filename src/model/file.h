@@ -13,13 +13,13 @@
 #define MODEL_MAX_RANK 8
 
 typedef struct file_tensor {
-    const char *name;          /* owned by the header tree */
+    const char *name;          /* owned by the header tree (or the caller of model_file_from_tensors) */
     int is_f32;
     int rank;
     int64_t shape[MODEL_MAX_RANK];
     int64_t count;             /* elements */
     int64_t nbytes;
-    const unsigned char *data; /* little-endian bytes inside the buffer */
+    const unsigned char *data; /* little-endian bytes inside the buffer (native floats from model_file_from_tensors) */
 } file_tensor;
 
 typedef struct model_file {
@@ -33,6 +33,12 @@ typedef struct model_file {
  * 2, kind "model", CRC-32 checksums checked when present and required by
  * version 2) and parses its model_config. */
 CNNC_INTERNAL cnnc_status model_file_open(const void *bytes, size_t size, model_file *file);
+/* The same container over float32 arrays held by the caller (see
+ * cnnc_model_load_tensors): the shapes and names are checked, the config
+ * parsed; the tensors point into the caller's arrays. */
+CNNC_INTERNAL cnnc_status model_file_from_tensors(const char *config, size_t n, const char *const *names,
+                                                  const int *ranks, const int64_t *shapes,
+                                                  const float *const *data, model_file *file);
 CNNC_INTERNAL void model_file_close(model_file *file);
 /* The tensor called name, or NULL. */
 CNNC_INTERNAL const file_tensor *model_file_find(const model_file *file, const char *name);

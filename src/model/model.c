@@ -22,17 +22,13 @@ struct cnnc_model {
     int n_arenas;
 };
 
-cnnc_status cnnc_model_load_memory(const void *bytes, size_t size, cnnc_model **model)
+/* Builds the model from an opened container, which it closes. */
+static cnnc_status load_file(model_file *file, cnnc_model **model)
 {
-    CNNC_CHECK_PTR(model);
-    *model = NULL;
-    if (!bytes && size) return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "cnnc_model_load_memory: bytes is NULL");
-    model_file file;
-    CNNC_TRY(model_file_open(bytes ? bytes : "", size, &file));
     cnnc_model *m = calloc(1, sizeof *m);
-    if (!m) { model_file_close(&file); return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory"); }
-    cnnc_status s = graph_build(&file, &m->graph);
-    model_file_close(&file);
+    if (!m) { model_file_close(file); return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory"); }
+    cnnc_status s = graph_build(file, &m->graph);
+    model_file_close(file);
     if (s == CNNC_OK) s = plan_optimize(&m->graph);
     if (s == CNNC_OK) s = plan_pack_weights(&m->graph);
     if (s == CNNC_OK) s = plan_buffers(&m->graph, &m->plan);
@@ -45,6 +41,26 @@ cnnc_status cnnc_model_load_memory(const void *bytes, size_t size, cnnc_model **
     }
     *model = m;
     return CNNC_OK;
+}
+
+cnnc_status cnnc_model_load_memory(const void *bytes, size_t size, cnnc_model **model)
+{
+    CNNC_CHECK_PTR(model);
+    *model = NULL;
+    if (!bytes && size) return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "cnnc_model_load_memory: bytes is NULL");
+    model_file file;
+    CNNC_TRY(model_file_open(bytes ? bytes : "", size, &file));
+    return load_file(&file, model);
+}
+
+cnnc_status cnnc_model_load_tensors(const char *config, size_t n_tensors, const char *const *names, const int *ranks,
+                                    const int64_t *shapes, const float *const *data, cnnc_model **model)
+{
+    CNNC_CHECK_PTR(model);
+    *model = NULL;
+    model_file file;
+    CNNC_TRY(model_file_from_tensors(config, n_tensors, names, ranks, shapes, data, &file));
+    return load_file(&file, model);
 }
 
 cnnc_status cnnc_model_load(const char *path, cnnc_model **model)

@@ -462,6 +462,31 @@ static cnnc_status model_shape_null_model(void)
     return cnnc_model_input_shape(NULL, &rank, shape);
 }
 enum { model_shape_null_model_want = CNNC_ERR_INVALID_ARGUMENT };
+static const char *tensor_names_dup[2] = {"dense/kernel", "dense/kernel"};
+static const int tensor_ranks[2] = {1, 1};
+static const int tensor_bad_rank[2] = {9, 1};
+static const int64_t tensor_shapes[16] = {4, 0, 0, 0, 0, 0, 0, 0, 4};
+static const int64_t tensor_negative[16] = {-4, 0, 0, 0, 0, 0, 0, 0, 4};
+static const float *tensor_data[2] = {buf_a, buf_a};
+static const float *tensor_null_data[2] = {NULL, buf_a};
+static const char *tensor_names[2] = {"dense/kernel", "dense/bias"};
+static const char config_json[] = "{\"class_name\": \"Sequential\", \"config\": {\"layers\": []}}";
+REFUSE(model_tensors_null_model, CNNC_ERR_INVALID_ARGUMENT,
+       cnnc_model_load_tensors(config_json, 0, NULL, NULL, NULL, NULL, NULL));
+REFUSE(model_tensors_null_config, CNNC_ERR_INVALID_ARGUMENT,
+       cnnc_model_load_tensors(NULL, 0, NULL, NULL, NULL, NULL, &model_out));
+REFUSE(model_tensors_null_arrays, CNNC_ERR_INVALID_ARGUMENT,
+       cnnc_model_load_tensors(config_json, 2, tensor_names, NULL, tensor_shapes, tensor_data, &model_out));
+REFUSE(model_tensors_bad_rank, CNNC_ERR_INVALID_ARGUMENT,
+       cnnc_model_load_tensors(config_json, 2, tensor_names, tensor_bad_rank, tensor_shapes, tensor_data, &model_out));
+REFUSE(model_tensors_negative_dim, CNNC_ERR_INVALID_ARGUMENT,
+       cnnc_model_load_tensors(config_json, 2, tensor_names, tensor_ranks, tensor_negative, tensor_data, &model_out));
+REFUSE(model_tensors_null_data, CNNC_ERR_INVALID_ARGUMENT,
+       cnnc_model_load_tensors(config_json, 2, tensor_names, tensor_ranks, tensor_shapes, tensor_null_data, &model_out));
+REFUSE(model_tensors_duplicate, CNNC_ERR_INVALID_ARGUMENT,
+       cnnc_model_load_tensors(config_json, 2, tensor_names_dup, tensor_ranks, tensor_shapes, tensor_data, &model_out));
+REFUSE(model_tensors_bad_json, CNNC_ERR_FORMAT,
+       cnnc_model_load_tensors("{\"class_name\": ", 2, tensor_names, tensor_ranks, tensor_shapes, tensor_data, &model_out));
 static cnnc_status model_free_null(void)
 {
     cnnc_model_free(NULL);
@@ -503,6 +528,9 @@ static const misuse_case cases[] = {
     C(brightness_reversed_range), C(contrast_nan), C(erasing_bad_probability),
     C(model_load_null_path), C(model_load_null_out), C(model_load_missing_file), C(model_load_garbage),
     C(model_load_empty), C(model_predict_null_model), C(model_shape_null_model), C(model_free_null),
+    C(model_tensors_null_model), C(model_tensors_null_config), C(model_tensors_null_arrays),
+    C(model_tensors_bad_rank), C(model_tensors_negative_dim), C(model_tensors_null_data),
+    C(model_tensors_duplicate), C(model_tensors_bad_json),
 };
 
 /* Runs one case in a child; returns the child's verdict or -signal. */

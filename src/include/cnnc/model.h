@@ -55,6 +55,15 @@ typedef struct cnnc_model cnnc_model;
 CNNC_API cnnc_status cnnc_model_load(const char *path, cnnc_model **model);
 /* The same from a file's bytes in memory (copied; bytes may be freed after). */
 CNNC_API cnnc_status cnnc_model_load_memory(const void *bytes, size_t size, cnnc_model **model);
+/* The same from a model's parts, without a file image: config is the
+ * model_config JSON text (what model.save stores as
+ * __metadata__.model_config, NUL-terminated) and tensor i, named names[i],
+ * holds the float32 values data[i] (native byte order, any alignment) of
+ * shape shapes[8*i .. 8*i + ranks[i]). Names must be distinct. The weights
+ * are copied: the caller's arrays may change or be freed after the call. */
+CNNC_API cnnc_status cnnc_model_load_tensors(const char *config, size_t n_tensors, const char *const *names,
+                                             const int *ranks, const int64_t *shapes, const float *const *data,
+                                             cnnc_model **model);
 /* NULL is a no-op. */
 CNNC_API void cnnc_model_free(cnnc_model *model);
 
