@@ -19,6 +19,7 @@ import numpy as np
 # straggler, a hung or dead rank) and polling fast gains nothing.
 _FAST_POLL_SECONDS = 1.0
 _SLOW_POLL_SLEEP = 1e-3
+_ABORT_GRACE_SECONDS = 0.5
 
 
 def import_mpi():
@@ -60,6 +61,10 @@ class Communicator:
         """Print ``message`` and stop every rank of the job."""
         sys.stderr.write(f"cnnc.distributed: rank {self.rank} of {self.size}: {message}\n")
         sys.stderr.flush()
+        # MPICH's launcher forwards a rank's output asynchronously and may
+        # drop what is still in the pipe when an abort tears the job down;
+        # a moment's wait lets the message reach the user first.
+        time.sleep(_ABORT_GRACE_SECONDS)
         self.MPI.COMM_WORLD.Abort(code)
 
     def wait(self, requests, what):
