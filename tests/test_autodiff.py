@@ -155,7 +155,9 @@ def test_weights_route_gradients_only_inside_a_trace(rng):
         out = ops.sum(ops.matmul(x, w) ** 2)
     _, weight_grads = gradients([out], [np.float32(1)], [])
     weight_grads.store()
-    np.testing.assert_allclose(w.grad, 2 * x.value.T @ (x.value @ w.value), rtol=1e-5)
+    expected = 2 * x.value.T @ (x.value @ w.value)
+    # float32 sums: an entry that nearly cancels is judged against the largest
+    np.testing.assert_allclose(w.grad, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
 def _torch():
