@@ -304,7 +304,11 @@ static cnnc_status explicit_pairs(const builder *b, const json_value *v, int spa
 
 static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg, const char *prefix, int in, int *out)
 {
-    int depthwise = strcmp(cls, "DepthwiseConv2D") == 0, one_d = strcmp(cls, "Conv1D") == 0;
+    /* A separable convolution is a depthwise one (no bias, no activation)
+     * feeding a pointwise one that carries the bias and the activation. */
+    int separable = strncmp(cls, "Separable", 9) == 0;
+    int depthwise = separable || strcmp(cls, "DepthwiseConv2D") == 0;
+    int one_d = strcmp(cls, "Conv1D") == 0 || strcmp(cls, "SeparableConv1D") == 0;
     int transpose = strcmp(cls, "Conv2DTranspose") == 0;
     int spatial = one_d ? 1 : 2;
     CNNC_TRY(need_rank(b, in, spatial + 1, one_d ? "(N, L, C)" : "(N, H, W, C)"));
@@ -314,8 +318,10 @@ static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg
     CNNC_TRY(get_ints(b, cfg, "kernel_size", spatial, 1, limit, NULL, k));
     CNNC_TRY(get_ints(b, cfg, "strides", spatial, 1, limit, ONE, s));
     CNNC_TRY(get_ints(b, cfg, "dilation_rate", spatial, 1, limit, ONE, d));
+    int64_t pointwise_filters = 0;
     if (depthwise) CNNC_TRY(get_ints(b, cfg, "depth_multiplier", 1, 1, limit, ONE, &mult));
-    else CNNC_TRY(get_ints(b, cfg, "filters", 1, 1, limit, NULL, &filters));
+    if (separable) CNNC_TRY(get_ints(b, cfg, "filters", 1, 1, limit, NULL, &pointwise_filters));
+    else if (!depthwise) CNNC_TRY(get_ints(b, cfg, "filters", 1, 1, limit, NULL, &filters));
     if (!depthwise) CNNC_TRY(get_ints(b, cfg, "groups", 1, 1, limit, ONE, &groups));
     if (transpose && groups != 1) return FAIL(b, "grouped transposed convolutions are not supported");
     const json_value *pv = json_get(cfg, "padding");
@@ -337,7 +343,11 @@ static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg
     int64_t out_shape[3];
     model_node *node = NULL;
     if (!transpose) {
-        if (depthwise) { groups = c; filters = c * mult; }
+        if (depthwise) {
+            if (c > limit / mult) return FAIL(b, "depth_multiplier times the channels is too large");
+            groups = c;
+            filters = c * mult;
+        }
         if (c % groups || filters % groups) return FAIL(b, "groups must divide the input channels and the filters");
         desc.in_h = h; desc.in_w = w; desc.in_channels = c; desc.out_channels = filters; desc.groups = groups;
         if (mode == 1) {
@@ -355,7 +365,8 @@ static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg
         else { out_shape[0] = oh; out_shape[1] = ow; out_shape[2] = filters; }
         CNNC_TRY(new_node(b, OP_CONV, 1, &in, spatial + 1, out_shape, &node));
         int64_t wshape[4] = {kh, kw, c / groups, filters}, dshape[4] = {kh, kw, c, mult};
-        if (depthwise) CNNC_TRY(get_weight(b, prefix, "depthwise_kernel", 4, dshape, &node->w, &node->w_count));
+        if (depthwise && one_d) CNNC_TRY(get_weight(b, prefix, "depthwise_kernel", 3, dshape + 1, &node->w, &node->w_count));
+        else if (depthwise) CNNC_TRY(get_weight(b, prefix, "depthwise_kernel", 4, dshape, &node->w, &node->w_count));
         else if (one_d) CNNC_TRY(get_weight(b, prefix, "kernel", 3, wshape + 1, &node->w, &node->w_count));
         else CNNC_TRY(get_weight(b, prefix, "kernel", 4, wshape, &node->w, &node->w_count));
     } else {
@@ -394,6 +405,24 @@ static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg
         CNNC_TRY(get_weight(b, prefix, "kernel", 4, wshape, &node->w, &node->w_count));
     }
     node->conv = desc;
+    if (separable) {
+        /* The pointwise step: a 1x1 convolution over the depthwise output. */
+        cnnc_conv2d_desc pw = {0};
+        pw.batch = 1;
+        pw.kernel_h = pw.kernel_w = pw.stride_h = pw.stride_w = pw.dilation_h = pw.dilation_w = 1;
+        pw.in_h = one_d ? 1 : out_shape[0];
+        pw.in_w = out_shape[spatial - 1];
+        pw.in_channels = filters;
+        pw.out_channels = pointwise_filters;
+        pw.groups = 1;
+        int mid = node->output;
+        out_shape[spatial] = pointwise_filters;
+        CNNC_TRY(new_node(b, OP_CONV, 1, &mid, spatial + 1, out_shape, &node));
+        int64_t pshape[4] = {1, 1, filters, pointwise_filters};
+        CNNC_TRY(get_weight(b, prefix, "pointwise_kernel", spatial + 2, pshape + (one_d ? 1 : 0), &node->w, &node->w_count));
+        node->conv = pw;
+        filters = pointwise_filters;
+    }
     int64_t bias_shape = filters;
     if (use_bias) CNNC_TRY(get_weight(b, prefix, "bias", 1, &bias_shape, &node->b, &node->b_count));
     CNNC_TRY(get_activation(b, cfg, "activation", &node->act));
@@ -1091,6 +1120,142 @@ static cnnc_status pad_layer(builder *b, const json_value *cfg, int in, int *out
     return CNNC_OK;
 }
 
+/* The feature axes an "axis" entry names (an int or a list, Keras-style
+ * with the batch axis counted), as flags over the per-sample axes. */
+static cnnc_status feature_axes(const builder *b, const json_value *cfg, int rank, int allow_list, int *flags)
+{
+    const json_value *axis = json_get(cfg, "axis");
+    memset(flags, 0, MODEL_MAX_RANK * sizeof *flags);
+    if (!axis) {
+        flags[rank - 2] = 1;
+        return CNNC_OK;
+    }
+    const json_value *list = axis->type == JSON_ARRAY ? axis : NULL;
+    if (list && !allow_list) return FAIL(b, "axis must be one integer");
+    size_t n = list ? list->count : 1;
+    if (n == 0) return FAIL(b, "axis must name at least one axis");
+    for (size_t k = 0; k < n; ++k) {
+        const json_value *a = list ? &list->items[k] : axis;
+        if (!is_int(a) || a->integer < -rank || a->integer >= rank) return FAIL(b, "axis is out of range");
+        int64_t ax = a->integer < 0 ? a->integer + rank : a->integer;
+        if (ax == 0 || flags[ax - 1]) return FAIL(b, "axis must name distinct non-batch axes");
+        flags[ax - 1] = 1;
+    }
+    return CNNC_OK;
+}
+
+/* epsilon, center and scale of LayerNormalization and GroupNormalization,
+ * and their gamma and beta of the given shape. */
+static cnnc_status affine_norm_params(builder *b, const json_value *cfg, const char *prefix, int rank,
+                                      const int64_t *shape, model_node *node)
+{
+    double eps = 1e-3;
+    int center = 1, scale = 1;
+    CNNC_TRY(get_float(b, cfg, "epsilon", 1e-3, 0, &eps));
+    if (!(eps > 0) || eps > 1e30) return FAIL(b, "epsilon must be positive");
+    CNNC_TRY(get_bool(b, cfg, "center", 1, &center));
+    CNNC_TRY(get_bool(b, cfg, "scale", 1, &scale));
+    node->f[0] = (float)eps;
+    if (scale) CNNC_TRY(get_weight(b, prefix, "gamma", rank, shape, &node->w, &node->w_count));
+    if (center) CNNC_TRY(get_weight(b, prefix, "beta", rank, shape, &node->b, &node->b_count));
+    return CNNC_OK;
+}
+
+static cnnc_status layer_norm_layer(builder *b, const json_value *cfg, const char *prefix, int in, int *out)
+{
+    const model_value xv = *value_of(b, in), *x = &xv;
+    int flags[MODEL_MAX_RANK];
+    CNNC_TRY(feature_axes(b, cfg, x->rank + 1, 1, flags));
+    int first = -1, last = -1, count = 0;
+    int64_t shape[MODEL_MAX_RANK];
+    for (int d = 0; d < x->rank; ++d) {
+        if (!flags[d]) continue;
+        if (first < 0) first = d;
+        last = d;
+        shape[count++] = x->shape[d];
+    }
+    if (last - first + 1 != count)
+        return cnnc_error(CNNC_ERR_UNSUPPORTED, "model_config: layer \"%.100s\": LayerNormalization over axes that are "
+                          "not adjacent is not run by the C model runtime", b->layer);
+    model_node *node = NULL;
+    CNNC_TRY(new_node(b, OP_LAYER_NORM, 1, &in, x->rank, x->shape, &node));
+    node->i[0] = node->i[1] = node->i[2] = 1;
+    for (int d = 0; d < x->rank; ++d) node->i[d < first ? 0 : d <= last ? 1 : 2] *= x->shape[d];
+    CNNC_TRY(affine_norm_params(b, cfg, prefix, count, shape, node));
+    *out = node->output;
+    return CNNC_OK;
+}
+
+static cnnc_status group_norm_layer(builder *b, const json_value *cfg, const char *prefix, int in, int *out)
+{
+    const model_value xv = *value_of(b, in), *x = &xv;
+    int flags[MODEL_MAX_RANK];
+    CNNC_TRY(feature_axes(b, cfg, x->rank + 1, 0, flags));
+    int axis = 0;
+    while (!flags[axis]) ++axis;
+    int64_t groups, channels = x->shape[axis];
+    CNNC_TRY(get_ints(b, cfg, "groups", 1, 1, MAX_VALUE_ELEMENTS, NULL, &groups));
+    if (channels % groups) return FAIL(b, "%lld channels cannot be split into %lld groups", (long long)channels, (long long)groups);
+    model_node *node = NULL;
+    CNNC_TRY(new_node(b, OP_GROUP_NORM, 1, &in, x->rank, x->shape, &node));
+    node->i[0] = node->i[2] = 1;
+    for (int d = 0; d < x->rank; ++d) if (d != axis) node->i[d < axis ? 0 : 2] *= x->shape[d];
+    node->i[1] = channels;
+    node->i[3] = groups;
+    CNNC_TRY(affine_norm_params(b, cfg, prefix, 1, &channels, node));
+    *out = node->output;
+    return CNNC_OK;
+}
+
+static cnnc_status affine_grid_layer(builder *b, const json_value *cfg, int in, int *out)
+{
+    const model_value *x = value_of(b, in);
+    if (x->size != 6 || !(x->rank == 1 || (x->rank == 2 && x->shape[0] == 2)))
+        return FAIL(b, "expects theta of shape (N, 6) or (N, 2, 3)");
+    int64_t shape[3] = {0, 0, 2};
+    CNNC_TRY(get_ints(b, cfg, "height", 1, 1, 1 << 24, NULL, &shape[0]));
+    CNNC_TRY(get_ints(b, cfg, "width", 1, 1, 1 << 24, NULL, &shape[1]));
+    model_node *node = NULL;
+    CNNC_TRY(new_node(b, OP_AFFINE_GRID, 1, &in, 3, shape, &node));
+    node->i[0] = shape[0];
+    node->i[1] = shape[1];
+    *out = node->output;
+    return CNNC_OK;
+}
+
+static cnnc_status bilinear_sampler_layer(builder *b, int n, const int *in, int *out)
+{
+    if (n != 2) return FAIL(b, "must be called on [images, grid], got %d inputs", n);
+    const model_value *images = value_of(b, in[0]), *grid = value_of(b, in[1]);
+    if (images->rank != 3 || grid->rank != 3 || grid->shape[2] != 2)
+        return FAIL(b, "expects images (N, H, W, C) and a grid (N, OH, OW, 2)");
+    int64_t shape[3] = {grid->shape[0], grid->shape[1], images->shape[2]};
+    model_node *node = NULL;
+    CNNC_TRY(new_node(b, OP_GRID_SAMPLE, 2, in, 3, shape, &node));
+    *out = node->output;
+    return CNNC_OK;
+}
+
+static cnnc_status embedding_layer(builder *b, const json_value *cfg, const char *prefix, int in, int *out)
+{
+    const model_value xv = *value_of(b, in), *x = &xv;
+    /* float32 holds every integer up to 2^24 exactly, so no larger table can be indexed */
+    int64_t dims[2];
+    CNNC_TRY(get_ints(b, cfg, "input_dim", 1, 1, (int64_t)1 << 24, NULL, &dims[0]));
+    CNNC_TRY(get_ints(b, cfg, "output_dim", 1, 1, MAX_VALUE_ELEMENTS, NULL, &dims[1]));
+    if (x->rank + 1 > MODEL_MAX_RANK - 1) return FAIL(b, "the output would have more than %d axes", MODEL_MAX_RANK);
+    int64_t shape[MODEL_MAX_RANK];
+    memcpy(shape, x->shape, (size_t)x->rank * sizeof *shape);
+    shape[x->rank] = dims[1];
+    model_node *node = NULL;
+    CNNC_TRY(new_node(b, OP_EMBEDDING, 1, &in, x->rank + 1, shape, &node));
+    CNNC_TRY(get_weight(b, prefix, "embeddings", 2, dims, &node->w, &node->w_count));
+    node->i[0] = dims[0];
+    node->i[1] = dims[1];
+    *out = node->output;
+    return CNNC_OK;
+}
+
 static int one_of(const char *cls, const char *const *names)
 {
     for (; *names; ++names) if (strcmp(cls, *names) == 0) return 1;
@@ -1113,11 +1278,15 @@ static cnnc_status add_layer(builder *b, const json_value *entry, const char *pr
     if (!single) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
     *outs = single;
     *n_out = 1;
+    if (strcmp(cls, "BilinearSampler") == 0) return bilinear_sampler_layer(b, n, in, single);
     int multi = one_of(cls, (const char *const[]){"Add", "Subtract", "Multiply", "Divide", "Average", "Maximum", "Minimum", "Concatenate", NULL});
     if (!multi && n != 1) return FAIL(b, "%s takes one input, got %d", cls, n);
     int x = in[0];
-    if (one_of(cls, (const char *const[]){"Conv1D", "Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Convolution1D", "Convolution2D", NULL}))
+    if (one_of(cls, (const char *const[]){"Conv1D", "Conv2D", "DepthwiseConv2D", "Conv2DTranspose", "Convolution1D", "Convolution2D",
+                                          "SeparableConv1D", "SeparableConv2D", NULL}))
         return conv_layer(b, strncmp(cls, "Convolution", 11) == 0 ? (cls[11] == '1' ? "Conv1D" : "Conv2D") : cls, cfg, prefix, x, single);
+    if (one_of(cls, (const char *const[]){"SeparableConvolution1D", "SeparableConvolution2D", NULL}))
+        return conv_layer(b, cls[20] == '1' ? "SeparableConv1D" : "SeparableConv2D", cfg, prefix, x, single);
     if (strcmp(cls, "Dense") == 0) return dense_layer(b, cfg, prefix, x, single);
     if (one_of(cls, (const char *const[]){"BatchNormalization", "SyncBatchNormalization", NULL})) return batch_norm_layer(b, cfg, prefix, x, single);
     if (one_of(cls, (const char *const[]){"MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", NULL}))
@@ -1140,6 +1309,10 @@ static cnnc_status add_layer(builder *b, const json_value *entry, const char *pr
     if (strcmp(cls, "PReLU") == 0) return prelu_layer(b, cfg, prefix, x, single);
     if (strcmp(cls, "ConstantArithmetic") == 0) return constant_arithmetic_layer(b, cfg, prefix, x, single);
     if (strcmp(cls, "Pad") == 0) return pad_layer(b, cfg, x, single);
+    if (strcmp(cls, "LayerNormalization") == 0) return layer_norm_layer(b, cfg, prefix, x, single);
+    if (strcmp(cls, "GroupNormalization") == 0) return group_norm_layer(b, cfg, prefix, x, single);
+    if (strcmp(cls, "AffineGridGenerator") == 0) return affine_grid_layer(b, cfg, x, single);
+    if (strcmp(cls, "Embedding") == 0) return embedding_layer(b, cfg, prefix, x, single);
     /* Identity at inference. */
     if (one_of(cls, (const char *const[]){"Dropout", "SpatialDropout1D", "SpatialDropout2D", "RandomFlip", "RandomRotation",
                                           "RandomTranslation", "RandomZoom", "RandomBrightness", "RandomContrast", "RandomErasing", NULL})) {

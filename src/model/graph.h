@@ -36,8 +36,15 @@ typedef enum op_kind {
     OP_CONST_BINARY,    /* x op c (c op x when i[1]), op kind i[0] among the merges; c in p0 broadcast
                         * to the per-sample shape */
     OP_PRELU,           /* x >= 0 ? x : alpha x, alpha in p0 broadcast to the per-sample shape */
-    OP_PAD_ND           /* Pad of every axis: widths[2 d], widths[2 d + 1] before and after axis d;
+    OP_PAD_ND,          /* Pad of every axis: widths[2 d], widths[2 d + 1] before and after axis d;
                         * i[0] mode (0 constant f[0], 1 reflect, 2 edge) */
+    OP_LAYER_NORM,      /* per sample as (i[0] outer, i[1] normalized, i[2] inner): statistics over the
+                        * middle axis for each (outer, inner); gamma w, beta b (NULL: 1, 0) of i[1]; eps f[0] */
+    OP_GROUP_NORM,      /* per sample as (i[0] outer, i[1] channels, i[2] inner), i[3] groups of
+                        * consecutive channels: statistics over (outer, group, inner); w, b per channel */
+    OP_AFFINE_GRID,     /* theta (6 per sample) -> grid (i[0] h, i[1] w, 2), cnnc_affine_grid */
+    OP_GRID_SAMPLE,     /* images (h, w, c), grid (oh, ow, 2) -> (oh, ow, c), cnnc_grid_sample */
+    OP_EMBEDDING        /* float indices, checked whole and in [0, i[0]) -> rows of w (i[0], i[1]) */
 } op_kind;
 
 /* Activation functions, as cnnc.activations names them. */

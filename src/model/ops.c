@@ -364,6 +364,75 @@ static void pad_nd(const model_node *node, const model_value *xv, const model_va
 }
 
 /* The node's activation as the GEMM output stage's ReLU family, if it is one. */
+/* (x - mean) / sqrt(var + eps) * gamma[k] + beta[k] over the n elements
+ * x[offset(e)], e < n, with offset(e) = (e / run) * jump + (e % run) * step
+ * (statistics in double; the standardized value is rounded to float before
+ * the affine step, as the Python layers compute it); k = channel(e) picks
+ * the parameter: (e / cgroup) % cdiv for a channel axis inside the set. */
+typedef struct norm_set { int64_t n, run, step, jump, cgroup, cdiv, cbase; } norm_set;
+
+static inline int64_t norm_offset(const norm_set *s, int64_t e) { return (e / s->run) * s->jump + (e % s->run) * s->step; }
+
+static void standardize(const norm_set *s, float eps, const float *gamma, const float *beta, const float *x, float *y)
+{
+    double sum = 0.0;
+    for (int64_t e = 0; e < s->n; ++e) sum += x[norm_offset(s, e)];
+    float mean = (float)(sum / (double)s->n);
+    double sq = 0.0;
+    for (int64_t e = 0; e < s->n; ++e) {
+        float d = x[norm_offset(s, e)] - mean;
+        sq += (double)d * (double)d;
+    }
+    float inv_std = 1.0f / sqrtf((float)(sq / (double)s->n) + eps);
+    for (int64_t e = 0; e < s->n; ++e) {
+        int64_t o = norm_offset(s, e), k = s->cbase + (e / s->cgroup) % s->cdiv;
+        float v = (x[o] - mean) * inv_std;
+        if (gamma) v *= gamma[k];
+        if (beta) v += beta[k];
+        y[o] = v;
+    }
+}
+
+static void layer_norm(const model_node *node, int64_t batch, const float *x, float *y)
+{
+    int64_t outer = node->i[0], len = node->i[1], inner = node->i[2];
+    norm_set s = {len, len, inner, 0, 1, len, 0};
+    for (int64_t o = 0; o < batch * outer; ++o)
+        for (int64_t j = 0; j < inner; ++j) {
+            int64_t base = o * len * inner + j;
+            standardize(&s, node->f[0], node->w, node->b, x + base, y + base);
+        }
+}
+
+static void group_norm(const model_node *node, int64_t batch, const float *x, float *y)
+{
+    int64_t outer = node->i[0], channels = node->i[1], inner = node->i[2], groups = node->i[3];
+    int64_t width = channels / groups, run = width * inner;  /* one outer position's group is contiguous */
+    for (int64_t b = 0; b < batch; ++b)
+        for (int64_t g = 0; g < groups; ++g) {
+            norm_set s = {outer * run, run, 1, channels * inner, inner, width, g * width};
+            int64_t base = (b * outer * channels + g * width) * inner;
+            standardize(&s, node->f[0], node->w, node->b, x + base, y + base);
+        }
+}
+
+/* Rows of the table for float indices that must be whole and in range. */
+static cnnc_status embedding(const model_node *node, int64_t count, const float *x, float *y)
+{
+    int64_t rows = node->i[0], dim = node->i[1];
+    for (int64_t e = 0; e < count; ++e) {
+        float v = x[e];
+        if (!(v == floorf(v)) || isinf(v))
+            return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "model: layer \"%.100s\" (Embedding): indices must be whole "
+                              "numbers, got %g", node->name, (double)v);
+        if (v < 0.0f || v >= (float)rows)
+            return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "model: layer \"%.100s\" (Embedding): index %.0f is out of "
+                              "range [0, %lld)", node->name, (double)v, (long long)rows);
+        memcpy(y + e * dim, node->w + (int64_t)v * dim, (size_t)dim * sizeof *y);
+    }
+    return CNNC_OK;
+}
+
 static int stage_activation(const activation *act, struct cnnc_gemm_epilogue *ep)
 {
     ep->slope = 0.0f;
@@ -498,6 +567,21 @@ cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, 
         }
         return CNNC_OK;
     }
+    case OP_LAYER_NORM:
+        layer_norm(node, batch, in[0], out);
+        return CNNC_OK;
+    case OP_GROUP_NORM:
+        group_norm(node, batch, in[0], out);
+        return CNNC_OK;
+    case OP_AFFINE_GRID:
+        return cnnc_affine_grid(batch, node->i[0], node->i[1], in[0], out);
+    case OP_GRID_SAMPLE: {
+        const model_value *images = x, *grid = &g->values[node->inputs[1]];
+        return cnnc_grid_sample(batch, images->shape[0], images->shape[1], images->shape[2], in[0], grid->shape[0],
+                                grid->shape[1], in[1], out);
+    }
+    case OP_EMBEDDING:
+        return embedding(node, batch * x->size, in[0], out);
     case OP_RESIZE:
         return cnnc_affine_warp(batch, node->i[0], node->i[1], node->i[2], in[0], node->i[3], node->i[4], node->f, 0,
                                 CNNC_INTERP_BILINEAR, CNNC_FILL_NEAREST, 0.0f, out);

@@ -319,6 +319,19 @@ int main(void)
         "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"PReLU\", \"config\": {\"name\": \"conv\", \"shared_axes\": [1, 2]}}]}}",
         "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"ConstantArithmetic\", \"config\": {\"name\": \"conv\", \"operation\": \"add\", \"constant_shape\": [3]}}]}}",
         "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"ConstantArithmetic\", \"config\": {\"name\": \"conv\", \"operation\": \"pow\", \"constant_shape\": [3]}}]}}",
+        /* Separable convolutions, layer and group normalization, the spatial transformer, embeddings. */
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 4, 4, 2], \"layers\": [{\"class_name\": \"SeparableConv2D\", \"config\": {\"name\": \"conv\", \"filters\": 3, \"kernel_size\": [3, 3]}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 4, 4, 2], \"layers\": [{\"class_name\": \"SeparableConv2D\", \"config\": {\"name\": \"conv\", \"filters\": 3, \"kernel_size\": [3, 3], \"depth_multiplier\": 9223372036854775807}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 2], \"layers\": [{\"class_name\": \"LayerNormalization\", \"config\": {\"name\": \"bn\"}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 3], \"layers\": [{\"class_name\": \"LayerNormalization\", \"config\": {\"name\": \"bn\", \"axis\": [1, 3]}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 3], \"layers\": [{\"class_name\": \"LayerNormalization\", \"config\": {\"name\": \"bn\", \"axis\": [-9]}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 3], \"layers\": [{\"class_name\": \"GroupNormalization\", \"config\": {\"name\": \"bn\", \"groups\": 4}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5, 6, 3], \"layers\": [{\"class_name\": \"GroupNormalization\", \"config\": {\"name\": \"bn\", \"groups\": 3, \"epsilon\": 0}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 5], \"layers\": [{\"class_name\": \"AffineGridGenerator\", \"config\": {\"name\": \"g\", \"height\": 3, \"width\": 4}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 6], \"layers\": [{\"class_name\": \"AffineGridGenerator\", \"config\": {\"name\": \"g\", \"height\": 16777216, \"width\": 16777216}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 4, 4, 2], \"layers\": [{\"class_name\": \"BilinearSampler\", \"config\": {\"name\": \"s\"}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 4], \"layers\": [{\"class_name\": \"Embedding\", \"config\": {\"name\": \"e\", \"input_dim\": 5, \"output_dim\": 3}}]}}",
+        "{\"class_name\": \"Sequential\", \"config\": {\"batch_input_shape\": [null, 4], \"layers\": [{\"class_name\": \"Embedding\", \"config\": {\"name\": \"e\", \"input_dim\": 33554432, \"output_dim\": 3}}]}}",
     };
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; ++i) {
         size_t n;
@@ -343,6 +356,38 @@ int main(void)
             for (int64_t i = 0; i < 2 * count; ++i) CHECK(yout[i] >= 0.25f && yout[i] <= 1.0f);
             free(yout);
             cnnc_model_free(added);
+        }
+        free(f);
+    }
+    {
+        /* Layer and group normalization (reusing the batch norm's gamma and
+         * beta by name) and the spatial transformer run inside their buffers. */
+        size_t n;
+        unsigned char *f = make_file("{\"class_name\": \"Functional\", \"config\": {\"layers\": ["
+            "{\"class_name\": \"InputLayer\", \"name\": \"img\", \"config\": {\"name\": \"img\", \"batch_shape\": [null, 5, 6, 3]}, \"inbound_nodes\": []},"
+            "{\"class_name\": \"InputLayer\", \"name\": \"theta\", \"config\": {\"name\": \"theta\", \"batch_shape\": [null, 2, 3]}, \"inbound_nodes\": []},"
+            "{\"class_name\": \"LayerNormalization\", \"name\": \"bn\", \"config\": {\"name\": \"bn\"}, \"inbound_nodes\": [[[\"img\", 0, 0]]]},"
+            "{\"class_name\": \"GroupNormalization\", \"name\": \"bn\", \"config\": {\"name\": \"bn\", \"groups\": 3, \"axis\": 3}, \"inbound_nodes\": [[[\"bn\", 0, 0]]]},"
+            "{\"class_name\": \"AffineGridGenerator\", \"name\": \"g\", \"config\": {\"name\": \"g\", \"height\": 7, \"width\": 4}, \"inbound_nodes\": [[[\"theta\", 0, 0]]]},"
+            "{\"class_name\": \"BilinearSampler\", \"name\": \"s\", \"config\": {\"name\": \"s\"}, \"inbound_nodes\": [[[\"bn\", 0, 0], [\"g\", 0, 0]]]}],"
+            "\"input_layers\": [[\"img\", 0, 0], [\"theta\", 0, 0]], \"output_layers\": [[\"s\", 0, 0]]}}", &n);
+        cnnc_model *st = NULL;
+        CHECK_OK(cnnc_model_load_memory(f, n, &st));
+        if (st) {
+            int rank = 0;
+            int64_t shape[8] = {0};
+            CHECK_OK(cnnc_model_output_shape_at(st, 0, &rank, shape));
+            CHECK(rank == 3 && shape[0] == 7 && shape[1] == 4 && shape[2] == 3);
+            float img[2 * 5 * 6 * 3], theta[2 * 6] = {1.3f, 0.2f, -0.4f, -0.1f, 0.9f, 0.3f, 2.0f, 0, 0, 0, 2.0f, 0};
+            float out[2 * 7 * 4 * 3];
+            for (int i = 0; i < 2 * 5 * 6 * 3; ++i) img[i] = (float)((i * 37) % 23) - 11.0f;
+            const float *xs[2] = {img, theta};
+            float *ys[1] = {out};
+            CHECK_OK(cnnc_model_predict_multi(st, 2, xs, ys));
+            /* A standardized value of 30 positions is within sqrt(29); gamma is within 1.5 and beta
+             * within 1; bilinear weights sum to at most 1: every output lies within 10. */
+            for (int i = 0; i < 2 * 7 * 4 * 3; ++i) CHECK(out[i] == out[i] && out[i] > -10.0f && out[i] < 10.0f);
+            cnnc_model_free(st);
         }
         free(f);
     }

@@ -19,10 +19,26 @@
  * (ConstantArithmetic), Pad (constant, reflect, edge), cropping,
  * upsampling, reshapes, Rescaling/Normalization; dropout and random
  * augmentation are the identity, RandomCrop resizes as Keras does at
- * inference. Not yet run (CNNC_ERR_UNSUPPORTED, naming the class):
- * SeparableConv1D/2D, LayerNormalization, GroupNormalization, Embedding,
- * AffineGridGenerator, BilinearSampler, and Python-only layers (Lambda,
- * custom layers); Python's predict runs the layers for such models. At load, batch
+ * inference. Also separable convolutions (1-D and 2-D: the depthwise
+ * convolution, then the pointwise one with the bias and activation),
+ * LayerNormalization (over any set of adjacent axes) and
+ * GroupNormalization (any channel axis), whose statistics are summed in
+ * double and whose standardized value is rounded to float before gamma and
+ * beta, the spatial transformer (AffineGridGenerator and BilinearSampler,
+ * the cnnc/spatial.h kernels) and Embedding.
+ *
+ * Embedding indices: inputs are float32 like every other input; an input
+ * feeding an Embedding holds the indices as whole numbers (exact up to
+ * 2^24, the largest input_dim accepted). predict fails with
+ * CNNC_ERR_INVALID_ARGUMENT, naming the layer and the value, for an index
+ * that is not a whole number (NaN and infinities included) or lies outside
+ * [0, input_dim); some outputs may then have been written.
+ *
+ * Not run (CNNC_ERR_UNSUPPORTED, naming the class or the reason):
+ * LayerNormalization over axes that are not adjacent, and Python-only
+ * layers (Lambda, custom layers); Python's predict runs the layers for such
+ * models, and for models whose masks (Embedding mask_zero, Masking) a later
+ * layer consumes. At load, batch
  * normalization is folded into the convolution or dense layer before it,
  * the weights of dense layers and convolutions are packed once into the
  * GEMM micro-kernel's panels, and a residual add that follows such a layer
