@@ -185,6 +185,52 @@ def test_matmul_and_bias(tmp_path):
     assert [type(layer).__name__ for layer in cm.layers[1:]] == ["Dense"]
 
 
+@pytest.mark.parametrize("x_shape,w_shape", [
+    ((3, 5, 4), (6, 5)),            # W @ x over a sequence's feature axis
+    ((2, 3, 5, 4), (2, 5)),         # over an image's height: a Permute puts it last
+    ((2, 3, 5, 4), (1, 1, 7, 5)),   # leading axes of size 1 broadcast
+])
+def test_matmul_constant_first(tmp_path, x_shape, w_shape):
+    nodes = [helper.make_node("MatMul", ["W", "X"], ["Y"], name="w_x")]
+    model = make_model(nodes, {"X": (None,) + x_shape[1:]}, ["Y"], {"W": rand(*w_shape, seed=1)})
+    compare(tmp_path, model, {"X": rand(*x_shape)})
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [((2, 3, 5, 4), (4, 6)), ((2, 3, 5, 4), (1, 1, 4, 6)),
+                                             ((3, 5, 4), (1, 4, 2))])
+def test_matmul_constant_second_nd(tmp_path, x_shape, w_shape):
+    nodes = [helper.make_node("MatMul", ["X", "W"], ["Y"], name="x_w")]
+    model = make_model(nodes, {"X": (None,) + x_shape[1:]}, ["Y"], {"W": rand(*w_shape, seed=1)})
+    compare(tmp_path, model, {"X": rand(*x_shape)})
+
+
+def test_matmul_on_a_transposed_batch_and_folded(tmp_path):
+    """W @ x^T keeps the batch on axis 1 (a Dense on x's features, held
+    transposed) and a Transpose brings it back; a product of constants is
+    folded."""
+    nodes = [helper.make_node("Transpose", ["X"], ["XT"], name="t", perm=[1, 0]),
+             helper.make_node("MatMul", ["W", "XT"], ["YT"], name="w_xt"),
+             helper.make_node("Transpose", ["YT"], ["Y0"], name="back", perm=[1, 0]),
+             helper.make_node("MatMul", ["P", "Q"], ["PQ"], name="folded"),
+             helper.make_node("Add", ["Y0", "PQ"], ["Y"], name="plus")]
+    model = make_model(nodes, {"X": (None, 6)}, ["Y"], {"W": rand(4, 6, seed=1), "P": rand(1, 3, seed=2),
+                                                        "Q": rand(3, 4, seed=3)})
+    compare(tmp_path, model, {"X": rand(5, 6)})
+
+
+@pytest.mark.parametrize("inputs,x_shape,params,message", [
+    (["X", "X"], (None, 4, 4), {}, r"MatMul.*mm.*two computed"),
+    (["W", "X"], (None, 6), {"W": rand(4, 6)}, r"MatMul.*mm.*mix the samples"),
+    (["X", "W"], (None, 3, 4), {"W": rand(3, 4, 5)}, r"MatMul.*mm.*stacks several"),
+    (["X", "W"], (None, 4), {"W": rand(4)}, r"MatMul.*mm.*1-D"),
+    (["W", "X"], (None, 3, 4), {"W": rand(2, 5)}, r"MatMul.*mm.*does not fit"),
+])
+def test_matmul_refusals_name_the_node(tmp_path, inputs, x_shape, params, message):
+    node = helper.make_node("MatMul", inputs, ["Y"], name="mm")
+    with pytest.raises(ValueError, match=message):
+        _load(tmp_path, make_model([node], {"X": x_shape}, ["Y"], params))
+
+
 @pytest.mark.parametrize("shape", [(2, 5, 4, 3), (3, 5)])
 def test_batch_normalization(tmp_path, shape):
     c = shape[1]

@@ -307,24 +307,82 @@ def _gemm(state, node, attrs):
     state.set_output(0, y)
 
 
+def _matrix_constant(state, value, what, rank):
+    """A constant MatMul operand as a 2-D matrix: leading axes of size 1
+    (NumPy's broadcasting of a single matrix over the batch) are dropped."""
+    value = np.asarray(value, np.float32)
+    if value.ndim < 2:
+        state.fail(f"a {value.ndim}-D {what} is not supported (a matrix is: reshape it to 2-D)")
+    if value.ndim > 2 and (value.ndim > rank or any(d != 1 for d in value.shape[:-2])):
+        state.fail(f"a {what} of shape {value.shape} stacks several matrices: cnnc's Dense "
+                   f"layer holds one weight matrix for every position")
+    return value.reshape(value.shape[-2:])
+
+
+def _bias_of_following_add(state, node, units):
+    """The constant vector of an Add that alone reads the MatMul's output,
+    taken as the Dense layer's bias (the Add then passes its input on)."""
+    consumers = state.only_consumers(node.output[0], ("Add",))
+    if consumers is None or len(consumers) != 1:
+        return None
+    add = consumers[0]
+    other = [n for n in add.input if n != node.output[0]]
+    if len(other) != 1 or not state.is_constant(other[0]):
+        return None
+    c = state.constants[other[0]]
+    if not (c.size == units and c.shape[-1:] == (units,) or c.size == 1):
+        return None
+    state.fused_adds[add.name or id(add)] = node.output[0]
+    return np.broadcast_to(c.reshape(-1), (units,)).astype(np.float32)
+
+
 @converts("MatMul")
 def _matmul(state, node, attrs):
-    a = state.tensor(node.input[0])
-    b = state.constant(node.input[1], "B (the second MatMul input)").astype(np.float32)
-    if b.ndim != 2 or a.rank < 2:
-        state.fail(f"only x @ W with a constant 2-D W is supported, got {a.shape} @ {b.shape}")
-    bias = None
-    # a following Add of a constant vector is the bias
-    consumers = state.only_consumers(node.output[0], ("Add",))
-    if consumers is not None and len(consumers) == 1:
-        add = consumers[0]
-        other = [n for n in add.input if n != node.output[0]]
-        if len(other) == 1 and state.is_constant(other[0]):
-            c = state.constants[other[0]]
-            if c.size == b.shape[1] and c.shape[-1:] == (b.shape[1],) or c.size == 1:
-                bias = np.broadcast_to(c.reshape(-1), (b.shape[1],)).astype(np.float32)
-                state.fused_adds[add.name or id(add)] = node.output[0]
-    state.set_output(0, _dense(state, a, b, bias, a.row_order))
+    """Y = A @ B (NumPy's matmul) where one operand is constant: a Dense
+    layer over the axis the product sums. x @ W sums x's last axis; W @ x
+    sums x's second-to-last axis (held last through a Permute, or x held
+    with the batch on axis 1 after a Transpose, as Gemm's constant-A form).
+    Constant W may carry leading axes of size 1. Both constant: folded."""
+    a_name, b_name = node.input[0], node.input[1]
+    if state.is_constant(a_name) and state.is_constant(b_name):
+        a, b = (state.constants[n].astype(np.float32) for n in (a_name, b_name))
+        state.set_output(0, np.matmul(a, b).astype(np.float32))
+        return
+    if not state.is_constant(a_name) and not state.is_constant(b_name):
+        state.fail("a product of two computed tensors is not supported (cnnc's Dense layer "
+                   "multiplies by a constant weight)")
+    if state.is_constant(b_name):
+        a = state.tensor(node.input[0], batch_anywhere=True)
+        w = _matrix_constant(state, state.constants[b_name], "B (the second MatMul input)", a.rank)
+        if a.batch_axis != 0:
+            state.fail(f"A of shape {a.shape} holds the batch on the axis the product sums: it "
+                       f"would mix the samples of a batch" if a.rank == 2 else
+                       f"A of shape {a.shape} holds the batch on axis {a.batch_axis}")
+        bias = _bias_of_following_add(state, node, w.shape[1])
+        state.set_output(0, _dense(state, a, w, bias, a.row_order))
+        return
+    x = state.tensor(b_name, batch_anywhere=True)
+    w = _matrix_constant(state, state.constants[a_name], "A (the first MatMul input)", x.rank)
+    units = w.shape[0]
+    if x.rank == 2:
+        if x.batch_axis != 1:
+            state.fail(f"B of shape {x.shape} holds the batch on the axis the product sums: it "
+                       f"would mix the samples of a batch")
+        # Y = W @ x with the batch on Y's axis 1: Y^T = x^T @ W^T
+        state.set_output(0, _dense(state, x, np.ascontiguousarray(w.T), None, x.row_order,
+                                   perm=(1, 0), shape=(units, None)))
+        return
+    if x.batch_axis != 0:
+        state.fail(f"B of shape {x.shape} holds the batch on axis {x.batch_axis}")
+    features = x.shape[-2]
+    if features is not None and features != w.shape[1]:
+        state.fail(f"A of shape {w.shape} does not fit B of shape {x.shape}")
+    # the summed axis (ONNX axis rank - 2) held last, where Dense works
+    perm = tuple(range(x.rank - 2)) + (x.rank - 1, x.rank - 2)
+    x = state.in_perm(x, perm)
+    layer = L.Dense(units, use_bias=False, name=state.layer_name())
+    shape = x.shape[:-2] + (units, x.shape[-1])
+    state.set_output(0, state.apply(layer, [x], perm, shape, [np.ascontiguousarray(w.T)]))
 
 
 @converts("BatchNormalization")
