@@ -921,23 +921,42 @@ static cnnc_status broadcast_constant(const builder *b, const model_value *x, in
     return CNNC_OK;
 }
 
+/* The feature axes an "axis" value names (an int, or a list when
+ * allow_list; Keras-style, counting the batch axis, negative from the end)
+ * as flags over the per-sample axes. */
+static cnnc_status feature_axes(const builder *b, const json_value *axis, int rank, int allow_list, int *flags)
+{
+    memset(flags, 0, MODEL_MAX_RANK * sizeof *flags);
+    const json_value *list = axis->type == JSON_ARRAY ? axis : NULL;
+    if (list && !allow_list) return FAIL(b, "axis must be one integer");
+    size_t n = list ? list->count : 1;
+    for (size_t k = 0; k < n; ++k) {
+        const json_value *a = list ? &list->items[k] : axis;
+        if (!is_int(a) || a->integer < -rank || a->integer >= rank) return FAIL(b, "axis is out of range");
+        int64_t ax = a->integer < 0 ? a->integer + rank : a->integer;
+        if (ax == 0 || flags[ax - 1]) return FAIL(b, "axis must name distinct non-batch axes");
+        flags[ax - 1] = 1;
+    }
+    return CNNC_OK;
+}
+
+/* feature_axes of cfg's "axis", the last axis when it is absent. */
+static cnnc_status feature_axes_or_last(const builder *b, const json_value *cfg, int rank, int allow_list, int *flags)
+{
+    const json_value *axis = json_get(cfg, "axis");
+    if (axis) return feature_axes(b, axis, rank, allow_list, flags);
+    memset(flags, 0, MODEL_MAX_RANK * sizeof *flags);
+    flags[rank - 2] = 1;
+    return CNNC_OK;
+}
+
 static cnnc_status normalization_layer(builder *b, const json_value *cfg, const char *prefix, int in, int *out)
 {
     const model_value xv = *value_of(b, in), *x = &xv;
     int keep[MODEL_MAX_RANK] = {0};
     const json_value *axis = json_get(cfg, "axis");
     int rank = x->rank + 1;
-    if (axis && axis->type != JSON_NULL) {
-        const json_value *list = axis->type == JSON_ARRAY ? axis : NULL;
-        size_t n = list ? list->count : 1;
-        for (size_t k = 0; k < n; ++k) {
-            const json_value *a = list ? &list->items[k] : axis;
-            if (!is_int(a) || a->integer < -rank || a->integer >= rank) return FAIL(b, "bad axis");
-            int64_t ax = a->integer < 0 ? a->integer + rank : a->integer;
-            if (ax == 0 || keep[ax - 1]) return FAIL(b, "axis must name distinct non-batch axes");
-            keep[ax - 1] = 1;
-        }
-    }
+    if (axis && axis->type != JSON_NULL) CNNC_TRY(feature_axes(b, axis, rank, 1, keep));
     int64_t stat_shape[MODEL_MAX_RANK];
     for (int d = 0; d < x->rank; ++d) stat_shape[d] = keep[d] ? x->shape[d] : 1;
     int invert = 0;
@@ -1120,30 +1139,6 @@ static cnnc_status pad_layer(builder *b, const json_value *cfg, int in, int *out
     return CNNC_OK;
 }
 
-/* The feature axes an "axis" entry names (an int or a list, Keras-style
- * with the batch axis counted), as flags over the per-sample axes. */
-static cnnc_status feature_axes(const builder *b, const json_value *cfg, int rank, int allow_list, int *flags)
-{
-    const json_value *axis = json_get(cfg, "axis");
-    memset(flags, 0, MODEL_MAX_RANK * sizeof *flags);
-    if (!axis) {
-        flags[rank - 2] = 1;
-        return CNNC_OK;
-    }
-    const json_value *list = axis->type == JSON_ARRAY ? axis : NULL;
-    if (list && !allow_list) return FAIL(b, "axis must be one integer");
-    size_t n = list ? list->count : 1;
-    if (n == 0) return FAIL(b, "axis must name at least one axis");
-    for (size_t k = 0; k < n; ++k) {
-        const json_value *a = list ? &list->items[k] : axis;
-        if (!is_int(a) || a->integer < -rank || a->integer >= rank) return FAIL(b, "axis is out of range");
-        int64_t ax = a->integer < 0 ? a->integer + rank : a->integer;
-        if (ax == 0 || flags[ax - 1]) return FAIL(b, "axis must name distinct non-batch axes");
-        flags[ax - 1] = 1;
-    }
-    return CNNC_OK;
-}
-
 /* epsilon, center and scale of LayerNormalization and GroupNormalization,
  * and their gamma and beta of the given shape. */
 static cnnc_status affine_norm_params(builder *b, const json_value *cfg, const char *prefix, int rank,
@@ -1165,7 +1160,7 @@ static cnnc_status layer_norm_layer(builder *b, const json_value *cfg, const cha
 {
     const model_value xv = *value_of(b, in), *x = &xv;
     int flags[MODEL_MAX_RANK];
-    CNNC_TRY(feature_axes(b, cfg, x->rank + 1, 1, flags));
+    CNNC_TRY(feature_axes_or_last(b, cfg, x->rank + 1, 1, flags));
     int first = -1, last = -1, count = 0;
     int64_t shape[MODEL_MAX_RANK];
     for (int d = 0; d < x->rank; ++d) {
@@ -1174,6 +1169,7 @@ static cnnc_status layer_norm_layer(builder *b, const json_value *cfg, const cha
         last = d;
         shape[count++] = x->shape[d];
     }
+    if (count == 0) return FAIL(b, "axis must name at least one axis");
     if (last - first + 1 != count)
         return cnnc_error(CNNC_ERR_UNSUPPORTED, "model_config: layer \"%.100s\": LayerNormalization over axes that are "
                           "not adjacent is not run by the C model runtime", b->layer);
@@ -1190,7 +1186,7 @@ static cnnc_status group_norm_layer(builder *b, const json_value *cfg, const cha
 {
     const model_value xv = *value_of(b, in), *x = &xv;
     int flags[MODEL_MAX_RANK];
-    CNNC_TRY(feature_axes(b, cfg, x->rank + 1, 0, flags));
+    CNNC_TRY(feature_axes_or_last(b, cfg, x->rank + 1, 0, flags));
     int axis = 0;
     while (!flags[axis]) ++axis;
     int64_t groups, channels = x->shape[axis];
