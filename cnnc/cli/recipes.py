@@ -40,5 +40,7 @@ def as_flags(name):
     flags = []
     for key, value in RECIPES[name]["options"].items():
         flag = "--" + key.replace("_", "-")
+        if isinstance(value, (list, tuple)):
+            value = " ".join(str(v) for v in value)
         flags.append(flag if value is True else f"{flag} {value}")
     return " ".join(flags)
