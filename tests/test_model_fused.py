@@ -74,6 +74,7 @@ CASES = {
     "implicit_3x3_stride2": dict(cin=12, cout=20, kernel=3, strides=2),
     "implicit_5x5": dict(cin=3, cout=8, kernel=5),
     "grouped_1x1": dict(cin=8, cout=8, kernel=1, groups=2),
+    "depthwise_3x3": dict(cin=8, cout=8, kernel=3, groups=8),   # the stage per band of rows
 }
 
 
@@ -87,9 +88,11 @@ def test_fused_stage_equals_layers(case, act):
 
 @pytest.mark.parametrize("batch", [1, 3, 8])
 @pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
-def test_winograd_stage_is_exact(batch, isa):
+@pytest.mark.parametrize("groups", [1, 32])
+def test_winograd_and_depthwise_stage_is_exact(batch, isa, groups):
     """A 3x3 convolution takes the implicit GEMM at batch 1 (25 tiles) and
-    Winograd from batch 2 on, so the model packs both at load. Without batch
+    Winograd from batch 2 on, so the model packs both at load; a depthwise
+    one (groups 32) applies the stage per band of output rows. Without batch
     norm to fold, the fused result equals the layers run one by one (the
     same convolution, then the add and the activation over its output) to
     the last bit on each ISA path."""
@@ -98,7 +101,8 @@ def test_winograd_stage_is_exact(batch, isa):
     original = cnnc.isa()
     try:
         cnnc.set_isa(isa)
-        model = _randomize(_residual_model("relu6", 32, 40, 3, bn=False), seed=11)
+        cout = 40 if groups == 1 else 32
+        model = _randomize(_residual_model("relu6", 32, cout, 3, groups=groups, bn=False), seed=11)
         x = np.random.default_rng(12).standard_normal((batch, 9, 10, 32)).astype(np.float32)
         expected = model._run_forward([x], training=False)[0]
         assert inference.loaded_model(model) is not None

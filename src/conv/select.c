@@ -230,7 +230,7 @@ cnnc_status cnnc_conv_select_forward(const struct cnnc_conv_geom *g, const float
                                      const float *bias, float *y)
 {
     if (cnnc_conv_is_depthwise(g))
-        return cnnc_conv_depthwise_forward(g, x, w, bias, y);
+        return cnnc_conv_depthwise_forward(g, x, w, bias, NULL, y);
     if (winograd_chosen(g, PASS_FORWARD))
         return cnnc_conv_winograd_forward(g, x, w, 0, NULL, bias, NULL, y);
     const int threads = cnnc_conv_threads(g);
@@ -307,7 +307,9 @@ cnnc_status cnnc_conv_select_forward_fused(const struct cnnc_conv_geom *g, const
     if (fused_pointwise(g))
         return cnnc_conv_gemm_pointwise_forward_fused(g, cnnc_conv_threads(g), x, w,
                                                       current ? &packed->pointwise : NULL, stage, y);
-    if (!cnnc_conv_is_depthwise(g) && winograd_chosen(g, PASS_FORWARD))
+    if (cnnc_conv_is_depthwise(g))
+        return cnnc_conv_depthwise_forward(g, x, w, stage->bias, stage, y);
+    if (winograd_chosen(g, PASS_FORWARD))
         return cnnc_conv_winograd_forward(g, x, w, 0, current ? packed->winograd : NULL, stage->bias, stage, y);
     if (current && packed->implicit && implicit_forward(g))
         CNNC_TRY(cnnc_conv_implicit_forward_packed(g, cnnc_conv_threads(g), x, w, packed->implicit, stage->bias, y));

@@ -30,7 +30,8 @@ CNNC_INTERNAL void cnnc_conv_packed_free(struct cnnc_conv_packed *packed);
 /* y = stage(the convolution of x with w): the output stage (bias, residual
  * of y's layout, ReLU-family activation; see struct cnnc_gemm_epilogue)
  * runs on each tile in cache where the algorithm allows it (pointwise,
- * one group; Winograd, per pixel), else over y after the convolution;
+ * one group; Winograd, per pixel; depthwise, per band of rows), else
+ * over y after the convolution;
  * weights from `packed`
  * where they were packed. Sums in the order cnnc_conv_select_forward's. */
 CNNC_INTERNAL cnnc_status cnnc_conv_select_forward_fused(const struct cnnc_conv_geom *g, const float *x,
