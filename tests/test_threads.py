@@ -68,8 +68,38 @@ def test_thread_choice_grows_with_work(restore_threads):
         assert counts == sorted(counts) and counts[0] == 1 and counts[-1] == cnnc.get_team_limit() == 16
 
 
-def test_usable_cpus_is_the_affinity_mask():
-    assert cnnc.get_usable_cpus() == len(os.sched_getaffinity(0))
+def test_usable_cpus_is_the_affinity_mask_within_the_cpu_quota():
+    quota = cnnc.get_cpu_quota()
+    assert quota >= 0
+    cpus = len(os.sched_getaffinity(0))
+    assert cnnc.get_usable_cpus() == (min(cpus, quota) if quota else cpus)
+
+
+def test_cpu_quota_read_from_the_process_cgroup():
+    # The same files read independently (the C unit test covers the layouts
+    # on fake trees): cgroup v2 cpu.max or v1 cfs quota of the own cgroup.
+    expected = 0
+    for line in open("/proc/self/cgroup").read().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "" and os.path.exists(f"/sys/fs/cgroup{path}/cpu.max"):
+            quota, period = open(f"/sys/fs/cgroup{path}/cpu.max").read().split()
+            if quota != "max":
+                expected = -(-int(quota) // int(period))
+        elif "cpu" in controllers.split(","):
+            for mount in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+                base = f"/sys/fs/cgroup/{mount}{path}"
+                if os.path.exists(f"{base}/cpu.cfs_quota_us"):
+                    quota = int(open(f"{base}/cpu.cfs_quota_us").read())
+                    period = int(open(f"{base}/cpu.cfs_period_us").read())
+                    if quota > 0:
+                        expected = -(-quota // period)
+                    break
+    if expected == 0 or cnnc.get_cpu_quota() == 0:
+        # Ancestors and namespaced mounts can hold a quota this simple
+        # reading misses; a quota it finds must be found by cnnc too.
+        assert expected == 0 or cnnc.get_cpu_quota() > 0
+    else:
+        assert cnnc.get_cpu_quota() <= expected
 
 
 def test_teams_capped_at_the_cpus_of_the_process():
