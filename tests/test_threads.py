@@ -224,8 +224,12 @@ def timeout():
 
 @pytest.mark.parametrize("order, env, expected", [
     ("import cnnc, numpy", {}, int(_wait_policy.OPENBLAS_TIMEOUT)),
-    ("import numpy, cnnc", {}, 0),  # NumPy first: OpenBLAS keeps its default (0: unset)
+    ("import numpy, cnnc", {}, int(_wait_policy.OPENBLAS_TIMEOUT)),  # NumPy first: set once loaded
     ("import cnnc, numpy", {"OPENBLAS_THREAD_TIMEOUT": "20"}, 20),
+    ("import numpy, cnnc", {"OPENBLAS_THREAD_TIMEOUT": "28"}, 28),  # the user's wait stays
+    # Another Python thread might be inside OpenBLAS: its pool is left alone.
+    ("import numpy, threading, time\n"
+     "t = threading.Thread(target=time.sleep, args=(1,)); t.start()\nimport cnnc", {}, 0),
 ])
 def test_openblas_loaded_with_bounded_wait(order, env, expected):
     code = (_OPENBLAS_TIMEOUT_PROBE + order + "\nimport os\n"
@@ -236,6 +240,52 @@ def test_openblas_loaded_with_bounded_wait(order, env, expected):
         pytest.skip("NumPy's BLAS is not an OpenBLAS that reports its thread timeout")
     assert int(value) == expected
     assert left == env.get("OPENBLAS_THREAD_TIMEOUT", "None")  # the environment as the user set it
+
+
+def test_openblas_loaded_first_keeps_results_and_stops_spinning():
+    # NumPy imported and used first: after import cnnc, OpenBLAS's workers
+    # are new ones (restarted by OpenBLAS with the bounded wait), take no
+    # CPU once a call has ended, and NumPy's results are the same bits.
+    code = _OPENBLAS_TIMEOUT_PROBE + """
+import os, time, numpy as np
+def workers():
+    return set(os.listdir('/proc/self/task')) - {str(os.getpid())}
+def cpu_ns(tids):
+    total = 0
+    for t in tids:
+        try:
+            total += int(open(f'/proc/self/task/{t}/schedstat').read().split()[0])
+        except OSError:
+            pass
+    return total
+rng = np.random.default_rng(3)
+a64 = rng.standard_normal((400, 400)); a32 = a64.astype(np.float32)
+def results():
+    return [a32 @ a32, a64 @ a64.T, np.linalg.inv(a64), np.linalg.qr(a64)[1], np.linalg.solve(a64, a64[:, :7])]
+before = results()
+old = workers()
+import cnnc
+if timeout() == "none" or not old:
+    print("skip"); raise SystemExit
+assert timeout() == int(cnnc._wait_policy.OPENBLAS_TIMEOUT)
+after = [results() for _ in range(3)]
+assert all(np.array_equal(m, b) for run in after for m, b in zip(run, before)), "results changed"
+new = workers()
+assert new and not (new & old), (old, new)
+for _ in range(3):
+    a64 @ a64
+    time.sleep(0.05)                   # 2**16 cycles are long over
+    start = cpu_ns(new)
+    time.sleep(0.3)
+    assert cpu_ns(new) == start, "OpenBLAS workers spun after the call"
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT",
+                                                            "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    out = _run_child(code, env).strip()
+    if out == "skip":
+        pytest.skip("NumPy's BLAS is not a threaded OpenBLAS that reports its wait")
+    assert out == "ok"
 
 
 # ---- every kernel family at several thread counts ---------------------------------------
