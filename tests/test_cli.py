@@ -182,11 +182,12 @@ def test_folder_size_error_names_the_cli_option(tmp_path, capsys):
     assert "--image-size H W" in err and "image_size=" not in err
 
 
-def _train_in_fresh_process(tmp_path, name, seed, threads=2):
+def _train_in_fresh_process(tmp_path, name, seed, threads=2, extra=()):
     """A short run with shuffling, augmentation (flip, crop, erase), dropout,
     label smoothing and weight averaging, in a new interpreter."""
     out = tmp_path / name
     cmd = [sys.executable, "-m", "cnnc", "train", "--dataset", "idx", "--data", fashion_mnist.SAMPLE_DIR,
+           *extra,
            "--model", "compact_resnet", "--width", "8", "--epochs", "2", "--max-samples", "384",
            "--batch-size", "32", "--augment", "flip,crop,erase", "--label-smoothing", "0.1",
            "--ema", "0.9", "--tta", "flip", "--threads", str(threads), "--seed", str(seed), "--verbose", "0",
@@ -210,6 +211,22 @@ def test_same_seed_and_threads_give_the_same_run(tmp_path, threads):
     other, other_weights = _train_in_fresh_process(tmp_path, "c", seed=8, threads=threads)
     assert other["test_loss"] != first["test_loss"]
     assert any(not np.array_equal(weights[n], other_weights[n]) for n in weights)
+
+
+def test_deterministic_runs_give_the_same_weights_at_any_thread_count(tmp_path):
+    """--deterministic: 1, 2 and 3 threads train the same weights, bit for
+    bit (the convolutions' batch sums are split the same way whatever the
+    team); without it the weight gradients' split follows the team."""
+    extra = ("--deterministic", "--blocks", "1", "2")
+    runs = [_train_in_fresh_process(tmp_path, f"t{t}", seed=3, threads=t, extra=extra) for t in (1, 2, 3)]
+    (first, weights), others = runs[0], runs[1:]
+    assert first["deterministic"] is True and first["blocks"] == [1, 2]
+    assert any("/res2_2_a_conv/" in name for name in weights)
+    for summary, other in others:
+        for key in ("test_accuracy", "test_accuracy_without_tta", "test_loss"):
+            assert summary[key] == first[key], key
+        for name in weights:
+            np.testing.assert_array_equal(other[name], weights[name], err_msg=name)
 
 
 def test_recipes_are_cli_options(tmp_path, sample_only, capsys):
@@ -238,6 +255,11 @@ def test_recipes_are_cli_options(tmp_path, sample_only, capsys):
         parser.parse_args(["--recipe", "fastest"])
     assert main(["train", "--width", "16", "--epochs", "1", "--out", str(tmp_path)]) == 2
     assert "--width applies to compact_resnet" in capsys.readouterr().err
+    assert main(["train", "--blocks", "2", "2", "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert "--blocks applies to compact_resnet" in capsys.readouterr().err
+    assert main(["train", "--model", "compact_resnet", "--blocks", "2", "-1", "--epochs", "1",
+                 "--out", str(tmp_path)]) == 2
+    assert "blocks must be two integers" in capsys.readouterr().err
 
 
 def test_cosine_schedule_options():

@@ -102,3 +102,53 @@ def test_argument_checks():
         Dataset(np.zeros((0, 2)))
     with pytest.raises(TypeError, match="callable"):
         Dataset(np.zeros((4, 2)), augment=3)
+
+
+class _TwoFlips:
+    """A callable that calls its random layer twice per batch."""
+
+    def __init__(self, layer):
+        self.layers = [layer]
+
+    def __call__(self, x, training=True):
+        return self.layers[0](self.layers[0](x, training=training), training=training)
+
+
+def _augmented_dataset(x, augment_kind):
+    from cnnc import layers
+    from cnnc.models import Sequential
+    if augment_kind == "sequential":
+        augment = Sequential([layers.RandomFlip("horizontal", seed=1),
+                              layers.RandomErasing(1.0, scale=(0.1, 0.3), seed=2)])
+    else:
+        augment = _TwoFlips(layers.RandomFlip("horizontal_and_vertical", seed=3))
+    return Dataset(x, batch_size=4, seed=5, augment=augment, reuse_buffers=False)
+
+
+@pytest.mark.parametrize("augment_kind", ["sequential", "called_twice"])
+@pytest.mark.parametrize("prefetch", [0, 1, 3])
+def test_an_epoch_cut_short_leaves_later_augmentation_unchanged(rng, augment_kind, prefetch):
+    """Batch k of epoch e is augmented from position (e, k) of the random
+    streams, however far the background thread ran ahead of a consumer that
+    stopped early (fit(steps_per_epoch=...))."""
+    x = rng.random((32, 6, 6, 1), dtype=np.float32)
+    full = _augmented_dataset(x, augment_kind)
+    full.prefetch = prefetch
+    epochs_full = [[b.copy() for b in full] for _ in range(3)]
+    cut = _augmented_dataset(x, augment_kind)
+    cut.prefetch = prefetch
+    it = iter(cut)
+    first = next(it).copy()
+    for _ in range(50):                      # let the worker fill what it can
+        if prefetch == 0 or it.ready.qsize() >= min(prefetch, 7):
+            break
+        threading.Event().wait(0.01)
+    del it
+    np.testing.assert_array_equal(first, epochs_full[0][0])
+    for e in (1, 2):
+        batches = [b.copy() for b in cut]
+        assert len(batches) == len(epochs_full[e])
+        for k, (got, want) in enumerate(zip(batches, epochs_full[e])):
+            np.testing.assert_array_equal(got, want, err_msg=f"epoch {e} batch {k}")
+    # the augmentation does something: epochs differ from the raw batches
+    assert not np.array_equal(epochs_full[1][0], x[full.order(1)[:4]])

@@ -270,3 +270,20 @@ def test_ops_exist_for_every_activation():
                  "gelu_backward", "softmax", "softmax_backward", "log_softmax",
                  "log_softmax_backward", "matmul", "bias_add", "bias_add_backward"):
         assert callable(getattr(cnnc.ops, name, None)), name
+
+
+@pytest.mark.parametrize("kwargs", [dict(max_value=1.0), dict(threshold=0.5), dict(max_value=6.0, threshold=-1.0),
+                                    dict(negative_slope=0.2, max_value=3.0)])
+def test_relu_options_on_infinities_and_nan_match_torch(kwargs):
+    torch = pytest.importorskip("torch")
+    x = np.array([np.nan, -np.inf, np.inf, -2.0, -0.0, 0.0, 0.25, 0.5, 1.0, 7.0], np.float32)
+    t = torch.from_numpy(x.astype(np.float64))
+    slope, top, thr = kwargs.get("negative_slope", 0.0), kwargs.get("max_value"), kwargs.get("threshold", 0.0)
+    below = slope * (t - thr) if slope else torch.zeros_like(t)
+    want = torch.where(t >= thr, t, below)
+    want = torch.where(torch.isnan(t), t, want)
+    if top is not None:
+        want = torch.clamp(want, max=top)
+    got = L.ReLU(**kwargs)(x)
+    np.testing.assert_array_equal(got, want.numpy().astype(np.float32))
+    assert not np.signbit(got[3]) or slope  # 0, not -0.0, below the threshold

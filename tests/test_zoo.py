@@ -41,6 +41,13 @@ def _counts(model):
      (9 * (16 + 512 + 2048 + 2048 + 8192) + 4 * (16 + 3 * 32 + 3 * 64),
       9 * (16 + 512 + 2048 + 2048 + 8192) + 2 * (16 + 3 * 32 + 3 * 64),
       2 * (16 + 3 * 32 + 3 * 64))),
+    # blocks=(2, 2) adds 80->80 twice and 160->160 twice with their batch norms:
+    # 9 * (2 * 6400 + 2 * 25600) weights, 2 * 80 + 2 * 160 channels.
+    (lambda: applications.CompactResNet(blocks=(2, 2)),
+     (725_010 + 9 * 64_000 + 4 * 480, 720_360 + 9 * 64_000 + 1_520 + 2 * 480 + 1_610, 1_520 + 2 * 480)),
+    (lambda: applications.CompactResNet(width=8, blocks=(0, 3), include_top=False),
+     (9 * (4 + 32 + 128 + 6 * 256) + 4 * (4 + 8 + 16 + 6 * 16),
+      9 * (4 + 32 + 128 + 6 * 256) + 2 * (4 + 8 + 16 + 6 * 16), 2 * (4 + 8 + 16 + 6 * 16))),
 ])
 def test_parameter_counts(build, expected):
     assert _counts(build()) == expected
@@ -70,6 +77,9 @@ def test_shapes_classes_and_options():
         applications.ResNet18(weights="imagenet")
     with pytest.raises(ValueError, match="classes"):
         applications.LeNet5(classes=0)
+    for blocks in ((1,), (1, -1), (1.0, 1), 3, (True, 1)):
+        with pytest.raises(ValueError, match="blocks"):
+            applications.CompactResNet(blocks=blocks)
     with pytest.raises(ValueError, match="pooling"):
         applications.ResNet18(include_top=False, pooling="median")
 

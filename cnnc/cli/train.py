@@ -27,7 +27,7 @@ DEFAULT_EPOCHS_SAMPLE = 8
 # What an option left unset (None) by the command line and the recipe means.
 DEFAULTS = {"batch_size": 32, "optimizer": "adam", "momentum": 0.0, "nesterov": False,
             "validation_split": 0.1, "schedule": "constant", "warmup_epochs": 0,
-            "label_smoothing": 0.0}
+            "label_smoothing": 0.0, "deterministic": False}
 
 
 def _count(n, noun):
@@ -42,6 +42,8 @@ def add_arguments(p):
                         + "; ".join(f"{name}: {r['about']}" for name, r in sorted(RECIPES.items())))
     p.add_argument("--model", choices=sorted(MODELS), help="zoo model (default mnist_cnn)")
     p.add_argument("--width", type=int, help="width of compact_resnet (default 80)")
+    p.add_argument("--blocks", type=int, nargs=2, metavar=("N1", "N2"),
+                   help="residual blocks in each of compact_resnet's two stages (default 1 1)")
     p.add_argument("--dataset", default="fashion_mnist",
                    choices=("fashion_mnist", "mnist", "idx", "folder", "npz"),
                    help="fashion_mnist (default), mnist, idx (a directory of IDX files), folder "
@@ -84,6 +86,9 @@ def add_arguments(p):
                    help="train on the first N training images only (after the validation images are held out)")
     p.add_argument("--threads", type=int, help="threads for the C kernels (default: all cores; "
                    "with --distributed, the cores of the node shared among its ranks)")
+    p.add_argument("--deterministic", action="store_const", const=True,
+                   help="the same weights at any thread count, not only at a fixed one "
+                        "(cnnc.set_deterministic; costs a few percent of speed)")
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel training over the ranks of an MPI job "
                         "(mpirun -np 2 cnnc train --distributed); --batch-size is the global "
@@ -138,16 +143,17 @@ def augmentation_layers(spec, seed, input_shape):
     return [make[n](seed + 101 * k) for k, n in enumerate(names)]
 
 
-def build_model(name, input_shape, num_classes, scale, width=None):
+def build_model(name, input_shape, num_classes, scale, width=None, blocks=None):
     """Input -> Rescaling(scale) -> the zoo model: the saved model takes raw
-    pixel values. ``width``: compact_resnet's width."""
+    pixel values. ``width``, ``blocks``: compact_resnet's width and residual
+    blocks per stage."""
     from cnnc import applications, layers
     from cnnc.models import Model
-    options = {}
-    if width is not None:
+    options = {key: value for key, value in (("width", width), ("blocks", blocks))
+               if value is not None}
+    for key in options:
         if name != "compact_resnet":
-            raise ValueError(f"--width applies to compact_resnet, not {name}")
-        options["width"] = width
+            raise ValueError(f"--{key} applies to compact_resnet, not {name}")
     base = getattr(applications, MODELS[name])(input_shape=input_shape, classes=num_classes, **options)
     inputs = layers.Input(shape=input_shape, name="image")
     x = layers.Rescaling(scale, name="rescaling")(inputs)
@@ -299,6 +305,7 @@ def _train(args):
             return 2
     elif args.threads is not None:
         cnnc.set_num_threads(args.threads)
+    cnnc.set_deterministic(args.deterministic)
     lead = strategy is None or strategy.rank == 0
     say = print if lead else (lambda *a, **k: None)
     set_random_seed(args.seed)
@@ -333,7 +340,7 @@ def _train(args):
                     augment=Augmenter(aug) if aug else None)
     scale = scale_for(x_train)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = build_model(args.model, data.input_shape, data.num_classes, scale, args.width)
+        model = build_model(args.model, data.input_shape, data.num_classes, scale, args.width, args.blocks)
         model.compile(optimizer=make_optimizer(args, len(train), epochs),
                       loss=losses.SparseCategoricalCrossentropy(label_smoothing=args.label_smoothing),
                       metrics=["accuracy"])
@@ -376,6 +383,7 @@ def _train(args):
                "optimizer": args.optimizer, "learning_rate": args.lr, "schedule": args.schedule,
                "augment": args.augment, "label_smoothing": args.label_smoothing, "ema": args.ema,
                "tta": args.tta, "seed": args.seed, "threads": cnnc.get_num_threads(),
+               "deterministic": args.deterministic, "width": args.width, "blocks": args.blocks,
                "isa": cnnc.isa(), "ranks": 1 if strategy is None else strategy.size,
                "test_loss": float(loss), "test_accuracy": accuracy,
                "test_accuracy_without_tta": float(plain_accuracy),

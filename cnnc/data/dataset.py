@@ -42,7 +42,12 @@ class Dataset:
             channel axis of (N, 28, 28) images (a view: no copy).
         augment: optional ``f(x_batch) -> x_batch`` run on every training
             batch in the background thread (a cnnc preprocessing layer or
-            model works: it is called with ``training=True``).
+            model works: it is called with ``training=True``). The random
+            layers it holds (itself, or found through ``.layers``) draw
+            batch k of epoch e from the position ``(e, k)`` of their
+            streams, so an epoch cut short (``fit(steps_per_epoch=...)``,
+            a loop that breaks) leaves the next epochs' augmentation as it
+            would have been, whatever the background thread had prepared.
         prefetch: batches prepared ahead of the one being used (0: none,
             everything runs in the caller's thread).
         reuse_buffers: batches live in a ring of ``prefetch + 2`` reused
@@ -83,6 +88,7 @@ class Dataset:
         self.drop_remainder = bool(drop_remainder)
         self.reuse_buffers = bool(reuse_buffers)
         self.epoch = 0
+        self._streams = None  # [(random layer, first call, calls per batch)], found on the first batch
         self._convert = scale is not None or offset != 0.0 or x.dtype != np.float32
         if len(self) == 0:
             raise ValueError(f"{len(x)} samples make no full batch of {batch_size} with drop_remainder=True")
@@ -114,7 +120,7 @@ class Dataset:
         yb = None if self.y is None else np.empty((n,) + self.y.shape[1:], self.y.dtype)
         return raw, xb, yb
 
-    def _fill(self, index, buffers):
+    def _fill(self, index, buffers, position=None):
         raw, xb, yb = buffers if buffers is not None else self._new_buffers()
         n = len(index)
         xb, raw = xb[:n], None if raw is None else raw[:n]
@@ -130,12 +136,31 @@ class Dataset:
             if self.offset:
                 flat += np.float32(self.offset)
         if self.augment is not None:
-            xb = self._apply_augment(xb)
+            xb = self._augment_batch(xb, position)
         if yb is None:
             return xb
         yb = yb[:n]
         np.take(self.y, index, axis=0, out=yb)
         return xb, yb
+
+    def _augment_batch(self, xb, position):
+        """Augment the batch at ``position`` (epoch * batches + batch)."""
+        if position is None:
+            return self._apply_augment(xb)
+        if self._streams is None:
+            # The first batch tells how many draws a batch takes (one per
+            # layer call; a callable may call a layer more than once).
+            layers = _random_layers(self.augment)
+            starts = [layer.random_state()["calls"] for layer in layers]
+            for layer, start in zip(layers, starts):
+                layer.set_random_state(dict(layer.random_state(), calls=start + position))
+            xb = self._apply_augment(xb)
+            self._streams = [(layer, start, layer.random_state()["calls"] - start - position)
+                             for layer, start in zip(layers, starts)]
+            return xb
+        for layer, start, per_batch in self._streams:
+            layer.set_random_state(dict(layer.random_state(), calls=start + position * per_batch))
+        return self._apply_augment(xb)
 
     def _apply_augment(self, xb):
         from cnnc.layers.base import Layer
@@ -149,10 +174,11 @@ class Dataset:
         return out
 
     def _batches(self, epoch):
+        """(position, sample indices) of each batch of an epoch."""
         order = self.order(epoch)
         count = len(self)
         for b in range(count):
-            yield order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield epoch * count + b, order[b * self.batch_size:(b + 1) * self.batch_size]
 
     # -- iteration ---------------------------------------------------------
     def __iter__(self):
@@ -164,12 +190,30 @@ class Dataset:
 
     def _iter_inline(self, epoch):
         buffers = self._new_buffers() if self.reuse_buffers else None
-        for index in self._batches(epoch):
-            yield self._fill(index, buffers)
+        for position, index in self._batches(epoch):
+            yield self._fill(index, buffers, position)
 
     def __repr__(self):
         return (f"<Dataset {len(self.x)} samples of {self.sample_shape}, batch_size={self.batch_size}, "
                 f"{len(self)} batches, shuffle={self.shuffle}>")
+
+
+def _random_layers(augment):
+    """The random augmentation layers ``augment`` holds: itself, or those
+    found through ``.layers`` (a Sequential, a list-holding callable)."""
+    from cnnc.layers.preprocessing.base_random import BaseRandomLayer
+    found, seen, todo = [], set(), [augment]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, BaseRandomLayer):
+            found.append(obj)
+        inner = getattr(obj, "layers", None)
+        if isinstance(inner, (list, tuple)):
+            todo.extend(reversed(inner))
+    return found
 
 
 class _PrefetchIterator:
@@ -194,14 +238,14 @@ class _PrefetchIterator:
 
     def _work(self, epoch):
         try:
-            for k, index in enumerate(self.dataset._batches(epoch)):
+            for k, (position, index) in enumerate(self.dataset._batches(epoch)):
                 while not self.free.acquire(timeout=0.1):
                     if self.stop.is_set():
                         return
                 if self.stop.is_set():
                     return
                 buffers = None if self.buffers is None else self.buffers[k % len(self.buffers)]
-                self.ready.put(self.dataset._fill(index, buffers))
+                self.ready.put(self.dataset._fill(index, buffers, position))
             self.ready.put(_DONE)
         except BaseException as exc:  # handed to the consumer, raised there
             self.ready.put(_Failure(exc))

@@ -262,6 +262,19 @@ def _is_symbolic(inputs):
         isinstance(t, SymbolicTensor) for t in inputs)
 
 
+def merge_weights(own, layers, attribute):
+    """``own`` then each layer's ``attribute`` list, each weight once (a
+    shared layer or weight appears at its first place)."""
+    out = list(own)
+    seen = {id(w) for w in out}
+    for layer in layers:
+        for w in getattr(layer, attribute):
+            if id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+    return out
+
+
 class Layer:
     """Base class of all layers.
 
@@ -393,27 +406,14 @@ class Layer:
 
     @property
     def weights(self):
-        out = list(self._weights)
-        seen = {id(w) for w in out}
-        for layer in self._tracked_layers():
-            for w in layer.weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
+        return merge_weights(self._weights, self._tracked_layers(), "weights")
 
     @property
     def trainable_weights(self):
         if not self.trainable:
             return []
-        out = [w for w in self._weights if w.trainable]
-        seen = {id(w) for w in out}
-        for layer in self._tracked_layers():
-            for w in layer.trainable_weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
+        return merge_weights([w for w in self._weights if w.trainable], self._tracked_layers(),
+                             "trainable_weights")
 
     @property
     def non_trainable_weights(self):
@@ -425,16 +425,18 @@ class Layer:
         return [w._value.copy() for w in self.weights]
 
     def set_weights(self, weights):
-        """Copy arrays into the weights (in place), checking count and shapes."""
+        """Copy arrays into the weights (in place), checking count and shapes
+        of all of them before any is written."""
         weights = list(weights)
         own = self.weights
         if len(weights) != len(own):
-            raise ValueError(f"layer {self.name!r} expects {len(own)} weight arrays, "
+            raise ValueError(f"{type(self).__name__} {self.name!r} expects {len(own)} weight arrays, "
                              f"got {len(weights)}")
+        weights = [np.asarray(new) for new in weights]
         for w, new in zip(own, weights):
-            new = np.asarray(new)
             if new.shape != w.shape:
                 raise ValueError(f"weight {w.name!r} has shape {w.shape}, got {new.shape}")
+        for w, new in zip(own, weights):
             w.value[...] = new
 
     def get_gradients(self):

@@ -44,7 +44,11 @@ class ReLU(Layer):
         if self.max_value is None and self.threshold == 0.0:
             return ops.leaky_relu(x, alpha=self.negative_slope)
         t = np.float32(self.threshold)
-        y = np.where(x >= t, x, np.float32(self.negative_slope) * (x - t)).astype(np.float32)
+        # Without a slope, below the threshold is 0, not 0 * (x - t), which
+        # is NaN at -inf; NaN fails `x < t` and so passes through.
+        below = (np.float32(self.negative_slope) * (x - t) if self.negative_slope
+                 else np.float32(0.0))
+        y = np.where(x < t, below, x).astype(np.float32)
         if self.max_value is not None:
             np.minimum(y, np.float32(self.max_value), out=y)
         return y

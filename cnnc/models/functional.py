@@ -26,7 +26,7 @@ import numpy as np
 
 from cnnc import _kernels as ops
 from cnnc.autodiff.tensor import Tensor
-from cnnc.layers.base import Layer, SymbolicTensor, _snake_case, unique_name
+from cnnc.layers.base import Layer, SymbolicTensor, _snake_case, merge_weights, unique_name
 from cnnc.models import masking, subclassed
 from cnnc.models.training import Trainer
 
@@ -398,14 +398,7 @@ class Model(Trainer, Layer):
     def weights(self):
         if self._traced:
             return Layer.weights.fget(self)
-        seen = set()
-        out = []
-        for layer in self._layers:
-            for w in layer.weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
+        return merge_weights([], self._layers, "weights")
 
     @property
     def trainable_weights(self):
@@ -413,35 +406,7 @@ class Model(Trainer, Layer):
             return Layer.trainable_weights.fget(self)
         if not self.trainable:
             return []
-        out = []
-        seen = set()
-        for layer in self._layers:
-            for w in layer.trainable_weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
-
-    @property
-    def non_trainable_weights(self):
-        trainable = {id(w) for w in self.trainable_weights}
-        return [w for w in self.weights if id(w) not in trainable]
-
-    def get_weights(self):
-        return [w._value.copy() for w in self.weights]
-
-    def set_weights(self, weights):
-        own = self.weights
-        weights = list(weights)
-        if len(weights) != len(own):
-            raise ValueError(f"model {self.name!r} has {len(own)} weight arrays, got "
-                             f"{len(weights)}")
-        for w, new in zip(own, weights):
-            new = np.asarray(new)
-            if new.shape != w.shape:
-                raise ValueError(f"weight {w.name!r} has shape {w.shape}, got {new.shape}")
-        for w, new in zip(own, weights):
-            w.value[...] = new
+        return merge_weights([], self._layers, "trainable_weights")
 
     def get_gradients(self):
         return [w.grad for w in self.weights]
