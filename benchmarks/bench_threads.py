@@ -20,8 +20,8 @@ Sections:
 - pools: ``cnnc.ops.matmul`` GFLOP/s (512^3, 1024^3) and MNIST training with
   NumPy's BLAS and PyTorch multiplying matrices in the same process, between
   cnnc's calls, each pool at the default thread count; as a share of cnnc
-  alone; with OpenBLAS's own long wait and with the bounded one cnnc asks
-  for when it loads NumPy.
+  alone; with OpenBLAS's own long wait and with the bounded one that
+  ``import cnnc`` gives it.
 
 PyTorch runs channels_last with ``torch.set_num_threads`` equal to cnnc's.
 Each figure is the best of ``--repeats`` timed runs after a warm-up.
@@ -311,13 +311,12 @@ def main():
             print(f"{busy:>10} | {_fmt(ours)} | {_fmt(long_spin)} | {_ratio(ours, long_spin)}", flush=True)
 
     if "pools" in args.sections:
-        from cnnc import _wait_policy
-        # The workers import NumPy before cnnc, so OpenBLAS keeps its long
-        # wait unless the environment bounds it, as cnnc does for OpenBLAS
-        # when it imports NumPy first (cnnc/_wait_policy.py).
-        cases = [("OpenBLAS's own wait (NumPy imported first)", {}),
-                 ("OpenBLAS bounded wait (cnnc imported first)",
-                  {"OPENBLAS_THREAD_TIMEOUT": _wait_policy.OPENBLAS_TIMEOUT})]
+        # The workers import NumPy before cnnc (the usual order): import cnnc
+        # then gives the loaded OpenBLAS the bounded wait (cnnc/_wait_policy.py)
+        # unless the user chose a wait; OpenBLAS's own is 2**28 cycles.
+        cases = [("OpenBLAS's own wait (OPENBLAS_THREAD_TIMEOUT=28 set by the user)",
+                  {"OPENBLAS_THREAD_TIMEOUT": "28"}),
+                 ("default: import cnnc bounds OpenBLAS's wait", {})]
         for label, env in cases:
             print(f"\ncnnc with NumPy{' and PyTorch' if have_torch else ''} matrix products between its calls, "
                   f"{default} threads each; {label}")

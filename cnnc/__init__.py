@@ -8,6 +8,7 @@ _load_with_policy(lambda: (__import__("numpy"), __import__("cnnc._core")))
 from cnnc._core import (  # noqa: E402,F401
     available_isas,
     core_version as _core_version,
+    get_cpu_quota,
     get_deterministic,
     get_num_threads,
     get_oversubscription,
@@ -24,6 +25,10 @@ from cnnc._core import (  # noqa: E402,F401
     threads_for,
     work_grain,
 )
+from cnnc._wait_policy import bound_loaded_openblas_wait as _bound_loaded_openblas_wait  # noqa: E402
+
+_bound_loaded_openblas_wait()
+
 from cnnc._paths import (  # noqa: F401
     get_cmake_dir,
     get_include,

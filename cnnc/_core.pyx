@@ -17,6 +17,7 @@ cdef extern from "cnnc.h" nogil:
     int cnnc_get_num_threads()
     int cnnc_get_thread_limit()
     int cnnc_get_usable_cpus()
+    int cnnc_get_cpu_quota(const char *root)
     int cnnc_get_team_limit()
     void cnnc_set_oversubscription(int allowed)
     int cnnc_get_oversubscription()
@@ -103,8 +104,16 @@ def get_num_threads():
 
 def get_usable_cpus():
     """CPUs this process may run on (its affinity mask, re-read at most every
-    0.1 s): no operation takes more threads than this."""
+    0.1 s, and at most ``get_cpu_quota()`` where that is set): no operation
+    takes more threads than this."""
     return cnnc_get_usable_cpus()
+
+
+def get_cpu_quota():
+    """CPUs the CPU quota of this process's cgroup allows (cgroup v2
+    ``cpu.max``, v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``, rounded up;
+    the least over the cgroup and its ancestors), or 0 where there is none."""
+    return cnnc_get_cpu_quota(NULL)
 
 
 def get_team_limit():

@@ -18,18 +18,31 @@ by cnnc, OpenBLAS is loaded with ``OPENBLAS_THREAD_TIMEOUT`` =
 ``OPENBLAS_TIMEOUT`` (2**16 cycles, tens of microseconds), unless the user
 set it (or ``GOTO_THREAD_TIMEOUT``).
 
+Those variables do nothing when NumPy was imported first, which is the usual
+order: OpenBLAS has then started its workers with the long wait. In that
+case ``import cnnc`` (``bound_loaded_openblas_wait``) stops OpenBLAS's
+workers, sets the bounded wait and lets OpenBLAS start them again at its next
+threaded call, as it does itself after a fork. That is only done while no
+other Python thread runs (none can be inside OpenBLAS then) and where the
+user set no wait of their own.
+
 Both libraries read these variables once, when they are loaded, so the
 policy must be in the environment before that; it is removed again afterwards
 so that child processes see the environment the user set.
 """
+import ctypes
 import os
 import sys
+import threading
 
 SPIN_COUNT = "1000"
 OPENBLAS_TIMEOUT = "16"
 
 _USER_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 _USER_OPENBLAS_SETTINGS = ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")
+
+
+_openblas_bounded_at_load = False
 
 
 def policy():
@@ -46,10 +59,62 @@ def load_with_policy(load):
     """Call ``load()`` (the import of NumPy and of the C extension) with the
     bounded-wait policy in the environment where the user set none; returns
     its result."""
+    global _openblas_bounded_at_load
     chosen = policy()
+    _openblas_bounded_at_load = "OPENBLAS_THREAD_TIMEOUT" in chosen
     os.environ.update(chosen)
     try:
         return load()
     finally:
         for name in chosen:
             os.environ.pop(name, None)
+
+
+def share_blas_threads_at_import():
+    """Route the loaded OpenBLAS libraries' jobs to cnnc's team unless
+    ``CNNC_SHARE_BLAS_THREADS=0``."""
+    if os.environ.get("CNNC_SHARE_BLAS_THREADS", "1").strip() == "0":
+        return
+    from cnnc._core import share_blas_threads
+    share_blas_threads(True)
+
+
+def _loaded_openblas_libraries():
+    """Paths of the OpenBLAS libraries this process has loaded (Linux)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            fields = [line.split(None, 5) for line in maps]
+    except OSError:
+        return []
+    paths = {f[5].strip() for f in fields if len(f) == 6}
+    return sorted(p for p in paths if "openblas" in os.path.basename(p).lower() and ".so" in p)
+
+
+def bound_loaded_openblas_wait():
+    """Give OpenBLAS libraries loaded before cnnc (NumPy imported first) the
+    bounded wait; returns the paths of those changed."""
+    if _openblas_bounded_at_load or any(name in os.environ for name in _USER_OPENBLAS_SETTINGS):
+        return []
+    if threading.active_count() > 1:
+        return []  # another thread may be inside OpenBLAS: its pool stays
+    changed = []
+    for path in _loaded_openblas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+            read_env, shutdown = lib.openblas_read_env, lib.blas_thread_shutdown_
+            timeout = lib.openblas_thread_timeout
+        except (OSError, AttributeError):
+            continue
+        timeout.restype = ctypes.c_uint
+        if timeout() != 0:
+            continue  # a wait chosen when it was loaded
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = OPENBLAS_TIMEOUT
+        try:
+            read_env()
+        finally:
+            os.environ.pop("OPENBLAS_THREAD_TIMEOUT", None)
+        # The workers read the wait when they start; OpenBLAS starts them
+        # again at its next threaded call, as after a fork.
+        shutdown()
+        changed.append(path)
+    return changed

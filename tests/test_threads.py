@@ -68,8 +68,38 @@ def test_thread_choice_grows_with_work(restore_threads):
         assert counts == sorted(counts) and counts[0] == 1 and counts[-1] == cnnc.get_team_limit() == 16
 
 
-def test_usable_cpus_is_the_affinity_mask():
-    assert cnnc.get_usable_cpus() == len(os.sched_getaffinity(0))
+def test_usable_cpus_is_the_affinity_mask_within_the_cpu_quota():
+    quota = cnnc.get_cpu_quota()
+    assert quota >= 0
+    cpus = len(os.sched_getaffinity(0))
+    assert cnnc.get_usable_cpus() == (min(cpus, quota) if quota else cpus)
+
+
+def test_cpu_quota_read_from_the_process_cgroup():
+    # The same files read independently (the C unit test covers the layouts
+    # on fake trees): cgroup v2 cpu.max or v1 cfs quota of the own cgroup.
+    expected = 0
+    for line in open("/proc/self/cgroup").read().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "" and os.path.exists(f"/sys/fs/cgroup{path}/cpu.max"):
+            quota, period = open(f"/sys/fs/cgroup{path}/cpu.max").read().split()
+            if quota != "max":
+                expected = -(-int(quota) // int(period))
+        elif "cpu" in controllers.split(","):
+            for mount in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+                base = f"/sys/fs/cgroup/{mount}{path}"
+                if os.path.exists(f"{base}/cpu.cfs_quota_us"):
+                    quota = int(open(f"{base}/cpu.cfs_quota_us").read())
+                    period = int(open(f"{base}/cpu.cfs_period_us").read())
+                    if quota > 0:
+                        expected = -(-quota // period)
+                    break
+    if expected == 0 or cnnc.get_cpu_quota() == 0:
+        # Ancestors and namespaced mounts can hold a quota this simple
+        # reading misses; a quota it finds must be found by cnnc too.
+        assert expected == 0 or cnnc.get_cpu_quota() > 0
+    else:
+        assert cnnc.get_cpu_quota() <= expected
 
 
 def test_teams_capped_at_the_cpus_of_the_process():
@@ -194,8 +224,12 @@ def timeout():
 
 @pytest.mark.parametrize("order, env, expected", [
     ("import cnnc, numpy", {}, int(_wait_policy.OPENBLAS_TIMEOUT)),
-    ("import numpy, cnnc", {}, 0),  # NumPy first: OpenBLAS keeps its default (0: unset)
+    ("import numpy, cnnc", {}, int(_wait_policy.OPENBLAS_TIMEOUT)),  # NumPy first: set once loaded
     ("import cnnc, numpy", {"OPENBLAS_THREAD_TIMEOUT": "20"}, 20),
+    ("import numpy, cnnc", {"OPENBLAS_THREAD_TIMEOUT": "28"}, 28),  # the user's wait stays
+    # Another Python thread might be inside OpenBLAS: its pool is left alone.
+    ("import numpy, threading, time\n"
+     "t = threading.Thread(target=time.sleep, args=(1,)); t.start()\nimport cnnc", {}, 0),
 ])
 def test_openblas_loaded_with_bounded_wait(order, env, expected):
     code = (_OPENBLAS_TIMEOUT_PROBE + order + "\nimport os\n"
@@ -206,6 +240,52 @@ def test_openblas_loaded_with_bounded_wait(order, env, expected):
         pytest.skip("NumPy's BLAS is not an OpenBLAS that reports its thread timeout")
     assert int(value) == expected
     assert left == env.get("OPENBLAS_THREAD_TIMEOUT", "None")  # the environment as the user set it
+
+
+def test_openblas_loaded_first_keeps_results_and_stops_spinning():
+    # NumPy imported and used first: after import cnnc, OpenBLAS's workers
+    # are new ones (restarted by OpenBLAS with the bounded wait), take no
+    # CPU once a call has ended, and NumPy's results are the same bits.
+    code = _OPENBLAS_TIMEOUT_PROBE + """
+import os, time, numpy as np
+def workers():
+    return set(os.listdir('/proc/self/task')) - {str(os.getpid())}
+def cpu_ns(tids):
+    total = 0
+    for t in tids:
+        try:
+            total += int(open(f'/proc/self/task/{t}/schedstat').read().split()[0])
+        except OSError:
+            pass
+    return total
+rng = np.random.default_rng(3)
+a64 = rng.standard_normal((400, 400)); a32 = a64.astype(np.float32)
+def results():
+    return [a32 @ a32, a64 @ a64.T, np.linalg.inv(a64), np.linalg.qr(a64)[1], np.linalg.solve(a64, a64[:, :7])]
+before = results()
+old = workers()
+import cnnc
+if timeout() == "none" or not old:
+    print("skip"); raise SystemExit
+assert timeout() == int(cnnc._wait_policy.OPENBLAS_TIMEOUT)
+after = [results() for _ in range(3)]
+assert all(np.array_equal(m, b) for run in after for m, b in zip(run, before)), "results changed"
+new = workers()
+assert (new - old) and (old - new), (old, new)  # OpenBLAS's workers were restarted
+for _ in range(3):
+    a64 @ a64
+    time.sleep(0.05)                   # 2**16 cycles are long over
+    start = cpu_ns(new)
+    time.sleep(0.3)
+    assert cpu_ns(new) == start, "OpenBLAS workers spun after the call"
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT",
+                                                            "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    out = _run_child(code, env).strip()
+    if out == "skip":
+        pytest.skip("NumPy's BLAS is not a threaded OpenBLAS that reports its wait")
+    assert out == "ok"
 
 
 # ---- every kernel family at several thread counts ---------------------------------------

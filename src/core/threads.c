@@ -58,8 +58,15 @@ int cnnc_get_num_threads(void)
 {
     if (num_threads <= 0) {
 #ifdef CNNC_OPENMP
-        /* OMP_NUM_THREADS may ask for more than the machine can create. */
-        num_threads = (int)cnnc_min_i64(omp_get_max_threads(), cnnc_get_thread_limit());
+        /* OMP_NUM_THREADS may ask for more than the machine can create.
+         * Without it, OpenMP's default is the affinity mask; a CPU quota
+         * lowers it further (what the user sets is kept as set). */
+        int64_t count = cnnc_min_i64(omp_get_max_threads(), cnnc_get_thread_limit());
+        const char *asked = getenv("OMP_NUM_THREADS");
+        int quota = asked && *asked ? 0 : cnnc_get_cpu_quota(NULL);
+        if (quota > 0)
+            count = cnnc_min_i64(count, quota);
+        num_threads = (int)count;
 #else
         num_threads = 1;
 #endif
@@ -98,6 +105,23 @@ static int affinity_cpus(void)
 
 static int usable_cpus_cached = 0;
 static int64_t usable_cpus_read_at = 0;
+
+/* The quota files change even more rarely, and finding them means reading
+ * the mount table, so the quota is re-read at most every second. */
+#define CPU_QUOTA_REFRESH_NS 1000000000 /* 1 s */
+static int cpu_quota_cached = -1; /* -1: not read yet; 0: none */
+static int64_t cpu_quota_read_at = 0;
+
+static int current_cpu_quota(int64_t now)
+{
+    int cached = __atomic_load_n(&cpu_quota_cached, __ATOMIC_RELAXED);
+    if (cached >= 0 && now - __atomic_load_n(&cpu_quota_read_at, __ATOMIC_RELAXED) < CPU_QUOTA_REFRESH_NS)
+        return cached;
+    int quota = cnnc_get_cpu_quota(NULL);
+    __atomic_store_n(&cpu_quota_cached, quota, __ATOMIC_RELAXED);
+    __atomic_store_n(&cpu_quota_read_at, now, __ATOMIC_RELAXED);
+    return quota;
+}
 
 static int64_t coarse_now_ns(void)
 {
@@ -140,6 +164,9 @@ int cnnc_get_usable_cpus(void)
         long online = sysconf(_SC_NPROCESSORS_ONLN);
         cpus = online >= 1 ? (int)cnnc_min_i64(online, 1 << 20) : 1;
     }
+    int quota = current_cpu_quota(now);
+    if (quota > 0 && quota < cpus)
+        cpus = quota;
     /* Concurrent refreshes store the same kind of value; either is fine. */
     __atomic_store_n(&usable_cpus_cached, cpus, __ATOMIC_RELAXED);
     __atomic_store_n(&usable_cpus_read_at, now, __ATOMIC_RELAXED);

@@ -74,10 +74,20 @@ CNNC_API cnnc_status cnnc_set_num_threads(int n);
 CNNC_API int cnnc_get_num_threads(void);
 /* CPUs the process may run on: the calling thread's affinity mask
  * (sched_getaffinity; with OMP_PROC_BIND, the processors of the OpenMP
- * places), else the online processors. Re-read at most every 0.1 s, so a
- * mask changed while the process runs (taskset -p, a job scheduler) is
- * followed. A CPU quota of a container (cgroup cpu.max) is not counted. */
+ * places), else the online processors; at most cnnc_get_cpu_quota(NULL)
+ * where the process's cgroup has a CPU quota. The mask is re-read at most
+ * every 0.1 s and the quota every second, so a mask changed while the
+ * process runs (taskset -p, a job scheduler) is followed. The default
+ * thread count (no OMP_NUM_THREADS) is capped at the quota too. */
 CNNC_API int cnnc_get_usable_cpus(void);
+/* CPUs the CPU quota of the process's cgroup allows: ceil(quota / period)
+ * of cgroup v2 cpu.max or of cgroup v1 cpu.cfs_quota_us and
+ * cpu.cfs_period_us, the least over the cgroup and its ancestors (the
+ * hierarchies found in /proc/self/mountinfo, the cgroup in
+ * /proc/self/cgroup). 0 when there is no quota or nothing can be read, and
+ * always 0 off Linux. `root` stands for "/" in every path read (a test's
+ * fake tree, a chroot); NULL or "/" reads the system. */
+CNNC_API int cnnc_get_cpu_quota(const char *root);
 /* The most threads one operation takes now: min(cnnc_get_num_threads(),
  * cnnc_get_usable_cpus()), or cnnc_get_num_threads() alone while
  * oversubscription is allowed. */
