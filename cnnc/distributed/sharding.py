@@ -149,6 +149,8 @@ class _DatasetShard(Dataset):
         self._selections = selections
 
     def _batches(self, epoch):
-        for selection in self._selections(self.order(epoch)):
-            yield np.arange(selection.start, selection.stop) \
-                if isinstance(selection, slice) else selection
+        """(position, this rank's sample indices) of each global batch."""
+        count = len(self)
+        for b, selection in enumerate(self._selections(self.order(epoch))):
+            yield epoch * count + b, (np.arange(selection.start, selection.stop)
+                                      if isinstance(selection, slice) else selection)
