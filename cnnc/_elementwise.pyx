@@ -12,6 +12,7 @@ from cnnc._arrays import as_float32, check_out, same_shape
 
 cdef extern from "cnnc.h" nogil:
     cnnc_status cnnc_add_forward(int64_t n, const float *a, const float *b, float *y)
+    cnnc_status cnnc_add_relu_forward(int64_t n, const float *a, const float *b, float *y)
     cnnc_status cnnc_multiply_forward(int64_t n, const float *a, const float *b, float *y)
     cnnc_status cnnc_bias_add_forward(int64_t rows, int64_t c, const float *x, const float *bias, float *y)
     cnnc_status cnnc_bias_add_backward(int64_t rows, int64_t c, const float *dy, float *dbias)
@@ -41,18 +42,27 @@ def _binary(a, b, out, int op):
     with nogil:
         if op == 0:
             status = cnnc_add_forward(n, pa, pb, py)
+        elif op == 2:
+            status = cnnc_add_relu_forward(n, pa, pb, py)
         else:
             status = cnnc_multiply_forward(n, pa, pb, py)
     check_status(status)
     return out
 
 
-def add(a, b, out=None):
+def add(a, b, out=None, activation=None):
     """a + b elementwise (a residual connection). a, b: the same shape.
 
     The gradient of a sum is dy for both operands. ``out`` may be a or b.
+    ``activation="relu"`` gives max(a + b, 0) in the same pass, with the
+    bits of ``relu(add(a, b))``; the gradient of both operands is then
+    ``relu_backward(y, dy)``.
     """
-    return _binary(a, b, out, 0)
+    if activation is None or activation == "linear":
+        return _binary(a, b, out, 0)
+    if activation == "relu":
+        return _binary(a, b, out, 2)
+    raise ValueError(f"activation must be None or 'relu', got {activation!r}")
 
 
 def multiply(a, b, out=None):

@@ -33,6 +33,12 @@ cnnc_status cnnc_add_forward(int64_t n, const float *a, const float *b, float *y
     return binary(n, a, b, y, CNNC_PICK(cnnc_elementwise_kernels)->add);
 }
 
+cnnc_status cnnc_add_relu_forward(int64_t n, const float *a, const float *b, float *y)
+{
+    CHECK_BINARY(n, a, b, y);
+    return binary(n, a, b, y, CNNC_PICK(cnnc_elementwise_kernels)->add_relu);
+}
+
 cnnc_status cnnc_multiply_forward(int64_t n, const float *a, const float *b, float *y)
 {
     CHECK_BINARY(n, a, b, y);

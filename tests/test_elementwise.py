@@ -50,6 +50,27 @@ def test_add_multiply(isa, threads, rng, n):
     np.testing.assert_array_equal(out, a + b)
 
 
+@pytest.mark.parametrize("n", [1, 15, 1000, 300_007])
+def test_add_relu_has_the_bits_of_add_then_relu(isa, threads, rng, n):
+    from cnnc import _kernels
+    a = rng.standard_normal(n).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    # -0 + -0 = -0, which the ReLU kernel keeps (max(0, -0) is its second
+    # operand); NaN and infinities pass as the ReLU passes them
+    specials = np.array([-0.0, -0.0, np.nan, np.inf, -np.inf, 1e-45, -1e-45, 3.0], np.float32)
+    a[:min(n, 8)] = specials[:min(n, 8)]
+    b[:min(n, 8)] = np.array([-0.0, 0.0, 1.0, 1.0, 5.0, -1e-45, 1e-45, -3.0], np.float32)[:min(n, 8)]
+    expected = _kernels.relu(_kernels.add(a, b))
+    got = _kernels.add(a, b, activation="relu")
+    assert got.tobytes() == expected.tobytes()
+    np.testing.assert_array_equal(got, np.maximum(a + b, 0))  # NaN stays NaN
+    out = b.copy()
+    assert _kernels.add(a, out, out=out, activation="relu") is out
+    assert out.tobytes() == expected.tobytes()
+    with pytest.raises(ValueError, match="activation"):
+        _kernels.add(a, b, activation="tanh")
+
+
 @pytest.mark.parametrize("shape", [(5, 3), (2, 7, 9, 17), (3, 4, 4, 64), (4000, 70), (2, 5000)])
 def test_bias_add(isa, threads, rng, shape):
     x = rng.standard_normal(shape).astype(np.float32)

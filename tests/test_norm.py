@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import cnnc
+from cnnc import _kernels
 
 ops = cnnc.ops
 
@@ -75,17 +76,30 @@ def test_fused_relu(isa, threads, rng, shape):
     c = shape[-1]
     gamma = rng.uniform(0.5, 1.5, c).astype(np.float32)
     beta = rng.standard_normal(c).astype(np.float32)
+    # A channel of scale 0 and shift -0 gives -0 where x is below its mean
+    # (which the ReLU kernel keeps), one of NaN scale gives NaN (kept too):
+    # the fused pass has the bits of the separate ReLU, even there.
+    gamma[0], beta[0] = 0.0, -0.0
+    if c > 2:
+        gamma[1] = np.nan
     y, mean, inv_std = ops.batch_norm_train(x, gamma, beta, None, None)
     yr, mean_r, inv_std_r = ops.batch_norm_train(x, gamma, beta, None, None, activation="relu")
-    np.testing.assert_array_equal(yr, np.maximum(y, 0))
-    masked = np.where(yr > 0, dy, 0).astype(np.float32)
+    assert yr.tobytes() == _kernels.relu(y).tobytes()
+    assert np.signbit(yr[..., 0]).any()
+    assert mean_r.tobytes() == mean.tobytes() and inv_std_r.tobytes() == inv_std.tobytes()
+    # The backward masks dy inside its passes, with the bits of the ReLU's
+    # backward followed by batch norm's.
+    gamma[1:2] = 0.7
+    y, mean, inv_std = ops.batch_norm_train(x, gamma, beta, None, None)
+    yr = _kernels.relu(y)
+    masked = _kernels.relu_backward(yr, dy)
     expected = ops.batch_norm_backward(x, masked, gamma, mean, inv_std)
-    got = ops.batch_norm_backward(x, dy, gamma, mean_r, inv_std_r, relu_output=yr)
+    got = ops.batch_norm_backward(x, dy, gamma, mean, inv_std, relu_output=yr)
     for a, b in zip(got, expected):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+        assert a.tobytes() == b.tobytes()
     mm, mv = rng.standard_normal(c).astype(np.float32), rng.uniform(0.5, 2, c).astype(np.float32)
-    np.testing.assert_array_equal(ops.batch_norm_inference(x, gamma, beta, mm, mv, activation="relu"),
-                                  np.maximum(ops.batch_norm_inference(x, gamma, beta, mm, mv), 0))
+    assert (ops.batch_norm_inference(x, gamma, beta, mm, mv, activation="relu").tobytes()
+            == _kernels.relu(ops.batch_norm_inference(x, gamma, beta, mm, mv)).tobytes())
 
 
 def test_gradient_finite_differences(rng):

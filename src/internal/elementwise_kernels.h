@@ -17,6 +17,8 @@ struct cnnc_dropout_key {
 
 struct cnnc_elementwise_kernels {
     void (*add)(int64_t n, const float *a, const float *b, float *y);
+    /* y = max(0, a + b), bit for bit the add followed by the ReLU kernel. */
+    void (*add_relu)(int64_t n, const float *a, const float *b, float *y);
     void (*mul)(int64_t n, const float *a, const float *b, float *y);
     /* y[i, j] = (x[i, j] - center[j]) * scale[j] + shift[j], then max(y, 0)
      * if relu; or x[i, j] + shift[j] when scale is NULL (center and relu

@@ -19,6 +19,18 @@ static void ew_add(int64_t n, const float *a, const float *b, float *y)
         vf_store_part(y + i, vf_add(vf_load_part(a + i, n - i), vf_load_part(b + i, n - i)), n - i);
 }
 
+/* max(0, a + b): the ReLU kernel's operand order (NaN stays NaN, max(0, -0)
+ * is -0), so the fused pass has the bits of the sum followed by the ReLU. */
+static void ew_add_relu(int64_t n, const float *a, const float *b, float *y)
+{
+    const vf zero = vf_zero();
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW)
+        vf_store(y + i, vf_max(zero, vf_add(vf_load(a + i), vf_load(b + i))));
+    if (i < n)
+        vf_store_part(y + i, vf_max(zero, vf_add(vf_load_part(a + i, n - i), vf_load_part(b + i, n - i))), n - i);
+}
+
 static void ew_mul(int64_t n, const float *a, const float *b, float *y)
 {
     int64_t i = 0;
@@ -31,7 +43,9 @@ static void ew_mul(int64_t n, const float *a, const float *b, float *y)
 CNNC_INLINE vf normalize(vf x, vf center, vf scale, vf shift, int relu)
 {
     vf y = vf_fmadd(vf_sub(x, center), scale, shift);
-    return relu ? vf_max(y, vf_zero()) : y;
+    /* The ReLU kernel's operand order: the same bits as normalizing, then a
+     * separate ReLU (NaN stays NaN, -0 stays -0). */
+    return relu ? vf_max(vf_zero(), y) : y;
 }
 
 CNNC_INLINE void scale_shift_mode(int64_t rows, int64_t c, const float *x, const float *center,
@@ -75,7 +89,9 @@ CNNC_INLINE vf relu_mask(vf u, const float *m, int64_t r)
     if (!m)
         return u;
     vf mv = r < VW ? vf_load_part(m, r) : vf_load(m);
-    return vf_select(vf_gt(mv, vf_zero()), u, vf_zero());
+    /* u kept a plain load, as in the ReLU kernel's backward: a load masked by
+     * the compare (what GCC would fold the select into) is slower. */
+    return vf_select(vf_gt(mv, vf_zero()), vf_keep(u), vf_zero());
 }
 
 CNNC_INLINE void affine2_mode(int64_t rows, int64_t c, const float *u, const float *m, const float *v,
@@ -182,7 +198,7 @@ CNNC_INLINE void column_moments_tile(int64_t rows, int64_t ld, const float *a, c
             } else {
                 vf w = tile_load(b + i * ld, t, full, rem);
                 if (mode == 2)
-                    w = vf_select(vf_gt(tile_load(m + i * ld, t, full, rem), zero), w, zero);
+                    w = vf_select(vf_gt(tile_load(m + i * ld, t, full, rem), zero), vf_keep(w), zero);
                 s0[t] = vf_add(s0[t], w);
                 s1[t] = vf_fmadd(w, d, s1[t]);
             }
@@ -286,6 +302,7 @@ static void ew_column_max_backward(int64_t rows, int64_t ld, int64_t ncols, cons
 
 #define CNNC_ELEMENTWISE_TEMPLATE_MEMBERS                 \
     .add = ew_add,                                        \
+    .add_relu = ew_add_relu,                              \
     .mul = ew_mul,                                        \
     .scale_shift_rows = ew_scale_shift_rows,              \
     .affine2_rows = ew_affine2_rows,                      \

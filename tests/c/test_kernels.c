@@ -141,6 +141,32 @@ static void test_batch_norm(void)
             CHECK_NEAR(dx[i * C + c], gamma[c] * istd[c] * (dy[i * C + c] - sdy / ROWS - xhat * sdyx / ROWS), 1e-4);
         }
     }
+    /* The fused ReLU has the bits of the separate ReLU kernel, forward and
+     * backward, also where the affine gives -0 (scale 0, shift -0: kept as
+     * -0) or NaN (kept as NaN). */
+    static float yr[ROWS * C], masked[ROWS * C], dx2[ROWS * C];
+    float dgamma2[C], dbeta2[C];
+    gamma[0] = 0.0f;
+    beta[0] = -0.0f;
+    gamma[1] = NAN;
+    CHECK_OK(cnnc_batch_norm_train_forward(ROWS, C, x, gamma, beta, 0.9f, 1e-3f, 0, mm, mv, y, mean, istd));
+    CHECK_OK(cnnc_relu_forward(ROWS * C, y, y));
+    CHECK_OK(cnnc_batch_norm_train_forward(ROWS, C, x, gamma, beta, 0.9f, 1e-3f, CNNC_BN_RELU, mm, mv, yr, mean,
+                                           istd));
+    CHECK(memcmp(y, yr, sizeof yr) == 0);
+    int negative_zeros = 0;
+    for (int i = 0; i < ROWS; ++i)
+        negative_zeros += signbit(yr[i * C]) != 0;
+    CHECK(negative_zeros > 0);
+    gamma[1] = 0.7f;
+    CHECK_OK(cnnc_batch_norm_train_forward(ROWS, C, x, gamma, beta, 0.9f, 1e-3f, CNNC_BN_RELU, mm, mv, yr, mean,
+                                           istd));
+    CHECK_OK(cnnc_relu_backward(ROWS * C, yr, dy, masked));
+    CHECK_OK(cnnc_batch_norm_backward(ROWS, C, x, masked, NULL, gamma, mean, istd, dx, dgamma, dbeta));
+    CHECK_OK(cnnc_batch_norm_backward(ROWS, C, x, dy, yr, gamma, mean, istd, dx2, dgamma2, dbeta2));
+    CHECK(memcmp(dx, dx2, sizeof dx2) == 0);
+    CHECK(memcmp(dgamma, dgamma2, sizeof dgamma2) == 0);
+    CHECK(memcmp(dbeta, dbeta2, sizeof dbeta2) == 0);
     CHECK_STATUS(cnnc_batch_norm_train_forward(ROWS, C, x, gamma, beta, 0.9f, 0.0f, 0, mm, mv, y, mean, istd),
                  CNNC_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(cnnc_batch_norm_inference(0, C, x, gamma, beta, mm, mv, 1e-3f, 0, y), CNNC_ERR_INVALID_ARGUMENT);
@@ -165,7 +191,22 @@ static void test_dropout_and_elementwise(void)
     CHECK_STATUS(cnnc_dropout_forward(COUNT, 1.0f, 99, 0, x, y, mask1), CNNC_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(cnnc_dropout_backward(COUNT, -0.5f, x, mask1, y), CNNC_ERR_INVALID_ARGUMENT);
 
+    /* add + ReLU in one pass: the bits of the add, then the ReLU kernel. */
+    fill(dy, COUNT, 9);
+    const float special_a[6] = {-0.0f, -0.0f, NAN, INFINITY, -INFINITY, 1e-45f};
+    const float special_b[6] = {-0.0f, 0.0f, 1.0f, 1.0f, 5.0f, -1e-45f};
+    memcpy(x, special_a, sizeof special_a);
+    memcpy(dy, special_b, sizeof special_b);
+    CHECK_OK(cnnc_add_forward(COUNT, x, dy, y));
+    CHECK_OK(cnnc_relu_forward(COUNT, y, y));
+    CHECK_OK(cnnc_add_relu_forward(COUNT, x, dy, dx));
+    CHECK(memcmp(y, dx, COUNT * sizeof(float)) == 0);
+    CHECK(signbit(dx[0]) && isnan(dx[2]) && dx[3] == INFINITY && dx[4] == 0.0f);
+    CHECK_OK(cnnc_add_relu_forward(COUNT, x, dy, dy)); /* in place */
+    CHECK(memcmp(y, dy, COUNT * sizeof(float)) == 0);
+
     float db[C];
+    fill(x, COUNT, 8);
     CHECK_OK(cnnc_bias_add_backward(N * H * W, C, x, db));
     for (int c = 0; c < C; ++c) {
         double s = 0;

@@ -134,6 +134,9 @@ REFUSE(add_null, CNNC_ERR_INVALID_ARGUMENT, cnnc_add_forward(4, buf_a, NULL, buf
 REFUSE(add_negative, CNNC_ERR_INVALID_ARGUMENT, cnnc_add_forward(-1, buf_a, buf_b, buf_c));
 REFUSE(add_partial_overlap, CNNC_ERR_INVALID_ARGUMENT, cnnc_add_forward(64, buf_a, buf_b, buf_b + 1));
 ACCEPT(add_in_place, cnnc_add_forward(64, buf_a, buf_b, buf_b));
+REFUSE(add_relu_null, CNNC_ERR_INVALID_ARGUMENT, cnnc_add_relu_forward(4, NULL, buf_b, buf_c));
+REFUSE(add_relu_partial_overlap, CNNC_ERR_INVALID_ARGUMENT, cnnc_add_relu_forward(64, buf_a, buf_b, buf_a + 1));
+ACCEPT(add_relu_in_place, cnnc_add_relu_forward(64, buf_a, buf_b, buf_a));
 REFUSE(bias_add_zero_c, CNNC_ERR_INVALID_ARGUMENT, cnnc_bias_add_forward(4, 0, buf_a, buf_b, buf_c));
 REFUSE(bias_add_overflow, CNNC_ERR_OVERFLOW, cnnc_bias_add_forward(BIG, BIG, buf_a, buf_b, buf_c));
 REFUSE(bias_add_backward_overlap, CNNC_ERR_INVALID_ARGUMENT, cnnc_bias_add_backward(4, 8, buf_a, buf_a + 4));
@@ -505,7 +508,8 @@ static const misuse_case cases[] = {
     C(act_bad_kind), C(act_kind_count), C(act_negative_n), C(act_x_null), C(act_y_null),
     C(act_backward_dy_null), C(act_partial_overlap), C(act_backward_dx_overlaps_x), C(act_in_place),
     C(softmax_zero_cols), C(softmax_overflow), C(softmax_overlap), C(log_softmax_backward_null),
-    C(add_null), C(add_negative), C(add_partial_overlap), C(add_in_place), C(bias_add_zero_c),
+    C(add_null), C(add_negative), C(add_partial_overlap), C(add_in_place), C(add_relu_null),
+    C(add_relu_partial_overlap), C(add_relu_in_place), C(bias_add_zero_c),
     C(bias_add_overflow), C(bias_add_backward_overlap), C(concat_negative_width_call),
     C(concat_null_input), C(concat_k_zero), C(concat_width_overflow), C(concat_output_overlaps_input),
     C(dropout_rate_one), C(dropout_rate_nan), C(dropout_mask_null),

@@ -20,6 +20,11 @@ extern "C" {
 /* y = a + b over n elements; y may alias a or b. The backward of a sum is dy
  * for both operands. */
 CNNC_API cnnc_status cnnc_add_forward(int64_t n, const float *a, const float *b, float *y);
+/* y = max(0, a + b) in one pass (the residual add and the ReLU after it),
+ * with the same bits as cnnc_add_forward followed by cnnc_relu_forward (NaN
+ * stays NaN, -0 stays -0); y may alias a or b. Its backward is the ReLU's
+ * (cnnc_relu_backward on y), whose result is the gradient of both a and b. */
+CNNC_API cnnc_status cnnc_add_relu_forward(int64_t n, const float *a, const float *b, float *y);
 /* y = a * b over n elements; y may alias a or b. Backward: da = dy * b,
  * db = dy * a (two calls of this function). */
 CNNC_API cnnc_status cnnc_multiply_forward(int64_t n, const float *a, const float *b, float *y);
