@@ -18,6 +18,9 @@ class Activation(Layer):
         # an activation whose backward reads only its output
         return not self.activation.uses_input
 
+    def is_plain_relu(self):
+        return self.activation is activations.relu
+
     def forward(self, x, training=False):
         self._ran = training
         return self._activate(x, training, owned=self._may_overwrite(x))

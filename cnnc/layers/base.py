@@ -572,6 +572,26 @@ class Layer:
         ``_overwrite_inputs`` (an activation, a residual sum)."""
         return False
 
+    # Set by a model around one training call whose output only a plain ReLU
+    # reads (see cnnc.models.fusion): a layer that can applies the ReLU in
+    # its own pass and sets ``_relu_applied``; its backward then takes the
+    # gradient of the ReLU's output.
+    _fuse_relu = False
+    _relu_applied = False
+
+    def fuses_relu(self):
+        """Whether ``forward`` can apply a following plain ReLU when a model
+        sets ``_fuse_relu`` (counted only where the layer's own class defines
+        this method)."""
+        return False
+
+    def is_plain_relu(self):
+        """Whether the layer computes exactly ``max(x, 0)`` with the ReLU
+        kernel and its backward masks ``dy`` by its output, so that the layer
+        before may apply it instead (counted only where the layer's own class
+        defines this method)."""
+        return False
+
     def forward_updated_weights(self):
         """The weights a training ``forward`` updates (batch norm's moving
         statistics): a forward run again for recomputation puts them back."""

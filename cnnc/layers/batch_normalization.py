@@ -110,10 +110,15 @@ class BatchNormalization(Layer):
                                  f"feature axis last, got axis={self.axis}")
             return self._masked_train(xl, check_step_mask(self, x, mask, x.ndim - 1))
         if training and self.trainable:
+            # A model may ask for the ReLU after it in the same pass; backward
+            # then masks dy by this output.
+            relu = self._fuse_relu
             y, mean, inv_std = ops.batch_norm_train(
                 xl, self._gamma(), self._beta(), self.moving_mean.value,
-                self.moving_variance.value, momentum=self.momentum, epsilon=self.epsilon)
-            self._cache = ("batch", xl, mean, inv_std)
+                self.moving_variance.value, momentum=self.momentum, epsilon=self.epsilon,
+                activation="relu" if relu else None)
+            self._cache = ("batch", xl, mean, inv_std, y if relu else None)
+            self._relu_applied = relu
         else:
             y = ops.batch_norm_inference(xl, self._gamma(), self._beta(), self.moving_mean.value,
                                          self.moving_variance.value, epsilon=self.epsilon)
@@ -125,6 +130,9 @@ class BatchNormalization(Layer):
 
     def backward_reads_output(self):
         return False  # it keeps its input (or, frozen, the scale alone)
+
+    def fuses_relu(self):
+        return True  # in training with batch statistics, not frozen or masked
 
     def forward_updated_weights(self):
         return [self.moving_mean, self.moving_variance] if self.built else []
@@ -172,8 +180,9 @@ class BatchNormalization(Layer):
         if self._cache[0] == "moving":
             self._zero_grads()
             return self._from_last(dyl * self._cache[1])
-        _, xl, mean, inv_std = self._cache
-        dx, dgamma, dbeta = ops.batch_norm_backward(xl, dyl, self._gamma(), mean, inv_std)
+        _, xl, mean, inv_std, relu_output = self._cache
+        dx, dgamma, dbeta = ops.batch_norm_backward(xl, dyl, self._gamma(), mean, inv_std,
+                                                    relu_output=relu_output)
         if self.scale:
             self.gamma.grad[...] = dgamma
         if self.center:

@@ -126,6 +126,7 @@ class Add(BaseMerge):
     residual branch of a ResNet block), not into a new array."""
 
     _backward_reads_inputs = False
+    _y = None  # the output, when forward applied a ReLU to it
 
     def writes_in_place(self):
         return True
@@ -133,23 +134,38 @@ class Add(BaseMerge):
     def backward_reads_output(self):
         return False
 
+    def fuses_relu(self):
+        return True  # inputs of one shape
+
     def _merge(self, inputs):
+        self._y = None
         if any(x.shape != inputs[0].shape for x in inputs):
             # shapes that broadcast: NumPy's sums, into a new array
             y = np.add(inputs[0], inputs[1], dtype=np.float32)
             for x in inputs[2:]:
                 y = np.add(y, x, dtype=np.float32)
             return y
+        # A model may ask for the ReLU after the sum in its last pass;
+        # backward then masks dy by the output (kept in _y).
+        relu = self._fuse_relu
+        last = len(inputs) - 2
         # IEEE addition is commutative, so the first sum may go into either
         # of its operands with the same bits as a fresh a + b (not into a
         # later input: it is still to be added).
         target = next((i for i in (0, 1) if self._may_overwrite(inputs, i)), None)
-        y = ops.add(inputs[0], inputs[1], out=None if target is None else inputs[target])
-        for x in inputs[2:]:
-            ops.add(y, x, out=y)
+        y = ops.add(inputs[0], inputs[1], out=None if target is None else inputs[target],
+                    activation="relu" if relu and last == 0 else None)
+        for i, x in enumerate(inputs[2:], 1):
+            ops.add(y, x, out=y, activation="relu" if relu and i == last else None)
+        if relu:
+            self._y = y
+            self._relu_applied = True
         return y
 
     def _merge_backward(self, inputs, dy):
+        if self._y is not None:
+            # one masked gradient, the same array for every input
+            dy = ops.relu_backward(self._y, dy)
         return [dy] * len(inputs)
 
 

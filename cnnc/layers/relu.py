@@ -32,6 +32,9 @@ class ReLU(Layer):
     def writes_in_place(self):
         return self._plain()
 
+    def is_plain_relu(self):
+        return self._plain()
+
     def forward(self, x, training=False):
         if self._plain():
             # max(x, 0) > 0 exactly where x > 0: backward takes its mask from

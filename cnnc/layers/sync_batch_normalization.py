@@ -20,6 +20,9 @@ class SyncBatchNormalization(BatchNormalization):
     # Its moving statistics come from the global batch: the same on every rank.
     synchronized = True
 
+    def fuses_relu(self):
+        return True  # outside data-parallel training, where it is BatchNormalization
+
     def forward(self, x, training=False):
         from cnnc.distributed._context import running_strategy
         strategy = running_strategy()

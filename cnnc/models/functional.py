@@ -8,7 +8,9 @@ write over an input no other layer reads; backward visits the nodes in
 reverse order, sums the gradients of tensors that feed several nodes (skip
 connections), and drops each gradient, and what each layer kept, once used.
 With ``compile(recompute=...)`` segments of the forward pass run again in
-backward (:mod:`cnnc.models.recompute`).
+backward (:mod:`cnnc.models.recompute`). In training, a ReLU after batch
+normalization or a residual sum runs inside that layer's pass
+(:mod:`cnnc.models.fusion`).
 
 A layer may be called several times in a graph (shared layers, as in
 siamese networks): it keeps the state of its last forward pass for its
@@ -27,7 +29,7 @@ import numpy as np
 from cnnc import _kernels as ops
 from cnnc.autodiff.tensor import Tensor
 from cnnc.layers.base import Layer, SymbolicTensor, _snake_case, merge_weights, unique_name
-from cnnc.models import masking, subclassed
+from cnnc.models import fusion, masking, subclassed
 from cnnc.models.training import Trainer
 
 
@@ -35,7 +37,7 @@ class _Step:
     """One node of the sorted graph: slot indices of its inputs/outputs."""
 
     __slots__ = ("layer", "node", "inputs", "outputs", "multi_in", "multi_out", "backward",
-                 "needs_dx", "index", "shared", "overwrite")
+                 "needs_dx", "index", "shared", "overwrite", "relu_after", "relu_of")
 
     def __init__(self, index, layer, node, inputs, outputs):
         self.index = index
@@ -49,6 +51,8 @@ class _Step:
         self.needs_dx = True
         self.shared = False
         self.overwrite = ()  # input positions forward may write its output over
+        self.relu_after = None  # the ReLU step this step may apply (cnnc.models.fusion)
+        self.relu_of = None  # for that ReLU step: the step that may apply it
 
 
 def _flatten_tensors(structure, what):
@@ -144,6 +148,10 @@ class Model(Trainer, Layer):
     # and whether the last training forward ran them so.
     _recompute_plan = None
     _recompute_active = False
+    # Whether the last forward asked for fused ReLUs (cnnc.models.fusion), and
+    # the indices of the steps that applied theirs.
+    _fusing = False
+    _relus_applied = frozenset()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -261,6 +269,7 @@ class Model(Trainer, Layer):
             for s in step.outputs:
                 self._producer[s] = step
         self._plan_in_place(steps)
+        fusion.plan(self)
         self._shared_steps = {id(steps[0].layer): steps for steps in calls.values()
                               if len(steps) > 1}
         self._snapshots = {}
@@ -476,8 +485,10 @@ class Model(Trainer, Layer):
                 self._check_input(i, x)
                 values[slot] = x
         # Masks are not replayed: a model that carries them runs without
-        # recomputation.
+        # recomputation. Nor are they fused.
         recompute = self._recompute_plan if training and plan is None else None
+        self._fusing = training and plan is None and fusion.enabled()
+        self._relus_applied = set()
         for step in self._steps:
             masked = masks if plan is not None and plan.steps[step.index] else None
             if recompute is None:
@@ -504,6 +515,12 @@ class Model(Trainer, Layer):
         ``shapes`` in training. ``masks``: the slots' masks, for a step that
         handles them (its input is then never overwritten: the output mask
         is computed from it)."""
+        if step.relu_of is not None and step.relu_of.index in self._relus_applied:
+            # The step before applied this ReLU in its own pass.
+            values[step.outputs[0]] = values[step.inputs[0]]
+            for s in self._dead_after[step.index]:
+                values[s] = None
+            return
         if step.multi_in:
             arg = [values[s] for s in step.inputs]
         else:
@@ -512,7 +529,13 @@ class Model(Trainer, Layer):
         if masks is not None:
             y = masking.run_step(step, arg, masks, training, step.index in logits_steps)
         else:
+            fuse = (self._fusing and step.relu_after is not None
+                    and step.index not in logits_steps
+                    and step.relu_after.index not in logits_steps)
             layer._overwrite_inputs = step.overwrite if in_place else ()
+            if fuse:
+                layer._fuse_relu = True
+                layer._relu_applied = False
             try:
                 if step.index in logits_steps:
                     y = layer.forward_logits(arg, training=training)
@@ -520,6 +543,10 @@ class Model(Trainer, Layer):
                     y = layer.forward(arg, training=training)
             finally:
                 layer._overwrite_inputs = ()
+                if fuse:
+                    layer._fuse_relu = False
+            if fuse and layer._relu_applied:
+                self._relus_applied.add(step.index)
         arg = None
         if step.shared and training:
             self._snapshots[step.index] = layer._save_state()
@@ -615,6 +642,15 @@ class Model(Trainer, Layer):
                         w.grad.fill(0.0)
                     if self._backward_hook is not None:
                         self._backward_hook(step.layer)
+                continue
+            if step.relu_of is not None and step.relu_of.index in self._relus_applied:
+                # The step before applied this ReLU; its backward masks dy.
+                if self._requires[step.inputs[0]]:
+                    self._accumulate(grads, step.inputs[0], dy)
+                dy = None
+                step.layer.release_backward_state()
+                if self._backward_hook is not None:
+                    self._backward_hook(step.layer)
                 continue
             if step.shared:
                 shared.restore(step)
