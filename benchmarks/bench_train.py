@@ -12,10 +12,27 @@ loop. The best of ``repeats`` runs is reported, in images per second.
 ``--deterministic-cost`` instead times cnnc with and without
 ``cnnc.set_deterministic(True)`` (the same bits at any thread count), the
 two alternating run by run so that a change of machine load hits both.
+
+    python benchmarks/bench_train.py --fusion-cost [--threads 1] [--repeats 3]
+        [--builds SITE_A SITE_B]
+
+``--fusion-cost`` times training steps of the best Fashion-MNIST recipe's
+network (CompactResNet width 64, blocks (2, 2), batch 128, SGD) and of
+ResNet-18 (112x112, batch 8) with and without the fused batch-norm/sum +
+ReLU passes (cnnc.models.fusion), in CPU time of the process per step (so
+that other load on the machine does not count), alternating the two; then
+the passes themselves at the recipe's shapes. With ``--builds``, instead, the
+same steps under two installed builds of cnnc (directories put first on
+PYTHONPATH, each in its own processes, alternating), the first the
+reference.
 PyTorch runs twice: as it comes, then with glibc's malloc tuned to keep
 freed memory (its best case; see ``tune_glibc_malloc``).
 """
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -94,6 +111,168 @@ def deterministic_cost(x, y, batch_size, repeats, threads_list):
         print(f"{threads:>7} | {best[False]:>10.0f} | {best[True]:>13.0f} | {cost:>6.1%}", flush=True)
 
 
+# -- the fused passes -------------------------------------------------------------------------
+FUSION_MODELS = {"compact_resnet": ("CompactResNet w64 blocks (2, 2)", (28, 28, 1), 10, 128),
+                 "resnet18": ("ResNet-18 112x112", (112, 112, 3), 1000, 8)}
+
+
+def _fusion_model(name):
+    from cnnc import applications
+    _, shape, classes, _ = FUSION_MODELS[name]
+    if name == "compact_resnet":
+        model = applications.CompactResNet(width=64, blocks=(2, 2))
+    else:
+        model = applications.ResNet18(input_shape=shape)
+    model.compile(cnnc.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+                  "sparse_categorical_crossentropy")
+    return model
+
+
+def _fusion_switch():
+    try:
+        from cnnc.models import fusion
+    except ImportError:  # a build from before fusion
+        return None
+    return fusion
+
+
+def _step_cpu_ms(model, x, y, steps):
+    start = time.process_time()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return (time.process_time() - start) / steps * 1e3
+
+
+def _fusion_data(name):
+    _, shape, classes, batch = FUSION_MODELS[name]
+    rng = np.random.default_rng(0)
+    return (rng.random((batch,) + shape, dtype=np.float32),
+            (np.arange(batch) % classes).astype(np.int64))
+
+
+def fusion_step_costs(names, steps, repeats):
+    """{name: (unfused ms, fused ms)}: CPU time per training step, the two
+    modes on two models alternating in this process."""
+    fusion = _fusion_switch()
+    results = {}
+    for name in names:
+        x, y = _fusion_data(name)
+        models, best = {}, {False: float("inf"), True: float("inf")}
+        for fused in (False, True):
+            fusion.set_enabled(fused)
+            cnnc.utils.set_random_seed(0)
+            models[fused] = _fusion_model(name)
+            _step_cpu_ms(models[fused], x, y, 2)  # warm: the step's memory plan
+        for run in range(repeats):
+            for fused in ((False, True) if run % 2 == 0 else (True, False)):
+                fusion.set_enabled(fused)
+                best[fused] = min(best[fused], _step_cpu_ms(models[fused], x, y, steps))
+        fusion.set_enabled(True)
+        results[name] = (best[False], best[True])
+    return results
+
+
+def _best_cpu_ms(fn, repeats=7, inner=5):
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        for _ in range(inner):
+            fn()
+        best = min(best, (time.process_time() - start) / inner)
+    return best * 1e3
+
+
+def fusion_pass_costs():
+    """Rows (what, shape, separate ms, fused ms) of the passes fused, at the
+    recipe's activation shapes (batch 128)."""
+    from cnnc import _kernels as ops
+    rng = np.random.default_rng(1)
+    rows = []
+    for shape in ((128, 28, 28, 32), (128, 14, 14, 64), (128, 7, 7, 128)):
+        c = shape[-1]
+        x = rng.standard_normal(shape).astype(np.float32)
+        dy = rng.standard_normal(shape).astype(np.float32)
+        gamma = rng.uniform(0.5, 1.5, c).astype(np.float32)
+        beta = rng.uniform(-0.5, 0.5, c).astype(np.float32)
+        mm, mv = np.zeros(c, np.float32), np.ones(c, np.float32)
+        y, mean, inv_std = ops.batch_norm_train(x, gamma, beta, mm, mv, activation="relu")
+
+        def bn_then_relu():
+            out = ops.batch_norm_train(x, gamma, beta, mm, mv)[0]
+            ops.relu(out, out=out)
+        rows.append(("BN + ReLU forward", shape, _best_cpu_ms(bn_then_relu), _best_cpu_ms(
+            lambda: ops.batch_norm_train(x, gamma, beta, mm, mv, activation="relu"))))
+        rows.append(("BN + ReLU backward", shape,
+                     _best_cpu_ms(lambda: ops.batch_norm_backward(
+                         x, ops.relu_backward(y, dy), gamma, mean, inv_std)),
+                     _best_cpu_ms(lambda: ops.batch_norm_backward(
+                         x, dy, gamma, mean, inv_std, relu_output=y))))
+        if c > 32:
+            b = rng.standard_normal(shape).astype(np.float32)
+            out = np.empty_like(x)
+
+            def add_then_relu():
+                ops.add(x, b, out=out)
+                ops.relu(out, out=out)
+            rows.append(("add + ReLU forward", shape, _best_cpu_ms(add_then_relu),
+                         _best_cpu_ms(lambda: ops.add(x, b, out=out, activation="relu"))))
+    return rows
+
+
+def _fusion_child(name, steps, repeats):
+    """One build's step time (its default mode), printed as JSON."""
+    x, y = _fusion_data(name)
+    cnnc.utils.set_random_seed(0)
+    model = _fusion_model(name)
+    _step_cpu_ms(model, x, y, 2)
+    print(json.dumps(min(_step_cpu_ms(model, x, y, steps) for _ in range(repeats))))
+
+
+def fusion_builds(sites, names, steps, repeats, threads):
+    """{name: [ms under sites[0], ms under sites[1]]}, each run in its own
+    process, the builds alternating."""
+    results = {name: [float("inf"), float("inf")] for name in names}
+    for run in range(repeats):
+        order = (0, 1) if run % 2 == 0 else (1, 0)
+        for name in names:
+            for k in order:
+                env = dict(os.environ, PYTHONPATH=sites[k], OMP_NUM_THREADS=str(threads))
+                out = subprocess.run([sys.executable, "-P", os.path.abspath(__file__),
+                                      "--fusion-child", name, "--steps", str(steps),
+                                      "--threads", str(threads)],
+                                     capture_output=True, text=True, env=env, check=True)
+                results[name][k] = min(results[name][k], json.loads(out.stdout.splitlines()[-1]))
+    return results
+
+
+def fusion_cost(args):
+    names = list(FUSION_MODELS)
+    steps = args.steps if args.steps != 150 else 4
+    threads = args.threads[0]
+    if args.builds:
+        print(f"training step, CPU ms per step at {threads} thread(s), best of {args.repeats} "
+              f"alternating processes of {steps} steps; A = {args.builds[0]}, B = {args.builds[1]}")
+        print(f"{'model':34} | {'batch':>5} | {'A ms':>8} | {'B ms':>8} | {'B / A':>6}")
+        for name, (a, b) in fusion_builds(args.builds, names, steps, args.repeats, threads).items():
+            label, _, _, batch = FUSION_MODELS[name]
+            print(f"{label:34} | {batch:>5} | {a:>8.1f} | {b:>8.1f} | {b / a:>6.3f}", flush=True)
+        return
+    cnnc.set_num_threads(threads)
+    print(f"training step, CPU ms per step at {threads} thread(s), best of {args.repeats} "
+          f"alternating runs of {steps} steps; cnnc isa {cnnc.isa()}")
+    print(f"{'model':34} | {'batch':>5} | {'unfused':>8} | {'fused':>8} | {'saved':>6}")
+    for name, (plain, fused) in fusion_step_costs(names, steps, args.repeats).items():
+        label, _, _, batch = FUSION_MODELS[name]
+        print(f"{label:34} | {batch:>5} | {plain:>8.1f} | {fused:>8.1f} | "
+              f"{1 - fused / plain:>6.1%}", flush=True)
+    print(f"\nthe passes, CPU ms (best of 7), {threads} thread(s)")
+    print(f"{'pass':20} | {'shape':18} | {'separate':>8} | {'fused':>8} | {'saved':>6}")
+    for what, shape, plain, fused in fusion_pass_costs():
+        print(f"{what:20} | {str(shape):18} | {plain:>8.2f} | {fused:>8.2f} | "
+              f"{1 - fused / plain:>6.1%}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=150, help="batches per timed run")
@@ -104,7 +283,19 @@ def main():
                         help="skip the PyTorch run with glibc tuned to keep freed memory")
     parser.add_argument("--deterministic-cost", action="store_true",
                         help="cnnc alone, with and without cnnc.set_deterministic(True)")
+    parser.add_argument("--fusion-cost", action="store_true",
+                        help="cnnc alone: ResNet training steps with and without the fused passes")
+    parser.add_argument("--builds", nargs=2, metavar="SITE",
+                        help="with --fusion-cost: the steps under these two builds instead")
+    parser.add_argument("--fusion-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.fusion_child:
+        cnnc.set_num_threads(args.threads[0])
+        _fusion_child(args.fusion_child, args.steps, 2)
+        return
+    if args.fusion_cost:
+        fusion_cost(args)
+        return
 
     rng = np.random.default_rng(0)
     n = args.steps * args.batch_size
