@@ -22,7 +22,8 @@ extern "C" {
 
 /* Flags. */
 #define CNNC_BN_UNBIASED_MOVING_VAR 1 /* fold var * rows / (rows - 1) into moving_var */
-#define CNNC_BN_RELU 2                /* y = max(batch norm, 0): the fused BN + ReLU of ResNets */
+#define CNNC_BN_RELU 2                /* y = max(batch norm, 0): the fused BN + ReLU of ResNets, with the
+                                       * bits of cnnc_relu_forward after it (NaN stays NaN, -0 stays -0) */
 
 /* y = (x - mean) * inv_std * gamma + beta with the batch statistics;
  * mean and inv_std = 1 / sqrt(var + epsilon) (c each) are returned for the
