@@ -5,6 +5,7 @@
 
 struct moments_args {
     const float *a, *b, *m, *k;
+    float *wout;
     int64_t c;
 };
 
@@ -15,8 +16,9 @@ static void moments_block(const void *ctx, int64_t row0, int64_t row1, int64_t c
     CNNC_PICK(cnnc_elementwise_kernels)->column_moments(row1 - row0, p->c, col1 - col0,
                                                         p->a + row0 * p->c + col0,
                                                         p->b ? p->b + row0 * p->c + col0 : NULL,
-                                                        p->m ? p->m + row0 * p->c + col0 : NULL,
-                                                        p->k + col0, acc, acc + acc_stride);
+                                                        p->m ? p->m + row0 * p->c + col0 : NULL, p->k + col0,
+                                                        p->wout ? p->wout + row0 * p->c + col0 : NULL, acc,
+                                                        acc + acc_stride);
 }
 
 /* Per-row affine passes (normalize, or the input gradient), split by rows. */
@@ -94,7 +96,7 @@ cnnc_status cnnc_batch_norm_train_forward(int64_t rows, int64_t c, const float *
     float *scale = (float *)(ws + 2 * c), *shift = scale + c, *first = (float *)(ws + 3 * c);
     for (int64_t j = 0; j < c; ++j)
         first[j] = x[j];
-    struct moments_args margs = {x, NULL, NULL, first, c};
+    struct moments_args margs = {x, NULL, NULL, first, NULL, c};
     cnnc_column_reduce(rows, c, 2, moments_block, &margs, scratch, sums);
 
     double count = (double)rows;
@@ -162,6 +164,8 @@ cnnc_status cnnc_batch_norm_backward(int64_t rows, int64_t c, const float *x, co
     const int64_t total = rows * c; /* checked by check_sizes */
     CNNC_CHECK_DISJOINT(dx, total, x, total);
     CNNC_CHECK_IN_PLACE_OK(dx, dy, total);
+    if (relu_y)
+        CNNC_CHECK_IN_PLACE_OK(dx, relu_y, total);
     CNNC_CHECK_DISJOINT(dgamma, c, dx, total);
     CNNC_CHECK_DISJOINT(dbeta, c, dx, total);
     CNNC_CHECK_DISJOINT(dbeta, c, dgamma, c);
@@ -171,7 +175,10 @@ cnnc_status cnnc_batch_norm_backward(int64_t rows, int64_t c, const float *x, co
         return CNNC_ERR_OUT_OF_MEMORY;
     double *sums = ws;
     float *a = (float *)(ws + 2 * c), *b = a + c, *d = b + c;
-    struct moments_args margs = {x, dy, relu_y, mean, c};
+    /* After a ReLU, the reductions store the masked dy into dx as they read
+     * it (while it is in cache); the dx pass then reads it back from there
+     * instead of dy and relu_y again. */
+    struct moments_args margs = {x, dy, relu_y, mean, relu_y ? dx : NULL, c};
     cnnc_column_reduce(rows, c, 2, moments_block, &margs, scratch, sums);
 
     double count = (double)rows;
@@ -185,7 +192,7 @@ cnnc_status cnnc_batch_norm_backward(int64_t rows, int64_t c, const float *x, co
         d[j] = (float)(-g * istd * sum_dy / count);
     }
     if (dx) {
-        struct rows_args args = {x, dy, relu_y, mean, b, d, a, dx, c, 0};
+        struct rows_args args = {x, relu_y ? dx : dy, NULL, mean, b, d, a, dx, c, 0};
         cnnc_parallel_range(rows, row_grain(c), gradient_range, &args);
     }
     return CNNC_OK;

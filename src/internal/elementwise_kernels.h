@@ -35,9 +35,11 @@ struct cnnc_elementwise_kernels {
     void (*column_sum)(int64_t rows, int64_t ld, int64_t ncols, const float *x, double *acc);
     /* With d = a - k[j]: acc0 += sum d, acc1 += sum d * d when b is NULL;
      * otherwise acc0 += sum w, acc1 += sum w * d with w = b, or w = b where
-     * m > 0 and 0 elsewhere when m is given (m, like a and b, has stride ld). */
+     * m > 0 and 0 elsewhere when m is given (m, like a and b, has stride ld),
+     * and then w is also stored to wout unless it is NULL (stride ld; it
+     * may be b itself). */
     void (*column_moments)(int64_t rows, int64_t ld, int64_t ncols, const float *a, const float *b,
-                           const float *m, const float *k, double *acc0, double *acc1);
+                           const float *m, const float *k, float *wout, double *acc0, double *acc1);
     /* y[j] = max over rows (NaN propagates). */
     void (*column_max)(int64_t rows, int64_t ld, int64_t ncols, const float *x, float *y);
     /* dx[i, j] = dy[j] at the first row i holding the column maximum, else 0. */

@@ -177,10 +177,10 @@ static void ew_column_sum(int64_t rows, int64_t ld, int64_t ncols, const float *
 
 /* mode 0: d = a - k, sums d and d * d. mode 1: w = b, sums w and w * d.
  * mode 2: as 1 with w = 0 where m <= 0 (the gradient through a ReLU whose
- * output is m). */
+ * output is m). mode 3: as 2, and w stored to wout (stride ld). */
 CNNC_INLINE void column_moments_tile(int64_t rows, int64_t ld, const float *a, const float *b, const float *m,
-                                     const float *k, double *acc0, double *acc1, int mode, int full,
-                                     int64_t rem)
+                                     const float *k, float *wout, double *acc0, double *acc1, int mode,
+                                     int full, int64_t rem)
 {
     int nvec = full + (rem > 0);
     vf kv[EW_TILE], s0[EW_TILE], s1[EW_TILE];
@@ -197,8 +197,14 @@ CNNC_INLINE void column_moments_tile(int64_t rows, int64_t ld, const float *a, c
                 s1[t] = vf_fmadd(d, d, s1[t]);
             } else {
                 vf w = tile_load(b + i * ld, t, full, rem);
-                if (mode == 2)
+                if (mode >= 2)
                     w = vf_select(vf_gt(tile_load(m + i * ld, t, full, rem), zero), vf_keep(w), zero);
+                if (mode == 3) {
+                    if (t < full)
+                        vf_store(wout + i * ld + t * VW, w);
+                    else
+                        vf_store_part(wout + i * ld + t * VW, w, rem);
+                }
                 s0[t] = vf_add(s0[t], w);
                 s1[t] = vf_fmadd(w, d, s1[t]);
             }
@@ -209,30 +215,35 @@ CNNC_INLINE void column_moments_tile(int64_t rows, int64_t ld, const float *a, c
 }
 
 CNNC_INLINE void column_moments_mode(int64_t rows, int64_t ld, int64_t ncols, const float *a, const float *b,
-                                     const float *m, const float *k, double *acc0, double *acc1, int mode)
+                                     const float *m, const float *k, float *wout, double *acc0, double *acc1,
+                                     int mode)
 {
     for (int64_t r0 = 0; r0 < rows; r0 += EW_BLOCK) {
         int64_t n = cnnc_min_i64(EW_BLOCK, rows - r0);
         const float *ab = a + r0 * ld, *bb = b ? b + r0 * ld : NULL, *mb = m ? m + r0 * ld : NULL;
+        float *wb = wout ? wout + r0 * ld : NULL;
         int64_t j = 0;
         for (; j + EW_TILE * VW <= ncols; j += EW_TILE * VW)
-            column_moments_tile(n, ld, ab + j, bb ? bb + j : NULL, mb ? mb + j : NULL, k + j, acc0 + j, acc1 + j,
-                                mode, EW_TILE, 0);
+            column_moments_tile(n, ld, ab + j, bb ? bb + j : NULL, mb ? mb + j : NULL, k + j, wb ? wb + j : NULL,
+                                acc0 + j, acc1 + j, mode, EW_TILE, 0);
         if (j < ncols)
             VF_TILE_REST(ncols - j, column_moments_tile(n, ld, ab + j, bb ? bb + j : NULL, mb ? mb + j : NULL,
-                                                        k + j, acc0 + j, acc1 + j, mode, FULL, REM));
+                                                        k + j, wb ? wb + j : NULL, acc0 + j, acc1 + j, mode,
+                                                        FULL, REM));
     }
 }
 
 static void ew_column_moments(int64_t rows, int64_t ld, int64_t ncols, const float *a, const float *b,
-                              const float *m, const float *k, double *acc0, double *acc1)
+                              const float *m, const float *k, float *wout, double *acc0, double *acc1)
 {
     if (!b)
-        column_moments_mode(rows, ld, ncols, a, NULL, NULL, k, acc0, acc1, 0);
+        column_moments_mode(rows, ld, ncols, a, NULL, NULL, k, NULL, acc0, acc1, 0);
     else if (!m)
-        column_moments_mode(rows, ld, ncols, a, b, NULL, k, acc0, acc1, 1);
+        column_moments_mode(rows, ld, ncols, a, b, NULL, k, NULL, acc0, acc1, 1);
+    else if (!wout)
+        column_moments_mode(rows, ld, ncols, a, b, m, k, NULL, acc0, acc1, 2);
     else
-        column_moments_mode(rows, ld, ncols, a, b, m, k, acc0, acc1, 2);
+        column_moments_mode(rows, ld, ncols, a, b, m, k, wout, acc0, acc1, 3);
 }
 
 CNNC_INLINE void column_max_tile(int64_t rows, int64_t ld, const float *x, float *y, int full, int64_t rem)
