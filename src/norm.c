@@ -23,7 +23,7 @@ static void moments_block(const void *ctx, int64_t row0, int64_t row1, int64_t c
 
 /* Per-row affine passes (normalize, or the input gradient), split by rows. */
 struct rows_args {
-    const float *x, *u, *m, *center, *scale, *shift, *a;
+    const float *x, *u, *center, *scale, *shift, *a;
     float *y;
     int64_t c;
     int relu;
@@ -39,9 +39,8 @@ static void normalize_range(int64_t begin, int64_t end, void *ctx)
 static void gradient_range(int64_t begin, int64_t end, void *ctx)
 {
     struct rows_args *p = ctx;
-    CNNC_PICK(cnnc_elementwise_kernels)->affine2_rows(end - begin, p->c, p->u + begin * p->c,
-                                                      p->m ? p->m + begin * p->c : NULL, p->x + begin * p->c, p->center, p->a, p->scale,
-                                                      p->shift, p->y + begin * p->c);
+    CNNC_PICK(cnnc_elementwise_kernels)->affine2_rows(end - begin, p->c, p->u + begin * p->c, p->x + begin * p->c,
+                                                      p->center, p->a, p->scale, p->shift, p->y + begin * p->c);
 }
 
 static int64_t row_grain(int64_t c) { return cnnc_max_i64(1, CNNC_ELEMENTWISE_GRAIN / c); }
@@ -118,7 +117,7 @@ cnnc_status cnnc_batch_norm_train_forward(int64_t rows, int64_t c, const float *
         if (moving_var)
             moving_var[j] = (float)((double)moving_var[j] * keep + var * correction * fold);
     }
-    struct rows_args args = {x, NULL, NULL, mean, scale, shift, NULL, y, c, (flags & CNNC_BN_RELU) != 0};
+    struct rows_args args = {x, NULL, mean, scale, shift, NULL, y, c, (flags & CNNC_BN_RELU) != 0};
     cnnc_parallel_range(rows, row_grain(c), normalize_range, &args);
     return CNNC_OK;
 }
@@ -145,7 +144,7 @@ cnnc_status cnnc_batch_norm_inference(int64_t rows, int64_t c, const float *x, c
         scale[j] = (float)(istd * (gamma ? (double)gamma[j] : 1.0));
         shift[j] = beta ? beta[j] : 0.0f;
     }
-    struct rows_args args = {x, NULL, NULL, moving_mean, scale, shift, NULL, y, c, (flags & CNNC_BN_RELU) != 0};
+    struct rows_args args = {x, NULL, moving_mean, scale, shift, NULL, y, c, (flags & CNNC_BN_RELU) != 0};
     cnnc_parallel_range(rows, row_grain(c), normalize_range, &args);
     return CNNC_OK;
 }
@@ -192,7 +191,7 @@ cnnc_status cnnc_batch_norm_backward(int64_t rows, int64_t c, const float *x, co
         d[j] = (float)(-g * istd * sum_dy / count);
     }
     if (dx) {
-        struct rows_args args = {x, relu_y ? dx : dy, NULL, mean, b, d, a, dx, c, 0};
+        struct rows_args args = {x, relu_y ? dx : dy, mean, b, d, a, dx, c, 0};
         cnnc_parallel_range(rows, row_grain(c), gradient_range, &args);
     }
     return CNNC_OK;

@@ -25,10 +25,9 @@ struct cnnc_elementwise_kernels {
      * are then unused). */
     void (*scale_shift_rows)(int64_t rows, int64_t c, const float *x, const float *center,
                              const float *scale, const float *shift, int relu, float *y);
-    /* y[i, j] = a[j] * u'[i, j] + b[j] * (v[i, j] - k[j]) + d[j] with u' = u,
-     * or u where m > 0 and 0 elsewhere when m (rows x c) is given. */
-    void (*affine2_rows)(int64_t rows, int64_t c, const float *u, const float *m, const float *v,
-                         const float *k, const float *a, const float *b, const float *d, float *y);
+    /* y[i, j] = a[j] * u[i, j] + b[j] * (v[i, j] - k[j]) + d[j]; y may be u. */
+    void (*affine2_rows)(int64_t rows, int64_t c, const float *u, const float *v, const float *k,
+                         const float *a, const float *b, const float *d, float *y);
     /* y[i * ld + j] = v[j] for j < c */
     void (*broadcast_rows)(int64_t rows, int64_t ld, int64_t c, const float *v, float *y);
     /* Column sums over `rows` rows of leading dimension ld, added to acc (double). */

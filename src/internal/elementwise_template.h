@@ -84,40 +84,21 @@ static void ew_scale_shift_rows(int64_t rows, int64_t c, const float *x, const f
 
 CNNC_INLINE vf affine2(vf u, vf v, vf k, vf a, vf b, vf d) { return vf_fmadd(a, u, vf_fmadd(b, vf_sub(v, k), d)); }
 
-CNNC_INLINE vf relu_mask(vf u, const float *m, int64_t r)
+static void ew_affine2_rows(int64_t rows, int64_t c, const float *u, const float *v, const float *k,
+                            const float *a, const float *b, const float *d, float *y)
 {
-    if (!m)
-        return u;
-    vf mv = r < VW ? vf_load_part(m, r) : vf_load(m);
-    /* u kept a plain load, as in the ReLU kernel's backward: a load masked by
-     * the compare (what GCC would fold the select into) is slower. */
-    return vf_select(vf_gt(mv, vf_zero()), vf_keep(u), vf_zero());
-}
-
-CNNC_INLINE void affine2_mode(int64_t rows, int64_t c, const float *u, const float *m, const float *v,
-                              const float *k, const float *a, const float *b, const float *d, float *y)
-{
-    for (int64_t i = 0; i < rows; ++i, u += c, v += c, y += c, m = m ? m + c : NULL) {
+    for (int64_t i = 0; i < rows; ++i, u += c, v += c, y += c) {
         int64_t j = 0;
         for (; j + VW <= c; j += VW)
-            vf_store(y + j, affine2(relu_mask(vf_load(u + j), m ? m + j : NULL, VW), vf_load(v + j),
-                                    vf_load(k + j), vf_load(a + j), vf_load(b + j), vf_load(d + j)));
+            vf_store(y + j, affine2(vf_load(u + j), vf_load(v + j), vf_load(k + j), vf_load(a + j),
+                                    vf_load(b + j), vf_load(d + j)));
         if (j < c) {
             int64_t r = c - j;
-            vf_store_part(y + j, affine2(relu_mask(vf_load_part(u + j, r), m ? m + j : NULL, r),
-                                         vf_load_part(v + j, r), vf_load_part(k + j, r), vf_load_part(a + j, r),
-                                         vf_load_part(b + j, r), vf_load_part(d + j, r)), r);
+            vf_store_part(y + j, affine2(vf_load_part(u + j, r), vf_load_part(v + j, r), vf_load_part(k + j, r),
+                                         vf_load_part(a + j, r), vf_load_part(b + j, r), vf_load_part(d + j, r)),
+                          r);
         }
     }
-}
-
-static void ew_affine2_rows(int64_t rows, int64_t c, const float *u, const float *m, const float *v,
-                            const float *k, const float *a, const float *b, const float *d, float *y)
-{
-    if (m)
-        affine2_mode(rows, c, u, m, v, k, a, b, d, y);
-    else
-        affine2_mode(rows, c, u, NULL, v, k, a, b, d, y);
 }
 
 static void ew_broadcast_rows(int64_t rows, int64_t ld, int64_t c, const float *v, float *y)
