@@ -1,5 +1,5 @@
 """The C model runtime's fused inference path: weights packed once at load
-(dense layers, pointwise and implicit-GEMM convolutions), and each
+(dense layers, pointwise, implicit-GEMM and Winograd convolutions), and each
 convolution's or dense layer's output stage (bias, a following residual
 add, a ReLU-family activation) applied to its output tiles. The results
 must equal the unfused layers run one by one (Python's forward) to float
@@ -67,10 +67,14 @@ def _check(model, x, rtol=1e-5):
 CASES = {
     "pointwise": dict(cin=8, cout=37, kernel=1),           # 37: a partial NR panel
     "pointwise_long_k": dict(cin=600, cout=24, kernel=1),  # K past one KC block
-    "winograd_3x3": dict(cin=16, cout=16, kernel=3),
+    "small_3x3": dict(cin=16, cout=16, kernel=3),
+    # 40: a partial NR panel; Winograd at batch 3 (75 tiles), with its kernel
+    # transformed at load and the stage applied per pixel
+    "winograd_3x3": dict(cin=32, cout=40, kernel=3),
     "implicit_3x3_stride2": dict(cin=12, cout=20, kernel=3, strides=2),
     "implicit_5x5": dict(cin=3, cout=8, kernel=5),
     "grouped_1x1": dict(cin=8, cout=8, kernel=1, groups=2),
+    "depthwise_3x3": dict(cin=8, cout=8, kernel=3, groups=8),   # the stage per band of rows
 }
 
 
@@ -80,6 +84,33 @@ def test_fused_stage_equals_layers(case, act):
     model = _randomize(_residual_model(act, **CASES[case]), seed=1)
     x = np.random.default_rng(2).standard_normal((3, 9, 10, CASES[case]["cin"])).astype(np.float32)
     _check(model, x)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 8])
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+@pytest.mark.parametrize("groups", [1, 32])
+def test_winograd_and_depthwise_stage_is_exact(batch, isa, groups):
+    """A 3x3 convolution takes the implicit GEMM at batch 1 (25 tiles) and
+    Winograd from batch 2 on, so the model packs both at load; a depthwise
+    one (groups 32) applies the stage per band of output rows. Without batch
+    norm to fold, the fused result equals the layers run one by one (the
+    same convolution, then the add and the activation over its output) to
+    the last bit on each ISA path."""
+    if isa not in cnnc.available_isas():
+        pytest.skip(f"{isa} not available on this CPU")
+    original = cnnc.isa()
+    try:
+        cnnc.set_isa(isa)
+        cout = 40 if groups == 1 else 32
+        model = _randomize(_residual_model("relu6", 32, cout, 3, groups=groups, bn=False), seed=11)
+        x = np.random.default_rng(12).standard_normal((batch, 9, 10, 32)).astype(np.float32)
+        expected = model._run_forward([x], training=False)[0]
+        assert inference.loaded_model(model) is not None
+        got = model.predict(x, verbose=0)
+        np.testing.assert_array_equal(got, expected)
+        assert got.min() == 0.0 and got.max() == 6.0  # the activation's both bounds are reached
+    finally:
+        cnnc.set_isa(original)
 
 
 @pytest.mark.parametrize("shortcut_first", [True, False])
