@@ -251,8 +251,9 @@ cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const fl
 {
     const struct cnnc_depthwise_kernels *k = CNNC_PICK(cnnc_depthwise_kernels);
     const cnnc_gemm_epilogue_fn epilogue = CNNC_PICK(cnnc_gemm_kernels)->epilogue;
-    if (stage && !stage->residual && !stage->activate)
-        stage = NULL;
+    /* The kernels start each output from the bias. */
+    struct cnnc_gemm_epilogue rest;
+    stage = cnnc_gemm_epilogue_after_bias(stage, &rest);
     const int64_t rows = g->n * g->oh;
     const int threads = threads_for_rows(g, rows, g->ow * g->cout);
     int failed = 0;

@@ -292,11 +292,9 @@ void cnnc_conv_packed_free(struct cnnc_conv_packed *packed)
  * the bias itself. */
 static void stage_after(const struct cnnc_conv_geom *g, const struct cnnc_gemm_epilogue *stage, float *y)
 {
-    struct cnnc_gemm_epilogue rest = *stage;
-    rest.bias = NULL;
-    if (!rest.residual && !rest.activate)
-        return;
-    CNNC_PICK(cnnc_gemm_kernels)->epilogue(&rest, y, g->cout, g->n * g->oh * g->ow, g->cout, 0, 0);
+    struct cnnc_gemm_epilogue rest;
+    if (cnnc_gemm_epilogue_after_bias(stage, &rest))
+        CNNC_PICK(cnnc_gemm_kernels)->epilogue(&rest, y, g->cout, g->n * g->oh * g->ow, g->cout, 0, 0);
 }
 
 cnnc_status cnnc_conv_select_forward_fused(const struct cnnc_conv_geom *g, const float *x, const float *w,
@@ -311,10 +309,10 @@ cnnc_status cnnc_conv_select_forward_fused(const struct cnnc_conv_geom *g, const
         return cnnc_conv_depthwise_forward(g, x, w, stage->bias, stage, y);
     if (winograd_chosen(g, PASS_FORWARD))
         return cnnc_conv_winograd_forward(g, x, w, 0, current ? packed->winograd : NULL, stage->bias, stage, y);
-    if (current && packed->implicit && implicit_forward(g))
-        CNNC_TRY(cnnc_conv_implicit_forward_packed(g, cnnc_conv_threads(g), x, w, packed->implicit, stage->bias, y));
-    else
-        CNNC_TRY(cnnc_conv_select_forward(g, x, w, stage->bias, y));
+    if (implicit_forward(g))
+        return cnnc_conv_implicit_forward_fused(g, cnnc_conv_threads(g), x, w, current ? packed->implicit : NULL,
+                                                stage->bias, stage, y);
+    CNNC_TRY(cnnc_conv_select_forward(g, x, w, stage->bias, y));
     stage_after(g, stage, y);
     return CNNC_OK;
 }

@@ -29,11 +29,12 @@ CNNC_INTERNAL cnnc_status cnnc_conv_select_pack(const struct cnnc_conv_geom *g, 
 CNNC_INTERNAL void cnnc_conv_packed_free(struct cnnc_conv_packed *packed);
 /* y = stage(the convolution of x with w): the output stage (bias, residual
  * of y's layout, ReLU-family activation; see struct cnnc_gemm_epilogue)
- * runs on each tile in cache where the algorithm allows it (pointwise,
- * one group; Winograd, per pixel; depthwise, per band of rows), else
- * over y after the convolution;
- * weights from `packed`
- * where they were packed. Sums in the order cnnc_conv_select_forward's. */
+ * runs while the output is in cache where the algorithm allows it
+ * (pointwise with one group, per tile; Winograd, per pixel; depthwise, per
+ * band of rows; the implicit GEMM, per block of pixels), else over y after
+ * the convolution; weights from `packed` where they were packed. Sums in
+ * the order cnnc_conv_select_forward's, so the result is the same to the
+ * last bit. */
 CNNC_INTERNAL cnnc_status cnnc_conv_select_forward_fused(const struct cnnc_conv_geom *g, const float *x,
                                                          const float *w, const struct cnnc_conv_packed *packed,
                                                          const struct cnnc_gemm_epilogue *stage, float *y);

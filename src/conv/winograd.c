@@ -60,6 +60,7 @@ struct wino_plan {
     const struct cnnc_winograd_kernels *wk;
     const float *x, *w, *bias;
     const struct cnnc_gemm_epilogue *stage; /* residual and activation after the bias, or NULL */
+    struct cnnc_gemm_epilogue rest;         /* what stage points to */
     float *y;
     int flipped;
     int prepacked;             /* up was made by cnnc_conv_winograd_pack */
@@ -255,7 +256,8 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
     struct wino_plan pl = kernel_layout(g);
     const struct cnnc_gemm_kernels *gk = pl.gk;
     pl.x = x, pl.w = w, pl.bias = bias, pl.y = y, pl.flipped = flipped;
-    pl.stage = stage && (stage->residual || stage->activate) ? stage : NULL;
+    /* The output transform adds the bias. */
+    pl.stage = cnnc_gemm_epilogue_after_bias(stage, &pl.rest);
     const int64_t mr = gk->mr;
     pl.tiles = g->n * pl.th * pl.tw;
     const int64_t kblocks = cnnc_ceil_div(g->cin, gk->kc);
