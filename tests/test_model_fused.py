@@ -92,10 +92,13 @@ def test_fused_stage_equals_layers(case, act):
 def test_winograd_and_depthwise_stage_is_exact(batch, isa, groups):
     """A 3x3 convolution takes the implicit GEMM at batch 1 (25 tiles) and
     Winograd from batch 2 on, so the model packs both at load; a depthwise
-    one (groups 32) applies the stage per band of output rows. Without batch
-    norm to fold, the fused result equals the layers run one by one (the
-    same convolution, then the add and the activation over its output) to
-    the last bit on each ISA path."""
+    one (groups 32) applies the stage per band of output rows. The graph
+    runs the shortcut after the branch, so the add goes into the shortcut's
+    pointwise stage and the 3x3 convolutions' stages get the activation
+    alone (the residual with a bias: the test below). Without batch norm to
+    fold, the fused result equals the layers run one by one (the same
+    convolution, then the add and the activation over its output) to the
+    last bit on each ISA path."""
     if isa not in cnnc.available_isas():
         pytest.skip(f"{isa} not available on this CPU")
     original = cnnc.isa()
