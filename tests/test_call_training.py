@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from cnnc import layers
+from cnnc._model import LoadedModel
 from cnnc.layers import BatchNormalization, Dense, Dropout, Input
 from cnnc.models import Model, clone_model, load_model
 from cnnc.utils import set_random_seed
@@ -148,6 +149,9 @@ def test_saved_and_cloned_models_keep_the_call_mode(rng, tmp_path):
     assert all("call_kwargs" not in e for e in plain.get_config()["layers"])
     x = rng.standard_normal((16, 6)).astype(np.float32)
     model.save(tmp_path / "m.cnnc")
+    # The C runtime (inference only) loads the file and reads past call_kwargs.
+    (c_out,) = LoadedModel.from_file(tmp_path / "m.cnnc").predict([x])
+    np.testing.assert_allclose(c_out, model.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
     for copy in (load_model(tmp_path / "m.cnnc"), clone_model(model)):
         copy.set_weights(model.get_weights())
         (y,) = copy._run_forward([x], training=True)
