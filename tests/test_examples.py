@@ -78,7 +78,7 @@ def test_transfer_learning_trains_a_new_head_on_a_frozen_pretrained_base(tmp_pat
     model = tl.classifier(base, "transfer", 1e-3, base_training=False)
     head = model.get_layer("transfer_head").get_weights()[0].copy()
     loss_before = model.evaluate(x, y, verbose=0)[0]
-    model.fit(x, y, batch_size=tl.BATCH, epochs=30, verbose=0)
+    model.fit(x, y, batch_size=tl.BATCH, epochs=60, verbose=0)
     for before, after in zip(pretrained, base.get_weights()):
         np.testing.assert_array_equal(before, after)
     assert not np.array_equal(head, model.get_layer("transfer_head").get_weights()[0])
