@@ -34,6 +34,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
@@ -89,8 +90,10 @@ def pretrain_torch(x, y, epochs, path):
             opt.step()
         print(f"  PyTorch pretraining epoch {epoch + 1}: loss {loss.item():.3f}")
     net.eval()
-    torch.onnx.export(net, (xt[:1],), path, input_names=["image"], output_names=["logits"],
-                      dynamic_axes={"image": {0: "batch"}}, dynamo=False)
+    with warnings.catch_warnings():  # the exporter's notice that a newer one exists
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(net, (xt[:1],), path, input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}}, dynamo=False)
     return "PyTorch"
 
 
@@ -245,8 +248,8 @@ def main():
         # 2. the imported base, saved as a cnnc model file
         base_path = os.path.join(tmp, "base.cnnc")
         base = pretrained_base(onnx_path, base_path)
-        print(f"imported into cnnc; the base (up to the {base.output_shape[-1]} features "
-              f"under the classifier) saved as {base_path}")
+        print(f"imported into cnnc; its convolutional base ({base.output_shape[-1]} features) "
+              f"saved as {base_path}")
 
         # 3. the new task's folders: held-out test images, and per draw the few labelled ones
         root = args.folder or os.path.join(tmp, "images")
