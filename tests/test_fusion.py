@@ -204,6 +204,28 @@ def test_inference_calls_and_frozen_batch_norms_are_not_fused():
     assert fused[3] == ["add_2", "add_3"]
 
 
+def test_a_layer_called_with_training_false_in_the_graph_is_not_fused():
+    """Keras's ``bn(x, training=False)`` inside a model: moving statistics in
+    training too, so its ReLU runs as its own layer; the sum after it fuses."""
+    def build():
+        cnnc.utils.set_random_seed(9)
+        inp = layers.Input((6, 6, 2))
+        h = layers.Conv2D(4, 3, padding="same")(inp)
+        h = layers.BatchNormalization(name="bn_inference")(h, training=False)
+        h = layers.ReLU()(h)
+        s = layers.BatchNormalization(name="bn_batch")(layers.Conv2D(4, 1)(h))
+        h = layers.ReLU()(layers.Add(name="add")([h, s]))
+        h = layers.GlobalAveragePooling2D()(h)
+        return _random_bn(cnnc.Model(inp, layers.Dense(3, activation="softmax")(h)), 9)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((4, 6, 6, 2)).astype(np.float32)
+    y = np.arange(4) % 3
+    fused = _train(build, x, y, True)
+    plain = _train(build, x, y, False)
+    _assert_same(fused, plain)
+    assert fused[3] == ["add"]
+
+
 def _frozen(model):
     for layer in model.layers:
         if isinstance(layer, layers.BatchNormalization):
