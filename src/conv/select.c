@@ -147,9 +147,11 @@ static double winograd_tiles(const struct cnnc_conv_geom *g, int m)
  * (512 -> 512 @7 at batch 1 stays on the GEMM paths, WINOGRAD_MIN_TILES).
  * K = 184 tiles fits the forward passes (F(4x4) from about 130 tiles on);
  * the weight gradient, whose dU is not transformed per call from the
- * weights, gains from fewer tiles: K = 32. */
+ * weights, gains from fewer tiles: K = 64 (F(4x4) from about 46 tiles on;
+ * at 512 -> 512 @7, batch 8, F(4x4) measured 0.85-0.97 of F(2x2)'s speed
+ * in the layer benchmark). */
 #define WINOGRAD_KERNEL_TILES 184.0
-#define WINOGRAD_GRAD_KERNEL_TILES 32.0
+#define WINOGRAD_GRAD_KERNEL_TILES 64.0
 static int winograd_tile(const struct cnnc_conv_geom *g, enum pass pass)
 {
     const double k = pass == PASS_BACKWARD_WEIGHTS ? WINOGRAD_GRAD_KERNEL_TILES : WINOGRAD_KERNEL_TILES;
