@@ -9,13 +9,15 @@ MobileNet (224 x 224 x 3), and the MNIST CNN, best of several runs per batch siz
 onnxruntime's time over cnnc's (> 1: cnnc is faster).
 
 Usage: python -P benchmarks/bench_inference.py [--threads N] [--batches 1 8 32] [--repeats 5]
-       [--models resnet50 mobilenet mnist] [--cpu-time]
+       [--models resnet50 mobilenet mnist] [--cpu-time] [--skip layers torch]
 
 --cpu-time (1 thread only) times each call by the CPU time of the calling
 thread instead of the wall clock: on a machine other jobs load, the wall
 clock counts the time they hold the core, the thread's CPU time does not
 (caches shared with them still slow everyone). Every library runs the
 single-threaded work on the calling thread, so the comparison stays fair.
+--skip leaves out the slow columns that do not enter the onnxruntime ratios
+(the Python layers, PyTorch eager); they print as nan.
 """
 import argparse
 import os
@@ -128,6 +130,8 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--cpu-time", action="store_true",
                         help="time by the calling thread's CPU time (needs --threads 1)")
+    parser.add_argument("--skip", nargs="+", default=[], choices=["layers", "torch"],
+                        help="columns not to measure")
     args = parser.parse_args()
     if args.cpu_time:
         if args.threads != 1:
@@ -171,9 +175,10 @@ def main():
             loaded = inference.loaded_model(model)
             api_ms = (best_ms(lambda: loaded.predict([x]), args.repeats) if loaded is not None
                       else float("nan"))
-            layers_ms = best_ms(lambda: model._run_forward([x], training=False), max(1, args.repeats // 2))
+            layers_ms = (float("nan") if "layers" in args.skip else
+                         best_ms(lambda: model._run_forward([x], training=False), max(1, args.repeats // 2)))
             t_ms = o_ms = float("nan")
-            if tmodel is not None:
+            if tmodel is not None and "torch" not in args.skip:
                 xtt = torch.from_numpy(xt)
                 with torch.inference_mode():
                     t_ms = best_ms(lambda: tmodel(xtt), args.repeats)

@@ -152,3 +152,20 @@ def test_an_epoch_cut_short_leaves_later_augmentation_unchanged(rng, augment_kin
             np.testing.assert_array_equal(got, want, err_msg=f"epoch {e} batch {k}")
     # the augmentation does something: epochs differ from the raw batches
     assert not np.array_equal(epochs_full[1][0], x[full.order(1)[:4]])
+
+
+@pytest.mark.parametrize("augment_kind", ["sequential", "called_twice"])
+def test_a_dataset_started_at_a_later_epoch_augments_as_if_it_had_run_from_epoch_0(rng, augment_kind):
+    """The first batch a Dataset augments may sit past position 0 (its epoch
+    set by hand): it still takes the draws of its own position, also for a
+    callable that draws twice per batch."""
+    x = rng.random((32, 6, 6, 1), dtype=np.float32)
+    full = _augmented_dataset(x, augment_kind)
+    full.prefetch = 0
+    want = [[b.copy() for b in full] for _ in range(3)]
+    late = _augmented_dataset(x, augment_kind)
+    late.prefetch = 0
+    late.epoch = 2
+    got = [b.copy() for b in late]
+    for k, (g, w) in enumerate(zip(got, want[2])):
+        np.testing.assert_array_equal(g, w, err_msg=f"batch {k}")

@@ -1,5 +1,5 @@
 """The C model runtime's fused inference path: weights packed once at load
-(dense layers, pointwise and implicit-GEMM convolutions), and each
+(dense layers, pointwise, implicit-GEMM and Winograd convolutions), and each
 convolution's or dense layer's output stage (bias, a following residual
 add, a ReLU-family activation) applied to its output tiles. The results
 must equal the unfused layers run one by one (Python's forward) to float
@@ -67,10 +67,14 @@ def _check(model, x, rtol=1e-5):
 CASES = {
     "pointwise": dict(cin=8, cout=37, kernel=1),           # 37: a partial NR panel
     "pointwise_long_k": dict(cin=600, cout=24, kernel=1),  # K past one KC block
-    "winograd_3x3": dict(cin=16, cout=16, kernel=3),
+    "small_3x3": dict(cin=16, cout=16, kernel=3),
+    # 40: a partial NR panel; Winograd at batch 3 (75 tiles), with its kernel
+    # transformed at load and the stage applied per pixel
+    "winograd_3x3": dict(cin=32, cout=40, kernel=3),
     "implicit_3x3_stride2": dict(cin=12, cout=20, kernel=3, strides=2),
     "implicit_5x5": dict(cin=3, cout=8, kernel=5),
     "grouped_1x1": dict(cin=8, cout=8, kernel=1, groups=2),
+    "depthwise_3x3": dict(cin=8, cout=8, kernel=3, groups=8),   # the stage per band of rows
 }
 
 
@@ -80,6 +84,131 @@ def test_fused_stage_equals_layers(case, act):
     model = _randomize(_residual_model(act, **CASES[case]), seed=1)
     x = np.random.default_rng(2).standard_normal((3, 9, 10, CASES[case]["cin"])).astype(np.float32)
     _check(model, x)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 8])
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+@pytest.mark.parametrize("groups", [1, 32])
+def test_winograd_and_depthwise_stage_is_exact(batch, isa, groups):
+    """A 3x3 convolution takes the implicit GEMM at batch 1 (25 tiles) and
+    Winograd from batch 2 on, so the model packs both at load; a depthwise
+    one (groups 32) applies the stage per band of output rows. The graph
+    runs the shortcut after the branch, so the add goes into the shortcut's
+    pointwise stage and the 3x3 convolutions' stages get the activation
+    alone (the residual with a bias: the test below). Without batch norm to
+    fold, the fused result equals the layers run one by one (the same
+    convolution, then the add and the activation over its output) to the
+    last bit on each ISA path."""
+    if isa not in cnnc.available_isas():
+        pytest.skip(f"{isa} not available on this CPU")
+    original = cnnc.isa()
+    try:
+        cnnc.set_isa(isa)
+        cout = 40 if groups == 1 else 32
+        model = _randomize(_residual_model("relu6", 32, cout, 3, groups=groups, bn=False), seed=11)
+        x = np.random.default_rng(12).standard_normal((batch, 9, 10, 32)).astype(np.float32)
+        expected = model._run_forward([x], training=False)[0]
+        assert inference.loaded_model(model) is not None
+        got = model.predict(x, verbose=0)
+        np.testing.assert_array_equal(got, expected)
+        assert got.min() == 0.0 and got.max() == 6.0  # the activation's both bounds are reached
+    finally:
+        cnnc.set_isa(original)
+
+
+# One convolution of each algorithm and edge the runtime's output stage
+# meets: odd sizes, channel counts that are no multiple of any vector width,
+# valid and same padding, strides, dilations, groups, depth multipliers.
+# "env" steers the algorithm where the sizes alone would not reach it.
+STAGE_LAYERS = {
+    # Winograd from batch 3 (the implicit GEMM at batch 1), edge tiles
+    "winograd_same_odd": ((13, 11, 17), lambda: L.Conv2D(19, 3, padding="same"), {}),
+    "winograd_valid": ((12, 9, 16), lambda: L.Conv2D(33, 3), {"CNNC_WINOGRAD": "1"}),
+    "winograd4_same_odd": ((13, 11, 17), lambda: L.Conv2D(19, 3, padding="same"), {"CNNC_WINOGRAD": "4"}),
+    "implicit_bands": ((6, 31, 24), lambda: L.Conv2D(40, 3, padding="same"), {"CNNC_WINOGRAD": "0"}),
+    "implicit_packed": ((7, 7, 64), lambda: L.Conv2D(37, 3, padding="same"),
+                        {"CNNC_WINOGRAD": "0", "CNNC_CONV_PACKED": "1"}),
+    "implicit_narrow_rows": ((5, 3, 8), lambda: L.Conv2D(12, 3, padding="same"), {}),
+    "implicit_stride2": ((13, 11, 12), lambda: L.Conv2D(20, 3, strides=2, padding="same"), {}),
+    "implicit_5x5_valid": ((11, 9, 3), lambda: L.Conv2D(8, 5), {}),
+    "implicit_dilated": ((11, 10, 6), lambda: L.Conv2D(7, 3, dilation_rate=2, padding="same"), {}),
+    "grouped": ((9, 10, 8), lambda: L.Conv2D(12, 3, groups=4, padding="same"), {}),
+    "pointwise": ((9, 7, 21), lambda: L.Conv2D(37, 1), {}),
+    "pointwise_stride2": ((9, 7, 21), lambda: L.Conv2D(37, 1, strides=2), {}),
+    "depthwise_multiplier2": ((9, 9, 3), lambda: L.DepthwiseConv2D(3, depth_multiplier=2, padding="same"), {}),
+    "depthwise_37_channels": ((11, 13, 37), lambda: L.DepthwiseConv2D(3, padding="same"), {}),
+    "depthwise_stride2_valid": ((12, 13, 24), lambda: L.DepthwiseConv2D(3, strides=2), {}),
+    "depthwise_5x5_stride2": ((13, 11, 20), lambda: L.DepthwiseConv2D(5, strides=2, padding="same"), {}),
+    "depthwise_dilated": ((10, 9, 16), lambda: L.DepthwiseConv2D(3, dilation_rate=2, padding="same"), {}),
+    "depthwise_multiplier3_stride2": ((8, 9, 5), lambda: L.DepthwiseConv2D(
+        3, depth_multiplier=3, strides=2, padding="same"), {}),
+}
+# (residual add, activation) after the convolution
+STAGES = [(False, "relu6"), (True, None), (True, "leaky"), (True, "relu")]
+
+
+def _stage_model(shape, make_layer, residual, act):
+    """conv(x) [+ r] then the activation; r (a second input, ready before the
+    convolution runs) has the convolution's output shape."""
+    x = L.Input(shape)
+    y = make_layer()(x)
+    inputs = [x]
+    if residual:
+        r = L.Input(tuple(y.shape[1:]))
+        inputs.append(r)
+        y = L.Add()([y, r])
+    return Model(inputs if residual else x, _act(y, act))
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+@pytest.mark.parametrize("case", sorted(STAGE_LAYERS))
+def test_output_stage_is_exact_for_every_layer_shape(case, isa, monkeypatch):
+    """Each convolution's bias (random, nonzero), residual and activation in
+    the runtime's output stage equal the layers run one by one to the last
+    bit, at batch 1 and 3, on each ISA path."""
+    if isa not in cnnc.available_isas():
+        pytest.skip(f"{isa} not available on this CPU")
+    shape, make_layer, env = STAGE_LAYERS[case]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    original = cnnc.isa()
+    try:
+        cnnc.set_isa(isa)
+        for k, (residual, act) in enumerate(STAGES):
+            model = _randomize(_stage_model(shape, make_layer, residual, act), seed=20 + k)
+            assert inference.loaded_model(model) is not None
+            for batch in (1, 3):
+                rng = np.random.default_rng(batch)
+                xs = [rng.standard_normal((batch,) + tuple(t.shape[1:])).astype(np.float32)
+                      for t in model._input_tensors]
+                expected = model._run_forward(xs, training=False)[0]
+                got = model.predict(xs if residual else xs[0], verbose=0)
+                np.testing.assert_array_equal(got, expected, err_msg=f"{case} {isa} batch {batch} "
+                                              f"residual {residual} activation {act}")
+    finally:
+        cnnc.set_isa(original)
+
+
+def test_winograd_variant_other_than_the_packed_one():
+    """A 16x16 3x3 convolution takes Winograd F(2x2) from batch 1 on, so the
+    loaded model keeps F(2x2)'s transformed kernel, and F(4x4) from batch 9
+    on: those batches transform the kernel per call, with the same output
+    stage. Both equal the layers run one by one to the last bit, and the two
+    variants differ (so both were run)."""
+    model = _randomize(_stage_model((16, 16, 32), lambda: L.Conv2D(24, 3, padding="same"), True, "relu"), seed=5)
+    assert inference.loaded_model(model) is not None
+    outputs = {}
+    for batch in (1, 12):
+        rng = np.random.default_rng(batch)
+        xs = [rng.standard_normal((batch,) + tuple(t.shape[1:])).astype(np.float32) for t in model._input_tensors]
+        expected = model._run_forward(xs, training=False)[0]
+        got = model.predict(xs, verbose=0)
+        np.testing.assert_array_equal(got, expected, err_msg=f"batch {batch}")
+        outputs[batch] = (xs, got)
+    xs, big = outputs[12]
+    first = model.predict([x[:1] for x in xs], verbose=0)
+    assert not np.array_equal(first, big[:1])
+    np.testing.assert_allclose(first, big[:1], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("shortcut_first", [True, False])

@@ -148,16 +148,18 @@ class Dataset:
         if position is None:
             return self._apply_augment(xb)
         if self._streams is None:
-            # The first batch tells how many draws a batch takes (one per
-            # layer call; a callable may call a layer more than once).
+            # The first augmentation, run from the streams' starts, tells how
+            # many draws a batch takes (one per layer call; a callable may
+            # call a layer more than once). A first batch past position 0
+            # (an epoch set by hand, a shard) is then drawn again from its own
+            # place, the probe's result being thrown away.
             layers = _random_layers(self.augment)
             starts = [layer.random_state()["calls"] for layer in layers]
-            for layer, start in zip(layers, starts):
-                layer.set_random_state(dict(layer.random_state(), calls=start + position))
-            xb = self._apply_augment(xb)
-            self._streams = [(layer, start, layer.random_state()["calls"] - start - position)
+            probe = self._apply_augment(xb.copy() if position else xb)
+            self._streams = [(layer, start, layer.random_state()["calls"] - start)
                              for layer, start in zip(layers, starts)]
-            return xb
+            if not position:
+                return probe
         for layer, start, per_batch in self._streams:
             layer.set_random_state(dict(layer.random_state(), calls=start + position * per_batch))
         return self._apply_augment(xb)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include "depthwise.h"
 #include "depthwise_kernels.h"
+#include "gemm_kernels.h"
 #include "partials.h"
 #include "team.h"
 
@@ -246,9 +247,13 @@ static cnnc_status scratch_error(void)
 }
 
 cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const float *x, const float *w,
-                                        const float *bias, float *y)
+                                        const float *bias, const struct cnnc_gemm_epilogue *stage, float *y)
 {
     const struct cnnc_depthwise_kernels *k = CNNC_PICK(cnnc_depthwise_kernels);
+    const cnnc_gemm_epilogue_fn epilogue = CNNC_PICK(cnnc_gemm_kernels)->epilogue;
+    /* The kernels start each output from the bias. */
+    struct cnnc_gemm_epilogue rest;
+    stage = cnnc_gemm_epilogue_after_bias(stage, &rest);
     const int64_t rows = g->n * g->oh;
     const int threads = threads_for_rows(g, rows, g->ow * g->cout);
     int failed = 0;
@@ -274,6 +279,9 @@ cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const fl
                                           g->cin);
                 }
                 run_line(k->forward, &run, &line, &tp, g->ow);
+                /* The rows just written are still in cache. */
+                if (stage)
+                    epilogue(stage, line.out, g->cout, run.rows * g->ow, g->cout, row * g->ow, 0);
             }
         }
         cnnc_fpu_restore(fpu);

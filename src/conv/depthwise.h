@@ -3,9 +3,15 @@
 #ifndef CNNC_CONV_DEPTHWISE_H
 #define CNNC_CONV_DEPTHWISE_H
 #include "geometry.h"
+#include "gemm_kernels.h"
 
+/* y = stage(bias (or 0) + the depthwise convolution of x with w); stage
+ * (or NULL): the residual and activation of struct cnnc_gemm_epilogue (its
+ * bias is not read), applied to each band of output rows once written,
+ * exactly as over the whole of y afterwards. */
 CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const float *x,
-                                                      const float *w, const float *bias, float *y);
+                                                      const float *w, const float *bias,
+                                                      const struct cnnc_gemm_epilogue *stage, float *y);
 CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_backward_data(const struct cnnc_conv_geom *g, const float *w,
                                                             const float *dy, const float *bias, float *dx);
 /* db (Cout), unless NULL, gets the channel sums of dy from the same pass. */

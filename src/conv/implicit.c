@@ -50,6 +50,11 @@ struct implicit_plan {
     /* Band segments go through ck->forward_tile: all the taps in one call. */
     int tiled;
     const float *x, *w, *bias;
+    /* Residual and activation after the bias (or NULL), applied to each
+     * block of output pixels once computed, while it is in cache; only
+     * with the forward's own output layout. */
+    const struct cnnc_gemm_epilogue *stage;
+    struct cnnc_gemm_epilogue rest; /* what stage points to */
     float *y, *bp;
     int prepacked;       /* bp came packed: nothing to pack per call */
     int64_t kg, panels;  /* rows of B per group, NR panels per group */
@@ -106,6 +111,15 @@ static void fill_bias_rows(const struct implicit_plan *pl, int64_t r, int64_t ro
         for (int64_t q = 0; q < g->ow; ++q)
             fill_bias(g, pl->bias, 0, 1, dst + q * pl->ph.y_px);
     }
+}
+
+/* The output stage over the flat output pixels [p, p + count), all of
+ * whose sums are complete. */
+static void stage_pixels(const struct implicit_plan *pl, int64_t p, int64_t count)
+{
+    const int64_t cout = pl->g->cout;
+    if (pl->stage)
+        pl->kern->epilogue(pl->stage, pl->y + p * cout, cout, count, cout, p, 0);
 }
 
 /* Output pixels [p, p + MR) of one row, panel j of group grp. */
@@ -247,6 +261,7 @@ static void sweep_flat(struct implicit_plan *pl, int t, int team)
                                           1.0f);
                 }
             }
+        stage_pixels(pl, b0, b1 - b0);
     }
 }
 
@@ -292,6 +307,8 @@ static void sweep_packed(struct implicit_plan *pl, int t, int team)
             for (int64_t i = 0; i < m; ++i)
                 memcpy(y_row(pl, (b0 + i) / g->ow) + (b0 + i) % g->ow * pl->ph.y_px, block + i * g->cout,
                        (size_t)g->cout * sizeof(float));
+        else
+            stage_pixels(pl, b0, m);
     }
 }
 
@@ -404,6 +421,7 @@ static void sweep_bands(struct implicit_plan *pl, int t, int team)
             cnnc_conv_band_fill(g, pl->x, &b, n, oh0, rows);
         if (pl->tiled) {
             band_tiles(pl, &b, r, rows);
+            stage_pixels(pl, r * g->ow, rows * g->ow);
             r += rows;
             continue;
         }
@@ -434,6 +452,7 @@ static void sweep_bands(struct implicit_plan *pl, int t, int team)
                         memcpy(yrow + (full + q) * px, tile + q * nr, (size_t)cols * sizeof(float));
                 }
             }
+        stage_pixels(pl, r * g->ow, rows * g->ow);
         r += rows;
     }
 }
@@ -496,7 +515,8 @@ static void implicit_thread(void *ctx)
  * kernel of the convolution whose stride-1 input gradient this is, with
  * the taps and the output layout as ph says. */
 static cnnc_status run(const struct cnnc_conv_geom *g, int threads, const float *x, const float *w, int flipped,
-                       const struct phase *ph, const float *bias, float *y, const float *panels)
+                       const struct phase *ph, const float *bias, const struct cnnc_gemm_epilogue *stage, float *y,
+                       const float *panels)
 {
     const struct cnnc_gemm_kernels *kern = CNNC_PICK(cnnc_gemm_kernels);
     const struct cnnc_conv_kernels *ck = CNNC_PICK(cnnc_conv_kernels);
@@ -508,6 +528,7 @@ static cnnc_status run(const struct cnnc_conv_geom *g, int threads, const float 
     const int64_t call_k = pl.merged ? g->kw * g->cin : g->cin_g;
     pl.tiled = ck->tile_mr == kern->mr && ck->tile_nr == kern->nr && call_k < TILED_MAX_CALL_K;
     pl.prepacked = panels != NULL;
+    pl.stage = cnnc_gemm_epilogue_after_bias(stage, &pl.rest);
     /* The packed panels are only read (a cast, not a copy). */
     pl.bp = panels ? (float *)panels
                    : cnnc_workspace(CNNC_CONV_SLOT_SHARED, (size_t)(g->groups * pl.panels * pl.kg * kern->nr) * sizeof(float));
@@ -533,7 +554,7 @@ cnnc_status cnnc_conv_implicit_forward(const struct cnnc_conv_geom *g, int threa
                                        const float *bias, float *y)
 {
     const struct phase ph = whole(g);
-    return run(g, threads, x, w, 0, &ph, bias, y, NULL);
+    return run(g, threads, x, w, 0, &ph, bias, NULL, y, NULL);
 }
 
 cnnc_status cnnc_conv_implicit_backward_data(const struct cnnc_conv_geom *g, int threads, const float *w,
@@ -541,7 +562,7 @@ cnnc_status cnnc_conv_implicit_backward_data(const struct cnnc_conv_geom *g, int
 {
     const struct cnnc_conv_geom t = cnnc_conv_data_gradient_geom(g);
     const struct phase ph = whole(&t);
-    return run(&t, threads, dy, w, 1, &ph, bias, dx, NULL);
+    return run(&t, threads, dy, w, 1, &ph, bias, NULL, dx, NULL);
 }
 
 /* The pixels of a stride phase that no tap reaches (kernel smaller than
@@ -606,7 +627,7 @@ cnnc_status cnnc_conv_implicit_backward_data_phases(const struct cnnc_conv_geom 
                 cnnc_parallel_team(threads, fill_empty_phase, &e);
                 continue;
             }
-            CNNC_TRY(run(&t, threads, dy, w, 1, &ph, bias, y, NULL));
+            CNNC_TRY(run(&t, threads, dy, w, 1, &ph, bias, NULL, y, NULL));
         }
     }
     return CNNC_OK;
@@ -628,9 +649,10 @@ cnnc_status cnnc_conv_implicit_pack(const struct cnnc_conv_geom *g, const float 
     return CNNC_OK;
 }
 
-cnnc_status cnnc_conv_implicit_forward_packed(const struct cnnc_conv_geom *g, int threads, const float *x,
-                                              const float *w, const float *panels, const float *bias, float *y)
+cnnc_status cnnc_conv_implicit_forward_fused(const struct cnnc_conv_geom *g, int threads, const float *x,
+                                             const float *w, const float *panels, const float *bias,
+                                             const struct cnnc_gemm_epilogue *stage, float *y)
 {
     const struct phase ph = whole(g);
-    return run(g, threads, x, w, 0, &ph, bias, y, panels);
+    return run(g, threads, x, w, 0, &ph, bias, stage, y, panels);
 }

@@ -4,6 +4,7 @@
 #ifndef CNNC_CONV_IMPLICIT_H
 #define CNNC_CONV_IMPLICIT_H
 #include "geometry.h"
+#include "gemm_kernels.h"
 
 /* y = bias (or 0) + the convolution of x with w, any geometry. */
 CNNC_INTERNAL cnnc_status cnnc_conv_implicit_forward(const struct cnnc_conv_geom *g, int threads, const float *x,
@@ -12,12 +13,16 @@ CNNC_INTERNAL cnnc_status cnnc_conv_implicit_forward(const struct cnnc_conv_geom
  * active ISA (*floats of them, 64-byte aligned, cnnc_free to release). */
 CNNC_INTERNAL cnnc_status cnnc_conv_implicit_pack(const struct cnnc_conv_geom *g, const float *w, float **panels,
                                                   int64_t *floats);
-/* cnnc_conv_implicit_forward reading its B panels from `panels` (made by
- * cnnc_conv_implicit_pack for the same geometry and the active ISA)
- * instead of packing w. */
-CNNC_INTERNAL cnnc_status cnnc_conv_implicit_forward_packed(const struct cnnc_conv_geom *g, int threads,
-                                                            const float *x, const float *w, const float *panels,
-                                                            const float *bias, float *y);
+/* y = stage(bias (or 0) + the convolution of x with w): B panels read
+ * from `panels` unless NULL (made by cnnc_conv_implicit_pack for the same
+ * geometry and the active ISA) instead of packing w; stage (or NULL): the
+ * residual and activation of struct cnnc_gemm_epilogue (its bias is not
+ * read), applied to each block of output pixels once computed, exactly as
+ * over the whole of y afterwards. */
+CNNC_INTERNAL cnnc_status cnnc_conv_implicit_forward_fused(const struct cnnc_conv_geom *g, int threads,
+                                                           const float *x, const float *w, const float *panels,
+                                                           const float *bias, const struct cnnc_gemm_epilogue *stage,
+                                                           float *y);
 /* dx = bias (or 0) + the input gradient of a stride-1 g: the forward
  * convolution of dy with w flipped in space and transposed in channels
  * (cnnc_conv_data_gradient_geom); each thread writes whole dx pixels. */

@@ -286,10 +286,10 @@ cnnc_status cnnc_conv_select_forward(const struct cnnc_conv_geom *g, const float
                                      const float *bias, float *y)
 {
     if (cnnc_conv_is_depthwise(g))
-        return cnnc_conv_depthwise_forward(g, x, w, bias, y);
+        return cnnc_conv_depthwise_forward(g, x, w, bias, NULL, y);
     const int tile = winograd_chosen(g, PASS_FORWARD);
     if (tile)
-        return cnnc_conv_winograd_forward(g, tile, x, w, 0, bias, y);
+        return cnnc_conv_winograd_forward(g, tile, x, w, 0, NULL, bias, NULL, y);
     const int threads = cnnc_conv_threads(g);
     if (cnnc_conv_is_pointwise(g))
         return cnnc_conv_gemm_pointwise_forward(g, threads, x, w, bias, y);
@@ -300,6 +300,20 @@ cnnc_status cnnc_conv_select_forward(const struct cnnc_conv_geom *g, const float
 static int fused_pointwise(const struct cnnc_conv_geom *g)
 {
     return cnnc_conv_is_pointwise(g) && g->groups == 1 && !cnnc_conv_is_depthwise(g) && !winograd_chosen(g, PASS_FORWARD);
+}
+
+/* The Winograd variant whose transformed kernel a loaded model keeps for
+ * g's geometry (0 for none): the forward's choice at the smallest batch
+ * that takes Winograd at all (it depends on the batch only through the
+ * number of tiles, which grows with it). A batch that takes the other
+ * variant transforms w per call, as without the packed kernel. */
+static int winograd_packed_tile(const struct cnnc_conv_geom *g)
+{
+    if (cnnc_conv_is_depthwise(g))
+        return 0;
+    struct cnnc_conv_geom smallest = *g;
+    smallest.n = cnnc_ceil_div(WINOGRAD_MIN_TILES, cnnc_ceil_div(g->oh, 2) * cnnc_ceil_div(g->ow, 2));
+    return winograd_chosen(&smallest, PASS_FORWARD);
 }
 
 /* Implicit GEMM: what cnnc_conv_select_forward runs when nothing else does. */
@@ -314,6 +328,11 @@ cnnc_status cnnc_conv_select_pack(const struct cnnc_conv_geom *g, const float *w
     packed->kern = CNNC_PICK(cnnc_gemm_kernels);
     if (fused_pointwise(g))
         return cnnc_gemm_pack_b_once(CNNC_NO_TRANS, g->cin, g->cout, w, g->cout, &packed->pointwise);
+    /* A geometry that takes Winograd from some batch on, and the implicit
+     * GEMM below it, gets both. */
+    packed->winograd_tile = winograd_packed_tile(g);
+    if (packed->winograd_tile)
+        CNNC_TRY(cnnc_conv_winograd_pack(g, packed->winograd_tile, w, &packed->winograd));
     if (implicit_forward(g)) {
         int64_t floats;
         return cnnc_conv_implicit_pack(g, w, &packed->implicit, &floats);
@@ -327,6 +346,7 @@ void cnnc_conv_packed_free(struct cnnc_conv_packed *packed)
         return;
     cnnc_gemm_packed_b_free(&packed->pointwise);
     cnnc_free(packed->implicit);
+    cnnc_free(packed->winograd);
     memset(packed, 0, sizeof *packed);
 }
 
@@ -334,11 +354,9 @@ void cnnc_conv_packed_free(struct cnnc_conv_packed *packed)
  * the bias itself. */
 static void stage_after(const struct cnnc_conv_geom *g, const struct cnnc_gemm_epilogue *stage, float *y)
 {
-    struct cnnc_gemm_epilogue rest = *stage;
-    rest.bias = NULL;
-    if (!rest.residual && !rest.activate)
-        return;
-    CNNC_PICK(cnnc_gemm_kernels)->epilogue(&rest, y, g->cout, g->n * g->oh * g->ow, g->cout, 0, 0);
+    struct cnnc_gemm_epilogue rest;
+    if (cnnc_gemm_epilogue_after_bias(stage, &rest))
+        CNNC_PICK(cnnc_gemm_kernels)->epilogue(&rest, y, g->cout, g->n * g->oh * g->ow, g->cout, 0, 0);
 }
 
 cnnc_status cnnc_conv_select_forward_fused(const struct cnnc_conv_geom *g, const float *x, const float *w,
@@ -349,10 +367,17 @@ cnnc_status cnnc_conv_select_forward_fused(const struct cnnc_conv_geom *g, const
     if (fused_pointwise(g))
         return cnnc_conv_gemm_pointwise_forward_fused(g, cnnc_conv_threads(g), x, w,
                                                       current ? &packed->pointwise : NULL, stage, y);
-    if (current && packed->implicit && implicit_forward(g))
-        CNNC_TRY(cnnc_conv_implicit_forward_packed(g, cnnc_conv_threads(g), x, w, packed->implicit, stage->bias, y));
-    else
-        CNNC_TRY(cnnc_conv_select_forward(g, x, w, stage->bias, y));
+    if (cnnc_conv_is_depthwise(g))
+        return cnnc_conv_depthwise_forward(g, x, w, stage->bias, stage, y);
+    const int tile = winograd_chosen(g, PASS_FORWARD);
+    if (tile)
+        return cnnc_conv_winograd_forward(g, tile, x, w, 0,
+                                          current && packed->winograd_tile == tile ? packed->winograd : NULL,
+                                          stage->bias, stage, y);
+    if (implicit_forward(g))
+        return cnnc_conv_implicit_forward_fused(g, cnnc_conv_threads(g), x, w, current ? packed->implicit : NULL,
+                                                stage->bias, stage, y);
+    CNNC_TRY(cnnc_conv_select_forward(g, x, w, stage->bias, y));
     stage_after(g, stage, y);
     return CNNC_OK;
 }
@@ -366,7 +391,7 @@ cnnc_status cnnc_conv_select_backward_data(const struct cnnc_conv_geom *g, const
         const struct cnnc_conv_geom t = cnnc_conv_data_gradient_geom(g);
         const int tile = winograd_chosen(&t, PASS_BACKWARD_DATA);
         if (tile)
-            return cnnc_conv_winograd_forward(&t, tile, dy, w, 1, bias, dx);
+            return cnnc_conv_winograd_forward(&t, tile, dy, w, 1, NULL, bias, NULL, dx);
     }
     const int threads = cnnc_conv_threads(g);
     if (cnnc_conv_is_pointwise(g))

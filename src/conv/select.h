@@ -7,13 +7,17 @@
 
 /* The weights of one forward convolution packed once (when a model loads)
  * for the algorithm its geometry selects: the K x Cout matrix of a
- * pointwise convolution, or the implicit GEMM's B panels. Other algorithms
- * (depthwise, Winograd) keep reading w. Made for the ISA active then; a
+ * pointwise convolution, the implicit GEMM's B panels, and the Winograd
+ * transform of a kernel that takes Winograd from some batch on (both,
+ * where small batches take the implicit GEMM). Depthwise convolutions keep
+ * reading w. Made for the ISA active then; a
  * forward under another ISA packs per call as usual. Read-only once made. */
 struct cnnc_conv_packed {
     const struct cnnc_gemm_kernels *kern;
     struct cnnc_gemm_packed_b pointwise;
     float *implicit;
+    float *winograd; /* the transformed kernel (cnnc_conv_winograd_pack) */
+    int winograd_tile; /* its variant (enum cnnc_winograd_tile) */
 };
 
 /* y = bias (or 0) + the convolution of x with w. */
@@ -26,9 +30,12 @@ CNNC_INTERNAL cnnc_status cnnc_conv_select_pack(const struct cnnc_conv_geom *g, 
 CNNC_INTERNAL void cnnc_conv_packed_free(struct cnnc_conv_packed *packed);
 /* y = stage(the convolution of x with w): the output stage (bias, residual
  * of y's layout, ReLU-family activation; see struct cnnc_gemm_epilogue)
- * runs on each tile in cache where the algorithm allows it (pointwise,
- * one group), else over y after the convolution; weights from `packed`
- * where they were packed. Sums in the order cnnc_conv_select_forward's. */
+ * runs while the output is in cache where the algorithm allows it
+ * (pointwise with one group, per tile; Winograd, per pixel; depthwise, per
+ * band of rows; the implicit GEMM, per block of pixels), else over y after
+ * the convolution; weights from `packed` where they were packed. Sums in
+ * the order cnnc_conv_select_forward's, so the result is the same to the
+ * last bit. */
 CNNC_INTERNAL cnnc_status cnnc_conv_select_forward_fused(const struct cnnc_conv_geom *g, const float *x,
                                                          const float *w, const struct cnnc_conv_packed *packed,
                                                          const struct cnnc_gemm_epilogue *stage, float *y);

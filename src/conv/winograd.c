@@ -16,14 +16,18 @@
  *   micro-kernel's packed B panels (alpha^2 x ceil(Cout / NR) panels of Cin
  *   rows), shared by all threads; with `flipped`, g is the kernel of the
  *   convolution whose stride-1 input gradient this is, flipped in space and
- *   transposed in channels on the way.
+ *   transposed in channels on the way. The model runtime computes U once at
+ *   load instead (cnnc_conv_winograd_pack): per call it is 16/9 (F(2x2)) or
+ *   4 (F(4x4)) times the weights written and read again, as much memory
+ *   traffic as a small layer's whole product.
  * - Tiles are taken in blocks of TB (a multiple of MR) that each thread
  *   owns: the input transform writes V[alpha^2][TB][KC] for a block of KC
  *   input channels, the micro-kernel reads each V[xi] in place (MR tiles at
  *   a row stride of KC floats) against U[xi]'s panels and accumulates
  *   M[alpha^2][TB][Cout] over the channel blocks, then the output transform
- *   adds the bias and writes the block's pixels of y. TB is chosen so that V
- *   and M stay in L2 where the channel counts allow it.
+ *   adds the bias and writes the block's pixels of y, and the output stage
+ *   (residual, activation) runs on each pixel while it is in L1. TB is
+ *   chosen so that V and M stay in L2 where the channel counts allow it.
  * Every output value is computed by one thread in a fixed order, so results
  * do not depend on the thread count. The weight gradient (at the end of the
  * file) runs the same transforms backward. */
@@ -74,8 +78,11 @@ struct wino_plan {
     const struct cnnc_gemm_kernels *gk;
     struct wino_variant vt;
     const float *x, *w, *bias;
+    const struct cnnc_gemm_epilogue *stage; /* residual and activation after the bias, or NULL */
+    struct cnnc_gemm_epilogue rest;         /* what stage points to */
     float *y;
     int flipped;
+    int prepacked;             /* up was made by cnnc_conv_winograd_pack */
     float *up;                 /* packed U: panel (xi, j) holds Cin rows of NR */
     int64_t th, tw, tiles;     /* tiles per image column and row, in all */
     int64_t panels, u_stride;  /* NR panels of Cout, floats per plane xi of U */
@@ -172,6 +179,10 @@ static void transform_output(const struct wino_plan *pl, int64_t t0, int64_t cou
         for (int k = 0; k < pixels; ++k)
             y[k] = offset[k] >= 0 ? pl->y + offset[k] : scratch;
         pl->vt.t->output(m + i * pl->ldm, pl->m_stride, pl->g->cout, pl->bias, y);
+        if (pl->stage)
+            for (int k = 0; k < pixels; ++k)
+                if (offset[k] >= 0)
+                    pl->gk->epilogue(pl->stage, y[k], pl->g->cout, 1, pl->g->cout, offset[k] / pl->g->cout, 0);
     }
 }
 
@@ -216,7 +227,7 @@ static void wino_thread(void *ctx)
     if (!buf)
         cnnc_conv_mark_failed(&pl->failed);
     const int64_t chunks = cnnc_ceil_div(g->cin, chunk);
-    if (buf)
+    if (buf && !pl->prepacked)
         for (int64_t q = t; q < pl->panels * chunks; q += team) {
             /* Along the rows of the kernel as stored: Cout (panels) fastest
              * for the plain one, its Cin (input-channel chunks) for the
@@ -235,17 +246,52 @@ static void wino_thread(void *ctx)
         run_block(pl, b, v, m, zeros, scratch);
 }
 
-cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, enum cnnc_winograd_tile tile, const float *x,
-                                       const float *w, int flipped, const float *bias, float *y)
+/* The layout of U for g and the variant on the active ISA's micro-kernel:
+ * the same for every batch. */
+static struct wino_plan kernel_layout(const struct cnnc_conv_geom *g, enum cnnc_winograd_tile tile)
 {
     const struct cnnc_gemm_kernels *gk = CNNC_PICK(cnnc_gemm_kernels);
     const struct wino_variant vt = wino_variant(tile);
     struct wino_plan pl = {
-        .g = g, .gk = gk, .vt = vt, .x = x, .w = w, .bias = bias, .y = y,
-        .flipped = flipped, .th = cnnc_ceil_div(g->oh, vt.m), .tw = cnnc_ceil_div(g->ow, vt.m),
-        .panels = cnnc_ceil_div(g->cout, gk->nr),
+        .g = g, .gk = gk, .vt = vt,
+        .th = cnnc_ceil_div(g->oh, vt.m), .tw = cnnc_ceil_div(g->ow, vt.m), .panels = cnnc_ceil_div(g->cout, gk->nr),
     };
-    const int64_t mr = gk->mr, planes = vt.planes;
+    pl.u_stride = pl.panels * g->cin * gk->nr + 2 * PAD;
+    return pl;
+}
+
+static cnnc_status kernel_bytes(const struct wino_plan *pl, size_t *bytes)
+{
+    int64_t u_floats;
+    CNNC_TRY(cnnc_mul_sizes(&u_floats, 2, (int64_t)pl->vt.planes, pl->u_stride));
+    return cnnc_float_bytes(u_floats, bytes);
+}
+
+cnnc_status cnnc_conv_winograd_pack(const struct cnnc_conv_geom *g, enum cnnc_winograd_tile tile, const float *w,
+                                    float **u)
+{
+    struct wino_plan pl = kernel_layout(g, tile);
+    pl.w = w;
+    size_t bytes;
+    CNNC_TRY(kernel_bytes(&pl, &bytes));
+    pl.up = *u = cnnc_malloc(bytes);
+    if (!pl.up)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes of transformed weights", bytes);
+    for (int64_t j = 0; j < pl.panels; ++j)
+        transform_kernel(&pl, j, 0, g->cin, NULL);
+    return CNNC_OK;
+}
+
+cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, enum cnnc_winograd_tile tile, const float *x,
+                                       const float *w, int flipped, const float *u, const float *bias,
+                                       const struct cnnc_gemm_epilogue *stage, float *y)
+{
+    struct wino_plan pl = kernel_layout(g, tile);
+    const struct cnnc_gemm_kernels *gk = pl.gk;
+    pl.x = x, pl.w = w, pl.bias = bias, pl.y = y, pl.flipped = flipped;
+    /* The output transform adds the bias. */
+    pl.stage = cnnc_gemm_epilogue_after_bias(stage, &pl.rest);
+    const int64_t mr = gk->mr, planes = pl.vt.planes;
     pl.tiles = g->n * pl.th * pl.tw;
     const int64_t kblocks = cnnc_ceil_div(g->cin, gk->kc);
     pl.kc = cnnc_ceil_div(g->cin, kblocks);
@@ -254,7 +300,6 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, enum cnnc
      * sets. */
     pl.ldv = cnnc_ceil_div(pl.kc, 16) * 16 + PAD;
     pl.ldm = pl.panels * gk->nr + PAD;
-    pl.u_stride = pl.panels * g->cin * gk->nr + 2 * PAD;
     const int64_t per_tile = planes * (pl.ldv + pl.ldm) * (int64_t)sizeof(float);
     const int64_t budget = cnnc_max_i64(BLOCK_BYTES, planes * g->cin * g->cout * (int64_t)sizeof(float) / U_PER_BLOCK);
     int64_t block_rows = cnnc_max_i64(1, cnnc_min_i64(MAX_BLOCK_ROWS, budget / (per_tile * mr)));
@@ -266,11 +311,11 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, enum cnnc
     pl.m_stride = pl.tb * pl.ldm + 2 * PAD;
     pl.blocks = cnnc_ceil_div(pl.tiles, pl.tb);
     threads = (int)cnnc_min_i64(threads, pl.blocks);
-    int64_t u_floats;
     size_t u_bytes;
-    CNNC_TRY(cnnc_mul_sizes(&u_floats, 2, planes, pl.u_stride));
-    CNNC_TRY(cnnc_float_bytes(u_floats, &u_bytes));
-    pl.up = cnnc_workspace(CNNC_CONV_SLOT_SHARED, u_bytes);
+    CNNC_TRY(kernel_bytes(&pl, &u_bytes));
+    /* The packed U is only read (a cast, not a copy). */
+    pl.prepacked = u != NULL && !flipped;
+    pl.up = pl.prepacked ? (float *)u : cnnc_workspace(CNNC_CONV_SLOT_SHARED, u_bytes);
     if (!pl.up)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate the transformed kernel");
     cnnc_parallel_team(threads, wino_thread, &pl);

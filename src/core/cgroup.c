@@ -54,20 +54,20 @@ static int list_has(const char *list, const char *name)
     return 0;
 }
 
-static int join_path(char *out, size_t size, const char *a, const char *b)
+/* root + relative opened for reading; NULL where the joined path would be
+ * cut short or the file cannot be read. */
+static FILE *open_under(const char *root, const char *relative)
 {
-    int n = snprintf(out, size, "%s%s", a, b);
-    return n >= 0 && (size_t)n < size;
+    char path[CGROUP_PATH_MAX];
+    int n = snprintf(path, sizeof path, "%s%s", root, relative);
+    return n >= 0 && (size_t)n < sizeof path ? fopen(path, "r") : NULL;
 }
 
 /* The cgroup2 mount and the cgroup (v1) mount holding the cpu controller,
  * from /proc/self/mountinfo. Returns how many were found. */
 static int find_mounts(const char *root, cgroup_hierarchy *found)
 {
-    char path[CGROUP_PATH_MAX];
-    if (!join_path(path, sizeof path, root, "/proc/self/mountinfo"))
-        return 0;
-    FILE *file = fopen(path, "r");
+    FILE *file = open_under(root, "/proc/self/mountinfo");
     if (!file)
         return 0;
     int have_v1 = 0, have_v2 = 0, count = 0;
@@ -112,10 +112,7 @@ static int find_mounts(const char *root, cgroup_hierarchy *found)
  * v2, "id:cpu,cpuacct:/path" for v1). 0 when it is not listed. */
 static int own_cgroup(const char *root, int v2, char *out, size_t size)
 {
-    char path[CGROUP_PATH_MAX];
-    if (!join_path(path, sizeof path, root, "/proc/self/cgroup"))
-        return 0;
-    FILE *file = fopen(path, "r");
+    FILE *file = open_under(root, "/proc/self/cgroup");
     if (!file)
         return 0;
     int found = 0;
@@ -137,10 +134,10 @@ static int own_cgroup(const char *root, int v2, char *out, size_t size)
     return found;
 }
 
-/* Reads up to two integers from a file ("max" reads as -1). */
-static int read_numbers(const char *path, int64_t *a, int64_t *b)
+/* Reads up to two integers from the file dir + name ("max" reads as -1). */
+static int read_numbers(const char *dir, const char *name, int64_t *a, int64_t *b)
 {
-    FILE *file = fopen(path, "r");
+    FILE *file = open_under(dir, name);
     if (!file)
         return 0;
     char text[128] = {0};
@@ -183,16 +180,14 @@ static int quota_cpus(int64_t quota, int64_t period)
 
 static int quota_in_directory(const char *dir, int v2)
 {
-    char path[CGROUP_PATH_MAX];
     int64_t quota = 0, period = 0;
     if (v2) {
-        if (!join_path(path, sizeof path, dir, "/cpu.max") || read_numbers(path, &quota, &period) < 2)
+        if (read_numbers(dir, "/cpu.max", &quota, &period) < 2)
             return 0;
     } else {
         int64_t unused;
-        if (!join_path(path, sizeof path, dir, "/cpu.cfs_quota_us") || read_numbers(path, &quota, &unused) < 1)
-            return 0;
-        if (!join_path(path, sizeof path, dir, "/cpu.cfs_period_us") || read_numbers(path, &period, &unused) < 1)
+        if (read_numbers(dir, "/cpu.cfs_quota_us", &quota, &unused) < 1 ||
+            read_numbers(dir, "/cpu.cfs_period_us", &period, &unused) < 1)
             return 0;
     }
     return quota_cpus(quota, period);

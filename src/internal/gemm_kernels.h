@@ -45,6 +45,20 @@ struct cnnc_gemm_epilogue {
     float slope, max_value;
 };
 
+/* What is left of `stage` for a kernel that adds the bias itself while it
+ * computes the output: its residual and activation in *rest (bias NULL),
+ * or NULL when neither is set. Applying `stage` whole there would add the
+ * bias twice. */
+static inline const struct cnnc_gemm_epilogue *cnnc_gemm_epilogue_after_bias(const struct cnnc_gemm_epilogue *stage,
+                                                                            struct cnnc_gemm_epilogue *rest)
+{
+    if (!stage || (!stage->residual && !stage->activate))
+        return NULL;
+    *rest = *stage;
+    rest->bias = NULL;
+    return rest;
+}
+
 /* Applies the output stage to the m x n tile at c (row stride ldc), whose
  * first element is C(i0, j0). */
 typedef void (*cnnc_gemm_epilogue_fn)(const struct cnnc_gemm_epilogue *ep, float *c, int64_t ldc, int64_t m,

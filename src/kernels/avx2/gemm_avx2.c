@@ -8,17 +8,18 @@
 
 /* acc += A * Bp over k steps; see the AVX-512 kernel for the conventions
  * (rows: MR rows of A read in place, addressed from two bases as
- * base + {0, 1, 2} * rs_a; halves == 1: only the first 8 columns). */
+ * base + {0, 1, 2} * rs_a; halves == 1: only the first 8 columns; only the
+ * first mrows rows). */
 static inline __attribute__((always_inline)) void
 accumulate(__m256 acc[GEMM_MR][2], int64_t k, const float *a, int64_t rs_a, int64_t cs_a,
-           const float *bp, const int rows, const int halves)
+           const float *bp, const int rows, const int halves, const int mrows)
 {
     const float *base[2] = {a, a + 3 * rs_a};
     for (int64_t p = 0; p < k; ++p, bp += GEMM_NR) {
         const __m256 b0 = _mm256_load_ps(bp);
         const __m256 b1 = halves == 2 ? _mm256_load_ps(bp + 8) : b0;
 #pragma GCC unroll 6
-        for (int i = 0; i < GEMM_MR; ++i) {
+        for (int i = 0; i < mrows; ++i) {
             const __m256 ai = _mm256_broadcast_ss(rows ? &base[i / 3][(i % 3) * rs_a] : a + i);
             acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
             if (halves == 2)
@@ -40,10 +41,15 @@ static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const
 #pragma GCC unroll 6
     for (int i = 0; i < GEMM_MR; ++i)
         acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    if (rs_a == 1)
-        n > 8 ? accumulate(acc, k, a, 1, cs_a, bp, 0, 2) : accumulate(acc, k, a, 1, cs_a, bp, 0, 1);
+    /* A packed panel of at most MR / 2 rows runs the FMAs of its rows
+     * alone (as the AVX-512 kernel does). */
+    if (rs_a == 1 && m <= GEMM_MR / 2)
+        n > 8 ? accumulate(acc, k, a, 1, cs_a, bp, 0, 2, GEMM_MR / 2)
+              : accumulate(acc, k, a, 1, cs_a, bp, 0, 1, GEMM_MR / 2);
+    else if (rs_a == 1)
+        n > 8 ? accumulate(acc, k, a, 1, cs_a, bp, 0, 2, GEMM_MR) : accumulate(acc, k, a, 1, cs_a, bp, 0, 1, GEMM_MR);
     else
-        n > 8 ? accumulate(acc, k, a, rs_a, 1, bp, 1, 2) : accumulate(acc, k, a, rs_a, 1, bp, 1, 1);
+        n > 8 ? accumulate(acc, k, a, rs_a, 1, bp, 1, 2, GEMM_MR) : accumulate(acc, k, a, rs_a, 1, bp, 1, 1, GEMM_MR);
     if (m == GEMM_MR && n == GEMM_NR) {
         const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
 #pragma GCC unroll 6

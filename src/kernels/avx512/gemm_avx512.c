@@ -134,14 +134,15 @@ static void pack_b(int64_t k, int64_t n, const float *b, int64_t rs, int64_t cs,
 /* acc += A * Bp over k steps. A(i, p) = a[i * rs_a + p * cs_a] with rs_a == 1
  * when !rows (packed or transposed A: MR consecutive floats per step) and
  * cs_a == 1 when rows (MR rows of A read in place). With one half, only the
- * first 16 columns are computed (n <= 16: half the FMAs). Inlined into each
+ * first 16 columns are computed (n <= 16: half the FMAs); only the first
+ * mrows rows of the tile are computed (the others are left alone). Inlined into each
  * combination so that the loops have constant strides and no branches.
  * Rows read in place are addressed as base[t] + {0, 1, 2} * rs_a with five
  * bases, which x86 addressing (base + index * 4 or 8) covers without
  * spilling fourteen row pointers. */
 static inline __attribute__((always_inline)) void
 accumulate(__m512 acc[GEMM_MR][2], int64_t k, const float *a, int64_t rs_a, int64_t cs_a,
-           const float *bp, const int rows, const int halves)
+           const float *bp, const int rows, const int halves, const int mrows)
 {
     const float *base[5];
 #pragma GCC unroll 5
@@ -151,7 +152,7 @@ accumulate(__m512 acc[GEMM_MR][2], int64_t k, const float *a, int64_t rs_a, int6
         const __m512 b0 = _mm512_load_ps(bp);
         const __m512 b1 = halves == 2 ? _mm512_load_ps(bp + 16) : b0;
 #pragma GCC unroll 14
-        for (int i = 0; i < GEMM_MR; ++i) {
+        for (int i = 0; i < mrows; ++i) {
             const __m512 ai = _mm512_set1_ps(rows ? base[i / 3][(i % 3) * rs_a] : a[i]);
             acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
             if (halves == 2)
@@ -176,10 +177,17 @@ static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const
         acc[i][0] = acc[i][1] = _mm512_setzero_ps();
         _mm_prefetch((const char *)(c + (i < m ? i : 0) * ldc), _MM_HINT_T0);
     }
-    if (rs_a == 1)
-        n > 16 ? accumulate(acc, k, a, 1, cs_a, bp, 0, 2) : accumulate(acc, k, a, 1, cs_a, bp, 0, 1);
+    /* A packed panel of at most MR / 2 rows (the last of 49 rows: a 7 x 7
+     * image at batch 1; a dense layer's single row) runs the FMAs of its
+     * rows alone, each summed exactly as in a full tile. A read in place
+     * always has MR rows. */
+    if (rs_a == 1 && m <= GEMM_MR / 2)
+        n > 16 ? accumulate(acc, k, a, 1, cs_a, bp, 0, 2, GEMM_MR / 2)
+               : accumulate(acc, k, a, 1, cs_a, bp, 0, 1, GEMM_MR / 2);
+    else if (rs_a == 1)
+        n > 16 ? accumulate(acc, k, a, 1, cs_a, bp, 0, 2, GEMM_MR) : accumulate(acc, k, a, 1, cs_a, bp, 0, 1, GEMM_MR);
     else
-        n > 16 ? accumulate(acc, k, a, rs_a, 1, bp, 1, 2) : accumulate(acc, k, a, rs_a, 1, bp, 1, 1);
+        n > 16 ? accumulate(acc, k, a, rs_a, 1, bp, 1, 2, GEMM_MR) : accumulate(acc, k, a, rs_a, 1, bp, 1, 1, GEMM_MR);
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     if (m == GEMM_MR && n == GEMM_NR) {
 #pragma GCC unroll 14
