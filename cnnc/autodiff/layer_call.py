@@ -15,6 +15,7 @@ import inspect
 
 import numpy as np
 
+from cnnc._inference_mode import behaves_as_training, inference_behaviour
 from cnnc.autodiff.engine import WeightGrads, gradients
 from cnnc.autodiff.tensor import Node, Tensor, lift, trace, trace_state
 
@@ -36,11 +37,17 @@ def call_builtin(layer, inputs, training):
     tensors = [lift(t) for t in inputs] if multi else [lift(inputs)]
     values = [as_float_input(t.value) for t in tensors]
     layer._ensure_built(_shapes(values, multi))
-    y = layer.forward(values if multi else values[0], training=training)
+    state = trace_state()
+    if state.record and not training:
+        # Called with training=False in a recorded (training) trace: the
+        # layer keeps what its backward needs but behaves as in inference.
+        with inference_behaviour():
+            y = layer.forward(values if multi else values[0], training=True)
+    else:
+        y = layer.forward(values if multi else values[0], training=training)
     multi_out = isinstance(y, (list, tuple))
     outs = list(y) if multi_out else [y]
     layer._last_output_shape = _shapes(outs, multi_out)
-    state = trace_state()
     if not (state.record and (any(t.requires_grad for t in tensors) or layer.trainable_weights)):
         result = [Tensor(v) for v in outs]
     else:
@@ -120,8 +127,11 @@ def traced_forward(layer, x, training=False, args=(), kwargs=None):
         structured = dict(zip(keys, leaves))
     else:
         structured = leaves if multi else leaves[0]
-    with trace(bool(training), bool(training)):
-        out = invoke_call(layer, structured, bool(training), args, kwargs or {})
+    # In an inference_behaviour() context (a call with training=False in a
+    # model being trained) the tape is kept but call() sees training=False.
+    behaviour = behaves_as_training(training)
+    with trace(bool(training), behaviour):
+        out = invoke_call(layer, structured, behaviour, args, kwargs or {})
     outs, kind = _flat_outputs(out)
     layer._tape = (leaves, outs, kind == "single", not multi) if training else None
     values = [as_float_input(np.asarray(t.value)) for t in outs]

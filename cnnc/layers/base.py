@@ -21,6 +21,10 @@ Conventions a trainer relies on:
 * A frozen layer (``trainable = False``) still returns ``dx``; its grads are
   zeros. A frozen BatchNormalization normalizes with its moving statistics
   even when ``training=True``, as Keras does.
+* ``layer(t, training=False)`` on symbolic tensors records a call that
+  behaves as in inference while the model trains, but keeps what backward
+  needs: layers whose behaviour depends on the mode ask
+  :func:`cnnc._inference_mode.behaves_as_training`.
 * ``need_input_gradient = False`` (set by a model on layers fed directly by
   its inputs) lets ``backward`` skip computing ``dx`` and return None.
 * Layers ending in an activation expose ``activation_name`` (e.g.
@@ -195,10 +199,13 @@ class Weight(ArrayValue):
 class Node:
     """One call of a layer on symbolic tensors: the edges of a model graph."""
 
-    def __init__(self, layer, inputs, outputs):
+    def __init__(self, layer, inputs, outputs, training=None):
         self.layer = layer
         self.inputs = inputs      # list of SymbolicTensor
         self.outputs = outputs    # list of SymbolicTensor
+        # False: the call said training=False (the layer behaves as in
+        # inference even while the model trains); None: the model's mode.
+        self.training = training
 
 
 class SymbolicTensor(Operators):
@@ -224,6 +231,23 @@ class SymbolicTensor(Operators):
 
     def __repr__(self):
         return f"<SymbolicTensor shape={self.shape} from={getattr(self.layer, 'name', None)}>"
+
+
+def check_graph_training(name, training):
+    """The ``training`` argument of a call on symbolic tensors, as a graph
+    node records it: None (the model's mode) or False (inference behaviour,
+    Keras's ``base(x, training=False)``). A graph runs with the model's
+    mode or in inference, which is all that predict, the C runtime and ONNX
+    export know, so ``training=True`` is refused."""
+    if training is None:
+        return None
+    if isinstance(training, (bool, np.bool_)):
+        if not training:
+            return False
+        raise ValueError(f"layer {name!r}: training=True cannot be recorded in a model graph "
+                         f"(the graph runs in the model's mode); call it without training, "
+                         f"or with training=False to keep it in inference mode")
+    raise TypeError(f"layer {name!r}: training must be None, True or False, got {training!r}")
 
 
 def _is_traced_input(inputs):
@@ -614,7 +638,7 @@ class Layer:
             if args or kwargs:
                 raise TypeError(f"layer {self.name!r}: extra call arguments are not recorded "
                                 f"in a functional model graph")
-            return self._call_symbolic(inputs)
+            return self._call_symbolic(inputs, check_graph_training(self.name, training))
         state = trace_state()
         if state.depth > 0 or _is_traced_input(inputs):
             if training is None:
@@ -642,14 +666,14 @@ class Layer:
         self._ensure_built((None,) + x.shape[1:])
         return self.forward(x, training=training)
 
-    def _call_symbolic(self, inputs):
+    def _call_symbolic(self, inputs, training=None):
         tensors = [inputs] if isinstance(inputs, SymbolicTensor) else list(inputs)
         shapes = tensors[0].shape if isinstance(inputs, SymbolicTensor) else [t.shape for t in tensors]
         self._ensure_built(shapes)
         out_shape = self.compute_output_shape(shapes)
         multi = isinstance(out_shape, list)
         out_shapes = out_shape if multi else [out_shape]
-        node = Node(self, tensors, [])
+        node = Node(self, tensors, [], training)
         node.outputs = [SymbolicTensor(s, node, i, name=self.name) for i, s in enumerate(out_shapes)]
         self._inbound_nodes.append(node)
         return node.outputs if multi else node.outputs[0]

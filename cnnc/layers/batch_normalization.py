@@ -4,6 +4,7 @@ import numbers
 import numpy as np
 
 from cnnc import _kernels as ops, initializers, regularizers
+from cnnc._inference_mode import behaves_as_training
 from cnnc._masks import check_step_mask
 from cnnc.layers.base import Layer
 
@@ -20,7 +21,9 @@ class BatchNormalization(Layer):
     batch and spatial axes, and ``moving = momentum * moving + (1 - momentum)
     * batch_stat``. Weights (Keras order): gamma (if ``scale``), beta (if
     ``center``), moving_mean, moving_variance (the last two not trainable).
-    A frozen layer (``trainable = False``) always uses the moving statistics.
+    A frozen layer (``trainable = False``), or one called with
+    ``training=False`` in a model graph, always uses the moving statistics;
+    in the second case gamma and beta still get their gradients.
 
     With a mask (from a layer such as ``Embedding(mask_zero=True)``, of
     shape ``x.shape[:-1]``, feature axis last), the training statistics are
@@ -104,12 +107,13 @@ class BatchNormalization(Layer):
             raise ValueError(f"BatchNormalization {self.name!r} was built for {channels} "
                              f"features on axis {self.axis}, got input of shape {x.shape}")
         xl = self._to_last(x)
-        if mask is not None and training and self.trainable:
+        batch_statistics = behaves_as_training(training) and self.trainable
+        if mask is not None and batch_statistics:
             if self._axis != x.ndim - 1:
                 raise ValueError(f"BatchNormalization {self.name!r}: masked statistics need the "
                                  f"feature axis last, got axis={self.axis}")
             return self._masked_train(xl, check_step_mask(self, x, mask, x.ndim - 1))
-        if training and self.trainable:
+        if batch_statistics:
             y, mean, inv_std = ops.batch_norm_train(
                 xl, self._gamma(), self._beta(), self.moving_mean.value,
                 self.moving_variance.value, momentum=self.momentum, epsilon=self.epsilon)
@@ -119,9 +123,18 @@ class BatchNormalization(Layer):
                                          self.moving_variance.value, epsilon=self.epsilon)
             self._cache = None
             if training:
-                scale = self._gamma() / np.sqrt(self.moving_variance.value + np.float32(self.epsilon))
-                self._cache = ("moving", scale.astype(np.float32))
+                self._cache = self._moving_cache(xl)
         return self._from_last(y)
+
+    def _moving_cache(self, xl):
+        """What backward needs after normalizing with the moving statistics:
+        the scale, and (when gamma or beta train: a trainable layer called
+        with training=False in a training pass) the normalized input."""
+        inv_std = np.float32(1.0) / np.sqrt(self.moving_variance.value + np.float32(self.epsilon))
+        xhat = None
+        if any(w is not None and self._trains(w) for w in (self.gamma, self.beta)):
+            xhat = (xl - self.moving_mean.value) * inv_std
+        return ("moving", (self._gamma() * inv_std).astype(np.float32), xhat)
 
     def backward_reads_output(self):
         return False  # it keeps its input (or, frozen, the scale alone)
@@ -170,8 +183,16 @@ class BatchNormalization(Layer):
         if self._cache[0] == "masked":
             return self._masked_backward(dyl)
         if self._cache[0] == "moving":
+            _, scale, xhat = self._cache
             self._zero_grads()
-            return self._from_last(dyl * self._cache[1])
+            if xhat is not None:
+                rows = dyl.reshape(-1, dyl.shape[-1])
+                if self.scale and self._trains(self.gamma):
+                    self.gamma.grad[...] = (rows * xhat.reshape(rows.shape)).sum(
+                        axis=0, dtype=np.float64)
+                if self.center and self._trains(self.beta):
+                    self.beta.grad[...] = rows.sum(axis=0, dtype=np.float64)
+            return self._from_last(dyl * scale)
         _, xl, mean, inv_std = self._cache
         dx, dgamma, dbeta = ops.batch_norm_backward(xl, dyl, self._gamma(), mean, inv_std)
         if self.scale:

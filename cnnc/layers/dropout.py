@@ -4,6 +4,7 @@ import numbers
 import numpy as np
 
 from cnnc import _kernels as ops
+from cnnc._inference_mode import behaves_as_training
 from cnnc import random as cnnc_random
 from cnnc.layers.base import Layer
 
@@ -53,7 +54,7 @@ class Dropout(Layer):
         return resolved
 
     def forward(self, x, training=False):
-        if not training or self.rate == 0.0:
+        if not behaves_as_training(training) or self.rate == 0.0:
             self._mask = None
             return x
         if self.noise_shape is None:

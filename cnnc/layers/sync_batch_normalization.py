@@ -2,6 +2,7 @@
 import numpy as np
 
 from cnnc import _kernels as ops
+from cnnc._inference_mode import behaves_as_training
 from cnnc.layers.batch_normalization import BatchNormalization
 
 
@@ -23,7 +24,7 @@ class SyncBatchNormalization(BatchNormalization):
     def forward(self, x, training=False):
         from cnnc.distributed._context import running_strategy
         strategy = running_strategy()
-        if strategy is None or not (training and self.trainable):
+        if strategy is None or not (behaves_as_training(training) and self.trainable):
             self._sync = None
             return super().forward(x, training=training)
         channels = self.moving_mean.shape[0]

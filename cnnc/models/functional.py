@@ -22,9 +22,12 @@ outputs) makes a subclassed model (see :mod:`cnnc.models.subclassed`).
 A Model is itself a Layer: it can be called on symbolic tensors inside
 another model (nested models, transfer learning) and trained as a whole.
 """
+import contextlib
+
 import numpy as np
 
 from cnnc import _kernels as ops
+from cnnc._inference_mode import inference_behaviour
 from cnnc.autodiff.tensor import Tensor
 from cnnc.layers.base import Layer, SymbolicTensor, _snake_case, merge_weights, unique_name
 from cnnc.models import masking, subclassed
@@ -35,7 +38,7 @@ class _Step:
     """One node of the sorted graph: slot indices of its inputs/outputs."""
 
     __slots__ = ("layer", "node", "inputs", "outputs", "multi_in", "multi_out", "backward",
-                 "needs_dx", "index", "shared", "overwrite")
+                 "needs_dx", "index", "shared", "overwrite", "inference")
 
     def __init__(self, index, layer, node, inputs, outputs):
         self.index = index
@@ -49,6 +52,8 @@ class _Step:
         self.needs_dx = True
         self.shared = False
         self.overwrite = ()  # input positions forward may write its output over
+        # Called with training=False: inference behaviour in a training pass.
+        self.inference = node.training is False
 
 
 def _flatten_tensors(structure, what):
@@ -61,6 +66,23 @@ def _flatten_tensors(structure, what):
         return list(structure), False
     raise TypeError(f"Model {what} must be a symbolic tensor (from cnnc.layers.Input or a layer "
                     f"call) or a list of them, got {structure!r}")
+
+
+def _call_training(entry, name, calls):
+    """The ``training`` argument of each of a config entry's ``calls``
+    (None, or False from its ``call_kwargs``)."""
+    kwargs = entry.get("call_kwargs")
+    if kwargs is None:
+        return [None] * calls
+    if not isinstance(kwargs, list) or len(kwargs) != calls:
+        raise ValueError(f"layer {name!r}: call_kwargs must be a list of one dict per inbound "
+                         f"node ({calls}), got {str(kwargs)[:100]}")
+    for call in kwargs:
+        if not isinstance(call, dict) or set(call) - {"training"} or not (
+                call.get("training") is None or call["training"] is False):
+            raise ValueError(f"layer {name!r}: a call's kwargs may only hold training=false, "
+                             f"got {str(call)[:100]}")
+    return [call.get("training") for call in kwargs]
 
 
 def _is_input_node(node):
@@ -509,17 +531,18 @@ class Model(Trainer, Layer):
         else:
             arg = values[step.inputs[0]]
         layer = step.layer
-        if masks is not None:
-            y = masking.run_step(step, arg, masks, training, step.index in logits_steps)
-        else:
-            layer._overwrite_inputs = step.overwrite if in_place else ()
-            try:
-                if step.index in logits_steps:
-                    y = layer.forward_logits(arg, training=training)
-                else:
-                    y = layer.forward(arg, training=training)
-            finally:
-                layer._overwrite_inputs = ()
+        with inference_behaviour() if training and step.inference else contextlib.nullcontext():
+            if masks is not None:
+                y = masking.run_step(step, arg, masks, training, step.index in logits_steps)
+            else:
+                layer._overwrite_inputs = step.overwrite if in_place else ()
+                try:
+                    if step.index in logits_steps:
+                        y = layer.forward_logits(arg, training=training)
+                    else:
+                        y = layer.forward(arg, training=training)
+                finally:
+                    layer._overwrite_inputs = ()
         arg = None
         if step.shared and training:
             self._snapshots[step.index] = layer._save_state()
@@ -752,6 +775,13 @@ class Model(Trainer, Layer):
                                                        name=step.layer.name, inbound_nodes=[])
                 order.append(id(step.layer))
             entry["inbound_nodes"].append([names[s] for s in step.inputs])
+            if step.inference:
+                # Keras's call keyword, one dict per inbound node (only when
+                # some call has one: other files stay as they were).
+                kwargs = entry.setdefault("call_kwargs", [{} for _ in range(k)])
+                kwargs.append({"training": False})
+            elif "call_kwargs" in entry:
+                entry["call_kwargs"].append({})
         return {"name": self.name, "trainable": self.trainable,
                 "layers": [entries[key] for key in order],
                 "input_layers": [names[s] for s in self._input_slots],
@@ -776,23 +806,25 @@ class Model(Trainer, Layer):
                     raise ValueError(f"layer {name!r} has no inbound tensors in the config")
                 tensors[(name, 0, 0)] = node.outputs[0]
                 continue
-            pending.extend((layer, name, k, node) for k, node in enumerate(inbound))
+            calls = _call_training(entry, name, len(inbound))
+            pending.extend((layer, name, k, node, training)
+                           for k, (node, training) in enumerate(zip(inbound, calls)))
         # Calls in list order; a shared layer's later call may need tensors of
         # layers listed after it, so it waits until they exist.
         while pending:
             waiting = []
-            for layer, name, k, node in pending:
+            for layer, name, k, node, training in pending:
                 try:
                     args = [tensors[(ref, index, i)] for ref, index, i in node]
                 except KeyError:
-                    waiting.append((layer, name, k, node))
+                    waiting.append((layer, name, k, node, training))
                     continue
-                out = layer(args if len(args) > 1 else args[0])
+                out = layer(args if len(args) > 1 else args[0], training=training)
                 outs = out if isinstance(out, list) else [out]
                 for i, tensor in enumerate(outs):
                     tensors[(name, k, i)] = tensor
             if len(waiting) == len(pending):
-                layer, name, k, node = waiting[0]
+                layer, name, k, node, _ = waiting[0]
                 raise ValueError(f"layer {name!r} (call {k}) refers to tensors that no "
                                  f"layer of the config produces: {node}")
             pending = waiting

@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 
 from cnnc import random as cnnc_random
+from cnnc._inference_mode import behaves_as_training
 from cnnc.layers.base import Layer
 
 _MASK64 = (1 << 64) - 1
@@ -74,8 +75,8 @@ class BaseRandomLayer(Layer):
 
     def forward(self, x, training=False):
         self.check_images(x, self.name)
-        self._transformed = bool(training)
-        if not training:
+        self._transformed = behaves_as_training(training)
+        if not self._transformed:
             return self.inference(x)
         return self.transform(x, self.next_seed())
 
