@@ -1,7 +1,7 @@
 """Forward and backward time of cnnc kernels against PyTorch on the CPU.
 
-Shapes are those of the small MNIST CNN in examples/ and of ResNet-18
-(batch 32). Each case times cnnc and PyTorch (channels_last tensors, same
+Shapes are those of the small MNIST CNN in examples/, of ResNet-18
+(batch 32) and of the best Fashion-MNIST recipe's 3x3 layers (batch 128). Each case times cnnc and PyTorch (channels_last tensors, same
 thread count, same run) and prints the best of several repetitions with the
 ratio torch / cnnc (above 1: cnnc is faster).
 
@@ -324,6 +324,8 @@ CASES = [
     ("conv", "mnist conv 3x3 1->32 @28", conv2d_case(28, 1, 32, 3)),
     ("conv", "mnist conv 3x3 32->64 @13", conv2d_case(13, 32, 64, 3)),
     ("conv", "cifar conv 3x3 3->32 @32 same", conv2d_case(32, 3, 32, 3, 1, 1)),
+    ("conv", "fashion 3x3 64->64 @14 b128", conv2d_case(14, 64, 64, 3, 1, 1, batch=128)),
+    ("conv", "fashion 3x3 128->128 @7 b128", conv2d_case(7, 128, 128, 3, 1, 1, batch=128)),
     ("conv", "resnet18 conv1 7x7/2 3->64 @224", conv2d_case(224, 3, 64, 7, 2, 3)),
     ("conv", "resnet18 3x3 64->64 @56", conv2d_case(56, 64, 64, 3, 1, 1)),
     ("conv", "resnet18 3x3/2 64->128 @56", conv2d_case(56, 64, 128, 3, 2, 1)),

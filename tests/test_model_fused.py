@@ -124,6 +124,7 @@ STAGE_LAYERS = {
     # Winograd from batch 3 (the implicit GEMM at batch 1), edge tiles
     "winograd_same_odd": ((13, 11, 17), lambda: L.Conv2D(19, 3, padding="same"), {}),
     "winograd_valid": ((12, 9, 16), lambda: L.Conv2D(33, 3), {"CNNC_WINOGRAD": "1"}),
+    "winograd4_same_odd": ((13, 11, 17), lambda: L.Conv2D(19, 3, padding="same"), {"CNNC_WINOGRAD": "4"}),
     "implicit_bands": ((6, 31, 24), lambda: L.Conv2D(40, 3, padding="same"), {"CNNC_WINOGRAD": "0"}),
     "implicit_packed": ((7, 7, 64), lambda: L.Conv2D(37, 3, padding="same"),
                         {"CNNC_WINOGRAD": "0", "CNNC_CONV_PACKED": "1"}),
@@ -186,6 +187,28 @@ def test_output_stage_is_exact_for_every_layer_shape(case, isa, monkeypatch):
                                               f"residual {residual} activation {act}")
     finally:
         cnnc.set_isa(original)
+
+
+def test_winograd_variant_other_than_the_packed_one():
+    """A 16x16 3x3 convolution takes Winograd F(2x2) from batch 1 on, so the
+    loaded model keeps F(2x2)'s transformed kernel, and F(4x4) from batch 9
+    on: those batches transform the kernel per call, with the same output
+    stage. Both equal the layers run one by one to the last bit, and the two
+    variants differ (so both were run)."""
+    model = _randomize(_stage_model((16, 16, 32), lambda: L.Conv2D(24, 3, padding="same"), True, "relu"), seed=5)
+    assert inference.loaded_model(model) is not None
+    outputs = {}
+    for batch in (1, 12):
+        rng = np.random.default_rng(batch)
+        xs = [rng.standard_normal((batch,) + tuple(t.shape[1:])).astype(np.float32) for t in model._input_tensors]
+        expected = model._run_forward(xs, training=False)[0]
+        got = model.predict(xs, verbose=0)
+        np.testing.assert_array_equal(got, expected, err_msg=f"batch {batch}")
+        outputs[batch] = (xs, got)
+    xs, big = outputs[12]
+    first = model.predict([x[:1] for x in xs], verbose=0)
+    assert not np.array_equal(first, big[:1])
+    np.testing.assert_allclose(first, big[:1], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("shortcut_first", [True, False])

@@ -17,18 +17,22 @@
  * - 3x3, stride 1, dilation 1, groups 1, at least 16 channels on each side
  *   and enough tiles (winograd_chosen below has the exact rule, per pass:
  *   the few-channel tile kernels below keep 16 -> 16 forward and the weight
- *   gradient of fewer than 28 input channels): Winograd
- *   F(2x2, 3x3) for all three passes. Backward-data is the forward
- *   convolution of dy with the flipped, channel-transposed kernel (whose
- *   transform is computed from w directly); backward-weights sums the
- *   products of the transformed x and dy tiles and transforms back. 16 GEMMs
- *   on the transformed tiles do 2.25 times fewer multiply-adds than the
- *   direct convolution; the implicit GEMM already runs at about 95% of the
- *   FMA peak, so only fewer multiplications beat it (measured 1.2-2.3x on
- *   ResNet-18's 3x3 layers and the MNIST 32->64 layer, each pass). F(4x4,
- *   3x3) would save more but its transforms lose float32 accuracy.
- *   CNNC_WINOGRAD=0/1 in the environment disables or forces it (tests run
- *   both paths).
+ *   gradient of fewer than 28 input channels): Winograd for all three
+ *   passes, F(4x4, 3x3) where enough tiles amortize its larger transformed
+ *   kernel, else F(2x2, 3x3) (winograd_tile below has the measurements).
+ *   Backward-data is the forward convolution of dy with the flipped,
+ *   channel-transposed kernel (whose transform is computed from w
+ *   directly); backward-weights sums the products of the transformed x and
+ *   dy tiles and transforms back. The GEMMs on the transformed tiles do 2.25
+ *   (F(2x2): 16 per 2x2 tile) or 4 (F(4x4): 36 per 4x4 tile) times fewer
+ *   multiply-adds than the direct convolution; the implicit GEMM already
+ *   runs at about 95% of the FMA peak, so only fewer multiplications beat it
+ *   (F(2x2) measured 1.2-2.3x on ResNet-18's 3x3 layers and the MNIST
+ *   32->64 layer, each pass; F(4x4) 1.0-2x more where chosen). F(4x4)'s
+ *   rounding error is about 10 times F(2x2)'s (about 20 float32 epsilons of
+ *   the sum of |x| |w| against 1.5; benchmarks/bench_winograd.py --error).
+ *   CNNC_WINOGRAD=0 in the environment disables Winograd, 2 (or 1) forces
+ *   F(2x2) and 4 F(4x4) wherever they apply (tests run every path).
  * - everything else runs on the GEMM micro-kernels (src/conv/im2col_gemm.c,
  *   src/conv/implicit.c):
  *   * 1x1, stride 1, unpadded: x itself is the (N*H*W) x Cin matrix, so
@@ -117,19 +121,67 @@ enum pass { PASS_FORWARD, PASS_BACKWARD_DATA, PASS_BACKWARD_WEIGHTS };
 #define WINOGRAD_MIN_TILES 48
 #define WINOGRAD_MIN_WEIGHT_GRAD_CIN 28
 
-/* Winograd, where it applies, and is faster there or forced by the
- * environment variable CNNC_WINOGRAD ("1" wherever it applies, "0" never).
- * For backward-data, g is the forward convolution that computes it
- * (cnnc_conv_data_gradient_geom). */
+/* Tiles of F(m x m, 3x3) over g's output, edge tiles whole. */
+static double winograd_tiles(const struct cnnc_conv_geom *g, int m)
+{
+    return (double)g->n * (double)cnnc_ceil_div(g->oh, m) * (double)cnnc_ceil_div(g->ow, m);
+}
+
+/* F(4x4, 3x3) or F(2x2, 3x3) for a g that Winograd suits, from a cost model
+ * fitted to measurements: per variant, alpha^2 Cin Cout (tiles + K), i.e.
+ * its multiplications plus a per-call cost of the transformed kernel U (or
+ * of the weight gradient's dU and its partial sums) worth K tiles. U is
+ * written and then streamed past every tile block from L3 or memory; F(4x4)'s
+ * is 36/16 of F(2x2)'s, so with few tiles F(2x2) wins. Measured (one thread,
+ * AVX-512, each pass timed in turn with the others so that caches are as
+ * cold as between a network's layers; F(2x2) time / F(4x4) time for
+ * forward, backward-data, backward-weights):
+ *   64 -> 64 @14, batch 128 (2,048 F(4x4) tiles)  1.04-1.37  1.01-1.07  1.02-1.11
+ *   128 -> 128 @7, batch 128 (512)                1.20-1.32  1.13-1.34  1.14-1.39
+ *   64 -> 64 @56, batch 8 (1,568)                 1.47       1.16       1.35
+ *   128 -> 128 @28, batch 8 (392)                 1.26       1.21       1.98
+ *   32 -> 64 @13, batch 32 (512)                  1.08       1.14       1.26
+ *   256 -> 256 @14, batch 8 (128)                 0.82       0.86       1.13
+ *   512 -> 512 @7, batch 8 (32)                   1.11       0.91       0.97
+ *   256 -> 256 @14, batch 1 (16)                  0.25       0.77       0.98
+ * (512 -> 512 @7 at batch 1 stays on the GEMM paths, WINOGRAD_MIN_TILES).
+ * K = 184 tiles fits the forward passes (F(4x4) from about 130 tiles on);
+ * the weight gradient, whose dU is not transformed per call from the
+ * weights, gains from fewer tiles: K = 64 (F(4x4) from about 46 tiles on;
+ * at 512 -> 512 @7, batch 8, F(4x4) measured 0.85-0.97 of F(2x2)'s speed
+ * in the layer benchmark). */
+#define WINOGRAD_KERNEL_TILES 184.0
+#define WINOGRAD_GRAD_KERNEL_TILES 64.0
+static int winograd_tile(const struct cnnc_conv_geom *g, enum pass pass)
+{
+    const double k = pass == PASS_BACKWARD_WEIGHTS ? WINOGRAD_GRAD_KERNEL_TILES : WINOGRAD_KERNEL_TILES;
+    const double f2 = 16 * (winograd_tiles(g, 2) + k), f4 = 36 * (winograd_tiles(g, 4) + k);
+    return f4 < f2 ? CNNC_WINOGRAD_F4 : CNNC_WINOGRAD_F2;
+}
+
+/* The Winograd variant (its output tile side, 0 for none) where it
+ * applies and is faster, or the one forced by the environment variable
+ * CNNC_WINOGRAD: "2" (or "1") F(2x2, 3x3) wherever it applies, "4" F(4x4,
+ * 3x3) wherever it applies, "0" never. For backward-data, g is the forward
+ * convolution that computes it (cnnc_conv_data_gradient_geom). */
 static int winograd_chosen(const struct cnnc_conv_geom *g, enum pass pass)
 {
     if (!cnnc_conv_winograd_applies(g))
         return 0;
     const char *env = getenv("CNNC_WINOGRAD");
-    if (env && env[0] == '0' && env[1] == '\0')
-        return 0;
-    if (env && env[0] == '1' && env[1] == '\0')
-        return 1;
+    if (env && env[0] != '\0' && env[1] == '\0') {
+        switch (env[0]) {
+        case '0':
+            return 0;
+        case '1':
+        case '2':
+            return CNNC_WINOGRAD_F2;
+        case '4':
+            return CNNC_WINOGRAD_F4;
+        default:
+            break;
+        }
+    }
     /* Where it loses (measured against the other paths): with fewer than
      * 16 channels on either side the transforms and the GEMM's padding to
      * whole panels cost more than the multiplications saved; with few tiles
@@ -142,14 +194,18 @@ static int winograd_chosen(const struct cnnc_conv_geom *g, enum pass pass)
     if (g->cin < WINOGRAD_MIN_CHANNELS || g->cout < WINOGRAD_MIN_CHANNELS || g->n * th * tw < WINOGRAD_MIN_TILES ||
         2 * g->oh * g->ow < 4 * th * tw)
         return 0;
+    int chosen;
     switch (pass) {
     case PASS_FORWARD:
-        return g->cin >= 2 * WINOGRAD_MIN_CHANNELS || g->cout >= 2 * WINOGRAD_MIN_CHANNELS;
+        chosen = g->cin >= 2 * WINOGRAD_MIN_CHANNELS || g->cout >= 2 * WINOGRAD_MIN_CHANNELS;
+        break;
     case PASS_BACKWARD_WEIGHTS:
-        return g->cin >= WINOGRAD_MIN_WEIGHT_GRAD_CIN;
+        chosen = g->cin >= WINOGRAD_MIN_WEIGHT_GRAD_CIN;
+        break;
     default:
-        return 1;
+        chosen = 1;
     }
+    return chosen ? winograd_tile(g, pass) : 0;
 }
 
 
@@ -231,8 +287,9 @@ cnnc_status cnnc_conv_select_forward(const struct cnnc_conv_geom *g, const float
 {
     if (cnnc_conv_is_depthwise(g))
         return cnnc_conv_depthwise_forward(g, x, w, bias, NULL, y);
-    if (winograd_chosen(g, PASS_FORWARD))
-        return cnnc_conv_winograd_forward(g, x, w, 0, NULL, bias, NULL, y);
+    const int tile = winograd_chosen(g, PASS_FORWARD);
+    if (tile)
+        return cnnc_conv_winograd_forward(g, tile, x, w, 0, NULL, bias, NULL, y);
     const int threads = cnnc_conv_threads(g);
     if (cnnc_conv_is_pointwise(g))
         return cnnc_conv_gemm_pointwise_forward(g, threads, x, w, bias, y);
@@ -245,14 +302,18 @@ static int fused_pointwise(const struct cnnc_conv_geom *g)
     return cnnc_conv_is_pointwise(g) && g->groups == 1 && !cnnc_conv_is_depthwise(g) && !winograd_chosen(g, PASS_FORWARD);
 }
 
-/* Whether the forward of g's geometry takes Winograd at some batch: the
- * choice depends on the batch only through the number of tiles, which
- * grows with it. */
-static int winograd_at_some_batch(const struct cnnc_conv_geom *g)
+/* The Winograd variant whose transformed kernel a loaded model keeps for
+ * g's geometry (0 for none): the forward's choice at the smallest batch
+ * that takes Winograd at all (it depends on the batch only through the
+ * number of tiles, which grows with it). A batch that takes the other
+ * variant transforms w per call, as without the packed kernel. */
+static int winograd_packed_tile(const struct cnnc_conv_geom *g)
 {
-    struct cnnc_conv_geom large = *g;
-    large.n = cnnc_max_i64(g->n, WINOGRAD_MIN_TILES);
-    return !cnnc_conv_is_depthwise(g) && winograd_chosen(&large, PASS_FORWARD);
+    if (cnnc_conv_is_depthwise(g))
+        return 0;
+    struct cnnc_conv_geom smallest = *g;
+    smallest.n = cnnc_ceil_div(WINOGRAD_MIN_TILES, cnnc_ceil_div(g->oh, 2) * cnnc_ceil_div(g->ow, 2));
+    return winograd_chosen(&smallest, PASS_FORWARD);
 }
 
 /* Implicit GEMM: what cnnc_conv_select_forward runs when nothing else does. */
@@ -269,8 +330,9 @@ cnnc_status cnnc_conv_select_pack(const struct cnnc_conv_geom *g, const float *w
         return cnnc_gemm_pack_b_once(CNNC_NO_TRANS, g->cin, g->cout, w, g->cout, &packed->pointwise);
     /* A geometry that takes Winograd from some batch on, and the implicit
      * GEMM below it, gets both. */
-    if (winograd_at_some_batch(g))
-        CNNC_TRY(cnnc_conv_winograd_pack(g, w, &packed->winograd));
+    packed->winograd_tile = winograd_packed_tile(g);
+    if (packed->winograd_tile)
+        CNNC_TRY(cnnc_conv_winograd_pack(g, packed->winograd_tile, w, &packed->winograd));
     if (implicit_forward(g)) {
         int64_t floats;
         return cnnc_conv_implicit_pack(g, w, &packed->implicit, &floats);
@@ -307,8 +369,11 @@ cnnc_status cnnc_conv_select_forward_fused(const struct cnnc_conv_geom *g, const
                                                       current ? &packed->pointwise : NULL, stage, y);
     if (cnnc_conv_is_depthwise(g))
         return cnnc_conv_depthwise_forward(g, x, w, stage->bias, stage, y);
-    if (winograd_chosen(g, PASS_FORWARD))
-        return cnnc_conv_winograd_forward(g, x, w, 0, current ? packed->winograd : NULL, stage->bias, stage, y);
+    const int tile = winograd_chosen(g, PASS_FORWARD);
+    if (tile)
+        return cnnc_conv_winograd_forward(g, tile, x, w, 0,
+                                          current && packed->winograd_tile == tile ? packed->winograd : NULL,
+                                          stage->bias, stage, y);
     if (implicit_forward(g))
         return cnnc_conv_implicit_forward_fused(g, cnnc_conv_threads(g), x, w, current ? packed->implicit : NULL,
                                                 stage->bias, stage, y);
@@ -324,8 +389,9 @@ cnnc_status cnnc_conv_select_backward_data(const struct cnnc_conv_geom *g, const
         return cnnc_conv_depthwise_backward_data(g, w, dy, bias, dx);
     if (g->sh == 1 && g->sw == 1) {
         const struct cnnc_conv_geom t = cnnc_conv_data_gradient_geom(g);
-        if (winograd_chosen(&t, PASS_BACKWARD_DATA))
-            return cnnc_conv_winograd_forward(&t, dy, w, 1, NULL, bias, NULL, dx);
+        const int tile = winograd_chosen(&t, PASS_BACKWARD_DATA);
+        if (tile)
+            return cnnc_conv_winograd_forward(&t, tile, dy, w, 1, NULL, bias, NULL, dx);
     }
     const int threads = cnnc_conv_threads(g);
     if (cnnc_conv_is_pointwise(g))
@@ -349,8 +415,9 @@ cnnc_status cnnc_conv_select_backward_weights(const struct cnnc_conv_geom *g, co
 {
     if (cnnc_conv_is_depthwise(g))
         return cnnc_conv_depthwise_backward_weights(g, x, dy, dw, db);
-    if (winograd_chosen(g, PASS_BACKWARD_WEIGHTS)) {
-        CNNC_TRY(cnnc_conv_winograd_backward_weights(g, x, dy, dw));
+    const int tile = winograd_chosen(g, PASS_BACKWARD_WEIGHTS);
+    if (tile) {
+        CNNC_TRY(cnnc_conv_winograd_backward_weights(g, tile, x, dy, dw));
         if (db)
             CNNC_TRY(cnnc_conv_channel_sum(g->n * g->oh * g->ow, g->cout, dy, db));
         return CNNC_OK;

@@ -17,6 +17,7 @@ struct cnnc_conv_packed {
     struct cnnc_gemm_packed_b pointwise;
     float *implicit;
     float *winograd; /* the transformed kernel (cnnc_conv_winograd_pack) */
+    int winograd_tile; /* its variant (enum cnnc_winograd_tile) */
 };
 
 /* y = bias (or 0) + the convolution of x with w. */

@@ -1,30 +1,33 @@
-/* Winograd F(2x2, 3x3) convolution: 3x3 kernels, stride 1, dilation 1,
- * groups 1 (src/conv/select.c says when it is chosen).
+/* Winograd convolutions F(2x2, 3x3) and F(4x4, 3x3): 3x3 kernels, stride
+ * 1, dilation 1, groups 1 (src/conv/select.c says when each is chosen). One
+ * driver serves both, parametrised by the variant (struct wino_variant).
  *
- * Each 2x2 output tile comes from the 4x4 input tile that covers it through
- * 16 products of transformed values instead of 36 multiply-adds (the
- * transforms are in winograd_kernels.h): per tile and per transformed
+ * Each m x m output tile comes from the alpha x alpha input tile that
+ * covers it (alpha = m + 2) through alpha^2 products of transformed values
+ * (the transforms are in winograd_kernels.h): per tile and per transformed
  * position xi, M[xi][tile][co] = sum_ci V[xi][tile][ci] * U[xi][ci][co], so
- * the multiply-adds are 16 GEMMs of Cin inner dimension, 2.25 times fewer
- * than the direct convolution's (fewer still than that where the output is
- * odd-sized, since edge tiles are computed whole and partly discarded).
+ * the multiply-adds are alpha^2 GEMMs of Cin inner dimension: 16 per 4
+ * outputs for F(2x2) and 36 per 16 for F(4x4), 2.25 and 4 times fewer than
+ * the direct convolution's 9 per output (fewer than that where the output
+ * is not a multiple of m, since edge tiles are computed whole and partly
+ * discarded).
  *
  * - U = G g G^T is computed once per call straight into the GEMM
- *   micro-kernel's packed B panels (16 x ceil(Cout / NR) panels of Cin rows),
- *   shared by all threads; with `flipped`, g is the kernel of the
+ *   micro-kernel's packed B panels (alpha^2 x ceil(Cout / NR) panels of Cin
+ *   rows), shared by all threads; with `flipped`, g is the kernel of the
  *   convolution whose stride-1 input gradient this is, flipped in space and
  *   transposed in channels on the way. The model runtime computes U once at
- *   load instead (cnnc_conv_winograd_pack): per call it is 16/9 of the
- *   weights written and read again, as much memory traffic as a small
- *   layer's whole product.
+ *   load instead (cnnc_conv_winograd_pack): per call it is 16/9 (F(2x2)) or
+ *   4 (F(4x4)) times the weights written and read again, as much memory
+ *   traffic as a small layer's whole product.
  * - Tiles are taken in blocks of TB (a multiple of MR) that each thread
- *   owns: the input transform writes V[16][TB][KC] for a block of KC input
- *   channels, the micro-kernel reads each V[xi] in place (MR tiles at a
- *   row stride of KC floats) against U[xi]'s panels and accumulates
- *   M[16][TB][Cout] over the channel blocks, then the output transform adds
- *   the bias and writes the block's pixels of y, and the output stage
- *   (residual, activation) runs on each pixel while it is in L1. TB is chosen so that V and
- *   M stay in L2 where the channel counts allow it.
+ *   owns: the input transform writes V[alpha^2][TB][KC] for a block of KC
+ *   input channels, the micro-kernel reads each V[xi] in place (MR tiles at
+ *   a row stride of KC floats) against U[xi]'s panels and accumulates
+ *   M[alpha^2][TB][Cout] over the channel blocks, then the output transform
+ *   adds the bias and writes the block's pixels of y, and the output stage
+ *   (residual, activation) runs on each pixel while it is in L1. TB is
+ *   chosen so that V and M stay in L2 where the channel counts allow it.
  * Every output value is computed by one thread in a fixed order, so results
  * do not depend on the thread count. The weight gradient (at the end of the
  * file) runs the same transforms backward. */
@@ -35,17 +38,19 @@
 #include "team.h"
 #include "winograd_kernels.h"
 
-#define XI 16
+/* The most planes of a variant (F(4x4): 6 x 6). */
+#define MAX_PLANES 36
 /* Per-thread bytes of V and M for one tile block: a quarter of L2, which
  * leaves the rest to the streamed U panels (one MR row of tiles per block
  * measured best on the ResNet-18 shapes, even with U in L3). */
 #define BLOCK_BYTES ((int64_t)256 * 1024)
 #define MAX_BLOCK_ROWS 8
 /* Each block streams all of U past its tiles: where U outgrows L2 (16 MiB
- * at 512 channels) the blocks grow to at least U / U_PER_BLOCK bytes, so
- * that U's traffic stays small next to the block's multiply-adds (measured
- * on AVX2's 6-row tiles at 512 channels, batch 8-32: 1.2x at 7x7 and 14x14
- * outputs, 1.5-2x at 28x28; the blocks then leave L2 for L3). */
+ * at 512 channels for F(2x2), 36 MiB for F(4x4)) the blocks grow to at
+ * least U / U_PER_BLOCK bytes, so that U's traffic stays small next to the
+ * block's multiply-adds (measured for F(2x2) on AVX2's 6-row tiles at 512
+ * channels, batch 8-32: 1.2x at 7x7 and 14x14 outputs, 1.5-2x at 28x28; the
+ * blocks then leave L2 for L3). */
 #define U_PER_BLOCK 6
 /* Input channels per task of the kernel transform: few for the plain
  * kernel, whose rows it reads whole across tasks; more for the flipped one,
@@ -54,10 +59,24 @@
 #define KERNEL_CHUNK_FLIPPED 128
 /* Floats of padding (one cache line) against cache-set aliasing. */
 #define PAD 16
+/* One F(m x m, 3x3): its tile sizes and transforms. */
+struct wino_variant {
+    int m, alpha, planes;
+    const struct cnnc_winograd_transforms *t;
+};
+
+static struct wino_variant wino_variant(enum cnnc_winograd_tile tile)
+{
+    const struct cnnc_winograd_kernels *k = CNNC_PICK(cnnc_winograd_kernels);
+    const int m = tile == CNNC_WINOGRAD_F4 ? 4 : 2;
+    return (struct wino_variant){.m = m, .alpha = m + 2, .planes = (m + 2) * (m + 2),
+                                 .t = m == 4 ? &k->f4x4 : &k->f2x2};
+}
+
 struct wino_plan {
     const struct cnnc_conv_geom *g;
     const struct cnnc_gemm_kernels *gk;
-    const struct cnnc_winograd_kernels *wk;
+    struct wino_variant vt;
     const float *x, *w, *bias;
     const struct cnnc_gemm_epilogue *stage; /* residual and activation after the bias, or NULL */
     struct cnnc_gemm_epilogue rest;         /* what stage points to */
@@ -90,9 +109,9 @@ static void transform_kernel(const struct wino_plan *pl, int64_t j, int64_t c0, 
     float *u = pl->up + (j * g->cin + c0) * nr;
     if (!pl->flipped) {
         for (int64_t ci = c0; ci < c1; ++ci)
-            pl->wk->kernel(pl->w + ci * g->cout + co0, taps, cols, u + (ci - c0) * nr, u_stride);
+            pl->vt.t->kernel(pl->w + ci * g->cout + co0, taps, cols, u + (ci - c0) * nr, u_stride);
         if (cols < nr)
-            for (int64_t xi = 0; xi < XI; ++xi)
+            for (int64_t xi = 0; xi < pl->vt.planes; ++xi)
                 for (int64_t ci = c0; ci < c1; ++ci)
                     memset(u + xi * u_stride + (ci - c0) * nr + cols, 0, (size_t)(nr - cols) * sizeof(float));
         return;
@@ -101,8 +120,8 @@ static void transform_kernel(const struct wino_plan *pl, int64_t j, int64_t c0, 
      * tap 8 - tap, row co, column ci, so its taps run backwards. */
     const int64_t plane = cols * rows + PAD;
     for (int64_t q = 0; q < cols; ++q)
-        pl->wk->kernel(pl->w + 8 * taps + (co0 + q) * g->cin + c0, -taps, rows, stage + q * rows, plane);
-    for (int64_t xi = 0; xi < XI; ++xi)
+        pl->vt.t->kernel(pl->w + 8 * taps + (co0 + q) * g->cin + c0, -taps, rows, stage + q * rows, plane);
+    for (int64_t xi = 0; xi < pl->vt.planes; ++xi)
         pl->gk->pack_b(rows, cols, stage + xi * plane, 1, rows, u + xi * u_stride);
 }
 
@@ -112,46 +131,58 @@ static void transform_input(const struct wino_plan *pl, int64_t t0, int64_t coun
                             const float *zeros, float *v)
 {
     const struct cnnc_conv_geom *g = pl->g;
-    const float *d[16];
+    const int m = pl->vt.m, alpha = pl->vt.alpha;
+    const float *d[MAX_PLANES];
     for (int64_t i = 0; i < pl->tb; ++i) {
         const int64_t t = t0 + i;
         if (i >= count) {
-            for (int k = 0; k < 16; ++k)
+            for (int k = 0; k < pl->vt.planes; ++k)
                 d[k] = zeros;
         } else {
             const int64_t tx = t % pl->tw, ty = (t / pl->tw) % pl->th, n = t / (pl->tw * pl->th);
-            const int64_t ih0 = 2 * ty - g->pt, iw0 = 2 * tx - g->pl;
-            for (int r = 0; r < 4; ++r)
-                for (int s = 0; s < 4; ++s) {
+            const int64_t ih0 = m * ty - g->pt, iw0 = m * tx - g->pl;
+            for (int r = 0; r < alpha; ++r)
+                for (int s = 0; s < alpha; ++s) {
                     const int64_t ih = ih0 + r, iw = iw0 + s;
-                    d[4 * r + s] = ih >= 0 && ih < g->h && iw >= 0 && iw < g->w
-                                       ? pl->x + ((n * g->h + ih) * g->w + iw) * g->cin + k0
-                                       : zeros;
+                    d[alpha * r + s] = ih >= 0 && ih < g->h && iw >= 0 && iw < g->w
+                                           ? pl->x + ((n * g->h + ih) * g->w + iw) * g->cin + k0
+                                           : zeros;
                 }
         }
-        pl->wk->input(d, kcb, v + i * pl->ldv, pl->v_stride);
+        pl->vt.t->input(d, kcb, v + i * pl->ldv, pl->v_stride);
     }
+}
+
+/* The offsets in y (or dy) of the m x m output pixels of tile t, -1 for
+ * those past the output's edge. */
+static void tile_pixels(const struct wino_plan *pl, int64_t t, int64_t *offset)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const int m = pl->vt.m;
+    const int64_t tx = t % pl->tw, ty = (t / pl->tw) % pl->th, n = t / (pl->tw * pl->th);
+    for (int r = 0; r < m; ++r)
+        for (int s = 0; s < m; ++s) {
+            const int64_t oh = m * ty + r, ow = m * tx + s;
+            offset[m * r + s] = oh < g->oh && ow < g->ow ? ((n * g->oh + oh) * g->ow + ow) * g->cout : -1;
+        }
 }
 
 /* y pixels of tiles [t0, t0 + count) from M; pixels past the output's edge
  * go to a scratch row. */
 static void transform_output(const struct wino_plan *pl, int64_t t0, int64_t count, const float *m, float *scratch)
 {
-    const struct cnnc_conv_geom *g = pl->g;
-    float *y[4];
+    const int pixels = pl->vt.m * pl->vt.m;
+    int64_t offset[MAX_PLANES];
+    float *y[MAX_PLANES];
     for (int64_t i = 0; i < count; ++i) {
-        const int64_t t = t0 + i;
-        const int64_t tx = t % pl->tw, ty = (t / pl->tw) % pl->th, n = t / (pl->tw * pl->th);
-        for (int r = 0; r < 2; ++r)
-            for (int s = 0; s < 2; ++s) {
-                const int64_t oh = 2 * ty + r, ow = 2 * tx + s;
-                y[2 * r + s] = oh < g->oh && ow < g->ow ? pl->y + ((n * g->oh + oh) * g->ow + ow) * g->cout : scratch;
-            }
-        pl->wk->output(m + i * pl->ldm, pl->m_stride, g->cout, pl->bias, y);
+        tile_pixels(pl, t0 + i, offset);
+        for (int k = 0; k < pixels; ++k)
+            y[k] = offset[k] >= 0 ? pl->y + offset[k] : scratch;
+        pl->vt.t->output(m + i * pl->ldm, pl->m_stride, pl->g->cout, pl->bias, y);
         if (pl->stage)
-            for (int k = 0; k < 4; ++k)
-                if (y[k] != scratch)
-                    pl->gk->epilogue(pl->stage, y[k], g->cout, 1, g->cout, (y[k] - pl->y) / g->cout, 0);
+            for (int k = 0; k < pixels; ++k)
+                if (offset[k] >= 0)
+                    pl->gk->epilogue(pl->stage, y[k], pl->g->cout, 1, pl->g->cout, offset[k] / pl->g->cout, 0);
     }
 }
 
@@ -167,7 +198,7 @@ static void run_block(const struct wino_plan *pl, int64_t b, float *v, float *m,
         const int64_t kcb = cnnc_min_i64(pl->kc, g->cin - k0);
         const float beta = k0 == 0 ? 0.0f : 1.0f;
         transform_input(pl, t0, count, k0, kcb, zeros, v);
-        for (int64_t xi = 0; xi < XI; ++xi) {
+        for (int64_t xi = 0; xi < pl->vt.planes; ++xi) {
             const float *a = v + xi * pl->v_stride;
             float *c = m + xi * pl->m_stride;
             for (int64_t j = 0; j < pl->panels; ++j) {
@@ -188,8 +219,8 @@ static void wino_thread(void *ctx)
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
     const int64_t nr = pl->gk->nr;
     const int64_t chunk = pl->flipped ? KERNEL_CHUNK_FLIPPED : KERNEL_CHUNK;
-    const int64_t stage_floats = XI * (chunk * nr + PAD);
-    const int64_t v_floats = XI * pl->v_stride, m_floats = XI * pl->m_stride;
+    const int64_t stage_floats = pl->vt.planes * (chunk * nr + PAD);
+    const int64_t v_floats = pl->vt.planes * pl->v_stride, m_floats = pl->vt.planes * pl->m_stride;
     const int64_t work_floats = v_floats + m_floats + cnnc_ceil_div(pl->kc, 16) * 16 + pl->ldm;
     float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL,
                                 (size_t)cnnc_max_i64(stage_floats, work_floats) * sizeof(float));
@@ -215,14 +246,15 @@ static void wino_thread(void *ctx)
         run_block(pl, b, v, m, zeros, scratch);
 }
 
-/* The layout of U for g on the active ISA's micro-kernel: the same for
- * every batch. */
-static struct wino_plan kernel_layout(const struct cnnc_conv_geom *g)
+/* The layout of U for g and the variant on the active ISA's micro-kernel:
+ * the same for every batch. */
+static struct wino_plan kernel_layout(const struct cnnc_conv_geom *g, enum cnnc_winograd_tile tile)
 {
     const struct cnnc_gemm_kernels *gk = CNNC_PICK(cnnc_gemm_kernels);
+    const struct wino_variant vt = wino_variant(tile);
     struct wino_plan pl = {
-        .g = g, .gk = gk, .wk = CNNC_PICK(cnnc_winograd_kernels),
-        .th = cnnc_ceil_div(g->oh, 2), .tw = cnnc_ceil_div(g->ow, 2), .panels = cnnc_ceil_div(g->cout, gk->nr),
+        .g = g, .gk = gk, .vt = vt,
+        .th = cnnc_ceil_div(g->oh, vt.m), .tw = cnnc_ceil_div(g->ow, vt.m), .panels = cnnc_ceil_div(g->cout, gk->nr),
     };
     pl.u_stride = pl.panels * g->cin * gk->nr + 2 * PAD;
     return pl;
@@ -231,13 +263,14 @@ static struct wino_plan kernel_layout(const struct cnnc_conv_geom *g)
 static cnnc_status kernel_bytes(const struct wino_plan *pl, size_t *bytes)
 {
     int64_t u_floats;
-    CNNC_TRY(cnnc_mul_sizes(&u_floats, 2, (int64_t)XI, pl->u_stride));
+    CNNC_TRY(cnnc_mul_sizes(&u_floats, 2, (int64_t)pl->vt.planes, pl->u_stride));
     return cnnc_float_bytes(u_floats, bytes);
 }
 
-cnnc_status cnnc_conv_winograd_pack(const struct cnnc_conv_geom *g, const float *w, float **u)
+cnnc_status cnnc_conv_winograd_pack(const struct cnnc_conv_geom *g, enum cnnc_winograd_tile tile, const float *w,
+                                    float **u)
 {
-    struct wino_plan pl = kernel_layout(g);
+    struct wino_plan pl = kernel_layout(g, tile);
     pl.w = w;
     size_t bytes;
     CNNC_TRY(kernel_bytes(&pl, &bytes));
@@ -249,26 +282,26 @@ cnnc_status cnnc_conv_winograd_pack(const struct cnnc_conv_geom *g, const float 
     return CNNC_OK;
 }
 
-cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const float *x, const float *w, int flipped,
-                                       const float *u, const float *bias, const struct cnnc_gemm_epilogue *stage,
-                                       float *y)
+cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, enum cnnc_winograd_tile tile, const float *x,
+                                       const float *w, int flipped, const float *u, const float *bias,
+                                       const struct cnnc_gemm_epilogue *stage, float *y)
 {
-    struct wino_plan pl = kernel_layout(g);
+    struct wino_plan pl = kernel_layout(g, tile);
     const struct cnnc_gemm_kernels *gk = pl.gk;
     pl.x = x, pl.w = w, pl.bias = bias, pl.y = y, pl.flipped = flipped;
     /* The output transform adds the bias. */
     pl.stage = cnnc_gemm_epilogue_after_bias(stage, &pl.rest);
-    const int64_t mr = gk->mr;
+    const int64_t mr = gk->mr, planes = pl.vt.planes;
     pl.tiles = g->n * pl.th * pl.tw;
     const int64_t kblocks = cnnc_ceil_div(g->cin, gk->kc);
     pl.kc = cnnc_ceil_div(g->cin, kblocks);
     /* Rows and planes are padded off multiples of 4 KiB, which would map
-     * the 16 planes (and the micro-kernel's MR rows) onto the same cache
+     * the planes (and the micro-kernel's MR rows) onto the same cache
      * sets. */
     pl.ldv = cnnc_ceil_div(pl.kc, 16) * 16 + PAD;
     pl.ldm = pl.panels * gk->nr + PAD;
-    const int64_t per_tile = XI * (pl.ldv + pl.ldm) * (int64_t)sizeof(float);
-    const int64_t budget = cnnc_max_i64(BLOCK_BYTES, XI * g->cin * g->cout * (int64_t)sizeof(float) / U_PER_BLOCK);
+    const int64_t per_tile = planes * (pl.ldv + pl.ldm) * (int64_t)sizeof(float);
+    const int64_t budget = cnnc_max_i64(BLOCK_BYTES, planes * g->cin * g->cout * (int64_t)sizeof(float) / U_PER_BLOCK);
     int64_t block_rows = cnnc_max_i64(1, cnnc_min_i64(MAX_BLOCK_ROWS, budget / (per_tile * mr)));
     int threads = cnnc_conv_threads(g);
     /* Every thread gets blocks, even if they are then smaller. */
@@ -294,7 +327,7 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
 /* ---- weight gradient -------------------------------------------------------
  * dU[xi] (Cin x Cout) = sum over tiles of V[xi]^T dM[xi], with V the input
  * transform of x's tiles (as in the forward pass) and dM = A dy A^T of the
- * 2x2 tiles of dy (zero past the output's edge, whose pixels the forward
+ * m x m tiles of dy (zero past the output's edge, whose pixels the forward
  * pass discards); then dw = G^T dU G. Threads split the tiles in blocks of
  * TB (the GEMMs' inner dimension) and accumulate private dU partials, summed
  * in thread order (deterministic for a fixed thread count); where those
@@ -306,8 +339,9 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
 #define GRAD_MIN_TILES 32
 #define GRAD_MAX_TILES 256
 /* Most bytes of private dU partials a team may hold (dU is 16 MiB at 512
- * channels). Beyond it the threads split dU's columns instead of the tiles:
- * each runs every tile block for its own columns, straight into the shared
+ * channels for F(2x2), 36 MiB for F(4x4)). Beyond it the threads split dU's
+ * columns instead of the tiles: each runs every tile block for its own
+ * columns, straight into the shared
  * dU, so no partial exists (the transforms, a small part of the work, are
  * then done by every thread). */
 #define GRAD_MAX_PARTIAL_BYTES ((int64_t)16 << 20)
@@ -316,22 +350,15 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, const flo
 static void transform_grad_output(const struct wino_plan *pl, int64_t t0, int64_t count, const float *dy,
                                   const float *zeros, float *m)
 {
-    const struct cnnc_conv_geom *g = pl->g;
-    const float *d[4];
+    const int pixels = pl->vt.m * pl->vt.m;
+    int64_t offset[MAX_PLANES];
+    const float *d[MAX_PLANES];
     for (int64_t i = 0; i < pl->tb; ++i) {
-        const int64_t t = t0 + i;
-        if (i >= count) {
-            for (int k = 0; k < 4; ++k)
-                d[k] = zeros;
-        } else {
-            const int64_t tx = t % pl->tw, ty = (t / pl->tw) % pl->th, n = t / (pl->tw * pl->th);
-            for (int r = 0; r < 2; ++r)
-                for (int s = 0; s < 2; ++s) {
-                    const int64_t oh = 2 * ty + r, ow = 2 * tx + s;
-                    d[2 * r + s] = oh < g->oh && ow < g->ow ? dy + ((n * g->oh + oh) * g->ow + ow) * g->cout : zeros;
-                }
-        }
-        pl->wk->grad_output(d, g->cout, m + i * pl->ldm, pl->m_stride);
+        if (i < count)
+            tile_pixels(pl, t0 + i, offset);
+        for (int k = 0; k < pixels; ++k)
+            d[k] = i < count && offset[k] >= 0 ? dy + offset[k] : zeros;
+        pl->vt.t->grad_output(d, pl->g->cout, m + i * pl->ldm, pl->m_stride);
     }
 }
 
@@ -361,7 +388,7 @@ static void grad_block(const struct wino_grad *gr, int64_t b, float *v, float *m
     transform_grad_output(pl, t0, count, gr->dy, zeros, m);
     /* dU[xi] = V^T dM (rows Cin), or dU[xi]^T = dM^T V (rows Cout). */
     const int64_t rows = gr->transposed ? g->cout : g->cin, cols = gr->transposed ? g->cin : g->cout;
-    for (int64_t xi = 0; xi < XI; ++xi) {
+    for (int64_t xi = 0; xi < pl->vt.planes; ++xi) {
         const float *vx = v + xi * pl->v_stride, *mx = m + xi * pl->m_stride;
         if (gr->transposed) {
             gk->pack_a(rows, count, mx, 1, pl->ldm, ap);
@@ -391,12 +418,13 @@ static void grad_thread(void *ctx)
     const int64_t rows = gr->transposed ? g->cout : g->cin, cols = gr->transposed ? g->cin : g->cout;
     const int64_t ap_floats = cnnc_ceil_div(cnnc_ceil_div(rows, mr) * mr * pl->tb, 16) * 16;
     const int64_t bp_floats = cnnc_ceil_div(cnnc_ceil_div(cols, nr) * nr * pl->tb, 16) * 16;
-    float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(XI * (pl->v_stride + pl->m_stride) + ap_floats +
+    const int64_t planes = pl->vt.planes;
+    float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(planes * (pl->v_stride + pl->m_stride) + ap_floats +
                                                              bp_floats + zero_floats) * sizeof(float));
     if (!buf)
         cnnc_conv_mark_failed(&gr->partials.failed);
     if (buf) {
-        float *v = buf, *m = v + XI * pl->v_stride, *ap = m + XI * pl->m_stride, *bp = ap + ap_floats;
+        float *v = buf, *m = v + planes * pl->v_stride, *ap = m + planes * pl->m_stride, *bp = ap + ap_floats;
         float *zeros = bp + bp_floats;
         memset(zeros, 0, (size_t)zero_floats * sizeof(float));
         if (gr->split_columns) {
@@ -407,7 +435,7 @@ static void grad_thread(void *ctx)
             cnnc_conv_split(cnnc_ceil_div(cols, nr), t, team, &c0, &c1);
             c0 *= nr;
             c1 = cnnc_min_i64(c1 * nr, cols);
-            for (int64_t r = 0; r < XI * rows && c1 > c0; ++r)
+            for (int64_t r = 0; r < planes * rows && c1 > c0; ++r)
                 memset(du + r * cols + c0, 0, (size_t)(c1 - c0) * sizeof(float));
             for (int64_t b = 0; b < pl->blocks && c1 > c0; ++b)
                 grad_block(gr, b, v, m, ap, bp, zeros, du, c0, c1);
@@ -430,7 +458,7 @@ static void grad_thread(void *ctx)
         int64_t o0, o1;
         cnnc_conv_split(g->cout, t, team, &o0, &o1);
         for (int64_t co = o0; co < o1; ++co) {
-            pl->wk->grad_kernel(gr->partials.out + co * g->cin, pairs, g->cin, buf, g->cin);
+            pl->vt.t->grad_kernel(gr->partials.out + co * g->cin, pairs, g->cin, buf, g->cin);
             for (int64_t tap = 0; tap < 9; ++tap)
                 for (int64_t ci = 0; ci < g->cin; ++ci)
                     gr->dw[tap * pairs + ci * g->cout + co] = buf[tap * g->cin + ci];
@@ -442,21 +470,23 @@ static void grad_thread(void *ctx)
     q0 *= 16;
     q1 = cnnc_min_i64(q1 * 16, pairs);
     if (q1 > q0)
-        pl->wk->grad_kernel(gr->partials.out + q0, pairs, q1 - q0, gr->dw + q0, pairs);
+        pl->vt.t->grad_kernel(gr->partials.out + q0, pairs, q1 - q0, gr->dw + q0, pairs);
 }
 
-cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, const float *x, const float *dy,
-                                                float *dw)
+cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, enum cnnc_winograd_tile tile,
+                                                const float *x, const float *dy, float *dw)
 {
     const struct cnnc_gemm_kernels *gk = CNNC_PICK(cnnc_gemm_kernels);
+    const struct wino_variant vt = wino_variant(tile);
     struct wino_grad gr = {
         .pl = {
-            .g = g, .gk = gk, .wk = CNNC_PICK(cnnc_winograd_kernels), .x = x,
-            .th = cnnc_ceil_div(g->oh, 2), .tw = cnnc_ceil_div(g->ow, 2),
+            .g = g, .gk = gk, .vt = vt, .x = x,
+            .th = cnnc_ceil_div(g->oh, vt.m), .tw = cnnc_ceil_div(g->ow, vt.m),
         },
         .dy = dy, .dw = dw,
     };
     struct wino_plan *pl = &gr.pl;
+    const int64_t planes = vt.planes;
     pl->tiles = g->n * pl->th * pl->tw;
     pl->kc = g->cin;
     pl->ldv = cnnc_ceil_div(g->cin, 16) * 16 + PAD;
@@ -467,11 +497,11 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     const int64_t padded = cnnc_ceil_div(g->cin, gk->mr) * gk->mr * cnnc_ceil_div(g->cout, gk->nr) * gk->nr;
     const int64_t padded_t = cnnc_ceil_div(g->cout, gk->mr) * gk->mr * cnnc_ceil_div(g->cin, gk->nr) * gk->nr;
     gr.transposed = 10 * padded_t < 9 * padded;
-    const int64_t per_tile = XI * (pl->ldv + pl->ldm) * (int64_t)sizeof(float);
+    const int64_t per_tile = planes * (pl->ldv + pl->ldm) * (int64_t)sizeof(float);
     int threads = (int)cnnc_min_i64(cnnc_conv_threads(g), cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES));
     int64_t du_floats;
     size_t du_bytes;
-    CNNC_TRY(cnnc_mul_sizes(&du_floats, 3, (int64_t)XI, g->cin, g->cout));
+    CNNC_TRY(cnnc_mul_sizes(&du_floats, 3, planes, g->cin, g->cout));
     CNNC_TRY(cnnc_float_bytes(du_floats, &du_bytes));
     /* The blocks below are sized for the parts of the sum (the threads,
      * unless in deterministic mode), so they too depend on nothing else. */
@@ -481,7 +511,7 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     /* Each block reads and writes the thread's whole dU once: blocks whose
      * V and dM are about as large as dU balance that traffic against
      * keeping them in cache (measured on the ResNet-18 shapes). */
-    const int64_t du_bytes_est = XI * g->cin * g->cout * (int64_t)sizeof(float);
+    const int64_t du_bytes_est = planes * g->cin * g->cout * (int64_t)sizeof(float);
     /* As many partial dU as parts (threads, unless in deterministic mode):
      * the choice then depends on nothing else either. */
     gr.split_columns = (parts - 1) * du_bytes_est > GRAD_MAX_PARTIAL_BYTES;

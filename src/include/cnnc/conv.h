@@ -20,16 +20,21 @@
  *
  * 3x3 stride-1 convolutions (dilation 1, groups 1) with at least 16 channels
  * on each side run their passes (so also those of a stride-1 transposed
- * convolution) through Winograd F(2x2, 3x3), which does 2.25 times fewer
- * multiplications, wherever that measured faster (src/conv/select.c lists where). Its float32 rounding errors are of the same size as the
- * direct sum's, but relative to the magnitudes within each 4x4 input tile
- * rather than each 3x3 window; likewise an Inf or NaN input makes every
- * output of the 2x2 output tiles whose 4x4 input tile holds it non-finite
- * (NaN where the direct sum may give Inf), not only the 3x3 outputs whose
- * windows hold it. The
- * environment variable CNNC_WINOGRAD, read at each call, overrides the
- * choice: CNNC_WINOGRAD=0 never uses it, CNNC_WINOGRAD=1 uses it for every
- * such convolution.
+ * convolution) through Winograd F(4x4, 3x3) or F(2x2, 3x3), which do 4 and
+ * 2.25 times fewer multiplications, wherever that measured faster
+ * (src/conv/select.c lists where). Their float32 rounding errors are
+ * relative to the magnitudes within each input tile (6x6 and 4x4) rather
+ * than each 3x3 window: F(2x2)'s are of the same size as the direct sum's,
+ * F(4x4)'s about 10 times larger (measured up to about 20 float32 epsilons
+ * of the sum of |x| |w|, 50 for weight gradients over few tiles), and its
+ * intermediate sums grow up to a few hundred times the outputs'
+ * magnitudes, so outputs within that factor of FLT_MAX may overflow.
+ * Likewise an Inf or NaN input makes outputs of the m x m output tiles
+ * whose input tile holds it non-finite (NaN where the direct sum may give
+ * Inf), not only the 3x3 outputs whose windows hold it. The environment
+ * variable CNNC_WINOGRAD, read at each call, overrides the choice:
+ * CNNC_WINOGRAD=0 never uses Winograd, CNNC_WINOGRAD=2 (or 1) uses F(2x2,
+ * 3x3) and CNNC_WINOGRAD=4 F(4x4, 3x3) for every such convolution.
  */
 #ifndef CNNC_CONV_H
 #define CNNC_CONV_H
