@@ -265,10 +265,13 @@ def test_recompute_with_fusion_equals_the_plain_steps(spec):
 
 
 def test_switch_off_from_the_environment(tmp_path):
+    import os
     import subprocess
     import sys
     code = "from cnnc.models import fusion; print(fusion.enabled())"
     for value, expected in (("0", "False"), ("1", "True")):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             env={**__import__("os").environ, "CNNC_FUSION": value}, check=True)
+        # Run from tmp_path: from the repository root "python -c" would
+        # import the source tree's cnnc, which has no built extensions.
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                             env={**os.environ, "CNNC_FUSION": value}, check=True)
         assert out.stdout.strip() == expected
