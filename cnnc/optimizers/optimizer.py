@@ -249,7 +249,8 @@ class Optimizer:
             return dict(l1=penalties[i][0], l2=penalties[i][1], weight_decay=keys[i][2], decoupled=True,
                         grad_scale=scales[i], clipvalue=self.clipvalue)
 
-        if self._packed(pairs):
+        packed = self._packed(pairs)
+        if packed:
             # Consecutive weights with the same options in one call each:
             # without per-weight clipping or penalties, one call for all.
             flat, first = self._flat, 0
@@ -267,7 +268,7 @@ class Optimizer:
             for i, (grad, weight) in enumerate(pairs):
                 self._update(weight.value, grad, self._weight_slots(weight), lr, options(i))
         if self.use_ema:
-            self._update_average([w for _, w in pairs])
+            self._update_average([w for _, w in pairs], packed)
         self.iterations += 1
 
     def _packed(self, pairs):
@@ -294,13 +295,20 @@ class Optimizer:
             return 0.0
         return self.weight_decay
 
-    def _update_average(self, weights):
+    def _update_average(self, weights, packed=False):
         """Keras's EMA step, after the update of ``iterations`` (0-based):
         the first update starts the average at the weight; every
-        ``ema_overwrite_frequency``-th one copies the averages back."""
+        ``ema_overwrite_frequency``-th one copies the averages back.
+        ``packed``: the weights are exactly the flat buffers' (one call over
+        them; the kernel is elementwise, so the bits are the same)."""
         momentum = self.ema_momentum if self.iterations > 0 else 0.0
-        for weight in weights:
-            ops.ema_update(self._slots[id(weight)][1]["average"], weight.value, momentum)
+        if packed:
+            flat = self._flat
+            begin, end = flat.span(0, len(flat.weights) - 1)
+            ops.ema_update(flat.slots["average"][begin:end], flat.value[begin:end], momentum)
+        else:
+            for weight in weights:
+                ops.ema_update(self._slots[id(weight)][1]["average"], weight.value, momentum)
         freq = self.ema_overwrite_frequency
         if freq and (self.iterations + 1) % freq == 0:
             self.finalize_variable_values(weights)

@@ -48,20 +48,31 @@ int cnnc_conv_partial_next(struct cnnc_conv_partials *p, int64_t items, struct c
         part->sum2 = p->count2 ? part->sum + p->count : NULL;
     }
     p->buffers[i] = part->sum;
-    memset(part->sum, 0, (size_t)p->count * sizeof(float));
-    if (p->count2)
-        memset(part->sum2, 0, (size_t)p->count2 * sizeof(float));
     cnnc_conv_split(items, i, p->parts, &part->begin, &part->end);
+    if (!p->first_item_writes || part->begin == part->end) {
+        memset(part->sum, 0, (size_t)p->count * sizeof(float));
+        if (p->count2)
+            memset(part->sum2, 0, (size_t)p->count2 * sizeof(float));
+    }
     return 1;
 }
 
-/* out[i] += the other parts' buffers[t][offset + i] for i in [begin, end). */
+/* Floats of out summed over every part before the next run of them: a
+ * run stays in L1 while the parts pass over it, where a whole slice (a
+ * weight gradient's, megabytes) would be read and written once per part. */
+#define REDUCE_RUN 1024
+
+/* out[i] += the other parts' buffers[t][offset + i] for i in [begin, end),
+ * in part order for each i. */
 static void reduce_slice(const struct cnnc_conv_partials *p, float *out, int64_t offset, int64_t begin, int64_t end)
 {
-    for (int t = 1; t < p->parts; ++t) {
-        const float *src = p->buffers[t] + offset;
-        for (int64_t i = begin; i < end; ++i)
-            out[i] += src[i];
+    for (int64_t r0 = begin; r0 < end; r0 += REDUCE_RUN) {
+        const int64_t r1 = cnnc_min_i64(end, r0 + REDUCE_RUN);
+        for (int t = 1; t < p->parts; ++t) {
+            const float *src = p->buffers[t] + offset;
+            for (int64_t i = r0; i < r1; ++i)
+                out[i] += src[i];
+        }
     }
 }
 

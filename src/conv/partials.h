@@ -20,6 +20,9 @@ struct cnnc_conv_partials {
     int failed;
     float *out2;
     int64_t count2;
+    /* Set when the first item of a part writes its whole buffer (a GEMM
+     * with beta 0): the part is then zeroed only if it has no item. */
+    int first_item_writes;
 };
 
 /* The parts for a sum the caller would split over `threads` threads and
@@ -34,8 +37,9 @@ static inline int cnnc_conv_partial_team(int threads, int parts)
     return threads < parts ? threads : parts;
 }
 
-/* One part of a sum, as cnnc_conv_partial_next gives it: its zeroed
- * buffers and its items [begin, end). Start with index = -1. */
+/* One part of a sum, as cnnc_conv_partial_next gives it: its buffers
+ * (zeroed unless first_item_writes) and its items [begin, end). Start with
+ * index = -1. */
 struct cnnc_conv_part {
     int index, last;
     float *block; /* the buffers of parts base, base + 1, ... */

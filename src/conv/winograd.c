@@ -374,10 +374,13 @@ struct wino_grad {
     struct cnnc_conv_partials partials;
 };
 
-/* dU += the block's products, for dU's columns [c0, c1) (multiples of NR but
- * the last). */
+/* dU = beta dU + the block's products, for dU's columns [c0, c1) (multiples
+ * of NR but the last). beta 0 gives the bits of beta 1 on a zeroed dU
+ * without the zeroing pass: the micro-kernel's sums start from +0, so one
+ * can be -0 (where 0 + sum makes +0) only if every product of it underflows
+ * to a negative denormal, flushed to -0. */
 static void grad_block(const struct wino_grad *gr, int64_t b, float *v, float *m, float *ap, float *bp,
-                       const float *zeros, float *du, int64_t c0, int64_t c1)
+                       const float *zeros, float *du, int64_t c0, int64_t c1, float beta)
 {
     const struct wino_plan *pl = &gr->pl;
     const struct cnnc_conv_geom *g = pl->g;
@@ -401,7 +404,7 @@ static void grad_block(const struct wino_grad *gr, int64_t b, float *v, float *m
         for (int64_t j = 0; j * nr < c1 - c0; ++j)
             for (int64_t i = 0; i * mr < rows; ++i)
                 gk->ukernel(count, ap + i * count * mr, 1, mr, bp + j * count * nr, c + i * mr * cols + j * nr, cols,
-                            cnnc_min_i64(mr, rows - i * mr), cnnc_min_i64(nr, c1 - c0 - j * nr), 1.0f, 1.0f);
+                            cnnc_min_i64(mr, rows - i * mr), cnnc_min_i64(nr, c1 - c0 - j * nr), 1.0f, beta);
     }
 }
 
@@ -438,12 +441,12 @@ static void grad_thread(void *ctx)
             for (int64_t r = 0; r < planes * rows && c1 > c0; ++r)
                 memset(du + r * cols + c0, 0, (size_t)(c1 - c0) * sizeof(float));
             for (int64_t b = 0; b < pl->blocks && c1 > c0; ++b)
-                grad_block(gr, b, v, m, ap, bp, zeros, du, c0, c1);
+                grad_block(gr, b, v, m, ap, bp, zeros, du, c0, c1, 1.0f);
         } else {
             struct cnnc_conv_part part = {.index = -1};
             while (cnnc_conv_partial_next(&gr->partials, pl->blocks, &part))
                 for (int64_t b = part.begin; b < part.end; ++b)
-                    grad_block(gr, b, v, m, ap, bp, zeros, part.sum, 0, cols);
+                    grad_block(gr, b, v, m, ap, bp, zeros, part.sum, 0, cols, b == part.begin ? 0.0f : 1.0f);
         }
     }
     if (!gr->split_columns)
@@ -531,7 +534,8 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     if (!du)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the transformed gradient");
     float *buffers[parts];
-    gr.partials = (struct cnnc_conv_partials){.out = du, .buffers = buffers, .count = du_floats, .parts = parts};
+    gr.partials = (struct cnnc_conv_partials){
+        .out = du, .buffers = buffers, .count = du_floats, .parts = parts, .first_item_writes = 1};
     cnnc_parallel_team(threads, grad_thread, &gr);
     if (gr.partials.failed)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the Winograd workspace");
