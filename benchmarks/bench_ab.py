@@ -1,7 +1,8 @@
 """Two builds of the C library, op by op: which one is faster, and by how much.
 
     python benchmarks/bench_ab.py BEFORE/libcnnc.so AFTER/libcnnc.so [--isa avx2] [--threads 1]
-                                  [--rounds 40] [--filter 'soft*' adam] [--offset 16] [--list]
+                                  [--rounds 40] [--filter 'soft*' adam] [--offset 16] [--deterministic]
+                                  [--list]
 
 Build each tree's C library on its own (the README shows how) and pass the
 two libcnnc.so; each runs its best ISA path unless --isa names one. Both are loaded into this one process (ctypes, each with its
@@ -127,12 +128,15 @@ def cases(size, rng):
     ]
 
     # Convolutions: depthwise 3x3 (its own template), 3x3 stride 1 with 64
-    # channels (Winograd where chosen), 1x1 (the GEMM tiles), all at batch 8.
+    # channels (Winograd where chosen), 1x1 (the GEMM tiles), all at batch 8;
+    # the best Fashion-MNIST recipe's 3x3 layers at its batch, 128 (F(4x4)).
     convs = {
         "depthwise3x3": ConvDesc(8, 56, 56, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64),
         "depthwise3x3s2": ConvDesc(8, 56, 56, 64, 64, 3, 3, 2, 2, 1, 1, 0, 1, 0, 1, 64),
         "conv3x3": ConvDesc(8, 28, 28, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
         "conv1x1": ConvDesc(8, 28, 28, 128, 128, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+        "recipe3x3@14": ConvDesc(128, 14, 14, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+        "recipe3x3@7": ConvDesc(128, 7, 7, 128, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
     }
     for name, d in convs.items():
         oh = (d.in_h + d.pad_top + d.pad_bottom - d.kernel_h) // d.stride_h + 1
@@ -195,8 +199,9 @@ def cases(size, rng):
     return result
 
 
-def load(path, isa, threads):
+def load(path, isa, threads, deterministic):
     lib = ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL)
+    lib.cnnc_set_deterministic(int(deterministic))
     lib.cnnc_last_error.restype = ctypes.c_char_p
     if isa is not None and lib.cnnc_set_isa(ISAS[isa]) != 0:
         raise SystemExit(f"{path}: {lib.cnnc_last_error().decode()}")
@@ -218,6 +223,8 @@ def main():
     parser.add_argument("--offset", type=int, default=0, choices=range(0, 64, 4), metavar="BYTES",
                         help="start every array this many bytes past a 64-byte boundary (NumPy's own "
                              "large arrays often start 16 bytes past one)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="run both in deterministic mode (cnnc_set_deterministic)")
     parser.add_argument("--list", action="store_true", help="print the op names and stop")
     args = parser.parse_args()
     global OFFSET
@@ -228,7 +235,7 @@ def main():
         print(" ".join(name for name, _ in all_cases))
         return
     picked = [(name, make) for name, make in all_cases if any(fnmatch.fnmatch(name, p) for p in args.filter)]
-    libs = [load(args.before, args.isa, args.threads), load(args.after, args.isa, args.threads)]
+    libs = [load(path, args.isa, args.threads, args.deterministic) for path in (args.before, args.after)]
     clock = time.thread_time_ns if args.threads == 1 else time.perf_counter_ns
     calls = []
     for name, make in picked:

@@ -49,6 +49,10 @@ CASES = [
     (optimizers.Adam, {"clipnorm": 0.5}),
     (optimizers.SGD, {"global_clipnorm": 1.0, "momentum": 0.5}),
     (optimizers.Adam, {"clipvalue": 0.3}),
+    # The moving average: one call over the flat buffers.
+    (optimizers.SGD, {"momentum": 0.9, "nesterov": True, "weight_decay": 5e-3, "use_ema": True,
+                      "ema_momentum": 0.998}),
+    (optimizers.Adam, {"use_ema": True, "ema_momentum": 0.9, "ema_overwrite_frequency": 3}),
 ]
 
 
