@@ -326,18 +326,34 @@ cnnc_status cnnc_conv_select_pack(const struct cnnc_conv_geom *g, const float *w
 {
     memset(packed, 0, sizeof *packed);
     packed->kern = CNNC_PICK(cnnc_gemm_kernels);
-    if (fused_pointwise(g))
-        return cnnc_gemm_pack_b_once(CNNC_NO_TRANS, g->cin, g->cout, w, g->cout, &packed->pointwise);
+    if (fused_pointwise(g)) {
+        CNNC_TRY(cnnc_gemm_pack_b_once(CNNC_NO_TRANS, g->cin, g->cout, w, g->cout, &packed->pointwise));
+        packed->bytes = cnnc_gemm_packed_b_bytes(&packed->pointwise);
+        return CNNC_OK;
+    }
     /* A geometry that takes Winograd from some batch on, and the implicit
      * GEMM below it, gets both. */
     packed->winograd_tile = winograd_packed_tile(g);
     if (packed->winograd_tile)
-        CNNC_TRY(cnnc_conv_winograd_pack(g, packed->winograd_tile, w, &packed->winograd));
+        CNNC_TRY(cnnc_conv_winograd_pack(g, packed->winograd_tile, w, &packed->winograd, &packed->bytes));
     if (implicit_forward(g)) {
         int64_t floats;
-        return cnnc_conv_implicit_pack(g, w, &packed->implicit, &floats);
+        CNNC_TRY(cnnc_conv_implicit_pack(g, w, &packed->implicit, &floats));
+        packed->bytes += (size_t)floats * sizeof(float);
     }
     return CNNC_OK;
+}
+
+int cnnc_conv_select_packed_covers(const struct cnnc_conv_geom *g, const struct cnnc_conv_packed *packed)
+{
+    if (!packed || packed->kern != CNNC_PICK(cnnc_gemm_kernels) || cnnc_conv_is_depthwise(g))
+        return 0;
+    if (fused_pointwise(g))
+        return packed->pointwise.data != NULL;
+    const int tile = winograd_chosen(g, PASS_FORWARD);
+    if (tile)
+        return packed->winograd != NULL && packed->winograd_tile == tile;
+    return implicit_forward(g) && packed->implicit != NULL;
 }
 
 void cnnc_conv_packed_free(struct cnnc_conv_packed *packed)

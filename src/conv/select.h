@@ -18,6 +18,7 @@ struct cnnc_conv_packed {
     float *implicit;
     float *winograd; /* the transformed kernel (cnnc_conv_winograd_pack) */
     int winograd_tile; /* its variant (enum cnnc_winograd_tile) */
+    size_t bytes;    /* what the packed forms above hold */
 };
 
 /* y = bias (or 0) + the convolution of x with w. */
@@ -28,6 +29,9 @@ CNNC_INTERNAL cnnc_status cnnc_conv_select_forward(const struct cnnc_conv_geom *
 CNNC_INTERNAL cnnc_status cnnc_conv_select_pack(const struct cnnc_conv_geom *g, const float *w,
                                                 struct cnnc_conv_packed *packed);
 CNNC_INTERNAL void cnnc_conv_packed_free(struct cnnc_conv_packed *packed);
+/* Whether cnnc_conv_select_forward_fused for g (its batch included) reads
+ * the weights from `packed` alone, never from w. */
+CNNC_INTERNAL int cnnc_conv_select_packed_covers(const struct cnnc_conv_geom *g, const struct cnnc_conv_packed *packed);
 /* y = stage(the convolution of x with w): the output stage (bias, residual
  * of y's layout, ReLU-family activation; see struct cnnc_gemm_epilogue)
  * runs while the output is in cache where the algorithm allows it
