@@ -153,3 +153,43 @@ def test_lent_arrays_stay_alive_with_the_loaded_model():
     loaded = LoadedModel.from_tensors(config, copies, borrow=True)
     del copies
     np.testing.assert_array_equal(loaded.predict([x])[0], expected)
+
+
+def test_winograd_kernel_made_by_the_first_batch_that_takes_it():
+    """A 3x3 layer on 7x7 images takes the implicit GEMM at batch 1 and
+    Winograd F(2x2) from batch 3 on: its transformed kernel (16 planes of
+    32 x 64) is made by the first such call, not at load, and the outputs
+    equal the file loader's and the copying loader's to the bit, from
+    several threads at once too."""
+    import threading
+    x = L.Input((7, 7, 32))
+    y = L.Conv2D(64, 3, padding="same")(x)
+    y = L.BatchNormalization()(y)
+    model = _randomize(Model(x, L.ReLU()(y)), seed=6)
+    small, big = _inputs(model, 1), _inputs(model, 4, seed=1)
+    model.predict(small, verbose=0)
+    loaded = inference.loaded_model(model)
+    before = loaded.weight_bytes
+    got = model.predict(big, verbose=0, batch_size=4)
+    made = loaded.weight_bytes - before
+    # (each plane's panels padded to whole cache lines)
+    assert 16 * 32 * 64 * 4 <= made <= 16 * (32 * 64 * 4 + 256), made
+    model.predict(big, verbose=0, batch_size=4)
+    assert loaded.weight_bytes - before == made  # made once
+    from_file = LoadedModel.from_bytes(inference_file_bytes(model))
+    np.testing.assert_array_equal(got, from_file.predict([big])[0])
+    np.testing.assert_array_equal(model.predict(small, verbose=0), from_file.predict([small])[0])
+    fresh = LoadedModel.from_tensors(*inference_parts(model), borrow=True)
+    results = [None] * 4
+
+    def run(i):
+        results[i] = fresh.predict([big])[0]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        np.testing.assert_array_equal(r, got)
+    assert fresh.weight_bytes == loaded.weight_bytes

@@ -23,9 +23,10 @@ The estimate follows what the engine holds at its peak:
   ``predict`` runs the C runtime, which reads the kernels in place and
   holds what its convolutions and dense layers read instead: their packed
   panels (about the kernel's size), or a 3x3 kernel's Winograd transform
-  (16/9 or 4 times it; and the panels too where batch 1 takes the implicit
-  GEMM), with batch norm folded in (``_runtime_weight_bytes``); once loaded,
-  its own count (``LoadedModel.weight_bytes``).
+  (16/9 or 4 times it; where batch 1 takes the implicit GEMM, its panels,
+  and the transform once a batch takes Winograd), with batch norm folded in
+  (``_runtime_weight_bytes``); once loaded, at least its own count
+  (``LoadedModel.weight_bytes``).
 
 The scratch terms were calibrated against the peak RSS measured on the
 zoo models (``benchmarks/bench_models.py --check-estimate``).
@@ -166,24 +167,27 @@ _WINOGRAD_KERNEL_TILES = 184.0
 
 
 def _winograd_packed(cin, cout, oh, ow):
-    """(planes of the transform the runtime keeps, whether batch 1 takes
-    the implicit GEMM) for a 3x3, stride-1 convolution it may run by
-    Winograd; planes 0 for none."""
+    """(planes of the transform the runtime keeps, the smallest batch that
+    takes it) for a 3x3, stride-1 convolution it may run by Winograd;
+    planes 0 for none. Below that batch the implicit GEMM runs, whose
+    panels are packed at load; the transform is made by the first batch
+    that takes it."""
     th, tw = -(-oh // 2), -(-ow // 2)
     if cin < _WINOGRAD_MIN_CHANNELS or cout < _WINOGRAD_MIN_CHANNELS or 2 * oh * ow < 4 * th * tw \
             or max(cin, cout) < 2 * _WINOGRAD_MIN_CHANNELS:
-        return 0, True
+        return 0, 1
     n = -(-_WINOGRAD_MIN_TILES // (th * tw))
     f2 = 16 * (n * th * tw + _WINOGRAD_KERNEL_TILES)
     f4 = 36 * (n * -(-oh // 4) * -(-ow // 4) + _WINOGRAD_KERNEL_TILES)
-    return (36 if f4 < f2 else 16), n > 1
+    return (36 if f4 < f2 else 16), n
 
 
-def _runtime_weight_bytes(model):
-    """Bytes the C runtime holds for the weights (see the module
-    docstring): per convolution or dense layer the form its kernel is read
-    in; the small arrays (biases, statistics) are copied; depthwise and
-    transposed convolutions and embeddings read their arrays in place."""
+def _runtime_weight_bytes(model, batch_size):
+    """Bytes the C runtime holds for the weights once it ran batches of
+    ``batch_size`` (see the module docstring): per convolution or dense
+    layer the form its kernel is read in; the small arrays (biases,
+    statistics) are copied; depthwise and transposed convolutions and
+    embeddings read their arrays in place."""
     from cnnc.layers.base_conv import BaseConv
     from cnnc.layers.conv2d_transpose import Conv2DTranspose
     from cnnc.layers.dense import Dense
@@ -201,10 +205,10 @@ def _runtime_weight_bytes(model):
             elif isinstance(layer, BaseConv) and w.shape[:2] == (3, 3) and len(w.shape) == 4 \
                     and tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1) \
                     and layer.groups == 1 and len(out_shapes[0]) == 4:
-                planes, implicit = _winograd_packed(w.shape[2], w.shape[3], out_shapes[0][1],
-                                                    out_shapes[0][2])
-                total += planes * w.shape[2] * w.shape[3] * _FLOAT if planes else 0
-                total += w.nbytes if implicit else 0
+                planes, first = _winograd_packed(w.shape[2], w.shape[3], out_shapes[0][1],
+                                                 out_shapes[0][2])
+                total += planes * w.shape[2] * w.shape[3] * _FLOAT if batch_size >= first else 0
+                total += w.nbytes if first > 1 or not planes else 0
             elif isinstance(layer, (BaseConv, Dense)):
                 total += w.nbytes
     return total
@@ -263,7 +267,9 @@ def estimate_memory(model, batch_size, training=True, optimizer=None, runtime=Fa
         loaded = runtime and entry is not None and entry.loaded is not None
         held = 0
         if runtime:
-            held = entry.loaded.weight_bytes if loaded else _runtime_weight_bytes(model)
+            held = _runtime_weight_bytes(model, batch_size)
+            if loaded:  # what it made for earlier batches too
+                held = max(held, entry.loaded.weight_bytes)
         return MemoryEstimate(batch_size, False, weights=weights, gradients=existing_grads,
                               activations=_inference_live_peak(model, outputs),
                               workspace=workspace,

@@ -490,9 +490,21 @@ cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, 
         struct cnnc_gemm_epilogue ep = {.bias = node->b, .residual = node->n_inputs > 1 ? in[1] : NULL,
                                         .ldr = node->conv.out_channels};
         int fused = stage_activation(&node->act, &ep);
+        /* A transformed kernel made on first use (its batch takes Winograd
+         * where batch 1 does not): from w, folded first if batch norm
+         * waits. The model is otherwise read-only; the kernel is published
+         * once, atomically. */
+        float *folded = NULL;
+        if (cnnc_conv2d_pack_late_wanted(&d, &node->conv_packed)) {
+            if (node->fold) CNNC_TRY(plan_folded_weights(node, &folded));
+            cnnc_status late = cnnc_conv2d_pack_late(&d, folded ? folded : node->w,
+                                                     (struct cnnc_conv_packed *)&node->conv_packed);
+            cnnc_free(folded);
+            folded = NULL;
+            CNNC_TRY(late);
+        }
         /* A call the packed forms do not cover (another ISA, the other
          * Winograd variant) reads w: folded first if batch norm waits. */
-        float *folded = NULL;
         if (node->fold && !cnnc_conv2d_packed_covers(&d, &node->conv_packed))
             CNNC_TRY(plan_folded_weights(node, &folded));
         cnnc_status s = cnnc_conv2d_forward_fused(&d, in[0], folded ? folded : node->w, &node->conv_packed, &ep, out);

@@ -167,7 +167,7 @@ size_t plan_weight_bytes(const model_graph *g)
         if (n->b) bytes += (size_t)b_count * sizeof(float);
         bytes += (size_t)(n->p0 ? n->p_count : 0) * sizeof(float) + (size_t)(n->p1 ? n->p_count : 0) * sizeof(float);
         if (n->fold) bytes += (size_t)(n->op == OP_DENSE ? n->i[1] : n->conv.out_channels) * sizeof *n->fold;
-        bytes += cnnc_gemm_packed_b_bytes(&n->packed) + n->conv_packed.bytes;
+        bytes += cnnc_gemm_packed_b_bytes(&n->packed) + __atomic_load_n(&n->conv_packed.bytes, __ATOMIC_RELAXED);
     }
     return bytes;
 }

@@ -56,7 +56,8 @@
  * convolutions, dense layers, the implicit GEMM) or the Winograd-transformed
  * kernel (16/9 of a 3x3 kernel for F(2x2), 4 times for F(4x4); a layer
  * whose batch-1 forward takes the implicit GEMM but larger batches
- * Winograd keeps both), with batch norm folded in. Loaded from a file
+ * Winograd keeps the panels, and the transformed kernel from the first
+ * call that takes Winograd on), with batch norm folded in. Loaded from a file
  * (cnnc_model_load, _load_memory) or copied tensors (_load_tensors), it
  * also keeps its copy of each kernel as read from the file, for the calls
  * the packed form does not serve (another ISA set by cnnc_set_isa, the
@@ -69,7 +70,7 @@
  * Besides that: biases, folded scales and the other layers' small arrays,
  * and one activation arena per concurrent call (batch x the planned floats
  * per sample, kept for the next call). cnnc_model_weight_bytes tells what
- * the weights take.
+ * the weights take (it grows when a call makes a transformed kernel).
  *
  * Threads: predict uses up to cnnc_get_team_limit() threads. A loaded model is
  * never modified by predict: concurrent predict calls on one model from
