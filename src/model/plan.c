@@ -1,6 +1,9 @@
 /* Graph rewriting and buffer planning; see plan.h. */
 #include <math.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include "plan.h"
 
@@ -31,14 +34,20 @@ static int sole_producer(const model_graph *g, int v)
     }
 }
 
-cnnc_status plan_folded_weights(const model_node *n, float **folded)
+/* n's weights with its pending fold applied, into w (n->w_count floats). */
+static void fold_into(const model_node *n, float *w)
 {
     int64_t c = n->op == OP_DENSE ? n->i[1] : n->conv.out_channels;
-    float *w = cnnc_malloc((size_t)(n->w_count ? n->w_count : 1) * sizeof *w);
-    if (!w) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory folding layer \"%.100s\"", n->name);
     /* Channel fastest, as in the fold itself: the same products, rounded once. */
     for (int64_t i = 0; i < n->w_count; i += c)
         for (int64_t o = 0; o < c; ++o) w[i + o] = (float)(n->w[i + o] * n->fold[o]);
+}
+
+cnnc_status plan_folded_weights(const model_node *n, float **folded)
+{
+    float *w = cnnc_malloc((size_t)(n->w_count ? n->w_count : 1) * sizeof *w);
+    if (!w) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory folding layer \"%.100s\"", n->name);
+    fold_into(n, w);
     *folded = w;
     return CNNC_OK;
 }
@@ -133,26 +142,39 @@ static cnnc_status fuse_residual(model_graph *g, int i)
 
 cnnc_status plan_pack_weights(model_graph *g)
 {
+    /* A depthwise convolution reads w on every call: a pending fold
+     * becomes its own (small) copy. The others' folds go through one
+     * buffer of the largest such kernel, reused layer after layer (a
+     * buffer per layer, each freed before the next packed form is made,
+     * left heap holes as large as the packed forms resident). */
+    int64_t largest = 0;
     for (int i = 0; i < g->n_nodes; ++i) {
+        model_node *n = &g->nodes[i];
+        if (n->op != OP_CONV && n->op != OP_DENSE) continue;
+        cnnc_conv2d_desc d = n->conv;
+        d.batch = 1;
+        if (n->op == OP_CONV && n->fold && cnnc_conv2d_reads_weights(&d)) CNNC_TRY(own_weights(n));
+        if (n->fold && n->w_count > largest) largest = n->w_count;
+    }
+    float *folded = largest ? cnnc_malloc((size_t)largest * sizeof *folded) : NULL;
+    if (largest && !folded) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory folding batch norm");
+    cnnc_status s = CNNC_OK;
+    for (int i = 0; i < g->n_nodes && s == CNNC_OK; ++i) {
         model_node *n = &g->nodes[i];
         if (n->op != OP_DENSE && n->op != OP_CONV) continue;
         cnnc_conv2d_desc d = n->conv;
         d.batch = 1;
-        /* A depthwise convolution reads w on every call: a pending fold
-         * becomes its own (small) copy. */
-        if (n->op == OP_CONV && n->fold && cnnc_conv2d_reads_weights(&d)) CNNC_TRY(own_weights(n));
-        /* A pending fold is applied to a copy of one layer's weights at a
-         * time, which is freed once packed. */
-        float *folded = NULL;
-        if (n->fold) CNNC_TRY(plan_folded_weights(n, &folded));
-        const float *w = folded ? folded : n->w;
-        cnnc_status s = n->op == OP_DENSE
-                            ? cnnc_gemm_pack_b_once(CNNC_NO_TRANS, n->i[0], n->i[1], w, n->i[1], &n->packed)
-                            : cnnc_conv2d_pack(&d, w, &n->conv_packed);
-        cnnc_free(folded);
-        CNNC_TRY(s);
+        if (n->fold) fold_into(n, folded);
+        const float *w = n->fold ? folded : n->w;
+        s = n->op == OP_DENSE ? cnnc_gemm_pack_b_once(CNNC_NO_TRANS, n->i[0], n->i[1], w, n->i[1], &n->packed)
+                              : cnnc_conv2d_pack(&d, w, &n->conv_packed);
     }
-    return CNNC_OK;
+    cnnc_free(folded);
+#ifdef __GLIBC__
+    /* The buffer may sit below the packed forms in the heap: give its pages back. */
+    if (largest) malloc_trim(0);
+#endif
+    return s;
 }
 
 size_t plan_weight_bytes(const model_graph *g)
