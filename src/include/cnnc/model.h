@@ -73,8 +73,9 @@
  * the weights take (it grows when a call makes a transformed kernel).
  *
  * Threads: predict uses up to cnnc_get_team_limit() threads. A loaded model is
- * never modified by predict: concurrent predict calls on one model from
- * several threads are safe (each call takes its own activation buffer from
+ * not modified by predict but for its arena pool (under a lock) and a
+ * transformed kernel a call may make once (published atomically):
+ * concurrent predict calls on one model from several threads are safe (each call takes its own activation buffer from
  * a pool held by the model).
  */
 #ifndef CNNC_MODEL_H
