@@ -192,7 +192,18 @@ int cnnc_get_team_limit(void)
     return cpus < cap ? cpus : cap;
 }
 
-int cnnc_threads_for(int64_t work, int64_t grain)
+/* work / grain threads, at least 1 and at most `max`. */
+static int threads_within(int64_t work, int64_t grain, int max)
+{
+    if (grain < 1)
+        grain = 1;
+    int64_t useful = work / grain;
+    if (useful <= 1)
+        return 1;
+    return useful < max ? (int)useful : max;
+}
+
+int cnnc_partition_threads_for(int64_t work, int64_t grain)
 {
 #ifndef CNNC_OPENMP
     /* Without OpenMP there is no team to split work over, whatever
@@ -200,14 +211,24 @@ int cnnc_threads_for(int64_t work, int64_t grain)
     (void)work;
     (void)grain;
     return 1;
+#else
+    return threads_within(work, grain, cnnc_get_team_limit());
 #endif
-    if (grain < 1)
-        grain = 1;
-    int64_t useful = work / grain;
+}
+
+int cnnc_threads_for(int64_t work, int64_t grain)
+{
+#ifndef CNNC_OPENMP
+    (void)work;
+    (void)grain;
+    return 1;
+#else
+    int64_t useful = grain < 1 ? work : work / grain;
     if (useful <= 1)
-        return 1;
-    int max = cnnc_get_team_limit();
-    return useful < max ? (int)useful : max;
+        return 1; /* the common small operation: no look at the team */
+    int team = cnnc_get_team_limit();
+    return threads_within(work, grain, cnnc_running_limit(team, cnnc_get_usable_cpus()));
+#endif
 }
 
 int cnnc_parts_for(int64_t work, int64_t grain)
@@ -254,11 +275,12 @@ int64_t cnnc_work_grain(cnnc_work_kind kind)
 
 int cnnc_threads_for_kind(cnnc_work_kind kind, int64_t work)
 {
-    return cnnc_threads_for(work, cnnc_work_grain(kind));
+    return cnnc_partition_threads_for(work, cnnc_work_grain(kind));
 }
 
 unsigned cnnc_fpu_enter(void)
 {
+    cnnc_contention_register_thread();
 #if defined(__SSE__) || defined(__x86_64__)
     unsigned old = _mm_getcsr();
     _mm_setcsr(old | 0x8040); /* FTZ | DAZ */
