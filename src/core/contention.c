@@ -16,8 +16,9 @@
  * the others, and the team runs on the CPUs it leaves free
  * (cnnc_threads_under_contention). Threads that are not running cannot see
  * the load on their cores, so when the running threads wait for nothing the
- * team grows back; a growth that the next sample undoes waits twice as long
- * before it is tried again (up to MAX_PROBE_WAIT samples).
+ * team grows back, judged by a sample PROBE_NS later; a growth that sample
+ * undoes waits twice as long before it is tried again (up to MAX_PROBE_WAIT
+ * samples).
  *
  * Only how many threads run changes, never how the work is split: each
  * operation's partition (and so its bits) follows the team limit
@@ -27,17 +28,18 @@
 #define _GNU_SOURCE /* syscall */
 #endif
 #include "cnnc_internal.h"
+#include "coarse_clock.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
 #endif
 
 #define SAMPLE_NS 50000000        /* 50 ms: tens of training steps of a small network */
+#define PROBE_NS 10000000         /* a growth is judged sooner: it is tried where it may not pay */
 #define MIN_ACTIVE_NS 1000000     /* runnable time in a sample below which a thread's wait share is noise */
 #define MAX_WAIT_SHARE 0.9        /* one thread never counts for more than 9 other tasks */
 #define MAX_PROBE_WAIT 32         /* samples (1.6 s) between failed growths, at most */
@@ -82,17 +84,6 @@ static struct {
     int tid;
     int64_t cpu_ns, delay_ns;
 } previous[TRACKED_THREADS];
-
-static int64_t monotonic_coarse_ns(void)
-{
-    struct timespec ts;
-#if defined(CLOCK_MONOTONIC_COARSE)
-    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
-#endif
-        if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-            return 0;
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 void cnnc_contention_register_thread(void)
 {
@@ -196,11 +187,11 @@ int cnnc_running_limit(int team, int cpus)
         return fixed < team ? fixed : team;
     if (team <= 1 || cnnc_get_oversubscription() || !adaptive_enabled())
         return team;
-    int64_t now = monotonic_coarse_ns();
+    int64_t now = cnnc_coarse_now_ns();
     if (now >= __atomic_load_n(&next_sample_at, __ATOMIC_RELAXED) &&
         !__atomic_exchange_n(&sampling, 1, __ATOMIC_ACQUIRE)) {
-        __atomic_store_n(&next_sample_at, now + SAMPLE_NS, __ATOMIC_RELAXED);
         sample(team, cpus);
+        __atomic_store_n(&next_sample_at, now + (last_grew ? PROBE_NS : SAMPLE_NS), __ATOMIC_RELAXED);
         __atomic_store_n(&sampling, 0, __ATOMIC_RELEASE);
     }
     int chosen = __atomic_load_n(&adapted, __ATOMIC_RELAXED);

@@ -2,11 +2,11 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT_S */
 #endif
 #include "cnnc_internal.h"
+#include "coarse_clock.h"
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 #ifdef CNNC_OPENMP
 #include <omp.h>
@@ -123,17 +123,6 @@ static int current_cpu_quota(int64_t now)
     return quota;
 }
 
-static int64_t coarse_now_ns(void)
-{
-    struct timespec ts;
-#if defined(CLOCK_MONOTONIC_COARSE)
-    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
-#endif
-        if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-            return 0;
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* With OMP_PROC_BIND, libgomp pins the initial thread to one place, so the
  * calling thread's mask says 1; the team is spread over the places, whose
  * processors are then the CPUs cnnc may use. */
@@ -153,7 +142,7 @@ static int bound_places_cpus(void)
 
 int cnnc_get_usable_cpus(void)
 {
-    int64_t now = coarse_now_ns();
+    int64_t now = cnnc_coarse_now_ns();
     int cached = __atomic_load_n(&usable_cpus_cached, __ATOMIC_RELAXED);
     if (cached > 0 && now - __atomic_load_n(&usable_cpus_read_at, __ATOMIC_RELAXED) < USABLE_CPUS_REFRESH_NS)
         return cached;
@@ -192,43 +181,38 @@ int cnnc_get_team_limit(void)
     return cpus < cap ? cpus : cap;
 }
 
-/* work / grain threads, at least 1 and at most `max`. */
-static int threads_within(int64_t work, int64_t grain, int max)
-{
-    if (grain < 1)
-        grain = 1;
-    int64_t useful = work / grain;
-    if (useful <= 1)
-        return 1;
-    return useful < max ? (int)useful : max;
-}
-
-int cnnc_partition_threads_for(int64_t work, int64_t grain)
+/* work / grain threads, at least 1, within the team limit and, `running`,
+ * within the threads that may run now. */
+static int threads_for_work(int64_t work, int64_t grain, int running)
 {
 #ifndef CNNC_OPENMP
     /* Without OpenMP there is no team to split work over, whatever
      * cnnc_set_num_threads() said: drivers must run on the calling thread. */
     (void)work;
     (void)grain;
+    (void)running;
     return 1;
 #else
-    return threads_within(work, grain, cnnc_get_team_limit());
+    if (grain < 1)
+        grain = 1;
+    int64_t useful = work / grain;
+    if (useful <= 1)
+        return 1; /* the common small operation: no look at the team */
+    int max = cnnc_get_team_limit();
+    if (running)
+        max = cnnc_running_limit(max, cnnc_get_usable_cpus());
+    return useful < max ? (int)useful : max;
 #endif
+}
+
+int cnnc_partition_threads_for(int64_t work, int64_t grain)
+{
+    return threads_for_work(work, grain, 0);
 }
 
 int cnnc_threads_for(int64_t work, int64_t grain)
 {
-#ifndef CNNC_OPENMP
-    (void)work;
-    (void)grain;
-    return 1;
-#else
-    int64_t useful = grain < 1 ? work : work / grain;
-    if (useful <= 1)
-        return 1; /* the common small operation: no look at the team */
-    int team = cnnc_get_team_limit();
-    return threads_within(work, grain, cnnc_running_limit(team, cnnc_get_usable_cpus()));
-#endif
+    return threads_for_work(work, grain, 1);
 }
 
 int cnnc_parts_for(int64_t work, int64_t grain)
