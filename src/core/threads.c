@@ -181,8 +181,17 @@ int cnnc_get_team_limit(void)
     return cpus < cap ? cpus : cap;
 }
 
+/* Grains per thread from which an operation keeps its whole team on busy
+ * cores: it runs for milliseconds, as long as a scheduler's time slice, so
+ * its threads get their share of busy cores as they come (2 threads beside 3
+ * busy processes on 2 cores get 0.8 of a core, 1 thread gets 0.5). Shorter
+ * regions wait whole time slices for a thread that shares its core, and run
+ * on cnnc_running_limit's threads. */
+#define LONG_REGION_GRAINS 64
+
 /* work / grain threads, at least 1, within the team limit and, `running`,
- * within the threads that may run now. */
+ * for an operation too short to keep its team on busy cores, within the
+ * threads that may run now. */
 static int threads_for_work(int64_t work, int64_t grain, int running)
 {
 #ifndef CNNC_OPENMP
@@ -199,7 +208,7 @@ static int threads_for_work(int64_t work, int64_t grain, int running)
     if (useful <= 1)
         return 1; /* the common small operation: no look at the team */
     int max = cnnc_get_team_limit();
-    if (running)
+    if (running && useful < LONG_REGION_GRAINS * (int64_t)max)
         max = cnnc_running_limit(max, cnnc_get_usable_cpus());
     return useful < max ? (int)useful : max;
 #endif

@@ -97,7 +97,9 @@ CNNC_API int cnnc_get_team_limit(void);
  * team to that thread's time slices. By default (adaptive team on) cnnc
  * samples every 50 ms how long its threads waited for a CPU while runnable
  * (Linux schedstat) and runs its teams on the CPUs the other processes
- * leave free (cnnc_threads_under_contention), growing back when they go.
+ * leave free (cnnc_threads_under_contention), growing back when they go;
+ * operations of 64 grains per thread or more (milliseconds, as long as a
+ * time slice) keep the whole team.
  * Only how many threads run changes: every work partition, and so every
  * result's bits, stays that of cnnc_get_team_limit() threads, and a smaller
  * team takes several parts per thread. CNNC_ADAPTIVE_TEAM=0 in the
