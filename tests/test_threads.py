@@ -582,36 +582,38 @@ def test_default_mode_differs_across_thread_counts_where_documented(restore_thre
     assert not np.array_equal(one[2], three[2])
 
 
-@pytest.mark.parametrize("threads", [2, 3, 7])
-def test_deterministic_training_steps_equal_across_thread_counts(restore_threads, threads):
-    # A few steps of a small CNN (convolutions with and without stride,
-    # depthwise, batch norm, dense): the same weights bit for bit at 1 and
-    # at `threads` threads.
+def _small_cnn_weights(seed=7):
+    """The weights after three Adam steps of a small CNN (convolutions with
+    and without stride, depthwise, batch norm, dense) on a fixed batch."""
     from cnnc import layers, models
-    cnnc.set_deterministic(True)
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal((16, 20, 20, 3)).astype(np.float32)
     y = rng.integers(0, 5, 16)
+    cnnc.random.set_seed(3)
+    model = models.Sequential([
+        layers.Input((20, 20, 3)),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
+        layers.Conv2D(32, 3, strides=2, padding="same"),
+        layers.BatchNormalization(),
+        layers.DepthwiseConv2D(3, padding="same", activation="relu"),
+        layers.Conv2D(16, 1),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(5),
+    ])
+    model.compile(optimizer="adam", loss=cnnc.losses.SparseCategoricalCrossentropy(from_logits=True))
+    for _ in range(3):
+        model.train_on_batch(x, y)
+    return model.get_weights()
 
-    def train(count):
-        cnnc.set_num_threads(count)
-        cnnc.random.set_seed(3)
-        model = models.Sequential([
-            layers.Input((20, 20, 3)),
-            layers.Conv2D(32, 3, padding="same", activation="relu"),
-            layers.Conv2D(32, 3, strides=2, padding="same"),
-            layers.BatchNormalization(),
-            layers.DepthwiseConv2D(3, padding="same", activation="relu"),
-            layers.Conv2D(16, 1),
-            layers.GlobalAveragePooling2D(),
-            layers.Dense(5),
-        ])
-        model.compile(optimizer="adam", loss=cnnc.losses.SparseCategoricalCrossentropy(from_logits=True))
-        for _ in range(3):
-            model.train_on_batch(x, y)
-        return model.get_weights()
 
-    for a, b in zip(train(1), train(threads)):
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_deterministic_training_steps_equal_across_thread_counts(restore_threads, threads):
+    # The same weights bit for bit at 1 and at `threads` threads.
+    cnnc.set_deterministic(True)
+    cnnc.set_num_threads(1)
+    one = _small_cnn_weights()
+    cnnc.set_num_threads(threads)
+    for a, b in zip(one, _small_cnn_weights()):
         np.testing.assert_array_equal(a, b)
 
 
@@ -648,36 +650,13 @@ def test_threads_running_never_change_the_bits(restore_running, family):
 
 
 def test_training_steps_equal_whatever_threads_run(restore_running):
-    # The run-to-run guarantee of the default mode under a changing load: a
-    # few training steps of a small CNN give the same weights bit for bit
-    # whether the team of 3 runs on 3 threads or on 1.
-    from cnnc import layers, models
+    # The run-to-run guarantee of the default mode under a changing load: the
+    # same weights bit for bit whether the team of 3 runs on 3 threads or on 1.
     cnnc.set_deterministic(False)
     cnnc.set_num_threads(3)
-    rng = np.random.default_rng(11)
-    x = rng.standard_normal((16, 20, 20, 3)).astype(np.float32)
-    y = rng.integers(0, 5, 16)
-
-    def train(running):
-        cnnc.set_running_limit(running)
-        cnnc.random.set_seed(3)
-        model = models.Sequential([
-            layers.Input((20, 20, 3)),
-            layers.Conv2D(32, 3, padding="same", activation="relu"),
-            layers.Conv2D(32, 3, strides=2, padding="same"),
-            layers.BatchNormalization(),
-            layers.DepthwiseConv2D(3, padding="same", activation="relu"),
-            layers.Conv2D(16, 1),
-            layers.MaxPooling2D(2),
-            layers.Flatten(),
-            layers.Dense(5),
-        ])
-        model.compile(optimizer="adam", loss=cnnc.losses.SparseCategoricalCrossentropy(from_logits=True))
-        for _ in range(3):
-            model.train_on_batch(x, y)
-        return model.get_weights()
-
-    for a, b in zip(train(0), train(1)):
+    whole = _small_cnn_weights(11)
+    cnnc.set_running_limit(1)
+    for a, b in zip(whole, _small_cnn_weights(11)):
         np.testing.assert_array_equal(a, b)
 
 
