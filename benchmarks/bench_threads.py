@@ -13,7 +13,9 @@ Sections:
   (``resnet50``: batch 32 at 224x224x3 also exists as a model);
 - busy: the same at the default thread count while k other processes spin on
   the CPU (k from ``--busy``; default 1 and 3 on 2 cores, half and all the
-  cores elsewhere), as a share of the idle figure;
+  cores elsewhere), as a share of the idle figure; cnnc also with its team
+  kept whole (``CNNC_ADAPTIVE_TEAM=0``) instead of running on the CPUs the
+  neighbours leave free;
 - wait: cnnc at the default thread count, idle and with the most neighbours,
   with libgomp's own long spin (GOMP_SPINCOUNT=300000) instead of cnnc's
   bounded one;
@@ -290,13 +292,22 @@ def main():
     if "busy" in args.sections:
         for model in args.models:
             print(f"\n{model}: {default} threads with k busy neighbour processes (share of idle)")
-            print(f"{'k':>3} | {'cnnc':>10} | {'share':>6} | {'torch':>10} | {'share':>6} | {'cnnc/torch':>10}")
-            idle = {f: measure(f, model, default, steps[model], args.repeats) for f in frameworks}
+            print(f"{'k':>3} | {'cnnc':>10} | {'share':>6} | {'whole team':>10} | {'share':>6} | {'torch':>10} | "
+                  f"{'share':>6} | {'cnnc/torch':>10}")
+            whole = {"CNNC_ADAPTIVE_TEAM": "0"}
+            columns = frameworks + ["whole"]
+
+            def row(k):
+                r = {f: measure(f, model, default, steps[model], args.repeats, busy=k) for f in frameworks}
+                r["whole"] = measure("cnnc", model, default, steps[model], args.repeats, busy=k, extra_env=whole)
+                return r
+
+            idle = row(0)
             for k in [0] + args.busy:
-                r = idle if k == 0 else {f: measure(f, model, default, steps[model], args.repeats, busy=k)
-                                         for f in frameworks}
-                shares = {f: (r[f] / idle[f] if r.get(f) and idle.get(f) else None) for f in frameworks}
-                print(f"{k:>3} | {_fmt(r['cnnc'])} | {_fmt(shares['cnnc'], '>6.0%')} | {_fmt(r.get('torch'))} | "
+                r = idle if k == 0 else row(k)
+                shares = {f: (r[f] / idle[f] if r.get(f) and idle.get(f) else None) for f in columns}
+                print(f"{k:>3} | {_fmt(r['cnnc'])} | {_fmt(shares['cnnc'], '>6.0%')} | {_fmt(r['whole'])} | "
+                      f"{_fmt(shares['whole'], '>6.0%')} | {_fmt(r.get('torch'))} | "
                       f"{_fmt(shares.get('torch'), '>6.0%')} | {_ratio(r['cnnc'], r.get('torch'))}", flush=True)
 
     if "wait" in args.sections:

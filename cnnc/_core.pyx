@@ -23,6 +23,11 @@ cdef extern from "cnnc.h" nogil:
     int cnnc_get_oversubscription()
     void cnnc_set_deterministic(int enabled)
     int cnnc_get_deterministic()
+    void cnnc_set_adaptive_team(int enabled)
+    int cnnc_get_adaptive_team()
+    cnnc_status cnnc_set_running_limit(int n)
+    int cnnc_get_running_limit()
+    int cnnc_threads_under_contention(int team, int cpus, const double *wait_shares, int count)
     ctypedef enum cnnc_work_kind:
         pass
     long long cnnc_work_grain(cnnc_work_kind kind)
@@ -148,6 +153,49 @@ def get_deterministic():
     return bool(cnnc_get_deterministic())
 
 
+def set_adaptive_team(enabled):
+    """Run teams on the CPUs other busy processes leave free (on by default;
+    ``CNNC_ADAPTIVE_TEAM=0`` in the environment turns it off): cnnc samples
+    every 50 ms how long its threads waited for a CPU and lowers
+    ``get_running_limit()`` accordingly (``threads_under_contention``). Only
+    the threads running change, never the work partition, so results are the
+    same bits as on idle CPUs. Off while oversubscription is allowed."""
+    cnnc_set_adaptive_team(1 if enabled else 0)
+
+
+def get_adaptive_team():
+    """Whether teams adapt to busy CPUs (``set_adaptive_team``)."""
+    return bool(cnnc_get_adaptive_team())
+
+
+def set_running_limit(n):
+    """Run every team on at most ``n`` threads (n >= 1) instead of adapting
+    to the load, or remove that limit (0). The work partition stays that of
+    ``get_team_limit()`` threads, so results do not change, unlike with
+    ``set_num_threads``."""
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"running thread limit must be an int, got {type(n).__name__}")
+    check_status(cnnc_set_running_limit(n))
+
+
+def get_running_limit():
+    """The most threads a team runs on now: ``get_team_limit()``, lowered by
+    ``set_running_limit`` or by the adaptive team under load."""
+    return cnnc_get_running_limit()
+
+
+def threads_under_contention(team, cpus, wait_shares):
+    """The adaptive team's rule: threads to run a team of at most ``team``
+    on ``cpus`` CPUs whose active threads waited these shares (0..1) of their
+    runnable time for a CPU. Each thread's cores held about w / (1 - w) other
+    tasks (w capped at 0.9); the team runs on the CPUs left, rounded, within
+    [1, team]."""
+    import numpy as np
+    cdef double[::1] shares = np.ascontiguousarray(wait_shares, dtype=np.float64).reshape(-1)
+    cdef const double *data = &shares[0] if shares.shape[0] else NULL
+    return cnnc_threads_under_contention(int(team), int(cpus), data, <int>shares.shape[0])
+
+
 def get_thread_limit():
     """The most threads ``set_num_threads`` accepts on this machine (8 per
     processor, 64 at least, within OMP_THREAD_LIMIT and the process limit)."""
@@ -172,7 +220,9 @@ def work_grain(kind):
 
 def threads_for(kind, work):
     """Threads an operation of family ``kind`` doing ``work`` units takes now:
-    ``min(get_team_limit(), work // work_grain(kind))``, at least 1. Units:
+    ``min(get_team_limit(), work // work_grain(kind))``, at least 1: the parts
+    its work is split into, which run on at most ``get_running_limit()``
+    threads. Units:
     elements for elementwise, reduce, bias_grad and augment, window elements
     for pool, multiply-adds for gemm, conv and depthwise."""
     if not isinstance(work, int) or isinstance(work, bool) or work < 0:

@@ -582,37 +582,141 @@ def test_default_mode_differs_across_thread_counts_where_documented(restore_thre
     assert not np.array_equal(one[2], three[2])
 
 
-@pytest.mark.parametrize("threads", [2, 3, 7])
-def test_deterministic_training_steps_equal_across_thread_counts(restore_threads, threads):
-    # A few steps of a small CNN (convolutions with and without stride,
-    # depthwise, batch norm, dense): the same weights bit for bit at 1 and
-    # at `threads` threads.
+def _small_cnn_weights(seed=7):
+    """The weights after three Adam steps of a small CNN (convolutions with
+    and without stride, depthwise, batch norm, dense) on a fixed batch."""
     from cnnc import layers, models
-    cnnc.set_deterministic(True)
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal((16, 20, 20, 3)).astype(np.float32)
     y = rng.integers(0, 5, 16)
+    cnnc.random.set_seed(3)
+    model = models.Sequential([
+        layers.Input((20, 20, 3)),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
+        layers.Conv2D(32, 3, strides=2, padding="same"),
+        layers.BatchNormalization(),
+        layers.DepthwiseConv2D(3, padding="same", activation="relu"),
+        layers.Conv2D(16, 1),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(5),
+    ])
+    model.compile(optimizer="adam", loss=cnnc.losses.SparseCategoricalCrossentropy(from_logits=True))
+    for _ in range(3):
+        model.train_on_batch(x, y)
+    return model.get_weights()
 
-    def train(count):
-        cnnc.set_num_threads(count)
-        cnnc.random.set_seed(3)
-        model = models.Sequential([
-            layers.Input((20, 20, 3)),
-            layers.Conv2D(32, 3, padding="same", activation="relu"),
-            layers.Conv2D(32, 3, strides=2, padding="same"),
-            layers.BatchNormalization(),
-            layers.DepthwiseConv2D(3, padding="same", activation="relu"),
-            layers.Conv2D(16, 1),
-            layers.GlobalAveragePooling2D(),
-            layers.Dense(5),
-        ])
-        model.compile(optimizer="adam", loss=cnnc.losses.SparseCategoricalCrossentropy(from_logits=True))
-        for _ in range(3):
-            model.train_on_batch(x, y)
-        return model.get_weights()
 
-    for a, b in zip(train(1), train(threads)):
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_deterministic_training_steps_equal_across_thread_counts(restore_threads, threads):
+    # The same weights bit for bit at 1 and at `threads` threads.
+    cnnc.set_deterministic(True)
+    cnnc.set_num_threads(1)
+    one = _small_cnn_weights()
+    cnnc.set_num_threads(threads)
+    for a, b in zip(one, _small_cnn_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+# ---- busy cores: fewer threads run, the same partition --------------------------------
+
+@pytest.fixture
+def restore_running():
+    previous = cnnc.get_num_threads(), cnnc.get_deterministic(), cnnc.get_adaptive_team()
+    yield
+    cnnc.set_running_limit(0)
+    cnnc.set_num_threads(previous[0])
+    cnnc.set_deterministic(previous[1])
+    cnnc.set_adaptive_team(previous[2])
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_threads_running_never_change_the_bits(restore_running, family):
+    # Default mode, a team limit of 7 (oversubscription is allowed in these
+    # tests): run on 1, 2 or 3 threads, as under load, every output is the
+    # same bits as on the whole team, the team-dependent sums included,
+    # which do change with set_num_threads (test above).
+    cnnc.set_deterministic(False)
+    cnnc.set_num_threads(7)
+    run, check = FAMILIES[family](np.random.default_rng(2024))
+    whole = run()
+    check(whole)
+    for running in (1, 2, 3):
+        cnnc.set_running_limit(running)
+        assert cnnc.get_running_limit() == running
+        for index, (got, first) in enumerate(zip(run(), whole)):
+            np.testing.assert_array_equal(got, first, err_msg=f"{family}[{index}] on {running} of 7 threads")
+    cnnc.set_running_limit(0)
+    assert cnnc.get_running_limit() == 7
+
+
+def test_training_steps_equal_whatever_threads_run(restore_running):
+    # The run-to-run guarantee of the default mode under a changing load: the
+    # same weights bit for bit whether the team of 3 runs on 3 threads or on 1.
+    cnnc.set_deterministic(False)
+    cnnc.set_num_threads(3)
+    whole = _small_cnn_weights(11)
+    cnnc.set_running_limit(1)
+    for a, b in zip(whole, _small_cnn_weights(11)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("team, cpus, shares, expected", [
+    (2, 2, [], 2),                       # nothing ran: the whole team
+    (4, 4, [0.0, 0.001, 0.0, 0.02], 4),  # idle cores, a few microseconds of waiting
+    (2, 2, [0.0, 0.5], 1),               # 1 busy neighbour on 2 cores shares a thread's core
+    (2, 2, [0.6, 0.6], 1),               # 3 neighbours on 2 cores
+    (16, 16, [0.2] * 16, 12),            # 4 other tasks spread over 16 cores
+    (16, 16, [0.5] * 4 + [0.0] * 12, 12),  # ... or sitting on 4 of them
+    (3, 8, [0.0, 0.5], 3),               # never more than the team
+    (16, 16, [1.0, -0.5, float("nan")], 7),  # a thread counts for 9 tasks at most; bad shares ignored
+])
+def test_threads_under_contention_rule(team, cpus, shares, expected):
+    assert cnnc.threads_under_contention(team, cpus, shares) == expected
+
+
+def test_running_limit_setting(restore_running):
+    cnnc.set_num_threads(2)
+    team = cnnc.get_team_limit()
+    assert 1 <= cnnc.get_running_limit() <= team
+    with pytest.raises(ValueError, match="running thread limit"):
+        cnnc.set_running_limit(-1)
+    with pytest.raises(TypeError):
+        cnnc.set_running_limit(1.5)
+    cnnc.set_running_limit(1)
+    assert cnnc.get_running_limit() == 1
+    assert cnnc.threads_for("gemm", 10**15) == team  # the partition stays the team's
+    cnnc.set_running_limit(100)
+    assert cnnc.get_running_limit() == team
+    cnnc.set_running_limit(0)
+    cnnc.set_adaptive_team(False)
+    assert cnnc.get_adaptive_team() is False
+    assert cnnc.get_running_limit() == team
+
+
+def test_adaptive_team_samples_its_threads(restore_running, rng):
+    # With oversubscription off the monitor reads the threads' schedstat while
+    # kernels run (at most every 50 ms); whatever the load, the threads it
+    # lets run stay within the team and the results stay those of the team.
+    cnnc.set_oversubscription(False)
+    try:
+        cnnc.set_num_threads(2)
+        cnnc.set_adaptive_team(True)
+        a = rng.standard_normal((256, 256)).astype(np.float32)
+        first = ops.matmul(a, a)
+        for _ in range(400):
+            np.testing.assert_array_equal(ops.matmul(a, a), first)
+            assert 1 <= cnnc.get_running_limit() <= cnnc.get_team_limit()
+    finally:
+        cnnc.set_oversubscription(True)
+
+
+def test_adaptive_team_switched_off_from_the_environment():
+    code = "import cnnc; print(cnnc.get_adaptive_team(), cnnc.get_running_limit() == cnnc.get_team_limit())"
+    env = dict(os.environ, CNNC_ADAPTIVE_TEAM="0")
+    assert _run_child(code, env).split() == ["False", "True"]
+    env.pop("CNNC_ADAPTIVE_TEAM")
+    on_linux = sys.platform.startswith("linux")
+    assert _run_child(code, env).split()[0] == str(on_linux)
 
 
 def test_deterministic_setting_round_trips(restore_threads):

@@ -366,8 +366,9 @@ cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g,
     const struct cnnc_depthwise_kernels *k = CNNC_PICK(cnnc_depthwise_kernels);
     const int64_t rows = g->n * g->oh, dw_count = g->kh * g->kw * g->cout;
     const int threads = threads_for_rows(g, rows, g->ow * g->cout);
-    const int parts = cnnc_conv_partial_parts(
-        threads, cnnc_parts_for(work_of_rows(g, rows, g->ow * g->cout), DEPTHWISE_THREAD_GRAIN), dw_count + g->cout);
+    const int64_t work = work_of_rows(g, rows, g->ow * g->cout);
+    const int parts = cnnc_conv_partial_parts(cnnc_partition_threads_for(work, DEPTHWISE_THREAD_GRAIN),
+                                              cnnc_parts_for(work, DEPTHWISE_THREAD_GRAIN), dw_count + g->cout);
     float *buffers[parts];
     /* db from the same pass: dy is read once for both. */
     struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = dw_count, .parts = parts,

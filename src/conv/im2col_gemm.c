@@ -296,7 +296,7 @@ cnnc_status cnnc_conv_gemm_backward_weights(const struct cnnc_conv_geom *g, int 
     const int64_t pixels = g->n * g->oh * g->ow, row = g->kh * g->kw * g->cin, kg = g->kh * g->kw * g->cin_g;
     const int direct = cnnc_conv_is_pointwise(g);
     const int64_t tile = direct ? DIRECT_TILE_PIXELS : weight_tile_pixels(row);
-    const int parts = cnnc_conv_partial_parts(threads, cnnc_conv_fixed_parts(g), kg * g->cout);
+    const int parts = cnnc_conv_partial_parts(cnnc_conv_partition_threads(g), cnnc_conv_fixed_parts(g), kg * g->cout);
     float *buffers[parts];
     struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = kg * g->cout, .parts = parts};
 #ifdef CNNC_OPENMP

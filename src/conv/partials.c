@@ -9,10 +9,10 @@
  * split into fewer parts than the threads could use. */
 #define DETERMINISTIC_BUFFER_FLOATS ((int64_t)64 << 20)
 
-int cnnc_conv_partial_parts(int threads, int fixed_parts, int64_t count)
+int cnnc_conv_partial_parts(int partition_threads, int fixed_parts, int64_t count)
 {
     if (!cnnc_get_deterministic())
-        return threads;
+        return partition_threads;
     int64_t affordable = 1 + DETERMINISTIC_BUFFER_FLOATS / cnnc_max_i64(1, count);
     return (int)cnnc_max_i64(1, cnnc_min_i64(fixed_parts, affordable));
 }
@@ -98,7 +98,8 @@ cnnc_status cnnc_conv_channel_sum(int64_t rows, int64_t channels, const float *d
 {
     const int64_t work = rows * channels, grain = cnnc_work_grain(CNNC_WORK_BIAS_GRAD);
     const int threads = cnnc_threads_for(work, grain);
-    const int parts = cnnc_conv_partial_parts(threads, cnnc_parts_for(work, grain), channels);
+    const int parts = cnnc_conv_partial_parts(cnnc_partition_threads_for(work, grain), cnnc_parts_for(work, grain),
+                                              channels);
     float *buffers[parts];
     struct cnnc_conv_partials partials = {.out = out, .buffers = buffers, .count = channels, .parts = parts};
 #ifdef CNNC_OPENMP

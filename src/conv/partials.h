@@ -9,7 +9,8 @@
  * is `out` itself), then, after a barrier, the team adds the others into
  * `out` slice by slice, in part order. An optional second output (out2,
  * count2 floats) is summed the same way. Normally there is one part per
- * thread, so the bits depend on the team size only; in deterministic mode
+ * thread of the team limit, so the bits depend on that only (a team running
+ * on fewer threads under load takes several parts each); in deterministic mode
  * the parts are fixed by the problem (cnnc_conv_partial_parts), so they do
  * not depend on it at all. */
 struct cnnc_conv_partials {
@@ -25,12 +26,13 @@ struct cnnc_conv_partials {
     int first_item_writes;
 };
 
-/* The parts for a sum the caller would split over `threads` threads and
- * that a team of CNNC_DETERMINISTIC_PARTS would split into `fixed_parts`
- * (its cnnc_parts_for): `threads` normally; in deterministic mode
- * `fixed_parts`, fewer when their buffers of `count` floats would take too
- * much memory. */
-CNNC_INTERNAL int cnnc_conv_partial_parts(int threads, int fixed_parts, int64_t count);
+/* The parts for a sum the team limit would split over `partition_threads`
+ * threads (cnnc_partition_threads_for, never the threads running now, which
+ * follow the machine's load) and that a team of CNNC_DETERMINISTIC_PARTS
+ * would split into `fixed_parts` (its cnnc_parts_for): `partition_threads`
+ * normally; in deterministic mode `fixed_parts`, fewer when their buffers of
+ * `count` floats would take too much memory. */
+CNNC_INTERNAL int cnnc_conv_partial_parts(int partition_threads, int fixed_parts, int64_t count);
 /* Threads worth starting for `parts` parts where `threads` were meant. */
 static inline int cnnc_conv_partial_team(int threads, int parts)
 {

@@ -449,9 +449,10 @@ cnnc_status cnnc_conv_select_backward_data(const struct cnnc_conv_geom *g, const
         return cnnc_conv_implicit_backward_data(g, threads, w, dy, bias, dx);
     if (phases_pay(g))
         return cnnc_conv_implicit_backward_data_phases(g, threads, w, dy, bias, dx);
-    /* In deterministic mode, the choice a team of CNNC_DETERMINISTIC_PARTS
-     * would make, whatever the team: the two forms round differently. */
-    if ((cnnc_get_deterministic() ? CNNC_DETERMINISTIC_PARTS : threads) <= g->n)
+    /* The two forms round differently, so the choice follows the team limit,
+     * not the threads running now, and in deterministic mode the choice a
+     * team of CNNC_DETERMINISTIC_PARTS would make, whatever the team. */
+    if ((cnnc_get_deterministic() ? CNNC_DETERMINISTIC_PARTS : cnnc_conv_partition_threads(g)) <= g->n)
         return cnnc_conv_gemm_backward_data_scatter(g, threads, w, dy, bias, dx);
     return cnnc_conv_gemm_backward_data_shared(g, threads, w, dy, bias, dx);
 }

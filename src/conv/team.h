@@ -97,6 +97,13 @@ static inline int cnnc_conv_threads(const struct cnnc_conv_geom *g)
     return cnnc_threads_for(cnnc_conv_work(g), cnnc_work_grain(CNNC_WORK_CONV));
 }
 
+/* The team whose split sets the bits of g's partial sums and algorithm
+ * choices (cnnc_partition_threads_for): cnnc_conv_threads on idle CPUs. */
+static inline int cnnc_conv_partition_threads(const struct cnnc_conv_geom *g)
+{
+    return cnnc_partition_threads_for(cnnc_conv_work(g), cnnc_work_grain(CNNC_WORK_CONV));
+}
+
 /* The same for a team of CNNC_DETERMINISTIC_PARTS, whatever the machine:
  * the parts of the deterministic sums. */
 static inline int cnnc_conv_fixed_parts(const struct cnnc_conv_geom *g)

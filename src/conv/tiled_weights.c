@@ -32,7 +32,8 @@ cnnc_status cnnc_conv_tiled_backward_weights(const struct cnnc_conv_geom *g, int
         for (int64_t kw = 0; kw < g->kw; ++kw)
             for (int64_t c = 0; c < g->cin_g; ++c)
                 off[k++] = (kh * g->dh * b.width + kw * g->dw) * g->cin + c;
-    const int parts = cnnc_conv_partial_parts(threads, cnnc_conv_fixed_parts(g), kg * g->cout + g->cout);
+    const int parts =
+        cnnc_conv_partial_parts(cnnc_conv_partition_threads(g), cnnc_conv_fixed_parts(g), kg * g->cout + g->cout);
     float *buffers[parts];
     struct cnnc_conv_partials partials = {
         .out = dw, .buffers = buffers, .count = kg * g->cout, .parts = parts, .out2 = db,

@@ -502,15 +502,16 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     const int64_t padded_t = cnnc_ceil_div(g->cout, gk->mr) * gk->mr * cnnc_ceil_div(g->cin, gk->nr) * gk->nr;
     gr.transposed = 10 * padded_t < 9 * padded;
     const int64_t per_tile = planes * (pl->ldv + pl->ldm) * (int64_t)sizeof(float);
-    int threads = (int)cnnc_min_i64(cnnc_conv_threads(g), cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES));
+    const int64_t useful = cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES);
+    int threads = (int)cnnc_min_i64(cnnc_conv_threads(g), useful);
     int64_t du_floats;
     size_t du_bytes;
     CNNC_TRY(cnnc_mul_sizes(&du_floats, 3, planes, g->cin, g->cout));
     CNNC_TRY(cnnc_float_bytes(du_floats, &du_bytes));
     /* The blocks below are sized for the parts of the sum (the threads,
      * unless in deterministic mode), so they too depend on nothing else. */
-    const int parts = cnnc_conv_partial_parts(
-        threads, (int)cnnc_min_i64(cnnc_conv_fixed_parts(g), cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES)), du_floats);
+    const int parts = cnnc_conv_partial_parts((int)cnnc_min_i64(cnnc_conv_partition_threads(g), useful),
+                                              (int)cnnc_min_i64(cnnc_conv_fixed_parts(g), useful), du_floats);
     threads = cnnc_conv_partial_team(threads, parts);
     /* Each block reads and writes the thread's whole dU once: blocks whose
      * V and dM are about as large as dU balance that traffic against

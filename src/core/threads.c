@@ -2,11 +2,11 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT_S */
 #endif
 #include "cnnc_internal.h"
+#include "coarse_clock.h"
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 #ifdef CNNC_OPENMP
 #include <omp.h>
@@ -123,17 +123,6 @@ static int current_cpu_quota(int64_t now)
     return quota;
 }
 
-static int64_t coarse_now_ns(void)
-{
-    struct timespec ts;
-#if defined(CLOCK_MONOTONIC_COARSE)
-    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
-#endif
-        if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-            return 0;
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* With OMP_PROC_BIND, libgomp pins the initial thread to one place, so the
  * calling thread's mask says 1; the team is spread over the places, whose
  * processors are then the CPUs cnnc may use. */
@@ -153,7 +142,7 @@ static int bound_places_cpus(void)
 
 int cnnc_get_usable_cpus(void)
 {
-    int64_t now = coarse_now_ns();
+    int64_t now = cnnc_coarse_now_ns();
     int cached = __atomic_load_n(&usable_cpus_cached, __ATOMIC_RELAXED);
     if (cached > 0 && now - __atomic_load_n(&usable_cpus_read_at, __ATOMIC_RELAXED) < USABLE_CPUS_REFRESH_NS)
         return cached;
@@ -192,22 +181,47 @@ int cnnc_get_team_limit(void)
     return cpus < cap ? cpus : cap;
 }
 
-int cnnc_threads_for(int64_t work, int64_t grain)
+/* Grains per thread from which an operation keeps its whole team on busy
+ * cores: it runs for milliseconds, as long as a scheduler's time slice, so
+ * its threads get their share of busy cores as they come (2 threads beside 3
+ * busy processes on 2 cores get 0.8 of a core, 1 thread gets 0.5). Shorter
+ * regions wait whole time slices for a thread that shares its core, and run
+ * on cnnc_running_limit's threads. */
+#define LONG_REGION_GRAINS 64
+
+/* work / grain threads, at least 1, within the team limit and, `running`,
+ * for an operation too short to keep its team on busy cores, within the
+ * threads that may run now. */
+static int threads_for_work(int64_t work, int64_t grain, int running)
 {
 #ifndef CNNC_OPENMP
     /* Without OpenMP there is no team to split work over, whatever
      * cnnc_set_num_threads() said: drivers must run on the calling thread. */
     (void)work;
     (void)grain;
+    (void)running;
     return 1;
-#endif
+#else
     if (grain < 1)
         grain = 1;
     int64_t useful = work / grain;
     if (useful <= 1)
-        return 1;
+        return 1; /* the common small operation: no look at the team */
     int max = cnnc_get_team_limit();
+    if (running && useful < LONG_REGION_GRAINS * (int64_t)max)
+        max = cnnc_running_limit(max, cnnc_get_usable_cpus());
     return useful < max ? (int)useful : max;
+#endif
+}
+
+int cnnc_partition_threads_for(int64_t work, int64_t grain)
+{
+    return threads_for_work(work, grain, 0);
+}
+
+int cnnc_threads_for(int64_t work, int64_t grain)
+{
+    return threads_for_work(work, grain, 1);
 }
 
 int cnnc_parts_for(int64_t work, int64_t grain)
@@ -254,11 +268,12 @@ int64_t cnnc_work_grain(cnnc_work_kind kind)
 
 int cnnc_threads_for_kind(cnnc_work_kind kind, int64_t work)
 {
-    return cnnc_threads_for(work, cnnc_work_grain(kind));
+    return cnnc_partition_threads_for(work, cnnc_work_grain(kind));
 }
 
 unsigned cnnc_fpu_enter(void)
 {
+    cnnc_contention_register_thread();
 #if defined(__SSE__) || defined(__x86_64__)
     unsigned old = _mm_getcsr();
     _mm_setcsr(old | 0x8040); /* FTZ | DAZ */

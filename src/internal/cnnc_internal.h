@@ -73,10 +73,24 @@ CNNC_INTERNAL const void *cnnc_pick_table(const void *scalar, const void *avx2, 
                                           CNNC_IF_AVX512(name##_avx512), CNNC_IF_NEON(name##_neon)))
 
 /* ---- threads ------------------------------------------------------------ */
-/* Threads to use for `work` units of roughly `grain` units each, at least 1:
- * small problems stay on the calling thread. Always 1 in a build without
- * OpenMP, so drivers size their teams with this, not cnnc_get_num_threads(). */
+/* Threads to run `work` units of roughly `grain` units each on now, at
+ * least 1: small problems stay on the calling thread, and while other
+ * processes hold the CPUs fewer threads run (cnnc_get_running_limit). Always
+ * 1 in a build without OpenMP, so drivers size their teams with this, not
+ * cnnc_get_num_threads(). A driver whose bits follow its team size (a sum cut
+ * into one part per thread) cuts its parts by cnnc_partition_threads_for
+ * and runs them on this many threads. */
 CNNC_INTERNAL int cnnc_threads_for(int64_t work, int64_t grain);
+/* The same within cnnc_get_team_limit() alone: what cnnc_threads_for gives
+ * on idle CPUs. Work partitions that set a result's bits follow this, so
+ * that they never depend on the load of the machine. */
+CNNC_INTERNAL int cnnc_partition_threads_for(int64_t work, int64_t grain);
+/* Threads a team of at most `team` runs on now, on `cpus` usable CPUs
+ * (src/core/contention.c). */
+CNNC_INTERNAL int cnnc_running_limit(int team, int cpus);
+/* Lets the contention monitor see the calling thread's waits (from
+ * cnnc_fpu_enter, which every thread of a team calls). */
+CNNC_INTERNAL void cnnc_contention_register_thread(void);
 /* In deterministic mode (cnnc_set_deterministic) a sum split between threads
  * is cut into parts fixed by the problem, not the team: as many as a team
  * of this many threads would take (cnnc_parts_for), added in part order. */

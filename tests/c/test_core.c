@@ -122,10 +122,52 @@ static void test_affinity_followed(void)
 #endif
 }
 
+/* The adaptive team's rule (cnnc_threads_under_contention) and the running
+ * limit, which lowers the threads that run but never the work partition
+ * that cnnc_threads_for_kind reports. */
+static void test_busy_cores(void)
+{
+    const double idle[4] = {0.0, 0.001, 0.0, 0.02};
+    CHECK(cnnc_threads_under_contention(4, 4, idle, 4) == 4);
+    CHECK(cnnc_threads_under_contention(2, 2, NULL, 0) == 2);
+    /* 2 cores, one busy neighbour sharing a thread's core: 1 thread. */
+    const double one_shared[2] = {0.0, 0.5};
+    CHECK(cnnc_threads_under_contention(2, 2, one_shared, 2) == 1);
+    /* 3 neighbours on 2 cores: every core holds 1.5 other tasks. */
+    const double all_shared[2] = {0.6, 0.6};
+    CHECK(cnnc_threads_under_contention(2, 2, all_shared, 2) == 1);
+    /* 16 cores, 4 other tasks spread over the team's 16 threads. */
+    double spread[16];
+    for (int i = 0; i < 16; ++i)
+        spread[i] = 0.2;
+    CHECK(cnnc_threads_under_contention(16, 16, spread, 16) == 12);
+    /* A wait share of 1 (or NaN, or below 0) does not blow up the estimate. */
+    const double odd[3] = {1.0, -0.5, 0.0 / 0.0};
+    CHECK(cnnc_threads_under_contention(16, 16, odd, 3) == 7);
+    CHECK(cnnc_threads_under_contention(0, 0, NULL, 0) == 1);
+    /* The free CPUs, never more than the team. */
+    CHECK(cnnc_threads_under_contention(3, 8, one_shared, 2) == 3);
+
+    CHECK_OK(cnnc_set_num_threads(2));
+    CHECK_STATUS(cnnc_set_running_limit(-1), CNNC_ERR_INVALID_ARGUMENT);
+    const int team = cnnc_get_team_limit();
+    CHECK(cnnc_get_running_limit() >= 1 && cnnc_get_running_limit() <= team);
+    CHECK_OK(cnnc_set_running_limit(1));
+    CHECK(cnnc_get_running_limit() == 1);
+    CHECK(cnnc_threads_for_kind(CNNC_WORK_GEMM, INT64_MAX) == team);
+    CHECK_OK(cnnc_set_running_limit(0));
+    const int adaptive = cnnc_get_adaptive_team();
+    cnnc_set_adaptive_team(0);
+    CHECK(!cnnc_get_adaptive_team());
+    CHECK(cnnc_get_running_limit() == team);
+    cnnc_set_adaptive_team(adaptive);
+}
+
 int main(void)
 {
     test_conventions();
     test_affinity_followed();
+    test_busy_cores();
     test_relu();
     cnnc_release_workspace();
     return check_finish("test_core");

@@ -92,6 +92,34 @@ CNNC_API int cnnc_get_cpu_quota(const char *root);
  * cnnc_get_usable_cpus()), or cnnc_get_num_threads() alone while
  * oversubscription is allowed. */
 CNNC_API int cnnc_get_team_limit(void);
+/* Busy cores. A team waits at every barrier for its slowest thread, so a
+ * thread that shares its core with another busy process holds the whole
+ * team to that thread's time slices. By default (adaptive team on) cnnc
+ * samples every 50 ms how long its threads waited for a CPU while runnable
+ * (Linux schedstat) and runs its teams on the CPUs the other processes
+ * leave free (cnnc_threads_under_contention), growing back when they go;
+ * operations of 64 grains per thread or more (milliseconds, as long as a
+ * time slice) keep the whole team.
+ * Only how many threads run changes: every work partition, and so every
+ * result's bits, stays that of cnnc_get_team_limit() threads, and a smaller
+ * team takes several parts per thread. CNNC_ADAPTIVE_TEAM=0 in the
+ * environment or cnnc_set_adaptive_team(0) turns it off; it is off while
+ * oversubscription is allowed, and where schedstat is missing (off Linux). */
+CNNC_API void cnnc_set_adaptive_team(int enabled);
+CNNC_API int cnnc_get_adaptive_team(void);
+/* n >= 1: every team runs on at most n threads, whatever the load (its
+ * partition, and so the bits, unchanged), instead of adapting; 0 (the
+ * default) removes the limit. n < 0 is CNNC_ERR_INVALID_ARGUMENT. */
+CNNC_API cnnc_status cnnc_set_running_limit(int n);
+/* The most threads a team runs on now: cnnc_get_team_limit(), lowered by
+ * cnnc_set_running_limit() or, adapting, by the load. */
+CNNC_API int cnnc_get_running_limit(void);
+/* The rule of the adaptive team: a team of at most `team` threads on `cpus`
+ * usable CPUs, whose `count` active threads waited for a CPU these shares
+ * (0..1) of their runnable time, runs on round(cpus - others) threads,
+ * within [1, team], where others = sum of w / (1 - w) (w capped at 0.9) is
+ * the number of other runnable tasks their cores held. */
+CNNC_API int cnnc_threads_under_contention(int team, int cpus, const double *wait_shares, int count);
 /* allowed != 0 lets teams take up to cnnc_get_num_threads() threads even on
  * fewer CPUs (off by default). For testing the work partitions of large
  * teams on a small machine; it is slower wherever it changes anything. */
@@ -121,11 +149,12 @@ typedef enum cnnc_work_kind {
 } cnnc_work_kind;
 /* The grain of a family (1 for an unknown kind). */
 CNNC_API int64_t cnnc_work_grain(cnnc_work_kind kind);
-/* Threads an operation of this family and size takes now. */
+/* Threads an operation of this family and size takes now: the parts its work
+ * is split into, run on at most cnnc_get_running_limit() threads. */
 CNNC_API int cnnc_threads_for_kind(cnnc_work_kind kind, int64_t work);
 
 /* Determinism. Every result is the same bits from run to run at a fixed
- * team size. Across team sizes (thread counts, CPUs the process may use)
+ * team limit (cnnc_get_team_limit()), whatever threads run it. Across team sizes (thread counts, CPUs the process may use)
  * every kernel gives the same bits too, except two, whose work partition
  * follows the team unless deterministic mode is on: the weight (and bias)
  * gradients of convolutions, a sum over the batch's pixels split between the

@@ -1,0 +1,250 @@
+/* Busy cores: how many threads a team runs on while other processes compete
+ * for the CPUs.
+ *
+ * A team waits at every barrier for its slowest thread. When another
+ * CPU-bound process shares a core with one of the team's threads, that
+ * thread gets a time slice of milliseconds now and then, while a layer's
+ * parallel region lasts tens of microseconds: the whole team then runs at
+ * the pace of the time-sliced thread, and on 2 cores with one busy neighbour
+ * 2 threads made a third of their idle speed, less than 1 thread alone.
+ *
+ * So the threads that run cnnc's work report how long they waited for a CPU
+ * while runnable (the run delay in /proc/self/task/TID/schedstat, next to
+ * their CPU time), sampled every SAMPLE_NS. A thread that waited a share w
+ * of its runnable time shares its core with about w / (1 - w) other
+ * runnable tasks; their sum over the team's active threads is the load of
+ * the others, and the team runs on the CPUs it leaves free
+ * (cnnc_threads_under_contention). Threads that are not running cannot see
+ * the load on their cores, so when the running threads wait for nothing the
+ * team grows back, judged by a sample PROBE_NS later; a growth that sample
+ * undoes waits twice as long before it is tried again (up to MAX_PROBE_WAIT
+ * samples).
+ *
+ * Only how many threads run changes, never how the work is split: each
+ * operation's partition (and so its bits) follows the team limit
+ * (cnnc_partition_threads_for), and a smaller team takes several parts per
+ * thread. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* syscall */
+#endif
+#include "cnnc_internal.h"
+#include "coarse_clock.h"
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
+
+#define SAMPLE_NS 50000000        /* 50 ms: tens of training steps of a small network */
+#define PROBE_NS 10000000         /* a growth is judged sooner: it is tried where it may not pay */
+#define MIN_ACTIVE_NS 1000000     /* runnable time in a sample below which a thread's wait share is noise */
+#define MAX_WAIT_SHARE 0.9        /* one thread never counts for more than 9 other tasks */
+#define MAX_PROBE_WAIT 32         /* samples (1.6 s) between failed growths, at most */
+#define TRACKED_THREADS 64
+
+int cnnc_threads_under_contention(int team, int cpus, const double *wait_shares, int count)
+{
+    if (team < 1)
+        team = 1;
+    if (cpus < 1)
+        cpus = 1;
+    double others = 0.0;
+    for (int i = 0; wait_shares && i < count; ++i) {
+        double w = wait_shares[i];
+        if (!(w > 0.0)) /* also NaN */
+            continue;
+        if (w > MAX_WAIT_SHARE)
+            w = MAX_WAIT_SHARE;
+        others += w / (1.0 - w);
+    }
+    /* Round half up: one thread's core shared half the time costs that
+     * thread, a few spurious microseconds of waiting cost nothing. */
+    double free_cpus = (double)cpus - others + 0.5;
+    int threads = free_cpus < 1.0 ? 1 : free_cpus >= (double)team ? team : (int)free_cpus;
+    return threads;
+}
+
+#if defined(__linux__) && defined(CNNC_OPENMP)
+
+static int adaptive = -1; /* -1: not read from CNNC_ADAPTIVE_TEAM yet */
+static int fixed_limit = 0;
+static int tracked_tid[TRACKED_THREADS];
+static __thread int registered;
+
+/* The sampler's state, touched only by the thread holding `sampling`. */
+static int sampling;
+static int64_t next_sample_at;
+static int adapted;   /* threads the last sample chose; 0: none yet (the whole team) */
+static int last_grew; /* the last sample grew the team */
+static int probe_wait, probe_backoff = 1;
+static struct {
+    int tid;
+    int64_t cpu_ns, delay_ns;
+} previous[TRACKED_THREADS];
+
+void cnnc_contention_register_thread(void)
+{
+    if (registered)
+        return;
+    registered = 1; /* also when every slot is taken: then it stays unseen */
+    int tid = (int)syscall(SYS_gettid);
+    for (int i = 0; i < TRACKED_THREADS; ++i) {
+        int expected = 0;
+        if (__atomic_compare_exchange_n(&tracked_tid[i], &expected, tid, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            return;
+    }
+}
+
+/* The CPU time and run delay (ns) of a thread of this process; 0 when it
+ * has ended or /proc cannot be read. */
+static int read_schedstat(int tid, int64_t *cpu_ns, int64_t *delay_ns)
+{
+    char path[64], text[128];
+    snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t got = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (got <= 0)
+        return 0;
+    text[got] = '\0';
+    char *end;
+    long long cpu = strtoll(text, &end, 10);
+    if (end == text)
+        return 0;
+    const char *rest = end;
+    long long delay = strtoll(rest, &end, 10);
+    if (end == rest || cpu < 0 || delay < 0)
+        return 0;
+    *cpu_ns = cpu;
+    *delay_ns = delay;
+    return 1;
+}
+
+/* One sample: the wait shares of the threads that ran since the last one,
+ * and the threads to run on until the next. */
+static void sample(int team, int cpus)
+{
+    double shares[TRACKED_THREADS];
+    int count = 0;
+    for (int i = 0; i < TRACKED_THREADS; ++i) {
+        int tid = __atomic_load_n(&tracked_tid[i], __ATOMIC_RELAXED);
+        if (tid == 0)
+            continue;
+        int64_t cpu, delay;
+        if (!read_schedstat(tid, &cpu, &delay)) { /* ended: free the slot */
+            __atomic_compare_exchange_n(&tracked_tid[i], &tid, 0, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+            previous[i].tid = 0;
+            continue;
+        }
+        if (previous[i].tid == tid) {
+            int64_t ran = cpu - previous[i].cpu_ns, waited = delay - previous[i].delay_ns;
+            if (ran >= 0 && waited >= 0 && ran + waited >= MIN_ACTIVE_NS)
+                shares[count++] = (double)waited / (double)(ran + waited);
+        }
+        previous[i].tid = tid;
+        previous[i].cpu_ns = cpu;
+        previous[i].delay_ns = delay;
+    }
+    if (count == 0)
+        return; /* cnnc did not run: nothing learned */
+    int running = adapted > 0 && adapted < team ? adapted : team;
+    int chosen = cnnc_threads_under_contention(team, cpus, shares, count);
+    if (chosen > running) {
+        if (probe_wait > 0) {
+            --probe_wait;
+            chosen = running;
+        }
+    } else if (chosen < running && last_grew) {
+        probe_backoff = probe_backoff * 2 > MAX_PROBE_WAIT ? MAX_PROBE_WAIT : probe_backoff * 2;
+        probe_wait = probe_backoff;
+    } else if (chosen == running && last_grew) {
+        probe_backoff = 1; /* the growth held */
+    }
+    last_grew = chosen > running;
+    __atomic_store_n(&adapted, chosen, __ATOMIC_RELAXED);
+}
+
+static int adaptive_enabled(void)
+{
+    int on = __atomic_load_n(&adaptive, __ATOMIC_RELAXED);
+    if (on < 0) {
+        const char *env = getenv("CNNC_ADAPTIVE_TEAM");
+        on = !(env && env[0] == '0' && env[1] == '\0');
+        __atomic_store_n(&adaptive, on, __ATOMIC_RELAXED);
+    }
+    return on;
+}
+
+int cnnc_running_limit(int team, int cpus)
+{
+    int fixed = __atomic_load_n(&fixed_limit, __ATOMIC_RELAXED);
+    if (fixed > 0)
+        return fixed < team ? fixed : team;
+    if (team <= 1 || cnnc_get_oversubscription() || !adaptive_enabled())
+        return team;
+    int64_t now = cnnc_coarse_now_ns();
+    if (now >= __atomic_load_n(&next_sample_at, __ATOMIC_RELAXED) &&
+        !__atomic_exchange_n(&sampling, 1, __ATOMIC_ACQUIRE)) {
+        sample(team, cpus);
+        __atomic_store_n(&next_sample_at, now + (last_grew ? PROBE_NS : SAMPLE_NS), __ATOMIC_RELAXED);
+        __atomic_store_n(&sampling, 0, __ATOMIC_RELEASE);
+    }
+    int chosen = __atomic_load_n(&adapted, __ATOMIC_RELAXED);
+    return chosen > 0 && chosen < team ? chosen : team;
+}
+
+void cnnc_set_adaptive_team(int enabled)
+{
+    __atomic_store_n(&adaptive, enabled != 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&adapted, 0, __ATOMIC_RELAXED); /* start again from the whole team */
+}
+
+int cnnc_get_adaptive_team(void)
+{
+    return adaptive_enabled();
+}
+
+#else /* no /proc schedstat or no team: nothing to adapt */
+
+static int fixed_limit = 0;
+
+void cnnc_contention_register_thread(void)
+{
+}
+
+int cnnc_running_limit(int team, int cpus)
+{
+    (void)cpus;
+    int fixed = __atomic_load_n(&fixed_limit, __ATOMIC_RELAXED);
+    return fixed > 0 && fixed < team ? fixed : team;
+}
+
+void cnnc_set_adaptive_team(int enabled)
+{
+    (void)enabled;
+}
+
+int cnnc_get_adaptive_team(void)
+{
+    return 0;
+}
+
+#endif
+
+cnnc_status cnnc_set_running_limit(int n)
+{
+    if (n < 0)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "running thread limit must be >= 0 (0: none), got %d", n);
+    __atomic_store_n(&fixed_limit, n, __ATOMIC_RELAXED);
+    return CNNC_OK;
+}
+
+int cnnc_get_running_limit(void)
+{
+    return cnnc_running_limit(cnnc_get_team_limit(), cnnc_get_usable_cpus());
+}
