@@ -7,6 +7,8 @@
 #define GEMM_MR 14
 #define GEMM_NR 32
 #include "gemm_pack.h"
+#define CNNC_SIMD 2
+#include "gemm_epilogue_template.h"
 
 /* In-register transpose of a 16 x 16 block: r[i] holds row i on entry and
  * column i on exit. */
@@ -239,5 +241,5 @@ const struct cnnc_gemm_kernels cnnc_gemm_kernels_avx512 = {
     .ukernel = ukernel,
     .pack_a = pack_a,
     .pack_b = pack_b,
-    .epilogue = gemm_epilogue_tile,
+    .epilogue = gemm_epilogue_simd,
 };
