@@ -16,7 +16,11 @@ cdef extern from "cnnc.h" nogil:
     cnnc_status cnnc_model_load_tensors(const char *config, size_t n_tensors, const char *const *names,
                                         const int *ranks, const int64_t *shapes, const float *const *data,
                                         cnnc_model **model)
+    cnnc_status cnnc_model_load_tensors_borrowed(const char *config, size_t n_tensors, const char *const *names,
+                                                 const int *ranks, const int64_t *shapes, const float *const *data,
+                                                 cnnc_model **model)
     void cnnc_model_free(cnnc_model *model)
+    size_t cnnc_model_weight_bytes(const cnnc_model *model)
     int cnnc_model_num_inputs(const cnnc_model *model)
     int cnnc_model_num_outputs(const cnnc_model *model)
     cnnc_status cnnc_model_input_shape_at(const cnnc_model *model, int index, int *rank, int64_t *shape)
@@ -37,6 +41,7 @@ cdef class LoadedModel:
     of outputs (float32, batch first). Calls may run concurrently."""
     cdef cnnc_model *ptr
     cdef readonly tuple input_shapes, output_shapes
+    cdef list _lent  # the arrays a borrowing load reads in place, kept alive with it
 
     def __dealloc__(self):
         cnnc_model_free(self.ptr)
@@ -70,11 +75,21 @@ cdef class LoadedModel:
         m._describe()
         return m
 
+    @property
+    def weight_bytes(self):
+        """Bytes of weights the runtime holds itself: its copies and the
+        packed and transformed forms, not the arrays lent to it
+        (``cnnc_model_weight_bytes``)."""
+        return cnnc_model_weight_bytes(self.ptr)
+
     @staticmethod
-    def from_tensors(config, tensors):
+    def from_tensors(config, tensors, borrow=False):
         """From a model's parts without a file image: ``config`` the
         model_config JSON text, ``tensors`` a dict name -> float32 array (the
-        weights, as model.save names them). The arrays are copied."""
+        weights, as model.save names them). The arrays are copied, or with
+        ``borrow=True`` the kernels are read in place (the loaded model keeps
+        the arrays alive; the caller must not change them while it is in
+        use: cnnc.models.inference makes them read-only)."""
         cdef LoadedModel m = LoadedModel.__new__(LoadedModel)
         cdef bytes config_bytes = str(config).encode()
         if b"\0" in config_bytes:
@@ -108,8 +123,13 @@ cdef class LoadedModel:
                     data[i] = &flat[0]
                 else:
                     data[i] = NULL
-            with nogil:
-                status = cnnc_model_load_tensors(config_ptr, n, name_ptrs, ranks, shapes, data, &m.ptr)
+            if borrow:
+                m._lent = arrays
+                with nogil:
+                    status = cnnc_model_load_tensors_borrowed(config_ptr, n, name_ptrs, ranks, shapes, data, &m.ptr)
+            else:
+                with nogil:
+                    status = cnnc_model_load_tensors(config_ptr, n, name_ptrs, ranks, shapes, data, &m.ptr)
         finally:
             free(name_ptrs)
             free(data)

@@ -465,6 +465,14 @@ cnnc_status cnnc_gemm_pack_b_once(cnnc_transpose trans_b, int64_t K, int64_t N, 
     return CNNC_OK;
 }
 
+size_t cnnc_gemm_packed_b_bytes(const struct cnnc_gemm_packed_b *packed)
+{
+    if (!packed->data)
+        return 0;
+    /* K rows of N columns rounded up to whole panels, as packed above. */
+    return (size_t)packed->K * (size_t)(cnnc_ceil_div(packed->N, packed->kern->nr) * packed->kern->nr) * sizeof(float);
+}
+
 void cnnc_gemm_packed_b_free(struct cnnc_gemm_packed_b *packed)
 {
     if (!packed)

@@ -297,5 +297,55 @@ def test_predict_flip_tta_averages_the_mirror_images(rng):
     with pytest.raises(ValueError, match="tta must be"):
         model.predict(x, tta="rotate")
     flat = Sequential([Input((5,)), Dense(2)])
-    with pytest.raises(ValueError, match="mirrors images"):
+    with pytest.raises(ValueError, match="mirrors or shifts images"):
         flat.predict(rng.standard_normal((3, 5)).astype(np.float32), tta="flip")
+
+
+def _moved_by_one_pixel(image, rows, cols):
+    """One (H, W, C) image moved down by ``rows`` and right by ``cols``
+    pixels, pixel by pixel, zeros where nothing moves in."""
+    height, width = image.shape[:2]
+    out = np.zeros_like(image)
+    for r in range(height):
+        for c in range(width):
+            if 0 <= r - rows < height and 0 <= c - cols < width:
+                out[r, c] = image[r - rows, c - cols]
+    return out
+
+
+@pytest.mark.parametrize("mode", ["shift", "flip+shift"])
+def test_predict_shift_tta_averages_the_moved_images(rng, mode):
+    """tta="shift": the mean over the image and the image moved one pixel up,
+    down, left and right; "flip+shift" adds the mirror image of each. The
+    reference builds every view pixel by pixel and predicts it alone."""
+    set_random_seed(5)
+    model = Sequential([Input((5, 6, 2)), Conv2D(3, 3), Flatten(), Dense(4, activation="softmax")])
+    x = rng.uniform(0.5, 1.5, (7, 5, 6, 2)).astype(np.float32)  # no zeros: a moved-in zero shows
+    moves = [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)]
+    mirrors = [False, True] if mode == "flip+shift" else [False]
+    expected = np.zeros((7, 4))
+    for i in range(len(x)):
+        for mirror in mirrors:
+            for rows, cols in moves:
+                view = _moved_by_one_pixel(x[i], rows, cols)
+                if mirror:
+                    view = view[:, ::-1]
+                expected[i] += model.predict_on_batch(np.ascontiguousarray(view[None]))[0]
+    expected /= len(moves) * len(mirrors)
+    got = model.predict(x, batch_size=3, verbose=0, tta=mode)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert got.dtype == np.float32 and got.shape == (7, 4)
+    flip_only = model.predict(x, batch_size=3, verbose=0, tta="flip")
+    assert not np.allclose(got, flip_only, rtol=1e-4, atol=1e-5)
+    readonly = x.copy()
+    readonly.setflags(write=False)
+    np.testing.assert_array_equal(model.predict(readonly, batch_size=3, verbose=0, tta=mode), got)
+
+
+def test_shift_tta_needs_images_of_at_least_one_pixel_margin(rng):
+    """A 1x1 image moved by a pixel is all fill: the views are still
+    well defined (zeros), not an error or garbage."""
+    model = Sequential([Input((1, 1, 2)), Flatten(), Dense(3)])
+    x = rng.standard_normal((4, 1, 1, 2)).astype(np.float32)
+    expected = (model.predict_on_batch(x) + 4 * model.predict_on_batch(np.zeros_like(x))) / 5
+    np.testing.assert_allclose(model.predict(x, verbose=0, tta="shift"), expected, rtol=1e-5, atol=1e-6)

@@ -7,14 +7,14 @@ RECIPES = {
     "best": {
         "about": "CompactResNet width 64 with two residual blocks per stage, 35 epochs, SGD "
                  "(Nesterov) with warm-up and cosine decay, flips, crops and random erasing, label "
-                 "smoothing, weight averaging and flip test-time augmentation, the same weights at "
+                 "smoothing, weight averaging and test-time augmentation (flips and one-pixel shifts), the same weights at "
                  "any thread count; trains on all training images",
         "options": {"model": "compact_resnet", "width": 64, "blocks": [2, 2], "epochs": 35,
                     "batch_size": 128,
                     "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
                     "weight_decay": 5e-3, "schedule": "cosine", "warmup_epochs": 1,
                     "augment": "flip,crop,erase", "label_smoothing": 0.1, "ema": 0.998,
-                    "tta": "flip", "validation_split": 0.0, "deterministic": True},
+                    "tta": "flip+shift", "validation_split": 0.0, "deterministic": True},
     },
     "quick": {
         "about": "CompactResNet width 48, 3 epochs, the best recipe's optimizer and schedule, flips, "

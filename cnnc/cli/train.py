@@ -73,9 +73,10 @@ def add_arguments(p):
     p.add_argument("--ema", type=float, metavar="M",
                    help="keep a moving average of the weights (momentum M, e.g. 0.998) and end "
                         "training with it")
-    p.add_argument("--tta", choices=("flip",),
+    p.add_argument("--tta", choices=("flip", "shift", "flip+shift"),
                    help="test-time augmentation at the final evaluation: flip averages the "
-                        "predictions for each test image and its mirror image")
+                        "predictions for each test image and its mirror image, shift for the "
+                        "image and the image moved by one pixel each way, flip+shift for all ten")
     p.add_argument("--augment", nargs="?", const="standard", default=None, metavar="LIST",
                    help=f"augment the training images; LIST is comma separated from "
                         f"{', '.join(AUGMENTATIONS)} (alone: {STANDARD_AUGMENT})")
@@ -368,7 +369,7 @@ def _train(args):
     conv = first_conv_layer(model)
     filters_path = (visualize.plot_filters(conv, os.path.join(out, "filters.png"))
                     if conv is not None else None)
-    tested = f"{args.model} on the {args.dataset} test set" + (" (flip TTA)" if args.tta else "")
+    tested = f"{args.model} on the {args.dataset} test set" + (f" ({args.tta} TTA)" if args.tta else "")
     confusion_path = visualize.plot_confusion_matrix(
         data.y_test, probs, os.path.join(out, "confusion.png"), class_names=data.class_names,
         title=tested)
@@ -393,7 +394,7 @@ def _train(args):
         json.dump(summary, f, indent=2)
 
     where = "the bundled Fashion-MNIST sample" if data.is_sample else args.dataset
-    with_tta = f" with flip TTA ({plain_accuracy:.4f} without)" if args.tta else ""
+    with_tta = f" with {args.tta} TTA ({plain_accuracy:.4f} without)" if args.tta else ""
     print(f"\ntest accuracy {accuracy:.4f}{with_tta}, test loss {loss:.4f}  ({args.model} on {where}, "
           f"{epochs} epochs in {train_seconds / 60:.1f} min, {train_seconds / epochs:.1f} s/epoch on "
           f"{_count(cnnc.get_num_threads(), 'thread')})")

@@ -4,7 +4,10 @@
 runtime once (no file image in between), which folds batch norm into
 the convolutions, fuses activations and plans its buffers; the loaded model
 is cached on the Python model and rebuilt when the architecture or any
-weight changes. Weights are not reread on each call: every way of reaching a
+weight changes. The runtime reads the kernels in place (it holds only their
+packed forms, folded one layer at a time, and the small arrays), so the
+arrays must not change while it uses them: they are frozen, below, and the
+loaded model keeps them alive. Weights are not reread on each call: every way of reaching a
 weight's array bumps its ``version`` (see :class:`cnnc.layers.base.Weight`),
 and the arrays are made read-only while they match the cached C model, so a
 write through an array obtained earlier raises rather than going unseen.
@@ -53,7 +56,7 @@ def loaded_model(model):
     try:
         from cnnc.saving import inference_parts
         # The weights go to the loader as they are: no file image in between.
-        loaded = LoadedModel.from_tensors(*inference_parts(model))
+        loaded = LoadedModel.from_tensors(*inference_parts(model), borrow=True)
     except (ValueError, RuntimeError, TypeError, NotImplementedError):
         loaded = None
     versions = [w.freeze() if loaded is not None else w.version for w in weights]

@@ -20,8 +20,13 @@ The estimate follows what the engine holds at its peak:
 * inference (``evaluate``, ``model(x, training=False)``): the weights, the
   tensors alive at the worst point of the forward pass (each is freed after
   its last reader) and the packed copy of the largest weight array.
-  ``predict`` runs the C runtime, which also holds a folded copy of the
-  weights (and, while it loads on the first call, the serialized model).
+  ``predict`` runs the C runtime, which reads the kernels in place and
+  holds what its convolutions and dense layers read instead: their packed
+  panels (about the kernel's size), or a 3x3 kernel's Winograd transform
+  (16/9 or 4 times it; where batch 1 takes the implicit GEMM, its panels,
+  and the transform once a batch takes Winograd), with batch norm folded in
+  (``_runtime_weight_bytes``); once loaded, at least its own count
+  (``LoadedModel.weight_bytes``).
 
 The scratch terms were calibrated against the peak RSS measured on the
 zoo models (``benchmarks/bench_models.py --check-estimate``).
@@ -47,11 +52,11 @@ class MemoryEstimate:
     alive at the worst moment of a training step (activations alone at
     inference). workspace: the kernels' scratch (a packed copy of the
     largest weight array). runtime_weights:
-    the C runtime's copy of the weights (predict only). packing: a copy made
-    and freed before the run's tensors exist: the trainable weights (and
-    their gradients if they exist) an optimizer copies when it first lays
-    them into its flat buffers, or the serialized model the C runtime loads
-    on the first ``predict``. ``total`` sums them (the larger of packing and
+    the C runtime's packed forms of the kernels (predict only). packing: a
+    copy made and freed before the run's tensors exist: the trainable
+    weights (and their gradients if they exist) an optimizer copies when it
+    first lays them into its flat buffers, or the largest kernel, folded
+    through a copy while the C runtime loads on the first ``predict``. ``total`` sums them (the larger of packing and
     the run's tensors).
     """
 
@@ -154,6 +159,61 @@ def _largest_kernel(model):
     return min(largest, _PACKED_WEIGHT_CAP)
 
 
+# The C runtime's Winograd choice (src/conv/select.c: winograd_chosen,
+# winograd_tile, winograd_packed_tile): its thresholds and cost model.
+_WINOGRAD_MIN_CHANNELS = 16
+_WINOGRAD_MIN_TILES = 48
+_WINOGRAD_KERNEL_TILES = 184.0
+
+
+def _winograd_packed(cin, cout, oh, ow):
+    """(planes of the transform the runtime keeps, the smallest batch that
+    takes it) for a 3x3, stride-1 convolution it may run by Winograd;
+    planes 0 for none. Below that batch the implicit GEMM runs, whose
+    panels are packed at load; the transform is made by the first batch
+    that takes it."""
+    th, tw = -(-oh // 2), -(-ow // 2)
+    if cin < _WINOGRAD_MIN_CHANNELS or cout < _WINOGRAD_MIN_CHANNELS or 2 * oh * ow < 4 * th * tw \
+            or max(cin, cout) < 2 * _WINOGRAD_MIN_CHANNELS:
+        return 0, 1
+    n = -(-_WINOGRAD_MIN_TILES // (th * tw))
+    f2 = 16 * (n * th * tw + _WINOGRAD_KERNEL_TILES)
+    f4 = 36 * (n * -(-oh // 4) * -(-ow // 4) + _WINOGRAD_KERNEL_TILES)
+    return (36 if f4 < f2 else 16), n
+
+
+def _runtime_weight_bytes(model, batch_size):
+    """Bytes the C runtime holds for the weights once it ran batches of
+    ``batch_size`` (see the module docstring): per convolution or dense
+    layer the form its kernel is read in; the small arrays (biases,
+    statistics) are copied; depthwise and transposed convolutions and
+    embeddings read their arrays in place."""
+    from cnnc.layers.base_conv import BaseConv
+    from cnnc.layers.conv2d_transpose import Conv2DTranspose
+    from cnnc.layers.dense import Dense
+    from cnnc.layers.depthwise_conv2d import DepthwiseConv2D
+    total = 0
+    for step, _, out_shapes in _walk(model, 1):
+        layer = step.layer
+        for w in layer.weights:
+            name = w.name.rsplit("/", 1)[-1]
+            if name == "embeddings" or name == "depthwise_kernel" or \
+                    isinstance(layer, (DepthwiseConv2D, Conv2DTranspose)) and name == "kernel":
+                continue
+            if name != "kernel" and name != "pointwise_kernel":
+                total += w.nbytes
+            elif isinstance(layer, BaseConv) and w.shape[:2] == (3, 3) and len(w.shape) == 4 \
+                    and tuple(layer.strides) == (1, 1) and tuple(layer.dilation_rate) == (1, 1) \
+                    and layer.groups == 1 and len(out_shapes[0]) == 4:
+                planes, first = _winograd_packed(w.shape[2], w.shape[3], out_shapes[0][1],
+                                                 out_shapes[0][2])
+                total += planes * w.shape[2] * w.shape[3] * _FLOAT if batch_size >= first else 0
+                total += w.nbytes if first > 1 or not planes else 0
+            elif isinstance(layer, (BaseConv, Dense)):
+                total += w.nbytes
+    return total
+
+
 def _walk(model, batch_size):
     """(input shapes, output shapes, layer) of every step of a graph model."""
     shapes = model._slot_shapes
@@ -205,12 +265,17 @@ def estimate_memory(model, batch_size, training=True, optimizer=None, runtime=Fa
     if not training:
         entry = model.__dict__.get("_inference_entry")
         loaded = runtime and entry is not None and entry.loaded is not None
+        held = 0
+        if runtime:
+            held = _runtime_weight_bytes(model, batch_size)
+            if loaded:  # what it made for earlier batches too
+                held = max(held, entry.loaded.weight_bytes)
         return MemoryEstimate(batch_size, False, weights=weights, gradients=existing_grads,
                               activations=_inference_live_peak(model, outputs),
                               workspace=workspace,
-                              runtime_weights=weights if runtime else 0,
-                              packing=weights if runtime and not loaded else 0,
-                              resident=resident + (weights if loaded else 0))
+                              runtime_weights=held,
+                              packing=_largest_kernel(model) if runtime and not loaded else 0,
+                              resident=resident + (held if loaded else 0))
     trainable_weights = model.trainable_weights
     trainable = _weight_bytes(trainable_weights)
     if optimizer is None:

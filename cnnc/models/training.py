@@ -646,10 +646,13 @@ class Trainer:
         """Outputs for every sample, computed in batches (default 32): an array,
         or a list of arrays for several outputs.
 
-        tta: test-time augmentation. ``"flip"``: the mean of the outputs for
-        the images and for their horizontal mirror images (image inputs
-        ``(N, H, W, C)`` given as arrays; twice the work). The classes then
-        are ``predict(x, tta="flip").argmax(-1)``."""
+        tta: test-time augmentation, for image inputs ``(N, H, W, C)`` given
+        as arrays: the mean of the outputs for several views of each image.
+        ``"flip"``: the image and its horizontal mirror image (twice the
+        work). ``"shift"``: the image and the image moved by one pixel up,
+        down, left and right, zeros filling in (five times the work).
+        ``"flip+shift"``: those five views and their mirror images (ten
+        times). The classes then are ``predict(x, tta=...).argmax(-1)``."""
         from cnnc.models import tta as test_time
         self._ensure_built_for(x)
         return test_time.average([self._predict(v, batch_size, verbose, steps, callbacks)

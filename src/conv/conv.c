@@ -187,6 +187,33 @@ cnnc_status cnnc_conv2d_pack(const cnnc_conv2d_desc *desc, const float *w, struc
     return cnnc_conv_select_pack(&g, w, packed);
 }
 
+int cnnc_conv2d_packed_covers(const cnnc_conv2d_desc *desc, const struct cnnc_conv_packed *packed)
+{
+    struct cnnc_conv_geom g;
+    return desc && resolve(__func__, desc, &g) == CNNC_OK && cnnc_conv_select_packed_covers(&g, packed);
+}
+
+int cnnc_conv2d_pack_late_wanted(const cnnc_conv2d_desc *desc, const struct cnnc_conv_packed *packed)
+{
+    struct cnnc_conv_geom g;
+    return desc && resolve(__func__, desc, &g) == CNNC_OK && cnnc_conv_select_pack_late_wanted(&g, packed);
+}
+
+cnnc_status cnnc_conv2d_pack_late(const cnnc_conv2d_desc *desc, const float *w, struct cnnc_conv_packed *packed)
+{
+    CNNC_CHECK_PTR(packed);
+    CNNC_CHECK_PTR(w);
+    struct cnnc_conv_geom g;
+    CNNC_TRY(resolve(__func__, desc, &g));
+    return cnnc_conv_select_pack_late(&g, w, packed);
+}
+
+int cnnc_conv2d_reads_weights(const cnnc_conv2d_desc *desc)
+{
+    struct cnnc_conv_geom g;
+    return desc && resolve(__func__, desc, &g) == CNNC_OK && cnnc_conv_is_depthwise(&g);
+}
+
 cnnc_status cnnc_conv2d_forward_fused(const cnnc_conv2d_desc *desc, const float *x, const float *w,
                                       const struct cnnc_conv_packed *packed, const struct cnnc_gemm_epilogue *stage,
                                       float *y)

@@ -326,18 +326,62 @@ cnnc_status cnnc_conv_select_pack(const struct cnnc_conv_geom *g, const float *w
 {
     memset(packed, 0, sizeof *packed);
     packed->kern = CNNC_PICK(cnnc_gemm_kernels);
-    if (fused_pointwise(g))
-        return cnnc_gemm_pack_b_once(CNNC_NO_TRANS, g->cin, g->cout, w, g->cout, &packed->pointwise);
+    if (fused_pointwise(g)) {
+        CNNC_TRY(cnnc_gemm_pack_b_once(CNNC_NO_TRANS, g->cin, g->cout, w, g->cout, &packed->pointwise));
+        packed->bytes = cnnc_gemm_packed_b_bytes(&packed->pointwise);
+        return CNNC_OK;
+    }
     /* A geometry that takes Winograd from some batch on, and the implicit
      * GEMM below it, gets both. */
+    /* The transformed kernel of a geometry whose batch 1 takes another
+     * path is made by the first call that takes Winograd
+     * (cnnc_conv_select_pack_late): a model run one image at a time never
+     * holds it (ResNet-50's 512-channel 3x3 layers: 16/9 of their 28 MiB). */
     packed->winograd_tile = winograd_packed_tile(g);
-    if (packed->winograd_tile)
-        CNNC_TRY(cnnc_conv_winograd_pack(g, packed->winograd_tile, w, &packed->winograd));
+    struct cnnc_conv_geom one = *g;
+    one.n = 1;
+    if (packed->winograd_tile && winograd_chosen(&one, PASS_FORWARD))
+        CNNC_TRY(cnnc_conv_winograd_pack(g, packed->winograd_tile, w, &packed->winograd, &packed->bytes));
     if (implicit_forward(g)) {
         int64_t floats;
-        return cnnc_conv_implicit_pack(g, w, &packed->implicit, &floats);
+        CNNC_TRY(cnnc_conv_implicit_pack(g, w, &packed->implicit, &floats));
+        packed->bytes += (size_t)floats * sizeof(float);
     }
     return CNNC_OK;
+}
+
+int cnnc_conv_select_pack_late_wanted(const struct cnnc_conv_geom *g, const struct cnnc_conv_packed *packed)
+{
+    return packed->winograd_tile && packed->kern == CNNC_PICK(cnnc_gemm_kernels) &&
+           !__atomic_load_n(&packed->winograd, __ATOMIC_ACQUIRE) &&
+           winograd_chosen(g, PASS_FORWARD) == packed->winograd_tile;
+}
+
+cnnc_status cnnc_conv_select_pack_late(const struct cnnc_conv_geom *g, const float *w, struct cnnc_conv_packed *packed)
+{
+    if (!cnnc_conv_select_pack_late_wanted(g, packed))
+        return CNNC_OK;
+    float *u = NULL, *expected = NULL;
+    size_t bytes;
+    CNNC_TRY(cnnc_conv_winograd_pack(g, packed->winograd_tile, w, &u, &bytes));
+    /* Concurrent calls may both transform: the first to publish wins. */
+    if (__atomic_compare_exchange_n(&packed->winograd, &expected, u, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        __atomic_add_fetch(&packed->bytes, bytes, __ATOMIC_RELAXED);
+    else
+        cnnc_free(u);
+    return CNNC_OK;
+}
+
+int cnnc_conv_select_packed_covers(const struct cnnc_conv_geom *g, const struct cnnc_conv_packed *packed)
+{
+    if (!packed || packed->kern != CNNC_PICK(cnnc_gemm_kernels) || cnnc_conv_is_depthwise(g))
+        return 0;
+    if (fused_pointwise(g))
+        return packed->pointwise.data != NULL;
+    const int tile = winograd_chosen(g, PASS_FORWARD);
+    if (tile)
+        return __atomic_load_n(&packed->winograd, __ATOMIC_ACQUIRE) != NULL && packed->winograd_tile == tile;
+    return implicit_forward(g) && packed->implicit != NULL;
 }
 
 void cnnc_conv_packed_free(struct cnnc_conv_packed *packed)
@@ -372,7 +416,9 @@ cnnc_status cnnc_conv_select_forward_fused(const struct cnnc_conv_geom *g, const
     const int tile = winograd_chosen(g, PASS_FORWARD);
     if (tile)
         return cnnc_conv_winograd_forward(g, tile, x, w, 0,
-                                          current && packed->winograd_tile == tile ? packed->winograd : NULL,
+                                          current && packed->winograd_tile == tile
+                                              ? __atomic_load_n(&packed->winograd, __ATOMIC_ACQUIRE)
+                                              : NULL,
                                           stage->bias, stage, y);
     if (implicit_forward(g))
         return cnnc_conv_implicit_forward_fused(g, cnnc_conv_threads(g), x, w, current ? packed->implicit : NULL,

@@ -9,7 +9,8 @@
  * for the algorithm its geometry selects: the K x Cout matrix of a
  * pointwise convolution, the implicit GEMM's B panels, and the Winograd
  * transform of a kernel that takes Winograd from some batch on (both,
- * where small batches take the implicit GEMM). Depthwise convolutions keep
+ * where small batches take the implicit GEMM: then the transform is made
+ * by the first call that takes Winograd, cnnc_conv_select_pack_late). Depthwise convolutions keep
  * reading w. Made for the ISA active then; a
  * forward under another ISA packs per call as usual. Read-only once made. */
 struct cnnc_conv_packed {
@@ -18,6 +19,7 @@ struct cnnc_conv_packed {
     float *implicit;
     float *winograd; /* the transformed kernel (cnnc_conv_winograd_pack) */
     int winograd_tile; /* its variant (enum cnnc_winograd_tile) */
+    size_t bytes;    /* what the packed forms above hold (atomic once loaded) */
 };
 
 /* y = bias (or 0) + the convolution of x with w. */
@@ -28,6 +30,17 @@ CNNC_INTERNAL cnnc_status cnnc_conv_select_forward(const struct cnnc_conv_geom *
 CNNC_INTERNAL cnnc_status cnnc_conv_select_pack(const struct cnnc_conv_geom *g, const float *w,
                                                 struct cnnc_conv_packed *packed);
 CNNC_INTERNAL void cnnc_conv_packed_free(struct cnnc_conv_packed *packed);
+/* Whether a forward of g (its batch included) takes the Winograd variant
+ * of `packed` (made for the active ISA) whose transformed kernel is not
+ * made yet; cnnc_conv_select_pack_late then makes it from w. Concurrent
+ * calls are safe: the kernel is published once, atomically, and kept. */
+CNNC_INTERNAL int cnnc_conv_select_pack_late_wanted(const struct cnnc_conv_geom *g,
+                                                    const struct cnnc_conv_packed *packed);
+CNNC_INTERNAL cnnc_status cnnc_conv_select_pack_late(const struct cnnc_conv_geom *g, const float *w,
+                                                     struct cnnc_conv_packed *packed);
+/* Whether cnnc_conv_select_forward_fused for g (its batch included) reads
+ * the weights from `packed` alone, never from w. */
+CNNC_INTERNAL int cnnc_conv_select_packed_covers(const struct cnnc_conv_geom *g, const struct cnnc_conv_packed *packed);
 /* y = stage(the convolution of x with w): the output stage (bias, residual
  * of y's layout, ReLU-family activation; see struct cnnc_gemm_epilogue)
  * runs while the output is in cache where the algorithm allows it

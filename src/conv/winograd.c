@@ -268,12 +268,13 @@ static cnnc_status kernel_bytes(const struct wino_plan *pl, size_t *bytes)
 }
 
 cnnc_status cnnc_conv_winograd_pack(const struct cnnc_conv_geom *g, enum cnnc_winograd_tile tile, const float *w,
-                                    float **u)
+                                    float **u, size_t *u_bytes)
 {
     struct wino_plan pl = kernel_layout(g, tile);
     pl.w = w;
     size_t bytes;
     CNNC_TRY(kernel_bytes(&pl, &bytes));
+    *u_bytes = bytes;
     pl.up = *u = cnnc_malloc(bytes);
     if (!pl.up)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d: cannot allocate %zu bytes of transformed weights", bytes);

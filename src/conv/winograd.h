@@ -27,10 +27,10 @@ CNNC_INTERNAL cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom
                                                      const float *bias, const struct cnnc_gemm_epilogue *stage,
                                                      float *y);
 /* *u = w transformed once for the forward convolutions of g's geometry (any
- * batch) by the variant `tile` on the active ISA (cnnc_malloc'd; cnnc_free
- * it). */
+ * batch) by the variant `tile` on the active ISA (cnnc_malloc'd, *u_bytes
+ * long; cnnc_free it). */
 CNNC_INTERNAL cnnc_status cnnc_conv_winograd_pack(const struct cnnc_conv_geom *g, enum cnnc_winograd_tile tile,
-                                                  const float *w, float **u);
+                                                  const float *w, float **u, size_t *u_bytes);
 /* dw of a g it applies to, from x and dy. */
 CNNC_INTERNAL cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g,
                                                               enum cnnc_winograd_tile tile, const float *x,

@@ -28,6 +28,8 @@ struct cnnc_gemm_packed_b {
 CNNC_INTERNAL cnnc_status cnnc_gemm_pack_b_once(cnnc_transpose trans_b, int64_t K, int64_t N, const float *B,
                                                 int64_t ldb, struct cnnc_gemm_packed_b *packed);
 CNNC_INTERNAL void cnnc_gemm_packed_b_free(struct cnnc_gemm_packed_b *packed);
+/* Bytes the packed B holds (0 when empty). */
+CNNC_INTERNAL size_t cnnc_gemm_packed_b_bytes(const struct cnnc_gemm_packed_b *packed);
 
 /* C (M x N, ldc) = epilogue(A (M x K, lda, row-major) * op(B)), with B
  * (K x N, ldb, row-major) read from `packed` when it fits, else packed from

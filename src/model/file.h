@@ -27,6 +27,7 @@ typedef struct model_file {
     json_value *config;        /* parsed __metadata__.model_config */
     file_tensor *tensors;      /* sorted by name */
     size_t count;
+    int borrowable;            /* the caller lends the tensors for the model's lifetime */
 } model_file;
 
 /* Validates bytes[0, size) as a cnnc model file (format "cnnc", version 1 or

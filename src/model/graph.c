@@ -215,9 +215,9 @@ static cnnc_status new_node(builder *b, op_kind op, int n, const int *inputs, in
     return CNNC_OK;
 }
 
-/* Copies weight "<prefix><layer>/<short>" of exactly the given shape. */
-static cnnc_status get_weight(builder *b, const char *prefix, const char *short_name, int rank, const int64_t *shape,
-                              float **out, int64_t *count)
+/* Weight "<prefix><layer>/<short>", checked to be float32 of exactly the given shape. */
+static cnnc_status find_weight(builder *b, const char *prefix, const char *short_name, int rank, const int64_t *shape,
+                               const file_tensor **out)
 {
     char key[1024];
     int len = snprintf(key, sizeof key, "%s%s/%s", prefix, b->layer, short_name);
@@ -228,12 +228,39 @@ static cnnc_status get_weight(builder *b, const char *prefix, const char *short_
     int same = t->rank == rank;
     for (int k = 0; same && k < rank; ++k) same = t->shape[k] == shape[k];
     if (!same) return FAIL(b, "weight \"%.300s\" has the wrong shape for the layer", key);
+    *out = t;
+    return CNNC_OK;
+}
+
+/* Copies weight "<prefix><layer>/<short>" of exactly the given shape. */
+static cnnc_status get_weight(builder *b, const char *prefix, const char *short_name, int rank, const int64_t *shape,
+                              float **out, int64_t *count)
+{
+    const file_tensor *t;
+    CNNC_TRY(find_weight(b, prefix, short_name, rank, shape, &t));
     float *w = cnnc_malloc((size_t)(t->count ? t->count : 1) * sizeof *w);
-    if (!w) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory for weight \"%.300s\"", key);
+    if (!w) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory for weight \"%.300s\"", t->name);
     memcpy(w, t->data, (size_t)t->nbytes);  /* the file's little-endian floats; memcpy since they may be unaligned */
     *out = w;
     if (count) *count = t->count;
     return CNNC_OK;
+}
+
+/* A layer's kernel into node->w: the caller's own array where it lends it
+ * (and it is aligned for floats), else a copy. Only kernels are lent: the
+ * other weights are small, and plan.c may fold into biases. */
+static cnnc_status get_kernel(builder *b, model_node *node, const char *prefix, const char *short_name, int rank,
+                              const int64_t *shape)
+{
+    const file_tensor *t;
+    CNNC_TRY(find_weight(b, prefix, short_name, rank, shape, &t));
+    if (b->file->borrowable && t->count && (uintptr_t)t->data % sizeof(float) == 0) {
+        node->w = (float *)(uintptr_t)t->data;
+        node->w_count = t->count;
+        node->w_borrowed = 1;
+        return CNNC_OK;
+    }
+    return get_weight(b, prefix, short_name, rank, shape, &node->w, &node->w_count);
 }
 
 static const struct { const char *name; act_kind kind; float alpha; } activations[] = {
@@ -365,10 +392,10 @@ static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg
         else { out_shape[0] = oh; out_shape[1] = ow; out_shape[2] = filters; }
         CNNC_TRY(new_node(b, OP_CONV, 1, &in, spatial + 1, out_shape, &node));
         int64_t wshape[4] = {kh, kw, c / groups, filters}, dshape[4] = {kh, kw, c, mult};
-        if (depthwise && one_d) CNNC_TRY(get_weight(b, prefix, "depthwise_kernel", 3, dshape + 1, &node->w, &node->w_count));
-        else if (depthwise) CNNC_TRY(get_weight(b, prefix, "depthwise_kernel", 4, dshape, &node->w, &node->w_count));
-        else if (one_d) CNNC_TRY(get_weight(b, prefix, "kernel", 3, wshape + 1, &node->w, &node->w_count));
-        else CNNC_TRY(get_weight(b, prefix, "kernel", 4, wshape, &node->w, &node->w_count));
+        if (depthwise && one_d) CNNC_TRY(get_kernel(b, node, prefix, "depthwise_kernel", 3, dshape + 1));
+        else if (depthwise) CNNC_TRY(get_kernel(b, node, prefix, "depthwise_kernel", 4, dshape));
+        else if (one_d) CNNC_TRY(get_kernel(b, node, prefix, "kernel", 3, wshape + 1));
+        else CNNC_TRY(get_kernel(b, node, prefix, "kernel", 4, wshape));
     } else {
         /* Keras's output size, then the forward convolution from that size back to x. */
         int64_t op[2] = {-1, -1};
@@ -402,7 +429,7 @@ static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg
         out_shape[0] = len[0]; out_shape[1] = len[1]; out_shape[2] = filters;
         CNNC_TRY(new_node(b, OP_CONV_TRANSPOSE, 1, &in, 3, out_shape, &node));
         int64_t wshape[4] = {kh, kw, filters, c};
-        CNNC_TRY(get_weight(b, prefix, "kernel", 4, wshape, &node->w, &node->w_count));
+        CNNC_TRY(get_kernel(b, node, prefix, "kernel", 4, wshape));
     }
     node->conv = desc;
     if (separable) {
@@ -419,7 +446,7 @@ static cnnc_status conv_layer(builder *b, const char *cls, const json_value *cfg
         out_shape[spatial] = pointwise_filters;
         CNNC_TRY(new_node(b, OP_CONV, 1, &mid, spatial + 1, out_shape, &node));
         int64_t pshape[4] = {1, 1, filters, pointwise_filters};
-        CNNC_TRY(get_weight(b, prefix, "pointwise_kernel", spatial + 2, pshape + (one_d ? 1 : 0), &node->w, &node->w_count));
+        CNNC_TRY(get_kernel(b, node, prefix, "pointwise_kernel", spatial + 2, pshape + (one_d ? 1 : 0)));
         node->conv = pw;
         filters = pointwise_filters;
     }
@@ -443,7 +470,7 @@ static cnnc_status dense_layer(builder *b, const json_value *cfg, const char *pr
     model_node *node = NULL;
     CNNC_TRY(new_node(b, OP_DENSE, 1, &in, x->rank, use_shape, &node));
     int64_t wshape[2] = {in_dim, units};
-    CNNC_TRY(get_weight(b, prefix, "kernel", 2, wshape, &node->w, &node->w_count));
+    CNNC_TRY(get_kernel(b, node, prefix, "kernel", 2, wshape));
     if (use_bias) CNNC_TRY(get_weight(b, prefix, "bias", 1, &units, &node->b, &node->b_count));
     CNNC_TRY(get_activation(b, cfg, "activation", &node->act));
     node->i[0] = in_dim;
@@ -1245,7 +1272,7 @@ static cnnc_status embedding_layer(builder *b, const json_value *cfg, const char
     shape[x->rank] = dims[1];
     model_node *node = NULL;
     CNNC_TRY(new_node(b, OP_EMBEDDING, 1, &in, x->rank + 1, shape, &node));
-    CNNC_TRY(get_weight(b, prefix, "embeddings", 2, dims, &node->w, &node->w_count));
+    CNNC_TRY(get_kernel(b, node, prefix, "embeddings", 2, dims));
     node->i[0] = dims[0];
     node->i[1] = dims[1];
     *out = node->output;
@@ -1544,7 +1571,8 @@ void graph_free(model_graph *graph)
         free(n->name);
         free(n->inputs);
         free(n->widths);
-        cnnc_free(n->w);
+        if (!n->w_borrowed) cnnc_free(n->w);
+        free(n->fold);
         cnnc_free(n->b);
         cnnc_free(n->p0);
         cnnc_free(n->p1);

@@ -1,6 +1,7 @@
 /* The inference graph of a loaded model: values (tensors without the batch
  * axis) and nodes (one per layer call, in topological order) holding their
- * parameters and their own copies of the weights. graph.c builds it from a
+ * parameters and their weights (copies, or the caller's arrays when it
+ * lends them). graph.c builds it from a
  * model file, plan.c rewrites it for speed and lays out its buffers, ops.c
  * runs one node. */
 #ifndef CNNC_MODEL_GRAPH_H
@@ -92,6 +93,13 @@ typedef struct model_node {
      * arrays (batch norm scale and shift, normalization mean and std). */
     float *w, *b, *p0, *p1;
     int64_t w_count, b_count, p_count;
+    /* w of a convolution, dense layer or embedding may instead point into
+     * the caller's array (cnnc_model_load_tensors_borrowed): then it is
+     * never written or freed, and a batch norm folded into the layer is
+     * kept as its per-output-channel scale (fold, w's last axis; NULL for
+     * none), applied where w is packed (plan_folded_weights). */
+    int w_borrowed;
+    double *fold;
     /* plan: the weights packed once, for a dense layer's GEMM (packed) or
      * a convolution's algorithm (conv_packed). Such a node may carry a
      * second input, a residual added in its output stage. */
@@ -109,7 +117,8 @@ typedef struct model_graph {
 } model_graph;
 
 /* Builds the graph of the model file's model_config, copying the weights it
- * uses; every layer config and weight shape is checked. */
+ * uses (pointing at the kernels when file->borrowable allows it); every
+ * layer config and weight shape is checked. */
 CNNC_INTERNAL cnnc_status graph_build(const model_file *file, model_graph *graph);
 CNNC_INTERNAL void graph_free(model_graph *graph);
 

@@ -54,14 +54,33 @@ cnnc_status cnnc_model_load_memory(const void *bytes, size_t size, cnnc_model **
     return load_file(&file, model);
 }
 
-cnnc_status cnnc_model_load_tensors(const char *config, size_t n_tensors, const char *const *names, const int *ranks,
-                                    const int64_t *shapes, const float *const *data, cnnc_model **model)
+static cnnc_status load_tensors(const char *config, size_t n_tensors, const char *const *names, const int *ranks,
+                                const int64_t *shapes, const float *const *data, int borrow, cnnc_model **model)
 {
     CNNC_CHECK_PTR(model);
     *model = NULL;
     model_file file;
     CNNC_TRY(model_file_from_tensors(config, n_tensors, names, ranks, shapes, data, &file));
+    file.borrowable = borrow;
     return load_file(&file, model);
+}
+
+cnnc_status cnnc_model_load_tensors(const char *config, size_t n_tensors, const char *const *names, const int *ranks,
+                                    const int64_t *shapes, const float *const *data, cnnc_model **model)
+{
+    return load_tensors(config, n_tensors, names, ranks, shapes, data, 0, model);
+}
+
+cnnc_status cnnc_model_load_tensors_borrowed(const char *config, size_t n_tensors, const char *const *names,
+                                             const int *ranks, const int64_t *shapes, const float *const *data,
+                                             cnnc_model **model)
+{
+    return load_tensors(config, n_tensors, names, ranks, shapes, data, 1, model);
+}
+
+size_t cnnc_model_weight_bytes(const cnnc_model *model)
+{
+    return model ? plan_weight_bytes(&model->graph) : 0;
 }
 
 cnnc_status cnnc_model_load(const char *path, cnnc_model **model)

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 #include "ops.h"
+#include "plan.h"
 
 /* y = f(x) over rows x cols (the activation's last axis is cols); y may be x. */
 static cnnc_status activate(const activation *act, int64_t rows, int64_t cols, const float *x, float *y)
@@ -461,8 +462,14 @@ static cnnc_status dense_node(const model_node *node, int64_t rows, int64_t k, i
 {
     struct cnnc_gemm_epilogue ep = {.bias = node->b, .residual = node->n_inputs > 1 ? in[1] : NULL, .ldr = units};
     int fused = stage_activation(&node->act, &ep);
-    CNNC_TRY(cnnc_sgemm_fused(cnnc_get_num_threads(), rows, units, k, in[0], k, node->w, units, &node->packed, &ep,
-                              out, units));
+    /* Packed for another ISA than the active one: the GEMM packs w per call,
+     * folded first if batch norm waits in node->fold. */
+    float *folded = NULL;
+    if (node->fold && node->packed.kern != CNNC_PICK(cnnc_gemm_kernels)) CNNC_TRY(plan_folded_weights(node, &folded));
+    cnnc_status s = cnnc_sgemm_fused(cnnc_get_num_threads(), rows, units, k, in[0], k, folded ? folded : node->w, units,
+                                     &node->packed, &ep, out, units);
+    cnnc_free(folded);
+    CNNC_TRY(s);
     return fused ? CNNC_OK : activate(&node->act, rows, units, out, out);
 }
 
@@ -483,7 +490,26 @@ cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, 
         struct cnnc_gemm_epilogue ep = {.bias = node->b, .residual = node->n_inputs > 1 ? in[1] : NULL,
                                         .ldr = node->conv.out_channels};
         int fused = stage_activation(&node->act, &ep);
-        CNNC_TRY(cnnc_conv2d_forward_fused(&d, in[0], node->w, &node->conv_packed, &ep, out));
+        /* A transformed kernel made on first use (its batch takes Winograd
+         * where batch 1 does not): from w, folded first if batch norm
+         * waits. The model is otherwise read-only; the kernel is published
+         * once, atomically. */
+        float *folded = NULL;
+        if (cnnc_conv2d_pack_late_wanted(&d, &node->conv_packed)) {
+            if (node->fold) CNNC_TRY(plan_folded_weights(node, &folded));
+            cnnc_status late = cnnc_conv2d_pack_late(&d, folded ? folded : node->w,
+                                                     (struct cnnc_conv_packed *)&node->conv_packed);
+            cnnc_free(folded);
+            folded = NULL;
+            CNNC_TRY(late);
+        }
+        /* A call the packed forms do not cover (another ISA, the other
+         * Winograd variant) reads w: folded first if batch norm waits. */
+        if (node->fold && !cnnc_conv2d_packed_covers(&d, &node->conv_packed))
+            CNNC_TRY(plan_folded_weights(node, &folded));
+        cnnc_status s = cnnc_conv2d_forward_fused(&d, in[0], folded ? folded : node->w, &node->conv_packed, &ep, out);
+        cnnc_free(folded);
+        CNNC_TRY(s);
         return fused ? CNNC_OK : activate(&node->act, n_out / last, last, out, out);
     }
     case OP_CONV_TRANSPOSE: {

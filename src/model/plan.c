@@ -1,6 +1,9 @@
 /* Graph rewriting and buffer planning; see plan.h. */
 #include <math.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include "plan.h"
 
@@ -31,11 +34,54 @@ static int sole_producer(const model_graph *g, int v)
     }
 }
 
+/* n's weights with its pending fold applied, into w (n->w_count floats). */
+static void fold_into(const model_node *n, float *w)
+{
+    int64_t c = n->op == OP_DENSE ? n->i[1] : n->conv.out_channels;
+    /* Channel fastest, as in the fold itself: the same products, rounded once. */
+    for (int64_t i = 0; i < n->w_count; i += c)
+        for (int64_t o = 0; o < c; ++o) w[i + o] = (float)(n->w[i + o] * n->fold[o]);
+}
+
+cnnc_status plan_folded_weights(const model_node *n, float **folded)
+{
+    float *w = cnnc_malloc((size_t)(n->w_count ? n->w_count : 1) * sizeof *w);
+    if (!w) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory folding layer \"%.100s\"", n->name);
+    fold_into(n, w);
+    *folded = w;
+    return CNNC_OK;
+}
+
+/* Gives node n its own copy of its weights, with any pending fold applied. */
+static cnnc_status own_weights(model_node *n)
+{
+    float *w;
+    if (n->fold) {
+        CNNC_TRY(plan_folded_weights(n, &w));
+        free(n->fold);
+        n->fold = NULL;
+    } else {
+        if (!(w = cnnc_malloc((size_t)(n->w_count ? n->w_count : 1) * sizeof *w)))
+            return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
+        memcpy(w, n->w, (size_t)n->w_count * sizeof *w);
+    }
+    if (!n->w_borrowed) cnnc_free(n->w);
+    n->w = w;
+    n->w_borrowed = 0;
+    return CNNC_OK;
+}
+
 static cnnc_status fold_batch_norm(model_node *prev, model_node *bn)
 {
     int64_t c = bn->p_count;
     int64_t cout = prev->op == OP_DENSE ? prev->i[1] : prev->conv.out_channels;
     if (cout != c) return CNNC_OK;
+    /* Lent weights are not written: the scale waits for the packing. A
+     * second fold into the same layer rounds after the first, so the
+     * first is applied to a copy of its own. */
+    if (prev->fold) CNNC_TRY(own_weights(prev));
+    if (prev->w_borrowed && !(prev->fold = malloc((size_t)c * sizeof *prev->fold)))
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
     if (!prev->b) {
         prev->b = cnnc_malloc((size_t)c * sizeof(float));
         if (!prev->b) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory");
@@ -47,9 +93,14 @@ static cnnc_status fold_batch_norm(model_node *prev, model_node *bn)
         double gamma = bn->w ? bn->w[o] : 1.0, beta = bn->b ? bn->b[o] : 0.0;
         double scale = gamma / sqrt((double)bn->p1[o] + eps);
         prev->b[o] = (float)((prev->b[o] - (double)bn->p0[o]) * scale + beta);
-        for (int64_t i = o; i < prev->w_count; i += c) prev->w[i] = (float)(prev->w[i] * scale);
+        if (prev->fold) prev->fold[o] = scale;
+        else for (int64_t i = o; i < prev->w_count; i += c) prev->w[i] = (float)(prev->w[i] * scale);
     }
     bn->op = OP_IDENTITY;
+    /* Folded: its statistics are dead. */
+    cnnc_free(bn->w); cnnc_free(bn->b); cnnc_free(bn->p0); cnnc_free(bn->p1);
+    bn->w = bn->b = bn->p0 = bn->p1 = NULL;
+    bn->p_count = 0;
     return CNNC_OK;
 }
 
@@ -91,17 +142,56 @@ static cnnc_status fuse_residual(model_graph *g, int i)
 
 cnnc_status plan_pack_weights(model_graph *g)
 {
+    /* A depthwise convolution reads w on every call: a pending fold
+     * becomes its own (small) copy. The others' folds go through one
+     * buffer of the largest such kernel, reused layer after layer (a
+     * buffer per layer, each freed before the next packed form is made,
+     * left heap holes as large as the packed forms resident). */
+    int64_t largest = 0;
     for (int i = 0; i < g->n_nodes; ++i) {
         model_node *n = &g->nodes[i];
-        if (n->op == OP_DENSE) {
-            CNNC_TRY(cnnc_gemm_pack_b_once(CNNC_NO_TRANS, n->i[0], n->i[1], n->w, n->i[1], &n->packed));
-        } else if (n->op == OP_CONV) {
-            cnnc_conv2d_desc d = n->conv;
-            d.batch = 1;
-            CNNC_TRY(cnnc_conv2d_pack(&d, n->w, &n->conv_packed));
-        }
+        if (n->op != OP_CONV && n->op != OP_DENSE) continue;
+        cnnc_conv2d_desc d = n->conv;
+        d.batch = 1;
+        if (n->op == OP_CONV && n->fold && cnnc_conv2d_reads_weights(&d)) CNNC_TRY(own_weights(n));
+        if (n->fold && n->w_count > largest) largest = n->w_count;
     }
-    return CNNC_OK;
+    float *folded = largest ? cnnc_malloc((size_t)largest * sizeof *folded) : NULL;
+    if (largest && !folded) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory folding batch norm");
+    cnnc_status s = CNNC_OK;
+    for (int i = 0; i < g->n_nodes && s == CNNC_OK; ++i) {
+        model_node *n = &g->nodes[i];
+        if (n->op != OP_DENSE && n->op != OP_CONV) continue;
+        cnnc_conv2d_desc d = n->conv;
+        d.batch = 1;
+        if (n->fold) fold_into(n, folded);
+        const float *w = n->fold ? folded : n->w;
+        s = n->op == OP_DENSE ? cnnc_gemm_pack_b_once(CNNC_NO_TRANS, n->i[0], n->i[1], w, n->i[1], &n->packed)
+                              : cnnc_conv2d_pack(&d, w, &n->conv_packed);
+    }
+    cnnc_free(folded);
+#ifdef __GLIBC__
+    /* The buffer may sit below the packed forms in the heap: give its pages back. */
+    if (largest) malloc_trim(0);
+#endif
+    return s;
+}
+
+size_t plan_weight_bytes(const model_graph *g)
+{
+    size_t bytes = 0;
+    for (int i = 0; i < g->n_nodes; ++i) {
+        const model_node *n = &g->nodes[i];
+        /* Batch norm's gamma and beta are p_count long. */
+        int64_t w_count = n->op == OP_BATCH_NORM ? n->p_count : n->w_count;
+        int64_t b_count = n->op == OP_BATCH_NORM ? n->p_count : n->b_count;
+        if (n->w && !n->w_borrowed) bytes += (size_t)w_count * sizeof(float);
+        if (n->b) bytes += (size_t)b_count * sizeof(float);
+        bytes += (size_t)(n->p0 ? n->p_count : 0) * sizeof(float) + (size_t)(n->p1 ? n->p_count : 0) * sizeof(float);
+        if (n->fold) bytes += (size_t)(n->op == OP_DENSE ? n->i[1] : n->conv.out_channels) * sizeof *n->fold;
+        bytes += cnnc_gemm_packed_b_bytes(&n->packed) + __atomic_load_n(&n->conv_packed.bytes, __ATOMIC_RELAXED);
+    }
+    return bytes;
 }
 
 cnnc_status plan_optimize(model_graph *g)

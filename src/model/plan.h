@@ -1,5 +1,7 @@
 /* Rewrites a built graph for inference speed and lays out its buffers:
- * batch norm folded into the convolution or dense layer before it, the
+ * batch norm folded into the convolution or dense layer before it (into
+ * its weights when the graph owns them, else as a scale applied where they
+ * are packed, so that lent weights are never copied whole), the
  * activation that follows a convolution or dense layer fused into it, and
  * elementwise layers (activations, residual adds, rescaling) run in place
  * on an input that dies there. A residual add after a dense or convolution
@@ -26,6 +28,14 @@ CNNC_INTERNAL cnnc_status plan_optimize(model_graph *graph);
 CNNC_INTERNAL int plan_has_stage(const model_node *node);
 /* Packs the weights of every such node once (plan_optimize first). */
 CNNC_INTERNAL cnnc_status plan_pack_weights(model_graph *graph);
+/* A new cnnc_malloc'd copy of node n's weights with its pending batch-norm
+ * fold (n->fold, not NULL) applied, for a call that cannot use the packed
+ * form (another ISA, another Winograd variant): the same floats the fold
+ * of an owned copy writes. */
+CNNC_INTERNAL cnnc_status plan_folded_weights(const model_node *n, float **folded);
+/* Bytes of weight data the graph holds itself: its copies of the weights,
+ * the folds, and the packed forms (not lent arrays, not activations). */
+CNNC_INTERNAL size_t plan_weight_bytes(const model_graph *graph);
 CNNC_INTERNAL cnnc_status plan_buffers(model_graph *graph, model_plan *plan);
 CNNC_INTERNAL void plan_free(model_plan *plan);
 

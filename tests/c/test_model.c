@@ -267,6 +267,50 @@ int main(void)
         CHECK_STATUS(cnnc_model_predict_profile(m, 0, xs, yps, wall, cpu), CNNC_ERR_INVALID_ARGUMENT);
     }
 
+    /* Loaded from the arrays, copied or lent: the same bits as the file;
+     * the lent kernels are neither copied nor written (batch norm folds into
+     * the packed form only), so the model holds exactly their bytes less
+     * but the folded scales (one double per channel). */
+    {
+        const char *names[N_TENSORS];
+        const float *data[N_TENSORS];
+        int ranks[N_TENSORS];
+        int64_t shapes[N_TENSORS * 8];
+        memset(shapes, 0, sizeof shapes);
+        for (int t = 0; t < N_TENSORS; ++t) {
+            names[t] = tensors[t].name;
+            data[t] = tensors[t].data;
+            const char *dims = tensors[t].shape;
+            ranks[t] = 0;
+            for (const char *c = dims + 1; *c && *c != ']'; ++c)
+                if (*c >= '0' && *c <= '9') {
+                    int64_t d = 0;
+                    while (*c >= '0' && *c <= '9') d = 10 * d + (*c++ - '0');
+                    shapes[8 * t + ranks[t]++] = d;
+                    --c;
+                }
+        }
+        float kernel_before[sizeof kernel / 4];
+        memcpy(kernel_before, kernel, sizeof kernel);
+        cnnc_model *copied = NULL, *lent = NULL;
+        CHECK_OK(cnnc_model_load_tensors(config, N_TENSORS, names, ranks, shapes, data, &copied));
+        CHECK_OK(cnnc_model_load_tensors_borrowed(config, N_TENSORS, names, ranks, shapes, data, &lent));
+        float y_copied[BATCH * UNITS], y_lent[BATCH * UNITS];
+        CHECK_OK(cnnc_model_predict(copied, BATCH, x, y_copied));
+        CHECK_OK(cnnc_model_predict(lent, BATCH, x, y_lent));
+        CHECK(memcmp(y_copied, y, sizeof y) == 0);
+        CHECK(memcmp(y_lent, y, sizeof y) == 0);
+        CHECK(memcmp(kernel_before, kernel, sizeof kernel) == 0);
+        CHECK(cnnc_model_weight_bytes(copied) - cnnc_model_weight_bytes(lent) ==
+              sizeof kernel + sizeof dense_k - COUT * sizeof(double));
+        CHECK(cnnc_model_weight_bytes(m) == cnnc_model_weight_bytes(copied));
+        CHECK(cnnc_model_weight_bytes(NULL) == 0);
+        CHECK_STATUS(cnnc_model_load_tensors_borrowed(config, N_TENSORS, names, ranks, shapes, data, NULL),
+                     CNNC_ERR_INVALID_ARGUMENT);
+        cnnc_model_free(copied);
+        cnnc_model_free(lent);
+    }
+
     /* Misuse. */
     CHECK_STATUS(cnnc_model_predict(m, 0, x, y), CNNC_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(cnnc_model_predict(m, 1, NULL, y), CNNC_ERR_INVALID_ARGUMENT);

@@ -51,9 +51,31 @@
  * Python's model.predict runs this same code, so the two agree to the bit
  * for the same ISA path and thread count.
  *
+ * Memory: a loaded model holds, per convolution or dense layer, one form
+ * of its kernel that predict reads: the GEMM panels (pointwise
+ * convolutions, dense layers, the implicit GEMM) or the Winograd-transformed
+ * kernel (16/9 of a 3x3 kernel for F(2x2), 4 times for F(4x4); a layer
+ * whose batch-1 forward takes the implicit GEMM but larger batches
+ * Winograd keeps the panels, and the transformed kernel from the first
+ * call that takes Winograd on), with batch norm folded in. Loaded from a file
+ * (cnnc_model_load, _load_memory) or copied tensors (_load_tensors), it
+ * also keeps its copy of each kernel as read from the file, for the calls
+ * the packed form does not serve (another ISA set by cnnc_set_isa, the
+ * other Winograd variant at a larger batch); the file's bytes are not kept.
+ * With cnnc_model_load_tensors_borrowed it reads the caller's kernels in
+ * place instead of copying them, and a batch norm folded into a lent kernel
+ * is applied as it is packed (through a copy of that one layer, freed at
+ * once) or, for the calls above, to a per-call copy; depthwise kernels,
+ * read on every call, are copied when a batch norm folds into them.
+ * Besides that: biases, folded scales and the other layers' small arrays,
+ * and one activation arena per concurrent call (batch x the planned floats
+ * per sample, kept for the next call). cnnc_model_weight_bytes tells what
+ * the weights take (it grows when a call makes a transformed kernel).
+ *
  * Threads: predict uses up to cnnc_get_team_limit() threads. A loaded model is
- * never modified by predict: concurrent predict calls on one model from
- * several threads are safe (each call takes its own activation buffer from
+ * not modified by predict but for its arena pool (under a lock) and a
+ * transformed kernel a call may make once (published atomically):
+ * concurrent predict calls on one model from several threads are safe (each call takes its own activation buffer from
  * a pool held by the model).
  */
 #ifndef CNNC_MODEL_H
@@ -80,8 +102,21 @@ CNNC_API cnnc_status cnnc_model_load_memory(const void *bytes, size_t size, cnnc
 CNNC_API cnnc_status cnnc_model_load_tensors(const char *config, size_t n_tensors, const char *const *names,
                                              const int *ranks, const int64_t *shapes, const float *const *data,
                                              cnnc_model **model);
+/* The same, but the model reads the kernels of convolutions, dense layers
+ * and embeddings (those that are float-aligned) from the caller's arrays
+ * instead of copying them: the caller keeps every array unchanged and
+ * alive until cnnc_model_free. Batch norm is still folded (where the
+ * kernel is packed, one layer at a time), never written into the arrays.
+ * The same outputs, to the bit, as cnnc_model_load_tensors. */
+CNNC_API cnnc_status cnnc_model_load_tensors_borrowed(const char *config, size_t n_tensors, const char *const *names,
+                                                      const int *ranks, const int64_t *shapes, const float *const *data,
+                                                      cnnc_model **model);
 /* NULL is a no-op. */
 CNNC_API void cnnc_model_free(cnnc_model *model);
+/* Bytes of weights the loaded model holds itself (see "Memory" above):
+ * its copies, the packed and transformed forms, folded scales; not the
+ * caller's lent arrays, not activation buffers. 0 for NULL. */
+CNNC_API size_t cnnc_model_weight_bytes(const cnnc_model *model);
 
 /* Shape of the model's input / output without the batch axis (rank <= 7).
  * For models with several inputs or outputs these fail with
