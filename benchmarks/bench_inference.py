@@ -9,7 +9,7 @@ MobileNet (224 x 224 x 3), and the MNIST CNN, best of several runs per batch siz
 onnxruntime's time over cnnc's (> 1: cnnc is faster).
 
 Usage: python -P benchmarks/bench_inference.py [--threads N] [--batches 1 8 32] [--repeats 5]
-       [--models resnet50 mobilenet mnist] [--cpu-time] [--skip layers torch]
+       [--models resnet50 mobilenet mnist] [--cpu-time] [--skip layers torch] [--profile]
 
 --cpu-time (1 thread only) times each call by the CPU time of the calling
 thread instead of the wall clock: on a machine other jobs load, the wall
@@ -18,8 +18,18 @@ clock counts the time they hold the core, the thread's CPU time does not
 single-threaded work on the calling thread, so the comparison stays fair.
 --skip leaves out the slow columns that do not enter the onnxruntime ratios
 (the Python layers, PyTorch eager); they print as nan.
+
+--profile prints, after each model and batch, the time of every node of
+cnnc's runtime (cnnc_model_predict_profile) beside onnxruntime's own
+profile of the same network (SessionOptions.enable_profiling), the k-th
+convolution or dense node of one paired with the k-th of the other; both
+the best of --repeats runs per node. cnnc's column is the calling thread's
+CPU time with --cpu-time, else the wall clock; onnxruntime's profile has
+only the wall clock, so on a loaded machine its column also counts the
+time other jobs held the core (best-of keeps that small).
 """
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -115,6 +125,84 @@ def torch_mobilenet(torch):
     return nn.Sequential(*mods).eval()
 
 
+# Nodes that do a layer's arithmetic, paired in order between the two profiles.
+CNNC_ANCHORS = ("conv", "depthwise_conv", "dense")
+ORT_ANCHORS = ("Conv", "FusedConv", "NhwcFusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul")
+
+
+def cnnc_node_times(loaded, x, repeats, cpu_time):
+    """[(name, kind, best seconds)] of loaded's nodes that run something."""
+    nodes = loaded.nodes()
+    best = np.full(len(nodes), np.inf)
+    for _ in range(repeats + 1):
+        _, wall, cpu = loaded.profile([x])
+        best = np.minimum(best, cpu if cpu_time else wall)
+    return [(name, kind, t) for (name, kind), t in zip(nodes, best) if kind != "folded"]
+
+
+def ort_node_times(ort, path, threads, xt, repeats):
+    """[(node name, op, best seconds)] from onnxruntime's profile, in run order."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory() as tmp:
+        options.profile_file_prefix = os.path.join(tmp, "ort")
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        for _ in range(repeats + 1):
+            session.run(None, {"x": xt})
+        with open(session.end_profiling()) as f:
+            events = json.load(f)
+    order, best = [], {}
+    for e in events:
+        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
+            continue
+        key = (e["name"][:-len("_kernel_time")], e.get("args", {}).get("op_name", "?"))
+        if key not in best:
+            order.append(key)
+            best[key] = np.inf
+        best[key] = min(best[key], e["dur"] * 1e-6)
+    return [(name, op, best[(name, op)]) for name, op in order]
+
+
+def print_profile(cnnc_nodes, ort_nodes, cnnc_clock):
+    """Both profiles side by side, anchors (convolutions, dense) paired in order."""
+    def groups(nodes, anchors):
+        out, pending = [], []
+        for node in nodes:
+            if node[1] in anchors:
+                out.append((pending, node))
+                pending = []
+            else:
+                pending.append(node)
+        out.append((pending, None))
+        return out
+
+    c_groups, o_groups = groups(cnnc_nodes, CNNC_ANCHORS), groups(ort_nodes, ORT_ANCHORS)
+    print(f"  {'cnnc node':28s} {'kind':15s} {'ms (' + cnnc_clock + ')':>12s}   {'onnxruntime node':28s}"
+          f" {'op':14s} {'ms (wall)':>9s} {'ort/cnnc':>8s}")
+
+    def row(c, o):
+        cs = f"{c[0][:28]:28s} {c[1][:15]:15s} {c[2] * 1e3:12.3f}" if c else " " * 57
+        os_ = f"{o[0][:28]:28s} {o[1][:14]:14s} {o[2] * 1e3:9.3f}" if o else " " * 53
+        ratio = f"{o[2] / c[2]:8.2f}" if c and o and c[2] > 0 else ""
+        print(f"  {cs}   {os_} {ratio}")
+
+    for k in range(max(len(c_groups), len(o_groups))):
+        c_pre, c_anchor = c_groups[k] if k < len(c_groups) else ([], None)
+        o_pre, o_anchor = o_groups[k] if k < len(o_groups) else ([], None)
+        for j in range(max(len(c_pre), len(o_pre))):
+            row(c_pre[j] if j < len(c_pre) else None, o_pre[j] if j < len(o_pre) else None)
+        if c_anchor or o_anchor:
+            row(c_anchor, o_anchor)
+    c_total, o_total = sum(n[2] for n in cnnc_nodes), sum(n[2] for n in ort_nodes)
+    print(f"  {'sum of nodes':44s} {c_total * 1e3:12.3f}   {'':43s} {o_total * 1e3:9.3f} {o_total / c_total:8.2f}")
+    by_kind = {}
+    for _, kind, t in cnnc_nodes:
+        by_kind[kind] = by_kind.get(kind, 0.0) + t
+    print("  cnnc by kind: " + ", ".join(f"{k} {t * 1e3:.3f} ms" for k, t in sorted(by_kind.items(), key=lambda kv: -kv[1])))
+
+
 MODELS = {
     "resnet50": (lambda: applications.ResNet50(input_shape=(224, 224, 3)), torch_resnet50, (224, 224, 3)),
     "mobilenet": (cnnc_mobilenet, torch_mobilenet, (224, 224, 3)),
@@ -132,6 +220,8 @@ def main():
                         help="time by the calling thread's CPU time (needs --threads 1)")
     parser.add_argument("--skip", nargs="+", default=[], choices=["layers", "torch"],
                         help="columns not to measure")
+    parser.add_argument("--profile", action="store_true",
+                        help="print each node's time in cnnc's runtime beside onnxruntime's profile")
     args = parser.parse_args()
     if args.cpu_time:
         if args.threads != 1:
@@ -158,16 +248,16 @@ def main():
         model = build()
         tmodel = build_torch(torch) if torch else None
         session = None
+        tmp = tempfile.TemporaryDirectory()
+        path = os.path.join(tmp.name, f"{name}.onnx")
         if tmodel is not None and ort is not None:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, f"{name}.onnx")
-                dummy = torch.zeros((1, shape[2], shape[0], shape[1]))
-                torch.onnx.export(tmodel, dummy, path, input_names=["x"], output_names=["y"],
-                                  dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = args.threads
-                options.inter_op_num_threads = 1
-                session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+            dummy = torch.zeros((1, shape[2], shape[0], shape[1]))
+            torch.onnx.export(tmodel, dummy, path, input_names=["x"], output_names=["y"],
+                              dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = args.threads
+            options.inter_op_num_threads = 1
+            session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         for batch in args.batches:
             x = rng.random((batch,) + shape, dtype=np.float32)
             xt = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
@@ -187,6 +277,11 @@ def main():
             print(f"{name:10s} {batch:5d} {c_ms:9.2f} {api_ms:9.2f} {layers_ms:11.2f} {t_ms:9.2f}"
                   f" {o_ms:9.2f} {o_ms / c_ms:8.2f} {o_ms / api_ms:9.2f} {t_ms / c_ms:10.2f}",
                   flush=True)
+            if args.profile and loaded is not None:
+                cnnc_nodes = cnnc_node_times(loaded, x, args.repeats, args.cpu_time)
+                ort_nodes = ort_node_times(ort, path, args.threads, xt, args.repeats) if session else []
+                print_profile(cnnc_nodes, ort_nodes, "CPU" if args.cpu_time else "wall")
+        tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ cdef extern from "cnnc.h" nogil:
     cnnc_status cnnc_model_output_shape_at(const cnnc_model *model, int index, int *rank, int64_t *shape)
     cnnc_status cnnc_model_predict_multi(const cnnc_model *model, int64_t batch, const float *const *xs,
                                          float *const *ys)
+    int cnnc_model_num_nodes(const cnnc_model *model)
+    cnnc_status cnnc_model_node_info(const cnnc_model *model, int index, const char **name, const char **kind)
+    cnnc_status cnnc_model_predict_profile(const cnnc_model *model, int64_t batch, const float *const *xs,
+                                           float *const *ys, double *wall_seconds, double *cpu_seconds)
 
 __all__ = ["LoadedModel"]
 
@@ -147,8 +151,32 @@ cdef class LoadedModel:
         m._describe()
         return m
 
+    def nodes(self):
+        """The runtime's nodes in execution order, as (layer name, kind)
+        pairs; kind "folded" for a layer merged into another or an alias."""
+        cdef const char *name
+        cdef const char *kind
+        out = []
+        for i in range(cnnc_model_num_nodes(self.ptr)):
+            check_status(cnnc_model_node_info(self.ptr, i, &name, &kind))
+            out.append((name.decode(), kind.decode()))
+        return out
+
     def predict(self, inputs):
         """Outputs for the list of input arrays (each (batch, *input_shape))."""
+        return self._run(inputs, None, None)
+
+    def profile(self, inputs):
+        """``predict`` that also times each node: returns (outputs, wall,
+        cpu), wall and cpu float64 arrays of seconds per node (as
+        ``nodes()``), cpu the calling thread's CPU time."""
+        n = cnnc_model_num_nodes(self.ptr)
+        wall = np.zeros(n, np.float64)
+        cpu = np.zeros(n, np.float64)
+        outputs = self._run(inputs, wall, cpu)
+        return outputs, wall, cpu
+
+    def _run(self, inputs, wall, cpu):
         inputs = list(inputs)
         if len(inputs) != len(self.input_shapes):
             raise ValueError(f"the model takes {len(self.input_shapes)} inputs, got {len(inputs)}")
@@ -164,19 +192,31 @@ cdef class LoadedModel:
         cdef int n_in = len(arrays), n_out = len(outputs), i
         cdef const float **xs = <const float **>malloc(n_in * sizeof(float *))
         cdef float **ys = <float **>malloc(n_out * sizeof(float *))
+        cdef double *wall_ptr = NULL
+        cdef double *cpu_ptr = NULL
+        cdef double[::1] wall_view, cpu_view
         cdef cnnc_status status
         cdef int64_t b = batch
         if xs == NULL or ys == NULL:
             free(xs)
             free(ys)
             raise MemoryError()
+        if wall is not None:
+            wall_view = wall
+            cpu_view = cpu
+            if wall_view.shape[0]:
+                wall_ptr = &wall_view[0]
+                cpu_ptr = &cpu_view[0]
         try:
             for i in range(n_in):
                 xs[i] = in_ptr(arrays[i])
             for i in range(n_out):
                 ys[i] = out_ptr(outputs[i])
             with nogil:
-                status = cnnc_model_predict_multi(self.ptr, b, xs, ys)
+                if wall_ptr != NULL:
+                    status = cnnc_model_predict_profile(self.ptr, b, xs, ys, wall_ptr, cpu_ptr)
+                else:
+                    status = cnnc_model_predict_multi(self.ptr, b, xs, ys)
             check_status(status)
         finally:
             free(xs)

@@ -189,6 +189,36 @@ def test_output_stage_is_exact_for_every_layer_shape(case, isa, monkeypatch):
         cnnc.set_isa(original)
 
 
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+@pytest.mark.parametrize("act", [a for _, a in STAGES])
+def test_output_stage_keeps_special_values(act, isa):
+    """NaN, infinities and -0 (in x and in the residual) come out of the
+    runtime's output stage with the layers' bits, sign of zero included, on
+    each ISA path, for 37 channels (full vectors and a partial one): the
+    stage's ReLU is max(0, v) as the layer's, so -inf gives 0 (0 * v gave
+    NaN) and a negative v +0."""
+    if isa not in cnnc.available_isas():
+        pytest.skip(f"{isa} not available on this CPU")
+    original = cnnc.isa()
+    try:
+        cnnc.set_isa(isa)
+        model = _randomize(_stage_model((5, 3, 21), lambda: L.Conv2D(37, 1, use_bias=False), True, act), seed=3)
+        assert inference.loaded_model(model) is not None
+        rng = np.random.default_rng(4)
+        x = rng.standard_normal((2, 5, 3, 21)).astype(np.float32)
+        r = rng.standard_normal((2, 5, 3, 37)).astype(np.float32)
+        x[0, 0, 0, :] = 0.0  # conv output exactly +0, the residual then decides
+        x[0, 1, 0, 3], x[0, 2, 1, 5], x[1, 0, 2, 0] = np.nan, np.inf, -np.inf
+        r[0, 0, 0, :5] = [-0.0, 0.0, np.nan, -np.inf, np.inf]
+        r[1, 4, 2, 36] = np.nan
+        expected = model._run_forward([x, r], training=False)[0]
+        got = model.predict([x, r], verbose=0)
+        assert np.isnan(expected).any() and (np.isinf(expected).any() or act == "relu6")
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    finally:
+        cnnc.set_isa(original)
+
+
 def test_winograd_variant_other_than_the_packed_one():
     """A 16x16 3x3 convolution takes Winograd F(2x2) from batch 1 on, so the
     loaded model keeps F(2x2)'s transformed kernel, and F(4x4) from batch 9

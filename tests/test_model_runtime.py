@@ -556,3 +556,33 @@ def test_hostile_layer_configs_refused(layer, shape, change, message):
     data = _with_layer_config(model, lambda config: config.update(change))
     with pytest.raises(ValueError, match=message):
         LoadedModel.from_bytes(data)
+
+
+def test_profile_times_each_node_and_keeps_the_outputs():
+    """LoadedModel.profile (cnnc_model_predict_profile): one entry per layer
+    call in order, batch norm and the fused activation folded into the
+    convolution, a residual add into the second convolution's stage; the
+    outputs are predict's, bit for bit."""
+    inputs = layers.Input((6, 6, 4))
+    a = layers.Conv2D(8, 3, padding="same", name="conv_a")(inputs)
+    a = layers.BatchNormalization(name="bn")(a)
+    a = layers.ReLU(max_value=6.0, name="relu6")(a)
+    b = layers.DepthwiseConv2D(3, padding="same", name="dw")(a)
+    b = layers.Conv2D(8, 1, name="conv_b")(b)
+    c = layers.Add(name="add")([a, b])
+    c = layers.GlobalAveragePooling2D(name="gap")(c)
+    model = Model(inputs, layers.Dense(3, activation="softmax", name="head")(c))
+    loaded = inference.loaded_model(model)
+    assert loaded.nodes() == [("conv_a", "conv"), ("bn", "folded"), ("relu6", "folded"), ("dw", "depthwise_conv"),
+                              ("conv_b", "conv"), ("add", "folded"), ("gap", "global_avg_pool"),
+                              ("head", "dense")]
+    x = _inputs(model, batch=4)
+    outputs, wall, cpu = loaded.profile(x)
+    np.testing.assert_array_equal(outputs[0], loaded.predict(x)[0])
+    np.testing.assert_allclose(outputs[0], _python_forward(model, x)[0], rtol=0, atol=2e-5)
+    folded = np.array([kind == "folded" for _, kind in loaded.nodes()])
+    assert wall.shape == cpu.shape == (8,)
+    assert np.all(wall[folded] == 0) and np.all(cpu[folded] == 0)
+    assert np.all(wall[~folded] >= 0) and np.all(cpu[~folded] >= 0) and wall.sum() < 60
+    with pytest.raises(ValueError):
+        loaded.profile([x[0][:, :3]])

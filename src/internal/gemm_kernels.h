@@ -33,10 +33,11 @@ typedef void (*cnnc_gemm_pack_b_fn)(int64_t k, int64_t n, const float *b, int64_
 /* The output stage of a fused GEMM, applied to each MR x NR tile of C right
  * after its last K block, while the tile is in L1:
  *   c = act(c + bias[j] + residual[i * ldr + j])
- * in that order (each term optional), with act(v) = v > 0 ? v : slope * v,
- * then capped at max_value, when `activate` is set (ReLU: slope 0,
- * max_value INFINITY; ReLU6: max_value 6; leaky ReLU: its slope). NaN stays
- * NaN. residual must not overlap C. */
+ * in that order (each term optional), with act(v) = max(0, v) when slope
+ * is 0 (NaN and -0 kept, -inf gives 0, as the ReLU kernel), else
+ * v > 0 ? v : slope * v, then capped at max_value, when `activate` is set
+ * (ReLU: slope 0, max_value INFINITY; ReLU6: max_value 6; leaky ReLU: its
+ * slope). NaN stays NaN. residual must not overlap C. */
 struct cnnc_gemm_epilogue {
     const float *bias;
     const float *residual;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include "ops.h"
 #include "plan.h"
 
@@ -213,7 +214,16 @@ static void give_arena(cnnc_model *m, float *arena, size_t bytes)
     cnnc_free(arena);
 }
 
-cnnc_status cnnc_model_predict_multi(const cnnc_model *model, int64_t batch, const float *const *xs, float *const *ys)
+static double seconds_of(clockid_t clock)
+{
+    struct timespec t;
+    clock_gettime(clock, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* predict_multi, timing each node into wall[i] / cpu[i] where they are not NULL. */
+static cnnc_status run_graph(const cnnc_model *model, int64_t batch, const float *const *xs, float *const *ys,
+                             double *wall, double *cpu)
 {
     CNNC_CHECK_PTR(model);
     CNNC_CHECK_PTR(xs);
@@ -247,9 +257,14 @@ cnnc_status cnnc_model_predict_multi(const cnnc_model *model, int64_t batch, con
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "cnnc_model_predict: out of memory");
     }
     cnnc_status s = CNNC_OK;
+    for (int i = 0; i < g->n_nodes; ++i) {
+        if (wall) wall[i] = 0.0;
+        if (cpu) cpu[i] = 0.0;
+    }
     for (int i = 0; i < g->n_nodes && s == CNNC_OK; ++i) {
         const model_node *node = &g->nodes[i];
         if (node->op == OP_IDENTITY) continue;  /* aliases its input's buffer */
+        double wall0 = wall ? seconds_of(CLOCK_MONOTONIC) : 0.0, cpu0 = cpu ? seconds_of(CLOCK_THREAD_CPUTIME_ID) : 0.0;
         for (int k = 0; k < node->n_inputs; ++k) {
             int v = node->inputs[k];
             /* Walk identity aliases of a model input back to the caller's array. */
@@ -258,6 +273,8 @@ cnnc_status cnnc_model_predict_multi(const cnnc_model *model, int64_t batch, con
         }
         float *out = arena + model->plan.offset[g->values[node->output].storage] * batch;
         s = op_run(g, node, batch, in, out);
+        if (wall) wall[i] = seconds_of(CLOCK_MONOTONIC) - wall0;
+        if (cpu) cpu[i] = seconds_of(CLOCK_THREAD_CPUTIME_ID) - cpu0;
     }
     for (int j = 0; j < g->n_outputs && s == CNNC_OK; ++j) {
         int v = g->output_values[j];
@@ -269,6 +286,33 @@ cnnc_status cnnc_model_predict_multi(const cnnc_model *model, int64_t batch, con
     if (in != stack_in) free(in);
     give_arena(m, arena, arena_bytes);
     return s;
+}
+
+cnnc_status cnnc_model_predict_multi(const cnnc_model *model, int64_t batch, const float *const *xs, float *const *ys)
+{
+    return run_graph(model, batch, xs, ys, NULL, NULL);
+}
+
+cnnc_status cnnc_model_predict_profile(const cnnc_model *model, int64_t batch, const float *const *xs,
+                                       float *const *ys, double *wall_seconds, double *cpu_seconds)
+{
+    return run_graph(model, batch, xs, ys, wall_seconds, cpu_seconds);
+}
+
+int cnnc_model_num_nodes(const cnnc_model *model) { return model ? model->graph.n_nodes : 0; }
+
+cnnc_status cnnc_model_node_info(const cnnc_model *model, int index, const char **name, const char **kind)
+{
+    CNNC_CHECK_PTR(model);
+    CNNC_CHECK_PTR(name);
+    CNNC_CHECK_PTR(kind);
+    if (index < 0 || index >= model->graph.n_nodes)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "model: node index %d out of range (the model has %d)", index,
+                          model->graph.n_nodes);
+    const model_node *node = &model->graph.nodes[index];
+    *name = node->name;
+    *kind = op_kind_name(node);
+    return CNNC_OK;
 }
 
 cnnc_status cnnc_model_predict(const cnnc_model *model, int64_t batch, const float *x, float *y)

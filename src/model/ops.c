@@ -614,3 +614,37 @@ cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, 
     }
     return cnnc_error(CNNC_ERR_INTERNAL, "model: unknown op in layer \"%.100s\"", node->name);
 }
+
+const char *op_kind_name(const model_node *node)
+{
+    switch (node->op) {
+    case OP_IDENTITY: return "folded";
+    case OP_CONV:
+        return node->conv.groups > 1 && node->conv.groups == node->conv.in_channels ? "depthwise_conv" : "conv";
+    case OP_CONV_TRANSPOSE: return "conv_transpose";
+    case OP_DENSE: return "dense";
+    case OP_BATCH_NORM: return "batch_norm";
+    case OP_ACTIVATION: return "activation";
+    case OP_SOFTMAX_AXIS: return "softmax";
+    case OP_MAX_POOL: case OP_DILATED_MAX_POOL: return "max_pool";
+    case OP_AVG_POOL: case OP_DILATED_AVG_POOL: return "avg_pool";
+    case OP_GLOBAL_AVG_POOL: return "global_avg_pool";
+    case OP_GLOBAL_MAX_POOL: return "global_max_pool";
+    case OP_ADD: case OP_SUBTRACT: case OP_MULTIPLY: case OP_AVERAGE: case OP_MAXIMUM: case OP_MINIMUM:
+    case OP_DIVIDE: case OP_CONST_BINARY: return "elementwise";
+    case OP_CONCAT: return "concat";
+    case OP_PAD: case OP_PAD_ND: return "pad";
+    case OP_CROP: return "crop";
+    case OP_UPSAMPLE: return "upsample";
+    case OP_PERMUTE: return "permute";
+    case OP_RESCALE: case OP_NORMALIZE: return "rescale";
+    case OP_RESIZE: return "resize";
+    case OP_PRELU: return "prelu";
+    case OP_LAYER_NORM: return "layer_norm";
+    case OP_GROUP_NORM: return "group_norm";
+    case OP_AFFINE_GRID: return "affine_grid";
+    case OP_GRID_SAMPLE: return "grid_sample";
+    case OP_EMBEDDING: return "embedding";
+    }
+    return "unknown";
+}

@@ -237,6 +237,36 @@ int main(void)
         CHECK(memcmp(ys[t], y, (size_t)jobs[t].batch * UNITS * sizeof(float)) == 0);
     }
 
+    /* The profile: one node per layer call in order (batch norm folded into
+     * the convolution, the ReLU into its output stage, the flatten an
+     * alias), the same outputs as predict, time only where a node runs. */
+    CHECK(cnnc_model_num_nodes(m) == 5);
+    CHECK(cnnc_model_num_nodes(NULL) == 0);
+    {
+        static const char *names[5] = {"conv", "bn", "relu", "flat", "dense"};
+        static const char *kinds[5] = {"conv", "folded", "folded", "folded", "dense"};
+        double wall[5], cpu[5];
+        float yp[BATCH * UNITS];
+        const float *xs[1] = {x};
+        float *yps[1] = {yp};
+        CHECK_OK(cnnc_model_predict_profile(m, BATCH, xs, yps, wall, cpu));
+        CHECK(memcmp(yp, y, sizeof y) == 0);
+        for (int i = 0; i < 5; ++i) {
+            const char *name, *kind;
+            CHECK_OK(cnnc_model_node_info(m, i, &name, &kind));
+            CHECK(strcmp(name, names[i]) == 0 && strcmp(kind, kinds[i]) == 0);
+            int folded = strcmp(kinds[i], "folded") == 0;
+            CHECK(folded ? wall[i] == 0.0 && cpu[i] == 0.0 : wall[i] >= 0.0 && cpu[i] >= 0.0 && wall[i] < 60.0);
+        }
+        CHECK_OK(cnnc_model_predict_profile(m, BATCH, xs, yps, NULL, cpu));
+        CHECK(memcmp(yp, y, sizeof y) == 0);
+        const char *name, *kind;
+        CHECK_STATUS(cnnc_model_node_info(m, 5, &name, &kind), CNNC_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(cnnc_model_node_info(m, -1, &name, &kind), CNNC_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(cnnc_model_node_info(m, 0, NULL, &kind), CNNC_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(cnnc_model_predict_profile(m, 0, xs, yps, wall, cpu), CNNC_ERR_INVALID_ARGUMENT);
+    }
+
     /* Loaded from the arrays, copied or lent: the same bits as the file;
      * the lent kernels are neither copied nor written (batch norm folds into
      * the packed form only), so the model holds exactly their bytes less

@@ -137,6 +137,23 @@ CNNC_API cnnc_status cnnc_model_predict(const cnnc_model *model, int64_t batch, 
 CNNC_API cnnc_status cnnc_model_predict_multi(const cnnc_model *model, int64_t batch, const float *const *xs,
                                               float *const *ys);
 
+/* Profiling. The runtime's nodes are the model's layer calls in execution
+ * order, after folding: a layer folded into another (batch norm, a fused
+ * activation or residual add) or a pure alias (reshape, dropout) becomes a
+ * node of kind "folded" that runs nothing. */
+CNNC_API int cnnc_model_num_nodes(const cnnc_model *model);
+/* Node `index`'s layer name and kind ("conv", "depthwise_conv", "dense",
+ * "global_avg_pool", "activation", ..., "folded"); the strings live as long
+ * as the model. */
+CNNC_API cnnc_status cnnc_model_node_info(const cnnc_model *model, int index, const char **name, const char **kind);
+/* cnnc_model_predict_multi that also writes the seconds each node took,
+ * per node index (cnnc_model_num_nodes entries each): wall_seconds by the
+ * monotonic clock, cpu_seconds by the CPU time of the calling thread (with
+ * more than one thread it leaves the other threads' work out); either may
+ * be NULL. Folded nodes get 0. The outputs are those of predict_multi. */
+CNNC_API cnnc_status cnnc_model_predict_profile(const cnnc_model *model, int64_t batch, const float *const *xs,
+                                               float *const *ys, double *wall_seconds, double *cpu_seconds);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,6 +5,8 @@
 #define GEMM_MR 6
 #define GEMM_NR 16
 #include "gemm_pack.h"
+#define CNNC_SIMD 1
+#include "gemm_epilogue_template.h"
 
 /* acc += A * Bp over k steps; see the AVX-512 kernel for the conventions
  * (rows: MR rows of A read in place, addressed from two bases as
@@ -85,5 +87,5 @@ const struct cnnc_gemm_kernels cnnc_gemm_kernels_avx2 = {
     .ukernel = ukernel,
     .pack_a = gemm_pack_a,
     .pack_b = gemm_pack_b,
-    .epilogue = gemm_epilogue_tile,
+    .epilogue = gemm_epilogue_simd,
 };

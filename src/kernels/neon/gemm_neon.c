@@ -5,6 +5,8 @@
 #define GEMM_MR 8
 #define GEMM_NR 12
 #include "gemm_pack.h"
+#define CNNC_SIMD 3
+#include "gemm_epilogue_template.h"
 
 /* The 24 accumulators are named variables, not an array: GCC keeps an array
  * that is indexed after the loop in memory and reloads it every step. */
@@ -97,5 +99,5 @@ const struct cnnc_gemm_kernels cnnc_gemm_kernels_neon = {
     .ukernel = ukernel,
     .pack_a = gemm_pack_a,
     .pack_b = gemm_pack_b,
-    .epilogue = gemm_epilogue_tile,
+    .epilogue = gemm_epilogue_simd,
 };

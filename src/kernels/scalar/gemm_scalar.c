@@ -3,6 +3,8 @@
 #define GEMM_MR 4
 #define GEMM_NR 8
 #include "gemm_pack.h"
+#define CNNC_SIMD 0
+#include "gemm_epilogue_template.h"
 
 static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp,
                     float *c, int64_t ldc, int64_t m, int64_t n, float alpha, float beta)
@@ -28,5 +30,5 @@ const struct cnnc_gemm_kernels cnnc_gemm_kernels_scalar = {
     .ukernel = ukernel,
     .pack_a = gemm_pack_a,
     .pack_b = gemm_pack_b,
-    .epilogue = gemm_epilogue_tile,
+    .epilogue = gemm_epilogue_simd,
 };
