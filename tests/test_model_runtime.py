@@ -586,3 +586,21 @@ def test_profile_times_each_node_and_keeps_the_outputs():
     assert np.all(wall[~folded] >= 0) and np.all(cpu[~folded] >= 0) and wall.sum() < 60
     with pytest.raises(ValueError):
         loaded.profile([x[0][:, :3]])
+
+
+@pytest.mark.parametrize("config", [dict(threshold=0.5), dict(max_value=6.0, threshold=-1.0),
+                                    dict(max_value=6.0), dict(negative_slope=0.2, threshold=0.5)])
+def test_general_relu_keeps_special_values(config, tmp_path):
+    """The runtime's thresholded / capped ReLU gives the ReLU layer's bits on
+    -inf, inf, NaN, -0 and values below the threshold (+0 there without a
+    slope, not the -0 or NaN of 0 * (x - threshold))."""
+    inputs = layers.Input((12,))
+    model = Model(inputs, layers.ReLU(**config)(inputs))
+    x = np.array([[-np.inf, np.inf, np.nan, -0.0, 0.0, -3.0, -0.75, 0.25, 0.5, 0.75, 7.0, -1.0]],
+                 dtype=np.float32)
+    ref = model.layers[-1].forward(x.copy())
+    path = tmp_path / "relu.cnnc"
+    model.save(path)
+    for got in (LoadedModel.from_file(path).predict([x])[0], model.predict(x, verbose=0)):
+        assert inference.loaded_model(model) is not None
+        np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))

@@ -47,7 +47,10 @@ static cnnc_status activate(const activation *act, int64_t rows, int64_t cols, c
         return CNNC_OK;
     case ACT_RELU_GENERAL:
         for (int64_t i = 0; i < n; ++i) {
-            float v = x[i] >= act->threshold ? x[i] : act->alpha * (x[i] - act->threshold);
+            /* Without a slope, below the threshold is +0 as in the ReLU layer,
+             * not 0 * (x - t): that is -0, and NaN at -inf. */
+            float v = x[i] < act->threshold ? (act->alpha != 0.0f ? act->alpha * (x[i] - act->threshold) : 0.0f)
+                                            : x[i];
             if (act->max_value >= 0.0f && v > act->max_value) v = act->max_value;
             y[i] = v;
         }
