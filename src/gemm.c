@@ -212,6 +212,30 @@ static double balance(int64_t count, int parts)
     return (double)count / (double)(parts * cnnc_ceil_div(count, parts));
 }
 
+/* Micro-kernel calls' worth of `rows` rows of C per NR panel: whole MR-row
+ * tiles count 1, a last tile of at most MR / 2 rows 1/2 (the micro-kernels
+ * run only its rows' FMAs, or two rows' for one or two). */
+static double row_tiles(int64_t rows, int64_t mr)
+{
+    const int64_t rest = rows % mr;
+    return (double)(rows / mr) + (rest == 0 ? 0.0 : rest <= mr / 2 ? 0.5 : 1.0);
+}
+
+/* The most micro-kernel calls any thread makes when the M rows of C are
+ * split in tm runs of whole MR-row panels (as gemm_thread splits them) and
+ * the n_panels NR panels in tn runs. */
+static double split_cost(int64_t M, int64_t mr, int64_t n_panels, int tm, int tn)
+{
+    double most = 0.0;
+    for (int t = 0; t < tm; ++t) {
+        int64_t begin, end;
+        split_range(cnnc_ceil_div(M, mr), tm, t, &begin, &end);
+        const double tiles = row_tiles(cnnc_max_i64(0, cnnc_min_i64(M, end * mr) - begin * mr), mr);
+        most = tiles > most ? tiles : most;
+    }
+    return most * (double)cnnc_ceil_div(n_panels, tn);
+}
+
 static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc)
 {
     if (beta == 1.0f)
@@ -327,48 +351,58 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
 
     /* Threads: as many as the work warrants, arranged as tm x tn to split
      * the rows of C (preferred: B stays shared, A is packed once) or its NR
-     * panels (for short op(A)), whichever balances better. */
+     * panels (for short op(A)), whichever leaves the busiest thread fewer
+     * micro-kernel calls. */
     int threads = 1;
 #ifdef CNNC_OPENMP
     if (omp_in_parallel()) /* inside another kernel's region: stay on this thread */
         max_threads = 1;
 #endif
     if (max_threads > 1) {
+        /* Rows short of half a micro-tile take about as long as half a
+         * tile: the loads of B bound them (a dense layer at batch 1 or 2:
+         * its whole weight matrix streams from L3 or memory for a few
+         * FMAs per element, and more threads stream it faster). */
         int64_t work;
-        if (cnnc_mul_sizes(&work, 3, M, N, K) != CNNC_OK)
+        if (cnnc_mul_sizes(&work, 3, cnnc_max_i64(M, MR / 2), N, K) != CNNC_OK)
             work = INT64_MAX;
         threads = cnnc_threads_for(work, GEMM_THREAD_GRAIN);
         if (threads > max_threads)
             threads = max_threads;
     }
     const int64_t m_panels = cnnc_ceil_div(M, MR), n_panels = cnnc_ceil_div(plan.nc, NR);
-    int tm = 1, tn = 1;
-    if (threads > 1 && m_panels >= 2 * (int64_t)threads) {
+    int tm = threads, tn = 1;
+    if (threads > 1 && m_panels < 4 * (int64_t)threads) {
+        /* Few row panels per thread: the static tm x tn split whose busiest
+         * thread makes the fewest micro-kernel calls, a last tile of few rows
+         * counted at its cost (49 rows, a 7 x 7 image, on 2 threads: 2
+         * panels each cost 2 and 1.5 tiles per NR panel, half the NR panels
+         * each 1.75); ties go to more row runs. */
+        double best = -1.0;
+        for (int d = threads; d >= 1; --d) {
+            if (threads % d || d > m_panels)
+                continue;
+            const double cost = split_cost(M, MR, n_panels, d, threads / d);
+            if (best < 0.0 || cost < best - 1e-9) {
+                best = cost;
+                tm = d;
+                tn = threads / d;
+            }
+        }
+        if (tn > n_panels) /* more column runs than panels: the rest would idle */
+            tn = (int)n_panels;
+    }
+    if (tm > 1 && tn == 1 && m_panels >= 2 * (int64_t)tm) {
         /* Enough rows: threads take row units of MC (or fewer) rows from a
          * shared counter, about four per thread at least, so that a thread
          * slowed by anything else on its core does less of the work. Which
          * thread computes a tile does not change its value. */
         plan.dynamic = 1;
-        tm = threads;
-        int64_t unit = cnnc_ceil_div(m_panels, 4 * (int64_t)threads) * MR;
+        int64_t unit = cnnc_ceil_div(m_panels, 4 * (int64_t)tm) * MR;
         plan.mc = cnnc_min_i64(plan.a_inplace ? GEMM_STRIP_UNIT * MR : kern->mc, unit);
     } else {
-        /* Few rows: a static tm x tn split of the rows and the NR panels of
-         * C, whichever balances better (B stays shared; threads splitting
-         * panels pack the same small A). */
-        double best = -1.0;
-        for (int d = threads; d >= 1; --d) {
-            if (threads % d)
-                continue;
-            double score = balance(m_panels, d) * balance(n_panels, threads / d);
-            if (score > best + 1e-9) {
-                best = score;
-                tm = d;
-                tn = threads / d;
-            }
-        }
-        if (m_panels < tm)
-            tm = 1, tn = 1;
+        /* A static split of the rows and the NR panels of C (B stays shared;
+         * threads splitting panels pack the same small A). */
         plan.mc = balanced_block(cnnc_ceil_div(m_panels, tm) * MR, kern->mc, MR);
     }
     plan.threads = threads = tm * tn;

@@ -148,6 +148,28 @@ def test_thread_counts_agree_closely(rng):
     np.testing.assert_array_equal(results[0], results[1])
 
 
+@pytest.mark.parametrize("M,N,K", [(1, 1000, 1024), (2, 999, 1100), (49, 1024, 512), (7, 300, 3000),
+                                   (35, 2000, 300), (1, 20, 300000)])
+def test_few_rows_split_bit_for_bit(isa, rng, M, N, K):
+    """Products of few rows go to two threads by the panels of C (a dense
+    layer at batch 1, 49 rows of a 7 x 7 image): the same sums as on one
+    thread, to the last bit (the running team held at 2 so that the split
+    really runs; the last shape has a single NR panel for two threads)."""
+    a, b = operands(rng, M, N, K, False, False)
+    previous, adaptive = cnnc.get_num_threads(), cnnc.get_adaptive_team()
+    try:
+        cnnc.set_adaptive_team(False)
+        results = []
+        for t in (1, 2):
+            cnnc.set_num_threads(t)
+            results.append(matmul(a, b))
+    finally:
+        cnnc.set_num_threads(previous)
+        cnnc.set_adaptive_team(adaptive)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert_close(results[1], a, b, reference(a, b, False, False), K)
+
+
 def test_bad_arguments():
     a = np.ones((3, 4), np.float32)
     with pytest.raises(ValueError, match="b"):

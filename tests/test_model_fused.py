@@ -275,6 +275,38 @@ def test_thread_counts_agree():
     np.testing.assert_array_equal(one, two)
 
 
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+def test_few_pixels_and_dense_rows_split_on_two_threads(isa):
+    """At batch 1 a pointwise convolution on a 7 x 7 image (49 pixels, with
+    a residual and ReLU in its output stage) and a wide dense layer run one
+    GEMM each whose threads may split the output channels rather than the
+    pixels or rows: the results equal one thread's to the last bit and the
+    layers run one by one to rounding (the running team held at 2 so that
+    the split really runs; 300 outputs: a partial panel)."""
+    if isa not in cnnc.available_isas():
+        pytest.skip(f"{isa} not available on this CPU")
+    inputs = L.Input((7, 7, 512))
+    y = L.Conv2D(300, 1)(inputs)
+    y = L.Activation("relu")(L.Add()([y, L.Conv2D(300, 1, use_bias=False)(inputs)]))
+    y = L.Dense(1000)(L.Flatten()(L.Conv2D(24, 1)(y)))
+    model = _randomize(Model(inputs, y), seed=13)
+    original, before, adaptive = cnnc.isa(), cnnc.get_num_threads(), cnnc.get_adaptive_team()
+    try:
+        cnnc.set_isa(isa)
+        cnnc.set_adaptive_team(False)
+        for batch in (1, 2):
+            x = np.random.default_rng(14).standard_normal((batch, 7, 7, 512)).astype(np.float32)
+            results = []
+            for t in (1, 2):
+                cnnc.set_num_threads(t)
+                results.append(_check(model, x))
+            np.testing.assert_array_equal(results[0], results[1])
+    finally:
+        cnnc.set_isa(original)
+        cnnc.set_num_threads(before)
+        cnnc.set_adaptive_team(adaptive)
+
+
 def test_isa_changed_after_packing():
     """Weights packed for one ISA's panels are not read by another's kernels:
     after cnnc.set_isa the runtime packs per call, with the same results."""

@@ -61,16 +61,23 @@ struct pointwise_job {
     float *y;
 };
 
+/* The fused chunk's GEMM on up to `threads` threads. */
+static cnnc_status pointwise_chunk_on(const struct pointwise_job *job, int64_t p, int64_t count, int threads)
+{
+    const struct cnnc_conv_geom *g = job->g;
+    struct cnnc_gemm_epilogue rows = *job->stage;
+    if (rows.residual)
+        rows.residual += p * rows.ldr;
+    return cnnc_sgemm_fused(threads, count, g->cout, g->cin, job->x + p * g->cin, g->cin, job->w, g->cout,
+                            job->packed, &rows, job->y + p * g->cout, g->cout);
+}
+
 static cnnc_status pointwise_chunk(const struct pointwise_job *job, int64_t p, int64_t count)
 {
     const struct cnnc_conv_geom *g = job->g;
     if (!job->stage)
         return gemm_rows(g, count, job->x + p * g->cin, g->cin, job->w, job->bias, job->y + p * g->cout);
-    struct cnnc_gemm_epilogue rows = *job->stage;
-    if (rows.residual)
-        rows.residual += p * rows.ldr;
-    return cnnc_sgemm_fused(1, count, g->cout, g->cin, job->x + p * g->cin, g->cin, job->w, g->cout, job->packed,
-                            &rows, job->y + p * g->cout, g->cout);
+    return pointwise_chunk_on(job, p, count, 1);
 }
 
 /* The pixels split over the team, in chunks of DIRECT_TILE_PIXELS. */
@@ -78,6 +85,14 @@ static cnnc_status pointwise_pixels(const struct pointwise_job *job, int threads
 {
     const struct cnnc_conv_geom *g = job->g;
     const int64_t pixels = g->n * g->oh * g->ow;
+    /* Few micro-tiles of pixels per thread (a 7 x 7 image at batch 1): one
+     * GEMM over them all, which may split the output channels too where
+     * whole pixel tiles split badly (49 pixels on 2 threads: 25 and 24 cost
+     * two 14-pixel tiles each, the 49 pixels with half the channels each
+     * 3.5 tiles' worth for half as many panels). Every element is summed
+     * as in a pixel chunk. */
+    if (job->stage && threads > 1 && cnnc_ceil_div(pixels, CNNC_PICK(cnnc_gemm_kernels)->mr) < 4 * (int64_t)threads)
+        return pointwise_chunk_on(job, 0, pixels, threads);
     int failed = 0;
 #ifdef CNNC_OPENMP
 #pragma omp parallel num_threads(threads)
