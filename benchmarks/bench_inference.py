@@ -5,11 +5,26 @@ directly as a C program calls it (cnnc_model_predict: no Python batching and
 no check of the Python weights for changes), the same model run layer by
 layer in Python, PyTorch eager, and onnxruntime on the same architecture
 exported from PyTorch, all on the same number of threads. ResNet-50 and a
-MobileNet (224 x 224 x 3), and the MNIST CNN, best of several runs per batch size; ratios are
-onnxruntime's time over cnnc's (> 1: cnnc is faster).
+MobileNet (224 x 224 x 3), and the MNIST CNN; ratios are onnxruntime's time
+over cnnc's (> 1: cnnc is faster).
 
 Usage: python -P benchmarks/bench_inference.py [--threads N] [--batches 1 8 32] [--repeats 5]
-       [--models resnet50 mobilenet mnist] [--cpu-time] [--skip layers torch] [--profile]
+       [--rounds 5] [--settle 0.2] [--models resnet50 mobilenet mnist] [--cpu-time]
+       [--skip layers torch] [--profile]
+
+How the libraries are timed: in alternating blocks, never call by call.
+Each round runs a block of --repeats calls of predict, then of the C API,
+PyTorch and onnxruntime, --rounds times; each column is the best call of
+all rounds, and the last two columns are the ratios of the median calls.
+Alternating spreads the machine's slow minutes over every library, and the
+median shows whether the best calls tell the typical story. Before each
+block the process sleeps --settle seconds: a runtime's worker threads keep
+spinning on their cores after its last call (onnxruntime's for about 30 ms
+of CPU time; cnnc's libgomp workers for some microseconds), and a block
+started in that time shares its cores with them (measured: call by call
+interleaved, cnnc at 2 threads ran about 2x slower next to onnxruntime's
+spinning workers). The Python layers column is slow and is timed apart,
+best of --repeats.
 
 --cpu-time (1 thread only) times each call by the CPU time of the calling
 thread instead of the wall clock: on a machine other jobs load, the wall
@@ -26,7 +41,9 @@ convolution or dense node of one paired with the k-th of the other; both
 the best of --repeats runs per node. cnnc's column is the calling thread's
 CPU time with --cpu-time, else the wall clock; onnxruntime's profile has
 only the wall clock, so on a loaded machine its column also counts the
-time other jobs held the core (best-of keeps that small).
+time other jobs held the core (best-of keeps that small). The sum of the
+best time of each node is below any one call's time (each node's best
+comes from a different call), the more so the noisier the machine.
 """
 import argparse
 import json
@@ -52,6 +69,23 @@ def best_ms(fn, repeats):
         fn()
         best = min(best, CLOCK() - t0)
     return best * 1e3
+
+
+def alternating_ms(fns, repeats, rounds, settle):
+    """{name: (best ms, median ms)} of the callables in ``fns``, run in
+    alternating blocks of ``repeats`` calls, ``rounds`` times, each block
+    after ``settle`` seconds of sleep (see the module docstring)."""
+    times = {name: [] for name in fns}
+    for fn in fns.values():
+        fn()  # first calls pack, allocate and start threads
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            time.sleep(settle)
+            for _ in range(repeats):
+                t0 = CLOCK()
+                fn()
+                times[name].append(CLOCK() - t0)
+    return {name: (min(t) * 1e3, float(np.median(t)) * 1e3) for name, t in times.items()}
 
 
 def torch_resnet50(torch):
@@ -214,7 +248,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=cnnc.get_num_threads())
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="calls per block")
+    parser.add_argument("--rounds", type=int, default=5, help="blocks of each library, alternating")
+    parser.add_argument("--settle", type=float, default=0.2,
+                        help="seconds of sleep before each block, for the last block's spinning threads")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--cpu-time", action="store_true",
                         help="time by the calling thread's CPU time (needs --threads 1)")
@@ -239,9 +276,10 @@ def main():
     except ImportError:
         ort = None
     clock = "thread CPU time" if args.cpu_time else "wall clock"
-    print(f"threads {args.threads}, ISA {cnnc.isa()}; times in ms ({clock}, best of {args.repeats})")
+    print(f"threads {args.threads}, ISA {cnnc.isa()}; times in ms ({clock}, best call of {args.rounds} alternating"
+          f" blocks of {args.repeats}; the last two columns are ratios of the median calls)")
     print(f"{'model':10s} {'batch':>5s} {'predict':>9s} {'C API':>9s} {'cnnc layers':>11s} {'torch':>9s}"
-          f" {'ort':>9s} {'ort/cnnc':>8s} {'ort/C API':>9s} {'torch/cnnc':>10s}")
+          f" {'ort':>9s} {'ort/cnnc':>8s} {'ort/C API':>9s} {'torch/cnnc':>10s} {'med o/cnnc':>9s} {'med o/C API':>10s}")
     rng = np.random.default_rng(0)
     for name in args.models:
         build, build_torch, shape = MODELS[name]
@@ -261,22 +299,28 @@ def main():
         for batch in args.batches:
             x = rng.random((batch,) + shape, dtype=np.float32)
             xt = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-            c_ms = best_ms(lambda: model.predict(x, batch_size=batch, verbose=0), args.repeats)
+            fns = {"predict": lambda: model.predict(x, batch_size=batch, verbose=0)}
             loaded = inference.loaded_model(model)
-            api_ms = (best_ms(lambda: loaded.predict([x]), args.repeats) if loaded is not None
-                      else float("nan"))
-            layers_ms = (float("nan") if "layers" in args.skip else
-                         best_ms(lambda: model._run_forward([x], training=False), max(1, args.repeats // 2)))
-            t_ms = o_ms = float("nan")
+            if loaded is not None:
+                fns["C API"] = lambda: loaded.predict([x])
             if tmodel is not None and "torch" not in args.skip:
                 xtt = torch.from_numpy(xt)
-                with torch.inference_mode():
-                    t_ms = best_ms(lambda: tmodel(xtt), args.repeats)
+
+                def torch_call():
+                    with torch.inference_mode():
+                        tmodel(xtt)
+                fns["torch"] = torch_call
             if session is not None:
-                o_ms = best_ms(lambda: session.run(None, {"x": xt}), args.repeats)
+                fns["ort"] = lambda: session.run(None, {"x": xt})
+            timed = alternating_ms(fns, args.repeats, args.rounds, args.settle)
+            nan = (float("nan"), float("nan"))
+            (c_ms, c_med), (api_ms, api_med) = timed["predict"], timed.get("C API", nan)
+            t_ms, (o_ms, o_med) = timed.get("torch", nan)[0], timed.get("ort", nan)
+            layers_ms = (float("nan") if "layers" in args.skip else
+                         best_ms(lambda: model._run_forward([x], training=False), max(1, args.repeats // 2)))
             print(f"{name:10s} {batch:5d} {c_ms:9.2f} {api_ms:9.2f} {layers_ms:11.2f} {t_ms:9.2f}"
-                  f" {o_ms:9.2f} {o_ms / c_ms:8.2f} {o_ms / api_ms:9.2f} {t_ms / c_ms:10.2f}",
-                  flush=True)
+                  f" {o_ms:9.2f} {o_ms / c_ms:8.2f} {o_ms / api_ms:9.2f} {t_ms / c_ms:10.2f}"
+                  f" {o_med / c_med:9.2f} {o_med / api_med:10.2f}", flush=True)
             if args.profile and loaded is not None:
                 cnnc_nodes = cnnc_node_times(loaded, x, args.repeats, args.cpu_time)
                 ort_nodes = ort_node_times(ort, path, args.threads, xt, args.repeats) if session else []
