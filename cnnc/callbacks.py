@@ -103,14 +103,25 @@ class CallbackList:
             if params is not None:
                 callback.set_params(params)
         # Only hooks some callback overrides are dispatched, to keep the
-        # per-batch cost of the training loop minimal.
+        # per-batch cost of the training loop minimal; the others stay the
+        # class's no-ops, so a predict call without callbacks sets nothing.
         for hook in _HOOKS:
             bound = [getattr(c, hook) for c in self.callbacks
                      if _overrides(c, hook)]
-            setattr(self, hook, _dispatcher(bound))
+            if bound:
+                setattr(self, hook, _dispatcher(bound))
 
     def __iter__(self):
         return iter(self.callbacks)
+
+
+def _nothing(*args, **kwargs):
+    return None
+
+
+for _hook in _HOOKS:
+    setattr(CallbackList, _hook, staticmethod(_nothing))
+del _hook
 
 
 def _overrides(callback, hook):
@@ -126,9 +137,6 @@ def _overrides(callback, hook):
 
 
 def _dispatcher(bound):
-    if not bound:
-        return lambda *args, **kwargs: None
-
     def dispatch(*args, **kwargs):
         for hook in bound:
             hook(*args, **kwargs)
