@@ -24,7 +24,10 @@ of CPU time; cnnc's libgomp workers for some microseconds), and a block
 started in that time shares its cores with them (measured: call by call
 interleaved, cnnc at 2 threads ran about 2x slower next to onnxruntime's
 spinning workers). The Python layers column is slow and is timed apart,
-best of --repeats.
+best of --repeats. A note under a row says how many of cnnc's calls its
+adaptive team (README, "Busy cores") ran on fewer threads than asked,
+having seen other work on the cores: those calls time the load, not the
+code (cnnc.set_adaptive_team(False) keeps the whole team).
 
 --cpu-time (1 thread only) times each call by the CPU time of the calling
 thread instead of the wall clock: on a machine other jobs load, the wall
@@ -299,10 +302,19 @@ def main():
         for batch in args.batches:
             x = rng.random((batch,) + shape, dtype=np.float32)
             xt = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-            fns = {"predict": lambda: model.predict(x, batch_size=batch, verbose=0)}
+            # The threads cnnc may run after each of its calls: below the
+            # team when its adaptive team saw busy cores (README, "Busy cores").
+            limits = []
+
+            def cnnc_call(fn):
+                def call():
+                    fn()
+                    limits.append(cnnc.get_running_limit())
+                return call
+            fns = {"predict": cnnc_call(lambda: model.predict(x, batch_size=batch, verbose=0))}
             loaded = inference.loaded_model(model)
             if loaded is not None:
-                fns["C API"] = lambda: loaded.predict([x])
+                fns["C API"] = cnnc_call(lambda: loaded.predict([x]))
             if tmodel is not None and "torch" not in args.skip:
                 xtt = torch.from_numpy(xt)
 
@@ -321,6 +333,10 @@ def main():
             print(f"{name:10s} {batch:5d} {c_ms:9.2f} {api_ms:9.2f} {layers_ms:11.2f} {t_ms:9.2f}"
                   f" {o_ms:9.2f} {o_ms / c_ms:8.2f} {o_ms / api_ms:9.2f} {t_ms / c_ms:10.2f}"
                   f" {o_med / c_med:9.2f} {o_med / api_med:10.2f}", flush=True)
+            fewer = sum(1 for n in limits if n < args.threads)
+            if fewer:
+                print(f"  (cnnc's adaptive team ran on fewer than {args.threads} threads after {fewer} of its"
+                      f" {len(limits)} calls: other work held the cores)", flush=True)
             if args.profile and loaded is not None:
                 cnnc_nodes = cnnc_node_times(loaded, x, args.repeats, args.cpu_time)
                 ort_nodes = ort_node_times(ort, path, args.threads, xt, args.repeats) if session else []
