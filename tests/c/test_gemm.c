@@ -96,6 +96,19 @@ static void test_blocks(void)
     check_case(CNNC_NO_TRANS, CNNC_NO_TRANS, 15, 3, 70000, 1.0f, 0.5f, 0, 2);
 }
 
+static void test_few_rows(void)
+{
+    /* few rows on 2 threads, split by the panels of C (a dense layer at
+     * batch 1 or 2, 49 pixels of a 7 x 7 image), the running team held at 2 */
+    int adaptive = cnnc_get_adaptive_team();
+    cnnc_set_adaptive_team(0);
+    check_case(CNNC_NO_TRANS, CNNC_NO_TRANS, 1, 1000, 1024, 1.0f, 0.0f, 3, 2);
+    check_case(CNNC_NO_TRANS, CNNC_NO_TRANS, 2, 999, 1100, 1.0f, 0.5f, 0, 2);
+    check_case(CNNC_NO_TRANS, CNNC_TRANS, 49, 1024, 512, 1.0f, 0.0f, 1, 2);
+    check_case(CNNC_TRANS, CNNC_NO_TRANS, 35, 700, 300, 1.0f, 0.0f, 0, 2);
+    cnnc_set_adaptive_team(adaptive);
+}
+
 static void test_alpha_beta(void)
 {
     for (int threads = 1; threads <= 2; ++threads) {
@@ -139,6 +152,7 @@ int main(void)
 {
     test_shapes();
     test_blocks();
+    test_few_rows();
     test_alpha_beta();
     test_errors();
     cnnc_release_workspace();
