@@ -44,8 +44,9 @@ CNNC_INTERNAL int cnnc_conv_select_packed_covers(const struct cnnc_conv_geom *g,
 /* y = stage(the convolution of x with w): the output stage (bias, residual
  * of y's layout, ReLU-family activation; see struct cnnc_gemm_epilogue)
  * runs while the output is in cache where the algorithm allows it
- * (pointwise with one group, per tile; Winograd, per pixel; depthwise, per
- * band of rows; the implicit GEMM, per block of pixels), else over y after
+ * (pointwise with one group, per tile or run of tiles; Winograd, per
+ * pixel; depthwise, per band of rows; the implicit GEMM, per block of
+ * pixels), else over y after
  * the convolution; weights from `packed` where they were packed. Sums in
  * the order cnnc_conv_select_forward's, so the result is the same to the
  * last bit. */

@@ -2,8 +2,9 @@
  * written once over the SIMD vocabulary and compiled into each ISA's GEMM
  * table by src/kernels/<isa>/gemm_<isa>.c, which defines CNNC_SIMD first.
  *
- * The stage runs on every MR x NR tile right after the micro-kernel, so a
- * row is a couple of vectors: the terms present are chosen once per tile
+ * The stage runs on every MR x NR tile right after the micro-kernel (with
+ * a residual, on runs of tiles: rows of up to 1 KiB), so a row is a few
+ * vectors: the terms present are chosen once per call
  * (a constant in each expansion) and a row's last partial vector is one
  * masked load and store, where a generic loop paid its setup and remainder
  * on every row (the stage took 8% of a MobileNet's GEMM time at batch 1).
