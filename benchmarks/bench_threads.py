@@ -28,12 +28,16 @@ Sections:
   policies) and with OpenBLAS's own long wait. Alone and mixed alternate in
   one process, call by call for the matmuls and in rounds of ``--pool-steps``
   training steps for MNIST, so that the machine's swings meet both alike;
-  the table gives the best and the median. Two controls tell the causes
+  the table gives the best and the median. Three controls tell the causes
   apart: "sweep" copies as many bytes between the steps as the matrix
-  products touch, with no thread pool (what evicting cnnc's data from the
-  caches costs), "small pools" makes the same products' thread pools wake,
-  work and wait on 256^3 matrices that stay in cache, as many of them as
-  make the same work (what the other pools' threads cost).
+  products touch, with no thread pool (evicting cnnc's data from the caches),
+  "small pools" makes the same products' thread pools wake, work and wait on
+  256^3 matrices that stay in cache, as many of them as make the same work
+  (the other pools' threads), and "wait" keeps the CPU in a loop touching no
+  memory for as long as the products take (what cnnc's data loses to
+  whatever else the machine runs meanwhile). The CPU time per image counts
+  every thread of the process during cnnc's steps; "threads" is the mean
+  running team (``cnnc.get_running_limit()``).
 
 PyTorch runs channels_last with ``torch.set_num_threads`` equal to cnnc's.
 Each figure is the best of ``--repeats`` timed runs after a warm-up (the
@@ -227,7 +231,20 @@ def _other_pools(threads):
         cases["onnxruntime"] = lambda: session.run(None, feeds)
     cases["sweep (no pool)"] = lambda: np.copyto(swept_to, swept)
     cases[f"small pools ({repeats_small}x {small_n}^3)"] = lambda: [products(*small) for _ in range(repeats_small)]
+    products(*big)
+    start = time.perf_counter()
+    products(*big)
+    took = time.perf_counter() - start
+    cases["wait (no work)"] = lambda: _busy_wait(took)
     return cases
+
+
+def _busy_wait(seconds):
+    """Keeps the CPU for ``seconds`` touching no memory: the time the other
+    libraries' work keeps cnnc away from its data, without that work."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
 
 
 def pools_worker(threads, rounds, steps, controls):

@@ -26,8 +26,8 @@
 
 #define OWN_WORK_GAP_NS 200000      /* longer than cnnc's own pauses between a step's operations */
 #define OWN_WORK_SHORT_NS 1000000   /* a stretch's target once other work interleaves */
-#define OWN_WORK_SAMPLE_NS 4000000  /* stretch time a sample reads, at least */
-#define OWN_WORK_MAX_TRIES 16
+#define OWN_WORK_SAMPLE_NS 16000000 /* stretch time a sample reads: longer than a time slice or two */
+#define OWN_WORK_MAX_TRIES 40       /* stretches a sample opens: a short one or two per training step */
 
 typedef struct {
     int open;            /* a stretch is being measured */
