@@ -128,52 +128,67 @@ cnnc_status cnnc_conv_same_padding(int64_t in, int64_t kernel, int64_t stride, i
     return CNNC_OK;
 }
 
-/* Element counts of the image x, the output y and the weights w of g (all
- * checked to fit by resolve). */
-struct conv_counts {
-    int64_t x, y, w;
+/* What a pass's array is to the convolution its descriptor states: the
+ * image x, the output y, the weights w, or a vector over the input or output
+ * channels (a bias or its gradient). Its element count follows from that
+ * (every count checked to fit by resolve). */
+enum conv_array { CONV_X, CONV_Y, CONV_W, CONV_CIN, CONV_COUT };
+
+struct pass_array {
+    const float *p;
+    const char *name; /* as the caller's parameter is named */
+    enum conv_array is;
 };
 
-static struct conv_counts counts_of(const struct cnnc_conv_geom *g)
+#define ARRAY(ptr, is) ((struct pass_array){(ptr), #ptr, (is)})
+#define NO_ARRAY ((struct pass_array){NULL, "", CONV_X})
+
+static int64_t array_count(const struct cnnc_conv_geom *g, enum conv_array is)
 {
-    struct conv_counts c = {g->n * g->h * g->w * g->cin, g->n * g->oh * g->ow * g->cout,
-                            g->kh * g->kw * g->cin_g * g->cout};
-    return c;
+    switch (is) {
+    case CONV_X: return g->n * g->h * g->w * g->cin;
+    case CONV_Y: return g->n * g->oh * g->ow * g->cout;
+    case CONV_W: return g->kh * g->kw * g->cin_g * g->cout;
+    case CONV_CIN: return g->cin;
+    default: return g->cout;
+    }
 }
 
-/* Every pass writes its outputs while still reading its inputs (windows of
- * neighbouring pixels, every output channel from every input channel), so
- * no output may share memory with an input or with the other output. */
-static cnnc_status check_outputs(const char *fn, float *out, int64_t out_count, const char *out_name, float *out2,
-                                 int64_t out2_count, const float *in1, int64_t in1_count, const char *in1_name,
-                                 const float *in2, int64_t in2_count, const char *in2_name, const float *bias,
-                                 int64_t bias_count)
+static cnnc_status check_apart(const char *who, const struct cnnc_conv_geom *g, const struct pass_array *a,
+                               const struct pass_array *b)
 {
-    CNNC_TRY(cnnc_check_disjoint(fn, out_name, out, out_count, in1_name, in1, in1_count, 0));
-    CNNC_TRY(cnnc_check_disjoint(fn, out_name, out, out_count, in2_name, in2, in2_count, 0));
-    CNNC_TRY(cnnc_check_disjoint(fn, out_name, out, out_count, "bias", bias, bias_count, 0));
-    CNNC_TRY(cnnc_check_disjoint(fn, "db", out2, out2_count, in1_name, in1, in1_count, 0));
-    CNNC_TRY(cnnc_check_disjoint(fn, "db", out2, out2_count, in2_name, in2, in2_count, 0));
-    CNNC_TRY(cnnc_check_disjoint(fn, "db", out2, out2_count, out_name, out, out_count, 0));
-    return CNNC_OK;
+    return cnnc_check_disjoint(who, a->name, a->p, array_count(g, a->is), b->name, b->p, array_count(g, b->is), 0);
 }
 
-/* The checks of a forward pass: the geometry, the pointers, the overlaps. */
-static cnnc_status forward_checks(const char *who, const cnnc_conv2d_desc *desc, const float *x, const float *w,
-                                  const float *bias, float *y, struct cnnc_conv_geom *g)
+/* The checks every pass makes before it runs: the geometry, then its two
+ * inputs and its output given, then the overlaps. Every pass writes its
+ * outputs while still reading its inputs (windows of neighbouring pixels,
+ * every output channel from every input channel), so no output may share
+ * memory with an input (the optional bias among them) or with the other
+ * output (the optional bias gradient db). */
+static cnnc_status pass_checks(const char *who, const cnnc_conv2d_desc *desc, struct pass_array out,
+                               struct pass_array in1, struct pass_array in2, struct pass_array bias,
+                               struct pass_array db, struct cnnc_conv_geom *g)
 {
     CNNC_TRY(resolve(who, desc, g));
-    if (!x || !w || !y)
-        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: %s is NULL", who, !x ? "x" : !w ? "w" : "y");
-    struct conv_counts n = counts_of(g);
-    return check_outputs(who, y, n.y, "y", NULL, 0, x, n.x, "x", w, n.w, "w", bias, g->cout);
+    const struct pass_array *required[] = {&in1, &in2, &out};
+    for (size_t i = 0; i < sizeof required / sizeof *required; ++i)
+        if (required[i]->p == NULL)
+            return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: %s is NULL", who, required[i]->name);
+    CNNC_TRY(check_apart(who, g, &out, &in1));
+    CNNC_TRY(check_apart(who, g, &out, &in2));
+    CNNC_TRY(check_apart(who, g, &out, &bias));
+    CNNC_TRY(check_apart(who, g, &db, &in1));
+    CNNC_TRY(check_apart(who, g, &db, &in2));
+    return check_apart(who, g, &db, &out);
 }
 
 cnnc_status cnnc_conv2d_forward(const cnnc_conv2d_desc *desc, const float *x, const float *w, const float *bias,
                                 float *y)
 {
     struct cnnc_conv_geom g;
-    CNNC_TRY(forward_checks(__func__, desc, x, w, bias, y, &g));
+    CNNC_TRY(pass_checks(__func__, desc, ARRAY(y, CONV_Y), ARRAY(x, CONV_X), ARRAY(w, CONV_W),
+                         ARRAY(bias, CONV_COUT), NO_ARRAY, &g));
     return cnnc_conv_select_forward(&g, x, w, bias, y);
 }
 
@@ -220,7 +235,9 @@ cnnc_status cnnc_conv2d_forward_fused(const cnnc_conv2d_desc *desc, const float 
 {
     CNNC_CHECK_PTR(stage);
     struct cnnc_conv_geom g;
-    CNNC_TRY(forward_checks(__func__, desc, x, w, stage->bias, y, &g));
+    const struct pass_array bias = {stage->bias, "bias", CONV_COUT};
+    CNNC_TRY(pass_checks(__func__, desc, ARRAY(y, CONV_Y), ARRAY(x, CONV_X), ARRAY(w, CONV_W), bias, NO_ARRAY,
+                         &g));
     const int64_t n_y = g.n * g.oh * g.ow * g.cout;
     if (stage->residual) {
         if (stage->ldr != g.cout)
@@ -233,12 +250,8 @@ cnnc_status cnnc_conv2d_forward_fused(const cnnc_conv2d_desc *desc, const float 
 cnnc_status cnnc_conv2d_backward_data(const cnnc_conv2d_desc *desc, const float *w, const float *dy, float *dx)
 {
     struct cnnc_conv_geom g;
-    CNNC_TRY(resolve(__func__, desc, &g));
-    CNNC_CHECK_PTR(w);
-    CNNC_CHECK_PTR(dy);
-    CNNC_CHECK_PTR(dx);
-    struct conv_counts n = counts_of(&g);
-    CNNC_TRY(check_outputs(__func__, dx, n.x, "dx", NULL, 0, w, n.w, "w", dy, n.y, "dy", NULL, 0));
+    CNNC_TRY(pass_checks(__func__, desc, ARRAY(dx, CONV_X), ARRAY(w, CONV_W), ARRAY(dy, CONV_Y), NO_ARRAY,
+                         NO_ARRAY, &g));
     return cnnc_conv_select_backward_data(&g, w, dy, NULL, dx);
 }
 
@@ -246,12 +259,8 @@ cnnc_status cnnc_conv2d_backward_weights(const cnnc_conv2d_desc *desc, const flo
                                          float *db)
 {
     struct cnnc_conv_geom g;
-    CNNC_TRY(resolve(__func__, desc, &g));
-    CNNC_CHECK_PTR(x);
-    CNNC_CHECK_PTR(dy);
-    CNNC_CHECK_PTR(dw);
-    struct conv_counts n = counts_of(&g);
-    CNNC_TRY(check_outputs(__func__, dw, n.w, "dw", db, g.cout, x, n.x, "x", dy, n.y, "dy", NULL, 0));
+    CNNC_TRY(pass_checks(__func__, desc, ARRAY(dw, CONV_W), ARRAY(x, CONV_X), ARRAY(dy, CONV_Y), NO_ARRAY,
+                         ARRAY(db, CONV_COUT), &g));
     return cnnc_conv_select_backward_weights(&g, x, dy, dw, db);
 }
 
@@ -259,12 +268,8 @@ cnnc_status cnnc_conv2d_transpose_forward(const cnnc_conv2d_desc *desc, const fl
                                           const float *bias, float *y)
 {
     struct cnnc_conv_geom g;
-    CNNC_TRY(resolve(__func__, desc, &g));
-    CNNC_CHECK_PTR(x);
-    CNNC_CHECK_PTR(w);
-    CNNC_CHECK_PTR(y);
-    struct conv_counts n = counts_of(&g);
-    CNNC_TRY(check_outputs(__func__, y, n.x, "y", NULL, 0, x, n.y, "x", w, n.w, "w", bias, g.cin));
+    CNNC_TRY(pass_checks(__func__, desc, ARRAY(y, CONV_X), ARRAY(x, CONV_Y), ARRAY(w, CONV_W),
+                         ARRAY(bias, CONV_CIN), NO_ARRAY, &g));
     return cnnc_conv_select_backward_data(&g, w, x, bias, y);
 }
 
@@ -272,12 +277,8 @@ cnnc_status cnnc_conv2d_transpose_backward_data(const cnnc_conv2d_desc *desc, co
                                                 float *dx)
 {
     struct cnnc_conv_geom g;
-    CNNC_TRY(resolve(__func__, desc, &g));
-    CNNC_CHECK_PTR(w);
-    CNNC_CHECK_PTR(dy);
-    CNNC_CHECK_PTR(dx);
-    struct conv_counts n = counts_of(&g);
-    CNNC_TRY(check_outputs(__func__, dx, n.y, "dx", NULL, 0, w, n.w, "w", dy, n.x, "dy", NULL, 0));
+    CNNC_TRY(pass_checks(__func__, desc, ARRAY(dx, CONV_Y), ARRAY(w, CONV_W), ARRAY(dy, CONV_X), NO_ARRAY,
+                         NO_ARRAY, &g));
     return cnnc_conv_select_forward(&g, dy, w, NULL, dx);
 }
 
@@ -285,12 +286,8 @@ cnnc_status cnnc_conv2d_transpose_backward_weights(const cnnc_conv2d_desc *desc,
                                                    float *dw, float *db)
 {
     struct cnnc_conv_geom g;
-    CNNC_TRY(resolve(__func__, desc, &g));
-    CNNC_CHECK_PTR(x);
-    CNNC_CHECK_PTR(dy);
-    CNNC_CHECK_PTR(dw);
-    struct conv_counts n = counts_of(&g);
-    CNNC_TRY(check_outputs(__func__, dw, n.w, "dw", db, g.cin, x, n.y, "x", dy, n.x, "dy", NULL, 0));
+    CNNC_TRY(pass_checks(__func__, desc, ARRAY(dw, CONV_W), ARRAY(x, CONV_Y), ARRAY(dy, CONV_X), NO_ARRAY,
+                         ARRAY(db, CONV_CIN), &g));
     CNNC_TRY(cnnc_conv_select_backward_weights(&g, dy, x, dw, NULL));
     if (db)
         CNNC_TRY(cnnc_conv_channel_sum(g.n * g.h * g.w, g.cin, dy, db));
