@@ -21,9 +21,11 @@ Sections:
   with libgomp's own long spin (GOMP_SPINCOUNT=300000) instead of cnnc's
   bounded one;
 - pools: ``cnnc.ops.matmul`` GFLOP/s (512^3, 1024^3) and MNIST training with
-  NumPy's BLAS and PyTorch (and onnxruntime, where installed) multiplying
-  768^3 matrices in the same process between cnnc's calls, each pool at the
-  default thread count, as a share of cnnc alone; for each import order
+  NumPy's BLAS and PyTorch (and onnxruntime, where installed: its threads
+  spinning after each run, its default, and sleeping with
+  ``allow_spinning=0``) multiplying 768^3 matrices in the same process
+  between cnnc's calls, each pool at the default thread count, as a share of
+  cnnc alone; for each import order
   (which library loads the OpenMP runtime and OpenBLAS decides their wait
   policies) and with OpenBLAS's own long wait. Alone and mixed alternate in
   one process, call by call for the matmuls and in rounds of ``--pool-steps``
@@ -188,9 +190,10 @@ def torch_worker(model, threads, steps, repeats):
 POOL_SIZE = 768  # the other libraries' matrices: n^3 multiply-adds between cnnc's calls
 
 
-def _onnxruntime_matmul(n, threads):
+def _onnxruntime_matmul(n, threads, spinning=True):
     """An onnxruntime session multiplying two n x n matrices on ``threads``
-    intra-op threads (its default spinning wait), or None without it."""
+    intra-op threads, which spin after each run (onnxruntime's default) or
+    sleep; None without onnxruntime."""
     try:
         import onnxruntime
         from onnx import TensorProto, helper
@@ -201,6 +204,7 @@ def _onnxruntime_matmul(n, threads):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
@@ -225,10 +229,11 @@ def _other_pools(threads):
     swept = np.ones((3 if torch is None else 6) * POOL_SIZE * POOL_SIZE * 4 // 2, np.uint8)
     swept_to = np.empty_like(swept)
     cases = {("numpy+torch" if torch is not None else "numpy"): lambda: products(*big)}
-    session = _onnxruntime_matmul(POOL_SIZE, threads)
-    if session is not None:
-        feeds = {"a": big[0], "b": big[1]}
-        cases["onnxruntime"] = lambda: session.run(None, feeds)
+    feeds = {"a": big[0], "b": big[1]}
+    for spinning, label in ((True, "onnxruntime"), (False, "onnxruntime, allow_spinning=0")):
+        session = _onnxruntime_matmul(POOL_SIZE, threads, spinning)
+        if session is not None:
+            cases[label] = (lambda s: lambda: s.run(None, feeds))(session)
     cases["sweep (no pool)"] = lambda: np.copyto(swept_to, swept)
     cases[f"small pools ({repeats_small}x {small_n}^3)"] = lambda: [products(*small) for _ in range(repeats_small)]
     products(*big)
@@ -257,7 +262,7 @@ def pools_worker(threads, rounds, steps, controls):
     cnnc.set_num_threads(threads)
     others = _other_pools(threads)
     if not controls:
-        others = {k: v for k, v in list(others.items())[:2]}
+        others = {k: v for k, v in others.items() if k in ("numpy", "numpy+torch", "onnxruntime")}
     rng = np.random.default_rng(0)
     result = {}
     mixed = next(iter(others))

@@ -58,6 +58,16 @@ static void other_work(replay *r, int64_t *now, int64_t length)
     r->other_to = *now;
 }
 
+/* `count` rounds of `ops` operations (as operations()) and then `other` ns
+ * of other work, while the sample lasts. */
+static void rounds(replay *r, int64_t *now, int count, int ops, int64_t length, int64_t pause, int64_t other)
+{
+    for (int i = 0; i < count && r->s.open; ++i) {
+        operations(r, now, ops, length, pause);
+        other_work(r, now, other);
+    }
+}
+
 static void begin(replay *r, int64_t now)
 {
     memset(r, 0, sizeof *r);
@@ -87,10 +97,7 @@ static void test_steps_between_other_work(void)
     replay r;
     int64_t now = 5000;
     begin(&r, now);
-    for (int step = 0; step < 40 && r.s.open; ++step) {
-        operations(&r, &now, 15, 80000, 20000);
-        other_work(&r, &now, 10000000);
-    }
+    rounds(&r, &now, 100, 15, 80000, 20000, 10000000);
     CHECK(r.samples == 1 && r.give_ups == 0);
     CHECK(!r.foreign_read);
     CHECK(r.read_ns >= OWN_WORK_SAMPLE_NS);
@@ -104,10 +111,7 @@ static void test_mostly_other_work(void)
     replay r;
     int64_t now = 0;
     begin(&r, now);
-    for (int i = 0; i < 100 && r.s.open; ++i) {
-        operations(&r, &now, 1, 50000, 0);
-        other_work(&r, &now, 5000000);
-    }
+    rounds(&r, &now, 100, 1, 50000, 0, 5000000);
     CHECK(r.give_ups == 1 && r.samples == 0 && r.adds == 0);
     CHECK(r.read_ns == 0);
     CHECK(!r.s.open);
@@ -142,10 +146,7 @@ static void test_tries_bound(void)
     replay r;
     int64_t now = 0;
     begin(&r, now);
-    for (int i = 0; i < 1000 && r.s.open; ++i) {
-        operations(&r, &now, 1, OWN_WORK_SHORT_NS / 4, 0);
-        other_work(&r, &now, 1000000);
-    }
+    rounds(&r, &now, 1000, 1, OWN_WORK_SHORT_NS / 4, 0, 1000000);
     CHECK(r.samples + r.give_ups == 1);
     CHECK(r.s.tries <= OWN_WORK_MAX_TRIES + 1);
     CHECK(!r.foreign_read);
