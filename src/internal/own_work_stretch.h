@@ -5,10 +5,11 @@
  * OpenMP, onnxruntime) runs between cnnc's operations on the same cores:
  * cnnc's threads then wait for CPUs that the process itself took, or serve
  * the other pool (a libgomp shared with PyTorch), and that wait says nothing
- * of the CPUs that cnnc's next operations find. Measured over a whole 50 ms
- * window, such a wait shrank cnnc's team to 1 thread (the MNIST CNN between
- * small NumPy and PyTorch matrix products: cnnc's threads waited 0.56 CPUs'
- * worth during the other pools' calls and 0.08 during cnnc's own steps).
+ * of the CPUs that cnnc's next operations find (the MNIST CNN between small
+ * NumPy and PyTorch matrix products: cnnc's threads waited as if 0.56 CPUs
+ * were busy during the other pools' calls and 0.08 during cnnc's own steps;
+ * a 50 ms window holding both read about 0.45, next to the 0.5 at which a
+ * team of 2 drops to 1 thread).
  *
  * So the monitor reads its threads' counters only at the start and the end
  * of runs of cnnc's operations, pure header logic here so that tests can
