@@ -8,7 +8,7 @@
  * of the CPUs that cnnc's next operations find (the MNIST CNN between small
  * NumPy and PyTorch matrix products: cnnc's threads waited as if 0.56 CPUs
  * were busy during the other pools' calls and 0.08 during cnnc's own steps;
- * a 50 ms window holding both read about 0.45, next to the 0.5 at which a
+ * a 50 ms window holding both read 0.43, next to the 0.5 at which a
  * team of 2 drops to 1 thread).
  *
  * So the monitor reads its threads' counters only at the start and the end
