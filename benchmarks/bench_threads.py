@@ -230,7 +230,7 @@ def _other_pools(threads):
     swept_to = np.empty_like(swept)
     cases = {("numpy+torch" if torch is not None else "numpy"): lambda: products(*big)}
     feeds = {"a": big[0], "b": big[1]}
-    for spinning, label in ((True, "onnxruntime"), (False, "onnxruntime, allow_spinning=0")):
+    for spinning, label in ((True, "onnxruntime"), (False, "onnxruntime, no spinning")):
         session = _onnxruntime_matmul(POOL_SIZE, threads, spinning)
         if session is not None:
             cases[label] = (lambda s: lambda: s.run(None, feeds))(session)
