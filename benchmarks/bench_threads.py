@@ -5,6 +5,7 @@ each measurement in a fresh process.
     python benchmarks/bench_threads.py                       # everything, defaults
     python benchmarks/bench_threads.py --models mnist --threads 1 2 8 --busy 1 3
     python benchmarks/bench_threads.py --models resnet50 --threads 16 --sections scaling
+    python benchmarks/bench_threads.py --sections pools --rounds 8
 
 Sections:
 - scaling: images per second training the classic MNIST CNN (batch 32, 28x28x1)
@@ -20,22 +21,50 @@ Sections:
   with libgomp's own long spin (GOMP_SPINCOUNT=300000) instead of cnnc's
   bounded one;
 - pools: ``cnnc.ops.matmul`` GFLOP/s (512^3, 1024^3) and MNIST training with
-  NumPy's BLAS and PyTorch multiplying matrices in the same process, between
-  cnnc's calls, each pool at the default thread count; as a share of cnnc
-  alone; with OpenBLAS's own long wait and with the bounded one that
-  ``import cnnc`` gives it.
+  NumPy's BLAS and PyTorch (and onnxruntime, where installed: its threads
+  spinning after each run, its default, and sleeping with
+  ``allow_spinning=0``) multiplying 768^3 matrices in the same process
+  between cnnc's calls, each pool at the default thread count, as a share of
+  cnnc alone; for each import order
+  (which library loads the OpenMP runtime and OpenBLAS decides their wait
+  policies) and with OpenBLAS's own long wait. Alone and mixed alternate in
+  one process, call by call for the matmuls and in rounds of ``--pool-steps``
+  training steps for MNIST, so that the machine's swings meet both alike;
+  the table gives the best and the median. Three controls tell the causes
+  apart: "sweep" copies as many bytes between the steps as the matrix
+  products touch, with no thread pool (evicting cnnc's data from the caches),
+  "small pools" makes the same products' thread pools wake, work and wait on
+  256^3 matrices that stay in cache, as many of them as make the same work
+  (the other pools' threads), and "wait" keeps the CPU in a loop touching no
+  memory for as long as the products take (what cnnc's data loses to
+  whatever else the machine runs meanwhile). The CPU time per image counts
+  every thread of the process during cnnc's steps; "threads" is the mean
+  running team (``cnnc.get_running_limit()``).
 
 PyTorch runs channels_last with ``torch.set_num_threads`` equal to cnnc's.
-Each figure is the best of ``--repeats`` timed runs after a warm-up.
+Each figure is the best of ``--repeats`` timed runs after a warm-up (the
+pools section: best and median of ``--rounds`` rounds).
 """
 import argparse
+import importlib
 import json
 import os
 import subprocess
 import sys
 import time
 
-import numpy as np
+
+def _import_in_worker_order():
+    """A pools worker imports the libraries in the order it measures, before
+    anything else: the first to load libgomp or OpenBLAS decides its wait."""
+    if "--worker" in sys.argv and sys.argv[sys.argv.index("--worker") + 1:][:1] == ["pools"]:
+        for name in sys.argv[sys.argv.index("--worker") + 2].split(","):
+            importlib.import_module(name)
+
+
+_import_in_worker_order()
+
+import numpy as np  # noqa: E402
 
 MODELS = {  # name: (image shape, classes, steps per timed run)
     "mnist": ((28, 28, 1), 10, 100),
@@ -69,8 +98,8 @@ def _cnnc_model(model):
     return net
 
 
-def cnnc_worker(model, threads, steps, repeats, between=None):
-    """Images per second of cnnc's training; ``between()`` runs before each batch."""
+def cnnc_worker(model, threads, steps, repeats):
+    """Images per second of cnnc's training."""
     import cnnc
     cnnc.set_num_threads(threads)
     x, y = _data(model, steps)
@@ -81,8 +110,6 @@ def cnnc_worker(model, threads, steps, repeats, between=None):
     for _ in range(repeats):
         spent = 0.0
         for s in range(steps):
-            if between is not None:
-                between()
             start = time.perf_counter()
             net.train_on_batch(x[s * BATCH:(s + 1) * BATCH], y[s * BATCH:(s + 1) * BATCH])
             spent += time.perf_counter() - start
@@ -160,41 +187,149 @@ def torch_worker(model, threads, steps, repeats):
     return best
 
 
-def pools_worker(threads, repeats):
-    """cnnc matmul GFLOP/s and MNIST img/s alone and with NumPy and PyTorch
-    matrix products between cnnc's calls."""
+POOL_SIZE = 768  # the other libraries' matrices: n^3 multiply-adds between cnnc's calls
+
+
+def _onnxruntime_matmul(n, threads, spinning=True):
+    """An onnxruntime session multiplying two n x n matrices on ``threads``
+    intra-op threads, which spin after each run (onnxruntime's default) or
+    sleep; None without onnxruntime."""
+    try:
+        import onnxruntime
+        from onnx import TensorProto, helper
+    except ImportError:
+        return None
+    spec = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [n, n]) for name in "abc"]
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul", spec[:2], spec[2:])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def _other_pools(threads):
+    """{label: function} running other libraries' work between cnnc's calls:
+    the mixed cases and the two controls (module docstring)."""
+    torch = sys.modules.get("torch")  # imported by the worker's order, or not used
+    if torch is not None:
+        torch.set_num_threads(threads)
+    rng = np.random.default_rng(1)
+    big = [rng.random((POOL_SIZE, POOL_SIZE), dtype=np.float32) for _ in range(2)]
+    small_n = 256
+    small = [rng.random((small_n, small_n), dtype=np.float32) for _ in range(2)]
+    repeats_small = round((POOL_SIZE / small_n) ** 3)
+
+    def products(a, b):
+        np.matmul(a, b)
+        if torch is not None:
+            torch.from_numpy(a) @ torch.from_numpy(b)
+
+    # Each product reads two matrices and writes a third.
+    swept = np.ones((3 if torch is None else 6) * POOL_SIZE * POOL_SIZE * 4 // 2, np.uint8)
+    swept_to = np.empty_like(swept)
+    cases = {("numpy+torch" if torch is not None else "numpy"): lambda: products(*big)}
+    feeds = {"a": big[0], "b": big[1]}
+    for spinning, label in ((True, "onnxruntime"), (False, "onnxruntime, no spinning")):
+        session = _onnxruntime_matmul(POOL_SIZE, threads, spinning)
+        if session is not None:
+            cases[label] = (lambda s: lambda: s.run(None, feeds))(session)
+    cases["sweep (no pool)"] = lambda: np.copyto(swept_to, swept)
+    cases[f"small pools ({repeats_small}x {small_n}^3)"] = lambda: [products(*small) for _ in range(repeats_small)]
+    products(*big)
+    start = time.perf_counter()
+    products(*big)
+    took = time.perf_counter() - start
+    cases["wait (no work)"] = lambda: _busy_wait(took)
+    return cases
+
+
+def _busy_wait(seconds):
+    """Keeps the CPU for ``seconds`` touching no memory: the time the other
+    libraries' work keeps cnnc away from its data, without that work."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def pools_worker(threads, rounds, steps, controls):
+    """cnnc alone and with other libraries' work between its calls, alternating
+    in this process: {row: {label: [per-round figures]}}; each row's labels
+    are "alone" and one mixed case, MNIST rows also "cpu <label>" (CPU
+    microseconds per image, every thread of the process, cnnc's steps only)
+    and "threads <label>" (the running threads after each step)."""
     import cnnc
     cnnc.set_num_threads(threads)
-    try:
-        import torch
-        torch.set_num_threads(threads)
-    except ImportError:
-        torch = None
+    others = _other_pools(threads)
+    if not controls:
+        others = {k: v for k, v in others.items() if k in ("numpy", "numpy+torch", "onnxruntime")}
     rng = np.random.default_rng(0)
-    others = [rng.random((768, 768), dtype=np.float32) for _ in range(2)]
-
-    def neighbours():
-        np.matmul(others[0], others[1])
-        if torch is not None:
-            torch.from_numpy(others[0]) @ torch.from_numpy(others[1])
-
     result = {}
+    mixed = next(iter(others))
     for n in (512, 1024):
         a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
         out = np.empty((n, n), np.float32)
-        for label, between in (("alone", None), ("mixed", neighbours)):
-            best = 0.0
-            for _ in range(repeats * 5):
+        figures = {"alone": [], "mixed": []}
+        for _ in range(rounds * 5):
+            for label, between in (("alone", None), ("mixed", others[mixed])):
                 if between is not None:
                     between()
                 start = time.perf_counter()
                 cnnc.ops.matmul(a, b, out=out)
-                best = max(best, 2 * n ** 3 / (time.perf_counter() - start) / 1e9)
-            result[f"matmul {n}^3 GFLOP/s, {label}"] = best
-    steps = MODELS["mnist"][2]
-    result["MNIST CNN img/s, alone"] = cnnc_worker("mnist", threads, steps, repeats)
-    result["MNIST CNN img/s, mixed"] = cnnc_worker("mnist", threads, steps, repeats, between=neighbours)
+                figures[label].append(2 * n ** 3 / (time.perf_counter() - start) / 1e9)
+        result[f"matmul {n}^3 GFLOP/s, {mixed}"] = figures
+
+    x, y = _data("mnist", steps)
+    net = _cnnc_model("mnist")
+    net.train_on_batch(x[:BATCH], y[:BATCH])
+    net.train_on_batch(x[BATCH:2 * BATCH], y[BATCH:2 * BATCH])
+    for other, between in others.items():
+        # Each case alternates with its own alone rounds: the adaptive team
+        # carries what it learnt from one round into the next.
+        figures = {label: [] for label in ("alone", other)}
+        figures |= {f"{kind} {label}": [] for kind in ("cpu", "threads") for label in ("alone", other)}
+        for _ in range(rounds):
+            for label, work in (("alone", None), (other, between)):
+                spent = cpu = 0.0
+                for s in range(steps):
+                    if work is not None:
+                        work()
+                    cpu_start, start = time.process_time(), time.perf_counter()
+                    net.train_on_batch(x[s * BATCH:(s + 1) * BATCH], y[s * BATCH:(s + 1) * BATCH])
+                    spent += time.perf_counter() - start
+                    cpu += time.process_time() - cpu_start
+                    figures[f"threads {label}"].append(cnnc.get_running_limit())
+                figures[label].append(steps * BATCH / spent)
+                figures[f"cpu {label}"].append(cpu / (steps * BATCH) * 1e6)
+        result[f"MNIST CNN img/s, {other}"] = figures
     return result
+
+
+def _print_pools(result):
+    """The pools worker's figures: best and median, mixed as a share of alone."""
+    def best_median(values):
+        return max(values), float(np.median(values))
+
+    print(f"{'':>40} | {'alone best':>10} {'median':>8} | {'mixed best':>10} {'median':>8} | "
+          f"{'share best':>10} {'median':>6} | {'CPU us/img':>10} | {'threads':>7}")
+    for row, figures in result.items():
+        alone = best_median(figures["alone"])
+        mixed_labels = [k for k in figures if k != "alone" and not k.startswith(("cpu ", "threads "))]
+        for label in mixed_labels:
+            mixed = best_median(figures[label])
+            print(f"{row[:40]:>40} | {alone[0]:>10.0f} {alone[1]:>8.0f} | {mixed[0]:>10.0f} {mixed[1]:>8.0f} | "
+                  f"{mixed[0] / alone[0]:>10.0%} {mixed[1] / alone[1]:>6.0%} | {_cpu_threads(figures, label)}"
+                  f"{_cpu_threads(figures, 'alone', ' (alone:')}", flush=True)
+
+
+def _cpu_threads(figures, label, prefix=""):
+    """The median CPU time per image and the mean running threads of a label, where measured."""
+    if f"cpu {label}" not in figures:
+        return ""
+    cpu, threads = np.median(figures[f"cpu {label}"]), np.mean(figures[f"threads {label}"])
+    if prefix:
+        return f"{prefix} {cpu:.1f}, {threads:.2f})"
+    return f"{cpu:>10.1f} | {threads:>7.2f}"
 
 
 # ---- the driver -----------------------------------------------------------------------------
@@ -252,6 +387,8 @@ def main():
     parser.add_argument("--sections", nargs="+", default=["scaling", "busy", "wait", "pools"],
                         choices=["scaling", "busy", "wait", "pools"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6, help="pools: alternating alone/mixed rounds")
+    parser.add_argument("--pool-steps", type=int, default=30, help="pools: MNIST training steps per round")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply the steps per timed run")
     parser.add_argument("--no-torch", action="store_true", help="cnnc alone")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -260,7 +397,8 @@ def main():
     if args.worker:
         kind = args.worker[0]
         if kind == "pools":
-            print(json.dumps(pools_worker(int(args.worker[1]), int(args.worker[2]))))
+            _, _, threads, rounds, steps, controls = args.worker
+            print(json.dumps(pools_worker(int(threads), int(rounds), int(steps), controls == "1")))
         else:
             _, model, threads, steps, repeats = args.worker
             worker = cnnc_worker if kind == "cnnc" else torch_worker
@@ -322,22 +460,28 @@ def main():
             print(f"{busy:>10} | {_fmt(ours)} | {_fmt(long_spin)} | {_ratio(ours, long_spin)}", flush=True)
 
     if "pools" in args.sections:
-        # The workers import NumPy before cnnc (the usual order): import cnnc
-        # then gives the loaded OpenBLAS the bounded wait (cnnc/_wait_policy.py)
-        # unless the user chose a wait; OpenBLAS's own is 2**28 cycles.
-        cases = [("OpenBLAS's own wait (OPENBLAS_THREAD_TIMEOUT=28 set by the user)",
-                  {"OPENBLAS_THREAD_TIMEOUT": "28"}),
-                 ("default: import cnnc bounds OpenBLAS's wait", {})]
-        for label, env in cases:
-            print(f"\ncnnc with NumPy{' and PyTorch' if have_torch else ''} matrix products between its calls, "
-                  f"{default} threads each; {label}")
-            r = _run_worker(["pools", default, args.repeats], env) or {}
-            for name in [n for n in r if n.endswith("alone")]:
-                base = name[:-len("alone")]
-                mixed = r.get(base + "mixed")
-                print(f"{base[:-2]:>26} | alone {r[name]:>8.0f} | mixed {mixed:>8.0f} | {mixed / r[name]:>5.0%}",
-                      flush=True)
-
+        # The usual order imports NumPy first: import cnnc then gives the
+        # loaded OpenBLAS the bounded wait (cnnc/_wait_policy.py) unless the
+        # user chose a wait; OpenBLAS's own is 2**28 cycles. PyTorch's wheel
+        # ships a libgomp of the same soname as cnnc's: the first library
+        # imported loads it for both, with its wait policy.
+        cases = [("NumPy, cnnc, then PyTorch imported (the usual order)", "numpy,cnnc,torch", {}, True),
+                 ("the same with the adaptive team off (CNNC_ADAPTIVE_TEAM=0)", "numpy,cnnc,torch",
+                  {"CNNC_ADAPTIVE_TEAM": "0"}, True),
+                 ("the same with OpenBLAS's own wait (OPENBLAS_THREAD_TIMEOUT=28 set by the user)",
+                  "numpy,cnnc,torch", {"OPENBLAS_THREAD_TIMEOUT": "28"}, False),
+                 ("PyTorch imported before cnnc", "torch,cnnc", {}, False),
+                 ("cnnc imported first", "cnnc,torch", {}, False)]
+        for label, order, env, controls in cases:
+            if not have_torch:
+                order = ",".join(name for name in order.split(",") if name != "torch")
+                if label.startswith("PyTorch"):
+                    continue
+            print(f"\ncnnc with other libraries' {POOL_SIZE}^3 matrix products between its calls, {default} "
+                  f"threads each, {args.rounds} alternating rounds; {label}")
+            r = _run_worker(["pools", order, default, args.rounds, args.pool_steps, int(controls)], env)
+            if r:
+                _print_pools(r)
 
 if __name__ == "__main__":
     main()

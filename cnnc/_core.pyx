@@ -156,7 +156,8 @@ def get_deterministic():
 def set_adaptive_team(enabled):
     """Run teams on the CPUs other busy processes leave free (on by default;
     ``CNNC_ADAPTIVE_TEAM=0`` in the environment turns it off): cnnc samples
-    every 50 ms how long its threads waited for a CPU and lowers
+    every 50 ms how long its threads waited for a CPU during its own
+    operations (not while other code runs between them) and lowers
     ``get_running_limit()`` accordingly (``threads_under_contention``). Only
     the threads running change, never the work partition, so results are the
     same bits as on idle CPUs. Off while oversubscription is allowed."""

@@ -28,7 +28,10 @@ user set no wait of their own.
 
 Both libraries read these variables once, when they are loaded, so the
 policy must be in the environment before that; it is removed again afterwards
-so that child processes see the environment the user set.
+so that child processes see the environment the user set. PyTorch's wheel
+ships a libgomp of the same soname as the one cnnc links: when ``import
+torch`` came first, that libgomp is already loaded with its own long spin,
+which then applies to cnnc's team as well (README, "Other thread pools").
 """
 import ctypes
 import os
@@ -68,15 +71,6 @@ def load_with_policy(load):
     finally:
         for name in chosen:
             os.environ.pop(name, None)
-
-
-def share_blas_threads_at_import():
-    """Route the loaded OpenBLAS libraries' jobs to cnnc's team unless
-    ``CNNC_SHARE_BLAS_THREADS=0``."""
-    if os.environ.get("CNNC_SHARE_BLAS_THREADS", "1").strip() == "0":
-        return
-    from cnnc._core import share_blas_threads
-    share_blas_threads(True)
 
 
 def _loaded_openblas_libraries():

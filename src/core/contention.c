@@ -20,6 +20,11 @@
  * undoes waits twice as long before it is tried again (up to MAX_PROBE_WAIT
  * samples).
  *
+ * The counters are read only around runs of cnnc's own operations
+ * (src/internal/own_work_stretch.h): another thread pool of the process
+ * running between them makes cnnc's threads wait too, for CPUs that cnnc's
+ * next operations find free again.
+ *
  * Only how many threads run changes, never how the work is split: each
  * operation's partition (and so its bits) follows the team limit
  * (cnnc_partition_threads_for), and a smaller team takes several parts per
@@ -29,6 +34,7 @@
 #endif
 #include "cnnc_internal.h"
 #include "coarse_clock.h"
+#include "own_work_stretch.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,10 +43,13 @@
 #if defined(__linux__)
 #include <sys/syscall.h>
 #endif
+#ifdef CNNC_OPENMP
+#include <omp.h>
+#endif
 
 #define SAMPLE_NS 50000000        /* 50 ms: tens of training steps of a small network */
 #define PROBE_NS 10000000         /* a growth is judged sooner: it is tried where it may not pay */
-#define MIN_ACTIVE_NS 1000000     /* runnable time in a sample below which a thread's wait share is noise */
+#define MIN_ACTIVE_NS 500000      /* runnable time in a sample's stretches below which a thread's wait share is noise */
 #define MAX_WAIT_SHARE 0.9        /* one thread never counts for more than 9 other tasks */
 #define MAX_PROBE_WAIT 32         /* samples (1.6 s) between failed growths, at most */
 #define TRACKED_THREADS 64
@@ -76,14 +85,21 @@ static __thread int registered;
 
 /* The sampler's state, touched only by the thread holding `sampling`. */
 static int sampling;
+static int measuring; /* a stretch is open: the first thread of each region reports its start and end */
 static int64_t next_sample_at;
 static int adapted;   /* threads the last sample chose; 0: none yet (the whole team) */
 static int last_grew; /* the last sample grew the team */
 static int probe_wait, probe_backoff = 1;
+static int sample_team = 1, sample_cpus = 1;
+static own_work_stretch stretch;
 static struct {
     int tid;
     int64_t cpu_ns, delay_ns;
-} previous[TRACKED_THREADS];
+} baseline[TRACKED_THREADS];
+static struct {
+    int tid;
+    int64_t ran_ns, waited_ns;
+} sums[TRACKED_THREADS];
 
 void cnnc_contention_register_thread(void)
 {
@@ -125,33 +141,59 @@ static int read_schedstat(int tid, int64_t *cpu_ns, int64_t *delay_ns)
     return 1;
 }
 
-/* One sample: the wait shares of the threads that ran since the last one,
- * and the threads to run on until the next. */
-static void sample(int team, int cpus)
+static int64_t fine_now_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Reads the tracked threads' counters, which become the next stretch's
+ * baseline; with `add`, first adds their change since the baseline (the
+ * stretch just read) to the sample's sums. */
+static void read_counters(int add)
+{
+    for (int i = 0; i < TRACKED_THREADS; ++i) {
+        int tid = __atomic_load_n(&tracked_tid[i], __ATOMIC_RELAXED);
+        int64_t cpu, delay;
+        if (tid == 0 || !read_schedstat(tid, &cpu, &delay)) {
+            if (tid != 0) /* ended: free the slot */
+                __atomic_compare_exchange_n(&tracked_tid[i], &tid, 0, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+            baseline[i].tid = 0;
+            continue;
+        }
+        if (add && baseline[i].tid == tid) {
+            int64_t ran = cpu - baseline[i].cpu_ns, waited = delay - baseline[i].delay_ns;
+            if (sums[i].tid != tid) {
+                sums[i].tid = tid;
+                sums[i].ran_ns = sums[i].waited_ns = 0;
+            }
+            if (ran >= 0 && waited >= 0) {
+                sums[i].ran_ns += ran;
+                sums[i].waited_ns += waited;
+            }
+        }
+        baseline[i].tid = tid;
+        baseline[i].cpu_ns = cpu;
+        baseline[i].delay_ns = delay;
+    }
+}
+
+/* The sample ends: the wait shares of the threads that ran cnnc's work in
+ * its stretches give the threads to run on until the next. */
+static void decide(void)
 {
     double shares[TRACKED_THREADS];
     int count = 0;
     for (int i = 0; i < TRACKED_THREADS; ++i) {
-        int tid = __atomic_load_n(&tracked_tid[i], __ATOMIC_RELAXED);
-        if (tid == 0)
-            continue;
-        int64_t cpu, delay;
-        if (!read_schedstat(tid, &cpu, &delay)) { /* ended: free the slot */
-            __atomic_compare_exchange_n(&tracked_tid[i], &tid, 0, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-            previous[i].tid = 0;
-            continue;
-        }
-        if (previous[i].tid == tid) {
-            int64_t ran = cpu - previous[i].cpu_ns, waited = delay - previous[i].delay_ns;
-            if (ran >= 0 && waited >= 0 && ran + waited >= MIN_ACTIVE_NS)
-                shares[count++] = (double)waited / (double)(ran + waited);
-        }
-        previous[i].tid = tid;
-        previous[i].cpu_ns = cpu;
-        previous[i].delay_ns = delay;
+        if (sums[i].tid != 0 && sums[i].ran_ns + sums[i].waited_ns >= MIN_ACTIVE_NS)
+            shares[count++] = (double)sums[i].waited_ns / (double)(sums[i].ran_ns + sums[i].waited_ns);
+        sums[i].tid = 0;
     }
     if (count == 0)
         return; /* cnnc did not run: nothing learned */
+    int team = sample_team, cpus = sample_cpus;
     int running = adapted > 0 && adapted < team ? adapted : team;
     int chosen = cnnc_threads_under_contention(team, cpus, shares, count);
     if (chosen > running) {
@@ -167,6 +209,58 @@ static void sample(int team, int cpus)
     }
     last_grew = chosen > running;
     __atomic_store_n(&adapted, chosen, __ATOMIC_RELAXED);
+}
+
+/* What the stretch logic asks for; the caller holds `sampling`. */
+static void act(int action)
+{
+    switch (action) {
+    case OWN_WORK_BASELINE:
+        read_counters(0);
+        __atomic_store_n(&measuring, 1, __ATOMIC_RELAXED);
+        return;
+    case OWN_WORK_ADD:
+        read_counters(1);
+        return;
+    case OWN_WORK_ADD_SAMPLE:
+        read_counters(1);
+        /* fall through */
+    case OWN_WORK_GIVE_UP:
+        decide();
+        __atomic_store_n(&measuring, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&next_sample_at, cnnc_coarse_now_ns() + (last_grew ? PROBE_NS : SAMPLE_NS),
+                         __ATOMIC_RELAXED);
+        return;
+    default:
+        return;
+    }
+}
+
+/* The first thread of a region (or the caller of a single-threaded
+ * operation) starts or ends cnnc's work while a stretch is open. */
+static void report_operation(int end)
+{
+    if (!__atomic_load_n(&measuring, __ATOMIC_RELAXED))
+        return;
+#ifdef CNNC_OPENMP
+    if (omp_get_thread_num() != 0)
+        return;
+#endif
+    if (__atomic_exchange_n(&sampling, 1, __ATOMIC_ACQUIRE))
+        return;
+    int64_t now = fine_now_ns();
+    act(end ? own_work_operation_end(&stretch, now) : own_work_operation_start(&stretch, now));
+    __atomic_store_n(&sampling, 0, __ATOMIC_RELEASE);
+}
+
+void cnnc_contention_region_start(void)
+{
+    report_operation(0);
+}
+
+void cnnc_contention_region_end(void)
+{
+    report_operation(1);
 }
 
 static int adaptive_enabled(void)
@@ -188,10 +282,13 @@ int cnnc_running_limit(int team, int cpus)
     if (team <= 1 || cnnc_get_oversubscription() || !adaptive_enabled())
         return team;
     int64_t now = cnnc_coarse_now_ns();
-    if (now >= __atomic_load_n(&next_sample_at, __ATOMIC_RELAXED) &&
+    if (!__atomic_load_n(&measuring, __ATOMIC_RELAXED) && now >= __atomic_load_n(&next_sample_at, __ATOMIC_RELAXED) &&
         !__atomic_exchange_n(&sampling, 1, __ATOMIC_ACQUIRE)) {
-        sample(team, cpus);
-        __atomic_store_n(&next_sample_at, now + (last_grew ? PROBE_NS : SAMPLE_NS), __ATOMIC_RELAXED);
+        if (!stretch.open) {
+            sample_team = team;
+            sample_cpus = cpus;
+            act(own_work_begin(&stretch, fine_now_ns()));
+        }
         __atomic_store_n(&sampling, 0, __ATOMIC_RELEASE);
     }
     int chosen = __atomic_load_n(&adapted, __ATOMIC_RELAXED);
@@ -214,6 +311,14 @@ int cnnc_get_adaptive_team(void)
 static int fixed_limit = 0;
 
 void cnnc_contention_register_thread(void)
+{
+}
+
+void cnnc_contention_region_start(void)
+{
+}
+
+void cnnc_contention_region_end(void)
 {
 }
 

@@ -274,6 +274,7 @@ int cnnc_threads_for_kind(cnnc_work_kind kind, int64_t work)
 unsigned cnnc_fpu_enter(void)
 {
     cnnc_contention_register_thread();
+    cnnc_contention_region_start();
 #if defined(__SSE__) || defined(__x86_64__)
     unsigned old = _mm_getcsr();
     _mm_setcsr(old | 0x8040); /* FTZ | DAZ */
@@ -291,6 +292,7 @@ unsigned cnnc_fpu_enter(void)
 
 void cnnc_fpu_restore(unsigned state)
 {
+    cnnc_contention_region_end();
 #if defined(__SSE__) || defined(__x86_64__)
     _mm_setcsr(state);
 #elif defined(__aarch64__)

@@ -91,6 +91,11 @@ CNNC_INTERNAL int cnnc_running_limit(int team, int cpus);
 /* Lets the contention monitor see the calling thread's waits (from
  * cnnc_fpu_enter, which every thread of a team calls). */
 CNNC_INTERNAL void cnnc_contention_register_thread(void);
+/* The start and end of a region's work on the calling thread (from
+ * cnnc_fpu_enter and cnnc_fpu_restore): the monitor measures only while
+ * cnnc's operations run (src/internal/own_work_stretch.h). */
+CNNC_INTERNAL void cnnc_contention_region_start(void);
+CNNC_INTERNAL void cnnc_contention_region_end(void);
 /* In deterministic mode (cnnc_set_deterministic) a sum split between threads
  * is cut into parts fixed by the problem, not the team: as many as a team
  * of this many threads would take (cnnc_parts_for), added in part order. */

@@ -96,8 +96,10 @@ CNNC_API int cnnc_get_team_limit(void);
  * thread that shares its core with another busy process holds the whole
  * team to that thread's time slices. By default (adaptive team on) cnnc
  * samples every 50 ms how long its threads waited for a CPU while runnable
- * (Linux schedstat) and runs its teams on the CPUs the other processes
- * leave free (cnnc_threads_under_contention), growing back when they go;
+ * (Linux schedstat) over 16 ms of its own operations (not while other code of
+ * the process, such as another library's thread pool, runs between them)
+ * and runs its teams on the CPUs the other processes leave free
+ * (cnnc_threads_under_contention), growing back when they go;
  * operations of 64 grains per thread or more (milliseconds, as long as a
  * time slice) keep the whole team.
  * Only how many threads run changes: every work partition, and so every
