@@ -439,10 +439,8 @@ static void grad_thread(void *ctx)
             cnnc_conv_split(cnnc_ceil_div(cols, nr), t, team, &c0, &c1);
             c0 *= nr;
             c1 = cnnc_min_i64(c1 * nr, cols);
-            for (int64_t r = 0; r < planes * rows && c1 > c0; ++r)
-                memset(du + r * cols + c0, 0, (size_t)(c1 - c0) * sizeof(float));
             for (int64_t b = 0; b < pl->blocks && c1 > c0; ++b)
-                grad_block(gr, b, v, m, ap, bp, zeros, du, c0, c1, 1.0f);
+                grad_block(gr, b, v, m, ap, bp, zeros, du, c0, c1, b == 0 ? 0.0f : 1.0f);
         } else {
             struct cnnc_conv_part part = {.index = -1};
             while (cnnc_conv_partial_next(&gr->partials, pl->blocks, &part))
