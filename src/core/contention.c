@@ -141,14 +141,6 @@ static int read_schedstat(int tid, int64_t *cpu_ns, int64_t *delay_ns)
     return 1;
 }
 
-static int64_t fine_now_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Reads the tracked threads' counters, which become the next stretch's
  * baseline; with `add`, first adds their change since the baseline (the
  * stretch just read) to the sample's sums. */
@@ -248,7 +240,7 @@ static void report_operation(int end)
 #endif
     if (__atomic_exchange_n(&sampling, 1, __ATOMIC_ACQUIRE))
         return;
-    int64_t now = fine_now_ns();
+    int64_t now = cnnc_now_ns();
     act(end ? own_work_operation_end(&stretch, now) : own_work_operation_start(&stretch, now));
     __atomic_store_n(&sampling, 0, __ATOMIC_RELEASE);
 }
@@ -287,7 +279,7 @@ int cnnc_running_limit(int team, int cpus)
         if (!stretch.open) {
             sample_team = team;
             sample_cpus = cpus;
-            act(own_work_begin(&stretch, fine_now_ns()));
+            act(own_work_begin(&stretch, cnnc_now_ns()));
         }
         __atomic_store_n(&sampling, 0, __ATOMIC_RELEASE);
     }
