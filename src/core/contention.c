@@ -17,8 +17,9 @@
  * (cnnc_threads_under_contention). Threads that are not running cannot see
  * the load on their cores, so when the running threads wait for nothing the
  * team grows back, judged by a sample PROBE_NS later; a growth that sample
- * undoes waits twice as long before it is tried again (up to MAX_PROBE_WAIT
- * samples).
+ * undoes waits twice as long before it is tried again, unless the machine's
+ * count of runnable tasks (/proc/loadavg, read with the counters) shows the
+ * neighbour gone (src/internal/team_growth.h).
  *
  * The counters are read only around runs of cnnc's own operations
  * (src/internal/own_work_stretch.h): another thread pool of the process
@@ -35,6 +36,7 @@
 #include "cnnc_internal.h"
 #include "coarse_clock.h"
 #include "own_work_stretch.h"
+#include "team_growth.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +53,6 @@
 #define PROBE_NS 10000000         /* a growth is judged sooner: it is tried where it may not pay */
 #define MIN_ACTIVE_NS 500000      /* runnable time in a sample's stretches below which a thread's wait share is noise */
 #define MAX_WAIT_SHARE 0.9        /* one thread never counts for more than 9 other tasks */
-#define MAX_PROBE_WAIT 32         /* samples (1.6 s) between failed growths, at most */
 #define TRACKED_THREADS 64
 
 int cnnc_threads_under_contention(int team, int cpus, const double *wait_shares, int count)
@@ -88,8 +89,9 @@ static int sampling;
 static int measuring; /* a stretch is open: the first thread of each region reports its start and end */
 static int64_t next_sample_at;
 static int adapted;   /* threads the last sample chose; 0: none yet (the whole team) */
-static int last_grew; /* the last sample grew the team */
-static int probe_wait, probe_backoff = 1;
+static team_growth growth;
+static double runnable_sum; /* the machine's runnable tasks, summed over the sample's reads */
+static int runnable_reads;
 static int sample_team = 1, sample_cpus = 1;
 static own_work_stretch stretch;
 static struct {
@@ -141,11 +143,41 @@ static int read_schedstat(int tid, int64_t *cpu_ns, int64_t *delay_ns)
     return 1;
 }
 
+/* The machine's runnable tasks now (the 4th field of /proc/loadavg,
+ * "runnable/all"), or -1. */
+static int read_runnable(void)
+{
+    char text[128];
+    int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t got = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (got <= 0)
+        return -1;
+    text[got] = '\0';
+    const char *p = text;
+    for (int field = 0; field < 3; ++field) {
+        p = strchr(p, ' ');
+        if (!p)
+            return -1;
+        ++p;
+    }
+    char *end;
+    long runnable = strtol(p, &end, 10);
+    return end == p || *end != '/' || runnable < 0 ? -1 : (int)runnable;
+}
+
 /* Reads the tracked threads' counters, which become the next stretch's
  * baseline; with `add`, first adds their change since the baseline (the
  * stretch just read) to the sample's sums. */
 static void read_counters(int add)
 {
+    int runnable = read_runnable();
+    if (runnable >= 0) {
+        runnable_sum += runnable;
+        ++runnable_reads;
+    }
     for (int i = 0; i < TRACKED_THREADS; ++i) {
         int tid = __atomic_load_n(&tracked_tid[i], __ATOMIC_RELAXED);
         int64_t cpu, delay;
@@ -186,20 +218,10 @@ static void decide(void)
     if (count == 0)
         return; /* cnnc did not run: nothing learned */
     int team = sample_team, cpus = sample_cpus;
-    int running = adapted > 0 && adapted < team ? adapted : team;
-    int chosen = cnnc_threads_under_contention(team, cpus, shares, count);
-    if (chosen > running) {
-        if (probe_wait > 0) {
-            --probe_wait;
-            chosen = running;
-        }
-    } else if (chosen < running && last_grew) {
-        probe_backoff = probe_backoff * 2 > MAX_PROBE_WAIT ? MAX_PROBE_WAIT : probe_backoff * 2;
-        probe_wait = probe_backoff;
-    } else if (chosen == running && last_grew) {
-        probe_backoff = 1; /* the growth held */
-    }
-    last_grew = chosen > running;
+    growth.adapted = __atomic_load_n(&adapted, __ATOMIC_RELAXED); /* cnnc_set_adaptive_team may reset it */
+    int running = growth.adapted > 0 && growth.adapted < team ? growth.adapted : team;
+    int free_cpus = team_growth_free_cpus(runnable_reads ? runnable_sum / runnable_reads : -1.0, running, cpus, team);
+    int chosen = team_growth_decide(&growth, team, cnnc_threads_under_contention(team, cpus, shares, count), free_cpus);
     __atomic_store_n(&adapted, chosen, __ATOMIC_RELAXED);
 }
 
@@ -220,7 +242,7 @@ static void act(int action)
     case OWN_WORK_GIVE_UP:
         decide();
         __atomic_store_n(&measuring, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&next_sample_at, cnnc_coarse_now_ns() + (last_grew ? PROBE_NS : SAMPLE_NS),
+        __atomic_store_n(&next_sample_at, cnnc_coarse_now_ns() + (growth.last_grew ? PROBE_NS : SAMPLE_NS),
                          __ATOMIC_RELAXED);
         return;
     default:
@@ -279,6 +301,8 @@ int cnnc_running_limit(int team, int cpus)
         if (!stretch.open) {
             sample_team = team;
             sample_cpus = cpus;
+            runnable_sum = 0.0;
+            runnable_reads = 0;
             act(own_work_begin(&stretch, cnnc_now_ns()));
         }
         __atomic_store_n(&sampling, 0, __ATOMIC_RELEASE);

@@ -1,9 +1,12 @@
 /* The contention monitor's choice of what to measure
  * (src/internal/own_work_stretch.h), replayed on made-up timelines of
  * cnnc's operations and other work: every stretch it reads holds cnnc's
- * operations alone, never another library's work between them. */
+ * operations alone, never another library's work between them. Then its
+ * choice of when to grow back (src/internal/team_growth.h), replayed on
+ * timelines of samples with a neighbour coming and going. */
 #include "check.h"
 #include "own_work_stretch.h"
+#include "team_growth.h"
 
 typedef struct {
     own_work_stretch s;
@@ -152,6 +155,180 @@ static void test_tries_bound(void)
     CHECK(!r.foreign_read);
 }
 
+/* ---- growing back ----------------------------------------------------
+ * A team of 2 on 2 CPUs, one sample after another. A busy neighbour holds
+ * one core: the waits of 2 running threads then ask for 1 (a thread waits
+ * half its runnable time), while 1 running thread waits for nothing and
+ * asks for 2 (it cannot see the other core). The runnable count sees the
+ * neighbour when `counted`, and the team's running threads. */
+typedef struct {
+    team_growth t;
+    int samples, grown, shrunk;
+    int contended; /* samples run on 2 threads beside the neighbour: each a probe's cost */
+} growth_replay;
+
+static int sample(growth_replay *g, int neighbour, int counted, int count_read)
+{
+    const int team = 2, cpus = 2;
+    const int running = g->t.adapted > 0 && g->t.adapted < team ? g->t.adapted : team;
+    double share = neighbour && running == 2 ? 0.5 : 0.0;
+    const int chosen = cnnc_threads_under_contention(team, cpus, &share, 1);
+    const double runnable = running + (neighbour && counted ? 1.0 : 0.0);
+    const int free_cpus = count_read ? team_growth_free_cpus(runnable, running, cpus, team) : 0;
+    const int next = team_growth_decide(&g->t, team, chosen, free_cpus);
+    ++g->samples;
+    g->contended += neighbour && running == 2;
+    g->grown += next > running;
+    g->shrunk += next < running;
+    return next;
+}
+
+/* The rule before the runnable count: what a team with no count (or one
+ * that always sees the neighbour) must still do, sample for sample. */
+typedef struct {
+    int adapted, last_grew, probe_wait, probe_backoff;
+} backoff_only;
+
+static int backoff_only_decide(backoff_only *b, int chosen)
+{
+    int running = b->adapted > 0 && b->adapted < 2 ? b->adapted : 2;
+    if (chosen > running) {
+        if (b->probe_wait > 0) {
+            --b->probe_wait;
+            chosen = running;
+        }
+    } else if (chosen < running && b->last_grew) {
+        b->probe_backoff = b->probe_backoff * 2 > TEAM_MAX_PROBE_WAIT ? TEAM_MAX_PROBE_WAIT : b->probe_backoff * 2;
+        b->probe_wait = b->probe_backoff;
+    } else if (chosen == running && b->last_grew) {
+        b->probe_backoff = 1;
+    }
+    b->last_grew = chosen > running;
+    b->adapted = chosen;
+    return chosen;
+}
+
+/* A neighbour that stays: the team shrinks and its probes back off to one
+ * per TEAM_MAX_PROBE_WAIT samples, whether or not the count is read, the
+ * same choices as the backoff alone. */
+static void test_growth_busy_neighbour_keeps_backoff(void)
+{
+    for (int count_read = 0; count_read < 2; ++count_read) {
+        growth_replay g = {0};
+        backoff_only ref = {0, 0, 0, 1};
+        int same = 1, last = 2;
+        for (int i = 0; i < 2000; ++i) {
+            const int running = ref.adapted > 0 && ref.adapted < 2 ? ref.adapted : 2;
+            double share = running == 2 ? 0.5 : 0.0;
+            const int want = backoff_only_decide(&ref, cnnc_threads_under_contention(2, 2, &share, 1));
+            last = sample(&g, 1, 1, count_read);
+            same &= last == want;
+        }
+        CHECK(same);
+        CHECK(g.shrunk >= 1);
+        /* After the first doublings, one probe per TEAM_MAX_PROBE_WAIT + 2 samples. */
+        CHECK(g.contended <= 2000 / (TEAM_MAX_PROBE_WAIT + 1) + 8);
+        CHECK(g.t.probe_backoff == TEAM_MAX_PROBE_WAIT);
+    }
+}
+
+/* The neighbour leaves after the backoff reached its longest wait: seen by
+ * the count, the team grows at the first sample and stays grown; without
+ * the count it waits out the backoff, as before. */
+static void test_growth_after_neighbour_leaves(void)
+{
+    for (int count_read = 0; count_read < 2; ++count_read) {
+        growth_replay g = {0};
+        for (int i = 0; i < 400; ++i)
+            sample(&g, 1, 1, count_read);
+        int running = g.t.adapted, first_full = -1;
+        for (int i = 0; i < 100 && first_full < 0; ++i) {
+            running = sample(&g, 0, 1, count_read);
+            if (running == 2)
+                first_full = i;
+        }
+        CHECK(first_full >= 0);
+        if (count_read)
+            CHECK(first_full == 0);
+        else
+            CHECK(first_full >= 1 && first_full <= TEAM_MAX_PROBE_WAIT);
+        for (int i = 0; i < 200; ++i)
+            CHECK(sample(&g, 0, 1, count_read) == 2);
+        CHECK(g.t.probe_backoff == 1 && g.t.probe_wait == 0);
+    }
+}
+
+/* A neighbour the count cannot see (it reads the machine as idle while
+ * the team's threads wait): one early growth, undone, and no other until
+ * the count itself sees busy CPUs; the probes are then those of the
+ * backoff alone, plus that one. */
+static void test_growth_count_blind_is_bounded(void)
+{
+    growth_replay g = {0}, plain = {0};
+    for (int i = 0; i < 20; ++i) {
+        sample(&g, 1, 1, 1);
+        sample(&plain, 1, 1, 0);
+    }
+    for (int i = 0; i < 3000; ++i) {
+        sample(&g, 1, 0, 1);
+        sample(&plain, 1, 0, 0);
+    }
+    CHECK(g.contended <= plain.contended + 1);
+    CHECK(g.t.early_spent);
+    /* The count sees the neighbour again: early growths are allowed again
+     * once it shows the CPUs free. */
+    sample(&g, 1, 1, 1);
+    CHECK(!g.t.early_spent);
+    const int before = g.grown;
+    CHECK(sample(&g, 0, 1, 1) == 2 && g.grown == before + 1);
+}
+
+/* Inference calls between another runtime's blocks: its spinning workers
+ * hold both cores for a few samples, then the cores are free for a few.
+ * Seen by the count, each free stretch runs on the whole team from its
+ * first sample on; the backoff alone left most of them on one thread,
+ * its probes falling on the busy samples and its waits on the free ones. */
+static void test_growth_neighbour_comes_and_goes(void)
+{
+    for (int busy = 3; busy <= 5; ++busy) {
+        growth_replay seen = {0}, unseen = {0};
+        int full_seen = 0, full_unseen = 0, free_samples = 0;
+        for (int round = 0; round < 200; ++round) {
+            for (int i = 0; i < busy; ++i) {
+                sample(&seen, 1, 1, 1);
+                sample(&unseen, 1, 1, 0);
+            }
+            for (int i = 0; i < 4; ++i) {
+                const int a = sample(&seen, 0, 1, 1), b = sample(&unseen, 0, 1, 0);
+                ++free_samples;
+                full_seen += a == 2;
+                full_unseen += b == 2;
+            }
+        }
+        CHECK(full_seen == free_samples);
+        /* The backoff alone: a probe on the last busy sample leaves the
+         * first free ones on one thread (3 busy samples: half of them). */
+        if (busy == 3)
+            CHECK(full_unseen == free_samples / 2);
+        /* The same samples run contended either way: the first of each busy
+         * stretch (before the shrink) and one probe. */
+        CHECK(seen.contended == unseen.contended && seen.contended == 2 * 200);
+    }
+}
+
+static void test_growth_free_cpus(void)
+{
+    CHECK(team_growth_free_cpus(-1.0, 1, 2, 2) == 0);
+    CHECK(team_growth_free_cpus(1.0, 1, 2, 2) == 2);  /* only the team's own thread */
+    CHECK(team_growth_free_cpus(2.0, 1, 2, 2) == 1);  /* one other task */
+    CHECK(team_growth_free_cpus(1.4, 1, 2, 2) == 2);  /* seen in under half the reads */
+    CHECK(team_growth_free_cpus(1.6, 1, 2, 2) == 1);
+    CHECK(team_growth_free_cpus(9.0, 1, 2, 2) == 1);  /* never below 1 */
+    CHECK(team_growth_free_cpus(0.0, 1, 2, 2) == 2);  /* counted before the thread ran */
+    CHECK(team_growth_free_cpus(3.0, 2, 16, 8) == 8); /* never above the team */
+    CHECK(team_growth_free_cpus(12.0, 2, 16, 8) == 6);
+}
+
 int main(void)
 {
     test_own_work_only();
@@ -159,5 +336,10 @@ int main(void)
     test_mostly_other_work();
     test_gap_threshold();
     test_tries_bound();
+    test_growth_busy_neighbour_keeps_backoff();
+    test_growth_after_neighbour_leaves();
+    test_growth_count_blind_is_bounded();
+    test_growth_neighbour_comes_and_goes();
+    test_growth_free_cpus();
     return check_finish("test_contention");
 }

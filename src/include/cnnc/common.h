@@ -99,7 +99,8 @@ CNNC_API int cnnc_get_team_limit(void);
  * (Linux schedstat) over 16 ms of its own operations (not while other code of
  * the process, such as another library's thread pool, runs between them)
  * and runs its teams on the CPUs the other processes leave free
- * (cnnc_threads_under_contention), growing back when they go;
+ * (cnnc_threads_under_contention), growing back when they go (at once
+ * when the machine's runnable-task count, /proc/loadavg, shows them gone);
  * operations of 64 grains per thread or more (milliseconds, as long as a
  * time slice) keep the whole team.
  * Only how many threads run changes: every work partition, and so every
