@@ -238,6 +238,51 @@ def test_depthwise_matches_reference(isa, threads, rng, case):
     assert_close(db, rdb)
 
 
+# Few output rows and enough channels for two threads (at least two work
+# grains each): the forward pass splits the channels too, in groups of
+# whole cache lines, the last group with a channel tail; stride 2 with odd
+# sizes, 'same' and 'valid', dilation, a multiplier.
+DEPTHWISE_SPLIT_CASES = [
+    (1, 14, 14, 1300, 1, (3, 3), (2, 2), "same", (1, 1)),    # MobileNet's 7x7 stage, stride 2, tail of 4
+    (1, 13, 15, 1500, 1, (3, 3), (2, 2), "valid", (1, 1)),   # odd sizes: 6 x 7 outputs
+    (1, 7, 9, 1100, 1, (3, 3), (1, 1), "same", (1, 1)),      # 7 rows, stride 1
+    (1, 13, 11, 1400, 1, (3, 3), (2, 2), "same", (2, 2)),    # dilation 2: the general tap lists
+    (1, 7, 9, 620, 2, (3, 3), (1, 1), "same", (1, 1)),       # multiplier 2: groups of input channels
+    (3, 5, 5, 1030, 1, (5, 5), (2, 2), "same", (1, 1)),      # 3 images of 3 rows, 5x5
+]
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_SPLIT_CASES, ids=[str(i) for i in range(len(DEPTHWISE_SPLIT_CASES))])
+def test_depthwise_forward_split_over_channels(isa, rng, case):
+    """Against float64 NumPy (and PyTorch where installed) on 1 and 2
+    threads, and the two thread counts bit for bit: each output is computed
+    whole by one thread, whichever way the work is split."""
+    n, h, w, c, m, k, s, padding, d = case
+    x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+    wt = rng.standard_normal(k + (1, c * m)).astype(np.float32)
+    b = rng.standard_normal(c * m).astype(np.float32)
+    pads = resolve_pads(padding, (h, w), k, s, d)
+    expected = ref_conv2d(x, wt, b, s, pads, d, c)
+    previous, adaptive = cnnc.get_num_threads(), cnnc.get_adaptive_team()
+    try:
+        cnnc.set_adaptive_team(False)
+        ys = []
+        for t in (1, 2):
+            cnnc.set_num_threads(t)
+            ys.append(cnnc.ops.conv2d(x, wt, b, strides=s, padding=padding, dilation=d, groups=c))
+            assert_close(ys[-1], expected)
+    finally:
+        cnnc.set_num_threads(previous)
+        cnnc.set_adaptive_team(adaptive)
+    np.testing.assert_array_equal(ys[0], ys[1])
+    torch = pytest.importorskip("torch")
+    (pt, pb), (pl, pr) = pads
+    xt = torch.nn.functional.pad(torch.from_numpy(x.astype(np.float64)).permute(0, 3, 1, 2), (pl, pr, pt, pb))
+    wt_t = torch.from_numpy(wt.astype(np.float64)).permute(3, 2, 0, 1)
+    yt = torch.nn.functional.conv2d(xt, wt_t, torch.from_numpy(b.astype(np.float64)), stride=s, dilation=d, groups=c)
+    assert_close(ys[1], yt.permute(0, 2, 3, 1).numpy())
+
+
 def test_depthwise_deterministic(rng):
     """Two threads, bias gradient fused with the weight gradient: bit-identical from run to run."""
     x = rng.standard_normal((3, 17, 19, 40)).astype(np.float32)

@@ -336,6 +336,49 @@ def test_residual_stage_over_many_panels_and_blocks(isa):
         cnnc.set_adaptive_team(adaptive)
 
 
+# Depthwise layers with few output rows (a thread would get one row more
+# than the other) and enough channels for two threads: the forward pass
+# also splits the channels, and each group's output stage starts at its
+# own column (the residual's and the activation's). (input shape, layer,
+# stride of a 1x1 shortcut added before the activation or 0)
+FEW_ROWS = {
+    "7x7_bn_relu6": ((7, 7, 1200), lambda: L.DepthwiseConv2D(3, padding="same", use_bias=False), 0),
+    "stride2_residual": ((14, 13, 1250), lambda: L.DepthwiseConv2D(3, strides=2, padding="same"), 2),
+    "multiplier2": ((7, 9, 620), lambda: L.DepthwiseConv2D(3, depth_multiplier=2, padding="same"), 0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FEW_ROWS))
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+def test_depthwise_few_rows_split_over_channels(case, isa):
+    """Batch norm folded and ReLU6 (or a residual add and ReLU6) fused into
+    the depthwise stage: equal to the layers run one by one to rounding,
+    and on 2 threads to 1 thread's bits."""
+    if isa not in cnnc.available_isas():
+        pytest.skip(f"{isa} not available on this CPU")
+    shape, make_layer, residual = FEW_ROWS[case]
+    inputs = L.Input(shape)
+    y = L.BatchNormalization()(make_layer()(inputs))
+    if residual:  # the shortcut runs first, so the add goes into the depthwise stage
+        y = L.Add()([L.Conv2D(shape[-1], 1, strides=residual, use_bias=False)(inputs), y])
+    model = _randomize(Model(inputs, L.ReLU(max_value=6.0)(y)), seed=17)
+    x = 4 * np.random.default_rng(18).standard_normal((1,) + shape).astype(np.float32)
+    original, before, adaptive = cnnc.isa(), cnnc.get_num_threads(), cnnc.get_adaptive_team()
+    try:
+        cnnc.set_isa(isa)
+        cnnc.set_adaptive_team(False)
+        results = []
+        for t in (1, 2):
+            cnnc.set_num_threads(t)
+            results.append(_check(model, x))
+        np.testing.assert_array_equal(results[0], results[1])
+        assert results[0].min() == 0.0 and results[0].max() == 6.0
+    finally:
+        cnnc.set_isa(original)
+        cnnc.set_num_threads(before)
+        cnnc.set_adaptive_team(adaptive)
+
+
 def test_isa_changed_after_packing():
     """Weights packed for one ISA's panels are not read by another's kernels:
     after cnnc.set_isa the runtime packs per call, with the same results."""
