@@ -24,6 +24,9 @@
 
 /* Multiply-adds per thread below which a second thread does not pay. */
 #define DEPTHWISE_THREAD_GRAIN cnnc_work_grain(CNNC_WORK_DEPTHWISE)
+/* The weight gradient's parts: each adds a partial copy of dW to reduce
+ * and their count sets dW's bits, so a part takes twice as much work. */
+#define DEPTHWISE_WEIGHTS_GRAIN (2 * DEPTHWISE_THREAD_GRAIN)
 /* Source bytes that one weight-gradient run should keep in L1: the kernel
  * rereads them once per channel vector and tap chunk. */
 #define DEPTHWISE_WEIGHTS_RUN_BYTES (24 * 1024)
@@ -414,10 +417,10 @@ cnnc_status cnnc_conv_depthwise_backward_weights(const struct cnnc_conv_geom *g,
 {
     const struct cnnc_depthwise_kernels *k = CNNC_PICK(cnnc_depthwise_kernels);
     const int64_t rows = g->n * g->oh, dw_count = g->kh * g->kw * g->cout;
-    const int threads = threads_for_rows(g, rows, g->ow * g->cout);
     const int64_t work = work_of_rows(g, rows, g->ow * g->cout);
-    const int parts = cnnc_conv_partial_parts(cnnc_partition_threads_for(work, DEPTHWISE_THREAD_GRAIN),
-                                              cnnc_parts_for(work, DEPTHWISE_THREAD_GRAIN), dw_count + g->cout);
+    const int threads = cnnc_threads_for(work, DEPTHWISE_WEIGHTS_GRAIN);
+    const int parts = cnnc_conv_partial_parts(cnnc_partition_threads_for(work, DEPTHWISE_WEIGHTS_GRAIN),
+                                              cnnc_parts_for(work, DEPTHWISE_WEIGHTS_GRAIN), dw_count + g->cout);
     float *buffers[parts];
     /* db from the same pass: dy is read once for both. */
     struct cnnc_conv_partials partials = {.out = dw, .buffers = buffers, .count = dw_count, .parts = parts,
