@@ -185,6 +185,12 @@ static void test_cases(int threads)
         {2, 9, 21, 37, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 37},
         {1, 8, 19, 20, 20, 5, 5, 2, 2, 1, 1, 2, 2, 1, 3, 20},
         {1, 7, 19, 5, 15, 5, 3, 2, 1, 1, 2, 2, 1, 0, 3, 5},
+        /* depthwise with fewer output rows than split evenly: on 2 threads
+         * the forward pass splits the channels too (a 7x7 output with a
+         * channel tail, a multiplier, a single row) */
+        {1, 14, 14, 1300, 1300, 3, 3, 2, 2, 1, 1, 0, 1, 0, 1, 1300},
+        {1, 7, 9, 300, 600, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 300},
+        {1, 3, 40, 800, 800, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 800},
         /* few input channels: the tile kernels (all taps of a forward tile
          * at once, dW tiles over bands), odd widths, Cout off the vector
          * width, one or two weight panels */
