@@ -338,7 +338,10 @@ def main():
                 print(f"  (cnnc's adaptive team ran on fewer than {args.threads} threads after {fewer} of its"
                       f" {len(limits)} calls: other work held the cores)", flush=True)
             if args.profile and loaded is not None:
+                # The last block was onnxruntime's: its workers may still spin.
+                time.sleep(args.settle)
                 cnnc_nodes = cnnc_node_times(loaded, x, args.repeats, args.cpu_time)
+                time.sleep(args.settle)
                 ort_nodes = ort_node_times(ort, path, args.threads, xt, args.repeats) if session else []
                 print_profile(cnnc_nodes, ort_nodes, "CPU" if args.cpu_time else "wall")
         tmp.cleanup()
