@@ -156,16 +156,7 @@ static int read_runnable(void)
     if (got <= 0)
         return -1;
     text[got] = '\0';
-    const char *p = text;
-    for (int field = 0; field < 3; ++field) {
-        p = strchr(p, ' ');
-        if (!p)
-            return -1;
-        ++p;
-    }
-    char *end;
-    long runnable = strtol(p, &end, 10);
-    return end == p || *end != '/' || runnable < 0 ? -1 : (int)runnable;
+    return team_growth_parse_loadavg(text);
 }
 
 /* Reads the tracked threads' counters, which become the next stretch's

@@ -84,4 +84,26 @@ static inline int team_growth_free_cpus(double runnable, int running, int cpus, 
     return free_cpus < 1.0 ? 1 : free_cpus >= (double)team ? team : (int)free_cpus;
 }
 
+/* The runnable tasks in the text of /proc/loadavg ("0.52 0.58 0.59 3/117
+ * 4242": the 4th field, before its '/'), or -1 when the text is not that. */
+static inline int team_growth_parse_loadavg(const char *text)
+{
+    const char *p = text;
+    for (int field = 0; field < 3; ++field) {
+        while (*p && *p != ' ')
+            ++p;
+        if (*p != ' ')
+            return -1;
+        ++p;
+    }
+    long runnable = 0;
+    const char *digits = p;
+    while (*p >= '0' && *p <= '9') {
+        runnable = runnable * 10 + (*p++ - '0');
+        if (runnable > 1000000000L)
+            return -1;
+    }
+    return p == digits || *p != '/' ? -1 : (int)runnable;
+}
+
 #endif

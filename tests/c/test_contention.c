@@ -329,6 +329,20 @@ static void test_growth_free_cpus(void)
     CHECK(team_growth_free_cpus(12.0, 2, 16, 8) == 6);
 }
 
+static void test_growth_parse_loadavg(void)
+{
+    CHECK(team_growth_parse_loadavg("0.52 0.58 0.59 3/117 4242\n") == 3);
+    CHECK(team_growth_parse_loadavg("12.00 9.10 8.00 140/2301 99") == 140);
+    CHECK(team_growth_parse_loadavg("0.00 0.00 0.00 0/1 1") == 0);
+    CHECK(team_growth_parse_loadavg("") == -1);
+    CHECK(team_growth_parse_loadavg("0.52 0.58 0.59") == -1);
+    CHECK(team_growth_parse_loadavg("0.52 0.58 0.59 ") == -1);
+    CHECK(team_growth_parse_loadavg("0.52 0.58 0.59 3 117") == -1);
+    CHECK(team_growth_parse_loadavg("0.52 0.58 0.59 -3/117") == -1);
+    CHECK(team_growth_parse_loadavg("0.52 0.58 0.59 /117") == -1);
+    CHECK(team_growth_parse_loadavg("0.52 0.58 0.59 99999999999999999999/1") == -1);
+}
+
 int main(void)
 {
     test_own_work_only();
@@ -341,5 +355,6 @@ int main(void)
     test_growth_count_blind_is_bounded();
     test_growth_neighbour_comes_and_goes();
     test_growth_free_cpus();
+    test_growth_parse_loadavg();
     return check_finish("test_contention");
 }
