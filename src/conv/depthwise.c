@@ -324,14 +324,20 @@ cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const fl
                                            .count = g->ow, .out = y + row * g->ow * g->cout + c0 * m,
                                            .ostep = g->cout};
                     run.rows = 1;
+                    run.stage = NULL;
                     if (m == 1 && k->slides(tp.row, g->sw) && rows_slide(&tp)) {
                         run.row_taps = tp.row;
                         run.rows = band_rows(row, r1, g->oh, g->sh, -g->pt, (g->kh - 1) * g->dh, g->h,
                                              g->w * g->cin, g->cin);
+                        /* The sliding kernels apply the stage tile by tile. */
+                        run.stage = stage;
+                        run.stage_row = row * g->ow;
+                        run.stage_row_step = g->ow;
+                        run.stage_col = c0;
                     }
                     run_line(k->forward, &run, &line, &tp, g->ow);
-                    /* The rows just written are still in cache. */
-                    if (stage)
+                    /* Else over the rows just written, still in cache. */
+                    if (stage && !run.stage)
                         epilogue(stage, line.out, g->cout, run.rows * g->ow, (c1 - c0) * m, row * g->ow, c0 * m);
                 }
             }

@@ -7,8 +7,9 @@
 
 /* y = stage(bias (or 0) + the depthwise convolution of x with w); stage
  * (or NULL): the residual and activation of struct cnnc_gemm_epilogue (its
- * bias is not read), applied to each band of output rows once written,
- * exactly as over the whole of y afterwards. */
+ * bias is not read), applied as the outputs are computed (an activation
+ * alone before they are stored, by the sliding kernels) or to each band of
+ * output rows once written, exactly as over the whole of y afterwards. */
 CNNC_INTERNAL cnnc_status cnnc_conv_depthwise_forward(const struct cnnc_conv_geom *g, const float *x,
                                                       const float *w, const float *bias,
                                                       const struct cnnc_gemm_epilogue *stage, float *y);

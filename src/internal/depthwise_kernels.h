@@ -12,6 +12,7 @@
 #ifndef CNNC_DEPTHWISE_KERNELS_H
 #define CNNC_DEPTHWISE_KERNELS_H
 #include "cnnc_internal.h"
+#include "gemm_kernels.h"
 
 struct cnnc_dw_run {
     int64_t count;       /* output pixels */
@@ -33,6 +34,15 @@ struct cnnc_dw_run {
      * sources are xrow floats apart and whose outputs (backward-weights:
      * dy) orow floats apart. */
     int64_t rows, xrow, orow;
+    /* Forward sliding runs: the output stage (its bias is not read), or
+     * NULL. Its activation alone is applied to the accumulators before
+     * they are stored; with a residual, the whole stage to each tile of
+     * output pixels right after its stores, in L1: output pixel j of row q
+     * of the run is row stage_row + q * stage_row_step + j of the stage's
+     * matrix, its first channel column stage_col. Either way each output
+     * gets the bits of the stage applied afterwards. */
+    const struct cnnc_gemm_epilogue *stage;
+    int64_t stage_row, stage_row_step, stage_col;
     const float *w;      /* forward / backward-data: kernel; backward-weights: dy at the first pixel */
     int64_t wstep;       /* backward-weights: floats between dy pixels */
     const int64_t *woff; /* per tap: float offset of the tap's (C * M) weights in w, or in out */

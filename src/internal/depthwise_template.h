@@ -19,6 +19,7 @@
 #ifndef CNNC_DEPTHWISE_TEMPLATE_H
 #define CNNC_DEPTHWISE_TEMPLATE_H
 #include "depthwise_kernels.h"
+#include "gemm_epilogue_template.h"
 #include "simd.h"
 
 #define DW_INLINE static inline __attribute__((always_inline))
@@ -139,6 +140,17 @@ DW_INLINE void slide_tile(const int kw, const int S, const int ncv, const int pa
             }
         }
     }
+    const struct cnnc_gemm_epilogue *act = r->stage && !r->stage->residual && r->stage->activate ? r->stage : NULL;
+    if (act) {
+        /* The output stage's own rule (gemm_epilogue_template.h), in registers. */
+        const vf slope = vf_set1(act->slope), cap = vf_set1(act->max_value);
+        const int plain = act->slope == 0.0f;
+        DW_UNROLL
+        for (int v = 0; v < ncv; ++v)
+            DW_UNROLL
+            for (int j = 0; j < DW_PX; ++j)
+                acc[v][j] = epilogue_vector(acc[v][j], NULL, NULL, 0, lanes, !part, 0, 0, 1, plain, slope, cap);
+    }
     DW_UNROLL
     for (int v = 0; v < ncv; ++v)
         DW_UNROLL
@@ -186,6 +198,11 @@ DW_INLINE void slide_run(const int kw, const int S, const struct cnnc_dw_run *r)
                 DW_ROWS(slide_tile(kw, S, 1, 1, 1, channels - c, r, j0, nstore, c, xo, out));
         }
 #undef DW_ROWS
+        /* A residual is added in memory, to the tile just stored. */
+        if (r->stage && r->stage->residual)
+            for (int64_t q = 0; q < r->rows; ++q)
+                gemm_epilogue_simd(r->stage, r->out + q * r->orow + j0 * r->ostep, r->ostep, nstore, channels,
+                                   r->stage_row + q * r->stage_row_step + j0, r->stage_col);
         if (j0 + DW_PX >= count)
             break;
     }
