@@ -27,7 +27,7 @@
 #define GEMM_SKINNY_PANELS 4
 #define GEMM_SKINNY_B_BYTES ((int64_t)4 << 20)
 /* The inference runtime's products (cnnc_sgemm_fused) read op(A) in place
- * whenever the whole of op(B) packed takes at most this much: it is then
+ * whenever a KC block of op(B) packed takes at most this much: it is then
  * read from L2 for every strip of A. */
 #define GEMM_INPLACE_B_BYTES ((int64_t)256 << 10)
 /* Bytes per cache line, the step of the prefetches. */
@@ -336,20 +336,15 @@ static cnnc_status matrix_extent(const char *fn, const char *name, int64_t rows,
  * block, and whether op(A) is read in place (see strips_inplace). They
  * depend only on the kernels, K, N and whether A is transposed, so B can be
  * packed ahead of the call (cnnc_gemm_pack_b_once). */
-static void block_sizes(const struct cnnc_gemm_kernels *kern, cnnc_transpose ta, int64_t K, int64_t N, int fused,
+static void block_sizes(const struct cnnc_gemm_kernels *kern, cnnc_transpose ta, int64_t K, int64_t N,
                         int64_t *kc, int64_t *nc, int *a_inplace)
 {
     const int64_t NR = kern->nr;
     *nc = balanced_block(N, kern->nc, NR);
     /* Skinny op(B): see strips_inplace. K is then blocked only to bound the
-     * packed B (GEMM_SKINNY_B_BYTES), so that C is written about once. The
-     * inference runtime's products also read A in place where all of B
-     * stays in L2 (1x1 convolutions of up to 256 channels at 28 x 28 and
-     * above: 1.03-1.08x over packing A, whose copy costs a pass over A). */
+     * packed B (GEMM_SKINNY_B_BYTES), so that C is written about once. */
     const int64_t n_pad = cnnc_ceil_div(N, NR) * NR;
-    *a_inplace = ta == CNNC_NO_TRANS &&
-                 (n_pad <= GEMM_SKINNY_PANELS * NR ||
-                  (fused && K <= GEMM_INPLACE_B_BYTES / (n_pad * (int64_t)sizeof(float))));
+    *a_inplace = ta == CNNC_NO_TRANS && n_pad <= GEMM_SKINNY_PANELS * NR;
     if (*a_inplace)
         *kc = balanced_block(K, cnnc_max_i64(kern->kc, GEMM_SKINNY_B_BYTES / (n_pad * (int64_t)sizeof(float))), 1);
     else
@@ -392,7 +387,17 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
         .B = B, .b_rs = tb == CNNC_NO_TRANS ? ldb : 1, .b_cs = tb == CNNC_NO_TRANS ? 1 : ldb,
         .C = C, .ldc = ldc,
     };
-    block_sizes(kern, ta, K, N, fused, &plan.kc, &plan.nc, &plan.a_inplace);
+    block_sizes(kern, ta, K, N, &plan.kc, &plan.nc, &plan.a_inplace);
+    /* The inference runtime's products also read A in place where all of B
+     * stays in L2 (1x1 convolutions of up to 256 channels at 28 x 28 and
+     * above: 1.03-1.08x over packing A, whose copy costs a pass over A),
+     * with the blocks of K that packing A would have. Not with a residual:
+     * its rows, read tile by tile, are not prefetched (strips_inplace), and
+     * the packed path stages runs of columns (blocks_packed). */
+    const int64_t n_pad = cnnc_ceil_div(N, NR) * NR;
+    if (fused && ta == CNNC_NO_TRANS && !(ep && ep->residual) &&
+        plan.kc <= GEMM_INPLACE_B_BYTES / (n_pad * (int64_t)sizeof(float)))
+        plan.a_inplace = 1;
     plan.ep = ep;
     if (packed && packed->kern == kern && packed->K == K && packed->N == N && ta == CNNC_NO_TRANS)
         plan.prepacked = packed->data;
@@ -521,7 +526,7 @@ cnnc_status cnnc_gemm_pack_b_once(cnnc_transpose trans_b, int64_t K, int64_t N, 
     const int64_t NR = kern->nr;
     int64_t kc, nc, floats;
     int a_inplace;
-    block_sizes(kern, CNNC_NO_TRANS, K, N, 1, &kc, &nc, &a_inplace);
+    block_sizes(kern, CNNC_NO_TRANS, K, N, &kc, &nc, &a_inplace);
     size_t bytes;
     /* Every block together: K rows of N columns rounded up to whole panels. */
     if (cnnc_mul_sizes(&floats, 2, K, cnnc_ceil_div(N, NR) * NR) != CNNC_OK || cnnc_float_bytes(floats, &bytes) != CNNC_OK)
