@@ -365,8 +365,8 @@ def test_isa_changed_after_packing():
 # 1x1 convolutions over few input channels (K) and many pixels (M), as in
 # a MobileNet's pointwise layers, each path of the runtime's GEMM: the
 # skinny in-place strips (N up to 4 panels), the in-place strips with a
-# whole B of up to 256 KiB in L2 (N past 4 panels), packed A blocks (B past
-# that), and K past one KC block; M with a partial last strip of rows, and
+# KC block of B of up to 256 KiB in L2 (N past 4 panels), packed A blocks
+# (B past that), and K past one KC block; M with a partial last strip of rows, and
 # past one 1,024-pixel chunk. (image side, batch, K, N)
 POINTWISE_SHAPES = [
     ((5, 7), 3, 1, 5),

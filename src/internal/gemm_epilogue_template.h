@@ -107,6 +107,22 @@ GE_INLINE vf gemm_stage_vector(const struct gemm_tile_stage *st, vf v, int64_t i
                            kind & 2, kind >> 2 != 0, kind >> 2 == 1, st->slope, st->cap);
 }
 
+/* The table's two micro-kernel entries over a kernel file's ukernel_body
+ * (its micro-kernel with the output stage ep, or none: NULL, as a
+ * parameter), each inlined with its stage or without. */
+#define GEMM_UKERNEL_ENTRIES                                                                                      \
+    static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp, float *c,         \
+                        int64_t ldc, int64_t m, int64_t n, float alpha, float beta)                               \
+    {                                                                                                             \
+        ukernel_body(k, a, rs_a, cs_a, bp, c, ldc, m, n, alpha, beta, NULL, 0, 0);                                \
+    }                                                                                                             \
+    static void ukernel_staged(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp, float *c,  \
+                               int64_t ldc, int64_t m, int64_t n, float alpha, float beta,                        \
+                               const struct cnnc_gemm_epilogue *ep, int64_t i0, int64_t j0)                       \
+    {                                                                                                             \
+        ukernel_body(k, a, rs_a, cs_a, bp, c, ldc, m, n, alpha, beta, ep, i0, j0);                                \
+    }
+
 #ifdef GEMM_NR
 /* cnnc_gemm_ukernel_staged_fn's store for a kernel that holds its tile in
  * memory (t, row stride GEMM_NR): gemm_store_tile, then the stage, on a

@@ -105,18 +105,7 @@ ukernel_body(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float 
     }
 }
 
-static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp, float *c, int64_t ldc,
-                    int64_t m, int64_t n, float alpha, float beta)
-{
-    ukernel_body(k, a, rs_a, cs_a, bp, c, ldc, m, n, alpha, beta, NULL, 0, 0);
-}
-
-static void ukernel_staged(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp, float *c,
-                           int64_t ldc, int64_t m, int64_t n, float alpha, float beta,
-                           const struct cnnc_gemm_epilogue *ep, int64_t i0, int64_t j0)
-{
-    ukernel_body(k, a, rs_a, cs_a, bp, c, ldc, m, n, alpha, beta, ep, i0, j0);
-}
+GEMM_UKERNEL_ENTRIES
 
 /* Blocking for a 48 KiB L1d / 1 MiB L2 / 32 MiB L3 core: KC = 256 puts the
  * 256 x 16 B micro-panel (16 KiB) in L1 next to two streaming 6 x 256 A

@@ -33,7 +33,8 @@
 /* C = alpha * A * Bp + beta * C over k steps. A(i, p) = a[i * rs_a + p * cs_a]:
  * rs_a == 1 is a packed micro-panel (MR consecutive values per step, taken
  * by lane: fmla v.4s, v.4s, v.s[l]); otherwise MR rows of A are read in
- * place (m == MR), one broadcast per row and step. */
+ * place (m == MR), one broadcast per row and step. The output stage ep (or
+ * none: NULL) is applied to the tile in L1 before it is written to C. */
 static inline __attribute__((always_inline)) void
 ukernel_body(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp, float *c, int64_t ldc,
              int64_t m, int64_t n, float alpha, float beta, const struct cnnc_gemm_epilogue *ep, int64_t i0,
@@ -101,20 +102,7 @@ ukernel_body(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float 
     }
 }
 
-static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp, float *c, int64_t ldc,
-                    int64_t m, int64_t n, float alpha, float beta)
-{
-    ukernel_body(k, a, rs_a, cs_a, bp, c, ldc, m, n, alpha, beta, NULL, 0, 0);
-}
-
-/* The micro-kernel with the output stage on the tile (in L1) before it is
- * written to C. */
-static void ukernel_staged(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp, float *c,
-                           int64_t ldc, int64_t m, int64_t n, float alpha, float beta,
-                           const struct cnnc_gemm_epilogue *ep, int64_t i0, int64_t j0)
-{
-    ukernel_body(k, a, rs_a, cs_a, bp, c, ldc, m, n, alpha, beta, ep, i0, j0);
-}
+GEMM_UKERNEL_ENTRIES
 
 /* Blocking for a typical Arm server core (64 KiB L1d, 1 MiB L2): KC = 256
  * puts the 256 x 12 B micro-panel (12 KiB) in L1 beside two 8 x 256 A
