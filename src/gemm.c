@@ -114,8 +114,21 @@ static void blocks_packed(const struct gemm_plan *plan, const float *bp, float *
     }
 }
 
+/* Prefetches the m x n corner of a row-major matrix at p (row stride ld). */
+static inline void prefetch_rows(const float *p, int64_t ld, int64_t m, int64_t n)
+{
+    const int64_t bytes = n * (int64_t)sizeof(float);
+    for (int64_t i = 0; i < m; ++i) {
+        const char *row = (const char *)(p + i * ld);
+        for (int64_t b = 0; b < bytes; b += GEMM_LINE_BYTES)
+            __builtin_prefetch(row + b, 0, 3);
+        if ((uintptr_t)row % GEMM_LINE_BYTES) /* the row's last line too */
+            __builtin_prefetch(row + bytes - 1, 0, 3);
+    }
+}
+
 /* Skinny op(B) (few NR panels, or in the inference runtime's products a
- * whole op(B) that fits in L2: see block_sizes) with row-major op(A):
+ * KC block of op(B) that fits in L2: see gemm) with row-major op(A):
  * packing A would cost about as much as the product, so the micro-kernel
  * reads MR rows of A in place, and ir runs outside jr so that those rows
  * are fetched from memory once and reused from L1 for every panel. Only a
@@ -126,7 +139,8 @@ static void blocks_packed(const struct gemm_plan *plan, const float *bp, float *
  * share before each panel: the hardware prefetchers do not run ahead of
  * MR rows read side by side, so each strip began with its rows' misses to
  * L3 or memory (1x1 convolutions over 32 to 128 channels at 56 x 56 to
- * 112 x 112 pixels ran 1.2-1.3x faster prefetched). */
+ * 112 x 112 pixels ran 1.2-1.3x faster prefetched). So are a tile's rows
+ * of the residual, read by its output stage after the tile's products. */
 static void strips_inplace(const struct gemm_plan *plan, const float *bp, float *ap, int64_t row_begin,
                            int64_t row_end, int64_t jb, int64_t je, int64_t jc, int64_t pc, int64_t kc, float beta)
 {
@@ -161,6 +175,8 @@ static void strips_inplace(const struct gemm_plan *plan, const float *bp, float 
                     ++next_row;
                 }
             }
+            if (ep && ep->residual)
+                prefetch_rows(ep->residual + ir * ep->ldr + j, ep->ldr, m, n);
             if (ep)
                 kern->ukernel_staged(kc, a, rs, cs, bp + jr * NR * kc, c, plan->ldc, m, n, plan->alpha, beta, ep,
                                      ir, j);
@@ -388,14 +404,14 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
         .C = C, .ldc = ldc,
     };
     block_sizes(kern, ta, K, N, &plan.kc, &plan.nc, &plan.a_inplace);
-    /* The inference runtime's products also read A in place where all of B
-     * stays in L2 (1x1 convolutions of up to 256 channels at 28 x 28 and
-     * above: 1.03-1.08x over packing A, whose copy costs a pass over A),
-     * with the blocks of K that packing A would have. Not with a residual:
-     * its rows, read tile by tile, are not prefetched (strips_inplace), and
-     * the packed path stages runs of columns (blocks_packed). */
+    /* The inference runtime's products also read A in place where a KC
+     * block of B stays in L2, with the blocks of K that packing A would
+     * have (1x1 convolutions of up to 256 channels at 28 x 28 and above:
+     * 1.03-1.08x over packing A, whose copy costs a pass over A; with a
+     * residual add, ResNet-50's 64 -> 256 and 128 -> 512 layers, 1.3-1.5x
+     * at batch 8 over the packed path's stage on runs of columns). */
     const int64_t n_pad = cnnc_ceil_div(N, NR) * NR;
-    if (fused && ta == CNNC_NO_TRANS && !(ep && ep->residual) &&
+    if (fused && ta == CNNC_NO_TRANS &&
         plan.kc <= GEMM_INPLACE_B_BYTES / (n_pad * (int64_t)sizeof(float)))
         plan.a_inplace = 1;
     plan.ep = ep;
