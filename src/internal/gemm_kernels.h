@@ -31,9 +31,10 @@ typedef void (*cnnc_gemm_pack_b_fn)(int64_t k, int64_t n, const float *b, int64_
                                     float *bp);
 
 /* The output stage of a fused GEMM, applied to each MR x NR tile of C right
- * after its last K block, while the tile is in L1 (with a residual, to
- * runs of columns of a block of rows once their last K block is done, still
- * in L2, so that the residual is read row by row):
+ * after its last K block, while the tile is in registers (ukernel_staged;
+ * with a residual on packed blocks of A, to runs of columns of a block of
+ * rows once their last K block is done, still in L2, so that the residual
+ * is read row by row):
  *   c = act(c + bias[j] + residual[i * ldr + j])
  * in that order (each term optional), with act(v) = max(0, v) when slope
  * is 0 (NaN and -0 kept, -inf gives 0, as the ReLU kernel), else
