@@ -125,15 +125,15 @@ static void transform_kernel(const struct wino_plan *pl, int64_t j, int64_t c0, 
         pl->gk->pack_b(rows, cols, stage + xi * plane, 1, rows, u + xi * u_stride);
 }
 
-/* Input channels [k0, k0 + kcb) of the tiles [t0, t0 + count) into V (TB
- * rows of kcb floats per xi); rows past count are zeros. */
-static void transform_input(const struct wino_plan *pl, int64_t t0, int64_t count, int64_t k0, int64_t kcb,
-                            const float *zeros, float *v)
+/* Input channels [k0, k0 + kcb) of the tiles [t0, t0 + count) into V
+ * (`rows` rows of kcb floats per xi); rows past count are zeros. */
+static void transform_input(const struct wino_plan *pl, int64_t t0, int64_t count, int64_t rows, int64_t k0,
+                            int64_t kcb, const float *zeros, float *v)
 {
     const struct cnnc_conv_geom *g = pl->g;
     const int m = pl->vt.m, alpha = pl->vt.alpha;
     const float *d[MAX_PLANES];
-    for (int64_t i = 0; i < pl->tb; ++i) {
+    for (int64_t i = 0; i < rows; ++i) {
         const int64_t t = t0 + i;
         if (i >= count) {
             for (int k = 0; k < pl->vt.planes; ++k)
@@ -197,7 +197,7 @@ static void run_block(const struct wino_plan *pl, int64_t b, float *v, float *m,
     for (int64_t k0 = 0; k0 < g->cin; k0 += pl->kc) {
         const int64_t kcb = cnnc_min_i64(pl->kc, g->cin - k0);
         const float beta = k0 == 0 ? 0.0f : 1.0f;
-        transform_input(pl, t0, count, k0, kcb, zeros, v);
+        transform_input(pl, t0, count, pl->tb, k0, kcb, zeros, v);
         for (int64_t xi = 0; xi < pl->vt.planes; ++xi) {
             const float *a = v + xi * pl->v_stride;
             float *c = m + xi * pl->m_stride;
@@ -332,7 +332,7 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, enum cnnc
  * pass discards); then dw = G^T dU G. Threads split the tiles in blocks of
  * TB (the GEMMs' inner dimension) and accumulate private dU partials, summed
  * in thread order (deterministic for a fixed thread count); where those
- * partials would pass GRAD_MAX_PARTIAL_BYTES, the threads split dU's columns
+ * partials would pass GRAD_MAX_PARTIAL_BYTES, the threads split dU's planes
  * instead (deterministic for any thread count). */
 
 /* Tiles per block (the GEMMs' inner dimension): bounds of the choice in
@@ -341,24 +341,23 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, enum cnnc
 #define GRAD_MAX_TILES 256
 /* Most bytes of private dU partials a team may hold (dU is 16 MiB at 512
  * channels for F(2x2), 36 MiB for F(4x4)). Beyond it the threads split dU's
- * columns instead of the tiles: each runs every tile block for its own
- * columns, straight into the shared
- * dU, so no partial exists (the transforms, a small part of the work, are
- * then done by every thread). */
+ * planes instead of the tiles: each adds every tile block into its own
+ * planes, straight into the shared dU, so no partial exists; the team
+ * transforms each block together first (each thread a slice of its tiles),
+ * so that no transform is done twice. */
 #define GRAD_MAX_PARTIAL_BYTES ((int64_t)16 << 20)
 
-/* dM rows of tiles [t0, t0 + count) (zero rows past count, up to TB). */
+/* dM rows of the tiles [t0, t0 + count). */
 static void transform_grad_output(const struct wino_plan *pl, int64_t t0, int64_t count, const float *dy,
                                   const float *zeros, float *m)
 {
     const int pixels = pl->vt.m * pl->vt.m;
     int64_t offset[MAX_PLANES];
     const float *d[MAX_PLANES];
-    for (int64_t i = 0; i < pl->tb; ++i) {
-        if (i < count)
-            tile_pixels(pl, t0 + i, offset);
+    for (int64_t i = 0; i < count; ++i) {
+        tile_pixels(pl, t0 + i, offset);
         for (int k = 0; k < pixels; ++k)
-            d[k] = i < count && offset[k] >= 0 ? dy + offset[k] : zeros;
+            d[k] = offset[k] >= 0 ? dy + offset[k] : zeros;
         pl->vt.t->grad_output(d, pl->g->cout, m + i * pl->ldm, pl->m_stride);
     }
 }
@@ -370,42 +369,59 @@ struct wino_grad {
     /* The GEMMs compute dU^T (Cout rows): fewer padded rows and columns of
      * the micro-kernel's tiles for this shape. */
     int transposed;
-    /* Threads split dU's columns (see GRAD_MAX_PARTIAL_BYTES), not the tiles. */
-    int split_columns;
+    /* Every thread adds every block into its own planes of the shared dU
+     * (see GRAD_MAX_PARTIAL_BYTES), not its tiles into a partial dU. */
+    int split_planes;
+    /* With split_planes: the block's V and dM, which the team transforms
+     * together (each thread a slice of the tiles) before each thread
+     * multiplies its planes. */
+    float *shared_v, *shared_m;
     struct cnnc_conv_partials partials;
 };
 
-/* dU = beta dU + the block's products, for dU's columns [c0, c1) (multiples
- * of NR but the last). beta 0 gives the bits of beta 1 on a zeroed dU
- * without the zeroing pass: the micro-kernel's sums start from +0, so one
- * can be -0 (where 0 + sum makes +0) only if every product of it underflows
- * to a negative denormal, flushed to -0. */
-static void grad_block(const struct wino_grad *gr, int64_t b, float *v, float *m, float *ap, float *bp,
-                       const float *zeros, float *du, int64_t c0, int64_t c1, float beta)
+/* V and dM rows [i0, i1) of block b: its tiles t0 + i0 .. (only the GEMMs'
+ * inner dimension reads them, so none past the block's last tile). */
+static void grad_transforms(const struct wino_grad *gr, int64_t b, int64_t i0, int64_t i1, const float *zeros,
+                            float *v, float *m)
 {
     const struct wino_plan *pl = &gr->pl;
-    const struct cnnc_conv_geom *g = pl->g;
+    const int64_t t0 = b * pl->tb + i0, count = cnnc_min_i64(i1, pl->tiles - b * pl->tb) - i0;
+    if (count <= 0)
+        return;
+    transform_input(pl, t0, count, count, 0, pl->g->cin, zeros, v + i0 * pl->ldv);
+    transform_grad_output(pl, t0, count, gr->dy, zeros, m + i0 * pl->ldm);
+}
+
+/* dU = beta dU + block b's products (its V and dM), for dU's planes
+ * [x0, x1). beta 0 gives the bits of beta 1 on a zeroed dU without the
+ * zeroing pass: the micro-kernel's sums start from +0, so one can be -0
+ * (where 0 + sum makes +0) only if every product of it underflows to a
+ * negative denormal, flushed to -0. Each value of dU is summed over the
+ * block's tiles in tile order by one micro-kernel call, whichever planes a
+ * thread takes. */
+static void grad_products(const struct wino_grad *gr, int64_t b, const float *v, const float *m, float *ap,
+                          float *bp, float *du, int64_t x0, int64_t x1, float beta)
+{
+    const struct wino_plan *pl = &gr->pl;
     const struct cnnc_gemm_kernels *gk = pl->gk;
     const int64_t mr = gk->mr, nr = gk->nr;
-    const int64_t t0 = b * pl->tb, count = cnnc_min_i64(pl->tb, pl->tiles - t0);
-    transform_input(pl, t0, count, 0, g->cin, zeros, v);
-    transform_grad_output(pl, t0, count, gr->dy, zeros, m);
+    const int64_t count = cnnc_min_i64(pl->tb, pl->tiles - b * pl->tb);
     /* dU[xi] = V^T dM (rows Cin), or dU[xi]^T = dM^T V (rows Cout). */
-    const int64_t rows = gr->transposed ? g->cout : g->cin, cols = gr->transposed ? g->cin : g->cout;
-    for (int64_t xi = 0; xi < pl->vt.planes; ++xi) {
+    const int64_t rows = gr->transposed ? pl->g->cout : pl->g->cin, cols = gr->transposed ? pl->g->cin : pl->g->cout;
+    for (int64_t xi = x0; xi < x1; ++xi) {
         const float *vx = v + xi * pl->v_stride, *mx = m + xi * pl->m_stride;
         if (gr->transposed) {
             gk->pack_a(rows, count, mx, 1, pl->ldm, ap);
-            gk->pack_b(count, c1 - c0, vx + c0, pl->ldv, 1, bp);
+            gk->pack_b(count, cols, vx, pl->ldv, 1, bp);
         } else {
             gk->pack_a(rows, count, vx, 1, pl->ldv, ap);
-            gk->pack_b(count, c1 - c0, mx + c0, pl->ldm, 1, bp);
+            gk->pack_b(count, cols, mx, pl->ldm, 1, bp);
         }
-        float *c = du + xi * rows * cols + c0;
-        for (int64_t j = 0; j * nr < c1 - c0; ++j)
+        float *c = du + xi * rows * cols;
+        for (int64_t j = 0; j * nr < cols; ++j)
             for (int64_t i = 0; i * mr < rows; ++i)
                 gk->ukernel(count, ap + i * count * mr, 1, mr, bp + j * count * nr, c + i * mr * cols + j * nr, cols,
-                            cnnc_min_i64(mr, rows - i * mr), cnnc_min_i64(nr, c1 - c0 - j * nr), 1.0f, beta);
+                            cnnc_min_i64(mr, rows - i * mr), cnnc_min_i64(nr, cols - j * nr), 1.0f, beta);
     }
 }
 
@@ -416,42 +432,51 @@ static void grad_thread(void *ctx)
     const struct cnnc_conv_geom *g = pl->g;
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
     const int64_t mr = pl->gk->mr, nr = pl->gk->nr;
-    const int64_t zero_floats = cnnc_ceil_div(cnnc_max_i64(g->cin, g->cout), 16) * 16;
     /* Each buffer starts on a cache line: the micro-kernels load packed
      * panels with aligned loads. */
     const int64_t rows = gr->transposed ? g->cout : g->cin, cols = gr->transposed ? g->cin : g->cout;
     const int64_t ap_floats = cnnc_ceil_div(cnnc_ceil_div(rows, mr) * mr * pl->tb, 16) * 16;
     const int64_t bp_floats = cnnc_ceil_div(cnnc_ceil_div(cols, nr) * nr * pl->tb, 16) * 16;
-    const int64_t planes = pl->vt.planes;
-    float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(planes * (pl->v_stride + pl->m_stride) + ap_floats +
-                                                             bp_floats + zero_floats) * sizeof(float));
-    if (!buf)
-        cnnc_conv_mark_failed(&gr->partials.failed);
-    if (buf) {
-        float *v = buf, *m = v + planes * pl->v_stride, *ap = m + planes * pl->m_stride, *bp = ap + ap_floats;
-        float *zeros = bp + bp_floats;
+    const int64_t zero_floats = cnnc_ceil_div(cnnc_max_i64(g->cin, g->cout), 16) * 16;
+    const int64_t planes = pl->vt.planes, own_vm = gr->split_planes ? 0 : planes * (pl->v_stride + pl->m_stride);
+    float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL,
+                                (size_t)(own_vm + ap_floats + bp_floats + zero_floats) * sizeof(float));
+    float *zeros = buf ? buf + own_vm + ap_floats + bp_floats : NULL;
+    if (zeros)
         memset(zeros, 0, (size_t)zero_floats * sizeof(float));
-        if (gr->split_columns) {
-            /* Every thread runs every block for its columns of dU: each
-             * column is summed over the blocks in order, by one thread. */
-            float *du = gr->partials.out;
-            int64_t c0, c1;
-            cnnc_conv_split(cnnc_ceil_div(cols, nr), t, team, &c0, &c1);
-            c0 *= nr;
-            c1 = cnnc_min_i64(c1 * nr, cols);
-            for (int64_t b = 0; b < pl->blocks && c1 > c0; ++b)
-                grad_block(gr, b, v, m, ap, bp, zeros, du, c0, c1, b == 0 ? 0.0f : 1.0f);
-        } else {
+    else
+        cnnc_conv_mark_failed(&gr->partials.failed);
+    if (gr->split_planes) {
+        /* Every block is transformed by the whole team (a slice of its
+         * tiles each), then every thread adds it into its own planes of dU:
+         * each value is summed over the blocks in order, by one thread. */
+        if (cnnc_conv_team_failed(&gr->partials.failed))
+            return;
+        float *ap = buf, *bp = ap + ap_floats;
+        int64_t x0, x1, i0, i1;
+        cnnc_conv_split(planes, t, team, &x0, &x1);
+        cnnc_conv_split(pl->tb, t, team, &i0, &i1);
+        for (int64_t b = 0; b < pl->blocks; ++b) {
+            grad_transforms(gr, b, i0, i1, zeros, gr->shared_v, gr->shared_m);
+            cnnc_conv_barrier();
+            grad_products(gr, b, gr->shared_v, gr->shared_m, ap, bp, gr->partials.out, x0, x1, b == 0 ? 0.0f : 1.0f);
+            /* The next block's transforms overwrite V and dM. */
+            cnnc_conv_barrier();
+        }
+    } else {
+        if (buf) {
+            float *v = buf, *m = v + planes * pl->v_stride, *ap = m + planes * pl->m_stride, *bp = ap + ap_floats;
             struct cnnc_conv_part part = {.index = -1};
             while (cnnc_conv_partial_next(&gr->partials, pl->blocks, &part))
-                for (int64_t b = part.begin; b < part.end; ++b)
-                    grad_block(gr, b, v, m, ap, bp, zeros, part.sum, 0, cols, b == part.begin ? 0.0f : 1.0f);
+                for (int64_t b = part.begin; b < part.end; ++b) {
+                    grad_transforms(gr, b, 0, pl->tb, zeros, v, m);
+                    grad_products(gr, b, v, m, ap, bp, part.sum, 0, planes, b == part.begin ? 0.0f : 1.0f);
+                }
         }
-    }
-    if (!gr->split_columns)
         cnnc_conv_partial_reduce(&gr->partials);
-    if (cnnc_conv_team_failed(&gr->partials.failed))
-        return;
+        if (cnnc_conv_team_failed(&gr->partials.failed))
+            return;
+    }
     /* dw = G^T dU G, over slices of the (ci, co) pairs. */
     const int64_t pairs = g->cin * g->cout;
     if (gr->transposed) {
@@ -503,9 +528,7 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     const int64_t useful = cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES);
     int threads = (int)cnnc_min_i64(cnnc_conv_threads(g), useful);
     int64_t du_floats;
-    size_t du_bytes;
     CNNC_TRY(cnnc_mul_sizes(&du_floats, 3, planes, g->cin, g->cout));
-    CNNC_TRY(cnnc_float_bytes(du_floats, &du_bytes));
     /* The blocks below are sized for the parts of the sum (the threads,
      * unless in deterministic mode), so they too depend on nothing else. */
     const int parts = cnnc_conv_partial_parts((int)cnnc_min_i64(cnnc_conv_partition_threads(g), useful),
@@ -517,10 +540,10 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     const int64_t du_bytes_est = planes * g->cin * g->cout * (int64_t)sizeof(float);
     /* As many partial dU as parts (threads, unless in deterministic mode):
      * the choice then depends on nothing else either. */
-    gr.split_columns = (parts - 1) * du_bytes_est > GRAD_MAX_PARTIAL_BYTES;
+    gr.split_planes = (parts - 1) * du_bytes_est > GRAD_MAX_PARTIAL_BYTES;
     pl->tb = cnnc_max_i64(GRAD_MIN_TILES, cnnc_min_i64(GRAD_MAX_TILES, du_bytes_est / per_tile));
-    if (!gr.split_columns) {
-        /* Every thread runs every block when they split the columns; here
+    if (!gr.split_planes) {
+        /* Every thread runs every block when they split the planes; here
          * each part has its blocks, in whole rounds: with 3 blocks on 2
          * threads one thread would do two thirds of the work (512 channels
          * @7 had no 2-thread speedup). */
@@ -530,9 +553,20 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     pl->v_stride = pl->tb * pl->ldv + 2 * PAD;
     pl->m_stride = pl->tb * pl->ldm + 2 * PAD;
     pl->blocks = cnnc_ceil_div(pl->tiles, pl->tb);
-    float *du = cnnc_workspace(CNNC_CONV_SLOT_SHARED, du_bytes);
+    /* dU, then (split_planes) the team's V and dM of one block. */
+    int64_t vm_floats = 0, shared_floats;
+    if (gr.split_planes)
+        CNNC_TRY(cnnc_mul_sizes(&vm_floats, 2, planes, pl->v_stride + pl->m_stride));
+    const int64_t du_room = cnnc_ceil_div(du_floats, 16) * 16;
+    size_t shared_bytes;
+    if (__builtin_add_overflow(du_room, vm_floats, &shared_floats))
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: the transformed gradient is too large");
+    CNNC_TRY(cnnc_float_bytes(shared_floats, &shared_bytes));
+    float *du = cnnc_workspace(CNNC_CONV_SLOT_SHARED, shared_bytes);
     if (!du)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the transformed gradient");
+    gr.shared_v = du + du_room;
+    gr.shared_m = gr.shared_v + planes * pl->v_stride;
     float *buffers[parts];
     gr.partials = (struct cnnc_conv_partials){
         .out = du, .buffers = buffers, .count = du_floats, .parts = parts, .first_item_writes = 1};
