@@ -121,6 +121,32 @@ def test_winograd_matches_reference(isa, threads, rng, winograd, case):
     check_all_passes(x, wt, b, padding, winograd, rng)
 
 
+def test_winograd_blocks_of_several_groups(isa, rng, winograd):
+    """128 channels: U (1 MiB for F(2x2), 2.25 MiB for F(4x4)) takes blocks
+    of two micro-kernel row groups, and the threads take equal runs of
+    groups, each ending in a shorter block (80 tiles for F(4x4) on 2 threads:
+    28 + 14 and 28 + 10). All passes match the reference, and y and dx have
+    the same bits at 1, 2 and 3 threads."""
+    x = rng.standard_normal((20, 7, 7, 128)).astype(np.float32)
+    wt = (rng.standard_normal((3, 3, 128, 128)) / 24).astype(np.float32)
+    b = rng.standard_normal(128).astype(np.float32)
+    dy = rng.standard_normal((20, 7, 7, 128)).astype(np.float32)
+    previous = cnnc.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            cnnc.set_num_threads(threads)
+            if threads == 1:
+                check_all_passes(x, wt, b, "same", winograd, rng)
+            results.append((cnnc.ops.conv2d(x, wt, b, padding="same"),
+                            cnnc.ops.conv2d_backward(x, wt, dy, padding="same", need_dw=False)[0]))
+    finally:
+        cnnc.set_num_threads(previous)
+    for got in results[1:]:
+        for a, want in zip(got, results[0]):
+            np.testing.assert_array_equal(a, want)
+
+
 # Output sizes 1 .. 15 along each axis: multiples of the 4x4 tile and every
 # remainder, with (oh, ow) unequal as well.
 OUTPUT_SIZES = [(1, 1), (1, 6), (2, 3), (3, 3), (4, 4), (5, 2), (6, 7), (7, 7), (8, 8), (9, 5), (10, 12),

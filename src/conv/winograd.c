@@ -52,6 +52,13 @@
  * channels, batch 8-32: 1.2x at 7x7 and 14x14 outputs, 1.5-2x at 28x28; the
  * blocks then leave L2 for L3). */
 #define U_PER_BLOCK 6
+/* Where U is a few times L2 (1-7 MiB: 128 channels for F(4x4)), blocks of
+ * U / 2, up to about one L2, stream U a third as often as U / 6 does:
+ * measured 1.1-1.2x for F(4x4) at 128 channels @7 (batch 128) and @28
+ * (batch 8) on one thread; blocks of several MiB (256 channels @14 at
+ * U / 2) lost 3-5%. */
+#define U_PER_L2_BLOCK 2
+#define L2_BLOCK_BYTES ((int64_t)1280 * 1024)
 /* Input channels per task of the kernel transform: few for the plain
  * kernel, whose rows it reads whole across tasks; more for the flipped one,
  * of whose rows (Cin long) a task reads a KERNEL_CHUNK_FLIPPED-float run. */
@@ -88,7 +95,7 @@ struct wino_plan {
     int64_t panels, u_stride;  /* NR panels of Cout, floats per plane xi of U */
     int64_t ldv, v_stride;     /* floats per row (tile) and per plane of V */
     int64_t ldm, m_stride;     /* the same for M */
-    int64_t kc, tb, blocks;    /* input channels per block, tiles per block, blocks */
+    int64_t kc, tb, blocks;    /* input channels per block, tiles per block, blocks (weight gradient) */
     int failed;
 };
 
@@ -186,12 +193,13 @@ static void transform_output(const struct wino_plan *pl, int64_t t0, int64_t cou
     }
 }
 
-static void run_block(const struct wino_plan *pl, int64_t b, float *v, float *m, float *zeros, float *scratch)
+/* The tiles [t0, t0 + count), count <= TB. */
+static void run_block(const struct wino_plan *pl, int64_t t0, int64_t count, float *v, float *m, float *zeros,
+                      float *scratch)
 {
     const struct cnnc_conv_geom *g = pl->g;
     const struct cnnc_gemm_kernels *gk = pl->gk;
-    const int64_t mr = gk->mr, nr = gk->nr, tb = pl->tb;
-    const int64_t t0 = b * tb, count = cnnc_min_i64(tb, pl->tiles - t0);
+    const int64_t mr = gk->mr, nr = gk->nr;
     /* Only the MR-row groups that hold real tiles are multiplied. */
     const int64_t rows = cnnc_ceil_div(count, mr) * mr;
     for (int64_t k0 = 0; k0 < g->cin; k0 += pl->kc) {
@@ -240,10 +248,16 @@ static void wino_thread(void *ctx)
         return;
     float *v = buf, *m = v + v_floats, *zeros = m + m_floats, *scratch = zeros + cnnc_ceil_div(pl->kc, 16) * 16;
     memset(zeros, 0, (size_t)pl->kc * sizeof(float));
-    int64_t b0, b1;
-    cnnc_conv_split(pl->blocks, t, team, &b0, &b1);
-    for (int64_t b = b0; b < b1; ++b)
-        run_block(pl, b, v, m, zeros, scratch);
+    /* Threads take equal runs of MR-row groups (the micro-kernel's unit of
+     * work), in blocks of up to TB tiles: whole blocks per thread would
+     * leave one thread a block more than the other (10 against 9 of the
+     * 19 two-group blocks of 512 tiles), equal groups at most one group. */
+    const int64_t mr = pl->gk->mr;
+    int64_t g0, g1;
+    cnnc_conv_split(cnnc_ceil_div(pl->tiles, mr), t, team, &g0, &g1);
+    const int64_t end = cnnc_min_i64(g1 * mr, pl->tiles);
+    for (int64_t t0 = g0 * mr; t0 < end; t0 += pl->tb)
+        run_block(pl, t0, cnnc_min_i64(pl->tb, end - t0), v, m, zeros, scratch);
 }
 
 /* The layout of U for g and the variant on the active ISA's micro-kernel:
@@ -302,7 +316,9 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, enum cnnc
     pl.ldv = cnnc_ceil_div(pl.kc, 16) * 16 + PAD;
     pl.ldm = pl.panels * gk->nr + PAD;
     const int64_t per_tile = planes * (pl.ldv + pl.ldm) * (int64_t)sizeof(float);
-    const int64_t budget = cnnc_max_i64(BLOCK_BYTES, planes * g->cin * g->cout * (int64_t)sizeof(float) / U_PER_BLOCK);
+    const int64_t u_est = planes * g->cin * g->cout * (int64_t)sizeof(float);
+    const int64_t budget = cnnc_max_i64(cnnc_max_i64(BLOCK_BYTES, u_est / U_PER_BLOCK),
+                                        cnnc_min_i64(u_est / U_PER_L2_BLOCK, L2_BLOCK_BYTES));
     int64_t block_rows = cnnc_max_i64(1, cnnc_min_i64(MAX_BLOCK_ROWS, budget / (per_tile * mr)));
     int threads = cnnc_conv_threads(g);
     /* Every thread gets blocks, even if they are then smaller. */
@@ -310,8 +326,7 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, enum cnnc
     pl.tb = block_rows * mr;
     pl.v_stride = pl.tb * pl.ldv + 2 * PAD;
     pl.m_stride = pl.tb * pl.ldm + 2 * PAD;
-    pl.blocks = cnnc_ceil_div(pl.tiles, pl.tb);
-    threads = (int)cnnc_min_i64(threads, pl.blocks);
+    threads = (int)cnnc_min_i64(threads, cnnc_ceil_div(pl.tiles, mr));
     size_t u_bytes;
     CNNC_TRY(kernel_bytes(&pl, &u_bytes));
     /* The packed U is only read (a cast, not a copy). */
