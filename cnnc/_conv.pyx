@@ -34,6 +34,8 @@ cdef extern from "cnnc.h" nogil:
     cnnc_status cnnc_conv2d_transpose_backward_weights(const cnnc_conv2d_desc *desc, const float *x,
                                                        const float *dy, float *dw, float *db)
 
+ctypedef cnnc_status (*forward_fn)(const cnnc_conv2d_desc *, const float *, const float *, const float *,
+                                   float *) noexcept nogil
 ctypedef cnnc_status (*backward_data_fn)(const cnnc_conv2d_desc *, const float *, const float *,
                                          float *) noexcept nogil
 ctypedef cnnc_status (*backward_weights_fn)(const cnnc_conv2d_desc *, const float *, const float *,
@@ -194,18 +196,21 @@ def _geometry_2d(x, w, strides, padding, dilation, groups):
 
 # ---- the three passes on a geometry -----------------------------------------
 
-def _forward(geometry, x, w, b):
-    cdef cnnc_conv2d_desc d = _desc(geometry)
-    y = np.empty(geometry.y_shape, np.float32)
+cdef _run_forward(cnnc_conv2d_desc d, x, w, b, y_shape, forward_fn fn):
+    y = np.empty(y_shape, np.float32)
     cdef const float *px = in_ptr(x)
     cdef const float *pw = in_ptr(w)
     cdef const float *pb = in_ptr(b)
     cdef float *py = out_ptr(y)
     cdef cnnc_status status
     with nogil:
-        status = cnnc_conv2d_forward(&d, px, pw, pb, py)
+        status = fn(&d, px, pw, pb, py)
     check_status(status)
     return y
+
+
+def _forward(geometry, x, w, b):
+    return _run_forward(_desc(geometry), x, w, b, geometry.y_shape, cnnc_conv2d_forward)
 
 
 cdef tuple _run_backward(cnnc_conv2d_desc d, x, w, dy, dx_shape, dw_shape, int64_t db_len,
@@ -372,17 +377,7 @@ def conv2d_transpose(x, w, b=None, strides=(1, 1), padding="valid", output_paddi
     w = _array(w, "w", 4, "(KH, KW, filters // groups, Cin)")
     geometry = _transpose_geometry(x, w, strides, padding, output_padding, dilation, groups)
     b = _bias(b, geometry.x_shape[3])
-    cdef cnnc_conv2d_desc d = _desc(geometry)
-    y = np.empty(geometry.x_shape, np.float32)
-    cdef const float *px = in_ptr(x)
-    cdef const float *pw = in_ptr(w)
-    cdef const float *pb = in_ptr(b)
-    cdef float *py = out_ptr(y)
-    cdef cnnc_status status
-    with nogil:
-        status = cnnc_conv2d_transpose_forward(&d, px, pw, pb, py)
-    check_status(status)
-    return y
+    return _run_forward(_desc(geometry), x, w, b, geometry.x_shape, cnnc_conv2d_transpose_forward)
 
 
 def conv2d_transpose_backward(x, w, dy, strides=(1, 1), padding="valid", output_padding=None, dilation=(1, 1),

@@ -1,5 +1,6 @@
 #include <string.h>
 #include "elementwise_kernels.h"
+#include "parallel.h"
 #include "pool_kernels.h"
 
 /* Below this much work (window elements visited), one thread is faster. */
@@ -94,34 +95,36 @@ static int pool_threads(const cnnc_pool2d_params *p, int64_t oh, int64_t ow, int
 
 typedef void (*row_forward_fn)(const struct cnnc_pool_row *, float *);
 
+struct forward_task {
+    const cnnc_pool2d_params *p;
+    const float *x;
+    float *y;
+    row_forward_fn row;
+    int64_t oh, ow;
+};
+
+/* Output row t of all images' output rows. */
+static void forward_row(int64_t t, void *ctx)
+{
+    const struct forward_task *f = ctx;
+    const cnnc_pool2d_params *p = f->p;
+    int64_t image = t / f->oh, o = t % f->oh, i0, i1;
+    window_rows(p, o, &i0, &i1);
+    struct cnnc_pool_row r = make_row(p, f->x + image * p->h * p->w * p->c, i0, i1, 0, p->c, f->ow);
+    f->row(&r, f->y + t * f->ow * p->c);
+}
+
 static cnnc_status pool_forward(const char *fn, const cnnc_pool2d_params *p, const float *x, float *y, int max)
 {
-    int64_t oh, ow;
+    int64_t oh = 0, ow = 0;
     CNNC_TRY(check_params(fn, p, &oh, &ow));
     if (!x || !y)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: x or y is NULL", fn);
     CNNC_TRY(cnnc_check_disjoint(fn, "y", y, p->n * oh * ow * p->c, "x", x, p->n * p->h * p->w * p->c, 0));
     const struct cnnc_pool_kernels *k = CNNC_PICK(cnnc_pool_kernels);
-    row_forward_fn row = max ? k->max_row : k->avg_row;
+    struct forward_task f = {p, x, y, max ? k->max_row : k->avg_row, oh, ow};
     int64_t rows = p->n * oh;
-    int threads = pool_threads(p, oh, ow, rows);
-#ifdef CNNC_OPENMP
-#pragma omp parallel num_threads(threads) if (threads > 1)
-#endif
-    {
-        unsigned fpu = cnnc_fpu_enter();
-#ifdef CNNC_OPENMP
-#pragma omp for schedule(static)
-#endif
-        for (int64_t t = 0; t < rows; ++t) {
-            int64_t image = t / oh, o = t % oh, i0, i1;
-            window_rows(p, o, &i0, &i1);
-            struct cnnc_pool_row r = make_row(p, x + image * p->h * p->w * p->c, i0, i1, 0, p->c, ow);
-            row(&r, y + t * ow * p->c);
-        }
-        cnnc_fpu_restore(fpu);
-    }
-    (void)threads;
+    cnnc_parallel_for(rows, pool_threads(p, oh, ow, rows), forward_row, &f);
     return CNNC_OK;
 }
 
@@ -155,64 +158,68 @@ static void zero_rows(const cnnc_pool2d_params *p, float *rows, int64_t count, i
         memset(rows + i * p->c + c0, 0, sizeof(float) * (size_t)cn);
 }
 
+struct backward_task {
+    const cnnc_pool2d_params *p;
+    const struct cnnc_pool_kernels *k;
+    const float *x, *dy;
+    float *dx;
+    int64_t oh, ow, chunk, chunks;
+    int max, overwrite;
+};
+
+/* Channel chunk (t % chunks) of image (t / chunks). */
+static void backward_task(int64_t t, void *ctx)
+{
+    const struct backward_task *b = ctx;
+    const cnnc_pool2d_params *p = b->p;
+    int64_t image_size = p->h * p->w * p->c;
+    int64_t image = t / b->chunks, c0 = (t % b->chunks) * b->chunk;
+    int64_t cn = cnnc_min_i64(b->chunk, p->c - c0);
+    float *dx_image = b->dx + image * image_size;
+    const float *x_image = b->max ? b->x + image * image_size : NULL;
+    /* Input rows are zeroed just before the first window that touches
+     * them, while they are still in cache (in overwrite mode only the rows
+     * between windows). */
+    int64_t zeroed = 0;
+    for (int64_t o = 0; o < b->oh; ++o) {
+        int64_t i0, i1;
+        window_rows(p, o, &i0, &i1);
+        int64_t upto = b->overwrite ? i0 : i1;
+        if (zeroed < upto)
+            zero_rows(p, dx_image + zeroed * p->w * p->c, upto - zeroed, c0, cn);
+        zeroed = cnnc_max_i64(zeroed, i1);
+        const float *g = b->dy + (image * b->oh + o) * b->ow * p->c;
+        float *d = dx_image + i0 * p->w * p->c;
+        struct cnnc_pool_row r = make_row(p, b->max ? x_image : dx_image, i0, i1, c0, cn, b->ow);
+        r.accumulate = !b->overwrite;
+        if (b->max)
+            b->k->max_row_backward(&r, g, d);
+        else
+            b->k->avg_row_backward(&r, g, d);
+    }
+    if (zeroed < p->h)
+        zero_rows(p, dx_image + zeroed * p->w * p->c, p->h - zeroed, c0, cn);
+}
+
 static cnnc_status pool_backward(const char *fn, const cnnc_pool2d_params *p, const float *x, const float *dy,
                                  float *dx, int max)
 {
-    int64_t oh, ow;
+    int64_t oh = 0, ow = 0;
     CNNC_TRY(check_params(fn, p, &oh, &ow));
     if ((max && !x) || !dy || !dx)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: an array argument is NULL", fn);
     const int64_t in_count = p->n * p->h * p->w * p->c, out_count = p->n * oh * ow * p->c;
     CNNC_TRY(cnnc_check_disjoint(fn, "dx", dx, in_count, "dy", dy, out_count, 0));
     CNNC_TRY(cnnc_check_disjoint(fn, "dx", dx, in_count, "x", x, in_count, 0));
-    const struct cnnc_pool_kernels *k = CNNC_PICK(cnnc_pool_kernels);
     int threads = pool_threads(p, oh, ow, p->n * p->c);
     int64_t chunk = channel_chunk(p->n, p->c, threads, p->c);
-    int64_t chunks = cnnc_ceil_div(p->c, chunk), tasks = p->n * chunks;
-    threads = (int)cnnc_min_i64(threads, tasks);
-    int64_t image_size = p->h * p->w * p->c;
+    int64_t chunks = cnnc_ceil_div(p->c, chunk);
     /* Without overlap every input element lies in at most one window, so the
      * kernels store instead of accumulating and dx needs no clearing pass
      * except where no window reaches. */
     int overwrite = p->stride_h >= p->pool_h && p->stride_w >= p->pool_w;
-#ifdef CNNC_OPENMP
-#pragma omp parallel num_threads(threads) if (threads > 1)
-#endif
-    {
-        unsigned fpu = cnnc_fpu_enter();
-#ifdef CNNC_OPENMP
-#pragma omp for schedule(static)
-#endif
-        for (int64_t t = 0; t < tasks; ++t) {
-            int64_t image = t / chunks, c0 = (t % chunks) * chunk;
-            int64_t cn = cnnc_min_i64(chunk, p->c - c0);
-            float *dx_image = dx + image * image_size;
-            const float *x_image = max ? x + image * image_size : NULL;
-            /* Input rows are zeroed just before the first window that
-             * touches them, while they are still in cache (in overwrite
-             * mode only the rows between windows). */
-            int64_t zeroed = 0;
-            for (int64_t o = 0; o < oh; ++o) {
-                int64_t i0, i1;
-                window_rows(p, o, &i0, &i1);
-                int64_t upto = overwrite ? i0 : i1;
-                if (zeroed < upto)
-                    zero_rows(p, dx_image + zeroed * p->w * p->c, upto - zeroed, c0, cn);
-                zeroed = cnnc_max_i64(zeroed, i1);
-                const float *g = dy + (image * oh + o) * ow * p->c;
-                float *d = dx_image + i0 * p->w * p->c;
-                struct cnnc_pool_row r = make_row(p, max ? x_image : dx_image, i0, i1, c0, cn, ow);
-                r.accumulate = !overwrite;
-                if (max)
-                    k->max_row_backward(&r, g, d);
-                else
-                    k->avg_row_backward(&r, g, d);
-            }
-            if (zeroed < p->h)
-                zero_rows(p, dx_image + zeroed * p->w * p->c, p->h - zeroed, c0, cn);
-        }
-        cnnc_fpu_restore(fpu);
-    }
+    struct backward_task b = {p, CNNC_PICK(cnnc_pool_kernels), x, dy, dx, oh, ow, chunk, chunks, max, overwrite};
+    cnnc_parallel_for(p->n * chunks, threads, backward_task, &b);
     return CNNC_OK;
 }
 
@@ -229,6 +236,51 @@ cnnc_status cnnc_avg_pool2d_backward(const cnnc_pool2d_params *p, const float *d
 /* ---- global pooling ------------------------------------------------------ */
 
 enum global_op { GLOBAL_AVG, GLOBAL_AVG_BACKWARD, GLOBAL_MAX, GLOBAL_MAX_BACKWARD };
+
+struct global_task {
+    enum global_op op;
+    const struct cnnc_elementwise_kernels *k;
+    int64_t hw, c, chunk, chunks;
+    const float *x, *src;
+    float *dst;
+};
+
+/* Channel chunk (t % chunks) of image (t / chunks). */
+static void global_task(int64_t t, void *ctx)
+{
+    const struct global_task *g = ctx;
+    int64_t hw = g->hw, c = g->c;
+    int64_t image = t / g->chunks, c0 = (t % g->chunks) * g->chunk;
+    int64_t cn = cnnc_min_i64(g->chunk, c - c0);
+    const float *big_in = g->src + image * hw * c + c0; /* (H, W, C) side, when it is the input */
+    const float *small_in = g->src + image * c + c0;    /* (C,) side */
+    float *big_out = g->dst + image * hw * c + c0;
+    float *small_out = g->dst + image * c + c0;
+    switch (g->op) {
+    case GLOBAL_AVG: {
+        double acc[GLOBAL_CHUNK];
+        memset(acc, 0, sizeof(double) * (size_t)cn);
+        g->k->column_sum(hw, c, cn, big_in, acc);
+        for (int64_t j = 0; j < cn; ++j)
+            small_out[j] = (float)(acc[j] / (double)hw);
+        break;
+    }
+    case GLOBAL_AVG_BACKWARD: {
+        float scaled[GLOBAL_CHUNK];
+        float inv = (float)(1.0 / (double)hw);
+        for (int64_t j = 0; j < cn; ++j)
+            scaled[j] = small_in[j] * inv;
+        g->k->broadcast_rows(hw, c, cn, scaled, big_out);
+        break;
+    }
+    case GLOBAL_MAX:
+        g->k->column_max(hw, c, cn, big_in, small_out);
+        break;
+    case GLOBAL_MAX_BACKWARD:
+        g->k->column_max_backward(hw, c, cn, g->x + image * hw * c + c0, small_in, big_out);
+        break;
+    }
+}
 
 static cnnc_status global_pool(const char *fn, enum global_op op, int64_t n, int64_t h, int64_t w, int64_t c,
                                const float *x, const float *src, float *dst)
@@ -250,53 +302,11 @@ static cnnc_status global_pool(const char *fn, enum global_op op, int64_t n, int
     if (op == GLOBAL_MAX_BACKWARD && hw >= (1 << 24))
         return cnnc_error(CNNC_ERR_UNSUPPORTED, "%s: h * w = %lld is too large (at most 2^24 - 1)", fn,
                           (long long)hw);
-    const struct cnnc_elementwise_kernels *k = CNNC_PICK(cnnc_elementwise_kernels);
     int threads = (int)cnnc_min_i64(cnnc_threads_for(total, POOL_GRAIN), n * c);
     int64_t chunk = channel_chunk(n, c, threads, GLOBAL_CHUNK);
-    int64_t chunks = cnnc_ceil_div(c, chunk), tasks = n * chunks;
-    threads = (int)cnnc_min_i64(threads, tasks);
-    float inv = (float)(1.0 / (double)hw);
-#ifdef CNNC_OPENMP
-#pragma omp parallel num_threads(threads) if (threads > 1)
-#endif
-    {
-        unsigned fpu = cnnc_fpu_enter();
-#ifdef CNNC_OPENMP
-#pragma omp for schedule(static)
-#endif
-        for (int64_t t = 0; t < tasks; ++t) {
-            int64_t image = t / chunks, c0 = (t % chunks) * chunk;
-            int64_t cn = cnnc_min_i64(chunk, c - c0);
-            const float *big_in = src + image * hw * c + c0;   /* (H, W, C) side, when it is the input */
-            const float *small_in = src + image * c + c0;      /* (C,) side */
-            float *big_out = dst + image * hw * c + c0;
-            float *small_out = dst + image * c + c0;
-            switch (op) {
-            case GLOBAL_AVG: {
-                double acc[GLOBAL_CHUNK];
-                memset(acc, 0, sizeof(double) * (size_t)cn);
-                k->column_sum(hw, c, cn, big_in, acc);
-                for (int64_t j = 0; j < cn; ++j)
-                    small_out[j] = (float)(acc[j] / (double)hw);
-                break;
-            }
-            case GLOBAL_AVG_BACKWARD: {
-                float g[GLOBAL_CHUNK];
-                for (int64_t j = 0; j < cn; ++j)
-                    g[j] = small_in[j] * inv;
-                k->broadcast_rows(hw, c, cn, g, big_out);
-                break;
-            }
-            case GLOBAL_MAX:
-                k->column_max(hw, c, cn, big_in, small_out);
-                break;
-            case GLOBAL_MAX_BACKWARD:
-                k->column_max_backward(hw, c, cn, x + image * hw * c + c0, small_in, big_out);
-                break;
-            }
-        }
-        cnnc_fpu_restore(fpu);
-    }
+    int64_t chunks = cnnc_ceil_div(c, chunk);
+    struct global_task g = {op, CNNC_PICK(cnnc_elementwise_kernels), hw, c, chunk, chunks, x, src, dst};
+    cnnc_parallel_for(n * chunks, threads, global_task, &g);
     return CNNC_OK;
 }
 

@@ -193,3 +193,16 @@ def test_winograd_kernel_made_by_the_first_batch_that_takes_it():
     for r in results:
         np.testing.assert_array_equal(r, got)
     assert fresh.weight_bytes == loaded.weight_bytes
+
+
+def test_runtime_estimate_counts_the_weights_of_nested_models():
+    """The runtime inlines a nested model, so its estimate of the weights it
+    holds is the inner model's plus the outer layers' own."""
+    from cnnc.models.memory import _runtime_weight_bytes
+    inner = _folding_model()
+    x = L.Input((16, 16, 24))
+    head = L.Dense(5)
+    outer = Model(x, head(inner(x)))
+    own = sum(w.nbytes for w in head.weights)
+    assert _runtime_weight_bytes(inner, 2) > 0
+    assert _runtime_weight_bytes(outer, 2) == _runtime_weight_bytes(inner, 2) + own

@@ -17,6 +17,10 @@ def test_exponential_decay():
 def test_inverse_time_and_polynomial():
     s = schedules.InverseTimeDecay(1.0, 4, 0.5)
     assert s(8) == pytest.approx(1.0 / (1 + 0.5 * 2))
+    assert s(6) == pytest.approx(1.0 / (1 + 0.5 * 1.5))
+    st = schedules.InverseTimeDecay(1.0, 4, 0.5, staircase=True)
+    assert st(6) == pytest.approx(1.0 / (1 + 0.5 * 1))
+    assert type(st).from_config(st.get_config())(7) == pytest.approx(st(7))
     p = schedules.PolynomialDecay(1.0, 10, end_learning_rate=0.1, power=2.0)
     assert p(5) == pytest.approx(0.9 * 0.25 + 0.1)
     assert p(50) == pytest.approx(0.1)

@@ -195,6 +195,9 @@ def _runtime_weight_bytes(model, batch_size):
     total = 0
     for step, _, out_shapes in _walk(model, 1):
         layer = step.layer
+        if getattr(layer, "_steps", None) is not None:  # a nested graph model runs inlined
+            total += _runtime_weight_bytes(layer, batch_size)
+            continue
         for w in layer.weights:
             name = w.name.rsplit("/", 1)[-1]
             if name == "embeddings" or name == "depthwise_kernel" or \
