@@ -440,6 +440,17 @@ struct wino_grad {
     struct cnnc_conv_partials partials;
 };
 
+/* Zeroes columns [used, ld) of rows [i0, i1) of each plane: the padding of
+ * V's and dM's rows, which the transforms never write and the micro-kernel
+ * reads past the last rows of A (into rows of its tile that it does not
+ * store). */
+static void zero_row_tails(float *base, int64_t stride, int planes, int64_t i0, int64_t i1, int64_t ld, int64_t used)
+{
+    for (int xi = 0; xi < planes; ++xi)
+        for (int64_t i = i0; i < i1; ++i)
+            memset(base + xi * stride + i * ld + used, 0, (size_t)(ld - used) * sizeof(float));
+}
+
 /* V and dM rows [i0, i1) of block b: its tiles t0 + i0 .. (only the GEMMs'
  * inner dimension reads them, so none past the block's last tile). */
 static void grad_transforms(const struct wino_grad *gr, int64_t b, int64_t i0, int64_t i1, const float *zeros,
@@ -460,8 +471,8 @@ static void grad_transforms(const struct wino_grad *gr, int64_t b, int64_t i0, i
  * negative denormal, flushed to -0. Each value of dU is summed over the
  * block's tiles in tile order by one micro-kernel call, whichever planes a
  * thread takes. */
-static void grad_products(const struct wino_grad *gr, int64_t b, const float *v, const float *m, float *ap,
-                          float *bp, float *du, int64_t x0, int64_t x1, float beta)
+static void grad_products(const struct wino_grad *gr, int64_t b, const float *v, const float *m, float *bp,
+                          float *du, int64_t x0, int64_t x1, float beta)
 {
     const struct wino_plan *pl = &gr->pl;
     const struct cnnc_gemm_kernels *gk = pl->gk;
@@ -471,17 +482,20 @@ static void grad_products(const struct wino_grad *gr, int64_t b, const float *v,
     const int64_t rows = gr->transposed ? pl->g->cout : pl->g->cin, cols = gr->transposed ? pl->g->cin : pl->g->cout;
     for (int64_t xi = x0; xi < x1; ++xi) {
         const float *vx = v + xi * pl->v_stride, *mx = m + xi * pl->m_stride;
-        if (gr->transposed) {
-            gk->pack_a(rows, count, mx, 1, pl->ldm, ap);
+        /* The micro-kernel reads A in place: a row of V (or dM) holds the
+         * MR consecutive values of one step of its inner dimension, as a
+         * packed panel does, at a stride of a row instead of MR; the last
+         * MR rows may run into the row's zeroed padding (ld >= rows + 16). */
+        const float *a = gr->transposed ? mx : vx;
+        const int64_t lda = gr->transposed ? pl->ldm : pl->ldv;
+        if (gr->transposed)
             gk->pack_b(count, cols, vx, pl->ldv, 1, bp);
-        } else {
-            gk->pack_a(rows, count, vx, 1, pl->ldv, ap);
+        else
             gk->pack_b(count, cols, mx, pl->ldm, 1, bp);
-        }
         float *c = du + xi * rows * cols;
         for (int64_t j = 0; j * nr < cols; ++j)
             for (int64_t i = 0; i * mr < rows; ++i)
-                gk->ukernel(count, ap + i * count * mr, 1, mr, bp + j * count * nr, c + i * mr * cols + j * nr, cols,
+                gk->ukernel(count, a + i * mr, 1, lda, bp + j * count * nr, c + i * mr * cols + j * nr, cols,
                             cnnc_min_i64(mr, rows - i * mr), cnnc_min_i64(nr, cols - j * nr), 1.0f, beta);
     }
 }
@@ -492,17 +506,16 @@ static void grad_thread(void *ctx)
     struct wino_plan *pl = &gr->pl;
     const struct cnnc_conv_geom *g = pl->g;
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
-    const int64_t mr = pl->gk->mr, nr = pl->gk->nr;
+    const int64_t nr = pl->gk->nr;
     /* Each buffer starts on a cache line: the micro-kernels load packed
      * panels with aligned loads. */
-    const int64_t rows = gr->transposed ? g->cout : g->cin, cols = gr->transposed ? g->cin : g->cout;
-    const int64_t ap_floats = cnnc_ceil_div(cnnc_ceil_div(rows, mr) * mr * pl->tb, 16) * 16;
+    const int64_t cols = gr->transposed ? g->cin : g->cout;
     const int64_t bp_floats = cnnc_ceil_div(cnnc_ceil_div(cols, nr) * nr * pl->tb, 16) * 16;
     const int64_t zero_floats = cnnc_ceil_div(cnnc_max_i64(g->cin, g->cout), 16) * 16;
     const int64_t planes = pl->vt.planes, own_vm = gr->split_planes ? 0 : planes * (pl->v_stride + pl->m_stride);
     float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL,
-                                (size_t)(own_vm + ap_floats + bp_floats + zero_floats) * sizeof(float));
-    float *zeros = buf ? buf + own_vm + ap_floats + bp_floats : NULL;
+                                (size_t)(own_vm + bp_floats + zero_floats) * sizeof(float));
+    float *zeros = buf ? buf + own_vm + bp_floats : NULL;
     if (zeros)
         memset(zeros, 0, (size_t)zero_floats * sizeof(float));
     else
@@ -513,25 +526,29 @@ static void grad_thread(void *ctx)
          * each value is summed over the blocks in order, by one thread. */
         if (cnnc_conv_team_failed(&gr->partials.failed))
             return;
-        float *ap = buf, *bp = ap + ap_floats;
+        float *bp = buf;
         int64_t x0, x1, i0, i1;
         cnnc_conv_split(planes, t, team, &x0, &x1);
         cnnc_conv_split(pl->tb, t, team, &i0, &i1);
+        zero_row_tails(gr->shared_v, pl->v_stride, (int)planes, i0, i1, pl->ldv, g->cin);
+        zero_row_tails(gr->shared_m, pl->m_stride, (int)planes, i0, i1, pl->ldm, g->cout);
         for (int64_t b = 0; b < pl->blocks; ++b) {
             grad_transforms(gr, b, i0, i1, zeros, gr->shared_v, gr->shared_m);
             cnnc_conv_barrier();
-            grad_products(gr, b, gr->shared_v, gr->shared_m, ap, bp, gr->partials.out, x0, x1, b == 0 ? 0.0f : 1.0f);
+            grad_products(gr, b, gr->shared_v, gr->shared_m, bp, gr->partials.out, x0, x1, b == 0 ? 0.0f : 1.0f);
             /* The next block's transforms overwrite V and dM. */
             cnnc_conv_barrier();
         }
     } else {
         if (buf) {
-            float *v = buf, *m = v + planes * pl->v_stride, *ap = m + planes * pl->m_stride, *bp = ap + ap_floats;
+            float *v = buf, *m = v + planes * pl->v_stride, *bp = m + planes * pl->m_stride;
+            zero_row_tails(v, pl->v_stride, (int)planes, 0, pl->tb, pl->ldv, g->cin);
+            zero_row_tails(m, pl->m_stride, (int)planes, 0, pl->tb, pl->ldm, g->cout);
             struct cnnc_conv_part part = {.index = -1};
             while (cnnc_conv_partial_next(&gr->partials, pl->blocks, &part))
                 for (int64_t b = part.begin; b < part.end; ++b) {
                     grad_transforms(gr, b, 0, pl->tb, zeros, v, m);
-                    grad_products(gr, b, v, m, ap, bp, part.sum, 0, planes, b == part.begin ? 0.0f : 1.0f);
+                    grad_products(gr, b, v, m, bp, part.sum, 0, planes, b == part.begin ? 0.0f : 1.0f);
                 }
         }
         cnnc_conv_partial_reduce(&gr->partials);
