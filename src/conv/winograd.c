@@ -150,8 +150,9 @@ static void input_pixels(const struct wino_plan *pl, int64_t t, int64_t k0, cons
 
 /* The transforms wait on x and dy (which the layer before, or the pass
  * before, left in L3 or memory) rather than on their arithmetic: each asks
- * for the next tile's pixels while it transforms one (measured 4-8% per
- * pass of the 64- and 128-channel layers of batch 128, one thread). */
+ * for the next tile's pixels while it transforms one (measured 8-17% per
+ * pass of the 64- and 128-channel layers of batch 128, one thread, input
+ * and gradient transforms together). */
 static void prefetch_pixels(const float *const *d, int count, int64_t floats, const float *zeros)
 {
     for (int k = 0; k < count; ++k)
