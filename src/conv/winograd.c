@@ -407,20 +407,29 @@ static void grad_output_pixels(const struct wino_plan *pl, int64_t t, const floa
         d[k] = offset[k] >= 0 ? dy + offset[k] : zeros;
 }
 
-/* dM rows of the tiles [t0, t0 + count). */
+/* dM of the tiles [t0, t0 + count): tile i's columns [c0, c0 + cols) at
+ * m + (c0 / cols) * panel + i * row (one panel of all columns, or the
+ * micro-kernel's B panels). */
 static void transform_grad_output(const struct wino_plan *pl, int64_t t0, int64_t count, const float *dy,
-                                  const float *zeros, float *m)
+                                  const float *zeros, float *m, int64_t row, int64_t panel, int64_t cols)
 {
-    const float *d[2][MAX_PLANES];
+    const int pixels = pl->vt.m * pl->vt.m;
+    const int64_t cout = pl->g->cout;
+    const float *d[2][MAX_PLANES], *shifted[MAX_PLANES];
     if (count > 0)
         grad_output_pixels(pl, t0, dy, zeros, d[0]);
     for (int64_t i = 0; i < count; ++i) {
         const float **now = d[i & 1], **next = d[(i + 1) & 1];
         if (i + 1 < count) {
             grad_output_pixels(pl, t0 + i + 1, dy, zeros, next);
-            prefetch_pixels(next, pl->vt.m * pl->vt.m, pl->g->cout, zeros);
+            prefetch_pixels(next, pixels, cout, zeros);
         }
-        pl->vt.t->grad_output(now, pl->g->cout, m + i * pl->ldm, pl->m_stride);
+        for (int64_t c0 = 0, q = 0; c0 < cout; c0 += cols, ++q) {
+            /* zeros has room for every column too. */
+            for (int k = 0; k < pixels; ++k)
+                shifted[k] = now[k] + c0;
+            pl->vt.t->grad_output(shifted, cnnc_min_i64(cols, cout - c0), m + q * panel + i * row, pl->m_stride);
+        }
     }
 }
 
@@ -438,6 +447,11 @@ struct wino_grad {
      * together (each thread a slice of the tiles) before each thread
      * multiplies its planes. */
     float *shared_v, *shared_m;
+    /* dM is the GEMMs' B (not transposed): its transform writes the
+     * micro-kernel's packed panels (TB rows of NR floats, then the next
+     * NR columns) instead of rows of Cout for pack_b to copy. */
+    int packed_m;
+    int64_t m_row, m_panel, m_cols; /* dM's layout, as transform_grad_output takes it */
     struct cnnc_conv_partials partials;
 };
 
@@ -452,6 +466,20 @@ static void zero_row_tails(float *base, int64_t stride, int planes, int64_t i0, 
             memset(base + xi * stride + i * ld + used, 0, (size_t)(ld - used) * sizeof(float));
 }
 
+/* The same for dM: the columns of its last B panel past Cout, or of its rows. */
+static void zero_m_tails(const struct wino_grad *gr, float *m, int64_t i0, int64_t i1)
+{
+    const struct wino_plan *pl = &gr->pl;
+    const int64_t cout = pl->g->cout;
+    if (!gr->packed_m) {
+        zero_row_tails(m, pl->m_stride, pl->vt.planes, i0, i1, pl->ldm, cout);
+        return;
+    }
+    const int64_t last = (cnnc_ceil_div(cout, gr->m_cols) - 1) * gr->m_cols;
+    zero_row_tails(m + last / gr->m_cols * gr->m_panel, pl->m_stride, pl->vt.planes, i0, i1, gr->m_cols,
+                   cout - last);
+}
+
 /* V and dM rows [i0, i1) of block b: its tiles t0 + i0 .. (only the GEMMs'
  * inner dimension reads them, so none past the block's last tile). */
 static void grad_transforms(const struct wino_grad *gr, int64_t b, int64_t i0, int64_t i1, const float *zeros,
@@ -462,7 +490,7 @@ static void grad_transforms(const struct wino_grad *gr, int64_t b, int64_t i0, i
     if (count <= 0)
         return;
     transform_input(pl, t0, count, count, 0, pl->g->cin, zeros, v + i0 * pl->ldv);
-    transform_grad_output(pl, t0, count, gr->dy, zeros, m + i0 * pl->ldm);
+    transform_grad_output(pl, t0, count, gr->dy, zeros, m + i0 * gr->m_row, gr->m_row, gr->m_panel, gr->m_cols);
 }
 
 /* dU = beta dU + block b's products (its V and dM), for dU's planes
@@ -489,14 +517,18 @@ static void grad_products(const struct wino_grad *gr, int64_t b, const float *v,
          * MR rows may run into the row's zeroed padding (ld >= rows + 16). */
         const float *a = gr->transposed ? mx : vx;
         const int64_t lda = gr->transposed ? pl->ldm : pl->ldv;
-        if (gr->transposed)
+        /* B's panels: dM's own, or V packed (TB or count rows apart). */
+        const float *b_panels = mx;
+        int64_t b_panel = gr->m_panel;
+        if (!gr->packed_m) {
             gk->pack_b(count, cols, vx, pl->ldv, 1, bp);
-        else
-            gk->pack_b(count, cols, mx, pl->ldm, 1, bp);
+            b_panels = bp;
+            b_panel = count * nr;
+        }
         float *c = du + xi * rows * cols;
         for (int64_t j = 0; j * nr < cols; ++j)
             for (int64_t i = 0; i * mr < rows; ++i)
-                gk->ukernel(count, a + i * mr, 1, lda, bp + j * count * nr, c + i * mr * cols + j * nr, cols,
+                gk->ukernel(count, a + i * mr, 1, lda, b_panels + j * b_panel, c + i * mr * cols + j * nr, cols,
                             cnnc_min_i64(mr, rows - i * mr), cnnc_min_i64(nr, cols - j * nr), 1.0f, beta);
     }
 }
@@ -511,7 +543,7 @@ static void grad_thread(void *ctx)
     /* Each buffer starts on a cache line: the micro-kernels load packed
      * panels with aligned loads. */
     const int64_t cols = gr->transposed ? g->cin : g->cout;
-    const int64_t bp_floats = cnnc_ceil_div(cnnc_ceil_div(cols, nr) * nr * pl->tb, 16) * 16;
+    const int64_t bp_floats = gr->packed_m ? 0 : cnnc_ceil_div(cnnc_ceil_div(cols, nr) * nr * pl->tb, 16) * 16;
     const int64_t zero_floats = cnnc_ceil_div(cnnc_max_i64(g->cin, g->cout), 16) * 16;
     const int64_t planes = pl->vt.planes, own_vm = gr->split_planes ? 0 : planes * (pl->v_stride + pl->m_stride);
     float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL,
@@ -532,7 +564,7 @@ static void grad_thread(void *ctx)
         cnnc_conv_split(planes, t, team, &x0, &x1);
         cnnc_conv_split(pl->tb, t, team, &i0, &i1);
         zero_row_tails(gr->shared_v, pl->v_stride, (int)planes, i0, i1, pl->ldv, g->cin);
-        zero_row_tails(gr->shared_m, pl->m_stride, (int)planes, i0, i1, pl->ldm, g->cout);
+        zero_m_tails(gr, gr->shared_m, i0, i1);
         for (int64_t b = 0; b < pl->blocks; ++b) {
             grad_transforms(gr, b, i0, i1, zeros, gr->shared_v, gr->shared_m);
             cnnc_conv_barrier();
@@ -544,7 +576,7 @@ static void grad_thread(void *ctx)
         if (buf) {
             float *v = buf, *m = v + planes * pl->v_stride, *bp = m + planes * pl->m_stride;
             zero_row_tails(v, pl->v_stride, (int)planes, 0, pl->tb, pl->ldv, g->cin);
-            zero_row_tails(m, pl->m_stride, (int)planes, 0, pl->tb, pl->ldm, g->cout);
+            zero_m_tails(gr, m, 0, pl->tb);
             struct cnnc_conv_part part = {.index = -1};
             while (cnnc_conv_partial_next(&gr->partials, pl->blocks, &part))
                 for (int64_t b = part.begin; b < part.end; ++b) {
@@ -630,7 +662,17 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
         pl->tb = cnnc_ceil_div(pl->tiles, cnnc_ceil_div(cnnc_ceil_div(pl->tiles, pl->tb), parts) * parts);
     }
     pl->v_stride = pl->tb * pl->ldv + 2 * PAD;
-    pl->m_stride = pl->tb * pl->ldm + 2 * PAD;
+    gr.packed_m = !gr.transposed;
+    if (gr.packed_m) {
+        gr.m_row = gr.m_cols = gk->nr;
+        gr.m_panel = pl->tb * gk->nr;
+        pl->m_stride = cnnc_ceil_div(g->cout, gk->nr) * gr.m_panel + 2 * PAD;
+    } else {
+        gr.m_row = pl->ldm;
+        gr.m_panel = 0;
+        gr.m_cols = g->cout;
+        pl->m_stride = pl->tb * pl->ldm + 2 * PAD;
+    }
     pl->blocks = cnnc_ceil_div(pl->tiles, pl->tb);
     /* dU, then (split_planes) the team's V and dM of one block. */
     int64_t vm_floats = 0, shared_floats;
