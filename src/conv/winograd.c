@@ -132,6 +132,30 @@ static void transform_kernel(const struct wino_plan *pl, int64_t j, int64_t c0, 
         pl->gk->pack_b(rows, cols, stage + xi * plane, 1, rows, u + xi * u_stride);
 }
 
+/* The offsets in y (or dy) of the m x m output pixels of tile t, -1 for
+ * those past the output's edge. */
+static void tile_pixels(const struct wino_plan *pl, int64_t t, int64_t *offset)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const int m = pl->vt.m;
+    const int64_t tx = t % pl->tw, ty = (t / pl->tw) % pl->th, n = t / (pl->tw * pl->th);
+    for (int r = 0; r < m; ++r)
+        for (int s = 0; s < m; ++s) {
+            const int64_t oh = m * ty + r, ow = m * tx + s;
+            offset[m * r + s] = oh < g->oh && ow < g->ow ? ((n * g->oh + oh) * g->ow + ow) * g->cout : -1;
+        }
+}
+
+/* The dy pixels of tile t (zeros past the output's edge). */
+static void grad_output_pixels(const struct wino_plan *pl, int64_t t, const float *dy, const float *zeros,
+                               const float **d)
+{
+    int64_t offset[MAX_PLANES];
+    tile_pixels(pl, t, offset);
+    for (int k = 0; k < pl->vt.m * pl->vt.m; ++k)
+        d[k] = offset[k] >= 0 ? dy + offset[k] : zeros;
+}
+
 /* The input pixels of tile t at channel k0 (zeros past x's edge). */
 static void input_pixels(const struct wino_plan *pl, int64_t t, int64_t k0, const float *zeros, const float **d)
 {
@@ -161,40 +185,44 @@ static void prefetch_pixels(const float *const *d, int count, int64_t floats, co
                 __builtin_prefetch(d[k] + c, 0, 3);
 }
 
+/* Where a transform reads its tiles: x from channel k0 (dy NULL: the input
+ * transform) or dy, `floats` floats per pixel. */
+struct pixel_source {
+    const float *dy;
+    int64_t k0, floats;
+};
+
+/* The pixel pointers of tile t0 + i of the tiles [t0, t0 + count), i <
+ * count, in d[i & 1] (filled by the call for i - 1, or by this one for i =
+ * 0), after filling d[(i + 1) & 1] with the next tile's and asking for
+ * their pixels: call for i = 0, 1, ... in turn. */
+static const float **tile_ahead(const struct wino_plan *pl, const struct pixel_source *src, int64_t t0, int64_t i,
+                                int64_t count, const float *zeros, const float *d[2][MAX_PLANES])
+{
+    const int pixels = src->dy ? pl->vt.m * pl->vt.m : pl->vt.planes;
+    for (int64_t j = i == 0 ? 0 : i + 1; j <= i + 1 && j < count; ++j) {
+        if (src->dy)
+            grad_output_pixels(pl, t0 + j, src->dy, zeros, d[j & 1]);
+        else
+            input_pixels(pl, t0 + j, src->k0, zeros, d[j & 1]);
+        if (j > i)
+            prefetch_pixels(d[j & 1], pixels, src->floats, zeros);
+    }
+    return d[i & 1];
+}
+
 /* Input channels [k0, k0 + kcb) of the tiles [t0, t0 + count) into V
  * (`rows` rows of kcb floats per xi); rows past count are zeros. */
 static void transform_input(const struct wino_plan *pl, int64_t t0, int64_t count, int64_t rows, int64_t k0,
                             int64_t kcb, const float *zeros, float *v)
 {
-    const int planes = pl->vt.planes;
-    const float *d[2][MAX_PLANES];
-    if (count > 0)
-        input_pixels(pl, t0, k0, zeros, d[0]);
-    for (int64_t i = 0; i < rows; ++i) {
-        const float **now = d[i & 1], **next = d[(i + 1) & 1];
-        if (i + 1 < count) {
-            input_pixels(pl, t0 + i + 1, k0, zeros, next);
-            prefetch_pixels(next, planes, kcb, zeros);
-        }
-        if (i >= count)
-            for (int k = 0; k < planes; ++k)
-                now[k] = zeros;
-        pl->vt.t->input(now, kcb, v + i * pl->ldv, pl->v_stride);
-    }
-}
-
-/* The offsets in y (or dy) of the m x m output pixels of tile t, -1 for
- * those past the output's edge. */
-static void tile_pixels(const struct wino_plan *pl, int64_t t, int64_t *offset)
-{
-    const struct cnnc_conv_geom *g = pl->g;
-    const int m = pl->vt.m;
-    const int64_t tx = t % pl->tw, ty = (t / pl->tw) % pl->th, n = t / (pl->tw * pl->th);
-    for (int r = 0; r < m; ++r)
-        for (int s = 0; s < m; ++s) {
-            const int64_t oh = m * ty + r, ow = m * tx + s;
-            offset[m * r + s] = oh < g->oh && ow < g->ow ? ((n * g->oh + oh) * g->ow + ow) * g->cout : -1;
-        }
+    const struct pixel_source src = {.dy = NULL, .k0 = k0, .floats = kcb};
+    const float *d[2][MAX_PLANES], *none[MAX_PLANES];
+    for (int k = 0; k < pl->vt.planes; ++k)
+        none[k] = zeros;
+    for (int64_t i = 0; i < rows; ++i)
+        pl->vt.t->input(i < count ? tile_ahead(pl, &src, t0, i, count, zeros, d) : none, kcb, v + i * pl->ldv,
+                        pl->v_stride);
 }
 
 /* y pixels of tiles [t0, t0 + count) from M; pixels past the output's edge
@@ -397,16 +425,6 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, enum cnnc
  * so that no transform is done twice. */
 #define GRAD_MAX_PARTIAL_BYTES ((int64_t)16 << 20)
 
-/* The dy pixels of tile t (zeros past the output's edge). */
-static void grad_output_pixels(const struct wino_plan *pl, int64_t t, const float *dy, const float *zeros,
-                               const float **d)
-{
-    int64_t offset[MAX_PLANES];
-    tile_pixels(pl, t, offset);
-    for (int k = 0; k < pl->vt.m * pl->vt.m; ++k)
-        d[k] = offset[k] >= 0 ? dy + offset[k] : zeros;
-}
-
 /* dM of the tiles [t0, t0 + count): tile i's columns [c0, c0 + cols) at
  * m + (c0 / cols) * panel + i * row (one panel of all columns, or the
  * micro-kernel's B panels). */
@@ -415,15 +433,10 @@ static void transform_grad_output(const struct wino_plan *pl, int64_t t0, int64_
 {
     const int pixels = pl->vt.m * pl->vt.m;
     const int64_t cout = pl->g->cout;
+    const struct pixel_source src = {.dy = dy, .k0 = 0, .floats = cout};
     const float *d[2][MAX_PLANES], *shifted[MAX_PLANES];
-    if (count > 0)
-        grad_output_pixels(pl, t0, dy, zeros, d[0]);
     for (int64_t i = 0; i < count; ++i) {
-        const float **now = d[i & 1], **next = d[(i + 1) & 1];
-        if (i + 1 < count) {
-            grad_output_pixels(pl, t0 + i + 1, dy, zeros, next);
-            prefetch_pixels(next, pixels, cout, zeros);
-        }
+        const float **now = tile_ahead(pl, &src, t0, i, count, zeros, d);
         for (int64_t c0 = 0, q = 0; c0 < cout; c0 += cols, ++q) {
             /* zeros has room for every column too. */
             for (int k = 0; k < pixels; ++k)
