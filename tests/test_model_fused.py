@@ -360,3 +360,106 @@ def test_isa_changed_after_packing():
         cnnc.set_isa(original)
     if not ran:
         pytest.skip(f"no ISA path other than {original} to switch to")
+
+
+# 1x1 convolutions over few input channels (K) and many pixels (M), as in
+# a MobileNet's pointwise layers, each path of the runtime's GEMM: the
+# skinny in-place strips (N up to 4 panels), the in-place strips with a
+# KC block of B of up to 256 KiB in L2 (N past 4 panels), packed A blocks
+# (B past that), and K past one KC block; M with a partial last strip of rows, and
+# past one 1,024-pixel chunk. (image side, batch, K, N)
+POINTWISE_SHAPES = [
+    ((5, 7), 3, 1, 5),
+    ((5, 7), 3, 3, 37),
+    ((5, 7), 3, 16, 64),
+    ((32, 40), 2, 32, 64),
+    ((32, 40), 2, 64, 200),
+    ((11, 13), 3, 128, 256),
+    ((32, 40), 1, 300, 300),
+    ((5, 7), 3, 600, 24),
+]
+
+
+def _pointwise_bn_relu6(side, k, n, seed):
+    inputs = L.Input(side + (k,))
+    y = L.ReLU(max_value=6.0)(L.BatchNormalization()(L.Conv2D(n, 1, use_bias=False)(inputs)))
+    return _randomize(Model(inputs, y), seed)
+
+
+def _pointwise_reference(model, x):
+    """float64 NumPy: x w, batch norm, ReLU6; and the bound on float32
+    rounding of each element: the sums run over K products, in any order
+    and with the batch norm folded into w."""
+    conv, bn = [layer for layer in model.layers if layer.weights]
+    w = conv.get_weights()[0].astype(np.float64)[0, 0]
+    gamma, beta, mean, var = (a.astype(np.float64) for a in bn.get_weights())
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    x64 = x.astype(np.float64).reshape(-1, w.shape[0])
+    y = (x64 @ w - mean) * scale + beta
+    magnitude = np.abs(x64) @ np.abs(w * scale) + np.abs(mean * scale) + np.abs(beta)
+    bound = (w.shape[0] + 4) * 2.0 ** -23 * magnitude + 1e-30
+    return np.clip(y, 0.0, 6.0).reshape(x.shape[:-1] + (w.shape[1],)), bound.reshape(x.shape[:-1] + (w.shape[1],))
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+@pytest.mark.parametrize("side,batch,k,n", POINTWISE_SHAPES)
+def test_pointwise_bn_relu6_against_float64(side, batch, k, n, isa):
+    """The runtime's fused 1x1 convolution + batch norm + ReLU6 (batch
+    norm folded, the stage applied to the tiles in registers) equals
+    float64 NumPy within float32 rounding of its sums, on each ISA path,
+    hits both bounds of ReLU6, and gives 1 thread's bits on 2 threads."""
+    if isa not in cnnc.available_isas():
+        pytest.skip(f"{isa} not available on this CPU")
+    original, before, adaptive = cnnc.isa(), cnnc.get_num_threads(), cnnc.get_adaptive_team()
+    try:
+        cnnc.set_isa(isa)
+        cnnc.set_adaptive_team(False)
+        model = _pointwise_bn_relu6(side, k, n, seed=30 + k)
+        x = (np.random.default_rng(k).standard_normal((batch,) + side + (k,)) * 20.0 / np.sqrt(k)).astype(np.float32)
+        expected, bound = _pointwise_reference(model, x)
+        assert inference.loaded_model(model) is not None
+        results = []
+        for t in (1, 2):
+            cnnc.set_num_threads(t)
+            results.append(model.predict(x, verbose=0))
+        np.testing.assert_array_equal(results[0], results[1])
+        got = results[0]
+        assert np.all(np.abs(got - expected) <= bound), np.abs(got - expected).max()
+        assert got.min() == 0.0 and got.max() == 6.0
+    finally:
+        cnnc.set_isa(original)
+        cnnc.set_num_threads(before)
+        cnnc.set_adaptive_team(adaptive)
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+@pytest.mark.parametrize("stage", ["bias_relu6", "residual_relu", "bias_residual_leaky", "bias"])
+@pytest.mark.parametrize("side,batch,k,n", [s for s in POINTWISE_SHAPES if s[2] <= 256])
+def test_pointwise_stage_in_registers_is_exact(side, batch, k, n, stage, isa):
+    """Each stage the micro-kernels apply to a tile in registers (bias,
+    residual, ReLU6, ReLU, leaky ReLU, on whole and partial tiles) gives the
+    bits of the layers run one by one (the convolution with its bias, then
+    the add, then the activation) where K fits one KC block, on each ISA
+    path."""
+    if isa not in cnnc.available_isas():
+        pytest.skip(f"{isa} not available on this CPU")
+    original = cnnc.isa()
+    try:
+        cnnc.set_isa(isa)
+        x_in = L.Input(side + (k,))
+        y = L.Conv2D(n, 1, use_bias=stage != "residual_relu")(x_in)
+        inputs = [x_in]
+        if "residual" in stage:
+            r_in = L.Input(side + (n,))
+            inputs.append(r_in)
+            y = L.Add()([y, r_in])
+        act = {"bias_relu6": "relu6", "residual_relu": "relu", "bias_residual_leaky": "leaky"}.get(stage)
+        model = _randomize(Model(inputs if len(inputs) > 1 else x_in, _act(y, act)), seed=40 + k)
+        rng = np.random.default_rng(n)
+        xs = [rng.standard_normal((batch,) + tuple(t.shape[1:])).astype(np.float32) for t in model._input_tensors]
+        expected = model._run_forward(xs, training=False)[0]
+        assert inference.loaded_model(model) is not None
+        got = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+        np.testing.assert_array_equal(got, expected)
+    finally:
+        cnnc.set_isa(original)

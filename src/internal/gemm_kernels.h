@@ -31,9 +31,10 @@ typedef void (*cnnc_gemm_pack_b_fn)(int64_t k, int64_t n, const float *b, int64_
                                     float *bp);
 
 /* The output stage of a fused GEMM, applied to each MR x NR tile of C right
- * after its last K block, while the tile is in L1 (with a residual, to
- * runs of columns of a block of rows once their last K block is done, still
- * in L2, so that the residual is read row by row):
+ * after its last K block, while the tile is in registers (ukernel_staged;
+ * with a residual on packed blocks of A, to runs of columns of a block of
+ * rows once their last K block is done, still in L2, so that the residual
+ * is read row by row):
  *   c = act(c + bias[j] + residual[i * ldr + j])
  * in that order (each term optional), with act(v) = max(0, v) when slope
  * is 0 (NaN and -0 kept, -inf gives 0, as the ReLU kernel), else
@@ -67,6 +68,18 @@ static inline const struct cnnc_gemm_epilogue *cnnc_gemm_epilogue_after_bias(con
 typedef void (*cnnc_gemm_epilogue_fn)(const struct cnnc_gemm_epilogue *ep, float *c, int64_t ldc, int64_t m,
                                       int64_t n, int64_t i0, int64_t j0);
 
+/* The micro-kernel followed by the output stage on its tile, C(i0, j0)
+ * being the tile's first element: C[i][j] = stage(alpha * sum + beta *
+ * C[i][j]), the bits of ukernel then epilogue on the same tile, with C
+ * written once, the stage applied while the tile is still in registers
+ * (a 1x1 convolution over few input channels spent up to a quarter of its
+ * time storing its tiles, loading them back for the stage and storing
+ * them again). */
+typedef void (*cnnc_gemm_ukernel_staged_fn)(int64_t k, const float *a, int64_t rs_a, int64_t cs_a,
+                                            const float *bp, float *c, int64_t ldc, int64_t m, int64_t n,
+                                            float alpha, float beta, const struct cnnc_gemm_epilogue *ep,
+                                            int64_t i0, int64_t j0);
+
 struct cnnc_gemm_kernels {
     int mr, nr;
     /* Cache blocks: KC columns of A / rows of B per packed panel, MC rows of
@@ -77,6 +90,7 @@ struct cnnc_gemm_kernels {
     cnnc_gemm_pack_a_fn pack_a;
     cnnc_gemm_pack_b_fn pack_b;
     cnnc_gemm_epilogue_fn epilogue;
+    cnnc_gemm_ukernel_staged_fn ukernel_staged;
 };
 
 extern CNNC_INTERNAL const struct cnnc_gemm_kernels cnnc_gemm_kernels_scalar;

@@ -36,8 +36,37 @@ accumulate(__m256 acc[GEMM_MR][2], int64_t k, const float *a, int64_t rs_a, int6
     }
 }
 
-static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp,
-                    float *c, int64_t ldc, int64_t m, int64_t n, float alpha, float beta)
+/* Writes a whole accumulated tile to C with alpha and beta and, unless
+ * kind < 0, the output stage of that kind (gemm_stage_kind, operands st)
+ * applied in registers. */
+static inline __attribute__((always_inline)) void
+store_whole_tile(__m256 acc[GEMM_MR][2], float *c, int64_t ldc, float alpha, float beta,
+                 const struct gemm_tile_stage *st, const int kind)
+{
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+    for (int i = 0; i < GEMM_MR; ++i) {
+        float *ci = c + i * ldc;
+        __m256 r0 = _mm256_mul_ps(va, acc[i][0]), r1 = _mm256_mul_ps(va, acc[i][1]);
+        if (beta != 0.0f) {
+            r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r0);
+            r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), r1);
+        }
+        if (kind >= 0) {
+            r0 = gemm_stage_vector(st, r0, i, 0, 8, 1, kind);
+            r1 = gemm_stage_vector(st, r1, i, 8, 8, 1, kind);
+        }
+        _mm256_storeu_ps(ci, r0);
+        _mm256_storeu_ps(ci + 8, r1);
+    }
+}
+
+/* The micro-kernel, with the output stage ep (or none: NULL) applied to a
+ * whole tile in registers before it is stored (to a partial one in L1). */
+static inline __attribute__((always_inline)) void
+ukernel_body(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp, float *c, int64_t ldc,
+             int64_t m, int64_t n, float alpha, float beta, const struct cnnc_gemm_epilogue *ep, int64_t i0,
+             int64_t j0)
 {
     __m256 acc[GEMM_MR][2];
 #pragma GCC unroll 6
@@ -53,18 +82,15 @@ static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const
     else
         n > 8 ? accumulate(acc, k, a, rs_a, 1, bp, 1, 2, GEMM_MR) : accumulate(acc, k, a, rs_a, 1, bp, 1, 1, GEMM_MR);
     if (m == GEMM_MR && n == GEMM_NR) {
-        const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-#pragma GCC unroll 6
-        for (int i = 0; i < GEMM_MR; ++i) {
-            float *ci = c + i * ldc;
-            __m256 r0 = _mm256_mul_ps(va, acc[i][0]), r1 = _mm256_mul_ps(va, acc[i][1]);
-            if (beta != 0.0f) {
-                r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r0);
-                r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), r1);
-            }
-            _mm256_storeu_ps(ci, r0);
-            _mm256_storeu_ps(ci + 8, r1);
+        if (!ep) {
+            store_whole_tile(acc, c, ldc, alpha, beta, NULL, -1);
+            return;
         }
+#define STORE_KIND(kind) \
+    case kind: store_whole_tile(acc, c, ldc, alpha, beta, &st, kind); break;
+        const struct gemm_tile_stage st = gemm_tile_stage(ep, i0, j0);
+        switch (gemm_stage_kind(ep)) { GEMM_STAGE_KINDS(STORE_KIND) }
+#undef STORE_KIND
     } else {
         float t[GEMM_MR * GEMM_NR] __attribute__((aligned(32)));
 #pragma GCC unroll 6
@@ -72,9 +98,14 @@ static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const
             _mm256_store_ps(t + i * GEMM_NR, acc[i][0]);
             _mm256_store_ps(t + i * GEMM_NR + 8, acc[i][1]);
         }
-        gemm_store_tile(t, c, ldc, m, n, alpha, beta);
+        if (ep)
+            gemm_store_tile_staged(t, c, ldc, m, n, alpha, beta, ep, i0, j0);
+        else
+            gemm_store_tile(t, c, ldc, m, n, alpha, beta);
     }
 }
+
+GEMM_UKERNEL_ENTRIES
 
 /* Blocking for a 48 KiB L1d / 1 MiB L2 / 32 MiB L3 core: KC = 256 puts the
  * 256 x 16 B micro-panel (16 KiB) in L1 next to two streaming 6 x 256 A
@@ -88,4 +119,5 @@ const struct cnnc_gemm_kernels cnnc_gemm_kernels_avx2 = {
     .pack_a = gemm_pack_a,
     .pack_b = gemm_pack_b,
     .epilogue = gemm_epilogue_simd,
+    .ukernel_staged = ukernel_staged,
 };

@@ -170,8 +170,64 @@ accumulate(__m512 acc[GEMM_MR][2], int64_t k, const float *a, int64_t rs_a, int6
     }
 }
 
-static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp,
-                    float *c, int64_t ldc, int64_t m, int64_t n, float alpha, float beta)
+/* Writes the m x n corner of the accumulated tile to C with alpha and beta
+ * and, unless kind < 0, the output stage of that kind (gemm_stage_kind,
+ * operands st) applied in registers. sums: alpha is 1 and beta 0 (the tile
+ * is stored as summed: 1 * v is v). */
+static inline __attribute__((always_inline)) void
+store_tile(__m512 acc[GEMM_MR][2], float *c, int64_t ldc, int64_t m, int64_t n, float alpha, float beta,
+           const struct gemm_tile_stage *st, const int kind, const int sums)
+{
+    if (sums)
+        alpha = 1.0f, beta = 0.0f;
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    if (m == GEMM_MR && n == GEMM_NR) {
+#pragma GCC unroll 14
+        for (int i = 0; i < GEMM_MR; ++i) {
+            float *ci = c + i * ldc;
+            __m512 r0 = sums ? acc[i][0] : _mm512_mul_ps(va, acc[i][0]);
+            __m512 r1 = sums ? acc[i][1] : _mm512_mul_ps(va, acc[i][1]);
+            if (beta != 0.0f) {
+                r0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), r0);
+                r1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), r1);
+            }
+            if (kind >= 0) {
+                r0 = gemm_stage_vector(st, r0, i, 0, 16, 1, kind);
+                r1 = gemm_stage_vector(st, r1, i, 16, 16, 1, kind);
+            }
+            _mm512_storeu_ps(ci, r0);
+            _mm512_storeu_ps(ci + 16, r1);
+        }
+    } else {
+        const __mmask16 k0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+        const __mmask16 k1 = n >= 32 ? 0xffff : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
+#pragma GCC unroll 14
+        for (int i = 0; i < GEMM_MR; ++i) {
+            if (i >= m)
+                break;
+            float *ci = c + i * ldc;
+            __m512 r0 = sums ? acc[i][0] : _mm512_mul_ps(va, acc[i][0]);
+            __m512 r1 = sums ? acc[i][1] : _mm512_mul_ps(va, acc[i][1]);
+            if (beta != 0.0f) {
+                r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k0, ci), r0);
+                r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k1, ci + 16), r1);
+            }
+            if (kind >= 0) {
+                r0 = gemm_stage_vector(st, r0, i, 0, n < 16 ? n : 16, 0, kind);
+                r1 = gemm_stage_vector(st, r1, i, 16, n > 16 ? n - 16 : 0, 0, kind);
+            }
+            _mm512_mask_storeu_ps(ci, k0, r0);
+            _mm512_mask_storeu_ps(ci + 16, k1, r1);
+        }
+    }
+}
+
+/* The micro-kernel, with the output stage ep (or none: NULL) applied to the
+ * tile in registers before it is stored. */
+static inline __attribute__((always_inline)) void
+ukernel_body(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp, float *c, int64_t ldc,
+             int64_t m, int64_t n, float alpha, float beta, const struct cnnc_gemm_epilogue *ep, int64_t i0,
+             int64_t j0)
 {
     __m512 acc[GEMM_MR][2];
 #pragma GCC unroll 14
@@ -195,37 +251,26 @@ static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const
         n > 16 ? accumulate(acc, k, a, 1, cs_a, bp, 0, 2, GEMM_MR) : accumulate(acc, k, a, 1, cs_a, bp, 0, 1, GEMM_MR);
     else
         n > 16 ? accumulate(acc, k, a, rs_a, 1, bp, 1, 2, GEMM_MR) : accumulate(acc, k, a, rs_a, 1, bp, 1, 1, GEMM_MR);
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    if (m == GEMM_MR && n == GEMM_NR) {
-#pragma GCC unroll 14
-        for (int i = 0; i < GEMM_MR; ++i) {
-            float *ci = c + i * ldc;
-            __m512 r0 = _mm512_mul_ps(va, acc[i][0]), r1 = _mm512_mul_ps(va, acc[i][1]);
-            if (beta != 0.0f) {
-                r0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), r0);
-                r1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), r1);
-            }
-            _mm512_storeu_ps(ci, r0);
-            _mm512_storeu_ps(ci + 16, r1);
-        }
-    } else {
-        const __mmask16 k0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
-        const __mmask16 k1 = n >= 32 ? 0xffff : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
-#pragma GCC unroll 14
-        for (int i = 0; i < GEMM_MR; ++i) {
-            if (i >= m)
-                break;
-            float *ci = c + i * ldc;
-            __m512 r0 = _mm512_mul_ps(va, acc[i][0]), r1 = _mm512_mul_ps(va, acc[i][1]);
-            if (beta != 0.0f) {
-                r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k0, ci), r0);
-                r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k1, ci + 16), r1);
-            }
-            _mm512_mask_storeu_ps(ci, k0, r0);
-            _mm512_mask_storeu_ps(ci + 16, k1, r1);
-        }
+    if (!ep) {
+        store_tile(acc, c, ldc, m, n, alpha, beta, NULL, -1, 0);
+        return;
     }
+    /* The runtime's products sum the tile once (alpha 1, beta 0): no
+     * multiplication, and no test of beta per row. */
+    const int sums = alpha == 1.0f && beta == 0.0f;
+#define STORE_KIND(kind)                                                  \
+    case kind:                                                            \
+        if (sums)                                                         \
+            store_tile(acc, c, ldc, m, n, alpha, beta, &st, kind, 1);     \
+        else                                                              \
+            store_tile(acc, c, ldc, m, n, alpha, beta, &st, kind, 0);     \
+        break;
+    const struct gemm_tile_stage st = gemm_tile_stage(ep, i0, j0);
+    switch (gemm_stage_kind(ep)) { GEMM_STAGE_KINDS(STORE_KIND) }
+#undef STORE_KIND
 }
+
+GEMM_UKERNEL_ENTRIES
 
 /* Blocking for a 48 KiB L1d / 1 MiB L2 / 32 MiB L3 core. KC = 512: the
  * 14 x 512 A micro-panel (28 KiB) stays in L1 across the k loop while the
@@ -242,4 +287,5 @@ const struct cnnc_gemm_kernels cnnc_gemm_kernels_avx512 = {
     .pack_a = pack_a,
     .pack_b = pack_b,
     .epilogue = gemm_epilogue_simd,
+    .ukernel_staged = ukernel_staged,
 };

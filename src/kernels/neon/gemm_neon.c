@@ -33,9 +33,12 @@
 /* C = alpha * A * Bp + beta * C over k steps. A(i, p) = a[i * rs_a + p * cs_a]:
  * rs_a == 1 is a packed micro-panel (MR consecutive values per step, taken
  * by lane: fmla v.4s, v.4s, v.s[l]); otherwise MR rows of A are read in
- * place (m == MR), one broadcast per row and step. */
-static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp,
-                    float *c, int64_t ldc, int64_t m, int64_t n, float alpha, float beta)
+ * place (m == MR), one broadcast per row and step. The output stage ep (or
+ * none: NULL) is applied to the tile in L1 before it is written to C. */
+static inline __attribute__((always_inline)) void
+ukernel_body(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp, float *c, int64_t ldc,
+             int64_t m, int64_t n, float alpha, float beta, const struct cnnc_gemm_epilogue *ep, int64_t i0,
+             int64_t j0)
 {
     ACC_ROW(0); ACC_ROW(1); ACC_ROW(2); ACC_ROW(3);
     ACC_ROW(4); ACC_ROW(5); ACC_ROW(6); ACC_ROW(7);
@@ -75,19 +78,31 @@ static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const
     STORE_ROW(6, t + 6 * GEMM_NR);
     STORE_ROW(7, t + 7 * GEMM_NR);
     if (m == GEMM_MR && n == GEMM_NR) {
+        /* With a stage, the tile is combined with C in t, staged there in
+         * L1 and then written. */
         for (int i = 0; i < GEMM_MR; ++i) {
-            float *ci = c + i * ldc;
+            float *ci = c + i * ldc, *out = ep ? t + i * GEMM_NR : ci;
             for (int j = 0; j < GEMM_NR; j += 4) {
                 float32x4_t r = vmulq_n_f32(vld1q_f32(t + i * GEMM_NR + j), alpha);
                 if (beta != 0.0f)
                     r = vfmaq_n_f32(r, vld1q_f32(ci + j), beta);
-                vst1q_f32(ci + j, r);
+                vst1q_f32(out + j, r);
             }
         }
+        if (ep) {
+            gemm_epilogue_simd(ep, t, GEMM_NR, GEMM_MR, GEMM_NR, i0, j0);
+            for (int i = 0; i < GEMM_MR; ++i)
+                for (int j = 0; j < GEMM_NR; j += 4)
+                    vst1q_f32(c + i * ldc + j, vld1q_f32(t + i * GEMM_NR + j));
+        }
+    } else if (ep) {
+        gemm_store_tile_staged(t, c, ldc, m, n, alpha, beta, ep, i0, j0);
     } else {
         gemm_store_tile(t, c, ldc, m, n, alpha, beta);
     }
 }
+
+GEMM_UKERNEL_ENTRIES
 
 /* Blocking for a typical Arm server core (64 KiB L1d, 1 MiB L2): KC = 256
  * puts the 256 x 12 B micro-panel (12 KiB) in L1 beside two 8 x 256 A
@@ -100,4 +115,5 @@ const struct cnnc_gemm_kernels cnnc_gemm_kernels_neon = {
     .pack_a = gemm_pack_a,
     .pack_b = gemm_pack_b,
     .epilogue = gemm_epilogue_simd,
+    .ukernel_staged = ukernel_staged,
 };

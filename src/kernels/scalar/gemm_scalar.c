@@ -6,10 +6,9 @@
 #define CNNC_SIMD 0
 #include "gemm_epilogue_template.h"
 
-static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp,
-                    float *c, int64_t ldc, int64_t m, int64_t n, float alpha, float beta)
+static inline void tile_sums(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp,
+                             float acc[GEMM_MR * GEMM_NR])
 {
-    float acc[GEMM_MR * GEMM_NR] = {0};
     for (int64_t p = 0; p < k; ++p) {
         const float *b = bp + p * GEMM_NR;
         for (int i = 0; i < GEMM_MR; ++i) {
@@ -18,7 +17,23 @@ static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const
                 acc[i * GEMM_NR + j] += ai * b[j];
         }
     }
+}
+
+static void ukernel(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp,
+                    float *c, int64_t ldc, int64_t m, int64_t n, float alpha, float beta)
+{
+    float acc[GEMM_MR * GEMM_NR] = {0};
+    tile_sums(k, a, rs_a, cs_a, bp, acc);
     gemm_store_tile(acc, c, ldc, m, n, alpha, beta);
+}
+
+static void ukernel_staged(int64_t k, const float *a, int64_t rs_a, int64_t cs_a, const float *bp, float *c,
+                           int64_t ldc, int64_t m, int64_t n, float alpha, float beta,
+                           const struct cnnc_gemm_epilogue *ep, int64_t i0, int64_t j0)
+{
+    float acc[GEMM_MR * GEMM_NR] = {0};
+    tile_sums(k, a, rs_a, cs_a, bp, acc);
+    gemm_store_tile_staged(acc, c, ldc, m, n, alpha, beta, ep, i0, j0);
 }
 
 /* KC = 256: a 4 x 256 A panel (4 KiB) and a 256 x 8 B panel (8 KiB) sit in
@@ -31,4 +46,5 @@ const struct cnnc_gemm_kernels cnnc_gemm_kernels_scalar = {
     .pack_a = gemm_pack_a,
     .pack_b = gemm_pack_b,
     .epilogue = gemm_epilogue_simd,
+    .ukernel_staged = ukernel_staged,
 };
