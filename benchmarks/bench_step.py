@@ -3,6 +3,7 @@ best``): its speed, and its bits against another install.
 
     python benchmarks/bench_step.py [--threads 1] [--steps 20] [--rounds 3]
     python benchmarks/bench_step.py --compare BEFORE_SITE AFTER_SITE [--rounds 6]
+    python benchmarks/bench_step.py --compare BEFORE_SITE AFTER_SITE --threads 2 --wall
     python benchmarks/bench_step.py --digest [--threads 1 2] [--steps 8]
     python benchmarks/bench_step.py --compare BEFORE_SITE AFTER_SITE --digest
 
@@ -15,6 +16,10 @@ Time is the process's CPU milliseconds per step (``time.process_time``),
 best and median over rounds of ``--steps`` steps each, after three warm-up
 steps: at one thread (the default) the time other processes take from the
 machine does not count, so a busy machine still compares builds fairly.
+--wall times wall-clock milliseconds per step instead, what a run at
+several threads waits for (also the time the threads wait on each other and
+on other processes: compare builds with it on a quiet machine, or over many
+alternating rounds).
 
 --compare runs each install (a directory holding an installed ``cnnc``, as
 ``pip install --target`` makes) in its own process, put first on
@@ -60,7 +65,7 @@ def _batch(rng):
     return x, rng.integers(0, 10, BATCH)
 
 
-def child_time(threads, steps, seed):
+def child_time(threads, steps, seed, wall=False):
     import cnnc
     from cnnc.utils import set_random_seed
     set_random_seed(seed)
@@ -69,10 +74,11 @@ def child_time(threads, steps, seed):
     x, y = _batch(np.random.default_rng(seed))
     for _ in range(3):
         model.train_on_batch(x, y)
-    start = time.process_time()
+    clock = time.perf_counter if wall else time.process_time
+    start = clock()
     for _ in range(steps):
         model.train_on_batch(x, y)
-    return {"ms": (time.process_time() - start) / steps * 1e3}
+    return {"ms": (clock() - start) / steps * 1e3}
 
 
 def child_digest(threads, steps, seed):
@@ -97,7 +103,7 @@ def child_digest(threads, steps, seed):
     return {"sha256": digest.hexdigest(), "weights": len(model.weights)}
 
 
-def _run_child(site, what, threads, steps, seed):
+def _run_child(site, what, threads, steps, seed, wall=False):
     """One child process's result (a dict) with ``site`` first on PYTHONPATH
     (None: this process's own path)."""
     env = dict(os.environ)
@@ -105,7 +111,7 @@ def _run_child(site, what, threads, steps, seed):
         env["PYTHONPATH"] = os.pathsep.join([os.path.abspath(site)] +
                                             ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     command = [sys.executable, os.path.abspath(__file__), "--child", what, "--threads", str(threads),
-               "--steps", str(steps), "--seed", str(seed)]
+               "--steps", str(steps), "--seed", str(seed)] + (["--wall"] if wall else [])
     # Outside the source tree, so that its unbuilt cnnc/ does not shadow the install.
     out = subprocess.run(command, env=env, cwd=os.path.dirname(os.path.abspath(__file__)),
                          capture_output=True, text=True)
@@ -120,9 +126,10 @@ def time_table(sites, args):
     for r in range(args.rounds):
         order = sites if r % 2 == 0 else sites[::-1]
         for site in order:
-            times[site].append(_run_child(site, "time", threads, args.steps, args.seed)["ms"])
+            times[site].append(_run_child(site, "time", threads, args.steps, args.seed, args.wall)["ms"])
         print(f"round {r + 1}: " + "  ".join(f"{_name(s)} {times[s][-1]:.1f}" for s in sites), flush=True)
-    print(f"\nrecipe 'best' training step, batch {BATCH}, {threads} thread(s), CPU ms per step "
+    print(f"\nrecipe 'best' training step, batch {BATCH}, {threads} thread(s), "
+          f"{'wall-clock' if args.wall else 'CPU'} ms per step "
           f"({args.steps} steps per round, {args.rounds} rounds)")
     print(f"{'install':40s} {'best':>8s} {'median':>8s} {'img/s (best)':>13s}")
     for site in sites:
@@ -157,6 +164,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare", nargs=2, metavar="SITE", help="two install directories to set against each other")
     parser.add_argument("--digest", action="store_true", help="the bits of the trained state instead of the time")
+    parser.add_argument("--wall", action="store_true", help="time wall-clock ms per step, not CPU ms")
     parser.add_argument("--child", choices=("time", "digest"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads is None:
@@ -164,8 +172,10 @@ def main():
     if args.steps is None:
         args.steps = 8 if args.digest else 20
     if args.child:
-        fn = child_time if args.child == "time" else child_digest
-        print(json.dumps(fn(args.threads[0], args.steps, args.seed)))
+        if args.child == "time":
+            print(json.dumps(child_time(args.threads[0], args.steps, args.seed, args.wall)))
+        else:
+            print(json.dumps(child_digest(args.threads[0], args.steps, args.seed)))
         return
     sites = list(args.compare) if args.compare else [None]
     if args.digest:

@@ -214,12 +214,15 @@ def _forward(geometry, x, w, b):
 
 
 cdef tuple _run_backward(cnnc_conv2d_desc d, x, w, dy, dx_shape, dw_shape, int64_t db_len,
-                         need_dx, need_dw, backward_data_fn data_fn, backward_weights_fn weights_fn):
+                         need_dx, need_dw, backward_data_fn data_fn, backward_weights_fn weights_fn,
+                         need_db=True):
     """The two backward passes shared by conv2d and its transpose: dx, then
-    dw and db, each skipped when not needed (None is returned for it)."""
+    dw and db, each skipped when not needed (None is returned for it; db
+    needs dw too). Skipping db (a layer without bias) skips a pass over dy
+    and leaves dw's bits as they are."""
     dx = np.empty(dx_shape, np.float32) if need_dx else None
     dw = np.empty(dw_shape, np.float32) if need_dw else None
-    db = np.empty((db_len,), np.float32) if need_dw else None
+    db = np.empty((db_len,), np.float32) if need_dw and need_db else None
     cdef const float *px = in_ptr(x)
     cdef const float *pw = in_ptr(w)
     cdef const float *pdy = in_ptr(dy)
@@ -236,10 +239,10 @@ cdef tuple _run_backward(cnnc_conv2d_desc d, x, w, dy, dx_shape, dw_shape, int64
     return dx, dw, db
 
 
-def _backward(geometry, x, w, dy, need_dx, need_dw):
+def _backward(geometry, x, w, dy, need_dx, need_dw, need_db):
     return _run_backward(_desc(geometry), x, w, dy, geometry.x_shape, geometry.w_shape,
                          geometry.w_shape[3], need_dx, need_dw,
-                         cnnc_conv2d_backward_data, cnnc_conv2d_backward_weights)
+                         cnnc_conv2d_backward_data, cnnc_conv2d_backward_weights, need_db)
 
 
 # ---- Conv2D -------------------------------------------------------------------
@@ -261,15 +264,16 @@ def conv2d(x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), group
 
 
 def conv2d_backward(x, w, dy, strides=(1, 1), padding="valid", dilation=(1, 1), groups=1, need_dx=True,
-                    need_dw=True):
+                    need_dw=True, need_db=True):
     """Gradients of conv2d: returns (dx, dw, db) given dy (N, OH, OW, Cout);
     dx is None when need_dx is False (e.g. for the first layer), dw and db
-    are None when need_dw is False (frozen weights)."""
+    are None when need_dw is False (frozen weights), db alone when need_db
+    is False (no bias; dw has the same bits either way)."""
     x = _array(x, "x", 4, "(N, H, W, Cin)")
     w = _array(w, "w", 4, "(KH, KW, Cin // groups, Cout)")
     geometry = _geometry_2d(x, w, strides, padding, dilation, groups)
     dy = _check_dy(dy, geometry.y_shape)
-    return _backward(geometry, x, w, dy, need_dx, need_dw)
+    return _backward(geometry, x, w, dy, need_dx, need_dw, need_db)
 
 
 # ---- Conv1D -------------------------------------------------------------------
@@ -293,15 +297,16 @@ def conv1d(x, w, b=None, stride=1, padding="valid", dilation=1, groups=1):
     return y.reshape(y.shape[0], y.shape[2], y.shape[3])
 
 
-def conv1d_backward(x, w, dy, stride=1, padding="valid", dilation=1, groups=1, need_dx=True, need_dw=True):
+def conv1d_backward(x, w, dy, stride=1, padding="valid", dilation=1, groups=1, need_dx=True, need_dw=True,
+                    need_db=True):
     """Gradients of conv1d: (dx, dw, db) given dy (N, OL, Cout); None for the
-    parts not needed."""
+    parts not needed (db: also when need_db is False)."""
     x = _array(x, "x", 3, "(N, L, Cin)")
     w = _array(w, "w", 3, "(K, Cin // groups, Cout)")
     geometry = _geometry_1d(x, w, stride, padding, dilation, groups)
     n, _, length, cout = geometry.y_shape
     dy = _check_dy(dy, (n, length, cout))
-    dx, dw, db = _backward(geometry, x, w, dy, need_dx, need_dw)
+    dx, dw, db = _backward(geometry, x, w, dy, need_dx, need_dw, need_db)
     return (None if dx is None else dx.reshape(x.shape)), (None if dw is None else dw.reshape(w.shape)), db
 
 

@@ -328,6 +328,62 @@ def test_conv2d_few_channels_without_bias(isa, rng, shape):
     assert_close(db, rdb)
 
 
+# (batch, size, cin, cout, kernel, stride): Winograd (3x3 stride 1, db a
+# separate pass), the tiles (db summed alongside dW), a 1x1 GEMM, im2col.
+NO_BIAS_CASES = [(4, 14, 64, 64, 3, 1), (8, 28, 32, 64, 3, 2), (3, 9, 16, 24, 1, 1), (2, 11, 5, 7, 5, 2)]
+
+
+@pytest.mark.parametrize("case", NO_BIAS_CASES, ids=["winograd", "tiled", "1x1", "5x5"])
+def test_conv2d_backward_without_db(isa, threads, rng, case):
+    """need_db=False returns no db and dW with the bits of need_db=True
+    (which the reference checks), on every weight-gradient path."""
+    n, size, cin, cout, k, s = case
+    x = rng.standard_normal((n, size, size, cin)).astype(np.float32)
+    w = (rng.standard_normal((k, k, cin, cout)) / k).astype(np.float32)
+    pads = resolve_pads("same", (size, size), (k, k), (s, s), (1, 1))
+    oh = -(-size // s)
+    dy = rng.standard_normal((n, oh, oh, cout)).astype(np.float32)
+    dx, dw, db = cnnc.ops.conv2d_backward(x, w, dy, strides=s, padding="same")
+    dx0, dw0, db0 = cnnc.ops.conv2d_backward(x, w, dy, strides=s, padding="same", need_db=False)
+    assert db0 is None
+    np.testing.assert_array_equal(dx0, dx)
+    np.testing.assert_array_equal(dw0, dw)
+    _, rdw, rdb = ref_conv2d_grads(x, w, dy, (s, s), pads, (1, 1), 1)
+    assert_close(dw, rdw)
+    assert_close(db, rdb)
+    _, dw1, db1 = cnnc.ops.conv1d_backward(x[:, 0], w[0], dy[:, 0], stride=s, padding="same", need_dx=False,
+                                           need_db=False)
+    assert db1 is None
+    np.testing.assert_array_equal(dw1, cnnc.ops.conv1d_backward(x[:, 0], w[0], dy[:, 0], stride=s, padding="same",
+                                                                need_dx=False)[1])
+
+
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_conv2d_layer_asks_for_db_only_with_bias(rng, monkeypatch, use_bias):
+    """A Conv2D asks for db only when it has a bias, and its kernel gradient
+    is the full backward pass's, to the bit."""
+    from cnnc import _kernels, layers
+    asked = []
+    full = _kernels.conv2d_backward
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("need_db", True))
+        return full(*args, **kwargs)
+
+    monkeypatch.setattr(_kernels, "conv2d_backward", spy)
+    x = rng.standard_normal((2, 8, 8, 3)).astype(np.float32)
+    layer = layers.Conv2D(4, 3, padding="same", use_bias=use_bias)
+    layer.build(x.shape)
+    y = layer.forward(x, training=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    layer.backward(dy)
+    assert asked == [use_bias]
+    _, dw, db = full(x, layer.kernel.value, dy, padding="same")
+    np.testing.assert_array_equal(layer.kernel.grad, dw)
+    if use_bias:
+        np.testing.assert_array_equal(layer.bias.grad, db)
+
+
 @pytest.mark.parametrize("shape", [(5, 20, 20, 8, 16), (8, 40, 40, 1, 32)], ids=["gemm", "tiled"])
 def test_backward_deterministic(rng, shape):
     """Fixed thread count: bit-identical gradients from run to run."""

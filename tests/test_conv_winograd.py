@@ -121,6 +121,32 @@ def test_winograd_matches_reference(isa, threads, rng, winograd, case):
     check_all_passes(x, wt, b, padding, winograd, rng)
 
 
+def test_winograd_blocks_of_several_groups(isa, rng, winograd):
+    """128 channels: U (1 MiB for F(2x2), 2.25 MiB for F(4x4)) takes blocks
+    of two micro-kernel row groups, and the threads take equal runs of
+    groups, each ending in a shorter block (80 tiles for F(4x4) on 2 threads:
+    28 + 14 and 28 + 10). All passes match the reference, and y and dx have
+    the same bits at 1, 2 and 3 threads."""
+    x = rng.standard_normal((20, 7, 7, 128)).astype(np.float32)
+    wt = (rng.standard_normal((3, 3, 128, 128)) / 24).astype(np.float32)
+    b = rng.standard_normal(128).astype(np.float32)
+    dy = rng.standard_normal((20, 7, 7, 128)).astype(np.float32)
+    previous = cnnc.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            cnnc.set_num_threads(threads)
+            if threads == 1:
+                check_all_passes(x, wt, b, "same", winograd, rng)
+            results.append((cnnc.ops.conv2d(x, wt, b, padding="same"),
+                            cnnc.ops.conv2d_backward(x, wt, dy, padding="same", need_dw=False)[0]))
+    finally:
+        cnnc.set_num_threads(previous)
+    for got in results[1:]:
+        for a, want in zip(got, results[0]):
+            np.testing.assert_array_equal(a, want)
+
+
 # Output sizes 1 .. 15 along each axis: multiples of the 4x4 tile and every
 # remainder, with (oh, ow) unequal as well.
 OUTPUT_SIZES = [(1, 1), (1, 6), (2, 3), (3, 3), (4, 4), (5, 2), (6, 7), (7, 7), (8, 8), (9, 5), (10, 12),
@@ -205,7 +231,7 @@ def test_winograd_toggle_and_determinism(rng, monkeypatch):
 def test_winograd_deterministic_mode_any_thread_count(rng, monkeypatch, mode):
     """In deterministic mode all three passes give the same bits at 1, 2, 3
     and 5 threads, and again on a second run; the weight gradients of 64 and
-    200 channels take the per-part partials and the split columns (their
+    200 channels take the per-part partials and the split planes (their
     partials would pass 16 MiB)."""
     monkeypatch.setenv("CNNC_WINOGRAD", mode)
     previous = cnnc.get_num_threads(), cnnc.get_deterministic()
@@ -291,7 +317,7 @@ def test_winograd_non_finite_inputs_stay_local(rng, monkeypatch, mode, tiles_hit
 def test_winograd_weight_gradient_partials_are_bounded(rng, winograd):
     """At 400 channels dU is 10 MB for F(2x2), 23 MB for F(4x4): from 3 (or
     2) threads on, private partials would pass the 16 MiB bound, so the
-    threads split dU's columns instead. The result matches the reference
+    threads split dU's planes instead. The result matches the reference
     and no longer depends on the thread count: it is one thread's, to the
     bit."""
     # F(4x4) has a quarter of the tiles: twice the images for two threads'
@@ -316,3 +342,35 @@ def test_winograd_weight_gradient_partials_are_bounded(rng, winograd):
         cnnc.set_num_threads(previous)
     np.testing.assert_array_equal(results[3], results[1])
     np.testing.assert_array_equal(results[4], results[1])
+
+
+@pytest.mark.parametrize("n, hw, cin, cout", [(128, 7, 128, 128), (128, 8, 32, 448)],
+                         ids=["recipe-128@7", "transposed-32-448@8"])
+def test_winograd4_weight_gradient_split_planes(isa, rng, monkeypatch, n, hw, cin, cout):
+    """Deterministic mode's 16 partial dU would pass 16 MiB here, so the
+    team transforms each block of tiles together (a slice of its tiles per
+    thread; the last block of 8 tiles leaves the second of two threads
+    none) and each thread adds it into its own planes of dU: the weight
+    gradient matches the float64 reference and has the same bits at 1, 2
+    and 3 threads. The second case computes dU transposed (448 rows)."""
+    monkeypatch.setenv("CNNC_WINOGRAD", "4")
+    x = rng.standard_normal((n, hw, hw, cin)).astype(np.float32)
+    wt = (rng.standard_normal((3, 3, cin, cout)) / 24).astype(np.float32)
+    dy = rng.standard_normal((n, hw, hw, cout)).astype(np.float32)
+    previous = cnnc.get_num_threads(), cnnc.get_deterministic()
+    results = []
+    try:
+        cnnc.set_deterministic(True)
+        for threads in (1, 2, 3):
+            cnnc.set_num_threads(threads)
+            results.append(cnnc.ops.conv2d_backward(x, wt, dy, padding="same", need_dx=False)[1])
+    finally:
+        cnnc.set_num_threads(previous[0])
+        cnnc.set_deterministic(previous[1])
+    for got in results[1:]:
+        np.testing.assert_array_equal(got, results[0])
+    pads = ((1, 1), (1, 1))
+    _, rdw, _ = ref_conv2d_grads(x, wt, dy, (1, 1), pads, (1, 1), 1)
+    _, dw_bound, _ = ref_conv2d_grads(np.abs(x), wt, np.abs(dy), (1, 1), pads, (1, 1), 1)
+    assert_within(results[0], rdw, np.broadcast_to(dw_bound.max(axis=(0, 1), keepdims=True), rdw.shape), "4",
+                  per_tile=False)

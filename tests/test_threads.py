@@ -725,9 +725,9 @@ def test_deterministic_setting_round_trips(restore_threads):
         assert cnnc.get_deterministic() is value
 
 
-def test_deterministic_winograd_weight_gradient_with_split_columns(restore_threads, monkeypatch):
+def test_deterministic_winograd_weight_gradient_with_split_planes(restore_threads, monkeypatch):
     # 256 -> 256 channels: 16 partial dU would pass the partial-sum budget,
-    # so the threads split dU's columns instead; in deterministic mode that
+    # so the threads split dU's planes instead; in deterministic mode that
     # choice, like the parts, is the same at every thread count.
     monkeypatch.setenv("CNNC_WINOGRAD", "1")
     cnnc.set_deterministic(True)

@@ -22,4 +22,4 @@ class Conv1D(BaseConv):
         return ops.conv1d_backward(x, w, dz, stride=self.strides[0],
                                    padding=self._kernel_padding(),
                                    dilation=self.dilation_rate[0], groups=self.groups,
-                                   need_dx=need_dx)
+                                   need_dx=need_dx, need_db=self.use_bias)

@@ -25,4 +25,4 @@ class Conv2D(BaseConv):
         return ops.conv2d_backward(x, w, dz, strides=self.strides,
                                    padding=self._kernel_padding(),
                                    dilation=self.dilation_rate, groups=self.groups,
-                                   need_dx=need_dx)
+                                   need_dx=need_dx, need_db=self.use_bias)

@@ -52,6 +52,13 @@
  * channels, batch 8-32: 1.2x at 7x7 and 14x14 outputs, 1.5-2x at 28x28; the
  * blocks then leave L2 for L3). */
 #define U_PER_BLOCK 6
+/* Where U is a few times L2 (1-7 MiB: 128 channels for F(4x4)), blocks of
+ * U / 2, up to about one L2, stream U a third as often as U / 6 does:
+ * measured 1.1-1.2x for F(4x4) at 128 channels @7 (batch 128) and @28
+ * (batch 8) on one thread; blocks of several MiB (256 channels @14 at
+ * U / 2) lost 3-5%. */
+#define U_PER_L2_BLOCK 2
+#define L2_BLOCK_BYTES ((int64_t)1280 * 1024)
 /* Input channels per task of the kernel transform: few for the plain
  * kernel, whose rows it reads whole across tasks; more for the flipped one,
  * of whose rows (Cin long) a task reads a KERNEL_CHUNK_FLIPPED-float run. */
@@ -88,7 +95,7 @@ struct wino_plan {
     int64_t panels, u_stride;  /* NR panels of Cout, floats per plane xi of U */
     int64_t ldv, v_stride;     /* floats per row (tile) and per plane of V */
     int64_t ldm, m_stride;     /* the same for M */
-    int64_t kc, tb, blocks;    /* input channels per block, tiles per block, blocks */
+    int64_t kc, tb, blocks;    /* input channels per block, tiles per block, blocks (weight gradient) */
     int failed;
 };
 
@@ -125,34 +132,6 @@ static void transform_kernel(const struct wino_plan *pl, int64_t j, int64_t c0, 
         pl->gk->pack_b(rows, cols, stage + xi * plane, 1, rows, u + xi * u_stride);
 }
 
-/* Input channels [k0, k0 + kcb) of the tiles [t0, t0 + count) into V (TB
- * rows of kcb floats per xi); rows past count are zeros. */
-static void transform_input(const struct wino_plan *pl, int64_t t0, int64_t count, int64_t k0, int64_t kcb,
-                            const float *zeros, float *v)
-{
-    const struct cnnc_conv_geom *g = pl->g;
-    const int m = pl->vt.m, alpha = pl->vt.alpha;
-    const float *d[MAX_PLANES];
-    for (int64_t i = 0; i < pl->tb; ++i) {
-        const int64_t t = t0 + i;
-        if (i >= count) {
-            for (int k = 0; k < pl->vt.planes; ++k)
-                d[k] = zeros;
-        } else {
-            const int64_t tx = t % pl->tw, ty = (t / pl->tw) % pl->th, n = t / (pl->tw * pl->th);
-            const int64_t ih0 = m * ty - g->pt, iw0 = m * tx - g->pl;
-            for (int r = 0; r < alpha; ++r)
-                for (int s = 0; s < alpha; ++s) {
-                    const int64_t ih = ih0 + r, iw = iw0 + s;
-                    d[alpha * r + s] = ih >= 0 && ih < g->h && iw >= 0 && iw < g->w
-                                           ? pl->x + ((n * g->h + ih) * g->w + iw) * g->cin + k0
-                                           : zeros;
-                }
-        }
-        pl->vt.t->input(d, kcb, v + i * pl->ldv, pl->v_stride);
-    }
-}
-
 /* The offsets in y (or dy) of the m x m output pixels of tile t, -1 for
  * those past the output's edge. */
 static void tile_pixels(const struct wino_plan *pl, int64_t t, int64_t *offset)
@@ -167,37 +146,129 @@ static void tile_pixels(const struct wino_plan *pl, int64_t t, int64_t *offset)
         }
 }
 
+/* The dy pixels of tile t (zeros past the output's edge). */
+static void grad_output_pixels(const struct wino_plan *pl, int64_t t, const float *dy, const float *zeros,
+                               const float **d)
+{
+    int64_t offset[MAX_PLANES];
+    tile_pixels(pl, t, offset);
+    for (int k = 0; k < pl->vt.m * pl->vt.m; ++k)
+        d[k] = offset[k] >= 0 ? dy + offset[k] : zeros;
+}
+
+/* The input pixels of tile t at channel k0 (zeros past x's edge). */
+static void input_pixels(const struct wino_plan *pl, int64_t t, int64_t k0, const float *zeros, const float **d)
+{
+    const struct cnnc_conv_geom *g = pl->g;
+    const int m = pl->vt.m, alpha = pl->vt.alpha;
+    const int64_t tx = t % pl->tw, ty = (t / pl->tw) % pl->th, n = t / (pl->tw * pl->th);
+    const int64_t ih0 = m * ty - g->pt, iw0 = m * tx - g->pl;
+    for (int r = 0; r < alpha; ++r)
+        for (int s = 0; s < alpha; ++s) {
+            const int64_t ih = ih0 + r, iw = iw0 + s;
+            d[alpha * r + s] = ih >= 0 && ih < g->h && iw >= 0 && iw < g->w
+                                   ? pl->x + ((n * g->h + ih) * g->w + iw) * g->cin + k0
+                                   : zeros;
+        }
+}
+
+/* The transforms wait on x and dy (which the layer before, or the pass
+ * before, left in L3 or memory) rather than on their arithmetic: each asks
+ * for the next tile's pixels while it transforms one (measured 8-17% per
+ * pass of the 64- and 128-channel layers of batch 128, one thread, input
+ * and gradient transforms together). */
+static void prefetch_pixels(const float *const *d, int count, int64_t floats, const float *zeros)
+{
+    for (int k = 0; k < count; ++k)
+        if (d[k] != zeros)
+            for (int64_t c = 0; c < floats; c += 16)
+                __builtin_prefetch(d[k] + c, 0, 3);
+}
+
+/* Where a transform reads its tiles: x from channel k0 (dy NULL: the input
+ * transform) or dy, `floats` floats per pixel. */
+struct pixel_source {
+    const float *dy;
+    int64_t k0, floats;
+};
+
+/* The pixel pointers of tile t0 + i of the tiles [t0, t0 + count), i <
+ * count, in d[i & 1] (filled by the call for i - 1, or by this one for i =
+ * 0), after filling d[(i + 1) & 1] with the next tile's and asking for
+ * their pixels: call for i = 0, 1, ... in turn. */
+static const float **tile_ahead(const struct wino_plan *pl, const struct pixel_source *src, int64_t t0, int64_t i,
+                                int64_t count, const float *zeros, const float *d[2][MAX_PLANES])
+{
+    const int pixels = src->dy ? pl->vt.m * pl->vt.m : pl->vt.planes;
+    for (int64_t j = i == 0 ? 0 : i + 1; j <= i + 1 && j < count; ++j) {
+        if (src->dy)
+            grad_output_pixels(pl, t0 + j, src->dy, zeros, d[j & 1]);
+        else
+            input_pixels(pl, t0 + j, src->k0, zeros, d[j & 1]);
+        if (j > i)
+            prefetch_pixels(d[j & 1], pixels, src->floats, zeros);
+    }
+    return d[i & 1];
+}
+
+/* Input channels [k0, k0 + kcb) of the tiles [t0, t0 + count) into V
+ * (`rows` rows of kcb floats per xi); rows past count are zeros. */
+static void transform_input(const struct wino_plan *pl, int64_t t0, int64_t count, int64_t rows, int64_t k0,
+                            int64_t kcb, const float *zeros, float *v)
+{
+    const struct pixel_source src = {.dy = NULL, .k0 = k0, .floats = kcb};
+    const float *d[2][MAX_PLANES], *none[MAX_PLANES];
+    for (int k = 0; k < pl->vt.planes; ++k)
+        none[k] = zeros;
+    for (int64_t i = 0; i < rows; ++i)
+        pl->vt.t->input(i < count ? tile_ahead(pl, &src, t0, i, count, zeros, d) : none, kcb, v + i * pl->ldv,
+                        pl->v_stride);
+}
+
 /* y pixels of tiles [t0, t0 + count) from M; pixels past the output's edge
- * go to a scratch row. */
+ * go to a scratch row. The next tile's pixels of y are asked for, for
+ * writing, while one is written (as the inputs: 3-10% per pass of the
+ * recipe's layers). */
 static void transform_output(const struct wino_plan *pl, int64_t t0, int64_t count, const float *m, float *scratch)
 {
     const int pixels = pl->vt.m * pl->vt.m;
-    int64_t offset[MAX_PLANES];
+    const int64_t cout = pl->g->cout;
+    int64_t offsets[2][MAX_PLANES];
     float *y[MAX_PLANES];
+    if (count > 0)
+        tile_pixels(pl, t0, offsets[0]);
     for (int64_t i = 0; i < count; ++i) {
-        tile_pixels(pl, t0 + i, offset);
+        const int64_t *offset = offsets[i & 1], *next = offsets[(i + 1) & 1];
+        if (i + 1 < count) {
+            tile_pixels(pl, t0 + i + 1, offsets[(i + 1) & 1]);
+            for (int k = 0; k < pixels; ++k)
+                if (next[k] >= 0)
+                    for (int64_t c = 0; c < cout; c += 16)
+                        __builtin_prefetch(pl->y + next[k] + c, 1, 3);
+        }
         for (int k = 0; k < pixels; ++k)
             y[k] = offset[k] >= 0 ? pl->y + offset[k] : scratch;
-        pl->vt.t->output(m + i * pl->ldm, pl->m_stride, pl->g->cout, pl->bias, y);
+        pl->vt.t->output(m + i * pl->ldm, pl->m_stride, cout, pl->bias, y);
         if (pl->stage)
             for (int k = 0; k < pixels; ++k)
                 if (offset[k] >= 0)
-                    pl->gk->epilogue(pl->stage, y[k], pl->g->cout, 1, pl->g->cout, offset[k] / pl->g->cout, 0);
+                    pl->gk->epilogue(pl->stage, y[k], cout, 1, cout, offset[k] / cout, 0);
     }
 }
 
-static void run_block(const struct wino_plan *pl, int64_t b, float *v, float *m, float *zeros, float *scratch)
+/* The tiles [t0, t0 + count), count <= TB. */
+static void run_block(const struct wino_plan *pl, int64_t t0, int64_t count, float *v, float *m, float *zeros,
+                      float *scratch)
 {
     const struct cnnc_conv_geom *g = pl->g;
     const struct cnnc_gemm_kernels *gk = pl->gk;
-    const int64_t mr = gk->mr, nr = gk->nr, tb = pl->tb;
-    const int64_t t0 = b * tb, count = cnnc_min_i64(tb, pl->tiles - t0);
+    const int64_t mr = gk->mr, nr = gk->nr;
     /* Only the MR-row groups that hold real tiles are multiplied. */
     const int64_t rows = cnnc_ceil_div(count, mr) * mr;
     for (int64_t k0 = 0; k0 < g->cin; k0 += pl->kc) {
         const int64_t kcb = cnnc_min_i64(pl->kc, g->cin - k0);
         const float beta = k0 == 0 ? 0.0f : 1.0f;
-        transform_input(pl, t0, count, k0, kcb, zeros, v);
+        transform_input(pl, t0, count, pl->tb, k0, kcb, zeros, v);
         for (int64_t xi = 0; xi < pl->vt.planes; ++xi) {
             const float *a = v + xi * pl->v_stride;
             float *c = m + xi * pl->m_stride;
@@ -240,10 +311,16 @@ static void wino_thread(void *ctx)
         return;
     float *v = buf, *m = v + v_floats, *zeros = m + m_floats, *scratch = zeros + cnnc_ceil_div(pl->kc, 16) * 16;
     memset(zeros, 0, (size_t)pl->kc * sizeof(float));
-    int64_t b0, b1;
-    cnnc_conv_split(pl->blocks, t, team, &b0, &b1);
-    for (int64_t b = b0; b < b1; ++b)
-        run_block(pl, b, v, m, zeros, scratch);
+    /* Threads take equal runs of MR-row groups (the micro-kernel's unit of
+     * work), in blocks of up to TB tiles: whole blocks per thread would
+     * leave one thread a block more than the other (10 against 9 of the
+     * 19 two-group blocks of 512 tiles), equal groups at most one group. */
+    const int64_t mr = pl->gk->mr;
+    int64_t g0, g1;
+    cnnc_conv_split(cnnc_ceil_div(pl->tiles, mr), t, team, &g0, &g1);
+    const int64_t end = cnnc_min_i64(g1 * mr, pl->tiles);
+    for (int64_t t0 = g0 * mr; t0 < end; t0 += pl->tb)
+        run_block(pl, t0, cnnc_min_i64(pl->tb, end - t0), v, m, zeros, scratch);
 }
 
 /* The layout of U for g and the variant on the active ISA's micro-kernel:
@@ -302,7 +379,9 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, enum cnnc
     pl.ldv = cnnc_ceil_div(pl.kc, 16) * 16 + PAD;
     pl.ldm = pl.panels * gk->nr + PAD;
     const int64_t per_tile = planes * (pl.ldv + pl.ldm) * (int64_t)sizeof(float);
-    const int64_t budget = cnnc_max_i64(BLOCK_BYTES, planes * g->cin * g->cout * (int64_t)sizeof(float) / U_PER_BLOCK);
+    const int64_t u_est = planes * g->cin * g->cout * (int64_t)sizeof(float);
+    const int64_t budget = cnnc_max_i64(cnnc_max_i64(BLOCK_BYTES, u_est / U_PER_BLOCK),
+                                        cnnc_min_i64(u_est / U_PER_L2_BLOCK, L2_BLOCK_BYTES));
     int64_t block_rows = cnnc_max_i64(1, cnnc_min_i64(MAX_BLOCK_ROWS, budget / (per_tile * mr)));
     int threads = cnnc_conv_threads(g);
     /* Every thread gets blocks, even if they are then smaller. */
@@ -310,8 +389,7 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, enum cnnc
     pl.tb = block_rows * mr;
     pl.v_stride = pl.tb * pl.ldv + 2 * PAD;
     pl.m_stride = pl.tb * pl.ldm + 2 * PAD;
-    pl.blocks = cnnc_ceil_div(pl.tiles, pl.tb);
-    threads = (int)cnnc_min_i64(threads, pl.blocks);
+    threads = (int)cnnc_min_i64(threads, cnnc_ceil_div(pl.tiles, mr));
     size_t u_bytes;
     CNNC_TRY(kernel_bytes(&pl, &u_bytes));
     /* The packed U is only read (a cast, not a copy). */
@@ -332,7 +410,7 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, enum cnnc
  * pass discards); then dw = G^T dU G. Threads split the tiles in blocks of
  * TB (the GEMMs' inner dimension) and accumulate private dU partials, summed
  * in thread order (deterministic for a fixed thread count); where those
- * partials would pass GRAD_MAX_PARTIAL_BYTES, the threads split dU's columns
+ * partials would pass GRAD_MAX_PARTIAL_BYTES, the threads split dU's planes
  * instead (deterministic for any thread count). */
 
 /* Tiles per block (the GEMMs' inner dimension): bounds of the choice in
@@ -341,25 +419,30 @@ cnnc_status cnnc_conv_winograd_forward(const struct cnnc_conv_geom *g, enum cnnc
 #define GRAD_MAX_TILES 256
 /* Most bytes of private dU partials a team may hold (dU is 16 MiB at 512
  * channels for F(2x2), 36 MiB for F(4x4)). Beyond it the threads split dU's
- * columns instead of the tiles: each runs every tile block for its own
- * columns, straight into the shared
- * dU, so no partial exists (the transforms, a small part of the work, are
- * then done by every thread). */
+ * planes instead of the tiles: each adds every tile block into its own
+ * planes, straight into the shared dU, so no partial exists; the team
+ * transforms each block together first (each thread a slice of its tiles),
+ * so that no transform is done twice. */
 #define GRAD_MAX_PARTIAL_BYTES ((int64_t)16 << 20)
 
-/* dM rows of tiles [t0, t0 + count) (zero rows past count, up to TB). */
+/* dM of the tiles [t0, t0 + count): tile i's columns [c0, c0 + cols) at
+ * m + (c0 / cols) * panel + i * row (one panel of all columns, or the
+ * micro-kernel's B panels). */
 static void transform_grad_output(const struct wino_plan *pl, int64_t t0, int64_t count, const float *dy,
-                                  const float *zeros, float *m)
+                                  const float *zeros, float *m, int64_t row, int64_t panel, int64_t cols)
 {
     const int pixels = pl->vt.m * pl->vt.m;
-    int64_t offset[MAX_PLANES];
-    const float *d[MAX_PLANES];
-    for (int64_t i = 0; i < pl->tb; ++i) {
-        if (i < count)
-            tile_pixels(pl, t0 + i, offset);
-        for (int k = 0; k < pixels; ++k)
-            d[k] = i < count && offset[k] >= 0 ? dy + offset[k] : zeros;
-        pl->vt.t->grad_output(d, pl->g->cout, m + i * pl->ldm, pl->m_stride);
+    const int64_t cout = pl->g->cout;
+    const struct pixel_source src = {.dy = dy, .k0 = 0, .floats = cout};
+    const float *d[2][MAX_PLANES], *shifted[MAX_PLANES];
+    for (int64_t i = 0; i < count; ++i) {
+        const float **now = tile_ahead(pl, &src, t0, i, count, zeros, d);
+        for (int64_t c0 = 0, q = 0; c0 < cout; c0 += cols, ++q) {
+            /* zeros has room for every column too. */
+            for (int k = 0; k < pixels; ++k)
+                shifted[k] = now[k] + c0;
+            pl->vt.t->grad_output(shifted, cnnc_min_i64(cols, cout - c0), m + q * panel + i * row, pl->m_stride);
+        }
     }
 }
 
@@ -370,42 +453,96 @@ struct wino_grad {
     /* The GEMMs compute dU^T (Cout rows): fewer padded rows and columns of
      * the micro-kernel's tiles for this shape. */
     int transposed;
-    /* Threads split dU's columns (see GRAD_MAX_PARTIAL_BYTES), not the tiles. */
-    int split_columns;
+    /* Every thread adds every block into its own planes of the shared dU
+     * (see GRAD_MAX_PARTIAL_BYTES), not its tiles into a partial dU. */
+    int split_planes;
+    /* With split_planes: the block's V and dM, which the team transforms
+     * together (each thread a slice of the tiles) before each thread
+     * multiplies its planes. */
+    float *shared_v, *shared_m;
+    /* dM is the GEMMs' B (not transposed): its transform writes the
+     * micro-kernel's packed panels (TB rows of NR floats, then the next
+     * NR columns) instead of rows of Cout for pack_b to copy. */
+    int packed_m;
+    int64_t m_row, m_panel, m_cols; /* dM's layout, as transform_grad_output takes it */
     struct cnnc_conv_partials partials;
 };
 
-/* dU = beta dU + the block's products, for dU's columns [c0, c1) (multiples
- * of NR but the last). beta 0 gives the bits of beta 1 on a zeroed dU
- * without the zeroing pass: the micro-kernel's sums start from +0, so one
- * can be -0 (where 0 + sum makes +0) only if every product of it underflows
- * to a negative denormal, flushed to -0. */
-static void grad_block(const struct wino_grad *gr, int64_t b, float *v, float *m, float *ap, float *bp,
-                       const float *zeros, float *du, int64_t c0, int64_t c1, float beta)
+/* Zeroes columns [used, ld) of rows [i0, i1) of each plane: the padding of
+ * V's and dM's rows, which the transforms never write and the micro-kernel
+ * reads past the last rows of A (into rows of its tile that it does not
+ * store). */
+static void zero_row_tails(float *base, int64_t stride, int planes, int64_t i0, int64_t i1, int64_t ld, int64_t used)
+{
+    for (int xi = 0; xi < planes; ++xi)
+        for (int64_t i = i0; i < i1; ++i)
+            memset(base + xi * stride + i * ld + used, 0, (size_t)(ld - used) * sizeof(float));
+}
+
+/* The same for dM: the columns of its last B panel past Cout, or of its rows. */
+static void zero_m_tails(const struct wino_grad *gr, float *m, int64_t i0, int64_t i1)
 {
     const struct wino_plan *pl = &gr->pl;
-    const struct cnnc_conv_geom *g = pl->g;
+    const int64_t cout = pl->g->cout;
+    if (!gr->packed_m) {
+        zero_row_tails(m, pl->m_stride, pl->vt.planes, i0, i1, pl->ldm, cout);
+        return;
+    }
+    const int64_t last = (cnnc_ceil_div(cout, gr->m_cols) - 1) * gr->m_cols;
+    zero_row_tails(m + last / gr->m_cols * gr->m_panel, pl->m_stride, pl->vt.planes, i0, i1, gr->m_cols,
+                   cout - last);
+}
+
+/* V and dM rows [i0, i1) of block b: its tiles t0 + i0 .. (only the GEMMs'
+ * inner dimension reads them, so none past the block's last tile). */
+static void grad_transforms(const struct wino_grad *gr, int64_t b, int64_t i0, int64_t i1, const float *zeros,
+                            float *v, float *m)
+{
+    const struct wino_plan *pl = &gr->pl;
+    const int64_t t0 = b * pl->tb + i0, count = cnnc_min_i64(i1, pl->tiles - b * pl->tb) - i0;
+    if (count <= 0)
+        return;
+    transform_input(pl, t0, count, count, 0, pl->g->cin, zeros, v + i0 * pl->ldv);
+    transform_grad_output(pl, t0, count, gr->dy, zeros, m + i0 * gr->m_row, gr->m_row, gr->m_panel, gr->m_cols);
+}
+
+/* dU = beta dU + block b's products (its V and dM), for dU's planes
+ * [x0, x1). beta 0 gives the bits of beta 1 on a zeroed dU without the
+ * zeroing pass: the micro-kernel's sums start from +0, so one can be -0
+ * (where 0 + sum makes +0) only if every product of it underflows to a
+ * negative denormal, flushed to -0. Each value of dU is summed over the
+ * block's tiles in tile order by one micro-kernel call, whichever planes a
+ * thread takes. */
+static void grad_products(const struct wino_grad *gr, int64_t b, const float *v, const float *m, float *bp,
+                          float *du, int64_t x0, int64_t x1, float beta)
+{
+    const struct wino_plan *pl = &gr->pl;
     const struct cnnc_gemm_kernels *gk = pl->gk;
     const int64_t mr = gk->mr, nr = gk->nr;
-    const int64_t t0 = b * pl->tb, count = cnnc_min_i64(pl->tb, pl->tiles - t0);
-    transform_input(pl, t0, count, 0, g->cin, zeros, v);
-    transform_grad_output(pl, t0, count, gr->dy, zeros, m);
+    const int64_t count = cnnc_min_i64(pl->tb, pl->tiles - b * pl->tb);
     /* dU[xi] = V^T dM (rows Cin), or dU[xi]^T = dM^T V (rows Cout). */
-    const int64_t rows = gr->transposed ? g->cout : g->cin, cols = gr->transposed ? g->cin : g->cout;
-    for (int64_t xi = 0; xi < pl->vt.planes; ++xi) {
+    const int64_t rows = gr->transposed ? pl->g->cout : pl->g->cin, cols = gr->transposed ? pl->g->cin : pl->g->cout;
+    for (int64_t xi = x0; xi < x1; ++xi) {
         const float *vx = v + xi * pl->v_stride, *mx = m + xi * pl->m_stride;
-        if (gr->transposed) {
-            gk->pack_a(rows, count, mx, 1, pl->ldm, ap);
-            gk->pack_b(count, c1 - c0, vx + c0, pl->ldv, 1, bp);
-        } else {
-            gk->pack_a(rows, count, vx, 1, pl->ldv, ap);
-            gk->pack_b(count, c1 - c0, mx + c0, pl->ldm, 1, bp);
+        /* The micro-kernel reads A in place: a row of V (or dM) holds the
+         * MR consecutive values of one step of its inner dimension, as a
+         * packed panel does, at a stride of a row instead of MR; the last
+         * MR rows may run into the row's zeroed padding (ld >= rows + 16). */
+        const float *a = gr->transposed ? mx : vx;
+        const int64_t lda = gr->transposed ? pl->ldm : pl->ldv;
+        /* B's panels: dM's own, or V packed (TB or count rows apart). */
+        const float *b_panels = mx;
+        int64_t b_panel = gr->m_panel;
+        if (!gr->packed_m) {
+            gk->pack_b(count, cols, vx, pl->ldv, 1, bp);
+            b_panels = bp;
+            b_panel = count * nr;
         }
-        float *c = du + xi * rows * cols + c0;
-        for (int64_t j = 0; j * nr < c1 - c0; ++j)
+        float *c = du + xi * rows * cols;
+        for (int64_t j = 0; j * nr < cols; ++j)
             for (int64_t i = 0; i * mr < rows; ++i)
-                gk->ukernel(count, ap + i * count * mr, 1, mr, bp + j * count * nr, c + i * mr * cols + j * nr, cols,
-                            cnnc_min_i64(mr, rows - i * mr), cnnc_min_i64(nr, c1 - c0 - j * nr), 1.0f, beta);
+                gk->ukernel(count, a + i * mr, 1, lda, b_panels + j * b_panel, c + i * mr * cols + j * nr, cols,
+                            cnnc_min_i64(mr, rows - i * mr), cnnc_min_i64(nr, cols - j * nr), 1.0f, beta);
     }
 }
 
@@ -415,43 +552,55 @@ static void grad_thread(void *ctx)
     struct wino_plan *pl = &gr->pl;
     const struct cnnc_conv_geom *g = pl->g;
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
-    const int64_t mr = pl->gk->mr, nr = pl->gk->nr;
-    const int64_t zero_floats = cnnc_ceil_div(cnnc_max_i64(g->cin, g->cout), 16) * 16;
+    const int64_t nr = pl->gk->nr;
     /* Each buffer starts on a cache line: the micro-kernels load packed
      * panels with aligned loads. */
-    const int64_t rows = gr->transposed ? g->cout : g->cin, cols = gr->transposed ? g->cin : g->cout;
-    const int64_t ap_floats = cnnc_ceil_div(cnnc_ceil_div(rows, mr) * mr * pl->tb, 16) * 16;
-    const int64_t bp_floats = cnnc_ceil_div(cnnc_ceil_div(cols, nr) * nr * pl->tb, 16) * 16;
-    const int64_t planes = pl->vt.planes;
-    float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL, (size_t)(planes * (pl->v_stride + pl->m_stride) + ap_floats +
-                                                             bp_floats + zero_floats) * sizeof(float));
-    if (!buf)
-        cnnc_conv_mark_failed(&gr->partials.failed);
-    if (buf) {
-        float *v = buf, *m = v + planes * pl->v_stride, *ap = m + planes * pl->m_stride, *bp = ap + ap_floats;
-        float *zeros = bp + bp_floats;
+    const int64_t cols = gr->transposed ? g->cin : g->cout;
+    const int64_t bp_floats = gr->packed_m ? 0 : cnnc_ceil_div(cnnc_ceil_div(cols, nr) * nr * pl->tb, 16) * 16;
+    const int64_t zero_floats = cnnc_ceil_div(cnnc_max_i64(g->cin, g->cout), 16) * 16;
+    const int64_t planes = pl->vt.planes, own_vm = gr->split_planes ? 0 : planes * (pl->v_stride + pl->m_stride);
+    float *buf = cnnc_workspace(CNNC_CONV_SLOT_COL,
+                                (size_t)(own_vm + bp_floats + zero_floats) * sizeof(float));
+    float *zeros = buf ? buf + own_vm + bp_floats : NULL;
+    if (zeros)
         memset(zeros, 0, (size_t)zero_floats * sizeof(float));
-        if (gr->split_columns) {
-            /* Every thread runs every block for its columns of dU: each
-             * column is summed over the blocks in order, by one thread. */
-            float *du = gr->partials.out;
-            int64_t c0, c1;
-            cnnc_conv_split(cnnc_ceil_div(cols, nr), t, team, &c0, &c1);
-            c0 *= nr;
-            c1 = cnnc_min_i64(c1 * nr, cols);
-            for (int64_t b = 0; b < pl->blocks && c1 > c0; ++b)
-                grad_block(gr, b, v, m, ap, bp, zeros, du, c0, c1, b == 0 ? 0.0f : 1.0f);
-        } else {
+    else
+        cnnc_conv_mark_failed(&gr->partials.failed);
+    if (gr->split_planes) {
+        /* Every block is transformed by the whole team (a slice of its
+         * tiles each), then every thread adds it into its own planes of dU:
+         * each value is summed over the blocks in order, by one thread. */
+        if (cnnc_conv_team_failed(&gr->partials.failed))
+            return;
+        float *bp = buf;
+        int64_t x0, x1, i0, i1;
+        cnnc_conv_split(planes, t, team, &x0, &x1);
+        cnnc_conv_split(pl->tb, t, team, &i0, &i1);
+        zero_row_tails(gr->shared_v, pl->v_stride, (int)planes, i0, i1, pl->ldv, g->cin);
+        zero_m_tails(gr, gr->shared_m, i0, i1);
+        for (int64_t b = 0; b < pl->blocks; ++b) {
+            grad_transforms(gr, b, i0, i1, zeros, gr->shared_v, gr->shared_m);
+            cnnc_conv_barrier();
+            grad_products(gr, b, gr->shared_v, gr->shared_m, bp, gr->partials.out, x0, x1, b == 0 ? 0.0f : 1.0f);
+            /* The next block's transforms overwrite V and dM. */
+            cnnc_conv_barrier();
+        }
+    } else {
+        if (buf) {
+            float *v = buf, *m = v + planes * pl->v_stride, *bp = m + planes * pl->m_stride;
+            zero_row_tails(v, pl->v_stride, (int)planes, 0, pl->tb, pl->ldv, g->cin);
+            zero_m_tails(gr, m, 0, pl->tb);
             struct cnnc_conv_part part = {.index = -1};
             while (cnnc_conv_partial_next(&gr->partials, pl->blocks, &part))
-                for (int64_t b = part.begin; b < part.end; ++b)
-                    grad_block(gr, b, v, m, ap, bp, zeros, part.sum, 0, cols, b == part.begin ? 0.0f : 1.0f);
+                for (int64_t b = part.begin; b < part.end; ++b) {
+                    grad_transforms(gr, b, 0, pl->tb, zeros, v, m);
+                    grad_products(gr, b, v, m, bp, part.sum, 0, planes, b == part.begin ? 0.0f : 1.0f);
+                }
         }
-    }
-    if (!gr->split_columns)
         cnnc_conv_partial_reduce(&gr->partials);
-    if (cnnc_conv_team_failed(&gr->partials.failed))
-        return;
+        if (cnnc_conv_team_failed(&gr->partials.failed))
+            return;
+    }
     /* dw = G^T dU G, over slices of the (ci, co) pairs. */
     const int64_t pairs = g->cin * g->cout;
     if (gr->transposed) {
@@ -503,9 +652,7 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     const int64_t useful = cnnc_max_i64(1, pl->tiles / GRAD_MIN_TILES);
     int threads = (int)cnnc_min_i64(cnnc_conv_threads(g), useful);
     int64_t du_floats;
-    size_t du_bytes;
     CNNC_TRY(cnnc_mul_sizes(&du_floats, 3, planes, g->cin, g->cout));
-    CNNC_TRY(cnnc_float_bytes(du_floats, &du_bytes));
     /* The blocks below are sized for the parts of the sum (the threads,
      * unless in deterministic mode), so they too depend on nothing else. */
     const int parts = cnnc_conv_partial_parts((int)cnnc_min_i64(cnnc_conv_partition_threads(g), useful),
@@ -517,10 +664,10 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
     const int64_t du_bytes_est = planes * g->cin * g->cout * (int64_t)sizeof(float);
     /* As many partial dU as parts (threads, unless in deterministic mode):
      * the choice then depends on nothing else either. */
-    gr.split_columns = (parts - 1) * du_bytes_est > GRAD_MAX_PARTIAL_BYTES;
+    gr.split_planes = (parts - 1) * du_bytes_est > GRAD_MAX_PARTIAL_BYTES;
     pl->tb = cnnc_max_i64(GRAD_MIN_TILES, cnnc_min_i64(GRAD_MAX_TILES, du_bytes_est / per_tile));
-    if (!gr.split_columns) {
-        /* Every thread runs every block when they split the columns; here
+    if (!gr.split_planes) {
+        /* Every thread runs every block when they split the planes; here
          * each part has its blocks, in whole rounds: with 3 blocks on 2
          * threads one thread would do two thirds of the work (512 channels
          * @7 had no 2-thread speedup). */
@@ -528,11 +675,32 @@ cnnc_status cnnc_conv_winograd_backward_weights(const struct cnnc_conv_geom *g, 
         pl->tb = cnnc_ceil_div(pl->tiles, cnnc_ceil_div(cnnc_ceil_div(pl->tiles, pl->tb), parts) * parts);
     }
     pl->v_stride = pl->tb * pl->ldv + 2 * PAD;
-    pl->m_stride = pl->tb * pl->ldm + 2 * PAD;
+    gr.packed_m = !gr.transposed;
+    if (gr.packed_m) {
+        gr.m_row = gr.m_cols = gk->nr;
+        gr.m_panel = pl->tb * gk->nr;
+        pl->m_stride = cnnc_ceil_div(g->cout, gk->nr) * gr.m_panel + 2 * PAD;
+    } else {
+        gr.m_row = pl->ldm;
+        gr.m_panel = 0;
+        gr.m_cols = g->cout;
+        pl->m_stride = pl->tb * pl->ldm + 2 * PAD;
+    }
     pl->blocks = cnnc_ceil_div(pl->tiles, pl->tb);
-    float *du = cnnc_workspace(CNNC_CONV_SLOT_SHARED, du_bytes);
+    /* dU, then (split_planes) the team's V and dM of one block. */
+    int64_t vm_floats = 0, shared_floats;
+    if (gr.split_planes)
+        CNNC_TRY(cnnc_mul_sizes(&vm_floats, 2, planes, pl->v_stride + pl->m_stride));
+    const int64_t du_room = cnnc_ceil_div(du_floats, 16) * 16;
+    size_t shared_bytes;
+    if (__builtin_add_overflow(du_room, vm_floats, &shared_floats))
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: the transformed gradient is too large");
+    CNNC_TRY(cnnc_float_bytes(shared_floats, &shared_bytes));
+    float *du = cnnc_workspace(CNNC_CONV_SLOT_SHARED, shared_bytes);
     if (!du)
         return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "conv2d backward: cannot allocate the transformed gradient");
+    gr.shared_v = du + du_room;
+    gr.shared_m = gr.shared_v + planes * pl->v_stride;
     float *buffers[parts];
     gr.partials = (struct cnnc_conv_partials){
         .out = du, .buffers = buffers, .count = du_floats, .parts = parts, .first_item_writes = 1};
