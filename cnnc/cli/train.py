@@ -418,6 +418,6 @@ def _train(args):
     if args.recipe is None and args.dataset in ("fashion_mnist", "mnist"):
         print("  for more: cnnc train --recipe quick   (a small ResNet, about 1 minute on 2 cores, "
               "0.915 on the full Fashion-MNIST)\n"
-              "            cnnc train --recipe best    (29-32 minutes on 2 cores, about 0.95 on the full "
+              "            cnnc train --recipe best    (26-32 minutes on 2 cores, about 0.95 on the full "
               "Fashion-MNIST; see docs/recipes.md)")
     return 0
