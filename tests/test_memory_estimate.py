@@ -82,9 +82,6 @@ def test_training_estimate_within_15_percent_of_measured_peak(name, batch, size,
     assert 0.85 <= ratio <= 1.15, (r, ratio)
 
 
-@pytest.mark.xfail(cnnc.isa() == "scalar", strict=True,
-                   reason="known gap: on the scalar path evaluate's measured peak is 2-3 MB against "
-                          "an estimate of 14 MB; the estimate's workspace term follows the SIMD paths")
 def test_inference_estimate_tracks_measured_peak():
     r = _measure("resnet18", 8, 64, "evaluate")
     # Weights and gradients (85 MiB here) exist before the run; the total

@@ -50,8 +50,9 @@ class MemoryEstimate:
     ``gradients`` counts only those that exist already).
     activations, gradients_of_activations: the tensors and their gradients
     alive at the worst moment of a training step (activations alone at
-    inference). workspace: the kernels' scratch (a packed copy of the
-    largest weight array). runtime_weights:
+    inference). workspace: the kernels' scratch (in training a packed copy
+    of the largest weight array; at inference blocks of about one L2 per
+    thread, at most that copy). runtime_weights:
     the C runtime's packed forms of the kernels (predict only). packing: a
     copy made and freed before the run's tensors exist: the trainable
     weights (and their gradients if they exist) an optimizer copies when it
@@ -149,6 +150,18 @@ def _weight_bytes(weights):
 # The matrix products pack the weight operand in blocks; beyond this size a
 # weight is packed a block at a time.
 _PACKED_WEIGHT_CAP = 16 << 20
+
+
+# An inference pass's convolutions work through their tiles in blocks of
+# about one L2 per thread (the Winograd transforms and products: see
+# src/conv/winograd.c), so their scratch does not grow with the weights.
+_FORWARD_SCRATCH_PER_THREAD = 1 << 20
+
+
+def _forward_scratch(model):
+    """Bytes of scratch of an inference pass through the layers."""
+    from cnnc import get_num_threads
+    return min(_largest_kernel(model), _FORWARD_SCRATCH_PER_THREAD * max(1, get_num_threads()))
 
 
 def _largest_kernel(model):
@@ -266,6 +279,7 @@ def estimate_memory(model, batch_size, training=True, optimizer=None, runtime=Fa
     existing_grads = sum(w.nbytes for w in model.weights if w.has_grad)
     resident = weights + existing_grads
     if not training:
+        workspace = _forward_scratch(model)
         entry = model.__dict__.get("_inference_entry")
         loaded = runtime and entry is not None and entry.loaded is not None
         held = 0
