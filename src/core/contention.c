@@ -116,20 +116,29 @@ void cnnc_contention_register_thread(void)
     }
 }
 
+/* The text of a small /proc file, NUL-terminated in text (size bytes):
+ * 1, or 0 when it cannot be opened or read. */
+static int read_proc_text(const char *path, char *text, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t got = read(fd, text, size - 1);
+    close(fd);
+    if (got <= 0)
+        return 0;
+    text[got] = '\0';
+    return 1;
+}
+
 /* The CPU time and run delay (ns) of a thread of this process; 0 when it
  * has ended or /proc cannot be read. */
 static int read_schedstat(int tid, int64_t *cpu_ns, int64_t *delay_ns)
 {
     char path[64], text[128];
     snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (!read_proc_text(path, text, sizeof text))
         return 0;
-    ssize_t got = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (got <= 0)
-        return 0;
-    text[got] = '\0';
     char *end;
     long long cpu = strtoll(text, &end, 10);
     if (end == text)
@@ -148,15 +157,7 @@ static int read_schedstat(int tid, int64_t *cpu_ns, int64_t *delay_ns)
 static int read_runnable(void)
 {
     char text[128];
-    int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t got = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (got <= 0)
-        return -1;
-    text[got] = '\0';
-    return team_growth_parse_loadavg(text);
+    return read_proc_text("/proc/loadavg", text, sizeof text) ? team_growth_parse_loadavg(text) : -1;
 }
 
 /* Reads the tracked threads' counters, which become the next stretch's
@@ -210,8 +211,8 @@ static void decide(void)
         return; /* cnnc did not run: nothing learned */
     int team = sample_team, cpus = sample_cpus;
     growth.adapted = __atomic_load_n(&adapted, __ATOMIC_RELAXED); /* cnnc_set_adaptive_team may reset it */
-    int running = growth.adapted > 0 && growth.adapted < team ? growth.adapted : team;
-    int free_cpus = team_growth_free_cpus(runnable_reads ? runnable_sum / runnable_reads : -1.0, running, cpus, team);
+    int free_cpus = team_growth_free_cpus(runnable_reads ? runnable_sum / runnable_reads : -1.0,
+                                          team_growth_running(&growth, team), cpus, team);
     int chosen = team_growth_decide(&growth, team, cnnc_threads_under_contention(team, cpus, shares, count), free_cpus);
     __atomic_store_n(&adapted, chosen, __ATOMIC_RELAXED);
 }

@@ -33,12 +33,19 @@ typedef struct {
     int early_spent;   /* an early growth was undone: none until the count sees busy CPUs */
 } team_growth;
 
+/* The threads a team of `team` runs on now: the last choice, or the whole
+ * team before any. */
+static inline int team_growth_running(const team_growth *t, int team)
+{
+    return t->adapted > 0 && t->adapted < team ? t->adapted : team;
+}
+
 /* The threads a team of `team` runs on after a sample: `chosen` is what the
  * waits of its threads ask for (cnnc_threads_under_contention), `free_cpus`
  * how many threads the runnable count leaves CPUs for (0: not read). */
 static inline int team_growth_decide(team_growth *t, int team, int chosen, int free_cpus)
 {
-    const int running = t->adapted > 0 && t->adapted < team ? t->adapted : team;
+    const int running = team_growth_running(t, team);
     int early = 0;
     if (free_cpus > 0 && free_cpus <= running && running < team)
         t->early_spent = 0; /* the count sees the CPUs busy: it tells the neighbour apart */
