@@ -40,4 +40,19 @@ CNNC_INTERNAL cnnc_status cnnc_sgemm_fused(int max_threads, int64_t M, int64_t N
                                            const struct cnnc_gemm_packed_b *packed,
                                            const struct cnnc_gemm_epilogue *epilogue, float *C, int64_t ldc);
 
+/* Rows of the few-row product at most (cnnc_sgemv_fused). */
+#define CNNC_GEMV_MAX_ROWS 64
+
+/* C (M x N, ldc) = epilogue(A (M x K, lda) * B'), B' the row-major K x N B
+ * (ldb) read in place, or with the per-column double scale fold applied to
+ * each element as plan.c folds a batch norm ((float)(b * fold[j]); fold
+ * NULL: none), for M <= CNNC_GEMV_MAX_ROWS: no packed copy of B, which is
+ * read once, row after row (src/internal/gemv_template.h). Every element is
+ * summed as cnnc_sgemm_fused sums it on the same ISA (from the folded B, for
+ * fold), so the two give the same bits. Threads (up to max_threads) split
+ * the columns: the bits do not depend on their number. */
+CNNC_INTERNAL cnnc_status cnnc_sgemv_fused(int max_threads, int64_t M, int64_t N, int64_t K, const float *A,
+                                           int64_t lda, const float *B, int64_t ldb, const double *fold,
+                                           const struct cnnc_gemm_epilogue *epilogue, float *C, int64_t ldc);
+
 #endif

@@ -1576,7 +1576,8 @@ void graph_free(model_graph *graph)
         cnnc_free(n->b);
         cnnc_free(n->p0);
         cnnc_free(n->p1);
-        cnnc_gemm_packed_b_free(&n->packed);
+        cnnc_gemm_packed_b_free(n->packed);
+        free(n->packed);
         cnnc_conv_packed_free(&n->conv_packed);
     }
     free(graph->nodes);
