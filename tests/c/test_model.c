@@ -5,6 +5,8 @@
  * never a crash or a leak (this test runs under ASan in CI). Also concurrent
  * predict calls and API misuse. */
 #include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <string.h>
 #include "check.h"
@@ -402,6 +404,37 @@ int main(void)
     CHECK_OK(cnnc_model_predict(m, BATCH, x, y));
     reference(BATCH, x, want);
     for (int i = 0; i < BATCH * UNITS; ++i) CHECK_NEAR(y[i], want[i], 1e-5);
+
+    /* From a file (read a tensor at a time): the same outputs; a flipped
+     * byte in a tensor and every cut of the data give a status. */
+    {
+        char path[] = "/tmp/cnnc_test_model_XXXXXX";
+        int fd = mkstemp(path);
+        CHECK(fd >= 0);
+        if (fd >= 0) {
+            CHECK(write(fd, file, size) == (ssize_t)size);
+            cnnc_model *from_path = NULL;
+            CHECK_OK(cnnc_model_load(path, &from_path));
+            float y_path[BATCH * UNITS];
+            if (from_path) CHECK_OK(cnnc_model_predict(from_path, BATCH, x, y_path));
+            CHECK(memcmp(y_path, y, sizeof y) == 0);
+            cnnc_model_free(from_path);
+            unsigned char last = file[size - 1];
+            unsigned char flipped = (unsigned char)(last ^ 0x40);
+            CHECK(pwrite(fd, &flipped, 1, (off_t)(size - 1)) == 1);
+            from_path = NULL;
+            CHECK_STATUS(cnnc_model_load(path, &from_path), CNNC_ERR_FORMAT);
+            CHECK(from_path == NULL);
+            CHECK(pwrite(fd, &last, 1, (off_t)(size - 1)) == 1);
+            for (size_t cut = size - 1; cut + 64 > size && cut > 0; --cut) {
+                CHECK(ftruncate(fd, (off_t)cut) == 0);
+                CHECK(cnnc_model_load(path, &from_path) != CNNC_OK);
+                CHECK(from_path == NULL);
+            }
+            close(fd);
+            unlink(path);
+        }
+    }
 
     /* Concurrent calls on one model agree with a single call. */
     job jobs[4];

@@ -65,7 +65,10 @@
  * (cnnc_model_load, _load_memory) or copied tensors (_load_tensors), it
  * also keeps its copy of each kernel as read from the file, for the calls
  * the packed form does not serve (another ISA set by cnnc_set_isa, the
- * other Winograd variant at a larger batch); the file's bytes are not kept.
+ * other Winograd variant at a larger batch); the file's bytes are not kept,
+ * and cnnc_model_load never holds them whole: it reads the tensors from the
+ * file one at a time (checksums through a 1 MiB buffer, then each tensor
+ * straight into the model's copy), so its peak is the model's own bytes.
  * With cnnc_model_load_tensors_borrowed it reads the caller's kernels in
  * place instead of copying them, and a batch norm folded into a lent kernel
  * is applied as it is packed (through a copy of that one layer, freed at
@@ -95,7 +98,8 @@ extern "C" {
 
 typedef struct cnnc_model cnnc_model;
 
-/* Loads the file model.save wrote. */
+/* Loads the file model.save wrote (read a tensor at a time; a file that
+ * changes size while it is read gives CNNC_ERR_IO). */
 CNNC_API cnnc_status cnnc_model_load(const char *path, cnnc_model **model);
 /* The same from a file's bytes in memory (copied; bytes may be freed after). */
 CNNC_API cnnc_status cnnc_model_load_memory(const void *bytes, size_t size, cnnc_model **model);
