@@ -391,7 +391,10 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
     }
     if (A == NULL)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: A is NULL", fn);
-    if (B == NULL)
+    /* B packed once for this product is read from there alone: B may be NULL. */
+    const int use_packed = packed && packed->data && packed->kern == CNNC_PICK(cnnc_gemm_kernels) &&
+                           packed->K == K && packed->N == N && ta == CNNC_NO_TRANS;
+    if (B == NULL && !use_packed)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: B is NULL", fn);
     /* C is written block by block while A and B are still being read. */
     CNNC_TRY(cnnc_check_disjoint(fn, "C", C, c_count, "A", A, a_count, 0));
@@ -417,7 +420,7 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
         plan.kc <= GEMM_INPLACE_B_BYTES / (n_pad * (int64_t)sizeof(float)))
         plan.a_inplace = 1;
     plan.ep = ep;
-    if (packed && packed->kern == kern && packed->K == K && packed->N == N && ta == CNNC_NO_TRANS)
+    if (use_packed)
         plan.prepacked = packed->data;
 
     /* Threads: as many as the work warrants, arranged as tm x tn to split
@@ -576,6 +579,26 @@ size_t cnnc_gemm_packed_b_bytes(const struct cnnc_gemm_packed_b *packed)
         return 0;
     /* K rows of N columns rounded up to whole panels, as packed above. */
     return (size_t)packed->K * (size_t)(cnnc_ceil_div(packed->N, packed->kern->nr) * packed->kern->nr) * sizeof(float);
+}
+
+void cnnc_gemm_unpack_b(const struct cnnc_gemm_packed_b *packed, float *B, int64_t ldb)
+{
+    const int64_t K = packed->K, N = packed->N, NR = packed->kern->nr;
+    int64_t kc, nc;
+    int a_inplace;
+    block_sizes(packed->kern, CNNC_NO_TRANS, K, N, &kc, &nc, &a_inplace);
+    const float *src = packed->data;
+    /* The blocks and panels in the order cnnc_gemm_pack_b_once wrote them. */
+    for (int64_t jc = 0; jc < N; jc += nc) {
+        const int64_t n = cnnc_min_i64(nc, N - jc);
+        for (int64_t pc = 0; pc < K; pc += kc) {
+            const int64_t k = cnnc_min_i64(kc, K - pc);
+            for (int64_t j0 = 0; j0 < n; j0 += NR, src += k * NR)
+                for (int64_t p = 0; p < k; ++p)
+                    memcpy(B + (pc + p) * ldb + jc + j0, src + p * NR,
+                           (size_t)cnnc_min_i64(NR, n - j0) * sizeof(float));
+        }
+    }
 }
 
 void cnnc_gemm_packed_b_free(struct cnnc_gemm_packed_b *packed)

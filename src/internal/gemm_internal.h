@@ -28,6 +28,9 @@ struct cnnc_gemm_packed_b {
 CNNC_INTERNAL cnnc_status cnnc_gemm_pack_b_once(cnnc_transpose trans_b, int64_t K, int64_t N, const float *B,
                                                 int64_t ldb, struct cnnc_gemm_packed_b *packed);
 CNNC_INTERNAL void cnnc_gemm_packed_b_free(struct cnnc_gemm_packed_b *packed);
+/* Writes back the K x N B (row-major, ldb) that `packed` (not empty) was
+ * packed from: the panels hold its floats unchanged. */
+CNNC_INTERNAL void cnnc_gemm_unpack_b(const struct cnnc_gemm_packed_b *packed, float *B, int64_t ldb);
 /* Bytes the packed B holds (0 when empty). */
 CNNC_INTERNAL size_t cnnc_gemm_packed_b_bytes(const struct cnnc_gemm_packed_b *packed);
 

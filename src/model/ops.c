@@ -516,9 +516,10 @@ cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, 
             CNNC_TRY(late);
         }
         /* A call the packed forms do not cover (another ISA, the other
-         * Winograd variant) reads w: folded first if batch norm waits. */
-        if (node->fold && !cnnc_conv2d_packed_covers(&d, &node->conv_packed))
-            CNNC_TRY(plan_folded_weights(node, &folded));
+         * Winograd variant) reads w: folded first if batch norm waits, or
+         * unpacked where the panels alone hold it. */
+        if ((node->fold || !node->w) && !cnnc_conv2d_packed_covers(&d, &node->conv_packed))
+            CNNC_TRY(node->fold ? plan_folded_weights(node, &folded) : plan_unpacked_weights(node, &folded));
         cnnc_status s = cnnc_conv2d_forward_fused(&d, in[0], folded ? folded : node->w, &node->conv_packed, &ep, out);
         cnnc_free(folded);
         CNNC_TRY(s);

@@ -168,6 +168,13 @@ cnnc_status plan_pack_weights(model_graph *g)
         d.batch = 1;
         if (n->fold) fold_into(n, folded);
         s = cnnc_conv2d_pack(&d, n->fold ? folded : n->w, &n->conv_packed);
+        /* Pointwise panels serve every batch and give back the kernel
+         * exactly (plan_unpacked_weights): an owned copy beside them would
+         * hold the kernel twice. */
+        if (s == CNNC_OK && n->conv_packed.pointwise.data && !n->w_borrowed && !n->fold) {
+            cnnc_free(n->w);
+            n->w = NULL;
+        }
     }
     cnnc_free(folded);
 #ifdef __GLIBC__
@@ -175,6 +182,14 @@ cnnc_status plan_pack_weights(model_graph *g)
     if (largest) malloc_trim(0);
 #endif
     return s;
+}
+
+cnnc_status plan_unpacked_weights(const model_node *n, float **w)
+{
+    if (!(*w = cnnc_malloc((size_t)(n->w_count ? n->w_count : 1) * sizeof **w)))
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory unpacking layer \"%.100s\"", n->name);
+    cnnc_gemm_unpack_b(&n->conv_packed.pointwise, *w, n->conv.out_channels);
+    return CNNC_OK;
 }
 
 cnnc_status plan_pack_dense(const model_node *n)

@@ -26,8 +26,13 @@ CNNC_INTERNAL cnnc_status plan_optimize(model_graph *graph);
  * dense layer (one GEMM) or a convolution (whose algorithm applies the
  * stage to each tile in cache where it can: pointwise convolutions). */
 CNNC_INTERNAL int plan_has_stage(const model_node *node);
-/* Packs the weights of every convolution once (plan_optimize first). */
+/* Packs the weights of every convolution once (plan_optimize first). An
+ * owned pointwise kernel is then freed (w NULL): its panels hold it. */
 CNNC_INTERNAL cnnc_status plan_pack_weights(model_graph *graph);
+/* A new cnnc_malloc'd copy of the kernel of pointwise node n, whose w was
+ * freed, from its panels (batch norm folded in), for a call they do not
+ * serve (another ISA). */
+CNNC_INTERNAL cnnc_status plan_unpacked_weights(const model_node *n, float **w);
 /* Dense layers of at most this many rows per call read their kernel in
  * place (cnnc_sgemv_fused): bound by the bytes of the kernel, they run as
  * fast as from the packed panels, which such a model never holds. */

@@ -264,6 +264,28 @@ static void test_pointwise_stage(void)
         free(y1);
         free(y2);
     }
+    /* The panels alone hold the kernel (whole panels of up to 32 columns
+     * and the bias, not also a copy of the kernel); under another ISA it is
+     * unpacked per call: the bits of a model loaded there. */
+    CHECK(cnnc_model_weight_bytes(m) <= (size_t)PW_K * 64 * sizeof(float) + 2 * PW_N * sizeof(float));
+    const cnnc_isa isa = cnnc_get_isa(), other = isa == CNNC_ISA_SCALAR ? cnnc_max_isa() : CNNC_ISA_SCALAR;
+    if (other != isa) {
+        const int pixels = 2 * PW_H * PW_W;
+        float *x = malloc((size_t)pixels * PW_K * sizeof(float));
+        float *y1 = malloc((size_t)pixels * PW_N * sizeof(float)), *y2 = malloc((size_t)pixels * PW_N * sizeof(float));
+        for (int i = 0; i < pixels * PW_K; ++i) x[i] = 4.0f * check_uniform(&state);
+        CHECK_OK(cnnc_set_isa(other));
+        cnnc_model *there = NULL;
+        CHECK_OK(cnnc_model_load_tensors(cfg, 5, names, ranks, shapes, data, &there));
+        CHECK_OK(cnnc_model_predict(m, 2, x, y1));
+        if (there) CHECK_OK(cnnc_model_predict(there, 2, x, y2));
+        CHECK(memcmp(y1, y2, (size_t)pixels * PW_N * sizeof(float)) == 0);
+        CHECK_OK(cnnc_set_isa(isa));
+        cnnc_model_free(there);
+        free(x);
+        free(y1);
+        free(y2);
+    }
     CHECK_OK(cnnc_set_num_threads(before));
     cnnc_model_free(m);
 }

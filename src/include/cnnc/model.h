@@ -65,7 +65,9 @@
  * (cnnc_model_load, _load_memory) or copied tensors (_load_tensors), it
  * also keeps its copy of each kernel as read from the file, for the calls
  * the packed form does not serve (another ISA set by cnnc_set_isa, the
- * other Winograd variant at a larger batch); the file's bytes are not kept,
+ * other Winograd variant at a larger batch), but for pointwise
+ * convolutions, whose panels give the kernel back exactly (unpacked per
+ * call under another ISA) and serve every batch; the file's bytes are not kept,
  * and cnnc_model_load never holds them whole: it reads the tensors from the
  * file one at a time (checksums through a 1 MiB buffer, then each tensor
  * straight into the model's copy), so its peak is the model's own bytes.
