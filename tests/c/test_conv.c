@@ -299,6 +299,14 @@ int main(void)
     test_cases(2);
     unsetenv("CNNC_CONV_PACKED");
     unsetenv("CNNC_CONV_PHASES");
+    /* The indirect tiles wherever the ISA has them (short kernel rows
+     * too), then never. */
+    setenv("CNNC_CONV_INDIRECT", "1", 1);
+    test_cases(1);
+    test_cases(2);
+    setenv("CNNC_CONV_INDIRECT", "0", 1);
+    test_cases(2);
+    unsetenv("CNNC_CONV_INDIRECT");
     /* Deterministic mode: the gradient sums in parts fixed by the shape,
      * several per thread. */
     cnnc_set_deterministic(1);
