@@ -710,6 +710,18 @@ PACKED_CASES = [
 ]
 
 
+def _check_with_and_without_bias(rng, case):
+    """The forward pass with and without a bias, and the gradients, of a
+    case against the float64 references."""
+    n, h, w, cin, cout, k, s, padding, d, groups = case
+    x, wt, b = _case_arrays(rng, case)
+    pads = resolve_pads(padding, (h, w), k, s, d)
+    for bias in (b, None):
+        y = cnnc.ops.conv2d(x, wt, bias, strides=s, padding=padding, dilation=d, groups=groups)
+        assert_close(y, ref_conv2d(x, wt, bias, s, pads, d, groups))
+    check_gradients(rng, x, wt, y.shape, s, padding, pads, d, groups)
+
+
 @pytest.mark.parametrize("packed", ["1", "0"])
 @pytest.mark.parametrize("case", PACKED_CASES, ids=[str(i) for i in range(len(PACKED_CASES))])
 def test_conv2d_packed_sweep(isa, threads, rng, monkeypatch, case, packed):
@@ -718,13 +730,7 @@ def test_conv2d_packed_sweep(isa, threads, rng, monkeypatch, case, packed):
     # Strided input gradients by phases, whose outputs are strided subsets
     # of dx, through the packed sweep too.
     monkeypatch.setenv("CNNC_CONV_PHASES", packed)
-    n, h, w, cin, cout, k, s, padding, d, groups = case
-    x, wt, b = _case_arrays(rng, case)
-    pads = resolve_pads(padding, (h, w), k, s, d)
-    for bias in (b, None):
-        y = cnnc.ops.conv2d(x, wt, bias, strides=s, padding=padding, dilation=d, groups=groups)
-        assert_close(y, ref_conv2d(x, wt, bias, s, pads, d, groups))
-    check_gradients(rng, x, wt, y.shape, s, padding, pads, d, groups)
+    _check_with_and_without_bias(rng, case)
 
 
 def test_conv2d_indirect_sweep_is_the_default_for_short_rows(rng, monkeypatch):
@@ -774,13 +780,7 @@ INDIRECT_CASES = [
 def test_conv2d_indirect_sweep(isa, threads, rng, monkeypatch, case, indirect):
     monkeypatch.setenv("CNNC_CONV_INDIRECT", indirect)
     monkeypatch.setenv("CNNC_WINOGRAD", "0")
-    n, h, w, cin, cout, k, s, padding, d, groups = case
-    x, wt, b = _case_arrays(rng, case)
-    pads = resolve_pads(padding, (h, w), k, s, d)
-    for bias in (b, None):
-        y = cnnc.ops.conv2d(x, wt, bias, strides=s, padding=padding, dilation=d, groups=groups)
-        assert_close(y, ref_conv2d(x, wt, bias, s, pads, d, groups))
-    check_gradients(rng, x, wt, y.shape, s, padding, pads, d, groups)
+    _check_with_and_without_bias(rng, case)
 
 
 # Transposed convolutions whose forward is a strided backward-data.

@@ -156,16 +156,23 @@ CT_INLINE void forward_tile_nv(const struct cnnc_conv_tile *t, const float *a, c
 #undef FT_DIRECT
 }
 
+/* fn(args..., nv) with nv the vectors that n columns need, as a constant. */
+#if FT_NV == 2
+#define FT_DISPATCH_NV(n, fn, ...)         \
+    do {                                   \
+        if ((n) <= VW)                     \
+            fn(__VA_ARGS__, 1);            \
+        else                               \
+            fn(__VA_ARGS__, FT_NV);        \
+    } while (0)
+#else
+#define FT_DISPATCH_NV(n, fn, ...) fn(__VA_ARGS__, FT_NV)
+#endif
+
 static void forward_tile(const struct cnnc_conv_tile *t, const float *a, const float *bp, const float *bias,
                          float *c, int64_t m, int64_t n)
 {
-#if FT_NV == 2
-    if (n <= VW) {
-        forward_tile_nv(t, a, bp, bias, c, m, n, 1);
-        return;
-    }
-#endif
-    forward_tile_nv(t, a, bp, bias, c, m, n, FT_NV);
+    FT_DISPATCH_NV(n, forward_tile_nv, t, a, bp, bias, c, m, n);
 }
 
 /* The indirect tile needs a register per row pointer: with more rows than
@@ -198,13 +205,7 @@ CT_INLINE void indirect_tile_nv(const struct cnnc_conv_tile *t, const float *con
 static void forward_tile_indirect(const struct cnnc_conv_tile *t, const float *const *a, const float *bp,
                                   const float *bias, float *c, int64_t m, int64_t n)
 {
-#if FT_NV == 2
-    if (n <= VW) {
-        indirect_tile_nv(t, a, bp, bias, c, m, n, 1);
-        return;
-    }
-#endif
-    indirect_tile_nv(t, a, bp, bias, c, m, n, FT_NV);
+    FT_DISPATCH_NV(n, indirect_tile_nv, t, a, bp, bias, c, m, n);
 }
 #define FT_INDIRECT_ENTRY forward_tile_indirect
 #else
