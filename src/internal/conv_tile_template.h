@@ -78,22 +78,24 @@ CT_INLINE int64_t ct_lanes(int64_t n, int v) { return cnnc_max_i64(0, cnnc_min_i
         advance;                                                                                     \
     }
 
-/* Stores the first m (<= rows) rows and n columns of the tile at c. */
-CT_INLINE void ft_store(vf acc[FT_MR][FT_NV], float *c, int64_t ldc, int64_t m, int64_t n, const int rows,
-                        const int nv)
+/* Stores the first m (<= rows) rows and n columns of the tile: row i at
+ * crow[i] + col where row pointers crow are given, else at c + i * ldc. */
+CT_INLINE void ft_store(vf acc[FT_MR][FT_NV], float *const *crow, int64_t col, float *c, int64_t ldc, int64_t m,
+                        int64_t n, const int rows, const int nv)
 {
 #pragma GCC unroll 14
     for (int i = 0; i < rows; ++i) {
         if (i >= m)
             break;
+        float *ci = crow ? crow[i] + col : c + i * ldc;
 #pragma GCC unroll 8
         for (int v = 0; v < FT_NV; ++v) {
             if (v >= nv || v * VW >= n)
                 break;
             if ((v + 1) * VW <= n)
-                vf_store(c + i * ldc + v * VW, acc[i][v]);
+                vf_store(ci + v * VW, acc[i][v]);
             else
-                vf_store_part(c + i * ldc + v * VW, acc[i][v], n - v * VW);
+                vf_store_part(ci + v * VW, acc[i][v], n - v * VW);
         }
     }
 }
@@ -115,7 +117,7 @@ CT_INLINE void forward_tile_rows(const struct cnnc_conv_tile *t, const float *a,
                      t->cw, bp, rows, nv)
         }
     }
-    ft_store(acc, c, t->ldc, m, n, rows, nv);
+    ft_store(acc, NULL, 0, c, t->ldc, m, n, rows, nv);
 }
 
 /* Runs call(r) with r = m as a constant (a tile's rows must be known at
@@ -180,7 +182,8 @@ static void forward_tile(const struct cnnc_conv_tile *t, const float *a, const f
 #if FT_MR <= 6
 /* The first `rows` (>= m) rows of an indirect tile, `nv` vectors wide. */
 CT_INLINE void indirect_tile_rows(const struct cnnc_conv_tile *t, const float *const *a, const float *bp,
-                                  const float *bias, float *c, int64_t m, int64_t n, const int rows, const int nv)
+                                  const float *bias, float *const *c, int64_t col, int64_t m, int64_t n,
+                                  const int rows, const int nv)
 {
     vf acc[FT_MR][FT_NV];
     FT_INIT(acc, bias, n, rows, nv);
@@ -191,21 +194,21 @@ CT_INLINE void indirect_tile_rows(const struct cnnc_conv_tile *t, const float *c
             row[i] = a[i];
         FT_STEPS(acc, row[i][q_], (void)0, t->cw, bp, rows, nv)
     }
-    ft_store(acc, c, t->ldc, m, n, rows, nv);
+    ft_store(acc, c, col, NULL, 0, m, n, rows, nv);
 }
 
 CT_INLINE void indirect_tile_nv(const struct cnnc_conv_tile *t, const float *const *a, const float *bp,
-                                const float *bias, float *c, int64_t m, int64_t n, const int nv)
+                                const float *bias, float *const *c, int64_t col, int64_t m, int64_t n, const int nv)
 {
-#define FT_INDIRECT(r_) indirect_tile_rows(t, a, bp, bias, c, m, n, r_, nv)
+#define FT_INDIRECT(r_) indirect_tile_rows(t, a, bp, bias, c, col, m, n, r_, nv)
     FT_DISPATCH_ROWS(m, FT_INDIRECT)
 #undef FT_INDIRECT
 }
 
 static void forward_tile_indirect(const struct cnnc_conv_tile *t, const float *const *a, const float *bp,
-                                  const float *bias, float *c, int64_t m, int64_t n)
+                                  const float *bias, float *const *c, int64_t col, int64_t m, int64_t n)
 {
-    FT_DISPATCH_NV(n, indirect_tile_nv, t, a, bp, bias, c, m, n);
+    FT_DISPATCH_NV(n, indirect_tile_nv, t, a, bp, bias, c, col, m, n);
 }
 #define FT_INDIRECT_ENTRY forward_tile_indirect
 #else
