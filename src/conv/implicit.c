@@ -312,21 +312,6 @@ static void sweep_packed(struct implicit_plan *pl, int t, int team)
     }
 }
 
-/* Asks for the kernel rows of the next `count` pixels of an indirection
- * table (rows `stride` entries apart) to be brought into L2 while the
- * current tile computes: on the first pass over a block they come from
- * memory, and a tile's rows, read a few floats at a time across several
- * streams, leave the hardware prefetchers behind (1x1 / 2 input gradients
- * waited up to a fifth of their time on them). */
-static void prefetch_rows(const float *const *table, int64_t stride, int64_t count, int64_t kh, int64_t run)
-{
-    const int64_t line = 64 / (int64_t)sizeof(float);
-    for (int64_t r = 0; r < kh; ++r)
-        for (int64_t i = 0; i < count; ++i)
-            for (int64_t q = 0; q < run; q += line)
-                __builtin_prefetch(table[r * stride + i] + q, 0, 2);
-}
-
 /* out[i] = where output pixel p0 + i (flat over images, rows and columns)
  * goes, for i < count: one division per row, not per pixel. */
 static void output_pixels(const struct implicit_plan *pl, int64_t p0, int64_t count, float **out)
@@ -400,8 +385,6 @@ static void sweep_indirect(struct implicit_plan *pl, int t, int team)
         for (int64_t jo = 0; jo < tiles; ++jo)
             for (int64_t s0 = 0, len; s0 < m; s0 += len) {
                 len = indirect_tile_pixels(m - s0, mr);
-                if (jo == 0)
-                    prefetch_rows(table + s0 + len, m, cnnc_min_i64(mr, m - s0 - len), g->kh, run);
                 for (int64_t j = jo; j < jo + inner; ++j) {
                     const int64_t c0 = j * nr;
                     pl->ck->forward_tile_indirect(&tile, table + s0, pl->bp + j * pl->kg * nr,
