@@ -348,15 +348,24 @@ static int64_t indirect_tile_pixels(int64_t left, int64_t mr)
  * over all the block's tiles, so that it is read from L2, not memory, and
  * the block's rows stream from L2. */
 #define B_RESIDENT_BYTES ((int64_t)512 * 1024)
+#define INDIRECT_MAX_BLOCK 1024
 static void sweep_indirect(struct implicit_plan *pl, int t, int team)
 {
     const struct cnnc_conv_geom *g = pl->g;
     const int64_t mr = pl->kern->mr, nr = pl->kern->nr, run = g->kw * g->cin;
+    int64_t p0, p1;
+    cnnc_conv_split(g->n * g->oh * g->ow, t, team, &p0, &p1);
+    if (p1 <= p0)
+        return;
     /* Blocks of whole output rows whose input rows (read in place, shared
-     * by neighbouring pixels) take about as much as a band. */
+     * by neighbouring pixels) take about as much as a band, at most
+     * INDIRECT_MAX_BLOCK pixels (the tables' size stays small however thin
+     * the rows) and no more than this thread's. */
     const int64_t in_rows = CNNC_CONV_BAND_BYTES / (g->w * g->cin * (int64_t)sizeof(float));
     const int64_t out_rows = cnnc_max_i64(1, (in_rows - (g->kh - 1) * g->dh - 1) / g->sh + 1);
-    const int64_t block = cnnc_ceil_div(out_rows * g->ow, mr) * mr;
+    const int64_t block =
+        cnnc_ceil_div(cnnc_min_i64(cnnc_min_i64(out_rows, g->oh) * g->ow, cnnc_min_i64(INDIRECT_MAX_BLOCK, p1 - p0)), mr) *
+        mr;
     /* Patches: the kernel rows of the pixels of a row that reach past its
      * sides, in every output row a block touches. */
     int64_t edge = 0;
@@ -374,8 +383,6 @@ static void sweep_indirect(struct implicit_plan *pl, int t, int team)
     float *zeros = (float *)((char *)buffer + table_bytes), *patches = zeros + run;
     memset(zeros, 0, (size_t)run * sizeof(float));
     const int panels_outer = pl->panels * pl->kg * nr * (int64_t)sizeof(float) > B_RESIDENT_BYTES;
-    int64_t p0, p1;
-    cnnc_conv_split(g->n * g->oh * g->ow, t, team, &p0, &p1);
     for (int64_t b0 = p0; b0 < p1; b0 += block) {
         const int64_t m = cnnc_min_i64(block, p1 - b0);
         cnnc_conv_indirect_rows(g, pl->x, b0, m, zeros, patches, table);

@@ -50,62 +50,18 @@
 /* Lanes of vector v holding some of the first n columns (0..VW). */
 CT_INLINE int64_t ct_lanes(int64_t n, int v) { return cnnc_max_i64(0, cnnc_min_i64(VW, n - (int64_t)v * VW)); }
 
-/* The accumulators of a tile's first `rows` rows, `nv` vectors wide, set
- * to the bias (or 0). */
-#define FT_INIT(acc, bias, n, rows, nv)                                                              \
-    do {                                                                                             \
-        _Pragma("GCC unroll 8") for (int v_ = 0; v_ < FT_NV; ++v_)                                   \
-        {                                                                                            \
-            const vf b0_ = v_ < (nv) && (bias) ? vf_load_part((bias) + v_ * VW, ct_lanes(n, v_)) : vf_zero(); \
-            _Pragma("GCC unroll 14") for (int i_ = 0; i_ < (rows); ++i_) (acc)[i_][v_] = b0_;        \
-        }                                                                                            \
-    } while (0)
-
-/* acc += the products of cw columns of the first `rows` rows of A, row i
- * read at a_i (an lvalue expression in i), with the next cw rows of the
- * packed panel *bp, which is advanced past them; `advance` moves the row
- * reads to the next column. */
-#define FT_STEPS(acc, a_i, advance, cw, bp, rows, nv)                                                \
-    for (int64_t q_ = 0; q_ < (cw); ++q_, (bp) += FT_NR) {                                           \
-        vf b_[FT_NV];                                                                                \
-        _Pragma("GCC unroll 8") for (int v_ = 0; v_ < FT_NV; ++v_) if (v_ < (nv)) b_[v_] = vf_load((bp) + v_ * VW); \
-        _Pragma("GCC unroll 14") for (int i = 0; i < (rows); ++i)                                    \
-        {                                                                                            \
-            const vf ai_ = vf_set1(a_i);                                                             \
-            _Pragma("GCC unroll 8") for (int v_ = 0; v_ < FT_NV; ++v_) if (v_ < (nv))                \
-                (acc)[i][v_] = vf_fmadd(ai_, b_[v_], (acc)[i][v_]);                                  \
-        }                                                                                            \
-        advance;                                                                                     \
-    }
-
-/* Stores the first m (<= rows) rows and n columns of the tile: row i at
- * crow[i] + col where row pointers crow are given, else at c + i * ldc. */
-CT_INLINE void ft_store(vf acc[FT_MR][FT_NV], float *const *crow, int64_t col, float *c, int64_t ldc, int64_t m,
-                        int64_t n, const int rows, const int nv)
-{
-#pragma GCC unroll 14
-    for (int i = 0; i < rows; ++i) {
-        if (i >= m)
-            break;
-        float *ci = crow ? crow[i] + col : c + i * ldc;
-#pragma GCC unroll 8
-        for (int v = 0; v < FT_NV; ++v) {
-            if (v >= nv || v * VW >= n)
-                break;
-            if ((v + 1) * VW <= n)
-                vf_store(ci + v * VW, acc[i][v]);
-            else
-                vf_store_part(ci + v * VW, acc[i][v], n - v * VW);
-        }
-    }
-}
-
 /* The first `rows` (>= m) rows of the tile, `nv` vectors wide. */
 CT_INLINE void forward_tile_rows(const struct cnnc_conv_tile *t, const float *a, const float *bp,
                                  const float *bias, float *c, int64_t m, int64_t n, const int rows, const int nv)
 {
     vf acc[FT_MR][FT_NV];
-    FT_INIT(acc, bias, n, rows, nv);
+#pragma GCC unroll 8
+    for (int v = 0; v < FT_NV; ++v) {
+        const vf b0 = v < nv && bias ? vf_load_part(bias + v * VW, ct_lanes(n, v)) : vf_zero();
+#pragma GCC unroll 14
+        for (int i = 0; i < rows; ++i)
+            acc[i][v] = b0;
+    }
     const int64_t rs = t->rs;
     for (int64_t kh = 0; kh < t->nkh; ++kh) {
         for (int64_t kw = 0; kw < t->nkw; ++kw) {
@@ -113,102 +69,175 @@ CT_INLINE void forward_tile_rows(const struct cnnc_conv_tile *t, const float *a,
 #pragma GCC unroll 5
             for (int s = 0; s < (rows + 2) / 3; ++s)
                 base[s] = a + kh * t->hs + kw * t->ws + 3 * s * rs;
-            FT_STEPS(acc, base[i / 3][(i % 3) * rs], _Pragma("GCC unroll 5") for (int s = 0; s < (rows + 2) / 3; ++s) base[s] += 1,
-                     t->cw, bp, rows, nv)
+            for (int64_t q = 0; q < t->cw; ++q, bp += FT_NR) {
+                vf b[FT_NV];
+#pragma GCC unroll 8
+                for (int v = 0; v < FT_NV; ++v)
+                    if (v < nv)
+                        b[v] = vf_load(bp + v * VW);
+#pragma GCC unroll 14
+                for (int i = 0; i < rows; ++i) {
+                    const vf ai = vf_set1(base[i / 3][(i % 3) * rs]);
+#pragma GCC unroll 8
+                    for (int v = 0; v < FT_NV; ++v)
+                        if (v < nv)
+                            acc[i][v] = vf_fmadd(ai, b[v], acc[i][v]);
+                }
+#pragma GCC unroll 5
+                for (int s = 0; s < (rows + 2) / 3; ++s)
+                    base[s] += 1;
+            }
         }
     }
-    ft_store(acc, NULL, 0, c, t->ldc, m, n, rows, nv);
+#pragma GCC unroll 14
+    for (int i = 0; i < rows; ++i) {
+        if (i >= m)
+            break;
+#pragma GCC unroll 8
+        for (int v = 0; v < FT_NV; ++v) {
+            if (v >= nv || v * VW >= n)
+                break;
+            if ((v + 1) * VW <= n)
+                vf_store(c + i * t->ldc + v * VW, acc[i][v]);
+            else
+                vf_store_part(c + i * t->ldc + v * VW, acc[i][v], n - v * VW);
+        }
+    }
 }
 
-/* Runs call(r) with r = m as a constant (a tile's rows must be known at
- * compile time for its accumulators to live in registers): a row's last
- * segment (26 = 14 + 12, 32 = 14 + 14 + 4) and rows narrower than a tile
- * compute only the rows they keep. */
-#define FT_ROWS_CASE(call, r_) \
-    case r_:                   \
-        call(r_);              \
+#define FT_ROWS_CASE(r_)                                          \
+    case r_:                                                      \
+        forward_tile_rows(t, a, bp, bias, c, m, n, r_, nv);       \
         return;
-#if FT_MR > 6
-#define FT_ROWS_CASES_WIDE(call)                                                                     \
-    FT_ROWS_CASE(call, 6) FT_ROWS_CASE(call, 7) FT_ROWS_CASE(call, 8) FT_ROWS_CASE(call, 9)         \
-    FT_ROWS_CASE(call, 10) FT_ROWS_CASE(call, 11) FT_ROWS_CASE(call, 12) FT_ROWS_CASE(call, 13)
-#else
-#define FT_ROWS_CASES_WIDE(call)
-#endif
-#if FT_MR > 4
-#define FT_ROWS_CASES_MID(call) FT_ROWS_CASE(call, 4) FT_ROWS_CASE(call, 5) FT_ROWS_CASES_WIDE(call)
-#else
-#define FT_ROWS_CASES_MID(call)
-#endif
-#define FT_DISPATCH_ROWS(m, call)                                                                              \
-    switch (m) {                                                                                              \
-        FT_ROWS_CASE(call, 1)                                                                                 \
-        FT_ROWS_CASE(call, 2)                                                                                 \
-        FT_ROWS_CASE(call, 3)                                                                                 \
-        FT_ROWS_CASES_MID(call)                                                                               \
-    default:                                                                                                  \
-        call(FT_MR);                                                                                          \
-    }
 
+/* Exactly m rows: a row's last segment (26 = 14 + 12, 32 = 14 + 14 + 4) and
+ * rows narrower than a tile compute only the rows they keep. */
 CT_INLINE void forward_tile_nv(const struct cnnc_conv_tile *t, const float *a, const float *bp,
                                const float *bias, float *c, int64_t m, int64_t n, const int nv)
 {
-#define FT_DIRECT(r_) forward_tile_rows(t, a, bp, bias, c, m, n, r_, nv)
-    FT_DISPATCH_ROWS(m, FT_DIRECT)
-#undef FT_DIRECT
-}
-
-/* fn(args..., nv) with nv the vectors that n columns need, as a constant. */
-#if FT_NV == 2
-#define FT_DISPATCH_NV(n, fn, ...)         \
-    do {                                   \
-        if ((n) <= VW)                     \
-            fn(__VA_ARGS__, 1);            \
-        else                               \
-            fn(__VA_ARGS__, FT_NV);        \
-    } while (0)
-#else
-#define FT_DISPATCH_NV(n, fn, ...) fn(__VA_ARGS__, FT_NV)
+    switch (m) {
+        FT_ROWS_CASE(1)
+        FT_ROWS_CASE(2)
+        FT_ROWS_CASE(3)
+#if FT_MR > 4
+        FT_ROWS_CASE(4)
+        FT_ROWS_CASE(5)
+#if FT_MR > 6
+        FT_ROWS_CASE(6)
+        FT_ROWS_CASE(7)
+        FT_ROWS_CASE(8)
+        FT_ROWS_CASE(9)
+        FT_ROWS_CASE(10)
+        FT_ROWS_CASE(11)
+        FT_ROWS_CASE(12)
+        FT_ROWS_CASE(13)
 #endif
+#endif
+    default:
+        forward_tile_rows(t, a, bp, bias, c, m, n, FT_MR, nv);
+    }
+}
 
 static void forward_tile(const struct cnnc_conv_tile *t, const float *a, const float *bp, const float *bias,
                          float *c, int64_t m, int64_t n)
 {
-    FT_DISPATCH_NV(n, forward_tile_nv, t, a, bp, bias, c, m, n);
+#if FT_NV == 2
+    if (n <= VW) {
+        forward_tile_nv(t, a, bp, bias, c, m, n, 1);
+        return;
+    }
+#endif
+    forward_tile_nv(t, a, bp, bias, c, m, n, FT_NV);
 }
+
 
 /* The indirect tile needs a register per row pointer: with more rows than
  * about half the general registers (AVX-512's 14) they would spill. */
 #if FT_MR <= 6
-/* The first `rows` (>= m) rows of an indirect tile, `nv` vectors wide. */
+/* The first `rows` (>= m) rows of an indirect tile, `nv` vectors wide:
+ * the direct tile's loops with each row's kernel-row run and output row
+ * taken from the tables. */
 CT_INLINE void indirect_tile_rows(const struct cnnc_conv_tile *t, const float *const *a, const float *bp,
                                   const float *bias, float *const *c, int64_t col, int64_t m, int64_t n,
                                   const int rows, const int nv)
 {
     vf acc[FT_MR][FT_NV];
-    FT_INIT(acc, bias, n, rows, nv);
-    for (int64_t kh = 0; kh < t->nkh; ++kh, a += t->rs) {
-        const float *row[FT_MR];
-#pragma GCC unroll 14
+#pragma GCC unroll 8
+    for (int v = 0; v < nv; ++v) {
+        const vf b0 = bias ? vf_load_part(bias + v * VW, ct_lanes(n, v)) : vf_zero();
+#pragma GCC unroll 6
         for (int i = 0; i < rows; ++i)
-            row[i] = a[i];
-        FT_STEPS(acc, row[i][q_], (void)0, t->cw, bp, rows, nv)
+            acc[i][v] = b0;
     }
-    ft_store(acc, c, col, NULL, 0, m, n, rows, nv);
+    for (int64_t kh = 0; kh < t->nkh; ++kh, a += t->rs) {
+        const float *run[FT_MR];
+#pragma GCC unroll 6
+        for (int i = 0; i < rows; ++i)
+            run[i] = a[i];
+        for (int64_t q = 0; q < t->cw; ++q, bp += FT_NR) {
+            vf b[FT_NV];
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; ++v)
+                b[v] = vf_load(bp + v * VW);
+#pragma GCC unroll 6
+            for (int i = 0; i < rows; ++i) {
+                const vf ai = vf_set1(run[i][q]);
+#pragma GCC unroll 8
+                for (int v = 0; v < nv; ++v)
+                    acc[i][v] = vf_fmadd(ai, b[v], acc[i][v]);
+            }
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < rows; ++i) {
+        if (i >= m)
+            break;
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; ++v) {
+            if (v * VW >= n)
+                break;
+            if ((v + 1) * VW <= n)
+                vf_store(c[i] + col + v * VW, acc[i][v]);
+            else
+                vf_store_part(c[i] + col + v * VW, acc[i][v], n - v * VW);
+        }
+    }
 }
 
+/* m (<= FT_MR) rows and nv vectors as constants. */
 CT_INLINE void indirect_tile_nv(const struct cnnc_conv_tile *t, const float *const *a, const float *bp,
                                 const float *bias, float *const *c, int64_t col, int64_t m, int64_t n, const int nv)
 {
-#define FT_INDIRECT(r_) indirect_tile_rows(t, a, bp, bias, c, col, m, n, r_, nv)
-    FT_DISPATCH_ROWS(m, FT_INDIRECT)
-#undef FT_INDIRECT
+    switch (m) {
+    case 1:
+        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 1, nv);
+        return;
+    case 2:
+        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 2, nv);
+        return;
+    case 3:
+        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 3, nv);
+        return;
+#if FT_MR > 4
+    case 4:
+        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 4, nv);
+        return;
+    case 5:
+        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 5, nv);
+        return;
+#endif
+    default:
+        indirect_tile_rows(t, a, bp, bias, c, col, m, n, FT_MR, nv);
+    }
 }
 
 static void forward_tile_indirect(const struct cnnc_conv_tile *t, const float *const *a, const float *bp,
                                   const float *bias, float *const *c, int64_t col, int64_t m, int64_t n)
 {
-    FT_DISPATCH_NV(n, indirect_tile_nv, t, a, bp, bias, c, col, m, n);
+    if (FT_NV == 2 && n <= VW)
+        indirect_tile_nv(t, a, bp, bias, c, col, m, n, 1);
+    else
+        indirect_tile_nv(t, a, bp, bias, c, col, m, n, FT_NV);
 }
 #define FT_INDIRECT_ENTRY forward_tile_indirect
 #else
