@@ -363,9 +363,8 @@ static void sweep_indirect(struct implicit_plan *pl, int t, int team)
      * the rows) and no more than this thread's. */
     const int64_t in_rows = CNNC_CONV_BAND_BYTES / (g->w * g->cin * (int64_t)sizeof(float));
     const int64_t out_rows = cnnc_max_i64(1, (in_rows - (g->kh - 1) * g->dh - 1) / g->sh + 1);
-    const int64_t block =
-        cnnc_ceil_div(cnnc_min_i64(cnnc_min_i64(out_rows, g->oh) * g->ow, cnnc_min_i64(INDIRECT_MAX_BLOCK, p1 - p0)), mr) *
-        mr;
+    const int64_t pixels = cnnc_min_i64(cnnc_min_i64(out_rows, g->oh) * g->ow, INDIRECT_MAX_BLOCK);
+    const int64_t block = cnnc_ceil_div(cnnc_min_i64(pixels, p1 - p0), mr) * mr;
     /* Patches: the kernel rows of the pixels of a row that reach past its
      * sides, in every output row a block touches. */
     int64_t edge = 0;
