@@ -52,7 +52,8 @@ CNNC_INTERNAL cnnc_status cnnc_sgemm_fused(int max_threads, int64_t M, int64_t N
  * NULL: none), for M <= CNNC_GEMV_MAX_ROWS: no packed copy of B, which is
  * read once, row after row (src/internal/gemv_template.h). Every element is
  * summed as cnnc_sgemm_fused sums it on the same ISA (from the folded B, for
- * fold), so the two give the same bits. Threads (up to max_threads) split
+ * fold; but for subnormal values of B, read as zero before a fold scales
+ * them), so the two give the same bits. Threads (up to max_threads) split
  * the columns: the bits do not depend on their number. */
 CNNC_INTERNAL cnnc_status cnnc_sgemv_fused(int max_threads, int64_t M, int64_t N, int64_t K, const float *A,
                                            int64_t lda, const float *B, int64_t ldb, const double *fold,

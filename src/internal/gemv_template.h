@@ -23,7 +23,10 @@
 
 #define GEMV_UNROLL CNNC_GEMV_UNROLL
 
-/* dst[j] = (float)(src[j] * fold[j]) for j < n: plan.c's fold, in double. */
+/* dst[j] = (float)(src[j] * fold[j]) for j < n: plan.c's fold, in double
+ * (here under the team's flush-to-zero, which reads a kernel value below
+ * FLT_MIN as zero where the fold at load scales it first: the one case in
+ * which the bits may differ from the packed product's). */
 static inline void gemv_fold_row(const float *src, const double *fold, int64_t n, float *dst)
 {
     for (int64_t j = 0; j < n; ++j)
