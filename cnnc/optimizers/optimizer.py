@@ -19,6 +19,7 @@ import re
 import numpy as np
 
 from cnnc import _kernels as ops
+from cnnc._memory import trim_heap
 from cnnc.optimizers import schedules as _schedules
 from cnnc.optimizers.flat_state import FlatState
 
@@ -179,6 +180,13 @@ class Optimizer:
             for weight in weights:
                 self._slots[id(weight)] = (weight, flat.weight_slots[id(weight)])
             self._flat = flat
+            # The per-weight arrays just replaced were mostly allocated in
+            # the C library's heap (below its mmap threshold, which the
+            # initializers' temporaries raise), under blocks made after
+            # them, so freeing them gave nothing back: without this, a
+            # first training step of VGG16 held its 74 MiB of conv kernels
+            # twice.
+            trim_heap()
         return True
 
     def slots(self, weight):
