@@ -28,7 +28,7 @@ import numpy as np
 
 from cnnc import losses as losses_module
 from cnnc._masks import sample_weights_with_mask
-from cnnc._memory import StepArena, reuse_buffers
+from cnnc._memory import ArenaGroup, StepArena, reuse_buffers
 from cnnc import metrics as metrics_module
 from cnnc import optimizers
 from cnnc import random as cnnc_random
@@ -355,10 +355,14 @@ class Trainer:
     def _step_arena(self, xs):
         """The planned memory of training steps on batches of these shapes
         (see cnnc._memory.StepArena); the two latest shapes keep theirs (a
-        last, shorter batch of an epoch)."""
+        last, shorter batch of an epoch), on the same bytes (ArenaGroup): a
+        step on one shape never runs beside a step on another."""
         arenas = self.__dict__.setdefault("_arenas", {})
+        group = self.__dict__.get("_arena_group")
+        if group is None:
+            group = self._arena_group = ArenaGroup()
         key = tuple(x.shape for x in xs)
-        arena = arenas.pop(key, None) or StepArena()
+        arena = arenas.pop(key, None) or StepArena(group)
         arenas[key] = arena
         while len(arenas) > 2:
             del arenas[next(iter(arenas))]
@@ -546,7 +550,9 @@ class Trainer:
                                         validation_freq, root)
         finally:
             self._in_fit = False
-            self._arenas = {}  # as the buffer cache, planned memory goes back after fit
+            # as the buffer cache, planned memory goes back after fit
+            self._arenas = {}
+            self._arena_group = None
         self.history = history
         return history
 
