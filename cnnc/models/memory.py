@@ -4,8 +4,11 @@ check that refuses a batch that cannot fit.
 
 The estimate follows what the engine holds at its peak:
 
-* training: the weights, their gradients and the optimizer's slots (and,
-  on the first step, the copy an optimizer makes packing them); the
+* training: the weights, their gradients and the optimizer's slots (on
+  the first step, the optimizer's packing of the weights into its flat
+  buffers comes first: the copy holds the values twice, but its new
+  gradient buffer is zeros not yet written, so it peaks above the step only
+  where gradient arrays existed already, which it copies too); the
   tensors and gradients alive at the worst moment of the step, following
   the engine's liveness (a tensor lives until its last reader in forward,
   or until the backward that reads it; an activation or residual sum
@@ -57,8 +60,13 @@ class MemoryEstimate:
     copy made and freed before the run's tensors exist: the trainable
     weights (and their gradients if they exist) an optimizer copies when it
     first lays them into its flat buffers, or the largest kernel, folded
-    through a copy while the C runtime loads on the first ``predict``. ``total`` sums them (the larger of packing and
-    the run's tensors).
+    through a copy while the C runtime loads on the first ``predict``.
+    ``total`` is the larger of the run's peak and the packing's: in
+    training the weights, slots and either the gradients with the step's
+    tensors, or the copy beside the gradients that existed before it (the
+    gradient buffer the copy makes is zeros, resident only once written);
+    at inference the weights, gradients, runtime weights and the larger of
+    the copy and the pass's tensors.
     """
 
     _PARTS = ("weights", "gradients", "optimizer_slots", "activations",
@@ -76,6 +84,10 @@ class MemoryEstimate:
     def total(self):
         # The packing copy is made and freed before the step's tensors exist.
         step = self.activations + self.gradients_of_activations + self.workspace
+        if self.training:
+            existing = self.resident - self.weights  # gradient arrays made before the run
+            return (self.weights + self.optimizer_slots
+                    + max(self.gradients + step, existing + self.packing))
         return (self.weights + self.gradients + self.optimizer_slots + self.runtime_weights
                 + max(step, self.packing))
 
