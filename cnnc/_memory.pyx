@@ -33,7 +33,8 @@ above it, which made VGG16's first step at batch 8 peak about 115 MiB
 above the warm ones. A request that does not match the plan (another size,
 or a block whose place is still held, say an array the caller kept from
 the last step) is served from the cache as before, never from
-occupied bytes.
+occupied bytes. The arenas of steps that never run at the same time (one
+model's batch shapes) share one set of bytes, an :class:`ArenaGroup`.
 """
 from libc.stdint cimport uint8_t, uintptr_t
 from libc.stdlib cimport calloc, free, getenv, realloc, strtoull

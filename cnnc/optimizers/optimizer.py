@@ -180,12 +180,12 @@ class Optimizer:
             for weight in weights:
                 self._slots[id(weight)] = (weight, flat.weight_slots[id(weight)])
             self._flat = flat
-            # The per-weight arrays just replaced were mostly allocated in
-            # the C library's heap (below its mmap threshold, which the
-            # initializers' temporaries raise), under blocks made after
-            # them, so freeing them gave nothing back: without this, a
-            # first training step of VGG16 held its 74 MiB of conv kernels
-            # twice.
+            # Per-weight arrays below the C library's adaptive mmap
+            # threshold (raised by any larger block freed before them) sit
+            # in its heap under blocks made after them, so freeing them
+            # gives nothing back: the first step would hold them beside
+            # their copies (VGG16's conv kernels, 74 MiB, while the
+            # initializers drew whole kernels through float64 temporaries).
             trim_heap()
         return True
 
