@@ -29,7 +29,7 @@ step's peak of live bytes. The recorded step's own blocks each get a
 mapping of their own, unmapped when freed, so that step holds its live
 bytes too: the C library keeps a freed block below its adaptive mmap
 threshold (up to 32 MiB) in its heap, resident while later blocks sit
-above it, which made VGG16's first step at batch 8 peak about 115 MiB
+above it, which made VGG16's first step at batch 8 peak about 90 MiB
 above the warm ones. A request that does not match the plan (another size,
 or a block whose place is still held, say an array the caller kept from
 the last step) is served from the cache as before, never from
