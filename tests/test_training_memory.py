@@ -212,7 +212,7 @@ import json, sys
 import numpy as np
 import cnnc
 from cnnc import applications
-n = int(sys.argv[1])
+n, validate = int(sys.argv[1]), sys.argv[2] == "validate"
 model = applications.ResNet18(input_shape=(64, 64, 3), classes=10)
 model.compile(cnnc.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy")
 x = np.random.default_rng(0).random((n, 64, 64, 3), dtype=np.float32)
@@ -226,14 +226,17 @@ model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0)  # the weights' gradi
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
 base = status("VmRSS:")
-model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
-print(json.dumps({"peak": status("VmHWM:") - base}))
+history = model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False,
+                    validation_data=(x[:12], y[:12]) if validate else None)
+print(json.dumps({"peak": status("VmHWM:") - base, "val_loss": history.history.get("val_loss"),
+                  "evaluate": model.evaluate(x[:12], y[:12], batch_size=8, verbose=0)}))
 """
 
 
-def test_a_shorter_last_batch_adds_no_second_arena():
+def test_a_shorter_last_batch_and_validation_add_no_second_arena():
     """fit over 31 samples in batches of 8 (the last of 7) peaks as over 32:
-    the last batch's plan shares the full batches' bytes."""
+    the last batch's plan shares the full batches' bytes; so do the
+    validation steps (batches of 8 and 4), whose loss is evaluate's."""
     import json
     import subprocess
     import sys
@@ -243,14 +246,20 @@ def test_a_shorter_last_batch_adds_no_second_arena():
             f.write("5")
     except OSError:
         pytest.skip("resetting the RSS high-water mark needs Linux /proc/self/clear_refs")
-    peaks = {}
-    for n in (32, 31):
-        out = subprocess.run([sys.executable, "-c", _RAGGED_CHILD, str(n)], capture_output=True,
-                             text=True, timeout=600, cwd=tempfile.gettempdir())
+    runs = {}
+    for n, validate in ((32, "no"), (31, "no"), (32, "validate")):
+        out = subprocess.run([sys.executable, "-c", _RAGGED_CHILD, str(n), validate],
+                             capture_output=True, text=True, timeout=600,
+                             cwd=tempfile.gettempdir())
         assert out.returncode == 0, out.stderr[-3000:]
-        peaks[n] = json.loads(out.stdout.strip().splitlines()[-1])["peak"]
-    # a second arena would add about 7/8 of the first (some 20 MiB here)
-    assert peaks[31] < peaks[32] + 4 * 2**20, peaks
+        runs[n, validate] = json.loads(out.stdout.strip().splitlines()[-1])
+    peaks = {key: r["peak"] for key, r in runs.items()}
+    # a second arena would add about 7/8 of the first (some 20 MiB here),
+    # the validation steps their tensors (about 10 MiB)
+    assert peaks[31, "no"] < peaks[32, "no"] + 4 * 2**20, peaks
+    assert peaks[32, "validate"] < peaks[32, "no"] + 4 * 2**20, peaks
+    validated = runs[32, "validate"]
+    assert validated["val_loss"][-1] == validated["evaluate"]
 
 
 def test_inference_makes_no_gradient_arrays():
