@@ -91,7 +91,9 @@ def test_inference_estimate_tracks_measured_peak():
     resident = est.weights + est.gradients
     ratio = (resident + r["estimate"]) / (resident + r["measured"])
     assert 0.85 <= ratio <= 1.15, (r, ratio)
-    assert r["measured"] < 0.5 * est.weights  # nothing like a training step's activations
+    # nothing like a training step's activations, kept for a backward pass
+    train = estimate_memory(model, 8, training=True)
+    assert r["measured"] < est.activations + est.workspace + 0.5 * train.activations
 
 
 @pytest.mark.parametrize("batch,size", [(1, 224), (8, 64)])
