@@ -238,6 +238,7 @@ def test_a_shorter_last_batch_and_validation_add_no_second_arena():
     the last batch's plan shares the full batches' bytes; so do the
     validation steps (batches of 8 and 4), whose loss is evaluate's."""
     import json
+    import os
     import subprocess
     import sys
     import tempfile
@@ -247,10 +248,13 @@ def test_a_shorter_last_batch_and_validation_add_no_second_arena():
     except OSError:
         pytest.skip("resetting the RSS high-water mark needs Linux /proc/self/clear_refs")
     runs = {}
+    # A team shrunk on a busy machine has its threads grow other workspaces
+    # (10 MiB apart here): fixed teams compare the arenas alone.
+    env = dict(os.environ, CNNC_ADAPTIVE_TEAM="0")
     for n, validate in ((32, "no"), (31, "no"), (32, "validate")):
         out = subprocess.run([sys.executable, "-c", _RAGGED_CHILD, str(n), validate],
                              capture_output=True, text=True, timeout=600,
-                             cwd=tempfile.gettempdir())
+                             cwd=tempfile.gettempdir(), env=env)
         assert out.returncode == 0, out.stderr[-3000:]
         runs[n, validate] = json.loads(out.stdout.strip().splitlines()[-1])
     peaks = {key: r["peak"] for key, r in runs.items()}
