@@ -710,14 +710,9 @@ PACKED_CASES = [
 ]
 
 
-@pytest.mark.parametrize("packed", ["1", "0"])
-@pytest.mark.parametrize("case", PACKED_CASES, ids=[str(i) for i in range(len(PACKED_CASES))])
-def test_conv2d_packed_sweep(isa, threads, rng, monkeypatch, case, packed):
-    monkeypatch.setenv("CNNC_CONV_PACKED", packed)
-    monkeypatch.setenv("CNNC_WINOGRAD", "0")
-    # Strided input gradients by phases, whose outputs are strided subsets
-    # of dx, through the packed sweep too.
-    monkeypatch.setenv("CNNC_CONV_PHASES", packed)
+def _check_with_and_without_bias(rng, case):
+    """The forward pass with and without a bias, and the gradients, of a
+    case against the float64 references."""
     n, h, w, cin, cout, k, s, padding, d, groups = case
     x, wt, b = _case_arrays(rng, case)
     pads = resolve_pads(padding, (h, w), k, s, d)
@@ -727,10 +722,22 @@ def test_conv2d_packed_sweep(isa, threads, rng, monkeypatch, case, packed):
     check_gradients(rng, x, wt, y.shape, s, padding, pads, d, groups)
 
 
-def test_conv2d_packed_sweep_is_the_default_for_short_rows(rng, monkeypatch):
-    """7-pixel rows on AVX2 take the packed sweep by default: its results
-    are the forced run's to the bit, and differ from the bands' (another
-    summation order), so the choice is the one the rule makes."""
+@pytest.mark.parametrize("packed", ["1", "0"])
+@pytest.mark.parametrize("case", PACKED_CASES, ids=[str(i) for i in range(len(PACKED_CASES))])
+def test_conv2d_packed_sweep(isa, threads, rng, monkeypatch, case, packed):
+    monkeypatch.setenv("CNNC_CONV_PACKED", packed)
+    monkeypatch.setenv("CNNC_WINOGRAD", "0")
+    # Strided input gradients by phases, whose outputs are strided subsets
+    # of dx, through the packed sweep too.
+    monkeypatch.setenv("CNNC_CONV_PHASES", packed)
+    _check_with_and_without_bias(rng, case)
+
+
+def test_conv2d_indirect_sweep_is_the_default_for_short_rows(rng, monkeypatch):
+    """7-pixel rows on AVX2 take the indirect tiles by default: their sums
+    run in the bands' order (the same bits as with the indirect tiles and
+    the packed sweep both off) and differ from the packed sweep's, so the
+    choice is the one the rule makes."""
     if "avx2" not in cnnc.available_isas():
         pytest.skip("no AVX2 path on this machine")
     previous = cnnc.isa()
@@ -739,17 +746,41 @@ def test_conv2d_packed_sweep_is_the_default_for_short_rows(rng, monkeypatch):
         x = rng.standard_normal((2, 14, 14, 256)).astype(np.float32)
         wt = rng.standard_normal((3, 3, 256, 32)).astype(np.float32)
         runs = {}
-        for packed in (None, "1", "0"):
-            if packed is None:
-                monkeypatch.delenv("CNNC_CONV_PACKED", raising=False)
-            else:
-                monkeypatch.setenv("CNNC_CONV_PACKED", packed)
-            runs[packed] = cnnc.ops.conv2d(x, wt, strides=2, padding=((1, 1), (1, 1)))
+        for name, env in (("default", {}), ("packed", {"CNNC_CONV_PACKED": "1"}),
+                          ("bands", {"CNNC_CONV_PACKED": "0", "CNNC_CONV_INDIRECT": "0"})):
+            for key in ("CNNC_CONV_PACKED", "CNNC_CONV_INDIRECT"):
+                monkeypatch.delenv(key, raising=False)
+            for key, value in env.items():
+                monkeypatch.setenv(key, value)
+            runs[name] = cnnc.ops.conv2d(x, wt, strides=2, padding=((1, 1), (1, 1)))
     finally:
         cnnc.set_isa(previous)
-    assert np.array_equal(runs[None], runs["1"])
-    assert not np.array_equal(runs["1"], runs["0"])
-    assert_close(runs[None], ref_conv2d(x, wt, None, (2, 2), ((1, 1), (1, 1)), (1, 1), 1))
+    assert np.array_equal(runs["default"], runs["bands"])
+    assert not np.array_equal(runs["default"], runs["packed"])
+    assert_close(runs["default"], ref_conv2d(x, wt, None, (2, 2), ((1, 1), (1, 1)), (1, 1), 1))
+
+
+# The implicit GEMM's indirect tiles (AVX2 and the scalar path), forced on
+# and off: tiles of consecutive output pixels across rows and images read x
+# through a table, padded kernel rows read zeros or a zero-padded patch.
+# (batch, h, w, cin, cout, kernel, strides, padding, dilation, groups)
+INDIRECT_CASES = [
+    (2, 28, 28, 12, 20, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 1),  # 14-pixel rows, tiles across rows
+    (3, 13, 13, 8, 36, (3, 3), (2, 2), "same", (1, 1), 1),      # 7-pixel rows, tiles across images
+    (2, 15, 11, 6, 17, (5, 3), (1, 2), ((2, 1), (0, 3)), (1, 1), 1),  # patches on both sides, asymmetric
+    (1, 5, 4, 4, 8, (3, 3), (1, 1), ((2, 2), (3, 3)), (1, 1), 1),  # kernel rows wholly in the padding
+    (2, 14, 15, 20, 24, (1, 1), (2, 2), "valid", (1, 1), 1),    # 1x1 / 2 in place
+    (2, 9, 9, 70, 40, (3, 3), (1, 1), "same", (1, 1), 1),       # backward-data as the flipped forward
+    (1, 6, 40, 9, 16, (3, 3), (2, 2), ((0, 1), (1, 1)), (2, 1), 1),  # dilation_h: rows apart
+]
+
+
+@pytest.mark.parametrize("indirect", ["1", "0"])
+@pytest.mark.parametrize("case", INDIRECT_CASES, ids=[str(i) for i in range(len(INDIRECT_CASES))])
+def test_conv2d_indirect_sweep(isa, threads, rng, monkeypatch, case, indirect):
+    monkeypatch.setenv("CNNC_CONV_INDIRECT", indirect)
+    monkeypatch.setenv("CNNC_WINOGRAD", "0")
+    _check_with_and_without_bias(rng, case)
 
 
 # Transposed convolutions whose forward is a strided backward-data.

@@ -23,6 +23,13 @@ CNNC_INTERNAL cnnc_status cnnc_conv_implicit_forward_fused(const struct cnnc_con
                                                            const float *x, const float *w, const float *panels,
                                                            const float *bias, const struct cnnc_gemm_epilogue *stage,
                                                            float *y);
+/* Whether output rows of ow pixels go through the indirect tiles where
+ * those apply: the active ISA has them and the rows end in a short partial
+ * micro-tile (under two thirds of MR pixels, whose few accumulators would
+ * wait on the FMA latency), or are narrower than one. */
+CNNC_INTERNAL int cnnc_conv_implicit_indirect_rows(int64_t ow);
+/* Whether the active ISA has the indirect tiles at all. */
+CNNC_INTERNAL int cnnc_conv_implicit_has_indirect(void);
 /* dx = bias (or 0) + the input gradient of a stride-1 g: the forward
  * convolution of dy with w flipped in space and transposed in channels
  * (cnnc_conv_data_gradient_geom); each thread writes whole dx pixels. */

@@ -54,6 +54,39 @@ static inline void pixel_next(const struct cnnc_conv_geom *g, struct pixel *px)
     }
 }
 
+int64_t cnnc_conv_indirect_rows(const struct cnnc_conv_geom *g, const float *x, int64_t p0, int64_t count,
+                                const float *zeros, float *patches, const float **table)
+{
+    float *next = patches;
+    struct pixel px = pixel_at(g, p0);
+    for (int64_t i = 0; i < count; ++i, pixel_next(g, &px)) {
+        const float *img = x + px.n * g->h * g->w * g->cin;
+        const int64_t ih0 = px.oh * g->sh - g->pt, iw0 = px.ow * g->sw - g->pl;
+        const int inside = iw0 >= 0 && iw0 + g->kw <= g->w;
+        for (int64_t kh = 0; kh < g->kh; ++kh) {
+            const int64_t ih = ih0 + kh * g->dh;
+            const float **slot = table + kh * count + i;
+            if (ih < 0 || ih >= g->h) {
+                *slot = zeros;
+                continue;
+            }
+            const float *src = img + ih * g->w * g->cin;
+            if (inside) {
+                *slot = src + iw0 * g->cin;
+                continue;
+            }
+            *slot = next;
+            for (int64_t kw = 0, iw = iw0; kw < g->kw; ++kw, ++iw, next += g->cin) {
+                if (iw < 0 || iw >= g->w)
+                    zero_floats(next, g->cin);
+                else
+                    copy_floats(next, src + iw * g->cin, g->cin);
+            }
+        }
+    }
+    return next - patches;
+}
+
 void cnnc_conv_im2col(const struct cnnc_conv_geom *g, const float *x, int64_t p0, int64_t count, float *col)
 {
     const int64_t row = g->kh * g->kw * g->cin, cg = g->cin_g;

@@ -26,6 +26,16 @@ CNNC_INTERNAL void cnnc_conv_col2im_gather(const struct cnnc_conv_geom *g, const
 /* Each of `rows` rows of `channels` floats at dst = values. */
 CNNC_INTERNAL void cnnc_conv_fill_rows(float *dst, int64_t rows, const float *values, int64_t channels);
 
+/* The indirection table of output pixels [p0, p0 + count) for kernels whose
+ * rows are one run of x (groups 1, dilation_w 1): table[kh * count + i]
+ * points at the KW*Cin floats that pixel p0 + i multiplies with kernel row
+ * kh: in x where they all lie inside it, at `zeros` (KW*Cin zeros) where
+ * the input row is padding, else at a zero-padded copy written to patches.
+ * Returns the floats of patches used (at most count * KH*KW*Cin). */
+CNNC_INTERNAL int64_t cnnc_conv_indirect_rows(const struct cnnc_conv_geom *g, const float *x, int64_t p0,
+                                              int64_t count, const float *zeros, float *patches,
+                                              const float **table);
+
 /* Bytes of zero-padded input rows per band: a quarter of L2, re-read KH
  * times per panel (forward) or once per block of dW (weight gradient). */
 #define CNNC_CONV_BAND_BYTES ((int64_t)256 * 1024)

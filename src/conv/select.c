@@ -60,6 +60,13 @@
  *     row (7-pixel rows on AVX2's 6-pixel tiles, ResNet's last stage) and
  *     the kernel is long, all pixels are gathered and packed instead, in
  *     the GEMM's cache blocks (MC pixels x KC kernel columns).
+ *     Where the ISA has indirect tiles (AVX2: six row pointers fit in
+ *     registers, AVX-512's fourteen would not), rows that end in a short
+ *     partial segment (14 and 7 pixels on AVX2) with kernel rows of at least
+ *     64 floats run instead as tiles of consecutive pixels across rows and
+ *     images, x read in place through a table of kernel-row pointers
+ *     (padded rows read zeros or a zero-padded patch): no band copy, no
+ *     half-speed partial tile (indirect_pays in src/conv/implicit.c).
  *   * backward-data, stride 1 with >= 64 channels per group: the gradient
  *     is itself a stride-1 convolution of dy with the spatially flipped,
  *     channel-transposed kernel and padding k_eff - 1 - pad, so it runs the
@@ -68,7 +75,8 @@
  *   * backward-data, stride > 1, dilation 1, either a kernel smaller than
  *     the stride, or >= 32 channels per group in dx and phase rows that
  *     are narrower than or (nearly) whole micro-tiles of a large register
- *     tile (AVX-512; with AVX2's the dcol GEMM below stays ahead; phases_pay
+ *     tile (AVX-512), or any rows where the ISA has the indirect tiles
+ *     (AVX2; groups 1; phases_pay
  *     below has the rule): the sub-pixel decomposition
  *     (cnnc_conv_implicit_backward_data_phases). The dx pixels of one
  *     stride phase receive only the taps of one sub-kernel (2x2, 2x1, 1x2,
@@ -220,7 +228,12 @@ static int winograd_chosen(const struct cnnc_conv_geom *g, enum pass pass)
  * 14x14 inputs, 7-pixel phase rows). With the smaller register tiles
  * (AVX2's 6 x 16: 1.1-1.3x slower on ResNet-18's 3x3 / 2 layers) each
  * call's C tile and A rows weigh more, and the dcol GEMM, which writes its
- * tiles once without reading them, stays ahead. A kernel smaller than its
+ * tiles once without reading them, stayed ahead; with the indirect tiles
+ * (cnnc_conv_implicit_has_indirect, groups 1), which take phase rows that
+ * end in a short partial tile across rows, the phases are ahead again on
+ * AVX2: 1.04-1.07x over the dcol GEMM on ResNet's 3x3 / 2 layers at 28
+ * and 14 (14- and 7-pixel phase rows), 1.03-1.05x at 56 (28-pixel rows, in
+ * bands). A kernel smaller than its
  * stride (1x1 / 2) leaves most phases without taps: they are a fill, and
  * the one GEMM writes its dx pixels in place where the dcol GEMM would
  * zero dx, store dcol and scatter it back (1.2-1.35x at 64 -> 128, on par
@@ -242,8 +255,10 @@ static int phases_pay(const struct cnnc_conv_geom *g)
     const int large_tile = mr * kern->nr >= PHASES_MIN_TILE;
     if (g->kh < g->sh || g->kw < g->sw)
         return large_tile || g->cin_g <= PHASES_SMALL_TILE_MAX_CIN;
-    if (g->cin_g < 32 || !large_tile)
+    if (g->cin_g < 32)
         return 0;
+    if (!large_tile)
+        return g->groups == 1 && cnnc_conv_implicit_has_indirect();
     for (int64_t rw = 0; rw < g->sw; ++rw) {
         int64_t q0, q1;
         cnnc_conv_phase_range(g->w, g->pl, g->sw, rw, &q0, &q1);

@@ -34,6 +34,15 @@ struct cnnc_conv_kernels {
      * GEMM-packed B panel (tile_nr columns). */
     void (*forward_tile)(const struct cnnc_conv_tile *t, const float *a, const float *bp, const float *bias,
                          float *c, int64_t m, int64_t n);
+    /* forward_tile with the rows of A and C given by pointers (an
+     * indirection table, so that a tile can take pixels from several output
+     * rows and images, and padded taps can read zeros or a patch instead of
+     * a padded copy of x): tile row i reads kernel row kh < t->nkh (t->cw
+     * floats, multiplying rows kh * cw + q of bp) at a[kh * t->rs + i] and
+     * writes its n outputs at c[i] + col; t->hs, nkw, ws and ldc are unused.
+     * NULL where the row pointers would not fit in registers. */
+    void (*forward_tile_indirect)(const struct cnnc_conv_tile *t, const float *const *a, const float *bp,
+                                  const float *bias, float *const *c, int64_t col, int64_t m, int64_t n);
     /* dw[k * ldw + j] += sum over pixels of A(pixel, k) * B(pixel, j) for
      * k < m, j < n (see cnnc_conv_wtile), and db[j] += sum of B(pixel, j)
      * when db; made for small m. */

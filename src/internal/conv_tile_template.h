@@ -150,6 +150,100 @@ static void forward_tile(const struct cnnc_conv_tile *t, const float *a, const f
     forward_tile_nv(t, a, bp, bias, c, m, n, FT_NV);
 }
 
+
+/* The indirect tile needs a register per row pointer: with more rows than
+ * about half the general registers (AVX-512's 14) they would spill. */
+#if FT_MR <= 6
+/* The first `rows` (>= m) rows of an indirect tile, `nv` vectors wide:
+ * the direct tile's loops with each row's kernel-row run and output row
+ * taken from the tables. */
+CT_INLINE void indirect_tile_rows(const struct cnnc_conv_tile *t, const float *const *a, const float *bp,
+                                  const float *bias, float *const *c, int64_t col, int64_t m, int64_t n,
+                                  const int rows, const int nv)
+{
+    vf acc[FT_MR][FT_NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < nv; ++v) {
+        const vf b0 = bias ? vf_load_part(bias + v * VW, ct_lanes(n, v)) : vf_zero();
+#pragma GCC unroll 6
+        for (int i = 0; i < rows; ++i)
+            acc[i][v] = b0;
+    }
+    for (int64_t kh = 0; kh < t->nkh; ++kh, a += t->rs) {
+        const float *run[FT_MR];
+#pragma GCC unroll 6
+        for (int i = 0; i < rows; ++i)
+            run[i] = a[i];
+        for (int64_t q = 0; q < t->cw; ++q, bp += FT_NR) {
+            vf b[FT_NV];
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; ++v)
+                b[v] = vf_load(bp + v * VW);
+#pragma GCC unroll 6
+            for (int i = 0; i < rows; ++i) {
+                const vf ai = vf_set1(run[i][q]);
+#pragma GCC unroll 8
+                for (int v = 0; v < nv; ++v)
+                    acc[i][v] = vf_fmadd(ai, b[v], acc[i][v]);
+            }
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < rows; ++i) {
+        if (i >= m)
+            break;
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; ++v) {
+            if (v * VW >= n)
+                break;
+            if ((v + 1) * VW <= n)
+                vf_store(c[i] + col + v * VW, acc[i][v]);
+            else
+                vf_store_part(c[i] + col + v * VW, acc[i][v], n - v * VW);
+        }
+    }
+}
+
+/* m (<= FT_MR) rows and nv vectors as constants. */
+CT_INLINE void indirect_tile_nv(const struct cnnc_conv_tile *t, const float *const *a, const float *bp,
+                                const float *bias, float *const *c, int64_t col, int64_t m, int64_t n, const int nv)
+{
+    switch (m) {
+    case 1:
+        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 1, nv);
+        return;
+    case 2:
+        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 2, nv);
+        return;
+    case 3:
+        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 3, nv);
+        return;
+#if FT_MR > 4
+    case 4:
+        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 4, nv);
+        return;
+    case 5:
+        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 5, nv);
+        return;
+#endif
+    default:
+        indirect_tile_rows(t, a, bp, bias, c, col, m, n, FT_MR, nv);
+    }
+}
+
+static void forward_tile_indirect(const struct cnnc_conv_tile *t, const float *const *a, const float *bp,
+                                  const float *bias, float *const *c, int64_t col, int64_t m, int64_t n)
+{
+    if (FT_NV == 2 && n <= VW)
+        indirect_tile_nv(t, a, bp, bias, c, col, m, n, 1);
+    else
+        indirect_tile_nv(t, a, bp, bias, c, col, m, n, FT_NV);
+}
+#define FT_INDIRECT_ENTRY forward_tile_indirect
+#else
+#define FT_INDIRECT_ENTRY NULL
+#endif
+
 /* Rows [0, mb) x vectors [0, nv) of the weight gradient; the last vector
  * holds `last` (1..VW) columns, a and b point at the block's first row and
  * column. */
@@ -288,6 +382,7 @@ static void weights_tile(const struct cnnc_conv_wtile *t, int64_t m, int64_t n, 
 #define CNNC_CONV_TILE_MEMBERS              \
     .tile_mr = FT_MR, .tile_nr = FT_NR,     \
     .forward_tile = forward_tile,           \
+    .forward_tile_indirect = FT_INDIRECT_ENTRY, \
     .weights_tile = weights_tile
 
 #endif

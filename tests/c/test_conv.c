@@ -266,6 +266,17 @@ static void test_errors(void)
     CHECK_STATUS(cnnc_conv_same_padding(9, 4, 0, 1, &before, &after), CNNC_ERR_INVALID_ARGUMENT);
 }
 
+/* Every case with the algorithm that the environment variable `name`
+ * forces on wherever it applies ("1"), then off ("0"). */
+static void test_cases_forced(const char *name)
+{
+    setenv(name, "1", 1);
+    test_cases(1);
+    test_cases(2);
+    setenv(name, "0", 1);
+    test_cases(2);
+}
+
 int main(void)
 {
     /* Teams of the sizes asked for, even on a machine with fewer CPUs. */
@@ -284,21 +295,17 @@ int main(void)
     test_cases(2);
     unsetenv("CNNC_WINOGRAD");
     /* Strided backward-data by phases wherever they apply, then never. */
-    setenv("CNNC_CONV_PHASES", "1", 1);
-    test_cases(1);
-    test_cases(2);
-    setenv("CNNC_CONV_PHASES", "0", 1);
-    test_cases(2);
+    test_cases_forced("CNNC_CONV_PHASES");
     /* The implicit GEMM's packed sweep wherever it runs (with the phases,
      * whose outputs are strided), then never. */
     setenv("CNNC_CONV_PHASES", "1", 1);
-    setenv("CNNC_CONV_PACKED", "1", 1);
-    test_cases(1);
-    test_cases(2);
-    setenv("CNNC_CONV_PACKED", "0", 1);
-    test_cases(2);
+    test_cases_forced("CNNC_CONV_PACKED");
     unsetenv("CNNC_CONV_PACKED");
     unsetenv("CNNC_CONV_PHASES");
+    /* The indirect tiles wherever the ISA has them (short kernel rows
+     * too), then never. */
+    test_cases_forced("CNNC_CONV_INDIRECT");
+    unsetenv("CNNC_CONV_INDIRECT");
     /* Deterministic mode: the gradient sums in parts fixed by the shape,
      * several per thread. */
     cnnc_set_deterministic(1);
