@@ -25,10 +25,16 @@ offset of one arena, blocks alive at the same time apart and blocks alive
 at different times on the same bytes (largest first, each at the lowest
 offset free for its lifetime). Later steps hand out the planned places in
 order, so a warm step allocates no large buffer and the arena is about the
-step's peak of live bytes. A request that does not match the plan (another
-size, or a block whose place is still held, say an array the caller kept
-from the last step) is served from the cache as before, never from
-occupied bytes.
+step's peak of live bytes. The recorded step's own blocks each get a
+mapping of their own, unmapped when freed, so that step holds its live
+bytes too: the C library keeps a freed block below its adaptive mmap
+threshold (up to 32 MiB) in its heap, resident while later blocks sit
+above it, which made VGG16's first step at batch 8 peak about 90 MiB
+above the warm ones. A request that does not match the plan (another size,
+or a block whose place is still held, say an array the caller kept from
+the last step) is served from the cache as before, never from
+occupied bytes. The arenas of steps that never run at the same time (one
+model's batch shapes) share one set of bytes, an :class:`ArenaGroup`.
 """
 from libc.stdint cimport uint8_t, uintptr_t
 from libc.stdlib cimport calloc, free, getenv, realloc, strtoull
@@ -53,6 +59,17 @@ cdef extern from "numpy/arrayobject.h":
 
 cdef extern from "stdlib.h" nogil:
     int posix_memalign(void **memptr, size_t alignment, size_t size)
+
+cdef extern from "sys/mman.h" nogil:
+    void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)
+    int munmap(void *addr, size_t length)
+    int madvise(void *addr, size_t length, int advice)
+    int PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MADV_DONTNEED
+    void *MAP_FAILED
+
+cdef extern from "unistd.h" nogil:
+    long sysconf(int name)
+    int _SC_PAGESIZE
 
 cdef extern from *:
     """
@@ -90,9 +107,20 @@ cdef enum:
     MAX_ENTRIES = 1024
 cdef size_t TAG = 0x636e6e63626c6b31  # "cnncblk1"
 
+# The bytes of one or more arenas (an ArenaGroup's: one model's steps on
+# different batch shapes, which never run at the same time).
+cdef struct Backing:
+    char *base
+    size_t size
+    Py_ssize_t users         # arenas (and the group) holding it
+    Py_ssize_t live          # blocks of any of its arenas in use
+
 # A step's allocation plan and its memory (see StepArena).
 cdef struct Arena:
     char *base               # the arena's bytes (NULL until planned)
+    Backing *backing         # what holds them
+    size_t end               # the plan's bytes from base
+    bint suspended           # this step runs off the plan: another arena's block holds its bytes
     Py_ssize_t planned       # allocations in the plan
     size_t *sizes            # size of allocation i
     Py_ssize_t *offsets      # its offset in base, -1 when it outlives the step
@@ -120,6 +148,7 @@ cdef struct BlockHeader:
     Arena *arena         # the arena whose bytes hold this block, else NULL
     Py_ssize_t index     # its place in the arena's plan
     size_t recording     # the recording it was logged by (0: none)
+    size_t mapped        # bytes of its own mapping (a recorded block), else 0
 
 
 
@@ -167,6 +196,28 @@ cdef void *_fresh(size_t size) noexcept nogil:
     (<BlockHeader *>raw).tag = TAG
     (<BlockHeader *>raw).arena = NULL
     (<BlockHeader *>raw).recording = 0
+    (<BlockHeader *>raw).mapped = 0
+    return <char *>raw + HEADER
+
+
+cdef size_t _page = <size_t>sysconf(_SC_PAGESIZE)
+
+
+cdef void *_fresh_mapped(size_t size) noexcept nogil:
+    """A block in a mapping of its own, or NULL (see the module docstring)."""
+    cdef size_t length
+    cdef void *raw
+    if size > (<size_t>-1) - HEADER - _page:
+        return NULL
+    length = (HEADER + size + _page - 1) // _page * _page
+    raw = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    if raw == MAP_FAILED:
+        return NULL
+    (<BlockHeader *>raw).size = size
+    (<BlockHeader *>raw).tag = TAG
+    (<BlockHeader *>raw).arena = NULL
+    (<BlockHeader *>raw).recording = 0
+    (<BlockHeader *>raw).mapped = length
     return <char *>raw + HEADER
 
 
@@ -195,8 +246,42 @@ cdef void *_take_cached(size_t size) noexcept nogil:
     return <char *>raw + HEADER
 
 
+cdef Backing *_backing_new(size_t size) noexcept nogil:
+    """Bytes for arenas (a mapping of their own, whole pages), with one
+    user, or NULL."""
+    cdef Backing *b
+    cdef void *base
+    if size == 0 or size > (<size_t>-1) - _page:
+        return NULL
+    b = <Backing *>calloc(1, sizeof(Backing))
+    if b == NULL:
+        return NULL
+    b.size = (size + _page - 1) // _page * _page
+    base = mmap(NULL, b.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    if base == MAP_FAILED:
+        free(b)
+        return NULL
+    b.base = <char *>base
+    b.users = 1
+    return b
+
+
+cdef void _backing_drop(Backing *b) noexcept nogil:
+    """One user fewer; the bytes go once none is left."""
+    cdef bint gone
+    if b == NULL:
+        return
+    pthread_mutex_lock(&_lock)
+    b.users -= 1
+    gone = b.users == 0
+    pthread_mutex_unlock(&_lock)
+    if gone:
+        munmap(b.base, b.size)
+        free(b)
+
+
 cdef void _arena_free_all(Arena *a) noexcept nogil:
-    free(a.base)
+    _backing_drop(a.backing)
     free(a.sizes)
     free(a.offsets)
     free(a.conflict_at)
@@ -260,11 +345,12 @@ cdef void *_arena_take(Arena *a, size_t size, Py_ssize_t *index) noexcept nogil:
             a.fallbacks += 1
             return NULL
         k += 1
-    if a.live[i]:
+    if a.live[i] or a.suspended:
         a.fallbacks += 1
         return NULL
     a.live[i] = 1
     a.live_count += 1
+    a.backing.live += 1
     a.hits += 1
     header = <BlockHeader *>(a.base + a.offsets[i])
     header.size = size
@@ -272,6 +358,7 @@ cdef void *_arena_take(Arena *a, size_t size, Py_ssize_t *index) noexcept nogil:
     header.arena = a
     header.index = i
     header.recording = 0
+    header.mapped = 0
     return <char *>header + HEADER
 
 
@@ -287,7 +374,9 @@ cdef void *_malloc(void *ctx, size_t size) noexcept nogil:
         pthread_mutex_unlock(&_lock)
         if ptr != NULL:
             return ptr
-    if size >= MIN_CACHED:
+    if index >= 0:
+        ptr = _fresh_mapped(size)
+    if size >= MIN_CACHED and ptr == NULL:
         ptr = _take_cached(size)
     if ptr == NULL:
         ptr = _fresh(size)
@@ -325,11 +414,12 @@ cdef void _free(void *ctx, void *ptr, size_t size) noexcept nogil:
             _stepping.rec_freed[header.index] = _stepping.clock
             _stepping.clock += 1
         pthread_mutex_unlock(&_lock)
-        # Not cached: the C library's allocator, which splits and merges
-        # blocks, keeps the recorded step's peak near its live bytes, and
-        # the arena serves the blocks from the next step on.
+        # Not cached: the arena serves these blocks from the next step on.
         header.tag = 0
-        free(header)
+        if header.mapped:
+            munmap(header, header.mapped)
+        else:
+            free(header)
         return
     if header.size >= MIN_CACHED:
         pthread_mutex_lock(&_lock)
@@ -353,6 +443,7 @@ cdef void _arena_release(BlockHeader *header) noexcept nogil:
     header.tag = 0
     a.live[header.index] = 0
     a.live_count -= 1
+    a.backing.live -= 1
     gone = a.retired and a.live_count == 0
     pthread_mutex_unlock(&_lock)
     if gone:
@@ -444,6 +535,15 @@ def release():
         _drain()
 
 
+def trim_heap():
+    """Give the free pages of the C library's heap back to the system
+    (glibc's ``malloc_trim``; nothing elsewhere). Freed blocks below its
+    mmap threshold stay resident where later blocks sit above them: worth a
+    call after freeing many megabytes of such blocks at once."""
+    with nogil:
+        cnnc_trim_heap()
+
+
 def cache_info():
     """(cached blocks, cached bytes, hits, misses, active blocks) for tests
     and diagnostics."""
@@ -491,23 +591,49 @@ def _plan(sizes, made, freed):
     return offsets, spans, end
 
 
+cdef class ArenaGroup:
+    """Arenas whose steps never run at the same time (one model's training
+    steps on different batch shapes, such as an epoch's last, shorter
+    batch) share their bytes: a plan takes the group's when they are large
+    enough, else the group grows to it, and the other arenas move onto the
+    larger bytes at their next step. A step whose bytes still hold a block
+    of another arena (an array kept from its step) runs off its plan."""
+
+    cdef Backing *backing
+
+    def __dealloc__(self):
+        _backing_drop(self.backing)
+        self.backing = NULL
+
+    @property
+    def nbytes(self):
+        """The bytes the group holds now (0 before any plan)."""
+        return self.backing.size if self.backing != NULL else 0
+
+
 cdef class StepArena:
     """The planned memory of a repeated step (a training step of one model
     on one batch shape): ``with arena.step(): ...`` around each step, inside
     ``reuse_buffers()``. The first step records, later ones replay (see the
-    module docstring). The arena's bytes go back when the StepArena is
-    collected and the last block placed in them is freed."""
+    module docstring). ``StepArena(group)`` shares its bytes with the other
+    arenas of an :class:`ArenaGroup`. The bytes go back when every StepArena
+    holding them (and their group) is collected and the last block placed in
+    them is freed."""
 
     cdef Arena *_a
     cdef public object planned_bytes
     cdef int _stale
+    cdef object _group
 
-    def __cinit__(self):
+    def __cinit__(self, group=None):
+        if group is not None and not isinstance(group, ArenaGroup):
+            raise TypeError(f"group must be an ArenaGroup, got {type(group).__name__}")
         self._a = <Arena *>calloc(1, sizeof(Arena))
         if self._a == NULL:
             raise MemoryError("cannot allocate a step arena")
         self.planned_bytes = 0
         self._stale = 0
+        self._group = group
 
     def __dealloc__(self):
         self._retire()
@@ -548,6 +674,10 @@ cdef class StepArena:
         cdef Arena *a = self._a
         cdef bint mine = False
         cdef size_t fallbacks = a.fallbacks
+        cdef Backing *shared = NULL
+        cdef Backing *left = NULL
+        if self._group is not None:
+            shared = (<ArenaGroup>self._group).backing
         finished = False
         with nogil:
             pthread_mutex_lock(&_lock)
@@ -559,8 +689,25 @@ cdef class StepArena:
                 if a.base == NULL:
                     _recordings += 1
                     a.recording = _recordings
+                    if shared != NULL and shared.live == 0:
+                        # This step's blocks are made afresh while it
+                        # records: the group's bytes, idle, need not stay
+                        # resident beside them (the plan's steps fault
+                        # back in what they use).
+                        madvise(shared.base, shared.size, MADV_DONTNEED)
+                elif (shared != NULL and shared != a.backing and shared.size >= a.end
+                        and a.live_count == 0):
+                    # The group grew bytes for a larger plan since: move
+                    # onto them and let the old ones go.
+                    shared.users += 1
+                    left = a.backing
+                    a.backing = shared
+                    a.base = shared.base
+                if a.base != NULL:
+                    a.suspended = a.backing.live > a.live_count
                 _stepping = a
             pthread_mutex_unlock(&_lock)
+            _backing_drop(left)
         try:
             yield self
             finished = True
@@ -583,10 +730,36 @@ cdef class StepArena:
                     if self._stale >= 2:
                         self._renew()
 
+    cdef Backing *_backing_for(self, size_t end):
+        """Bytes for a plan of ``end`` bytes, with a user for it: its
+        group's when they are enough, else new ones (which become the
+        group's, the larger). NULL when out of memory."""
+        cdef Backing *b = NULL
+        cdef Backing *old = NULL
+        group = self._group
+        if group is not None:
+            b = (<ArenaGroup>group).backing
+            if b != NULL and b.size >= end:
+                with nogil:
+                    pthread_mutex_lock(&_lock)
+                    b.users += 1
+                    pthread_mutex_unlock(&_lock)
+                return b
+        b = _backing_new(end)
+        if b != NULL and group is not None:
+            old = (<ArenaGroup>group).backing
+            with nogil:
+                pthread_mutex_lock(&_lock)
+                b.users += 1
+                pthread_mutex_unlock(&_lock)
+            (<ArenaGroup>group).backing = b
+            _backing_drop(old)
+        return b
+
     cdef _make_plan(self):
         cdef Arena *a = self._a
         cdef Py_ssize_t n = a.count, i, k, total
-        cdef void *base = NULL
+        cdef Backing *backing
         sizes = [a.rec_size[i] for i in range(n)]
         made = [a.rec_made[i] for i in range(n)]
         freed = [a.rec_freed[i] for i in range(n)]
@@ -612,7 +785,8 @@ cdef class StepArena:
                 overlaps[i].append(j)
                 overlaps[j].append(i)
         total = sum(len(o) for o in overlaps)
-        if posix_memalign(&base, ALIGNMENT, end) != 0:
+        backing = self._backing_for(end)
+        if backing == NULL:
             return  # no arena: the steps run from the cache
         a.sizes = <size_t *>calloc(n, sizeof(size_t))
         a.offsets = <Py_ssize_t *>calloc(n, sizeof(Py_ssize_t))
@@ -621,7 +795,7 @@ cdef class StepArena:
         a.live = <char *>calloc(n, 1)
         if (a.sizes == NULL or a.offsets == NULL or a.conflict_at == NULL
                 or a.conflicts == NULL or a.live == NULL):
-            free(base)
+            _backing_drop(backing)
             free(a.sizes)
             free(a.offsets)
             free(a.conflict_at)
@@ -643,10 +817,12 @@ cdef class StepArena:
                 k += 1
         a.conflict_at[n] = k
         a.planned = n
-        a.base = <char *>base
+        a.backing = backing
+        a.base = backing.base
+        a.end = end
         self.planned_bytes = end
-        # The recorded step's blocks went back to the C library, which may
-        # keep their pages; the arena holds those bytes from now on.
+        # The recorded step's smaller arrays went back to the C library,
+        # which may keep their pages; the arena holds the step from now on.
         with nogil:
             cnnc_trim_heap()
 

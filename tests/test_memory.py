@@ -163,3 +163,58 @@ def test_a_forked_child_can_allocate():
             os._exit(0 if b.sum() == 3.0 * BIG else 1)
         _, status = os.waitpid(pid, 0)
     assert status == 0
+
+
+# A child process starts from a fresh C heap. Freeing a 24 MiB array first
+# raises glibc's adaptive mmap threshold to its size, so the later 8 MiB
+# arrays come from the heap, where a 16 KiB block allocated after them
+# keeps the heap from shrinking when they are freed.
+_HEAP_CHILD = r"""
+import json, sys
+import numpy as np
+from cnnc._memory import StepArena, reuse_buffers
+
+def rss():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+
+np.ones(6 << 20, np.float32)
+what = sys.argv[1]
+if what == "arena":
+    arena = StepArena()
+    with reuse_buffers(), arena.step():
+        blocks = [np.ones(2 << 20, np.float32) for _ in range(12)]
+        pin = np.ones(4096, np.float32)
+        before = rss()
+        del blocks
+        freed = before - rss()
+else:
+    from cnnc import optimizers
+    from cnnc.layers.base import Weight
+    weights = [Weight(f"w{i}", np.ones(2 << 20, np.float32)) for i in range(12)]
+    pin = np.ones(4096, np.float32)
+    before = rss()
+    optimizers.SGD(0.1).build(weights)
+    freed = before + 96 * 2**20 - rss()  # the flat copy is 96 MiB
+print(json.dumps({"freed": freed}))
+"""
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc",
+                    reason="reproduces glibc's heap behaviour")
+@pytest.mark.parametrize("what", ["arena", "optimizer"])
+def test_freed_step_blocks_and_packed_weights_leave_the_process(what):
+    """A recorded step's blocks (the arena's first step) and the per-weight
+    arrays an optimizer packs into its flat buffers give their 96 MiB back
+    to the system when freed, instead of staying resident in the C heap."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    out = subprocess.run([sys.executable, "-c", _HEAP_CHILD, what], capture_output=True,
+                         text=True, timeout=120, cwd=tempfile.gettempdir())
+    assert out.returncode == 0, out.stderr[-3000:]
+    freed = json.loads(out.stdout.strip().splitlines()[-1])["freed"]
+    assert freed > 80 * 2**20, freed / 2**20

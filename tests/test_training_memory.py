@@ -152,6 +152,120 @@ def test_the_arena_never_hands_out_bytes_still_in_use():
         assert arena.info() == (0, 0, 0, 0)
 
 
+def _address(a):
+    return a.__array_interface__["data"][0]
+
+
+def test_arenas_of_a_group_share_their_bytes():
+    """Two batch shapes of one model: the smaller plan takes the larger's
+    bytes (its largest block at the same offset 0), a larger one grows the
+    group and the other arena moves onto the new bytes; a block kept from
+    one arena's step keeps the other's step off the plan."""
+    n = 1 << 16
+    group = _memory.ArenaGroup()
+    big, small = _memory.StepArena(group), _memory.StepArena(group)
+    with _memory.reuse_buffers():
+        for _ in range(2):  # record, then replay
+            with big.step():
+                a = np.ones(n, np.float32)
+                where_big = _address(a)
+                del a
+        assert group.nbytes >= 4 * n
+        held = group.nbytes
+        for _ in range(2):
+            with small.step():
+                b = np.ones(n // 2, np.float32)
+                where_small = _address(b)
+                del b
+        assert where_small == where_big and group.nbytes == held
+        assert small.info()[2] == 1  # the replayed block came from the plan
+        # a block of the big step kept past it: the small step runs off
+        # the plan, never on its bytes
+        with big.step():
+            kept = np.full(n, 7.0, np.float32)
+        fallbacks = small.info()[3]
+        with small.step():
+            b = np.full(n // 2, 2.0, np.float32)
+            assert not np.shares_memory(kept, b)
+        assert small.info()[3] == fallbacks + 1 and (kept == 7).all() and (b == 2).all()
+        del kept, b
+        # a larger plan grows the group; the others follow at their next step
+        larger = _memory.StepArena(group)
+        for _ in range(2):
+            with larger.step():
+                c = np.ones(4 * n, np.float32)
+                where_larger = _address(c)
+                del c
+        assert group.nbytes >= 16 * n
+        hits = big.info()[2]
+        with big.step():
+            a = np.ones(n, np.float32)
+            assert _address(a) == where_larger
+            del a
+        assert big.info()[2] == hits + 1
+        with pytest.raises(TypeError):
+            _memory.StepArena(group=object())
+
+
+_RAGGED_CHILD = r"""
+import json, sys
+import numpy as np
+import cnnc
+from cnnc import applications
+n, validate = int(sys.argv[1]), sys.argv[2] == "validate"
+model = applications.ResNet18(input_shape=(64, 64, 3), classes=10)
+model.compile(cnnc.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy")
+x = np.random.default_rng(0).random((n, 64, 64, 3), dtype=np.float32)
+y = np.arange(n) % 10
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0)  # the weights' gradients and slots
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status("VmRSS:")
+history = model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False,
+                    validation_data=(x[:12], y[:12]) if validate else None)
+print(json.dumps({"peak": status("VmHWM:") - base, "val_loss": history.history.get("val_loss"),
+                  "evaluate": model.evaluate(x[:12], y[:12], batch_size=8, verbose=0)}))
+"""
+
+
+def test_a_shorter_last_batch_and_validation_add_no_second_arena():
+    """fit over 31 samples in batches of 8 (the last of 7) peaks as over 32:
+    the last batch's plan shares the full batches' bytes; so do the
+    validation steps (batches of 8 and 4), whose loss is evaluate's."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pytest.skip("resetting the RSS high-water mark needs Linux /proc/self/clear_refs")
+    runs = {}
+    # A team shrunk on a busy machine has its threads grow other workspaces
+    # (10 MiB apart here): fixed teams compare the arenas alone.
+    env = dict(os.environ, CNNC_ADAPTIVE_TEAM="0")
+    for n, validate in ((32, "no"), (31, "no"), (32, "validate")):
+        out = subprocess.run([sys.executable, "-c", _RAGGED_CHILD, str(n), validate],
+                             capture_output=True, text=True, timeout=600,
+                             cwd=tempfile.gettempdir(), env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        runs[n, validate] = json.loads(out.stdout.strip().splitlines()[-1])
+    peaks = {key: r["peak"] for key, r in runs.items()}
+    # a second arena would add about 7/8 of the first (some 20 MiB here),
+    # the validation steps their tensors (about 10 MiB)
+    assert peaks[31, "no"] < peaks[32, "no"] + 4 * 2**20, peaks
+    assert peaks[32, "validate"] < peaks[32, "no"] + 4 * 2**20, peaks
+    validated = runs[32, "validate"]
+    assert validated["val_loss"][-1] == validated["evaluate"]
+
+
 def test_inference_makes_no_gradient_arrays():
     model = _resnet_like()
     x = np.random.default_rng(2).random((3, 10, 10, 3), dtype=np.float32)

@@ -4,8 +4,11 @@ check that refuses a batch that cannot fit.
 
 The estimate follows what the engine holds at its peak:
 
-* training: the weights, their gradients and the optimizer's slots (and,
-  on the first step, the copy an optimizer makes packing them); the
+* training: the weights, their gradients and the optimizer's slots (on
+  the first step, the optimizer's packing of the weights into its flat
+  buffers comes first: the copy holds the values twice, but its new
+  gradient buffer is zeros not yet written, so it peaks above the step only
+  where gradient arrays existed already, which it copies too); the
   tensors and gradients alive at the worst moment of the step, following
   the engine's liveness (a tensor lives until its last reader in forward,
   or until the backward that reads it; an activation or residual sum
@@ -13,8 +16,9 @@ The estimate follows what the engine holds at its peak:
   backward of the tensor's last reader to that of its producer); the extra
   arrays some layers keep (a fused activation whose backward needs its
   input keeps the pre-activation too, a dropout mask); and the scratch: the
-  kernels pack the largest weight array (or its gradient's partial) into a
-  buffer of its size. A warm step's tensors come from an arena planned
+  kernels pack the largest weight array into a buffer of its size, and
+  with two threads or more the second one's partial sums of its gradient
+  take as much (both kept by the threads between calls). A warm step's tensors come from an arena planned
   from the first step (``cnnc._memory.StepArena``), whose size is that
   peak of live bytes;
 * inference (``evaluate``, ``model(x, training=False)``): the weights, the
@@ -52,14 +56,21 @@ class MemoryEstimate:
     activations, gradients_of_activations: the tensors and their gradients
     alive at the worst moment of a training step (activations alone at
     inference). workspace: the kernels' scratch (in training a packed copy
-    of the largest weight array; at inference blocks of about one L2 per
-    thread, at most that copy). runtime_weights:
+    of the largest weight array, a second one for a thread's partial
+    gradient, and a tensor-sized temporary; at inference blocks of about one L2 per
+    thread, at most that copy, and outside the C runtime that copy too).
+    runtime_weights:
     the C runtime's packed forms of the kernels (predict only). packing: a
     copy made and freed before the run's tensors exist: the trainable
     weights (and their gradients if they exist) an optimizer copies when it
     first lays them into its flat buffers, or the largest kernel, folded
-    through a copy while the C runtime loads on the first ``predict``. ``total`` sums them (the larger of packing and
-    the run's tensors).
+    through a copy while the C runtime loads on the first ``predict``.
+    ``total`` is the larger of the run's peak and the packing's: in
+    training the weights, slots and either the gradients with the step's
+    tensors, or the copy beside the gradients that existed before it (the
+    gradient buffer the copy makes is zeros, resident only once written);
+    at inference the weights, gradients, runtime weights and the larger of
+    the copy and the pass's tensors.
     """
 
     _PARTS = ("weights", "gradients", "optimizer_slots", "activations",
@@ -77,6 +88,10 @@ class MemoryEstimate:
     def total(self):
         # The packing copy is made and freed before the step's tensors exist.
         step = self.activations + self.gradients_of_activations + self.workspace
+        if self.training:
+            existing = self.resident - self.weights  # gradient arrays made before the run
+            return (self.weights + self.optimizer_slots
+                    + max(self.gradients + step, existing + self.packing))
         return (self.weights + self.gradients + self.optimizer_slots + self.runtime_weights
                 + max(step, self.packing))
 
@@ -155,14 +170,21 @@ _PACKED_WEIGHT_CAP = 16 << 20
 
 # An inference pass's convolutions work through their tiles in blocks of
 # about one L2 per thread (the Winograd transforms and products: see
-# src/conv/winograd.c), so their scratch does not grow with the weights.
+# src/conv/winograd.c), so that part of their scratch does not grow with
+# the weights.
 _FORWARD_SCRATCH_PER_THREAD = 1 << 20
 
 
-def _forward_scratch(model):
-    """Bytes of scratch of an inference pass through the layers."""
+def _forward_scratch(model, runtime):
+    """Bytes of scratch of an inference pass through the layers: the blocks
+    above and, outside the C runtime (which packs its kernels once, at
+    load: ``runtime_weights``), the largest kernel packed for the call (the
+    implicit GEMM's panels or the Winograd transform), kept by the calling
+    thread (ResNet-18 at 64x64, batch 8: its 9 MiB 512x512 kernel, beside
+    6 MiB of tensors)."""
     from cnnc import get_num_threads
-    return min(_largest_kernel(model), _FORWARD_SCRATCH_PER_THREAD * max(1, get_num_threads()))
+    blocks = min(_largest_kernel(model), _FORWARD_SCRATCH_PER_THREAD * max(1, get_num_threads()))
+    return blocks if runtime else blocks + _largest_kernel(model)
 
 
 def _largest_kernel(model):
@@ -289,7 +311,7 @@ def estimate_memory(model, batch_size, training=True, optimizer=None, runtime=Fa
     existing_grads = sum(w.nbytes for w in model.weights if w.has_grad)
     resident = weights + existing_grads
     if not training:
-        workspace = _forward_scratch(model)
+        workspace = _forward_scratch(model, runtime)
         entry = model.__dict__.get("_inference_entry")
         loaded = runtime and entry is not None and entry.loaded is not None
         held = 0
@@ -310,8 +332,12 @@ def estimate_memory(model, batch_size, training=True, optimizer=None, runtime=Fa
     activations, grads = _training_live_peak(model, outputs)
     for step, _, _ in _walk(model, batch_size):
         activations += _extra_kept(step.layer, outputs[step.outputs[0]])
-    # one backward temporary of up to the largest tensor's size
+    # one backward temporary of up to the largest tensor's size; with a
+    # team, a second thread's partial sums of the largest weight gradient
+    from cnnc import get_num_threads
     workspace += max(outputs.values(), default=0)
+    if get_num_threads() > 1:
+        workspace += _largest_kernel(model)
     return MemoryEstimate(batch_size, True, weights=weights, gradients=trainable,
                           optimizer_slots=trainable * _optimizer_slot_count(optimizer),
                           packing=_packing_copy(optimizer, trainable_weights),

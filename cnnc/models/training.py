@@ -20,6 +20,7 @@ from a second thread while one runs raises RuntimeError at once (the same
 thread may nest them, as fit does for validation). Different models may run
 in different threads at the same time; the C kernels are thread-safe.
 """
+import contextlib
 import functools
 import os
 import threading
@@ -28,7 +29,7 @@ import numpy as np
 
 from cnnc import losses as losses_module
 from cnnc._masks import sample_weights_with_mask
-from cnnc._memory import StepArena, reuse_buffers
+from cnnc._memory import ArenaGroup, StepArena, reuse_buffers
 from cnnc import metrics as metrics_module
 from cnnc import optimizers
 from cnnc import random as cnnc_random
@@ -352,13 +353,18 @@ class Trainer:
         with self._step_arena(xs).step():
             return self._train_batch_planned(xs, ys, sample_weight)
 
-    def _step_arena(self, xs):
-        """The planned memory of training steps on batches of these shapes
-        (see cnnc._memory.StepArena); the two latest shapes keep theirs (a
-        last, shorter batch of an epoch)."""
-        arenas = self.__dict__.setdefault("_arenas", {})
+    def _step_arena(self, xs, kind="_arenas"):
+        """The planned memory of training steps (``kind`` "_test_arenas":
+        fit's validation steps) on batches of these shapes (see
+        cnnc._memory.StepArena); the two latest shapes of a kind keep
+        theirs (a last, shorter batch of an epoch), all on the same bytes
+        (ArenaGroup): no two of these steps run at the same time."""
+        arenas = self.__dict__.setdefault(kind, {})
+        group = self.__dict__.get("_arena_group")
+        if group is None:
+            group = self._arena_group = ArenaGroup()
         key = tuple(x.shape for x in xs)
-        arena = arenas.pop(key, None) or StepArena()
+        arena = arenas.pop(key, None) or StepArena(group)
         arenas[key] = arena
         while len(arenas) > 2:
             del arenas[next(iter(arenas))]
@@ -546,7 +552,10 @@ class Trainer:
                                         validation_freq, root)
         finally:
             self._in_fit = False
-            self._arenas = {}  # as the buffer cache, planned memory goes back after fit
+            # as the buffer cache, planned memory goes back after fit
+            self._arenas = {}
+            self._test_arenas = {}
+            self._arena_group = None
         self.history = history
         return history
 
@@ -578,7 +587,8 @@ class Trainer:
                 self._distribute.end_epoch(self)
             logs = self._logs()
             if val_data is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate_data(val_data, callbacks)
+                # planned on the training steps' bytes, idle meanwhile
+                val_logs = self._evaluate_data(val_data, callbacks, planned=True)
                 logs.update({"val_" + k: v for k, v in val_logs.items()})
             callbacks.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -597,7 +607,7 @@ class Trainer:
             return self._make_data(vx, vy, vsw, None, batch_size, False, steps)
         return self._make_data(validation_data, None, None, None, batch_size, False, steps)
 
-    def _evaluate_data(self, data, callbacks):
+    def _evaluate_data(self, data, callbacks, planned=False):
         self._reset_metrics()
         callbacks.on_test_begin()
         self._samples_seen = 0
@@ -606,7 +616,9 @@ class Trainer:
             if not isinstance(data, data_adapter.ArrayData):
                 xs, ys, sw = self._standardize_batch(xs, ys, sw)
             if xs[0].shape[0]:  # a data-parallel rank may hold no row of the last batch
-                self._test_batch(xs, ys, sw)
+                with (self._step_arena(xs, "_test_arenas").step() if planned
+                      else contextlib.nullcontext()):
+                    self._test_batch(xs, ys, sw)
             self._samples_seen += _batch_rows(data, xs)
             callbacks.on_test_batch_end(batch, self._logs())
         logs = self._logs()

@@ -19,6 +19,7 @@ import re
 import numpy as np
 
 from cnnc import _kernels as ops
+from cnnc._memory import trim_heap
 from cnnc.optimizers import schedules as _schedules
 from cnnc.optimizers.flat_state import FlatState
 
@@ -179,6 +180,13 @@ class Optimizer:
             for weight in weights:
                 self._slots[id(weight)] = (weight, flat.weight_slots[id(weight)])
             self._flat = flat
+            # Per-weight arrays below the C library's adaptive mmap
+            # threshold (raised by any larger block freed before them) sit
+            # in its heap under blocks made after them, so freeing them
+            # gives nothing back: the first step would hold them beside
+            # their copies (VGG16's conv kernels, 74 MiB, while the
+            # initializers drew whole kernels through float64 temporaries).
+            trim_heap()
         return True
 
     def slots(self, weight):
