@@ -4,7 +4,7 @@ peak memory, each library and each measurement in its own process.
 
     python benchmarks/bench_models.py [--batch 8] [--threads 2] [--steps 3]
         [--models mnist resnet18 resnet50 vgg16] [--predict-batches 1 32]
-        [--size 224] [--recompute]
+        [--size 224] [--recompute] [--no-train]
 
 Training: SGD with momentum on random data, ``model.train_on_batch`` for
 cnnc and the zero_grad/forward/backward/step loop for PyTorch (channels_last,
@@ -216,6 +216,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--recompute", action="store_true",
                         help="also train cnnc with compile(recompute=True)")
+    parser.add_argument("--no-train", action="store_true", help="predict rows only")
     args = parser.parse_args()
     if args.child:
         lib, name, mode, batch = args.child
@@ -229,8 +230,8 @@ def main():
               f"{'est tot':>8s} {'est +':>7s}")
     print(header)
     print("-" * len(header))
-    runs = [("train", args.batch)] + ([("train+rc", args.batch)] if args.recompute else []) + [
-        ("predict", b) for b in args.predict_batches]
+    runs = [] if args.no_train else [("train", args.batch)] + ([("train+rc", args.batch)] if args.recompute else [])
+    runs += [("predict", b) for b in args.predict_batches]
     for name in args.models:
         for mode, batch in runs:
             c = measure("cnnc", name, mode, batch, args)

@@ -14,6 +14,8 @@
 #include <string.h>
 #include "gemm_kernels.h"
 #include "gemm_internal.h"
+#include "gemv_kernels.h"
+#include "parallel.h"
 #ifdef CNNC_OPENMP
 #include <omp.h>
 #endif
@@ -389,7 +391,10 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
     }
     if (A == NULL)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: A is NULL", fn);
-    if (B == NULL)
+    /* B packed once for this product is read from there alone: B may be NULL. */
+    const int use_packed = packed && packed->data && packed->kern == CNNC_PICK(cnnc_gemm_kernels) &&
+                           packed->K == K && packed->N == N && ta == CNNC_NO_TRANS;
+    if (B == NULL && !use_packed)
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: B is NULL", fn);
     /* C is written block by block while A and B are still being read. */
     CNNC_TRY(cnnc_check_disjoint(fn, "C", C, c_count, "A", A, a_count, 0));
@@ -415,7 +420,7 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
         plan.kc <= GEMM_INPLACE_B_BYTES / (n_pad * (int64_t)sizeof(float)))
         plan.a_inplace = 1;
     plan.ep = ep;
-    if (packed && packed->kern == kern && packed->K == K && packed->N == N && ta == CNNC_NO_TRANS)
+    if (use_packed)
         plan.prepacked = packed->data;
 
     /* Threads: as many as the work warrants, arranged as tm x tn to split
@@ -576,6 +581,26 @@ size_t cnnc_gemm_packed_b_bytes(const struct cnnc_gemm_packed_b *packed)
     return (size_t)packed->K * (size_t)(cnnc_ceil_div(packed->N, packed->kern->nr) * packed->kern->nr) * sizeof(float);
 }
 
+void cnnc_gemm_unpack_b(const struct cnnc_gemm_packed_b *packed, float *B, int64_t ldb)
+{
+    const int64_t K = packed->K, N = packed->N, NR = packed->kern->nr;
+    int64_t kc, nc;
+    int a_inplace;
+    block_sizes(packed->kern, CNNC_NO_TRANS, K, N, &kc, &nc, &a_inplace);
+    const float *src = packed->data;
+    /* The blocks and panels in the order cnnc_gemm_pack_b_once wrote them. */
+    for (int64_t jc = 0; jc < N; jc += nc) {
+        const int64_t n = cnnc_min_i64(nc, N - jc);
+        for (int64_t pc = 0; pc < K; pc += kc) {
+            const int64_t k = cnnc_min_i64(kc, K - pc);
+            for (int64_t j0 = 0; j0 < n; j0 += NR, src += k * NR)
+                for (int64_t p = 0; p < k; ++p)
+                    memcpy(B + (pc + p) * ldb + jc + j0, src + p * NR,
+                           (size_t)cnnc_min_i64(NR, n - j0) * sizeof(float));
+        }
+    }
+}
+
 void cnnc_gemm_packed_b_free(struct cnnc_gemm_packed_b *packed)
 {
     if (!packed)
@@ -584,20 +609,109 @@ void cnnc_gemm_packed_b_free(struct cnnc_gemm_packed_b *packed)
     memset(packed, 0, sizeof *packed);
 }
 
+/* The residual of a fused product's stage: M x N (ldr) and apart from C. */
+static cnnc_status check_residual(const char *fn, int64_t M, int64_t N, const struct cnnc_gemm_epilogue *epilogue,
+                                  const float *C, int64_t ldc)
+{
+    if (!epilogue || !epilogue->residual)
+        return CNNC_OK;
+    int64_t r_count, c_count;
+    CNNC_TRY(matrix_extent(fn, "the residual", M, N, epilogue->ldr, &r_count));
+    CNNC_TRY(matrix_extent(fn, "C", M, N, ldc, &c_count));
+    if (epilogue->ldr < N)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: ldr = %lld is smaller than a row of C (%lld)", fn,
+                          (long long)epilogue->ldr, (long long)N);
+    /* Tiles of C are written before the residual under them is read. */
+    return cnnc_check_disjoint(fn, "C", C, c_count, "the residual", epilogue->residual, r_count, 0);
+}
+
 cnnc_status cnnc_sgemm_fused(int max_threads, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                              const float *B, int64_t ldb, const struct cnnc_gemm_packed_b *packed,
                              const struct cnnc_gemm_epilogue *epilogue, float *C, int64_t ldc)
 {
-    if (epilogue && epilogue->residual) {
-        int64_t r_count, c_count;
-        CNNC_TRY(matrix_extent(__func__, "the residual", M, N, epilogue->ldr, &r_count));
-        CNNC_TRY(matrix_extent(__func__, "C", M, N, ldc, &c_count));
-        if (epilogue->ldr < N)
-            return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: ldr = %lld is smaller than a row of C (%lld)", __func__,
-                              (long long)epilogue->ldr, (long long)N);
-        /* Tiles of C are written before the residual under them is read. */
-        CNNC_TRY(cnnc_check_disjoint(__func__, "C", C, c_count, "the residual", epilogue->residual, r_count, 0));
-    }
+    CNNC_TRY(check_residual(__func__, M, N, epilogue, C, ldc));
     return gemm(__func__, max_threads, CNNC_NO_TRANS, CNNC_NO_TRANS, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, 1,
                 packed, epilogue);
+}
+
+struct gemv_call {
+    const struct cnnc_gemv_kernels *kern;
+    int64_t M, N, K, kc, cols;
+    const float *A, *B;
+    int64_t lda, ldb, ldc;
+    const double *fold;
+    const struct cnnc_gemm_epilogue *ep;
+    float *C;
+    int failed;
+};
+
+/* The few-row product's per-thread scratch: the convolutions' tile slot,
+ * never in use while a dense product runs (it is not nested in them). */
+#define GEMV_SLOT 2
+
+static void gemv_run(int64_t index, void *ctx)
+{
+    struct gemv_call *g = ctx;
+    float *scratch = cnnc_workspace(GEMV_SLOT, CNNC_GEMV_SCRATCH_FLOATS * sizeof(float));
+    if (!scratch) {
+        __atomic_store_n(&g->failed, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    const int64_t j0 = index * g->cols;
+    g->kern->rows(g->M, j0, cnnc_min_i64(g->cols, g->N - j0), g->K, g->kc, g->A, g->lda, g->B, g->ldb, g->fold,
+                  g->ep, g->C, g->ldc, scratch);
+}
+
+cnnc_status cnnc_sgemv_fused(int max_threads, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                             const float *B, int64_t ldb, const double *fold,
+                             const struct cnnc_gemm_epilogue *epilogue, float *C, int64_t ldc)
+{
+    CNNC_TRY(check_args(__func__, CNNC_NO_TRANS, CNNC_NO_TRANS, M, N, K, lda, ldb, ldc));
+    if (M > CNNC_GEMV_MAX_ROWS)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: M = %lld rows, at most %d", __func__, (long long)M,
+                          CNNC_GEMV_MAX_ROWS);
+    CNNC_TRY(check_residual(__func__, M, N, epilogue, C, ldc));
+    if (M == 0 || N == 0 || K == 0) /* no sum to take: the GEMM's fill and stage */
+        return cnnc_sgemm_fused(max_threads, M, N, K, A, lda, B, ldb, NULL, epilogue, C, ldc);
+    int64_t a_count, b_count, c_count;
+    CNNC_TRY(matrix_extent(__func__, "A", M, K, lda, &a_count));
+    CNNC_TRY(matrix_extent(__func__, "B", K, N, ldb, &b_count));
+    CNNC_TRY(matrix_extent(__func__, "C", M, N, ldc, &c_count));
+    if (!A || !B || !C)
+        return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "%s: A, B and C must not be NULL", __func__);
+    /* C is written while A and B are still being read. */
+    CNNC_TRY(cnnc_check_disjoint(__func__, "C", C, c_count, "A", A, a_count, 0));
+    CNNC_TRY(cnnc_check_disjoint(__func__, "C", C, c_count, "B", B, b_count, 0));
+
+    const struct cnnc_gemm_kernels *gk = CNNC_PICK(cnnc_gemm_kernels);
+    struct gemv_call call = {.kern = CNNC_PICK(cnnc_gemv_kernels), .M = M, .N = N, .K = K, .A = A, .B = B,
+                             .lda = lda, .ldb = ldb, .ldc = ldc, .fold = fold, .ep = epilogue, .C = C};
+    /* The packed GEMM's KC blocks: the same sums, so the same bits. */
+    int64_t nc;
+    int a_inplace;
+    block_sizes(gk, CNNC_NO_TRANS, K, N, &call.kc, &nc, &a_inplace);
+    /* Runs of whole cache lines whose M rows of accumulators fit the
+     * kernel's L1 block. */
+    const int64_t line = GEMM_LINE_BYTES / (int64_t)sizeof(float);
+    int64_t cols = cnnc_min_i64(fold ? CNNC_GEMV_FOLD_COLS : CNNC_GEMV_MAX_COLS, CNNC_GEMV_ACC_FLOATS / M / line * line);
+    /* As for the GEMM, rows short of half a micro-tile cost about half a
+     * tile: the bytes of B bound them. */
+    int threads = 1;
+    int64_t work;
+    if (cnnc_mul_sizes(&work, 3, cnnc_max_i64(M, gk->mr / 2), N, K) != CNNC_OK)
+        work = INT64_MAX;
+#ifdef CNNC_OPENMP
+    if (!omp_in_parallel())
+#endif
+        threads = cnnc_threads_for(work, GEMM_THREAD_GRAIN);
+    if (threads > max_threads)
+        threads = max_threads < 1 ? 1 : max_threads;
+    /* At least a run per thread: B streams on every core. */
+    if (threads > 1 && cnnc_ceil_div(N, cols) < threads)
+        cols = cnnc_max_i64(line, cnnc_ceil_div(cnnc_ceil_div(N, threads), line) * line);
+    call.cols = cols;
+    cnnc_parallel_for(cnnc_ceil_div(N, cols), threads, gemv_run, &call);
+    if (call.failed)
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "%s: cannot allocate the scratch", __func__);
+    return CNNC_OK;
 }

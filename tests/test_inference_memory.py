@@ -64,8 +64,9 @@ def test_runtime_holds_no_second_copy_of_the_kernels():
     """Against the runtime loaded from copies, predict's holds the lent
     kernels' bytes less (but the batch norm scales it folds while packing,
     8 bytes per channel): all kernels but the depthwise one, which a batch
-    norm folds into and every call reads, and the one with two folds, which
-    round one after the other."""
+    norm folds into and every call reads, the one with two folds, which
+    round one after the other, and the pointwise one, whose copy the
+    copying runtime frees once its panels hold it."""
     model = _folding_model()
     model.predict(_inputs(model, 2), verbose=0)
     borrowed = inference.loaded_model(model)
@@ -74,21 +75,64 @@ def test_runtime_holds_no_second_copy_of_the_kernels():
                and not isinstance(layer, L.DepthwiseConv2D) and tuple(getattr(layer, "strides", (1, 1))) != (2, 2)
                for w in layer.weights if w.name.endswith("kernel"))
     folds = 8 * (32 + 32 + 40)
-    assert copied.weight_bytes - borrowed.weight_bytes == lent - folds
+    pointwise = 24 * 32 * 4
+    assert copied.weight_bytes - borrowed.weight_bytes == lent - folds - pointwise
 
 
-def test_dense_runtime_holds_the_packed_kernels_alone():
-    """Dense layers of whole 64-column panels: the runtime holds their
-    packed kernels (their own size), the biases and the fold's scales;
-    nothing more, while the copying loader holds the kernels twice."""
+def test_dense_kernels_packed_by_the_first_call_of_many_rows():
+    """Dense layers called on one or two rows read the lent kernels in
+    place: the runtime holds the biases and the fold's scales alone (8 bytes
+    per channel). The first call of more rows packs them (whole 64-column
+    panels: their own size), once; the outputs of the few-row calls are
+    those rows of the packed product, bit for bit. The copying loader holds
+    its copies, then the packed panels too."""
     model = _dense_model()
-    model.predict(_inputs(model, 2), verbose=0)
     kernels = sum(w.nbytes for w in model.weights if w.name.endswith("kernel"))
     biases = sum(w.nbytes for w in model.weights if w.name.endswith("bias"))
-    assert inference.loaded_model(model).weight_bytes == kernels + biases + 64 * 8
-    copied = LoadedModel.from_tensors(*inference_parts(model)).weight_bytes
-    # the copy also keeps the batch norm's statistics until folded: none left
-    assert copied == 2 * kernels + biases
+    x = _inputs(model, 5)
+    small = [model.predict(x[i:i + 2], verbose=0, batch_size=2) for i in (0, 2)]
+    small.append(model.predict(x[4:], verbose=0, batch_size=1))
+    loaded = inference.loaded_model(model)
+    assert loaded.weight_bytes == biases + 64 * 8
+    copied = LoadedModel.from_tensors(*inference_parts(model))
+    assert copied.weight_bytes == kernels + biases
+    many = model.predict(x, verbose=0, batch_size=5)
+    assert loaded.weight_bytes == kernels + biases + 64 * 8
+    model.predict(x, verbose=0, batch_size=5)
+    assert loaded.weight_bytes == kernels + biases + 64 * 8  # packed once
+    np.testing.assert_array_equal(np.concatenate(small), many)
+    np.testing.assert_array_equal(copied.predict([x])[0], many)
+    assert copied.weight_bytes == 2 * kernels + biases
+    np.testing.assert_array_equal(model.predict(x[:1], verbose=0), many[:1])
+
+
+def test_dense_packing_under_concurrent_predict():
+    """Calls of many rows from several threads at once on a fresh runtime,
+    beside calls of one row: one packed form is kept (the first published),
+    every output equals the single-threaded run's bits."""
+    import threading
+    model = _dense_model()
+    x = _inputs(model, 6, seed=2)
+    expected = LoadedModel.from_tensors(*inference_parts(model)).predict([x])[0]
+    kernels = sum(w.nbytes for w in model.weights if w.name.endswith("kernel"))
+    for _ in range(3):
+        fresh = LoadedModel.from_tensors(*inference_parts(model), borrow=True)
+        before = fresh.weight_bytes
+        results = [None] * 8
+
+        def run(i):
+            rows = x if i % 2 == 0 else x[i % 6:i % 6 + 1]
+            results[i] = (rows, fresh.predict([rows])[0])
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for rows, got in results:
+            start = int(np.flatnonzero((x == rows[0]).all(axis=1))[0])
+            np.testing.assert_array_equal(got, expected[start:start + len(rows)])
+        assert fresh.weight_bytes == before + kernels
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -124,8 +168,8 @@ def test_borrowed_runtime_equals_the_c_api_to_the_bit(isa, tmp_path):
 
 def test_isa_changed_after_the_load():
     """A runtime packed for one ISA and run under another reads the kernels
-    with the batch norm folded per call: the same bits as a runtime loaded
-    under that ISA."""
+    with the batch norm folded per call (or unpacked from the panels that
+    alone hold them): the same bits as a runtime loaded under that ISA."""
     available = [isa for isa in ISAS if isa in cnnc.available_isas()]
     if len(available) < 2:
         pytest.skip("needs two ISA paths")
@@ -135,9 +179,12 @@ def test_isa_changed_after_the_load():
     try:
         cnnc.set_isa(available[-1])
         stale = LoadedModel.from_tensors(*inference_parts(model), borrow=True)
+        # its pointwise kernel is held by the panels alone, unpacked per call
+        stale_copy = LoadedModel.from_bytes(inference_file_bytes(model))
         cnnc.set_isa(available[0])
         fresh = LoadedModel.from_bytes(inference_file_bytes(model))
         np.testing.assert_array_equal(stale.predict([x])[0], fresh.predict([x])[0])
+        np.testing.assert_array_equal(stale_copy.predict([x])[0], fresh.predict([x])[0])
     finally:
         cnnc.set_isa(original)
 
@@ -204,5 +251,20 @@ def test_runtime_estimate_counts_the_weights_of_nested_models():
     head = L.Dense(5)
     outer = Model(x, head(inner(x)))
     own = sum(w.nbytes for w in head.weights)
-    assert _runtime_weight_bytes(inner, 2) > 0
-    assert _runtime_weight_bytes(outer, 2) == _runtime_weight_bytes(inner, 2) + own
+    assert _runtime_weight_bytes(inner, 4) > 0
+    assert _runtime_weight_bytes(outer, 4) == _runtime_weight_bytes(inner, 4) + own
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 8])
+def test_runtime_estimate_counts_dense_kernels_once_packed(batch):
+    """The estimate of the weights the runtime holds leaves the dense
+    kernels out up to two rows per call and counts their packed panels
+    beyond: what the runtime reports once it ran that batch."""
+    from cnnc.models.memory import _runtime_weight_bytes
+    model = _dense_model()
+    model.predict(_inputs(model, batch), verbose=0, batch_size=batch)
+    held = inference.loaded_model(model).weight_bytes
+    kernels = sum(w.nbytes for w in model.weights if w.name.endswith("kernel"))
+    estimate = _runtime_weight_bytes(model, batch)
+    assert (held > kernels) == (batch > 2)
+    assert abs(estimate - held) <= 0.05 * held + 2048, (estimate, held)

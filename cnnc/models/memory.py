@@ -25,11 +25,12 @@ The estimate follows what the engine holds at its peak:
   tensors alive at the worst point of the forward pass (each is freed after
   its last reader) and the packed copy of the largest weight array.
   ``predict`` runs the C runtime, which reads the kernels in place and
-  holds what its convolutions and dense layers read instead: their packed
-  panels (about the kernel's size), or a 3x3 kernel's Winograd transform
-  (16/9 or 4 times it; where batch 1 takes the implicit GEMM, its panels,
-  and the transform once a batch takes Winograd), with batch norm folded in
-  (``_runtime_weight_bytes``); once loaded, at least its own count
+  holds what its convolutions read instead: their packed panels (about the
+  kernel's size), or a 3x3 kernel's Winograd transform (16/9 or 4 times
+  it; where batch 1 takes the implicit GEMM, its panels, and the transform
+  once a batch takes Winograd), with batch norm folded in; a dense layer's
+  panels only once a call of more than ``_DENSE_INPLACE_ROWS`` rows made
+  them (``_runtime_weight_bytes``); once loaded, at least its own count
   (``LoadedModel.weight_bytes``).
 
 The scratch terms were calibrated against the peak RSS measured on the
@@ -217,6 +218,11 @@ def _winograd_packed(cin, cout, oh, ow):
     return (36 if f4 < f2 else 16), n
 
 
+# Dense calls of at most this many rows read the kernel in place, and the
+# first call of more packs it (src/model/plan.h: DENSE_INPLACE_ROWS).
+_DENSE_INPLACE_ROWS = 2
+
+
 def _runtime_weight_bytes(model, batch_size):
     """Bytes the C runtime holds for the weights once it ran batches of
     ``batch_size`` (see the module docstring): per convolution or dense
@@ -247,7 +253,11 @@ def _runtime_weight_bytes(model, batch_size):
                                                  out_shapes[0][2])
                 total += planes * w.shape[2] * w.shape[3] * _FLOAT if batch_size >= first else 0
                 total += w.nbytes if first > 1 or not planes else 0
-            elif isinstance(layer, (BaseConv, Dense)):
+            elif isinstance(layer, Dense):
+                # read in place by calls of few rows; packed by the first of more
+                rows = batch_size * math.prod(int(d) for d in out_shapes[0][1:-1])
+                total += w.nbytes if rows > _DENSE_INPLACE_ROWS else 0
+            elif isinstance(layer, BaseConv):
                 total += w.nbytes
     return total
 

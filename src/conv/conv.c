@@ -236,8 +236,11 @@ cnnc_status cnnc_conv2d_forward_fused(const cnnc_conv2d_desc *desc, const float 
     CNNC_CHECK_PTR(stage);
     struct cnnc_conv_geom g;
     const struct pass_array bias = {stage->bias, "bias", CONV_COUT};
-    CNNC_TRY(pass_checks(__func__, desc, ARRAY(y, CONV_Y), ARRAY(x, CONV_X), ARRAY(w, CONV_W), bias, NO_ARRAY,
-                         &g));
+    /* Without w, the packed form must serve the call alone (x stands in
+     * for it in the checks). */
+    const int packed_alone = !w && cnnc_conv2d_packed_covers(desc, packed);
+    CNNC_TRY(pass_checks(__func__, desc, ARRAY(y, CONV_Y), ARRAY(x, CONV_X),
+                         packed_alone ? ARRAY(x, CONV_X) : ARRAY(w, CONV_W), bias, NO_ARRAY, &g));
     const int64_t n_y = g.n * g.oh * g.ow * g.cout;
     if (stage->residual) {
         if (stage->ldr != g.cout)

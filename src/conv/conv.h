@@ -24,7 +24,7 @@ CNNC_INTERNAL cnnc_status cnnc_conv2d_pack_late(const cnnc_conv2d_desc *desc, co
  * depthwise convolutions). */
 CNNC_INTERNAL int cnnc_conv2d_reads_weights(const cnnc_conv2d_desc *desc);
 /* y = stage(conv(x, w)) with the weights from `packed` (or NULL) where they
- * suit; the residual (stage->residual, y's layout, ldr = out_channels) must
+ * suit (w may be NULL where cnnc_conv2d_packed_covers the call); the residual (stage->residual, y's layout, ldr = out_channels) must
  * not overlap y. */
 CNNC_INTERNAL cnnc_status cnnc_conv2d_forward_fused(const cnnc_conv2d_desc *desc, const float *x, const float *w,
                                                     const struct cnnc_conv_packed *packed,

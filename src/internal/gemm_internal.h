@@ -28,6 +28,9 @@ struct cnnc_gemm_packed_b {
 CNNC_INTERNAL cnnc_status cnnc_gemm_pack_b_once(cnnc_transpose trans_b, int64_t K, int64_t N, const float *B,
                                                 int64_t ldb, struct cnnc_gemm_packed_b *packed);
 CNNC_INTERNAL void cnnc_gemm_packed_b_free(struct cnnc_gemm_packed_b *packed);
+/* Writes back the K x N B (row-major, ldb) that `packed` (not empty) was
+ * packed from: the panels hold its floats unchanged. */
+CNNC_INTERNAL void cnnc_gemm_unpack_b(const struct cnnc_gemm_packed_b *packed, float *B, int64_t ldb);
 /* Bytes the packed B holds (0 when empty). */
 CNNC_INTERNAL size_t cnnc_gemm_packed_b_bytes(const struct cnnc_gemm_packed_b *packed);
 
@@ -38,6 +41,22 @@ CNNC_INTERNAL size_t cnnc_gemm_packed_b_bytes(const struct cnnc_gemm_packed_b *p
 CNNC_INTERNAL cnnc_status cnnc_sgemm_fused(int max_threads, int64_t M, int64_t N, int64_t K, const float *A,
                                            int64_t lda, const float *B, int64_t ldb,
                                            const struct cnnc_gemm_packed_b *packed,
+                                           const struct cnnc_gemm_epilogue *epilogue, float *C, int64_t ldc);
+
+/* Rows of the few-row product at most (cnnc_sgemv_fused). */
+#define CNNC_GEMV_MAX_ROWS 64
+
+/* C (M x N, ldc) = epilogue(A (M x K, lda) * B'), B' the row-major K x N B
+ * (ldb) read in place, or with the per-column double scale fold applied to
+ * each element as plan.c folds a batch norm ((float)(b * fold[j]); fold
+ * NULL: none), for M <= CNNC_GEMV_MAX_ROWS: no packed copy of B, which is
+ * read once, row after row (src/internal/gemv_template.h). Every element is
+ * summed as cnnc_sgemm_fused sums it on the same ISA (from the folded B, for
+ * fold; but for subnormal values of B, read as zero before a fold scales
+ * them), so the two give the same bits. Threads (up to max_threads) split
+ * the columns: the bits do not depend on their number. */
+CNNC_INTERNAL cnnc_status cnnc_sgemv_fused(int max_threads, int64_t M, int64_t N, int64_t K, const float *A,
+                                           int64_t lda, const float *B, int64_t ldb, const double *fold,
                                            const struct cnnc_gemm_epilogue *epilogue, float *C, int64_t ldc);
 
 #endif

@@ -1,7 +1,9 @@
 /* Reading and checking the model file container; see file.h. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "crc32.h"
 #include "file.h"
 
@@ -73,7 +75,8 @@ static cnnc_status read_entry(const char *name, const json_value *entry, const u
     if (e->integer - b->integer != count * itemsize)
         return bad("tensor \"%.200s\": data_offsets do not span dtype size x shape bytes", name);
     if (e->integer > data_size) return bad("tensor \"%.200s\": the data ends past the end of the file (truncated?)", name);
-    t->data = data + b->integer;
+    t->data = data ? data + b->integer : NULL;
+    t->offset = b->integer;
     s->begin = b->integer;
     s->end = e->integer;
     return CNNC_OK;
@@ -84,6 +87,55 @@ static int hex_digit(char c)
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return -1;
+}
+
+/* Reads bytes [offset, offset + size) of the open file into dst. */
+static cnnc_status read_at(int fd, int64_t offset, void *dst, size_t size)
+{
+    unsigned char *p = dst;
+    while (size) {
+        ssize_t got = pread(fd, p, size, (off_t)offset);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return cnnc_error(CNNC_ERR_IO, "model file: cannot read %zu bytes at offset %lld (%s)", size,
+                                        (long long)offset, got < 0 ? strerror(errno) : "the file got shorter");
+        p += got;
+        size -= (size_t)got;
+        offset += got;
+    }
+    return CNNC_OK;
+}
+
+/* The bytes of a tensor read at a time from an open file: its checksum
+ * needs no buffer of the tensor's size. */
+#define FILE_CRC_CHUNK ((size_t)1 << 20)
+
+static cnnc_status tensor_crc(const model_file *file, const file_tensor *t, uint32_t *crc)
+{
+    if (file->fd < 0) {
+        *crc = model_crc32(t->data, (size_t)t->nbytes);
+        return CNNC_OK;
+    }
+    unsigned char *chunk = malloc(FILE_CRC_CHUNK);
+    if (!chunk) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model file: out of memory");
+    cnnc_status status = CNNC_OK;
+    uint32_t c = 0;
+    for (int64_t done = 0; done < t->nbytes && status == CNNC_OK; done += (int64_t)FILE_CRC_CHUNK) {
+        size_t n = (size_t)(t->nbytes - done < (int64_t)FILE_CRC_CHUNK ? t->nbytes - done : (int64_t)FILE_CRC_CHUNK);
+        status = read_at(file->fd, t->offset + done, chunk, n);
+        if (status == CNNC_OK) c = model_crc32_update(c, chunk, n);
+    }
+    free(chunk);
+    *crc = c;
+    return status;
+}
+
+cnnc_status model_file_read(const model_file *file, const file_tensor *t, void *dst)
+{
+    if (file->fd < 0) {
+        memcpy(dst, t->data, (size_t)t->nbytes);
+        return CNNC_OK;
+    }
+    return read_at(file->fd, t->offset, dst, (size_t)t->nbytes);
 }
 
 static cnnc_status check_checksums(const model_file *file, const char *text)
@@ -110,7 +162,9 @@ static cnnc_status check_checksums(const model_file *file, const char *text)
             if (d < 0) { status = bad("checksum of \"%.200s\": not 8 lowercase hex digits", t->name); goto done; }
             want = want << 4 | (uint32_t)d;
         }
-        if (model_crc32(t->data, (size_t)t->nbytes) != want) { status = bad("tensor \"%.200s\": its data does not match its CRC-32 checksum (corrupt file)", t->name); goto done; }
+        uint32_t got = 0;
+        if ((status = tensor_crc(file, t, &got)) != CNNC_OK) goto done;
+        if (got != want) { status = bad("tensor \"%.200s\": its data does not match its CRC-32 checksum (corrupt file)", t->name); goto done; }
     }
 done:
     json_free(sums);
@@ -166,19 +220,27 @@ static cnnc_status check_metadata(const json_value *meta, int *version)
     return CNNC_OK;
 }
 
-cnnc_status model_file_open(const void *bytes, size_t size, model_file *file)
+/* The header length of a file of `size` bytes whose first 8 are b. */
+static cnnc_status header_length(const unsigned char *b, uint64_t size, uint64_t *header_size)
 {
-    memset(file, 0, sizeof *file);
-    const unsigned char *b = bytes;
-    if (size < 8) return cnnc_error(CNNC_ERR_FORMAT, "model file: %zu bytes, shorter than the 8-byte header length", size);
-    uint64_t header_size = read_u64_le(b);
-    if (header_size > MODEL_FILE_MAX_HEADER)
+    if (size < 8) return cnnc_error(CNNC_ERR_FORMAT, "model file: %llu bytes, shorter than the 8-byte header length",
+                                    (unsigned long long)size);
+    *header_size = read_u64_le(b);
+    if (*header_size > MODEL_FILE_MAX_HEADER)
         return cnnc_error(CNNC_ERR_FORMAT, "model file: header length %llu is above the %u-byte limit",
-                          (unsigned long long)header_size, MODEL_FILE_MAX_HEADER);
-    if (header_size > size - 8)
-        return cnnc_error(CNNC_ERR_FORMAT, "model file: truncated, the header needs %llu bytes and the file has %zu",
-                          (unsigned long long)header_size, size - 8);
-    CNNC_TRY(json_parse((const char *)b + 8, (size_t)header_size, "model file header", &file->header));
+                          (unsigned long long)*header_size, MODEL_FILE_MAX_HEADER);
+    if (*header_size > size - 8)
+        return cnnc_error(CNNC_ERR_FORMAT, "model file: truncated, the header needs %llu bytes and the file has %llu",
+                          (unsigned long long)*header_size, (unsigned long long)(size - 8));
+    return CNNC_OK;
+}
+
+/* The rest of model_file_open, its header's text given: the tensors lie at
+ * data (NULL: in file->fd, from data_start on), data_size bytes. */
+static cnnc_status open_header(const char *text, uint64_t header_size, const unsigned char *data, int64_t data_size,
+                               int64_t data_start, model_file *file)
+{
+    CNNC_TRY(json_parse(text, (size_t)header_size, "model file header", &file->header));
     cnnc_status status = CNNC_OK;
     span *spans = NULL;
     const json_value *h = file->header;
@@ -186,8 +248,6 @@ cnnc_status model_file_open(const void *bytes, size_t size, model_file *file)
     const json_value *meta = json_get(h, "__metadata__");
     int version = 0;
     if ((status = check_metadata(meta, &version)) != CNNC_OK) goto fail;
-    const unsigned char *data = b + 8 + header_size;
-    int64_t data_size = (int64_t)(size - 8 - header_size);
     size_t n = h->count - 1;
     file->tensors = calloc(n ? n : 1, sizeof *file->tensors);
     spans = calloc(n ? n : 1, sizeof *spans);
@@ -195,6 +255,7 @@ cnnc_status model_file_open(const void *bytes, size_t size, model_file *file)
     for (size_t i = 0, k = 0; i < h->count; ++i) {
         if (&h->items[i] == meta) continue;
         if ((status = read_entry(h->keys[i], &h->items[i], data, data_size, &file->tensors[k], &spans[k])) != CNNC_OK) goto fail;
+        file->tensors[k].offset += data_start;
         ++k;
     }
     file->count = n;
@@ -236,10 +297,43 @@ fail:
     return status;
 }
 
+cnnc_status model_file_open(const void *bytes, size_t size, model_file *file)
+{
+    memset(file, 0, sizeof *file);
+    file->fd = -1;
+    const unsigned char *b = bytes;
+    uint64_t header_size = 0;
+    CNNC_TRY(header_length(b, size, &header_size));
+    return open_header((const char *)b + 8, header_size, b + 8 + header_size, (int64_t)(size - 8 - header_size), 0,
+                       file);
+}
+
+cnnc_status model_file_open_fd(int fd, uint64_t size, model_file *file)
+{
+    memset(file, 0, sizeof *file);
+    file->fd = fd;
+    unsigned char head[8];
+    uint64_t header_size = 0;
+    CNNC_TRY(read_at(fd, 0, head, size < 8 ? (size_t)size : 8));
+    CNNC_TRY(header_length(head, size, &header_size));
+    if (size - 8 - header_size > (uint64_t)INT64_MAX) return cnnc_error(CNNC_ERR_FORMAT, "model file: too large");
+    /* The file's real size bounds this allocation, not anything it claims. */
+    char *text = malloc(header_size ? (size_t)header_size : 1);
+    if (!text) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model file: out of memory for the header");
+    cnnc_status status = read_at(fd, 8, text, (size_t)header_size);
+    if (status == CNNC_OK)
+        status = open_header(text, header_size, NULL, (int64_t)(size - 8 - header_size), (int64_t)(8 + header_size),
+                             file);
+    free(text);
+    if (status != CNNC_OK) file->fd = -1;
+    return status;
+}
+
 cnnc_status model_file_from_tensors(const char *config, size_t n, const char *const *names, const int *ranks,
                                     const int64_t *shapes, const float *const *data, model_file *file)
 {
     memset(file, 0, sizeof *file);
+    file->fd = -1;
     CNNC_CHECK_PTR(config);
     if (n && (!names || !ranks || !shapes || !data))
         return cnnc_error(CNNC_ERR_INVALID_ARGUMENT, "model tensors: names, ranks, shapes and data must not be NULL");
@@ -290,6 +384,7 @@ void model_file_close(model_file *file)
     json_free(file->config);
     free(file->tensors);
     memset(file, 0, sizeof *file);
+    file->fd = -1;
 }
 
 const file_tensor *model_file_find(const model_file *file, const char *name)

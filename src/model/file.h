@@ -1,7 +1,10 @@
 /* The model file container (docs/format.md): an 8-byte little-endian header
  * length N, N bytes of JSON, then the tensors, tiling bytes [8 + N, end)
  * exactly in data_offsets order. Everything is checked against the buffer
- * before it is used; the tensors point into the caller's buffer. */
+ * (or the open file) before it is used; the tensors point into the
+ * caller's buffer, or are read from the file one at a time
+ * (model_file_read), so that a model loaded from a file never holds the
+ * file's bytes whole beside its own copies. */
 #ifndef CNNC_MODEL_FILE_H
 #define CNNC_MODEL_FILE_H
 
@@ -19,7 +22,9 @@ typedef struct file_tensor {
     int64_t shape[MODEL_MAX_RANK];
     int64_t count;             /* elements */
     int64_t nbytes;
-    const unsigned char *data; /* little-endian bytes inside the buffer (native floats from model_file_from_tensors) */
+    const unsigned char *data; /* little-endian bytes inside the buffer (native floats from model_file_from_tensors);
+                                * NULL for a tensor of an open file */
+    int64_t offset;            /* in the file, for model_file_open_fd */
 } file_tensor;
 
 typedef struct model_file {
@@ -28,12 +33,20 @@ typedef struct model_file {
     file_tensor *tensors;      /* sorted by name */
     size_t count;
     int borrowable;            /* the caller lends the tensors for the model's lifetime */
+    int fd;                    /* the open file the tensors are read from (model_file_open_fd), else -1 */
 } model_file;
 
 /* Validates bytes[0, size) as a cnnc model file (format "cnnc", version 1 or
  * 2, kind "model", CRC-32 checksums checked when present and required by
  * version 2) and parses its model_config. */
 CNNC_INTERNAL cnnc_status model_file_open(const void *bytes, size_t size, model_file *file);
+/* The same from the open file fd of `size` bytes (not closed here): the
+ * header is read and checked, then every tensor's checksum by reading the
+ * file through a small buffer; the tensors are left in the file. */
+CNNC_INTERNAL cnnc_status model_file_open_fd(int fd, uint64_t size, model_file *file);
+/* Tensor t's nbytes bytes into dst: copied from the buffer, or read from the
+ * file (CNNC_ERR_IO if it is shorter than when it was opened). */
+CNNC_INTERNAL cnnc_status model_file_read(const model_file *file, const file_tensor *t, void *dst);
 /* The same container over float32 arrays held by the caller (see
  * cnnc_model_load_tensors): the shapes and names are checked, the config
  * parsed; the tensors point into the caller's arrays. */

@@ -240,7 +240,12 @@ static cnnc_status get_weight(builder *b, const char *prefix, const char *short_
     CNNC_TRY(find_weight(b, prefix, short_name, rank, shape, &t));
     float *w = cnnc_malloc((size_t)(t->count ? t->count : 1) * sizeof *w);
     if (!w) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory for weight \"%.300s\"", t->name);
-    memcpy(w, t->data, (size_t)t->nbytes);  /* the file's little-endian floats; memcpy since they may be unaligned */
+    /* The file's little-endian floats, copied byte by byte (they may be unaligned) or read from the file. */
+    cnnc_status s = model_file_read(b->file, t, w);
+    if (s != CNNC_OK) {
+        cnnc_free(w);
+        return s;
+    }
     *out = w;
     if (count) *count = t->count;
     return CNNC_OK;
@@ -1576,7 +1581,8 @@ void graph_free(model_graph *graph)
         cnnc_free(n->b);
         cnnc_free(n->p0);
         cnnc_free(n->p1);
-        cnnc_gemm_packed_b_free(&n->packed);
+        cnnc_gemm_packed_b_free(n->packed);
+        free(n->packed);
         cnnc_conv_packed_free(&n->conv_packed);
     }
     free(graph->nodes);

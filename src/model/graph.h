@@ -100,10 +100,12 @@ typedef struct model_node {
      * none), applied where w is packed (plan_folded_weights). */
     int w_borrowed;
     double *fold;
-    /* plan: the weights packed once, for a dense layer's GEMM (packed) or
-     * a convolution's algorithm (conv_packed). Such a node may carry a
-     * second input, a residual added in its output stage. */
-    struct cnnc_gemm_packed_b packed;
+    /* plan: the weights packed for a convolution's algorithm (conv_packed,
+     * at load), or a dense layer's GEMM panels (packed: made by the first
+     * call of more than DENSE_INPLACE_ROWS rows and published atomically,
+     * NULL until then; fewer rows read w in place). Such a node may carry
+     * a second input, a residual added in its output stage. */
+    struct cnnc_gemm_packed_b *packed;
     struct cnnc_conv_packed conv_packed;
 } model_node;
 

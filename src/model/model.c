@@ -1,12 +1,14 @@
 /* The public model API: load (file -> graph -> plan), shapes, and the
  * executor that walks the planned graph over one arena per call. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include "ops.h"
 #include "plan.h"
 
@@ -88,24 +90,24 @@ cnnc_status cnnc_model_load(const char *path, cnnc_model **model)
     CNNC_CHECK_PTR(path);
     CNNC_CHECK_PTR(model);
     *model = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return cnnc_error(CNNC_ERR_IO, "cannot open %.300s: %s", path, strerror(errno));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return cnnc_error(CNNC_ERR_IO, "cannot open %.300s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
         return cnnc_error(CNNC_ERR_IO, "%.300s is not a regular file", path);
     }
-    if ((uint64_t)st.st_size > SIZE_MAX) { fclose(f); return cnnc_error(CNNC_ERR_IO, "%.300s is too large", path); }
-    size_t size = (size_t)st.st_size;
-    /* The file's real size bounds this allocation, not anything it claims. */
-    unsigned char *bytes = malloc(size ? size : 1);
-    if (!bytes) { fclose(f); return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "out of memory reading %.300s", path); }
-    size_t got = fread(bytes, 1, size, f);
-    int err = ferror(f);
-    fclose(f);
-    if (got != size || err) { free(bytes); return cnnc_error(CNNC_ERR_IO, "cannot read %.300s", path); }
-    cnnc_status s = cnnc_model_load_memory(bytes, size, model);
-    free(bytes);
+    /* The tensors are read from the file one at a time into the model's
+     * own arrays: the file's bytes are never held whole beside them. */
+    model_file file;
+    cnnc_status s = model_file_open_fd(fd, (uint64_t)st.st_size, &file);
+    if (s == CNNC_OK) s = load_file(&file, model);
+    close(fd);
+    if (s == CNNC_ERR_IO) {
+        char detail[320];
+        snprintf(detail, sizeof detail, "%s", cnnc_last_error());
+        return cnnc_error(CNNC_ERR_IO, "cannot read %.300s: %s", path, detail);
+    }
     return s;
 }
 

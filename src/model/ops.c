@@ -456,23 +456,32 @@ static int stage_activation(const activation *act, struct cnnc_gemm_epilogue *ep
     return 1;
 }
 
-/* A dense layer: rows x K times the packed K x units weights, with the
- * bias, the fused residual (in[1]) and a ReLU-family activation applied to
- * each tile in the GEMM's output stage; another activation runs over the
- * result afterwards. */
+/* A dense layer: rows x K times the K x units weights, with the bias, the
+ * fused residual (in[1]) and a ReLU-family activation applied in the
+ * product's output stage; another activation runs over the result
+ * afterwards. Few rows read w in place (a pending batch-norm fold applied
+ * as it is read); more read the panels their first call packs. Both sum
+ * alike: the bits do not depend on which runs. */
 static cnnc_status dense_node(const model_node *node, int64_t rows, int64_t k, int64_t units, const float *const *in,
                               float *out)
 {
     struct cnnc_gemm_epilogue ep = {.bias = node->b, .residual = node->n_inputs > 1 ? in[1] : NULL, .ldr = units};
     int fused = stage_activation(&node->act, &ep);
-    /* Packed for another ISA than the active one: the GEMM packs w per call,
-     * folded first if batch norm waits in node->fold. */
-    float *folded = NULL;
-    if (node->fold && node->packed.kern != CNNC_PICK(cnnc_gemm_kernels)) CNNC_TRY(plan_folded_weights(node, &folded));
-    cnnc_status s = cnnc_sgemm_fused(cnnc_get_num_threads(), rows, units, k, in[0], k, folded ? folded : node->w, units,
-                                     &node->packed, &ep, out, units);
-    cnnc_free(folded);
-    CNNC_TRY(s);
+    int threads = cnnc_get_num_threads();
+    if (rows <= DENSE_INPLACE_ROWS) {
+        CNNC_TRY(cnnc_sgemv_fused(threads, rows, units, k, in[0], k, node->w, units, node->fold, &ep, out, units));
+    } else {
+        CNNC_TRY(plan_pack_dense(node));
+        const struct cnnc_gemm_packed_b *packed = __atomic_load_n(&node->packed, __ATOMIC_ACQUIRE);
+        /* Packed for another ISA than the active one: the GEMM packs w per
+         * call, folded first if batch norm waits in node->fold. */
+        float *folded = NULL;
+        if (node->fold && packed->kern != CNNC_PICK(cnnc_gemm_kernels)) CNNC_TRY(plan_folded_weights(node, &folded));
+        cnnc_status s = cnnc_sgemm_fused(threads, rows, units, k, in[0], k, folded ? folded : node->w, units, packed,
+                                         &ep, out, units);
+        cnnc_free(folded);
+        CNNC_TRY(s);
+    }
     return fused ? CNNC_OK : activate(&node->act, rows, units, out, out);
 }
 
@@ -507,9 +516,10 @@ cnnc_status op_run(const model_graph *g, const model_node *node, int64_t batch, 
             CNNC_TRY(late);
         }
         /* A call the packed forms do not cover (another ISA, the other
-         * Winograd variant) reads w: folded first if batch norm waits. */
-        if (node->fold && !cnnc_conv2d_packed_covers(&d, &node->conv_packed))
-            CNNC_TRY(plan_folded_weights(node, &folded));
+         * Winograd variant) reads w: folded first if batch norm waits, or
+         * unpacked where the panels alone hold it. */
+        if ((node->fold || !node->w) && !cnnc_conv2d_packed_covers(&d, &node->conv_packed))
+            CNNC_TRY(node->fold ? plan_folded_weights(node, &folded) : plan_unpacked_weights(node, &folded));
         cnnc_status s = cnnc_conv2d_forward_fused(&d, in[0], folded ? folded : node->w, &node->conv_packed, &ep, out);
         cnnc_free(folded);
         CNNC_TRY(s);

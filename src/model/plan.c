@@ -146,11 +146,13 @@ cnnc_status plan_pack_weights(model_graph *g)
      * becomes its own (small) copy. The others' folds go through one
      * buffer of the largest such kernel, reused layer after layer (a
      * buffer per layer, each freed before the next packed form is made,
-     * left heap holes as large as the packed forms resident). */
+     * left heap holes as large as the packed forms resident). Dense
+     * layers are packed by their first call of many rows
+     * (plan_pack_dense). */
     int64_t largest = 0;
     for (int i = 0; i < g->n_nodes; ++i) {
         model_node *n = &g->nodes[i];
-        if (n->op != OP_CONV && n->op != OP_DENSE) continue;
+        if (n->op != OP_CONV) continue;
         cnnc_conv2d_desc d = n->conv;
         d.batch = 1;
         if (n->op == OP_CONV && n->fold && cnnc_conv2d_reads_weights(&d)) CNNC_TRY(own_weights(n));
@@ -161,19 +163,53 @@ cnnc_status plan_pack_weights(model_graph *g)
     cnnc_status s = CNNC_OK;
     for (int i = 0; i < g->n_nodes && s == CNNC_OK; ++i) {
         model_node *n = &g->nodes[i];
-        if (n->op != OP_DENSE && n->op != OP_CONV) continue;
+        if (n->op != OP_CONV) continue;
         cnnc_conv2d_desc d = n->conv;
         d.batch = 1;
         if (n->fold) fold_into(n, folded);
-        const float *w = n->fold ? folded : n->w;
-        s = n->op == OP_DENSE ? cnnc_gemm_pack_b_once(CNNC_NO_TRANS, n->i[0], n->i[1], w, n->i[1], &n->packed)
-                              : cnnc_conv2d_pack(&d, w, &n->conv_packed);
+        s = cnnc_conv2d_pack(&d, n->fold ? folded : n->w, &n->conv_packed);
+        /* Pointwise panels serve every batch and give back the kernel
+         * exactly (plan_unpacked_weights): an owned copy beside them would
+         * hold the kernel twice. */
+        if (s == CNNC_OK && n->conv_packed.pointwise.data && !n->w_borrowed && !n->fold) {
+            cnnc_free(n->w);
+            n->w = NULL;
+        }
     }
     cnnc_free(folded);
 #ifdef __GLIBC__
     /* The buffer may sit below the packed forms in the heap: give its pages back. */
     if (largest) malloc_trim(0);
 #endif
+    return s;
+}
+
+cnnc_status plan_unpacked_weights(const model_node *n, float **w)
+{
+    if (!(*w = cnnc_malloc((size_t)(n->w_count ? n->w_count : 1) * sizeof **w)))
+        return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory unpacking layer \"%.100s\"", n->name);
+    cnnc_gemm_unpack_b(&n->conv_packed.pointwise, *w, n->conv.out_channels);
+    return CNNC_OK;
+}
+
+cnnc_status plan_pack_dense(const model_node *n)
+{
+    model_node *node = (model_node *)n; /* only its atomically published packed form changes */
+    if (__atomic_load_n(&node->packed, __ATOMIC_ACQUIRE)) return CNNC_OK;
+    struct cnnc_gemm_packed_b *packed = calloc(1, sizeof *packed);
+    float *folded = NULL;
+    if (!packed) return cnnc_error(CNNC_ERR_OUT_OF_MEMORY, "model: out of memory packing layer \"%.100s\"", n->name);
+    cnnc_status s = n->fold ? plan_folded_weights(n, &folded) : CNNC_OK;
+    if (s == CNNC_OK)
+        s = cnnc_gemm_pack_b_once(CNNC_NO_TRANS, n->i[0], n->i[1], folded ? folded : n->w, n->i[1], packed);
+    cnnc_free(folded);
+    struct cnnc_gemm_packed_b *expected = NULL;
+    /* Concurrent calls may both pack: the first to publish wins. */
+    if (s == CNNC_OK &&
+        __atomic_compare_exchange_n(&node->packed, &expected, packed, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return CNNC_OK;
+    cnnc_gemm_packed_b_free(packed);
+    free(packed);
     return s;
 }
 
@@ -189,7 +225,9 @@ size_t plan_weight_bytes(const model_graph *g)
         if (n->b) bytes += (size_t)b_count * sizeof(float);
         bytes += (size_t)(n->p0 ? n->p_count : 0) * sizeof(float) + (size_t)(n->p1 ? n->p_count : 0) * sizeof(float);
         if (n->fold) bytes += (size_t)(n->op == OP_DENSE ? n->i[1] : n->conv.out_channels) * sizeof *n->fold;
-        bytes += cnnc_gemm_packed_b_bytes(&n->packed) + __atomic_load_n(&n->conv_packed.bytes, __ATOMIC_RELAXED);
+        const struct cnnc_gemm_packed_b *packed = __atomic_load_n(&n->packed, __ATOMIC_ACQUIRE);
+        if (packed) bytes += cnnc_gemm_packed_b_bytes(packed);
+        bytes += __atomic_load_n(&n->conv_packed.bytes, __ATOMIC_RELAXED);
     }
     return bytes;
 }

@@ -26,8 +26,21 @@ CNNC_INTERNAL cnnc_status plan_optimize(model_graph *graph);
  * dense layer (one GEMM) or a convolution (whose algorithm applies the
  * stage to each tile in cache where it can: pointwise convolutions). */
 CNNC_INTERNAL int plan_has_stage(const model_node *node);
-/* Packs the weights of every such node once (plan_optimize first). */
+/* Packs the weights of every convolution once (plan_optimize first). An
+ * owned pointwise kernel is then freed (w NULL): its panels hold it. */
 CNNC_INTERNAL cnnc_status plan_pack_weights(model_graph *graph);
+/* A new cnnc_malloc'd copy of the kernel of pointwise node n, whose w was
+ * freed, from its panels (batch norm folded in), for a call they do not
+ * serve (another ISA). */
+CNNC_INTERNAL cnnc_status plan_unpacked_weights(const model_node *n, float **w);
+/* Dense layers of at most this many rows per call read their kernel in
+ * place (cnnc_sgemv_fused): bound by the bytes of the kernel, they run as
+ * fast as from the packed panels, which such a model never holds. */
+#define DENSE_INPLACE_ROWS 2
+/* Dense node n's GEMM panels for a call of more rows, made from w (folded
+ * first if batch norm waits) unless made before; safe from concurrent
+ * predict calls (the first to publish n->packed wins). */
+CNNC_INTERNAL cnnc_status plan_pack_dense(const model_node *n);
 /* A new cnnc_malloc'd copy of node n's weights with its pending batch-norm
  * fold (n->fold, not NULL) applied, for a call that cannot use the packed
  * form (another ISA, another Winograd variant): the same floats the fold

@@ -5,6 +5,8 @@
  * never a crash or a leak (this test runs under ASan in CI). Also concurrent
  * predict calls and API misuse. */
 #include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <string.h>
 #include "check.h"
@@ -262,13 +264,142 @@ static void test_pointwise_stage(void)
         free(y1);
         free(y2);
     }
+    /* The panels alone hold the kernel (whole panels of up to 32 columns
+     * and the bias, not also a copy of the kernel); under another ISA it is
+     * unpacked per call: the bits of a model loaded there. */
+    CHECK(cnnc_model_weight_bytes(m) <= (size_t)PW_K * 64 * sizeof(float) + 2 * PW_N * sizeof(float));
+    const cnnc_isa isa = cnnc_get_isa(), other = isa == CNNC_ISA_SCALAR ? cnnc_max_isa() : CNNC_ISA_SCALAR;
+    if (other != isa) {
+        const int pixels = 2 * PW_H * PW_W;
+        float *x = malloc((size_t)pixels * PW_K * sizeof(float));
+        float *y1 = malloc((size_t)pixels * PW_N * sizeof(float)), *y2 = malloc((size_t)pixels * PW_N * sizeof(float));
+        for (int i = 0; i < pixels * PW_K; ++i) x[i] = 4.0f * check_uniform(&state);
+        CHECK_OK(cnnc_set_isa(other));
+        cnnc_model *there = NULL;
+        CHECK_OK(cnnc_model_load_tensors(cfg, 5, names, ranks, shapes, data, &there));
+        CHECK_OK(cnnc_model_predict(m, 2, x, y1));
+        if (there) CHECK_OK(cnnc_model_predict(there, 2, x, y2));
+        CHECK(memcmp(y1, y2, (size_t)pixels * PW_N * sizeof(float)) == 0);
+        CHECK_OK(cnnc_set_isa(isa));
+        cnnc_model_free(there);
+        free(x);
+        free(y1);
+        free(y2);
+    }
     CHECK_OK(cnnc_set_num_threads(before));
     cnnc_model_free(m);
+}
+
+/* A dense layer (K inputs, N units, bias), batch norm and ReLU: at one or
+ * two rows per call the runtime reads the kernel in place (the lent one
+ * with the batch norm applied as it is read), and the first call of more
+ * rows packs it, once, from several threads at once too. Against a double
+ * reference; the rows of few-row calls equal those of a packed call to the
+ * bit, lent and copied kernels too, and 2 threads give 1 thread's bits. */
+#define DN_K 300
+#define DN_N 70
+#define DN_ROWS 5
+typedef struct dense_job { const cnnc_model *m; const float *x; float *y; int batch; cnnc_status s; } dense_job;
+
+static void *dense_job_run(void *arg)
+{
+    dense_job *j = arg;
+    j->s = cnnc_model_predict(j->m, j->batch, j->x, j->y);
+    return NULL;
+}
+
+static void test_dense_in_place(void)
+{
+    static const char *cfg =
+        "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"d\", \"batch_input_shape\": [null, 300], \"layers\": ["
+        "{\"class_name\": \"Dense\", \"config\": {\"name\": \"fc\", \"units\": 70}},"
+        "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"fbn\", \"epsilon\": 0.001}},"
+        "{\"class_name\": \"ReLU\", \"config\": {\"name\": \"fr\"}}]}}";
+    static float w[DN_K * DN_N], bias_[DN_N], g[DN_N], b[DN_N], mu[DN_N], var[DN_N], x[DN_ROWS * DN_K];
+    static float y_many[DN_ROWS * DN_N], y_few[DN_ROWS * DN_N], y_other[DN_ROWS * DN_N];
+    unsigned state = 29;
+    for (int i = 0; i < DN_K * DN_N; ++i) w[i] = check_uniform(&state);
+    for (int i = 0; i < DN_ROWS * DN_K; ++i) x[i] = check_uniform(&state);
+    for (int o = 0; o < DN_N; ++o) {
+        bias_[o] = check_uniform(&state); g[o] = 1.0f + 0.5f * check_uniform(&state); b[o] = check_uniform(&state);
+        mu[o] = 0.3f * check_uniform(&state); var[o] = 1.0f + 0.5f * check_uniform(&state);
+    }
+    const char *names[6] = {"fc/kernel", "fc/bias", "fbn/gamma", "fbn/beta", "fbn/moving_mean", "fbn/moving_variance"};
+    const float *data[6] = {w, bias_, g, b, mu, var};
+    const int ranks[6] = {2, 1, 1, 1, 1, 1};
+    int64_t shapes[6 * 8] = {DN_K, DN_N};
+    for (int t = 1; t < 6; ++t) shapes[8 * t] = DN_N;
+    cnnc_model *lent = NULL, *copied = NULL;
+    CHECK_OK(cnnc_model_load_tensors_borrowed(cfg, 6, names, ranks, shapes, data, &lent));
+    CHECK_OK(cnnc_model_load_tensors(cfg, 6, names, ranks, shapes, data, &copied));
+    if (!lent || !copied)
+        return;
+    const size_t kernel_bytes = sizeof w, lent_small = cnnc_model_weight_bytes(lent);
+    CHECK(cnnc_model_weight_bytes(copied) - lent_small == kernel_bytes - DN_N * sizeof(double));
+    const int before = cnnc_get_num_threads();
+    /* Few rows: one at a time, then two, on 1 and 2 threads. */
+    CHECK_OK(cnnc_set_num_threads(2));
+    for (int r = 0; r < DN_ROWS; ++r) CHECK_OK(cnnc_model_predict(lent, 1, x + r * DN_K, y_few + r * DN_N));
+    CHECK_OK(cnnc_set_num_threads(1));
+    CHECK_OK(cnnc_model_predict(lent, 2, x, y_other));
+    CHECK(memcmp(y_other, y_few, 2 * DN_N * sizeof(float)) == 0);
+    CHECK_OK(cnnc_model_predict(copied, 2, x, y_other));
+    CHECK(memcmp(y_other, y_few, 2 * DN_N * sizeof(float)) == 0);
+    CHECK(cnnc_model_weight_bytes(lent) == lent_small);
+    /* Many rows pack the kernel, once: at least its bytes, at most whole
+     * panels of 32 columns. */
+    CHECK_OK(cnnc_set_num_threads(2));
+    CHECK_OK(cnnc_model_predict(lent, DN_ROWS, x, y_many));
+    const size_t packed = cnnc_model_weight_bytes(lent) - lent_small;
+    CHECK(packed >= kernel_bytes && packed <= (size_t)DN_K * 96 * sizeof(float));
+    CHECK_OK(cnnc_model_predict(lent, DN_ROWS, x, y_other));
+    CHECK(cnnc_model_weight_bytes(lent) - lent_small == packed);
+    CHECK(memcmp(y_many, y_few, sizeof y_many) == 0);
+    int bad = 0;
+    for (int r = 0; r < DN_ROWS; ++r)
+        for (int o = 0; o < DN_N; ++o) {
+            const double scale = g[o] / sqrt((double)var[o] + 0.001);
+            double s = bias_[o], size = fabs(bias_[o]);
+            for (int k = 0; k < DN_K; ++k) {
+                s += (double)x[r * DN_K + k] * w[k * DN_N + o];
+                size += fabs((double)x[r * DN_K + k] * w[k * DN_N + o]);
+            }
+            double want = (s - mu[o]) * scale + b[o];
+            want = want < 0.0 ? 0.0 : want;
+            size = size * fabs(scale) + fabs(mu[o] * scale) + fabs(b[o]);
+            bad += !(fabs(y_many[r * DN_N + o] - want) <= (DN_K + 8) * 0x1p-23 * size);
+        }
+    CHECK(bad == 0);
+    /* A fresh model packed by concurrent calls of many rows, beside calls of one. */
+    cnnc_model *fresh = NULL;
+    CHECK_OK(cnnc_model_load_tensors_borrowed(cfg, 6, names, ranks, shapes, data, &fresh));
+    if (fresh) {
+        enum { JOBS = 6 };
+        static float outs[JOBS][DN_ROWS * DN_N];
+        dense_job jobs[JOBS];
+        pthread_t threads[JOBS];
+        for (int t = 0; t < JOBS; ++t) {
+            jobs[t] = (dense_job){fresh, t % 2 ? x + (t % DN_ROWS) * DN_K : x, outs[t], t % 2 ? 1 : DN_ROWS, CNNC_OK};
+            CHECK(pthread_create(&threads[t], NULL, dense_job_run, &jobs[t]) == 0);
+        }
+        for (int t = 0; t < JOBS; ++t) {
+            pthread_join(threads[t], NULL);
+            CHECK_OK(jobs[t].s);
+            const float *want = t % 2 ? y_many + (t % DN_ROWS) * DN_N : y_many;
+            CHECK(memcmp(outs[t], want, (size_t)jobs[t].batch * DN_N * sizeof(float)) == 0);
+        }
+        CHECK(cnnc_model_weight_bytes(fresh) == lent_small + packed);
+        cnnc_model_free(fresh);
+    }
+    CHECK_OK(cnnc_set_num_threads(before));
+    cnnc_model_free(lent);
+    cnnc_model_free(copied);
 }
 
 int main(void)
 {
     test_pointwise_stage();
+    test_dense_in_place();
     unsigned state = 7;
     for (size_t i = 0; i < sizeof kernel / 4; ++i) kernel[i] = check_uniform(&state) * 0.5f;
     for (int o = 0; o < COUT; ++o) {
@@ -295,6 +426,37 @@ int main(void)
     CHECK_OK(cnnc_model_predict(m, BATCH, x, y));
     reference(BATCH, x, want);
     for (int i = 0; i < BATCH * UNITS; ++i) CHECK_NEAR(y[i], want[i], 1e-5);
+
+    /* From a file (read a tensor at a time): the same outputs; a flipped
+     * byte in a tensor and every cut of the data give a status. */
+    {
+        char path[] = "/tmp/cnnc_test_model_XXXXXX";
+        int fd = mkstemp(path);
+        CHECK(fd >= 0);
+        if (fd >= 0) {
+            CHECK(write(fd, file, size) == (ssize_t)size);
+            cnnc_model *from_path = NULL;
+            CHECK_OK(cnnc_model_load(path, &from_path));
+            float y_path[BATCH * UNITS];
+            if (from_path) CHECK_OK(cnnc_model_predict(from_path, BATCH, x, y_path));
+            CHECK(memcmp(y_path, y, sizeof y) == 0);
+            cnnc_model_free(from_path);
+            unsigned char last = file[size - 1];
+            unsigned char flipped = (unsigned char)(last ^ 0x40);
+            CHECK(pwrite(fd, &flipped, 1, (off_t)(size - 1)) == 1);
+            from_path = NULL;
+            CHECK_STATUS(cnnc_model_load(path, &from_path), CNNC_ERR_FORMAT);
+            CHECK(from_path == NULL);
+            CHECK(pwrite(fd, &last, 1, (off_t)(size - 1)) == 1);
+            for (size_t cut = size - 1; cut + 64 > size && cut > 0; --cut) {
+                CHECK(ftruncate(fd, (off_t)cut) == 0);
+                CHECK(cnnc_model_load(path, &from_path) != CNNC_OK);
+                CHECK(from_path == NULL);
+            }
+            close(fd);
+            unlink(path);
+        }
+    }
 
     /* Concurrent calls on one model agree with a single call. */
     job jobs[4];

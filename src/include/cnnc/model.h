@@ -51,17 +51,26 @@
  * Python's model.predict runs this same code, so the two agree to the bit
  * for the same ISA path and thread count.
  *
- * Memory: a loaded model holds, per convolution or dense layer, one form
- * of its kernel that predict reads: the GEMM panels (pointwise
- * convolutions, dense layers, the implicit GEMM) or the Winograd-transformed
- * kernel (16/9 of a 3x3 kernel for F(2x2), 4 times for F(4x4); a layer
- * whose batch-1 forward takes the implicit GEMM but larger batches
- * Winograd keeps the panels, and the transformed kernel from the first
- * call that takes Winograd on), with batch norm folded in. Loaded from a file
+ * Memory: a loaded model holds, per convolution, one form of its kernel
+ * that predict reads: the GEMM panels (pointwise convolutions, the
+ * implicit GEMM) or the Winograd-transformed kernel (16/9 of a 3x3 kernel
+ * for F(2x2), 4 times for F(4x4); a layer whose batch-1 forward takes the
+ * implicit GEMM but larger batches Winograd keeps the panels, and the
+ * transformed kernel from the first call that takes Winograd on), with
+ * batch norm folded in. A dense layer called on at most 2 rows (batch 1
+ * or 2 of a flat input) reads its kernel in place, in the Keras layout,
+ * applying a batch norm folded into a lent kernel as it reads it; the
+ * first call of more rows makes its GEMM panels (batch norm folded in),
+ * kept from then on. Both give the same bits. Loaded from a file
  * (cnnc_model_load, _load_memory) or copied tensors (_load_tensors), it
  * also keeps its copy of each kernel as read from the file, for the calls
  * the packed form does not serve (another ISA set by cnnc_set_isa, the
- * other Winograd variant at a larger batch); the file's bytes are not kept.
+ * other Winograd variant at a larger batch), but for pointwise
+ * convolutions, whose panels give the kernel back exactly (unpacked per
+ * call under another ISA) and serve every batch; the file's bytes are not kept,
+ * and cnnc_model_load never holds them whole: it reads the tensors from the
+ * file one at a time (checksums through a 1 MiB buffer, then each tensor
+ * straight into the model's copy), so its peak is the model's own bytes.
  * With cnnc_model_load_tensors_borrowed it reads the caller's kernels in
  * place instead of copying them, and a batch norm folded into a lent kernel
  * is applied as it is packed (through a copy of that one layer, freed at
@@ -70,11 +79,13 @@
  * Besides that: biases, folded scales and the other layers' small arrays,
  * and one activation arena per concurrent call (batch x the planned floats
  * per sample, kept for the next call). cnnc_model_weight_bytes tells what
- * the weights take (it grows when a call makes a transformed kernel).
+ * the weights take (it grows when a call makes a transformed kernel or a
+ * dense layer's panels).
  *
  * Threads: predict uses up to cnnc_get_team_limit() threads. A loaded model is
- * not modified by predict but for its arena pool (under a lock) and a
- * transformed kernel a call may make once (published atomically):
+ * not modified by predict but for its arena pool (under a lock) and the
+ * transformed kernels and dense panels a call may make once (each
+ * published atomically):
  * concurrent predict calls on one model from several threads are safe (each call takes its own activation buffer from
  * a pool held by the model).
  */
@@ -89,7 +100,8 @@ extern "C" {
 
 typedef struct cnnc_model cnnc_model;
 
-/* Loads the file model.save wrote. */
+/* Loads the file model.save wrote (read a tensor at a time; a file that
+ * changes size while it is read gives CNNC_ERR_IO). */
 CNNC_API cnnc_status cnnc_model_load(const char *path, cnnc_model **model);
 /* The same from a file's bytes in memory (copied; bytes may be freed after). */
 CNNC_API cnnc_status cnnc_model_load_memory(const void *bytes, size_t size, cnnc_model **model);
