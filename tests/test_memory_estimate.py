@@ -47,6 +47,11 @@ if mode == "predict":
     # peak counts them.
     import ctypes
     ctypes.CDLL(None).malloc_trim(0)
+if mode == "evaluate":
+    # NumPy reports its arrays to tracemalloc: their peak is the tensors the
+    # pass holds at once, apart from the C kernels' scratch.
+    import tracemalloc
+    tracemalloc.start()
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
 base = status("VmRSS:")
@@ -56,7 +61,10 @@ elif mode == "predict":
     model.predict(x, batch_size=batch, verbose=0)
 else:
     model.evaluate(x, y, batch_size=batch, verbose=0)
-print(json.dumps({"measured": status("VmHWM:") - base, "estimate": est.working_set}))
+result = {"measured": status("VmHWM:") - base, "estimate": est.working_set}
+if mode == "evaluate":
+    result["arrays"] = tracemalloc.get_traced_memory()[1]
+print(json.dumps(result))
 """
 
 
@@ -91,9 +99,10 @@ def test_inference_estimate_tracks_measured_peak():
     resident = est.weights + est.gradients
     ratio = (resident + r["estimate"]) / (resident + r["measured"])
     assert 0.85 <= ratio <= 1.15, (r, ratio)
-    # nothing like a training step's activations, kept for a backward pass
+    # The arrays alive at once are the inference tensors, not a training
+    # step's activations kept for a backward pass (about 4x as many here).
     train = estimate_memory(model, 8, training=True)
-    assert r["measured"] < est.activations + est.workspace + 0.5 * train.activations
+    assert r["arrays"] <= 1.15 * est.activations < 0.5 * train.activations, (r, est, train)
 
 
 @pytest.mark.parametrize("batch,size", [(1, 224), (8, 64)])
