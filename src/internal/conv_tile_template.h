@@ -50,11 +50,10 @@
 /* Lanes of vector v holding some of the first n columns (0..VW). */
 CT_INLINE int64_t ct_lanes(int64_t n, int v) { return cnnc_max_i64(0, cnnc_min_i64(VW, n - (int64_t)v * VW)); }
 
-/* The first `rows` (>= m) rows of the tile, `nv` vectors wide. */
-CT_INLINE void forward_tile_rows(const struct cnnc_conv_tile *t, const float *a, const float *bp,
-                                 const float *bias, float *c, int64_t m, int64_t n, const int rows, const int nv)
+/* Every accumulator of the first `rows` rows starts at the bias (or 0):
+ * vectors v < nv of it, lanes past column n zero. */
+CT_INLINE void ct_start_rows(vf acc[FT_MR][FT_NV], const float *bias, int64_t n, const int rows, const int nv)
 {
-    vf acc[FT_MR][FT_NV];
 #pragma GCC unroll 8
     for (int v = 0; v < FT_NV; ++v) {
         const vf b0 = v < nv && bias ? vf_load_part(bias + v * VW, ct_lanes(n, v)) : vf_zero();
@@ -62,6 +61,28 @@ CT_INLINE void forward_tile_rows(const struct cnnc_conv_tile *t, const float *a,
         for (int i = 0; i < rows; ++i)
             acc[i][v] = b0;
     }
+}
+
+/* The first n columns (within nv vectors) of one tile row to dst. */
+CT_INLINE void ct_store_row(float *dst, const vf acc_row[FT_NV], int64_t n, const int nv)
+{
+#pragma GCC unroll 8
+    for (int v = 0; v < FT_NV; ++v) {
+        if (v >= nv || v * VW >= n)
+            break;
+        if ((v + 1) * VW <= n)
+            vf_store(dst + v * VW, acc_row[v]);
+        else
+            vf_store_part(dst + v * VW, acc_row[v], n - v * VW);
+    }
+}
+
+/* The first `rows` (>= m) rows of the tile, `nv` vectors wide. */
+CT_INLINE void forward_tile_rows(const struct cnnc_conv_tile *t, const float *a, const float *bp,
+                                 const float *bias, float *c, int64_t m, int64_t n, const int rows, const int nv)
+{
+    vf acc[FT_MR][FT_NV];
+    ct_start_rows(acc, bias, n, rows, nv);
     const int64_t rs = t->rs;
     for (int64_t kh = 0; kh < t->nkh; ++kh) {
         for (int64_t kw = 0; kw < t->nkw; ++kw) {
@@ -93,15 +114,7 @@ CT_INLINE void forward_tile_rows(const struct cnnc_conv_tile *t, const float *a,
     for (int i = 0; i < rows; ++i) {
         if (i >= m)
             break;
-#pragma GCC unroll 8
-        for (int v = 0; v < FT_NV; ++v) {
-            if (v >= nv || v * VW >= n)
-                break;
-            if ((v + 1) * VW <= n)
-                vf_store(c + i * t->ldc + v * VW, acc[i][v]);
-            else
-                vf_store_part(c + i * t->ldc + v * VW, acc[i][v], n - v * VW);
-        }
+        ct_store_row(c + i * t->ldc, acc[i], n, nv);
     }
 }
 
@@ -162,13 +175,7 @@ CT_INLINE void indirect_tile_rows(const struct cnnc_conv_tile *t, const float *c
                                   const int rows, const int nv)
 {
     vf acc[FT_MR][FT_NV];
-#pragma GCC unroll 8
-    for (int v = 0; v < nv; ++v) {
-        const vf b0 = bias ? vf_load_part(bias + v * VW, ct_lanes(n, v)) : vf_zero();
-#pragma GCC unroll 6
-        for (int i = 0; i < rows; ++i)
-            acc[i][v] = b0;
-    }
+    ct_start_rows(acc, bias, n, rows, nv);
     for (int64_t kh = 0; kh < t->nkh; ++kh, a += t->rs) {
         const float *run[FT_MR];
 #pragma GCC unroll 6
@@ -192,39 +199,26 @@ CT_INLINE void indirect_tile_rows(const struct cnnc_conv_tile *t, const float *c
     for (int i = 0; i < rows; ++i) {
         if (i >= m)
             break;
-#pragma GCC unroll 8
-        for (int v = 0; v < nv; ++v) {
-            if (v * VW >= n)
-                break;
-            if ((v + 1) * VW <= n)
-                vf_store(c[i] + col + v * VW, acc[i][v]);
-            else
-                vf_store_part(c[i] + col + v * VW, acc[i][v], n - v * VW);
-        }
+        ct_store_row(c[i] + col, acc[i], n, nv);
     }
 }
+
+#define FT_INDIRECT_CASE(r_)                                                 \
+    case r_:                                                                 \
+        indirect_tile_rows(t, a, bp, bias, c, col, m, n, r_, nv);            \
+        return;
 
 /* m (<= FT_MR) rows and nv vectors as constants. */
 CT_INLINE void indirect_tile_nv(const struct cnnc_conv_tile *t, const float *const *a, const float *bp,
                                 const float *bias, float *const *c, int64_t col, int64_t m, int64_t n, const int nv)
 {
     switch (m) {
-    case 1:
-        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 1, nv);
-        return;
-    case 2:
-        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 2, nv);
-        return;
-    case 3:
-        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 3, nv);
-        return;
+        FT_INDIRECT_CASE(1)
+        FT_INDIRECT_CASE(2)
+        FT_INDIRECT_CASE(3)
 #if FT_MR > 4
-    case 4:
-        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 4, nv);
-        return;
-    case 5:
-        indirect_tile_rows(t, a, bp, bias, c, col, m, n, 5, nv);
-        return;
+        FT_INDIRECT_CASE(4)
+        FT_INDIRECT_CASE(5)
 #endif
     default:
         indirect_tile_rows(t, a, bp, bias, c, col, m, n, FT_MR, nv);
