@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import cnnc
+from team_runs import on_one_and_two_threads
 
 # ---- float64 references ----------------------------------------------------------
 
@@ -263,17 +264,10 @@ def test_depthwise_forward_split_over_channels(isa, rng, case):
     b = rng.standard_normal(c * m).astype(np.float32)
     pads = resolve_pads(padding, (h, w), k, s, d)
     expected = ref_conv2d(x, wt, b, s, pads, d, c)
-    previous, adaptive = cnnc.get_num_threads(), cnnc.get_adaptive_team()
-    try:
-        cnnc.set_adaptive_team(False)
-        ys = []
-        for t in (1, 2):
-            cnnc.set_num_threads(t)
-            ys.append(cnnc.ops.conv2d(x, wt, b, strides=s, padding=padding, dilation=d, groups=c))
-            assert_close(ys[-1], expected)
-    finally:
-        cnnc.set_num_threads(previous)
-        cnnc.set_adaptive_team(adaptive)
+    ys = on_one_and_two_threads(
+        lambda: cnnc.ops.conv2d(x, wt, b, strides=s, padding=padding, dilation=d, groups=c))
+    for y in ys:
+        assert_close(y, expected)
     np.testing.assert_array_equal(ys[0], ys[1])
     torch = pytest.importorskip("torch")
     (pt, pb), (pl, pr) = pads

@@ -4,6 +4,7 @@ import pytest
 
 import cnnc
 from cnnc.ops import matmul
+from team_runs import on_one_and_two_threads
 
 # Micro-tile sizes MR x NR of the paths: scalar 4 x 8, avx2 6 x 16,
 # avx512 14 x 32; cache blocks MC 128/240/336, KC 256, NC 2048/4096.
@@ -134,25 +135,9 @@ def test_repeatable_bit_for_bit(isa, threads, rng):
         assert np.array_equal(matmul(a, b, trans_b=True), first)
 
 
-def _on_one_and_two_threads(a, b):
-    """matmul(a, b) on 1 thread, then on 2 (the running team held at 2, so
-    that a split really runs on a busy machine)."""
-    previous, adaptive = cnnc.get_num_threads(), cnnc.get_adaptive_team()
-    try:
-        cnnc.set_adaptive_team(False)
-        results = []
-        for t in (1, 2):
-            cnnc.set_num_threads(t)
-            results.append(matmul(a, b))
-    finally:
-        cnnc.set_num_threads(previous)
-        cnnc.set_adaptive_team(adaptive)
-    return results
-
-
 def test_thread_counts_agree_closely(rng):
     a, b = operands(rng, 200, 150, 300, False, False)
-    one, two = _on_one_and_two_threads(a, b)
+    one, two = on_one_and_two_threads(lambda: matmul(a, b))
     # K is never split across threads: the sums are the same.
     np.testing.assert_array_equal(one, two)
 
@@ -165,7 +150,7 @@ def test_few_rows_split_bit_for_bit(isa, rng, M, N, K):
     thread, to the last bit (the last shape has a single NR panel for two
     threads)."""
     a, b = operands(rng, M, N, K, False, False)
-    one, two = _on_one_and_two_threads(a, b)
+    one, two = on_one_and_two_threads(lambda: matmul(a, b))
     np.testing.assert_array_equal(one, two)
     assert_close(two, a, b, reference(a, b, False, False), K)
 

@@ -12,6 +12,7 @@ import cnnc
 from cnnc import layers as L
 from cnnc.models import Model
 from cnnc.models import inference
+from team_runs import on_one_and_two_threads
 
 ACTIVATIONS = ["relu", "relu6", "leaky", "sigmoid", None]
 
@@ -290,41 +291,29 @@ def test_few_pixels_and_dense_rows_split_on_two_threads(isa):
     y = L.Activation("relu")(L.Add()([y, L.Conv2D(300, 1, use_bias=False)(inputs)]))
     y = L.Dense(1000)(L.Flatten()(L.Conv2D(24, 1)(y)))
     model = _randomize(Model(inputs, y), seed=13)
-    original, before, adaptive = cnnc.isa(), cnnc.get_num_threads(), cnnc.get_adaptive_team()
+    original = cnnc.isa()
     try:
         cnnc.set_isa(isa)
-        cnnc.set_adaptive_team(False)
         for batch in (1, 2):
             x = np.random.default_rng(14).standard_normal((batch, 7, 7, 512)).astype(np.float32)
-            results = []
-            for t in (1, 2):
-                cnnc.set_num_threads(t)
-                results.append(_check(model, x))
+            results = on_one_and_two_threads(lambda: _check(model, x))
             np.testing.assert_array_equal(results[0], results[1])
     finally:
         cnnc.set_isa(original)
-        cnnc.set_num_threads(before)
-        cnnc.set_adaptive_team(adaptive)
 
 
 def _relu6_on_one_and_two_threads(model, x, isa):
     """model (ending in ReLU6) checked against its layers on `isa` at 1 and
     2 threads, the running team held whole so that the split really runs:
     the two results equal to the last bit and reaching both bounds."""
-    original, before, adaptive = cnnc.isa(), cnnc.get_num_threads(), cnnc.get_adaptive_team()
+    original = cnnc.isa()
     try:
         cnnc.set_isa(isa)
-        cnnc.set_adaptive_team(False)
-        results = []
-        for t in (1, 2):
-            cnnc.set_num_threads(t)
-            results.append(_check(model, x))
+        results = on_one_and_two_threads(lambda: _check(model, x))
         np.testing.assert_array_equal(results[0], results[1])
         assert results[0].min() == 0.0 and results[0].max() == 6.0
     finally:
         cnnc.set_isa(original)
-        cnnc.set_num_threads(before)
-        cnnc.set_adaptive_team(adaptive)
 
 
 @pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
@@ -447,26 +436,20 @@ def test_pointwise_bn_relu6_against_float64(side, batch, k, n, isa):
     hits both bounds of ReLU6, and gives 1 thread's bits on 2 threads."""
     if isa not in cnnc.available_isas():
         pytest.skip(f"{isa} not available on this CPU")
-    original, before, adaptive = cnnc.isa(), cnnc.get_num_threads(), cnnc.get_adaptive_team()
+    original = cnnc.isa()
     try:
         cnnc.set_isa(isa)
-        cnnc.set_adaptive_team(False)
         model = _pointwise_bn_relu6(side, k, n, seed=30 + k)
         x = (np.random.default_rng(k).standard_normal((batch,) + side + (k,)) * 20.0 / np.sqrt(k)).astype(np.float32)
         expected, bound = _pointwise_reference(model, x)
         assert inference.loaded_model(model) is not None
-        results = []
-        for t in (1, 2):
-            cnnc.set_num_threads(t)
-            results.append(model.predict(x, verbose=0))
+        results = on_one_and_two_threads(lambda: model.predict(x, verbose=0))
         np.testing.assert_array_equal(results[0], results[1])
         got = results[0]
         assert np.all(np.abs(got - expected) <= bound), np.abs(got - expected).max()
         assert got.min() == 0.0 and got.max() == 6.0
     finally:
         cnnc.set_isa(original)
-        cnnc.set_num_threads(before)
-        cnnc.set_adaptive_team(adaptive)
 
 
 @pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
