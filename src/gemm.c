@@ -369,6 +369,27 @@ static void block_sizes(const struct cnnc_gemm_kernels *kern, cnnc_transpose ta,
         *kc = balanced_block(K, kern->kc, 1);
 }
 
+/* Threads for an M x N x K product with micro-tiles of mr rows: as many as
+ * the work warrants, up to max_threads; one inside another kernel's
+ * parallel region. Rows short of half a micro-tile take about as long as
+ * half a tile: the loads of B bound them (a dense layer at batch 1 or 2:
+ * its whole weight matrix streams from L3 or memory for a few FMAs per
+ * element, and more threads stream it faster). */
+static int product_threads(int max_threads, int64_t M, int64_t mr, int64_t N, int64_t K)
+{
+#ifdef CNNC_OPENMP
+    if (omp_in_parallel())
+        return 1;
+#endif
+    if (max_threads <= 1)
+        return 1;
+    int64_t work;
+    if (cnnc_mul_sizes(&work, 3, cnnc_max_i64(M, mr / 2), N, K) != CNNC_OK)
+        work = INT64_MAX;
+    const int threads = cnnc_threads_for(work, GEMM_THREAD_GRAIN);
+    return threads > max_threads ? max_threads : threads;
+}
+
 static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc_transpose tb,
                         int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                         const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int fused,
@@ -427,23 +448,7 @@ static cnnc_status gemm(const char *fn, int max_threads, cnnc_transpose ta, cnnc
      * the rows of C (preferred: B stays shared, A is packed once) or its NR
      * panels (for short op(A)), whichever leaves the busiest thread fewer
      * micro-kernel calls. */
-    int threads = 1;
-#ifdef CNNC_OPENMP
-    if (omp_in_parallel()) /* inside another kernel's region: stay on this thread */
-        max_threads = 1;
-#endif
-    if (max_threads > 1) {
-        /* Rows short of half a micro-tile take about as long as half a
-         * tile: the loads of B bound them (a dense layer at batch 1 or 2:
-         * its whole weight matrix streams from L3 or memory for a few
-         * FMAs per element, and more threads stream it faster). */
-        int64_t work;
-        if (cnnc_mul_sizes(&work, 3, cnnc_max_i64(M, MR / 2), N, K) != CNNC_OK)
-            work = INT64_MAX;
-        threads = cnnc_threads_for(work, GEMM_THREAD_GRAIN);
-        if (threads > max_threads)
-            threads = max_threads;
-    }
+    int threads = product_threads(max_threads, M, MR, N, K);
     const int64_t m_panels = cnnc_ceil_div(M, MR), n_panels = cnnc_ceil_div(plan.nc, NR);
     int tm = threads, tn = 1;
     if (threads > 1 && m_panels < 4 * (int64_t)threads) {
@@ -694,18 +699,7 @@ cnnc_status cnnc_sgemv_fused(int max_threads, int64_t M, int64_t N, int64_t K, c
      * kernel's L1 block. */
     const int64_t line = GEMM_LINE_BYTES / (int64_t)sizeof(float);
     int64_t cols = cnnc_min_i64(fold ? CNNC_GEMV_FOLD_COLS : CNNC_GEMV_MAX_COLS, CNNC_GEMV_ACC_FLOATS / M / line * line);
-    /* As for the GEMM, rows short of half a micro-tile cost about half a
-     * tile: the bytes of B bound them. */
-    int threads = 1;
-    int64_t work;
-    if (cnnc_mul_sizes(&work, 3, cnnc_max_i64(M, gk->mr / 2), N, K) != CNNC_OK)
-        work = INT64_MAX;
-#ifdef CNNC_OPENMP
-    if (!omp_in_parallel())
-#endif
-        threads = cnnc_threads_for(work, GEMM_THREAD_GRAIN);
-    if (threads > max_threads)
-        threads = max_threads < 1 ? 1 : max_threads;
+    const int threads = product_threads(max_threads, M, gk->mr, N, K);
     /* At least a run per thread: B streams on every core. */
     if (threads > 1 && cnnc_ceil_div(N, cols) < threads)
         cols = cnnc_max_i64(line, cnnc_ceil_div(cnnc_ceil_div(N, threads), line) * line);
