@@ -155,7 +155,7 @@ cnnc_status plan_pack_weights(model_graph *g)
         if (n->op != OP_CONV) continue;
         cnnc_conv2d_desc d = n->conv;
         d.batch = 1;
-        if (n->op == OP_CONV && n->fold && cnnc_conv2d_reads_weights(&d)) CNNC_TRY(own_weights(n));
+        if (n->fold && cnnc_conv2d_reads_weights(&d)) CNNC_TRY(own_weights(n));
         if (n->fold && n->w_count > largest) largest = n->w_count;
     }
     float *folded = largest ? cnnc_malloc((size_t)largest * sizeof *folded) : NULL;
