@@ -186,39 +186,51 @@ cdef inline BlockHeader *_header(void *ptr) noexcept nogil:
     return <BlockHeader *>(<char *>ptr - HEADER)
 
 
+cdef inline void *_new_block(void *raw, size_t size, size_t mapped) noexcept nogil:
+    """The block after the header at raw, which it fills: not in an arena,
+    not recorded, in a mapping of `mapped` bytes of its own (0: from the C
+    library's heap)."""
+    (<BlockHeader *>raw).size = size
+    (<BlockHeader *>raw).tag = TAG
+    (<BlockHeader *>raw).arena = NULL
+    (<BlockHeader *>raw).recording = 0
+    (<BlockHeader *>raw).mapped = mapped
+    return <char *>raw + HEADER
+
+
 cdef void *_fresh(size_t size) noexcept nogil:
     cdef void *raw = NULL
     if size > (<size_t>-1) - HEADER:
         return NULL
     if posix_memalign(&raw, ALIGNMENT, HEADER + size) != 0:
         return NULL
-    (<BlockHeader *>raw).size = size
-    (<BlockHeader *>raw).tag = TAG
-    (<BlockHeader *>raw).arena = NULL
-    (<BlockHeader *>raw).recording = 0
-    (<BlockHeader *>raw).mapped = 0
-    return <char *>raw + HEADER
+    return _new_block(raw, size, 0)
 
 
 cdef size_t _page = <size_t>sysconf(_SC_PAGESIZE)
 
 
+cdef void *_map_pages(size_t size, size_t *length) noexcept nogil:
+    """A private anonymous mapping of size bytes rounded up to whole pages
+    (their count in *length), or NULL."""
+    cdef void *raw
+    if size == 0 or size > (<size_t>-1) - _page:
+        return NULL
+    length[0] = (size + _page - 1) // _page * _page
+    raw = mmap(NULL, length[0], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    return NULL if raw == MAP_FAILED else raw
+
+
 cdef void *_fresh_mapped(size_t size) noexcept nogil:
     """A block in a mapping of its own, or NULL (see the module docstring)."""
-    cdef size_t length
+    cdef size_t length = 0
     cdef void *raw
-    if size > (<size_t>-1) - HEADER - _page:
+    if size > (<size_t>-1) - HEADER:
         return NULL
-    length = (HEADER + size + _page - 1) // _page * _page
-    raw = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-    if raw == MAP_FAILED:
+    raw = _map_pages(HEADER + size, &length)
+    if raw == NULL:
         return NULL
-    (<BlockHeader *>raw).size = size
-    (<BlockHeader *>raw).tag = TAG
-    (<BlockHeader *>raw).arena = NULL
-    (<BlockHeader *>raw).recording = 0
-    (<BlockHeader *>raw).mapped = length
-    return <char *>raw + HEADER
+    return _new_block(raw, size, length)
 
 
 cdef void *_take_cached(size_t size) noexcept nogil:
@@ -249,19 +261,13 @@ cdef void *_take_cached(size_t size) noexcept nogil:
 cdef Backing *_backing_new(size_t size) noexcept nogil:
     """Bytes for arenas (a mapping of their own, whole pages), with one
     user, or NULL."""
-    cdef Backing *b
-    cdef void *base
-    if size == 0 or size > (<size_t>-1) - _page:
-        return NULL
-    b = <Backing *>calloc(1, sizeof(Backing))
+    cdef Backing *b = <Backing *>calloc(1, sizeof(Backing))
     if b == NULL:
         return NULL
-    b.size = (size + _page - 1) // _page * _page
-    base = mmap(NULL, b.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-    if base == MAP_FAILED:
+    b.base = <char *>_map_pages(size, &b.size)
+    if b.base == NULL:
         free(b)
         return NULL
-    b.base = <char *>base
     b.users = 1
     return b
 
