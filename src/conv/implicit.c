@@ -64,6 +64,8 @@ struct implicit_plan {
      * and the output layout as ph says. */
     int flipped;
     struct phase ph;
+    /* How every thread walks the output pixels (choose_sweep). */
+    void (*sweep)(struct implicit_plan *pl, int t, int team);
     int failed;
 };
 
@@ -628,25 +630,31 @@ int cnnc_conv_implicit_indirect_rows(int64_t ow)
     return cnnc_conv_implicit_has_indirect() && (ow < mr || (partial != 0 && 3 * partial < 2 * mr));
 }
 
+/* The sweep of a call, the same for all its threads. The tiles compute
+ * exactly the rows they keep, so with them narrow rows do better in bands
+ * too (2x to 4x on 8 to 14 pixel rows), down to rows of about 4 pixels:
+ * below, tiles of so few rows leave the FMA pipes waiting on their
+ * latency, and the packed segments that cross rows win. Segments that
+ * cross rows need contiguous output rows. */
+static void choose_sweep(struct implicit_plan *pl)
+{
+    if (indirect_pays(pl))
+        pl->sweep = sweep_indirect;
+    else if (packed_pays(pl))
+        pl->sweep = sweep_packed;
+    else if (pl->g->ow >= pl->kern->mr || (pl->tiled && pl->g->ow >= TILED_MIN_ROW) || !y_contiguous(pl))
+        pl->sweep = sweep_bands;
+    else
+        pl->sweep = sweep_flat;
+}
+
 static void implicit_thread(void *ctx)
 {
     struct implicit_plan *pl = ctx;
     const int t = cnnc_conv_thread_id(), team = cnnc_conv_team_size();
     if (!pl->prepacked)
         pack_weights(pl, t, team);
-    /* The tiles compute exactly the rows they keep, so with them narrow
-     * rows do better in bands too (2x to 4x on 8 to 14 pixel rows), down to
-     * rows of about 4 pixels: below, tiles of so few rows leave the FMA
-     * pipes waiting on their latency, and the packed segments that cross
-     * rows win. Segments that cross rows need contiguous output rows. */
-    if (indirect_pays(pl))
-        sweep_indirect(pl, t, team);
-    else if (packed_pays(pl))
-        sweep_packed(pl, t, team);
-    else if (pl->g->ow >= pl->kern->mr || (pl->tiled && pl->g->ow >= TILED_MIN_ROW) || !y_contiguous(pl))
-        sweep_bands(pl, t, team);
-    else
-        sweep_flat(pl, t, team);
+    pl->sweep(pl, t, team);
 }
 
 /* g computed on `threads` threads: w as stored, or with `flipped` the
@@ -667,6 +675,7 @@ static cnnc_status run(const struct cnnc_conv_geom *g, int threads, const float 
     pl.tiled = ck->tile_mr == kern->mr && ck->tile_nr == kern->nr && call_k < TILED_MAX_CALL_K;
     pl.prepacked = panels != NULL;
     pl.stage = cnnc_gemm_epilogue_after_bias(stage, &pl.rest);
+    choose_sweep(&pl);
     /* The packed panels are only read (a cast, not a copy). */
     pl.bp = panels ? (float *)panels
                    : cnnc_workspace(CNNC_CONV_SLOT_SHARED, (size_t)(g->groups * pl.panels * pl.kg * kern->nr) * sizeof(float));
